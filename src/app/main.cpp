@@ -1,0 +1,2 @@
+#include <cstdio>
+int main() { std::puts("openbridge " OPENBRIDGE_VERSION); return 0; }

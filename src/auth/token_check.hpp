@@ -1,0 +1,29 @@
+// Client authentication against the config's `security` list.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ob::auth {
+
+// Holds SHA-256 digests of the allowed tokens; `contains` compares digests in constant time
+// and always looks at every entry, so neither content nor length of a token leaks via timing.
+class token_set {
+ public:
+  token_set() = default;
+  explicit token_set(const std::vector<std::string>& tokens);
+  bool contains(std::string_view token) const;
+  std::size_t size() const { return digests_.size(); }
+
+ private:
+  std::vector<std::array<unsigned char, 32>> digests_;
+};
+
+// "Bearer <token>" (scheme case-insensitive, any run of spaces/tabs after it, trailing
+// whitespace trimmed) -> token; anything else -> nullopt.
+std::optional<std::string_view> bearer_token(std::string_view authorization_value);
+
+}  // namespace ob::auth
