@@ -1,2 +1,49 @@
-#include <cstdio>
-int main() { std::puts("openbridge " OPENBRIDGE_VERSION); return 0; }
+// openbridge: command line -> server::run, or a config check like `nginx -t`.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "config/parse.hpp"
+#include "server/server.hpp"
+
+namespace {
+
+int check_config(const std::string& path) {
+  auto result = ob::config::load_file(path);
+  for (const auto& d : result.diagnostics) std::cerr << d.to_string() << '\n';
+  if (!result.ok()) {
+    std::cerr << path << ": invalid\n";
+    return 1;
+  }
+  std::cout << path << ": ok (" << result.cfg->providers.size() << " providers)\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"OpenBridge: one OpenAI-compatible endpoint in front of many providers"};
+  app.set_version_flag("-V,--version", "openbridge " OPENBRIDGE_VERSION);
+  ob::server::options opts;
+  std::string check_path;
+  app.add_option("-c,--config", opts.config_path, "Config file (JSON) to serve")
+      ->check(CLI::ExistingFile);
+  app.add_option("--check-config", check_path,
+                 "Validate a config file, print every problem, exit 0 (valid) or 1");
+  app.add_option("-l,--listen", opts.listen_override,
+                 "Listen address HOST:PORT (overrides the config's \"listen\")");
+  app.add_option("-w,--workers", opts.workers_override,
+                 "Worker threads (overrides the config's \"workers\"; 0 = one per core)")
+      ->check(CLI::Range(0, 256));
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (!check_path.empty()) return check_config(check_path);
+  if (opts.config_path.empty()) {
+    std::cerr << "openbridge: --config PATH is required (see --help)\n";
+    return 2;
+  }
+  return ob::server::run(opts);
+}

@@ -1,0 +1,107 @@
+#include "observe/log.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace ob::observe {
+namespace {
+
+void append_time(std::string& out) {
+  auto now = std::chrono::system_clock::now();
+  auto secs = std::chrono::system_clock::to_time_t(now);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  out += buf;
+}
+
+// Values are quoted when they hold spaces, quotes or '=' so the line stays machine-readable.
+void append_value(std::string& out, std::string_view v) {
+  bool quote = v.empty() || v.find_first_of(" \"=\t") != std::string_view::npos;
+  if (!quote) {
+    out += v;
+    return;
+  }
+  out += '"';
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '\n' || c == '\r') c = ' ';
+    out += c;
+  }
+  out += '"';
+}
+
+void kv(std::string& out, std::string_view k, std::string_view v) {
+  out += ' ';
+  out += k;
+  out += '=';
+  append_value(out, v);
+}
+
+void kv(std::string& out, std::string_view k, std::int64_t v) {
+  out += ' ';
+  out += k;
+  out += '=';
+  out += std::to_string(v);
+}
+
+void write_all(const std::string& s) {
+  const char* p = s.data();
+  std::size_t left = s.size();
+  while (left > 0) {
+    auto n = ::write(2, p, left);
+    if (n <= 0) return;
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+}
+
+}  // namespace
+
+void log(level l, std::string_view message) {
+  std::string line;
+  append_time(line);
+  line += l == level::info ? " info " : l == level::warn ? " warn " : " error ";
+  line += message;
+  line += '\n';
+  write_all(line);
+}
+
+void format_access_line(std::string& out, const request_record& r) {
+  append_time(out);
+  out += " access";
+  kv(out, "method", r.method);
+  kv(out, "path", r.path);
+  if (!r.group.empty()) kv(out, "group", r.group);
+  if (!r.target.empty()) kv(out, "target", r.target);
+  if (!r.provider.empty()) kv(out, "provider", r.provider);
+  kv(out, "status", r.status);
+  char dur[32];
+  std::snprintf(dur, sizeof dur, "%.3f", r.duration_ms);
+  kv(out, "duration_ms", dur);
+  kv(out, "bytes_in", static_cast<std::int64_t>(r.bytes_in));
+  kv(out, "bytes_out", static_cast<std::int64_t>(r.bytes_out));
+  if (r.stream) kv(out, "stream", "true");
+  if (r.attempts) kv(out, "attempts", r.attempts);
+  if (r.prompt_tokens >= 0) kv(out, "prompt_tokens", r.prompt_tokens);
+  if (r.completion_tokens >= 0) kv(out, "completion_tokens", r.completion_tokens);
+  if (r.total_tokens >= 0) kv(out, "total_tokens", r.total_tokens);
+  kv(out, "outcome", r.outcome);
+  if (!r.detail.empty()) kv(out, "detail", r.detail);
+  out += '\n';
+}
+
+void access_log(const request_record& r) {
+  thread_local std::string line;
+  line.clear();
+  format_access_line(line, r);
+  write_all(line);
+}
+
+}  // namespace ob::observe

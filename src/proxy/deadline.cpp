@@ -1,0 +1,49 @@
+#include "proxy/deadline.hpp"
+
+namespace ob::proxy {
+
+void deadline::arm(std::chrono::milliseconds limit, boost::asio::ip::tcp::socket* victim) {
+  at_ = clock::now() + limit;
+  victim_ = victim;
+  expired_ = false;
+  if (stopped_) return;
+  if (!waiting_) {
+    wait();
+  } else if (at_ < timer_at_) {
+    timer_.cancel();  // the aborted wait re-arms at the earlier time
+  }
+}
+
+void deadline::wait() {
+  auto owner = owner_.lock();
+  if (!owner) return;
+  waiting_ = true;
+  timer_at_ = at_;
+  timer_.expires_at(at_);
+  timer_.async_wait([this, owner = std::move(owner)](boost::system::error_code) {
+    waiting_ = false;
+    if (!stopped_) on_timer();
+  });
+}
+
+void deadline::on_timer() {
+  if (at_ == clock::time_point::max()) return;  // disarmed: sleep until the next arm()
+  if (clock::now() < at_) {
+    wait();
+    return;
+  }
+  expired_ = true;
+  at_ = clock::time_point::max();
+  if (victim_) {
+    boost::system::error_code ec;
+    victim_->close(ec);
+    victim_ = nullptr;
+  }
+}
+
+void deadline::stop() {
+  stopped_ = true;
+  timer_.cancel();
+}
+
+}  // namespace ob::proxy

@@ -1,0 +1,46 @@
+// One lazily re-armed timer per client connection. Every read and write of a request is
+// preceded by arm(limit, victim); when a deadline passes, the victim socket is closed, which
+// makes the pending operation fail, and `expired()` tells the caller it was a timeout.
+// Re-arming to a later time only stores the new deadline: the timer wakes at the old time,
+// sees the later deadline and sleeps again, so the hot path makes no timer calls.
+#pragma once
+
+#include <chrono>
+#include <memory>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+namespace ob::proxy {
+
+class deadline {
+ public:
+  using clock = std::chrono::steady_clock;
+  explicit deadline(const boost::asio::any_io_executor& ex) : timer_(ex) {}
+  // `owner` is kept alive while a wait is pending (the connection that holds this deadline).
+  void set_owner(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
+
+  void arm(std::chrono::milliseconds limit, boost::asio::ip::tcp::socket* victim);
+  void disarm() {
+    at_ = clock::time_point::max();
+    victim_ = nullptr;
+  }
+  bool expired() const { return expired_; }
+  void clear_expired() { expired_ = false; }
+  void stop();  // for good: cancels the timer
+
+ private:
+  void wait();
+  void on_timer();
+
+  boost::asio::steady_timer timer_;
+  std::weak_ptr<void> owner_;
+  clock::time_point at_ = clock::time_point::max();
+  clock::time_point timer_at_ = clock::time_point::max();
+  boost::asio::ip::tcp::socket* victim_ = nullptr;
+  bool waiting_ = false;
+  bool expired_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace ob::proxy

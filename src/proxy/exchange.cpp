@@ -1,0 +1,498 @@
+#include "proxy/exchange.hpp"
+
+#include <sys/socket.h>
+
+#include <array>
+#include <cerrno>
+#include <span>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ssl/error.hpp>
+
+#include "proxy/sse/rewrite.hpp"
+#include "routing/policies/round_robin.hpp"
+
+namespace ob::proxy {
+
+namespace asio = boost::asio;
+using millis = std::chrono::milliseconds;
+using upstream::use_tuple;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::size_t read_chunk = 16 * 1024;
+constexpr std::size_t max_answer_head = 64 * 1024;
+
+char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i)
+    if (lower(s[i]) != lower(prefix[i])) return false;
+  return true;
+}
+
+bool contains_ci(std::string_view s, std::string_view needle) {
+  for (std::size_t i = 0; i + needle.size() <= s.size(); ++i)
+    if (starts_with_ci(s.substr(i), needle)) return true;
+  return false;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  return s;
+}
+
+bool is_event_stream(std::string_view content_type) {
+  return starts_with_ci(trim(content_type), "text/event-stream");
+}
+
+bool looks_like_json(std::string_view content_type, std::string_view body) {
+  if (!content_type.empty()) return contains_ci(content_type, "json");
+  for (char c : body) {
+    if (c == ' ' || c == '\n' || c == '\r' || c == '\t') continue;
+    return c == '{';
+  }
+  return false;
+}
+
+void append_hex(std::string& out, std::size_t n) {
+  char buf[20];
+  int len = std::snprintf(buf, sizeof buf, "%zx", n);
+  out.append(buf, static_cast<std::size_t>(len));
+}
+
+millis remaining(clock_type::time_point until) {
+  auto left = std::chrono::duration_cast<millis>(until - clock_type::now());
+  return left.count() > 0 ? left : millis(0);
+}
+
+}  // namespace
+
+exchange::exchange(worker_context& ctx, asio::ip::tcp::socket& client, deadline& dl)
+    : ctx_(ctx), client_(client), deadline_(dl) {}
+
+template <class Buffers>
+asio::awaitable<bool> exchange::write_client(const Buffers& buffers, millis limit) {
+  if (client_gone_) co_return false;
+  deadline_.arm(limit, &client_);
+  auto [ec, n] = co_await asio::async_write(client_, buffers, use_tuple);
+  deadline_.disarm();
+  bytes_out_ += n;
+  if (ec) client_gone_ = true;
+  co_return !ec;
+}
+
+asio::awaitable<bool> exchange::write_raw(std::string_view data, millis limit) {
+  client_gone_ = false;
+  co_return co_await write_client(asio::buffer(data.data(), data.size()), limit);
+}
+
+asio::awaitable<bool> exchange::write_error(http::error_kind k, std::string_view message,
+                                            bool keep_alive, observe::request_record& rec,
+                                            std::string_view extra_headers) {
+  client_head_.clear();
+  http::append_error_response(client_head_, k, message, keep_alive, extra_headers);
+  rec.status = http::status_of(k);
+  auto limit = ctx_.current()->cfg.timeouts.idle;
+  bool ok = co_await write_client(asio::buffer(client_head_), limit);
+  co_return ok && keep_alive;
+}
+
+void exchange::trim() {
+  resp_body_.shrink_if_above(1 << 20);
+  resp_headers_.shrink_if_above(64 * 1024);
+  if (payload_.capacity() > (1 << 20)) std::string().swap(payload_);
+}
+
+void exchange::watch_client() {
+  auto owner = owner_.lock();
+  if (!owner) return;
+  auto gen = ++watch_gen_;
+  client_.async_wait(asio::ip::tcp::socket::wait_read,
+                     [this, gen, owner = std::move(owner)](boost::system::error_code ec) {
+                       if (ec || gen != watch_gen_) return;
+                       char b;
+                       auto n = ::recv(client_.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+                       if (n > 0) return;  // pipelined next request: the client is still there
+                       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+                         watch_client();
+                         return;
+                       }
+                       client_gone_ = true;  // orderly close or reset
+                       if (up_) up_->close();
+                     });
+}
+
+void exchange::stop_watching_client() {
+  ++watch_gen_;
+  boost::system::error_code ec;
+  client_.cancel(ec);
+}
+
+void exchange::release_upstream(bool reusable) {
+  if (!up_) return;
+  if (reusable && !client_gone_ && up_->buffer.size() == 0 && target_) {
+    ctx_.pool.release(target_->pool_key, std::move(up_));
+  } else {
+    up_->close();
+    up_.reset();
+  }
+}
+
+void exchange::build_upstream_head(const exchange_request& r, const routing::target& t,
+                                   std::size_t body_len) {
+  const auto& url = t.provider->url;
+  up_head_.clear();
+  up_head_ += r.req.method;
+  up_head_ += ' ';
+  up_head_ += url.path_prefix;
+  up_head_ += r.req.target;
+  up_head_ += " HTTP/1.1\r\nHost: ";
+  up_head_ += url.host_header;
+  up_head_ += "\r\n";
+  up_head_ += t.auth_header;
+  up_head_ += "Content-Length: ";
+  up_head_ += std::to_string(body_len);
+  up_head_ += "\r\nAccept-Encoding: identity\r\n";
+  http::append_forwarded(up_head_, r.req.headers, http::direction::to_upstream);
+  up_head_ += "\r\n";
+}
+
+void exchange::append_client_head(framing f, std::size_t content_length, bool keep_alive) {
+  int status = parser_->status();
+  client_head_ += "HTTP/1.1 ";
+  client_head_ += std::to_string(status);
+  client_head_ += ' ';
+  client_head_ += parser_->reason().empty() ? http::reason_of(status) : parser_->reason();
+  client_head_ += "\r\n";
+  http::append_forwarded(client_head_, resp_headers_, http::direction::to_client);
+  if (f == framing::length) {
+    client_head_ += "Content-Length: ";
+    client_head_ += std::to_string(content_length);
+    client_head_ += "\r\n";
+  } else if (f == framing::chunked) {
+    client_head_ += "Transfer-Encoding: chunked\r\n";
+  }
+  if (!keep_alive) client_head_ += "Connection: close\r\n";
+  client_head_ += "\r\n";
+}
+
+void exchange::decide_mode() {
+  bool ok = parser_->status() >= 200 && parser_->status() < 300;
+  mode_ = ok && is_event_stream(resp_headers_.get("content-type")) ? mode::stream : mode::buffered;
+}
+
+void exchange::on_body(void* self, std::string_view bytes) {
+  auto& x = *static_cast<exchange*>(self);
+  if (x.mode_ == mode::undecided) x.decide_mode();
+  if (x.mode_ == mode::stream) {
+    x.on_stream_bytes(bytes);
+    return;
+  }
+  if (x.resp_body_.size() + bytes.size() > x.max_response_) {
+    x.body_too_large_ = true;
+    return;
+  }
+  x.resp_body_.append(bytes);
+}
+
+void exchange::on_event(const sse::event& ev) {
+  auto info = sse::rewrite_event(ev, ctx_.finder, group_literal_, payload_);
+  terminal_seen_ = terminal_seen_ || info.terminal;
+  if (info.usage.present()) usage_ = info.usage;
+}
+
+void exchange::on_stream_bytes(std::string_view bytes) {
+  framer_.feed(bytes, [this](const sse::event& ev) { on_event(ev); });
+}
+
+exchange::attempt_outcome exchange::parse_buffered() {
+  auto& b = up_->buffer;
+  beast::error_code ec;
+  while (b.size() > 0 && !parser_->is_done()) {
+    auto used = parser_->put(b.data(), ec);
+    b.consume(used);
+    if (ec == beast::http::error::need_more) break;
+    if (ec) return {fail::broken, false, "malformed answer from the provider: " + ec.message()};
+    if (body_too_large_) return {fail::too_large, false, "the provider's answer is too large"};
+    if (parser_->is_header_done() && parser_->status() < 200 && parser_->is_done()) {
+      start_parser();  // an interim 1xx answer: the real one follows
+      continue;
+    }
+    if (used == 0) break;
+  }
+  return {};
+}
+
+void exchange::start_parser() {
+  resp_headers_.clear();
+  resp_body_.clear();
+  body_too_large_ = false;
+  mode_ = mode::undecided;
+  parser_.emplace(resp_headers_, &exchange::on_body, this);
+  parser_->eager(true);
+  parser_->header_limit(max_answer_head);
+  parser_->body_limit(boost::none);  // answers are bounded by max_response_ (buffered) only
+}
+
+asio::awaitable<exchange::attempt_outcome> exchange::read_upstream(millis limit) {
+  auto& b = up_->buffer;
+  deadline_.arm(std::min(limit, remaining(total_deadline_)), &up_->lowest());
+  auto [ec, n] = co_await up_->read_some(b.prepare(read_chunk));
+  bool expired = deadline_.expired();
+  deadline_.disarm();
+  b.commit(n);
+  if (n > 0) received_any_ = true;
+  if (client_gone_) co_return attempt_outcome{fail::client_gone, false, "client went away"};
+  if (expired) co_return attempt_outcome{fail::timeout, false, "the provider did not answer in time"};
+  if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
+    if (parser_->got_some() && !parser_->is_done()) {
+      beast::error_code pec;
+      parser_->put_eof(pec);
+      if (!pec) co_return attempt_outcome{};
+    }
+    co_return attempt_outcome{fail::broken, false, "the provider closed the connection"};
+  }
+  if (ec) co_return attempt_outcome{fail::broken, false, "reading from the provider failed: " + ec.message()};
+  co_return parse_buffered();
+}
+
+asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_request& r,
+                                                             const routing::target& t) {
+  const auto& to = r.snap.cfg.timeouts;
+  up_ = ctx_.pool.lease(t.pool_key);
+  bool reused = up_ != nullptr;
+  if (!up_) {
+    auto res = co_await ctx_.connector.connect(t.provider->url,
+                                               std::min(to.connect, remaining(total_deadline_)));
+    if (client_gone_) co_return attempt_outcome{fail::client_gone, false, "client went away"};
+    if (!res.conn)
+      co_return attempt_outcome{
+          res.error == upstream::connect_error::timeout ? fail::timeout : fail::connect, false,
+          res.detail};
+    up_ = std::move(res.conn);
+  }
+  ++up_->uses;
+
+  const auto& body = r.req.body;
+  auto m = r.model;
+  std::size_t body_len = body.size() - (m.end - m.begin) + t.model_literal.size();
+  build_upstream_head(r, t, body_len);
+  std::array<asio::const_buffer, 4> out{
+      asio::buffer(up_head_), asio::buffer(body.data(), m.begin), asio::buffer(t.model_literal),
+      asio::buffer(body.data() + m.end, body.size() - m.end)};
+  deadline_.arm(std::min(to.first_byte, remaining(total_deadline_)), &up_->lowest());
+  auto [wec, wn] = co_await up_->write(out);
+  bool expired = deadline_.expired();
+  deadline_.disarm();
+  if (client_gone_) co_return attempt_outcome{fail::client_gone, false, "client went away"};
+  if (expired) co_return attempt_outcome{fail::timeout, false, "sending to the provider timed out"};
+  if (wec) {
+    release_upstream(false);
+    co_return attempt_outcome{fail::broken, reused,
+                              "sending to the provider failed: " + wec.message()};
+  }
+
+  start_parser();
+  received_any_ = false;
+  for (;;) {
+    auto o = co_await read_upstream(to.first_byte);
+    if (o.failure != fail::none) {
+      o.retryable = reused && !received_any_ && o.failure == fail::broken;
+      release_upstream(false);
+      co_return o;
+    }
+    if (parser_->is_header_done()) break;
+  }
+  if (mode_ == mode::undecided) decide_mode();
+  co_return attempt_outcome{};
+}
+
+asio::awaitable<bool> exchange::run(const exchange_request& r, observe::request_record& rec) {
+  const auto& to = r.snap.cfg.timeouts;
+  total_deadline_ = clock_type::now() + to.total;
+  client_gone_ = false;
+  bytes_out_ = 0;
+  usage_ = {};
+  terminal_seen_ = false;
+  payload_.clear();
+  framer_.reset();
+  max_response_ = r.snap.cfg.limits.max_response_bytes;
+  group_literal_ = r.group.name_literal;
+
+  const auto& t = r.group.targets[routing::pick_round_robin(r.group)];
+  target_ = &t;
+  rec.target = t.provider->name;
+  rec.provider = t.provider->base;
+  watch_client();
+
+  attempt_outcome out;
+  for (int i = 0; i < 2; ++i) {
+    rec.attempts = i + 1;
+    out = co_await attempt(r, t);
+    if (out.failure == fail::none || !out.retryable) break;
+  }
+
+  bool keep = false;
+  if (out.failure != fail::none) {
+    keep = co_await fail_before_answer(out, r, rec);
+  } else if (mode_ == mode::stream) {
+    keep = co_await relay_stream(r, rec);
+  } else {
+    keep = co_await relay_buffered(r, rec);
+  }
+  stop_watching_client();
+  rec.bytes_out = bytes_out_;
+  if (usage_.present()) {
+    rec.prompt_tokens = usage_.prompt_tokens;
+    rec.completion_tokens = usage_.completion_tokens;
+    rec.total_tokens = usage_.total_tokens;
+  }
+  co_return keep;
+}
+
+asio::awaitable<bool> exchange::fail_before_answer(const attempt_outcome& o,
+                                                   const exchange_request& r,
+                                                   observe::request_record& rec) {
+  release_upstream(false);
+  detail_ = o.detail;
+  rec.detail = detail_;
+  if (o.failure == fail::client_gone || client_gone_) {
+    rec.outcome = "client_cancelled";
+    rec.status = 499;
+    co_return false;
+  }
+  http::error_kind kind = http::error_kind::upstream_unreachable;
+  rec.outcome = "upstream_error";
+  if (o.failure == fail::timeout) {
+    kind = http::error_kind::upstream_timeout;
+    rec.outcome = "upstream_timeout";
+  } else if (o.failure == fail::broken || o.failure == fail::too_large) {
+    kind = http::error_kind::upstream_bad_answer;
+  }
+  co_return co_await write_error(kind, o.detail, r.client_keep_alive, rec);
+}
+
+asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
+                                               observe::request_record& rec) {
+  while (!parser_->is_done()) {
+    auto o = co_await read_upstream(r.snap.cfg.timeouts.idle);
+    if (o.failure != fail::none) co_return co_await fail_before_answer(o, r, rec);
+  }
+  release_upstream(parser_->keep_alive());
+
+  json::answer_info info;
+  auto body = resp_body_.view();
+  if (looks_like_json(resp_headers_.get("content-type"), body))
+    info = ctx_.finder.inspect_answer(body, resp_body_.capacity());
+  if (info.usage.present()) usage_ = info.usage;
+
+  std::size_t len = body.size();
+  for (int i = 0; i < info.model_count; ++i)
+    len = len - (info.models[i].end - info.models[i].begin) + group_literal_.size();
+
+  bool keep = r.client_keep_alive;
+  client_head_.clear();
+  append_client_head(framing::length, len, keep);
+  rec.status = parser_->status();
+
+  std::array<asio::const_buffer, 6> out;
+  std::size_t n = 0;
+  out[n++] = asio::buffer(client_head_);
+  std::size_t pos = 0;
+  for (int i = 0; i < info.model_count; ++i) {
+    out[n++] = asio::buffer(body.data() + pos, info.models[i].begin - pos);
+    out[n++] = asio::buffer(group_literal_.data(), group_literal_.size());
+    pos = info.models[i].end;
+  }
+  out[n++] = asio::buffer(body.data() + pos, body.size() - pos);
+  bool ok = co_await write_client(std::span<const asio::const_buffer>(out.data(), n),
+                                  r.snap.cfg.timeouts.idle);
+  if (!ok) {
+    rec.outcome = "client_cancelled";
+    co_return false;
+  }
+  if (rec.status >= 400) rec.outcome = "upstream_status";
+  co_return keep;
+}
+
+asio::awaitable<bool> exchange::flush_stream(bool chunked, bool last, millis limit) {
+  chunk_prefix_.clear();
+  if (chunked && !payload_.empty()) {
+    append_hex(chunk_prefix_, payload_.size());
+    chunk_prefix_ += "\r\n";
+  }
+  std::array<asio::const_buffer, 5> out;
+  std::size_t n = 0;
+  if (!client_head_.empty()) out[n++] = asio::buffer(client_head_);
+  out[n++] = asio::buffer(chunk_prefix_);
+  out[n++] = asio::buffer(payload_);
+  if (chunked && !payload_.empty()) out[n++] = asio::buffer("\r\n", 2);
+  if (chunked && last) out[n++] = asio::buffer("0\r\n\r\n", 5);
+  bool ok = co_await write_client(std::span<const asio::const_buffer>(out.data(), n), limit);
+  client_head_.clear();
+  payload_.clear();
+  co_return ok;
+}
+
+asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
+                                             observe::request_record& rec) {
+  const auto& to = r.snap.cfg.timeouts;
+  rec.stream = true;
+  rec.status = parser_->status();
+  bool chunked = r.req.version >= 11;
+  bool keep = r.client_keep_alive && chunked;
+  client_head_.clear();
+  append_client_head(chunked ? framing::chunked : framing::close_delimited, 0, keep);
+
+  attempt_outcome failure;
+  for (;;) {
+    if (!client_head_.empty() || !payload_.empty()) {
+      if (!co_await flush_stream(chunked, false, to.idle)) break;
+    }
+    if (parser_->is_done()) break;
+    failure = co_await read_upstream(to.idle);
+    if (failure.failure != fail::none) break;
+  }
+
+  if (client_gone_) {
+    release_upstream(false);
+    rec.outcome = "client_cancelled";
+    co_return false;
+  }
+  if (failure.failure == fail::none) {
+    framer_.finish([this](const sse::event& ev) {
+      on_event(ev);
+      // The provider's last event lacked its blank line: end it so clients dispatch it.
+      if (!payload_.empty() && payload_.back() != '\n') payload_ += "\n\n";
+      else if (payload_.size() >= 2 && payload_[payload_.size() - 2] != '\n') payload_ += "\n";
+    });
+    release_upstream(parser_->keep_alive());
+    if (!terminal_seen_) {
+      sse::append_error_event(payload_, "the provider ended the stream before it was complete",
+                              "upstream_error", "stream_incomplete");
+      rec.outcome = "upstream_error";
+      rec.detail = "stream ended without a final event";
+    }
+  } else {
+    release_upstream(false);
+    framer_.reset();  // an incomplete event is dropped: the error event must start clean
+    bool timeout = failure.failure == fail::timeout;
+    detail_ = failure.detail;
+    rec.detail = detail_;
+    rec.outcome = timeout ? "upstream_timeout" : "upstream_error";
+    sse::append_error_event(payload_,
+                            timeout ? "the provider stopped sending events (idle timeout)"
+                                    : "the provider's stream broke: " + failure.detail,
+                            "upstream_error", timeout ? "upstream_timeout" : "upstream_broken");
+  }
+  if (!co_await flush_stream(chunked, true, to.idle)) {
+    rec.outcome = "client_cancelled";
+    co_return false;
+  }
+  co_return keep;
+}
+
+}  // namespace ob::proxy

@@ -1,0 +1,131 @@
+// The upstream half of a proxied request, after the client's request was read, authorized and
+// routed: pick a target, send the rewritten request over a pooled connection, relay the answer
+// (buffered JSON rewrite, or SSE event by event), return the connection to the pool.
+//
+// Phases, in order (each returns early with an error answer to the client when it fails):
+//   pick        round robin inside the group
+//   connect     pooled connection, or resolve + connect + TLS within timeouts.connect
+//   send        one gathered write: head, body up to "model", new value, rest of body
+//   head        upstream status line + headers within timeouts.first_byte; a reused connection
+//               that fails here before any byte arrived is retried once on a fresh connection
+//   relay       text/event-stream 2xx: stream events (proxy/stream.cpp);
+//               anything else: read whole, rewrite a JSON answer's model, reply with its length
+//   release     connection back to the pool when the answer was complete and keep-alive
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "observe/log.hpp"
+#include "proxy/context.hpp"
+#include "proxy/deadline.hpp"
+#include "proxy/http/errors.hpp"
+#include "proxy/parsers.hpp"
+#include "proxy/sse/framer.hpp"
+
+namespace ob::proxy {
+
+struct exchange_request {
+  const request_data& req;
+  json::span model;  // the model value token in req.body
+  const routing::group& group;
+  const snapshot& snap;
+  bool client_keep_alive = true;
+};
+
+class exchange {
+ public:
+  exchange(worker_context& ctx, boost::asio::ip::tcp::socket& client, deadline& dl);
+  // The connection object that owns this exchange: kept alive by pending watch handlers.
+  void set_owner(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
+
+  // Runs the request to its end. Returns whether the client connection may be reused.
+  boost::asio::awaitable<bool> run(const exchange_request& r, observe::request_record& rec);
+
+  // Writes `buffers` to the client within `limit`; false when the client is gone or stalled.
+  template <class Buffers>
+  boost::asio::awaitable<bool> write_client(const Buffers& buffers, std::chrono::milliseconds limit);
+  boost::asio::awaitable<bool> write_raw(std::string_view data, std::chrono::milliseconds limit);
+  std::uint64_t bytes_out() const { return bytes_out_; }
+  void reset_bytes_out() { bytes_out_ = 0; }
+
+  // Writes a gateway error answer; returns whether the connection may stay open.
+  boost::asio::awaitable<bool> write_error(http::error_kind k, std::string_view message,
+                                           bool keep_alive, observe::request_record& rec,
+                                           std::string_view extra_headers = {});
+
+  // Releases memory grown by an unusually large request/answer.
+  void trim();
+
+ private:
+  enum class mode { undecided, buffered, stream };
+  enum class framing { length, chunked, close_delimited };
+  enum class fail { none, connect, timeout, broken, too_large, client_gone };
+  struct attempt_outcome {
+    fail failure = fail::none;
+    bool retryable = false;  // reused connection failed before any answer byte
+    std::string detail;
+  };
+
+  boost::asio::awaitable<attempt_outcome> attempt(const exchange_request& r,
+                                                  const routing::target& t);
+  boost::asio::awaitable<bool> fail_before_answer(const attempt_outcome& o,
+                                                  const exchange_request& r,
+                                                  observe::request_record& rec);
+  boost::asio::awaitable<bool> flush_stream(bool chunked, bool last, std::chrono::milliseconds limit);
+  attempt_outcome parse_buffered();
+  void start_parser();
+  void decide_mode();
+  void on_event(const sse::event& ev);
+  void stop_watching_client();
+  boost::asio::awaitable<bool> relay_buffered(const exchange_request& r,
+                                              observe::request_record& rec);
+  boost::asio::awaitable<bool> relay_stream(const exchange_request& r,
+                                            observe::request_record& rec);
+  // Reads and parses more upstream bytes; fail::none when the parser made progress.
+  boost::asio::awaitable<attempt_outcome> read_upstream(std::chrono::milliseconds limit);
+
+  void build_upstream_head(const exchange_request& r, const routing::target& t,
+                           std::size_t body_len);
+  void append_client_head(framing f, std::size_t content_length, bool keep_alive);
+  static void on_body(void* self, std::string_view bytes);
+  void on_stream_bytes(std::string_view bytes);
+  void watch_client();
+  void release_upstream(bool reusable);
+
+  worker_context& ctx_;
+  boost::asio::ip::tcp::socket& client_;
+  deadline& deadline_;
+  std::weak_ptr<void> owner_;
+
+  std::unique_ptr<upstream::connection> up_;
+  const routing::target* target_ = nullptr;
+  std::optional<response_parser> parser_;
+  http::header_list resp_headers_;
+  mode mode_ = mode::undecided;
+  byte_buffer resp_body_;
+  bool body_too_large_ = false;
+  std::size_t max_response_ = 0;
+
+  // streaming state
+  sse::framer framer_;
+  std::string payload_;  // rewritten events waiting for the next client write
+  std::string_view group_literal_;
+  bool terminal_seen_ = false;
+  json::token_usage usage_;
+
+  std::string up_head_;      // upstream request head
+  std::string client_head_;  // client answer head / small answers
+  std::string chunk_prefix_;
+  std::string detail_;       // failure cause, referenced by the request record
+  std::chrono::steady_clock::time_point total_deadline_;
+  bool client_gone_ = false;
+  std::uint64_t watch_gen_ = 0;
+  bool received_any_ = false;
+  std::uint64_t bytes_out_ = 0;
+};
+
+}  // namespace ob::proxy

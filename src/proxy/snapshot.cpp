@@ -1,0 +1,61 @@
+#include "proxy/snapshot.hpp"
+
+#include <fstream>
+#include <sstream>
+
+#include "proxy/json/model.hpp"
+
+namespace ob::proxy {
+namespace {
+
+std::string build_models_body(const routing::table& routes) {
+  std::string out = R"({"object":"list","data":[)";
+  bool first = true;
+  for (const auto* g : routes.groups()) {
+    if (!first) out += ',';
+    first = false;
+    out += R"({"id":)";
+    out += g->name_literal;
+    out += R"(,"object":"model","created":0,"owned_by":"openbridge"})";
+  }
+  out += "]}";
+  return out;
+}
+
+}  // namespace
+
+snapshot::snapshot(config::config c, routing::state_registry& states, std::uint64_t gen)
+    : cfg(std::move(c)),
+      routes(cfg, states),
+      tokens(cfg.security),
+      models_body(build_models_body(routes)),
+      generation(gen) {}
+
+void snapshot_store::install(config::config cfg) {
+  auto gen = generation_.load() + 1;
+  auto s = std::make_shared<const snapshot>(std::move(cfg), states_, gen);
+  current_.store(std::move(s), std::memory_order_release);
+  generation_.store(gen, std::memory_order_release);
+}
+
+snapshot_store::reload_outcome snapshot_store::reload(const std::string& path, bool force) {
+  std::lock_guard lock(reload_mu_);
+  reload_outcome out;
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  if (in) ss << in.rdbuf();
+  std::string text = ss.str();
+  if (in && !force && text == last_text_) {
+    out.unchanged = true;
+    return out;
+  }
+  auto parsed = in ? config::parse(text) : config::load_file(path);
+  out.diagnostics = std::move(parsed.diagnostics);
+  if (!parsed.ok()) return out;
+  last_text_ = std::move(text);
+  install(std::move(*parsed.cfg));
+  out.applied = true;
+  return out;
+}
+
+}  // namespace ob::proxy

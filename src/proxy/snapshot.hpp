@@ -1,0 +1,56 @@
+// One immutable, fully validated configuration as the data plane uses it, and the store that
+// swaps snapshots atomically. Requests hold a shared_ptr to the snapshot they started with,
+// so a reload never changes anything under a request in flight.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "auth/token_check.hpp"
+#include "config/parse.hpp"
+#include "config/schema.hpp"
+#include "routing/table.hpp"
+
+namespace ob::proxy {
+
+struct snapshot {
+  snapshot(config::config c, routing::state_registry& states, std::uint64_t gen);
+  snapshot(const snapshot&) = delete;  // the route table points into cfg
+
+  const config::config cfg;
+  const routing::table routes;
+  const auth::token_set tokens;
+  const std::string models_body;  // GET /v1/models answer, built once
+  const std::uint64_t generation;
+};
+
+class snapshot_store {
+ public:
+  std::shared_ptr<const snapshot> load() const { return current_.load(std::memory_order_acquire); }
+  // Bumped after every swap: workers compare it to refresh their cached snapshot cheaply.
+  std::uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
+
+  // Builds and swaps in a snapshot of `cfg`. Cannot fail once cfg is validated.
+  void install(config::config cfg);
+
+  struct reload_outcome {
+    bool applied = false;
+    bool unchanged = false;  // same bytes as the running config: nothing to do
+    std::vector<config::diagnostic> diagnostics;
+  };
+  // Reads, parses and validates `path`; swaps only when everything is valid. Serialized.
+  // Without `force`, a file whose bytes equal the running config's is not applied again.
+  reload_outcome reload(const std::string& path, bool force = false);
+
+ private:
+  std::mutex reload_mu_;
+  std::string last_text_;
+  routing::state_registry states_;
+  std::atomic<std::shared_ptr<const snapshot>> current_;
+  std::atomic<std::uint64_t> generation_{0};
+};
+
+}  // namespace ob::proxy

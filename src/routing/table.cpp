@@ -1,0 +1,95 @@
+#include "routing/table.hpp"
+
+#include <openssl/evp.h>
+
+#include <cstdio>
+
+namespace ob::routing {
+namespace {
+
+// Local JSON string escaping: the routing module does not depend on the proxy's JSON code.
+std::string json_literal(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string sha256_prefix(std::string_view s) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(s.data(), s.size(), md, &len, EVP_sha256(), nullptr);
+  std::string hex;
+  char buf[3];
+  for (unsigned i = 0; i < 8 && i < len; ++i) {
+    std::snprintf(buf, sizeof buf, "%02x", md[i]);
+    hex += buf;
+  }
+  return hex;
+}
+
+}  // namespace
+
+std::string target_id(const config::provider& p) {
+  return p.base + "|" + p.name + "|" + sha256_prefix(p.key);
+}
+
+std::shared_ptr<group_state> state_registry::get(const std::string& name) {
+  std::lock_guard lock(mu_);
+  auto& weak = states_[name];
+  auto s = weak.lock();
+  if (!s) {
+    s = std::make_shared<group_state>();
+    weak = s;
+  }
+  // Forget entries of groups nobody holds any more (removed by a reload).
+  for (auto it = states_.begin(); it != states_.end();)
+    it = it->second.expired() ? states_.erase(it) : std::next(it);
+  return s;
+}
+
+table::table(const config::config& cfg, state_registry& states) {
+  std::vector<std::string> order;
+  for (const auto& p : cfg.providers) {
+    auto [it, inserted] = groups_.try_emplace(p.group);
+    auto& g = it->second;
+    if (inserted) {
+      g.name = p.group;
+      g.name_literal = json_literal(p.group);
+      g.state = states.get(p.group);
+      order.push_back(p.group);
+    }
+    target t;
+    t.id = target_id(p);
+    t.provider = &p;
+    t.model_literal = json_literal(p.name);
+    if (!p.key.empty()) t.auth_header = "Authorization: Bearer " + p.key + "\r\n";
+    t.pool_key = std::string(p.url.tls ? "https|" : "http|") + p.url.host + "|" +
+                 std::to_string(p.url.port);
+    g.targets.push_back(std::move(t));
+  }
+  for (const auto& name : order) ordered_.push_back(&groups_.find(name)->second);
+}
+
+const group* table::find(std::string_view name) const {
+  auto it = groups_.find(name);
+  return it == groups_.end() ? nullptr : &it->second;
+}
+
+}  // namespace ob::routing

@@ -1,0 +1,349 @@
+#include "server/client_connection.hpp"
+
+#include <algorithm>
+
+#include <boost/asio/buffer.hpp>
+
+#include "auth/token_check.hpp"
+#include "proxy/http/errors.hpp"
+
+namespace ob::server {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using proxy::http::error_kind;
+using upstream::use_tuple;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+constexpr std::size_t client_read_chunk = 8 * 1024;
+
+std::string_view path_of(std::string_view target) {
+  auto q = target.find('?');
+  return q == std::string_view::npos ? target : target.substr(0, q);
+}
+
+std::string_view model_error(proxy::json::find_status s) {
+  using proxy::json::find_status;
+  switch (s) {
+    case find_status::invalid_json: return "The request body is not valid JSON.";
+    case find_status::not_object: return "The request body must be a JSON object.";
+    case find_status::missing: return "The request body has no \"model\".";
+    case find_status::not_string: return "\"model\" must be a string.";
+    case find_status::duplicate: return "The request body has more than one \"model\" key.";
+    case find_status::ok: break;
+  }
+  return "";
+}
+
+}  // namespace
+
+void connection_registry::remove(client_connection* c) {
+  auto it = std::find(live_.begin(), live_.end(), c);
+  if (it != live_.end()) {
+    *it = live_.back();
+    live_.pop_back();
+  }
+  count_.store(live_.size(), std::memory_order_relaxed);
+}
+
+void connection_registry::close_idle() {
+  auto copy = live_;
+  for (auto* c : copy) c->close_if_idle();
+}
+
+void connection_registry::close_all() {
+  auto copy = live_;
+  for (auto* c : copy) c->close();
+}
+
+client_connection::client_connection(proxy::worker_context& ctx, asio::ip::tcp::socket socket,
+                                     connection_registry& registry)
+    : ctx_(ctx),
+      socket_(std::move(socket)),
+      registry_(registry),
+      in_(1 << 20),
+      deadline_(socket_.get_executor()),
+      exchange_(ctx, socket_, deadline_) {
+  registry_.add(this);
+}
+
+client_connection::~client_connection() { registry_.remove(this); }
+
+void client_connection::close() {
+  boost::system::error_code ec;
+  socket_.close(ec);
+}
+
+void client_connection::close_if_idle() {
+  if (idle_) close();
+}
+
+bool client_connection::body_pending() const {
+  if (!parser_ || parser_->is_done()) return false;
+  if (req_.chunked) return true;
+  auto len = parser_->content_length();
+  return len && *len > 0;
+}
+
+asio::awaitable<void> client_connection::run() {
+  auto self = shared_from_this();
+  deadline_.set_owner(self);
+  exchange_.set_owner(self);
+  in_.reserve(client_read_chunk);
+  boost::system::error_code ec;
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+
+  for (;;) {
+    auto snap = ctx_.current();  // this request's snapshot, whatever reloads happen meanwhile
+    auto head = co_await read_head(*snap);
+    if (head == head_result::closed) break;
+    observe::request_record rec;
+    auto start = clock_type::now();
+    bool keep = false;
+    if (head == head_result::ok) {
+      rec.method = req_.method;
+      rec.path = path_of(req_.target);
+      keep = co_await handle(*snap, rec);
+    } else {
+      rec.method = req_.method.empty() ? std::string_view("-") : std::string_view(req_.method);
+      rec.path = req_.target.empty() ? std::string_view("-") : path_of(req_.target);
+      auto kind = head == head_result::too_large ? error_kind::header_too_large
+                  : head == head_result::timeout ? error_kind::request_timeout
+                                                 : error_kind::bad_request;
+      auto msg = head == head_result::too_large ? "The request head is too large."
+                 : head == head_result::timeout ? "The request head did not arrive in time."
+                                                : "The request is not valid HTTP/1.1.";
+      rec.outcome = "bad_request";
+      co_await exchange_.write_error(kind, msg, false, rec);
+    }
+    rec.duration_ms = std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
+    rec.bytes_in = req_.body.size();
+    observe::access_log(rec);
+    if (!keep || ctx_.draining) break;
+    req_.body.shrink_if_above(1 << 20);
+    req_.headers.shrink_if_above(64 * 1024);
+    exchange_.trim();
+  }
+  deadline_.stop();
+  close();
+}
+
+asio::awaitable<client_connection::head_result> client_connection::read_head(
+    const proxy::snapshot& snap) {
+  const auto& cfg = snap.cfg;
+  req_.clear();
+  parser_.emplace(req_);
+  parser_->eager(false);  // stop after the head: auth and routing come before the body
+  parser_->header_limit(static_cast<std::uint32_t>(cfg.limits.max_header_bytes));
+  parser_->body_limit(cfg.limits.max_body_bytes);
+  bool first = true;
+  for (;;) {
+    if (in_.size() > 0) {
+      beast::error_code ec;
+      auto used = parser_->put(in_.data(), ec);
+      in_.consume(used);
+      if (ec == beast::http::error::header_limit) co_return head_result::too_large;
+      if (ec && ec != beast::http::error::need_more) co_return head_result::bad;
+      if (parser_->is_header_done()) co_return head_result::ok;
+      if (in_.size() >= cfg.limits.max_header_bytes) co_return head_result::too_large;
+    }
+    idle_ = first && in_.size() == 0;
+    if (idle_ && ctx_.draining) co_return head_result::closed;
+    deadline_.arm(idle_ ? cfg.timeouts.keepalive : cfg.timeouts.client_header, &socket_);
+    auto [ec, n] = co_await socket_.async_read_some(in_.prepare(client_read_chunk), use_tuple);
+    bool expired = deadline_.expired();
+    deadline_.disarm();
+    bool was_idle = idle_;
+    idle_ = false;
+    in_.commit(n);
+    if (ec) {
+      if (was_idle || expired == false) co_return head_result::closed;
+      co_return head_result::timeout;
+    }
+    first = false;
+  }
+}
+
+asio::awaitable<client_connection::head_result> client_connection::read_body(
+    const proxy::snapshot& snap) {
+  const auto& to = snap.cfg.timeouts;
+  if (parser_->is_done()) co_return head_result::ok;
+  if (!req_.chunked) {
+    // Content-Length body: straight into the body buffer, no parser copy.
+    std::size_t len = static_cast<std::size_t>(parser_->content_length().value_or(0));
+    req_.body.reserve_more(len);
+    std::size_t take = std::min(len, in_.size());
+    req_.body.append(std::string_view(static_cast<const char*>(in_.data().data()), take));
+    in_.consume(take);
+    while (req_.body.size() < len) {
+      deadline_.arm(to.client_body, &socket_);
+      auto want = std::min(req_.body.spare_size(), len - req_.body.size());
+      auto [ec, n] = co_await socket_.async_read_some(asio::buffer(req_.body.spare(), want),
+                                                      use_tuple);
+      bool expired = deadline_.expired();
+      deadline_.disarm();
+      req_.body.commit(n);
+      if (ec) co_return expired ? head_result::timeout : head_result::closed;
+    }
+    co_return head_result::ok;
+  }
+  parser_->eager(true);
+  for (;;) {
+    if (in_.size() > 0) {
+      beast::error_code ec;
+      auto used = parser_->put(in_.data(), ec);
+      in_.consume(used);
+      if (ec == beast::http::error::body_limit) co_return head_result::too_large;
+      if (ec && ec != beast::http::error::need_more) co_return head_result::bad;
+      if (parser_->is_done()) co_return head_result::ok;
+    }
+    deadline_.arm(to.client_body, &socket_);
+    auto [ec, n] = co_await socket_.async_read_some(in_.prepare(client_read_chunk), use_tuple);
+    bool expired = deadline_.expired();
+    deadline_.disarm();
+    in_.commit(n);
+    if (ec) co_return expired ? head_result::timeout : head_result::closed;
+  }
+}
+
+asio::awaitable<bool> client_connection::reply_json(int status, std::string_view body,
+                                                    bool keep_alive,
+                                                    observe::request_record& rec) {
+  out_.clear();
+  out_ += "HTTP/1.1 ";
+  out_ += std::to_string(status);
+  out_ += ' ';
+  out_ += proxy::http::reason_of(status);
+  out_ += "\r\nContent-Type: application/json\r\nContent-Length: ";
+  out_ += std::to_string(body.size());
+  out_ += keep_alive ? "\r\n\r\n" : "\r\nConnection: close\r\n\r\n";
+  if (req_.method != "HEAD") out_ += body;
+  rec.status = status;
+  bool ok = co_await exchange_.write_raw(out_, ctx_.current()->cfg.timeouts.idle);
+  co_return ok && keep_alive;
+}
+
+asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
+                                                observe::request_record& rec) {
+  exchange_.reset_bytes_out();
+  bool keep = parser_->keep_alive();
+  // An answer given before the body was read must close: the unread body would be taken
+  // for the next request.
+  bool keep_early = keep && !body_pending();
+  auto path = rec.path;
+  bool get = req_.method == "GET" || req_.method == "HEAD";
+
+  if (path == "/healthz" || path == "/health") {
+    if (!get)
+      co_return co_await exchange_.write_error(error_kind::method_not_allowed,
+                                               "Use GET for " + std::string(path) + ".",
+                                               keep_early, rec, "Allow: GET, HEAD\r\n");
+    co_return co_await reply_json(200, R"({"status":"ok"})", keep_early, rec);
+  }
+  if (!path.starts_with("/v1/")) {
+    rec.outcome = "not_found";
+    co_return co_await exchange_.write_error(error_kind::route_not_found,
+                                             "Unknown route " + std::string(path) + ".",
+                                             keep_early, rec);
+  }
+  auto token = auth::bearer_token(req_.headers.get("authorization"));
+  if (!token || !snap.tokens.contains(*token)) {
+    rec.outcome = "unauthorized";
+    co_return co_await exchange_.write_error(
+        error_kind::unauthorized,
+        token ? "Incorrect API key provided." : "Missing bearer token in the Authorization header.",
+        keep_early, rec);
+  }
+  if (path == "/v1/models" || path.starts_with("/v1/models/")) {
+    if (!get) {
+      rec.outcome = "method_not_allowed";
+      co_return co_await exchange_.write_error(error_kind::method_not_allowed,
+                                               "Use GET for " + std::string(path) + ".",
+                                               keep_early, rec, "Allow: GET, HEAD\r\n");
+    }
+    if (path == "/v1/models") co_return co_await reply_json(200, snap.models_body, keep_early, rec);
+    auto name = path.substr(std::string_view("/v1/models/").size());
+    const auto* g = snap.routes.find(name);
+    if (!g) {
+      rec.outcome = "model_not_found";
+      co_return co_await exchange_.write_error(
+          error_kind::model_not_found, "The model '" + std::string(name) + "' does not exist.",
+          keep_early, rec);
+    }
+    std::string body = R"({"id":)" + g->name_literal +
+                       R"(,"object":"model","created":0,"owned_by":"openbridge"})";
+    co_return co_await reply_json(200, body, keep_early, rec);
+  }
+  if (req_.method != "POST") {
+    rec.outcome = "method_not_allowed";
+    co_return co_await exchange_.write_error(error_kind::method_not_allowed,
+                                             "Use POST for " + std::string(path) + ".",
+                                             keep_early, rec, "Allow: POST\r\n");
+  }
+  co_return co_await handle_proxy(snap, rec, keep);
+}
+
+asio::awaitable<bool> client_connection::handle_proxy(const proxy::snapshot& snap,
+                                                      observe::request_record& rec,
+                                                      bool keep_alive) {
+  const auto& limits = snap.cfg.limits;
+  auto len = parser_->content_length();
+  if (len && *len > limits.max_body_bytes) {
+    rec.outcome = "body_too_large";
+    co_return co_await exchange_.write_error(
+        error_kind::body_too_large,
+        "The request body exceeds " + std::to_string(limits.max_body_bytes) + " bytes.", false,
+        rec);
+  }
+  if (proxy::http::iequals(req_.headers.get("expect"), "100-continue") &&
+      in_.size() < len.value_or(1)) {
+    if (!co_await exchange_.write_raw("HTTP/1.1 100 Continue\r\n\r\n", snap.cfg.timeouts.idle))
+      co_return false;
+    exchange_.reset_bytes_out();
+  }
+  auto body = co_await read_body(snap);
+  if (body == head_result::too_large) {
+    rec.outcome = "body_too_large";
+    co_return co_await exchange_.write_error(
+        error_kind::body_too_large,
+        "The request body exceeds " + std::to_string(limits.max_body_bytes) + " bytes.", false,
+        rec);
+  }
+  if (body == head_result::bad) {
+    rec.outcome = "bad_request";
+    co_return co_await exchange_.write_error(error_kind::bad_request,
+                                             "The request body is not valid HTTP framing.", false,
+                                             rec);
+  }
+  if (body != head_result::ok) {
+    rec.outcome = body == head_result::timeout ? "client_timeout" : "client_cancelled";
+    rec.status = body == head_result::timeout ? 408 : 499;
+    if (body == head_result::timeout)
+      co_await exchange_.write_error(error_kind::request_timeout,
+                                     "The request body did not arrive in time.", false, rec);
+    co_return false;
+  }
+
+  auto found = ctx_.finder.find_request_model(req_.body.view(), req_.body.capacity());
+  if (found.status != proxy::json::find_status::ok) {
+    bool json_broken = found.status == proxy::json::find_status::invalid_json;
+    rec.outcome = "bad_request";
+    co_return co_await exchange_.write_error(
+        json_broken ? error_kind::bad_json : error_kind::bad_model, model_error(found.status),
+        keep_alive, rec);
+  }
+  const auto* group = snap.routes.find(found.name);
+  if (!group) {
+    rec.outcome = "model_not_found";
+    co_return co_await exchange_.write_error(
+        error_kind::model_not_found,
+        "The model '" + std::string(found.name) + "' does not exist.", keep_alive, rec);
+  }
+  rec.group = group->name;
+  proxy::exchange_request r{req_, found.value, *group, snap, keep_alive};
+  co_return co_await exchange_.run(r, rec);
+}
+
+}  // namespace ob::server

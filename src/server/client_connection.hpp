@@ -1,0 +1,79 @@
+// One accepted client connection: HTTP/1.1 keep-alive loop. Reads a request head within its
+// limits, answers the gateway's own routes (/healthz, /v1/models), authorizes and routes /v1/
+// requests, reads the body and hands the request to proxy::exchange.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <vector>
+#include <optional>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+
+#include "observe/log.hpp"
+#include "proxy/context.hpp"
+#include "proxy/deadline.hpp"
+#include "proxy/exchange.hpp"
+#include "proxy/parsers.hpp"
+
+namespace ob::server {
+
+class connection_registry;
+
+class client_connection : public std::enable_shared_from_this<client_connection> {
+ public:
+  client_connection(proxy::worker_context& ctx, boost::asio::ip::tcp::socket socket,
+                    connection_registry& registry);
+  ~client_connection();
+
+  boost::asio::awaitable<void> run();
+  // Shutdown: a connection waiting for its next request is closed now; a busy one closes
+  // after its current answer (worker_context::draining).
+  void close_if_idle();
+  void close();
+
+ private:
+  enum class head_result { ok, closed, bad, too_large, timeout };
+  boost::asio::awaitable<head_result> read_head(const proxy::snapshot& snap);
+  boost::asio::awaitable<head_result> read_body(const proxy::snapshot& snap);
+  // Handles one request whose head was read; returns whether to keep the connection.
+  boost::asio::awaitable<bool> handle(const proxy::snapshot& snap, observe::request_record& rec);
+  boost::asio::awaitable<bool> handle_proxy(const proxy::snapshot& snap,
+                                            observe::request_record& rec, bool keep_alive);
+  boost::asio::awaitable<bool> reply_json(int status, std::string_view body, bool keep_alive,
+                                          observe::request_record& rec);
+  bool body_pending() const;
+
+  proxy::worker_context& ctx_;
+  boost::asio::ip::tcp::socket socket_;
+  connection_registry& registry_;
+  boost::beast::flat_buffer in_;
+  proxy::request_data req_;
+  std::optional<proxy::request_parser> parser_;
+  proxy::deadline deadline_;
+  proxy::exchange exchange_;
+  std::string out_;
+  bool idle_ = false;
+};
+
+// The live connections of one worker, for graceful shutdown.
+class connection_registry {
+ public:
+  void add(client_connection* c) {
+    live_.push_back(c);
+    count_.store(live_.size(), std::memory_order_relaxed);
+  }
+  void remove(client_connection* c);
+  // Readable from any thread (shutdown waits for it to reach zero).
+  std::size_t size() const { return count_.load(std::memory_order_relaxed); }
+  void close_idle();
+  void close_all();
+
+ private:
+  std::vector<client_connection*> live_;
+  std::atomic<std::size_t> count_{0};
+};
+
+}  // namespace ob::server

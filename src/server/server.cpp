@@ -1,0 +1,138 @@
+#include "server/server.hpp"
+
+#include <csignal>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "config/watcher.hpp"
+#include "observe/log.hpp"
+#include "server/listen_address.hpp"
+#include "server/worker.hpp"
+#include "upstream/connector.hpp"
+
+namespace ob::server {
+
+namespace asio = boost::asio;
+using observe::level;
+using observe::log;
+
+namespace {
+
+void log_diagnostics(const std::vector<config::diagnostic>& diags) {
+  for (const auto& d : diags)
+    log(d.severity == config::diagnostic::level::error ? level::error : level::warn,
+        "config: " + d.to_string());
+}
+
+std::string describe(const proxy::snapshot& s) {
+  return std::to_string(s.cfg.providers.size()) + " providers in " +
+         std::to_string(s.routes.groups().size()) + " groups";
+}
+
+void reload(proxy::snapshot_store& store, const std::string& path, bool force,
+            const config::config& started_with) {
+  auto out = store.reload(path, force);
+  if (out.unchanged) return;
+  log_diagnostics(out.diagnostics);
+  if (!out.applied) {
+    log(level::error, "config reload refused (" + path + "): keeping the running config");
+    return;
+  }
+  auto snap = store.load();
+  log(level::info, "config reloaded: " + describe(*snap));
+  if (snap->cfg.listen != started_with.listen || snap->cfg.workers != started_with.workers)
+    log(level::warn, "config: 'listen' and 'workers' changes take effect after a restart");
+}
+
+}  // namespace
+
+int run(const options& opts) {
+  std::signal(SIGPIPE, SIG_IGN);
+  proxy::snapshot_store store;
+  {
+    auto first = store.reload(opts.config_path, true);
+    log_diagnostics(first.diagnostics);
+    if (!first.applied) {
+      log(level::error, "cannot start: invalid config " + opts.config_path);
+      return 1;
+    }
+  }
+  const auto initial = store.load();
+  const auto& cfg = initial->cfg;
+  std::string listen = opts.listen_override.empty() ? cfg.listen : opts.listen_override;
+  unsigned n = opts.workers_override >= 0 ? static_cast<unsigned>(opts.workers_override)
+                                          : cfg.workers;
+  if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
+
+  std::string err;
+  auto ep = parse_listen_address(listen, &err);
+  if (!ep) {
+    log(level::error, "cannot start: listen address '" + listen + "': " + err);
+    return 1;
+  }
+
+  auto tls = upstream::make_client_tls_context();
+  std::vector<std::unique_ptr<worker>> workers;
+  try {
+    for (unsigned i = 0; i < n; ++i) {
+      workers.push_back(std::make_unique<worker>(store, tls));
+      workers.back()->listen(*ep);
+    }
+  } catch (const boost::system::system_error& e) {
+    log(level::error, "cannot listen on " + listen + ": " + e.code().message());
+    return 1;
+  }
+  for (auto& w : workers) w->start();
+  log(level::info, "openbridge listening on " + listen + " (" + std::to_string(n) +
+                       " workers, " + describe(*initial) + ")");
+
+  config::file_watcher watcher(opts.config_path, [&] {
+    reload(store, opts.config_path, false, cfg);
+  });
+  watcher.start();
+
+  asio::io_context main_ioc(1);
+  asio::signal_set signals(main_ioc, SIGHUP, SIGTERM, SIGINT);
+  bool stopping = false;
+  std::function<void(boost::system::error_code, int)> on_signal =
+      [&](boost::system::error_code ec, int sig) {
+        if (ec) return;
+        if (sig == SIGHUP) {
+          log(level::info, "SIGHUP: reloading " + opts.config_path);
+          reload(store, opts.config_path, true, cfg);
+          signals.async_wait(on_signal);
+          return;
+        }
+        stopping = true;
+      };
+  signals.async_wait(on_signal);
+  while (!stopping) main_ioc.run_one();
+
+  log(level::info, "shutting down: finishing requests in flight");
+  watcher.stop();
+  for (auto& w : workers) w->begin_drain();
+  auto until = std::chrono::steady_clock::now() + cfg.timeouts.shutdown_grace;
+  for (;;) {
+    std::size_t live = 0;
+    for (auto& w : workers) live += w->live_connections();
+    if (live == 0) break;
+    if (std::chrono::steady_clock::now() >= until) {
+      log(level::warn, "shutdown grace period over: closing " + std::to_string(live) +
+                           " connections");
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  for (auto& w : workers) w->stop();
+  for (auto& w : workers) w->join();
+  workers.clear();
+  log(level::info, "stopped");
+  return 0;
+}
+
+}  // namespace ob::server

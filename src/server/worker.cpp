@@ -1,0 +1,102 @@
+#include "server/worker.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "observe/log.hpp"
+
+namespace ob::server {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+using upstream::use_tuple;
+
+worker::worker(proxy::snapshot_store& store, std::shared_ptr<asio::ssl::context> tls)
+    : ioc_(std::make_unique<asio::io_context>(1)),
+      acceptor_(std::in_place, *ioc_),
+      ctx_(ioc_->get_executor(), store, std::move(tls)) {}
+
+worker::~worker() {
+  stop();
+  join();
+  acceptor_.reset();
+  ctx_.pool.clear();
+  ioc_.reset();  // destroys suspended connections while the registry and context still exist
+}
+
+void worker::listen(const tcp::endpoint& ep) {
+  acceptor_->open(ep.protocol());
+  acceptor_->set_option(asio::socket_base::reuse_address(true));
+  int one = 1;
+  if (::setsockopt(acceptor_->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+    throw boost::system::system_error(errno, boost::system::system_category(), "SO_REUSEPORT");
+  if (ep.protocol() == tcp::v6()) acceptor_->set_option(asio::ip::v6_only(false));
+  acceptor_->bind(ep);
+  acceptor_->listen(4096);
+}
+
+asio::awaitable<void> worker::accept_loop() {
+  asio::steady_timer backoff(*ioc_);
+  for (;;) {
+    auto [ec, socket] = co_await acceptor_->async_accept(use_tuple);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor_->is_open()) break;
+      // Out of descriptors or memory: back off instead of spinning on the same error.
+      observe::log(observe::level::warn, "accept failed: " + ec.message());
+      backoff.expires_after(std::chrono::milliseconds(50));
+      co_await backoff.async_wait(use_tuple);
+      continue;
+    }
+    auto conn = std::make_shared<client_connection>(ctx_, std::move(socket), registry_);
+    asio::co_spawn(
+        *ioc_, [conn]() -> asio::awaitable<void> { co_await conn->run(); },
+        [](std::exception_ptr e) {
+          if (!e) return;
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& ex) {
+            observe::log(observe::level::error, std::string("connection failed: ") + ex.what());
+          }
+        });
+  }
+}
+
+void worker::start() {
+  asio::co_spawn(*ioc_, accept_loop(), asio::detached);
+  thread_ = std::thread([this] {
+    auto guard = asio::make_work_guard(*ioc_);
+    ioc_->run();
+  });
+}
+
+void worker::begin_drain() {
+  asio::post(*ioc_, [this] {
+    ctx_.draining = true;
+    boost::system::error_code ec;
+    acceptor_->close(ec);
+    registry_.close_idle();
+  });
+}
+
+void worker::stop() {
+  if (!thread_.joinable()) return;
+  asio::post(*ioc_, [this] {
+    boost::system::error_code ec;
+    acceptor_->close(ec);
+    registry_.close_all();
+    ctx_.pool.clear();
+    ioc_->stop();
+  });
+}
+
+void worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace ob::server

@@ -1,0 +1,43 @@
+// One worker thread: its own io_context, its own SO_REUSEPORT listener on the shared address,
+// its own upstream pool. Workers share nothing on the hot path but the config snapshot.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include "proxy/context.hpp"
+#include "server/client_connection.hpp"
+
+namespace ob::server {
+
+class worker {
+ public:
+  worker(proxy::snapshot_store& store, std::shared_ptr<boost::asio::ssl::context> tls);
+  ~worker();
+
+  // Opens the listener (throws boost::system::system_error when the address is unusable).
+  void listen(const boost::asio::ip::tcp::endpoint& ep);
+  void start();        // runs the event loop on a new thread
+  void begin_drain();  // stop accepting; close idle connections; busy ones close when done
+  void stop();         // close everything and end the loop
+  void join();
+  std::size_t live_connections() const { return registry_.size(); }
+
+ private:
+  boost::asio::awaitable<void> accept_loop();
+
+  // Destroyed explicitly first in ~worker: its pending coroutine frames reference the members
+  // below.
+  std::unique_ptr<boost::asio::io_context> ioc_;
+  std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
+  proxy::worker_context ctx_;
+  connection_registry registry_;
+  std::thread thread_;
+};
+
+}  // namespace ob::server

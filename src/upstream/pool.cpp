@@ -1,0 +1,51 @@
+#include "upstream/pool.hpp"
+
+namespace ob::upstream {
+
+void pool::expire(std::deque<std::unique_ptr<connection>>& q,
+                  std::chrono::steady_clock::time_point now) {
+  // Oldest first: front holds the connections released longest ago.
+  while (!q.empty() && now - q.front()->idle_since > opts_.max_idle) {
+    q.front()->close();
+    q.pop_front();
+  }
+}
+
+std::unique_ptr<connection> pool::lease(std::string_view origin) {
+  auto it = idle_.find(origin);
+  if (it == idle_.end() || it->second.empty()) return nullptr;
+  auto& q = it->second;
+  expire(q, std::chrono::steady_clock::now());
+  if (q.empty()) return nullptr;
+  auto c = std::move(q.back());
+  q.pop_back();
+  return c;
+}
+
+void pool::release(std::string_view origin, std::unique_ptr<connection> c) {
+  auto it = idle_.find(origin);
+  if (it == idle_.end()) it = idle_.emplace(std::string(origin), std::deque<std::unique_ptr<connection>>{}).first;
+  auto& q = it->second;
+  auto now = std::chrono::steady_clock::now();
+  expire(q, now);
+  if (q.size() >= opts_.max_idle_per_origin) {
+    q.front()->close();
+    q.pop_front();
+  }
+  c->idle_since = now;
+  q.push_back(std::move(c));
+}
+
+std::size_t pool::idle_count() const {
+  std::size_t n = 0;
+  for (auto& [k, q] : idle_) n += q.size();
+  return n;
+}
+
+void pool::clear() {
+  for (auto& [k, q] : idle_)
+    for (auto& c : q) c->close();
+  idle_.clear();
+}
+
+}  // namespace ob::upstream
