@@ -1,15 +1,29 @@
 // Locating `model` values in JSON documents without building a DOM (simdjson On-Demand), and
 // splicing replacements in without re-serializing: every other byte stays as it came.
+//
+// Validation depth: On-Demand checks what it visits (the root object, its keys, the values we
+// read) plus UTF-8, string termination and bracket balance of the whole document. Values we
+// skip (e.g. "messages") are not validated deeply: `{"model":"m","x":[1,}]` may pass as ok.
+// That is deliberate (the upstream validates its own input); the gateway only needs to know
+// where `model` is.
+//
+// Keys are compared after unescaping, so `"mod\u0065l"` counts as "model" (it is "model" to
+// every JSON reader, and the upstream would route on it). Keys that do not unescape (a lone
+// surrogate escape) make the document invalid_json.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include <simdjson.h>
 
 namespace ob::proxy::json {
+
+// Spare bytes a caller's buffer must have after the document to avoid the copy into scratch.
+inline constexpr std::size_t required_padding = simdjson::SIMDJSON_PADDING;
 
 // Byte offsets [begin, end) of a JSON value token inside a document, quotes included.
 struct span {
@@ -18,18 +32,21 @@ struct span {
 };
 
 enum class find_status {
-  ok,           // found exactly one top-level "model" with a string value
-  invalid_json, // not parseable / trailing garbage / empty
-  not_object,   // valid JSON whose root is not an object
-  missing,      // no top-level "model"
-  not_string,   // "model" present but its value is not a string
-  duplicate,    // more than one top-level "model" key
+  ok,            // found exactly one top-level "model" with a string value
+  invalid_json,  // not parseable / trailing garbage / empty / not UTF-8
+  not_object,    // valid JSON whose root is not an object
+  missing,       // no top-level "model"
+  not_string,    // "model" present but its value is not a string
+  duplicate,     // more than one top-level "model" key
 };
+
+const char* to_string(find_status s);
 
 struct request_model {
   find_status status = find_status::invalid_json;
-  span value;             // the string token, quotes included (valid when status == ok)
-  std::string_view name;  // unescaped value; points into the finder's scratch, valid until the next call
+  span value;  // the string token, quotes included (valid when status == ok)
+  std::string_view
+      name;  // unescaped value; points into the finder's scratch, valid until the next call
 };
 
 struct token_usage {
@@ -41,17 +58,20 @@ struct token_usage {
 
 // What an answer document (a JSON answer body, or one SSE event's data) holds that we care about.
 struct answer_info {
-  bool is_object = false;   // parsed as a JSON object
-  span models[2];           // string tokens to rewrite, ascending: top-level "model", "response"."model"
+  static constexpr int max_models = 4;
+  bool is_object = false;  // parsed as a JSON object (all other fields are unset when false)
+  // String tokens to rewrite, ascending: top-level "model" and "response"."model". Room for a
+  // duplicated key too, so that no copy of the real model name leaks to the client.
+  span models[max_models];
   int model_count = 0;
-  token_usage usage;        // top-level "usage" or "response"."usage" when it is an object
-  bool has_error = false;   // a top-level "error" key with a non-null value
-  std::string_view type;    // top-level "type" string value (Responses API events), else empty;
-                            // points into the finder's scratch, valid until the next call
+  token_usage usage;       // top-level "usage" or "response"."usage" when it is an object
+  bool has_error = false;  // a top-level "error" key with a non-null value
+  std::string_view type;   // top-level "type" string value (Responses API events), else empty;
+                           // points into the finder's scratch, valid until the next call
 };
 
 // One per thread: owns the simdjson parser and scratch buffers (reused, grows to the largest
-// document seen).
+// document seen). Never throws for bad input; every input maps to a status.
 class model_finder {
  public:
   // `doc` must be followed by readable memory up to doc.data() + capacity; when
@@ -60,12 +80,17 @@ class model_finder {
   answer_info inspect_answer(std::string_view doc, std::size_t capacity);
 
  private:
+  // Returns a padded view of `doc`: the caller's bytes, or a copy in scratch_.
+  const char* padded(std::string_view doc, std::size_t& capacity);
+
   simdjson::ondemand::parser parser_;
-  std::string scratch_;       // padded copy when the caller has no padding
-  std::string name_scratch_;  // unescaped strings
+  std::unique_ptr<char[]> scratch_;  // padded copy when the caller has no padding
+  std::size_t scratch_size_ = 0;
 };
 
-// Appends `s` as a JSON string literal (with quotes, escaped per RFC 8259) to `out`.
+// Appends `s` as a JSON string literal (with quotes, escaped per RFC 8259) to `out`: '"' and
+// '\\' escaped, \b \f \n \r \t in their short forms, other control characters as \u00XX.
+// Invalid UTF-8 sequences become U+FFFD so the output is always valid JSON text.
 void append_json_string(std::string& out, std::string_view s);
 std::string json_string(std::string_view s);
 

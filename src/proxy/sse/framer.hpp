@@ -2,6 +2,18 @@
 // events out. Pure: no I/O. Any split of the same input into feed() calls yields the same events,
 // and the concatenation of every event's `raw` equals the input exactly (so a proxy that writes
 // `raw` forwards the stream byte for byte).
+//
+// Lines end in LF, CRLF or CR; a blank line ends an event. Field lines: `data`, `event`, `id`,
+// `retry` (ignored), anything else ignored; `name: value` loses one leading space of the value;
+// a line without ':' is a field name with an empty value; a line starting with ':' is a comment.
+// A UTF-8 BOM at the very start of the stream is skipped when reading fields (kept in raw).
+// Unlike a browser, which drops an unterminated event at end of stream, finish() delivers it:
+// a proxy must forward every byte it received.
+//
+// Each blank line ends one event, so "\n\n\n" yields an extra event whose raw is "\n" with no
+// fields; a CR ending an event at the very end of a feed is delivered at once (no waiting), and
+// when the next feed starts with the LF of that CRLF, the LF is the first byte of the next
+// event's raw. Such field-less events carry no meaning (a browser dispatches nothing for them).
 #pragma once
 
 #include <cstddef>
@@ -21,7 +33,8 @@ struct event {
   bool has_data = false;  // at least one "data" field
   std::string_view data;  // "data" field values joined by '\n' (per the spec's data buffer)
   // Where data lives inside raw, for splicing: maps an offset in `data` to an offset in `raw`.
-  // Valid for offsets of bytes that are not the joining '\n's.
+  // Valid for offsets of bytes that are not the joining '\n's (a joining '\n' maps to the end
+  // of the line before it; data.size() maps to the end of the last data value).
   std::size_t raw_offset(std::size_t data_offset) const;
 
   // implementation detail: start offset of each data line's value in raw and in data.
@@ -37,18 +50,68 @@ struct event {
 class framer {
  public:
   // Parses `bytes` and calls on_event(const event&) for every event completed by them. An event
-  // and all its views are valid only during the callback.
+  // and all its views are valid only during the callback. When nothing is pending, events that
+  // lie wholly inside `bytes` are views of `bytes` (no copy); only an incomplete tail is copied.
+  // The callback must not call back into this framer.
   template <class F>
-  void feed(std::string_view bytes, F&& on_event);
+  void feed(std::string_view bytes, F&& on_event) {
+    begin_feed(bytes);
+    event ev;
+    while (next_event(ev)) on_event(static_cast<const event&>(ev));
+    end_feed();
+  }
 
   // End of input: a pending unterminated event (any non-empty remainder) is delivered too.
+  // The framer is then reset, ready for a new stream.
   template <class F>
-  void finish(F&& on_event);
+  void finish(F&& on_event) {
+    event ev;
+    if (final_event(ev)) on_event(static_cast<const event&>(ev));
+    reset();
+  }
 
-  std::size_t pending_bytes() const;  // bytes held back waiting for the end of an event
-  void reset();                        // forget everything (reuse for a new stream)
+  // Bytes held back waiting for the end of an event. A caller should bound this (an upstream
+  // that never sends a blank line would otherwise grow it without limit).
+  std::size_t pending_bytes() const { return in_pending_ ? pending_.size() : 0; }
+  void reset();  // forget everything (reuse for a new stream)
 
-  // ... implementation members (private) ...
+ private:
+  void begin_feed(std::string_view bytes);
+  bool next_event(event& ev);
+  void end_feed();
+  bool final_event(event& ev);
+
+  void set_buffer(const char* data, std::size_t size);
+  void drop_delivered();
+  bool scan();
+  std::size_t find_eol(std::size_t from);
+  void parse_line(std::size_t begin, std::size_t end);
+  void make_event(event& ev, std::size_t end);
+  void clear_fields();
+
+  // Bytes of the current incomplete event, from its first byte, when in_pending_.
+  std::string pending_;
+  bool in_pending_ = false;
+  std::string_view feed_;      // bytes of the feed() in progress
+  std::size_t feed_base_ = 0;  // where feed_ starts inside pending_ (when in_pending_)
+
+  // The buffer being scanned (feed_ itself, the rest of it, or pending_) and positions in it.
+  const char* buf_ = nullptr;
+  std::size_t len_ = 0;
+  std::size_t ev_ = 0;                          // start of the current event in buf_
+  std::size_t line_ = 0;                        // start of the current line, relative to ev_
+  std::size_t search_ = 0;                      // where to continue looking for its end
+  std::ptrdiff_t next_lf_ = -1, next_cr_ = -1;  // cached memchr results in buf_ (len_: none)
+  std::size_t delivered_end_ = 0;               // end in buf_ of the event last handed out
+  bool delivered_ = false;
+  bool skip_lf_ = false;    // the last line ended in CR at the end of a buffer: LF may follow
+  bool first_line_ = true;  // BOM check
+
+  // Fields of the current event, as offsets relative to ev_ (stable across pending_ growth).
+  std::size_t type_begin_ = 0, type_size_ = 0, id_begin_ = 0, id_size_ = 0;
+  bool has_data_ = false;
+  std::vector<event::piece> pieces_;
+  std::string data_buf_;  // joined data when an event has several data lines
 };
 
 // Appends a terminal error event in OpenAI's shape:

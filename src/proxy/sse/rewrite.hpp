@@ -14,7 +14,8 @@ struct event_info {
   bool terminal = false;  // done, or an event that ends a stream: Responses API
                           // response.completed / response.failed / response.incomplete / error,
                           // or a JSON object with a top-level "error"
-  bool error = false;     // the event reports an error (top-level "error", type "error"/"response.failed")
+  bool error =
+      false;  // the event reports an error (top-level "error", type "error"/"response.failed")
   json::token_usage usage;  // when the event carries usage
 };
 
