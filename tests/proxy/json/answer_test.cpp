@@ -1,0 +1,143 @@
+// Answer inspection: model spans (top-level and Responses API nested), usage, error, type.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "proxy/json/model.hpp"
+
+namespace ob::proxy::json {
+namespace {
+
+std::string_view text_of(std::string_view doc, span s) {
+  return doc.substr(s.begin, s.end - s.begin);
+}
+
+std::string spliced(std::string_view doc, const answer_info& a, std::string_view lit) {
+  std::string out;
+  append_spliced(out, doc, a.models, a.model_count, lit);
+  return out;
+}
+
+const char* const chat_answer = R"({
+  "id": "chatcmpl-abc123",
+  "object": "chat.completion",
+  "created": 1741569952,
+  "model": "gpt-4.1-2025-04-14",
+  "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! \"model\": no",
+    "refusal": null, "annotations": []}, "logprobs": null, "finish_reason": "stop"}],
+  "usage": {"prompt_tokens": 19, "completion_tokens": 10, "total_tokens": 29,
+    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0}},
+  "service_tier": "default"
+})";
+
+TEST(inspect_answer, ChatCompletion) {
+  model_finder f;
+  const std::string doc = chat_answer;
+  answer_info a = f.inspect_answer(doc, doc.size());
+  ASSERT_TRUE(a.is_object);
+  ASSERT_EQ(a.model_count, 1);
+  EXPECT_EQ(text_of(doc, a.models[0]), R"("gpt-4.1-2025-04-14")");
+  EXPECT_EQ(a.usage.prompt_tokens, 19);
+  EXPECT_EQ(a.usage.completion_tokens, 10);
+  EXPECT_EQ(a.usage.total_tokens, 29);
+  EXPECT_FALSE(a.has_error);
+  EXPECT_TRUE(a.type.empty());
+  const std::string out = spliced(doc, a, R"("fast")");
+  std::string expected = doc;
+  expected.replace(a.models[0].begin, a.models[0].end - a.models[0].begin, R"("fast")");
+  EXPECT_EQ(out, expected);
+}
+
+TEST(inspect_answer, ResponsesEventNestedModelAndUsage) {
+  model_finder f;
+  const std::string doc =
+      R"({"type":"response.completed","sequence_number":9,"response":{"id":"resp_1",)"
+      R"("object":"response","status":"completed","model":"gpt-4o-2024-08-06","output":[],)"
+      R"("error":null,"usage":{"input_tokens":36,"output_tokens":87,"total_tokens":123,)"
+      R"("output_tokens_details":{"reasoning_tokens":0}},"metadata":{"model":"no"}}})";
+  answer_info a = f.inspect_answer(doc, doc.size());
+  ASSERT_TRUE(a.is_object);
+  EXPECT_EQ(a.type, "response.completed");
+  ASSERT_EQ(a.model_count, 1);
+  EXPECT_EQ(text_of(doc, a.models[0]), R"("gpt-4o-2024-08-06")");
+  EXPECT_EQ(a.usage.prompt_tokens, 36);
+  EXPECT_EQ(a.usage.completion_tokens, 87);
+  EXPECT_EQ(a.usage.total_tokens, 123);
+  EXPECT_FALSE(a.has_error);  // the nested error is not top-level
+}
+
+TEST(inspect_answer, BothModelsAscendingWhateverTheKeyOrder) {
+  model_finder f;
+  const std::string doc = R"({"response":{"model":"inner"},"type":"x","model":"outer"})";
+  answer_info a = f.inspect_answer(doc, doc.size());
+  ASSERT_EQ(a.model_count, 2);
+  EXPECT_LT(a.models[0].end, a.models[1].begin);
+  EXPECT_EQ(text_of(doc, a.models[0]), R"("inner")");
+  EXPECT_EQ(text_of(doc, a.models[1]), R"("outer")");
+  EXPECT_EQ(spliced(doc, a, R"("g")"), R"({"response":{"model":"g"},"type":"x","model":"g"})");
+}
+
+TEST(inspect_answer, DuplicateModelKeysAreAllRewritten) {
+  model_finder f;
+  const std::string doc = R"({"model":"a","model":"b"})";
+  answer_info a = f.inspect_answer(doc, doc.size());
+  EXPECT_EQ(spliced(doc, a, R"("g")"), R"({"model":"g","model":"g"})");
+}
+
+TEST(inspect_answer, NonStringModelsAreLeftAlone) {
+  model_finder f;
+  const std::string doc = R"({"model":null,"response":{"model":7},"choices":[{"model":"x"}]})";
+  answer_info a = f.inspect_answer(doc, doc.size());
+  EXPECT_TRUE(a.is_object);
+  EXPECT_EQ(a.model_count, 0);
+}
+
+TEST(inspect_answer, Errors) {
+  model_finder f;
+  const std::string err =
+      R"({"error":{"message":"Rate limit","type":"requests","param":null,"code":"rate_limit"}})";
+  EXPECT_TRUE(f.inspect_answer(err, err.size()).has_error);
+  const std::string null_error = R"({"model":"m","error":null})";
+  EXPECT_FALSE(f.inspect_answer(null_error, null_error.size()).has_error);
+  const std::string str_error = R"({"error":"boom"})";
+  EXPECT_TRUE(f.inspect_answer(str_error, str_error.size()).has_error);
+  const std::string typed = R"({"type":"error","code":"x","message":"m","sequence_number":3})";
+  answer_info a = f.inspect_answer(typed, typed.size());
+  EXPECT_EQ(a.type, "error");
+  EXPECT_FALSE(a.has_error);
+}
+
+TEST(inspect_answer, UsageEdgeCases) {
+  model_finder f;
+  const std::string no_usage = R"({"usage":null,"model":"m"})";
+  EXPECT_FALSE(f.inspect_answer(no_usage, no_usage.size()).usage.present());
+  const std::string partial = R"({"usage":{"prompt_tokens":5,"completion_tokens":"x"}})";
+  answer_info a = f.inspect_answer(partial, partial.size());
+  EXPECT_TRUE(a.usage.present());
+  EXPECT_EQ(a.usage.prompt_tokens, 5);
+  EXPECT_EQ(a.usage.completion_tokens, -1);
+  EXPECT_EQ(a.usage.total_tokens, -1);
+}
+
+TEST(inspect_answer, NotObjectOrInvalid) {
+  model_finder f;
+  for (const char* doc : {"[DONE]", "", "[]", "\"x\"", "{\"model\":\"m\"", "{\"model\":\"m\"} x",
+                          "{\"model\":\"m\",\"usage\":{\"prompt_tokens\":}}", "\xff"}) {
+    const std::string d = doc;
+    answer_info a = f.inspect_answer(d, d.size());
+    EXPECT_FALSE(a.is_object) << doc;
+    EXPECT_EQ(a.model_count, 0) << doc;
+    EXPECT_FALSE(a.usage.present()) << doc;
+  }
+}
+
+TEST(inspect_answer, TypeViewSurvivesUntilNextCall) {
+  model_finder f;
+  std::string doc = R"({"type":"response.output_text.delta","delta":"hi"})";
+  answer_info a = f.inspect_answer(doc, doc.size());
+  doc.assign(doc.size(), 'x');  // the caller may reuse its buffer; the type stays readable
+  EXPECT_EQ(a.type, "response.output_text.delta");
+}
+
+}  // namespace
+}  // namespace ob::proxy::json
