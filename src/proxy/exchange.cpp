@@ -260,9 +260,10 @@ asio::awaitable<exchange::attempt_outcome> exchange::read_upstream(millis limit)
 }
 
 asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_request& r,
-                                                             const routing::target& t) {
+                                                             const routing::target& t,
+                                                             bool allow_pooled) {
   const auto& to = r.snap.cfg.timeouts;
-  up_ = ctx_.pool.lease(t.pool_key);
+  if (allow_pooled) up_ = ctx_.pool.lease(t.pool_key);
   bool reused = up_ != nullptr;
   if (!up_) {
     auto res = co_await ctx_.connector.connect(t.provider->url,
@@ -331,7 +332,7 @@ asio::awaitable<bool> exchange::run(const exchange_request& r, observe::request_
   attempt_outcome out;
   for (int i = 0; i < 2; ++i) {
     rec.attempts = i + 1;
-    out = co_await attempt(r, t);
+    out = co_await attempt(r, t, /*allow_pooled=*/i == 0);
     if (out.failure == fail::none || !out.retryable) break;
   }
 

@@ -70,8 +70,9 @@ class exchange {
     std::string detail;
   };
 
+  // One try on `t`; a retry passes allow_pooled=false to get a fresh connection.
   boost::asio::awaitable<attempt_outcome> attempt(const exchange_request& r,
-                                                  const routing::target& t);
+                                                  const routing::target& t, bool allow_pooled);
   boost::asio::awaitable<bool> fail_before_answer(const attempt_outcome& o,
                                                   const exchange_request& r,
                                                   observe::request_record& rec);
