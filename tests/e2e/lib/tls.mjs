@@ -1,0 +1,45 @@
+// Throwaway certificate authority and server certificate for 127.0.0.1 / localhost / ::1,
+// made with the openssl CLI in a temporary directory.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+function openssl(args, cwd) {
+  execFileSync('openssl', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30000 });
+}
+
+// Returns { dir, caCert, caKey, cert, key, caCertPem, certPem, keyPem, cleanup() } (paths + contents).
+export function makeTestCA({ dir } = {}) {
+  dir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ob-tls-'));
+  const ext = path.join(dir, 'server.ext');
+  fs.writeFileSync(
+    ext,
+    [
+      'basicConstraints=CA:FALSE',
+      'keyUsage=digitalSignature,keyEncipherment',
+      'extendedKeyUsage=serverAuth',
+      'subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost',
+      '',
+    ].join('\n'),
+  );
+  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '2',
+    '-keyout', 'ca.key', '-out', 'ca.pem', '-subj', '/CN=OpenBridge Test CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], dir);
+  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-keyout', 'server.key', '-out', 'server.csr',
+    '-subj', '/CN=localhost'], dir);
+  openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
+    '-out', 'server.pem', '-days', '2', '-sha256', '-extfile', 'server.ext'], dir);
+  const r = {
+    dir,
+    caCert: path.join(dir, 'ca.pem'),
+    caKey: path.join(dir, 'ca.key'),
+    cert: path.join(dir, 'server.pem'),
+    key: path.join(dir, 'server.key'),
+  };
+  r.caCertPem = fs.readFileSync(r.caCert, 'utf8');
+  r.certPem = fs.readFileSync(r.cert, 'utf8');
+  r.keyPem = fs.readFileSync(r.key, 'utf8');
+  r.cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
+  return r;
+}
