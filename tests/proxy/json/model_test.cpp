@@ -43,8 +43,9 @@ TEST_F(model_finder_test, FindsTopLevelModel) {
 }
 
 TEST_F(model_finder_test, ModelNotFirstWithWhitespaceAndNewlines) {
-  const std::string doc = "{\n  \"messages\": [{\"role\":\"user\",\"content\":\"hi\"}],\r\n"
-                          "  \"model\"\n\t :  \n  \"fast\"  \n\t,\n \"stream\": true \n}\n";
+  const std::string doc =
+      "{\n  \"messages\": [{\"role\":\"user\",\"content\":\"hi\"}],\r\n"
+      "  \"model\"\n\t :  \n  \"fast\"  \n\t,\n \"stream\": true \n}\n";
   EXPECT_EQ(token(doc, "fast"), "\"fast\"");
   EXPECT_EQ(token("{\"a\":1,\"model\":\"m\"   }", "m"), "\"m\"");
   EXPECT_EQ(token("  \t\n{\"model\":\"m\"}\n\n  ", "m"), "\"m\"");
@@ -91,12 +92,28 @@ TEST_F(model_finder_test, UnicodeAndEscapedValues) {
 }
 
 TEST_F(model_finder_test, InvalidJson) {
-  for (const char* doc : {"", " ", "{", "}", "{\"model\"", "{\"model\":", "{\"model\":\"x",
-                          "{\"model\":\"x\"", "{\"model\":\"x\",}", "{\"model\" \"x\"}",
-                          "{model:\"x\"}", "{'model':'x'}", "{\"model\":\"x\"} x",
-                          "{\"model\":\"x\"}}", "{\"model\":\"x\"} {}", "{\"model\":\"x\"},",
-                          "garbage", "\x01\x02", "{\"model\":\"\\q\"}", "{\"model\":\"\\ud800\"}",
-                          "{\"model\":\"a\x01\"}", "{\"m\\x\":1}"}) {
+  for (const char* doc : {"",
+                          " ",
+                          "{",
+                          "}",
+                          "{\"model\"",
+                          "{\"model\":",
+                          "{\"model\":\"x",
+                          "{\"model\":\"x\"",
+                          "{\"model\":\"x\",}",
+                          "{\"model\" \"x\"}",
+                          "{model:\"x\"}",
+                          "{'model':'x'}",
+                          "{\"model\":\"x\"} x",
+                          "{\"model\":\"x\"}}",
+                          "{\"model\":\"x\"} {}",
+                          "{\"model\":\"x\"},",
+                          "garbage",
+                          "\x01\x02",
+                          "{\"model\":\"\\q\"}",
+                          "{\"model\":\"\\ud800\"}",
+                          "{\"model\":\"a\x01\"}",
+                          "{\"m\\x\":1}"}) {
     EXPECT_EQ(status(doc), find_status::invalid_json) << doc;
   }
 }
@@ -128,7 +145,8 @@ TEST_F(model_finder_test, ParseErrorAfterModelWins) {
 
 TEST_F(model_finder_test, DeepNestingDoesNotCrash) {
   for (std::size_t depth : {100u, 1025u, 100000u}) {
-    std::string deep = R"({"model":"m","x":)" + std::string(depth, '[') + std::string(depth, ']') + "}";
+    std::string deep =
+        R"({"model":"m","x":)" + std::string(depth, '[') + std::string(depth, ']') + "}";
     const find_status s = status(deep);
     EXPECT_TRUE(s == find_status::ok || s == find_status::invalid_json) << depth;
     std::string unbalanced = R"({"model":"m","x":)" + std::string(depth, '[') + "}";
@@ -205,8 +223,8 @@ TEST(json_string, EscapingTable) {
       {"\x7f", "\"\x7f\""},
       {"café 模型 😀", "\"café 模型 😀\""},
       {"\xff", "\"\xEF\xBF\xBD\""},
-      {"a\xe2\x82", "\"a\xEF\xBF\xBD\xEF\xBF\xBD\""},      // truncated sequence
-      {"\xc0\xaf", "\"\xEF\xBF\xBD\xEF\xBF\xBD\""},        // overlong
+      {"a\xe2\x82", "\"a\xEF\xBF\xBD\xEF\xBF\xBD\""},                // truncated sequence
+      {"\xc0\xaf", "\"\xEF\xBF\xBD\xEF\xBF\xBD\""},                  // overlong
       {"\xed\xa0\x80", "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\""},  // surrogate
       {"\xf4\x90\x80\x80", "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\""},  // > U+10FFFF
   };

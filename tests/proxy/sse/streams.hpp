@@ -51,10 +51,9 @@ inline std::string response_object(std::string_view status, std::string_view usa
 
 // A Responses API stream: created, in_progress, N text deltas, completed (nested model, usage).
 inline std::string responses_stream(int deltas = 6) {
-  std::string s = responses_event(
-      "response.created",
-      R"({"type":"response.created","sequence_number":0,"response":)" +
-          response_object("in_progress", "null") + "}");
+  std::string s = responses_event("response.created",
+                                  R"({"type":"response.created","sequence_number":0,"response":)" +
+                                      response_object("in_progress", "null") + "}");
   s += responses_event("response.in_progress",
                        R"({"type":"response.in_progress","sequence_number":1,"response":)" +
                            response_object("in_progress", "null") + "}");
@@ -83,8 +82,12 @@ inline std::string replace_all(std::string s, std::string_view from, std::string
   return s;
 }
 
-inline std::string crlf_stream() { return replace_all(chat_stream(), "\n", "\r\n"); }
-inline std::string cr_stream() { return replace_all(responses_stream(3), "\n", "\r"); }
+inline std::string crlf_stream() {
+  return replace_all(chat_stream(), "\n", "\r\n");
+}
+inline std::string cr_stream() {
+  return replace_all(responses_stream(3), "\n", "\r");
+}
 
 inline std::string keepalive_stream() {
   return ": ping\n\n" + chat_chunk(R"({"content":"a"})", "null") + ": ping\n\n: ping\n\n" +
@@ -106,7 +109,11 @@ inline std::string unterminated_stream() {
 
 inline std::string mixed_endings_stream() {
   static const char nul_lines[] = "data: nul\0id\nid: a\0b\n\n";
-  return "\xEF\xBB\xBF" "data: bom\r\n\r\n" "data: a\r\r" "data: b\n\r" "\ndata: c\r\n\n" +
+  return "\xEF\xBB\xBF"
+         "data: bom\r\n\r\n"
+         "data: a\r\r"
+         "data: b\n\r"
+         "\ndata: c\r\n\n" +
          std::string(nul_lines, sizeof nul_lines - 1) + "\n\n\r\r\n\n";
 }
 
@@ -124,8 +131,9 @@ struct recorded {
 };
 
 inline recorded record(const event& ev) {
-  recorded r{std::string(ev.raw), std::string(ev.type), std::string(ev.id), std::string(ev.data),
-             ev.has_data, std::vector<event::piece>(ev.pieces, ev.pieces + ev.piece_count)};
+  recorded r{std::string(ev.raw), std::string(ev.type),
+             std::string(ev.id),  std::string(ev.data),
+             ev.has_data,         std::vector<event::piece>(ev.pieces, ev.pieces + ev.piece_count)};
   return r;
 }
 
