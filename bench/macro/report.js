@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+// Turns the benchmark's records (one JSON object a line) into ONE markdown table.
+//
+//   node report.js RESULTS.jsonl
+//
+// Throughput rows: the mean over the interleaved rounds (req/s also shows min–max), worst
+// peak RSS. Ratios are ours/nginx on the gateway's row: req/s ratio > 1 is better,
+// p99 and CPU ratios < 1 are better. Memory rows: RSS with N open streams and per stream.
+'use strict';
+const fs = require('fs');
+
+const recs = fs.readFileSync(process.argv[2], 'utf8').split('\n').filter(Boolean).map(JSON.parse);
+const order = [];
+const groups = new Map();
+for (const r of recs) {
+  const sc = `${r.scenario}: ${r.label}`;
+  const key = `${sc}\u0000${r.proxy}`;
+  if (!groups.has(key)) { groups.set(key, []); if (!order.includes(sc)) order.push(sc); }
+  groups.get(key).push(r);
+}
+
+const mean = (a) => a.reduce((s, x) => s + x, 0) / a.length;
+const ms = (us) => (us / 1000).toFixed(us < 10000 ? 2 : 1);
+const mb = (kb) => (kb / 1024).toFixed(1);
+const int = (x) => Math.round(x).toLocaleString('en-US');
+const ratio = (a, b) => (a != null && b != null && b > 0 ? (a / b).toFixed(2) + '×' : '—');
+
+function summarize(list) {
+  if (list[0].kind === 'mem') {
+    const r = list[list.length - 1];
+    return { mem: true, r };
+  }
+  const rps = list.map((r) => r.rps);
+  return {
+    label: list[0].label,
+    rps: mean(rps), rpsMin: Math.min(...rps), rpsMax: Math.max(...rps),
+    p50: mean(list.map((r) => r.p50_us)), p99: mean(list.map((r) => r.p99_us)),
+    cpu: mean(list.map((r) => r.cpu_us_per_req)),
+    hwm: Math.max(...list.map((r) => r.hwm_kb || 0)),
+    errors: list.reduce((s, r) => s + r.errors, 0),
+    malformed: list.reduce((s, r) => s + r.malformed, 0),
+    checked: list.reduce((s, r) => s + r.checked, 0),
+    runs: list.length,
+  };
+}
+
+const head = ['scenario', 'proxy', 'req/s (min–max)', 'p50 ms', 'p99 ms', 'CPU µs/req',
+  'peak RSS MB', 'errors / malformed', 'req/s ratio', 'p99 ratio', 'CPU ratio'];
+const rows = [head, head.map(() => '---')];
+
+for (const sc of order) {
+  const ours = groups.get(`${sc}\u0000ours`);
+  const ngx = groups.get(`${sc}\u0000nginx`);
+  const so = ours && summarize(ours);
+  const sn = ngx && summarize(ngx);
+  for (const [name, s] of [['ours', so], ['nginx', sn]]) {
+    if (!s) continue;
+    if (s.mem) {
+      const r = s.r;
+      const other = name === 'ours' ? sn && sn.r : null;
+      rows.push([sc, name,
+        '—', '—', '—', '—',
+        `${mb(r.rss_n_kb)} (idle ${mb(r.rss_idle_kb)})`,
+        `${r.first_event}/${r.n} got 1st event, ${r.failed} failed / ${r.malformed}`,
+        `${(r.per_stream_bytes / 1024).toFixed(1)} KB/stream`,
+        '—',
+        other ? `mem ${ratio(r.per_stream_bytes, other.per_stream_bytes)}` : '—']);
+      continue;
+    }
+    const isOurs = name === 'ours';
+    rows.push([sc, name,
+      `${int(s.rps)} (${int(s.rpsMin)}–${int(s.rpsMax)})`,
+      ms(s.p50), ms(s.p99), s.cpu.toFixed(1), mb(s.hwm),
+      `${s.errors} / ${s.malformed} of ${int(s.checked)}`,
+      isOurs && sn ? ratio(s.rps, sn.rps) : '—',
+      isOurs && sn ? ratio(s.p99, sn.p99) : '—',
+      isOurs && sn ? ratio(s.cpu, sn.cpu) : '—']);
+  }
+}
+
+console.log(rows.map((r) => '| ' + r.join(' | ') + ' |').join('\n'));
