@@ -179,26 +179,46 @@ const char* to_string(find_status s) {
   return "unknown";
 }
 
-const char* model_finder::padded(std::string_view doc, std::size_t& capacity) {
-  if (capacity >= doc.size() && capacity - doc.size() >= simdjson::SIMDJSON_PADDING)
-    return doc.data();
-  const std::size_t need = doc.size() + simdjson::SIMDJSON_PADDING;
-  if (scratch_size_ < need) {
-    // Grow geometrically, without zero-filling (a std::string resize would touch every byte).
-    scratch_size_ = std::max(need, scratch_size_ * 2);
-    scratch_.reset(new char[scratch_size_]);
+struct model_finder::state {
+  od::parser parser;
+  std::unique_ptr<char[]> scratch;  // padded copy when the caller has no padding
+  std::size_t scratch_size = 0;
+
+  // Starts parsing `doc`, in place when the caller's buffer has the padding, else from a copy.
+  error_code iterate(std::string_view doc, std::size_t capacity, od::document& d,
+                     const char*& base) {
+    base = doc.data();
+    if (capacity < doc.size() || capacity - doc.size() < simdjson::SIMDJSON_PADDING) {
+      base = padded_copy(doc);
+      capacity = scratch_size;
+    }
+    return parser.iterate(base, doc.size(), capacity).get(d);
   }
-  if (!doc.empty()) std::memcpy(scratch_.get(), doc.data(), doc.size());
-  std::memset(scratch_.get() + doc.size(), 0, simdjson::SIMDJSON_PADDING);
-  capacity = scratch_size_;
-  return scratch_.get();
-}
+
+  const char* padded_copy(std::string_view doc) {
+    const std::size_t need = doc.size() + simdjson::SIMDJSON_PADDING;
+    if (scratch_size < need) {
+      // Grow geometrically, without zero-filling (a std::string resize would touch every byte).
+      scratch_size = std::max(need, scratch_size * 2);
+      scratch.reset(new char[scratch_size]);
+    }
+    if (!doc.empty()) std::memcpy(scratch.get(), doc.data(), doc.size());
+    std::memset(scratch.get() + doc.size(), 0, simdjson::SIMDJSON_PADDING);
+    return scratch.get();
+  }
+};
+
+model_finder::model_finder() : state_(std::make_unique<state>()) {}
+model_finder::~model_finder() = default;
+model_finder::model_finder(model_finder&&) noexcept = default;
+model_finder& model_finder::operator=(model_finder&&) noexcept = default;
 
 request_model model_finder::find_request_model(std::string_view doc, std::size_t capacity) {
   request_model r;
-  const char* base = padded(doc, capacity);
+  if (!state_) state_ = std::make_unique<state>();  // usable again after being moved from
+  const char* base = nullptr;
   od::document d;
-  if (parser_.iterate(base, doc.size(), capacity).get(d) != SUCCESS) return r;
+  if (state_->iterate(doc, capacity, d, base) != SUCCESS) return r;
   if (find_status s = root_status(d); s != find_status::ok) {
     r.status = s;
     return r;
@@ -226,10 +246,11 @@ request_model model_finder::find_request_model(std::string_view doc, std::size_t
 }
 
 answer_info model_finder::inspect_answer(std::string_view doc, std::size_t capacity) {
-  const char* base = padded(doc, capacity);
+  if (!state_) state_ = std::make_unique<state>();  // usable again after being moved from
+  const char* base = nullptr;
   od::document d;
   answer_info info;
-  if (parser_.iterate(base, doc.size(), capacity).get(d) != SUCCESS) return info;
+  if (state_->iterate(doc, capacity, d, base) != SUCCESS) return info;
   if (root_status(d) != find_status::ok) return info;
   if (walk_answer(d, base, info) != SUCCESS || !at_document_end(d)) return answer_info{};
   info.is_object = true;

@@ -72,20 +72,23 @@ struct answer_info {
 
 // One per thread: owns the simdjson parser and scratch buffers (reused, grows to the largest
 // document seen). Never throws for bad input; every input maps to a status.
+// The parser lives behind a pointer so that this class has the same layout in every translation
+// unit, whatever simdjson configuration macros (e.g. SIMDJSON_THREADS_ENABLED) each one sees.
 class model_finder {
  public:
+  model_finder();
+  ~model_finder();
+  model_finder(model_finder&&) noexcept;
+  model_finder& operator=(model_finder&&) noexcept;
+
   // `doc` must be followed by readable memory up to doc.data() + capacity; when
   // capacity - doc.size() < simdjson::SIMDJSON_PADDING the document is copied to a padded scratch.
   request_model find_request_model(std::string_view doc, std::size_t capacity);
   answer_info inspect_answer(std::string_view doc, std::size_t capacity);
 
  private:
-  // Returns a padded view of `doc`: the caller's bytes, or a copy in scratch_.
-  const char* padded(std::string_view doc, std::size_t& capacity);
-
-  simdjson::ondemand::parser parser_;
-  std::unique_ptr<char[]> scratch_;  // padded copy when the caller has no padding
-  std::size_t scratch_size_ = 0;
+  struct state;
+  std::unique_ptr<state> state_;
 };
 
 // Appends `s` as a JSON string literal (with quotes, escaped per RFC 8259) to `out`: '"' and

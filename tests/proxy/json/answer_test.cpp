@@ -141,3 +141,19 @@ TEST(inspect_answer, TypeViewSurvivesUntilNextCall) {
 
 }  // namespace
 }  // namespace ob::proxy::json
+
+namespace ob::proxy::json {
+namespace {
+
+TEST(model_finder, MovableAndUsableAfterMove) {
+  model_finder a;
+  const std::string doc = R"({"model":"m"})";
+  model_finder b = std::move(a);
+  EXPECT_EQ(b.find_request_model(doc, doc.size()).name, "m");
+  EXPECT_EQ(a.find_request_model(doc, doc.size()).name, "m");  // NOLINT(bugprone-use-after-move)
+  a = std::move(b);
+  EXPECT_EQ(a.inspect_answer(doc, doc.size()).model_count, 1);
+}
+
+}  // namespace
+}  // namespace ob::proxy::json
