@@ -387,6 +387,7 @@ export async function startMock(opts = {}) {
     res.flushHeaders();
     if (modes.hangAfterHead) return;
     let sent = 0;
+    let written = '';
     for (const f of frames) {
       if (modes.dropMidStream && sent === 3) {
         await sleep(5);
@@ -395,6 +396,10 @@ export async function startMock(opts = {}) {
       }
       if (!(await write(ctx, f))) return;
       sent++;
+      written += f;
+      ctx.rec.response_events_sent = sent;
+      if (written.length <= 65536) ctx.rec.response_body = written;
+      else ctx.rec.response_body = null;
       if (gap > 0) await sleep(gap);
       if (res.destroyed || ctx.gone) return;
     }

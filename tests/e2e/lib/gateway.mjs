@@ -1,0 +1,186 @@
+// Starts the real openbridge binary for a test: config file in a temp dir, free port, stderr captured.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const BIN = process.env.OPENBRIDGE_BIN ? path.resolve(process.env.OPENBRIDGE_BIN) : path.join(REPO, 'build/openbridge');
+
+export function binExists() {
+  return fs.existsSync(BIN);
+}
+
+// A TCP port that was free a moment ago (listen on 0, read it, close).
+export function freePort(host = '127.0.0.1') {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// Resolves true once host:port accepts a TCP connection.
+function tryConnect(port, host) {
+  return new Promise((resolve) => {
+    const s = net.connect({ port, host });
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve(false);
+    }, 500);
+    s.once('connect', () => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => {
+      clearTimeout(t);
+      resolve(false);
+    });
+  });
+}
+
+const running = new Set();
+process.on('exit', () => {
+  for (const p of running) {
+    try {
+      p.kill('SIGKILL');
+    } catch {}
+  }
+});
+
+// Runs the binary with arguments and no server (e.g. --check-config, --version); bounded.
+export function runBin(args, { env, timeout = 10000 } = {}) {
+  const r = spawnSync(BIN, args, { env: { ...process.env, ...env }, timeout, encoding: 'utf8' });
+  return { code: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '', error: r.error };
+}
+
+function buildEnv(extra) {
+  const env = { ...process.env };
+  for (const [k, v] of Object.entries(extra || {})) {
+    if (v === undefined || v === null) delete env[k];
+    else env[k] = String(v);
+  }
+  return env;
+}
+
+// startGateway({config, env, workers, extraArgs, startTimeout}) -> gateway handle (see below).
+// `config` is an object (serialised as JSON) or a string written as is.
+export async function startGateway({ config, env, workers = 2, extraArgs = [], startTimeout = 10000 } = {}) {
+  if (!binExists()) throw new Error(`gateway binary not found at ${BIN} (set OPENBRIDGE_BIN)`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ob-e2e-'));
+  const configPath = path.join(dir, 'config.json');
+  fs.writeFileSync(configPath, typeof config === 'string' ? config : JSON.stringify(config, null, 2));
+  const port = await freePort();
+  const args = ['--config', configPath, '--listen', `127.0.0.1:${port}`, '--workers', String(workers), ...extraArgs];
+  const proc = spawn(BIN, args, { env: buildEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(proc);
+  const stderrLines = [];
+  const stdoutLines = [];
+  let errBuf = '';
+  let outBuf = '';
+  proc.stderr.setEncoding('utf8');
+  proc.stdout.setEncoding('utf8');
+  proc.stderr.on('data', (d) => {
+    errBuf += d;
+    let i;
+    while ((i = errBuf.indexOf('\n')) >= 0) {
+      stderrLines.push(errBuf.slice(0, i));
+      errBuf = errBuf.slice(i + 1);
+    }
+    if (process.env.E2E_VERBOSE) process.stderr.write(`[gw ${port}] ${d}`);
+  });
+  proc.stdout.on('data', (d) => {
+    outBuf += d;
+    let i;
+    while ((i = outBuf.indexOf('\n')) >= 0) {
+      stdoutLines.push(outBuf.slice(0, i));
+      outBuf = outBuf.slice(i + 1);
+    }
+  });
+  let exit = null;
+  const exited = new Promise((resolve) =>
+    proc.once('exit', (code, signal) => {
+      exit = { code, signal };
+      running.delete(proc);
+      resolve(exit);
+    }),
+  );
+
+  const gw = {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    dir,
+    configPath,
+    proc,
+    args,
+    stderrLines,
+    stdoutLines,
+    stderr: () => stderrLines.join('\n') + (errBuf ? `\n${errBuf}` : ''),
+    exited: () => exit,
+    // Rewrites the config file: mode 'inplace' (truncate + write, same inode) or 'rename'
+    // (write a temp file in the same directory, rename it over the config).
+    writeConfig(cfg, { mode = 'inplace' } = {}) {
+      const text = typeof cfg === 'string' ? cfg : JSON.stringify(cfg, null, 2);
+      if (mode === 'rename') {
+        const tmp = path.join(dir, `.config.json.${process.hrtime.bigint()}`);
+        fs.writeFileSync(tmp, text);
+        fs.renameSync(tmp, configPath);
+      } else {
+        const fd = fs.openSync(configPath, 'r+');
+        try {
+          fs.ftruncateSync(fd, 0);
+          fs.writeSync(fd, text, 0);
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
+    },
+    sighup() {
+      proc.kill('SIGHUP');
+    },
+    // SIGTERM, wait for the exit (bounded); returns {code, signal}. SIGKILL after `timeout`.
+    async stop({ timeout = 10000 } = {}) {
+      if (exit) return exit;
+      proc.kill('SIGTERM');
+      let timer;
+      const r = await Promise.race([
+        exited,
+        new Promise((resolve) => {
+          timer = setTimeout(() => resolve(null), timeout);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!r) {
+        proc.kill('SIGKILL');
+        await exited;
+        return { code: null, signal: 'SIGKILL', timedOut: true };
+      }
+      return r;
+    },
+    cleanup() {
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+
+  const deadline = performance.now() + startTimeout;
+  for (let i = 0; i < 1000; i++) {
+    if (exit) throw new Error(`gateway exited early (${JSON.stringify(exit)}); stderr:\n${gw.stderr()}`);
+    if (await tryConnect(port, '127.0.0.1')) return gw;
+    if (performance.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  proc.kill('SIGKILL');
+  await exited;
+  throw new Error(`gateway did not accept connections on ${port} within ${startTimeout} ms; stderr:\n${gw.stderr()}`);
+}
+
+// A port where nothing listens (bound then closed).
+export async function closedPort() {
+  return freePort();
+}
