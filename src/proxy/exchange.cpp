@@ -23,6 +23,8 @@ namespace {
 
 constexpr std::size_t read_chunk = 16 * 1024;
 constexpr std::size_t max_answer_head = 64 * 1024;
+// An SSE event larger than this (no blank line in sight) means a broken or hostile upstream.
+constexpr std::size_t max_pending_event = 8 * 1024 * 1024;
 
 char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
@@ -217,6 +219,8 @@ exchange::attempt_outcome exchange::parse_buffered() {
     if (ec == beast::http::error::need_more) break;
     if (ec) return {fail::broken, false, "malformed answer from the provider: " + ec.message()};
     if (body_too_large_) return {fail::too_large, false, "the provider's answer is too large"};
+    if (framer_.pending_bytes() > max_pending_event)
+      return {fail::broken, false, "the provider sent an oversized stream event"};
     if (parser_->is_header_done() && parser_->status() < 200 && parser_->is_done()) {
       start_parser();  // an interim 1xx answer: the real one follows
       continue;
@@ -399,7 +403,7 @@ asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
   append_client_head(framing::length, len, keep);
   rec.status = parser_->status();
 
-  std::array<asio::const_buffer, 6> out;
+  std::array<asio::const_buffer, 2 + 2 * json::answer_info::max_models> out;
   std::size_t n = 0;
   out[n++] = asio::buffer(client_head_);
   std::size_t pos = 0;
