@@ -397,6 +397,87 @@ describe('core (non-streaming)', { timeout: 300000 }, () => {
     }
   });
 
+  test('client request bodies sent chunked, or after Expect: 100-continue, are forwarded intact', T, async () => {
+    reset();
+    const http = await import('node:http');
+    const body = chatBody('solo', { note: 'x'.repeat(5000) });
+    const expected = body.replace('"model":"solo"', '"model":"solo-model"');
+    // chunked transfer encoding, in several pieces
+    const chunked = await new Promise((resolve, reject) => {
+      const req = http.request(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${CLIENT_TOKEN}`, 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+        agent: false,
+        timeout: 10000,
+      }, (res) => {
+        const parts = [];
+        res.on('data', (d) => parts.push(d));
+        res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(parts).toString() }));
+      });
+      req.on('error', reject);
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      for (let i = 0; i < body.length; i += 1000) req.write(body.slice(i, i + 1000));
+      req.end();
+    });
+    assert.equal(chunked.status, 200, chunked.text);
+    let rec = A.stats().requests.at(-1);
+    assert.equal(rec.body_sha256, sha256(expected), 'chunked request body');
+    // Expect: 100-continue (what curl sends for larger bodies)
+    const cont = await new Promise((resolve, reject) => {
+      let continued = false;
+      const req = http.request(`${gw.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${CLIENT_TOKEN}`,
+          'content-type': 'application/json',
+          'content-length': String(Buffer.byteLength(body)),
+          expect: '100-continue',
+        },
+        agent: false,
+        timeout: 10000,
+      }, (res) => {
+        const parts = [];
+        res.on('data', (d) => parts.push(d));
+        res.on('end', () => resolve({ status: res.statusCode, continued, text: Buffer.concat(parts).toString() }));
+      });
+      req.on('continue', () => {
+        continued = true;
+        req.end(body);
+      });
+      req.on('error', reject);
+      req.on('timeout', () => req.destroy(new Error('no 100 Continue and no answer within 10 s')));
+      req.flushHeaders();
+    });
+    assert.equal(cont.continued, true, 'the gateway sent 100 Continue');
+    assert.equal(cont.status, 200, cont.text);
+    rec = A.stats().requests.at(-1);
+    assert.equal(rec.body_sha256, sha256(expected), 'body after 100-continue');
+    assert.equal(rec.headers.expect, undefined, 'Expect is not forwarded');
+  });
+
+  test('pooled upstream connections closed by the provider while idle are not a client error', T, async () => {
+    const C = await startMock({ keepAliveTimeout: 150 });
+    const cfg2 = {
+      providers: [{ group: 'shortka', name: 'short-model', base: C.url, key: 'sk-c' }],
+      security: [CLIENT_TOKEN],
+    };
+    const g2 = await startGateway({ config: cfg2, workers: 1 });
+    try {
+      const statuses = [];
+      for (let i = 0; i < 8; i++) {
+        const r = await gwPost(g2, '/v1/chat/completions', chatBody('shortka'));
+        statuses.push(r.status);
+        await sleep(i % 2 ? 200 : 140 + i * 3); // around the provider's 150 ms keep-alive timeout
+      }
+      assert.deepEqual(statuses, Array(8).fill(200));
+    } finally {
+      const r = await g2.stop();
+      g2.cleanup();
+      await C.close();
+      assert.deepEqual(r, { code: 0, signal: null });
+    }
+  });
+
   test('access log: one line per request, no secrets in stderr', T, async () => {
     const before = accessLines(gw).length;
     await gwPost(gw, '/v1/chat/completions', chatBody('solo'));
