@@ -1,0 +1,371 @@
+// Config text -> validated config. Walks the Boost.JSON DOM object by object, in document
+// order, dispatching each key to a small reader; unknown keys warn, wrong types and invalid
+// values are errors, and every problem is collected (the user fixes a file in one go).
+#include "config/parse.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <span>
+#include <unordered_map>
+
+#include <boost/json.hpp>
+
+#include "config/parse_detail.hpp"
+
+namespace ob::config {
+namespace {
+
+namespace json = boost::json;
+using detail::context;
+using detail::join;
+
+std::string index_path(const std::string& path, std::size_t i) {
+  return path + "[" + std::to_string(i) + "]";
+}
+
+std::string kind_name(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::object:
+      return "an object";
+    case json::kind::array:
+      return "an array";
+    case json::kind::string:
+      return "a string";
+    case json::kind::bool_:
+      return "a boolean";
+    case json::kind::null:
+      return "null";
+    default:
+      return "a number";
+  }
+}
+
+void type_error(context& c, const std::string& path, const char* want, const json::value& v) {
+  c.error(path, std::string("must be ") + want + ", got " + kind_name(v));
+}
+
+const json::string* as_string(context& c, const json::value& v, const std::string& path) {
+  if (const auto* s = v.if_string()) return s;
+  type_error(c, path, "a string", v);
+  return nullptr;
+}
+
+// Integers may also be written as integral doubles (1e6) since JSON does not distinguish.
+std::optional<std::uint64_t> as_integer(context& c, const json::value& v, const std::string& path,
+                                        std::uint64_t lo, std::uint64_t hi) {
+  std::optional<double> d;
+  if (v.is_int64()) d = static_cast<double>(v.get_int64());
+  if (v.is_uint64()) d = static_cast<double>(v.get_uint64());
+  if (v.is_double()) d = v.get_double();
+  if (!d || std::trunc(*d) != *d) {
+    type_error(c, path, "an integer", v);
+    return std::nullopt;
+  }
+  if (*d < static_cast<double>(lo) || *d > static_cast<double>(hi)) {
+    c.error(path, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
+                      ", got " + json::serialize(v));
+    return std::nullopt;
+  }
+  if (v.is_int64()) return static_cast<std::uint64_t>(v.get_int64());
+  if (v.is_uint64()) return v.get_uint64();
+  return static_cast<std::uint64_t>(*d);
+}
+
+// `${NAME}` as the whole string -> the environment variable NAME; anything else is literal.
+std::optional<std::string> expand_env(context& c, std::string_view raw, const std::string& path) {
+  if (raw.size() < 3 || !raw.starts_with("${") || !raw.ends_with("}")) return std::string(raw);
+  std::string_view name = raw.substr(2, raw.size() - 3);
+  if (!detail::valid_env_name(name)) {
+    c.error(path, "\"" + std::string(raw) +
+                      "\": invalid environment variable name (expected ${NAME}, NAME made of "
+                      "letters, digits and _)");
+    return std::nullopt;
+  }
+  auto value = c.env(name);
+  if (!value) c.error(path, "environment variable " + std::string(name) + " is not set");
+  return value;
+}
+
+bool has_control_char(std::string_view s) {
+  for (unsigned char ch : s)
+    if (ch < 0x20 || ch == 0x7f) return true;
+  return false;
+}
+
+// One key of an object and what to do with its value.
+template <class T>
+struct field {
+  std::string_view key;
+  void (*read)(context&, const json::value&, const std::string& path, T&);
+};
+
+// Visits an object's keys in document order: known keys go to their reader, unknown ones
+// warn, keys written twice warn (Boost.JSON keeps the last one).
+template <class T>
+void walk(context& c, const json::object& o, const std::string& path,
+          std::span<const field<T>> fields, T& out) {
+  for (const auto& key : c.duplicates_of(path))
+    c.warn(join(path, key), "key appears more than once; the last value wins");
+  for (const auto& kv : o) {
+    std::string sub = join(path, kv.key());
+    bool known = false;
+    for (const auto& f : fields) {
+      if (f.key != kv.key()) continue;
+      f.read(c, kv.value(), sub, out);
+      known = true;
+      break;
+    }
+    if (!known) c.warn(sub, "unknown key (ignored)");
+  }
+}
+
+const json::object* as_object(context& c, const json::value& v, const std::string& path) {
+  if (const auto* o = v.if_object()) return o;
+  type_error(c, path, "an object", v);
+  return nullptr;
+}
+
+// ---- providers ------------------------------------------------------------------------------
+
+void read_required_text(context& c, const json::value& v, const std::string& path,
+                        std::string& out) {
+  const auto* s = as_string(c, v, path);
+  if (!s) return;
+  if (s->empty()) return c.error(path, "must not be empty");
+  if (has_control_char(*s)) return c.error(path, "must not contain control characters");
+  out = std::string(*s);
+}
+
+void read_base(context& c, const json::value& v, const std::string& path, provider& p) {
+  const auto* s = as_string(c, v, path);
+  if (!s) return;
+  p.base = std::string(*s);
+  std::string err;
+  auto url = parse_base_url(*s, &err);
+  if (!url) return c.error(path, err);
+  p.url = std::move(*url);
+}
+
+void read_key(context& c, const json::value& v, const std::string& path, provider& p) {
+  const auto* s = as_string(c, v, path);
+  if (!s) return;
+  auto key = expand_env(c, *s, path);
+  if (!key) return;
+  // The key goes verbatim into an upstream header line: CR/LF would inject headers.
+  if (has_control_char(*key)) return c.error(path, "must not contain control characters");
+  if (key->empty()) c.warn(path, "empty: requests to this provider carry no Authorization header");
+  p.key = std::move(*key);
+}
+
+constexpr field<provider> provider_fields[] = {
+    {"group", [](context& c, const json::value& v, const std::string& path,
+                 provider& p) { read_required_text(c, v, path, p.group); }},
+    {"name", [](context& c, const json::value& v, const std::string& path,
+                provider& p) { read_required_text(c, v, path, p.name); }},
+    {"base", read_base},
+    {"key", read_key},
+    {"weight",
+     [](context& c, const json::value& v, const std::string& path, provider& p) {
+       if (auto w = as_integer(c, v, path, 1, 1'000'000)) p.weight = static_cast<std::uint32_t>(*w);
+     }},
+};
+
+std::optional<provider> read_provider(context& c, const json::value& v, const std::string& path) {
+  const auto* o = as_object(c, v, path);
+  if (!o) return std::nullopt;
+  provider p;
+  walk<provider>(c, *o, path, provider_fields, p);
+  for (const char* k : {"group", "name", "base"})
+    if (!o->contains(k)) c.error(join(path, k), "is required");
+  if (!o->contains("key"))
+    c.warn(join(path, "key"), "missing: requests to this provider carry no Authorization header");
+  return p;
+}
+
+// The same entry twice silently doubles its share of traffic; almost always a paste mistake.
+void warn_duplicate_providers(context& c, const std::vector<provider>& ps) {
+  std::unordered_map<std::string, std::size_t> first_seen;
+  first_seen.reserve(ps.size());
+  for (std::size_t i = 0; i < ps.size(); ++i) {
+    const auto& p = ps[i];
+    std::string id = p.group + '\0' + p.name + '\0' + p.base + '\0' + p.key;
+    auto [it, inserted] = first_seen.emplace(std::move(id), i);
+    if (!inserted)
+      c.warn(index_path("providers", i), "same group, name, base and key as providers[" +
+                                             std::to_string(it->second) +
+                                             "] (duplicate entry gets twice the traffic)");
+  }
+}
+
+void read_providers(context& c, const json::value& v, const std::string& path, config& cfg) {
+  const auto* a = v.if_array();
+  if (!a) return type_error(c, path, "an array of provider objects", v);
+  if (a->empty()) return c.error(path, "must list at least one provider");
+  cfg.providers.reserve(a->size());
+  for (std::size_t i = 0; i < a->size(); ++i)
+    if (auto p = read_provider(c, (*a)[i], index_path(path, i))) cfg.providers.push_back(*p);
+  warn_duplicate_providers(c, cfg.providers);
+}
+
+// ---- security -------------------------------------------------------------------------------
+
+void read_token(context& c, const json::value& v, const std::string& path, config& cfg) {
+  const auto* s = as_string(c, v, path);
+  if (!s) return;
+  auto token = expand_env(c, *s, path);
+  if (!token) return;
+  if (token->empty()) return c.error(path, "must not be empty");
+  // A client's "Bearer <token>" is trimmed and cannot carry control characters.
+  if (has_control_char(*token) || token->front() == ' ' || token->back() == ' ')
+    c.warn(path, "starts/ends with a space or contains a control character: no client can send it");
+  cfg.security.push_back(std::move(*token));
+}
+
+void read_security(context& c, const json::value& v, const std::string& path, config& cfg) {
+  const auto* a = v.if_array();
+  if (!a) return type_error(c, path, "an array of client token strings", v);
+  // An empty list would lock every client out (or, read loosely, turn authentication off).
+  if (a->empty()) return c.error(path, "must list at least one client token");
+  for (std::size_t i = 0; i < a->size(); ++i) read_token(c, (*a)[i], index_path(path, i), cfg);
+}
+
+// ---- extensions -----------------------------------------------------------------------------
+
+void read_listen(context& c, const json::value& v, const std::string& path, config& cfg) {
+  const auto* s = as_string(c, v, path);
+  if (!s) return;
+  std::string err;
+  if (!detail::check_listen(*s, &err)) return c.error(path, json::serialize(*s) + ": " + err);
+  cfg.listen = std::string(*s);
+}
+
+void read_workers(context& c, const json::value& v, const std::string& path, config& cfg) {
+  if (auto n = as_integer(c, v, path, 0, 256)) cfg.workers = static_cast<unsigned>(*n);
+}
+
+template <std::size_t limits::*member, std::uint64_t lo, std::uint64_t hi>
+void read_limit(context& c, const json::value& v, const std::string& path, limits& l) {
+  if (auto n = as_integer(c, v, path, lo, hi)) l.*member = static_cast<std::size_t>(*n);
+}
+
+constexpr std::uint64_t kib = 1024, mib = kib * kib, gib = mib * kib;
+constexpr field<limits> limit_fields[] = {
+    {"max_header_bytes", read_limit<&limits::max_header_bytes, kib, mib>},
+    {"max_body_bytes", read_limit<&limits::max_body_bytes, 1, 4 * gib>},
+    {"max_response_bytes", read_limit<&limits::max_response_bytes, 1, 4 * gib>},
+};
+
+// Seconds (fractions allowed) -> milliseconds, rounded up so a tiny positive value stays > 0.
+template <millis timeouts::*member>
+void read_timeout(context& c, const json::value& v, const std::string& path, timeouts& t) {
+  if (!v.is_number()) return type_error(c, path, "a number of seconds", v);
+  double s = v.to_number<double>();
+  constexpr double max_seconds = 7 * 24 * 3600;
+  if (!(s > 0) || s > max_seconds)
+    return c.error(path, "must be > 0 and <= 604800 seconds, got " + json::serialize(v));
+  t.*member = millis(static_cast<millis::rep>(std::ceil(s * 1000)));
+}
+
+constexpr field<timeouts> timeout_fields[] = {
+    {"connect", read_timeout<&timeouts::connect>},
+    {"first_byte", read_timeout<&timeouts::first_byte>},
+    {"idle", read_timeout<&timeouts::idle>},
+    {"total", read_timeout<&timeouts::total>},
+    {"client_header", read_timeout<&timeouts::client_header>},
+    {"client_body", read_timeout<&timeouts::client_body>},
+    {"keepalive", read_timeout<&timeouts::keepalive>},
+    {"shutdown_grace", read_timeout<&timeouts::shutdown_grace>},
+};
+
+void read_limits(context& c, const json::value& v, const std::string& path, config& cfg) {
+  if (const auto* o = as_object(c, v, path)) walk<limits>(c, *o, path, limit_fields, cfg.limits);
+}
+
+void read_timeouts(context& c, const json::value& v, const std::string& path, config& cfg) {
+  if (const auto* o = as_object(c, v, path))
+    walk<timeouts>(c, *o, path, timeout_fields, cfg.timeouts);
+}
+
+constexpr field<config> root_fields[] = {
+    {"providers", read_providers}, {"security", read_security}, {"listen", read_listen},
+    {"workers", read_workers},     {"limits", read_limits},     {"timeouts", read_timeouts},
+};
+
+config read_root(context& c, const json::value& root) {
+  config cfg;
+  const auto* o = root.if_object();
+  if (!o) {
+    c.error("", "the document must be a JSON object, got " + kind_name(root));
+    return cfg;
+  }
+  walk<config>(c, *o, "", root_fields, cfg);
+  for (const char* k : {"providers", "security"})
+    if (!o->contains(k)) c.error(k, "is required");
+  return cfg;
+}
+
+parse_result parse_unguarded(std::string_view text, const env_lookup& env) {
+  parse_result result;
+  context c{env, result.diagnostics};
+  if (!detail::scan_syntax(text, c)) return result;
+  boost::system::error_code ec;
+  json::value root = json::parse(json::string_view(text.data(), text.size()), ec);
+  if (ec) {  // scan_syntax accepted it, so this is unexpected; still never throw
+    c.error("", "invalid JSON: " + ec.message());
+    return result;
+  }
+  config cfg = read_root(c, root);
+  if (!c.failed) result.cfg = std::move(cfg);
+  return result;
+}
+
+}  // namespace
+
+std::string diagnostic::to_string() const {
+  std::string out = severity == level::warning ? "warning: " : "";
+  if (!path.empty()) out += path + ": ";
+  return out + message;
+}
+
+env_lookup process_env() {
+  return [](std::string_view name) -> std::optional<std::string> {
+    const char* v = std::getenv(std::string(name).c_str());
+    if (!v) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+parse_result parse(std::string_view text, const env_lookup& env) {
+  try {
+    return parse_unguarded(text, env);
+  } catch (const std::exception& e) {  // bad_alloc, or a throwing env lookup
+    parse_result r;
+    r.diagnostics.push_back(
+        {diagnostic::level::error, "", std::string("internal error: ") + e.what()});
+    return r;
+  }
+}
+
+parse_result load_file(const std::string& path, const env_lookup& env) {
+  auto fail = [&](int err) {
+    parse_result r;
+    r.diagnostics.push_back({diagnostic::level::error, "",
+                             "cannot read config file \"" + path + "\": " + std::strerror(err)});
+    return r;
+  };
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return fail(errno);
+  std::string text;
+  char buf[65536];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+  int read_errno = std::ferror(f) ? errno : 0;
+  std::fclose(f);
+  if (read_errno) return fail(read_errno);
+  return parse(text, env);
+}
+
+}  // namespace ob::config
