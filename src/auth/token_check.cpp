@@ -1,0 +1,81 @@
+// Client tokens are compared as SHA-256 digests: equal-length inputs to CRYPTO_memcmp, so the
+// time taken depends on neither the token's length nor on how many leading bytes match.
+#include "auth/token_check.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include <stdexcept>
+
+namespace ob::auth {
+namespace {
+
+using digest = std::array<unsigned char, 32>;
+
+// Fetched once: with OpenSSL 3, passing EVP_sha256() re-fetches the implementation (and takes
+// the provider store's lock) on every call, which would serialize worker threads.
+const EVP_MD* sha256_md() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md;
+}
+
+bool sha256(std::string_view text, digest& out) {
+  unsigned int len = 0;
+  const EVP_MD* md = sha256_md();
+  return md && EVP_Digest(text.data(), text.size(), out.data(), &len, md, nullptr) == 1 &&
+         len == out.size();
+}
+
+bool is_space(char ch) {
+  return ch == ' ' || ch == '\t';
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+token_set::token_set(const std::vector<std::string>& tokens) {
+  digests_.reserve(tokens.size());
+  // An empty token could never be presented (bearer_token rejects it); skip it so an empty
+  // entry cannot turn into "anyone whose header parses to nothing".
+  for (const auto& t : tokens) {
+    if (t.empty()) continue;
+    digest d{};
+    // Only reachable while a snapshot is built (start or reload), where exceptions are fine.
+    if (!sha256(t, d)) throw std::runtime_error("SHA-256 is not available from OpenSSL");
+    digests_.push_back(d);
+  }
+}
+
+bool token_set::contains(std::string_view token) const {
+  digest d{};
+  if (token.empty() || !sha256(token, d)) return false;
+  // No early exit: every entry is compared, so timing does not reveal which one matched.
+  int found = 0;
+  for (const auto& entry : digests_) found |= CRYPTO_memcmp(entry.data(), d.data(), d.size()) == 0;
+  return found != 0;
+}
+
+std::optional<std::string_view> bearer_token(std::string_view value) {
+  while (!value.empty() && is_space(value.front())) value.remove_prefix(1);
+  while (!value.empty() && is_space(value.back())) value.remove_suffix(1);
+  constexpr std::string_view scheme = "bearer";
+  if (value.size() <= scheme.size() || !iequals(value.substr(0, scheme.size()), scheme))
+    return std::nullopt;
+  value.remove_prefix(scheme.size());
+  if (!is_space(value.front())) return std::nullopt;  // "Bearerabc" is another scheme
+  while (!value.empty() && is_space(value.front())) value.remove_prefix(1);
+  if (value.empty()) return std::nullopt;
+  return value;
+}
+
+}  // namespace ob::auth
