@@ -116,10 +116,12 @@ asio::awaitable<void> client_connection::run() {
                  : head == head_result::timeout ? "The request head did not arrive in time."
                                                 : "The request is not valid HTTP/1.1.";
       rec.outcome = "bad_request";
+      exchange_.reset_bytes_out();
       co_await exchange_.write_error(kind, msg, false, rec);
     }
     rec.duration_ms = std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
     rec.bytes_in = req_.body.size();
+    rec.bytes_out = exchange_.bytes_out();
     observe::access_log(rec);
     if (!keep || ctx_.draining) break;
     req_.body.shrink_if_above(1 << 20);
