@@ -6,13 +6,24 @@ import crypto from 'node:crypto';
 import OpenAI from 'openai';
 import { startMock, answerText } from '../../tools/mock-provider/server.js';
 import { startGateway, freePort } from './lib/gateway.mjs';
-import { request, sha256, waitFor } from './lib/http.mjs';
+import { request, sha256, waitFor, rawEarlyAnswer } from './lib/http.mjs';
 import { CLIENT_TOKEN, CLIENT_TOKEN_2, chatBody, gwPost, gwGet, assertError, accessLines, sleep } from './lib/common.mjs';
 
 const T = { timeout: 30000 };
 const FIRST_BYTE_S = 2;
 const IDLE_S = 3;
 const MAX_BODY = 12_000_000;
+
+function chunkedEncode(text, size) {
+  const b = Buffer.from(text);
+  const parts = [];
+  for (let i = 0; i < b.length; i += size) {
+    const p = b.subarray(i, i + size);
+    parts.push(Buffer.from(`${p.length.toString(16)}\r\n`), p, Buffer.from('\r\n'));
+  }
+  parts.push(Buffer.from('0\r\n\r\n'));
+  return Buffer.concat(parts);
+}
 
 describe('core (non-streaming)', { timeout: 300000 }, () => {
   let A, B, gw, refusedPort;
@@ -273,21 +284,29 @@ describe('core (non-streaming)', { timeout: 300000 }, () => {
     reset();
     const pad = 'x'.repeat(MAX_BODY + 1000);
     const body = `{"model":"solo","messages":[{"role":"user","content":"${pad}"}]}`;
-    const r = await gwPost(gw, '/v1/chat/completions', body, { allowError: true, timeout: 20000 });
-    assert.ok(r, 'no answer at all (connection reset before the 413 could be read)');
-    assertError(r, 413, {}, 'oversized body');
-    assert.equal(A.stats().requests.length, 0);
-    // a declared Content-Length over the limit is refused without waiting for the body
-    const r2 = await request({
+    const auth = { authorization: `Bearer ${CLIENT_TOKEN}`, 'content-type': 'application/json' };
+    // the client sends the body in pieces and stops when the gateway answers early
+    const r = await rawEarlyAnswer({ url: `${gw.url}/v1/chat/completions`, headers: auth, body, timeout: 20000 });
+    assert.equal(r.status, 413, `oversized body: status ${r.status}, error ${r.error?.message}, sent ${r.sentBytes} bytes, got ${r.raw.toString().slice(0, 200)}`);
+    assertError({ ...r, headers: r.headers }, 413, {}, 'oversized body');
+    // a declared Content-Length over the limit is refused before the body is sent
+    const r2 = await rawEarlyAnswer({
       url: `${gw.url}/v1/chat/completions`,
-      method: 'POST',
-      headers: { authorization: `Bearer ${CLIENT_TOKEN}`, 'content-type': 'application/json', 'content-length': String(MAX_BODY + 1) },
+      headers: { ...auth, 'content-length': String(MAX_BODY + 1) },
       body: '{"model":"solo"',
-      allowError: true,
       timeout: 5000,
-    }).catch((e) => e);
-    assert.ok(!(r2 instanceof Error), `declared oversize: ${r2?.message}`);
+    });
+    assert.equal(r2.status, 413, `declared oversize: status ${r2.status}, error ${r2.error?.message}`);
     assertError(r2, 413, {}, 'declared oversize Content-Length');
+    // a chunked body growing past the limit
+    const r3 = await rawEarlyAnswer({
+      url: `${gw.url}/v1/chat/completions`,
+      headers: { ...auth, 'transfer-encoding': 'chunked', 'content-length': undefined },
+      body: chunkedEncode(body, 65536),
+      timeout: 20000,
+    });
+    assert.equal(r3.status, 413, `oversized chunked body: status ${r3.status}, error ${r3.error?.message}`);
+    assert.equal(A.stats().requests.length, 0);
   });
 
   test('keep-alive: 20 sequential requests use far fewer upstream connections', T, async () => {

@@ -120,3 +120,67 @@ export async function waitFor(fn, { timeout = 5000, every = 20, what = 'conditio
   }
   throw new Error(`gave up waiting for ${what}`);
 }
+
+// Sends a request over a raw TCP socket the way a careful client does with a large body: the
+// body goes out in pieces and sending stops as soon as the server answers (an early 413, say).
+// Resolves {status, headers, text, json(), sentBytes, error} from whatever the server sent.
+export async function rawEarlyAnswer({ url, method = 'POST', headers = {}, body, pieceBytes = 65536, timeout = 15000 }) {
+  const net = await import('node:net');
+  const u = new URL(url);
+  const buf = Buffer.isBuffer(body) ? body : Buffer.from(body ?? '');
+  let head = `${method} ${u.pathname}${u.search} HTTP/1.1\r\nhost: ${u.host}\r\nconnection: close\r\n`;
+  const hasLen = Object.keys(headers).some((h) => h.toLowerCase() === 'content-length');
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined) head += `${k}: ${v}\r\n`;
+  if (!hasLen) head += `content-length: ${buf.length}\r\n`;
+  head += '\r\n';
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: u.hostname, port: Number(u.port) });
+    const got = [];
+    let answered = false;
+    let sent = 0;
+    let error;
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      sock.destroy();
+      const all = Buffer.concat(got);
+      const sep = all.indexOf('\r\n\r\n');
+      const headText = sep >= 0 ? all.subarray(0, sep).toString('latin1') : all.toString('latin1');
+      const lines = headText.split('\r\n');
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] || '');
+      const hs = {};
+      for (const l of lines.slice(1)) {
+        const i = l.indexOf(':');
+        if (i > 0) hs[l.slice(0, i).trim().toLowerCase()] = l.slice(i + 1).trim();
+      }
+      let bodyBytes = sep >= 0 ? all.subarray(sep + 4) : Buffer.alloc(0);
+      if (hs['content-length'] !== undefined) bodyBytes = bodyBytes.subarray(0, Number(hs['content-length']));
+      const text = bodyBytes.toString('utf8');
+      resolve({ status: m ? Number(m[1]) : null, headers: hs, text, json: () => JSON.parse(text), sentBytes: sent, error, raw: all });
+    };
+    const timer = setTimeout(() => {
+      error = error || new Error('timed out');
+      finish();
+    }, timeout);
+    sock.on('data', (d) => {
+      answered = true;
+      got.push(d);
+    });
+    sock.on('end', finish);
+    sock.on('close', finish);
+    sock.on('error', (e) => {
+      error = error || e;
+    });
+    sock.on('connect', async () => {
+      sock.write(head);
+      for (let i = 0; i < buf.length && !answered && !sock.destroyed; i += pieceBytes) {
+        const piece = buf.subarray(i, i + pieceBytes);
+        const ok = sock.write(piece);
+        sent += piece.length;
+        if (!ok) await new Promise((r) => { sock.once('drain', r); sock.once('close', r); });
+      }
+    });
+  });
+}

@@ -231,20 +231,29 @@ function onRequest(req, res) {
     req.resume();
     return sendError(res, 401, 'invalid token', 'invalid_request_error', 'invalid_api_key');
   }
-  if (Number(req.headers['content-length'] || 0) > c.maxBody) {
-    sendError(res, 413, 'body too large', 'invalid_request_error');
-    return req.resume();
-  }
+  // 413: answer, half-close, and keep draining what the client still sends (lingering close),
+  // so the client reads the answer instead of a reset.
+  const tooLarge = () => {
+    const body = JSON.stringify({ error: { message: 'body too large', type: 'invalid_request_error', param: null, code: null } });
+    const sock = req.socket;
+    sock.write(`HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
+    sock.end();
+    req.resume();
+    setTimeout(() => sock.destroy(), 5000).unref();
+  };
+  if (Number(req.headers['content-length'] || 0) > c.maxBody) return tooLarge();
   const chunks = [];
   let total = 0;
   let over = false;
   req.on('data', (d) => {
     total += d.length;
-    if (total > c.maxBody) over = true;
-    else chunks.push(d);
+    if (total > c.maxBody && !over) {
+      over = true;
+      tooLarge();
+    } else if (!over) chunks.push(d);
   });
   req.on('end', () => {
-    if (over) return sendError(res, 413, 'body too large', 'invalid_request_error');
+    if (over) return;
     const text = Buffer.concat(chunks).toString('utf8');
     let j;
     try {
