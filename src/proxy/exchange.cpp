@@ -170,6 +170,14 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
   client_head_ += parser_->reason().empty() ? http::reason_of(status) : parser_->reason();
   client_head_ += "\r\n";
   http::append_forwarded(client_head_, resp_headers_, http::direction::to_client);
+  // The body rewrite hides the real model; these keep it visible to operators and clients.
+  client_head_ += "x-openbridge-model: ";
+  client_head_ += target_->provider->name;
+  client_head_ += "\r\nx-openbridge-provider: ";
+  client_head_ += target_->provider->base;
+  client_head_ += "\r\nx-openbridge-attempts: ";
+  client_head_ += std::to_string(attempts_);
+  client_head_ += "\r\n";
   if (f == framing::length) {
     client_head_ += "Content-Length: ";
     client_head_ += std::to_string(content_length);
@@ -335,7 +343,7 @@ asio::awaitable<bool> exchange::run(const exchange_request& r, observe::request_
 
   attempt_outcome out;
   for (int i = 0; i < 2; ++i) {
-    rec.attempts = i + 1;
+    rec.attempts = attempts_ = i + 1;
     out = co_await attempt(r, t, /*allow_pooled=*/i == 0);
     if (out.failure == fail::none || !out.retryable) break;
   }

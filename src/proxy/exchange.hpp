@@ -126,6 +126,7 @@ class exchange {
   bool client_gone_ = false;
   std::uint64_t watch_gen_ = 0;
   bool received_any_ = false;
+  int attempts_ = 0;
   std::uint64_t bytes_out_ = 0;
 };
 
