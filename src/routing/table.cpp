@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace ob::routing {
@@ -82,6 +83,10 @@ table::table(const config::config& cfg, state_registry& states) {
     if (!p.key.empty()) t.auth_header = "Authorization: Bearer " + p.key + "\r\n";
     t.pool_key = std::string(p.url.tls ? "https|" : "http|") + p.url.host + "|" +
                  std::to_string(p.url.port);
+    t.weight = std::max<std::uint32_t>(p.weight, 1);
+    t.health = states.health().get(t.id);
+    if (!g.targets.empty() && t.weight != g.targets.front().weight)
+      g.policy = policy_kind::weighted;
     g.targets.push_back(std::move(t));
   }
   for (const auto& name : order) ordered_.push_back(&groups_.find(name)->second);

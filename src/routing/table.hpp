@@ -1,6 +1,7 @@
 // Model groups as the data plane sees them: one immutable table per config snapshot, built
 // from the providers list. Per-group balancing state lives outside the table, in a
-// `state_registry` keyed by stable names, so a reload that keeps a group keeps its state.
+// `state_registry` keyed by stable names, so a reload that keeps a group keeps its state;
+// the same goes for each target's health, keyed by target id.
 #pragma once
 
 #include <atomic>
@@ -12,6 +13,9 @@
 #include <vector>
 
 #include "config/schema.hpp"
+#include "routing/health.hpp"
+#include "routing/policies/policy.hpp"
+#include "routing/retry.hpp"
 
 namespace ob::routing {
 
@@ -21,11 +25,19 @@ struct target {
   std::string model_literal;  // JSON string token of the real model name, e.g. "\"gpt-4o\""
   std::string auth_header;    // "Authorization: Bearer <key>\r\n" or "" when the key is empty
   std::string pool_key;       // "http|host|port" — connections to the same origin are shared
+  std::uint32_t weight = 1;   // config weight (>= 1), for the weighted policies
+  std::shared_ptr<target_health> health;  // shared with every snapshot that has this id
 };
 
 // Mutable balancing state of one group, shared by all worker threads.
 struct group_state {
   std::atomic<std::uint64_t> next{0};  // round-robin cursor
+  // Smooth weighted round robin's current weight per target index (policies/weighted.hpp).
+  // A lock rather than atomics: one pick reads and writes every entry at once.
+  std::mutex wrr_mu;
+  std::vector<std::int64_t> wrr_current;
+  // Failover retries of this group; one broken group cannot spend another's budget.
+  retry_budget retries;
 };
 
 struct group {
@@ -33,14 +45,19 @@ struct group {
   std::string name_literal;  // JSON string token of the group name, spliced into answers
   std::vector<target> targets;
   std::shared_ptr<group_state> state;
+  // Weighted when the config gives targets different weights, round robin otherwise.
+  policy_kind policy = policy_kind::round_robin;
 };
 
 // Hands out the same state object for the same group name while anyone holds it.
 class state_registry {
  public:
   std::shared_ptr<group_state> get(const std::string& group_name);
+  // Health of targets, kept here so everything that outlives a snapshot lives in one place.
+  health_registry& health() { return health_; }
 
  private:
+  health_registry health_;
   std::mutex mu_;
   std::unordered_map<std::string, std::weak_ptr<group_state>> states_;
 };
