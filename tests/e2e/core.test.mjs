@@ -288,8 +288,13 @@ describe('core (non-streaming)', { timeout: 300000 }, () => {
     // the client sends the body in pieces and stops when the gateway answers early
     const r = await rawEarlyAnswer({ url: `${gw.url}/v1/chat/completions`, headers: auth, body, timeout: 20000 });
     assert.equal(r.status, 413, `oversized body: status ${r.status}, error ${r.error?.message}, sent ${r.sentBytes} bytes, got ${r.raw.toString().slice(0, 200)}`);
-    assertError({ ...r, headers: r.headers }, 413, {}, 'oversized body');
-    // a declared Content-Length over the limit is refused before the body is sent
+    assertError(r, 413, {}, 'oversized body');
+    assert.equal(A.stats().requests.length, 0);
+  });
+
+  test('413 for a declared Content-Length over the limit, before the body is sent', T, async () => {
+    reset();
+    const auth = { authorization: `Bearer ${CLIENT_TOKEN}`, 'content-type': 'application/json' };
     const r2 = await rawEarlyAnswer({
       url: `${gw.url}/v1/chat/completions`,
       headers: { ...auth, 'content-length': String(MAX_BODY + 1) },
@@ -298,14 +303,21 @@ describe('core (non-streaming)', { timeout: 300000 }, () => {
     });
     assert.equal(r2.status, 413, `declared oversize: status ${r2.status}, error ${r2.error?.message}`);
     assertError(r2, 413, {}, 'declared oversize Content-Length');
-    // a chunked body growing past the limit
+    assert.equal(A.stats().requests.length, 0);
+  });
+
+  test('413 for a chunked request body growing past the limit', T, async () => {
+    reset();
+    const body = `{"model":"solo","messages":[{"role":"user","content":"${'x'.repeat(MAX_BODY + 1000)}"}]}`;
+    const auth = { authorization: `Bearer ${CLIENT_TOKEN}`, 'content-type': 'application/json' };
     const r3 = await rawEarlyAnswer({
       url: `${gw.url}/v1/chat/completions`,
       headers: { ...auth, 'transfer-encoding': 'chunked', 'content-length': undefined },
       body: chunkedEncode(body, 65536),
       timeout: 20000,
     });
-    assert.equal(r3.status, 413, `oversized chunked body: status ${r3.status}, error ${r3.error?.message}`);
+    assert.equal(r3.status, 413, `oversized chunked body: status ${r3.status}, error ${r3.error?.message}, got ${r3.raw.toString().slice(0, 200)}`);
+    assertError(r3, 413, {}, 'oversized chunked body');
     assert.equal(A.stats().requests.length, 0);
   });
 
@@ -416,7 +428,7 @@ describe('core (non-streaming)', { timeout: 300000 }, () => {
     }
   });
 
-  test('client request bodies sent chunked, or after Expect: 100-continue, are forwarded intact', T, async () => {
+  test('client request body sent with chunked transfer encoding is forwarded intact', T, async () => {
     reset();
     const http = await import('node:http');
     const body = chatBody('solo', { note: 'x'.repeat(5000) });
@@ -441,7 +453,14 @@ describe('core (non-streaming)', { timeout: 300000 }, () => {
     assert.equal(chunked.status, 200, chunked.text);
     let rec = A.stats().requests.at(-1);
     assert.equal(rec.body_sha256, sha256(expected), 'chunked request body');
-    // Expect: 100-continue (what curl sends for larger bodies)
+  });
+
+  test('client request body after Expect: 100-continue is forwarded intact', T, async () => {
+    reset();
+    const http = await import('node:http');
+    const body = chatBody('solo', { note: 'x'.repeat(5000) });
+    const expected = body.replace('"model":"solo"', '"model":"solo-model"');
+    let rec;
     const cont = await new Promise((resolve, reject) => {
       let continued = false;
       const req = http.request(`${gw.url}/v1/chat/completions`, {
