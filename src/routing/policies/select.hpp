@@ -1,0 +1,106 @@
+// Picks the target for one attempt of a request: the step between "which group" and "send".
+//
+//   1. Targets this request already tried are out (failover never repeats a target).
+//   2. A target whose ejection cooldown is over is probed: the first request to win its probe
+//      goes there (selection::probe), so recovery is noticed at the cost of one request.
+//   3. Healthy targets are eligible; the group's policy picks one of them.
+//   4. None eligible: the untried target whose ejection ends first (selection::fallback), so
+//      a group whose targets are all ejected degrades to "try the best bet", not to an error.
+//   5. Every target tried: nullopt, the request has run out of failover.
+#pragma once
+
+#include <algorithm>
+#include <optional>
+#include <random>
+#include <span>
+#include <thread>
+#include <vector>
+
+#include "routing/policies/latency.hpp"
+#include "routing/policies/least_inflight.hpp"
+#include "routing/policies/policy.hpp"
+#include "routing/policies/round_robin.hpp"
+#include "routing/policies/weighted.hpp"
+#include "routing/table.hpp"
+
+namespace ob::routing {
+
+struct selection {
+  std::size_t index = 0;  // in group::targets
+  bool probe = false;     // this attempt is the target's probe: report its outcome (or
+                          // release_probe() if it ends without one)
+  bool fallback = false;  // every untried target is ejected; this one's cooldown ends first
+};
+
+inline pick_fn policy_for(policy_kind k) {
+  switch (k) {
+    case policy_kind::round_robin:
+      return &pick_round_robin;
+    case policy_kind::weighted:
+      return &pick_weighted;
+    case policy_kind::least_inflight:
+      return &pick_least_inflight;
+    case policy_kind::latency:
+      return &pick_latency;
+  }
+  return &pick_round_robin;
+}
+
+namespace detail {
+
+inline bool contains(std::span<const std::size_t> s, std::size_t i) {
+  return std::find(s.begin(), s.end(), i) != s.end();
+}
+
+// Reused per thread so a pick allocates nothing once warm.
+inline std::vector<candidate>& scratch() {
+  thread_local std::vector<candidate> v;
+  v.clear();
+  return v;
+}
+
+inline std::optional<selection> fallback(const group& g, std::span<const std::size_t> tried) {
+  std::optional<selection> best;
+  time_point best_until{};
+  for (std::size_t i = 0; i < g.targets.size(); ++i) {
+    if (contains(tried, i)) continue;
+    auto until = g.targets[i].health->ejected_until();
+    if (!best || until < best_until) {
+      best = selection{i, false, true};
+      best_until = until;
+    }
+  }
+  return best;
+}
+
+}  // namespace detail
+
+// `tried`: indexes this request already used (usually 0-2 entries).
+inline std::optional<selection> select(const group& g, time_point now,
+                                       std::span<const std::size_t> tried, rng& r) {
+  auto& eligible = detail::scratch();
+  for (std::size_t i = 0; i < g.targets.size(); ++i) {
+    const auto& t = g.targets[i];
+    if (detail::contains(tried, i)) continue;
+    if (t.health->healthy())
+      eligible.push_back(candidate{i, t.weight, t.health.get()});
+    else if (t.health->try_acquire_probe(now))
+      return selection{i, true, false};
+  }
+  if (eligible.empty()) return detail::fallback(g, tried);
+  auto pos = policy_for(g.policy)(eligible, *g.state, r);
+  return selection{eligible[pos].index, false, false};
+}
+
+inline rng& thread_rng() {
+  thread_local rng r{std::random_device{}() ^
+                     (std::hash<std::thread::id>{}(std::this_thread::get_id()) << 1)};
+  return r;
+}
+
+inline std::optional<selection> select(const group& g, time_point now,
+                                       std::span<const std::size_t> tried = {}) {
+  return select(g, now, tried, thread_rng());
+}
+
+}  // namespace ob::routing
