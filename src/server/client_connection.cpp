@@ -82,7 +82,7 @@ void client_connection::close_if_idle() {
 
 bool client_connection::body_pending() const {
   if (!parser_ || parser_->is_done()) return false;
-  if (req_.chunked) return true;
+  if (parser_->chunked()) return true;
   auto len = parser_->content_length();
   return len && *len > 0;
 }
@@ -128,8 +128,28 @@ asio::awaitable<void> client_connection::run() {
     req_.headers.shrink_if_above(64 * 1024);
     exchange_.trim();
   }
+  co_await linger();
   deadline_.stop();
   close();
+}
+
+asio::awaitable<void> client_connection::linger() {
+  // Closing with unread request bytes makes the kernel send a reset, which can destroy an
+  // answer (say a 413) before the client reads it. So: stop sending, then read and discard
+  // what the client still sends, for a bounded time, before closing (like nginx's lingering
+  // close).
+  if (!socket_.is_open()) co_return;
+  boost::system::error_code ec;
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  if (ec) co_return;
+  auto until = clock_type::now() + std::chrono::seconds(5);
+  char sink[16 * 1024];
+  while (clock_type::now() < until) {
+    deadline_.arm(std::chrono::milliseconds(1000), &socket_);
+    auto [rec, n] = co_await socket_.async_read_some(asio::buffer(sink), use_tuple);
+    deadline_.disarm();
+    if (rec) break;
+  }
 }
 
 asio::awaitable<client_connection::head_result> client_connection::read_head(
@@ -139,7 +159,9 @@ asio::awaitable<client_connection::head_result> client_connection::read_head(
   parser_.emplace(req_);
   parser_->eager(false);  // stop after the head: auth and routing come before the body
   parser_->header_limit(static_cast<std::uint32_t>(cfg.limits.max_header_bytes));
-  parser_->body_limit(cfg.limits.max_body_bytes);
+  // No body limit yet: Beast would fail a declared oversized Content-Length before the head is
+  // complete; handle_proxy answers 413 for it after auth, and read_body limits chunked bodies.
+  parser_->body_limit(boost::none);
   bool first = true;
   for (;;) {
     if (in_.size() > 0) {
@@ -172,7 +194,7 @@ asio::awaitable<client_connection::head_result> client_connection::read_body(
     const proxy::snapshot& snap) {
   const auto& to = snap.cfg.timeouts;
   if (parser_->is_done()) co_return head_result::ok;
-  if (!req_.chunked) {
+  if (!parser_->chunked()) {
     // Content-Length body: straight into the body buffer, no parser copy.
     std::size_t len = static_cast<std::size_t>(parser_->content_length().value_or(0));
     req_.body.reserve_more(len);
@@ -192,6 +214,7 @@ asio::awaitable<client_connection::head_result> client_connection::read_body(
     co_return head_result::ok;
   }
   parser_->eager(true);
+  parser_->body_limit(snap.cfg.limits.max_body_bytes);
   for (;;) {
     if (in_.size() > 0) {
       beast::error_code ec;

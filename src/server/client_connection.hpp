@@ -45,6 +45,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   boost::asio::awaitable<bool> reply_json(int status, std::string_view body, bool keep_alive,
                                           observe::request_record& rec);
   bool body_pending() const;
+  boost::asio::awaitable<void> linger();
 
   proxy::worker_context& ctx_;
   boost::asio::ip::tcp::socket socket_;
