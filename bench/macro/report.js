@@ -79,3 +79,8 @@ for (const sc of order) {
 }
 
 console.log(rows.map((r) => '| ' + r.join(' | ') + ' |').join('\n'));
+const busy = recs.filter((r) => r.kind === 'wrk' && r.bg_busy_pct >= 10);
+if (busy.length) {
+  console.log('\nRuns started while other processes kept the machine busy (% of one core): ' +
+    busy.map((r) => `${r.scenario}/${r.proxy}/run ${r.run}: ${r.bg_busy_pct}%`).join(', ') + '.');
+}
