@@ -4,7 +4,8 @@
 //   node report.js RESULTS.jsonl
 //
 // Throughput rows: the mean over the interleaved rounds (req/s also shows min–max), worst
-// peak RSS. Ratios are ours/nginx on the gateway's row: req/s ratio > 1 is better,
+// peak RSS; "core busy" is the share of one core the proxy used (near 100%: the proxy was the
+// bottleneck; lower: the load generator's core was). Ratios are ours/nginx on the gateway's row: req/s ratio > 1 is better,
 // p99 and CPU ratios < 1 are better. Memory rows: RSS with N open streams and per stream.
 'use strict';
 const fs = require('fs');
@@ -36,6 +37,7 @@ function summarize(list) {
     rps: mean(rps), rpsMin: Math.min(...rps), rpsMax: Math.max(...rps),
     p50: mean(list.map((r) => r.p50_us)), p99: mean(list.map((r) => r.p99_us)),
     cpu: mean(list.map((r) => r.cpu_us_per_req)),
+    core: mean(list.map((r) => r.core_pct || 0)),
     hwm: Math.max(...list.map((r) => r.hwm_kb || 0)),
     errors: list.reduce((s, r) => s + r.errors, 0),
     malformed: list.reduce((s, r) => s + r.malformed, 0),
@@ -44,7 +46,7 @@ function summarize(list) {
   };
 }
 
-const head = ['scenario', 'proxy', 'req/s (min–max)', 'p50 ms', 'p99 ms', 'CPU µs/req',
+const head = ['scenario', 'proxy', 'req/s (min–max)', 'p50 ms', 'p99 ms', 'CPU µs/req (core busy)',
   'peak RSS MB', 'errors / malformed', 'req/s ratio', 'p99 ratio', 'CPU ratio'];
 const rows = [head, head.map(() => '---')];
 
@@ -70,7 +72,7 @@ for (const sc of order) {
     const isOurs = name === 'ours';
     rows.push([sc, name,
       `${int(s.rps)} (${int(s.rpsMin)}–${int(s.rpsMax)})`,
-      ms(s.p50), ms(s.p99), s.cpu.toFixed(1), mb(s.hwm),
+      ms(s.p50), ms(s.p99), `${s.cpu.toFixed(1)} (${s.core.toFixed(0)}%)`, mb(s.hwm),
       `${s.errors} / ${s.malformed} of ${int(s.checked)}`,
       isOurs && sn ? ratio(s.rps, sn.rps) : '—',
       isOurs && sn ? ratio(s.p99, sn.p99) : '—',
