@@ -97,7 +97,8 @@ bool target_health::available(time_point now) const {
 }
 
 bool target_health::try_acquire_probe(time_point now) {
-  if (healthy()) return false;
+  auto u = until_ns_.load(std::memory_order_acquire);
+  if (u == healthy_mark || ns_of(now) < u) return false;  // the common cases, without the lock
   std::lock_guard lock(mu_);
   bool ready =
       (mode_ == mode::ejected && now >= until_) || (mode_ == mode::probing && probe_lost(now));

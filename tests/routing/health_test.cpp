@@ -323,6 +323,31 @@ TEST(Health, InFlightGuardCountsForItsLifetime) {
   EXPECT_EQ(h.in_flight(), 0);
 }
 
+// Every entry point at once from several threads (run under -fsanitize=thread too).
+TEST(Health, ConcurrentReportsAndQueriesStayConsistent) {
+  target_health h;
+  std::atomic<std::int64_t> clock_ms{0};
+  constexpr int threads = 4, rounds = 20'000;
+  std::vector<std::thread> pool;
+  for (int i = 0; i < threads; ++i)
+    pool.emplace_back([&, i] {
+      for (int k = 0; k < rounds; ++k) {
+        auto now = time_point{} + millis(clock_ms.fetch_add(1));
+        in_flight_guard busy(h);
+        if (h.available(now)) h.try_acquire_probe(now);
+        auto o = (k + i) % 3 == 0 ? outcome::success : outcome::failure;
+        h.report(o, now, k % 101 == 0 ? std::optional<millis>(50ms) : std::nullopt);
+        h.record_latency(millis(k % 50));
+        (void)h.state(now);
+      }
+    });
+  for (auto& t : pool) t.join();
+  EXPECT_EQ(h.in_flight(), 0);
+  EXPECT_GT(h.ejections(), 0u);
+  EXPECT_GT(h.ewma_ms(), 0.0);
+  EXPECT_LT(h.ewma_ms(), 50.0);
+}
+
 TEST(HealthRegistry, SameIdSameStateAndDroppedIdsAreForgotten) {
   health_registry reg;
   fake_clock c;

@@ -7,6 +7,19 @@
 //   4. None eligible: the untried target whose ejection ends first (selection::fallback), so
 //      a group whose targets are all ejected degrades to "try the best bet", not to an error.
 //   5. Every target tried: nullopt, the request has run out of failover.
+//
+// One request, as the proxy drives it (all times from one steady clock, passed in):
+//   g.state->retries.record_request(now);                once per client request
+//   loop:
+//     sel = select(g, now, tried);                       nullopt: answer with the last error
+//     auto& h = *g.targets[sel->index].health;
+//     in_flight_guard busy(h);                           the whole attempt, stream included
+//     h.record_latency(ttfb);                            when the answer head arrives
+//     h.report(outcome, now, retry_after);               once, when the attempt's fate is known:
+//         outcome::success, or *health_outcome(kind, status); none for client_error (then, if
+//         sel->probe, h.release_probe() so the next request can probe)
+//     stop on success, !retryable(kind, status) or !g.state->retries.try_retry(now);
+//     tried.push_back(sel->index);
 #pragma once
 
 #include <algorithm>
