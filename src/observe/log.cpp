@@ -93,6 +93,7 @@ void format_access_line(std::string& out, const request_record& r) {
   if (r.completion_tokens >= 0) kv(out, "completion_tokens", r.completion_tokens);
   if (r.total_tokens >= 0) kv(out, "total_tokens", r.total_tokens);
   kv(out, "outcome", r.outcome);
+  if (!r.tried.empty()) kv(out, "tried", r.tried);
   if (!r.detail.empty()) kv(out, "detail", r.detail);
   out += '\n';
 }

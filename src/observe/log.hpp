@@ -28,6 +28,7 @@ struct request_record {
   std::int64_t total_tokens = -1;
   std::string_view outcome = "ok";  // ok, client_cancelled, upstream_error, upstream_timeout, ...
   std::string_view detail;          // short cause of a failure
+  std::string_view tried;           // failed attempts before the answer: "model:cause,..."
 };
 
 void access_log(const request_record& r);

@@ -210,6 +210,7 @@ void exchange::on_body(void* self, std::string_view bytes) {
 
 void exchange::on_event(const sse::event& ev) {
   auto info = sse::rewrite_event(ev, ctx_.finder, group_literal_, payload_);
+  if (ev.has_data && data_events_++ == 0) first_event_error_ = info.error;
   terminal_seen_ = terminal_seen_ || info.terminal;
   if (info.usage.present()) usage_ = info.usage;
 }
@@ -283,7 +284,10 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
     if (client_gone_) co_return attempt_outcome{fail::client_gone, false, "client went away"};
     if (!res.conn)
       co_return attempt_outcome{
-          res.error == upstream::connect_error::timeout ? fail::timeout : fail::connect, false,
+          res.error == upstream::connect_error::timeout ? fail::timeout
+          : res.error == upstream::connect_error::tls   ? fail::tls
+                                                        : fail::connect,
+          false,
           res.detail};
     up_ = std::move(res.conn);
   }
@@ -323,76 +327,14 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
   co_return attempt_outcome{};
 }
 
-asio::awaitable<bool> exchange::run(const exchange_request& r, observe::request_record& rec) {
-  const auto& to = r.snap.cfg.timeouts;
-  total_deadline_ = clock_type::now() + to.total;
-  client_gone_ = false;
-  bytes_out_ = 0;
-  usage_ = {};
-  terminal_seen_ = false;
-  payload_.clear();
-  framer_.reset();
-  max_response_ = r.snap.cfg.limits.max_response_bytes;
-  group_literal_ = r.group.name_literal;
-
-  const auto& t = r.group.targets[routing::pick_round_robin(r.group)];
-  target_ = &t;
-  rec.target = t.provider->name;
-  rec.provider = t.provider->base;
-  watch_client();
-
-  attempt_outcome out;
-  for (int i = 0; i < 2; ++i) {
-    rec.attempts = attempts_ = i + 1;
-    out = co_await attempt(r, t, /*allow_pooled=*/i == 0);
-    if (out.failure == fail::none || !out.retryable) break;
-  }
-
-  bool keep = false;
-  if (out.failure != fail::none) {
-    keep = co_await fail_before_answer(out, r, rec);
-  } else if (mode_ == mode::stream) {
-    keep = co_await relay_stream(r, rec);
-  } else {
-    keep = co_await relay_buffered(r, rec);
-  }
-  stop_watching_client();
-  rec.bytes_out = bytes_out_;
-  if (usage_.present()) {
-    rec.prompt_tokens = usage_.prompt_tokens;
-    rec.completion_tokens = usage_.completion_tokens;
-    rec.total_tokens = usage_.total_tokens;
-  }
-  co_return keep;
-}
-
-asio::awaitable<bool> exchange::fail_before_answer(const attempt_outcome& o,
-                                                   const exchange_request& r,
-                                                   observe::request_record& rec) {
-  release_upstream(false);
-  detail_ = o.detail;
-  rec.detail = detail_;
-  if (o.failure == fail::client_gone || client_gone_) {
-    rec.outcome = "client_cancelled";
-    rec.status = 499;
-    co_return false;
-  }
-  http::error_kind kind = http::error_kind::upstream_unreachable;
-  rec.outcome = "upstream_error";
-  if (o.failure == fail::timeout) {
-    kind = http::error_kind::upstream_timeout;
-    rec.outcome = "upstream_timeout";
-  } else if (o.failure == fail::broken || o.failure == fail::too_large) {
-    kind = http::error_kind::upstream_bad_answer;
-  }
-  co_return co_await write_error(kind, o.detail, r.client_keep_alive, rec);
-}
-
 asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
                                                observe::request_record& rec) {
   while (!parser_->is_done()) {
     auto o = co_await read_upstream(r.snap.cfg.timeouts.idle);
-    if (o.failure != fail::none) co_return co_await fail_before_answer(o, r, rec);
+    if (o.failure != fail::none) {
+      relay_result_ = client_gone_ ? relay_result::client_gone : relay_result::upstream_failed;
+      co_return co_await fail_before_answer(o, r, rec);
+    }
   }
   release_upstream(parser_->keep_alive());
 
@@ -425,6 +367,7 @@ asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
                                   r.snap.cfg.timeouts.idle);
   if (!ok) {
     rec.outcome = "client_cancelled";
+    relay_result_ = relay_result::client_gone;
     co_return false;
   }
   if (rec.status >= 400) rec.outcome = "upstream_status";
@@ -473,6 +416,7 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
   if (client_gone_) {
     release_upstream(false);
     rec.outcome = "client_cancelled";
+    relay_result_ = relay_result::client_gone;
     co_return false;
   }
   if (failure.failure == fail::none) {
@@ -488,6 +432,7 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
                               "upstream_error", "stream_incomplete");
       rec.outcome = "upstream_error";
       rec.detail = "stream ended without a final event";
+      relay_result_ = relay_result::upstream_failed;
     }
   } else {
     release_upstream(false);
@@ -496,6 +441,7 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     detail_ = failure.detail;
     rec.detail = detail_;
     rec.outcome = timeout ? "upstream_timeout" : "upstream_error";
+    relay_result_ = relay_result::upstream_failed;
     sse::append_error_event(payload_,
                             timeout ? "the provider stopped sending events (idle timeout)"
                                     : "the provider's stream broke: " + failure.detail,
@@ -503,6 +449,7 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
   }
   if (!co_await flush_stream(chunked, true, to.idle)) {
     rec.outcome = "client_cancelled";
+    relay_result_ = relay_result::client_gone;
     co_return false;
   }
   co_return keep;

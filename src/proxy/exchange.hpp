@@ -14,7 +14,9 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -25,6 +27,7 @@
 #include "proxy/http/errors.hpp"
 #include "proxy/parsers.hpp"
 #include "proxy/sse/framer.hpp"
+#include "routing/retry.hpp"
 
 namespace ob::proxy {
 
@@ -63,13 +66,25 @@ class exchange {
  private:
   enum class mode { undecided, buffered, stream };
   enum class framing { length, chunked, close_delimited };
-  enum class fail { none, connect, timeout, broken, too_large, client_gone };
+  enum class fail { none, connect, tls, timeout, broken, too_large, client_gone };
+  enum class relay_result { ok, upstream_failed, client_gone };
+  static routing::failure_kind kind_of(fail f);
+  static const char* fail_name(fail f);
   struct attempt_outcome {
     fail failure = fail::none;
     bool retryable = false;  // reused connection failed before any answer byte
     std::string detail;
   };
 
+  // Failover across the group's targets (proxy/exchange_run.cpp).
+  boost::asio::awaitable<attempt_outcome> attempt_target(const exchange_request& r,
+                                                         const routing::target& t);
+  boost::asio::awaitable<attempt_outcome> await_first_event(const exchange_request& r);
+  void begin_request(const exchange_request& r);
+  void reset_answer_state();
+  void use_target(const routing::target& t, observe::request_record& rec);
+  void note_attempt(const routing::target& t, std::string_view what);
+  std::optional<std::chrono::milliseconds> retry_after() const;
   // One try on `t`; a retry passes allow_pooled=false to get a fresh connection.
   boost::asio::awaitable<attempt_outcome> attempt(const exchange_request& r,
                                                   const routing::target& t, bool allow_pooled);
@@ -127,6 +142,11 @@ class exchange {
   std::uint64_t watch_gen_ = 0;
   bool received_any_ = false;
   int attempts_ = 0;
+  relay_result relay_result_ = relay_result::ok;
+  int data_events_ = 0;            // SSE events with data seen in this answer
+  bool first_event_error_ = false;  // the first of them reported an error
+  std::vector<std::size_t> tried_;  // target indices tried by this request
+  std::string trace_;               // "name:what,..." per failed attempt, for the log
   std::uint64_t bytes_out_ = 0;
 };
 

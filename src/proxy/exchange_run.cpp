@@ -1,0 +1,244 @@
+// The request loop of proxy::exchange: pick a target, try it, and fail over to the next one
+// while nothing has reached the client yet. Contract:
+//   - before the answer starts (connect/TLS error, reset, no head in time, HTTP 408/409/429/5xx,
+//     a stream whose first event is an error) the request is replayed, byte for byte, on the
+//     next target the group's policy picks, up to the group's attempt limit and the group's
+//     retry budget; a target is never tried twice by one request;
+//   - answers that are the client's fault (400, 401, 404, 413, 422, ...) are passed through;
+//   - when every attempt failed the client gets the last upstream answer (status and body) or,
+//     without one, a 502/504 JSON error;
+//   - after the answer started nothing is retried (see relay_stream's error event).
+// Every attempt's outcome feeds the target's passive health (routing/health.hpp).
+#include <charconv>
+
+#include "proxy/exchange.hpp"
+#include "routing/health.hpp"
+#include "routing/policies/select.hpp"
+#include "routing/retry.hpp"
+
+namespace ob::proxy {
+
+namespace asio = boost::asio;
+using clock_type = std::chrono::steady_clock;
+using routing::failure_kind;
+
+namespace {
+
+// Reports what an attempt says about its target; a probe that ends with nothing to say
+// (the client left) is handed back so the next request can probe.
+void report(routing::target_health& h, const routing::selection& sel,
+            std::optional<routing::outcome> o,
+            std::optional<std::chrono::milliseconds> retry_after = {}) {
+  if (o)
+    h.report(*o, clock_type::now(), retry_after);
+  else if (sel.probe)
+    h.release_probe();
+}
+
+}  // namespace
+
+failure_kind exchange::kind_of(fail f) {
+  switch (f) {
+    case fail::connect: return failure_kind::connect;
+    case fail::tls: return failure_kind::tls;
+    case fail::timeout: return failure_kind::timeout_before_first_byte;
+    case fail::broken: return failure_kind::reset_before_first_byte;
+    case fail::too_large: return failure_kind::after_first_byte;  // not worth repeating
+    case fail::client_gone:
+    case fail::none: break;
+  }
+  return failure_kind::client_error;
+}
+
+const char* exchange::fail_name(fail f) {
+  switch (f) {
+    case fail::connect: return "connect";
+    case fail::tls: return "tls";
+    case fail::timeout: return "timeout";
+    case fail::broken: return "reset";
+    case fail::too_large: return "too_large";
+    case fail::client_gone: return "client_gone";
+    case fail::none: break;
+  }
+  return "ok";
+}
+
+void exchange::begin_request(const exchange_request& r) {
+  total_deadline_ = clock_type::now() + r.snap.cfg.timeouts.total;
+  client_gone_ = false;
+  bytes_out_ = 0;
+  usage_ = {};
+  max_response_ = r.snap.cfg.limits.max_response_bytes;
+  group_literal_ = r.group.name_literal;
+  tried_.clear();
+  trace_.clear();
+  reset_answer_state();
+}
+
+void exchange::reset_answer_state() {
+  terminal_seen_ = false;
+  payload_.clear();
+  framer_.reset();
+  data_events_ = 0;
+  first_event_error_ = false;
+  relay_result_ = relay_result::ok;
+}
+
+void exchange::use_target(const routing::target& t, observe::request_record& rec) {
+  target_ = &t;
+  rec.target = t.provider->name;
+  rec.provider = t.provider->base;
+}
+
+void exchange::note_attempt(const routing::target& t, std::string_view what) {
+  if (!trace_.empty()) trace_ += ',';
+  trace_ += t.provider->name;
+  trace_ += ':';
+  trace_ += what;
+}
+
+std::optional<std::chrono::milliseconds> exchange::retry_after() const {
+  if (auto ms = resp_headers_.get("retry-after-ms"); !ms.empty())
+    if (auto v = routing::parse_retry_after_ms(ms)) return v;
+  if (auto s = resp_headers_.get("retry-after"); !s.empty())
+    return routing::parse_retry_after(s, std::chrono::system_clock::now());
+  return std::nullopt;
+}
+
+asio::awaitable<exchange::attempt_outcome> exchange::attempt_target(const exchange_request& r,
+                                                                    const routing::target& t) {
+  auto out = co_await attempt(r, t, /*allow_pooled=*/true);
+  // A pooled connection the provider closed while idle is not the provider's failure.
+  if (out.failure != fail::none && out.retryable && !client_gone_)
+    out = co_await attempt(r, t, /*allow_pooled=*/false);
+  co_return out;
+}
+
+asio::awaitable<exchange::attempt_outcome> exchange::await_first_event(const exchange_request& r) {
+  // Holding the stream's head back until its first data event costs nothing a client can see
+  // (SDKs wait for the first event anyway) and lets an opening error event fail over.
+  while (data_events_ == 0 && !parser_->is_done()) {
+    auto o = co_await read_upstream(r.snap.cfg.timeouts.first_byte);
+    if (o.failure != fail::none) co_return o;
+  }
+  co_return attempt_outcome{};
+}
+
+asio::awaitable<bool> exchange::run(const exchange_request& r, observe::request_record& rec) {
+  begin_request(r);
+  watch_client();
+  const auto& g = r.group;
+  g.state->retries.record_request(clock_type::now());
+  std::size_t max_attempts = g.targets.size();
+
+  attempt_outcome last;
+  bool answered = false;
+  bool keep = false;
+  for (std::size_t n = 0; n < max_attempts && !client_gone_; ++n) {
+    auto sel = routing::select(g, clock_type::now(), tried_);
+    if (!sel) break;
+    const auto& t = g.targets[sel->index];
+    auto& health = *t.health;
+    routing::in_flight_guard busy(health);
+    use_target(t, rec);
+    rec.attempts = attempts_ = static_cast<int>(n + 1);
+    reset_answer_state();
+    // Whether another target may take over if this one fails now.
+    auto may_retry = [&] {
+      return n + 1 < max_attempts && tried_.size() + 1 < g.targets.size() &&
+             g.state->retries.try_retry(clock_type::now());
+    };
+
+    auto started = clock_type::now();
+    last = co_await attempt_target(r, t);
+    if (last.failure != fail::none) {
+      auto kind = kind_of(last.failure);
+      report(health, *sel, routing::health_outcome(kind));
+      note_attempt(t, fail_name(last.failure));
+      if (client_gone_ || !routing::retryable(kind) || !may_retry()) break;
+      tried_.push_back(sel->index);
+      continue;
+    }
+    health.record_latency(
+        std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - started));
+
+    int status = parser_->status();
+    if (status >= 300 && routing::retryable(failure_kind::status, status) && may_retry()) {
+      report(health, *sel, routing::health_outcome(failure_kind::status, status), retry_after());
+      note_attempt(t, std::to_string(status));
+      release_upstream(false);
+      tried_.push_back(sel->index);
+      continue;
+    }
+    if (mode_ == mode::stream) {
+      auto first = co_await await_first_event(r);
+      if (first.failure != fail::none) {
+        last = first;
+        auto kind = kind_of(first.failure);
+        report(health, *sel, routing::health_outcome(kind));
+        note_attempt(t, fail_name(first.failure));
+        release_upstream(false);
+        if (client_gone_ || !routing::retryable(kind) || !may_retry()) break;
+        tried_.push_back(sel->index);
+        continue;
+      }
+      if (first_event_error_ && may_retry()) {
+        report(health, *sel, routing::health_outcome(failure_kind::stream_error_event_first));
+        note_attempt(t, "error_event");
+        release_upstream(false);
+        tried_.push_back(sel->index);
+        continue;
+      }
+    }
+
+    // Committed: this answer goes to the client.
+    answered = true;
+    keep = mode_ == mode::stream ? co_await relay_stream(r, rec) : co_await relay_buffered(r, rec);
+    if (relay_result_ == relay_result::upstream_failed)
+      report(health, *sel, routing::health_outcome(failure_kind::after_first_byte));
+    else if (relay_result_ == relay_result::client_gone && status < 300)
+      report(health, *sel, std::nullopt);
+    else if (status >= 300)
+      report(health, *sel, routing::health_outcome(failure_kind::status, status), retry_after());
+    else if (mode_ == mode::stream && first_event_error_)
+      report(health, *sel, routing::health_outcome(failure_kind::stream_error_event_first));
+    else
+      report(health, *sel, routing::outcome::success);
+    break;
+  }
+
+  if (!answered) keep = co_await fail_before_answer(last, r, rec);
+  stop_watching_client();
+  rec.tried = trace_;
+  rec.bytes_out = bytes_out_;
+  if (usage_.present()) {
+    rec.prompt_tokens = usage_.prompt_tokens;
+    rec.completion_tokens = usage_.completion_tokens;
+    rec.total_tokens = usage_.total_tokens;
+  }
+  co_return keep;
+}
+
+asio::awaitable<bool> exchange::fail_before_answer(const attempt_outcome& o,
+                                                   const exchange_request& r,
+                                                   observe::request_record& rec) {
+  release_upstream(false);
+  detail_ = o.detail.empty() ? std::string("no provider of the group could be tried") : o.detail;
+  rec.detail = detail_;
+  if (o.failure == fail::client_gone || client_gone_) {
+    rec.outcome = "client_cancelled";
+    rec.status = 499;
+    co_return false;
+  }
+  http::error_kind kind = http::error_kind::upstream_unreachable;
+  rec.outcome = "upstream_error";
+  if (o.failure == fail::timeout) {
+    kind = http::error_kind::upstream_timeout;
+    rec.outcome = "upstream_timeout";
+  } else if (o.failure == fail::broken || o.failure == fail::too_large) {
+    kind = http::error_kind::upstream_bad_answer;
+  }
+  co_return co_await write_error(kind, detail_, r.client_keep_alive, rec);
+}
+
+}  // namespace ob::proxy
