@@ -5,6 +5,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,20 @@ struct base_url {
   std::string host_header;   // "host" or "host:port" when the port is not the default
 };
 
+// Per-provider overrides of the global upstream timeouts (unset = the global value).
+struct provider_timeouts {
+  std::optional<millis> connect, first_byte, idle, total;
+};
+
+// Optional active health check of one provider: a cheap periodic request that marks the
+// target down/up between real requests. Off unless the provider has a "health_check" object.
+struct health_check {
+  bool enabled = false;
+  millis interval{10'000};
+  millis timeout{5'000};
+  std::string path = "/v1/models";  // appended to the provider's base, like request paths
+};
+
 struct provider {
   std::string group;  // client-facing model group name
   std::string name;   // real model name sent upstream
@@ -28,6 +44,32 @@ struct provider {
   std::string key;    // resolved provider key (after ${ENV} expansion); may be empty
   std::uint32_t weight = 1;  // extension: relative share inside the group (>= 1)
   base_url url;              // parsed from base
+  provider_timeouts timeouts;      // extension: "timeouts" object in the provider entry
+  struct health_check health_check;  // extension: "health_check" object in the provider entry
+};
+
+// Extension "groups": {"<group>": {...}} — per-group balancing and failover.
+struct group_options {
+  std::string policy;     // "", round_robin, weighted, least_inflight, latency ("" = weighted
+                          // when the group's weights differ, else round_robin)
+  unsigned attempts = 0;  // targets tried per request at most (0 = each target once)
+};
+
+// Extension "health": passive health (outlier ejection) of every target.
+struct health_config {
+  int consecutive_failures = 5;  // failures in a row that eject a target
+  double error_ratio = 0.5;      // failure share over the window above which it is ejected...
+  int min_requests = 20;         // ...once the window holds at least this many requests
+  millis window{30'000};
+  millis base_ejection{5'000};   // first cooldown; doubles on each repeated ejection...
+  millis max_ejection{300'000};  // ...up to this
+};
+
+// Extension "retry": failover retries are limited to a share of recent traffic, so an outage
+// of every provider does not multiply the load by the attempt count.
+struct retry_config {
+  double budget_ratio = 0.2;
+  double budget_min_per_second = 3.0;
 };
 
 struct limits {
@@ -54,6 +96,9 @@ struct config {
   unsigned workers = 0;                 // extension: 0 = number of cores
   struct limits limits;
   struct timeouts timeouts;
+  std::map<std::string, group_options> groups;  // extension; keys name groups of `providers`
+  health_config health;                         // extension
+  retry_config retry;                           // extension
 };
 
 }  // namespace ob::config
