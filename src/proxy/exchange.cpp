@@ -275,7 +275,7 @@ asio::awaitable<exchange::attempt_outcome> exchange::read_upstream(millis limit)
 asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_request& r,
                                                              const routing::target& t,
                                                              bool allow_pooled) {
-  const auto& to = r.snap.cfg.timeouts;
+  const auto& to = up_to_;
   if (allow_pooled) up_ = ctx_.pool.lease(t.pool_key);
   bool reused = up_ != nullptr;
   if (!up_) {
@@ -330,7 +330,7 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
 asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
                                                observe::request_record& rec) {
   while (!parser_->is_done()) {
-    auto o = co_await read_upstream(r.snap.cfg.timeouts.idle);
+    auto o = co_await read_upstream(up_to_.idle);
     if (o.failure != fail::none) {
       relay_result_ = client_gone_ ? relay_result::client_gone : relay_result::upstream_failed;
       co_return co_await fail_before_answer(o, r, rec);
@@ -395,7 +395,7 @@ asio::awaitable<bool> exchange::flush_stream(bool chunked, bool last, millis lim
 
 asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
                                              observe::request_record& rec) {
-  const auto& to = r.snap.cfg.timeouts;
+  const auto& to = r.snap.cfg.timeouts;  // client writes: the global idle limit
   rec.stream = true;
   rec.status = parser_->status();
   bool chunked = r.req.version >= 11;
@@ -409,7 +409,7 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
       if (!co_await flush_stream(chunked, false, to.idle)) break;
     }
     if (parser_->is_done()) break;
-    failure = co_await read_upstream(to.idle);
+    failure = co_await read_upstream(up_to_.idle);
     if (failure.failure != fail::none) break;
   }
 

@@ -82,7 +82,8 @@ class exchange {
   boost::asio::awaitable<attempt_outcome> await_first_event(const exchange_request& r);
   void begin_request(const exchange_request& r);
   void reset_answer_state();
-  void use_target(const routing::target& t, observe::request_record& rec);
+  void use_target(const routing::target& t, const config::timeouts& global,
+                  observe::request_record& rec);
   void note_attempt(const routing::target& t, std::string_view what);
   std::optional<std::chrono::milliseconds> retry_after() const;
   // One try on `t`; a retry passes allow_pooled=false to get a fresh connection.
@@ -137,7 +138,11 @@ class exchange {
   std::string client_head_;  // client answer head / small answers
   std::string chunk_prefix_;
   std::string detail_;       // failure cause, referenced by the request record
-  std::chrono::steady_clock::time_point total_deadline_;
+  std::chrono::steady_clock::time_point request_deadline_;  // timeouts.total of the request
+  std::chrono::steady_clock::time_point total_deadline_;    // ... and of the current attempt
+  struct upstream_timeouts {
+    std::chrono::milliseconds connect, first_byte, idle, total;
+  } up_to_{};  // the current target's (provider overrides or global)
   bool client_gone_ = false;
   std::uint64_t watch_gen_ = 0;
   bool received_any_ = false;

@@ -64,7 +64,7 @@ const char* exchange::fail_name(fail f) {
 }
 
 void exchange::begin_request(const exchange_request& r) {
-  total_deadline_ = clock_type::now() + r.snap.cfg.timeouts.total;
+  request_deadline_ = clock_type::now() + r.snap.cfg.timeouts.total;
   client_gone_ = false;
   bytes_out_ = 0;
   usage_ = {};
@@ -84,8 +84,15 @@ void exchange::reset_answer_state() {
   relay_result_ = relay_result::ok;
 }
 
-void exchange::use_target(const routing::target& t, observe::request_record& rec) {
+void exchange::use_target(const routing::target& t, const config::timeouts& global,
+                          observe::request_record& rec) {
   target_ = &t;
+  const auto& o = t.provider->timeouts;
+  up_to_.connect = o.connect.value_or(global.connect);
+  up_to_.first_byte = o.first_byte.value_or(global.first_byte);
+  up_to_.idle = o.idle.value_or(global.idle);
+  up_to_.total = o.total.value_or(global.total);
+  total_deadline_ = std::min(request_deadline_, clock_type::now() + up_to_.total);
   rec.target = t.provider->name;
   rec.provider = t.provider->base;
 }
@@ -118,7 +125,7 @@ asio::awaitable<exchange::attempt_outcome> exchange::await_first_event(const exc
   // Holding the stream's head back until its first data event costs nothing a client can see
   // (SDKs wait for the first event anyway) and lets an opening error event fail over.
   while (data_events_ == 0 && !parser_->is_done()) {
-    auto o = co_await read_upstream(r.snap.cfg.timeouts.first_byte);
+    auto o = co_await read_upstream(up_to_.first_byte);
     if (o.failure != fail::none) co_return o;
   }
   co_return attempt_outcome{};
@@ -129,7 +136,8 @@ asio::awaitable<bool> exchange::run(const exchange_request& r, observe::request_
   watch_client();
   const auto& g = r.group;
   g.state->retries.record_request(clock_type::now());
-  std::size_t max_attempts = g.targets.size();
+  std::size_t max_attempts = g.max_attempts ? std::min(g.max_attempts, g.targets.size())
+                                            : g.targets.size();
 
   attempt_outcome last;
   bool answered = false;
@@ -140,7 +148,7 @@ asio::awaitable<bool> exchange::run(const exchange_request& r, observe::request_
     const auto& t = g.targets[sel->index];
     auto& health = *t.health;
     routing::in_flight_guard busy(health);
-    use_target(t, rec);
+    use_target(t, r.snap.cfg.timeouts, rec);
     rec.attempts = attempts_ = static_cast<int>(n + 1);
     reset_answer_state();
     // Whether another target may take over if this one fails now.

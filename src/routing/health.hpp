@@ -189,9 +189,15 @@ class health_registry {
  public:
   explicit health_registry(health_options o = {}) : opt_(o) {}
   std::shared_ptr<target_health> get(const std::string& target_id);
+  // Options for targets created from now on (a reload that changes them); existing targets
+  // keep theirs so their state stays consistent.
+  void set_options(const health_options& o) {
+    std::lock_guard lock(mu_);
+    opt_ = o;
+  }
 
  private:
-  const health_options opt_;
+  health_options opt_;
   std::mutex mu_;
   std::unordered_map<std::string, std::weak_ptr<target_health>> items_;
 };

@@ -56,7 +56,7 @@ std::shared_ptr<group_state> state_registry::get(const std::string& name) {
   auto& weak = states_[name];
   auto s = weak.lock();
   if (!s) {
-    s = std::make_shared<group_state>();
+    s = std::make_shared<group_state>(retry_opts_);
     weak = s;
   }
   // Forget entries of groups nobody holds any more (removed by a reload).
@@ -65,7 +65,34 @@ std::shared_ptr<group_state> state_registry::get(const std::string& name) {
   return s;
 }
 
+void state_registry::configure(const config::config& cfg) {
+  health_options h;
+  h.consecutive_failures = cfg.health.consecutive_failures;
+  h.error_ratio = cfg.health.error_ratio;
+  h.window_requests = cfg.health.min_requests;
+  h.window = cfg.health.window;
+  h.base_ejection = cfg.health.base_ejection;
+  h.max_ejection = cfg.health.max_ejection;
+  health_.set_options(h);
+  std::lock_guard lock(mu_);
+  retry_opts_.ratio = cfg.retry.budget_ratio;
+  retry_opts_.min_per_second = cfg.retry.budget_min_per_second;
+}
+
+namespace {
+
+std::optional<policy_kind> policy_named(std::string_view name) {
+  if (name == "round_robin") return policy_kind::round_robin;
+  if (name == "weighted") return policy_kind::weighted;
+  if (name == "least_inflight") return policy_kind::least_inflight;
+  if (name == "latency") return policy_kind::latency;
+  return std::nullopt;
+}
+
+}  // namespace
+
 table::table(const config::config& cfg, state_registry& states) {
+  states.configure(cfg);
   std::vector<std::string> order;
   for (const auto& p : cfg.providers) {
     auto [it, inserted] = groups_.try_emplace(p.group);
@@ -88,6 +115,12 @@ table::table(const config::config& cfg, state_registry& states) {
     if (!g.targets.empty() && t.weight != g.targets.front().weight)
       g.policy = policy_kind::weighted;
     g.targets.push_back(std::move(t));
+  }
+  for (const auto& [name, opts] : cfg.groups) {
+    auto it = groups_.find(name);
+    if (it == groups_.end()) continue;  // validation warned about it
+    if (auto k = policy_named(opts.policy)) it->second.policy = *k;
+    it->second.max_attempts = opts.attempts;
   }
   for (const auto& name : order) ordered_.push_back(&groups_.find(name)->second);
 }

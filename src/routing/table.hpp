@@ -31,6 +31,7 @@ struct target {
 
 // Mutable balancing state of one group, shared by all worker threads.
 struct group_state {
+  explicit group_state(retry_budget_options o = {}) : retries(o) {}
   std::atomic<std::uint64_t> next{0};  // round-robin cursor
   // Smooth weighted round robin's current weight per target index (policies/weighted.hpp).
   // A lock rather than atomics: one pick reads and writes every entry at once.
@@ -45,8 +46,9 @@ struct group {
   std::string name_literal;  // JSON string token of the group name, spliced into answers
   std::vector<target> targets;
   std::shared_ptr<group_state> state;
-  // Weighted when the config gives targets different weights, round robin otherwise.
+  // groups.<name>.policy; else weighted when targets' weights differ, round robin otherwise.
   policy_kind policy = policy_kind::round_robin;
+  std::size_t max_attempts = 0;  // targets tried per request (groups.<name>.attempts; 0 = all)
 };
 
 // Hands out the same state object for the same group name while anyone holds it.
@@ -55,9 +57,12 @@ class state_registry {
   std::shared_ptr<group_state> get(const std::string& group_name);
   // Health of targets, kept here so everything that outlives a snapshot lives in one place.
   health_registry& health() { return health_; }
+  // Applies the config's health and retry settings to state created from now on.
+  void configure(const config::config& cfg);
 
  private:
   health_registry health_;
+  retry_budget_options retry_opts_;
   std::mutex mu_;
   std::unordered_map<std::string, std::weak_ptr<group_state>> states_;
 };
