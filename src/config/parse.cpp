@@ -3,6 +3,7 @@
 // values are errors, and every problem is collected (the user fixes a file in one go).
 #include "config/parse.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -72,6 +73,50 @@ std::optional<std::uint64_t> as_integer(context& c, const json::value& v, const 
   if (v.is_int64()) return static_cast<std::uint64_t>(v.get_int64());
   if (v.is_uint64()) return v.get_uint64();
   return static_cast<std::uint64_t>(*d);
+}
+
+std::optional<double> as_number(context& c, const json::value& v, const std::string& path) {
+  if (v.is_number()) return v.to_number<double>();
+  type_error(c, path, "a number", v);
+  return std::nullopt;
+}
+
+// A number within [lo, hi].
+std::optional<double> as_number_in(context& c, const json::value& v, const std::string& path,
+                                   double lo, double hi, const char* range) {
+  auto d = as_number(c, v, path);
+  if (!d) return std::nullopt;
+  if (*d < lo || *d > hi) {
+    c.error(path, std::string("must be ") + range + ", got " + json::serialize(v));
+    return std::nullopt;
+  }
+  return d;
+}
+
+// Seconds (fractions allowed) -> milliseconds, rounded up so a tiny positive value stays > 0.
+millis to_millis(double seconds) {
+  return millis(static_cast<millis::rep>(std::ceil(seconds * 1000)));
+}
+
+// A duration in seconds: > 0 and at most 7 days (the rule of every "timeouts" value).
+std::optional<millis> as_seconds(context& c, const json::value& v, const std::string& path) {
+  if (!v.is_number()) {
+    type_error(c, path, "a number of seconds", v);
+    return std::nullopt;
+  }
+  double s = v.to_number<double>();
+  constexpr double max_seconds = 7 * 24 * 3600;
+  if (!(s > 0) || s > max_seconds) {
+    c.error(path, "must be > 0 and <= 604800 seconds, got " + json::serialize(v));
+    return std::nullopt;
+  }
+  return to_millis(s);
+}
+
+std::string seconds_text(millis m) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", static_cast<double>(m.count()) / 1000.0);
+  return std::string(buf) + " s";
 }
 
 // `${NAME}` as the whole string -> the environment variable NAME; anything else is literal.
@@ -160,6 +205,100 @@ void read_key(context& c, const json::value& v, const std::string& path, provide
   p.key = std::move(*key);
 }
 
+// Per-provider "timeouts": only the upstream ones; unset keys fall back to the global value.
+template <std::optional<millis> provider_timeouts::*member>
+void read_provider_timeout(context& c, const json::value& v, const std::string& path,
+                           provider_timeouts& t) {
+  if (auto d = as_seconds(c, v, path)) t.*member = *d;
+}
+
+constexpr field<provider_timeouts> provider_timeout_fields[] = {
+    {"connect", read_provider_timeout<&provider_timeouts::connect>},
+    {"first_byte", read_provider_timeout<&provider_timeouts::first_byte>},
+    {"idle", read_provider_timeout<&provider_timeouts::idle>},
+    {"total", read_provider_timeout<&provider_timeouts::total>},
+};
+
+void read_provider_timeouts(context& c, const json::value& v, const std::string& path,
+                            provider& p) {
+  if (const auto* o = as_object(c, v, path))
+    walk<provider_timeouts>(c, *o, path, provider_timeout_fields, p.timeouts);
+}
+
+// "health_check" object, as read before the cross-field check; `timeout` remembers whether it
+// was written (its default depends on the interval).
+struct health_check_draft {
+  struct health_check hc;
+  bool interval_ok = true;
+  bool timeout_set = false;
+  bool timeout_ok = true;
+};
+
+constexpr double max_check_interval = 24 * 3600;
+
+constexpr field<health_check_draft> health_check_fields[] = {
+    {"enabled",
+     [](context& c, const json::value& v, const std::string& path, health_check_draft& d) {
+       if (const bool* b = v.if_bool())
+         d.hc.enabled = *b;
+       else
+         type_error(c, path, "a boolean", v);
+     }},
+    {"interval",
+     [](context& c, const json::value& v, const std::string& path, health_check_draft& d) {
+       auto s = as_number_in(c, v, path, 1, max_check_interval, ">= 1 and <= 86400 seconds");
+       if (s) d.hc.interval = to_millis(*s);
+       d.interval_ok = s.has_value();
+     }},
+    {"timeout",
+     [](context& c, const json::value& v, const std::string& path, health_check_draft& d) {
+       d.timeout_set = true;
+       d.timeout_ok = false;
+       if (!v.is_number()) return type_error(c, path, "a number of seconds", v);
+       double s = v.to_number<double>();
+       if (!(s > 0) || s >= max_check_interval)
+         return c.error(path, "must be > 0 and less than the interval, got " + json::serialize(v));
+       d.hc.timeout = to_millis(s);
+       d.timeout_ok = true;
+     }},
+    {"path",
+     [](context& c, const json::value& v, const std::string& path, health_check_draft& d) {
+       const auto* s = as_string(c, v, path);
+       if (!s) return;
+       if (s->empty() || s->front() != '/')
+         return c.error(path, json::serialize(*s) + " must start with \"/\"");
+       for (unsigned char ch : *s)
+         if (ch <= 0x20 || ch == 0x7f)
+           return c.error(path,
+                          json::serialize(*s) + " must not contain spaces or control characters");
+       d.hc.path = std::string(*s);
+     }},
+};
+
+// An object turns the check on (unless it says "enabled": false); `true` turns it on with
+// the defaults; `false` leaves it off.
+void read_health_check(context& c, const json::value& v, const std::string& path, provider& p) {
+  if (const bool* b = v.if_bool()) {
+    p.health_check = {};
+    p.health_check.enabled = *b;
+    return;
+  }
+  const auto* o = v.if_object();
+  if (!o) return type_error(c, path, "an object or a boolean", v);
+  health_check_draft d;
+  d.hc.enabled = true;
+  walk<health_check_draft>(c, *o, path, health_check_fields, d);
+  if (!d.timeout_set) {
+    // Default 5 s, but always less than the interval: half of it for short intervals.
+    d.hc.timeout = std::min(d.hc.timeout, d.hc.interval / 2);
+  } else if (d.timeout_ok && d.interval_ok && d.hc.timeout >= d.hc.interval) {
+    c.error(join(path, "timeout"), "must be less than the interval (" +
+                                       seconds_text(d.hc.interval) + "), got " +
+                                       seconds_text(d.hc.timeout));
+  }
+  p.health_check = std::move(d.hc);
+}
+
 constexpr field<provider> provider_fields[] = {
     {"group", [](context& c, const json::value& v, const std::string& path,
                  provider& p) { read_required_text(c, v, path, p.group); }},
@@ -171,6 +310,8 @@ constexpr field<provider> provider_fields[] = {
      [](context& c, const json::value& v, const std::string& path, provider& p) {
        if (auto w = as_integer(c, v, path, 1, 1'000'000)) p.weight = static_cast<std::uint32_t>(*w);
      }},
+    {"timeouts", read_provider_timeouts},
+    {"health_check", read_health_check},
 };
 
 std::optional<provider> read_provider(context& c, const json::value& v, const std::string& path) {
@@ -258,15 +399,9 @@ constexpr field<limits> limit_fields[] = {
     {"max_response_bytes", read_limit<&limits::max_response_bytes, 1, 4 * gib>},
 };
 
-// Seconds (fractions allowed) -> milliseconds, rounded up so a tiny positive value stays > 0.
 template <millis timeouts::*member>
 void read_timeout(context& c, const json::value& v, const std::string& path, timeouts& t) {
-  if (!v.is_number()) return type_error(c, path, "a number of seconds", v);
-  double s = v.to_number<double>();
-  constexpr double max_seconds = 7 * 24 * 3600;
-  if (!(s > 0) || s > max_seconds)
-    return c.error(path, "must be > 0 and <= 604800 seconds, got " + json::serialize(v));
-  t.*member = millis(static_cast<millis::rep>(std::ceil(s * 1000)));
+  if (auto d = as_seconds(c, v, path)) t.*member = *d;
 }
 
 constexpr field<timeouts> timeout_fields[] = {
@@ -289,9 +424,131 @@ void read_timeouts(context& c, const json::value& v, const std::string& path, co
     walk<timeouts>(c, *o, path, timeout_fields, cfg.timeouts);
 }
 
+// ---- failover: groups, health, retry ---------------------------------------------------------
+
+constexpr std::string_view policy_names[] = {"round_robin", "weighted", "least_inflight",
+                                             "latency"};
+
+void read_policy(context& c, const json::value& v, const std::string& path, group_options& g) {
+  const auto* s = as_string(c, v, path);
+  if (!s) return;
+  for (auto name : policy_names)
+    if (*s == name) {
+      g.policy = std::string(name);
+      return;
+    }
+  std::string allowed;
+  for (auto name : policy_names)
+    allowed += (allowed.empty() ? "\"" : ", \"") + std::string(name) + "\"";
+  c.error(path, "must be one of " + allowed + ", got " + json::serialize(*s));
+}
+
+constexpr field<group_options> group_fields[] = {
+    {"policy", read_policy},
+    {"attempts",
+     [](context& c, const json::value& v, const std::string& path, group_options& g) {
+       if (auto n = as_integer(c, v, path, 0, 100)) g.attempts = static_cast<unsigned>(*n);
+     }},
+};
+
+// {"<group>": {...}}: the keys are group names, so the object is walked by hand. Whether each
+// names a group of `providers` is checked once the whole file is read (check_group_names).
+void read_groups(context& c, const json::value& v, const std::string& path, config& cfg) {
+  const auto* o = v.if_object();
+  if (!o) return type_error(c, path, "an object of group name -> options", v);
+  for (const auto& key : c.duplicates_of(path))
+    c.warn(join(path, key), "key appears more than once; the last value wins");
+  for (const auto& kv : *o) {
+    std::string sub = join(path, kv.key());
+    const auto* g = as_object(c, kv.value(), sub);
+    if (!g) continue;
+    group_options opts;
+    walk<group_options>(c, *g, sub, group_fields, opts);
+    cfg.groups[std::string(kv.key())] = std::move(opts);
+  }
+}
+
+// Options for a group no provider belongs to would silently do nothing; usually a typo.
+void check_group_names(context& c, config& cfg) {
+  if (cfg.providers.empty()) return;  // already an error; every name would look unknown
+  for (auto it = cfg.groups.begin(); it != cfg.groups.end();) {
+    bool known = std::any_of(cfg.providers.begin(), cfg.providers.end(),
+                             [&](const provider& p) { return p.group == it->first; });
+    if (known) {
+      ++it;
+      continue;
+    }
+    c.warn(join("groups", it->first), "no provider has this group (ignored)");
+    it = cfg.groups.erase(it);
+  }
+}
+
+template <int health_config::*member, std::uint64_t lo, std::uint64_t hi>
+void read_health_count(context& c, const json::value& v, const std::string& path,
+                       health_config& h) {
+  if (auto n = as_integer(c, v, path, lo, hi)) h.*member = static_cast<int>(*n);
+}
+
+template <millis health_config::*member>
+void read_health_time(context& c, const json::value& v, const std::string& path, health_config& h) {
+  if (auto d = as_seconds(c, v, path)) h.*member = *d;
+}
+
+void read_error_ratio(context& c, const json::value& v, const std::string& path, health_config& h) {
+  auto d = as_number(c, v, path);
+  if (!d) return;
+  if (!(*d > 0) || *d > 1) return c.error(path, "must be > 0 and <= 1, got " + json::serialize(v));
+  h.error_ratio = *d;
+}
+
+constexpr field<health_config> health_fields[] = {
+    {"consecutive_failures", read_health_count<&health_config::consecutive_failures, 1, 1000>},
+    {"error_ratio", read_error_ratio},
+    {"min_requests", read_health_count<&health_config::min_requests, 1, 1'000'000>},
+    {"window", read_health_time<&health_config::window>},
+    {"base_ejection", read_health_time<&health_config::base_ejection>},
+    {"max_ejection", read_health_time<&health_config::max_ejection>},
+};
+
+void read_health(context& c, const json::value& v, const std::string& path, config& cfg) {
+  const auto* o = as_object(c, v, path);
+  if (!o) return;
+  std::size_t before = c.out.size();
+  walk<health_config>(c, *o, path, health_fields, cfg.health);
+  // Compare only values that were read (or defaulted) without error; blame the key written.
+  std::string base = join(path, "base_ejection"), max = join(path, "max_ejection");
+  if (c.error_at(base, before) || c.error_at(max, before)) return;
+  const auto& h = cfg.health;
+  if (h.base_ejection <= h.max_ejection) return;
+  if (o->contains("base_ejection"))
+    c.error(base, "must be <= max_ejection (" + seconds_text(h.max_ejection) + "), got " +
+                      seconds_text(h.base_ejection));
+  else
+    c.error(max, "must be >= base_ejection (" + seconds_text(h.base_ejection) + "), got " +
+                     seconds_text(h.max_ejection));
+}
+
+constexpr field<retry_config> retry_fields[] = {
+    {"budget_ratio",
+     [](context& c, const json::value& v, const std::string& path, retry_config& r) {
+       if (auto d = as_number_in(c, v, path, 0, 10, ">= 0 and <= 10")) r.budget_ratio = *d;
+     }},
+    {"budget_min_per_second",
+     [](context& c, const json::value& v, const std::string& path, retry_config& r) {
+       if (auto d = as_number_in(c, v, path, 0, 1e6, ">= 0 and <= 1000000"))
+         r.budget_min_per_second = *d;
+     }},
+};
+
+void read_retry(context& c, const json::value& v, const std::string& path, config& cfg) {
+  if (const auto* o = as_object(c, v, path))
+    walk<retry_config>(c, *o, path, retry_fields, cfg.retry);
+}
+
 constexpr field<config> root_fields[] = {
     {"providers", read_providers}, {"security", read_security}, {"listen", read_listen},
     {"workers", read_workers},     {"limits", read_limits},     {"timeouts", read_timeouts},
+    {"groups", read_groups},       {"health", read_health},     {"retry", read_retry},
 };
 
 config read_root(context& c, const json::value& root) {
@@ -304,6 +561,7 @@ config read_root(context& c, const json::value& root) {
   walk<config>(c, *o, "", root_fields, cfg);
   for (const char* k : {"providers", "security"})
     if (!o->contains(k)) c.error(k, "is required");
+  check_group_names(c, cfg);
   return cfg;
 }
 

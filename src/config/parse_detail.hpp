@@ -34,6 +34,13 @@ struct context {
   void warn(std::string path, std::string message) {
     out.push_back({diagnostic::level::warning, std::move(path), std::move(message)});
   }
+  // True if an error with exactly `path` was reported since out[since] (since = out.size()
+  // taken before reading), for checks across fields that must skip values already refused.
+  bool error_at(std::string_view path, std::size_t since) const {
+    for (std::size_t i = since; i < out.size(); ++i)
+      if (out[i].severity == diagnostic::level::error && out[i].path == path) return true;
+    return false;
+  }
   const std::vector<std::string>& duplicates_of(const std::string& path) const {
     static const std::vector<std::string> none;
     auto it = duplicates.find(path);
