@@ -11,6 +11,7 @@
 
 #include "config/watcher.hpp"
 #include "observe/log.hpp"
+#include "server/health_checker.hpp"
 #include "server/listen_address.hpp"
 #include "server/worker.hpp"
 #include "upstream/connector.hpp"
@@ -97,6 +98,8 @@ int run(const options& opts) {
   watcher.start();
 
   asio::io_context main_ioc(1);
+  health_checker checker(main_ioc, store, tls);
+  checker.start();
   asio::signal_set signals(main_ioc, SIGHUP, SIGTERM, SIGINT);
   bool stopping = false;
   std::function<void(boost::system::error_code, int)> on_signal =
@@ -114,6 +117,7 @@ int run(const options& opts) {
   while (!stopping) main_ioc.run_one();
 
   log(level::info, "shutting down: finishing requests in flight");
+  checker.stop();
   watcher.stop();
   for (auto& w : workers) w->begin_drain();
   auto until = std::chrono::steady_clock::now() + cfg.timeouts.shutdown_grace;

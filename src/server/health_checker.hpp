@@ -1,0 +1,49 @@
+// Active health checks: for providers with a "health_check" object, a periodic cheap request
+// (GET <base><path> with the provider key) whose outcome is reported to the target's passive
+// health like any real request. Runs on the main thread's event loop, off the data plane.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "proxy/snapshot.hpp"
+#include "upstream/connector.hpp"
+
+namespace ob::server {
+
+class health_checker {
+ public:
+  health_checker(boost::asio::io_context& ioc, proxy::snapshot_store& store,
+                 std::shared_ptr<boost::asio::ssl::context> tls);
+  void start();
+  void stop();
+
+ private:
+  struct target_state {
+    std::chrono::steady_clock::time_point next{};
+    bool running = false;
+  };
+  boost::asio::awaitable<void> loop();
+  boost::asio::awaitable<void> check(std::shared_ptr<const proxy::snapshot> snap,
+                                     const routing::target* t);
+
+  boost::asio::io_context& ioc_;
+  proxy::snapshot_store& store_;
+  upstream::connector connector_;
+  boost::asio::steady_timer tick_;
+  std::unordered_map<std::string, target_state> states_;  // by target id
+  bool stopped_ = false;
+};
+
+// One check's verdict from an answer status (pure, for tests): 2xx healthy, 429/503 with
+// Retry-After map to rate_limited/overloaded, everything else a failure.
+routing::outcome check_outcome(int status);
+
+}  // namespace ob::server
