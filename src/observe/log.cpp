@@ -98,11 +98,20 @@ void format_access_line(std::string& out, const request_record& r) {
   out += '\n';
 }
 
+namespace {
+thread_local std::string access_buffer;
+constexpr std::size_t access_buffer_limit = 32 * 1024;
+}  // namespace
+
 void access_log(const request_record& r) {
-  thread_local std::string line;
-  line.clear();
-  format_access_line(line, r);
-  write_all(line);
+  format_access_line(access_buffer, r);
+  if (access_buffer.size() >= access_buffer_limit) flush_access_log();
+}
+
+void flush_access_log() {
+  if (access_buffer.empty()) return;
+  write_all(access_buffer);
+  access_buffer.clear();
 }
 
 }  // namespace ob::observe

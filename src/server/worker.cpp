@@ -20,12 +20,14 @@ using upstream::use_tuple;
 worker::worker(proxy::snapshot_store& store, std::shared_ptr<asio::ssl::context> tls)
     : ioc_(std::make_unique<asio::io_context>(1)),
       acceptor_(std::in_place, *ioc_),
+      flush_timer_(std::in_place, *ioc_),
       ctx_(ioc_->get_executor(), store, std::move(tls)) {}
 
 worker::~worker() {
   stop();
   join();
   acceptor_.reset();
+  flush_timer_.reset();
   ctx_.pool.clear();
   ioc_.reset();  // destroys suspended connections while the registry and context still exist
 }
@@ -67,8 +69,17 @@ asio::awaitable<void> worker::accept_loop() {
   }
 }
 
+asio::awaitable<void> worker::flush_loop() {
+  while (!stopping_) {
+    flush_timer_->expires_after(std::chrono::milliseconds(50));
+    co_await flush_timer_->async_wait(use_tuple);
+    observe::flush_access_log();
+  }
+}
+
 void worker::start() {
   asio::co_spawn(*ioc_, accept_loop(), asio::detached);
+  asio::co_spawn(*ioc_, flush_loop(), asio::detached);
   thread_ = std::thread([this] {
     auto guard = asio::make_work_guard(*ioc_);
     ioc_->run();
@@ -91,6 +102,9 @@ void worker::stop() {
     acceptor_->close(ec);
     registry_.close_all();
     ctx_.pool.clear();
+    stopping_ = true;
+    flush_timer_->cancel();
+    observe::flush_access_log();
     ioc_->stop();
   });
 }

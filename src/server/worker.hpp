@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "proxy/context.hpp"
 #include "server/client_connection.hpp"
@@ -30,11 +31,14 @@ class worker {
 
  private:
   boost::asio::awaitable<void> accept_loop();
+  boost::asio::awaitable<void> flush_loop();  // writes the buffered access log every 50 ms
 
   // Destroyed explicitly first in ~worker: its pending coroutine frames reference the members
   // below.
   std::unique_ptr<boost::asio::io_context> ioc_;
   std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
+  std::optional<boost::asio::steady_timer> flush_timer_;
+  bool stopping_ = false;
   proxy::worker_context ctx_;
   connection_registry registry_;
   std::thread thread_;
