@@ -20,7 +20,7 @@ std::string with_provider(std::string_view members, std::string_view extra = "")
   return doc(extra, std::string(base_provider) + "," + std::string(members));
 }
 
-// The example of the failover section of docs/CONFIGURATION.md.
+// Every new key set to a value other than its default.
 constexpr std::string_view full_file = R"({
   "providers": [
     {"group": "fast", "name": "m", "base": "https://x", "key": "k", "weight": 3,
@@ -149,6 +149,54 @@ TEST(ConfigFailover, BriefExampleLoadsWithoutDiagnostics) {
 })");
   ASSERT_TRUE(r.ok()) << dump(r);
   EXPECT_THAT(r.diagnostics, IsEmpty());
+}
+
+// "A full example" of docs/CONFIGURATION.md, verbatim.
+TEST(ConfigFailover, DocumentedFullExampleLoads) {
+  constexpr std::string_view text = R"({
+  "listen": "0.0.0.0:8080",
+  "workers": 0,
+  "providers": [
+    {"group": "fast", "name": "gpt-4o-mini", "base": "https://api.openai.com",
+     "key": "${OPENAI_API_KEY}", "weight": 3,
+     "timeouts": {"connect": 5, "first_byte": 60}},
+    {"group": "fast", "name": "llama3.1:8b", "base": "http://127.0.0.1:11434/v1", "key": "",
+     "health_check": {"interval": 10, "timeout": 5, "path": "/models"}}
+  ],
+  "security": ["${OPENBRIDGE_CLIENT_TOKEN}"],
+  "limits": {"max_header_bytes": 65536, "max_body_bytes": 67108864,
+             "max_response_bytes": 268435456},
+  "timeouts": {"connect": 10, "first_byte": 300, "idle": 120, "total": 900,
+               "client_header": 30, "client_body": 120, "keepalive": 75,
+               "shutdown_grace": 30},
+  "groups": {"fast": {"policy": "weighted", "attempts": 2}},
+  "health": {"consecutive_failures": 5, "error_ratio": 0.5, "min_requests": 20, "window": 30,
+             "base_ejection": 5, "max_ejection": 300},
+  "retry": {"budget_ratio": 0.2, "budget_min_per_second": 3}
+})";
+  auto r = parse_text(
+      text, fake_env({{"OPENAI_API_KEY", "sk-o"}, {"OPENBRIDGE_CLIENT_TOKEN", "client"}}));
+  ASSERT_TRUE(r.ok()) << dump(r);
+  EXPECT_THAT(warnings(r), ElementsAre("warning: providers[1].key: empty: requests to this "
+                                       "provider carry no Authorization header"));
+  const auto& c = *r.cfg;
+  EXPECT_EQ(c.providers[0].timeouts.connect, 5s);
+  EXPECT_EQ(c.providers[0].timeouts.first_byte, 60s);
+  EXPECT_FALSE(c.providers[0].timeouts.idle);
+  EXPECT_FALSE(c.providers[0].health_check.enabled);
+  EXPECT_TRUE(c.providers[1].health_check.enabled);
+  EXPECT_EQ(c.providers[1].health_check.path, "/models");
+  EXPECT_EQ(c.groups.at("fast").policy, "weighted");
+  EXPECT_EQ(c.groups.at("fast").attempts, 2u);
+  const config defaults;
+  EXPECT_EQ(c.health.consecutive_failures, defaults.health.consecutive_failures);
+  EXPECT_DOUBLE_EQ(c.health.error_ratio, defaults.health.error_ratio);
+  EXPECT_EQ(c.health.min_requests, defaults.health.min_requests);
+  EXPECT_EQ(c.health.window, defaults.health.window);
+  EXPECT_EQ(c.health.base_ejection, defaults.health.base_ejection);
+  EXPECT_EQ(c.health.max_ejection, defaults.health.max_ejection);
+  EXPECT_DOUBLE_EQ(c.retry.budget_ratio, defaults.retry.budget_ratio);
+  EXPECT_DOUBLE_EQ(c.retry.budget_min_per_second, defaults.retry.budget_min_per_second);
 }
 
 // ---- provider "timeouts" ----------------------------------------------------------------------
