@@ -405,10 +405,11 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
 
   attempt_outcome failure;
   for (;;) {
+    // An answer already complete goes out in the final write (head, events, terminator).
+    if (parser_->is_done()) break;
     if (!client_head_.empty() || !payload_.empty()) {
       if (!co_await flush_stream(chunked, false, to.idle)) break;
     }
-    if (parser_->is_done()) break;
     failure = co_await read_upstream(up_to_.idle);
     if (failure.failure != fail::none) break;
   }
