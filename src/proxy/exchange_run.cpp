@@ -64,6 +64,8 @@ const char* exchange::fail_name(fail f) {
 }
 
 void exchange::begin_request(const exchange_request& r) {
+  attempts_ = 0;
+  target_ = nullptr;
   request_deadline_ = clock_type::now() + r.snap.cfg.timeouts.total;
   client_gone_ = false;
   bytes_out_ = 0;
@@ -246,7 +248,14 @@ asio::awaitable<bool> exchange::fail_before_answer(const attempt_outcome& o,
   } else if (o.failure == fail::broken || o.failure == fail::too_large) {
     kind = http::error_kind::upstream_bad_answer;
   }
-  co_return co_await write_error(kind, detail_, r.client_keep_alive, rec);
+  std::string extra;
+  if (attempts_ > 0) {
+    extra = "x-openbridge-attempts: " + std::to_string(attempts_) + "\r\n";
+    if (target_)
+      extra += "x-openbridge-model: " + target_->provider->name +
+               "\r\nx-openbridge-provider: " + target_->provider->base + "\r\n";
+  }
+  co_return co_await write_error(kind, detail_, r.client_keep_alive, rec, extra);
 }
 
 }  // namespace ob::proxy
