@@ -115,11 +115,15 @@ function keysAccepted(extra) {
 
 const P = (group, name, base, extra = {}) => ({ group, name, base, key: `sk-${name}`, ...extra });
 
-// Waits for the access line of the n-th request (1-based count of lines so far) and returns it.
-async function accessLineNo(gw, n) {
-  await waitFor(() => accessLines(gw).length >= n, { timeout: 5000, what: `access line #${n}` });
-  return accessLines(gw)[n - 1];
+// The access lines of one group, once there are at least `n` (the log is buffered per worker,
+// so lines of different workers are not in request order: match by group, not by position).
+async function groupLines(gw, group, n) {
+  const get = () => accessLines(gw).filter((l) => l.group === group);
+  await waitFor(() => get().length >= n, { timeout: 5000, what: `${n} access lines of group ${group}` });
+  return get();
 }
+
+const tally = (xs) => JSON.stringify(xs.map(String).sort());
 
 // Runs `count` async jobs with at most `conc` at a time; returns their results in order.
 async function pool(count, conc, job) {
@@ -154,6 +158,7 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
   const flips = [];
   let healthKeys = false; // "health": {"consecutive_failures", "base_ejection"} accepted
   let groupKeys = false; // "groups": {"g": {"policy", "attempts"}} accepted
+  let retryKeys = false; // "retry": {"budget_ratio", "budget_min_per_second"} accepted
 
   const byModel = (name) => M.stats().requests.filter((r) => r.model === name);
   const countModel = (name) => byModel(name).length;
@@ -180,7 +185,8 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
     M = await startMock();
     healthKeys = keysAccepted({ health: { consecutive_failures: 2, base_ejection: 1 } });
     groupKeys = keysAccepted({ groups: { g: { policy: 'round_robin', attempts: 1 } } });
-    console.log(`# failover: health keys ${healthKeys ? 'accepted' : 'not accepted (defaults used)'}; group keys ${groupKeys ? 'accepted' : 'not accepted'}`);
+    retryKeys = keysAccepted({ retry: { budget_ratio: 0, budget_min_per_second: 1 } });
+    console.log(`# failover: health keys ${healthKeys ? 'accepted' : 'not accepted (defaults used)'}; group keys ${groupKeys ? 'accepted' : 'not accepted'}; retry keys ${retryKeys ? 'accepted' : 'not accepted'}`);
   });
 
   after(async () => {
@@ -318,6 +324,7 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
         assert.ok(badRecs.every((r) => /mock stream error event/.test(r.response_body || '')), 'mock sent the error event');
       }
     }
+    await waitFor(() => accessLines(gw).length >= 8, { timeout: 5000, what: '8 access lines' });
     const tried = accessLines(gw).map((l) => l.tried).filter(Boolean);
     assert.ok(tried.includes('st-500:500'), `tried= for the 500 stream: ${tried.join(' ')}`);
     assert.ok(tried.includes('st-evt:error_event'), `tried= for the error-event stream: ${tried.join(' ')}`);
@@ -377,7 +384,9 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
     await sleep(300);
     assert.equal(countModel('dm-first'), hitFirst, 'dm-first: one request per answer it started');
     assert.equal(countModel('dm-good'), servedByGood, 'dm-good got no retries of broken streams');
-    const lines = accessLines(gw).filter((l) => l.group === 'dm1' || l.group === 'dm2');
+    await groupLines(gw, 'dm1', 2);
+    const lines = [...accessLines(gw).filter((l) => l.group === 'dm1'), ...(await groupLines(gw, 'dm2', hitFirst + servedByGood))];
+    assert.ok(lines.some((l) => l.target === 'dm-first'), 'the broken dm2 stream is logged');
     for (const l of lines) if (l.target === 'dm-first' || l.target === 'dm-only') assert.equal(l.attempts, '1', l._line);
   });
 
@@ -409,7 +418,13 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
       assert.equal(countModel(`nr-${c}`), passed, `e${c}: one upstream request per ${c} answer`);
       assert.equal(countModel(`nr-good-${c}`), ok, `e${c}: no failover after a ${c}`);
     }
-    for (const l of accessLines(gw)) assert.ok(!l.tried, `nothing was retried: ${l._line}`);
+    for (const c of codes) {
+      const lines = await groupLines(gw, `e${c}`, countModel(`nr-${c}`) + countModel(`nr-good-${c}`));
+      for (const l of lines) {
+        assert.equal(l.attempts, '1', l._line);
+        assert.equal(l.tried, undefined, `nothing was retried: ${l._line}`);
+      }
+    }
   });
 
   // -------------------------------------------------------------------------------------------
@@ -484,25 +499,86 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
   });
 
   // -------------------------------------------------------------------------------------------
-  test('6. recovery: an ejected target gets one probe after its cooldown and traffic again after it succeeds', T, async (t) => {
+  test('5c. every attempt failed, one of them with an HTTP answer: the client gets that answer, not a gateway 502/504', T, async () => {
+    M.reset();
+    const closed = await freePort();
+    const gw = await gateway({
+      providers: [
+        P('mixdown', 'md-500', `${M.url}/mode/status-500`),
+        P('mixdown', 'md-refused', `http://127.0.0.1:${closed}`),
+        P('mixhang', 'mh-500', `${M.url}/mode/status-500`),
+        P('mixhang', 'mh-hang', `${M.url}/mode/hang`),
+      ],
+      timeouts: { first_byte: 1 },
+    });
+    const problems = [];
+    for (const [group, answering, n] of [['mixdown', 'md-500', 4], ['mixhang', 'mh-500', 2]]) {
+      for (let i = 0; i < n; i++) {
+        const before = byModel(answering).length;
+        const r = await gwPost(gw, '/v1/chat/completions', chatBody(group));
+        const rec = byModel(answering).at(-1);
+        assert.equal(byModel(answering).length, before + 1, `${group} #${i}: ${answering} answered once`);
+        const lines = await groupLines(gw, group, i + 1);
+        const ctx = `${group} #${i}: got ${r.status} ${r.text.slice(0, 140)}`;
+        if (r.status !== 500 || r.text !== rec.response_body || r.headers['x-openbridge-attempts'] !== '2')
+          problems.push(`${ctx}\n    access: ${lines.map((l) => `tried=${l.tried} status=${l.status}`).join(' | ')}`);
+      }
+    }
+    assert.equal(problems.length, 0, `expected the upstream 500 answer (status and body, attempts 2):\n  ${problems.join('\n  ')}`);
+  });
+
+  // -------------------------------------------------------------------------------------------
+  test('5d. a provider\'s own first_byte timeout cuts its hang and fails over', T, async (t) => {
+    const probe = { providers: [{ group: 'g', name: 'm', base: 'http://127.0.0.1:9', key: 'k', timeouts: { first_byte: 0.5 } }] };
+    if (!keysAccepted(probe)) {
+      t.skip('provider "timeouts" not accepted by --check-config yet');
+      return;
+    }
+    M.reset();
+    const gw = await gateway({
+      providers: [P('pt', 'pt-hang', `${M.url}/mode/hang`, { timeouts: { first_byte: 0.5 } }), P('pt', 'pt-good', M.url)],
+      timeouts: { first_byte: 20 },
+    });
+    let failedOver = 0;
+    for (let i = 0; i < 4; i++) {
+      const s0 = now();
+      const r = await gwPost(gw, '/v1/chat/completions', chatBody('pt'));
+      const ms = now() - s0;
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.headers['x-openbridge-model'], 'pt-good');
+      if (r.headers['x-openbridge-attempts'] === '2') {
+        failedOver++;
+        assert.ok(ms >= 400 && ms < 2000, `#${i}: the hang was cut after ${ms.toFixed(0)} ms (provider first_byte 0.5 s, global 20 s)`);
+      }
+    }
+    assert.ok(failedOver >= 1, 'the hanging target was tried');
+  });
+
+  // -------------------------------------------------------------------------------------------
+  test('6. recovery: an ejected target gets one probe after its cooldown and traffic again after it succeeds; a failed probe doubles the cooldown', T, async (t) => {
     const K = healthKeys ? 2 : 5;
     const BASE_MS = healthKeys ? 1000 : 5000;
     const PROBE_DELAY = 400;
-    for (const variant of ['failures', 'retry-after']) {
+    for (const variant of ['failures', 'retry-after', 'retry-after-503', 'failed-probe']) {
       M.reset();
       const F = await flip();
       const cfg = { providers: [P('rec', 'rec-flip', F.url), P('rec', 'rec-good', M.url)] };
       if (healthKeys) cfg.health = { consecutive_failures: K, base_ejection: BASE_MS / 1000 };
       const gw = await gateway(cfg);
-      let cooldown;
-      if (variant === 'failures') {
-        F.mode = { status: 500 };
-        cooldown = BASE_MS;
-      } else {
-        F.mode = { status: 429, retryAfter: 2 };
-        cooldown = 2000;
-      }
-      const need = variant === 'failures' ? K : 1;
+      const statuses = [];
+      // Requests every 40 ms (not waiting for each other) until done() or the deadline.
+      const fireUntil = async (done, deadline) => {
+        const pending = [];
+        while (now() < deadline && !done()) {
+          pending.push(gwPost(gw, '/v1/chat/completions', chatBody('rec')).then((r) => statuses.push(r.status)));
+          await sleep(40);
+        }
+        await Promise.all(pending);
+      };
+      const told = variant.startsWith('retry-after');
+      let cooldown = told ? 2000 : BASE_MS;
+      F.mode = variant === 'retry-after' ? { status: 429, retryAfter: 2 } : variant === 'retry-after-503' ? { status: 503, retryAfter: 2 } : { status: 500 };
+      const need = told ? 1 : K;
       for (let i = 0; i < 6 * need && F.hits.length < need; i++) {
         const r = await gwPost(gw, '/v1/chat/completions', chatBody('rec'));
         assert.equal(r.status, 200, `${variant}: failover hides the failure: ${r.status} ${r.text}`);
@@ -510,21 +586,26 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
       }
       assert.equal(F.hits.length, need, `${variant}: the flip target failed ${need} times`);
       await waitFor(() => F.hits.at(-1).t_end, { timeout: 2000, what: 'last failure written' });
-      const tEject = F.hits.at(-1).t_end;
-      F.mode = { status: 200, delay: PROBE_DELAY };
+      let tEject = F.hits.at(-1).t_end;
 
-      // Requests every 40 ms until the target has taken traffic after its probe.
-      const pending = [];
-      const statuses = [];
-      const deadline = tEject + cooldown + 5000;
-      while (now() < deadline) {
-        pending.push(gwPost(gw, '/v1/chat/completions', chatBody('rec')).then((r) => statuses.push(r.status)));
-        await sleep(40);
-        const after = F.hitsAfter(tEject);
-        if (after.length >= 3 && after[0].t_end) break;
+      if (variant === 'failed-probe') {
+        // The first probe fails (still 500): ejected again for twice the base.
+        await fireUntil(() => F.hitsAfter(tEject).some((h) => h.t_end), tEject + cooldown + 5000);
+        const [p1, ...rest] = F.hitsAfter(tEject);
+        const info = `failed-probe: first probe at +${p1 ? (p1.t_start - tEject).toFixed(0) : '-'} ms (cooldown ${cooldown} ms), others ${rest.length}`;
+        t.diagnostic(info);
+        assert.ok(p1 && p1.t_end, `no first probe; ${info}`);
+        assert.ok(p1.t_start - tEject >= cooldown - 300 && p1.t_start - tEject <= cooldown + 2000, info);
+        assert.equal(p1.status, 500);
+        tEject = p1.t_end;
+        cooldown *= 2;
       }
-      await Promise.all(pending);
-      assert.ok(statuses.every((s) => s === 200), `${variant}: every request succeeded: ${statuses.filter((s) => s !== 200).join(',')}`);
+      F.mode = { status: 200, delay: PROBE_DELAY };
+      await fireUntil(() => {
+        const a = F.hitsAfter(tEject);
+        return a.length >= 3 && a[0].t_end;
+      }, tEject + cooldown + 5000);
+      assert.ok(statuses.every((x) => x === 200), `${variant}: every request succeeded: ${statuses.filter((x) => x !== 200).join(',')}`);
       const after = F.hitsAfter(tEject);
       const info = `${variant}: hits after the ejection at +${after.map((h) => (h.t_start - tEject).toFixed(0)).join(', +')} ms (cooldown ${cooldown} ms)`;
       t.diagnostic(info);
@@ -561,31 +642,40 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
   });
 
   // -------------------------------------------------------------------------------------------
-  test('7. a reload that keeps the target keeps its health; a changed key is a new target', T, async () => {
+  test('7. a reload that keeps the target keeps its health (shared by every group naming it); a changed key is a new target', T, async () => {
     M.reset();
     const F = await flip();
     F.mode = { status: 429, retryAfter: 30 };
-    const providers = [P('keep', 'keep-flip', F.url), P('keep', 'keep-good', M.url)];
+    // keep2 names the same target (base + name + key) as keep.
+    const providers = [P('keep', 'keep-flip', F.url), P('keep', 'keep-good', M.url), P('keep2', 'keep-flip', F.url), P('keep2', 'keep2-good', M.url)];
     const gw = await gateway({ providers });
+    const send = async (group, n, what) => {
+      for (let i = 0; i < n; i++) {
+        const r = await gwPost(gw, '/v1/chat/completions', chatBody(group));
+        assert.equal(r.status, 200, `${what}: ${r.text}`);
+        assert.notEqual(r.headers['x-openbridge-model'], 'keep-flip', `${what} #${i}: the ejected target got traffic`);
+      }
+    };
     for (let i = 0; i < 4 && F.hits.length < 1; i++) {
       const r = await gwPost(gw, '/v1/chat/completions', chatBody('keep'));
       assert.equal(r.status, 200, r.text);
     }
     assert.equal(F.hits.length, 1, 'the flip target answered 429 once (ejected for 30 s)');
     F.mode = { status: 200 };
-    for (let i = 0; i < 6; i++) {
-      const r = await gwPost(gw, '/v1/chat/completions', chatBody('keep'));
-      assert.equal(r.headers['x-openbridge-model'], 'keep-good', 'ejected: no traffic');
-    }
+    await send('keep', 6, 'keep, ejected');
+    await send('keep2', 6, 'keep2, same target');
+    assert.equal(F.hits.length, 1);
     const reloads = () => gw.stderrLines.filter((l) => /config reloaded/.test(l)).length;
+    const timeouts = { connect: 2, first_byte: 5, idle: 5, total: 30, shutdown_grace: 2 };
 
-    // Reload with an unrelated group added.
+    // Reload with an unrelated group added first and the targets reordered: identity, not
+    // position, counts.
     const r0 = reloads();
     const tWrite = now();
     gw.writeConfig({
       security: [CLIENT_TOKEN],
-      providers: [...providers, P('unrelated', 'other-model', M.url)],
-      timeouts: { connect: 2, first_byte: 5, idle: 5, total: 30, shutdown_grace: 2 },
+      providers: [P('unrelated', 'other-model', M.url), providers[3], providers[1], providers[2], providers[0]],
+      timeouts,
     }, { mode: 'rename' });
     await waitFor(async () => (await gwPost(gw, '/v1/chat/completions', chatBody('unrelated'))).status === 200, {
       timeout: 8000, every: 100, what: 'the new group to be served (reload)',
@@ -593,27 +683,28 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
     assert.ok(reloads() > r0, 'the gateway logged the reload');
     const left = 2500 - (now() - tWrite);
     if (left > 0) await sleep(left);
-    for (let i = 0; i < 20; i++) {
-      const r = await gwPost(gw, '/v1/chat/completions', chatBody('keep'));
-      assert.equal(r.status, 200, r.text);
-      assert.equal(r.headers['x-openbridge-model'], 'keep-good', `#${i} after the reload: the kept target is still ejected`);
-    }
+    await send('keep', 20, 'keep after the reload');
+    await send('keep2', 6, 'keep2 after the reload');
     assert.equal(F.hits.length, 1, 'no traffic reached the ejected target after the reload');
 
     // Control: the same target with another key is another identity with fresh health.
     const r1 = reloads();
     gw.writeConfig({
       security: [CLIENT_TOKEN],
-      providers: [{ ...providers[0], key: 'sk-keep-flip-rotated' }, providers[1], P('unrelated', 'other-model', M.url)],
-      timeouts: { connect: 2, first_byte: 5, idle: 5, total: 30, shutdown_grace: 2 },
+      providers: [{ ...providers[0], key: 'sk-keep-flip-rotated' }, providers[1], providers[2], providers[3], P('unrelated', 'other-model', M.url)],
+      timeouts,
     }, { mode: 'rename' });
     await waitFor(() => reloads() > r1, { timeout: 8000, every: 50, what: 'second reload' });
+    const tRotated = now();
     for (let i = 0; i < 6 && F.hits.length < 2; i++) {
       const r = await gwPost(gw, '/v1/chat/completions', chatBody('keep'));
       assert.equal(r.status, 200, r.text);
     }
     assert.ok(F.hits.length >= 2, 'a new key is a new target: it takes traffic at once');
-    assert.equal(F.hits.at(-1).t_start > tWrite, true);
+    const n = F.hits.length;
+    await send('keep2', 6, 'keep2 still names the old, ejected identity');
+    assert.equal(F.hits.length, n, 'the old identity is still ejected');
+    assert.ok(F.hitsAfter(tRotated).every((h) => h.t_start >= tRotated));
   });
 
   // -------------------------------------------------------------------------------------------
@@ -630,6 +721,8 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
       'c-503': `${M.url}/mode/status-503`,
       'c-408': `${M.url}/mode/status-408`,
       'c-evt': `${M.url}/mode/stream-error-event`,
+      'c-409': `${M.url}/mode/status-409`,
+      'c-tls': `https://127.0.0.1:${M.port}`, // TLS to a plain HTTP port: the handshake fails
     };
     const groups = {
       hdr: ['h-500', 'h-good'],
@@ -640,47 +733,49 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
       c503: ['c-503', 'h-good'],
       c408: ['c-408', 'h-good'],
       cevt: ['c-evt', 'h-good'],
+      c409: ['c-409', 'h-good'],
+      ctls: ['c-tls', 'h-good'],
     };
     const providers = Object.entries(groups).flatMap(([g, names]) => names.map((n) => P(g, n, bases[n])));
     const gw = await gateway({ providers, timeouts: { first_byte: 1 } });
-    let lineNo = 0;
 
     // Odd formatting: only the model value may change in the replay.
     const body =
       '{ "messages" : [ {"role":"user","content":"é \\"model\\": \\"hdr\\" 😀"} ],\n  "metadata": {"model": "hdr"},' +
       '  "model" :   "hdr" , "temperature": 0.50 }';
-    let sawOne = false;
-    let sawTwo = false;
-    for (let i = 0; i < 6 && !(sawOne && sawTwo); i++) {
+    const seen = [];
+    for (let i = 0; i < 6 && !(seen.includes('1') && seen.includes('2')); i++) {
       const before = M.stats().requests.length;
       const r = await gwPost(gw, '/v1/chat/completions', body);
-      const line = await accessLineNo(gw, ++lineNo);
       assert.equal(r.status, 200, r.text);
       assert.equal(r.json().model, 'hdr');
       assert.equal(r.headers['x-openbridge-model'], 'h-good');
       assert.equal(r.headers['x-openbridge-provider'], bases['h-good']);
-      assert.equal(line.status, '200', line._line);
-      assert.equal(line.target, 'h-good', line._line);
+      const attempts = r.headers['x-openbridge-attempts'];
+      seen.push(attempts);
+      await sleep(50);
       const recs = M.stats().requests.slice(before);
-      if (r.headers['x-openbridge-attempts'] === '2') {
-        sawTwo = true;
-        assert.equal(line.attempts, '2', line._line);
-        assert.equal(line.tried, 'h-500:500', line._line);
-        assert.deepEqual(recs.map((x) => x.model), ['h-500', 'h-good']);
+      if (attempts === '2') {
+        assert.deepEqual(recs.map((x) => x.model), ['h-500', 'h-good'], 'the failing target, then the healthy one');
         for (const x of recs) {
           const want = body.replace('"model" :   "hdr"', `"model" :   "${x.model}"`);
           assert.equal(x.body_sha256, sha256(want), `${x.model}: replayed byte for byte:\n got: ${x.body}\nwant: ${want}`);
         }
         assert.equal(recs[1].path, '/prefix/v1/chat/completions');
       } else {
-        sawOne = true;
-        assert.equal(r.headers['x-openbridge-attempts'], '1');
-        assert.equal(line.attempts, '1', line._line);
-        assert.equal(line.tried, undefined, `no tried= on a first-attempt success: ${line._line}`);
+        assert.equal(attempts, '1', 'x-openbridge-attempts');
         assert.deepEqual(recs.map((x) => x.model), ['h-good']);
       }
     }
-    assert.ok(sawOne && sawTwo, `saw a 1-attempt (${sawOne}) and a 2-attempt (${sawTwo}) answer`);
+    assert.ok(seen.includes('1') && seen.includes('2'), `saw 1-attempt and 2-attempt answers: ${seen}`);
+    const hdrLines = await groupLines(gw, 'hdr', seen.length);
+    assert.equal(tally(hdrLines.map((l) => l.attempts)), tally(seen), 'attempts= in the log match the headers');
+    for (const l of hdrLines) {
+      assert.equal(l.status, '200', l._line);
+      assert.equal(l.target, 'h-good', l._line);
+      if (l.attempts === '2') assert.equal(l.tried, 'h-500:500', l._line);
+      else assert.equal(l.tried, undefined, `no tried= on a first-attempt success: ${l._line}`);
+    }
 
     // One cause per group.
     const want = {
@@ -691,21 +786,26 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
       c503: 'c-503:503',
       c408: 'c-408:408',
       cevt: 'c-evt:error_event',
+      c409: 'c-409:409',
+      ctls: 'c-tls:tls',
     };
     for (const [g, tried] of Object.entries(want)) {
-      let found = null;
-      for (let i = 0; i < 4 && !found; i++) {
+      const got = [];
+      for (let i = 0; i < 4 && !got.includes('2'); i++) {
         const stream = g === 'cevt';
         const r = await gwPost(gw, '/v1/chat/completions', chatBody(g, stream ? { stream: true } : {}));
-        const line = await accessLineNo(gw, ++lineNo);
         assert.equal(r.status, 200, `${g}: ${r.text}`);
         assert.equal(r.headers['x-openbridge-model'], 'h-good', g);
         assert.equal(r.headers['x-openbridge-provider'], bases['h-good'], g);
-        assert.equal(line.attempts, r.headers['x-openbridge-attempts'], `${g}: header and log agree: ${line._line}`);
-        if (r.headers['x-openbridge-attempts'] === '2') found = line;
+        got.push(r.headers['x-openbridge-attempts']);
       }
-      assert.ok(found, `${g}: a request failed over within 4 tries`);
-      assert.equal(found.tried, tried, `${g}: ${found._line}`);
+      assert.ok(got.includes('2'), `${g}: a request failed over within 4 tries: attempts ${got}`);
+      const lines = await groupLines(gw, g, got.length);
+      assert.equal(tally(lines.map((l) => l.attempts)), tally(got), `${g}: attempts= in the log match the headers`);
+      for (const l of lines) {
+        if (l.attempts === '2') assert.equal(l.tried, tried, `${g}: ${l._line}`);
+        else assert.equal(l.tried, undefined, `${g}: ${l._line}`);
+      }
     }
   });
 
@@ -716,10 +816,29 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
     const gw = await gateway({ providers: [P('gone', 'gone-1', `http://127.0.0.1:${c1}`), P('gone', 'gone-2', `http://127.0.0.1:${c2}`)] });
     const r = await gwPost(gw, '/v1/chat/completions', chatBody('gone'));
     assertError(r, 502, {}, 'gone');
-    const line = await accessLineNo(gw, 1);
+    const [line] = await groupLines(gw, 'gone', 1);
     assert.equal(line.attempts, '2', line._line);
     assert.match(line.tried || '', /^gone-[12]:connect,gone-[12]:connect$/, line._line);
     assert.equal(r.headers['x-openbridge-attempts'], '2', `headers of the 502: ${JSON.stringify(r.headers)}`);
+  });
+
+  // -------------------------------------------------------------------------------------------
+  test('8c. a target that resets the connection is sent the request once per client request', T, async (t) => {
+    M.reset();
+    const gw = await gateway({ providers: [P('rst', 'rst-drop', `${M.url}/mode/drop`), P('rst', 'rst-good', M.url)] });
+    // Several requests, so that pooled (kept-alive) connections to the mock are in use.
+    const per = [];
+    for (let i = 0; i < 8; i++) {
+      const before = countModel('rst-drop');
+      const r = await gwPost(gw, '/v1/chat/completions', chatBody('rst'));
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.headers['x-openbridge-model'], 'rst-good');
+      await sleep(20);
+      per.push(countModel('rst-drop') - before);
+    }
+    t.diagnostic(`requests reaching the resetting target per client request: ${per}`);
+    assert.ok(per.some((n) => n > 0), 'the resetting target was tried');
+    assert.ok(per.every((n) => n <= 1), `each target at most once per request; the resetting target got ${per} (the mock read the whole request each time before dropping it)`);
   });
 
   // -------------------------------------------------------------------------------------------
@@ -749,6 +868,42 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
     const attempts = rs.map((r) => Number(r.headers['x-openbridge-attempts']));
     assert.ok(attempts.every((a) => a >= 1 && a <= 3), `attempts headers: ${[...new Set(attempts)]}`);
     assert.equal(attempts.reduce((a, b) => a + b, 0), U, 'x-openbridge-attempts adds up to the upstream requests');
+  });
+
+  // -------------------------------------------------------------------------------------------
+  test('9b. retry settings: budget 0 turns failover off; budget_min_per_second alone caps retries', T, async (t) => {
+    if (!retryKeys) {
+      t.skip('"retry" keys not accepted by --check-config yet');
+      return;
+    }
+    M.reset();
+    const gwOff = await gateway({
+      providers: [P('nof', 'nof-500', `${M.url}/mode/status-500`), P('nof', 'nof-good', M.url)],
+      retry: { budget_ratio: 0, budget_min_per_second: 0 },
+    });
+    const st = [];
+    for (let i = 0; i < 4; i++) st.push((await gwPost(gwOff, '/v1/chat/completions', chatBody('nof'))).status);
+    assert.ok(st.includes(500), `no budget: the 500 reaches the client: ${st}`);
+    assert.equal(countModel('nof-good'), st.filter((x) => x === 200).length, 'no failover to the healthy target');
+
+    const gw = await gateway({
+      providers: [
+        P('fl', 'fl-1', `${M.url}/mode/status-500`),
+        P('fl', 'fl-2', `${M.url}/mode/status-500`),
+        P('fl', 'fl-3', `${M.url}/mode/status-500`),
+      ],
+      retry: { budget_ratio: 0, budget_min_per_second: 1 },
+    });
+    const N = 50;
+    const t0 = now();
+    const rs = await pool(N, 4, () => gwPost(gw, '/v1/chat/completions', chatBody('fl')));
+    const durS = (now() - t0) / 1000;
+    for (const r of rs) assert.equal(r.status, 500);
+    await sleep(200);
+    const U = countModel('fl-1') + countModel('fl-2') + countModel('fl-3');
+    t.diagnostic(`${U} upstream requests for ${N} in ${durS.toFixed(1)} s`);
+    assert.ok(durS < 9, 'the run fits in one budget window');
+    assert.equal(U, N + 10, `ratio 0 + 1/s: exactly 10 retries per 10 s window (${U - N} retries)`);
   });
 
   // -------------------------------------------------------------------------------------------
@@ -789,5 +944,46 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
     for (let i = 0; i < 40; i++) assert.equal((await gwPost(gw, '/v1/chat/completions', chatBody('rr'))).status, 200);
     assert.equal(countModel('rr-3'), 20, 'round_robin ignores weights');
     assert.equal(countModel('rr-1'), 20, 'round_robin ignores weights');
+  });
+
+  test('11b. attempts 1 turns failover off; latency and least_inflight prefer the fast target', T, async (t) => {
+    if (!groupKeys) {
+      t.skip('"groups" keys not accepted by --check-config yet');
+      return;
+    }
+    M.reset();
+    const gw = await gateway({
+      providers: [
+        P('off', 'off-500', `${M.url}/mode/status-500`),
+        P('off', 'off-good', M.url),
+        P('lat', 'lat-slow', `${M.url}/mode/delay-300`),
+        P('lat', 'lat-fast', M.url),
+        P('lif', 'lif-slow', `${M.url}/mode/delay-500`),
+        P('lif', 'lif-fast', M.url),
+      ],
+      groups: { off: { attempts: 1 }, lat: { policy: 'latency' }, lif: { policy: 'least_inflight' } },
+    });
+    const st = [];
+    for (let i = 0; i < 4; i++) {
+      const r = await gwPost(gw, '/v1/chat/completions', chatBody('off'));
+      st.push(r.status);
+      assert.equal(r.headers['x-openbridge-attempts'], '1', `off #${i}: one attempt only`);
+      if (r.status === 500) assert.equal(r.headers['x-openbridge-model'], 'off-500');
+      else assert.equal(r.status, 200, r.text);
+    }
+    assert.ok(st.includes(500), `attempts 1: the 500 reaches the client: ${st}`);
+    assert.equal(countModel('off-500'), st.filter((x) => x === 500).length, 'off-500: one request per 500 answer');
+    assert.equal(countModel('off-good'), st.filter((x) => x === 200).length, 'off-good: no failover');
+
+    for (let i = 0; i < 20; i++) assert.equal((await gwPost(gw, '/v1/chat/completions', chatBody('lat'))).status, 200);
+    const lat = { slow: countModel('lat-slow'), fast: countModel('lat-fast') };
+    t.diagnostic(`latency: ${JSON.stringify(lat)}`);
+    assert.ok(lat.slow <= 3, `latency: the 300 ms target got ${lat.slow} of 20 sequential requests`);
+
+    const rs = await pool(40, 8, () => gwPost(gw, '/v1/chat/completions', chatBody('lif')));
+    for (const r of rs) assert.equal(r.status, 200, r.text);
+    const lif = { slow: countModel('lif-slow'), fast: countModel('lif-fast') };
+    t.diagnostic(`least_inflight: ${JSON.stringify(lif)}`);
+    assert.ok(lif.slow <= 12, `least_inflight: the 500 ms target got ${lif.slow} of 40 (round robin would give 20)`);
   });
 });
