@@ -810,7 +810,7 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
   });
 
   // -------------------------------------------------------------------------------------------
-  test('8b. a gateway error after failed attempts also carries x-openbridge-attempts', T, async () => {
+  test('8b. a gateway 502 after failed attempts carries x-openbridge-attempts and the last target tried', T, async () => {
     const c1 = await freePort();
     const c2 = await freePort();
     const gw = await gateway({ providers: [P('gone', 'gone-1', `http://127.0.0.1:${c1}`), P('gone', 'gone-2', `http://127.0.0.1:${c2}`)] });
@@ -820,6 +820,10 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
     assert.equal(line.attempts, '2', line._line);
     assert.match(line.tried || '', /^gone-[12]:connect,gone-[12]:connect$/, line._line);
     assert.equal(r.headers['x-openbridge-attempts'], '2', `headers of the 502: ${JSON.stringify(r.headers)}`);
+    // The last target tried, as in the access line.
+    assert.equal(r.headers['x-openbridge-model'], line.target, `x-openbridge-model of the 502: ${JSON.stringify(r.headers)}; ${line._line}`);
+    assert.equal(r.headers['x-openbridge-provider'], line.provider, `x-openbridge-provider of the 502; ${line._line}`);
+    assert.equal(line.tried.split(',').at(-1), `${line.target}:connect`, line._line);
   });
 
   // -------------------------------------------------------------------------------------------
