@@ -163,11 +163,11 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
 }
 
 void exchange::append_client_head(framing f, std::size_t content_length, bool keep_alive) {
-  int status = parser_->status();
+  int status = answer_status_;
   client_head_ += "HTTP/1.1 ";
   client_head_ += std::to_string(status);
   client_head_ += ' ';
-  client_head_ += parser_->reason().empty() ? http::reason_of(status) : parser_->reason();
+  client_head_ += answer_reason_.empty() ? http::reason_of(status) : std::string_view(answer_reason_);
   client_head_ += "\r\n";
   http::append_forwarded(client_head_, resp_headers_, http::direction::to_client);
   // The body rewrite hides the real model; these keep it visible to operators and clients.
@@ -308,6 +308,8 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
   if (expired) co_return attempt_outcome{fail::timeout, false, "sending to the provider timed out"};
   if (wec) {
     release_upstream(false);
+    // Not all of the request went out: a pooled connection the provider had just closed.
+    // Safe to send again on a fresh connection to the same target.
     co_return attempt_outcome{fail::broken, reused,
                               "sending to the provider failed: " + wec.message()};
   }
@@ -317,7 +319,8 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
   for (;;) {
     auto o = co_await read_upstream(to.first_byte);
     if (o.failure != fail::none) {
-      o.retryable = reused && !received_any_ && o.failure == fail::broken;
+      // The whole request reached the provider, which may have acted on it: never sent twice
+      // to the same target (failover may still pick another one).
       release_upstream(false);
       co_return o;
     }
@@ -337,7 +340,13 @@ asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
     }
   }
   release_upstream(parser_->keep_alive());
+  answer_status_ = parser_->status();
+  answer_reason_ = parser_->reason();
+  co_return co_await write_buffered(r, rec);
+}
 
+asio::awaitable<bool> exchange::write_buffered(const exchange_request& r,
+                                               observe::request_record& rec) {
   json::answer_info info;
   auto body = resp_body_.view();
   if (looks_like_json(resp_headers_.get("content-type"), body))
@@ -351,7 +360,7 @@ asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
   bool keep = r.client_keep_alive;
   client_head_.clear();
   append_client_head(framing::length, len, keep);
-  rec.status = parser_->status();
+  rec.status = answer_status_;
 
   std::array<asio::const_buffer, 2 + 2 * json::answer_info::max_models> out;
   std::size_t n = 0;
@@ -397,7 +406,8 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
                                              observe::request_record& rec) {
   const auto& to = r.snap.cfg.timeouts;  // client writes: the global idle limit
   rec.stream = true;
-  rec.status = parser_->status();
+  rec.status = answer_status_ = parser_->status();
+  answer_reason_ = parser_->reason();
   bool chunked = r.req.version >= 11;
   bool keep = r.client_keep_alive && chunked;
   client_head_.clear();

@@ -72,7 +72,7 @@ class exchange {
   static const char* fail_name(fail f);
   struct attempt_outcome {
     fail failure = fail::none;
-    bool retryable = false;  // reused connection failed before any answer byte
+    bool retryable = false;  // a reused connection failed before the request was fully sent
     std::string detail;
   };
 
@@ -102,6 +102,14 @@ class exchange {
                                               observe::request_record& rec);
   boost::asio::awaitable<bool> relay_stream(const exchange_request& r,
                                             observe::request_record& rec);
+  // Writes resp_headers_/resp_body_ with answer_status_ (model rewritten when JSON).
+  boost::asio::awaitable<bool> write_buffered(const exchange_request& r,
+                                              observe::request_record& rec);
+  // A retryable error answer is read whole and kept: if every later attempt fails without an
+  // answer, the client gets this one rather than a gateway error.
+  boost::asio::awaitable<void> keep_answer();
+  boost::asio::awaitable<bool> write_kept_answer(const exchange_request& r,
+                                                 observe::request_record& rec);
   // Reads and parses more upstream bytes; fail::none when the parser made progress.
   boost::asio::awaitable<attempt_outcome> read_upstream(std::chrono::milliseconds limit);
 
@@ -147,6 +155,16 @@ class exchange {
   std::uint64_t watch_gen_ = 0;
   bool received_any_ = false;
   int attempts_ = 0;
+  int answer_status_ = 0;
+  std::string answer_reason_;
+  struct kept_answer {
+    bool valid = false;
+    int status = 0;
+    std::string reason;
+    http::header_list headers;
+    byte_buffer body;
+    const routing::target* target = nullptr;
+  } kept_;
   relay_result relay_result_ = relay_result::ok;
   int data_events_ = 0;            // SSE events with data seen in this answer
   bool first_event_error_ = false;  // the first of them reported an error

@@ -74,7 +74,40 @@ void exchange::begin_request(const exchange_request& r) {
   group_literal_ = r.group.name_literal;
   tried_.clear();
   trace_.clear();
+  kept_.valid = false;
   reset_answer_state();
+}
+
+asio::awaitable<void> exchange::keep_answer() {
+  kept_.valid = false;
+  while (!parser_->is_done()) {
+    auto o = co_await read_upstream(up_to_.idle);
+    if (o.failure != fail::none) {
+      release_upstream(false);
+      co_return;
+    }
+  }
+  release_upstream(parser_->keep_alive());
+  kept_.status = parser_->status();
+  kept_.reason = parser_->reason();
+  std::swap(kept_.headers, resp_headers_);
+  std::swap(kept_.body, resp_body_);
+  kept_.target = target_;
+  kept_.valid = true;
+}
+
+asio::awaitable<bool> exchange::write_kept_answer(const exchange_request& r,
+                                                  observe::request_record& rec) {
+  std::swap(kept_.headers, resp_headers_);
+  std::swap(kept_.body, resp_body_);
+  answer_status_ = kept_.status;
+  answer_reason_ = kept_.reason;
+  target_ = kept_.target;
+  rec.target = target_->provider->name;
+  rec.provider = target_->provider->base;
+  kept_.valid = false;
+  rec.outcome = "upstream_status";
+  co_return co_await write_buffered(r, rec);
 }
 
 void exchange::reset_answer_state() {
@@ -176,7 +209,7 @@ asio::awaitable<bool> exchange::run(const exchange_request& r, observe::request_
     if (status >= 300 && routing::retryable(failure_kind::status, status) && may_retry()) {
       report(health, *sel, routing::health_outcome(failure_kind::status, status), retry_after());
       note_attempt(t, std::to_string(status));
-      release_upstream(false);
+      co_await keep_answer();
       tried_.push_back(sel->index);
       continue;
     }
@@ -217,7 +250,10 @@ asio::awaitable<bool> exchange::run(const exchange_request& r, observe::request_
     break;
   }
 
-  if (!answered) keep = co_await fail_before_answer(last, r, rec);
+  if (!answered) {
+    keep = kept_.valid && !client_gone_ ? co_await write_kept_answer(r, rec)
+                                        : co_await fail_before_answer(last, r, rec);
+  }
   stop_watching_client();
   rec.tried = trace_;
   rec.bytes_out = bytes_out_;

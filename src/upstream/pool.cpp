@@ -1,5 +1,9 @@
 #include "upstream/pool.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
+
 namespace ob::upstream {
 
 void pool::expire(std::deque<std::unique_ptr<connection>>& q,
@@ -11,15 +15,32 @@ void pool::expire(std::deque<std::unique_ptr<connection>>& q,
   }
 }
 
+namespace {
+
+// A connection idle for a while may have been closed by the provider's keep-alive timer
+// (Node's default is 5 s). One non-blocking peek tells: 0 = closed, data = a protocol error,
+// EAGAIN = alive. Recently used connections skip it, so a busy gateway pays nothing.
+bool still_open(connection& c) {
+  char b;
+  auto n = ::recv(c.lowest().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
 std::unique_ptr<connection> pool::lease(std::string_view origin) {
   auto it = idle_.find(origin);
   if (it == idle_.end() || it->second.empty()) return nullptr;
   auto& q = it->second;
-  expire(q, std::chrono::steady_clock::now());
-  if (q.empty()) return nullptr;
-  auto c = std::move(q.back());
-  q.pop_back();
-  return c;
+  auto now = std::chrono::steady_clock::now();
+  expire(q, now);
+  while (!q.empty()) {
+    auto c = std::move(q.back());
+    q.pop_back();
+    if (now - c->idle_since < opts_.check_after || still_open(*c)) return c;
+    c->close();
+  }
+  return nullptr;
 }
 
 void pool::release(std::string_view origin, std::unique_ptr<connection> c) {

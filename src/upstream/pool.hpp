@@ -19,6 +19,7 @@ class pool {
   struct options {
     std::chrono::milliseconds max_idle{50'000};  // below the usual 60 s upstream keep-alive
     std::size_t max_idle_per_origin = 256;
+    std::chrono::milliseconds check_after{1'000};  // idle longer: check it is still open
   };
   pool() = default;
   explicit pool(options o) : opts_(o) {}
