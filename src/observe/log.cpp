@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -9,16 +10,26 @@
 namespace ob::observe {
 namespace {
 
+// Formats "YYYY-MM-DDTHH:MM:SS.mmmZ"; the part up to the seconds is formatted once per second
+// per thread (this runs for every access line).
 void append_time(std::string& out) {
+  thread_local std::time_t cached_secs = -1;
+  thread_local char cached[64];
   auto now = std::chrono::system_clock::now();
-  auto secs = std::chrono::system_clock::to_time_t(now);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  out += buf;
+  auto ms_total = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  auto secs = static_cast<std::time_t>(ms_total / 1000);
+  if (secs != cached_secs) {
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_secs = secs;
+  }
+  out.append(cached, 19);
+  auto ms = static_cast<int>(ms_total % 1000);
+  char frac[6] = {'.', static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
+                  static_cast<char>('0' + ms % 10), 'Z', 0};
+  out.append(frac, 5);
 }
 
 // Values are quoted when they hold spaces, quotes or '=' so the line stays machine-readable.
@@ -48,7 +59,9 @@ void kv(std::string& out, std::string_view k, std::int64_t v) {
   out += ' ';
   out += k;
   out += '=';
-  out += std::to_string(v);
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
 }
 
 void write_all(const std::string& s) {
@@ -83,8 +96,9 @@ void format_access_line(std::string& out, const request_record& r) {
   if (!r.provider.empty()) kv(out, "provider", r.provider);
   kv(out, "status", r.status);
   char dur[32];
-  std::snprintf(dur, sizeof dur, "%.3f", r.duration_ms);
-  kv(out, "duration_ms", dur);
+  auto [dur_end, dur_ec] =
+      std::to_chars(dur, dur + sizeof dur, r.duration_ms, std::chars_format::fixed, 3);
+  kv(out, "duration_ms", std::string_view(dur, static_cast<std::size_t>(dur_end - dur)));
   kv(out, "bytes_in", static_cast<std::int64_t>(r.bytes_in));
   kv(out, "bytes_out", static_cast<std::int64_t>(r.bytes_out));
   if (r.stream) kv(out, "stream", "true");

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <charconv>
 #include <cerrno>
 #include <span>
 
@@ -61,8 +62,8 @@ bool looks_like_json(std::string_view content_type, std::string_view body) {
 
 void append_hex(std::string& out, std::size_t n) {
   char buf[20];
-  int len = std::snprintf(buf, sizeof buf, "%zx", n);
-  out.append(buf, static_cast<std::size_t>(len));
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n, 16);
+  out.append(buf, end);
 }
 
 millis remaining(clock_type::time_point until) {

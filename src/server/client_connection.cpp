@@ -80,6 +80,18 @@ void client_connection::close_if_idle() {
   if (idle_) close();
 }
 
+bool client_connection::authorized(std::string_view token, const proxy::snapshot& snap) {
+  // A keep-alive client sends the same token on every request: hash it (SHA-256, constant
+  // time) once per connection and config generation, not per request.
+  if (!authorized_token_.empty() && authorized_generation_ == snap.generation &&
+      token == authorized_token_)
+    return true;
+  if (!snap.tokens.contains(token)) return false;
+  authorized_token_.assign(token);
+  authorized_generation_ = snap.generation;
+  return true;
+}
+
 bool client_connection::body_pending() const {
   if (!parser_ || parser_->is_done()) return false;
   if (parser_->chunked()) return true;
@@ -274,7 +286,7 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
                                              keep_early, rec);
   }
   auto token = auth::bearer_token(req_.headers.get("authorization"));
-  if (!token || !snap.tokens.contains(*token)) {
+  if (!token || !authorized(*token, snap)) {
     rec.outcome = "unauthorized";
     co_return co_await exchange_.write_error(
         error_kind::unauthorized,

@@ -45,6 +45,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   boost::asio::awaitable<bool> reply_json(int status, std::string_view body, bool keep_alive,
                                           observe::request_record& rec);
   bool body_pending() const;
+  bool authorized(std::string_view token, const proxy::snapshot& snap);
   boost::asio::awaitable<void> linger();
 
   proxy::worker_context& ctx_;
@@ -57,6 +58,8 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   proxy::exchange exchange_;
   std::string out_;
   bool idle_ = false;
+  std::string authorized_token_;  // last token accepted on this connection...
+  std::uint64_t authorized_generation_ = 0;  // ...under this config generation
 };
 
 // The live connections of one worker, for graceful shutdown.
