@@ -81,8 +81,9 @@ for (const sc of order) {
 }
 
 console.log(rows.map((r) => '| ' + r.join(' | ') + ' |').join('\n'));
-const busy = recs.filter((r) => r.kind === 'wrk' && r.bg_busy_pct >= 10);
+const busy = recs.filter((r) => r.kind === 'wrk' && (r.bg_busy_pct >= 10 || r.foreign_pct >= 10));
 if (busy.length) {
-  console.log('\nRuns started while other processes kept the machine busy (% of one core): ' +
-    busy.map((r) => `${r.scenario}/${r.proxy}/run ${r.run}: ${r.bg_busy_pct}%`).join(', ') + '.');
+  console.log('\nRuns disturbed by other work on the machine (% of one core used by processes other ' +
+    'than the proxy, mock and wrk, before → during the run): ' +
+    busy.map((r) => `${r.scenario}/${r.proxy}/run ${r.run}: ${r.bg_busy_pct}% → ${r.foreign_pct ?? '?'}%`).join(', ') + '.');
 }
