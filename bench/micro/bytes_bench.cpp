@@ -120,6 +120,22 @@ void BM_answer_inspect_splice(benchmark::State& state) {
 }
 BENCHMARK(BM_answer_inspect_splice);
 
+// One typical chat.completion.chunk event's data (~300 bytes), as the SSE rewrite sees it: no
+// padding after it.
+void BM_answer_inspect_chunk(benchmark::State& state) {
+  const std::string event = chat_event(R"({"content":" token7"})", "null");
+  const std::string data = event.substr(6, event.size() - 8);  // without "data: " and "\n\n"
+  json::model_finder finder;
+  for (auto _ : state) {
+    const json::answer_info a = finder.inspect_answer(data, data.size());
+    if (a.model_count != 1) state.SkipWithError("model not found");
+    benchmark::DoNotOptimize(a);
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * data.size()));
+  state.counters["doc_bytes"] = static_cast<double>(data.size());
+}
+BENCHMARK(BM_answer_inspect_chunk);
+
 void BM_sse_frame(benchmark::State& state, bool rewrite) {
   const std::string stream = chat_stream();
   const auto pieces = realistic_pieces(stream);
