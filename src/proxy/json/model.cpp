@@ -2,8 +2,6 @@
 // read, every other value is skipped without being materialized.
 #include "proxy/json/model.hpp"
 
-#include "proxy/json/fast_scan.hpp"
-
 #include <algorithm>
 #include <cstring>
 #include <utility>
@@ -185,7 +183,6 @@ struct model_finder::state {
   od::parser parser;
   std::unique_ptr<char[]> scratch;  // padded copy when the caller has no padding
   std::size_t scratch_size = 0;
-  std::string type;  // the fast path's answer_info::type, kept until the next call
 
   // Starts parsing `doc`, in place when the caller's buffer has the padding, else from a copy.
   error_code iterate(std::string_view doc, std::size_t capacity, od::document& d,
@@ -250,16 +247,9 @@ request_model model_finder::find_request_model(std::string_view doc, std::size_t
 
 answer_info model_finder::inspect_answer(std::string_view doc, std::size_t capacity) {
   if (!state_) state_ = std::make_unique<state>();  // usable again after being moved from
-  answer_info info;
-  if (fast_inspect_enabled &&
-      fast_inspect_answer(doc, info)) {  // the common flat event; same answer, no simdjson pass
-    state_->type.assign(info.type);
-    info.type = state_->type;
-    return info;
-  }
-  info = answer_info{};
   const char* base = nullptr;
   od::document d;
+  answer_info info;
   if (state_->iterate(doc, capacity, d, base) != SUCCESS) return info;
   if (root_status(d) != find_status::ok) return info;
   if (walk_answer(d, base, info) != SUCCESS || !at_document_end(d)) return answer_info{};
