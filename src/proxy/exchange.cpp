@@ -22,7 +22,11 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::size_t read_chunk = 16 * 1024;
+// Upstream reads start small (an idle stream then holds 4 KiB, not 16) and switch to 16 KiB
+// for good once a read fills its buffer (big answers arrive in few reads, as nginx does with
+// its proxy buffers).
+constexpr std::size_t first_read_chunk = 4 * 1024;
+constexpr std::size_t big_read_chunk = 16 * 1024;
 constexpr std::size_t max_answer_head = 64 * 1024;
 // An SSE event larger than this (no blank line in sight) means a broken or hostile upstream.
 constexpr std::size_t max_pending_event = 8 * 1024 * 1024;
@@ -254,7 +258,9 @@ void exchange::start_parser() {
 asio::awaitable<exchange::attempt_outcome> exchange::read_upstream(millis limit) {
   auto& b = up_->buffer;
   deadline_.arm(std::min(limit, remaining(total_deadline_)), &up_->lowest());
-  auto [ec, n] = co_await up_->read_some(b.prepare(read_chunk));
+  std::size_t want = up_->big_reads ? big_read_chunk : first_read_chunk;
+  auto [ec, n] = co_await up_->read_some(b.prepare(want));
+  if (n == want) up_->big_reads = true;
   bool expired = deadline_.expired();
   deadline_.disarm();
   b.commit(n);
@@ -407,6 +413,7 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
                                              observe::request_record& rec) {
   const auto& to = r.snap.cfg.timeouts;  // client writes: the global idle limit
   rec.stream = true;
+  if (client_in_ && client_in_->size() == 0) client_in_->shrink_to_fit();
   rec.status = answer_status_ = parser_->status();
   answer_reason_ = parser_->reason();
   bool chunked = r.req.version >= 11;

@@ -4,7 +4,6 @@ namespace ob::upstream {
 
 connection::connection(const asio::any_io_executor& ex, ssl::context* tls_ctx) : plain_(ex) {
   if (tls_ctx) tls_.emplace(ex, *tls_ctx);
-  buffer.reserve(16 * 1024);
 }
 
 void connection::close() {

@@ -45,6 +45,7 @@ class connection {
   boost::beast::flat_buffer buffer{1 << 20};  // upstream answer bytes not yet parsed
   std::chrono::steady_clock::time_point idle_since{};
   std::uint64_t uses = 0;  // requests sent on this connection
+  bool big_reads = false;  // a read filled its buffer: read 16 KiB at a time from now on
 
  private:
   tcp::socket plain_;
