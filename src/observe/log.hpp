@@ -32,7 +32,7 @@ struct request_record {
 };
 
 // Appends the line to this thread's buffer; it is written when the buffer passes 32 KiB or on
-// flush_access_log(), which each worker calls every 50 ms (like nginx's `access_log buffer=`),
+// flush_access_log(), which each worker calls every 20 ms (like nginx's `access_log buffer=`),
 // so logging costs a write(2) per batch instead of per request.
 void access_log(const request_record& r);
 void flush_access_log();

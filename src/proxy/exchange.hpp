@@ -64,6 +64,10 @@ class exchange {
                                            bool keep_alive, observe::request_record& rec,
                                            std::string_view extra_headers = {});
 
+  // Called by the worker every 20 ms: a request with the upstream for a while gets its client
+  // watched, so a client that leaves closes the upstream connection (within ~40 ms).
+  void sweep(std::chrono::steady_clock::time_point now);
+
   // Releases memory grown by an unusually large request/answer.
   void trim();
 
@@ -158,6 +162,9 @@ class exchange {
   } up_to_{};  // the current target's (provider overrides or global)
   bool client_gone_ = false;
   std::uint64_t watch_gen_ = 0;
+  bool active_ = false;         // inside run()
+  bool watch_started_ = false;  // the client watch was armed for this request
+  std::chrono::steady_clock::time_point active_since_{};
   bool received_any_ = false;
   int attempts_ = 0;
   int answer_status_ = 0;

@@ -168,7 +168,8 @@ asio::awaitable<exchange::attempt_outcome> exchange::await_first_event(const exc
 
 asio::awaitable<bool> exchange::run(const exchange_request& r, observe::request_record& rec) {
   begin_request(r);
-  watch_client();
+  active_ = true;  // sweep() starts the client watch if this takes a while
+  active_since_ = clock_type::now();
   const auto& g = r.group;
   g.state->retries.record_request(clock_type::now());
   std::size_t max_attempts = g.max_attempts ? std::min(g.max_attempts, g.targets.size())

@@ -33,6 +33,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   // after its current answer (worker_context::draining).
   void close_if_idle();
   void close();
+  void sweep(std::chrono::steady_clock::time_point now) { exchange_.sweep(now); }
 
  private:
   enum class head_result { ok, closed, bad, too_large, timeout };
@@ -74,6 +75,9 @@ class connection_registry {
   std::size_t size() const { return count_.load(std::memory_order_relaxed); }
   void close_idle();
   void close_all();
+  void sweep(std::chrono::steady_clock::time_point now) {
+    for (auto* c : live_) c->sweep(now);
+  }
 
  private:
   std::vector<client_connection*> live_;

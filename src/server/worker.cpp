@@ -71,8 +71,9 @@ asio::awaitable<void> worker::accept_loop() {
 
 asio::awaitable<void> worker::flush_loop() {
   while (!stopping_) {
-    flush_timer_->expires_after(std::chrono::milliseconds(50));
+    flush_timer_->expires_after(std::chrono::milliseconds(20));
     co_await flush_timer_->async_wait(use_tuple);
+    registry_.sweep(std::chrono::steady_clock::now());
     observe::flush_access_log();
   }
 }

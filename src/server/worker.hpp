@@ -31,7 +31,8 @@ class worker {
 
  private:
   boost::asio::awaitable<void> accept_loop();
-  boost::asio::awaitable<void> flush_loop();  // writes the buffered access log every 50 ms
+  // Every 20 ms: lazy client watches of slow requests, and the buffered access log.
+  boost::asio::awaitable<void> flush_loop();
 
   // Destroyed explicitly first in ~worker: its pending coroutine frames reference the members
   // below.

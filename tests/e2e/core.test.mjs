@@ -524,7 +524,7 @@ describe('core (non-streaming)', { timeout: 300000 }, () => {
     await sleep(200);
     const lines = accessLines(gw).slice(before);
     assert.equal(lines.length, 3, `lines:\n${lines.map((l) => l._line).join('\n')}`);
-    // Workers buffer their access lines and write them every 50 ms (like nginx's buffer= and
+    // Workers buffer their access lines and write them every 20 ms (like nginx's buffer= and
     // Envoy's flush interval), so lines of different workers may interleave out of order.
     assert.deepEqual(lines.map((l) => l.status).sort(), ['200', '401', '404']);
     const err = gw.stderr();
