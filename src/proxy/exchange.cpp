@@ -228,7 +228,7 @@ void exchange::on_body(void* self, std::string_view bytes) {
 }
 
 void exchange::on_event(const sse::event& ev) {
-  auto info = sse::rewrite_event(ev, ctx_.finder, group_literal_, payload_);
+  auto info = sse::rewrite_event(ev, ctx_.finder, group_literal_, payload_, &shape_);
   if (ev.has_data && data_events_++ == 0) first_event_error_ = info.error;
   terminal_seen_ = terminal_seen_ || info.terminal;
   if (info.usage.present()) usage_ = info.usage;

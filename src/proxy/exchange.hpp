@@ -28,6 +28,7 @@
 #include "proxy/http/errors.hpp"
 #include "proxy/parsers.hpp"
 #include "proxy/sse/framer.hpp"
+#include "proxy/sse/rewrite.hpp"
 #include "routing/retry.hpp"
 
 namespace ob::proxy {
@@ -146,6 +147,7 @@ class exchange {
 
   // streaming state
   sse::framer framer_;
+  sse::stream_shape shape_;  // skips the JSON parse of events shaped like the previous one
   std::string payload_;  // rewritten events waiting for the next client write
   std::string_view group_literal_;
   bool terminal_seen_ = false;

@@ -114,6 +114,7 @@ void exchange::reset_answer_state() {
   terminal_seen_ = false;
   payload_.clear();
   framer_.reset();
+  shape_.reset();
   data_events_ = 0;
   first_event_error_ = false;
   relay_result_ = relay_result::ok;
