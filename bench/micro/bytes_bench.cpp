@@ -136,20 +136,26 @@ void BM_answer_inspect_chunk(benchmark::State& state) {
 }
 BENCHMARK(BM_answer_inspect_chunk);
 
-void BM_sse_frame(benchmark::State& state, bool rewrite) {
+enum class sse_mode { frame_only, rewrite, rewrite_with_shape };
+
+void BM_sse_frame(benchmark::State& state, sse_mode mode) {
+  const bool rewrite = mode != sse_mode::frame_only;
   const std::string stream = chat_stream();
   const auto pieces = realistic_pieces(stream);
   sse::framer framer;
   json::model_finder finder;
   std::string out;
   std::int64_t events = 0;
+  sse::stream_shape shape;
   for (auto _ : state) {
+    shape.reset();  // one stream per iteration, as the proxy does per answer
     for (const std::string& piece : pieces) {
       out.clear();  // one client write per upstream read
       framer.feed(piece, [&](const sse::event& ev) {
         ++events;
         if (rewrite) {
-          sse::rewrite_event(ev, finder, group, out);
+          sse::rewrite_event(ev, finder, group, out,
+                             mode == sse_mode::rewrite_with_shape ? &shape : nullptr);
         } else {
           out.append(ev.raw);
         }
@@ -163,7 +169,8 @@ void BM_sse_frame(benchmark::State& state, bool rewrite) {
   state.counters["stream_bytes"] = static_cast<double>(stream.size());
   state.counters["reads"] = static_cast<double>(pieces.size());
 }
-BENCHMARK_CAPTURE(BM_sse_frame, frame_only, false);
-BENCHMARK_CAPTURE(BM_sse_frame, frame_and_rewrite, true);
+BENCHMARK_CAPTURE(BM_sse_frame, frame_only, sse_mode::frame_only);
+BENCHMARK_CAPTURE(BM_sse_frame, frame_and_rewrite, sse_mode::rewrite);
+BENCHMARK_CAPTURE(BM_sse_frame, frame_and_rewrite_with_shape, sse_mode::rewrite_with_shape);
 
 }  // namespace
