@@ -14,8 +14,8 @@ namespace ob::config {
 struct diagnostic {
   enum class level { warning, error };
   level severity = level::error;
-  std::string path;     // e.g. "providers[2].base" ("" for the document itself)
-  std::string message;  // e.g. "\"htp://x\" is not an http(s) URL"
+  std::string path;               // e.g. "providers[2].base" ("" for the document itself)
+  std::string message;            // e.g. "\"htp://x\" is not an http(s) URL"
   std::string to_string() const;  // "providers[2].base: ..." (warnings prefixed "warning: ")
 };
 

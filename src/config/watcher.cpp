@@ -22,8 +22,8 @@ using clock = std::chrono::steady_clock;
 // No IN_MODIFY: it fires on every write(2) to any file of the directory (a log file beside the
 // config would wake this thread per request). A rewrite in place ends with IN_CLOSE_WRITE; a
 // writer that never closes the file is still seen by the stat() poll.
-constexpr std::uint32_t watch_mask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE |
-                                     IN_DELETE | IN_ATTRIB | IN_ONLYDIR;
+constexpr std::uint32_t watch_mask =
+    IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB | IN_ONLYDIR;
 
 // Kubernetes updates a mounted ConfigMap by renaming a new "..data" symlink into place; the
 // file's own name sees no event, so this name counts as a change of our file too.

@@ -16,7 +16,8 @@ void append_time(std::string& out) {
   thread_local std::time_t cached_secs = -1;
   thread_local char cached[64];
   auto now = std::chrono::system_clock::now();
-  auto ms_total = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  auto ms_total =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   auto secs = static_cast<std::time_t>(ms_total / 1000);
   if (secs != cached_secs) {
     std::tm tm{};
@@ -27,8 +28,12 @@ void append_time(std::string& out) {
   }
   out.append(cached, 19);
   auto ms = static_cast<int>(ms_total % 1000);
-  char frac[6] = {'.', static_cast<char>('0' + ms / 100), static_cast<char>('0' + ms / 10 % 10),
-                  static_cast<char>('0' + ms % 10), 'Z', 0};
+  char frac[6] = {'.',
+                  static_cast<char>('0' + ms / 100),
+                  static_cast<char>('0' + ms / 10 % 10),
+                  static_cast<char>('0' + ms % 10),
+                  'Z',
+                  0};
   out.append(frac, 5);
 }
 

@@ -3,8 +3,8 @@
 #include <sys/socket.h>
 
 #include <array>
-#include <charconv>
 #include <cerrno>
+#include <charconv>
 #include <span>
 
 #include <boost/asio/buffer.hpp>
@@ -35,7 +35,9 @@ constexpr auto lazy_watch_after = std::chrono::milliseconds(20);
 // An SSE event larger than this (no blank line in sight) means a broken or hostile upstream.
 constexpr std::size_t max_pending_event = 8 * 1024 * 1024;
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+}
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
   if (s.size() < prefix.size()) return false;
@@ -108,7 +110,7 @@ asio::awaitable<bool> exchange::write_error(http::error_kind k, std::string_view
   rec.status = http::status_of(k);
   auto limit = ctx_.current()->cfg.timeouts.idle;
   bool ok = co_await write_client(asio::buffer(client_head_), limit);
-  co_return ok && keep_alive;
+  co_return ok&& keep_alive;
 }
 
 void exchange::trim() {
@@ -186,7 +188,8 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
   client_head_ += "HTTP/1.1 ";
   client_head_ += std::to_string(status);
   client_head_ += ' ';
-  client_head_ += answer_reason_.empty() ? http::reason_of(status) : std::string_view(answer_reason_);
+  client_head_ +=
+      answer_reason_.empty() ? http::reason_of(status) : std::string_view(answer_reason_);
   client_head_ += "\r\n";
   http::append_forwarded(client_head_, resp_headers_, http::direction::to_client);
   // The body rewrite hides the real model; these keep it visible to operators and clients.
@@ -280,7 +283,8 @@ asio::awaitable<exchange::attempt_outcome> exchange::read_upstream(millis limit)
   b.commit(n);
   if (n > 0) received_any_ = true;
   if (client_gone_) co_return attempt_outcome{fail::client_gone, false, "client went away"};
-  if (expired) co_return attempt_outcome{fail::timeout, false, "the provider did not answer in time"};
+  if (expired)
+    co_return attempt_outcome{fail::timeout, false, "the provider did not answer in time"};
   if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
     if (parser_->got_some() && !parser_->is_done()) {
       beast::error_code pec;
@@ -289,7 +293,9 @@ asio::awaitable<exchange::attempt_outcome> exchange::read_upstream(millis limit)
     }
     co_return attempt_outcome{fail::broken, false, "the provider closed the connection"};
   }
-  if (ec) co_return attempt_outcome{fail::broken, false, "reading from the provider failed: " + ec.message()};
+  if (ec)
+    co_return attempt_outcome{fail::broken, false,
+                              "reading from the provider failed: " + ec.message()};
   co_return parse_buffered();
 }
 
@@ -304,12 +310,10 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
                                                std::min(to.connect, remaining(total_deadline_)));
     if (client_gone_) co_return attempt_outcome{fail::client_gone, false, "client went away"};
     if (!res.conn)
-      co_return attempt_outcome{
-          res.error == upstream::connect_error::timeout ? fail::timeout
-          : res.error == upstream::connect_error::tls   ? fail::tls
-                                                        : fail::connect,
-          false,
-          res.detail};
+      co_return attempt_outcome{res.error == upstream::connect_error::timeout ? fail::timeout
+                                : res.error == upstream::connect_error::tls   ? fail::tls
+                                                                              : fail::connect,
+                                false, res.detail};
     up_ = std::move(res.conn);
   }
   ++up_->uses;
@@ -318,9 +322,9 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
   auto m = r.model;
   std::size_t body_len = body.size() - (m.end - m.begin) + t.model_literal.size();
   build_upstream_head(r, t, body_len);
-  std::array<asio::const_buffer, 4> out{
-      asio::buffer(up_head_), asio::buffer(body.data(), m.begin), asio::buffer(t.model_literal),
-      asio::buffer(body.data() + m.end, body.size() - m.end)};
+  std::array<asio::const_buffer, 4> out{asio::buffer(up_head_), asio::buffer(body.data(), m.begin),
+                                        asio::buffer(t.model_literal),
+                                        asio::buffer(body.data() + m.end, body.size() - m.end)};
   deadline_.arm(std::min(to.first_byte, remaining(total_deadline_)), &up_->lowest());
   auto [wec, wn] = co_await up_->write(out);
   bool expired = deadline_.expired();
@@ -456,8 +460,10 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     framer_.finish([this](const sse::event& ev) {
       on_event(ev);
       // The provider's last event lacked its blank line: end it so clients dispatch it.
-      if (!payload_.empty() && payload_.back() != '\n') payload_ += "\n\n";
-      else if (payload_.size() >= 2 && payload_[payload_.size() - 2] != '\n') payload_ += "\n";
+      if (!payload_.empty() && payload_.back() != '\n')
+        payload_ += "\n\n";
+      else if (payload_.size() >= 2 && payload_[payload_.size() - 2] != '\n')
+        payload_ += "\n";
     });
     release_upstream(parser_->keep_alive());
     if (!terminal_seen_) {

@@ -55,7 +55,8 @@ class exchange {
 
   // Writes `buffers` to the client within `limit`; false when the client is gone or stalled.
   template <class Buffers>
-  boost::asio::awaitable<bool> write_client(const Buffers& buffers, std::chrono::milliseconds limit);
+  boost::asio::awaitable<bool> write_client(const Buffers& buffers,
+                                            std::chrono::milliseconds limit);
   boost::asio::awaitable<bool> write_raw(std::string_view data, std::chrono::milliseconds limit);
   std::uint64_t bytes_out() const { return bytes_out_; }
   void reset_bytes_out() { bytes_out_ = 0; }
@@ -101,7 +102,8 @@ class exchange {
   boost::asio::awaitable<bool> fail_before_answer(const attempt_outcome& o,
                                                   const exchange_request& r,
                                                   observe::request_record& rec);
-  boost::asio::awaitable<bool> flush_stream(bool chunked, bool last, std::chrono::milliseconds limit);
+  boost::asio::awaitable<bool> flush_stream(bool chunked, bool last,
+                                            std::chrono::milliseconds limit);
   attempt_outcome parse_buffered();
   void start_parser();
   void decide_mode();
@@ -148,7 +150,7 @@ class exchange {
   // streaming state
   sse::framer framer_;
   sse::stream_shape shape_;  // skips the JSON parse of events shaped like the previous one
-  std::string payload_;  // rewritten events waiting for the next client write
+  std::string payload_;      // rewritten events waiting for the next client write
   std::string_view group_literal_;
   bool terminal_seen_ = false;
   json::token_usage usage_;
@@ -156,7 +158,7 @@ class exchange {
   std::string up_head_;      // upstream request head
   std::string client_head_;  // client answer head / small answers
   std::string chunk_prefix_;
-  std::string detail_;       // failure cause, referenced by the request record
+  std::string detail_;  // failure cause, referenced by the request record
   std::chrono::steady_clock::time_point request_deadline_;  // timeouts.total of the request
   std::chrono::steady_clock::time_point total_deadline_;    // ... and of the current attempt
   struct upstream_timeouts {
@@ -180,7 +182,7 @@ class exchange {
     const routing::target* target = nullptr;
   } kept_;
   relay_result relay_result_ = relay_result::ok;
-  int data_events_ = 0;            // SSE events with data seen in this answer
+  int data_events_ = 0;             // SSE events with data seen in this answer
   bool first_event_error_ = false;  // the first of them reported an error
   std::vector<std::size_t> tried_;  // target indices tried by this request
   std::string trace_;               // "name:what,..." per failed attempt, for the log

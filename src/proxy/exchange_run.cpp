@@ -39,26 +39,39 @@ void report(routing::target_health& h, const routing::selection& sel,
 
 failure_kind exchange::kind_of(fail f) {
   switch (f) {
-    case fail::connect: return failure_kind::connect;
-    case fail::tls: return failure_kind::tls;
-    case fail::timeout: return failure_kind::timeout_before_first_byte;
-    case fail::broken: return failure_kind::reset_before_first_byte;
-    case fail::too_large: return failure_kind::after_first_byte;  // not worth repeating
+    case fail::connect:
+      return failure_kind::connect;
+    case fail::tls:
+      return failure_kind::tls;
+    case fail::timeout:
+      return failure_kind::timeout_before_first_byte;
+    case fail::broken:
+      return failure_kind::reset_before_first_byte;
+    case fail::too_large:
+      return failure_kind::after_first_byte;  // not worth repeating
     case fail::client_gone:
-    case fail::none: break;
+    case fail::none:
+      break;
   }
   return failure_kind::client_error;
 }
 
 const char* exchange::fail_name(fail f) {
   switch (f) {
-    case fail::connect: return "connect";
-    case fail::tls: return "tls";
-    case fail::timeout: return "timeout";
-    case fail::broken: return "reset";
-    case fail::too_large: return "too_large";
-    case fail::client_gone: return "client_gone";
-    case fail::none: break;
+    case fail::connect:
+      return "connect";
+    case fail::tls:
+      return "tls";
+    case fail::timeout:
+      return "timeout";
+    case fail::broken:
+      return "reset";
+    case fail::too_large:
+      return "too_large";
+    case fail::client_gone:
+      return "client_gone";
+    case fail::none:
+      break;
   }
   return "ok";
 }
@@ -173,8 +186,8 @@ asio::awaitable<bool> exchange::run(const exchange_request& r, observe::request_
   active_since_ = clock_type::now();
   const auto& g = r.group;
   g.state->retries.record_request(clock_type::now());
-  std::size_t max_attempts = g.max_attempts ? std::min(g.max_attempts, g.targets.size())
-                                            : g.targets.size();
+  std::size_t max_attempts =
+      g.max_attempts ? std::min(g.max_attempts, g.targets.size()) : g.targets.size();
 
   attempt_outcome last;
   bool answered = false;

@@ -13,11 +13,21 @@ std::string json_literal(std::string_view s) {
   std::string out = "\"";
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -108,8 +118,8 @@ table::table(const config::config& cfg, state_registry& states) {
     t.provider = &p;
     t.model_literal = json_literal(p.name);
     if (!p.key.empty()) t.auth_header = "Authorization: Bearer " + p.key + "\r\n";
-    t.pool_key = std::string(p.url.tls ? "https|" : "http|") + p.url.host + "|" +
-                 std::to_string(p.url.port);
+    t.pool_key =
+        std::string(p.url.tls ? "https|" : "http|") + p.url.host + "|" + std::to_string(p.url.port);
     t.weight = std::max<std::uint32_t>(p.weight, 1);
     t.health = states.health().get(t.id);
     if (!g.targets.empty() && t.weight != g.targets.front().weight)

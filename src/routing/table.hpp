@@ -20,7 +20,7 @@
 namespace ob::routing {
 
 struct target {
-  std::string id;             // stable identity: base|name|sha256(key) prefix — survives reloads
+  std::string id;  // stable identity: base|name|sha256(key) prefix — survives reloads
   const config::provider* provider = nullptr;  // owned by the snapshot's config
   std::string model_literal;  // JSON string token of the real model name, e.g. "\"gpt-4o\""
   std::string auth_header;    // "Authorization: Bearer <key>\r\n" or "" when the key is empty

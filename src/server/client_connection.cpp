@@ -29,12 +29,18 @@ std::string_view path_of(std::string_view target) {
 std::string_view model_error(proxy::json::find_status s) {
   using proxy::json::find_status;
   switch (s) {
-    case find_status::invalid_json: return "The request body is not valid JSON.";
-    case find_status::not_object: return "The request body must be a JSON object.";
-    case find_status::missing: return "The request body has no \"model\".";
-    case find_status::not_string: return "\"model\" must be a string.";
-    case find_status::duplicate: return "The request body has more than one \"model\" key.";
-    case find_status::ok: break;
+    case find_status::invalid_json:
+      return "The request body is not valid JSON.";
+    case find_status::not_object:
+      return "The request body must be a JSON object.";
+    case find_status::missing:
+      return "The request body has no \"model\".";
+    case find_status::not_string:
+      return "\"model\" must be a string.";
+    case find_status::duplicate:
+      return "The request body has more than one \"model\" key.";
+    case find_status::ok:
+      break;
   }
   return "";
 }
@@ -71,7 +77,9 @@ client_connection::client_connection(proxy::worker_context& ctx, asio::ip::tcp::
   registry_.add(this);
 }
 
-client_connection::~client_connection() { registry_.remove(this); }
+client_connection::~client_connection() {
+  registry_.remove(this);
+}
 
 void client_connection::close() {
   boost::system::error_code ec;
@@ -219,8 +227,8 @@ asio::awaitable<client_connection::head_result> client_connection::read_body(
     while (req_.body.size() < len) {
       deadline_.arm(to.client_body, &socket_);
       auto want = std::min(req_.body.spare_size(), len - req_.body.size());
-      auto [ec, n] = co_await socket_.async_read_some(asio::buffer(req_.body.spare(), want),
-                                                      use_tuple);
+      auto [ec, n] =
+          co_await socket_.async_read_some(asio::buffer(req_.body.spare(), want), use_tuple);
       bool expired = deadline_.expired();
       deadline_.disarm();
       req_.body.commit(n);
@@ -249,8 +257,7 @@ asio::awaitable<client_connection::head_result> client_connection::read_body(
 }
 
 asio::awaitable<bool> client_connection::reply_json(int status, std::string_view body,
-                                                    bool keep_alive,
-                                                    observe::request_record& rec) {
+                                                    bool keep_alive, observe::request_record& rec) {
   out_.clear();
   out_ += "HTTP/1.1 ";
   out_ += std::to_string(status);
@@ -262,7 +269,7 @@ asio::awaitable<bool> client_connection::reply_json(int status, std::string_view
   if (req_.method != "HEAD") out_ += body;
   rec.status = status;
   bool ok = co_await exchange_.write_raw(out_, ctx_.current()->cfg.timeouts.idle);
-  co_return ok && keep_alive;
+  co_return ok&& keep_alive;
 }
 
 asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
@@ -278,15 +285,14 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
   if (path == "/healthz" || path == "/health") {
     if (!get)
       co_return co_await exchange_.write_error(error_kind::method_not_allowed,
-                                               "Use GET for " + std::string(path) + ".",
-                                               keep_early, rec, "Allow: GET, HEAD\r\n");
+                                               "Use GET for " + std::string(path) + ".", keep_early,
+                                               rec, "Allow: GET, HEAD\r\n");
     co_return co_await reply_json(200, R"({"status":"ok"})", keep_early, rec);
   }
   if (!path.starts_with("/v1/")) {
     rec.outcome = "not_found";
-    co_return co_await exchange_.write_error(error_kind::route_not_found,
-                                             "Unknown route " + std::string(path) + ".",
-                                             keep_early, rec);
+    co_return co_await exchange_.write_error(
+        error_kind::route_not_found, "Unknown route " + std::string(path) + ".", keep_early, rec);
   }
   auto token = auth::bearer_token(req_.headers.get("authorization"));
   if (!token || !authorized(*token, snap)) {
@@ -300,8 +306,8 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
     if (!get) {
       rec.outcome = "method_not_allowed";
       co_return co_await exchange_.write_error(error_kind::method_not_allowed,
-                                               "Use GET for " + std::string(path) + ".",
-                                               keep_early, rec, "Allow: GET, HEAD\r\n");
+                                               "Use GET for " + std::string(path) + ".", keep_early,
+                                               rec, "Allow: GET, HEAD\r\n");
     }
     if (path == "/v1/models") co_return co_await reply_json(200, snap.models_body, keep_early, rec);
     auto name = path.substr(std::string_view("/v1/models/").size());
@@ -312,15 +318,15 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
           error_kind::model_not_found, "The model '" + std::string(name) + "' does not exist.",
           keep_early, rec);
     }
-    std::string body = R"({"id":)" + g->name_literal +
-                       R"(,"object":"model","created":0,"owned_by":"openbridge"})";
+    std::string body =
+        R"({"id":)" + g->name_literal + R"(,"object":"model","created":0,"owned_by":"openbridge"})";
     co_return co_await reply_json(200, body, keep_early, rec);
   }
   if (req_.method != "POST") {
     rec.outcome = "method_not_allowed";
     co_return co_await exchange_.write_error(error_kind::method_not_allowed,
-                                             "Use POST for " + std::string(path) + ".",
-                                             keep_early, rec, "Allow: POST\r\n");
+                                             "Use POST for " + std::string(path) + ".", keep_early,
+                                             rec, "Allow: POST\r\n");
   }
   co_return co_await handle_proxy(snap, rec, keep);
 }
@@ -353,9 +359,8 @@ asio::awaitable<bool> client_connection::handle_proxy(const proxy::snapshot& sna
   }
   if (body == head_result::bad) {
     rec.outcome = "bad_request";
-    co_return co_await exchange_.write_error(error_kind::bad_request,
-                                             "The request body is not valid HTTP framing.", false,
-                                             rec);
+    co_return co_await exchange_.write_error(
+        error_kind::bad_request, "The request body is not valid HTTP framing.", false, rec);
   }
   if (body != head_result::ok) {
     rec.outcome = body == head_result::timeout ? "client_timeout" : "client_cancelled";
@@ -378,8 +383,8 @@ asio::awaitable<bool> client_connection::handle_proxy(const proxy::snapshot& sna
   if (!group) {
     rec.outcome = "model_not_found";
     co_return co_await exchange_.write_error(
-        error_kind::model_not_found,
-        "The model '" + std::string(found.name) + "' does not exist.", keep_alive, rec);
+        error_kind::model_not_found, "The model '" + std::string(found.name) + "' does not exist.",
+        keep_alive, rec);
   }
   rec.group = group->name;
   proxy::exchange_request r{req_, found.value, *group, snap, keep_alive};

@@ -5,8 +5,8 @@
 
 #include <atomic>
 #include <memory>
-#include <vector>
 #include <optional>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -59,7 +59,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   proxy::exchange exchange_;
   std::string out_;
   bool idle_ = false;
-  std::string authorized_token_;  // last token accepted on this connection...
+  std::string authorized_token_;             // last token accepted on this connection...
   std::uint64_t authorized_generation_ = 0;  // ...under this config generation
 };
 

@@ -37,7 +37,9 @@ health_checker::health_checker(asio::io_context& ioc, proxy::snapshot_store& sto
                                std::shared_ptr<asio::ssl::context> tls)
     : ioc_(ioc), store_(store), connector_(ioc.get_executor(), std::move(tls)), tick_(ioc) {}
 
-void health_checker::start() { asio::co_spawn(ioc_, loop(), asio::detached); }
+void health_checker::start() {
+  asio::co_spawn(ioc_, loop(), asio::detached);
+}
 
 void health_checker::stop() {
   stopped_ = true;
@@ -83,12 +85,13 @@ asio::awaitable<void> health_checker::check(std::shared_ptr<const proxy::snapsho
       guard->timed_out = true;
       guard->conn->close();
     });
-    std::string req = "GET " + p.url.path_prefix + hc.path + " HTTP/1.1\r\nHost: " +
-                      p.url.host_header + "\r\n" + t->auth_header +
+    std::string req = "GET " + p.url.path_prefix + hc.path +
+                      " HTTP/1.1\r\nHost: " + p.url.host_header + "\r\n" + t->auth_header +
                       "Accept: application/json\r\nConnection: close\r\n\r\n";
     auto [wec, wn] = co_await conn.write(asio::buffer(req));
     proxy::http::header_list headers;
-    proxy::response_parser parser(headers, [](void*, std::string_view) {}, nullptr);
+    proxy::response_parser parser(
+        headers, [](void*, std::string_view) {}, nullptr);
     parser.header_limit(64 * 1024);
     while (!wec && !parser.is_header_done()) {
       auto [rec, n] = co_await conn.read_some(conn.buffer.prepare(16 * 1024));
@@ -118,8 +121,8 @@ asio::awaitable<void> health_checker::check(std::shared_ptr<const proxy::snapsho
   t->health->report(outcome, clock_type::now());
   if (outcome != routing::outcome::success)
     observe::log(observe::level::warn,
-                 "health check of " + p.name + " at " + p.base + hc.path + " failed: " +
-                     (status ? "status " + std::to_string(status) : why));
+                 "health check of " + p.name + " at " + p.base + hc.path +
+                     " failed: " + (status ? "status " + std::to_string(status) : why));
   states_[t->id].running = false;
 }
 

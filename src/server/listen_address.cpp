@@ -7,7 +7,7 @@
 namespace ob::server {
 
 std::optional<boost::asio::ip::tcp::endpoint> parse_listen_address(std::string_view text,
-                                                                    std::string* error) {
+                                                                   std::string* error) {
   namespace ip = boost::asio::ip;
   std::string_view host, port;
   if (!text.empty() && text.front() == '[') {

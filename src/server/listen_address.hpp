@@ -12,6 +12,6 @@ namespace ob::server {
 // Host may be an IP literal, "localhost", "*" or empty (all interfaces), or a name resolved
 // once at start.
 std::optional<boost::asio::ip::tcp::endpoint> parse_listen_address(std::string_view text,
-                                                                    std::string* error);
+                                                                   std::string* error);
 
 }  // namespace ob::server

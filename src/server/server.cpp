@@ -66,8 +66,8 @@ int run(const options& opts) {
   const auto initial = store.load();
   const auto& cfg = initial->cfg;
   std::string listen = opts.listen_override.empty() ? cfg.listen : opts.listen_override;
-  unsigned n = opts.workers_override >= 0 ? static_cast<unsigned>(opts.workers_override)
-                                          : cfg.workers;
+  unsigned n =
+      opts.workers_override >= 0 ? static_cast<unsigned>(opts.workers_override) : cfg.workers;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
 
   std::string err;
@@ -89,12 +89,11 @@ int run(const options& opts) {
     return 1;
   }
   for (auto& w : workers) w->start();
-  log(level::info, "openbridge listening on " + listen + " (" + std::to_string(n) +
-                       " workers, " + describe(*initial) + ")");
+  log(level::info, "openbridge listening on " + listen + " (" + std::to_string(n) + " workers, " +
+                       describe(*initial) + ")");
 
-  config::file_watcher watcher(opts.config_path, [&] {
-    reload(store, opts.config_path, false, cfg);
-  });
+  config::file_watcher watcher(opts.config_path,
+                               [&] { reload(store, opts.config_path, false, cfg); });
   watcher.start();
 
   asio::io_context main_ioc(1);
@@ -102,17 +101,17 @@ int run(const options& opts) {
   checker.start();
   asio::signal_set signals(main_ioc, SIGHUP, SIGTERM, SIGINT);
   bool stopping = false;
-  std::function<void(boost::system::error_code, int)> on_signal =
-      [&](boost::system::error_code ec, int sig) {
-        if (ec) return;
-        if (sig == SIGHUP) {
-          log(level::info, "SIGHUP: reloading " + opts.config_path);
-          reload(store, opts.config_path, true, cfg);
-          signals.async_wait(on_signal);
-          return;
-        }
-        stopping = true;
-      };
+  std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
+                                                                      int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      log(level::info, "SIGHUP: reloading " + opts.config_path);
+      reload(store, opts.config_path, true, cfg);
+      signals.async_wait(on_signal);
+      return;
+    }
+    stopping = true;
+  };
   signals.async_wait(on_signal);
   while (!stopping) main_ioc.run_one();
 
@@ -126,8 +125,8 @@ int run(const options& opts) {
     for (auto& w : workers) live += w->live_connections();
     if (live == 0) break;
     if (std::chrono::steady_clock::now() >= until) {
-      log(level::warn, "shutdown grace period over: closing " + std::to_string(live) +
-                           " connections");
+      log(level::warn,
+          "shutdown grace period over: closing " + std::to_string(live) + " connections");
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

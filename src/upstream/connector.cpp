@@ -23,11 +23,16 @@ struct attempt_state {
 
 const char* to_string(connect_error e) {
   switch (e) {
-    case connect_error::none: return "none";
-    case connect_error::resolve: return "dns";
-    case connect_error::connect: return "connect";
-    case connect_error::tls: return "tls";
-    case connect_error::timeout: return "connect_timeout";
+    case connect_error::none:
+      return "none";
+    case connect_error::resolve:
+      return "dns";
+    case connect_error::connect:
+      return "connect";
+    case connect_error::tls:
+      return "tls";
+    case connect_error::timeout:
+      return "connect_timeout";
   }
   return "?";
 }
@@ -113,7 +118,8 @@ asio::awaitable<connect_result> connector::connect(const config::base_url& url,
     tls->set_verify_callback(ssl::host_name_verification(url.host));
     auto [hec] = co_await tls->async_handshake(ssl::stream_base::client, use_tuple);
     if (hec) {
-      finish(connect_error::tls, "TLS handshake with " + url.host_header + " failed: " + hec.message());
+      finish(connect_error::tls,
+             "TLS handshake with " + url.host_header + " failed: " + hec.message());
       co_return res;
     }
   }

@@ -45,7 +45,8 @@ std::unique_ptr<connection> pool::lease(std::string_view origin) {
 
 void pool::release(std::string_view origin, std::unique_ptr<connection> c) {
   auto it = idle_.find(origin);
-  if (it == idle_.end()) it = idle_.emplace(std::string(origin), std::deque<std::unique_ptr<connection>>{}).first;
+  if (it == idle_.end())
+    it = idle_.emplace(std::string(origin), std::deque<std::unique_ptr<connection>>{}).first;
   auto& q = it->second;
   auto now = std::chrono::steady_clock::now();
   expire(q, now);

@@ -36,7 +36,8 @@ class pool {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  void expire(std::deque<std::unique_ptr<connection>>& q, std::chrono::steady_clock::time_point now);
+  void expire(std::deque<std::unique_ptr<connection>>& q,
+              std::chrono::steady_clock::time_point now);
 
   options opts_;
   std::unordered_map<std::string, std::deque<std::unique_ptr<connection>>, string_hash,

@@ -24,7 +24,8 @@ config::provider make(std::string group, std::string name, std::string host, std
 
 config::config two_groups() {
   config::config c;
-  c.providers = {make("fast", "model-a", "a.example", "ka"), make("fast", "model-b", "b.example", "kb"),
+  c.providers = {make("fast", "model-a", "a.example", "ka"),
+                 make("fast", "model-b", "b.example", "kb"),
                  make("smart", "big \"q\"", "c.example", "")};
   c.security = {"t"};
   return c;

@@ -13,54 +13,90 @@ struct kind_info {
 
 kind_info info(error_kind k) {
   switch (k) {
-    case error_kind::bad_json: return {400, "invalid_request_error", "invalid_json"};
-    case error_kind::bad_model: return {400, "invalid_request_error", "invalid_model"};
-    case error_kind::bad_request: return {400, "invalid_request_error", "bad_request"};
-    case error_kind::unauthorized: return {401, "authentication_error", "invalid_api_key"};
-    case error_kind::model_not_found: return {404, "invalid_request_error", "model_not_found"};
-    case error_kind::route_not_found: return {404, "invalid_request_error", "not_found"};
+    case error_kind::bad_json:
+      return {400, "invalid_request_error", "invalid_json"};
+    case error_kind::bad_model:
+      return {400, "invalid_request_error", "invalid_model"};
+    case error_kind::bad_request:
+      return {400, "invalid_request_error", "bad_request"};
+    case error_kind::unauthorized:
+      return {401, "authentication_error", "invalid_api_key"};
+    case error_kind::model_not_found:
+      return {404, "invalid_request_error", "model_not_found"};
+    case error_kind::route_not_found:
+      return {404, "invalid_request_error", "not_found"};
     case error_kind::method_not_allowed:
       return {405, "invalid_request_error", "method_not_allowed"};
-    case error_kind::body_too_large: return {413, "invalid_request_error", "request_too_large"};
+    case error_kind::body_too_large:
+      return {413, "invalid_request_error", "request_too_large"};
     case error_kind::header_too_large:
       return {431, "invalid_request_error", "headers_too_large"};
-    case error_kind::request_timeout: return {408, "invalid_request_error", "request_timeout"};
-    case error_kind::upstream_unreachable: return {502, "upstream_error", "upstream_unreachable"};
-    case error_kind::upstream_bad_answer: return {502, "upstream_error", "upstream_bad_response"};
-    case error_kind::upstream_timeout: return {504, "upstream_error", "upstream_timeout"};
-    case error_kind::unavailable: return {503, "server_error", "shutting_down"};
-    case error_kind::internal: return {500, "server_error", "internal_error"};
+    case error_kind::request_timeout:
+      return {408, "invalid_request_error", "request_timeout"};
+    case error_kind::upstream_unreachable:
+      return {502, "upstream_error", "upstream_unreachable"};
+    case error_kind::upstream_bad_answer:
+      return {502, "upstream_error", "upstream_bad_response"};
+    case error_kind::upstream_timeout:
+      return {504, "upstream_error", "upstream_timeout"};
+    case error_kind::unavailable:
+      return {503, "server_error", "shutting_down"};
+    case error_kind::internal:
+      return {500, "server_error", "internal_error"};
   }
   return {500, "server_error", "internal_error"};
 }
 
 }  // namespace
 
-int status_of(error_kind k) { return info(k).status; }
+int status_of(error_kind k) {
+  return info(k).status;
+}
 
 std::string_view reason_of(int status) {
   switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 100:
+      return "Continue";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Content Too Large";
+    case 422:
+      return "Unprocessable Content";
+    case 429:
+      return "Too Many Requests";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "Unknown";
   }
 }
 

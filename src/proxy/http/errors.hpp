@@ -8,16 +8,16 @@
 namespace ob::proxy::http {
 
 enum class error_kind {
-  bad_json,            // 400 invalid_request_error / invalid_json
-  bad_model,           // 400 invalid_request_error / invalid_model
-  bad_request,         // 400 invalid_request_error / bad_request
-  unauthorized,        // 401 authentication_error / invalid_api_key
-  model_not_found,     // 404 invalid_request_error / model_not_found
-  route_not_found,     // 404 invalid_request_error / not_found
-  method_not_allowed,  // 405 invalid_request_error / method_not_allowed
-  body_too_large,      // 413 invalid_request_error / request_too_large
-  header_too_large,    // 431 invalid_request_error / headers_too_large
-  request_timeout,     // 408 invalid_request_error / request_timeout
+  bad_json,              // 400 invalid_request_error / invalid_json
+  bad_model,             // 400 invalid_request_error / invalid_model
+  bad_request,           // 400 invalid_request_error / bad_request
+  unauthorized,          // 401 authentication_error / invalid_api_key
+  model_not_found,       // 404 invalid_request_error / model_not_found
+  route_not_found,       // 404 invalid_request_error / not_found
+  method_not_allowed,    // 405 invalid_request_error / method_not_allowed
+  body_too_large,        // 413 invalid_request_error / request_too_large
+  header_too_large,      // 431 invalid_request_error / headers_too_large
+  request_timeout,       // 408 invalid_request_error / request_timeout
   upstream_unreachable,  // 502 upstream_error / upstream_unreachable
   upstream_bad_answer,   // 502 upstream_error / upstream_bad_response
   upstream_timeout,      // 504 upstream_error / upstream_timeout

@@ -5,7 +5,9 @@
 namespace ob::proxy::http {
 namespace {
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -15,8 +17,8 @@ std::string_view trim(std::string_view s) {
 
 // Hop-by-hop (RFC 9110 7.6.1) and proxy-only headers: never forwarded in either direction.
 constexpr std::array<std::string_view, 9> hop_by_hop = {
-    "connection", "keep-alive", "proxy-connection", "te",     "trailer",
-    "transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization"};
+    "connection", "keep-alive",         "proxy-connection",   "te", "trailer", "transfer-encoding",
+    "upgrade",    "proxy-authenticate", "proxy-authorization"};
 
 // Set by the gateway towards the provider: host and credentials are the provider's, the body
 // length changes with the rewrite, and we ask for an uncompressed answer so it can be

@@ -52,12 +52,18 @@ bool key_that_matters(const char* k, const char* end) {
            std::memcmp(k, word.data(), word.size()) == 0;
   };
   switch (k < end ? *k : 0) {
-    case 'm': return at("model\"");
-    case 't': return at("type\"");
-    case 'r': return at("response\"");
-    case 'u': return at("usage\"") && !at("usage\":null");
-    case 'e': return at("error\"") && !at("error\":null");
-    default: return false;
+    case 'm':
+      return at("model\"");
+    case 't':
+      return at("type\"");
+    case 'r':
+      return at("response\"");
+    case 'u':
+      return at("usage\"") && !at("usage\":null");
+    case 'e':
+      return at("error\"") && !at("error\":null");
+    default:
+      return false;
   }
 }
 

@@ -46,9 +46,10 @@ TEST_F(SnapshotStore, LoadsBuildsRoutesTokensAndModelsBody) {
   EXPECT_EQ(s->routes.groups().size(), 2u);
   EXPECT_TRUE(s->tokens.contains("tok"));
   EXPECT_FALSE(s->tokens.contains("nope"));
-  EXPECT_EQ(s->models_body,
-            R"({"object":"list","data":[{"id":"fast","object":"model","created":0,"owned_by":"openbridge"},)"
-            R"({"id":"smart","object":"model","created":0,"owned_by":"openbridge"}]})");
+  EXPECT_EQ(
+      s->models_body,
+      R"({"object":"list","data":[{"id":"fast","object":"model","created":0,"owned_by":"openbridge"},)"
+      R"({"id":"smart","object":"model","created":0,"owned_by":"openbridge"}]})");
 }
 
 TEST_F(SnapshotStore, InvalidFileIsRefusedAndOldSnapshotKeepsServing) {

@@ -78,8 +78,11 @@ TEST(RewriteShape, KeysAfterThePrefixForceTheParse) {
   s += chunk(",\"response\":{\"model\":\"nested\"}");
   s += chunk(",\"choices\":[{\"delta\":{\"content\":\"a \\\"model\\\" word\"}}]");
   s += chunk(",\"x\":\"model\"");  // a value that reads like a key: parse anyway, same result
-  s += "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"other\"}\n\n";
-  s += "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"real\"\n\n";  // cut
+  s += "data: "
+       "{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"other\"}\n\n";
+  s +=
+      "data: "
+      "{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"real\"\n\n";  // cut
   s += "data: [DONE]\n\n";
   expect_same(s, "adversarial");
   auto shaped = rewrite_all(s, true);
@@ -99,9 +102,15 @@ TEST(RewriteShape, SeededMutationsAreIdentical) {
     for (int e = 0; e < edits; ++e) {
       std::size_t pos = rng() % s.size();
       switch (rng() % 3) {
-        case 0: s[pos] = alphabet[rng() % alphabet.size()]; break;
-        case 1: s.insert(pos, 1, alphabet[rng() % alphabet.size()]); break;
-        default: s.erase(pos, 1 + rng() % 8); break;
+        case 0:
+          s[pos] = alphabet[rng() % alphabet.size()];
+          break;
+        case 1:
+          s.insert(pos, 1, alphabet[rng() % alphabet.size()]);
+          break;
+        default:
+          s.erase(pos, 1 + rng() % 8);
+          break;
       }
       if (s.empty()) s = base;
     }
@@ -118,8 +127,8 @@ TEST(RewriteShape, SeededMutationsAreIdentical) {
     // path (the client never sees the real model). Nothing else may differ.
     for (std::size_t i = 0; i < plain.events.size(); ++i) {
       if (plain.events[i] == shaped.events[i]) continue;
-      auto normalized = test::replace_all(
-          plain.events[i], "\"model\":\"gpt-4o-mini-2024-07-18\"", "\"model\":\"grp\"");
+      auto normalized = test::replace_all(plain.events[i], "\"model\":\"gpt-4o-mini-2024-07-18\"",
+                                          "\"model\":\"grp\"");
       ASSERT_EQ(normalized, shaped.events[i]) << "round " << round << " event " << i;
     }
   }
