@@ -35,15 +35,8 @@ constexpr auto lazy_watch_after = std::chrono::milliseconds(20);
 // An SSE event larger than this (no blank line in sight) means a broken or hostile upstream.
 constexpr std::size_t max_pending_event = 8 * 1024 * 1024;
 
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-}
-
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (lower(s[i]) != lower(prefix[i])) return false;
-  return true;
+  return s.size() >= prefix.size() && http::iequals(s.substr(0, prefix.size()), prefix);
 }
 
 bool contains_ci(std::string_view s, std::string_view needle) {
