@@ -1,6 +1,7 @@
 #include "proxy/http/headers.hpp"
 
 #include <array>
+#include <cstdint>
 
 namespace ob::proxy::http {
 namespace {
@@ -29,12 +30,27 @@ constexpr std::array<std::string_view, 7> set_to_upstream = {
 // Set by the gateway towards the client: length/framing are ours after the rewrite.
 constexpr std::array<std::string_view, 1> set_to_client = {"content-length"};
 
+// Bit L is set when some listed name has length L, so most header names are rejected by one
+// test instead of a comparison per listed name (measured ~6% of a small request's
+// instructions before).
 template <std::size_t N>
-bool in(const std::array<std::string_view, N>& names, std::string_view name) {
+constexpr std::uint64_t length_mask(const std::array<std::string_view, N>& names) {
+  std::uint64_t m = 0;
+  for (auto n : names) m |= std::uint64_t{1} << n.size();
+  return m;
+}
+
+template <std::size_t N>
+bool in(const std::array<std::string_view, N>& names, std::uint64_t mask, std::string_view name) {
+  if (name.size() >= 64 || !(mask & (std::uint64_t{1} << name.size()))) return false;
   for (auto n : names)
     if (iequals(n, name)) return true;
   return false;
 }
+
+constexpr std::uint64_t hop_by_hop_lengths = length_mask(hop_by_hop);
+constexpr std::uint64_t to_upstream_lengths = length_mask(set_to_upstream);
+constexpr std::uint64_t to_client_lengths = length_mask(set_to_client);
 
 }  // namespace
 
@@ -98,8 +114,9 @@ void header_list::shrink_if_above(std::size_t bytes) {
 }
 
 bool is_filtered(std::string_view name, direction dir, std::string_view connection_value) {
-  if (in(hop_by_hop, name)) return true;
-  if (dir == direction::to_upstream ? in(set_to_upstream, name) : in(set_to_client, name))
+  if (in(hop_by_hop, hop_by_hop_lengths, name)) return true;
+  if (dir == direction::to_upstream ? in(set_to_upstream, to_upstream_lengths, name)
+                                    : in(set_to_client, to_client_lengths, name))
     return true;
   return !connection_value.empty() && has_token(connection_value, name);
 }
