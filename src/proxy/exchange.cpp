@@ -22,10 +22,10 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-// Upstream reads start small (an idle stream then holds 4 KiB, not 16) and switch to 16 KiB
+// Upstream reads start small (an idle stream then holds 2 KiB, not 16) and switch to 16 KiB
 // for good once a read fills its buffer (big answers arrive in few reads, as nginx does with
 // its proxy buffers).
-constexpr std::size_t first_read_chunk = 4 * 1024;
+constexpr std::size_t first_read_chunk = 2 * 1024;
 constexpr std::size_t big_read_chunk = 16 * 1024;
 constexpr std::size_t max_answer_head = 64 * 1024;
 // A request still with the upstream after this long gets its client watched for a disconnect
