@@ -1,46 +1,16 @@
 #include "routing/table.hpp"
 
+#include "proxy/json/model.hpp"
+
 #include <openssl/evp.h>
 
 #include <algorithm>
 #include <cstdio>
 
 namespace ob::routing {
-namespace {
 
-// Local JSON string escaping: the routing module does not depend on the proxy's JSON code.
-std::string json_literal(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
+namespace json = ob::proxy::json;
+namespace {
 
 std::string sha256_prefix(std::string_view s) {
   unsigned char md[EVP_MAX_MD_SIZE];
@@ -109,14 +79,14 @@ table::table(const config::config& cfg, state_registry& states) {
     auto& g = it->second;
     if (inserted) {
       g.name = p.group;
-      g.name_literal = json_literal(p.group);
+      g.name_literal = json::json_string(p.group);
       g.state = states.get(p.group);
       order.push_back(p.group);
     }
     target t;
     t.id = target_id(p);
     t.provider = &p;
-    t.model_literal = json_literal(p.name);
+    t.model_literal = json::json_string(p.name);
     if (!p.key.empty()) t.auth_header = "Authorization: Bearer " + p.key + "\r\n";
     t.pool_key =
         std::string(p.url.tls ? "https|" : "http|") + p.url.host + "|" + std::to_string(p.url.port);
