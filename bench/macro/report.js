@@ -7,6 +7,8 @@
 // peak RSS; "core busy" is the share of one core the proxy used (near 100%: the proxy was the
 // bottleneck; lower: the load generator's core was). Ratios are ours/nginx on the gateway's row: req/s ratio > 1 is better,
 // p99 and CPU ratios < 1 are better. Memory rows: RSS with N open streams and per stream.
+// Records carry "workers" (bench/run --workers N): with N > 1 the proxy column says "×N" and a
+// note under the table says that nginx's CPU and RSS are summed over its N worker processes.
 'use strict';
 const fs = require('fs');
 
@@ -25,6 +27,8 @@ const ms = (us) => (us / 1000).toFixed(us < 10000 ? 2 : 1);
 const mb = (kb) => (kb / 1024).toFixed(1);
 const int = (x) => Math.round(x).toLocaleString('en-US');
 const ratio = (a, b) => (a != null && b != null && b > 0 ? (a / b).toFixed(2) + '×' : '—');
+const workersOf = (list) => list[0].workers || 1;
+const proxyName = (name, list) => (workersOf(list) > 1 ? `${name} ×${workersOf(list)}` : name);
 
 function summarize(list) {
   if (list[0].kind === 'mem') {
@@ -55,12 +59,12 @@ for (const sc of order) {
   const ngx = groups.get(`${sc}\u0000nginx`);
   const so = ours && summarize(ours);
   const sn = ngx && summarize(ngx);
-  for (const [name, s] of [['ours', so], ['nginx', sn]]) {
+  for (const [name, s, list] of [['ours', so, ours], ['nginx', sn, ngx]]) {
     if (!s) continue;
     if (s.mem) {
       const r = s.r;
       const other = name === 'ours' ? sn && sn.r : null;
-      rows.push([sc, name,
+      rows.push([sc, proxyName(name, list),
         '—', '—', '—', '—',
         `${mb(r.rss_n_kb)} (idle ${mb(r.rss_idle_kb)})`,
         `${r.first_event}/${r.n} got 1st event, ${r.failed} failed / ${r.malformed}`,
@@ -70,7 +74,7 @@ for (const sc of order) {
       continue;
     }
     const isOurs = name === 'ours';
-    rows.push([sc, name,
+    rows.push([sc, proxyName(name, list),
       `${int(s.rps)} (${int(s.rpsMin)}–${int(s.rpsMax)})`,
       ms(s.p50), ms(s.p99), `${s.cpu.toFixed(1)} (${s.core.toFixed(0)}%)`, mb(s.hwm),
       `${s.errors} / ${s.malformed} of ${int(s.checked)}`,
@@ -81,6 +85,12 @@ for (const sc of order) {
 }
 
 console.log(rows.map((r) => '| ' + r.join(' | ') + ' |').join('\n'));
+const workers = [...new Set(recs.map((r) => r.workers || 1))];
+if (workers.length) {
+  const w = workers.join(', ');
+  console.log(`\nworkers: ${w} per proxy (gateway \`--workers ${w}\`: threads of one process; nginx ` +
+    `\`worker_processes ${w}\`${workers.some((n) => n > 1) ? ': its CPU time, peak RSS and RSS are summed over the workers' : ''}).`);
+}
 const busy = recs.filter((r) => r.kind === 'wrk' && (r.bg_busy_pct >= 10 || r.foreign_pct >= 10));
 if (busy.length) {
   console.log('\nRuns disturbed by other work on the machine (% of one core used by processes other ' +
