@@ -92,6 +92,31 @@ TEST(RewriteShape, KeysAfterThePrefixForceTheParse) {
   EXPECT_NE(shaped.out.find("\"model\":\"grp\",\"model\":\"grp\""), std::string::npos);
 }
 
+// The shape check tests 16 bytes at a time: a key that matters must be caught wherever it
+// falls relative to those blocks (first byte, last byte, straddling two blocks, in the tail).
+TEST(RewriteShape, KeysAtEveryAlignmentForceTheParse) {
+  const std::string keys[] = {
+      ",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}",
+      ",\"error\":{\"message\":\"boom\"}",
+      ",\"type\":\"error\"",
+      ",\"model\":\"second\"",
+      ",\"mod\\u0065l\":\"escaped\"",
+      ",\"response\":{\"model\":\"nested\"}"};
+  for (const auto& key : keys) {
+    for (std::size_t pad = 0; pad < 40; ++pad) {
+      std::string s = chunk(",\"choices\":[]");  // the shape
+      s += chunk(",\"p\":\"" + std::string(pad, 'x') + "\"" + key);
+      s += chunk(key + ",\"p\":\"" + std::string(pad, 'x') + "\"");
+      s += "data: [DONE]\n\n";
+      const std::string what = key + " pad " + std::to_string(pad);
+      expect_same(s, what.c_str());
+      auto shaped = rewrite_all(s, true);
+      auto plain = rewrite_all(s, false);
+      ASSERT_EQ(shaped.events, plain.events) << what;
+    }
+  }
+}
+
 TEST(RewriteShape, SeededMutationsAreIdentical) {
   std::mt19937 rng(20261127);
   const std::string base = test::chat_stream() + test::responses_stream();
