@@ -10,7 +10,7 @@
 
 namespace ob::proxy::sse {
 
-std::size_t event::raw_offset(std::size_t data_offset) const {
+std::size_t event::raw_offset_slow(std::size_t data_offset) const {
   for (std::size_t i = piece_count; i-- > 0;) {
     if (data_offset >= pieces[i].data_begin)
       return pieces[i].raw_begin + std::min(data_offset - pieces[i].data_begin, pieces[i].size);

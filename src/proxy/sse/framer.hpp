@@ -35,7 +35,11 @@ struct event {
   // Where data lives inside raw, for splicing: maps an offset in `data` to an offset in `raw`.
   // Valid for offsets of bytes that are not the joining '\n's (a joining '\n' maps to the end
   // of the line before it; data.size() maps to the end of the last data value).
-  std::size_t raw_offset(std::size_t data_offset) const;
+  std::size_t raw_offset(std::size_t data_offset) const {
+    if (piece_count == 1)  // the usual single data line: data is one slice of raw
+      return pieces[0].raw_begin + (data_offset < pieces[0].size ? data_offset : pieces[0].size);
+    return raw_offset_slow(data_offset);
+  }
 
   // implementation detail: start offset of each data line's value in raw and in data.
   struct piece {
@@ -45,6 +49,9 @@ struct event {
   };
   const piece* pieces = nullptr;
   std::size_t piece_count = 0;
+
+ private:
+  std::size_t raw_offset_slow(std::size_t data_offset) const;
 };
 
 class framer {

@@ -93,13 +93,16 @@ TEST(RewriteShape, KeysAfterThePrefixForceTheParse) {
 }
 
 // The shape check tests 16 bytes at a time: a key that matters must be caught wherever it
-// falls relative to those blocks (first byte, last byte, straddling two blocks, in the tail).
+// falls relative to those blocks (first byte, last byte, straddling two blocks, in the
+// overlapping last block). The pad moves each key through every alignment.
 TEST(RewriteShape, KeysAtEveryAlignmentForceTheParse) {
   const std::string keys[] = {
       ",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}",
       ",\"error\":{\"message\":\"boom\"}",
       ",\"type\":\"error\"",
       ",\"model\":\"second\"",
+      ",\"model\":\"x\"",  // short keys end an event inside its last 16 bytes
+      ",\"error\":1",
       ",\"mod\\u0065l\":\"escaped\"",
       ",\"response\":{\"model\":\"nested\"}"};
   for (const auto& key : keys) {
