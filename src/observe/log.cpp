@@ -5,14 +5,16 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 namespace ob::observe {
 namespace {
 
-// Formats "YYYY-MM-DDTHH:MM:SS.mmmZ"; the part up to the seconds is formatted once per second
-// per thread (this runs for every access line).
-void append_time(std::string& out) {
+// Writes "YYYY-MM-DDTHH:MM:SS.mmmZ" (24 bytes) at p; the part up to the seconds is formatted
+// once per second per thread (this runs for every access line).
+constexpr std::size_t time_size = 24;
+char* put_time(char* p) {
   thread_local std::time_t cached_secs = -1;
   thread_local char cached[64];
   auto now = std::chrono::system_clock::now();
@@ -26,47 +28,72 @@ void append_time(std::string& out) {
                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     cached_secs = secs;
   }
-  out.append(cached, 19);
+  std::memcpy(p, cached, 19);
   auto ms = static_cast<int>(ms_total % 1000);
-  char frac[6] = {'.',
-                  static_cast<char>('0' + ms / 100),
-                  static_cast<char>('0' + ms / 10 % 10),
-                  static_cast<char>('0' + ms % 10),
-                  'Z',
-                  0};
-  out.append(frac, 5);
+  p[19] = '.';
+  p[20] = static_cast<char>('0' + ms / 100);
+  p[21] = static_cast<char>('0' + ms / 10 % 10);
+  p[22] = static_cast<char>('0' + ms % 10);
+  p[23] = 'Z';
+  return p + time_size;
 }
 
-// Values are quoted when they hold spaces, quotes or '=' so the line stays machine-readable.
-void append_value(std::string& out, std::string_view v) {
-  bool quote = v.empty() || v.find_first_of(" \"=\t") != std::string_view::npos;
-  if (!quote) {
-    out += v;
-    return;
+void append_time(std::string& out) {
+  char buf[time_size];
+  out.append(buf, put_time(buf));
+}
+
+// Values are quoted when they hold anything that would break a logfmt field (space, quote, '=',
+// backslash, control bytes); inside quotes '"' and '\\' are escaped and control bytes become
+// spaces, so one request is always one line.
+bool needs_quotes(std::string_view v) {
+  if (v.empty()) return true;
+  for (unsigned char c : v)
+    if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f) return true;
+  return false;
+}
+
+// Writes into `p` (room for 2 * v.size() + 2 bytes), returns the new end.
+char* put_value(char* p, std::string_view v) {
+  if (!needs_quotes(v)) {
+    std::memcpy(p, v.data(), v.size());
+    return p + v.size();
   }
-  out += '"';
-  for (char c : v) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n' || c == '\r') c = ' ';
-    out += c;
+  *p++ = '"';
+  for (unsigned char c : v) {
+    if (c == '"' || c == '\\') *p++ = '\\';
+    *p++ = (c < ' ' || c == 0x7f) ? ' ' : static_cast<char>(c);
   }
-  out += '"';
+  *p++ = '"';
+  return p;
 }
 
-void kv(std::string& out, std::string_view k, std::string_view v) {
-  out += ' ';
-  out += k;
-  out += '=';
-  append_value(out, v);
+// " key=" (key is a literal)
+template <std::size_t N>
+char* put_key(char* p, const char (&key)[N]) {
+  *p++ = ' ';
+  std::memcpy(p, key, N - 1);
+  p += N - 1;
+  *p++ = '=';
+  return p;
 }
 
-void kv(std::string& out, std::string_view k, std::int64_t v) {
-  out += ' ';
-  out += k;
-  out += '=';
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, end);
+char* put_int(char* p, std::int64_t v) {
+  return std::to_chars(p, p + 20, v).ptr;
+}
+
+// Milliseconds with three decimals (microsecond resolution), e.g. 12.345.
+char* put_millis(char* p, double ms) {
+  if (!(ms >= 0)) ms = 0;
+  if (ms > 1e12) ms = 1e12;  // ~31 years: keeps the conversion defined
+  const auto us = static_cast<std::int64_t>(ms * 1000.0 + 0.5);
+  p = put_int(p, us / 1000);
+  const auto frac = static_cast<int>(us % 1000);
+  p[0] = '.';
+  p[1] = static_cast<char>('0' + frac / 100);
+  p[2] = static_cast<char>('0' + frac / 10 % 10);
+  p[3] = static_cast<char>('0' + frac % 10);
+  return p + 4;
 }
 
 void write_all(const std::string& s) {
@@ -92,29 +119,35 @@ void log(level l, std::string_view message) {
 }
 
 void format_access_line(std::string& out, const request_record& r) {
-  append_time(out);
-  out += " access";
-  kv(out, "method", r.method);
-  kv(out, "path", r.path);
-  if (!r.group.empty()) kv(out, "group", r.group);
-  if (!r.target.empty()) kv(out, "target", r.target);
-  if (!r.provider.empty()) kv(out, "provider", r.provider);
-  kv(out, "status", r.status);
-  char dur[32];
-  auto [dur_end, dur_ec] =
-      std::to_chars(dur, dur + sizeof dur, r.duration_ms, std::chars_format::fixed, 3);
-  kv(out, "duration_ms", std::string_view(dur, static_cast<std::size_t>(dur_end - dur)));
-  kv(out, "bytes_in", static_cast<std::int64_t>(r.bytes_in));
-  kv(out, "bytes_out", static_cast<std::int64_t>(r.bytes_out));
-  if (r.stream) kv(out, "stream", "true");
-  if (r.attempts) kv(out, "attempts", r.attempts);
-  if (r.prompt_tokens >= 0) kv(out, "prompt_tokens", r.prompt_tokens);
-  if (r.completion_tokens >= 0) kv(out, "completion_tokens", r.completion_tokens);
-  if (r.total_tokens >= 0) kv(out, "total_tokens", r.total_tokens);
-  kv(out, "outcome", r.outcome);
-  if (!r.tried.empty()) kv(out, "tried", r.tried);
-  if (!r.detail.empty()) kv(out, "detail", r.detail);
-  out += '\n';
+  // One resize to the worst case, then plain stores: this runs for every request.
+  const std::size_t texts = r.method.size() + r.path.size() + r.group.size() + r.target.size() +
+                            r.provider.size() + r.outcome.size() + r.tried.size() + r.detail.size();
+  const std::size_t old = out.size();
+  out.resize(old + 2 * texts + 512);
+  char* const begin = out.data() + old;
+  char* p = begin;
+  p = put_time(p);
+  std::memcpy(p, " access", 7);
+  p += 7;
+  p = put_value(put_key(p, "method"), r.method);
+  p = put_value(put_key(p, "path"), r.path);
+  if (!r.group.empty()) p = put_value(put_key(p, "group"), r.group);
+  if (!r.target.empty()) p = put_value(put_key(p, "target"), r.target);
+  if (!r.provider.empty()) p = put_value(put_key(p, "provider"), r.provider);
+  p = put_int(put_key(p, "status"), r.status);
+  p = put_millis(put_key(p, "duration_ms"), r.duration_ms);
+  p = put_int(put_key(p, "bytes_in"), static_cast<std::int64_t>(r.bytes_in));
+  p = put_int(put_key(p, "bytes_out"), static_cast<std::int64_t>(r.bytes_out));
+  if (r.stream) p = put_value(put_key(p, "stream"), "true");
+  if (r.attempts) p = put_int(put_key(p, "attempts"), r.attempts);
+  if (r.prompt_tokens >= 0) p = put_int(put_key(p, "prompt_tokens"), r.prompt_tokens);
+  if (r.completion_tokens >= 0) p = put_int(put_key(p, "completion_tokens"), r.completion_tokens);
+  if (r.total_tokens >= 0) p = put_int(put_key(p, "total_tokens"), r.total_tokens);
+  p = put_value(put_key(p, "outcome"), r.outcome);
+  if (!r.tried.empty()) p = put_value(put_key(p, "tried"), r.tried);
+  if (!r.detail.empty()) p = put_value(put_key(p, "detail"), r.detail);
+  *p++ = '\n';
+  out.resize(old + static_cast<std::size_t>(p - begin));
 }
 
 namespace {
