@@ -43,4 +43,12 @@ event_info rewrite_event(const event& ev, json::model_finder& finder,
                          std::string_view group_literal, std::string& out,
                          stream_shape* shape = nullptr);
 
+namespace detail {
+// The byte scan behind the stream shape check: the widest the CPU has (best), or a narrower one
+// so tests can run every variant on any machine. Not thread-safe: set it before any rewrite
+// runs. Returns the previous choice.
+enum class scan_isa { best, avx2, sse2, scalar };
+scan_isa use_scan(scan_isa isa);
+}  // namespace detail
+
 }  // namespace ob::proxy::sse

@@ -55,7 +55,39 @@ std::string chunk(std::string_view tail) {
          std::string(tail) + "}\n\n";
 }
 
-TEST(RewriteShape, RecordedStreamsAreIdentical) {
+// Every test runs with each variant of the byte scan behind the shape check.
+class RewriteShape : public ::testing::TestWithParam<detail::scan_isa> {
+ protected:
+  void SetUp() override {
+#if defined(__x86_64__)
+    if (GetParam() == detail::scan_isa::avx2 && !__builtin_cpu_supports("avx2"))
+      GTEST_SKIP() << "no AVX2 on this CPU";
+#else
+    if (GetParam() != detail::scan_isa::scalar) GTEST_SKIP() << "x86-64 only";
+#endif
+    before_ = detail::use_scan(GetParam());
+  }
+  void TearDown() override {
+    detail::use_scan(before_);
+  }
+  detail::scan_isa before_ = detail::scan_isa::best;
+};
+
+INSTANTIATE_TEST_SUITE_P(Scans, RewriteShape,
+                         ::testing::Values(detail::scan_isa::avx2, detail::scan_isa::sse2,
+                                           detail::scan_isa::scalar),
+                         [](const auto& info) {
+                           switch (info.param) {
+                             case detail::scan_isa::avx2:
+                               return "avx2";
+                             case detail::scan_isa::sse2:
+                               return "sse2";
+                             default:
+                               return "scalar";
+                           }
+                         });
+
+TEST_P(RewriteShape, RecordedStreamsAreIdentical) {
   expect_same(test::chat_stream(), "chat");
   expect_same(test::responses_stream(), "responses");
   expect_same(test::crlf_stream(), "crlf");
@@ -66,7 +98,7 @@ TEST(RewriteShape, RecordedStreamsAreIdentical) {
   expect_same(test::mixed_endings_stream(), "mixed");
 }
 
-TEST(RewriteShape, KeysAfterThePrefixForceTheParse) {
+TEST_P(RewriteShape, KeysAfterThePrefixForceTheParse) {
   std::string s = chunk(",\"choices\":[]");
   s += chunk(",\"choices\":[],\"usage\":null");  // null usage: same shape
   s += chunk(",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}");
@@ -95,7 +127,7 @@ TEST(RewriteShape, KeysAfterThePrefixForceTheParse) {
 // The shape check tests 16 bytes at a time: a key that matters must be caught wherever it
 // falls relative to those blocks (first byte, last byte, straddling two blocks, in the
 // overlapping last block). The pad moves each key through every alignment.
-TEST(RewriteShape, KeysAtEveryAlignmentForceTheParse) {
+TEST_P(RewriteShape, KeysAtEveryAlignmentForceTheParse) {
   const std::string keys[] = {
       ",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}",
       ",\"error\":{\"message\":\"boom\"}",
@@ -120,7 +152,7 @@ TEST(RewriteShape, KeysAtEveryAlignmentForceTheParse) {
   }
 }
 
-TEST(RewriteShape, SeededMutationsAreIdentical) {
+TEST_P(RewriteShape, SeededMutationsAreIdentical) {
   std::mt19937 rng(20261127);
   const std::string base = test::chat_stream() + test::responses_stream();
   const std::string alphabet = "{}[]\":,\\u0 \nmodelusagerrortyperesponsenull";
