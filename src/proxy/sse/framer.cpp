@@ -129,7 +129,10 @@ bool framer::scan() {
       skip_lf_ = false;
       if (base[line_] == '\n') search_ = ++line_;
     }
-    const std::size_t eol = find_eol(search_);
+    // A line that ends right where the search starts (the blank line after a data line, in
+    // practice) needs no search.
+    const char here = search_ < avail ? base[search_] : 0;
+    const std::size_t eol = here == '\n' || here == '\r' ? search_ : find_eol(search_);
     if (eol >= avail) {
       search_ = avail;  // the partial line is re-searched only from here on
       return false;
@@ -155,6 +158,13 @@ void framer::parse_line(std::size_t begin, std::size_t end) {
   if (first_line_ && end - begin >= 3 && std::memcmp(base + begin, "\xEF\xBB\xBF", 3) == 0)
     begin += 3;
   if (begin == end || base[begin] == ':') return;  // comment (or a BOM-only line)
+  if (end - begin >= 5 && std::memcmp(base + begin, "data:", 5) == 0) {  // the usual line
+    std::size_t value = begin + 5;
+    if (value < end && base[value] == ' ') ++value;
+    pieces_.push_back(event::piece{value, 0, end - value});
+    has_data_ = true;
+    return;
+  }
   const void* colon = std::memchr(base + begin, ':', end - begin);
   const std::size_t name_end = colon ? static_cast<const char*>(colon) - base : end;
   std::size_t value = colon ? name_end + 1 : end;
