@@ -6,58 +6,81 @@
 namespace ob::proxy::http {
 namespace {
 
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-}
-
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
 }
 
-// Hop-by-hop (RFC 9110 7.6.1) and proxy-only headers: never forwarded in either direction.
-constexpr std::array<std::string_view, 9> hop_by_hop = {
-    "connection", "keep-alive",         "proxy-connection",   "te", "trailer", "transfer-encoding",
-    "upgrade",    "proxy-authenticate", "proxy-authorization"};
+// Lower-case names, indexed by header_id.
+constexpr std::array<std::string_view, header_id_count> names = {
+    "",          "connection",        "keep-alive",     "proxy-connection",   "te",
+    "trailer",   "transfer-encoding", "upgrade",        "proxy-authenticate", "proxy-authorization",
+    "host",      "authorization",     "content-length", "accept-encoding",    "expect",
+    "x-api-key", "api-key",           "content-type",   "retry-after",        "retry-after-ms",
+};
 
-// Set by the gateway towards the provider: host and credentials are the provider's, the body
-// length changes with the rewrite, and we ask for an uncompressed answer so it can be
-// rewritten. Client credentials in any common header are dropped so they never reach a provider.
-constexpr std::array<std::string_view, 7> set_to_upstream = {
-    "host", "authorization", "content-length", "accept-encoding", "expect", "x-api-key", "api-key"};
+// Which headers are dropped in which direction, indexed by header_id.
+//  - Hop-by-hop (RFC 9110 7.6.1) and proxy-only headers: never forwarded.
+//  - Towards the provider the gateway sets host and credentials (the provider's), the body
+//    length (it changes with the rewrite) and asks for an uncompressed answer so it can be
+//    rewritten. Client credentials in any common header are dropped so they never reach a
+//    provider.
+//  - Towards the client the length/framing are ours after the rewrite.
+constexpr std::uint8_t drop_up = 1, drop_client = 2, drop_both = drop_up | drop_client;
+constexpr std::array<std::uint8_t, header_id_count> drops = [] {
+  std::array<std::uint8_t, header_id_count> d{};
+  for (auto id :
+       {header_id::connection, header_id::keep_alive, header_id::proxy_connection, header_id::te,
+        header_id::trailer, header_id::transfer_encoding, header_id::upgrade,
+        header_id::proxy_authenticate, header_id::proxy_authorization})
+    d[static_cast<int>(id)] = drop_both;
+  for (auto id : {header_id::host, header_id::authorization, header_id::accept_encoding,
+                  header_id::expect, header_id::x_api_key, header_id::api_key})
+    d[static_cast<int>(id)] = drop_up;
+  d[static_cast<int>(header_id::content_length)] = drop_both;
+  return d;
+}();
 
-// Set by the gateway towards the client: length/framing are ours after the rewrite.
-constexpr std::array<std::string_view, 1> set_to_client = {"content-length"};
+std::uint8_t drop_bit(direction dir) {
+  return dir == direction::to_upstream ? drop_up : drop_client;
+}
 
-// Bit L is set when some listed name has length L, so most header names are rejected by one
-// test instead of a comparison per listed name (measured ~6% of a small request's
-// instructions before).
-template <std::size_t N>
-constexpr std::uint64_t length_mask(const std::array<std::string_view, N>& names) {
+// Bit L is set when some listed name has length L (names of 63 bytes or more share bit 63),
+// so most names are rejected by one test instead of a comparison per listed name.
+std::uint64_t length_bit(std::size_t n) {
+  return std::uint64_t{1} << (n < 63 ? n : 63);
+}
+
+constexpr std::uint64_t known_lengths = [] {
   std::uint64_t m = 0;
-  for (auto n : names) m |= std::uint64_t{1} << n.size();
+  for (std::size_t i = 1; i < names.size(); ++i) m |= std::uint64_t{1} << names[i].size();
   return m;
-}
+}();
 
-template <std::size_t N>
-bool in(const std::array<std::string_view, N>& names, std::uint64_t mask, std::string_view name) {
-  if (name.size() >= 64 || !(mask & (std::uint64_t{1} << name.size()))) return false;
-  for (auto n : names)
-    if (iequals(n, name)) return true;
-  return false;
+// Length bits of the tokens of a Connection value (as has_token splits them).
+std::uint64_t token_lengths(std::string_view list) {
+  std::uint64_t m = 0;
+  while (true) {
+    auto comma = list.find(',');
+    m |= length_bit(trim(list.substr(0, comma)).size());
+    if (comma == std::string_view::npos) return m;
+    list.remove_prefix(comma + 1);
+  }
 }
-
-constexpr std::uint64_t hop_by_hop_lengths = length_mask(hop_by_hop);
-constexpr std::uint64_t to_upstream_lengths = length_mask(set_to_upstream);
-constexpr std::uint64_t to_client_lengths = length_mask(set_to_client);
 
 }  // namespace
 
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x == y) continue;
+    // Different bytes are equal case-insensitively only when they differ in the case bit
+    // and are letters.
+    char l = static_cast<char>(x | 0x20);
+    if (l != static_cast<char>(y | 0x20) || l < 'a' || l > 'z') return false;
+  }
   return true;
 }
 
@@ -72,39 +95,51 @@ bool has_token(std::string_view list, std::string_view token) {
   return false;
 }
 
+header_id classify(std::string_view name) {
+  if (!(known_lengths & length_bit(name.size()))) return header_id::other;
+  for (std::size_t i = 1; i < names.size(); ++i)
+    if (names[i].size() == name.size() && iequals(names[i], name)) return static_cast<header_id>(i);
+  return header_id::other;
+}
+
+std::string_view name_of(header_id id) {
+  return names[static_cast<int>(id)];
+}
+
 void header_list::clear() {
   arena_.clear();
   refs_.clear();
 }
 
-void header_list::add(std::string_view name, std::string_view value) {
-  ref r;
-  r.name_off = static_cast<std::uint32_t>(arena_.size());
-  r.name_len = static_cast<std::uint32_t>(name.size());
+void header_list::add(std::string_view name, std::string_view value, header_id id) {
+  auto off = static_cast<std::uint32_t>(arena_.size());
   arena_.append(name);
-  r.value_off = static_cast<std::uint32_t>(arena_.size());
-  r.value_len = static_cast<std::uint32_t>(value.size());
   arena_.append(value);
-  refs_.push_back(r);
+  refs_.push_back(ref{off, static_cast<std::uint32_t>(name.size()),
+                      static_cast<std::uint32_t>(value.size()), id});
 }
 
-std::string_view header_list::name(std::size_t i) const {
-  return std::string_view(arena_).substr(refs_[i].name_off, refs_[i].name_len);
+std::string_view header_list::get(header_id id) const {
+  for (std::size_t i = 0; i < refs_.size(); ++i)
+    if (refs_[i].id == id) return value(i);
+  return {};
 }
 
-std::string_view header_list::value(std::size_t i) const {
-  return std::string_view(arena_).substr(refs_[i].value_off, refs_[i].value_len);
+bool header_list::contains(header_id id) const {
+  for (const ref& r : refs_)
+    if (r.id == id) return true;
+  return false;
 }
 
 std::string_view header_list::get(std::string_view n) const {
   for (std::size_t i = 0; i < refs_.size(); ++i)
-    if (iequals(name(i), n)) return value(i);
+    if (refs_[i].name_len == n.size() && iequals(name(i), n)) return value(i);
   return {};
 }
 
 bool header_list::contains(std::string_view n) const {
   for (std::size_t i = 0; i < refs_.size(); ++i)
-    if (iequals(name(i), n)) return true;
+    if (refs_[i].name_len == n.size() && iequals(name(i), n)) return true;
   return false;
 }
 
@@ -114,18 +149,20 @@ void header_list::shrink_if_above(std::size_t bytes) {
 }
 
 bool is_filtered(std::string_view name, direction dir, std::string_view connection_value) {
-  if (in(hop_by_hop, hop_by_hop_lengths, name)) return true;
-  if (dir == direction::to_upstream ? in(set_to_upstream, to_upstream_lengths, name)
-                                    : in(set_to_client, to_client_lengths, name))
-    return true;
+  if (drops[static_cast<int>(classify(name))] & drop_bit(dir)) return true;
   return !connection_value.empty() && has_token(connection_value, name);
 }
 
 void append_forwarded(std::string& out, const header_list& in, direction dir) {
-  auto connection = in.get("connection");
+  const std::uint8_t drop = drop_bit(dir);
+  // Names listed in Connection are hop-by-hop too; most messages have none, or only
+  // "keep-alive"/"close", so names are compared only when a token has their length.
+  auto connection = in.get(header_id::connection);
+  const std::uint64_t listed = connection.empty() ? 0 : token_lengths(connection);
   for (std::size_t i = 0; i < in.size(); ++i) {
+    if (drops[static_cast<int>(in.id(i))] & drop) continue;
     auto n = in.name(i);
-    if (is_filtered(n, dir, connection)) continue;
+    if ((listed & length_bit(n.size())) && has_token(connection, n)) continue;
     out.append(n);
     out.append(": ");
     out.append(in.value(i));

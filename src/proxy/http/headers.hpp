@@ -14,15 +14,60 @@ bool iequals(std::string_view a, std::string_view b);
 // True when `list` (a comma-separated header value) contains `token` case-insensitively.
 bool has_token(std::string_view list, std::string_view token);
 
+// The headers the gateway filters or reads. A header is recognised once, when it is stored,
+// so filtering and lookups compare small integers instead of names.
+enum class header_id : std::uint8_t {
+  other,  // any other name
+  // Hop-by-hop and proxy-only: never forwarded.
+  connection,
+  keep_alive,
+  proxy_connection,
+  te,
+  trailer,
+  transfer_encoding,
+  upgrade,
+  proxy_authenticate,
+  proxy_authorization,
+  // Set by the gateway towards the provider (content-length also towards the client).
+  host,
+  authorization,
+  content_length,
+  accept_encoding,
+  expect,
+  x_api_key,
+  api_key,
+  // Read by the gateway, forwarded as they came.
+  content_type,
+  retry_after,
+  retry_after_ms,
+};
+inline constexpr int header_id_count = static_cast<int>(header_id::retry_after_ms) + 1;
+// The id of header `name` (case-insensitive); header_id::other for names not listed above.
+header_id classify(std::string_view name);
+// Lower-case name of `id` ("" for header_id::other).
+std::string_view name_of(header_id id);
+
 // Headers of one message. Names and values are copied into one string, so a list can be
 // cleared and refilled per message without allocating once it has grown.
 class header_list {
  public:
   void clear();
-  void add(std::string_view name, std::string_view value);
+  void add(std::string_view name, std::string_view value) { add(name, value, classify(name)); }
+  // `id` must be classify(name); for callers that already know it (the parsers get it from
+  // Beast, which recognises every field name anyway).
+  void add(std::string_view name, std::string_view value, header_id id);
   std::size_t size() const { return refs_.size(); }
-  std::string_view name(std::size_t i) const;
-  std::string_view value(std::size_t i) const;
+  std::string_view name(std::size_t i) const {
+    return {arena_.data() + refs_[i].off, refs_[i].name_len};
+  }
+  std::string_view value(std::size_t i) const {
+    const ref& r = refs_[i];
+    return {arena_.data() + r.off + r.name_len, r.value_len};
+  }
+  header_id id(std::size_t i) const { return refs_[i].id; }
+  // First value of header `id` (not header_id::other), empty when absent.
+  std::string_view get(header_id id) const;
+  bool contains(header_id id) const;
   // First value of `name` (case-insensitive), empty when absent.
   std::string_view get(std::string_view name) const;
   bool contains(std::string_view name) const;
@@ -31,20 +76,22 @@ class header_list {
 
  private:
   struct ref {
-    std::uint32_t name_off, name_len, value_off, value_len;
+    std::uint32_t off;  // name, then value right after it
+    std::uint32_t name_len, value_len;
+    header_id id;
   };
   std::string arena_;
   std::vector<ref> refs_;
 };
 
 // Header names a proxy never forwards as they came: hop-by-hop headers, plus the ones the
-// gateway sets itself (`extra` lists those per direction).
+// gateway sets itself (per direction).
 enum class direction { to_upstream, to_client };
 // True when header `name` must not be copied in `dir`; `connection_value` is the message's
 // Connection header (its tokens name more hop-by-hop headers).
 bool is_filtered(std::string_view name, direction dir, std::string_view connection_value);
 
-// Appends "Name: value\r\n" for every header of `in` that is not filtered.
+// Appends "Name: value\r\n" for every header of `in` that is not filtered, in order.
 void append_forwarded(std::string& out, const header_list& in, direction dir);
 
 }  // namespace ob::proxy::http

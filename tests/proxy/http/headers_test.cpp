@@ -2,6 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <random>
+#include <string>
+#include <vector>
+
 namespace ob::proxy::http {
 namespace {
 
@@ -68,6 +75,218 @@ TEST(Headers, ToClientKeepsEndToEndHeaders) {
   EXPECT_EQ(out,
             "Content-Type: text/event-stream; charset=utf-8\r\nx-request-id: req_1\r\n"
             "openai-processing-ms: 12\r\n");
+}
+
+TEST(Headers, IequalsOnlyFoldsLetters) {
+  EXPECT_TRUE(iequals("X-API-KEY", "x-api-key"));
+  EXPECT_TRUE(iequals("", ""));
+  EXPECT_FALSE(iequals("@", "`"));  // 0x40 / 0x60: same case bit, not letters
+  EXPECT_FALSE(iequals("[", "{"));
+  EXPECT_FALSE(iequals("a-b", "a_b"));
+  EXPECT_FALSE(iequals("\xc1", "\xe1"));
+}
+
+TEST(Headers, ClassifyIsCaseInsensitiveAndRoundTrips) {
+  for (int i = 1; i < header_id_count; ++i) {
+    auto id = static_cast<header_id>(i);
+    std::string upper(name_of(id));
+    for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    EXPECT_EQ(classify(name_of(id)), id) << name_of(id);
+    EXPECT_EQ(classify(upper), id) << upper;
+  }
+  EXPECT_EQ(classify("Content-Type"), header_id::content_type);
+  EXPECT_EQ(classify("X-Api-Key"), header_id::x_api_key);
+  EXPECT_EQ(classify("Retry-After-Ms"), header_id::retry_after_ms);
+  EXPECT_EQ(classify("Content-Typo"), header_id::other);  // same length as content-type
+  EXPECT_EQ(classify("x-api-keys"), header_id::other);
+  EXPECT_EQ(classify("tf"), header_id::other);
+  EXPECT_EQ(classify(""), header_id::other);
+  EXPECT_EQ(classify(std::string(100, 'a')), header_id::other);
+  EXPECT_EQ(name_of(header_id::other), "");
+}
+
+TEST(Headers, LookupsByIdAndNameFindTheFirstOfDuplicates) {
+  header_list h;
+  h.add("X-Trace", "1");
+  h.add("content-TYPE", "text/plain");
+  h.add("Content-Type", "application/json");
+  h.add("Retry-After", "5");
+  h.add("x-trace", "2");
+  // Passing the id skips the name comparison (the parsers know it from Beast).
+  h.add("Authorization", "Bearer a", header_id::authorization);
+  EXPECT_EQ(h.id(0), header_id::other);
+  EXPECT_EQ(h.id(1), header_id::content_type);
+  EXPECT_EQ(h.get(header_id::content_type), "text/plain");
+  EXPECT_EQ(h.get("CONTENT-type"), "text/plain");
+  EXPECT_EQ(h.get(header_id::retry_after), "5");
+  EXPECT_EQ(h.get(header_id::retry_after_ms), "");
+  EXPECT_EQ(h.get(header_id::authorization), "Bearer a");
+  EXPECT_EQ(h.get("x-trace"), "1");
+  EXPECT_EQ(h.get("x-tracf"), "");
+  EXPECT_EQ(h.get("x-trac"), "");
+  EXPECT_TRUE(h.contains(header_id::retry_after));
+  EXPECT_FALSE(h.contains(header_id::expect));
+  EXPECT_FALSE(h.contains("Retry-After-Ms"));
+  EXPECT_EQ(h.name(4), "x-trace");
+  EXPECT_EQ(h.value(4), "2");
+  h.clear();
+  EXPECT_FALSE(h.contains(header_id::content_type));
+  h.add("Expect", "100-continue");
+  EXPECT_EQ(h.get(header_id::expect), "100-continue");
+  EXPECT_EQ(h.get(header_id::content_type), "");
+}
+
+TEST(Headers, IsFilteredByDirection) {
+  EXPECT_TRUE(is_filtered("Transfer-Encoding", direction::to_client, ""));
+  EXPECT_TRUE(is_filtered("PROXY-CONNECTION", direction::to_upstream, ""));
+  EXPECT_TRUE(is_filtered("Content-Length", direction::to_client, ""));
+  EXPECT_TRUE(is_filtered("content-length", direction::to_upstream, ""));
+  EXPECT_TRUE(is_filtered("X-Api-Key", direction::to_upstream, ""));
+  EXPECT_FALSE(is_filtered("X-Api-Key", direction::to_client, ""));
+  EXPECT_TRUE(is_filtered("Api-Key", direction::to_upstream, ""));
+  EXPECT_FALSE(is_filtered("Host", direction::to_client, ""));
+  EXPECT_FALSE(is_filtered("Content-Type", direction::to_upstream, ""));
+  EXPECT_TRUE(is_filtered("X-Foo", direction::to_client, "close, x-foo"));
+  EXPECT_FALSE(is_filtered("X-Foo", direction::to_client, "close, x-foot"));
+}
+
+TEST(Headers, ConnectionTokensDropTheHeadersTheyName) {
+  header_list h;
+  h.add("connection", "Keep-Alive,  x-hop-one ,X-HOP-TWO,close");
+  h.add("X-Hop-One", "1");
+  h.add("X-Keep", "k");
+  h.add("x-hop-two", "2");
+  h.add("X-Hop-Tw0", "same length, other name");
+  h.add("Close", "a header named like a token");
+  h.add("Connection", "x-keep");  // only the first Connection header is consulted
+  std::string out;
+  append_forwarded(out, h, direction::to_client);
+  EXPECT_EQ(out, "X-Keep: k\r\nX-Hop-Tw0: same length, other name\r\n");
+
+  // Without a Connection header, nothing is dropped by name.
+  h.clear();
+  h.add("Close", "c");
+  h.add("X-Hop-One", "1");
+  out.clear();
+  append_forwarded(out, h, direction::to_upstream);
+  EXPECT_EQ(out, "Close: c\r\nX-Hop-One: 1\r\n");
+}
+
+TEST(Headers, ForwardingKeepsDuplicatesInOrderAndDirectionRules) {
+  header_list h;
+  h.add("Set-Cookie", "a=1");
+  h.add("X-API-KEY", "sk-1");
+  h.add("content-length", "3");
+  h.add("Api-Key", "sk-2");
+  h.add("set-cookie", "b=2");
+  h.add("Authorization", "Bearer x");
+  h.add("Host", "h");
+  h.add("Set-Cookie", "c=3");
+  std::string up, client;
+  append_forwarded(up, h, direction::to_upstream);
+  append_forwarded(client, h, direction::to_client);
+  EXPECT_EQ(up, "Set-Cookie: a=1\r\nset-cookie: b=2\r\nSet-Cookie: c=3\r\n");
+  EXPECT_EQ(client,
+            "Set-Cookie: a=1\r\nX-API-KEY: sk-1\r\nApi-Key: sk-2\r\nset-cookie: b=2\r\n"
+            "Authorization: Bearer x\r\nHost: h\r\nSet-Cookie: c=3\r\n");
+}
+
+// The rules as first written (name lists compared one by one), to check the id-based filter
+// against on random header lists.
+bool reference_filtered(std::string_view name, direction dir, std::string_view connection) {
+  static constexpr std::array<std::string_view, 9> hop = {"connection",
+                                                          "keep-alive",
+                                                          "proxy-connection",
+                                                          "te",
+                                                          "trailer",
+                                                          "transfer-encoding",
+                                                          "upgrade",
+                                                          "proxy-authenticate",
+                                                          "proxy-authorization"};
+  static constexpr std::array<std::string_view, 7> up = {
+      "host",   "authorization", "content-length", "accept-encoding",
+      "expect", "x-api-key",     "api-key"};
+  auto in = [&](auto& list) {
+    return std::any_of(list.begin(), list.end(), [&](auto n) { return iequals(n, name); });
+  };
+  if (in(hop)) return true;
+  if (dir == direction::to_upstream ? in(up) : iequals(name, "content-length")) return true;
+  return !connection.empty() && has_token(connection, name);
+}
+
+TEST(Headers, ForwardingMatchesTheNameListRules) {
+  const std::vector<std::string> pool = {"connection",
+                                         "keep-alive",
+                                         "proxy-connection",
+                                         "te",
+                                         "trailer",
+                                         "transfer-encoding",
+                                         "upgrade",
+                                         "proxy-authenticate",
+                                         "proxy-authorization",
+                                         "host",
+                                         "authorization",
+                                         "content-length",
+                                         "accept-encoding",
+                                         "expect",
+                                         "x-api-key",
+                                         "api-key",
+                                         "content-type",
+                                         "retry-after",
+                                         "retry-after-ms",
+                                         "x-request-id",
+                                         "openai-beta",
+                                         "close",
+                                         "x-a",
+                                         "tf",
+                                         "content-lengtx",
+                                         "x-api-kez",
+                                         "user-agent",
+                                         "accept",
+                                         "date",
+                                         "server"};
+  std::mt19937 rng(12345);
+  auto pick = [&](std::size_t n) {
+    return std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);
+  };
+  auto mixed_case = [&](std::string s) {
+    for (auto& c : s)
+      if (pick(2)) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    return s;
+  };
+  for (int round = 0; round < 2000; ++round) {
+    header_list h;
+    std::vector<std::pair<std::string, std::string>> all;
+    std::size_t count = pick(12);
+    for (std::size_t i = 0; i < count; ++i) {
+      std::string name = mixed_case(pool[pick(pool.size())]);
+      std::string value = "v" + std::to_string(i);
+      if (iequals(name, "connection")) {
+        value.clear();
+        for (std::size_t t = pick(4); t-- > 0;) {
+          if (!value.empty()) value += pick(2) ? ", " : ",";
+          value += mixed_case(pool[pick(pool.size())]);
+        }
+      }
+      h.add(name, value);
+      all.emplace_back(name, value);
+    }
+    std::string_view connection;
+    for (auto& [n, v] : all)
+      if (iequals(n, "connection")) {
+        connection = v;
+        break;
+      }
+    for (auto dir : {direction::to_upstream, direction::to_client}) {
+      std::string expected, out;
+      for (auto& [n, v] : all)
+        if (!reference_filtered(n, dir, connection)) expected += n + ": " + v + "\r\n";
+      append_forwarded(out, h, dir);
+      ASSERT_EQ(out, expected) << "round " << round;
+      for (auto& [n, v] : all)
+        ASSERT_EQ(is_filtered(n, dir, connection), reference_filtered(n, dir, connection)) << n;
+    }
+  }
 }
 
 TEST(Headers, ShrinkReleasesLargeArena) {
