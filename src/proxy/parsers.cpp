@@ -2,6 +2,49 @@
 
 namespace ob::proxy {
 
+http::header_id header_id_of(beast::http::field f, std::string_view name) {
+  using field = beast::http::field;
+  using id = http::header_id;
+  switch (f) {
+    case field::unknown:
+      return http::classify(name);  // x-api-key, api-key, retry-after-ms, any other
+    case field::connection:
+      return id::connection;
+    case field::keep_alive:
+      return id::keep_alive;
+    case field::proxy_connection:
+      return id::proxy_connection;
+    case field::te:
+      return id::te;
+    case field::trailer:
+      return id::trailer;
+    case field::transfer_encoding:
+      return id::transfer_encoding;
+    case field::upgrade:
+      return id::upgrade;
+    case field::proxy_authenticate:
+      return id::proxy_authenticate;
+    case field::proxy_authorization:
+      return id::proxy_authorization;
+    case field::host:
+      return id::host;
+    case field::authorization:
+      return id::authorization;
+    case field::content_length:
+      return id::content_length;
+    case field::accept_encoding:
+      return id::accept_encoding;
+    case field::expect:
+      return id::expect;
+    case field::content_type:
+      return id::content_type;
+    case field::retry_after:
+      return id::retry_after;
+    default:
+      return id::other;
+  }
+}
+
 void request_parser::on_request_impl(beast::http::verb, beast::string_view method,
                                      beast::string_view target, int version, beast::error_code&) {
   out_.method.assign(method);
@@ -9,9 +52,9 @@ void request_parser::on_request_impl(beast::http::verb, beast::string_view metho
   out_.version = version;
 }
 
-void request_parser::on_field_impl(beast::http::field, beast::string_view name,
+void request_parser::on_field_impl(beast::http::field f, beast::string_view name,
                                    beast::string_view value, beast::error_code&) {
-  out_.headers.add(name, value);
+  out_.headers.add(name, value, header_id_of(f, name));
 }
 
 void request_parser::on_body_init_impl(const boost::optional<std::uint64_t>& length,
@@ -38,9 +81,9 @@ void response_parser::on_response_impl(int code, beast::string_view reason, int 
   version_ = version;
 }
 
-void response_parser::on_field_impl(beast::http::field, beast::string_view name,
+void response_parser::on_field_impl(beast::http::field f, beast::string_view name,
                                     beast::string_view value, beast::error_code&) {
-  headers_.add(name, value);
+  headers_.add(name, value, header_id_of(f, name));
 }
 
 std::size_t response_parser::on_body_impl(beast::string_view body, beast::error_code&) {

@@ -14,6 +14,10 @@ namespace ob::proxy {
 
 namespace beast = boost::beast;
 
+// The gateway's id for a header Beast parsed as `f` (Beast recognises every registered field
+// name before on_field_impl; only names it does not know are compared here).
+http::header_id header_id_of(beast::http::field f, std::string_view name);
+
 // Everything the gateway keeps of one client request; reused across a connection's requests.
 struct request_data {
   std::string method;
