@@ -206,7 +206,8 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
 
 void exchange::decide_mode() {
   bool ok = parser_->status() >= 200 && parser_->status() < 300;
-  mode_ = ok && is_event_stream(resp_headers_.get("content-type")) ? mode::stream : mode::buffered;
+  mode_ = ok && is_event_stream(resp_headers_.get(http::header_id::content_type)) ? mode::stream
+                                                                                  : mode::buffered;
 }
 
 void exchange::on_body(void* self, std::string_view bytes) {
@@ -367,7 +368,7 @@ asio::awaitable<bool> exchange::write_buffered(const exchange_request& r,
                                                observe::request_record& rec) {
   json::answer_info info;
   auto body = resp_body_.view();
-  if (looks_like_json(resp_headers_.get("content-type"), body))
+  if (looks_like_json(resp_headers_.get(http::header_id::content_type), body))
     info = ctx_.finder.inspect_answer(body, resp_body_.capacity());
   if (info.usage.present()) usage_ = info.usage;
 

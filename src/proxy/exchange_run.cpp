@@ -154,9 +154,9 @@ void exchange::note_attempt(const routing::target& t, std::string_view what) {
 }
 
 std::optional<std::chrono::milliseconds> exchange::retry_after() const {
-  if (auto ms = resp_headers_.get("retry-after-ms"); !ms.empty())
+  if (auto ms = resp_headers_.get(http::header_id::retry_after_ms); !ms.empty())
     if (auto v = routing::parse_retry_after_ms(ms)) return v;
-  if (auto s = resp_headers_.get("retry-after"); !s.empty())
+  if (auto s = resp_headers_.get(http::header_id::retry_after); !s.empty())
     return routing::parse_retry_after(s, std::chrono::system_clock::now());
   return std::nullopt;
 }

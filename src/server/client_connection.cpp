@@ -294,7 +294,7 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
     co_return co_await exchange_.write_error(
         error_kind::route_not_found, "Unknown route " + std::string(path) + ".", keep_early, rec);
   }
-  auto token = auth::bearer_token(req_.headers.get("authorization"));
+  auto token = auth::bearer_token(req_.headers.get(proxy::http::header_id::authorization));
   if (!token || !authorized(*token, snap)) {
     rec.outcome = "unauthorized";
     co_return co_await exchange_.write_error(
@@ -343,7 +343,7 @@ asio::awaitable<bool> client_connection::handle_proxy(const proxy::snapshot& sna
         "The request body exceeds " + std::to_string(limits.max_body_bytes) + " bytes.", false,
         rec);
   }
-  if (proxy::http::iequals(req_.headers.get("expect"), "100-continue") &&
+  if (proxy::http::iequals(req_.headers.get(proxy::http::header_id::expect), "100-continue") &&
       in_.size() < len.value_or(1)) {
     if (!co_await exchange_.write_raw("HTTP/1.1 100 Continue\r\n\r\n", snap.cfg.timeouts.idle))
       co_return false;
