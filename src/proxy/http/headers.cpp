@@ -71,19 +71,6 @@ std::uint64_t token_lengths(std::string_view list) {
 
 }  // namespace
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x == y) continue;
-    // Different bytes are equal case-insensitively only when they differ in the case bit
-    // and are letters.
-    char l = static_cast<char>(x | 0x20);
-    if (l != static_cast<char>(y | 0x20) || l < 'a' || l > 'z') return false;
-  }
-  return true;
-}
-
 bool has_token(std::string_view list, std::string_view token) {
   while (!list.empty()) {
     auto comma = list.find(',');
@@ -117,18 +104,6 @@ void header_list::add(std::string_view name, std::string_view value, header_id i
   arena_.append(value);
   refs_.push_back(ref{off, static_cast<std::uint32_t>(name.size()),
                       static_cast<std::uint32_t>(value.size()), id});
-}
-
-std::string_view header_list::get(header_id id) const {
-  for (std::size_t i = 0; i < refs_.size(); ++i)
-    if (refs_[i].id == id) return value(i);
-  return {};
-}
-
-bool header_list::contains(header_id id) const {
-  for (const ref& r : refs_)
-    if (r.id == id) return true;
-  return false;
 }
 
 std::string_view header_list::get(std::string_view n) const {

@@ -9,8 +9,20 @@
 
 namespace ob::proxy::http {
 
-// Case-insensitive ASCII comparison (header names, tokens).
-bool iequals(std::string_view a, std::string_view b);
+// Case-insensitive ASCII comparison (header names, tokens). Inline: it is mostly called on
+// short strings, where a call costs as much as the comparison.
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x == y) continue;
+    // Different bytes are equal case-insensitively only when they differ in the case bit
+    // and are letters.
+    char l = static_cast<char>(x | 0x20);
+    if (l != static_cast<char>(y | 0x20) || l < 'a' || l > 'z') return false;
+  }
+  return true;
+}
 // True when `list` (a comma-separated header value) contains `token` case-insensitively.
 bool has_token(std::string_view list, std::string_view token);
 
@@ -66,8 +78,16 @@ class header_list {
   }
   header_id id(std::size_t i) const { return refs_[i].id; }
   // First value of header `id` (not header_id::other), empty when absent.
-  std::string_view get(header_id id) const;
-  bool contains(header_id id) const;
+  std::string_view get(header_id id) const {
+    for (std::size_t i = 0; i < refs_.size(); ++i)
+      if (refs_[i].id == id) return value(i);
+    return {};
+  }
+  bool contains(header_id id) const {
+    for (const ref& r : refs_)
+      if (r.id == id) return true;
+    return false;
+  }
   // First value of `name` (case-insensitive), empty when absent.
   std::string_view get(std::string_view name) const;
   bool contains(std::string_view name) const;
