@@ -1,7 +1,9 @@
 #include "proxy/http/headers.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 
 namespace ob::proxy::http {
 namespace {
@@ -94,15 +96,34 @@ std::string_view name_of(header_id id) {
 }
 
 void header_list::clear() {
-  arena_.clear();
+  arena_size_ = 0;
   refs_.clear();
 }
 
+void header_list::grow(std::size_t need) {
+  std::size_t cap = std::max({need, 2 * arena_cap_, std::size_t{512}});
+  auto bigger = std::make_unique_for_overwrite<char[]>(cap);
+  if (arena_size_) std::memcpy(bigger.get(), arena_.get(), arena_size_);
+  arena_ = std::move(bigger);
+  arena_cap_ = cap;
+}
+
 void header_list::add(std::string_view name, std::string_view value, header_id id) {
-  auto off = static_cast<std::uint32_t>(arena_.size());
-  arena_.append(name);
-  arena_.append(value);
-  refs_.push_back(ref{off, static_cast<std::uint32_t>(name.size()),
+  // One capacity check and plain copies: this runs for every header of every message.
+  const std::size_t off = arena_size_;
+  const std::size_t end = off + name.size() + value.size() + 4;
+  if (end > arena_cap_) grow(end);
+  char* p = arena_.get() + off;
+  if (!name.empty()) std::memcpy(p, name.data(), name.size());  // data() may be null if empty
+  p += name.size();
+  *p++ = ':';
+  *p++ = ' ';
+  if (!value.empty()) std::memcpy(p, value.data(), value.size());
+  p += value.size();
+  *p++ = '\r';
+  *p = '\n';
+  arena_size_ = end;
+  refs_.push_back(ref{static_cast<std::uint32_t>(off), static_cast<std::uint32_t>(name.size()),
                       static_cast<std::uint32_t>(value.size()), id});
 }
 
@@ -119,7 +140,11 @@ bool header_list::contains(std::string_view n) const {
 }
 
 void header_list::shrink_if_above(std::size_t bytes) {
-  if (arena_.capacity() > bytes) std::string().swap(arena_);
+  if (arena_cap_ > bytes) {
+    arena_.reset();
+    arena_size_ = arena_cap_ = 0;
+    refs_.clear();
+  }
   if (refs_.capacity() * sizeof(ref) > bytes) std::vector<ref>().swap(refs_);
 }
 
@@ -134,15 +159,24 @@ void append_forwarded(std::string& out, const header_list& in, direction dir) {
   // "keep-alive"/"close", so names are compared only when a token has their length.
   auto connection = in.get(header_id::connection);
   const std::uint64_t listed = connection.empty() ? 0 : token_lengths(connection);
+  // Kept headers next to each other in `in` are copied with one append.
+  const char* run = nullptr;
+  std::size_t run_len = 0;
   for (std::size_t i = 0; i < in.size(); ++i) {
     if (drops[static_cast<int>(in.id(i))] & drop) continue;
-    auto n = in.name(i);
-    if ((listed & length_bit(n.size())) && has_token(connection, n)) continue;
-    out.append(n);
-    out.append(": ");
-    out.append(in.value(i));
-    out.append("\r\n");
+    if (listed) {
+      auto n = in.name(i);
+      if ((listed & length_bit(n.size())) && has_token(connection, n)) continue;
+    }
+    auto line = in.line(i);
+    if (line.data() != run + run_len) {
+      if (run_len) out.append(run, run_len);
+      run = line.data();
+      run_len = 0;
+    }
+    run_len += line.size();
   }
+  if (run_len) out.append(run, run_len);
 }
 
 }  // namespace ob::proxy::http

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,8 +60,9 @@ header_id classify(std::string_view name);
 // Lower-case name of `id` ("" for header_id::other).
 std::string_view name_of(header_id id);
 
-// Headers of one message. Names and values are copied into one string, so a list can be
-// cleared and refilled per message without allocating once it has grown.
+// Headers of one message. Each is copied into one buffer as it goes on the wire,
+// "Name: value\r\n", so a list can be cleared and refilled per message without allocating
+// once it has grown, and forwarding copies runs of kept headers at once.
 class header_list {
  public:
   void clear();
@@ -70,11 +72,16 @@ class header_list {
   void add(std::string_view name, std::string_view value, header_id id);
   std::size_t size() const { return refs_.size(); }
   std::string_view name(std::size_t i) const {
-    return {arena_.data() + refs_[i].off, refs_[i].name_len};
+    return {arena_.get() + refs_[i].off, refs_[i].name_len};
   }
   std::string_view value(std::size_t i) const {
     const ref& r = refs_[i];
-    return {arena_.data() + r.off + r.name_len, r.value_len};
+    return {arena_.get() + r.off + r.name_len + 2, r.value_len};
+  }
+  // "Name: value\r\n"; the lines of consecutive headers are adjacent in memory.
+  std::string_view line(std::size_t i) const {
+    const ref& r = refs_[i];
+    return {arena_.get() + r.off, std::size_t{r.name_len} + r.value_len + 4};
   }
   header_id id(std::size_t i) const { return refs_[i].id; }
   // First value of header `id` (not header_id::other), empty when absent.
@@ -91,16 +98,19 @@ class header_list {
   // First value of `name` (case-insensitive), empty when absent.
   std::string_view get(std::string_view name) const;
   bool contains(std::string_view name) const;
-  // Releases memory grown by an unusually large message.
+  // Releases memory grown by an unusually large message (the list is then empty).
   void shrink_if_above(std::size_t bytes);
 
  private:
   struct ref {
-    std::uint32_t off;  // name, then value right after it
+    std::uint32_t off;  // of the line
     std::uint32_t name_len, value_len;
     header_id id;
   };
-  std::string arena_;
+  void grow(std::size_t need);
+
+  std::unique_ptr<char[]> arena_;
+  std::size_t arena_size_ = 0, arena_cap_ = 0;
   std::vector<ref> refs_;
 };
 

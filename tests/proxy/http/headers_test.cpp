@@ -129,6 +129,8 @@ TEST(Headers, LookupsByIdAndNameFindTheFirstOfDuplicates) {
   EXPECT_FALSE(h.contains("Retry-After-Ms"));
   EXPECT_EQ(h.name(4), "x-trace");
   EXPECT_EQ(h.value(4), "2");
+  EXPECT_EQ(h.line(4), "x-trace: 2\r\n");
+  EXPECT_EQ(h.line(3).data() + h.line(3).size(), h.line(4).data());
   h.clear();
   EXPECT_FALSE(h.contains(header_id::content_type));
   h.add("Expect", "100-continue");
@@ -287,6 +289,22 @@ TEST(Headers, ForwardingMatchesTheNameListRules) {
         ASSERT_EQ(is_filtered(n, dir, connection), reference_filtered(n, dir, connection)) << n;
     }
   }
+}
+
+TEST(Headers, ListGrowsKeepingEarlierHeaders) {
+  header_list h;
+  for (int i = 0; i < 300; ++i) h.add("X-H" + std::to_string(i), std::string(i, 'v'));
+  h.add("Empty", {});
+  ASSERT_EQ(h.size(), 301u);
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_EQ(h.name(i), "X-H" + std::to_string(i));
+    ASSERT_EQ(h.value(i), std::string(i, 'v'));
+  }
+  EXPECT_EQ(h.line(300), "Empty: \r\n");
+  EXPECT_TRUE(h.contains("empty"));
+  h.clear();
+  h.add("A", "b");
+  EXPECT_EQ(h.line(0), "A: b\r\n");
 }
 
 TEST(Headers, ShrinkReleasesLargeArena) {
