@@ -1,5 +1,7 @@
 #include "observe/log.hpp"
 
+#include "observe/clock.hpp"
+
 #include <unistd.h>
 
 #include <charconv>
@@ -17,7 +19,7 @@ constexpr std::size_t time_size = 24;
 char* put_time(char* p) {
   thread_local std::time_t cached_secs = -1;
   thread_local char cached[64];
-  auto now = std::chrono::system_clock::now();
+  auto now = coarse_wall_now();  // within a tick (<= 4 ms), as nginx's cached time
   auto ms_total =
       std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
   auto secs = static_cast<std::time_t>(ms_total / 1000);

@@ -1,9 +1,12 @@
 #include "proxy/deadline.hpp"
 
+#include "observe/clock.hpp"
+
 namespace ob::proxy {
 
 void deadline::arm(std::chrono::milliseconds limit, boost::asio::ip::tcp::socket* victim) {
-  at_ = clock::now() + limit;
+  // Coarse: the deadline may pass up to one clock tick (<= 4 ms) late, never early.
+  at_ = observe::coarse_deadline(limit);
   victim_ = victim;
   expired_ = false;
   if (stopped_) return;
@@ -28,6 +31,8 @@ void deadline::wait() {
 
 void deadline::on_timer() {
   if (at_ == clock::time_point::max()) return;  // disarmed: sleep until the next arm()
+  // Precise here: the timer fired on the precise clock, and a coarse reading up to a tick behind
+  // would re-arm for an instant that has already passed, again and again until the tick.
   if (clock::now() < at_) {
     wait();
     return;
