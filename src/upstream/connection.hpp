@@ -8,10 +8,11 @@
 #include <string>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
@@ -20,7 +21,10 @@ namespace ob::upstream {
 namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
 using tcp = asio::ip::tcp;
-constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+// Completion token for `co_await op(..., use_tuple)` inside an asio::awaitable coroutine: the
+// result is a tuple (error_code first), never an exception. A deferred operation is awaited in
+// the caller's frame; use_awaitable would allocate a coroutine frame per operation.
+constexpr auto use_tuple = asio::as_tuple(asio::deferred);
 
 class connection {
  public:
@@ -30,13 +34,28 @@ class connection {
   tcp::socket& lowest() { return tls_ ? tls_->next_layer() : plain_; }
   ssl::stream<tcp::socket>* tls() { return tls_ ? &*tls_ : nullptr; }
 
+  // co_await read_some(b) / write(b): tuple of error_code and bytes transferred.
   template <class MutableBuffers>
   auto read_some(const MutableBuffers& b) {
-    return tls_ ? tls_->async_read_some(b, use_tuple) : plain_.async_read_some(b, use_tuple);
+    return asio::async_initiate<decltype(use_tuple), void(boost::system::error_code, std::size_t)>(
+        [this](auto handler, const MutableBuffers& b) {
+          if (tls_)
+            tls_->async_read_some(b, std::move(handler));
+          else
+            plain_.async_read_some(b, std::move(handler));
+        },
+        use_tuple, b);
   }
   template <class ConstBuffers>
   auto write(const ConstBuffers& b) {
-    return tls_ ? asio::async_write(*tls_, b, use_tuple) : asio::async_write(plain_, b, use_tuple);
+    return asio::async_initiate<decltype(use_tuple), void(boost::system::error_code, std::size_t)>(
+        [this](auto handler, const ConstBuffers& b) {
+          if (tls_)
+            asio::async_write(*tls_, b, std::move(handler));
+          else
+            asio::async_write(plain_, b, std::move(handler));
+        },
+        use_tuple, b);
   }
 
   // Closes the socket; pending operations complete with operation_aborted. Idempotent.
