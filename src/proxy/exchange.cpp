@@ -5,9 +5,9 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
-#include <span>
 
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 
 #include "proxy/sse/rewrite.hpp"
@@ -80,14 +80,28 @@ exchange::exchange(worker_context& ctx, asio::ip::tcp::socket& client, deadline&
     : ctx_(ctx), client_(client), deadline_(dl) {}
 
 template <class Buffers>
-asio::awaitable<bool> exchange::write_client(const Buffers& buffers, millis limit) {
-  if (client_gone_) co_return false;
-  deadline_.arm(limit, &client_);
-  auto [ec, n] = co_await asio::async_write(client_, buffers, use_tuple);
+auto exchange::write_client(const Buffers& buffers, millis limit) {
+  return asio::async_initiate<decltype(asio::deferred), void(bool)>(
+      [this, limit](auto handler, const Buffers& buffers) {
+        if (client_gone_) {  // nothing more goes to a client that left
+          asio::post(client_.get_executor(), [h = std::move(handler)]() mutable { h(false); });
+          return;
+        }
+        deadline_.arm(limit, &client_);
+        asio::async_write(
+            client_, buffers,
+            [this, h = std::move(handler)](boost::system::error_code ec, std::size_t n) mutable {
+              h(end_client_write(ec, n));
+            });
+      },
+      asio::deferred, buffers);
+}
+
+bool exchange::end_client_write(boost::system::error_code ec, std::size_t n) {
   deadline_.disarm();
   bytes_out_ += n;
   if (ec) client_gone_ = true;
-  co_return !ec;
+  return !ec;
 }
 
 asio::awaitable<bool> exchange::write_raw(std::string_view data, millis limit) {
@@ -266,31 +280,29 @@ void exchange::start_parser() {
   parser_->body_limit(boost::none);  // answers are bounded by max_response_ (buffered) only
 }
 
-asio::awaitable<exchange::attempt_outcome> exchange::read_upstream(millis limit) {
-  auto& b = up_->buffer;
+asio::mutable_buffer exchange::begin_read(millis limit) {
   deadline_.arm(std::min(limit, remaining(total_deadline_)), &up_->lowest());
-  std::size_t want = up_->big_reads ? big_read_chunk : first_read_chunk;
-  auto [ec, n] = co_await up_->read_some(b.prepare(want));
-  if (n == want) up_->big_reads = true;
+  return up_->buffer.prepare(up_->big_reads ? big_read_chunk : first_read_chunk);
+}
+
+exchange::attempt_outcome exchange::end_read(boost::system::error_code ec, std::size_t n) {
+  if (n == (up_->big_reads ? big_read_chunk : first_read_chunk)) up_->big_reads = true;
   bool expired = deadline_.expired();
   deadline_.disarm();
-  b.commit(n);
+  up_->buffer.commit(n);
   if (n > 0) received_any_ = true;
-  if (client_gone_) co_return attempt_outcome{fail::client_gone, false, "client went away"};
-  if (expired)
-    co_return attempt_outcome{fail::timeout, false, "the provider did not answer in time"};
+  if (client_gone_) return {fail::client_gone, false, "client went away"};
+  if (expired) return {fail::timeout, false, "the provider did not answer in time"};
   if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
     if (parser_->got_some() && !parser_->is_done()) {
       beast::error_code pec;
       parser_->put_eof(pec);
-      if (!pec) co_return attempt_outcome{};
+      if (!pec) return {};
     }
-    co_return attempt_outcome{fail::broken, false, "the provider closed the connection"};
+    return {fail::broken, false, "the provider closed the connection"};
   }
-  if (ec)
-    co_return attempt_outcome{fail::broken, false,
-                              "reading from the provider failed: " + ec.message()};
-  co_return parse_buffered();
+  if (ec) return {fail::broken, false, "reading from the provider failed: " + ec.message()};
+  return parse_buffered();
 }
 
 asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_request& r,
@@ -349,23 +361,7 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
   co_return attempt_outcome{};
 }
 
-asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
-                                               observe::request_record& rec) {
-  while (!parser_->is_done()) {
-    auto o = co_await read_upstream(up_to_.idle);
-    if (o.failure != fail::none) {
-      relay_result_ = client_gone_ ? relay_result::client_gone : relay_result::upstream_failed;
-      co_return co_await fail_before_answer(o, r, rec);
-    }
-  }
-  release_upstream(parser_->keep_alive());
-  answer_status_ = parser_->status();
-  answer_reason_ = parser_->reason();
-  co_return co_await write_buffered(r, rec);
-}
-
-asio::awaitable<bool> exchange::write_buffered(const exchange_request& r,
-                                               observe::request_record& rec) {
+auto exchange::write_buffered(const exchange_request& r, observe::request_record& rec) {
   json::answer_info info;
   auto body = resp_body_.view();
   if (looks_like_json(resp_headers_.get(http::header_id::content_type), body))
@@ -381,7 +377,7 @@ asio::awaitable<bool> exchange::write_buffered(const exchange_request& r,
   append_client_head(framing::length, len, keep);
   rec.status = answer_status_;
 
-  std::array<asio::const_buffer, 2 + 2 * json::answer_info::max_models> out;
+  std::array<asio::const_buffer, 2 + 2 * json::answer_info::max_models> out{};  // rest: empty
   std::size_t n = 0;
   out[n++] = asio::buffer(client_head_);
   std::size_t pos = 0;
@@ -391,34 +387,64 @@ asio::awaitable<bool> exchange::write_buffered(const exchange_request& r,
     pos = info.models[i].end;
   }
   out[n++] = asio::buffer(body.data() + pos, body.size() - pos);
-  bool ok = co_await write_client(std::span<const asio::const_buffer>(out.data(), n),
-                                  r.snap.cfg.timeouts.idle);
-  if (!ok) {
-    rec.outcome = "client_cancelled";
-    relay_result_ = relay_result::client_gone;
-    co_return false;
-  }
-  if (rec.status >= 400) rec.outcome = "upstream_status";
-  co_return keep;
+  return write_client(out, r.snap.cfg.timeouts.idle)(asio::deferred([this, &rec, keep](bool ok) {
+    if (!ok) {
+      rec.outcome = "client_cancelled";
+      relay_result_ = relay_result::client_gone;
+      return asio::deferred.values(false);
+    }
+    if (rec.status >= 400) rec.outcome = "upstream_status";
+    return asio::deferred.values(keep);
+  }));
 }
 
-asio::awaitable<bool> exchange::flush_stream(bool chunked, bool last, millis limit) {
+asio::awaitable<bool> exchange::write_kept_answer(const exchange_request& r,
+                                                  observe::request_record& rec) {
+  std::swap(kept_.headers, resp_headers_);
+  std::swap(kept_.body, resp_body_);
+  answer_status_ = kept_.status;
+  answer_reason_ = kept_.reason;
+  target_ = kept_.target;
+  rec.target = target_->provider->name;
+  rec.provider = target_->provider->base;
+  kept_.valid = false;
+  rec.outcome = "upstream_status";
+  co_return co_await write_buffered(r, rec);
+}
+
+asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
+                                               observe::request_record& rec) {
+  while (!parser_->is_done()) {
+    auto o = co_await read_upstream(up_to_.idle);
+    if (o.failure != fail::none) {
+      relay_result_ = client_gone_ ? relay_result::client_gone : relay_result::upstream_failed;
+      co_return co_await fail_before_answer(o, r, rec);
+    }
+  }
+  release_upstream(parser_->keep_alive());
+  answer_status_ = parser_->status();
+  answer_reason_ = parser_->reason();
+  co_return co_await write_buffered(r, rec);
+}
+
+auto exchange::flush_stream(bool chunked, bool last, millis limit) {
   chunk_prefix_.clear();
   if (chunked && !payload_.empty()) {
     append_hex(chunk_prefix_, payload_.size());
     chunk_prefix_ += "\r\n";
   }
-  std::array<asio::const_buffer, 5> out;
+  std::array<asio::const_buffer, 5> out{};  // the ones not needed stay empty
   std::size_t n = 0;
   if (!client_head_.empty()) out[n++] = asio::buffer(client_head_);
   out[n++] = asio::buffer(chunk_prefix_);
   out[n++] = asio::buffer(payload_);
   if (chunked && !payload_.empty()) out[n++] = asio::buffer("\r\n", 2);
   if (chunked && last) out[n++] = asio::buffer("0\r\n\r\n", 5);
-  bool ok = co_await write_client(std::span<const asio::const_buffer>(out.data(), n), limit);
-  client_head_.clear();
-  payload_.clear();
-  co_return ok;
+  return write_client(out, limit)(asio::deferred([this](bool ok) {
+    client_head_.clear();
+    payload_.clear();
+    return asio::deferred.values(ok);
+  }));
 }
 
 asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
@@ -53,10 +54,6 @@ class exchange {
   // Runs the request to its end. Returns whether the client connection may be reused.
   boost::asio::awaitable<bool> run(const exchange_request& r, observe::request_record& rec);
 
-  // Writes `buffers` to the client within `limit`; false when the client is gone or stalled.
-  template <class Buffers>
-  boost::asio::awaitable<bool> write_client(const Buffers& buffers,
-                                            std::chrono::milliseconds limit);
   boost::asio::awaitable<bool> write_raw(std::string_view data, std::chrono::milliseconds limit);
   std::uint64_t bytes_out() const { return bytes_out_; }
   void reset_bytes_out() { bytes_out_ = 0; }
@@ -87,9 +84,6 @@ class exchange {
   };
 
   // Failover across the group's targets (proxy/exchange_run.cpp).
-  boost::asio::awaitable<attempt_outcome> attempt_target(const exchange_request& r,
-                                                         const routing::target& t);
-  boost::asio::awaitable<attempt_outcome> await_first_event(const exchange_request& r);
   void begin_request(const exchange_request& r);
   void reset_answer_state();
   void use_target(const routing::target& t, const config::timeouts& global,
@@ -102,8 +96,17 @@ class exchange {
   boost::asio::awaitable<bool> fail_before_answer(const attempt_outcome& o,
                                                   const exchange_request& r,
                                                   observe::request_record& rec);
-  boost::asio::awaitable<bool> flush_stream(bool chunked, bool last,
-                                            std::chrono::milliseconds limit);
+  // The helpers that return `auto` are deferred operations, not coroutines: they run inside
+  // the awaiting coroutine's frame (no frame allocation per read or write). Await them at
+  // once (read_upstream arms its deadline when called).
+  //
+  // Writes `buffers` to the client within `limit`; completes with false when the client is
+  // gone or stalled.
+  template <class Buffers>
+  auto write_client(const Buffers& buffers, std::chrono::milliseconds limit);
+  bool end_client_write(boost::system::error_code ec, std::size_t n);
+  // Writes client_head_ (if any) and payload_ as the next piece of a stream; clears both.
+  auto flush_stream(bool chunked, bool last, std::chrono::milliseconds limit);
   attempt_outcome parse_buffered();
   void start_parser();
   void decide_mode();
@@ -114,15 +117,18 @@ class exchange {
   boost::asio::awaitable<bool> relay_stream(const exchange_request& r,
                                             observe::request_record& rec);
   // Writes resp_headers_/resp_body_ with answer_status_ (model rewritten when JSON).
-  boost::asio::awaitable<bool> write_buffered(const exchange_request& r,
-                                              observe::request_record& rec);
+  auto write_buffered(const exchange_request& r, observe::request_record& rec);
   // A retryable error answer is read whole and kept: if every later attempt fails without an
   // answer, the client gets this one rather than a gateway error.
   boost::asio::awaitable<void> keep_answer();
   boost::asio::awaitable<bool> write_kept_answer(const exchange_request& r,
                                                  observe::request_record& rec);
-  // Reads and parses more upstream bytes; fail::none when the parser made progress.
-  boost::asio::awaitable<attempt_outcome> read_upstream(std::chrono::milliseconds limit);
+  // Reads and parses more upstream bytes; completes with fail::none when the parser made
+  // progress. begin_read arms the deadline and returns the buffer to read into; end_read
+  // handles the completion.
+  auto read_upstream(std::chrono::milliseconds limit);
+  boost::asio::mutable_buffer begin_read(std::chrono::milliseconds limit);
+  attempt_outcome end_read(boost::system::error_code ec, std::size_t n);
 
   void build_upstream_head(const exchange_request& r, const routing::target& t,
                            std::size_t body_len);
@@ -188,5 +194,12 @@ class exchange {
   std::string trace_;               // "name:what,..." per failed attempt, for the log
   std::uint64_t bytes_out_ = 0;
 };
+
+inline auto exchange::read_upstream(std::chrono::milliseconds limit) {
+  return up_->read_some(begin_read(limit),
+                        boost::asio::deferred([this](boost::system::error_code ec, std::size_t n) {
+                          return boost::asio::deferred.values(end_read(ec, n));
+                        }));
+}
 
 }  // namespace ob::proxy

@@ -109,20 +109,6 @@ asio::awaitable<void> exchange::keep_answer() {
   kept_.valid = true;
 }
 
-asio::awaitable<bool> exchange::write_kept_answer(const exchange_request& r,
-                                                  observe::request_record& rec) {
-  std::swap(kept_.headers, resp_headers_);
-  std::swap(kept_.body, resp_body_);
-  answer_status_ = kept_.status;
-  answer_reason_ = kept_.reason;
-  target_ = kept_.target;
-  rec.target = target_->provider->name;
-  rec.provider = target_->provider->base;
-  kept_.valid = false;
-  rec.outcome = "upstream_status";
-  co_return co_await write_buffered(r, rec);
-}
-
 void exchange::reset_answer_state() {
   terminal_seen_ = false;
   payload_.clear();
@@ -161,25 +147,6 @@ std::optional<std::chrono::milliseconds> exchange::retry_after() const {
   return std::nullopt;
 }
 
-asio::awaitable<exchange::attempt_outcome> exchange::attempt_target(const exchange_request& r,
-                                                                    const routing::target& t) {
-  auto out = co_await attempt(r, t, /*allow_pooled=*/true);
-  // A pooled connection the provider closed while idle is not the provider's failure.
-  if (out.failure != fail::none && out.retryable && !client_gone_)
-    out = co_await attempt(r, t, /*allow_pooled=*/false);
-  co_return out;
-}
-
-asio::awaitable<exchange::attempt_outcome> exchange::await_first_event(const exchange_request& r) {
-  // Holding the stream's head back until its first data event costs nothing a client can see
-  // (SDKs wait for the first event anyway) and lets an opening error event fail over.
-  while (data_events_ == 0 && !parser_->is_done()) {
-    auto o = co_await read_upstream(up_to_.first_byte);
-    if (o.failure != fail::none) co_return o;
-  }
-  co_return attempt_outcome{};
-}
-
 asio::awaitable<bool> exchange::run(const exchange_request& r, observe::request_record& rec) {
   begin_request(r);
   active_ = true;  // sweep() starts the client watch if this takes a while
@@ -208,7 +175,10 @@ asio::awaitable<bool> exchange::run(const exchange_request& r, observe::request_
     };
 
     auto started = clock_type::now();
-    last = co_await attempt_target(r, t);
+    last = co_await attempt(r, t, /*allow_pooled=*/true);
+    // A pooled connection the provider closed while idle is not the provider's failure.
+    if (last.failure != fail::none && last.retryable && !client_gone_)
+      last = co_await attempt(r, t, /*allow_pooled=*/false);
     if (last.failure != fail::none) {
       auto kind = kind_of(last.failure);
       report(health, *sel, routing::health_outcome(kind));
@@ -229,7 +199,11 @@ asio::awaitable<bool> exchange::run(const exchange_request& r, observe::request_
       continue;
     }
     if (mode_ == mode::stream) {
-      auto first = co_await await_first_event(r);
+      // Holding the stream's head back until its first data event costs nothing a client can
+      // see (SDKs wait for the first event anyway) and lets an opening error event fail over.
+      attempt_outcome first;
+      while (first.failure == fail::none && data_events_ == 0 && !parser_->is_done())
+        first = co_await read_upstream(up_to_.first_byte);
       if (first.failure != fail::none) {
         last = first;
         auto kind = kind_of(first.failure);

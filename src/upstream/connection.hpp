@@ -34,17 +34,18 @@ class connection {
   tcp::socket& lowest() { return tls_ ? tls_->next_layer() : plain_; }
   ssl::stream<tcp::socket>* tls() { return tls_ ? &*tls_ : nullptr; }
 
-  // co_await read_some(b) / write(b): tuple of error_code and bytes transferred.
-  template <class MutableBuffers>
-  auto read_some(const MutableBuffers& b) {
-    return asio::async_initiate<decltype(use_tuple), void(boost::system::error_code, std::size_t)>(
+  // co_await read_some(b) / write(b): tuple of error_code and bytes transferred. read_some
+  // takes another token for the completion (error_code, std::size_t) too.
+  template <class MutableBuffers, class Token = std::decay_t<decltype(use_tuple)>>
+  auto read_some(const MutableBuffers& b, Token token = use_tuple) {
+    return asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
         [this](auto handler, const MutableBuffers& b) {
           if (tls_)
             tls_->async_read_some(b, std::move(handler));
           else
             plain_.async_read_some(b, std::move(handler));
         },
-        use_tuple, b);
+        token, b);
   }
   template <class ConstBuffers>
   auto write(const ConstBuffers& b) {
