@@ -213,17 +213,23 @@ asio::awaitable<client_connection::head_result> client_connection::read_head(
   }
 }
 
+bool client_connection::take_buffered_body() {
+  if (parser_->is_done()) return true;
+  if (parser_->chunked()) return false;
+  // Content-Length body: straight into the body buffer, no parser copy.
+  std::size_t len = static_cast<std::size_t>(parser_->content_length().value_or(0));
+  req_.body.reserve_more(len);
+  std::size_t take = std::min(len, in_.size());
+  req_.body.append(std::string_view(static_cast<const char*>(in_.data().data()), take));
+  in_.consume(take);
+  return req_.body.size() == len;
+}
+
 asio::awaitable<client_connection::head_result> client_connection::read_body(
     const proxy::snapshot& snap) {
   const auto& to = snap.cfg.timeouts;
-  if (parser_->is_done()) co_return head_result::ok;
   if (!parser_->chunked()) {
-    // Content-Length body: straight into the body buffer, no parser copy.
     std::size_t len = static_cast<std::size_t>(parser_->content_length().value_or(0));
-    req_.body.reserve_more(len);
-    std::size_t take = std::min(len, in_.size());
-    req_.body.append(std::string_view(static_cast<const char*>(in_.data().data()), take));
-    in_.consume(take);
     while (req_.body.size() < len) {
       deadline_.arm(to.client_body, &socket_);
       auto want = std::min(req_.body.spare_size(), len - req_.body.size());
@@ -272,6 +278,13 @@ asio::awaitable<bool> client_connection::reply_json(int status, std::string_view
   co_return ok&& keep_alive;
 }
 
+asio::awaitable<bool> client_connection::refuse(error_kind kind, std::string message,
+                                                bool keep_alive, observe::request_record& rec,
+                                                std::string_view extra_headers) {
+  message_ = std::move(message);
+  return exchange_.write_error(kind, message_, keep_alive, rec, extra_headers);
+}
+
 asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
                                                 observe::request_record& rec) {
   exchange_.reset_bytes_out();
@@ -284,20 +297,19 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
 
   if (path == "/healthz" || path == "/health") {
     if (!get)
-      co_return co_await exchange_.write_error(error_kind::method_not_allowed,
-                                               "Use GET for " + std::string(path) + ".", keep_early,
-                                               rec, "Allow: GET, HEAD\r\n");
-    co_return co_await reply_json(200, R"({"status":"ok"})", keep_early, rec);
+      return refuse(error_kind::method_not_allowed, "Use GET for " + std::string(path) + ".",
+                    keep_early, rec, "Allow: GET, HEAD\r\n");
+    return reply_json(200, R"({"status":"ok"})", keep_early, rec);
   }
   if (!path.starts_with("/v1/")) {
     rec.outcome = "not_found";
-    co_return co_await exchange_.write_error(
-        error_kind::route_not_found, "Unknown route " + std::string(path) + ".", keep_early, rec);
+    return refuse(error_kind::route_not_found, "Unknown route " + std::string(path) + ".",
+                  keep_early, rec);
   }
   auto token = auth::bearer_token(req_.headers.get(proxy::http::header_id::authorization));
   if (!token || !authorized(*token, snap)) {
     rec.outcome = "unauthorized";
-    co_return co_await exchange_.write_error(
+    return refuse(
         error_kind::unauthorized,
         token ? "Incorrect API key provided." : "Missing bearer token in the Authorization header.",
         keep_early, rec);
@@ -305,71 +317,46 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
   if (path == "/v1/models" || path.starts_with("/v1/models/")) {
     if (!get) {
       rec.outcome = "method_not_allowed";
-      co_return co_await exchange_.write_error(error_kind::method_not_allowed,
-                                               "Use GET for " + std::string(path) + ".", keep_early,
-                                               rec, "Allow: GET, HEAD\r\n");
+      return refuse(error_kind::method_not_allowed, "Use GET for " + std::string(path) + ".",
+                    keep_early, rec, "Allow: GET, HEAD\r\n");
     }
-    if (path == "/v1/models") co_return co_await reply_json(200, snap.models_body, keep_early, rec);
+    if (path == "/v1/models") return reply_json(200, snap.models_body, keep_early, rec);
     auto name = path.substr(std::string_view("/v1/models/").size());
     const auto* g = snap.routes.find(name);
     if (!g) {
       rec.outcome = "model_not_found";
-      co_return co_await exchange_.write_error(
-          error_kind::model_not_found, "The model '" + std::string(name) + "' does not exist.",
-          keep_early, rec);
+      return refuse(error_kind::model_not_found,
+                    "The model '" + std::string(name) + "' does not exist.", keep_early, rec);
     }
-    std::string body =
+    message_ =
         R"({"id":)" + g->name_literal + R"(,"object":"model","created":0,"owned_by":"openbridge"})";
-    co_return co_await reply_json(200, body, keep_early, rec);
+    return reply_json(200, message_, keep_early, rec);
   }
   if (req_.method != "POST") {
     rec.outcome = "method_not_allowed";
-    co_return co_await exchange_.write_error(error_kind::method_not_allowed,
-                                             "Use POST for " + std::string(path) + ".", keep_early,
-                                             rec, "Allow: POST\r\n");
+    return refuse(error_kind::method_not_allowed, "Use POST for " + std::string(path) + ".",
+                  keep_early, rec, "Allow: POST\r\n");
   }
-  co_return co_await handle_proxy(snap, rec, keep);
+  return handle_proxy(snap, rec, keep);
 }
 
 asio::awaitable<bool> client_connection::handle_proxy(const proxy::snapshot& snap,
                                                       observe::request_record& rec,
                                                       bool keep_alive) {
-  const auto& limits = snap.cfg.limits;
   auto len = parser_->content_length();
-  if (len && *len > limits.max_body_bytes) {
-    rec.outcome = "body_too_large";
-    co_return co_await exchange_.write_error(
-        error_kind::body_too_large,
-        "The request body exceeds " + std::to_string(limits.max_body_bytes) + " bytes.", false,
-        rec);
+  auto body = head_result::ok;
+  if (len && *len > snap.cfg.limits.max_body_bytes) {
+    body = head_result::too_large;
+  } else {
+    if (proxy::http::iequals(req_.headers.get(proxy::http::header_id::expect), "100-continue") &&
+        in_.size() < len.value_or(1)) {
+      if (!co_await exchange_.write_raw("HTTP/1.1 100 Continue\r\n\r\n", snap.cfg.timeouts.idle))
+        co_return false;
+      exchange_.reset_bytes_out();
+    }
+    if (!take_buffered_body()) body = co_await read_body(snap);
   }
-  if (proxy::http::iequals(req_.headers.get(proxy::http::header_id::expect), "100-continue") &&
-      in_.size() < len.value_or(1)) {
-    if (!co_await exchange_.write_raw("HTTP/1.1 100 Continue\r\n\r\n", snap.cfg.timeouts.idle))
-      co_return false;
-    exchange_.reset_bytes_out();
-  }
-  auto body = co_await read_body(snap);
-  if (body == head_result::too_large) {
-    rec.outcome = "body_too_large";
-    co_return co_await exchange_.write_error(
-        error_kind::body_too_large,
-        "The request body exceeds " + std::to_string(limits.max_body_bytes) + " bytes.", false,
-        rec);
-  }
-  if (body == head_result::bad) {
-    rec.outcome = "bad_request";
-    co_return co_await exchange_.write_error(
-        error_kind::bad_request, "The request body is not valid HTTP framing.", false, rec);
-  }
-  if (body != head_result::ok) {
-    rec.outcome = body == head_result::timeout ? "client_timeout" : "client_cancelled";
-    rec.status = body == head_result::timeout ? 408 : 499;
-    if (body == head_result::timeout)
-      co_await exchange_.write_error(error_kind::request_timeout,
-                                     "The request body did not arrive in time.", false, rec);
-    co_return false;
-  }
+  if (body != head_result::ok) co_return co_await refuse_body(body, snap, rec);
 
   auto found = ctx_.finder.find_request_model(req_.body.view(), req_.body.capacity());
   if (found.status != proxy::json::find_status::ok) {
@@ -382,13 +369,35 @@ asio::awaitable<bool> client_connection::handle_proxy(const proxy::snapshot& sna
   const auto* group = snap.routes.find(found.name);
   if (!group) {
     rec.outcome = "model_not_found";
-    co_return co_await exchange_.write_error(
-        error_kind::model_not_found, "The model '" + std::string(found.name) + "' does not exist.",
-        keep_alive, rec);
+    co_return co_await refuse(error_kind::model_not_found,
+                              "The model '" + std::string(found.name) + "' does not exist.",
+                              keep_alive, rec);
   }
   rec.group = group->name;
   proxy::exchange_request r{req_, found.value, *group, snap, keep_alive};
   co_return co_await exchange_.run(r, rec);
+}
+
+asio::awaitable<bool> client_connection::refuse_body(head_result body, const proxy::snapshot& snap,
+                                                     observe::request_record& rec) {
+  if (body == head_result::too_large) {
+    rec.outcome = "body_too_large";
+    co_return co_await exchange_.write_error(
+        error_kind::body_too_large,
+        "The request body exceeds " + std::to_string(snap.cfg.limits.max_body_bytes) + " bytes.",
+        false, rec);
+  }
+  if (body == head_result::bad) {
+    rec.outcome = "bad_request";
+    co_return co_await exchange_.write_error(
+        error_kind::bad_request, "The request body is not valid HTTP framing.", false, rec);
+  }
+  rec.outcome = body == head_result::timeout ? "client_timeout" : "client_cancelled";
+  rec.status = body == head_result::timeout ? 408 : 499;
+  if (body == head_result::timeout)
+    co_await exchange_.write_error(error_kind::request_timeout,
+                                   "The request body did not arrive in time.", false, rec);
+  co_return false;
 }
 
 }  // namespace ob::server

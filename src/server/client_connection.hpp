@@ -6,6 +6,8 @@
 #include <atomic>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -38,11 +40,24 @@ class client_connection : public std::enable_shared_from_this<client_connection>
  private:
   enum class head_result { ok, closed, bad, too_large, timeout };
   boost::asio::awaitable<head_result> read_head(const proxy::snapshot& snap);
+  // Moves the body bytes that came with the head to req_.body; true when that is all of it.
+  bool take_buffered_body();
+  // Reads the rest of the body (after take_buffered_body()).
   boost::asio::awaitable<head_result> read_body(const proxy::snapshot& snap);
-  // Handles one request whose head was read; returns whether to keep the connection.
+  // Handles one request whose head was read; the awaitable yields whether to keep the
+  // connection. Not a coroutine: it routes, then hands over the awaitable that answers, so a
+  // proxied request costs no coroutine frame here.
   boost::asio::awaitable<bool> handle(const proxy::snapshot& snap, observe::request_record& rec);
   boost::asio::awaitable<bool> handle_proxy(const proxy::snapshot& snap,
                                             observe::request_record& rec, bool keep_alive);
+  // Answers a request whose body was not read whole (too large, bad framing, late, gone).
+  boost::asio::awaitable<bool> refuse_body(head_result body, const proxy::snapshot& snap,
+                                           observe::request_record& rec);
+  // A gateway error answer (exchange::write_error) whose message is kept in message_ until
+  // the answer is written. Not a coroutine.
+  boost::asio::awaitable<bool> refuse(proxy::http::error_kind kind, std::string message,
+                                      bool keep_alive, observe::request_record& rec,
+                                      std::string_view extra_headers = {});
   boost::asio::awaitable<bool> reply_json(int status, std::string_view body, bool keep_alive,
                                           observe::request_record& rec);
   bool body_pending() const;
@@ -58,6 +73,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   proxy::deadline deadline_;
   proxy::exchange exchange_;
   std::string out_;
+  std::string message_;  // the body of a refusal or a small JSON answer while it is written
   bool idle_ = false;
   std::string authorized_token_;             // last token accepted on this connection...
   std::uint64_t authorized_generation_ = 0;  // ...under this config generation
