@@ -51,8 +51,9 @@ class exchange {
   // The connection object that owns this exchange: kept alive by pending watch handlers.
   void set_owner(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
 
-  // Runs the request to its end. Returns whether the client connection may be reused.
-  boost::asio::awaitable<bool> run(const exchange_request& r, observe::request_record& rec);
+  // Runs the request to its end. Returns whether the client connection may be reused. `r` is
+  // taken by value: callers may hand over the awaitable without keeping `r` alive.
+  boost::asio::awaitable<bool> run(exchange_request r, observe::request_record& rec);
 
   boost::asio::awaitable<bool> write_raw(std::string_view data, std::chrono::milliseconds limit);
   std::uint64_t bytes_out() const { return bytes_out_; }

@@ -147,7 +147,7 @@ std::optional<std::chrono::milliseconds> exchange::retry_after() const {
   return std::nullopt;
 }
 
-asio::awaitable<bool> exchange::run(const exchange_request& r, observe::request_record& rec) {
+asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record& rec) {
   begin_request(r);
   active_ = true;  // sweep() starts the client watch if this takes a while
   active_since_ = clock_type::now();

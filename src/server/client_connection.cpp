@@ -213,22 +213,28 @@ asio::awaitable<client_connection::head_result> client_connection::read_head(
   }
 }
 
-bool client_connection::take_buffered_body() {
+bool client_connection::body_buffered() const {
   if (parser_->is_done()) return true;
   if (parser_->chunked()) return false;
+  return in_.size() >= parser_->content_length().value_or(0);
+}
+
+void client_connection::take_buffered_body() {
+  if (parser_->is_done() || parser_->chunked()) return;
   // Content-Length body: straight into the body buffer, no parser copy.
   std::size_t len = static_cast<std::size_t>(parser_->content_length().value_or(0));
   req_.body.reserve_more(len);
   std::size_t take = std::min(len, in_.size());
   req_.body.append(std::string_view(static_cast<const char*>(in_.data().data()), take));
   in_.consume(take);
-  return req_.body.size() == len;
 }
 
 asio::awaitable<client_connection::head_result> client_connection::read_body(
     const proxy::snapshot& snap) {
   const auto& to = snap.cfg.timeouts;
+  if (parser_->is_done()) co_return head_result::ok;
   if (!parser_->chunked()) {
+    take_buffered_body();
     std::size_t len = static_cast<std::size_t>(parser_->content_length().value_or(0));
     while (req_.body.size() < len) {
       deadline_.arm(to.client_body, &socket_);
@@ -344,38 +350,45 @@ asio::awaitable<bool> client_connection::handle_proxy(const proxy::snapshot& sna
                                                       observe::request_record& rec,
                                                       bool keep_alive) {
   auto len = parser_->content_length();
-  auto body = head_result::ok;
-  if (len && *len > snap.cfg.limits.max_body_bytes) {
-    body = head_result::too_large;
-  } else {
-    if (proxy::http::iequals(req_.headers.get(proxy::http::header_id::expect), "100-continue") &&
-        in_.size() < len.value_or(1)) {
-      if (!co_await exchange_.write_raw("HTTP/1.1 100 Continue\r\n\r\n", snap.cfg.timeouts.idle))
-        co_return false;
-      exchange_.reset_bytes_out();
-    }
-    if (!take_buffered_body()) body = co_await read_body(snap);
-  }
-  if (body != head_result::ok) co_return co_await refuse_body(body, snap, rec);
+  if (len && *len > snap.cfg.limits.max_body_bytes)
+    return refuse_body(head_result::too_large, snap, rec);
+  bool send_continue = proxy::http::iequals(req_.headers.get(proxy::http::header_id::expect), "100-continue") &&
+                       in_.size() < len.value_or(1);
+  if (send_continue || !body_buffered()) return receive_body(snap, rec, keep_alive, send_continue);
+  take_buffered_body();
+  return forward(snap, rec, keep_alive);
+}
 
+asio::awaitable<bool> client_connection::receive_body(const proxy::snapshot& snap,
+                                                      observe::request_record& rec, bool keep_alive,
+                                                      bool send_continue) {
+  if (send_continue) {
+    if (!co_await exchange_.write_raw("HTTP/1.1 100 Continue\r\n\r\n", snap.cfg.timeouts.idle))
+      co_return false;
+    exchange_.reset_bytes_out();
+  }
+  auto body = co_await read_body(snap);
+  if (body != head_result::ok) co_return co_await refuse_body(body, snap, rec);
+  co_return co_await forward(snap, rec, keep_alive);
+}
+
+asio::awaitable<bool> client_connection::forward(const proxy::snapshot& snap,
+                                                 observe::request_record& rec, bool keep_alive) {
   auto found = ctx_.finder.find_request_model(req_.body.view(), req_.body.capacity());
   if (found.status != proxy::json::find_status::ok) {
     bool json_broken = found.status == proxy::json::find_status::invalid_json;
     rec.outcome = "bad_request";
-    co_return co_await exchange_.write_error(
-        json_broken ? error_kind::bad_json : error_kind::bad_model, model_error(found.status),
-        keep_alive, rec);
+    return exchange_.write_error(json_broken ? error_kind::bad_json : error_kind::bad_model,
+                                 model_error(found.status), keep_alive, rec);
   }
   const auto* group = snap.routes.find(found.name);
   if (!group) {
     rec.outcome = "model_not_found";
-    co_return co_await refuse(error_kind::model_not_found,
-                              "The model '" + std::string(found.name) + "' does not exist.",
-                              keep_alive, rec);
+    return refuse(error_kind::model_not_found,
+                  "The model '" + std::string(found.name) + "' does not exist.", keep_alive, rec);
   }
   rec.group = group->name;
-  proxy::exchange_request r{req_, found.value, *group, snap, keep_alive};
-  co_return co_await exchange_.run(r, rec);
+  return exchange_.run({req_, found.value, *group, snap, keep_alive}, rec);
 }
 
 asio::awaitable<bool> client_connection::refuse_body(head_result body, const proxy::snapshot& snap,

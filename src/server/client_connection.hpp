@@ -40,16 +40,26 @@ class client_connection : public std::enable_shared_from_this<client_connection>
  private:
   enum class head_result { ok, closed, bad, too_large, timeout };
   boost::asio::awaitable<head_result> read_head(const proxy::snapshot& snap);
-  // Moves the body bytes that came with the head to req_.body; true when that is all of it.
-  bool take_buffered_body();
-  // Reads the rest of the body (after take_buffered_body()).
+  // Whether the whole request body came with the head (already in in_).
+  bool body_buffered() const;
+  // Moves the Content-Length body bytes that came with the head to req_.body.
+  void take_buffered_body();
   boost::asio::awaitable<head_result> read_body(const proxy::snapshot& snap);
-  // Handles one request whose head was read; the awaitable yields whether to keep the
-  // connection. Not a coroutine: it routes, then hands over the awaitable that answers, so a
-  // proxied request costs no coroutine frame here.
+
+  // Handling one request whose head was read; each awaitable yields whether to keep the
+  // connection. handle, handle_proxy and forward are not coroutines: they check and route,
+  // then hand over the awaitable that answers, so a proxied request whose body came with its
+  // head costs no coroutine frame before exchange::run.
   boost::asio::awaitable<bool> handle(const proxy::snapshot& snap, observe::request_record& rec);
   boost::asio::awaitable<bool> handle_proxy(const proxy::snapshot& snap,
                                             observe::request_record& rec, bool keep_alive);
+  // Sends 100 Continue if asked to, reads the body, then forwards.
+  boost::asio::awaitable<bool> receive_body(const proxy::snapshot& snap,
+                                            observe::request_record& rec, bool keep_alive,
+                                            bool send_continue);
+  // Finds the body's model and its group, and hands the request to the exchange.
+  boost::asio::awaitable<bool> forward(const proxy::snapshot& snap, observe::request_record& rec,
+                                       bool keep_alive);
   // Answers a request whose body was not read whole (too large, bad framing, late, gone).
   boost::asio::awaitable<bool> refuse_body(head_result body, const proxy::snapshot& snap,
                                            observe::request_record& rec);
