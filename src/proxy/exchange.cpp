@@ -17,6 +17,7 @@ namespace ob::proxy {
 
 namespace asio = boost::asio;
 using millis = std::chrono::milliseconds;
+using namespace std::string_view_literals;
 using upstream::use_tuple;
 using clock_type = std::chrono::steady_clock;
 
@@ -66,6 +67,13 @@ bool looks_like_json(std::string_view content_type, std::string_view body) {
 void append_hex(std::string& out, std::size_t n) {
   char buf[20];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n, 16);
+  out.append(buf, end);
+}
+
+template <class Int>
+void append_decimal(std::string& out, Int n) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, n);
   out.append(buf, end);
 }
 
@@ -179,43 +187,43 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
   up_head_ += ' ';
   up_head_ += url.path_prefix;
   up_head_ += r.req.target;
-  up_head_ += " HTTP/1.1\r\nHost: ";
+  up_head_ += " HTTP/1.1\r\nHost: "sv;
   up_head_ += url.host_header;
-  up_head_ += "\r\n";
+  up_head_ += "\r\n"sv;
   up_head_ += t.auth_header;
-  up_head_ += "Content-Length: ";
-  up_head_ += std::to_string(body_len);
-  up_head_ += "\r\nAccept-Encoding: identity\r\n";
+  up_head_ += "Content-Length: "sv;
+  append_decimal(up_head_, body_len);
+  up_head_ += "\r\nAccept-Encoding: identity\r\n"sv;
   http::append_forwarded(up_head_, r.req.headers, http::direction::to_upstream);
-  up_head_ += "\r\n";
+  up_head_ += "\r\n"sv;
 }
 
 void exchange::append_client_head(framing f, std::size_t content_length, bool keep_alive) {
   int status = answer_status_;
-  client_head_ += "HTTP/1.1 ";
-  client_head_ += std::to_string(status);
+  client_head_ += "HTTP/1.1 "sv;
+  append_decimal(client_head_, status);
   client_head_ += ' ';
   client_head_ +=
       answer_reason_.empty() ? http::reason_of(status) : std::string_view(answer_reason_);
-  client_head_ += "\r\n";
+  client_head_ += "\r\n"sv;
   http::append_forwarded(client_head_, resp_headers_, http::direction::to_client);
   // The body rewrite hides the real model; these keep it visible to operators and clients.
-  client_head_ += "x-openbridge-model: ";
+  client_head_ += "x-openbridge-model: "sv;
   client_head_ += target_->provider->name;
-  client_head_ += "\r\nx-openbridge-provider: ";
+  client_head_ += "\r\nx-openbridge-provider: "sv;
   client_head_ += target_->provider->base;
-  client_head_ += "\r\nx-openbridge-attempts: ";
-  client_head_ += std::to_string(attempts_);
-  client_head_ += "\r\n";
+  client_head_ += "\r\nx-openbridge-attempts: "sv;
+  append_decimal(client_head_, attempts_);
+  client_head_ += "\r\n"sv;
   if (f == framing::length) {
-    client_head_ += "Content-Length: ";
-    client_head_ += std::to_string(content_length);
-    client_head_ += "\r\n";
+    client_head_ += "Content-Length: "sv;
+    append_decimal(client_head_, content_length);
+    client_head_ += "\r\n"sv;
   } else if (f == framing::chunked) {
-    client_head_ += "Transfer-Encoding: chunked\r\n";
+    client_head_ += "Transfer-Encoding: chunked\r\n"sv;
   }
-  if (!keep_alive) client_head_ += "Connection: close\r\n";
-  client_head_ += "\r\n";
+  if (!keep_alive) client_head_ += "Connection: close\r\n"sv;
+  client_head_ += "\r\n"sv;
 }
 
 void exchange::decide_mode() {
