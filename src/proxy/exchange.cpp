@@ -5,6 +5,7 @@
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <span>
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/post.hpp>
@@ -385,7 +386,7 @@ auto exchange::write_buffered(const exchange_request& r, observe::request_record
   append_client_head(framing::length, len, keep);
   rec.status = answer_status_;
 
-  std::array<asio::const_buffer, 2 + 2 * json::answer_info::max_models> out{};  // rest: empty
+  auto& out = client_out_;
   std::size_t n = 0;
   out[n++] = asio::buffer(client_head_);
   std::size_t pos = 0;
@@ -395,7 +396,8 @@ auto exchange::write_buffered(const exchange_request& r, observe::request_record
     pos = info.models[i].end;
   }
   out[n++] = asio::buffer(body.data() + pos, body.size() - pos);
-  return write_client(out, r.snap.cfg.timeouts.idle)(asio::deferred([this, &rec, keep](bool ok) {
+  std::span<const asio::const_buffer> pieces(out.data(), n);
+  return write_client(pieces, r.snap.cfg.timeouts.idle)(asio::deferred([this, &rec, keep](bool ok) {
     if (!ok) {
       rec.outcome = "client_cancelled";
       relay_result_ = relay_result::client_gone;
@@ -441,14 +443,15 @@ auto exchange::flush_stream(bool chunked, bool last, millis limit) {
     append_hex(chunk_prefix_, payload_.size());
     chunk_prefix_ += "\r\n";
   }
-  std::array<asio::const_buffer, 5> out{};  // the ones not needed stay empty
+  auto& out = client_out_;
   std::size_t n = 0;
   if (!client_head_.empty()) out[n++] = asio::buffer(client_head_);
   out[n++] = asio::buffer(chunk_prefix_);
   out[n++] = asio::buffer(payload_);
   if (chunked && !payload_.empty()) out[n++] = asio::buffer("\r\n", 2);
   if (chunked && last) out[n++] = asio::buffer("0\r\n\r\n", 5);
-  return write_client(out, limit)(asio::deferred([this](bool ok) {
+  std::span<const asio::const_buffer> pieces(out.data(), n);
+  return write_client(pieces, limit)(asio::deferred([this](bool ok) {
     client_head_.clear();
     payload_.clear();
     return asio::deferred.values(ok);

@@ -13,6 +13,7 @@
 //   release     connection back to the pool when the answer was complete and keep-alive
 #pragma once
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -166,6 +167,9 @@ class exchange {
   std::string client_head_;  // client answer head / small answers
   std::string chunk_prefix_;
   std::string detail_;  // failure cause, referenced by the request record
+  // The pieces of the client write in progress (write_buffered, flush_stream): passed as a
+  // span, so the deferred write does not copy them around.
+  std::array<boost::asio::const_buffer, 2 + 2 * json::answer_info::max_models> client_out_;
   std::chrono::steady_clock::time_point request_deadline_;  // timeouts.total of the request
   std::chrono::steady_clock::time_point total_deadline_;    // ... and of the current attempt
   struct upstream_timeouts {
