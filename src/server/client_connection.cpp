@@ -354,8 +354,9 @@ asio::awaitable<bool> client_connection::handle_proxy(const proxy::snapshot& sna
   auto len = parser_->content_length();
   if (len && *len > snap.cfg.limits.max_body_bytes)
     return refuse_body(head_result::too_large, snap, rec);
-  bool send_continue = proxy::http::iequals(req_.headers.get(proxy::http::header_id::expect), "100-continue") &&
-                       in_.size() < len.value_or(1);
+  bool send_continue =
+      proxy::http::iequals(req_.headers.get(proxy::http::header_id::expect), "100-continue") &&
+      in_.size() < len.value_or(1);
   if (send_continue || !body_buffered()) return receive_body(snap, rec, keep_alive, send_continue);
   take_buffered_body();
   return forward(snap, rec, keep_alive);
