@@ -1,5 +1,7 @@
 #include "proxy/exchange.hpp"
 
+#include "observe/clock.hpp"
+
 #include <sys/socket.h>
 
 #include <array>
@@ -82,7 +84,7 @@ void append_decimal(std::string& out, Int n) {
 }
 
 millis remaining(clock_type::time_point until) {
-  auto left = std::chrono::duration_cast<millis>(until - clock_type::now());
+  auto left = std::chrono::duration_cast<millis>(until - observe::coarse_now());
   return left.count() > 0 ? left : millis(0);
 }
 

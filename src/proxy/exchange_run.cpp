@@ -12,6 +12,8 @@
 #include <charconv>
 
 #include "proxy/exchange.hpp"
+
+#include "observe/clock.hpp"
 #include "routing/health.hpp"
 #include "routing/policies/select.hpp"
 #include "routing/retry.hpp"
@@ -30,7 +32,7 @@ void report(routing::target_health& h, const routing::selection& sel,
             std::optional<routing::outcome> o,
             std::optional<std::chrono::milliseconds> retry_after = {}) {
   if (o)
-    h.report(*o, clock_type::now(), retry_after);
+    h.report(*o, observe::coarse_now(), retry_after);
   else if (sel.probe)
     h.release_probe();
 }
@@ -79,7 +81,7 @@ const char* exchange::fail_name(fail f) {
 void exchange::begin_request(const exchange_request& r) {
   attempts_ = 0;
   target_ = nullptr;
-  request_deadline_ = clock_type::now() + r.snap.cfg.timeouts.total;
+  request_deadline_ = observe::coarse_deadline(r.snap.cfg.timeouts.total);
   client_gone_ = false;
   bytes_out_ = 0;
   usage_ = {};
@@ -127,7 +129,7 @@ void exchange::use_target(const routing::target& t, const config::timeouts& glob
   up_to_.first_byte = o.first_byte.value_or(global.first_byte);
   up_to_.idle = o.idle.value_or(global.idle);
   up_to_.total = o.total.value_or(global.total);
-  total_deadline_ = std::min(request_deadline_, clock_type::now() + up_to_.total);
+  total_deadline_ = std::min(request_deadline_, observe::coarse_deadline(up_to_.total));
   rec.target = t.provider->name;
   rec.provider = t.provider->base;
 }
@@ -150,9 +152,9 @@ std::optional<std::chrono::milliseconds> exchange::retry_after() const {
 asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record& rec) {
   begin_request(r);
   active_ = true;  // sweep() starts the client watch if this takes a while
-  active_since_ = clock_type::now();
+  active_since_ = observe::coarse_now();
   const auto& g = r.group;
-  g.state->retries.record_request(clock_type::now());
+  g.state->retries.record_request(observe::coarse_now());
   std::size_t max_attempts =
       g.max_attempts ? std::min(g.max_attempts, g.targets.size()) : g.targets.size();
 
@@ -160,7 +162,7 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
   bool answered = false;
   bool keep = false;
   for (std::size_t n = 0; n < max_attempts && !client_gone_; ++n) {
-    auto sel = routing::select(g, clock_type::now(), tried_);
+    auto sel = routing::select(g, observe::coarse_now(), tried_);
     if (!sel) break;
     const auto& t = g.targets[sel->index];
     auto& health = *t.health;
@@ -171,10 +173,10 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     // Whether another target may take over if this one fails now.
     auto may_retry = [&] {
       return n + 1 < max_attempts && tried_.size() + 1 < g.targets.size() &&
-             g.state->retries.try_retry(clock_type::now());
+             g.state->retries.try_retry(observe::coarse_now());
     };
 
-    auto started = clock_type::now();
+    auto started = clock_type::now();  // precise: time to first byte feeds the latency policy
     last = co_await attempt(r, t, /*allow_pooled=*/true);
     // A pooled connection the provider closed while idle is not the provider's failure.
     if (last.failure != fail::none && last.retryable && !client_gone_)

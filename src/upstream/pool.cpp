@@ -1,5 +1,7 @@
 #include "upstream/pool.hpp"
 
+#include "observe/clock.hpp"
+
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -32,7 +34,7 @@ std::unique_ptr<connection> pool::lease(std::string_view origin) {
   auto it = idle_.find(origin);
   if (it == idle_.end() || it->second.empty()) return nullptr;
   auto& q = it->second;
-  auto now = std::chrono::steady_clock::now();
+  auto now = observe::coarse_now();
   expire(q, now);
   while (!q.empty()) {
     auto c = std::move(q.back());
@@ -48,7 +50,7 @@ void pool::release(std::string_view origin, std::unique_ptr<connection> c) {
   if (it == idle_.end())
     it = idle_.emplace(std::string(origin), std::deque<std::unique_ptr<connection>>{}).first;
   auto& q = it->second;
-  auto now = std::chrono::steady_clock::now();
+  auto now = observe::coarse_now();
   expire(q, now);
   if (q.size() >= opts_.max_idle_per_origin) {
     q.front()->close();
