@@ -18,7 +18,9 @@ using tcp = asio::ip::tcp;
 using upstream::use_tuple;
 
 worker::worker(proxy::snapshot_store& store, std::shared_ptr<asio::ssl::context> tls)
-    : ioc_(std::make_unique<asio::io_context>(1)),
+    // One thread runs this context and does all of its socket I/O; other threads only post to it
+    // (start, stop). So per-socket locking is off (UNSAFE_IO); the scheduler's lock stays.
+    : ioc_(std::make_unique<asio::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO)),
       acceptor_(std::in_place, *ioc_),
       flush_timer_(std::in_place, *ioc_),
       ctx_(ioc_->get_executor(), store, std::move(tls)) {}
