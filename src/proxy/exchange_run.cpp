@@ -21,7 +21,6 @@
 namespace ob::proxy {
 
 namespace asio = boost::asio;
-using clock_type = std::chrono::steady_clock;
 using routing::failure_kind;
 
 namespace {
@@ -176,7 +175,9 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
              g.state->retries.try_retry(observe::coarse_now());
     };
 
-    auto started = clock_type::now();  // precise: time to first byte feeds the latency policy
+    // Time to first byte for the latency policy: provider latencies are tens of milliseconds
+    // and more, so the coarse clock (one tick, <= 4 ms) is precise enough.
+    auto started = observe::coarse_now();
     last = co_await attempt(r, t, /*allow_pooled=*/true);
     // A pooled connection the provider closed while idle is not the provider's failure.
     if (last.failure != fail::none && last.retryable && !client_gone_)
@@ -190,7 +191,7 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
       continue;
     }
     health.record_latency(
-        std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - started));
+        std::chrono::duration_cast<std::chrono::milliseconds>(observe::coarse_now() - started));
 
     int status = parser_->status();
     if (status >= 300 && routing::retryable(failure_kind::status, status) && may_retry()) {
