@@ -29,13 +29,18 @@ void framer::reset() {
   skip_lf_ = false;
   first_line_ = true;
   clear_fields();
+  // An event of many data lines (a hostile upstream can send ~1M within the pending limit)
+  // must not pin its line table for the life of the connection.
+  if (pieces_.size() > 64) std::vector<event::piece>().swap(pieces_);
+  if (data_buf_.capacity() > 64 * 1024) std::string().swap(data_buf_);
+  if (pending_.capacity() > 64 * 1024) std::string().swap(pending_);
 }
 
 void framer::clear_fields() {
   line_ = search_ = 0;
   type_begin_ = type_size_ = id_begin_ = id_size_ = 0;
   has_data_ = false;
-  pieces_.clear();
+  piece_count_ = 0;  // the storage is kept: events reuse it
 }
 
 void framer::set_buffer(const char* data, std::size_t size) {
@@ -161,7 +166,7 @@ void framer::parse_line(std::size_t begin, std::size_t end) {
   if (end - begin >= 5 && std::memcmp(base + begin, "data:", 5) == 0) {  // the usual line
     std::size_t value = begin + 5;
     if (value < end && base[value] == ' ') ++value;
-    pieces_.push_back(event::piece{value, 0, end - value});
+    add_piece(value, end - value);
     has_data_ = true;
     return;
   }
@@ -172,7 +177,7 @@ void framer::parse_line(std::size_t begin, std::size_t end) {
   const std::string_view name(base + begin, name_end - begin);
   const std::size_t size = end - value;
   if (name == "data") {
-    pieces_.push_back(event::piece{value, 0, size});
+    add_piece(value, size);
     has_data_ = true;
   } else if (name == "event") {
     type_begin_ = value;
@@ -183,27 +188,33 @@ void framer::parse_line(std::size_t begin, std::size_t end) {
   }
 }
 
+void framer::add_piece(std::size_t raw_begin, std::size_t size) {
+  if (piece_count_ == pieces_.size()) pieces_.resize(piece_count_ + 1);  // grows once, then reused
+  pieces_[piece_count_++] = event::piece{raw_begin, 0, size};
+}
+
 void framer::make_event(event& ev, std::size_t end) {
   const char* base = buf_ + ev_;
   ev.raw = std::string_view(base, end - ev_);
   ev.type = std::string_view(base + type_begin_, type_size_);
   ev.id = std::string_view(base + id_begin_, id_size_);
   ev.has_data = has_data_;
-  if (pieces_.size() == 1) {
+  if (piece_count_ == 1) {
     ev.data = std::string_view(base + pieces_[0].raw_begin, pieces_[0].size);
-  } else if (pieces_.empty()) {
+  } else if (piece_count_ == 0) {
     ev.data = {};
   } else {
     data_buf_.clear();
-    for (auto& p : pieces_) {
-      if (&p != &pieces_[0]) data_buf_ += '\n';
+    for (std::size_t i = 0; i < piece_count_; ++i) {
+      auto& p = pieces_[i];
+      if (i > 0) data_buf_ += '\n';
       p.data_begin = data_buf_.size();
       data_buf_.append(base + p.raw_begin, p.size);
     }
     ev.data = data_buf_;
   }
   ev.pieces = pieces_.data();
-  ev.piece_count = pieces_.size();
+  ev.piece_count = piece_count_;
 }
 
 void append_error_event(std::string& out, std::string_view message, std::string_view type,

@@ -93,6 +93,7 @@ class framer {
   bool scan();
   std::size_t find_eol(std::size_t from);
   void parse_line(std::size_t begin, std::size_t end);
+  void add_piece(std::size_t raw_begin, std::size_t size);
   void make_event(event& ev, std::size_t end);
   void clear_fields();
 
@@ -117,7 +118,8 @@ class framer {
   // Fields of the current event, as offsets relative to ev_ (stable across pending_ growth).
   std::size_t type_begin_ = 0, type_size_ = 0, id_begin_ = 0, id_size_ = 0;
   bool has_data_ = false;
-  std::vector<event::piece> pieces_;
+  std::vector<event::piece> pieces_;  // the first piece_count_ are this event's data lines
+  std::size_t piece_count_ = 0;
   std::string data_buf_;  // joined data when an event has several data lines
 };
 

@@ -47,7 +47,7 @@ void classify(std::string_view type, event_info& info) {
 // fine), and no \u escape that could spell one. Conservative: a string value that merely
 // reads "model" sends the event to the full parse.
 // Checks the byte after a quote (at k) for a key that matters.
-bool key_that_matters(const char* k, const char* end) {
+inline bool key_that_matters(const char* k, const char* end) {
   auto at = [&](std::string_view word) {
     return static_cast<std::size_t>(end - k) >= word.size() &&
            std::memcmp(k, word.data(), word.size()) == 0;
