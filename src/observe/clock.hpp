@@ -17,12 +17,16 @@
 
 namespace ob::observe {
 
+inline std::chrono::nanoseconds read_clock(clockid_t id) {
+  timespec ts{};
+  ::clock_gettime(id, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
 inline std::chrono::steady_clock::time_point coarse_now() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   return std::chrono::steady_clock::time_point(
       std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-          std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+          read_clock(CLOCK_MONOTONIC_COARSE)));
 }
 
 // The tick of the coarse clocks (how far behind a reading can be).
@@ -42,11 +46,9 @@ inline std::chrono::steady_clock::time_point coarse_deadline(std::chrono::nanose
 }
 
 inline std::chrono::system_clock::time_point coarse_wall_now() {
-  timespec ts;
-  ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
   return std::chrono::system_clock::time_point(
       std::chrono::duration_cast<std::chrono::system_clock::duration>(
-          std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
+          read_clock(CLOCK_REALTIME_COARSE)));
 }
 
 }  // namespace ob::observe
