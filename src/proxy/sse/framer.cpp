@@ -188,11 +188,6 @@ void framer::parse_line(std::size_t begin, std::size_t end) {
   }
 }
 
-void framer::add_piece(std::size_t raw_begin, std::size_t size) {
-  if (piece_count_ == pieces_.size()) pieces_.resize(piece_count_ + 1);  // grows once, then reused
-  pieces_[piece_count_++] = event::piece{raw_begin, 0, size};
-}
-
 void framer::make_event(event& ev, std::size_t end) {
   const char* base = buf_ + ev_;
   ev.raw = std::string_view(base, end - ev_);

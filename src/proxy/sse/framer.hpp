@@ -93,7 +93,10 @@ class framer {
   bool scan();
   std::size_t find_eol(std::size_t from);
   void parse_line(std::size_t begin, std::size_t end);
-  void add_piece(std::size_t raw_begin, std::size_t size);
+  void add_piece(std::size_t raw_begin, std::size_t size) {
+    if (piece_count_ == pieces_.size()) pieces_.resize(piece_count_ + 1);  // grows, then reused
+    pieces_[piece_count_++] = event::piece{raw_begin, 0, size};
+  }
   void make_event(event& ev, std::size_t end);
   void clear_fields();
 

@@ -80,7 +80,8 @@ bool plain_at(const char* q, const char* end) {  // q: a candidate
   return !key_that_matters(q + 1, end);
 }
 
-inline bool plain_candidates(const char* at, std::uint64_t mask, const char* end) {
+// Most blocks have no candidate: callers test the mask before paying for this call.
+bool plain_candidates(const char* at, std::uint64_t mask, const char* end) {
   for (; mask; mask &= mask - 1)
     if (!plain_at(at + __builtin_ctzll(mask), end)) return false;
   return true;
@@ -99,7 +100,7 @@ inline __attribute__((always_inline)) bool plain_rest_blocks(const char* p, cons
                                                              F candidates) {
   const char* const begin = p;
   for (; static_cast<std::size_t>(end - p) >= W + 1; p += W)
-    if (!plain_candidates(p, candidates(p), end)) return false;
+    if (auto m = candidates(p); m && !plain_candidates(p, m, end)) return false;
   if (static_cast<std::size_t>(end - begin) < W + 1) return plain_rest_scalar(p, end);
   const char* at = end - (W + 1);
   return plain_candidates(at, candidates(at) & (~std::uint64_t{0} << (p - at)), end);
@@ -144,7 +145,7 @@ __attribute__((target("avx2"), always_inline)) inline std::uint64_t candidates_a
 __attribute__((target("avx2"))) bool plain_rest_avx2(const char* p, const char* end) {
   const char* const begin = p;
   for (; end - p >= 33; p += 32)
-    if (!plain_candidates(p, candidates_avx2(p), end)) return false;
+    if (auto m = candidates_avx2(p); m && !plain_candidates(p, m, end)) return false;
   if (end - begin < 33) return plain_rest_sse2(p, end);
   const char* at = end - 33;
   return plain_candidates(at, candidates_avx2(at) & (~std::uint64_t{0} << (p - at)), end);
