@@ -42,11 +42,8 @@ void classify(std::string_view type, event_info& info) {
   if (is_error_type(type)) info.error = true;
 }
 
-// True when `rest` (the data after a known prefix) cannot add or change anything the parse
-// would report: no key spelled model/usage/error/type/response (a null usage or error is
-// fine), and no \u escape that could spell one. Conservative: a string value that merely
-// reads "model" sends the event to the full parse.
-// Checks the byte after a quote (at k) for a key that matters.
+// Checks the bytes after a quote (from k) for a key that matters: model, type, response, or a
+// usage or error that is not null.
 inline bool key_that_matters(const char* k, const char* end) {
   auto at = [&](std::string_view word) {
     return static_cast<std::size_t>(end - k) >= word.size() &&
@@ -163,6 +160,10 @@ detail::scan_isa best_scan() {
 
 detail::scan_isa scan_in_use = best_scan();
 
+// True when `rest` (the data after a known prefix) cannot add or change anything the parse
+// would report: no key spelled model/usage/error/type/response (a null usage or error is
+// fine), and no \u escape that could spell one. Conservative: a string value that merely
+// reads "model" sends the event to the full parse.
 bool plain_rest(std::string_view rest) {
   const char* p = rest.data();
   const char* end = p + rest.size();
