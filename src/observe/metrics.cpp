@@ -143,7 +143,8 @@ void append_number(std::string& out, double v) {
     out.append(buf, r.ptr);
     return;
   }
-  auto r = std::to_chars(buf, buf + sizeof buf, v);  // shortest round-trip form
+  auto r =
+      std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general);  // as Go: %g, shortest
   out.append(buf, r.ptr);
 }
 

@@ -133,6 +133,8 @@ TEST(Exposition, Numbers) {
   EXPECT_EQ(n(42), "42");
   EXPECT_EQ(n(-7), "-7");
   EXPECT_EQ(n(0.01), "0.01");
+  EXPECT_EQ(n(0.0001), "0.0001");  // as Go formats le values
+  EXPECT_EQ(n(0.00005), "5e-05");
   EXPECT_EQ(n(81.92), "81.92");
   EXPECT_EQ(n(1.5e300), "1.5e+300");
   EXPECT_EQ(n(std::numeric_limits<double>::infinity()), "+Inf");
