@@ -89,6 +89,22 @@ struct timeouts {
   millis shutdown_grace{30'000};  // SIGTERM: requests in flight may finish within this
 };
 
+// Extension "admin": the admin listener (metrics, health, targets, reload, events). On by
+// default on loopback; `"admin": false` turns it off.
+struct admin_config {
+  bool enabled = true;
+  std::string listen = "127.0.0.1:9901";
+  std::string token;  // resolved (${ENV} expanded); "" = no token (loopback only)
+};
+
+// Extension "metrics".
+struct metrics_config {
+  std::size_t max_clients = 1000;  // distinct `client` label values; the rest count as "other"
+  // Ask streaming chat/completions requests' providers for usage (stream_options.include_usage)
+  // when the client did not, and strip the extra usage chunk before it reaches that client.
+  bool stream_usage = true;
+};
+
 struct config {
   std::vector<provider> providers;
   std::vector<std::string> security;    // client tokens (after ${ENV} expansion)
@@ -99,6 +115,8 @@ struct config {
   std::map<std::string, group_options> groups;  // extension; keys name groups of `providers`
   health_config health;                         // extension
   retry_config retry;                           // extension
+  admin_config admin;                           // extension
+  metrics_config metrics;                       // extension
 };
 
 }  // namespace ob::config
