@@ -411,6 +411,7 @@ constexpr field<timeouts> timeout_fields[] = {
     {"total", read_timeout<&timeouts::total>},
     {"client_header", read_timeout<&timeouts::client_header>},
     {"client_body", read_timeout<&timeouts::client_body>},
+    {"client_body_total", read_timeout<&timeouts::client_body_total>},
     {"keepalive", read_timeout<&timeouts::keepalive>},
     {"shutdown_grace", read_timeout<&timeouts::shutdown_grace>},
 };

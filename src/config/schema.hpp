@@ -79,14 +79,15 @@ struct limits {
 };
 
 struct timeouts {
-  millis connect{10'000};         // TCP + TLS handshake to a provider
-  millis first_byte{300'000};     // request sent -> upstream response head
-  millis idle{120'000};           // between two reads of an upstream answer (stream events)
-  millis total{900'000};          // whole upstream exchange
-  millis client_header{30'000};   // client: request head must arrive within this
-  millis client_body{120'000};    // client: request body must arrive within this (per read)
-  millis keepalive{75'000};       // idle client connection between requests
-  millis shutdown_grace{30'000};  // SIGTERM: requests in flight may finish within this
+  millis connect{10'000};             // TCP + TLS handshake to a provider
+  millis first_byte{300'000};         // request sent -> upstream response head
+  millis idle{120'000};               // between two reads of an upstream answer (stream events)
+  millis total{900'000};              // whole upstream exchange
+  millis client_header{30'000};       // client: the whole request head, from its first byte
+  millis client_body{120'000};        // client: request body, between two reads
+  millis client_body_total{300'000};  // client: the whole request body, from the end of the head
+  millis keepalive{75'000};           // idle client connection between requests
+  millis shutdown_grace{30'000};      // SIGTERM: requests in flight may finish within this
 };
 
 struct config {

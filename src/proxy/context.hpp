@@ -34,6 +34,7 @@ struct worker_context {
   upstream::connector connector;
   json::model_finder finder;
   bool draining = false;  // shutting down: finish the current request, then close
+  bool stopping = false;  // shutdown grace over: end requests in flight with an error
 
  private:
   std::shared_ptr<const snapshot> cached_;

@@ -126,6 +126,7 @@ asio::awaitable<bool> exchange::write_raw(std::string_view data, millis limit) {
 asio::awaitable<bool> exchange::write_error(http::error_kind k, std::string_view message,
                                             bool keep_alive, observe::request_record& rec,
                                             std::string_view extra_headers) {
+  keep_alive = keep_alive && !ctx_.draining;  // shutting down: every answer says close
   client_head_.clear();
   http::append_error_response(client_head_, k, message, keep_alive, extra_headers);
   rec.status = http::status_of(k);
@@ -164,6 +165,10 @@ void exchange::sweep(std::chrono::steady_clock::time_point now) {
     watch_started_ = true;
     watch_client();
   }
+}
+
+void exchange::cut() {
+  if (up_) up_->close();
 }
 
 void exchange::stop_watching_client() {
@@ -388,7 +393,7 @@ auto exchange::write_buffered(const exchange_request& r, observe::request_record
   for (int i = 0; i < info.model_count; ++i)
     len = len - (info.models[i].end - info.models[i].begin) + group_literal_.size();
 
-  bool keep = r.client_keep_alive;
+  bool keep = r.client_keep_alive && !ctx_.draining;
   client_head_.clear();
   append_client_head(framing::length, len, keep);
   rec.status = answer_status_;
@@ -473,7 +478,7 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
   rec.status = answer_status_ = parser_->status();
   answer_reason_ = parser_->reason();
   bool chunked = r.req.version >= 11;
-  bool keep = r.client_keep_alive && chunked;
+  bool keep = r.client_keep_alive && chunked && !ctx_.draining;
   client_head_.clear();
   append_client_head(chunked ? framing::chunked : framing::close_delimited, 0, keep);
 
@@ -511,6 +516,13 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
       rec.detail = "stream ended without a final event";
       relay_result_ = relay_result::upstream_failed;
     }
+  } else if (ctx_.stopping) {
+    release_upstream(false);
+    framer_.reset();
+    rec.detail = "shutdown grace period over";
+    rec.outcome = "shutdown";
+    sse::append_error_event(payload_, "the gateway is shutting down; the stream was ended early",
+                            "server_error", "shutting_down");
   } else {
     release_upstream(false);
     framer_.reset();  // an incomplete event is dropped: the error event must start clean

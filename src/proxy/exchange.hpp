@@ -72,6 +72,13 @@ class exchange {
   // Releases memory grown by an unusually large request/answer.
   void trim();
 
+  // Inside run(): a request is with the upstream (or relaying its answer).
+  bool busy() const { return active_; }
+  // Shutdown grace over (worker_context::stopping is set): closes the upstream connection, so
+  // the pending upstream operation fails and run() ends the request with a 503 or, for a
+  // stream already relayed, an error event.
+  void cut();
+
  private:
   enum class mode { undecided, buffered, stream };
   enum class framing { length, chunked, close_delimited };

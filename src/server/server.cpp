@@ -24,6 +24,9 @@ using observe::log;
 
 namespace {
 
+// After the grace period: how long cut requests may take to write their error and log line.
+constexpr auto shutdown_cut_wait = std::chrono::milliseconds(1000);
+
 void log_diagnostics(const std::vector<config::diagnostic>& diags) {
   for (const auto& d : diags)
     log(d.severity == config::diagnostic::level::error ? level::error : level::warn,
@@ -119,17 +122,24 @@ int run(const options& opts) {
   checker.stop();
   watcher.stop();
   for (auto& w : workers) w->begin_drain();
-  auto until = std::chrono::steady_clock::now() + cfg.timeouts.shutdown_grace;
-  for (;;) {
+  auto live_connections = [&] {
     std::size_t live = 0;
     for (auto& w : workers) live += w->live_connections();
-    if (live == 0) break;
-    if (std::chrono::steady_clock::now() >= until) {
-      log(level::warn,
-          "shutdown grace period over: closing " + std::to_string(live) + " connections");
-      break;
+    return live;
+  };
+  auto wait_until = [&](std::chrono::steady_clock::time_point until) {
+    for (std::size_t live = live_connections(); live > 0; live = live_connections()) {
+      if (std::chrono::steady_clock::now() >= until) return live;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return std::size_t{0};
+  };
+  if (auto live = wait_until(std::chrono::steady_clock::now() + cfg.timeouts.shutdown_grace)) {
+    // Requests still running are ended with an error answer and an access line, not dropped:
+    // they get a moment to write them before everything closes.
+    log(level::warn, "shutdown grace period over: ending " + std::to_string(live) + " connections");
+    for (auto& w : workers) w->cut();
+    wait_until(std::chrono::steady_clock::now() + shutdown_cut_wait);
   }
   for (auto& w : workers) w->stop();
   for (auto& w : workers) w->join();

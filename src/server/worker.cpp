@@ -60,13 +60,18 @@ asio::awaitable<void> worker::accept_loop() {
     auto conn = std::make_shared<client_connection>(ctx_, std::move(socket), registry_);
     asio::co_spawn(
         *ioc_, [conn]() -> asio::awaitable<void> { co_await conn->run(); },
-        [](std::exception_ptr e) {
+        [conn](std::exception_ptr e) {
           if (!e) return;
+          std::string what = "unknown exception";
           try {
             std::rethrow_exception(e);
           } catch (const std::exception& ex) {
-            observe::log(observe::level::error, std::string("connection failed: ") + ex.what());
+            what = ex.what();
+          } catch (...) {
           }
+          observe::log(observe::level::error, "connection failed: " + what);
+          // Its pending timer would keep it (and shutdown) waiting until the timer's deadline.
+          conn->abandon();
         });
   }
 }
@@ -95,6 +100,13 @@ void worker::begin_drain() {
     boost::system::error_code ec;
     acceptor_->close(ec);
     registry_.close_idle();
+  });
+}
+
+void worker::cut() {
+  asio::post(*ioc_, [this] {
+    ctx_.stopping = true;
+    registry_.cut_all();
   });
 }
 

@@ -25,6 +25,7 @@ class worker {
   void listen(const boost::asio::ip::tcp::endpoint& ep);
   void start();        // runs the event loop on a new thread
   void begin_drain();  // stop accepting; close idle connections; busy ones close when done
+  void cut();          // shutdown grace over: end the requests in flight with an error
   void stop();         // close everything and end the loop
   void join();
   std::size_t live_connections() const { return registry_.size(); }
