@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "observe/events.hpp"
 #include "observe/log.hpp"
 
 namespace {
@@ -46,5 +47,29 @@ void BM_AccessLineText(benchmark::State& state) {
   run(state, typical(), [](std::string& b, const request_record& r) { format_access_line(b, r); });
 }
 BENCHMARK(BM_AccessLineText);
+
+void BM_AccessLineJson(benchmark::State& state) {
+  run(state, typical(), [](std::string& b, const request_record& r) { format_access_json(b, r); });
+}
+BENCHMARK(BM_AccessLineJson);
+
+// The whole per-request call in the default configuration (text, event ring off), without the
+// batched write(2): access_log() flushes every 32 KiB, so stderr goes to /dev/null here.
+void BM_AccessLogCallDefault(benchmark::State& state) {
+  const auto r = typical();
+  for (auto _ : state) access_log(r);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_AccessLogCallDefault);
+
+// The same with the event ring on (admin API enabled): the JSON form is made and copied in.
+void BM_AccessLogCallRingOn(benchmark::State& state) {
+  const auto r = typical();
+  events().set_enabled(true);
+  for (auto _ : state) access_log(r);
+  events().set_enabled(false);
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_AccessLogCallRingOn);
 
 }  // namespace
