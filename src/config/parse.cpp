@@ -546,10 +546,55 @@ void read_retry(context& c, const json::value& v, const std::string& path, confi
     walk<retry_config>(c, *o, path, retry_fields, cfg.retry);
 }
 
+// ---- log ------------------------------------------------------------------------------------
+
+// One of `names` (in the enum's order) -> that enumerator.
+template <class E, std::size_t N>
+void read_choice(context& c, const json::value& v, const std::string& path,
+                 const std::string_view (&names)[N], E& out) {
+  const auto* s = as_string(c, v, path);
+  if (!s) return;
+  for (std::size_t i = 0; i < N; ++i)
+    if (*s == names[i]) {
+      out = static_cast<E>(i);
+      return;
+    }
+  std::string allowed;
+  for (auto name : names) allowed += (allowed.empty() ? "\"" : ", \"") + std::string(name) + "\"";
+  c.error(path, "must be one of " + allowed + ", got " + json::serialize(*s));
+}
+
+constexpr std::string_view log_format_names[] = {"text", "json"};
+constexpr std::string_view log_level_names[] = {"debug", "info", "warn", "error"};
+
+constexpr field<log_config> log_fields[] = {
+    {"format", [](context& c, const json::value& v, const std::string& path,
+                  log_config& l) { read_choice(c, v, path, log_format_names, l.format); }},
+    {"level", [](context& c, const json::value& v, const std::string& path,
+                 log_config& l) { read_choice(c, v, path, log_level_names, l.level); }},
+    {"file",
+     [](context& c, const json::value& v, const std::string& path, log_config& l) {
+       const auto* s = as_string(c, v, path);
+       if (!s) return;
+       if (s->empty()) return c.error(path, "must not be empty (leave the key out for stderr)");
+       if (has_control_char(*s)) return c.error(path, "must not contain control characters");
+       if (s->front() != '/')
+         return c.error(path, json::serialize(*s) + " must be an absolute path");
+       if (s->back() == '/') return c.error(path, json::serialize(*s) + " names a directory");
+       l.file = std::string(*s);
+     }},
+};
+
+void read_log(context& c, const json::value& v, const std::string& path, config& cfg) {
+  if (const auto* o = as_object(c, v, path)) walk<log_config>(c, *o, path, log_fields, cfg.log);
+}
+
 constexpr field<config> root_fields[] = {
-    {"providers", read_providers}, {"security", read_security}, {"listen", read_listen},
-    {"workers", read_workers},     {"limits", read_limits},     {"timeouts", read_timeouts},
-    {"groups", read_groups},       {"health", read_health},     {"retry", read_retry},
+    {"providers", read_providers}, {"security", read_security},
+    {"listen", read_listen},       {"workers", read_workers},
+    {"limits", read_limits},       {"timeouts", read_timeouts},
+    {"groups", read_groups},       {"health", read_health},
+    {"retry", read_retry},         {"log", read_log},
 };
 
 config read_root(context& c, const json::value& root) {

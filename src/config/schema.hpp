@@ -90,6 +90,15 @@ struct timeouts {
   millis shutdown_grace{30'000};      // SIGTERM: requests in flight may finish within this
 };
 
+// Extension "log": access and process log output. Read at start and on every reload.
+struct log_config {
+  enum class format_kind { text, json };
+  enum class level_kind { debug, info, warn, error };  // same order as observe::level
+  format_kind format = format_kind::text;              // access (and process) lines: logfmt or JSON
+  std::string file;                                    // access log file; "" = stderr
+  level_kind level = level_kind::info;                 // process log lines below this are dropped
+};
+
 struct config {
   std::vector<provider> providers;
   std::vector<std::string> security;    // client tokens (after ${ENV} expansion)
@@ -100,6 +109,7 @@ struct config {
   std::map<std::string, group_options> groups;  // extension; keys name groups of `providers`
   health_config health;                         // extension
   retry_config retry;                           // extension
+  log_config log;                               // extension
 };
 
 }  // namespace ob::config
