@@ -180,9 +180,11 @@ void exchange::stop_watching_client() {
   client_.cancel(ec);
 }
 
+// `reusable`: the answer was read whole and its framing allows keep-alive (Content-Length or
+// chunked, no Connection: close). The pool refuses a connection with bytes past the answer.
 void exchange::release_upstream(bool reusable) {
   if (!up_) return;
-  if (reusable && !client_gone_ && up_->buffer.size() == 0 && target_) {
+  if (reusable && !client_gone_ && target_) {
     ctx_.pool.release(target_->pool_key, std::move(up_));
   } else {
     up_->close();

@@ -81,6 +81,7 @@ asio::awaitable<void> worker::flush_loop() {
     flush_timer_->expires_after(std::chrono::milliseconds(20));
     co_await flush_timer_->async_wait(use_tuple);
     registry_.sweep(std::chrono::steady_clock::now());
+    ctx_.sweep_pool(std::chrono::steady_clock::now());
     observe::flush_access_log();
   }
 }
