@@ -7,7 +7,7 @@ http::header_id header_id_of(beast::http::field f, std::string_view name) {
   using id = http::header_id;
   switch (f) {
     case field::unknown:
-      return http::classify(name);  // x-api-key, api-key, retry-after-ms, any other
+      return http::classify(name);  // x-api-key, x-forwarded-for, retry-after-ms, any other
     case field::connection:
       return id::connection;
     case field::keep_alive:
@@ -36,6 +36,10 @@ http::header_id header_id_of(beast::http::field f, std::string_view name) {
       return id::accept_encoding;
     case field::expect:
       return id::expect;
+    case field::cookie:
+      return id::cookie;
+    case field::forwarded:
+      return id::forwarded;
     case field::content_type:
       return id::content_type;
     case field::retry_after:
