@@ -89,6 +89,13 @@ struct timeouts {
   millis shutdown_grace{30'000};  // SIGTERM: requests in flight may finish within this
 };
 
+// Extension "headers": what the gateway tells clients in answer headers.
+struct header_options {
+  // x-openbridge-model, x-openbridge-provider (the provider's host) and x-openbridge-attempts
+  // on proxied answers; false leaves them out.
+  bool expose_routing = true;
+};
+
 struct config {
   std::vector<provider> providers;
   std::vector<std::string> security;    // client tokens (after ${ENV} expansion)
@@ -99,6 +106,7 @@ struct config {
   std::map<std::string, group_options> groups;  // extension; keys name groups of `providers`
   health_config health;                         // extension
   retry_config retry;                           // extension
+  header_options headers;                       // extension
 };
 
 }  // namespace ob::config

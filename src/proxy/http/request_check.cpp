@@ -106,4 +106,11 @@ request_verdict check_request(int version, const header_list& headers, std::stri
   return {};
 }
 
+bool chunk_pending_ok(std::string_view pending) {
+  if (pending.size() > max_chunk_line) return false;
+  for (auto lf = pending.find('\n'); lf != std::string_view::npos; lf = pending.find('\n', lf + 1))
+    if (lf == 0 || pending[lf - 1] != '\r') return false;
+  return true;
+}
+
 }  // namespace ob::proxy::http

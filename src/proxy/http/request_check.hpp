@@ -32,4 +32,15 @@ struct request_verdict {
 // Several Content-Length values that differ are refused by Beast's parser before this runs.
 request_verdict check_request(int version, const header_list& headers, std::string_view target);
 
+// A chunked request body's chunk line (size, extensions, CRLF) and its trailer section may each
+// be at most this long; chunk extensions are ignored, so this only bounds what is buffered.
+inline constexpr std::size_t max_chunk_line = 4096;
+
+// `pending`: the bytes of a chunked request body the parser could not use yet (it waits for
+// the end of a chunk line, or of the trailers; the CRLF ending the previous chunk's data may
+// come first). False when they can never become valid, so the client gets a 400 now instead
+// of a timeout: more than max_chunk_line bytes, or a LF without its CR (Beast's parser takes
+// only CRLF as a line end and would wait for one).
+bool chunk_pending_ok(std::string_view pending);
+
 }  // namespace ob::proxy::http

@@ -134,5 +134,21 @@ TEST(RequestCheck, PathProblemsUseTheirOwnKindAndMessage) {
   EXPECT_NE(v.message.find("encoded '/'"), std::string_view::npos) << v.message;
 }
 
+TEST(RequestCheck, ChunkPending) {
+  EXPECT_TRUE(chunk_pending_ok(""));
+  EXPECT_TRUE(chunk_pending_ok("1"));
+  EXPECT_TRUE(chunk_pending_ok("1f;name=value"));
+  EXPECT_TRUE(chunk_pending_ok("\r\n1f"));  // the CRLF ending the previous chunk's data
+  EXPECT_TRUE(chunk_pending_ok("\r"));
+  EXPECT_TRUE(chunk_pending_ok("0\r\nX-Trailer: 1\r\n"));
+  EXPECT_TRUE(chunk_pending_ok(std::string(max_chunk_line, 'a')));
+  EXPECT_FALSE(chunk_pending_ok(std::string(max_chunk_line + 1, 'a')));
+  EXPECT_FALSE(chunk_pending_ok("5\nhello"));
+  EXPECT_FALSE(chunk_pending_ok("\n"));
+  EXPECT_FALSE(chunk_pending_ok("\r\n5\nhel"));
+  EXPECT_FALSE(chunk_pending_ok("0\r\nX-Trailer: 1\n"));
+  EXPECT_FALSE(chunk_pending_ok("5;x=\"a\nb\""));
+}
+
 }  // namespace
 }  // namespace ob::proxy::http
