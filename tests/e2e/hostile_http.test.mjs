@@ -6,7 +6,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMock } from '../../tools/mock-provider/server.js';
-import { startGateway } from './lib/gateway.mjs';
+import { startGateway, closedPort } from './lib/gateway.mjs';
 import { rawExchange, rawRequest } from './lib/raw.mjs';
 import { CLIENT_TOKEN, chatBody, gwPost } from './lib/common.mjs';
 
@@ -91,14 +91,16 @@ const badPaths = [
 ];
 
 describe('hostile HTTP from clients', { timeout: 300000 }, () => {
-  let A, gw, hidden;
+  let A, gw, hidden, gonePort;
   const recs = () => A.stats().requests;
 
   before(async () => {
     A = await startMock();
+    gonePort = await closedPort();
     const providers = [
       { group: 'pref', name: 'pref-model', base: `${A.url}/openai`, key: 'sk-provider' },
       { group: 'solo', name: 'solo-model', base: A.url, key: 'sk-provider' },
+      { group: 'gone', name: 'gone-model', base: `http://127.0.0.1:${gonePort}/secret/path`, key: 'sk-provider' },
     ];
     gw = await startGateway({ config: { providers, security: [CLIENT_TOKEN] }, workers: 1 });
     hidden = await startGateway({
@@ -233,10 +235,17 @@ describe('hostile HTTP from clients', { timeout: 300000 }, () => {
     }
   });
 
-  test('headers.expose_routing=false hides every x-openbridge-* header (buffered and streamed)', T, async () => {
-    for (const stream of [false, true]) {
-      const r = await gwPost(hidden, '/v1/chat/completions', chatBody('pref', { stream }));
-      assert.equal(r.status, 200, r.text);
+  test('a gateway 502 names the last provider by host only', T, async () => {
+    const r = await gwPost(gw, '/v1/chat/completions', chatBody('gone'));
+    assert.equal(r.status, 502, r.text);
+    assert.equal(r.headers['x-openbridge-provider'], `127.0.0.1:${gonePort}`);
+    assert.equal(r.headers['x-openbridge-attempts'], '1');
+  });
+
+  test('headers.expose_routing=false hides every x-openbridge-* header (buffered, streamed, 502)', T, async () => {
+    for (const [group, stream, status] of [['pref', false, 200], ['pref', true, 200], ['gone', false, 502]]) {
+      const r = await gwPost(hidden, '/v1/chat/completions', chatBody(group, { stream }));
+      assert.equal(r.status, status, r.text);
       const names = Object.keys(r.headers).filter((h) => h.startsWith('x-openbridge-'));
       assert.deepEqual(names, [], `stream=${stream}`);
     }
