@@ -88,6 +88,8 @@ const badPaths = [
   '/v1/%2e%2e?x=/v1/chat',
   '/v1/chat/completions?x=%zz',
   '/v1/chat/completions#/../../admin',
+  '/v1/..;/admin',
+  '/v1/%2e%2e%3b/admin',
 ];
 
 describe('hostile HTTP from clients', { timeout: 300000 }, () => {

@@ -31,6 +31,14 @@ path_problem check_target(std::string_view target) {
     seg_dots = true;
     return dot;
   };
+  // A ';' starts the segment's parameters, which some servers strip before normalising
+  // ("..;x" taken as ".."): the name before it must not be a dot segment either. True when it
+  // is; the parameters then never make the segment a dot segment.
+  auto params = [&] {
+    bool dot = seg_dots && (seg_len == 1 || seg_len == 2);
+    seg_dots = false;
+    return dot;
+  };
   for (std::size_t i = 1; i < target.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(target[i]);
     if (c == '%') {
@@ -43,6 +51,7 @@ path_problem check_target(std::string_view target) {
       if (d == '/' || d == '\\') return path_problem::encoded_separator;
       if (d == '%') return path_problem::encoded_percent;
       if (d < 0x20 || d == 0x7f) return path_problem::encoded_control;
+      if (d == ';' && params()) return path_problem::dot_segment;
       ++seg_len;
       seg_dots = seg_dots && d == '.';
       continue;
@@ -50,6 +59,7 @@ path_problem check_target(std::string_view target) {
     if (auto p = check_plain(c); p != path_problem::none) return p;
     if (in_query) continue;
     if (c == '\\') return path_problem::backslash;
+    if (c == ';' && params()) return path_problem::dot_segment;
     if (c == '/' || c == '?') {
       if (end_segment()) return path_problem::dot_segment;
       in_query = c == '?';

@@ -30,14 +30,16 @@ enum class path_problem : std::uint8_t {
 //       - no raw '\';
 //       - no %2F, %5C, %25, %00-%1F, %7F (hex digits of either case);
 //       - no segment (the bytes between two '/', or after the last one) that percent-decodes
-//         to "." or "..".
+//         to "." or "..", nor one whose bytes before its first ';' (raw or %3B) do ("..;x":
+//         some servers strip path parameters before normalising).
 // The query (from the first '?') is not interpreted as a path: it may hold '/', '.', '\' and
 // any percent-encoded byte; it is only held to the byte rules above.
 //
 // Invariant (what a fuzz target asserts): for an accepted target with path p and any prefix P
 // made of non-dot segments (a provider's base path such as "/openai"), RFC 3986
-// remove_dot_segments(P + p) == P + p, both as written and after percent-decoding p once or
-// twice (decoding keeps the segments: no separator, dot or '%' can appear); so an accepted
+// remove_dot_segments(P + p) == P + p, as written, after percent-decoding p once or twice
+// (decoding keeps the segments: no separator, dot or '%' can appear), and with every segment's
+// ";parameters" removed; so an accepted
 // path that starts with "/v1/" stays under P + "/v1/" for the provider, whatever it decodes
 // or normalises. Bytes >= 0x80 are accepted as they are.
 path_problem check_target(std::string_view target);

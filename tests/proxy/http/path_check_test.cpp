@@ -61,6 +61,15 @@ const std::vector<row> table = {
     {"/v1/..?x=1", path_problem::dot_segment},
     {"/v1/.?x=1", path_problem::dot_segment},
     {"/v1/%2e%2e?x=/v1/chat", path_problem::dot_segment},
+    // path parameters: the name before ';' counts
+    {"/v1/..;/admin", path_problem::dot_segment},
+    {"/v1/..;x=1/admin", path_problem::dot_segment},
+    {"/v1/.;x", path_problem::dot_segment},
+    {"/v1/%2e%2e%3b/admin", path_problem::dot_segment},
+    {"/v1/a;..", path_problem::none},
+    {"/v1/a;../b", path_problem::none},
+    {"/v1/chat;v=1/completions", path_problem::none},
+    {"/v1/..x;/a", path_problem::none},
     // encoded separators
     {"/v1/..%2fadmin", path_problem::encoded_separator},
     {"/v1/..%2Fadmin", path_problem::encoded_separator},
@@ -166,13 +175,25 @@ std::string remove_dot_segments(std::string in) {
   return out;
 }
 
+// Each segment without its ";parameters" (as Tomcat-like servers see a path).
+std::string strip_params(const std::string& p) {
+  std::string out;
+  bool skip = false;
+  for (char c : p) {
+    if (c == '/') skip = false;
+    if (c == ';') skip = true;
+    if (!skip) out.push_back(c);
+  }
+  return out;
+}
+
 std::string path_of(const std::string& target) {
   return target.substr(0, target.find('?'));
 }
 
 TEST(PathCheck, AcceptedPathsNeverLeaveV1UnderAPrefix) {
-  const std::vector<std::string> pieces = {"/",   ".", "..", "%2e", "%2E", "%2f", "%5c", "\\",
-                                           "%25", "%", "a",  "?",   "%2",  "#",   "%00", "2e"};
+  const std::vector<std::string> pieces = {"/", ".", "..", "%2e", "%2E", "%2f", "%5c", "\\", "%25",
+                                           "%", "a", "?",  "%2",  "#",   "%00", "2e",  ";",  "%3b"};
   const std::string prefix = "/openai";
   std::size_t accepted = 0, total = 0;
   std::vector<std::size_t> idx;
@@ -185,7 +206,8 @@ TEST(PathCheck, AcceptedPathsNeverLeaveV1UnderAPrefix) {
       if (check_target(target) == path_problem::none) {
         ++accepted;
         std::string p = path_of(target);
-        for (const std::string& seen : {p, decode(p), decode(decode(p))}) {
+        for (const std::string& seen :
+             {p, decode(p), decode(decode(p)), strip_params(p), strip_params(decode(p))}) {
           std::string full = prefix + seen;
           std::string norm = remove_dot_segments(full);
           EXPECT_EQ(norm, full) << target;
