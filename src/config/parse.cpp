@@ -589,12 +589,30 @@ void read_log(context& c, const json::value& v, const std::string& path, config&
   if (const auto* o = as_object(c, v, path)) walk<log_config>(c, *o, path, log_fields, cfg.log);
 }
 
+// ---- answer headers ---------------------------------------------------------------------------
+
+constexpr field<header_options> header_fields[] = {
+    {"expose_routing",
+     [](context& c, const json::value& v, const std::string& path, header_options& h) {
+       if (const bool* b = v.if_bool())
+         h.expose_routing = *b;
+       else
+         type_error(c, path, "a boolean", v);
+     }},
+};
+
+void read_headers(context& c, const json::value& v, const std::string& path, config& cfg) {
+  if (const auto* o = as_object(c, v, path))
+    walk<header_options>(c, *o, path, header_fields, cfg.headers);
+}
+
 constexpr field<config> root_fields[] = {
     {"providers", read_providers}, {"security", read_security},
     {"listen", read_listen},       {"workers", read_workers},
     {"limits", read_limits},       {"timeouts", read_timeouts},
     {"groups", read_groups},       {"health", read_health},
     {"retry", read_retry},         {"log", read_log},
+    {"headers", read_headers},
 };
 
 config read_root(context& c, const json::value& root) {

@@ -99,6 +99,13 @@ struct log_config {
   level_kind level = level_kind::info;                 // process log lines below this are dropped
 };
 
+// Extension "headers": what the gateway tells clients in answer headers.
+struct header_options {
+  // x-openbridge-model, x-openbridge-provider (the provider's host) and x-openbridge-attempts
+  // on proxied answers; false leaves them out.
+  bool expose_routing = true;
+};
+
 struct config {
   std::vector<provider> providers;
   std::vector<std::string> security;    // client tokens (after ${ENV} expansion)
@@ -110,6 +117,7 @@ struct config {
   health_config health;                         // extension
   retry_config retry;                           // extension
   log_config log;                               // extension
+  header_options headers;                       // extension
 };
 
 }  // namespace ob::config

@@ -13,6 +13,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 
+#include "auth/token_check.hpp"
 #include "proxy/sse/rewrite.hpp"
 #include "routing/policies/round_robin.hpp"
 
@@ -128,7 +129,8 @@ asio::awaitable<bool> exchange::write_error(http::error_kind k, std::string_view
                                             std::string_view extra_headers) {
   keep_alive = keep_alive && !ctx_.draining;  // shutting down: every answer says close
   client_head_.clear();
-  http::append_error_response(client_head_, k, message, keep_alive, extra_headers);
+  bool head = client_req_ && client_req_->method == "HEAD";
+  http::append_error_response(client_head_, k, message, keep_alive, extra_headers, head);
   rec.status = http::status_of(k);
   auto limit = ctx_.current()->cfg.timeouts.idle;
   bool ok = co_await write_client(asio::buffer(client_head_), limit);
@@ -208,11 +210,15 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
   up_head_ += "Content-Length: "sv;
   append_decimal(up_head_, body_len);
   up_head_ += "\r\nAccept-Encoding: identity\r\n"sv;
-  http::append_forwarded(up_head_, r.req.headers, http::direction::to_upstream);
+  // The client's token (it authenticated with it) must not reach the provider in any header.
+  auto token = auth::bearer_token(r.req.headers.get(http::header_id::authorization));
+  http::append_forwarded(up_head_, r.req.headers, http::direction::to_upstream,
+                         token.value_or(std::string_view{}));
   up_head_ += "\r\n"sv;
 }
 
-void exchange::append_client_head(framing f, std::size_t content_length, bool keep_alive) {
+void exchange::append_client_head(framing f, std::size_t content_length, bool keep_alive,
+                                  bool expose_routing) {
   int status = answer_status_;
   client_head_.reserve(head_reserve);
   client_head_ += "HTTP/1.1 "sv;
@@ -223,13 +229,17 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
   client_head_ += "\r\n"sv;
   http::append_forwarded(client_head_, resp_headers_, http::direction::to_client);
   // The body rewrite hides the real model; these keep it visible to operators and clients.
-  client_head_ += "x-openbridge-model: "sv;
-  client_head_ += target_->provider->name;
-  client_head_ += "\r\nx-openbridge-provider: "sv;
-  client_head_ += target_->provider->base;
-  client_head_ += "\r\nx-openbridge-attempts: "sv;
-  append_decimal(client_head_, attempts_);
-  client_head_ += "\r\n"sv;
+  // The provider is named by its host (and non-default port) only: its base URL's path may
+  // say more than clients should know.
+  if (expose_routing) {
+    client_head_ += "x-openbridge-model: "sv;
+    client_head_ += target_->provider->name;
+    client_head_ += "\r\nx-openbridge-provider: "sv;
+    client_head_ += target_->provider->url.host_header;
+    client_head_ += "\r\nx-openbridge-attempts: "sv;
+    append_decimal(client_head_, attempts_);
+    client_head_ += "\r\n"sv;
+  }
   if (f == framing::length) {
     client_head_ += "Content-Length: "sv;
     append_decimal(client_head_, content_length);
@@ -397,7 +407,7 @@ auto exchange::write_buffered(const exchange_request& r, observe::request_record
 
   bool keep = r.client_keep_alive && !ctx_.draining;
   client_head_.clear();
-  append_client_head(framing::length, len, keep);
+  append_client_head(framing::length, len, keep, r.snap.cfg.headers.expose_routing);
   rec.status = answer_status_;
 
   auto& out = client_out_;
@@ -482,7 +492,8 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
   bool chunked = r.req.version >= 11;
   bool keep = r.client_keep_alive && chunked && !ctx_.draining;
   client_head_.clear();
-  append_client_head(chunked ? framing::chunked : framing::close_delimited, 0, keep);
+  append_client_head(chunked ? framing::chunked : framing::close_delimited, 0, keep,
+                     r.snap.cfg.headers.expose_routing);
 
   attempt_outcome failure;
   for (;;) {

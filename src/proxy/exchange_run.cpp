@@ -284,11 +284,11 @@ asio::awaitable<bool> exchange::fail_before_answer(const attempt_outcome& o,
     kind = http::error_kind::upstream_bad_answer;
   }
   std::string extra;
-  if (attempts_ > 0) {
+  if (attempts_ > 0 && r.snap.cfg.headers.expose_routing) {
     extra = "x-openbridge-attempts: " + std::to_string(attempts_) + "\r\n";
     if (target_)
       extra += "x-openbridge-model: " + target_->provider->name +
-               "\r\nx-openbridge-provider: " + target_->provider->base + "\r\n";
+               "\r\nx-openbridge-provider: " + target_->provider->url.host_header + "\r\n";
   }
   co_return co_await write_error(kind, detail_, r.client_keep_alive, rec, extra);
 }

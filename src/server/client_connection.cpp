@@ -7,6 +7,7 @@
 #include "auth/token_check.hpp"
 #include "observe/clock.hpp"
 #include "proxy/http/errors.hpp"
+#include "proxy/http/request_check.hpp"
 
 namespace ob::server {
 
@@ -81,6 +82,7 @@ client_connection::client_connection(proxy::worker_context& ctx, asio::ip::tcp::
       registry_(registry),
       deadline_(socket_.get_executor()),
       exchange_(ctx, socket_, deadline_) {
+  exchange_.set_client_request(&req_);
   registry_.add(this);
 }
 
@@ -317,6 +319,8 @@ asio::awaitable<client_connection::head_result> client_connection::read_body(
       if (ec == beast::http::error::body_limit) co_return head_result::too_large;
       if (ec && ec != beast::http::error::need_more) co_return head_result::bad;
       if (parser_->is_done()) co_return head_result::ok;
+      if (!proxy::http::chunk_pending_ok({static_cast<const char*>(in_.data().data()), in_.size()}))
+        co_return head_result::bad;  // an endless chunk line, or a bare LF: 400 now
     }
     arm();
     auto [ec, n] = co_await socket_.async_read_some(in_.prepare(client_read_chunk), use_tuple);
@@ -360,6 +364,11 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
   bool keep_early = keep && !body_pending();
   auto path = rec.path;
   bool get = req_.method == "GET" || req_.method == "HEAD";
+  // Host, body framing and path rules (proxy/http/request_check.hpp), before anything else.
+  if (auto v = proxy::http::check_request(req_.version, req_.headers, req_.target); !v.ok()) {
+    rec.outcome = "bad_request";
+    return refuse(v.kind, std::string(v.message), keep_early && !v.close, rec);
+  }
 
   if (path == "/healthz" || path == "/health") {
     if (!get)
