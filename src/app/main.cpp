@@ -22,20 +22,25 @@ int check_config(const std::string& path) {
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  // First of all: until server::run has its handlers in place, SIGHUP/SIGTERM/SIGINT stay
-  // pending instead of killing the process with their default action. Every thread started
-  // later inherits the mask; run() unblocks them on the main thread only.
-  sigset_t stop_and_reload, previous;
+// First of all, before any other static initialiser and main: until server::run has its
+// handlers in place, SIGHUP/SIGTERM/SIGINT stay pending instead of killing the process with
+// their default action. Every thread started later inherits the mask; run() unblocks them on
+// the main thread only. (Only the dynamic loader runs earlier; a signal then still kills.)
+sigset_t previous_mask;
+__attribute__((constructor(101))) void block_stop_signals() {
+  sigset_t stop_and_reload;
   sigemptyset(&stop_and_reload);
   sigaddset(&stop_and_reload, SIGHUP);
   sigaddset(&stop_and_reload, SIGTERM);
   sigaddset(&stop_and_reload, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_and_reload, &previous);
+  pthread_sigmask(SIG_BLOCK, &stop_and_reload, &previous_mask);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
   // Commands that do not serve keep the default dispositions.
-  auto unblock = [&] { pthread_sigmask(SIG_SETMASK, &previous, nullptr); };
+  auto unblock = [] { pthread_sigmask(SIG_SETMASK, &previous_mask, nullptr); };
 
   CLI::App app{"OpenBridge: one OpenAI-compatible endpoint in front of many providers"};
   app.set_version_flag("-V,--version", "openbridge " OPENBRIDGE_VERSION);
