@@ -1,5 +1,7 @@
 #include "server/server.hpp"
 
+#include <pthread.h>
+
 #include <csignal>
 #include <thread>
 #include <vector>
@@ -38,8 +40,8 @@ std::string describe(const proxy::snapshot& s) {
          std::to_string(s.routes.groups().size()) + " groups";
 }
 
-void reload(proxy::snapshot_store& store, const std::string& path, bool force,
-            const config::config& started_with) {
+void reload_or_throw(proxy::snapshot_store& store, const std::string& path, bool force,
+                     const config::config& started_with) {
   auto out = store.reload(path, force);
   if (out.unchanged) return;
   log_diagnostics(out.diagnostics);
@@ -51,6 +53,30 @@ void reload(proxy::snapshot_store& store, const std::string& path, bool force,
   log(level::info, "config reloaded: " + describe(*snap));
   if (snap->cfg.listen != started_with.listen || snap->cfg.workers != started_with.workers)
     log(level::warn, "config: 'listen' and 'workers' changes take effect after a restart");
+}
+
+// Reloads run from a signal handler and the file watcher's thread: whatever goes wrong (out of
+// memory, an unreadable file the checks missed) keeps the running config, logged, never a
+// dead process or watcher.
+void reload(proxy::snapshot_store& store, const std::string& path, bool force,
+            const config::config& started_with) noexcept {
+  try {
+    reload_or_throw(store, path, force, started_with);
+  } catch (const std::exception& e) {
+    log(level::error,
+        "config reload failed (" + path + "): " + e.what() + ": keeping the running config");
+  } catch (...) {
+    log(level::error, "config reload failed (" + path + "): keeping the running config");
+  }
+}
+
+void unblock_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 }  // namespace
@@ -77,6 +103,13 @@ int run(const options& opts) {
   auto ep = parse_listen_address(listen, &err);
   if (!ep) {
     log(level::error, "cannot start: listen address '" + listen + "': " + err);
+    return 1;
+  }
+
+  if (auto held = check_address_free(*ep)) {
+    log(level::error, "cannot start: " + listen + " is already in use (" + *held +
+                          "), maybe by another openbridge; stop it or choose another address "
+                          "with --listen or the config's \"listen\"");
     return 1;
   }
 
@@ -116,6 +149,9 @@ int run(const options& opts) {
     stopping = true;
   };
   signals.async_wait(on_signal);
+  // main() blocked these signals before anything else; those that came during start-up were
+  // kept pending and are handled now (a SIGTERM drains and exits 0, a SIGHUP reloads once).
+  unblock_stop_signals();
   while (!stopping) main_ioc.run_one();
 
   log(level::info, "shutting down: finishing requests in flight");

@@ -31,7 +31,9 @@ class worker {
   std::size_t live_connections() const { return registry_.size(); }
 
  private:
+  // Survives failed accepts (backs off) and connections it cannot set up (logged).
   boost::asio::awaitable<void> accept_loop();
+  void serve(boost::asio::ip::tcp::socket socket);
   // Every 20 ms: lazy client watches of slow requests, and the buffered access log.
   boost::asio::awaitable<void> flush_loop();
 
