@@ -6,7 +6,9 @@
 #include <string>
 #include <vector>
 
+#include "proxy/http/request_id.hpp"
 #include "proxy/json/model.hpp"
+#include "proxy/json/usage.hpp"
 #include "proxy/sse/framer.hpp"
 #include "proxy/sse/rewrite.hpp"
 
@@ -105,6 +107,36 @@ BENCHMARK(BM_request_find_splice)
     ->Args({1 << 10, 0})
     ->Args({10 << 20, 0});
 
+// Find + usage plan + one gathered-write's worth of pieces (model splice and the injected
+// stream_options), the request path of a streaming chat request whose client did not ask.
+void BM_request_find_plan_inject(benchmark::State& state) {
+  std::string body = chat_request(static_cast<std::size_t>(state.range(0)));
+  body.reserve(body.size() + json::required_padding);
+  json::model_finder finder;
+  std::size_t total = 0;
+  for (auto _ : state) {
+    const json::request_model r = finder.find_request_model(body, body.capacity());
+    const json::usage_plan p = json::plan_usage_injection(body, r);
+    if (!p.strip_usage_chunk()) state.SkipWithError("no injection");
+    json::edit edits[json::usage_plan::max_edits + 1];
+    const int n = json::merge_edits(p, r.value, R"("gpt-4o-mini")", edits);
+    json::for_each_piece(body, edits, n, [&](std::string_view s) { total += s.size(); });
+    benchmark::DoNotOptimize(total);
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * body.size()));
+}
+BENCHMARK(BM_request_find_plan_inject)->ArgNames({"bytes"})->Arg(1 << 10);
+
+void BM_request_id(benchmark::State& state) {
+  const bool client = state.range(0) != 0;
+  const std::string client_id = "3f2a1c9e-8b7d-4e6f-a5c4-1b2d3e4f5a6b";
+  for (auto _ : state) {
+    const http::request_id id = http::request_id::choose(client ? client_id : std::string_view{});
+    benchmark::DoNotOptimize(id.view().data());
+  }
+}
+BENCHMARK(BM_request_id)->ArgNames({"from_client"})->Arg(0)->Arg(1);
+
 void BM_answer_inspect_splice(benchmark::State& state) {
   const std::string answer = chat_answer();
   json::model_finder finder;
@@ -136,7 +168,7 @@ void BM_answer_inspect_chunk(benchmark::State& state) {
 }
 BENCHMARK(BM_answer_inspect_chunk);
 
-enum class sse_mode { frame_only, rewrite, rewrite_with_shape };
+enum class sse_mode { frame_only, rewrite, rewrite_with_shape, rewrite_with_shape_strip };
 
 void BM_sse_frame(benchmark::State& state, sse_mode mode) {
   const bool rewrite = mode != sse_mode::frame_only;
@@ -147,15 +179,17 @@ void BM_sse_frame(benchmark::State& state, sse_mode mode) {
   std::string out;
   std::int64_t events = 0;
   sse::stream_shape shape;
+  sse::usage_strip strip;
   for (auto _ : state) {
     shape.reset();  // one stream per iteration, as the proxy does per answer
+    strip.reset(mode == sse_mode::rewrite_with_shape_strip);
     for (const std::string& piece : pieces) {
       out.clear();  // one client write per upstream read
       framer.feed(piece, [&](const sse::event& ev) {
         ++events;
         if (rewrite) {
-          sse::rewrite_event(ev, finder, group, out,
-                             mode == sse_mode::rewrite_with_shape ? &shape : nullptr);
+          sse::rewrite_event(ev, finder, group, out, mode == sse_mode::rewrite ? nullptr : &shape,
+                             &strip);
         } else {
           out.append(ev.raw);
         }
@@ -172,5 +206,8 @@ void BM_sse_frame(benchmark::State& state, sse_mode mode) {
 BENCHMARK_CAPTURE(BM_sse_frame, frame_only, sse_mode::frame_only);
 BENCHMARK_CAPTURE(BM_sse_frame, frame_and_rewrite, sse_mode::rewrite);
 BENCHMARK_CAPTURE(BM_sse_frame, frame_and_rewrite_with_shape, sse_mode::rewrite_with_shape);
+// The same stream with the usage-only chunk removed (the client did not ask for usage).
+BENCHMARK_CAPTURE(BM_sse_frame, frame_and_rewrite_with_shape_strip,
+                  sse_mode::rewrite_with_shape_strip);
 
 }  // namespace

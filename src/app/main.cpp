@@ -1,6 +1,9 @@
 // openbridge: command line -> server::run, or a config check like `nginx -t`.
 #include <CLI/CLI.hpp>
 
+#include <pthread.h>
+
+#include <csignal>
 #include <iostream>
 
 #include "config/parse.hpp"
@@ -19,9 +22,26 @@ int check_config(const std::string& path) {
   return 0;
 }
 
+// First of all, before any other static initialiser and main: until server::run has its
+// handlers in place, SIGHUP/SIGTERM/SIGINT stay pending instead of killing the process with
+// their default action. Every thread started later inherits the mask; run() unblocks them on
+// the main thread only. (Only the dynamic loader runs earlier; a signal then still kills.)
+sigset_t previous_mask;
+__attribute__((constructor(101))) void block_stop_signals() {
+  sigset_t stop_and_reload;
+  sigemptyset(&stop_and_reload);
+  sigaddset(&stop_and_reload, SIGHUP);
+  sigaddset(&stop_and_reload, SIGTERM);
+  sigaddset(&stop_and_reload, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_and_reload, &previous_mask);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Commands that do not serve keep the default dispositions.
+  auto unblock = [] { pthread_sigmask(SIG_SETMASK, &previous_mask, nullptr); };
+
   CLI::App app{"OpenBridge: one OpenAI-compatible endpoint in front of many providers"};
   app.set_version_flag("-V,--version", "openbridge " OPENBRIDGE_VERSION);
   ob::server::options opts;
@@ -38,9 +58,13 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    unblock();
     return app.exit(e);
   }
-  if (!check_path.empty()) return check_config(check_path);
+  if (!check_path.empty()) {
+    unblock();
+    return check_config(check_path);
+  }
   if (opts.config_path.empty()) {
     std::cerr << "openbridge: --config PATH is required (see --help)\n";
     return 2;

@@ -411,6 +411,7 @@ constexpr field<timeouts> timeout_fields[] = {
     {"total", read_timeout<&timeouts::total>},
     {"client_header", read_timeout<&timeouts::client_header>},
     {"client_body", read_timeout<&timeouts::client_body>},
+    {"client_body_total", read_timeout<&timeouts::client_body_total>},
     {"keepalive", read_timeout<&timeouts::keepalive>},
     {"shutdown_grace", read_timeout<&timeouts::shutdown_grace>},
 };
@@ -545,6 +546,66 @@ void read_retry(context& c, const json::value& v, const std::string& path, confi
     walk<retry_config>(c, *o, path, retry_fields, cfg.retry);
 }
 
+// ---- log ------------------------------------------------------------------------------------
+
+// One of `names` (in the enum's order) -> that enumerator.
+template <class E, std::size_t N>
+void read_choice(context& c, const json::value& v, const std::string& path,
+                 const std::string_view (&names)[N], E& out) {
+  const auto* s = as_string(c, v, path);
+  if (!s) return;
+  for (std::size_t i = 0; i < N; ++i)
+    if (*s == names[i]) {
+      out = static_cast<E>(i);
+      return;
+    }
+  std::string allowed;
+  for (auto name : names) allowed += (allowed.empty() ? "\"" : ", \"") + std::string(name) + "\"";
+  c.error(path, "must be one of " + allowed + ", got " + json::serialize(*s));
+}
+
+constexpr std::string_view log_format_names[] = {"text", "json"};
+constexpr std::string_view log_level_names[] = {"debug", "info", "warn", "error"};
+
+constexpr field<log_config> log_fields[] = {
+    {"format", [](context& c, const json::value& v, const std::string& path,
+                  log_config& l) { read_choice(c, v, path, log_format_names, l.format); }},
+    {"level", [](context& c, const json::value& v, const std::string& path,
+                 log_config& l) { read_choice(c, v, path, log_level_names, l.level); }},
+    {"file",
+     [](context& c, const json::value& v, const std::string& path, log_config& l) {
+       const auto* s = as_string(c, v, path);
+       if (!s) return;
+       if (s->empty()) return c.error(path, "must not be empty (leave the key out for stderr)");
+       if (has_control_char(*s)) return c.error(path, "must not contain control characters");
+       if (s->front() != '/')
+         return c.error(path, json::serialize(*s) + " must be an absolute path");
+       if (s->back() == '/') return c.error(path, json::serialize(*s) + " names a directory");
+       l.file = std::string(*s);
+     }},
+};
+
+void read_log(context& c, const json::value& v, const std::string& path, config& cfg) {
+  if (const auto* o = as_object(c, v, path)) walk<log_config>(c, *o, path, log_fields, cfg.log);
+}
+
+// ---- answer headers ---------------------------------------------------------------------------
+
+constexpr field<header_options> header_fields[] = {
+    {"expose_routing",
+     [](context& c, const json::value& v, const std::string& path, header_options& h) {
+       if (const bool* b = v.if_bool())
+         h.expose_routing = *b;
+       else
+         type_error(c, path, "a boolean", v);
+     }},
+};
+
+void read_headers(context& c, const json::value& v, const std::string& path, config& cfg) {
+  if (const auto* o = as_object(c, v, path))
+    walk<header_options>(c, *o, path, header_fields, cfg.headers);
+}
+
 // ---- admin and metrics --------------------------------------------------------------------
 
 void read_admin_listen(context& c, const json::value& v, const std::string& path, admin_config& a) {
@@ -603,10 +664,13 @@ void read_metrics(context& c, const json::value& v, const std::string& path, con
 }
 
 constexpr field<config> root_fields[] = {
-    {"providers", read_providers}, {"security", read_security}, {"listen", read_listen},
-    {"workers", read_workers},     {"limits", read_limits},     {"timeouts", read_timeouts},
-    {"groups", read_groups},       {"health", read_health},     {"retry", read_retry},
-    {"admin", read_admin},         {"metrics", read_metrics},
+    {"providers", read_providers}, {"security", read_security},
+    {"listen", read_listen},       {"workers", read_workers},
+    {"limits", read_limits},       {"timeouts", read_timeouts},
+    {"groups", read_groups},       {"health", read_health},
+    {"retry", read_retry},         {"log", read_log},
+    {"headers", read_headers},     {"admin", read_admin},
+    {"metrics", read_metrics},
 };
 
 config read_root(context& c, const json::value& root) {

@@ -79,14 +79,31 @@ struct limits {
 };
 
 struct timeouts {
-  millis connect{10'000};         // TCP + TLS handshake to a provider
-  millis first_byte{300'000};     // request sent -> upstream response head
-  millis idle{120'000};           // between two reads of an upstream answer (stream events)
-  millis total{900'000};          // whole upstream exchange
-  millis client_header{30'000};   // client: request head must arrive within this
-  millis client_body{120'000};    // client: request body must arrive within this (per read)
-  millis keepalive{75'000};       // idle client connection between requests
-  millis shutdown_grace{30'000};  // SIGTERM: requests in flight may finish within this
+  millis connect{10'000};             // TCP + TLS handshake to a provider
+  millis first_byte{300'000};         // request sent -> upstream response head
+  millis idle{120'000};               // between two reads of an upstream answer (stream events)
+  millis total{900'000};              // whole upstream exchange
+  millis client_header{30'000};       // client: the whole request head, from its first byte
+  millis client_body{120'000};        // client: request body, between two reads
+  millis client_body_total{300'000};  // client: the whole request body, from the end of the head
+  millis keepalive{75'000};           // idle client connection between requests
+  millis shutdown_grace{30'000};      // SIGTERM: requests in flight may finish within this
+};
+
+// Extension "log": access and process log output. Read at start and on every reload.
+struct log_config {
+  enum class format_kind { text, json };
+  enum class level_kind { debug, info, warn, error };  // same order as observe::level
+  format_kind format = format_kind::text;              // access (and process) lines: logfmt or JSON
+  std::string file;                                    // access log file; "" = stderr
+  level_kind level = level_kind::info;                 // process log lines below this are dropped
+};
+
+// Extension "headers": what the gateway tells clients in answer headers.
+struct header_options {
+  // x-openbridge-model, x-openbridge-provider (the provider's host) and x-openbridge-attempts
+  // on proxied answers; false leaves them out.
+  bool expose_routing = true;
 };
 
 // Extension "admin": the admin listener (metrics, health, targets, reload, events). On by
@@ -115,6 +132,8 @@ struct config {
   std::map<std::string, group_options> groups;  // extension; keys name groups of `providers`
   health_config health;                         // extension
   retry_config retry;                           // extension
+  log_config log;                               // extension
+  header_options headers;                       // extension
   admin_config admin;                           // extension
   metrics_config metrics;                       // extension
 };

@@ -1,36 +1,33 @@
 #include "observe/log.hpp"
 
-#include "observe/clock.hpp"
-
+#include <fcntl.h>
 #include <unistd.h>
 
-#include <charconv>
-#include <chrono>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <mutex>
+#include <shared_mutex>
+
+#include "observe/clock.hpp"
+#include "observe/events.hpp"
+#include "observe/fields.hpp"
 
 namespace ob::observe {
-namespace {
 
-// Writes "YYYY-MM-DDTHH:MM:SS.mmmZ" (24 bytes) at p; the part up to the seconds is formatted
-// once per second per thread (this runs for every access line).
-constexpr std::size_t time_size = 24;
-char* put_time(char* p) {
-  thread_local std::time_t cached_secs = -1;
-  thread_local char cached[64];
-  auto now = coarse_wall_now();  // within a tick (<= 4 ms), as nginx's cached time
-  auto ms_total =
-      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-  auto secs = static_cast<std::time_t>(ms_total / 1000);
-  if (secs != cached_secs) {
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    cached_secs = secs;
-  }
-  std::memcpy(p, cached, 19);
+namespace detail {
+
+namespace {
+// "YYYY-MM-DDTHH:MM:SS" (19 bytes) into out[64] (room for any int the compiler imagines).
+void format_seconds(std::time_t secs, char (&out)[64]) {
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  std::snprintf(out, sizeof out, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+char* put_ms_suffix(char* p, std::int64_t ms_total) {
   auto ms = static_cast<int>(ms_total % 1000);
   p[19] = '.';
   p[20] = static_cast<char>('0' + ms / 100);
@@ -39,132 +36,207 @@ char* put_time(char* p) {
   p[23] = 'Z';
   return p + time_size;
 }
+}  // namespace
 
-void append_time(std::string& out) {
-  char buf[time_size];
-  out.append(buf, put_time(buf));
-}
-
-// Values are quoted when they hold anything that would break a logfmt field (space, quote, '=',
-// backslash, control bytes); inside quotes '"' and '\\' are escaped and control bytes become
-// spaces, so one request is always one line.
-bool needs_quotes(std::string_view v) {
-  if (v.empty()) return true;
-  for (unsigned char c : v)
-    if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f) return true;
-  return false;
-}
-
-// Writes into `p` (room for 2 * v.size() + 2 bytes), returns the new end.
-char* put_value(char* p, std::string_view v) {
-  if (!needs_quotes(v)) {
-    std::memcpy(p, v.data(), v.size());
-    return p + v.size();
+char* put_now(char* p) {
+  thread_local std::time_t cached_secs = -1;
+  thread_local char cached[64];
+  auto now = coarse_wall_now();
+  auto ms_total =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
+  auto secs = static_cast<std::time_t>(ms_total / 1000);
+  if (secs != cached_secs) {
+    format_seconds(secs, cached);
+    cached_secs = secs;
   }
-  *p++ = '"';
-  for (unsigned char c : v) {
-    if (c == '"' || c == '\\') *p++ = '\\';
-    *p++ = (c < ' ' || c == 0x7f) ? ' ' : static_cast<char>(c);
-  }
-  *p++ = '"';
-  return p;
+  std::memcpy(p, cached, 19);
+  return put_ms_suffix(p, ms_total);
 }
 
-// " key=" (key is a literal)
-template <std::size_t N>
-char* put_key(char* p, const char (&key)[N]) {
-  *p++ = ' ';
-  std::memcpy(p, key, N - 1);
-  p += N - 1;
-  *p++ = '=';
-  return p;
+char* put_time(char* p, std::chrono::system_clock::time_point t) {
+  auto ms_total =
+      std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  if (ms_total < 0) ms_total = 0;
+  char secs[64];
+  format_seconds(static_cast<std::time_t>(ms_total / 1000), secs);
+  std::memcpy(p, secs, 19);
+  return put_ms_suffix(p, ms_total);
 }
 
-char* put_int(char* p, std::int64_t v) {
-  return std::to_chars(p, p + 20, v).ptr;
-}
+}  // namespace detail
 
-// Milliseconds with three decimals (microsecond resolution), e.g. 12.345.
-char* put_millis(char* p, double ms) {
-  if (!(ms >= 0)) ms = 0;
-  if (ms > 1e12) ms = 1e12;  // ~31 years: keeps the conversion defined
-  const auto us = static_cast<std::int64_t>(ms * 1000.0 + 0.5);
-  p = put_int(p, us / 1000);
-  const auto frac = static_cast<int>(us % 1000);
-  p[0] = '.';
-  p[1] = static_cast<char>('0' + frac / 100);
-  p[2] = static_cast<char>('0' + frac / 10 % 10);
-  p[3] = static_cast<char>('0' + frac % 10);
-  return p + 4;
-}
+namespace {
 
-void write_all(const std::string& s) {
+using namespace detail;
+
+bool write_all(int fd, const std::string& s) {
   const char* p = s.data();
   std::size_t left = s.size();
   while (left > 0) {
-    auto n = ::write(2, p, left);
-    if (n <= 0) return;
+    auto n = ::write(fd, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
     p += n;
     left -= static_cast<std::size_t>(n);
   }
+  return true;
+}
+
+// Where access lines go. Workers hold the lock shared for one write(2) of their batch; a
+// reopen holds it exclusively to swap the descriptor, so a batch is never split between two
+// files and the old descriptor is closed only when no batch is being written to it.
+struct access_sink {
+  std::shared_mutex m;
+  int fd = 2;        // guarded by m
+  std::string path;  // guarded by m; "" = stderr
+};
+access_sink& sink() {
+  static access_sink s;
+  return s;
+}
+std::atomic<int> format_now{static_cast<int>(access_format::text)};
+
+int open_log_file(const std::string& path, std::string* error) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0 && error) *error = "cannot open access log \"" + path + "\": " + std::strerror(errno);
+  return fd;
+}
+
+// Swaps in (fd, path) and closes the previous file descriptor (never stderr).
+void install(int fd, std::string path) {
+  auto& s = sink();
+  int old;
+  {
+    std::unique_lock lock(s.m);
+    old = s.fd;
+    s.fd = fd;
+    s.path = std::move(path);
+  }
+  if (old != 2 && old != fd) ::close(old);
 }
 
 }  // namespace
 
-void log(level l, std::string_view message) {
-  std::string line;
-  append_time(line);
-  line += l == level::info ? " info " : l == level::warn ? " warn " : " error ";
-  line += message;
-  line += '\n';
-  write_all(line);
+std::optional<level> parse_level(std::string_view name) {
+  if (name == "debug") return level::debug;
+  if (name == "info") return level::info;
+  if (name == "warn") return level::warn;
+  if (name == "error") return level::error;
+  return std::nullopt;
 }
 
-void format_access_line(std::string& out, const request_record& r) {
-  // One resize to the worst case, then plain stores: this runs for every request.
-  const std::size_t texts = r.method.size() + r.path.size() + r.group.size() + r.target.size() +
-                            r.provider.size() + r.outcome.size() + r.tried.size() + r.detail.size();
-  const std::size_t old = out.size();
-  out.resize(old + 2 * texts + 512);
-  char* const begin = out.data() + old;
-  char* p = begin;
-  p = put_time(p);
-  std::memcpy(p, " access", 7);
-  p += 7;
-  p = put_value(put_key(p, "method"), r.method);
-  p = put_value(put_key(p, "path"), r.path);
-  if (!r.group.empty()) p = put_value(put_key(p, "group"), r.group);
-  if (!r.target.empty()) p = put_value(put_key(p, "target"), r.target);
-  if (!r.provider.empty()) p = put_value(put_key(p, "provider"), r.provider);
-  p = put_int(put_key(p, "status"), r.status);
-  p = put_millis(put_key(p, "duration_ms"), r.duration_ms);
-  p = put_int(put_key(p, "bytes_in"), static_cast<std::int64_t>(r.bytes_in));
-  p = put_int(put_key(p, "bytes_out"), static_cast<std::int64_t>(r.bytes_out));
-  if (r.stream) p = put_value(put_key(p, "stream"), "true");
-  if (r.attempts) p = put_int(put_key(p, "attempts"), r.attempts);
-  if (r.prompt_tokens >= 0) p = put_int(put_key(p, "prompt_tokens"), r.prompt_tokens);
-  if (r.completion_tokens >= 0) p = put_int(put_key(p, "completion_tokens"), r.completion_tokens);
-  if (r.total_tokens >= 0) p = put_int(put_key(p, "total_tokens"), r.total_tokens);
-  p = put_value(put_key(p, "outcome"), r.outcome);
-  if (!r.tried.empty()) p = put_value(put_key(p, "tried"), r.tried);
-  if (!r.detail.empty()) p = put_value(put_key(p, "detail"), r.detail);
+std::string_view level_name(level l) {
+  switch (l) {
+    case level::debug:
+      return "debug";
+    case level::info:
+      return "info";
+    case level::warn:
+      return "warn";
+    default:
+      return "error";
+  }
+}
+
+void log(level l, std::string_view message) {
+  if (!log_enabled(l)) return;
+  std::string line;
+  const auto name = level_name(l);
+  line.resize(time_size + json_expansion * message.size() + 64);
+  char* p = line.data();
+  if (current_access_format() == access_format::json) {
+    p = put_now(put_literal(p, "{\"time\":\""));
+    p = put_literal(p, "\",\"level\":\"");
+    std::memcpy(p, name.data(), name.size());
+    p = put_json_string(put_literal(p + name.size(), "\",\"msg\":"), message);
+    *p++ = '}';
+  } else {
+    p = put_now(p);
+    *p++ = ' ';
+    std::memcpy(p, name.data(), name.size());
+    p += name.size();
+    *p++ = ' ';
+    std::memcpy(p, message.data(), message.size());
+    p += message.size();
+  }
   *p++ = '\n';
-  out.resize(old + static_cast<std::size_t>(p - begin));
+  line.resize(static_cast<std::size_t>(p - line.data()));
+  write_all(2, line);
+}
+
+access_format current_access_format() {
+  return static_cast<access_format>(format_now.load(std::memory_order_relaxed));
+}
+
+bool configure_access_log(const access_log_options& o, std::string* error) {
+  auto& s = sink();
+  std::string current;
+  {
+    std::shared_lock lock(s.m);
+    current = s.path;
+  }
+  if (o.file != current) {
+    if (o.file.empty()) {
+      install(2, "");
+    } else {
+      int fd = open_log_file(o.file, error);
+      if (fd < 0) return false;
+      install(fd, o.file);
+    }
+  }
+  format_now.store(static_cast<int>(o.format), std::memory_order_relaxed);
+  return true;
+}
+
+bool reopen_access_log(std::string* error) {
+  auto& s = sink();
+  std::string path;
+  {
+    std::shared_lock lock(s.m);
+    path = s.path;
+  }
+  if (path.empty()) return true;
+  int fd = open_log_file(path, error);
+  if (fd < 0) return false;
+  install(fd, std::move(path));
+  return true;
 }
 
 namespace {
 thread_local std::string access_buffer;
+thread_local std::string event_scratch;  // the JSON form for the event ring, text format only
 constexpr std::size_t access_buffer_limit = 32 * 1024;
 }  // namespace
 
 void access_log(const request_record& r) {
-  format_access_line(access_buffer, r);
+  const bool json = current_access_format() == access_format::json;
+  const std::size_t start = access_buffer.size();
+  if (json)
+    format_access_json(access_buffer, r);
+  else
+    format_access_line(access_buffer, r);
+  if (events().enabled()) [[unlikely]] {
+    std::string_view line;
+    if (json) {
+      line = std::string_view(access_buffer).substr(start);
+    } else {
+      event_scratch.clear();
+      format_access_json(event_scratch, r);
+      line = event_scratch;
+    }
+    line.remove_suffix(1);  // the '\n'
+    events().publish(line);
+  }
   if (access_buffer.size() >= access_buffer_limit) flush_access_log();
 }
 
 void flush_access_log() {
   if (access_buffer.empty()) return;
-  write_all(access_buffer);
+  {
+    auto& s = sink();
+    std::shared_lock lock(s.m);
+    write_all(s.fd, access_buffer);
+  }
   access_buffer.clear();
 }
 

@@ -2,7 +2,9 @@
 // the snapshot store (atomic swap) and the groups' balancing state inside snapshots.
 #pragma once
 
+#include <chrono>
 #include <memory>
+#include <string_view>
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -34,10 +36,34 @@ struct worker_context {
   upstream::connector connector;
   json::model_finder finder;
   bool draining = false;  // shutting down: finish the current request, then close
+  bool stopping = false;  // shutdown grace over: end requests in flight with an error
+
+  // Called by the worker every 20 ms. Once a second, and at once after a reload: closes idle
+  // pooled connections past max_idle and those to origins no current target uses (a request
+  // still running on an older snapshot may return one after the reload: the next pass
+  // closes it).
+  void sweep_pool(std::chrono::steady_clock::time_point now) {
+    const auto& snap = current();
+    bool reloaded = snap && snap->generation != pooled_gen_;
+    if (!reloaded && now < next_pool_sweep_) return;
+    next_pool_sweep_ = now + std::chrono::seconds(1);
+    if (snap) {
+      pooled_gen_ = snap->generation;
+      pool.retain([&](std::string_view origin) {
+        for (const auto* g : snap->routes.groups())
+          for (const auto& t : g->targets)
+            if (t.pool_key == origin) return true;
+        return false;
+      });
+    }
+    pool.sweep(now);
+  }
 
  private:
   std::shared_ptr<const snapshot> cached_;
   std::uint64_t cached_gen_ = ~std::uint64_t{0};
+  std::uint64_t pooled_gen_ = ~std::uint64_t{0};  // snapshot the pool was last pruned for
+  std::chrono::steady_clock::time_point next_pool_sweep_{};
 };
 
 }  // namespace ob::proxy

@@ -4,10 +4,17 @@
 
 namespace ob::proxy {
 
-void deadline::arm(std::chrono::milliseconds limit, boost::asio::ip::tcp::socket* victim) {
+void deadline::arm(std::chrono::milliseconds limit, boost::asio::ip::tcp::socket* victim,
+                   on_expiry what) {
   // Coarse: the deadline may pass up to one clock tick (<= 4 ms) late, never early.
-  at_ = observe::coarse_deadline(limit);
+  arm_until(observe::coarse_deadline(limit), victim, what);
+}
+
+void deadline::arm_until(clock::time_point at, boost::asio::ip::tcp::socket* victim,
+                         on_expiry what) {
+  at_ = at;
   victim_ = victim;
+  what_ = what;
   expired_ = false;
   if (stopped_) return;
   if (!waiting_) {
@@ -41,7 +48,10 @@ void deadline::on_timer() {
   at_ = clock::time_point::max();
   if (victim_) {
     boost::system::error_code ec;
-    victim_->close(ec);
+    if (what_ == on_expiry::cancel)
+      victim_->cancel(ec);
+    else
+      victim_->close(ec);
     victim_ = nullptr;
   }
 }

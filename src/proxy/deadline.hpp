@@ -1,6 +1,8 @@
 // One lazily re-armed timer per client connection. Every read and write of a request is
-// preceded by arm(limit, victim); when a deadline passes, the victim socket is closed, which
-// makes the pending operation fail, and `expired()` tells the caller it was a timeout.
+// preceded by arm(limit, victim) or arm_until(time, victim); when a deadline passes, the victim
+// socket is closed (or, with on_expiry::cancel, only its pending operations are cancelled, so
+// the caller can still answer on it, say a 408), which makes the pending operation fail, and
+// `expired()` tells the caller it was a timeout.
 // Re-arming to a later time only stores the new deadline: the timer wakes at the old time,
 // sees the later deadline and sleeps again, so the hot path makes no timer calls.
 #pragma once
@@ -20,7 +22,12 @@ class deadline {
   // `owner` is kept alive while a wait is pending (the connection that holds this deadline).
   void set_owner(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
 
-  void arm(std::chrono::milliseconds limit, boost::asio::ip::tcp::socket* victim);
+  enum class on_expiry { close, cancel };
+  void arm(std::chrono::milliseconds limit, boost::asio::ip::tcp::socket* victim,
+           on_expiry what = on_expiry::close);
+  // An absolute deadline, for a bound over several reads (a whole request head, say).
+  void arm_until(clock::time_point at, boost::asio::ip::tcp::socket* victim,
+                 on_expiry what = on_expiry::close);
   void disarm() {
     at_ = clock::time_point::max();
     victim_ = nullptr;
@@ -38,6 +45,7 @@ class deadline {
   clock::time_point at_ = clock::time_point::max();
   clock::time_point timer_at_ = clock::time_point::max();
   boost::asio::ip::tcp::socket* victim_ = nullptr;
+  on_expiry what_ = on_expiry::close;
   bool waiting_ = false;
   bool expired_ = false;
   bool stopped_ = false;

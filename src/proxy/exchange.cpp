@@ -13,6 +13,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/error.hpp>
 
+#include "auth/token_check.hpp"
 #include "proxy/sse/rewrite.hpp"
 #include "routing/policies/round_robin.hpp"
 
@@ -126,8 +127,10 @@ asio::awaitable<bool> exchange::write_raw(std::string_view data, millis limit) {
 asio::awaitable<bool> exchange::write_error(http::error_kind k, std::string_view message,
                                             bool keep_alive, observe::request_record& rec,
                                             std::string_view extra_headers) {
+  keep_alive = keep_alive && !ctx_.draining;  // shutting down: every answer says close
   client_head_.clear();
-  http::append_error_response(client_head_, k, message, keep_alive, extra_headers);
+  bool head = client_req_ && client_req_->method == "HEAD";
+  http::append_error_response(client_head_, k, message, keep_alive, extra_headers, head);
   rec.status = http::status_of(k);
   auto limit = ctx_.current()->cfg.timeouts.idle;
   bool ok = co_await write_client(asio::buffer(client_head_), limit);
@@ -166,6 +169,10 @@ void exchange::sweep(std::chrono::steady_clock::time_point now) {
   }
 }
 
+void exchange::cut() {
+  if (up_) up_->close();
+}
+
 void exchange::stop_watching_client() {
   active_ = false;
   if (!watch_started_) return;
@@ -175,9 +182,11 @@ void exchange::stop_watching_client() {
   client_.cancel(ec);
 }
 
+// `reusable`: the answer was read whole and its framing allows keep-alive (Content-Length or
+// chunked, no Connection: close). The pool refuses a connection with bytes past the answer.
 void exchange::release_upstream(bool reusable) {
   if (!up_) return;
-  if (reusable && !client_gone_ && up_->buffer.size() == 0 && target_) {
+  if (reusable && !client_gone_ && target_) {
     ctx_.pool.release(target_->pool_key, std::move(up_));
   } else {
     up_->close();
@@ -201,11 +210,15 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
   up_head_ += "Content-Length: "sv;
   append_decimal(up_head_, body_len);
   up_head_ += "\r\nAccept-Encoding: identity\r\n"sv;
-  http::append_forwarded(up_head_, r.req.headers, http::direction::to_upstream);
+  // The client's token (it authenticated with it) must not reach the provider in any header.
+  auto token = auth::bearer_token(r.req.headers.get(http::header_id::authorization));
+  http::append_forwarded(up_head_, r.req.headers, http::direction::to_upstream,
+                         token.value_or(std::string_view{}));
   up_head_ += "\r\n"sv;
 }
 
-void exchange::append_client_head(framing f, std::size_t content_length, bool keep_alive) {
+void exchange::append_client_head(framing f, std::size_t content_length, bool keep_alive,
+                                  bool expose_routing) {
   int status = answer_status_;
   client_head_.reserve(head_reserve);
   client_head_ += "HTTP/1.1 "sv;
@@ -216,13 +229,17 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
   client_head_ += "\r\n"sv;
   http::append_forwarded(client_head_, resp_headers_, http::direction::to_client);
   // The body rewrite hides the real model; these keep it visible to operators and clients.
-  client_head_ += "x-openbridge-model: "sv;
-  client_head_ += target_->provider->name;
-  client_head_ += "\r\nx-openbridge-provider: "sv;
-  client_head_ += target_->provider->base;
-  client_head_ += "\r\nx-openbridge-attempts: "sv;
-  append_decimal(client_head_, attempts_);
-  client_head_ += "\r\n"sv;
+  // The provider is named by its host (and non-default port) only: its base URL's path may
+  // say more than clients should know.
+  if (expose_routing) {
+    client_head_ += "x-openbridge-model: "sv;
+    client_head_ += target_->provider->name;
+    client_head_ += "\r\nx-openbridge-provider: "sv;
+    client_head_ += target_->provider->url.host_header;
+    client_head_ += "\r\nx-openbridge-attempts: "sv;
+    append_decimal(client_head_, attempts_);
+    client_head_ += "\r\n"sv;
+  }
   if (f == framing::length) {
     client_head_ += "Content-Length: "sv;
     append_decimal(client_head_, content_length);
@@ -388,9 +405,9 @@ auto exchange::write_buffered(const exchange_request& r, observe::request_record
   for (int i = 0; i < info.model_count; ++i)
     len = len - (info.models[i].end - info.models[i].begin) + group_literal_.size();
 
-  bool keep = r.client_keep_alive;
+  bool keep = r.client_keep_alive && !ctx_.draining;
   client_head_.clear();
-  append_client_head(framing::length, len, keep);
+  append_client_head(framing::length, len, keep, r.snap.cfg.headers.expose_routing);
   rec.status = answer_status_;
 
   auto& out = client_out_;
@@ -473,9 +490,10 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
   rec.status = answer_status_ = parser_->status();
   answer_reason_ = parser_->reason();
   bool chunked = r.req.version >= 11;
-  bool keep = r.client_keep_alive && chunked;
+  bool keep = r.client_keep_alive && chunked && !ctx_.draining;
   client_head_.clear();
-  append_client_head(chunked ? framing::chunked : framing::close_delimited, 0, keep);
+  append_client_head(chunked ? framing::chunked : framing::close_delimited, 0, keep,
+                     r.snap.cfg.headers.expose_routing);
 
   attempt_outcome failure;
   for (;;) {
@@ -511,6 +529,13 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
       rec.detail = "stream ended without a final event";
       relay_result_ = relay_result::upstream_failed;
     }
+  } else if (ctx_.stopping) {
+    release_upstream(false);
+    framer_.reset();
+    rec.detail = "shutdown grace period over";
+    rec.outcome = "shutdown";
+    sse::append_error_event(payload_, "the gateway is shutting down; the stream was ended early",
+                            "server_error", "shutting_down");
   } else {
     release_upstream(false);
     framer_.reset();  // an incomplete event is dropped: the error event must start clean

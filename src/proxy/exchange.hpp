@@ -49,6 +49,8 @@ class exchange {
   // The client connection's read buffer: released while a stream is relayed (an idle stream
   // then costs 4 KiB less; the next request allocates it again).
   void set_client_buffer(boost::beast::flat_buffer* b) { client_in_ = b; }
+  // The client connection's current request: write_error answers a HEAD without a body.
+  void set_client_request(const request_data* r) { client_req_ = r; }
   // The connection object that owns this exchange: kept alive by pending watch handlers.
   void set_owner(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
 
@@ -71,6 +73,13 @@ class exchange {
 
   // Releases memory grown by an unusually large request/answer.
   void trim();
+
+  // Inside run(): a request is with the upstream (or relaying its answer).
+  bool busy() const { return active_; }
+  // Shutdown grace over (worker_context::stopping is set): closes the upstream connection, so
+  // the pending upstream operation fails and run() ends the request with a 503 or, for a
+  // stream already relayed, an error event.
+  void cut();
 
  private:
   enum class mode { undecided, buffered, stream };
@@ -134,7 +143,9 @@ class exchange {
 
   void build_upstream_head(const exchange_request& r, const routing::target& t,
                            std::size_t body_len);
-  void append_client_head(framing f, std::size_t content_length, bool keep_alive);
+  // `expose_routing`: config headers.expose_routing (the x-openbridge-* headers).
+  void append_client_head(framing f, std::size_t content_length, bool keep_alive,
+                          bool expose_routing);
   static void on_body(void* self, std::string_view bytes);
   void on_stream_bytes(std::string_view bytes);
   void watch_client();
@@ -145,6 +156,7 @@ class exchange {
   deadline& deadline_;
   std::weak_ptr<void> owner_;
   boost::beast::flat_buffer* client_in_ = nullptr;
+  const request_data* client_req_ = nullptr;
 
   std::unique_ptr<upstream::connection> up_;
   const routing::target* target_ = nullptr;

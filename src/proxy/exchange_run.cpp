@@ -171,7 +171,7 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     reset_answer_state();
     // Whether another target may take over if this one fails now.
     auto may_retry = [&] {
-      return n + 1 < max_attempts && tried_.size() + 1 < g.targets.size() &&
+      return !ctx_.stopping && n + 1 < max_attempts && tried_.size() + 1 < g.targets.size() &&
              g.state->retries.try_retry(observe::coarse_now());
     };
 
@@ -268,6 +268,13 @@ asio::awaitable<bool> exchange::fail_before_answer(const attempt_outcome& o,
     rec.status = 499;
     co_return false;
   }
+  if (ctx_.stopping) {
+    rec.outcome = "shutdown";
+    rec.detail = "shutdown grace period over";
+    co_return co_await write_error(http::error_kind::unavailable,
+                                   "The gateway is shutting down; the request was not completed.",
+                                   false, rec);
+  }
   http::error_kind kind = http::error_kind::upstream_unreachable;
   rec.outcome = "upstream_error";
   if (o.failure == fail::timeout) {
@@ -277,11 +284,11 @@ asio::awaitable<bool> exchange::fail_before_answer(const attempt_outcome& o,
     kind = http::error_kind::upstream_bad_answer;
   }
   std::string extra;
-  if (attempts_ > 0) {
+  if (attempts_ > 0 && r.snap.cfg.headers.expose_routing) {
     extra = "x-openbridge-attempts: " + std::to_string(attempts_) + "\r\n";
     if (target_)
       extra += "x-openbridge-model: " + target_->provider->name +
-               "\r\nx-openbridge-provider: " + target_->provider->base + "\r\n";
+               "\r\nx-openbridge-provider: " + target_->provider->url.host_header + "\r\n";
   }
   co_return co_await write_error(kind, detail_, r.client_keep_alive, rec, extra);
 }

@@ -1,5 +1,7 @@
 #include "proxy/parsers.hpp"
 
+#include "proxy/http/request_check.hpp"
+
 namespace ob::proxy {
 
 http::header_id header_id_of(beast::http::field f, std::string_view name) {
@@ -7,7 +9,7 @@ http::header_id header_id_of(beast::http::field f, std::string_view name) {
   using id = http::header_id;
   switch (f) {
     case field::unknown:
-      return http::classify(name);  // x-api-key, api-key, retry-after-ms, any other
+      return http::classify(name);  // x-api-key, x-forwarded-for, retry-after-ms, any other
     case field::connection:
       return id::connection;
     case field::keep_alive:
@@ -36,6 +38,10 @@ http::header_id header_id_of(beast::http::field f, std::string_view name) {
       return id::accept_encoding;
     case field::expect:
       return id::expect;
+    case field::cookie:
+      return id::cookie;
+    case field::forwarded:
+      return id::forwarded;
     case field::content_type:
       return id::content_type;
     case field::retry_after:
@@ -66,6 +72,11 @@ void request_parser::on_body_init_impl(const boost::optional<std::uint64_t>& len
 std::size_t request_parser::on_body_impl(beast::string_view body, beast::error_code&) {
   out_.body.append(body);
   return body.size();
+}
+
+void request_parser::on_chunk_header_impl(std::uint64_t, beast::string_view extensions,
+                                          beast::error_code& ec) {
+  if (extensions.size() > http::max_chunk_line) ec = beast::http::error::bad_chunk_extension;
 }
 
 std::size_t request_parser::on_chunk_body_impl(std::uint64_t, beast::string_view body,

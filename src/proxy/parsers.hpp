@@ -49,7 +49,9 @@ class request_parser final : public beast::http::basic_parser<true> {
   void on_header_impl(beast::error_code&) override {}
   void on_body_init_impl(const boost::optional<std::uint64_t>& length, beast::error_code&) override;
   std::size_t on_body_impl(beast::string_view body, beast::error_code&) override;
-  void on_chunk_header_impl(std::uint64_t, beast::string_view, beast::error_code&) override {}
+  // Refuses chunk extensions longer than http::max_chunk_line (they are otherwise ignored).
+  void on_chunk_header_impl(std::uint64_t, beast::string_view extensions,
+                            beast::error_code& ec) override;
   std::size_t on_chunk_body_impl(std::uint64_t, beast::string_view body,
                                  beast::error_code&) override;
   void on_finish_impl(beast::error_code&) override {}

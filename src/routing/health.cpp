@@ -40,6 +40,17 @@ void target_health::report(outcome o, time_point now, std::optional<millis> retr
   if (should_eject_on_failure(now)) eject_with_backoff(now);
 }
 
+void target_health::report_check(outcome o, time_point now, std::optional<millis> retry_after) {
+  if (o == outcome::success) {
+    std::lock_guard lock(mu_);
+    if (mode_ != mode::healthy) {
+      restore(now);
+      return;
+    }
+  }
+  report(o, now, retry_after);
+}
+
 bool target_health::should_eject_on_failure(time_point now) const {
   if (opt_.consecutive_failures > 0 && consecutive_ >= opt_.consecutive_failures) return true;
   auto s = window_.sum(now);
@@ -140,12 +151,13 @@ void target_health::record_latency(millis ttfb) {
   } while (!ewma_ms_.compare_exchange_weak(cur, next, std::memory_order_relaxed));
 }
 
-std::shared_ptr<target_health> health_registry::get(const std::string& target_id) {
+std::shared_ptr<target_health> health_registry::get(const std::string& target_id,
+                                                    const health_options& o) {
   std::lock_guard lock(mu_);
   auto& weak = items_[target_id];
   auto h = weak.lock();
   if (!h) {
-    h = std::make_shared<target_health>(opt_);
+    h = std::make_shared<target_health>(o);
     weak = h;
   }
   // Forget targets nobody holds any more (removed by a reload).

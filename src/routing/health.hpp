@@ -114,6 +114,10 @@ class target_health {
   // target is ejected (requests started before the ejection) are ignored; while probing, the
   // first report is taken as the probe's result.
   void report(outcome o, time_point now, std::optional<millis> retry_after = {});
+  // The result of an active health check (server/health_checker.cpp). Like report(), except
+  // that a success also ends an ejection or a probe at once: the check is a request of our own
+  // that the target answered now, so recovery needs no client request as a probe.
+  void report_check(outcome o, time_point now, std::optional<millis> retry_after = {});
 
   // Lock-free: true unless ejected or probing. select() uses this for the common case.
   bool healthy() const { return until_ns_.load(std::memory_order_acquire) == healthy_mark; }
@@ -184,20 +188,15 @@ class in_flight_guard {
 };
 
 // Hands out the same health object for the same target id while anyone holds it, so a reload
-// that keeps a target keeps its health; ids nobody holds any more are forgotten.
+// that keeps a target keeps its health; ids nobody holds any more are forgotten. Holds no
+// settings of its own: a new target gets the options of the config that brings it (`o`), so
+// building a snapshot that is then thrown away changes nothing here but entries that expire
+// with it. Existing targets keep their options so their state stays consistent.
 class health_registry {
  public:
-  explicit health_registry(health_options o = {}) : opt_(o) {}
-  std::shared_ptr<target_health> get(const std::string& target_id);
-  // Options for targets created from now on (a reload that changes them); existing targets
-  // keep theirs so their state stays consistent.
-  void set_options(const health_options& o) {
-    std::lock_guard lock(mu_);
-    opt_ = o;
-  }
+  std::shared_ptr<target_health> get(const std::string& target_id, const health_options& o = {});
 
  private:
-  health_options opt_;
   std::mutex mu_;
   std::unordered_map<std::string, std::weak_ptr<target_health>> items_;
 };

@@ -46,20 +46,62 @@ std::optional<outcome> health_outcome(failure_kind k, int status) {
 retry_budget::retry_budget(retry_budget_options o)
     : opt_(o),
       floor_(o.min_per_second * std::chrono::duration<double>(o.window).count()),
-      window_(o.window) {}
+      width_(std::max<std::int64_t>(
+          1, std::chrono::duration_cast<std::chrono::nanoseconds>(o.window).count() /
+                 static_cast<std::int64_t>(slices))) {}
+
+std::uint32_t retry_budget::epoch(time_point now) const {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+  auto e = ns >= 0 ? ns / width_ : (ns - width_ + 1) / width_;  // floor, also before the epoch
+  return static_cast<std::uint32_t>(e);
+}
+
+void retry_budget::add(time_point now, counter c) {
+  auto e = epoch(now);
+  auto& w = slices_[e % slices][c];
+  auto cur = w.load(std::memory_order_relaxed);
+  std::uint64_t next;
+  do {
+    // A slice last used more than a window ago starts again from 0 for this epoch.
+    next = static_cast<std::uint32_t>(cur >> 32) == e ? cur + 1
+                                                      : (static_cast<std::uint64_t>(e) << 32) | 1;
+  } while (!w.compare_exchange_weak(cur, next, std::memory_order_relaxed));
+}
+
+std::array<std::uint64_t, 2> retry_budget::sum(time_point now) const {
+  auto e = epoch(now);
+  std::array<std::uint64_t, 2> out{};
+  for (const auto& slice : slices_)
+    for (std::size_t c = 0; c < 2; ++c) {
+      auto v = slice[c].load(std::memory_order_relaxed);
+      // In the window: this slice's epoch is one of the last `slices` ones (mod 2^32).
+      if (static_cast<std::uint32_t>(e - static_cast<std::uint32_t>(v >> 32)) < slices)
+        out[c] += v & 0xffff'ffffu;
+    }
+  return out;
+}
 
 void retry_budget::record_request(time_point now) {
-  std::lock_guard lock(mu_);
-  window_.add(now, requests);
+  add(now, requests);
 }
 
 bool retry_budget::try_retry(time_point now) {
-  std::lock_guard lock(mu_);
-  auto s = window_.sum(now);
-  if (static_cast<double>(s[retries]) >= opt_.ratio * static_cast<double>(s[requests]) + floor_)
-    return false;
-  window_.add(now, retries);
-  return true;
+  auto e = epoch(now);
+  auto& w = slices_[e % slices][retries];
+  auto s = sum(now);
+  auto cur = w.load(std::memory_order_relaxed);
+  auto in_w = [&](std::uint64_t v) -> std::uint64_t {
+    return static_cast<std::uint32_t>(v >> 32) == e ? (v & 0xffff'ffffu) : 0;
+  };
+  const auto elsewhere = s[retries] - std::min(s[retries], in_w(cur));  // other slices
+  const double limit = opt_.ratio * static_cast<double>(s[requests]) + floor_;
+  // The check and the spend are one compare-and-swap on this slice's retry count, so
+  // concurrent retries never spend more than the budget.
+  for (;;) {
+    if (static_cast<double>(elsewhere + in_w(cur)) >= limit) return false;
+    auto next = in_w(cur) ? cur + 1 : (static_cast<std::uint64_t>(e) << 32) | 1;
+    if (w.compare_exchange_weak(cur, next, std::memory_order_relaxed)) return true;
+  }
 }
 
 namespace {

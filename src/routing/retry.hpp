@@ -4,9 +4,9 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <string_view>
 
@@ -48,7 +48,11 @@ struct retry_budget_options {
 // Caps retries process-wide (or per group, wherever the caller keeps it) so that when many
 // targets fail at once, retries cannot multiply the load on whatever is left: a retry is
 // allowed while retries in the window < ratio * requests + min_per_second * window seconds.
-// With the defaults: 20% extra load, and at least 30 retries per 10 s. Thread-safe.
+// With the defaults: 20% extra load, and at least 30 retries per 10 s. Thread-safe and
+// lock-free: every worker records every request here, so a mutex would be taken (and
+// contended) per request. Each counter of each slice is one atomic word holding the slice's
+// epoch and its count, so a slice is reused and counted with one compare-and-swap; a retry's
+// check and spend are one compare-and-swap too, so concurrent retries stay within the budget.
 class retry_budget {
  public:
   explicit retry_budget(retry_budget_options o = {});
@@ -58,11 +62,18 @@ class retry_budget {
   bool try_retry(time_point now);
 
  private:
+  static constexpr std::size_t slices = 10;
   enum counter : std::size_t { requests, retries };
+  // (epoch mod 2^32) << 32 | count: one word per counter per slice.
+  using word = std::atomic<std::uint64_t>;
+  std::uint32_t epoch(time_point now) const;
+  void add(time_point now, counter c);
+  std::array<std::uint64_t, 2> sum(time_point now) const;
+
   const retry_budget_options opt_;
-  const double floor_;  // min_per_second * window seconds
-  std::mutex mu_;
-  sliding_window<2> window_;
+  const double floor_;        // min_per_second * window seconds
+  const std::int64_t width_;  // nanoseconds per slice
+  std::array<std::array<word, 2>, slices> slices_{};
 };
 
 // Retry-After: delta-seconds ("120", leniently "1.5") or an HTTP-date (IMF-fixdate, RFC 850

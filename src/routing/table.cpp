@@ -31,12 +31,13 @@ std::string target_id(const config::provider& p) {
   return p.base + "|" + p.name + "|" + sha256_prefix(p.key);
 }
 
-std::shared_ptr<group_state> state_registry::get(const std::string& name) {
+std::shared_ptr<group_state> state_registry::get(const std::string& name,
+                                                 const retry_budget_options& o) {
   std::lock_guard lock(mu_);
   auto& weak = states_[name];
   auto s = weak.lock();
   if (!s) {
-    s = std::make_shared<group_state>(retry_opts_);
+    s = std::make_shared<group_state>(o);
     weak = s;
   }
   // Forget entries of groups nobody holds any more (removed by a reload).
@@ -45,7 +46,9 @@ std::shared_ptr<group_state> state_registry::get(const std::string& name) {
   return s;
 }
 
-void state_registry::configure(const config::config& cfg) {
+namespace {
+
+health_options health_options_of(const config::config& cfg) {
   health_options h;
   h.consecutive_failures = cfg.health.consecutive_failures;
   h.error_ratio = cfg.health.error_ratio;
@@ -53,11 +56,17 @@ void state_registry::configure(const config::config& cfg) {
   h.window = cfg.health.window;
   h.base_ejection = cfg.health.base_ejection;
   h.max_ejection = cfg.health.max_ejection;
-  health_.set_options(h);
-  std::lock_guard lock(mu_);
-  retry_opts_.ratio = cfg.retry.budget_ratio;
-  retry_opts_.min_per_second = cfg.retry.budget_min_per_second;
+  return h;
 }
+
+retry_budget_options retry_options_of(const config::config& cfg) {
+  retry_budget_options r;
+  r.ratio = cfg.retry.budget_ratio;
+  r.min_per_second = cfg.retry.budget_min_per_second;
+  return r;
+}
+
+}  // namespace
 
 namespace {
 
@@ -72,7 +81,8 @@ std::optional<policy_kind> policy_named(std::string_view name) {
 }  // namespace
 
 table::table(const config::config& cfg, state_registry& states) {
-  states.configure(cfg);
+  const auto health_opts = health_options_of(cfg);
+  const auto retry_opts = retry_options_of(cfg);
   std::vector<std::string> order;
   for (const auto& p : cfg.providers) {
     auto [it, inserted] = groups_.try_emplace(p.group);
@@ -80,7 +90,7 @@ table::table(const config::config& cfg, state_registry& states) {
     if (inserted) {
       g.name = p.group;
       g.name_literal = json::json_string(p.group);
-      g.state = states.get(p.group);
+      g.state = states.get(p.group, retry_opts);
       order.push_back(p.group);
     }
     target t;
@@ -91,7 +101,8 @@ table::table(const config::config& cfg, state_registry& states) {
     t.pool_key =
         std::string(p.url.tls ? "https|" : "http|") + p.url.host + "|" + std::to_string(p.url.port);
     t.weight = std::max<std::uint32_t>(p.weight, 1);
-    t.health = states.health().get(t.id);
+    t.health = states.health().get(t.id, health_opts);
+    t.wrr_slot = g.state->wrr_slot(t.id);
     if (!g.targets.empty() && t.weight != g.targets.front().weight)
       g.policy = policy_kind::weighted;
     g.targets.push_back(std::move(t));

@@ -22,10 +22,11 @@ namespace ob::routing {
 struct target {
   std::string id;  // stable identity: base|name|sha256(key) prefix — survives reloads
   const config::provider* provider = nullptr;  // owned by the snapshot's config
-  std::string model_literal;  // JSON string token of the real model name, e.g. "\"gpt-4o\""
-  std::string auth_header;    // "Authorization: Bearer <key>\r\n" or "" when the key is empty
-  std::string pool_key;       // "http|host|port" — connections to the same origin are shared
-  std::uint32_t weight = 1;   // config weight (>= 1), for the weighted policies
+  std::string model_literal;   // JSON string token of the real model name, e.g. "\"gpt-4o\""
+  std::string auth_header;     // "Authorization: Bearer <key>\r\n" or "" when the key is empty
+  std::string pool_key;        // "http|host|port" — connections to the same origin are shared
+  std::uint32_t weight = 1;    // config weight (>= 1), for the weighted policies
+  std::uint32_t wrr_slot = 0;  // its entry in group_state::wrr_current (group_state::wrr_slot)
   std::shared_ptr<target_health> health;  // shared with every snapshot that has this id
 };
 
@@ -33,10 +34,21 @@ struct target {
 struct group_state {
   explicit group_state(retry_budget_options o = {}) : retries(o) {}
   std::atomic<std::uint64_t> next{0};  // round-robin cursor
-  // Smooth weighted round robin's current weight per target index (policies/weighted.hpp).
-  // A lock rather than atomics: one pick reads and writes every entry at once.
+  // Smooth weighted round robin's current weight per target (policies/weighted.hpp), at the
+  // target's slot. Slots are keyed by target id, not position, so a reload that reorders or
+  // removes targets leaves every target its own value. A lock rather than atomics: one pick
+  // reads and writes every entry at once.
   std::mutex wrr_mu;
   std::vector<std::int64_t> wrr_current;
+  // The slot of target `id`, assigned on first sight (a table being built; a slot nobody uses
+  // changes no pick). Slots of removed targets stay reserved: one integer per id ever seen.
+  std::uint32_t wrr_slot(const std::string& id) {
+    std::lock_guard lock(wrr_mu);
+    auto [it, added] = wrr_slots.try_emplace(id, static_cast<std::uint32_t>(wrr_slots.size()));
+    if (added) wrr_current.resize(wrr_slots.size(), 0);
+    return it->second;
+  }
+  std::unordered_map<std::string, std::uint32_t> wrr_slots;  // under wrr_mu
   // Failover retries of this group; one broken group cannot spend another's budget.
   retry_budget retries;
 };
@@ -51,18 +63,20 @@ struct group {
   std::size_t max_attempts = 0;  // targets tried per request (groups.<name>.attempts; 0 = all)
 };
 
-// Hands out the same state object for the same group name while anyone holds it.
+// Hands out the same state object for the same group name while anyone holds it. Like
+// health_registry, it keeps no settings: building a table (the "prepare" half of a reload)
+// passes the new config's options for state it creates, so a table that is never swapped in
+// leaves nothing behind once dropped; whatever it shares with the running table is state both
+// keep, unchanged.
 class state_registry {
  public:
-  std::shared_ptr<group_state> get(const std::string& group_name);
+  std::shared_ptr<group_state> get(const std::string& group_name,
+                                   const retry_budget_options& o = {});
   // Health of targets, kept here so everything that outlives a snapshot lives in one place.
   health_registry& health() { return health_; }
-  // Applies the config's health and retry settings to state created from now on.
-  void configure(const config::config& cfg);
 
  private:
   health_registry health_;
-  retry_budget_options retry_opts_;
   std::mutex mu_;
   std::unordered_map<std::string, std::weak_ptr<group_state>> states_;
 };
@@ -74,7 +88,8 @@ struct string_hash {
 
 class table {
  public:
-  // `cfg` must outlive the table (both live in one snapshot).
+  // `cfg` must outlive the table (both live in one snapshot). Changes nothing in `states`
+  // that the running table uses: safe to build and throw away (a refused reload).
   table(const config::config& cfg, state_registry& states);
   const group* find(std::string_view name) const;
   const std::vector<const group*>& groups() const { return ordered_; }  // in config order

@@ -5,7 +5,9 @@
 #include <boost/asio/buffer.hpp>
 
 #include "auth/token_check.hpp"
+#include "observe/clock.hpp"
 #include "proxy/http/errors.hpp"
+#include "proxy/http/request_check.hpp"
 
 namespace ob::server {
 
@@ -20,6 +22,8 @@ namespace {
 // Holds a request head (and a small body's start); bodies are read straight into their own
 // buffer, so 4 KiB is enough and keeps an idle stream's connection small.
 constexpr std::size_t client_read_chunk = 4 * 1024;
+// A read buffer grown past this by a very large head is given back after its request.
+constexpr std::size_t max_kept_read_buffer = 64 * 1024;
 
 std::string_view path_of(std::string_view target) {
   auto q = target.find('?');
@@ -66,14 +70,19 @@ void connection_registry::close_all() {
   for (auto* c : copy) c->close();
 }
 
+void connection_registry::cut_all() {
+  auto copy = live_;
+  for (auto* c : copy) c->cut();
+}
+
 client_connection::client_connection(proxy::worker_context& ctx, asio::ip::tcp::socket socket,
                                      connection_registry& registry)
     : ctx_(ctx),
       socket_(std::move(socket)),
       registry_(registry),
-      in_(1 << 20),
       deadline_(socket_.get_executor()),
       exchange_(ctx, socket_, deadline_) {
+  exchange_.set_client_request(&req_);
   registry_.add(this);
 }
 
@@ -119,9 +128,11 @@ asio::awaitable<void> client_connection::run() {
   socket_.set_option(asio::ip::tcp::no_delay(true), ec);
 
   for (;;) {
-    auto snap = ctx_.current();  // this request's snapshot, whatever reloads happen meanwhile
-    auto head = co_await read_head(*snap);
-    if (head == head_result::closed) break;
+    auto head = co_await read_head();
+    if (head == head_result::closed || head == head_result::shutdown) break;
+    // This request's snapshot, whatever reloads happen meanwhile. Taken once the head is in:
+    // a connection idle through a reload serves its next request with the new config.
+    auto snap = ctx_.current();
     observe::request_record rec;
     auto start = clock_type::now();
     bool keep = false;
@@ -138,7 +149,7 @@ asio::awaitable<void> client_connection::run() {
       auto msg = head == head_result::too_large ? "The request head is too large."
                  : head == head_result::timeout ? "The request head did not arrive in time."
                                                 : "The request is not valid HTTP/1.1.";
-      rec.outcome = "bad_request";
+      rec.outcome = head == head_result::timeout ? "client_timeout" : "bad_request";
       exchange_.reset_bytes_out();
       co_await exchange_.write_error(kind, msg, false, rec);
     }
@@ -149,9 +160,27 @@ asio::awaitable<void> client_connection::run() {
     if (!keep || ctx_.draining) break;
     req_.body.shrink_if_above(1 << 20);
     req_.headers.shrink_if_above(64 * 1024);
+    if (in_.capacity() > max_kept_read_buffer) in_.shrink_to_fit();  // after a very large head
     exchange_.trim();
   }
   co_await linger();
+  deadline_.stop();
+  close();
+}
+
+void client_connection::cut() {
+  // Shutdown grace is over. A request with the upstream is ended by the exchange (its upstream
+  // connection closes, the client gets a 503 or a stream error event); any other wait on the
+  // client (a head, a body, a lingering close) is cancelled.
+  if (exchange_.busy()) {
+    exchange_.cut();
+    return;
+  }
+  boost::system::error_code ec;
+  socket_.cancel(ec);
+}
+
+void client_connection::abandon() {
   deadline_.stop();
   close();
 }
@@ -160,16 +189,16 @@ asio::awaitable<void> client_connection::linger() {
   // Closing with unread request bytes makes the kernel send a reset, which can destroy an
   // answer (say a 413) before the client reads it. So: stop sending, then read and discard
   // what the client still sends, for a bounded time, before closing (like nginx's lingering
-  // close).
+  // close). Not once the shutdown grace is over: the process is about to exit.
   if (!socket_.is_open()) co_return;
   boost::system::error_code ec;
   socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
-  if (ec) co_return;
+  if (ec || ctx_.stopping) co_return;
   auto until = clock_type::now() + std::chrono::seconds(5);
   // Not in the coroutine frame (that was a 16 KiB allocation per closed connection): the
   // bytes are thrown away, so every lingering connection of this thread reads into one sink.
   static thread_local char sink[16 * 1024];
-  while (clock_type::now() < until) {
+  while (clock_type::now() < until && !ctx_.stopping) {
     deadline_.arm(std::chrono::milliseconds(1000), &socket_);
     auto [rec, n] = co_await socket_.async_read_some(asio::buffer(sink), use_tuple);
     deadline_.disarm();
@@ -177,41 +206,59 @@ asio::awaitable<void> client_connection::linger() {
   }
 }
 
-asio::awaitable<client_connection::head_result> client_connection::read_head(
-    const proxy::snapshot& snap) {
-  const auto& cfg = snap.cfg;
+asio::awaitable<client_connection::head_result> client_connection::read_head() {
+  // Copied from the config in force now; no snapshot is held across the wait (a reload during
+  // it must apply to the request that ends it, and may free the snapshot read here).
+  const auto& cfg = ctx_.current()->cfg;
+  const std::size_t limit = cfg.limits.max_header_bytes;
+  const auto keepalive = cfg.timeouts.keepalive;
+  const auto header_time = cfg.timeouts.client_header;
   req_.clear();
   parser_.emplace(req_);
   parser_->eager(false);  // stop after the head: auth and routing come before the body
-  parser_->header_limit(static_cast<std::uint32_t>(cfg.limits.max_header_bytes));
+  parser_->header_limit(static_cast<std::uint32_t>(limit));
   // No body limit yet: Beast would fail a declared oversized Content-Length before the head is
   // complete; handle_proxy answers 413 for it after auth, and read_body limits chunked bodies.
   parser_->body_limit(boost::none);
-  bool first = true;
+  // The whole head must arrive within client_header of its first byte: the deadline is fixed
+  // then, not pushed back by each read, so a head trickled byte by byte is cut. The wait for
+  // that first byte is the keep-alive wait.
+  bool started = in_.size() > 0;
+  auto head_until = started ? observe::coarse_deadline(header_time) : clock_type::time_point{};
+  // Head bytes the parser consumed so far (it takes the request line before the fields are
+  // whole): the limit counts them too.
+  std::size_t parsed = 0;
   for (;;) {
     if (in_.size() > 0) {
       beast::error_code ec;
       auto used = parser_->put(in_.data(), ec);
       in_.consume(used);
+      parsed += used;
       if (ec == beast::http::error::header_limit) co_return head_result::too_large;
       if (ec && ec != beast::http::error::need_more) co_return head_result::bad;
       if (parser_->is_header_done()) co_return head_result::ok;
-      if (in_.size() >= cfg.limits.max_header_bytes) co_return head_result::too_large;
+      if (parsed + in_.size() >= limit) co_return head_result::too_large;
     }
-    idle_ = first && in_.size() == 0;
+    idle_ = !started;
     if (idle_ && ctx_.draining) co_return head_result::closed;
-    deadline_.arm(idle_ ? cfg.timeouts.keepalive : cfg.timeouts.client_header, &socket_);
-    auto [ec, n] = co_await socket_.async_read_some(in_.prepare(client_read_chunk), use_tuple);
+    if (idle_)
+      deadline_.arm(keepalive, &socket_);  // closes: nothing to answer
+    else
+      deadline_.arm_until(head_until, &socket_, proxy::deadline::on_expiry::cancel);
+    // Never past the limit: a head that fills it without ending is too large.
+    auto want = std::min(client_read_chunk, limit - parsed - in_.size());
+    auto [ec, n] = co_await socket_.async_read_some(in_.prepare(want), use_tuple);
     bool expired = deadline_.expired();
     deadline_.disarm();
     bool was_idle = idle_;
     idle_ = false;
     in_.commit(n);
-    if (ec) {
-      if (was_idle || expired == false) co_return head_result::closed;
-      co_return head_result::timeout;
+    if (expired) co_return was_idle ? head_result::closed : head_result::timeout;
+    if (ec) co_return ctx_.stopping && !was_idle ? head_result::shutdown : head_result::closed;
+    if (!started) {
+      started = true;
+      head_until = observe::coarse_deadline(header_time);
     }
-    first = false;
   }
 }
 
@@ -235,18 +282,30 @@ asio::awaitable<client_connection::head_result> client_connection::read_body(
     const proxy::snapshot& snap) {
   const auto& to = snap.cfg.timeouts;
   if (parser_->is_done()) co_return head_result::ok;
+  // Each read within client_body, the whole body within client_body_total of the head's end:
+  // a body trickled a byte at a time is cut too. Expiry cancels the read, so a 408 can follow.
+  const auto body_until = observe::coarse_deadline(to.client_body_total);
+  auto arm = [&] {
+    deadline_.arm_until(std::min(observe::coarse_deadline(to.client_body), body_until), &socket_,
+                        proxy::deadline::on_expiry::cancel);
+  };
+  auto ended = [this](bool expired) {
+    return expired         ? head_result::timeout
+           : ctx_.stopping ? head_result::shutdown
+                           : head_result::closed;
+  };
   if (!parser_->chunked()) {
     take_buffered_body();
     std::size_t len = static_cast<std::size_t>(parser_->content_length().value_or(0));
     while (req_.body.size() < len) {
-      deadline_.arm(to.client_body, &socket_);
+      arm();
       auto want = std::min(req_.body.spare_size(), len - req_.body.size());
       auto [ec, n] =
           co_await socket_.async_read_some(asio::buffer(req_.body.spare(), want), use_tuple);
       bool expired = deadline_.expired();
       deadline_.disarm();
       req_.body.commit(n);
-      if (ec) co_return expired ? head_result::timeout : head_result::closed;
+      if (ec || expired) co_return ended(expired);
     }
     co_return head_result::ok;
   }
@@ -260,13 +319,15 @@ asio::awaitable<client_connection::head_result> client_connection::read_body(
       if (ec == beast::http::error::body_limit) co_return head_result::too_large;
       if (ec && ec != beast::http::error::need_more) co_return head_result::bad;
       if (parser_->is_done()) co_return head_result::ok;
+      if (!proxy::http::chunk_pending_ok({static_cast<const char*>(in_.data().data()), in_.size()}))
+        co_return head_result::bad;  // an endless chunk line, or a bare LF: 400 now
     }
-    deadline_.arm(to.client_body, &socket_);
+    arm();
     auto [ec, n] = co_await socket_.async_read_some(in_.prepare(client_read_chunk), use_tuple);
     bool expired = deadline_.expired();
     deadline_.disarm();
     in_.commit(n);
-    if (ec) co_return expired ? head_result::timeout : head_result::closed;
+    if (ec || expired) co_return ended(expired);
   }
 }
 
@@ -279,6 +340,7 @@ asio::awaitable<bool> client_connection::reply_json(int status, std::string_view
   out_ += proxy::http::reason_of(status);
   out_ += "\r\nContent-Type: application/json\r\nContent-Length: ";
   out_ += std::to_string(body.size());
+  keep_alive = keep_alive && !ctx_.draining;
   out_ += keep_alive ? "\r\n\r\n" : "\r\nConnection: close\r\n\r\n";
   if (req_.method != "HEAD") out_ += body;
   rec.status = status;
@@ -302,6 +364,11 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
   bool keep_early = keep && !body_pending();
   auto path = rec.path;
   bool get = req_.method == "GET" || req_.method == "HEAD";
+  // Host, body framing and path rules (proxy/http/request_check.hpp), before anything else.
+  if (auto v = proxy::http::check_request(req_.version, req_.headers, req_.target); !v.ok()) {
+    rec.outcome = "bad_request";
+    return refuse(v.kind, std::string(v.message), keep_early && !v.close, rec);
+  }
 
   if (path == "/healthz" || path == "/health") {
     if (!get)
@@ -407,6 +474,12 @@ asio::awaitable<bool> client_connection::refuse_body(head_result body, const pro
     rec.outcome = "bad_request";
     co_return co_await exchange_.write_error(
         error_kind::bad_request, "The request body is not valid HTTP framing.", false, rec);
+  }
+  if (body == head_result::shutdown) {
+    rec.outcome = "shutdown";
+    co_return co_await exchange_.write_error(
+        error_kind::unavailable, "The gateway is shutting down; the request was not read whole.",
+        false, rec);
   }
   rec.outcome = body == head_result::timeout ? "client_timeout" : "client_cancelled";
   rec.status = body == head_result::timeout ? 408 : 499;

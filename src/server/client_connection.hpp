@@ -35,11 +35,17 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   // after its current answer (worker_context::draining).
   void close_if_idle();
   void close();
+  // Shutdown grace over: ends the request in flight (503 or a stream error event, logged with
+  // outcome "shutdown") instead of dropping it.
+  void cut();
+  // After an exception escaped run(): stops the timer (which keeps the connection alive) and
+  // closes the socket.
+  void abandon();
   void sweep(std::chrono::steady_clock::time_point now) { exchange_.sweep(now); }
 
  private:
-  enum class head_result { ok, closed, bad, too_large, timeout };
-  boost::asio::awaitable<head_result> read_head(const proxy::snapshot& snap);
+  enum class head_result { ok, closed, bad, too_large, timeout, shutdown };
+  boost::asio::awaitable<head_result> read_head();
   // Whether the whole request body came with the head (already in in_).
   bool body_buffered() const;
   // Moves the Content-Length body bytes that came with the head to req_.body.
@@ -77,6 +83,8 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   proxy::worker_context& ctx_;
   boost::asio::ip::tcp::socket socket_;
   connection_registry& registry_;
+  // No max_size: read_head never reads past limits.max_header_bytes (up to 1 MiB); a max here
+  // made a head near that limit throw (length_error) instead of getting its 431.
   boost::beast::flat_buffer in_;
   proxy::request_data req_;
   std::optional<proxy::request_parser> parser_;
@@ -101,6 +109,7 @@ class connection_registry {
   std::size_t size() const { return count_.load(std::memory_order_relaxed); }
   void close_idle();
   void close_all();
+  void cut_all();
   void sweep(std::chrono::steady_clock::time_point now) {
     for (auto* c : live_) c->sweep(now);
   }

@@ -1,7 +1,6 @@
 #include "server/health_checker.hpp"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 
 #include "observe/log.hpp"
 #include "proxy/parsers.hpp"
@@ -26,6 +25,15 @@ struct check_guard {
 
 }  // namespace
 
+std::optional<std::chrono::milliseconds> check_retry_after(
+    std::string_view retry_after_ms, std::string_view retry_after,
+    std::chrono::system_clock::time_point now) {
+  if (!retry_after_ms.empty())
+    if (auto v = routing::parse_retry_after_ms(retry_after_ms)) return v;
+  if (!retry_after.empty()) return routing::parse_retry_after(retry_after, now);
+  return std::nullopt;
+}
+
 routing::outcome check_outcome(int status) {
   if (status >= 200 && status < 300) return routing::outcome::success;
   if (status == 429) return routing::outcome::rate_limited;
@@ -37,8 +45,24 @@ health_checker::health_checker(asio::io_context& ioc, proxy::snapshot_store& sto
                                std::shared_ptr<asio::ssl::context> tls)
     : ioc_(ioc), store_(store), connector_(ioc.get_executor(), std::move(tls)), tick_(ioc) {}
 
+namespace {
+
+void log_exception(const std::string& what, std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    observe::log(observe::level::error, what + " failed: " + ex.what());
+  } catch (...) {
+    observe::log(observe::level::error, what + " failed");
+  }
+}
+
+}  // namespace
+
 void health_checker::start() {
-  asio::co_spawn(ioc_, loop(), asio::detached);
+  asio::co_spawn(ioc_, loop(), [](std::exception_ptr e) {
+    if (e) log_exception("health check loop", e);
+  });
 }
 
 void health_checker::stop() {
@@ -50,17 +74,26 @@ asio::awaitable<void> health_checker::loop() {
   while (!stopped_) {
     auto snap = store_.load();
     auto now = clock_type::now();
+    ++pass_;
     for (const auto* g : snap->routes.groups()) {
       for (const auto& t : g->targets) {
         const auto& hc = t.provider->health_check;
         if (!hc.enabled) continue;
         auto& st = states_[t.id];
+        st.seen = pass_;
         if (st.running || now < st.next) continue;
         st.running = true;
         st.next = now + hc.interval;
-        asio::co_spawn(ioc_, check(snap, &t), asio::detached);
+        // Whatever a check throws, it ends: logged, and the target is checked again later.
+        asio::co_spawn(ioc_, check(snap, &t), [this, id = t.id](std::exception_ptr e) {
+          if (e) log_exception("health check of " + id, e);
+          if (auto it = states_.find(id); it != states_.end()) it->second.running = false;
+        });
       }
     }
+    // Targets a reload removed (or whose check was turned off) are forgotten.
+    std::erase_if(states_,
+                  [&](const auto& kv) { return kv.second.seen != pass_ && !kv.second.running; });
     tick_.expires_after(tick);
     co_await tick_.async_wait(use_tuple);
   }
@@ -71,6 +104,7 @@ asio::awaitable<void> health_checker::check(std::shared_ptr<const proxy::snapsho
   const auto& p = *t->provider;
   const auto& hc = p.health_check;
   int status = 0;
+  std::optional<std::chrono::milliseconds> retry_after;
   std::string why;
 
   auto res = co_await connector_.connect(p.url, hc.timeout);
@@ -109,7 +143,12 @@ asio::awaitable<void> health_checker::check(std::shared_ptr<const proxy::snapsho
       }
     }
     if (wec) why = wec.message();
-    if (parser.is_header_done()) status = parser.status();
+    if (parser.is_header_done()) {
+      status = parser.status();
+      retry_after = check_retry_after(headers.get(proxy::http::header_id::retry_after_ms),
+                                      headers.get(proxy::http::header_id::retry_after),
+                                      std::chrono::system_clock::now());
+    }
     guard->done = true;
     timer.cancel();
     conn.close();
@@ -118,12 +157,12 @@ asio::awaitable<void> health_checker::check(std::shared_ptr<const proxy::snapsho
   }
 
   auto outcome = status ? check_outcome(status) : routing::outcome::failure;
-  t->health->report(outcome, clock_type::now());
+  // A success brings an ejected target back at once (docs/CONFIGURATION.md, health_check).
+  t->health->report_check(outcome, clock_type::now(), retry_after);
   if (outcome != routing::outcome::success)
     observe::log(observe::level::warn,
                  "health check of " + p.name + " at " + p.base + hc.path +
                      " failed: " + (status ? "status " + std::to_string(status) : why));
-  states_[t->id].running = false;
 }
 
 }  // namespace ob::server

@@ -4,8 +4,11 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 #include <boost/asio/awaitable.hpp>
@@ -29,6 +32,7 @@ class health_checker {
   struct target_state {
     std::chrono::steady_clock::time_point next{};
     bool running = false;
+    std::uint64_t seen = 0;  // last pass of loop() that found the target in the config
   };
   boost::asio::awaitable<void> loop();
   boost::asio::awaitable<void> check(std::shared_ptr<const proxy::snapshot> snap,
@@ -38,12 +42,20 @@ class health_checker {
   proxy::snapshot_store& store_;
   upstream::connector connector_;
   boost::asio::steady_timer tick_;
-  std::unordered_map<std::string, target_state> states_;  // by target id
+  // By target id; entries of targets a reload removed are dropped once their check is over.
+  std::unordered_map<std::string, target_state> states_;
+  std::uint64_t pass_ = 0;
   bool stopped_ = false;
 };
 
-// One check's verdict from an answer status (pure, for tests): 2xx healthy, 429/503 with
-// Retry-After map to rate_limited/overloaded, everything else a failure.
+// One check's verdict from an answer status (pure, for tests): 2xx healthy, 429/503 map to
+// rate_limited/overloaded (with Retry-After: ejected for that long), everything else a failure.
 routing::outcome check_outcome(int status);
+
+// How long the answer asks us to wait: `retry-after-ms` (OpenAI) first, else `Retry-After`
+// (seconds or an HTTP date); nothing when neither parses. Pure, for tests.
+std::optional<std::chrono::milliseconds> check_retry_after(
+    std::string_view retry_after_ms, std::string_view retry_after,
+    std::chrono::system_clock::time_point now);
 
 }  // namespace ob::server

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/v6_only.hpp>
 
 namespace ob::server {
 
@@ -48,6 +49,26 @@ std::optional<boost::asio::ip::tcp::endpoint> parse_listen_address(std::string_v
     return std::nullopt;
   }
   return results.begin()->endpoint();
+}
+
+}  // namespace ob::server
+
+namespace ob::server {
+
+std::optional<std::string> check_address_free(const boost::asio::ip::tcp::endpoint& ep) {
+  if (ep.port() == 0) return std::nullopt;
+  boost::asio::io_context ioc;
+  boost::asio::ip::tcp::acceptor probe(ioc);
+  boost::system::error_code ec;
+  probe.open(ep.protocol(), ec);
+  // SO_REUSEADDR as the workers have it: a restart must not wait for TIME_WAIT connections,
+  // and it never allows binding next to a listening socket.
+  if (!ec) probe.set_option(boost::asio::socket_base::reuse_address(true), ec);
+  if (!ec && ep.protocol() == boost::asio::ip::tcp::v6())
+    probe.set_option(boost::asio::ip::v6_only(false), ec);
+  if (!ec) probe.bind(ep, ec);
+  if (ec) return ec.message();
+  return std::nullopt;
 }
 
 }  // namespace ob::server

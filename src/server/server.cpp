@@ -1,5 +1,7 @@
 #include "server/server.hpp"
 
+#include <pthread.h>
+
 #include <csignal>
 #include <thread>
 #include <vector>
@@ -24,6 +26,9 @@ using observe::log;
 
 namespace {
 
+// After the grace period: how long cut requests may take to write their error and log line.
+constexpr auto shutdown_cut_wait = std::chrono::milliseconds(1000);
+
 void log_diagnostics(const std::vector<config::diagnostic>& diags) {
   for (const auto& d : diags)
     log(d.severity == config::diagnostic::level::error ? level::error : level::warn,
@@ -35,8 +40,8 @@ std::string describe(const proxy::snapshot& s) {
          std::to_string(s.routes.groups().size()) + " groups";
 }
 
-void reload(proxy::snapshot_store& store, const std::string& path, bool force,
-            const config::config& started_with) {
+void reload_or_throw(proxy::snapshot_store& store, const std::string& path, bool force,
+                     const config::config& started_with) {
   auto out = store.reload(path, force);
   if (out.unchanged) return;
   log_diagnostics(out.diagnostics);
@@ -48,6 +53,30 @@ void reload(proxy::snapshot_store& store, const std::string& path, bool force,
   log(level::info, "config reloaded: " + describe(*snap));
   if (snap->cfg.listen != started_with.listen || snap->cfg.workers != started_with.workers)
     log(level::warn, "config: 'listen' and 'workers' changes take effect after a restart");
+}
+
+// Reloads run from a signal handler and the file watcher's thread: whatever goes wrong (out of
+// memory, an unreadable file the checks missed) keeps the running config, logged, never a
+// dead process or watcher.
+void reload(proxy::snapshot_store& store, const std::string& path, bool force,
+            const config::config& started_with) noexcept {
+  try {
+    reload_or_throw(store, path, force, started_with);
+  } catch (const std::exception& e) {
+    log(level::error,
+        "config reload failed (" + path + "): " + e.what() + ": keeping the running config");
+  } catch (...) {
+    log(level::error, "config reload failed (" + path + "): keeping the running config");
+  }
+}
+
+void unblock_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
 }  // namespace
@@ -74,6 +103,13 @@ int run(const options& opts) {
   auto ep = parse_listen_address(listen, &err);
   if (!ep) {
     log(level::error, "cannot start: listen address '" + listen + "': " + err);
+    return 1;
+  }
+
+  if (auto held = check_address_free(*ep)) {
+    log(level::error, "cannot start: " + listen + " is already in use (" + *held +
+                          "), maybe by another openbridge; stop it or choose another address "
+                          "with --listen or the config's \"listen\"");
     return 1;
   }
 
@@ -113,23 +149,33 @@ int run(const options& opts) {
     stopping = true;
   };
   signals.async_wait(on_signal);
+  // main() blocked these signals before anything else; those that came during start-up were
+  // kept pending and are handled now (a SIGTERM drains and exits 0, a SIGHUP reloads once).
+  unblock_stop_signals();
   while (!stopping) main_ioc.run_one();
 
   log(level::info, "shutting down: finishing requests in flight");
   checker.stop();
   watcher.stop();
   for (auto& w : workers) w->begin_drain();
-  auto until = std::chrono::steady_clock::now() + cfg.timeouts.shutdown_grace;
-  for (;;) {
+  auto live_connections = [&] {
     std::size_t live = 0;
     for (auto& w : workers) live += w->live_connections();
-    if (live == 0) break;
-    if (std::chrono::steady_clock::now() >= until) {
-      log(level::warn,
-          "shutdown grace period over: closing " + std::to_string(live) + " connections");
-      break;
+    return live;
+  };
+  auto wait_until = [&](std::chrono::steady_clock::time_point until) {
+    for (std::size_t live = live_connections(); live > 0; live = live_connections()) {
+      if (std::chrono::steady_clock::now() >= until) return live;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return std::size_t{0};
+  };
+  if (auto live = wait_until(std::chrono::steady_clock::now() + cfg.timeouts.shutdown_grace)) {
+    // Requests still running are ended with an error answer and an access line, not dropped:
+    // they get a moment to write them before everything closes.
+    log(level::warn, "shutdown grace period over: ending " + std::to_string(live) + " connections");
+    for (auto& w : workers) w->cut();
+    wait_until(std::chrono::steady_clock::now() + shutdown_cut_wait);
   }
   for (auto& w : workers) w->stop();
   for (auto& w : workers) w->join();

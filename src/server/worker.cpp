@@ -3,7 +3,6 @@
 #include <sys/socket.h>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
@@ -45,29 +44,70 @@ void worker::listen(const tcp::endpoint& ep) {
   acceptor_->listen(4096);
 }
 
+namespace {
+
+// Completion handler for the worker's loops: an exception that escapes one is logged instead
+// of vanishing as it would with asio::detached (the loops catch what they can recover from).
+auto log_failure(const char* what) {
+  return [what](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      observe::log(observe::level::error, std::string(what) + " failed: " + ex.what());
+    } catch (...) {
+      observe::log(observe::level::error, std::string(what) + " failed");
+    }
+  };
+}
+
+}  // namespace
+
+void worker::serve(tcp::socket socket) {
+  auto conn = std::make_shared<client_connection>(ctx_, std::move(socket), registry_);
+  asio::co_spawn(
+      *ioc_, [conn]() -> asio::awaitable<void> { co_await conn->run(); },
+      [conn](std::exception_ptr e) {
+        if (!e) return;
+        std::string what = "unknown exception";
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception& ex) {
+          what = ex.what();
+        } catch (...) {
+        }
+        observe::log(observe::level::error, "connection failed: " + what);
+        // Its pending timer would keep it (and shutdown) waiting until the timer's deadline.
+        conn->abandon();
+      });
+}
+
 asio::awaitable<void> worker::accept_loop() {
   asio::steady_timer backoff(*ioc_);
+  std::uint64_t failures = 0;  // in a row; logged when they start and when they end
   for (;;) {
     auto [ec, socket] = co_await acceptor_->async_accept(use_tuple);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_->is_open()) break;
-      // Out of descriptors or memory: back off instead of spinning on the same error.
-      observe::log(observe::level::warn, "accept failed: " + ec.message());
+      // Out of descriptors (EMFILE) or memory: the pending connection stays in the backlog,
+      // so back off instead of spinning on the same error, and keep accepting.
+      if (failures++ == 0)
+        observe::log(observe::level::warn,
+                     "accept failed: " + ec.message() + " (retrying every 50 ms)");
       backoff.expires_after(std::chrono::milliseconds(50));
       co_await backoff.async_wait(use_tuple);
       continue;
     }
-    auto conn = std::make_shared<client_connection>(ctx_, std::move(socket), registry_);
-    asio::co_spawn(
-        *ioc_, [conn]() -> asio::awaitable<void> { co_await conn->run(); },
-        [](std::exception_ptr e) {
-          if (!e) return;
-          try {
-            std::rethrow_exception(e);
-          } catch (const std::exception& ex) {
-            observe::log(observe::level::error, std::string("connection failed: ") + ex.what());
-          }
-        });
+    if (failures) {
+      observe::log(observe::level::info,
+                   "accepting again after " + std::to_string(failures) + " failed accepts");
+      failures = 0;
+    }
+    try {
+      serve(std::move(socket));
+    } catch (const std::exception& e) {  // e.g. bad_alloc: this connection is lost, not the loop
+      observe::log(observe::level::error, std::string("cannot serve a connection: ") + e.what());
+    }
   }
 }
 
@@ -75,14 +115,19 @@ asio::awaitable<void> worker::flush_loop() {
   while (!stopping_) {
     flush_timer_->expires_after(std::chrono::milliseconds(20));
     co_await flush_timer_->async_wait(use_tuple);
-    registry_.sweep(std::chrono::steady_clock::now());
-    observe::flush_access_log();
+    try {
+      registry_.sweep(std::chrono::steady_clock::now());
+      ctx_.sweep_pool(std::chrono::steady_clock::now());
+      observe::flush_access_log();
+    } catch (const std::exception& e) {  // keep sweeping and flushing on the next tick
+      observe::log(observe::level::error, std::string("access log flush failed: ") + e.what());
+    }
   }
 }
 
 void worker::start() {
-  asio::co_spawn(*ioc_, accept_loop(), asio::detached);
-  asio::co_spawn(*ioc_, flush_loop(), asio::detached);
+  asio::co_spawn(*ioc_, accept_loop(), log_failure("accept loop"));
+  asio::co_spawn(*ioc_, flush_loop(), log_failure("access log flush loop"));
   thread_ = std::thread([this] {
     auto guard = asio::make_work_guard(*ioc_);
     ioc_->run();
@@ -95,6 +140,13 @@ void worker::begin_drain() {
     boost::system::error_code ec;
     acceptor_->close(ec);
     registry_.close_idle();
+  });
+}
+
+void worker::cut() {
+  asio::post(*ioc_, [this] {
+    ctx_.stopping = true;
+    registry_.cut_all();
   });
 }
 

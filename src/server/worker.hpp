@@ -25,12 +25,15 @@ class worker {
   void listen(const boost::asio::ip::tcp::endpoint& ep);
   void start();        // runs the event loop on a new thread
   void begin_drain();  // stop accepting; close idle connections; busy ones close when done
+  void cut();          // shutdown grace over: end the requests in flight with an error
   void stop();         // close everything and end the loop
   void join();
   std::size_t live_connections() const { return registry_.size(); }
 
  private:
+  // Survives failed accepts (backs off) and connections it cannot set up (logged).
   boost::asio::awaitable<void> accept_loop();
+  void serve(boost::asio::ip::tcp::socket socket);
   // Every 20 ms: lazy client watches of slow requests, and the buffered access log.
   boost::asio::awaitable<void> flush_loop();
 

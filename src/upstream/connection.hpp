@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -29,6 +30,8 @@ constexpr auto use_tuple = asio::as_tuple(asio::deferred);
 class connection {
  public:
   connection(const asio::any_io_executor& ex, ssl::context* tls_ctx);
+  connection(const connection&) = delete;  // alive_ points at this object
+  connection& operator=(const connection&) = delete;
 
   bool is_tls() const { return tls_.has_value(); }
   tcp::socket& lowest() { return tls_ ? tls_->next_layer() : plain_; }
@@ -62,14 +65,27 @@ class connection {
   // Closes the socket; pending operations complete with operation_aborted. Idempotent.
   void close();
 
+  // Whether answer bytes were received but not consumed: in `buffer`, or (TLS) records or
+  // plaintext held inside OpenSSL. Such a connection must not carry another request.
+  bool has_unread_input();
+
+  // Expires when this object is destroyed: lets a pending handler tell whether `*this` is gone.
+  std::weak_ptr<connection*> alive() const { return alive_; }
+
   boost::beast::flat_buffer buffer{1 << 20};  // upstream answer bytes not yet parsed
   std::chrono::steady_clock::time_point idle_since{};
   std::uint64_t uses = 0;  // requests sent on this connection
   bool big_reads = false;  // a read filled its buffer: read 16 KiB at a time from now on
 
+  // Pool state while idle (upstream/pool.cpp): the queue holding this connection (nullptr when
+  // leased) and the byte its idle watch reads into.
+  std::deque<std::unique_ptr<connection>>* idle_in = nullptr;
+  char probe = 0;
+
  private:
   tcp::socket plain_;
   std::optional<ssl::stream<tcp::socket>> tls_;
+  std::shared_ptr<connection*> alive_ = std::make_shared<connection*>(this);
 };
 
 }  // namespace ob::upstream

@@ -1,15 +1,14 @@
 #include "upstream/pool.hpp"
 
+#include <algorithm>
+
+#include <boost/asio/buffer.hpp>
+
 #include "observe/clock.hpp"
-
-#include <sys/socket.h>
-
-#include <cerrno>
 
 namespace ob::upstream {
 
-void pool::expire(std::deque<std::unique_ptr<connection>>& q,
-                  std::chrono::steady_clock::time_point now) {
+void pool::expire(queue& q, std::chrono::steady_clock::time_point now) {
   // Oldest first: front holds the connections released longest ago.
   while (!q.empty() && now - q.front()->idle_since > opts_.max_idle) {
     q.front()->close();
@@ -17,38 +16,53 @@ void pool::expire(std::deque<std::unique_ptr<connection>>& q,
   }
 }
 
-namespace {
-
-// A connection idle for a while may have been closed by the provider's keep-alive timer
-// (Node's default is 5 s). One non-blocking peek tells: 0 = closed, data = a protocol error,
-// EAGAIN = alive. Recently used connections skip it, so a busy gateway pays nothing.
-bool still_open(connection& c) {
-  char b;
-  auto n = ::recv(c.lowest().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+// A one-byte read on the socket itself (under TLS too: an idle TLS connection that receives
+// anything, even a session ticket or close_notify, is closed rather than decoded). A read, not
+// async_wait: Asio's reactor queues a read without a system call when the socket's last read
+// drained it (the usual case after a whole answer), where async_wait always costs an
+// epoll_ctl. The handler touches the connection only if it still exists.
+void pool::watch(connection& c) {
+  c.lowest().async_read_some(asio::buffer(&c.probe, 1),
+                             [alive = c.alive()](boost::system::error_code ec, std::size_t) {
+                               if (ec == asio::error::operation_aborted)
+                                 return;  // leased, closed or destroyed
+                               if (auto self = alive.lock()) on_readable(**self);
+                             });
 }
 
-}  // namespace
+// Data, EOF or an error on an idle connection: close it and drop it from its queue. If it was
+// leased after the read completed but before this handler ran, closing it makes the request
+// on it fail (and be retried or answered with an error) instead of reading these bytes.
+void pool::on_readable(connection& c) {
+  c.close();
+  auto* q = c.idle_in;
+  if (!q) return;
+  c.idle_in = nullptr;
+  auto it = std::find_if(q->begin(), q->end(), [&](const auto& p) { return p.get() == &c; });
+  if (it != q->end()) q->erase(it);  // destroys c
+}
 
 std::unique_ptr<connection> pool::lease(std::string_view origin) {
   auto it = idle_.find(origin);
   if (it == idle_.end() || it->second.empty()) return nullptr;
   auto& q = it->second;
-  auto now = observe::coarse_now();
-  expire(q, now);
-  while (!q.empty()) {
-    auto c = std::move(q.back());
-    q.pop_back();
-    if (now - c->idle_since < opts_.check_after || still_open(*c)) return c;
-    c->close();
-  }
-  return nullptr;
+  expire(q, observe::coarse_now());
+  if (q.empty()) return nullptr;
+  auto c = std::move(q.back());
+  q.pop_back();
+  c->idle_in = nullptr;
+  boost::system::error_code ec;
+  c->lowest().cancel(ec);  // the idle watch completes with operation_aborted
+  return c;
 }
 
 void pool::release(std::string_view origin, std::unique_ptr<connection> c) {
+  if (c->has_unread_input()) {
+    c->close();
+    return;
+  }
   auto it = idle_.find(origin);
-  if (it == idle_.end())
-    it = idle_.emplace(std::string(origin), std::deque<std::unique_ptr<connection>>{}).first;
+  if (it == idle_.end()) it = idle_.emplace(std::string(origin), queue{}).first;
   auto& q = it->second;
   auto now = observe::coarse_now();
   expire(q, now);
@@ -57,7 +71,24 @@ void pool::release(std::string_view origin, std::unique_ptr<connection> c) {
     q.pop_front();
   }
   c->idle_since = now;
+  c->idle_in = &q;
+  watch(*c);
   q.push_back(std::move(c));
+}
+
+void pool::sweep(std::chrono::steady_clock::time_point now) {
+  for (auto& [origin, q] : idle_) expire(q, now);
+}
+
+void pool::retain(const std::function<bool(std::string_view)>& keep) {
+  for (auto it = idle_.begin(); it != idle_.end();) {
+    if (keep(it->first)) {
+      ++it;
+      continue;
+    }
+    for (auto& c : it->second) c->close();
+    it = idle_.erase(it);
+  }
 }
 
 std::size_t pool::idle_count() const {

@@ -1,10 +1,17 @@
 // Idle keep-alive connections of one worker thread, keyed by origin ("scheme|host|port").
 // Last-in-first-out so the warmest connection is reused and surplus ones age out. The pool
 // knows nothing of routes or requests: the proxy leases, uses and returns.
+//
+// An idle connection must stay silent: a provider that sends anything on it (a stray answer
+// after a complete one, a TLS alert, its FIN when its keep-alive timer closes it) has left
+// HTTP/1.1's request/answer pairing, and reusing it would hand those bytes to the next request
+// as its answer. Like nginx's upstream keepalive, each idle connection is watched for
+// readability and closed the moment it becomes readable; lease() cancels the watch.
 #pragma once
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -19,30 +26,37 @@ class pool {
   struct options {
     std::chrono::milliseconds max_idle{50'000};  // below the usual 60 s upstream keep-alive
     std::size_t max_idle_per_origin = 256;
-    std::chrono::milliseconds check_after{1'000};  // idle longer: check it is still open
   };
   pool() = default;
   explicit pool(options o) : opts_(o) {}
+  pool(const pool&) = delete;  // idle watches point at this object
+  pool& operator=(const pool&) = delete;
 
   // An idle connection to `origin`, or nullptr.
   std::unique_ptr<connection> lease(std::string_view origin);
-  // Keeps `c` for reuse (the caller saw a complete answer that allows keep-alive).
+  // Keeps `c` for reuse: the caller saw a complete answer that allows keep-alive. A connection
+  // holding unread input (bytes past the answer, in its buffer or inside TLS) is closed.
   void release(std::string_view origin, std::unique_ptr<connection> c);
+  // Closes connections idle longer than max_idle, whether or not requests come for their
+  // origin (lease and release expire only their own origin's).
+  void sweep(std::chrono::steady_clock::time_point now);
+  // Closes the connections of every origin for which keep(origin) is false (after a reload).
+  void retain(const std::function<bool(std::string_view origin)>& keep);
   std::size_t idle_count() const;
   void clear();
 
  private:
+  using queue = std::deque<std::unique_ptr<connection>>;
   struct string_hash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
-  void expire(std::deque<std::unique_ptr<connection>>& q,
-              std::chrono::steady_clock::time_point now);
+  void expire(queue& q, std::chrono::steady_clock::time_point now);
+  void watch(connection& c);
+  static void on_readable(connection& c);
 
   options opts_;
-  std::unordered_map<std::string, std::deque<std::unique_ptr<connection>>, string_hash,
-                     std::equal_to<>>
-      idle_;
+  std::unordered_map<std::string, queue, string_hash, std::equal_to<>> idle_;
 };
 
 }  // namespace ob::upstream

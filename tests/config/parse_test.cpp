@@ -373,3 +373,42 @@ TEST_F(ConfigLoadFile, DirectoryIsAReadError) {
 
 }  // namespace
 }  // namespace ob::config
+
+namespace ob::config::testing {
+namespace {
+
+TEST(ConfigParseHeaders, ExposeRoutingDefaultsToTrue) {
+  auto r = parse_text(doc());
+  ASSERT_TRUE(r.ok()) << dump(r);
+  EXPECT_TRUE(r.cfg->headers.expose_routing);
+  r = parse_text(doc(R"("headers":{})"));
+  ASSERT_TRUE(r.ok()) << dump(r);
+  EXPECT_TRUE(r.cfg->headers.expose_routing);
+}
+
+TEST(ConfigParseHeaders, ExposeRoutingReadsABoolean) {
+  for (bool b : {false, true}) {
+    auto r = parse_text(
+        doc(std::string(R"("headers":{"expose_routing":)") + (b ? "true" : "false") + "}"));
+    ASSERT_TRUE(r.ok()) << dump(r);
+    EXPECT_EQ(r.cfg->headers.expose_routing, b);
+    EXPECT_TRUE(r.diagnostics.empty()) << dump(r);
+  }
+}
+
+TEST(ConfigParseHeaders, WrongTypesAndUnknownKeys) {
+  auto r = parse_text(doc(R"("headers":{"expose_routing":"no"})"));
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(has_error(r, "headers.expose_routing", "must be a boolean, got a string")) << dump(r);
+  r = parse_text(doc(R"("headers":{"expose_routing":0})"));
+  EXPECT_TRUE(has_error(r, "headers.expose_routing", "must be a boolean, got a number")) << dump(r);
+  r = parse_text(doc(R"("headers":false)"));
+  EXPECT_TRUE(has_error(r, "headers", "must be an object, got a boolean")) << dump(r);
+  r = parse_text(doc(R"("headers":{"expose":false})"));
+  ASSERT_TRUE(r.ok()) << dump(r);
+  EXPECT_TRUE(has_warning(r, "headers.expose", "unknown key")) << dump(r);
+  EXPECT_TRUE(r.cfg->headers.expose_routing);
+}
+
+}  // namespace
+}  // namespace ob::config::testing

@@ -165,7 +165,7 @@ TEST(Limits, ValuesAndBounds) {
 TEST(Timeouts, SecondsToMillis) {
   auto r = parse_text(doc(R"("timeouts":{"connect":1.5,"first_byte":60,"idle":0.0001,)"
                           R"("total":3600,"client_header":2,"client_body":3,"keepalive":4,)"
-                          R"("shutdown_grace":0.25})"));
+                          R"("shutdown_grace":0.25,"client_body_total":5})"));
   ASSERT_TRUE(r.ok()) << dump(r);
   const auto& t = r.cfg->timeouts;
   EXPECT_EQ(t.connect, millis(1500));
@@ -174,6 +174,7 @@ TEST(Timeouts, SecondsToMillis) {
   EXPECT_EQ(t.total, millis(3'600'000));
   EXPECT_EQ(t.client_header, millis(2000));
   EXPECT_EQ(t.client_body, millis(3000));
+  EXPECT_EQ(t.client_body_total, millis(5000));
   EXPECT_EQ(t.keepalive, millis(4000));
   EXPECT_EQ(t.shutdown_grace, millis(250));
 }

@@ -6,9 +6,12 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
-import { waitFor } from './lib/http.mjs';
+import { request, waitFor } from './lib/http.mjs';
+import { rawConnection, rawRequest } from './lib/raw.mjs';
 
 const T = { timeout: 30000 };
+const BODY = JSON.stringify({ model: 'g', messages: [{ role: 'user', content: 'hi' }] });
+const post = (token) => rawRequest({ headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: BODY });
 
 // All requests of one test go over ONE client connection (maxSockets 1, keep-alive).
 function oneConnectionClient(url) {
@@ -74,27 +77,26 @@ describe('auth on keep-alive connections', () => {
     }
   });
 
-  test('a reload that removes the token rejects it on a connection that used it', T, async () => {
-    const c = oneConnectionClient(gw.url);
+  // The FIRST request on each connection that sat idle through the reload must be judged by
+  // the new config: polling until a 401 shows up would hide a wrong first answer.
+  test('a reload that removes the token rejects it on the first request of every idle connection that used it', T, async () => {
+    const N = 20;
+    const conns = await Promise.all(Array.from({ length: N }, () => rawConnection({ port: gw.port })));
     try {
-      let last = await c.post('sk-one');
-      assert.equal(last.status, 200);
-      gw.writeConfig(config(['sk-two']));
-      let refused = null;
-      await waitFor(
-        async () => {
-          const r = await c.post('sk-one');
-          if (r.status === 401) refused = r;
-          else last = r;
-          return r.status === 401;
-        },
-        { timeout: 5000, what: 'sk-one refused after the reload' },
-      );
-      // The refusal came on the very connection that had been accepted with sk-one.
-      assert.equal(refused.socket, last.socket);
-      assert.equal((await c.post('sk-two')).status, 200);
+      const first = await Promise.all(conns.map((c) => c.ask(post('sk-one'))));
+      assert.deepEqual(first.map((r) => r.status), Array(N).fill(200));
+      const fresh = async (token) =>
+        (await request({ url: `${gw.url}/v1/chat/completions`, method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: BODY })).status;
+      gw.writeConfig(config(['sk-two']), { mode: 'rename' });
+      // Applied: a fresh connection (never the idle ones) is refused.
+      await waitFor(async () => (await fresh('sk-one')) === 401, { timeout: 5000, what: 'sk-one refused on a fresh connection' });
+      const after = await Promise.all(conns.map((c) => c.ask(post('sk-one'))));
+      // ...each on the very connection that had been accepted with sk-one.
+      assert.deepEqual(after.map((r) => r.status), Array(N).fill(401), 'first request after the reload on each idle connection');
+      assert.ok(after.every((r) => JSON.parse(r.text).error.code === 'invalid_api_key'));
     } finally {
-      c.close();
+      for (const c of conns) c.close();
+      gw.writeConfig(config(['sk-one', 'sk-two']), { mode: 'rename' });
     }
   });
 });

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
 import { waitFor } from './lib/http.mjs';
+import { rawConnection, rawRequest } from './lib/raw.mjs';
 import { CLIENT_TOKEN, chatBody, gwPost, gwGet, sleep } from './lib/common.mjs';
 
 const T = { timeout: 30000 };
@@ -137,5 +138,49 @@ describe('config hot reload', { timeout: 180000 }, () => {
   test('SIGTERM: exits 0', T, async () => {
     const r = await gw.stop();
     assert.deepEqual(r, { code: 0, signal: null });
+  });
+});
+
+// A connection idle through a reload: its FIRST request afterwards follows the new config.
+describe('config hot reload on idle keep-alive connections', { timeout: 60000 }, () => {
+  let A, gw;
+  const cfgTo = (name) => ({ providers: [{ group: 'rt', name, base: A.url, key: 'sk-up' }], security: [CLIENT_TOKEN] });
+  const ask = () =>
+    rawRequest({ headers: { authorization: `Bearer ${CLIENT_TOKEN}`, 'content-type': 'application/json' }, body: chatBody('rt') });
+
+  before(async () => {
+    A = await startMock();
+    gw = await startGateway({ config: cfgTo('rt-old') });
+  });
+  after(async () => {
+    if (gw && !gw.exited()) await gw.stop();
+    gw?.cleanup();
+    await A?.close();
+  });
+
+  test('a retargeted group: the first request on every idle connection goes to the new provider', T, async () => {
+    const N = 20;
+    const conns = await Promise.all(Array.from({ length: N }, () => rawConnection({ port: gw.port })));
+    try {
+      const first = await Promise.all(conns.map((c) => c.ask(ask())));
+      assert.deepEqual(first.map((r) => r.status), Array(N).fill(200));
+      assert.ok(A.stats().requests.every((r) => r.model === 'rt-old'));
+      gw.writeConfig(cfgTo('rt-new'), { mode: 'rename' });
+      // Applied: a fresh connection (never the idle ones) reaches the new provider.
+      await waitFor(
+        async () => {
+          await gwPost(gw, '/v1/chat/completions', chatBody('rt'));
+          return A.stats().requests.at(-1).model === 'rt-new';
+        },
+        { timeout: APPLY_MS + SLACK_MS, every: 50, what: 'rt-new on a fresh connection' },
+      );
+      A.reset();
+      const after = await Promise.all(conns.map((c) => c.ask(ask())));
+      assert.deepEqual(after.map((r) => r.status), Array(N).fill(200));
+      const models = A.stats().requests.map((r) => r.model);
+      assert.deepEqual(models, Array(N).fill('rt-new'), 'first request after the reload on each idle connection');
+    } finally {
+      for (const c of conns) c.close();
+    }
   });
 });

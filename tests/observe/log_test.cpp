@@ -107,5 +107,37 @@ TEST(AccessLine, AppendsToWhatIsThereAndHandlesLongValues) {
   EXPECT_EQ(buffer.back(), '\n');
 }
 
+TEST(AccessLine, NewFieldsComeAfterTheOriginalOnes) {
+  request_record r;
+  r.method = "POST";
+  r.path = "/v1/chat/completions";
+  r.status = 200;
+  r.tried = "gpt-4o-mini:500";
+  r.request_id = "0af7651916cd43dd";
+  r.client = "[::1]:53412";
+  r.client_name = "team a";
+  r.ttfb_ms = 85.25;
+  r.upstream_ms = 310.5;
+  EXPECT_EQ(fields(format(r)),
+            " method=POST path=/v1/chat/completions status=200 duration_ms=0.000 bytes_in=0 "
+            "bytes_out=0 outcome=ok tried=gpt-4o-mini:500 request_id=0af7651916cd43dd "
+            "client=[::1]:53412 client_name=\"team a\" ttfb_ms=85.250 upstream_ms=310.500\n");
+}
+
+TEST(AccessLine, StructuredTriedListIsPreferredAndEscaped) {
+  const attempt tried[] = {{"llama3:8b", "timeout"}, {"gpt 4", "500"}};
+  request_record r;
+  r.method = "POST";
+  r.path = "/v1/chat/completions";
+  r.status = 200;
+  r.tried = "ignored:when_list_is_set";
+  r.tried_list = tried;
+  EXPECT_NE(format(r).find(" tried=\"llama3:8b:timeout,gpt 4:500\"\n"), std::string::npos)
+      << format(r);
+  const attempt plain[] = {{"a", "connect"}};
+  r.tried_list = plain;
+  EXPECT_NE(format(r).find(" tried=a:connect\n"), std::string::npos) << format(r);
+}
+
 }  // namespace
 }  // namespace ob::observe

@@ -4,9 +4,12 @@
 
 #include <atomic>
 #include <latch>
+#include <map>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include "routing/policies/select.hpp"
 #include "routing/table.hpp"
 
 namespace ob::routing {
@@ -284,6 +287,40 @@ TEST(Health, ReportsWhileEjectedAreIgnored) {
   EXPECT_TRUE(h.try_acquire_probe(c()));  // recovery still goes through a probe
 }
 
+TEST(Health, ActiveCheckSuccessEndsAnEjectionAtOnce) {
+  target_health h;
+  fake_clock c;
+  fail(h, c, 5);
+  ASSERT_FALSE(h.available(c()));
+  h.report_check(outcome::failure, c());  // a failed check while ejected changes nothing
+  EXPECT_FALSE(h.healthy());
+  EXPECT_EQ(h.ejected_until(), c() + 5s);
+  c.advance(1s);  // well inside the cooldown, no probe due
+  h.report_check(outcome::success, c());
+  EXPECT_TRUE(h.healthy());
+  EXPECT_EQ(h.state(c()), health_state::healthy);
+  EXPECT_FALSE(h.try_acquire_probe(c()));  // nothing left to probe
+  EXPECT_EQ(h.ejections(), 1u);
+}
+
+TEST(Health, ActiveCheckSuccessEndsAProbeToo) {
+  target_health h;
+  fake_clock c;
+  fail(h, c, 5);
+  c.advance(5s);
+  ASSERT_TRUE(h.try_acquire_probe(c()));
+  h.report_check(outcome::success, c());
+  EXPECT_TRUE(h.healthy());
+}
+
+TEST(Health, ActiveCheckRetryAfterEjectsForThatLong) {
+  target_health h;
+  fake_clock c;
+  h.report_check(outcome::rate_limited, c(), 7s);
+  EXPECT_FALSE(h.healthy());
+  EXPECT_EQ(h.ejected_until(), c() + 7s);
+}
+
 TEST(Health, LostOrReleasedProbeLetsAnotherRequestProbe) {
   target_health h;
   fake_clock c;
@@ -401,6 +438,59 @@ TEST(Table, WeightsAndPolicyFromConfig) {
   EXPECT_EQ(t2.find("g")->policy, policy_kind::weighted);
   EXPECT_EQ(t2.find("g")->targets[0].weight, 5u);
   EXPECT_EQ(t2.find("g")->targets[2].weight, 1u);  // 0 is read as 1
+}
+
+// Picks `n` times from `t`'s group "g" and returns the names picked, in order.
+std::vector<std::string> weighted_picks(const table& t, int n) {
+  std::vector<std::string> out;
+  rng r(1);
+  const auto& g = *t.find("g");
+  for (int i = 0; i < n; ++i)
+    out.push_back(g.targets[select(g, time_point{}, {}, r)->index].provider->name);
+  return out;
+}
+
+// Smooth weighted round robin keeps its state per target identity: a reload that reorders the
+// targets (or drops one) carries on with the same sequence, each target keeping its share.
+TEST(Table, WeightedStateFollowsTargetsAcrossAReorder) {
+  config::config c1;
+  c1.providers = {provider("a", "k", 5), provider("b", "k", 1), provider("c", "k", 1)};
+  config::config c2;
+  c2.providers = {provider("c", "k", 1), provider("a", "k", 5), provider("b", "k", 1)};
+
+  state_registry reference_states;
+  table reference(c1, reference_states);
+  auto expected = weighted_picks(reference, 3 + 14);
+
+  state_registry states;
+  auto t1 = std::make_unique<table>(c1, states);
+  auto first = weighted_picks(*t1, 3);  // mid-cycle: the current values are not all 0
+  table t2(c2, states);
+  t1.reset();
+  auto after = weighted_picks(t2, 14);
+  first.insert(first.end(), after.begin(), after.end());
+  EXPECT_EQ(first, expected);
+  std::map<std::string, int> share;
+  for (const auto& name : after) ++share[name];
+  EXPECT_EQ(share["a"], 10);
+  EXPECT_EQ(share["b"], 2);
+  EXPECT_EQ(share["c"], 2);
+}
+
+TEST(Table, WeightedStateOfARemovedTargetGoesNowhere) {
+  config::config c1;
+  c1.providers = {provider("a", "k", 1), provider("b", "k", 4), provider("c", "k", 2)};
+  config::config c2;
+  c2.providers = {provider("b", "k", 4), provider("c", "k", 2)};
+  state_registry states;
+  auto t1 = std::make_unique<table>(c1, states);
+  weighted_picks(*t1, 5);
+  table t2(c2, states);
+  t1.reset();
+  std::map<std::string, int> share;
+  for (const auto& name : weighted_picks(t2, 6 * 10)) ++share[name];
+  EXPECT_EQ(share["b"], 40);
+  EXPECT_EQ(share["c"], 20);
 }
 
 }  // namespace

@@ -111,6 +111,35 @@ TEST(RoundRobin, StateSurvivesRebuildOfTheTable) {
   EXPECT_EQ(pick_round_robin(*t2.find("fast")), 0u);
 }
 
+// A reload refused after its table was built (or any table built and dropped) must leave the
+// shared state as the running config set it.
+TEST(StateRegistry, ATableBuiltAndDroppedChangesNoSharedSettings) {
+  state_registry states;
+  auto running = two_groups();
+  running.health.consecutive_failures = 7;
+  running.retry.budget_ratio = 0.2;
+  running.retry.budget_min_per_second = 3;
+  table live(running, states);
+
+  auto refused = two_groups();
+  refused.providers.push_back(make("fast", "model-c", "c.example", "kc"));
+  refused.providers.push_back(make("new-group", "model-n", "n.example", "kn"));
+  refused.health.consecutive_failures = 2;
+  refused.retry.budget_ratio = 0;
+  refused.retry.budget_min_per_second = 0;
+  { table prepared(refused, states); }
+
+  // Kept targets keep their health object and its settings.
+  EXPECT_EQ(live.find("fast")->targets[0].health->options().consecutive_failures, 7);
+  // Nothing the refused config brought is left behind as a default for what comes next.
+  EXPECT_NE(states.health().get("later-target")->options().consecutive_failures, 2);
+  EXPECT_TRUE(states.get("later-group")->retries.try_retry(time_point{} + std::chrono::hours(1)));
+  // The running config's next table gives new targets its own settings.
+  running.providers.push_back(make("fast", "model-d", "d.example", "kd"));
+  table next(running, states);
+  EXPECT_EQ(next.find("fast")->targets[2].health->options().consecutive_failures, 7);
+}
+
 TEST(StateRegistry, ForgetsGroupsNobodyHolds) {
   state_registry states;
   auto a = states.get("a");

@@ -17,6 +17,16 @@ TEST(HealthChecker, StatusToOutcome) {
   EXPECT_EQ(check_outcome(503), routing::outcome::overloaded);
 }
 
+TEST(HealthChecker, RetryAfterOfTheAnswer) {
+  using std::chrono::milliseconds;
+  auto now = std::chrono::system_clock::time_point{} + std::chrono::hours(24 * 365 * 50);
+  EXPECT_EQ(check_retry_after("", "", now), std::nullopt);
+  EXPECT_EQ(check_retry_after("", "3", now), milliseconds(3000));
+  EXPECT_EQ(check_retry_after("1500", "3", now), milliseconds(1500));  // OpenAI's header first
+  EXPECT_EQ(check_retry_after("x", "2", now), milliseconds(2000));     // unparseable: the other
+  EXPECT_EQ(check_retry_after("", "soon", now), std::nullopt);
+}
+
 TEST(AccessLog, OneLogfmtLineWithQuotedValuesAndNoEmptyFields) {
   observe::request_record r;
   r.method = "POST";

@@ -19,6 +19,8 @@ kind_info info(error_kind k) {
       return {400, "invalid_request_error", "invalid_model"};
     case error_kind::bad_request:
       return {400, "invalid_request_error", "bad_request"};
+    case error_kind::bad_path:
+      return {400, "invalid_request_error", "invalid_path"};
     case error_kind::unauthorized:
       return {401, "authentication_error", "invalid_api_key"};
     case error_kind::model_not_found:
@@ -43,6 +45,8 @@ kind_info info(error_kind k) {
       return {503, "server_error", "shutting_down"};
     case error_kind::internal:
       return {500, "server_error", "internal_error"};
+    case error_kind::not_implemented:
+      return {501, "invalid_request_error", "not_implemented"};
   }
   return {500, "server_error", "internal_error"};
 }
@@ -89,6 +93,8 @@ std::string_view reason_of(int status) {
       return "Request Header Fields Too Large";
     case 500:
       return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
     case 502:
       return "Bad Gateway";
     case 503:
@@ -112,7 +118,7 @@ void append_error_body(std::string& out, error_kind k, std::string_view message)
 }
 
 void append_error_response(std::string& out, error_kind k, std::string_view message,
-                           bool keep_alive, std::string_view extra_headers) {
+                           bool keep_alive, std::string_view extra_headers, bool head_request) {
   std::string body;
   append_error_body(body, k, message);
   auto status = status_of(k);
@@ -125,7 +131,7 @@ void append_error_response(std::string& out, error_kind k, std::string_view mess
   out.append("\r\n");
   out.append(extra_headers);
   out.append(keep_alive ? "\r\n" : "Connection: close\r\n\r\n");
-  out.append(body);
+  if (!head_request) out.append(body);
 }
 
 }  // namespace ob::proxy::http

@@ -11,6 +11,7 @@ enum class error_kind {
   bad_json,              // 400 invalid_request_error / invalid_json
   bad_model,             // 400 invalid_request_error / invalid_model
   bad_request,           // 400 invalid_request_error / bad_request
+  bad_path,              // 400 invalid_request_error / invalid_path
   unauthorized,          // 401 authentication_error / invalid_api_key
   model_not_found,       // 404 invalid_request_error / model_not_found
   route_not_found,       // 404 invalid_request_error / not_found
@@ -23,6 +24,7 @@ enum class error_kind {
   upstream_timeout,      // 504 upstream_error / upstream_timeout
   unavailable,           // 503 server_error / shutting_down
   internal,              // 500 server_error / internal_error
+  not_implemented,       // 501 invalid_request_error / not_implemented
 };
 
 int status_of(error_kind k);
@@ -33,7 +35,10 @@ void append_error_body(std::string& out, error_kind k, std::string_view message)
 
 // Appends a whole HTTP/1.1 error answer (status line, JSON content type, length, body).
 // `keep_alive` false adds "Connection: close"; `extra_headers` ("Name: v\r\n"...) go in as-is.
+// `head_request`: the answer is to a HEAD request, so the same head (Content-Length is the
+// would-be body's) and no body (RFC 9110 9.3.2; a body would be read as the next answer).
 void append_error_response(std::string& out, error_kind k, std::string_view message,
-                           bool keep_alive, std::string_view extra_headers = {});
+                           bool keep_alive, std::string_view extra_headers = {},
+                           bool head_request = false);
 
 }  // namespace ob::proxy::http

@@ -16,18 +16,42 @@ std::string_view trim(std::string_view s) {
 
 // Lower-case names, indexed by header_id.
 constexpr std::array<std::string_view, header_id_count> names = {
-    "",          "connection",        "keep-alive",     "proxy-connection",   "te",
-    "trailer",   "transfer-encoding", "upgrade",        "proxy-authenticate", "proxy-authorization",
-    "host",      "authorization",     "content-length", "accept-encoding",    "expect",
-    "x-api-key", "api-key",           "content-type",   "retry-after",        "retry-after-ms",
+    "",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "host",
+    "authorization",
+    "content-length",
+    "accept-encoding",
+    "expect",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "x-auth-token",
+    "cookie",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "content-type",
+    "retry-after",
+    "retry-after-ms",
 };
 
 // Which headers are dropped in which direction, indexed by header_id.
 //  - Hop-by-hop (RFC 9110 7.6.1) and proxy-only headers: never forwarded.
 //  - Towards the provider the gateway sets host and credentials (the provider's), the body
 //    length (it changes with the rewrite) and asks for an uncompressed answer so it can be
-//    rewritten. Client credentials in any common header are dropped so they never reach a
-//    provider.
+//    rewritten. Client credentials in any common header, cookies and the client's address
+//    (X-Forwarded-*, Forwarded, X-Real-IP) are dropped so they never reach a provider.
 //  - Towards the client the length/framing are ours after the rewrite.
 constexpr std::uint8_t drop_up = 1, drop_client = 2, drop_both = drop_up | drop_client;
 constexpr std::array<std::uint8_t, header_id_count> drops = [] {
@@ -38,7 +62,10 @@ constexpr std::array<std::uint8_t, header_id_count> drops = [] {
         header_id::proxy_authenticate, header_id::proxy_authorization})
     d[static_cast<int>(id)] = drop_both;
   for (auto id : {header_id::host, header_id::authorization, header_id::accept_encoding,
-                  header_id::expect, header_id::x_api_key, header_id::api_key})
+                  header_id::expect, header_id::x_api_key, header_id::api_key,
+                  header_id::x_goog_api_key, header_id::x_auth_token, header_id::cookie,
+                  header_id::forwarded, header_id::x_forwarded_for, header_id::x_forwarded_host,
+                  header_id::x_forwarded_proto, header_id::x_real_ip})
     d[static_cast<int>(id)] = drop_up;
   d[static_cast<int>(header_id::content_length)] = drop_both;
   return d;
@@ -153,7 +180,8 @@ bool is_filtered(std::string_view name, direction dir, std::string_view connecti
   return !connection_value.empty() && has_token(connection_value, name);
 }
 
-void append_forwarded(std::string& out, const header_list& in, direction dir) {
+void append_forwarded(std::string& out, const header_list& in, direction dir,
+                      std::string_view secret) {
   const std::uint8_t drop = drop_bit(dir);
   // Names listed in Connection are hop-by-hop too; most messages have none, or only
   // "keep-alive"/"close", so names are compared only when a token has their length.
@@ -168,6 +196,8 @@ void append_forwarded(std::string& out, const header_list& in, direction dir) {
       auto n = in.name(i);
       if ((listed & length_bit(n.size())) && has_token(connection, n)) continue;
     }
+    // One search per kept header, only when a token is known (requests to a provider).
+    if (!secret.empty() && in.value(i).find(secret) != std::string_view::npos) continue;
     auto line = in.line(i);
     if (line.data() != run + run_len) {
       if (run_len) out.append(run, run_len);

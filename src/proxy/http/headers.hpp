@@ -47,8 +47,18 @@ enum class header_id : std::uint8_t {
   content_length,
   accept_encoding,
   expect,
+  // Client credentials and client identity: never sent to a provider (the provider gets the
+  // gateway's key; who the client is and where it connects from is not its business).
   x_api_key,
   api_key,
+  x_goog_api_key,
+  x_auth_token,
+  cookie,
+  forwarded,
+  x_forwarded_for,
+  x_forwarded_host,
+  x_forwarded_proto,
+  x_real_ip,
   // Read by the gateway, forwarded as they came.
   content_type,
   retry_after,
@@ -121,7 +131,10 @@ enum class direction { to_upstream, to_client };
 // Connection header (its tokens name more hop-by-hop headers).
 bool is_filtered(std::string_view name, direction dir, std::string_view connection_value);
 
-// Appends "Name: value\r\n" for every header of `in` that is not filtered, in order.
-void append_forwarded(std::string& out, const header_list& in, direction dir);
+// Appends "Name: value\r\n" for every header of `in` that is not filtered, in order. A
+// non-empty `secret` (the client's token) also drops every header whose value contains it,
+// whatever its name: a credential the client put in a header this list does not know.
+void append_forwarded(std::string& out, const header_list& in, direction dir,
+                      std::string_view secret = {});
 
 }  // namespace ob::proxy::http

@@ -62,6 +62,100 @@ find_status root_status(od::document& doc) {
   return t == od::json_type::object ? find_status::ok : find_status::not_object;
 }
 
+// ---- streaming facts of a request ----
+
+using kind = stream_facts::kind;
+
+// A scalar's kind (validated when it is true, false or null: those are the tokens we replace).
+error_code scalar_kind(od::value& v, od::json_type t, kind& out) {
+  if (t == od::json_type::boolean) {
+    bool b = false;
+    if (auto e = v.get_bool().get(b)) return e;
+    out = b ? kind::true_ : kind::false_;
+  } else if (t == od::json_type::null) {
+    bool is_null = false;
+    if (auto e = v.is_null().get(is_null)) return e;
+    out = is_null ? kind::null : kind::other;
+  } else {
+    out = kind::other;
+  }
+  return SUCCESS;
+}
+
+// The whole value token (an array through its closing bracket), leaving objects aside.
+error_code whole_token(od::value& v, od::json_type t, const char* doc_begin, span& where) {
+  std::string_view raw;
+  if (t == od::json_type::array) {
+    od::array a;
+    if (auto e = v.get_array().get(a)) return e;
+    if (auto e = a.raw_json().get(raw)) return e;
+  } else {
+    raw = v.raw_json_token();
+  }
+  where = span_of(raw, doc_begin);
+  return SUCCESS;
+}
+
+error_code read_include_usage(od::value& v, const char* doc_begin, stream_facts& s) {
+  if (s.include_usage != kind::absent) {
+    s.include_usage = kind::duplicate;
+    return SUCCESS;
+  }
+  od::json_type t;
+  if (auto e = v.type().get(t)) return e;
+  s.include_usage_value = span_of(v.raw_json_token(), doc_begin);
+  return scalar_kind(v, t, s.include_usage);
+}
+
+error_code read_stream_options(od::value& v, const char* doc_begin, stream_facts& s) {
+  od::json_type t;
+  if (auto e = v.type().get(t)) return e;
+  if (t != od::json_type::object) {
+    if (auto e = whole_token(v, t, doc_begin, s.options_value)) return e;
+    if (t == od::json_type::null) return scalar_kind(v, t, s.options);
+    s.options = kind::other;
+    return SUCCESS;
+  }
+  s.options = kind::object;
+  s.options_value = span_of(v.raw_json_token().substr(0, 1), doc_begin);
+  od::object obj;
+  if (auto e = v.get_object().get(obj)) return e;
+  s.options_empty = true;
+  for (auto f : obj) {
+    s.options_empty = false;
+    std::string_view key;
+    od::value val;
+    if (auto e = key_of(f, key)) return e;
+    if (auto e = f.value().get(val)) return e;
+    if (key == "include_usage") {
+      if (auto e = read_include_usage(val, doc_begin, s)) return e;
+    }
+  }
+  return SUCCESS;
+}
+
+// Notes "stream" and "stream_options"; every other key costs one length compare.
+error_code note_stream_key(std::string_view key, od::value& v, const char* doc_begin,
+                           stream_facts& s) {
+  if (key.size() == 6 && key == "stream") {
+    if (s.stream != kind::absent) {
+      s.stream = kind::duplicate;
+      return SUCCESS;
+    }
+    od::json_type t;
+    if (auto e = v.type().get(t)) return e;
+    return scalar_kind(v, t, s.stream);
+  }
+  if (key.size() == 14 && key == "stream_options") {
+    if (s.options != kind::absent) {
+      s.options = kind::duplicate;
+      return SUCCESS;
+    }
+    return read_stream_options(v, doc_begin, s);
+  }
+  return SUCCESS;
+}
+
 // ---- answers ----
 
 void read_int(od::value& v, std::int64_t& out) {
@@ -125,7 +219,17 @@ error_code read_answer_field(std::string_view key, od::value& val, const char* d
                              answer_info& info) {
   if (key == "model") return read_model(val, doc_begin, info);
   if (key == "response") return read_response(val, doc_begin, info);
-  if (key == "usage") return read_usage(val, info.usage);
+  if (key == "usage") {
+    info.usage_object = val.raw_json_token().substr(0, 1) == "{";
+    return read_usage(val, info.usage);
+  }
+  if (key == "choices") {
+    // raw_json_token of an array is its '[' and the blanks after it; the byte after those is
+    // the next token (the document is padded), so an empty array is seen without iterating.
+    const std::string_view tok = val.raw_json_token();
+    info.empty_choices = tok.substr(0, 1) == "[" && tok.data()[tok.size()] == ']';
+    return SUCCESS;
+  }
   if (key == "error") {
     od::json_type t;
     if (auto e = val.type().get(t)) return e;
@@ -231,7 +335,10 @@ request_model model_finder::find_request_model(std::string_view doc, std::size_t
     std::string_view key;
     od::value val;
     if (key_of(f, key) != SUCCESS || f.value().get(val) != SUCCESS) return r;
-    if (key != "model") continue;
+    if (key != "model") {
+      if (note_stream_key(key, val, base, r.stream) != SUCCESS) return r;
+      continue;
+    }
     if (++seen > 1) continue;  // keep walking: a later parse error still wins
     if (string_token(val, base, is_string, r.value) != SUCCESS) return r;
     if (is_string && val.get_string().get(r.name) != SUCCESS) return r;

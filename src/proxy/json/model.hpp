@@ -42,11 +42,32 @@ enum class find_status {
 
 const char* to_string(find_status s);
 
+// What the same top-level pass notes about streaming, for usage injection (proxy/json/usage.hpp
+// turns it into edits). Only meaningful when the request_model's status is ok.
+struct stream_facts {
+  enum class kind : std::uint8_t {
+    absent,     // no such key
+    true_,      // the boolean true
+    false_,     // the boolean false
+    null,       // null
+    object,     // an object (stream_options only)
+    other,      // any other value
+    duplicate,  // the key appears more than once
+  };
+  kind stream = kind::absent;         // top-level "stream"
+  kind options = kind::absent;        // top-level "stream_options"
+  span options_value;                 // its value token; for an object only its '{'
+  bool options_empty = false;         // stream_options is {} (whitespace allowed)
+  kind include_usage = kind::absent;  // "stream_options"."include_usage" (when an object)
+  span include_usage_value;           // its value token (for true_, false_, null)
+};
+
 struct request_model {
   find_status status = find_status::invalid_json;
   span value;  // the string token, quotes included (valid when status == ok)
   std::string_view
       name;  // unescaped value; points into the finder's scratch, valid until the next call
+  stream_facts stream;
 };
 
 struct token_usage {
@@ -64,10 +85,12 @@ struct answer_info {
   // duplicated key too, so that no copy of the real model name leaks to the client.
   span models[max_models];
   int model_count = 0;
-  token_usage usage;       // top-level "usage" or "response"."usage" when it is an object
-  bool has_error = false;  // a top-level "error" key with a non-null value
-  std::string_view type;   // top-level "type" string value (Responses API events), else empty;
-                           // points into the finder's scratch, valid until the next call
+  token_usage usage;           // top-level "usage" or "response"."usage" when it is an object
+  bool usage_object = false;   // top-level "usage" is an object (even one without counts)
+  bool empty_choices = false;  // top-level "choices" is [] (a chat usage-only chunk has both)
+  bool has_error = false;      // a top-level "error" key with a non-null value
+  std::string_view type;       // top-level "type" string value (Responses API events), else empty;
+                               // points into the finder's scratch, valid until the next call
 };
 
 // One per thread: owns the simdjson parser and scratch buffers (reused, grows to the largest

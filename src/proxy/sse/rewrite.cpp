@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -209,10 +210,40 @@ void splice_models(const event& ev, const json::span* models, int count,
   json::append_spliced(out, ev.raw, raw_spans, count, group_literal);
 }
 
+bool usage_only_chunk(const json::answer_info& a) {
+  return a.is_object && a.empty_choices && a.usage_object;
+}
+
+event_info rewrite_kept_or_dropped(const event& ev, json::model_finder& finder,
+                                   std::string_view group_literal, std::string& out,
+                                   stream_shape* shape, bool strip);
+
 }  // namespace
 
+// Only a removed event's neighbours need care: see usage_strip.
 event_info rewrite_event(const event& ev, json::model_finder& finder,
-                         std::string_view group_literal, std::string& out, stream_shape* shape) {
+                         std::string_view group_literal, std::string& out, stream_shape* shape,
+                         usage_strip* strip) {
+  if (!strip || !strip->enabled)
+    return rewrite_kept_or_dropped(ev, finder, group_literal, out, shape, false);
+  const bool leading_lf = !ev.raw.empty() && ev.raw.front() == '\n';
+  const bool lf_is_removed = std::exchange(strip->lf_pending, false) && leading_lf;
+  const std::size_t before = out.size();
+  event_info info = rewrite_kept_or_dropped(ev, finder, group_literal, out, shape, true);
+  if (info.dropped) {
+    if (leading_lf && !lf_is_removed) out.push_back('\n');  // the end of the event before
+    strip->lf_pending = ev.raw.back() == '\r';
+  } else if (lf_is_removed) {
+    out.erase(before, 1);  // rare: a CRLF split across reads right after a removed event
+  }
+  return info;
+}
+
+namespace {
+
+event_info rewrite_kept_or_dropped(const event& ev, json::model_finder& finder,
+                                   std::string_view group_literal, std::string& out,
+                                   stream_shape* shape, bool strip) {
   event_info info;
   classify(ev.type, info);
   if (!ev.has_data) {
@@ -242,9 +273,15 @@ event_info rewrite_event(const event& ev, json::model_finder& finder,
   classify(a.type, info);
   if (a.has_error) info.terminal = info.error = true;
   info.usage = a.usage;
+  if (strip && usage_only_chunk(a)) {
+    info.dropped = true;
+    return info;
+  }
   splice_models(ev, a.models, a.model_count, group_literal, out);
   return info;
 }
+
+}  // namespace
 
 namespace detail {
 scan_isa use_scan(scan_isa isa) {

@@ -17,6 +17,29 @@ struct event_info {
   bool error =
       false;  // the event reports an error (top-level "error", type "error"/"response.failed")
   json::token_usage usage;  // when the event carries usage
+  bool dropped = false;     // a usage-only chunk removed by usage_strip: nothing was appended
+                            // (except a stray LF that belongs to the event before it)
+};
+
+// Per-stream state for removing the usage-only chunk that exists only because the gateway
+// injected stream_options.include_usage (json::usage_plan::strip_usage_chunk()).
+// The chunk removed is a JSON object with a top-level "choices": [] and a top-level "usage"
+// object (OpenAI's shape: "choices will always be an empty array"); its usage is still reported
+// in event_info. Kept as they are: chunks whose choices are not empty (a provider that puts
+// usage on its last content chunk: the client then sees a usage field it did not ask for,
+// rather than losing content), chunks with "usage": null, and every other event.
+// Byte exactness: the client receives exactly the stream minus the removed events' bytes. An
+// event that ends in CR at the end of an upstream read may have its LF at the front of the next
+// event's raw (framer.hpp); that LF goes with the removed event, and a stray LF at the front of
+// a removed event (the end of the event before it) is kept.
+// Reset it for every stream (and every attempt), enabled or not.
+struct usage_strip {
+  bool enabled = false;
+  bool lf_pending = false;  // the last removed event ended in CR: a leading LF is its own
+  void reset(bool enable) {
+    enabled = enable;
+    lf_pending = false;
+  }
 };
 
 // Remembers the shape of the last event of one stream. Chat completion chunks all start with
@@ -38,10 +61,12 @@ struct stream_shape {
 // Appends ev.raw to `out`, with the top-level "model" and "response"."model" string values of a
 // JSON-object data replaced by `group_literal` (a JSON string token, e.g. "\"fast\"").
 // Everything else (comments, [DONE], non-JSON data, other fields) is appended unchanged.
-// With `shape`, events shaped like the previous one skip the JSON parse (same result).
+// With `shape`, events shaped like the previous one skip the JSON parse (same result; a
+// usage-only chunk never takes that path: its non-null usage forces the parse).
+// With an enabled `strip`, a usage-only chunk is removed (event_info::dropped).
 event_info rewrite_event(const event& ev, json::model_finder& finder,
                          std::string_view group_literal, std::string& out,
-                         stream_shape* shape = nullptr);
+                         stream_shape* shape = nullptr, usage_strip* strip = nullptr);
 
 namespace detail {
 // The byte scan behind the stream shape check: the widest the CPU has (best), or a narrower one

@@ -28,6 +28,7 @@ struct candidate {
   std::size_t index;      // in group::targets
   std::uint32_t weight;   // >= 1
   target_health* health;  // never null
+  std::uint32_t slot;     // target::wrr_slot: the weighted policy's state is kept by identity
 };
 
 // Small, fast, not cryptographic: picks two candidates per request. One per thread in

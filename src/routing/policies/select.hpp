@@ -96,7 +96,7 @@ inline std::optional<selection> select(const group& g, time_point now,
     const auto& t = g.targets[i];
     if (detail::contains(tried, i)) continue;
     if (t.health->healthy())
-      eligible.push_back(candidate{i, t.weight, t.health.get()});
+      eligible.push_back(candidate{i, t.weight, t.health.get(), t.wrr_slot});
     else if (t.health->try_acquire_probe(now))
       return selection{i, true, false};
   }

@@ -121,7 +121,7 @@ export function parseAnswers(raw, headRequests = []) {
       body = raw.subarray(p);
       p = raw.length;
     }
-    out.push({ status, headers, headerList, rawHead, body, text: body.toString('utf8'), complete });
+    out.push({ status, headers, headerList, rawHead, body, text: body.toString('utf8'), complete, end: p });
     pos = p;
     if (status >= 100 && status < 200) out.pop(); // interim answers are not answers
   }
@@ -138,4 +138,71 @@ export function rawRequest({ method = 'POST', path = '/v1/chat/completions', hos
   if (b !== undefined && contentLength && !list.some(([k]) => k.toLowerCase() === 'content-length' || k.toLowerCase() === 'transfer-encoding')) head += `Content-Length: ${b.length}\r\n`;
   head += '\r\n';
   return b === undefined ? Buffer.from(head, 'latin1') : Buffer.concat([Buffer.from(head, 'latin1'), b]);
+}
+
+// rawConnection({port, host}) -> a kept-open TCP connection for keep-alive tests:
+//   await c.ask(bytes, {timeout}) sends `bytes` and resolves the next complete answer
+//   ({status, headers, text, ...} as parseAnswers), or {status: null, closed, timedOut} when the
+//   peer closed or nothing complete came in time. One question at a time; never retries.
+//   c.closed() says whether the peer closed; c.close() ends it.
+export function rawConnection({ port, host = '127.0.0.1', connectTimeout = 5000 }) {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host, port });
+    let buf = Buffer.alloc(0);
+    let closed = false;
+    let waiter = null;
+    const check = () => {
+      if (!waiter) return;
+      const answers = parseAnswers(buf);
+      if (answers.length > 0 && answers[0].complete) {
+        const first = answers[0];
+        buf = buf.subarray(first.end);
+        const w = waiter;
+        waiter = null;
+        clearTimeout(w.timer);
+        w.resolve({ ...first, closed: false, timedOut: false });
+      } else if (closed) {
+        const w = waiter;
+        waiter = null;
+        clearTimeout(w.timer);
+        w.resolve({ status: null, closed: true, timedOut: false, raw: buf });
+      }
+    };
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no connection to ${host}:${port} within ${connectTimeout} ms`));
+    }, connectTimeout);
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      check();
+    });
+    const onClose = () => {
+      closed = true;
+      check();
+    };
+    sock.on('end', onClose);
+    sock.on('close', onClose);
+    sock.on('error', () => {});
+    sock.on('connect', () => {
+      clearTimeout(timer);
+      resolve({
+        ask(bytes, { timeout = 5000 } = {}) {
+          if (waiter) throw new Error('one question at a time');
+          return new Promise((res) => {
+            waiter = {
+              resolve: res,
+              timer: setTimeout(() => {
+                waiter = null;
+                res({ status: null, closed, timedOut: true, raw: buf });
+              }, timeout),
+            };
+            sock.write(typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes);
+            check();
+          });
+        },
+        closed: () => closed,
+        close: () => sock.destroy(),
+      });
+    });
+  });
 }

@@ -64,5 +64,31 @@ TEST(Errors, KeepAliveResponseHasExtraHeadersAndNoClose) {
   EXPECT_EQ(out.find("Connection: close"), std::string::npos);
 }
 
+TEST(Errors, PathAndCodingKinds) {
+  EXPECT_EQ(status_of(error_kind::bad_path), 400);
+  EXPECT_EQ(status_of(error_kind::not_implemented), 501);
+  EXPECT_EQ(reason_of(501), "Not Implemented");
+  std::string body;
+  append_error_body(body, error_kind::bad_path, "x");
+  EXPECT_EQ(parse_body(body).code, "invalid_path");
+  body.clear();
+  append_error_body(body, error_kind::not_implemented, "x");
+  EXPECT_EQ(parse_body(body).code, "not_implemented");
+}
+
+// A HEAD answer has the head a GET would get (with the would-be length) and not one body byte.
+TEST(Errors, HeadAnswerHasTheSameHeadAndNoBody) {
+  for (bool keep : {true, false}) {
+    std::string get, head;
+    append_error_response(get, error_kind::route_not_found, "Unknown route /nope.", keep,
+                          "Allow: GET\r\n");
+    append_error_response(head, error_kind::route_not_found, "Unknown route /nope.", keep,
+                          "Allow: GET\r\n", true);
+    auto end = get.find("\r\n\r\n") + 4;
+    EXPECT_EQ(head, get.substr(0, end));
+    EXPECT_GT(get.size(), end);
+  }
+}
+
 }  // namespace
 }  // namespace ob::proxy::http

@@ -62,6 +62,35 @@ TEST(Headers, ToUpstreamDropsHopByHopCredentialsAndOwnHeaders) {
   EXPECT_EQ(out.find("sk-client"), std::string::npos);
 }
 
+TEST(Headers, ToUpstreamDropsClientIdentityAndEveryHeaderHoldingTheToken) {
+  header_list h;
+  h.add("x-goog-api-key", "AIza-anything");
+  h.add("X-Auth-Token", "t");
+  h.add("Cookie", "session=abc");
+  h.add("X-Forwarded-For", "203.0.113.7");
+  h.add("Forwarded", "for=203.0.113.7");
+  h.add("X-Real-IP", "203.0.113.7");
+  h.add("X-Forwarded-Host", "gw");
+  h.add("X-Forwarded-Proto", "https");
+  h.add("X-Keep", "1");
+  h.add("X-Custom-Auth", "token=sk-client;v=1");
+  h.add("X-Exact", "sk-client");
+  h.add("X-Near", "sk-clien");
+  h.add("X-Other-Case", "SK-CLIENT");  // tokens are case-sensitive
+  std::string out;
+  append_forwarded(out, h, direction::to_upstream, "sk-client");
+  EXPECT_EQ(out, "X-Keep: 1\r\nX-Near: sk-clien\r\nX-Other-Case: SK-CLIENT\r\n");
+  // Without a token only the names decide; towards the client nothing of this is dropped.
+  out.clear();
+  append_forwarded(out, h, direction::to_upstream);
+  EXPECT_EQ(out,
+            "X-Keep: 1\r\nX-Custom-Auth: token=sk-client;v=1\r\nX-Exact: sk-client\r\n"
+            "X-Near: sk-clien\r\nX-Other-Case: SK-CLIENT\r\n");
+  out.clear();
+  append_forwarded(out, h, direction::to_client, "sk-client");
+  EXPECT_NE(out.find("Cookie: session=abc"), std::string::npos);
+}
+
 TEST(Headers, ToClientKeepsEndToEndHeaders) {
   header_list h;
   h.add("Content-Type", "text/event-stream; charset=utf-8");
@@ -205,9 +234,10 @@ bool reference_filtered(std::string_view name, direction dir, std::string_view c
                                                           "upgrade",
                                                           "proxy-authenticate",
                                                           "proxy-authorization"};
-  static constexpr std::array<std::string_view, 7> up = {
-      "host",   "authorization", "content-length", "accept-encoding",
-      "expect", "x-api-key",     "api-key"};
+  static constexpr std::array<std::string_view, 15> up = {
+      "host",      "authorization",   "content-length",   "accept-encoding",   "expect",
+      "x-api-key", "api-key",         "x-goog-api-key",   "x-auth-token",      "cookie",
+      "forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip"};
   auto in = [&](auto& list) {
     return std::any_of(list.begin(), list.end(), [&](auto n) { return iequals(n, name); });
   };
@@ -233,6 +263,15 @@ TEST(Headers, ForwardingMatchesTheNameListRules) {
                                          "expect",
                                          "x-api-key",
                                          "api-key",
+                                         "x-goog-api-key",
+                                         "x-auth-token",
+                                         "cookie",
+                                         "forwarded",
+                                         "x-forwarded-for",
+                                         "x-forwarded-host",
+                                         "x-forwarded-proto",
+                                         "x-real-ip",
+                                         "x-real-iq",
                                          "content-type",
                                          "retry-after",
                                          "retry-after-ms",

@@ -119,6 +119,69 @@ TEST(inspect_answer, UsageEdgeCases) {
   EXPECT_EQ(a.usage.total_tokens, -1);
 }
 
+// Non-stream answers of the three APIs, and what "no usage" looks like (unknown, not 0).
+TEST(inspect_answer, UsageOfEachApi) {
+  model_finder f;
+  struct usage_case {
+    const char* name;
+    std::string doc;
+    std::int64_t prompt, completion, total;
+  };
+  const usage_case cases[] = {
+      {"chat", chat_answer, 19, 10, 29},
+      {"responses",
+       R"({"id":"resp_1","object":"response","status":"completed","model":"gpt-4.1",)"
+       R"("output":[{"type":"message","content":[{"type":"output_text","text":"hi"}]}],)"
+       R"("usage":{"input_tokens":36,"input_tokens_details":{"cached_tokens":0},)"
+       R"("output_tokens":87,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":123}})",
+       36, 87, 123},
+      {"embeddings",
+       R"({"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.1,-0.2]}],)"
+       R"("model":"text-embedding-3-small","usage":{"prompt_tokens":8,"total_tokens":8}})",
+       8, -1, 8},
+      {"zero tokens",
+       R"({"model":"m","usage":{"prompt_tokens":0,"completion_tokens":0,)"
+       R"("total_tokens":0}})",
+       0, 0, 0},
+      {"no usage", R"({"model":"m","choices":[]})", -1, -1, -1},
+      {"usage null", R"({"model":"m","usage":null})", -1, -1, -1},
+      {"usage empty", R"({"model":"m","usage":{}})", -1, -1, -1},
+      {"usage not an object", R"({"model":"m","usage":12})", -1, -1, -1},
+      {"negative or fractional counts",
+       R"({"usage":{"prompt_tokens":-1,"completion_tokens":2.5,"total_tokens":"3"}})", -1, -1, -1},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    const answer_info a = f.inspect_answer(c.doc, c.doc.size());
+    ASSERT_TRUE(a.is_object);
+    EXPECT_EQ(a.usage.prompt_tokens, c.prompt);
+    EXPECT_EQ(a.usage.completion_tokens, c.completion);
+    EXPECT_EQ(a.usage.total_tokens, c.total);
+    EXPECT_EQ(a.usage.present(), c.prompt >= 0 || c.completion >= 0 || c.total >= 0);
+  }
+}
+
+TEST(inspect_answer, UsageOnlyChunkMarkers) {
+  model_finder f;
+  auto info = [&](const std::string& doc) { return f.inspect_answer(doc, doc.size()); };
+  answer_info a = info(R"({"model":"m","choices":[],"usage":{"prompt_tokens":1}})");
+  EXPECT_TRUE(a.empty_choices);
+  EXPECT_TRUE(a.usage_object);
+  a = info("{\"choices\" : [ \n ] ,\"usage\":{}}");
+  EXPECT_TRUE(a.empty_choices);
+  EXPECT_TRUE(a.usage_object);
+  EXPECT_FALSE(a.usage.present());
+  a = info(R"({"choices":[{"index":0}],"usage":null})");
+  EXPECT_FALSE(a.empty_choices);
+  EXPECT_FALSE(a.usage_object);
+  a = info(R"({"choices":[[]],"usage":[]})");
+  EXPECT_FALSE(a.empty_choices);
+  EXPECT_FALSE(a.usage_object);
+  a = info(R"({"choices":{},"x":{"choices":[],"usage":{}}})");
+  EXPECT_FALSE(a.empty_choices);
+  EXPECT_FALSE(a.usage_object);
+}
+
 TEST(inspect_answer, NotObjectOrInvalid) {
   model_finder f;
   for (const char* doc : {"[DONE]", "", "[]", "\"x\"", "{\"model\":\"m\"", "{\"model\":\"m\"} x",

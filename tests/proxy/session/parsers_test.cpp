@@ -1,5 +1,7 @@
 #include "proxy/parsers.hpp"
 
+#include "proxy/http/request_check.hpp"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -19,12 +21,33 @@ TEST(Parsers, HeaderIdFromBeastFieldMatchesTheName) {
     EXPECT_EQ(header_id_of(f, name), http::classify(name)) << name;
     if (http::classify(name) != http::header_id::other) ++known;
   }
-  // Every id but the three Beast does not know (x-api-key, api-key, retry-after-ms).
-  EXPECT_EQ(known, http::header_id_count - 1 - 3);
+  // Every id but those Beast does not know (x-api-key, api-key, x-goog-api-key, x-auth-token,
+  // x-forwarded-for, x-forwarded-host, x-forwarded-proto, x-real-ip, retry-after-ms).
+  EXPECT_EQ(known, http::header_id_count - 1 - 9);
   for (int i = 1; i < http::header_id_count; ++i) {
     auto id = static_cast<http::header_id>(i);
     EXPECT_EQ(header_id_of(bhttp::string_to_field(http::name_of(id)), http::name_of(id)), id)
         << http::name_of(id);
+  }
+}
+
+// Chunk extensions are ignored, but a chunk line longer than http::max_chunk_line is refused.
+TEST(Parsers, ChunkExtensionsAreBounded) {
+  for (std::size_t ext : {std::size_t{10}, http::max_chunk_line - 3, http::max_chunk_line + 1}) {
+    request_data req;
+    request_parser p(req);
+    p.eager(true);
+    std::string msg = "POST /v1/x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n2;" +
+                      std::string(ext - 1, 'a') + "\r\nhi\r\n0\r\n\r\n";
+    beast::error_code ec;
+    p.put(boost::asio::buffer(msg), ec);
+    if (ext <= http::max_chunk_line) {
+      EXPECT_FALSE(ec) << ext << ": " << ec.message();
+      EXPECT_TRUE(p.is_done()) << ext;
+      EXPECT_EQ(req.body.view(), "hi");
+    } else {
+      EXPECT_EQ(ec, beast::http::error::bad_chunk_extension) << ext;
+    }
   }
 }
 

@@ -1,0 +1,82 @@
+// A bounded in-memory record of the latest events (access, health, reload), as JSON lines with
+// a sequence number, for the admin API's live stream: "everything after sequence S".
+//
+// Writers are the worker threads (and the rare health/reload publisher); each thread writes to
+// its own ring of `capacity` slots, so the newest `capacity` events overall are always kept.
+// A slot is guarded by its ring's mutex, which only the owning thread and a reader ever take:
+// a writer never waits for another writer, and a reader takes the lock for one slot at a time,
+// so a writer waits at most for one line being copied out (about a microsecond), never for a
+// whole read. A seqlock would spare even that, but needs fixed-size slots (lines are of any
+// length) or a reader racing a reallocating writer.
+//
+// Disabled by default: then publish() is one relaxed load and access_log() does no JSON work.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace ob::observe {
+
+struct event {
+  std::uint64_t seq = 0;  // 1, 2, ... in publishing order across all threads
+  std::string line;       // one JSON object with a "type" field, no trailing newline
+};
+
+struct event_batch {
+  std::vector<event> events;  // ascending seq, all > the `after` asked for
+  std::uint64_t next = 0;     // pass as `after` next time
+  std::uint64_t dropped = 0;  // events after `after` overwritten before they could be read
+};
+
+class event_ring {
+ public:
+  explicit event_ring(std::size_t capacity = 1000);
+  event_ring(const event_ring&) = delete;
+  event_ring& operator=(const event_ring&) = delete;
+  ~event_ring();
+
+  void set_enabled(bool on) { enabled_.store(on, std::memory_order_relaxed); }
+  bool enabled() const { return enabled_.load(std::memory_order_relaxed); }
+
+  // Records `json_line` in the calling thread's ring (no-op when disabled). The line must be a
+  // JSON object with a "type" field; it is copied.
+  void publish(std::string_view json_line);
+
+  // Events with seq > after, oldest first, at most `max` (the oldest ones). Gap-free: an event
+  // missing from a batch was overwritten (counted in `dropped`), never delayed to a later batch
+  // with a smaller seq.
+  event_batch read_after(std::uint64_t after, std::size_t max = SIZE_MAX) const;
+  // The seq of the latest event published (0 = none yet): read_after(last_sequence() - n) tails.
+  std::uint64_t last_sequence() const { return seq_.load(std::memory_order_acquire); }
+
+ private:
+  struct slot {
+    std::uint64_t seq = 0;
+    std::string line;
+  };
+  struct thread_ring {
+    explicit thread_ring(std::size_t n) : slots(n) {}
+    mutable std::mutex m;
+    std::vector<slot> slots;
+    std::size_t next = 0;  // guarded by m
+  };
+  thread_ring& local();
+
+  const std::size_t capacity_;
+  const std::uint64_t id_;  // tells this ring from a later one at the same address
+  std::atomic<bool> enabled_{false};
+  std::atomic<std::uint64_t> seq_{0};
+  mutable std::mutex rings_m_;
+  std::vector<std::pair<std::thread::id, std::unique_ptr<thread_ring>>> rings_;  // guarded
+};
+
+// The process's ring, read by /admin/v1/events.
+event_ring& events();
+
+}  // namespace ob::observe

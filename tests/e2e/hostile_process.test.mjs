@@ -1,0 +1,148 @@
+// The process under hostile conditions: signals during start-up, a second gateway on a port
+// that is already served, running out of file descriptors.
+import { describe, test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startMock } from '../../tools/mock-provider/server.js';
+import { startGateway, freePort, BIN } from './lib/gateway.mjs';
+import { CLIENT_TOKEN, chatBody, gwPost, sleep } from './lib/common.mjs';
+
+const T = { timeout: 30000 };
+
+function configFile(config) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ob-e2e-proc-'));
+  const p = path.join(dir, 'config.json');
+  fs.writeFileSync(p, JSON.stringify(config));
+  return p;
+}
+
+// Spawns the binary; resolves {code, signal, stderr} when it exits (SIGKILL after `timeout`).
+function spawnGateway(args, { prefix = [], onSpawn, timeout = 10000 } = {}) {
+  const cmd = prefix.length ? prefix[0] : BIN;
+  const argv = prefix.length ? [...prefix.slice(1), BIN, ...args] : args;
+  const proc = spawn(cmd, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr.setEncoding('utf8');
+  proc.stderr.on('data', (d) => (stderr += d));
+  const done = new Promise((resolve) => {
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeout);
+    proc.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stderr: () => stderr });
+    });
+  });
+  onSpawn?.(proc);
+  return { proc, done, stderr: () => stderr };
+}
+
+describe('signals right after start', () => {
+  let mock;
+  after(async () => mock?.close());
+
+  // A signal at `delay` ms after spawn; SIGTERM must drain and exit 0 however early it comes;
+  // an early SIGHUP must not kill the process (it reloads once the server runs). Not 0 or 5 ms:
+  // a signal that lands while the dynamic loader still runs (~4 ms here, before any code of
+  // ours) keeps its default action, and nothing inside the binary can change that.
+  const cases = [];
+  for (const signal of ['SIGTERM', 'SIGHUP'])
+    for (const delay of [10, 20, 50]) for (let run = 0; run < 3; run++) cases.push({ name: `${signal} at ${delay} ms (run ${run + 1})`, signal, delay });
+
+  for (const c of cases) {
+    test(c.name, T, async () => {
+      mock ??= await startMock();
+      const port = await freePort();
+      const config = configFile({ providers: [{ group: 'g', name: 'm', base: mock.url, key: 'k' }], security: [CLIENT_TOKEN] });
+      const gw = spawnGateway(['--config', config, '--listen', `127.0.0.1:${port}`, '--workers', '2']);
+      await sleep(c.delay);
+      gw.proc.kill(c.signal);
+      if (c.signal === 'SIGTERM') {
+        const r = await gw.done;
+        assert.deepEqual({ code: r.code, signal: r.signal }, { code: 0, signal: null }, r.stderr());
+        return;
+      }
+      // SIGHUP: still alive and serving afterwards; then a clean stop.
+      let served = false;
+      for (let i = 0; i < 100 && !served; i++) {
+        const r = await gwPost({ url: `http://127.0.0.1:${port}` }, '/v1/chat/completions', chatBody('g')).catch(() => null);
+        if (r) {
+          assert.equal(r.status, 200, r.text);
+          served = true;
+        } else await sleep(50);
+      }
+      assert.ok(served, `never served after an early SIGHUP: ${gw.stderr()}`);
+      gw.proc.kill('SIGTERM');
+      const r = await gw.done;
+      assert.deepEqual({ code: r.code, signal: r.signal }, { code: 0, signal: null }, r.stderr());
+    });
+  }
+});
+
+describe('a second gateway on a port already served', () => {
+  let mock, first;
+  after(async () => {
+    await first?.stop();
+    await mock?.close();
+  });
+
+  test('refuses to start, names the address and --listen; the first keeps every request', T, async () => {
+    mock = await startMock();
+    first = await startGateway({ config: { providers: [{ group: 'g', name: 'first', base: mock.url, key: 'k' }], security: [CLIENT_TOKEN] } });
+    const config = configFile({ providers: [{ group: 'g', name: 'second', base: mock.url, key: 'k' }], security: [CLIENT_TOKEN] });
+    const second = spawnGateway(['--config', config, '--listen', `127.0.0.1:${first.port}`, '--workers', '2']);
+    // While it runs (if it does), requests go to the shared port.
+    const models = [];
+    for (let i = 0; i < 20; i++) {
+      const r = await gwPost(first, '/v1/chat/completions', chatBody('g'));
+      assert.equal(r.status, 200, r.text);
+      models.push(r.headers['x-openbridge-model']);
+    }
+    const timer = setTimeout(() => second.proc.kill('SIGTERM'), 2000);
+    const r = await second.done;
+    clearTimeout(timer);
+    assert.notEqual(r.code, 0, `second gateway exited ${r.code}/${r.signal}: ${r.stderr()}`);
+    assert.equal(r.signal, null);
+    assert.match(r.stderr(), new RegExp(`127\\.0\\.0\\.1:${first.port}.*already in use.*--listen`));
+    assert.doesNotMatch(r.stderr(), /listening on/);
+    assert.deepEqual([...new Set(models)], ['first']);
+  });
+});
+
+describe('out of file descriptors', () => {
+  let mock;
+  after(async () => mock?.close());
+
+  test('the worker keeps accepting once descriptors are free again', T, async () => {
+    mock = await startMock();
+    const port = await freePort();
+    const config = configFile({ providers: [{ group: 'g', name: 'm', base: mock.url, key: 'k' }], security: [CLIENT_TOKEN] });
+    const gw = spawnGateway(['--config', config, '--listen', `127.0.0.1:${port}`, '--workers', '1'], { prefix: ['prlimit', '--nofile=48:48'] });
+    const target = { url: `http://127.0.0.1:${port}` };
+    let up = false;
+    for (let i = 0; i < 100 && !up; i++) {
+      const r = await gwPost(target, '/v1/chat/completions', chatBody('g')).catch(() => null);
+      if (r) up = r.status === 200;
+      else await sleep(50);
+    }
+    assert.ok(up, gw.stderr());
+    // Hold many idle connections: the gateway runs out of descriptors.
+    const net = await import('node:net');
+    const socks = [];
+    for (let i = 0; i < 80; i++) {
+      const s = net.connect({ port, host: '127.0.0.1' });
+      s.on('error', () => {});
+      socks.push(s);
+    }
+    for (let i = 0; i < 100 && !/accept failed/.test(gw.stderr()); i++) await sleep(50);
+    assert.match(gw.stderr(), /accept failed/);
+    for (const s of socks) s.destroy();
+    await sleep(100);
+    const r = await gwPost(target, '/v1/chat/completions', chatBody('g'), { timeout: 5000 });
+    assert.equal(r.status, 200, r.text);
+    gw.proc.kill('SIGTERM');
+    const end = await gw.done;
+    assert.equal(end.code, 0, end.stderr());
+  });
+});

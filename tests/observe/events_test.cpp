@@ -1,0 +1,162 @@
+// The event ring: bounded, ordered by sequence, gap-free reads while threads publish, and the
+// access/health/reload producers that feed it.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "observe/events.hpp"
+#include "observe/health.hpp"
+#include "observe/log.hpp"
+
+namespace ob::observe {
+namespace {
+
+std::string line_of(int writer, int i) {
+  return R"({"type":"access","w":)" + std::to_string(writer) + R"(,"i":)" + std::to_string(i) + "}";
+}
+
+TEST(EventRing, DisabledPublishesNothing) {
+  event_ring ring(10);
+  ring.publish(line_of(0, 0));
+  EXPECT_EQ(ring.last_sequence(), 0u);
+  EXPECT_TRUE(ring.read_after(0).events.empty());
+}
+
+TEST(EventRing, ReadAfterReturnsLaterEventsOldestFirst) {
+  event_ring ring(10);
+  ring.set_enabled(true);
+  for (int i = 0; i < 5; ++i) ring.publish(line_of(0, i));
+  auto b = ring.read_after(2);
+  ASSERT_EQ(b.events.size(), 3u);
+  EXPECT_EQ(b.events[0].seq, 3u);
+  EXPECT_EQ(b.events[0].line, line_of(0, 2));
+  EXPECT_EQ(b.events[2].seq, 5u);
+  EXPECT_EQ(b.next, 5u);
+  EXPECT_EQ(b.dropped, 0u);
+  EXPECT_TRUE(ring.read_after(5).events.empty());
+  EXPECT_EQ(ring.read_after(5).next, 5u);
+  // `max` keeps the oldest; `next` continues right after them.
+  auto two = ring.read_after(0, 2);
+  ASSERT_EQ(two.events.size(), 2u);
+  EXPECT_EQ(two.next, 2u);
+  EXPECT_EQ(ring.read_after(two.next).events.front().seq, 3u);
+}
+
+TEST(EventRing, KeepsTheLastCapacityAndCountsWhatWasOverwritten) {
+  event_ring ring(4);
+  ring.set_enabled(true);
+  for (int i = 0; i < 10; ++i) ring.publish(line_of(0, i));
+  auto b = ring.read_after(0);
+  ASSERT_EQ(b.events.size(), 4u);
+  EXPECT_EQ(b.events.front().seq, 7u);
+  EXPECT_EQ(b.events.back().seq, 10u);
+  EXPECT_EQ(b.dropped, 6u);
+  EXPECT_EQ(ring.read_after(8).dropped, 0u);
+}
+
+TEST(EventRing, EachThreadKeepsCapacitySoTheNewestOverallSurvive) {
+  event_ring ring(3);
+  ring.set_enabled(true);
+  std::thread([&] {
+    for (int i = 0; i < 3; ++i) ring.publish(line_of(1, i));
+  }).join();
+  for (int i = 0; i < 50; ++i) ring.publish(line_of(0, i));  // a busy thread
+  auto b = ring.read_after(0);
+  // The quiet thread's 3 are not pushed out by the busy one.
+  ASSERT_EQ(b.events.size(), 6u);
+  EXPECT_EQ(b.events[0].line, line_of(1, 0));
+  EXPECT_EQ(b.events.back().line, line_of(0, 49));
+}
+
+// Writers publish while a reader follows with read_after(next): every batch is ascending,
+// continues after the last one, and every event is either read or counted as dropped.
+TEST(EventRing, ConcurrentReaderSeesEveryEventOnceInOrder) {
+  constexpr int writers = 4, per_writer = 20000;
+  event_ring ring(1000);
+  ring.set_enabled(true);
+  std::atomic<int> running{writers};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < writers; ++w)
+    threads.emplace_back([&, w] {
+      for (int i = 0; i < per_writer; ++i) ring.publish(line_of(w, i));
+      running.fetch_sub(1);
+    });
+  std::uint64_t after = 0, read = 0, dropped = 0;
+  std::map<int, int> last_i;  // per writer, events must come in that writer's order
+  auto consume = [&](const event_batch& b) {
+    std::uint64_t prev = after;
+    for (const auto& e : b.events) {
+      ASSERT_GT(e.seq, prev);
+      prev = e.seq;
+      auto v = boost::json::parse(e.line).as_object();
+      int w = static_cast<int>(v.at("w").as_int64()), i = static_cast<int>(v.at("i").as_int64());
+      auto it = last_i.find(w);
+      if (it != last_i.end()) {
+        ASSERT_GT(i, it->second);
+      }
+      last_i[w] = i;
+    }
+    read += b.events.size();
+    dropped += b.dropped;
+    ASSERT_GE(b.next, after);
+    after = b.next;
+  };
+  for (int rounds = 0; running.load() > 0 && rounds < 1'000'000; ++rounds) {
+    consume(ring.read_after(after));
+    if (HasFatalFailure()) break;
+  }
+  for (auto& t : threads) t.join();
+  consume(ring.read_after(after));
+  EXPECT_EQ(after, static_cast<std::uint64_t>(writers * per_writer));
+  EXPECT_EQ(read + dropped, static_cast<std::uint64_t>(writers * per_writer));
+  EXPECT_GT(read, 1000u);  // the reader kept up with part of it, at least the final batch
+}
+
+struct global_ring_on {
+  global_ring_on() { events().set_enabled(true); }
+  ~global_ring_on() { events().set_enabled(false); }
+};
+
+TEST(EventRing, AccessHealthAndReloadEventsCarryTheirType) {
+  global_ring_on on;
+  const auto start = events().last_sequence();
+  request_record r;
+  r.method = "POST";
+  r.path = "/v1/chat/completions";
+  r.request_id = "abc";
+  access_log(r);  // default text format: the ring still gets JSON
+  health_record h;
+  h.event = "recovered";
+  h.group = "fast";
+  h.target = "m";
+  health_event(h);
+  reload_record rl;
+  rl.ok = false;
+  rl.generation = 3;
+  rl.trigger = "signal";
+  rl.errors = 1;
+  rl.detail = "providers[0].base: bad";
+  reload_event(rl);
+  flush_access_log();
+  auto b = events().read_after(start);
+  ASSERT_EQ(b.events.size(), 3u);
+  auto a = boost::json::parse(b.events[0].line).as_object();
+  EXPECT_EQ(a.at("type"), "access");
+  EXPECT_EQ(a.at("request_id"), "abc");
+  auto he = boost::json::parse(b.events[1].line).as_object();
+  EXPECT_EQ(he.at("type"), "health");
+  EXPECT_EQ(he.at("event"), "recovered");
+  auto re = boost::json::parse(b.events[2].line).as_object();
+  EXPECT_EQ(re.at("type"), "reload");
+  EXPECT_EQ(re.at("ok"), false);
+  EXPECT_EQ(re.at("generation"), 3);
+  EXPECT_EQ(re.at("detail"), "providers[0].base: bad");
+}
+
+}  // namespace
+}  // namespace ob::observe

@@ -1,0 +1,154 @@
+#include "proxy/http/request_check.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ob::proxy::http {
+namespace {
+
+using header_vec = std::vector<std::pair<std::string, std::string>>;
+
+struct row {
+  const char* name;
+  int version;
+  header_vec headers;
+  std::string target;
+  int status;  // 0 = accepted
+  bool close;
+};
+
+request_verdict run(const row& r) {
+  header_list h;
+  for (const auto& [n, v] : r.headers) h.add(n, v);
+  return check_request(r.version, h, r.target);
+}
+
+const std::string chat = "/v1/chat/completions";
+
+const std::vector<row> table = {
+    {"plain HTTP/1.1", 11, {{"Host", "x"}, {"Content-Length", "5"}}, chat, 0, false},
+    {"HTTP/1.1 without a body", 11, {{"host", "x"}}, chat, 0, false},
+    {"HTTP/1.0 without Host", 10, {{"Content-Length", "5"}}, chat, 0, false},
+    {"HTTP/1.0 with Host", 10, {{"Host", "x"}}, chat, 0, false},
+    {"HTTP/1.1 without Host", 11, {{"Content-Length", "5"}}, chat, 400, true},
+    {"two Host headers", 11, {{"Host", "a"}, {"Host", "b"}}, chat, 400, true},
+    {"two equal Host headers", 11, {{"Host", "a"}, {"HOST", "a"}}, chat, 400, true},
+    {"two Host headers in HTTP/1.0", 10, {{"Host", "a"}, {"Host", "b"}}, chat, 400, true},
+    {"chunked", 11, {{"Host", "x"}, {"Transfer-Encoding", "chunked"}}, chat, 0, false},
+    {"CHUNKED", 11, {{"Host", "x"}, {"Transfer-Encoding", "CHUNKED"}}, chat, 0, false},
+    {"chunked with spaces",
+     11,
+     {{"Host", "x"}, {"Transfer-Encoding", " \tchunked \t"}},
+     chat,
+     0,
+     false},
+    {"chunked with empty list elements",
+     11,
+     {{"Host", "x"}, {"Transfer-Encoding", ", chunked ,"}},
+     chat,
+     0,
+     false},
+    {"gzip, chunked", 11, {{"Host", "x"}, {"Transfer-Encoding", "gzip, chunked"}}, chat, 501, true},
+    {"gzip then chunked headers",
+     11,
+     {{"Host", "x"}, {"Transfer-Encoding", "gzip"}, {"Transfer-Encoding", "chunked"}},
+     chat,
+     501,
+     true},
+    {"identity, chunked",
+     11,
+     {{"Host", "x"}, {"Transfer-Encoding", "identity,chunked"}},
+     chat,
+     501,
+     true},
+    {"chunked, gzip", 11, {{"Host", "x"}, {"Transfer-Encoding", "chunked, gzip"}}, chat, 400, true},
+    {"gzip alone", 11, {{"Host", "x"}, {"Transfer-Encoding", "gzip"}}, chat, 400, true},
+    {"chunked twice in one",
+     11,
+     {{"Host", "x"}, {"Transfer-Encoding", "chunked, chunked"}},
+     chat,
+     400,
+     true},
+    {"chunked twice in two",
+     11,
+     {{"Host", "x"}, {"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "chunked"}},
+     chat,
+     400,
+     true},
+    {"chunked with a parameter",
+     11,
+     {{"Host", "x"}, {"Transfer-Encoding", "chunked;q=1"}},
+     chat,
+     400,
+     true},
+    {"empty", 11, {{"Host", "x"}, {"Transfer-Encoding", ""}}, chat, 400, true},
+    {"only commas", 11, {{"Host", "x"}, {"Transfer-Encoding", " , ,"}}, chat, 400, true},
+    {"not a token", 11, {{"Host", "x"}, {"Transfer-Encoding", "gz ip, chunked"}}, chat, 400, true},
+    {"quoted", 11, {{"Host", "x"}, {"Transfer-Encoding", "\"chunked\""}}, chat, 400, true},
+    {"chunked in HTTP/1.0", 10, {{"Host", "x"}, {"Transfer-Encoding", "chunked"}}, chat, 400, true},
+    {"chunked and Content-Length",
+     11,
+     {{"Host", "x"}, {"Transfer-Encoding", "chunked"}, {"Content-Length", "5"}},
+     chat,
+     400,
+     true},
+    {"Content-Length and gzip",
+     11,
+     {{"Host", "x"}, {"Content-Length", "5"}, {"Transfer-Encoding", "gzip"}},
+     chat,
+     400,
+     true},
+    {"dot segment", 11, {{"Host", "x"}}, "/v1/../admin", 400, false},
+    {"encoded dot segment", 11, {{"Host", "x"}}, "/v1/%2e%2e/admin", 400, false},
+    {"absolute-form", 11, {{"Host", "x"}}, "http://x/v1/chat", 400, false},
+    // framing problems are reported before path problems (they decide whether to close)
+    {"framing before path",
+     11,
+     {{"Host", "x"}, {"Transfer-Encoding", "gzip"}},
+     "/v1/../x",
+     400,
+     true},
+};
+
+TEST(RequestCheck, Table) {
+  for (const auto& r : table) {
+    auto v = run(r);
+    if (r.status == 0) {
+      EXPECT_TRUE(v.ok()) << r.name << ": " << v.message;
+      continue;
+    }
+    ASSERT_FALSE(v.ok()) << r.name;
+    EXPECT_EQ(status_of(v.kind), r.status) << r.name << ": " << v.message;
+    EXPECT_EQ(v.close, r.close) << r.name;
+  }
+}
+
+TEST(RequestCheck, PathProblemsUseTheirOwnKindAndMessage) {
+  header_list h;
+  h.add("Host", "x");
+  auto v = check_request(11, h, "/v1/..%2fadmin");
+  EXPECT_EQ(v.kind, error_kind::bad_path);
+  EXPECT_NE(v.message.find("encoded '/'"), std::string_view::npos) << v.message;
+}
+
+TEST(RequestCheck, ChunkPending) {
+  EXPECT_TRUE(chunk_pending_ok(""));
+  EXPECT_TRUE(chunk_pending_ok("1"));
+  EXPECT_TRUE(chunk_pending_ok("1f;name=value"));
+  EXPECT_TRUE(chunk_pending_ok("\r\n1f"));  // the CRLF ending the previous chunk's data
+  EXPECT_TRUE(chunk_pending_ok("\r"));
+  EXPECT_TRUE(chunk_pending_ok("0\r\nX-Trailer: 1\r\n"));
+  EXPECT_TRUE(chunk_pending_ok(std::string(max_chunk_line, 'a')));
+  EXPECT_FALSE(chunk_pending_ok(std::string(max_chunk_line + 1, 'a')));
+  EXPECT_FALSE(chunk_pending_ok("5\nhello"));
+  EXPECT_FALSE(chunk_pending_ok("\n"));
+  EXPECT_FALSE(chunk_pending_ok("\r\n5\nhel"));
+  EXPECT_FALSE(chunk_pending_ok("0\r\nX-Trailer: 1\n"));
+  EXPECT_FALSE(chunk_pending_ok("5;x=\"a\nb\""));
+}
+
+}  // namespace
+}  // namespace ob::proxy::http
