@@ -4,10 +4,10 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/read.hpp>
@@ -174,7 +174,8 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
     if (path == "/metrics")
       co_return answer(req, http::status::ok, co_await handlers.metrics(),
                        "text/plain; version=0.0.4; charset=utf-8");
-    if (path == "/admin/v1/targets") co_return json(req, http::status::ok, handlers.targets());
+    if (path == "/admin/v1/targets")
+      co_return json(req, http::status::ok, co_await handlers.targets());
     if (path == "/admin/v1/config") co_return json(req, http::status::ok, handlers.config());
     events = true;  // /admin/v1/events: the caller turns the connection into a stream
     co_return http::response<http::string_body>{};

@@ -43,7 +43,7 @@ struct events_page {
 
 struct admin_handlers {
   std::function<boost::asio::awaitable<std::string>()> metrics;
-  std::function<std::string()> targets;
+  std::function<boost::asio::awaitable<std::string>()> targets;
   std::function<std::string()> config;
   std::function<reload_answer()> reload;
   std::function<std::optional<std::string>()> not_ready;  // the reason, or nullopt when ready

@@ -34,7 +34,7 @@ struct fixture : ::testing::Test {
   void start(bool with_token) {
     admin_handlers h;
     h.metrics = []() -> asio::awaitable<std::string> { co_return "# metrics\nx 1\n"; };
-    h.targets = [] { return std::string(R"({"targets":[]})"); };
+    h.targets = []() -> asio::awaitable<std::string> { co_return R"({"targets":[]})"; };
     h.config = [] { return std::string(R"({"providers":[]})"); };
     h.reload = [this] {
       ++reloads;
