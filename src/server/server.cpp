@@ -260,10 +260,10 @@ int run(const options& opts) {
 
   // Readiness turns 503 first, so a load balancer stops sending before the listeners close.
   shutting_down.store(true, std::memory_order_relaxed);
+  for (auto& w : workers) w->begin_drain();  // stop accepting, close idle connections
   log(level::info, "shutting down: finishing requests in flight");
   checker.stop();
   watcher.stop();
-  for (auto& w : workers) w->begin_drain();
   auto live_connections = [&] {
     std::size_t live = 0;
     for (auto& w : workers) live += w->live_connections();
