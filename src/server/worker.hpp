@@ -1,5 +1,6 @@
 // One worker thread: its own io_context, its own SO_REUSEPORT listener on the shared address,
-// its own upstream pool. Workers share nothing on the hot path but the config snapshot.
+// its own upstream pool. On the hot path workers share the config snapshot and the routing
+// state (docs/ARCHITECTURE.md, first section).
 #pragma once
 
 #include <memory>
