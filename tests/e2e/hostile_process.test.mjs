@@ -1,5 +1,5 @@
 // The process under hostile conditions: signals during start-up, a second gateway on a port
-// that is already served, running out of file descriptors.
+// that is already served, running out of file descriptors, a listen port of 0.
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
