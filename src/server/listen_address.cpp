@@ -7,6 +7,12 @@
 
 namespace ob::server {
 
+std::string format_listen_address(const boost::asio::ip::tcp::endpoint& ep) {
+  auto host = ep.address().to_string();
+  if (ep.address().is_v6()) host = "[" + host + "]";
+  return host + ":" + std::to_string(ep.port());
+}
+
 std::optional<boost::asio::ip::tcp::endpoint> parse_listen_address(std::string_view text,
                                                                    std::string* error) {
   namespace ip = boost::asio::ip;

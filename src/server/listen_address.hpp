@@ -9,6 +9,9 @@
 
 namespace ob::server {
 
+// "127.0.0.1:8080", "[::1]:8080": the form parse_listen_address reads, for logs.
+std::string format_listen_address(const boost::asio::ip::tcp::endpoint& ep);
+
 // Host may be an IP literal, "localhost", "*" or empty (all interfaces), or a name resolved
 // once at start.
 std::optional<boost::asio::ip::tcp::endpoint> parse_listen_address(std::string_view text,

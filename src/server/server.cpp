@@ -175,10 +175,14 @@ int run(const options& opts) {
 
   auto tls = upstream::make_client_tls_context();
   std::vector<std::unique_ptr<worker>> workers;
+  auto bind_to = *ep;
   try {
     for (unsigned i = 0; i < n; ++i) {
       workers.push_back(std::make_unique<worker>(store, tls));
-      workers.back()->listen(*ep);
+      auto bound = workers.back()->listen(bind_to);
+      // Port 0: the system picks a port for the first worker; the others must join that one,
+      // not each get a port of their own.
+      if (i == 0) bind_to = bound;
     }
   } catch (const boost::system::system_error& e) {
     log(level::error, "cannot listen on " + listen + ": " + e.code().message());
@@ -218,8 +222,8 @@ int run(const options& opts) {
   }
 
   for (auto& w : workers) w->start();
-  log(level::info, "openbridge listening on " + listen + " (" + std::to_string(n) + " workers, " +
-                       describe(*initial) + ")");
+  log(level::info, "openbridge listening on " + format_listen_address(bind_to) + " (" +
+                       std::to_string(n) + " workers, " + describe(*initial) + ")");
 
   if (admin_srv) {
     admin_srv->start();

@@ -33,7 +33,7 @@ worker::~worker() {
   ioc_.reset();  // destroys suspended connections while the registry and context still exist
 }
 
-void worker::listen(const tcp::endpoint& ep) {
+tcp::endpoint worker::listen(const tcp::endpoint& ep) {
   acceptor_->open(ep.protocol());
   acceptor_->set_option(asio::socket_base::reuse_address(true));
   int one = 1;
@@ -42,6 +42,7 @@ void worker::listen(const tcp::endpoint& ep) {
   if (ep.protocol() == tcp::v6()) acceptor_->set_option(asio::ip::v6_only(false));
   acceptor_->bind(ep);
   acceptor_->listen(4096);
+  return acceptor_->local_endpoint();
 }
 
 namespace {

@@ -1,5 +1,6 @@
 // One worker thread: its own io_context, its own SO_REUSEPORT listener on the shared address,
-// its own upstream pool. Workers share nothing on the hot path but the config snapshot.
+// its own upstream pool. On the hot path workers share the config snapshot and the routing
+// state (docs/ARCHITECTURE.md, first section).
 #pragma once
 
 #include <array>
@@ -23,8 +24,9 @@ class worker {
   worker(proxy::snapshot_store& store, std::shared_ptr<boost::asio::ssl::context> tls);
   ~worker();
 
-  // Opens the listener (throws boost::system::system_error when the address is unusable).
-  void listen(const boost::asio::ip::tcp::endpoint& ep);
+  // Opens the listener (throws boost::system::system_error when the address is unusable) and
+  // returns the address it is bound to: with port 0, the port the system picked.
+  boost::asio::ip::tcp::endpoint listen(const boost::asio::ip::tcp::endpoint& ep);
   void start();        // runs the event loop on a new thread
   void begin_drain();  // stop accepting; close idle connections; busy ones close when done
   void cut();          // shutdown grace over: end the requests in flight with an error

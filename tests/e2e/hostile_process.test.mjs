@@ -1,5 +1,5 @@
 // The process under hostile conditions: signals during start-up, a second gateway on a port
-// that is already served, running out of file descriptors.
+// that is already served, running out of file descriptors, a listen port of 0.
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -144,5 +144,59 @@ describe('out of file descriptors', () => {
     gw.proc.kill('SIGTERM');
     const end = await gw.done;
     assert.equal(end.code, 0, end.stderr());
+  });
+});
+
+// The listening sockets of process `pid` (from /proc), as local ports.
+function listeningPorts(pid) {
+  const inodes = new Set();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]);
+    } catch {}
+  }
+  const ports = [];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of fs.readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[3] === '0A' && inodes.has(f[9])) ports.push(parseInt(f[1].split(':').at(-1), 16));
+    }
+  }
+  return ports;
+}
+
+describe('listening on port 0', () => {
+  let mock;
+  after(async () => mock?.close());
+
+  // Every worker must listen on the one port the system picked for the first, and the log must
+  // name that port: a client can only ever learn the address from the log.
+  test('all workers share the port the log names; every connection to it is served', T, async () => {
+    mock = await startMock();
+    const config = configFile({ providers: [{ group: 'g', name: 'm', base: mock.url, key: 'k' }], security: [CLIENT_TOKEN] });
+    const gw = spawnGateway(['--config', config, '--listen', '127.0.0.1:0', '--workers', '2']);
+    try {
+      let line;
+      for (let i = 0; i < 100 && !line; i++) {
+        line = gw.stderr().split('\n').find((l) => /listening on/.test(l));
+        if (!line) await sleep(50);
+      }
+      assert.ok(line, `no "listening on" line: ${gw.stderr()}`);
+      const m = /listening on 127\.0\.0\.1:(\d+) /.exec(line);
+      assert.ok(m, `the log line names no address: ${line}`);
+      const port = Number(m[1]);
+      assert.notEqual(port, 0, `the log line names port 0: ${line}`);
+      assert.deepEqual(listeningPorts(gw.proc.pid), [port, port], 'one listener per worker, all on the logged port');
+      const target = { url: `http://127.0.0.1:${port}` };
+      for (let i = 0; i < 20; i++) {
+        const r = await gwPost(target, '/v1/chat/completions', chatBody('g'), { timeout: 5000 });
+        assert.equal(r.status, 200, `connection ${i}: ${r.text}`);
+      }
+    } finally {
+      gw.proc.kill('SIGTERM');
+      const end = await gw.done;
+      assert.equal(end.code, 0, end.stderr());
+    }
   });
 });

@@ -477,16 +477,41 @@ TEST(Table, WeightedStateFollowsTargetsAcrossAReorder) {
   EXPECT_EQ(share["c"], 2);
 }
 
+// Smooth weighted round robin written out plainly, each target's current value kept by name:
+// `n` picks over `targets` (ties to the earlier one), continuing from `current`.
+std::vector<std::string> model_picks(const std::vector<std::pair<std::string, int>>& targets,
+                                     std::map<std::string, std::int64_t>& current, int n) {
+  std::vector<std::string> out;
+  for (int i = 0; i < n; ++i) {
+    std::int64_t total = 0;
+    const std::string* best = nullptr;
+    for (const auto& [name, weight] : targets) {
+      current[name] += weight;
+      total += weight;
+      if (!best || current[name] > current[*best]) best = &name;
+    }
+    current[*best] -= total;
+    out.push_back(*best);
+  }
+  return out;
+}
+
 TEST(Table, WeightedStateOfARemovedTargetGoesNowhere) {
   config::config c1;
   c1.providers = {provider("a", "k", 1), provider("b", "k", 4), provider("c", "k", 2)};
   config::config c2;
   c2.providers = {provider("b", "k", 4), provider("c", "k", 2)};
+  std::map<std::string, std::int64_t> current;
+  auto expected_before = model_picks({{"a", 1}, {"b", 4}, {"c", 2}}, current, 5);
+  auto expected_after = model_picks({{"b", 4}, {"c", 2}}, current, 12);
+
   state_registry states;
   auto t1 = std::make_unique<table>(c1, states);
-  weighted_picks(*t1, 5);
+  EXPECT_EQ(weighted_picks(*t1, 5), expected_before);
   table t2(c2, states);
   t1.reset();
+  // b and c carry on from their own values; a's value is not handed to anyone.
+  EXPECT_EQ(weighted_picks(t2, 12), expected_after);
   std::map<std::string, int> share;
   for (const auto& name : weighted_picks(t2, 6 * 10)) ++share[name];
   EXPECT_EQ(share["b"], 40);

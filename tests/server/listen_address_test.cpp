@@ -27,6 +27,15 @@ TEST(ListenAddress, Forms) {
   EXPECT_EQ(e->port(), 0);
 }
 
+TEST(ListenAddress, FormatReadsBack) {
+  std::string err;
+  for (const char* text : {"127.0.0.1:8080", "[::1]:7000", "[::]:1", "0.0.0.0:65535"}) {
+    auto ep = parse_listen_address(text, &err);
+    ASSERT_TRUE(ep) << text;
+    EXPECT_EQ(format_listen_address(*ep), text);
+  }
+}
+
 TEST(ListenAddress, Errors) {
   std::string err;
   EXPECT_FALSE(parse_listen_address("8080", &err));
