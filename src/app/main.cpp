@@ -33,6 +33,7 @@ __attribute__((constructor(101))) void block_stop_signals() {
   sigaddset(&stop_and_reload, SIGHUP);
   sigaddset(&stop_and_reload, SIGTERM);
   sigaddset(&stop_and_reload, SIGINT);
+  sigaddset(&stop_and_reload, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &stop_and_reload, &previous_mask);
 }
 
@@ -55,6 +56,12 @@ int main(int argc, char** argv) {
   app.add_option("-w,--workers", opts.workers_override,
                  "Worker threads (overrides the config's \"workers\"; 0 = one per core)")
       ->check(CLI::Range(0, 256));
+  app.add_option("--admin-listen", opts.admin_listen_override,
+                 "Admin listener HOST:PORT (overrides the config's \"admin.listen\"; metrics, "
+                 "health, targets, reload)");
+  app.add_option("--log-level", opts.log_level_override,
+                 "Process log level: debug, info, warn or error (overrides \"log.level\")")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

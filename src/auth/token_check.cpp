@@ -56,13 +56,27 @@ token_set::token_set(const std::vector<std::string>& tokens) {
   }
 }
 
-bool token_set::contains(std::string_view token) const {
+int token_set::find(std::string_view token) const {
   digest d{};
-  if (token.empty() || !sha256(token, d)) return false;
+  if (token.empty() || !sha256(token, d)) return -1;
   // No early exit: every entry is compared, so timing does not reveal which one matched.
-  int found = 0;
-  for (const auto& entry : digests_) found |= CRYPTO_memcmp(entry.data(), d.data(), d.size()) == 0;
-  return found != 0;
+  int found = -1;
+  for (std::size_t i = 0; i < digests_.size(); ++i) {
+    int eq = CRYPTO_memcmp(digests_[i].data(), d.data(), d.size()) == 0;
+    // Branch-free select of the (single) matching index.
+    found = eq ? static_cast<int>(i) : found;
+  }
+  return found;
+}
+
+std::string token_set::name(std::size_t i) const {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out = "key-";
+  for (int b = 0; b < 4 && i < digests_.size(); ++b) {
+    out += hex[digests_[i][b] >> 4];
+    out += hex[digests_[i][b] & 15];
+  }
+  return out;
 }
 
 std::optional<std::string_view> bearer_token(std::string_view value) {

@@ -15,8 +15,13 @@ class token_set {
  public:
   token_set() = default;
   explicit token_set(const std::vector<std::string>& tokens);
-  bool contains(std::string_view token) const;
+  bool contains(std::string_view token) const { return find(token) >= 0; }
+  // Index of the matching entry, -1 when none; as constant-time as contains().
+  int find(std::string_view token) const;
   std::size_t size() const { return digests_.size(); }
+  // A name for entry `i` that can be logged and used as a metric label: "key-" and the first
+  // 8 hex digits of the token's SHA-256 (never the token).
+  std::string name(std::size_t i) const;
 
  private:
   std::vector<std::array<unsigned char, 32>> digests_;

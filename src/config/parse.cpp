@@ -606,13 +606,71 @@ void read_headers(context& c, const json::value& v, const std::string& path, con
     walk<header_options>(c, *o, path, header_fields, cfg.headers);
 }
 
+// ---- admin and metrics --------------------------------------------------------------------
+
+void read_admin_listen(context& c, const json::value& v, const std::string& path, admin_config& a) {
+  const auto* s = as_string(c, v, path);
+  if (!s) return;
+  std::string err;
+  if (!detail::check_listen(*s, &err)) return c.error(path, json::serialize(*s) + ": " + err);
+  a.listen = std::string(*s);
+}
+
+void read_admin_token(context& c, const json::value& v, const std::string& path, admin_config& a) {
+  const auto* s = as_string(c, v, path);
+  if (!s) return;
+  auto token = expand_env(c, *s, path);
+  if (!token) return;
+  if (token->empty()) return c.error(path, "must not be empty (leave the key out for no token)");
+  if (has_control_char(*token)) return c.error(path, "must not contain control characters");
+  a.token = std::move(*token);
+}
+
+constexpr field<admin_config> admin_fields[] = {
+    {"listen", read_admin_listen},
+    {"token", read_admin_token},
+};
+
+void read_admin(context& c, const json::value& v, const std::string& path, config& cfg) {
+  if (v.is_bool()) {
+    cfg.admin.enabled = v.get_bool();
+    return;
+  }
+  const auto* o = v.if_object();
+  if (!o) return type_error(c, path, "an object or false", v);
+  walk<admin_config>(c, *o, path, admin_fields, cfg.admin);
+  if (!cfg.admin.token.empty() || detail::is_loopback_listen(cfg.admin.listen)) return;
+  c.error(join(path, "listen"),
+          json::serialize(json::string(cfg.admin.listen)) +
+              " is not a loopback address: set admin.token so the admin API is not open to "
+              "anyone who can reach it");
+}
+
+constexpr field<metrics_config> metrics_fields[] = {
+    {"max_clients",
+     [](context& c, const json::value& v, const std::string& path, metrics_config& m) {
+       if (auto n = as_integer(c, v, path, 1, 100000)) m.max_clients = static_cast<std::size_t>(*n);
+     }},
+    {"stream_usage",
+     [](context& c, const json::value& v, const std::string& path, metrics_config& m) {
+       if (!v.is_bool()) return type_error(c, path, "a boolean", v);
+       m.stream_usage = v.get_bool();
+     }},
+};
+
+void read_metrics(context& c, const json::value& v, const std::string& path, config& cfg) {
+  if (const auto* o = as_object(c, v, path))
+    walk<metrics_config>(c, *o, path, metrics_fields, cfg.metrics);
+}
+
 constexpr field<config> root_fields[] = {
     {"providers", read_providers}, {"security", read_security},
     {"listen", read_listen},       {"workers", read_workers},
     {"limits", read_limits},       {"timeouts", read_timeouts},
     {"groups", read_groups},       {"health", read_health},
     {"retry", read_retry},         {"log", read_log},
-    {"headers", read_headers},
+    {"headers", read_headers},     {"admin", read_admin},
+    {"metrics", read_metrics},
 };
 
 config read_root(context& c, const json::value& root) {

@@ -192,6 +192,25 @@ bool check_listen(std::string_view text, std::string* error) {
   return true;
 }
 
+bool is_loopback_listen(std::string_view text) {
+  std::string_view host, port;
+  bool ipv6 = false;
+  std::string error;
+  if (!split_host_port(text, &host, &port, &ipv6, &error)) return false;
+  if (ipv6) return host == "::1";
+  if (host == "localhost") return true;
+  // 127.0.0.0/8 written as a dotted quad.
+  if (!host.starts_with("127.")) return false;
+  int dots = 0;
+  for (char ch : host) {
+    if (ch == '.')
+      ++dots;
+    else if (ch < '0' || ch > '9')
+      return false;
+  }
+  return dots == 3;
+}
+
 bool valid_env_name(std::string_view name) {
   if (name.empty() || (name.front() >= '0' && name.front() <= '9')) return false;
   return std::all_of(name.begin(), name.end(), [](char ch) { return is_alnum(ch) || ch == '_'; });

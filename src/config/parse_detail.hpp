@@ -57,5 +57,8 @@ bool check_listen(std::string_view text, std::string* error);
 
 // Letters, digits and '_', not starting with a digit.
 bool valid_env_name(std::string_view name);
+// Whether a checked listen address binds only the loopback interface (127.0.0.0/8, [::1],
+// localhost).
+bool is_loopback_listen(std::string_view text);
 
 }  // namespace ob::config::detail

@@ -106,6 +106,22 @@ struct header_options {
   bool expose_routing = true;
 };
 
+// Extension "admin": the admin listener (metrics, health, targets, reload, events). On by
+// default on loopback; `"admin": false` turns it off.
+struct admin_config {
+  bool enabled = true;
+  std::string listen = "127.0.0.1:9901";
+  std::string token;  // resolved (${ENV} expanded); "" = no token (loopback only)
+};
+
+// Extension "metrics".
+struct metrics_config {
+  std::size_t max_clients = 1000;  // distinct `client` label values; the rest count as "other"
+  // Ask streaming chat/completions requests' providers for usage (stream_options.include_usage)
+  // when the client did not, and strip the extra usage chunk before it reaches that client.
+  bool stream_usage = true;
+};
+
 struct config {
   std::vector<provider> providers;
   std::vector<std::string> security;    // client tokens (after ${ENV} expansion)
@@ -118,6 +134,8 @@ struct config {
   retry_config retry;                           // extension
   log_config log;                               // extension
   header_options headers;                       // extension
+  admin_config admin;                           // extension
+  metrics_config metrics;                       // extension
 };
 
 }  // namespace ob::config

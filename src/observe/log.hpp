@@ -68,6 +68,12 @@ struct request_record {
   double upstream_ms = -1;       // time spent in upstream exchanges, all attempts
   // Structured form of `tried`; preferred when set (a model name may hold ':' or ',').
   std::span<const attempt> tried_list;
+  // Metrics only (not logged): label ids of observe::metrics::labels(), 0 = none, and the time
+  // from the request's arrival to the first answer byte written to the client.
+  struct metric_labels {
+    std::uint32_t group = 0, target = 0, provider = 0, model = 0, client = 0;
+  } labels;
+  double first_write_ms = -1;
 };
 
 // ---- access log output -------------------------------------------------------------------

@@ -8,6 +8,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include "observe/gateway_metrics.hpp"
 #include "proxy/json/model.hpp"
 #include "proxy/snapshot.hpp"
 #include "upstream/connector.hpp"
@@ -35,6 +36,8 @@ struct worker_context {
   upstream::pool pool;
   upstream::connector connector;
   json::model_finder finder;
+  // This worker's metrics: written by this thread only, copied on it when /metrics is scraped.
+  observe::metrics::shard metrics;
   bool draining = false;  // shutting down: finish the current request, then close
   bool stopping = false;  // shutdown grace over: end requests in flight with an error
 

@@ -84,6 +84,17 @@ void append_decimal(std::string& out, Int n) {
   out.append(buf, end);
 }
 
+// Milliseconds with 3 decimals (microseconds), for Server-Timing.
+void append_ms(std::string& out, clock_type::duration d) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  if (us < 0) us = 0;
+  append_decimal(out, us / 1000);
+  out += '.';
+  char frac[3] = {static_cast<char>('0' + us / 100 % 10), static_cast<char>('0' + us / 10 % 10),
+                  static_cast<char>('0' + us % 10)};
+  out.append(frac, 3);
+}
+
 millis remaining(clock_type::time_point until) {
   auto left = std::chrono::duration_cast<millis>(until - observe::coarse_now());
   return left.count() > 0 ? left : millis(0);
@@ -130,7 +141,14 @@ asio::awaitable<bool> exchange::write_error(http::error_kind k, std::string_view
   keep_alive = keep_alive && !ctx_.draining;  // shutting down: every answer says close
   client_head_.clear();
   bool head = client_req_ && client_req_->method == "HEAD";
-  http::append_error_response(client_head_, k, message, keep_alive, extra_headers, head);
+  extra_headers_.clear();
+  if (!request_id_.empty()) {
+    extra_headers_ += "x-request-id: "sv;
+    extra_headers_ += request_id_;
+    extra_headers_ += "\r\n"sv;
+  }
+  extra_headers_ += extra_headers;
+  http::append_error_response(client_head_, k, message, keep_alive, extra_headers_, head);
   rec.status = http::status_of(k);
   auto limit = ctx_.current()->cfg.timeouts.idle;
   bool ok = co_await write_client(asio::buffer(client_head_), limit);
@@ -210,6 +228,11 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
   up_head_ += "Content-Length: "sv;
   append_decimal(up_head_, body_len);
   up_head_ += "\r\nAccept-Encoding: identity\r\n"sv;
+  if (!request_id_.empty()) {
+    up_head_ += "X-Request-Id: "sv;
+    up_head_ += request_id_;
+    up_head_ += "\r\n"sv;
+  }
   // The client's token (it authenticated with it) must not reach the provider in any header.
   auto token = auth::bearer_token(r.req.headers.get(http::header_id::authorization));
   http::append_forwarded(up_head_, r.req.headers, http::direction::to_upstream,
@@ -238,6 +261,26 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
     client_head_ += target_->provider->url.host_header;
     client_head_ += "\r\nx-openbridge-attempts: "sv;
     append_decimal(client_head_, attempts_);
+    client_head_ += "\r\n"sv;
+  }
+  if (!request_id_.empty()) {
+    client_head_ += "x-request-id: "sv;
+    client_head_ += request_id_;
+    client_head_ += "\r\n"sv;
+  }
+  // The provider's own request id (what its support asks for) under another name.
+  if (auto up_id = resp_headers_.get(http::header_id::x_request_id); !up_id.empty()) {
+    client_head_ += "x-upstream-request-id: "sv;
+    client_head_ += up_id;
+    client_head_ += "\r\n"sv;
+  }
+  // Time in the gateway and time waiting on providers up to this answer, so clients can check
+  // the overhead themselves.
+  if (ready_ != clock_type::time_point{}) {
+    client_head_ += "Server-Timing: gateway;dur="sv;
+    append_ms(client_head_, (ready_ - arrived_) - upstream_wait_);
+    client_head_ += ", upstream;dur="sv;
+    append_ms(client_head_, upstream_wait_);
     client_head_ += "\r\n"sv;
   }
   if (f == framing::length) {
@@ -272,7 +315,7 @@ void exchange::on_body(void* self, std::string_view bytes) {
 }
 
 void exchange::on_event(const sse::event& ev) {
-  auto info = sse::rewrite_event(ev, ctx_.finder, group_literal_, payload_, &shape_);
+  auto info = sse::rewrite_event(ev, ctx_.finder, group_literal_, payload_, &shape_, &strip_);
   if (ev.has_data && data_events_++ == 0) first_event_error_ = info.error;
   terminal_seen_ = terminal_seen_ || info.terminal;
   if (info.usage.present()) usage_ = info.usage;
@@ -357,15 +400,20 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
   }
   ++up_->uses;
 
-  const auto& body = r.req.body;
-  auto m = r.model;
-  std::size_t body_len = body.size() - (m.end - m.begin) + t.model_literal.size();
-  build_upstream_head(r, t, body_len);
-  std::array<asio::const_buffer, 4> out{asio::buffer(up_head_), asio::buffer(body.data(), m.begin),
-                                        asio::buffer(t.model_literal),
-                                        asio::buffer(body.data() + m.end, body.size() - m.end)};
+  // One gathered write: head, then the body with the model spliced (and, for a stream whose
+  // client did not ask for usage, the ask added); the body itself is never copied.
+  const auto body = r.req.body.view();
+  json::edit edits[json::usage_plan::max_edits + 1];
+  int edit_count = json::merge_edits(r.usage, r.model, t.model_literal, edits);
+  build_upstream_head(r, t, json::edited_size(body, edits, edit_count));
+  std::array<asio::const_buffer, 2 + 2 * (json::usage_plan::max_edits + 1)> out;
+  std::size_t pieces = 0;
+  out[pieces++] = asio::buffer(up_head_);
+  json::for_each_piece(body, edits, edit_count, [&](std::string_view p) {
+    out[pieces++] = asio::buffer(p.data(), p.size());
+  });
   deadline_.arm(std::min(to.first_byte, remaining(total_deadline_)), &up_->lowest());
-  auto [wec, wn] = co_await up_->write(out);
+  auto [wec, wn] = co_await up_->write(std::span<const asio::const_buffer>(out.data(), pieces));
   bool expired = deadline_.expired();
   deadline_.disarm();
   if (client_gone_) co_return attempt_outcome{fail::client_gone, false, "client went away"};
@@ -439,6 +487,7 @@ asio::awaitable<bool> exchange::write_kept_answer(const exchange_request& r,
   answer_status_ = kept_.status;
   answer_reason_ = kept_.reason;
   target_ = kept_.target;
+  answer_ready();
   rec.target = target_->provider->name;
   rec.provider = target_->provider->base;
   kept_.valid = false;
@@ -458,6 +507,7 @@ asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
   release_upstream(parser_->keep_alive());
   answer_status_ = parser_->status();
   answer_reason_ = parser_->reason();
+  answer_ready();
   co_return co_await write_buffered(r, rec);
 }
 
@@ -486,6 +536,12 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
                                              observe::request_record& rec) {
   const auto& to = r.snap.cfg.timeouts;  // client writes: the global idle limit
   rec.stream = true;
+  answer_ready();
+  ++ctx_.metrics.open_streams;
+  struct stream_gauge {
+    std::int64_t& n;
+    ~stream_gauge() { --n; }
+  } gauge{ctx_.metrics.open_streams};
   if (client_in_ && client_in_->size() == 0) client_in_->shrink_to_fit();
   rec.status = answer_status_ = parser_->status();
   answer_reason_ = parser_->reason();
@@ -549,6 +605,8 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
                                     : "the provider's stream broke: " + failure.detail,
                             "upstream_error", timeout ? "upstream_timeout" : "upstream_broken");
   }
+  // The whole relay was spent waiting on the provider's events.
+  upstream_wait_ += clock_type::now() - ready_;
   if (!co_await flush_stream(chunked, true, to.idle)) {
     rec.outcome = "client_cancelled";
     relay_result_ = relay_result::client_gone;

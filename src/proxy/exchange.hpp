@@ -28,6 +28,7 @@
 #include "proxy/context.hpp"
 #include "proxy/deadline.hpp"
 #include "proxy/http/errors.hpp"
+#include "proxy/json/usage.hpp"
 #include "proxy/parsers.hpp"
 #include "proxy/sse/framer.hpp"
 #include "proxy/sse/rewrite.hpp"
@@ -37,7 +38,8 @@ namespace ob::proxy {
 
 struct exchange_request {
   const request_data& req;
-  json::span model;  // the model value token in req.body
+  json::span model;        // the model value token in req.body
+  json::usage_plan usage;  // edits that ask a stream's provider for usage (may be none)
   const routing::group& group;
   const snapshot& snap;
   bool client_keep_alive = true;
@@ -51,6 +53,13 @@ class exchange {
   void set_client_buffer(boost::beast::flat_buffer* b) { client_in_ = b; }
   // The client connection's current request: write_error answers a HEAD without a body.
   void set_client_request(const request_data* r) { client_req_ = r; }
+  // Per request, before anything is answered: when the request arrived (precise clock, for
+  // Server-Timing and the latency metrics) and its id (sent upstream and on every answer; the
+  // view must stay valid until the request ends).
+  void begin(std::chrono::steady_clock::time_point arrived, std::string_view request_id) {
+    arrived_ = arrived;
+    request_id_ = request_id;
+  }
   // The connection object that owns this exchange: kept alive by pending watch handlers.
   void set_owner(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
 
@@ -76,6 +85,10 @@ class exchange {
 
   // Inside run(): a request is with the upstream (or relaying its answer).
   bool busy() const { return active_; }
+  // The pool key of the provider connection in use, "" when none (for the metrics).
+  std::string_view upstream_origin() const {
+    return up_ && target_ ? std::string_view(target_->pool_key) : std::string_view();
+  }
   // Shutdown grace over (worker_context::stopping is set): closes the upstream connection, so
   // the pending upstream operation fails and run() ends the request with a 503 or, for a
   // stream already relayed, an error event.
@@ -100,6 +113,12 @@ class exchange {
   void use_target(const routing::target& t, const config::timeouts& global,
                   observe::request_record& rec);
   void note_attempt(const routing::target& t, std::string_view what);
+  // Counts an attempt's outcome for the metrics, and its wait on the provider.
+  void end_attempt(const routing::group& g, const routing::target& t, std::string_view outcome);
+  // The answer is about to go to the client: its time is set for Server-Timing and metrics.
+  void answer_ready();
+  // Notes the provider's x-ratelimit-remaining-* answer headers for the metrics.
+  void note_rate_limits(const routing::target& t);
   std::optional<std::chrono::milliseconds> retry_after() const;
   // One try on `t`; a retry passes allow_pooled=false to get a fresh connection.
   boost::asio::awaitable<attempt_outcome> attempt(const exchange_request& r,
@@ -174,6 +193,17 @@ class exchange {
   std::string_view group_literal_;
   bool terminal_seen_ = false;
   json::token_usage usage_;
+  sse::usage_strip strip_;    // removes the usage chunk the gateway asked for
+  bool strip_usage_ = false;  // ... when this request's plan injected the ask
+
+  // Timings (precise clock): the request's arrival, the current attempt's start, and the
+  // moment the answer was ready to go to the client (buffered: read whole; stream: its first
+  // event); upstream_wait_ sums the time spent waiting on providers.
+  std::chrono::steady_clock::time_point arrived_{}, attempt_start_{}, ready_{};
+  std::chrono::steady_clock::duration upstream_wait_{};
+  bool attempt_open_ = false;  // attempt_start_'s wait is not in upstream_wait_ yet
+  std::string_view request_id_;
+  std::string extra_headers_;  // error answers: the request id and the caller's headers
 
   std::string up_head_;      // upstream request head
   std::string client_head_;  // client answer head / small answers

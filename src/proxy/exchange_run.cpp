@@ -36,7 +36,87 @@ void report(routing::target_health& h, const routing::selection& sel,
     h.release_probe();
 }
 
+// Attempt outcomes as metric label ids (a fixed set).
+struct outcome_labels {
+  std::uint32_t ok, connect, tls, timeout, reset, too_large, client_gone, error_event, status_429,
+      status_4xx, status_5xx, status_other;
+  outcome_labels() {
+    auto& l = observe::metrics::labels();
+    ok = l.intern("ok");
+    connect = l.intern("connect");
+    tls = l.intern("tls");
+    timeout = l.intern("timeout");
+    reset = l.intern("reset");
+    too_large = l.intern("too_large");
+    client_gone = l.intern("client_gone");
+    error_event = l.intern("error_event");
+    status_429 = l.intern("status_429");
+    status_4xx = l.intern("status_4xx");
+    status_5xx = l.intern("status_5xx");
+    status_other = l.intern("status_other");
+  }
+  std::uint32_t of(std::string_view name) const {
+    if (name == "ok") return ok;
+    if (name == "connect") return connect;
+    if (name == "tls") return tls;
+    if (name == "timeout") return timeout;
+    if (name == "reset") return reset;
+    if (name == "too_large") return too_large;
+    if (name == "client_gone") return client_gone;
+    if (name == "error_event") return error_event;
+    if (name == "429") return status_429;
+    if (name.size() == 3 && name[0] == '5') return status_5xx;
+    if (name.size() == 3 && name[0] == '4') return status_4xx;
+    return status_other;
+  }
+};
+
+const outcome_labels& outcomes() {
+  static const outcome_labels o;
+  return o;
+}
+
+double seconds_since_epoch() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+// A non-negative number from a rate-limit header, e.g. "4999".
+std::optional<double> header_number(std::string_view v) {
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+  double d = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), d);
+  if (ec != std::errc() || end == v.data() || d < 0) return std::nullopt;
+  return d;
+}
+
 }  // namespace
+
+void exchange::end_attempt(const routing::group& g, const routing::target& t,
+                           std::string_view outcome) {
+  ctx_.metrics.attempt(g.metric_group, t.metric_target, outcomes().of(outcome));
+  if (attempt_open_) {
+    attempt_open_ = false;
+    upstream_wait_ += std::chrono::steady_clock::now() - attempt_start_;
+  }
+}
+
+void exchange::answer_ready() {
+  if (ready_ != std::chrono::steady_clock::time_point{}) return;
+  ready_ = std::chrono::steady_clock::now();
+  if (attempt_open_) {
+    attempt_open_ = false;
+    upstream_wait_ += ready_ - attempt_start_;
+  }
+}
+
+void exchange::note_rate_limits(const routing::target& t) {
+  auto requests = resp_headers_.get(http::header_id::x_ratelimit_remaining_requests);
+  auto tokens = resp_headers_.get(http::header_id::x_ratelimit_remaining_tokens);
+  if (requests.empty() && tokens.empty()) return;
+  double now = seconds_since_epoch();
+  if (auto v = header_number(requests)) ctx_.metrics.ratelimit(t.metric_target, 0, *v, now);
+  if (auto v = header_number(tokens)) ctx_.metrics.ratelimit(t.metric_target, 1, *v, now);
+}
 
 failure_kind exchange::kind_of(fail f) {
   switch (f) {
@@ -89,6 +169,10 @@ void exchange::begin_request(const exchange_request& r) {
   tried_.clear();
   trace_.clear();
   kept_.valid = false;
+  strip_usage_ = r.usage.strip_usage_chunk();
+  ready_ = {};
+  upstream_wait_ = {};
+  attempt_open_ = false;
   reset_answer_state();
 }
 
@@ -115,6 +199,7 @@ void exchange::reset_answer_state() {
   payload_.clear();
   framer_.reset();
   shape_.reset();
+  strip_.reset(strip_usage_);
   data_events_ = 0;
   first_event_error_ = false;
   relay_result_ = relay_result::ok;
@@ -131,6 +216,9 @@ void exchange::use_target(const routing::target& t, const config::timeouts& glob
   total_deadline_ = std::min(request_deadline_, observe::coarse_deadline(up_to_.total));
   rec.target = t.provider->name;
   rec.provider = t.provider->base;
+  rec.labels.target = t.metric_target;
+  rec.labels.provider = t.metric_provider;
+  rec.labels.model = t.metric_model;
 }
 
 void exchange::note_attempt(const routing::target& t, std::string_view what) {
@@ -150,6 +238,7 @@ std::optional<std::chrono::milliseconds> exchange::retry_after() const {
 
 asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record& rec) {
   begin_request(r);
+  ++ctx_.metrics.inflight;
   active_ = true;  // sweep() starts the client watch if this takes a while
   active_since_ = observe::coarse_now();
   const auto& g = r.group;
@@ -178,6 +267,8 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     // Time to first byte for the latency policy: provider latencies are tens of milliseconds
     // and more, so the coarse clock (one tick, <= 4 ms) is precise enough.
     auto started = observe::coarse_now();
+    attempt_start_ = std::chrono::steady_clock::now();
+    attempt_open_ = true;
     last = co_await attempt(r, t, /*allow_pooled=*/true);
     // A pooled connection the provider closed while idle is not the provider's failure.
     if (last.failure != fail::none && last.retryable && !client_gone_)
@@ -186,17 +277,21 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
       auto kind = kind_of(last.failure);
       report(health, *sel, routing::health_outcome(kind));
       note_attempt(t, fail_name(last.failure));
+      end_attempt(g, t, fail_name(last.failure));
       if (client_gone_ || !routing::retryable(kind) || !may_retry()) break;
       tried_.push_back(sel->index);
       continue;
     }
-    health.record_latency(
-        std::chrono::duration_cast<std::chrono::milliseconds>(observe::coarse_now() - started));
+    auto to_head = observe::coarse_now() - started;
+    health.record_latency(std::chrono::duration_cast<std::chrono::milliseconds>(to_head));
+    rec.ttfb_ms = std::chrono::duration<double, std::milli>(to_head).count();
 
     int status = parser_->status();
+    note_rate_limits(t);
     if (status >= 300 && routing::retryable(failure_kind::status, status) && may_retry()) {
       report(health, *sel, routing::health_outcome(failure_kind::status, status), retry_after());
       note_attempt(t, std::to_string(status));
+      end_attempt(g, t, std::to_string(status));
       co_await keep_answer();
       tried_.push_back(sel->index);
       continue;
@@ -212,6 +307,7 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
         auto kind = kind_of(first.failure);
         report(health, *sel, routing::health_outcome(kind));
         note_attempt(t, fail_name(first.failure));
+        end_attempt(g, t, fail_name(first.failure));
         release_upstream(false);
         if (client_gone_ || !routing::retryable(kind) || !may_retry()) break;
         tried_.push_back(sel->index);
@@ -220,6 +316,7 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
       if (first_event_error_ && may_retry()) {
         report(health, *sel, routing::health_outcome(failure_kind::stream_error_event_first));
         note_attempt(t, "error_event");
+        end_attempt(g, t, "error_event");
         release_upstream(false);
         tried_.push_back(sel->index);
         continue;
@@ -228,6 +325,7 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
 
     // Committed: this answer goes to the client.
     answered = true;
+    if (attempts_ > 1) ctx_.metrics.failover(g.metric_group);
     keep = mode_ == mode::stream ? co_await relay_stream(r, rec) : co_await relay_buffered(r, rec);
     if (relay_result_ == relay_result::upstream_failed)
       report(health, *sel, routing::health_outcome(failure_kind::after_first_byte));
@@ -239,6 +337,13 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
       report(health, *sel, routing::health_outcome(failure_kind::stream_error_event_first));
     else
       report(health, *sel, routing::outcome::success);
+    {
+      char code[4] = {static_cast<char>('0' + status / 100 % 10),
+                      static_cast<char>('0' + status / 10 % 10),
+                      static_cast<char>('0' + status % 10), 0};
+      bool failed = relay_result_ == relay_result::upstream_failed;
+      end_attempt(g, t, failed ? "reset" : status < 400 ? "ok" : std::string_view(code, 3));
+    }
     break;
   }
 
@@ -247,6 +352,11 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
                                         : co_await fail_before_answer(last, r, rec);
   }
   stop_watching_client();
+  --ctx_.metrics.inflight;
+  if (ready_ != std::chrono::steady_clock::time_point{})
+    rec.first_write_ms = std::chrono::duration<double, std::milli>(ready_ - arrived_).count();
+  if (upstream_wait_.count() > 0 || attempts_ > 0)
+    rec.upstream_ms = std::chrono::duration<double, std::milli>(upstream_wait_).count();
   rec.tried = trace_;
   rec.bytes_out = bytes_out_;
   if (usage_.present()) {

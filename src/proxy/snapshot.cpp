@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "observe/gateway_metrics.hpp"
 #include "proxy/json/model.hpp"
 
 namespace ob::proxy {
@@ -22,6 +23,16 @@ std::string build_models_body(const routing::table& routes) {
   return out;
 }
 
+std::vector<std::uint32_t> build_client_labels(const auth::token_set& tokens,
+                                               std::size_t max_clients) {
+  auto& labels = observe::metrics::labels();
+  std::vector<std::uint32_t> out;
+  out.reserve(tokens.size());
+  for (std::size_t i = 0; i < tokens.size(); ++i)
+    out.push_back(labels.intern(i < max_clients ? tokens.name(i) : std::string("other")));
+  return out;
+}
+
 }  // namespace
 
 snapshot::snapshot(config::config c, routing::state_registry& states, std::uint64_t gen)
@@ -29,6 +40,12 @@ snapshot::snapshot(config::config c, routing::state_registry& states, std::uint6
       routes(cfg, states),
       tokens(cfg.security),
       models_body(build_models_body(routes)),
+      client_labels(build_client_labels(tokens, cfg.metrics.max_clients)),
+      client_names([this] {
+        std::vector<std::string> names;
+        for (std::size_t i = 0; i < tokens.size(); ++i) names.push_back(tokens.name(i));
+        return names;
+      }()),
       generation(gen) {}
 
 void snapshot_store::install(config::config cfg) {

@@ -24,6 +24,10 @@ struct snapshot {
   const routing::table routes;
   const auth::token_set tokens;
   const std::string models_body;  // GET /v1/models answer, built once
+  // Metric label id of each token's client name (tokens.name(i)); past metrics.max_clients
+  // names, "other": label values stay bounded however many clients are configured.
+  const std::vector<std::uint32_t> client_labels;
+  const std::vector<std::string> client_names;  // tokens.name(i), for the access log
   const std::uint64_t generation;
 };
 

@@ -1,5 +1,9 @@
 #include "routing/health.hpp"
 
+#include "observe/health.hpp"
+
+#include <utility>
+
 namespace ob::routing {
 namespace {
 
@@ -9,10 +13,79 @@ std::int64_t ns_of(time_point t) {
 
 }  // namespace
 
+const char* to_string(ejection_reason r) {
+  switch (r) {
+    case ejection_reason::consecutive_failures:
+      return "consecutive_failures";
+    case ejection_reason::error_ratio:
+      return "error_ratio";
+    case ejection_reason::retry_after:
+      return "retry_after";
+    case ejection_reason::probe_failed:
+      return "probe_failed";
+    case ejection_reason::count:
+      break;
+  }
+  return "";
+}
+
+const char* to_string(health_state s) {
+  switch (s) {
+    case health_state::healthy:
+      return "healthy";
+    case health_state::ejected:
+      return "ejected";
+    case health_state::probing:
+      return "probing";
+  }
+  return "";
+}
+
 target_health::target_health(health_options o) : opt_(o), window_(o.window) {}
 
-void target_health::report(outcome o, time_point now, std::optional<millis> retry_after) {
+void target_health::emit(const pending_event& e) const {
+  if (!e.event) return;
+  observe::health_record r;
+  r.event = e.event;
+  r.target = label_;
+  if (std::string_view(e.event) == "ejected") {
+    r.reason = to_string(e.reason);
+    r.ejection_ms = e.length.count();
+    // The cooldown ends on the steady clock; the log says when on the wall clock.
+    r.until = std::chrono::system_clock::now() +
+              std::chrono::duration_cast<std::chrono::system_clock::duration>(e.until - e.at);
+    r.ejections = static_cast<std::int64_t>(e.ejections);
+  }
+  observe::health_event(r);
+}
+
+health_view target_health::view(time_point now) const {
+  health_view v;
+  v.state = state(now);
   std::lock_guard lock(mu_);
+  v.until = until_;
+  v.reason = ejections_ ? to_string(last_reason_) : "";
+  v.ejections = ejections_;
+  v.by_reason = by_reason_;
+  auto s = window_.sum(now);
+  v.window_ok = s[ok];
+  v.window_failed = s[bad];
+  v.in_flight = in_flight();
+  v.ewma_ms = ewma_ms();
+  return v;
+}
+
+void target_health::report(outcome o, time_point now, std::optional<millis> retry_after) {
+  pending_event ev;
+  {
+    std::lock_guard lock(mu_);
+    report_locked(o, now, retry_after);
+    ev = std::exchange(pending_, {});
+  }
+  emit(ev);
+}
+
+void target_health::report_locked(outcome o, time_point now, std::optional<millis> retry_after) {
   // Requests that started before the ejection keep ending for a while; they say nothing
   // about the target after the cooldown, which is what the probe is for.
   if (mode_ == mode::ejected) return;
@@ -21,13 +94,14 @@ void target_health::report(outcome o, time_point now, std::optional<millis> retr
     if (o == outcome::success)
       restore(now);
     else if (told_to_wait)
-      eject_for(*retry_after, now);
+      eject_for(*retry_after, now, ejection_reason::retry_after);
     else
-      eject_with_backoff(now);
+      eject_with_backoff(now, ejection_reason::probe_failed);
     return;
   }
   if (told_to_wait) {
-    eject_for(*retry_after, now);  // the upstream said how long; trust it, no doubling
+    // The upstream said how long; trust it, no doubling.
+    eject_for(*retry_after, now, ejection_reason::retry_after);
     return;
   }
   if (o == outcome::success) {
@@ -37,14 +111,25 @@ void target_health::report(outcome o, time_point now, std::optional<millis> retr
   }
   ++consecutive_;
   window_.add(now, bad);
-  if (should_eject_on_failure(now)) eject_with_backoff(now);
+  if (should_eject_on_failure(now))
+    eject_with_backoff(now,
+                       opt_.consecutive_failures > 0 && consecutive_ >= opt_.consecutive_failures
+                           ? ejection_reason::consecutive_failures
+                           : ejection_reason::error_ratio);
 }
 
 void target_health::report_check(outcome o, time_point now, std::optional<millis> retry_after) {
   if (o == outcome::success) {
-    std::lock_guard lock(mu_);
-    if (mode_ != mode::healthy) {
-      restore(now);
+    pending_event ev;
+    {
+      std::lock_guard lock(mu_);
+      if (mode_ != mode::healthy) {
+        restore(now);
+        ev = std::exchange(pending_, {});
+      }
+    }
+    if (ev.event) {
+      emit(ev);
       return;
     }
   }
@@ -59,27 +144,31 @@ bool target_health::should_eject_on_failure(time_point now) const {
          static_cast<double>(s[bad]) > opt_.error_ratio * static_cast<double>(total);
 }
 
-void target_health::eject_for(millis d, time_point now) {
+void target_health::eject_for(millis d, time_point now, ejection_reason why) {
   d = std::clamp(d, millis{0}, opt_.max_ejection);
   mode_ = mode::ejected;
   until_ = now + d;
   ++ejections_;
+  last_reason_ = why;
+  ++by_reason_[static_cast<std::size_t>(why)];
+  pending_ = {"ejected", why, d, until_, ejections_, now};
   // Outcomes before the ejection must not count again after the recovery.
   consecutive_ = 0;
   window_.clear();
   until_ns_.store(ns_of(until_), std::memory_order_release);
 }
 
-void target_health::eject_with_backoff(time_point now) {
+void target_health::eject_with_backoff(time_point now, ejection_reason why) {
   if (mode_ == mode::healthy && restored_at_ && now - *restored_at_ >= opt_.backoff_reset)
     level_ = 0;  // it held up for a while: this is a new incident, not the old one again
   millis d = opt_.base_ejection;
   for (int i = 0; i < level_ && d < opt_.max_ejection; ++i) d *= 2;
   if (level_ < 62) ++level_;
-  eject_for(d, now);
+  eject_for(d, now, why);
 }
 
 void target_health::restore(time_point now) {
+  if (mode_ != mode::healthy) pending_ = {"recovered", {}, {}, {}, ejections_, now};
   mode_ = mode::healthy;
   consecutive_ = 0;
   window_.clear();
@@ -152,12 +241,14 @@ void target_health::record_latency(millis ttfb) {
 }
 
 std::shared_ptr<target_health> health_registry::get(const std::string& target_id,
-                                                    const health_options& o) {
+                                                    const health_options& o,
+                                                    std::string_view label) {
   std::lock_guard lock(mu_);
   auto& weak = items_[target_id];
   auto h = weak.lock();
   if (!h) {
     h = std::make_shared<target_health>(o);
+    h->set_label(std::string(label));  // before anyone else can see it
     weak = h;
   }
   // Forget targets nobody holds any more (removed by a reload).

@@ -40,6 +40,23 @@ enum class outcome {
 
 enum class health_state { healthy, ejected, probing };  // for metrics
 
+// Why a target was ejected (metrics label `reason`, admin API, health event lines).
+enum class ejection_reason { consecutive_failures, error_ratio, retry_after, probe_failed, count };
+const char* to_string(ejection_reason r);
+const char* to_string(health_state s);
+
+// A target's health as the admin API and the metrics show it (read under the lock, at once).
+struct health_view {
+  health_state state = health_state::healthy;
+  time_point until{};           // end of the current or last ejection; epoch if never
+  const char* reason = "";      // of the current or last ejection
+  std::uint64_t ejections = 0;  // since creation
+  std::array<std::uint64_t, static_cast<std::size_t>(ejection_reason::count)> by_reason{};
+  std::uint64_t window_ok = 0, window_failed = 0;  // outcomes in the health window
+  int in_flight = 0;
+  double ewma_ms = 0;
+};
+
 struct health_options {
   // Failures in a row that eject the target; catches a target that is simply down quickly.
   int consecutive_failures = 5;
@@ -145,17 +162,32 @@ class target_health {
   double ewma_ms() const { return ewma_ms_.load(std::memory_order_relaxed); }
 
   const health_options& options() const { return opt_; }
+  health_view view(time_point now) const;
+  // Who this is in health event lines ("<model>@<host>"); set once, before it is shared.
+  void set_label(std::string label) { label_ = std::move(label); }
+  const std::string& label() const { return label_; }
 
  private:
   enum class mode { healthy, ejected, probing };
   static constexpr std::int64_t healthy_mark = std::numeric_limits<std::int64_t>::min();
   enum counter : std::size_t { ok, bad };
 
-  void eject_for(millis d, time_point now);            // mu_ held
-  void eject_with_backoff(time_point now);             // mu_ held
-  void restore(time_point now);                        // mu_ held
-  bool probe_lost(time_point now) const;               // mu_ held
-  bool should_eject_on_failure(time_point now) const;  // mu_ held
+  void eject_for(millis d, time_point now, ejection_reason why);  // mu_ held
+  void eject_with_backoff(time_point now, ejection_reason why);   // mu_ held
+  // Health event lines, written after the lock is released.
+  struct pending_event {
+    const char* event = nullptr;  // "ejected", "recovered"
+    ejection_reason reason{};
+    millis length{};
+    time_point until{};
+    std::uint64_t ejections = 0;
+    time_point at{};
+  };
+  void emit(const pending_event& e) const;
+  void report_locked(outcome o, time_point now, std::optional<millis> retry_after);  // mu_ held
+  void restore(time_point now);                                                      // mu_ held
+  bool probe_lost(time_point now) const;                                             // mu_ held
+  bool should_eject_on_failure(time_point now) const;                                // mu_ held
 
   const health_options opt_;
   mutable std::mutex mu_;
@@ -167,6 +199,10 @@ class target_health {
   time_point probe_started_{};
   std::optional<time_point> restored_at_;
   std::uint64_t ejections_ = 0;
+  ejection_reason last_reason_ = ejection_reason::consecutive_failures;
+  std::array<std::uint64_t, static_cast<std::size_t>(ejection_reason::count)> by_reason_{};
+  pending_event pending_;  // filled under mu_ by eject_for/restore, emitted after unlocking
+  std::string label_;
   // Mirror of until_ (or healthy_mark) readable without the mutex.
   std::atomic<std::int64_t> until_ns_{healthy_mark};
   std::atomic<int> in_flight_{0};
@@ -194,7 +230,8 @@ class in_flight_guard {
 // with it. Existing targets keep their options so their state stays consistent.
 class health_registry {
  public:
-  std::shared_ptr<target_health> get(const std::string& target_id, const health_options& o = {});
+  std::shared_ptr<target_health> get(const std::string& target_id, const health_options& o = {},
+                                     std::string_view label = {});
 
  private:
   std::mutex mu_;

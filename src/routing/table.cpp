@@ -1,5 +1,6 @@
 #include "routing/table.hpp"
 
+#include "observe/gateway_metrics.hpp"
 #include "proxy/json/model.hpp"
 
 #include <openssl/evp.h>
@@ -89,6 +90,7 @@ table::table(const config::config& cfg, state_registry& states) {
     auto& g = it->second;
     if (inserted) {
       g.name = p.group;
+      g.metric_group = observe::metrics::labels().intern(p.group);
       g.name_literal = json::json_string(p.group);
       g.state = states.get(p.group, retry_opts);
       order.push_back(p.group);
@@ -101,11 +103,27 @@ table::table(const config::config& cfg, state_registry& states) {
     t.pool_key =
         std::string(p.url.tls ? "https|" : "http|") + p.url.host + "|" + std::to_string(p.url.port);
     t.weight = std::max<std::uint32_t>(p.weight, 1);
-    t.health = states.health().get(t.id, health_opts);
+    t.health = states.health().get(t.id, health_opts, p.name + "@" + p.url.host_header);
     t.wrr_slot = g.state->wrr_slot(t.id);
     if (!g.targets.empty() && t.weight != g.targets.front().weight)
       g.policy = policy_kind::weighted;
     g.targets.push_back(std::move(t));
+  }
+  // Metric labels: "<model>@<host>" names a target for people; two targets of one group that
+  // differ only by key (two accounts) get their key hash's start appended.
+  auto& labels = observe::metrics::labels();
+  for (auto& [name, g] : groups_) {
+    for (auto& t : g.targets) {
+      const auto& p = *t.provider;
+      std::string label = p.name + "@" + p.url.host_header;
+      auto same = std::count_if(g.targets.begin(), g.targets.end(), [&](const target& o) {
+        return o.provider->name == p.name && o.provider->url.host_header == p.url.host_header;
+      });
+      if (same > 1) label += "#" + t.id.substr(t.id.rfind('|') + 1, 6);
+      t.metric_target = labels.intern(label);
+      t.metric_provider = labels.intern(observe::metrics::provider_name_for_host(p.url.host));
+      t.metric_model = labels.intern(p.name);
+    }
   }
   for (const auto& [name, opts] : cfg.groups) {
     auto it = groups_.find(name);

@@ -28,6 +28,9 @@ struct target {
   std::uint32_t weight = 1;    // config weight (>= 1), for the weighted policies
   std::uint32_t wrr_slot = 0;  // its entry in group_state::wrr_current (group_state::wrr_slot)
   std::shared_ptr<target_health> health;  // shared with every snapshot that has this id
+  // Metric label values (observe::metrics::labels() ids): the target as "<model>@<host>"
+  // ("#<key hash>" appended when a group has two of those), gen_ai_provider_name, the model.
+  std::uint32_t metric_target = 0, metric_provider = 0, metric_model = 0;
 };
 
 // Mutable balancing state of one group, shared by all worker threads.
@@ -60,7 +63,8 @@ struct group {
   std::shared_ptr<group_state> state;
   // groups.<name>.policy; else weighted when targets' weights differ, round robin otherwise.
   policy_kind policy = policy_kind::round_robin;
-  std::size_t max_attempts = 0;  // targets tried per request (groups.<name>.attempts; 0 = all)
+  std::size_t max_attempts = 0;    // targets tried per request (groups.<name>.attempts; 0 = all)
+  std::uint32_t metric_group = 0;  // metric label id of the name
 };
 
 // Hands out the same state object for the same group name while anyone holds it. Like

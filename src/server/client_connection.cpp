@@ -1,6 +1,7 @@
 #include "server/client_connection.hpp"
 
 #include <algorithm>
+#include <map>
 
 #include <boost/asio/buffer.hpp>
 
@@ -8,6 +9,7 @@
 #include "observe/clock.hpp"
 #include "proxy/http/errors.hpp"
 #include "proxy/http/request_check.hpp"
+#include "proxy/json/usage.hpp"
 
 namespace ob::server {
 
@@ -84,10 +86,58 @@ client_connection::client_connection(proxy::worker_context& ctx, asio::ip::tcp::
       exchange_(ctx, socket_, deadline_) {
   exchange_.set_client_request(&req_);
   registry_.add(this);
+  ++ctx_.metrics.client_connections;
+  boost::system::error_code ec;
+  auto peer = socket_.remote_endpoint(ec);
+  if (!ec) {
+    auto addr = peer.address();
+    peer_ = addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string();
+    peer_ += ':';
+    peer_ += std::to_string(peer.port());
+  }
 }
 
 client_connection::~client_connection() {
+  --ctx_.metrics.client_connections;
   registry_.remove(this);
+}
+
+void client_connection::record_metrics(const observe::request_record& rec) {
+  observe::metrics::request_sample s;
+  s.group = rec.labels.group;
+  s.target = rec.labels.target;
+  s.provider = rec.labels.provider;
+  s.response_model = rec.labels.model;
+  s.client = rec.labels.client;
+  s.status = rec.status;
+  s.stream = rec.stream;
+  s.duration_s = rec.duration_ms / 1000;
+  if (rec.first_write_ms >= 0) s.ttft_s = rec.first_write_ms / 1000;
+  if (rec.upstream_ms >= 0) s.upstream_s = rec.upstream_ms / 1000;
+  s.input_tokens = rec.prompt_tokens;
+  s.output_tokens = rec.completion_tokens;
+  if (s.group != 0) {
+    s.operation = observe::metrics::operation_for_path(rec.path);
+    if (rec.outcome != "ok" || rec.status >= 400) {
+      // error_type: the outcome, or the status code for an upstream error answer; both come
+      // from fixed sets. Interned once per value and thread.
+      static thread_local std::map<std::string, std::uint32_t, std::less<>> ids;
+      std::string_view what = rec.outcome;
+      char code[4] = {};
+      if (what == "upstream_status" || what == "ok") {
+        int st = std::clamp(rec.status, 0, 999);
+        code[0] = static_cast<char>('0' + st / 100);
+        code[1] = static_cast<char>('0' + st / 10 % 10);
+        code[2] = static_cast<char>('0' + st % 10);
+        what = std::string_view(code, 3);
+      }
+      auto it = ids.find(what);
+      if (it == ids.end())
+        it = ids.emplace(std::string(what), observe::metrics::labels().intern(what)).first;
+      s.error_type = it->second;
+    }
+  }
+  ctx_.metrics.record(s);
 }
 
 void client_connection::close() {
@@ -105,9 +155,11 @@ bool client_connection::authorized(std::string_view token, const proxy::snapshot
   if (!authorized_token_.empty() && authorized_generation_ == snap.generation &&
       token == authorized_token_)
     return true;
-  if (!snap.tokens.contains(token)) return false;
+  int index = snap.tokens.find(token);
+  if (index < 0) return false;
   authorized_token_.assign(token);
   authorized_generation_ = snap.generation;
+  authorized_index_ = index;
   return true;
 }
 
@@ -135,6 +187,11 @@ asio::awaitable<void> client_connection::run() {
     auto snap = ctx_.current();
     observe::request_record rec;
     auto start = clock_type::now();
+    request_id_ =
+        proxy::http::request_id::choose(req_.headers.get(proxy::http::header_id::x_request_id));
+    exchange_.begin(start, request_id_.view());
+    rec.request_id = request_id_.view();
+    rec.client = peer_;
     bool keep = false;
     if (head == head_result::ok) {
       rec.method = req_.method;
@@ -157,6 +214,7 @@ asio::awaitable<void> client_connection::run() {
     rec.bytes_in = req_.body.size();
     rec.bytes_out = exchange_.bytes_out();
     observe::access_log(rec);
+    record_metrics(rec);
     if (!keep || ctx_.draining) break;
     req_.body.shrink_if_above(1 << 20);
     req_.headers.shrink_if_above(64 * 1024);
@@ -338,7 +396,9 @@ asio::awaitable<bool> client_connection::reply_json(int status, std::string_view
   out_ += std::to_string(status);
   out_ += ' ';
   out_ += proxy::http::reason_of(status);
-  out_ += "\r\nContent-Type: application/json\r\nContent-Length: ";
+  out_ += "\r\nContent-Type: application/json\r\nx-request-id: ";
+  out_ += request_id_.view();
+  out_ += "\r\nContent-Length: ";
   out_ += std::to_string(body.size());
   keep_alive = keep_alive && !ctx_.draining;
   out_ += keep_alive ? "\r\n\r\n" : "\r\nConnection: close\r\n\r\n";
@@ -388,6 +448,11 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
         error_kind::unauthorized,
         token ? "Incorrect API key provided." : "Missing bearer token in the Authorization header.",
         keep_early, rec);
+  }
+  if (authorized_index_ >= 0 &&
+      static_cast<std::size_t>(authorized_index_) < snap.client_labels.size()) {
+    rec.labels.client = snap.client_labels[authorized_index_];
+    rec.client_name = snap.client_names[authorized_index_];
   }
   if (path == "/v1/models" || path.starts_with("/v1/models/")) {
     if (!get) {
@@ -458,7 +523,13 @@ asio::awaitable<bool> client_connection::forward(const proxy::snapshot& snap,
                   "The model '" + std::string(found.name) + "' does not exist.", keep_alive, rec);
   }
   rec.group = group->name;
-  return exchange_.run({req_, found.value, *group, snap, keep_alive}, rec);
+  rec.labels.group = group->metric_group;
+  // A stream whose client did not ask for usage: ask the provider for it (the answer's extra
+  // usage chunk is removed again), so every stream's tokens are counted.
+  proxy::json::usage_plan usage;
+  if (snap.cfg.metrics.stream_usage && proxy::json::injects_usage(rec.path))
+    usage = proxy::json::plan_usage_injection(req_.body.view(), found);
+  return exchange_.run({req_, found.value, usage, *group, snap, keep_alive}, rec);
 }
 
 asio::awaitable<bool> client_connection::refuse_body(head_result body, const proxy::snapshot& snap,

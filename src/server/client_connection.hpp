@@ -18,6 +18,7 @@
 #include "proxy/context.hpp"
 #include "proxy/deadline.hpp"
 #include "proxy/exchange.hpp"
+#include "proxy/http/request_id.hpp"
 #include "proxy/parsers.hpp"
 
 namespace ob::server {
@@ -42,6 +43,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   // closes the socket.
   void abandon();
   void sweep(std::chrono::steady_clock::time_point now) { exchange_.sweep(now); }
+  std::string_view upstream_origin() const { return exchange_.upstream_origin(); }
 
  private:
   enum class head_result { ok, closed, bad, too_large, timeout, shutdown };
@@ -78,6 +80,8 @@ class client_connection : public std::enable_shared_from_this<client_connection>
                                           observe::request_record& rec);
   bool body_pending() const;
   bool authorized(std::string_view token, const proxy::snapshot& snap);
+  // Adds the finished request to this worker's metrics.
+  void record_metrics(const observe::request_record& rec);
   boost::asio::awaitable<void> linger();
 
   proxy::worker_context& ctx_;
@@ -95,6 +99,9 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   bool idle_ = false;
   std::string authorized_token_;             // last token accepted on this connection...
   std::uint64_t authorized_generation_ = 0;  // ...under this config generation
+  int authorized_index_ = -1;                // ...its entry in the snapshot's token set
+  std::string peer_;                         // "address:port" of the client, for the log
+  proxy::http::request_id request_id_;       // the current request's id
 };
 
 // The live connections of one worker, for graceful shutdown.
@@ -112,6 +119,11 @@ class connection_registry {
   void cut_all();
   void sweep(std::chrono::steady_clock::time_point now) {
     for (auto* c : live_) c->sweep(now);
+  }
+
+  template <class F>
+  void for_each(F&& f) const {
+    for (auto* c : live_) f(*c);
   }
 
  private:

@@ -11,8 +11,13 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "admin/admin_server.hpp"
+#include "config/parse_detail.hpp"
 #include "config/watcher.hpp"
+#include "observe/events.hpp"
+#include "observe/health.hpp"
 #include "observe/log.hpp"
+#include "server/admin_api.hpp"
 #include "server/health_checker.hpp"
 #include "server/listen_address.hpp"
 #include "server/worker.hpp"
@@ -40,34 +45,79 @@ std::string describe(const proxy::snapshot& s) {
          std::to_string(s.routes.groups().size()) + " groups";
 }
 
-void reload_or_throw(proxy::snapshot_store& store, const std::string& path, bool force,
-                     const config::config& started_with) {
-  auto out = store.reload(path, force);
-  if (out.unchanged) return;
-  log_diagnostics(out.diagnostics);
-  if (!out.applied) {
-    log(level::error, "config reload refused (" + path + "): keeping the running config");
-    return;
-  }
-  auto snap = store.load();
-  log(level::info, "config reloaded: " + describe(*snap));
-  if (snap->cfg.listen != started_with.listen || snap->cfg.workers != started_with.workers)
-    log(level::warn, "config: 'listen' and 'workers' changes take effect after a restart");
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// Reloads run from a signal handler and the file watcher's thread: whatever goes wrong (out of
-// memory, an unreadable file the checks missed) keeps the running config, logged, never a
-// dead process or watcher.
-void reload(proxy::snapshot_store& store, const std::string& path, bool force,
-            const config::config& started_with) noexcept {
+// Logging as the config (and the command line) says: process log level, access log format
+// and file. Returns false with *error when the file cannot be opened.
+bool apply_logging(const config::config& cfg, const options& opts, std::string* error) {
+  auto lvl = observe::parse_level(opts.log_level_override);
+  observe::set_level(lvl ? *lvl : static_cast<observe::level>(cfg.log.level));
+  return observe::configure_access_log(
+      {cfg.log.format == config::log_config::format_kind::json ? observe::access_format::json
+                                                               : observe::access_format::text,
+       cfg.log.file},
+      error);
+}
+
+struct reload_target {
+  proxy::snapshot_store& store;
+  const options& opts;
+  const config::config& started_with;
+  reload_counters& counters;
+};
+
+proxy::snapshot_store::reload_outcome reload_or_throw(reload_target& t, bool force,
+                                                      std::string_view trigger) {
+  const auto& path = t.opts.config_path;
+  auto out = t.store.reload(path, force);
+  if (out.unchanged) return out;
+  log_diagnostics(out.diagnostics);
+  std::uint64_t errors = 0, warnings = 0;
+  std::string first;
+  for (const auto& d : out.diagnostics) {
+    (d.severity == config::diagnostic::level::error ? errors : warnings)++;
+    if (first.empty() && d.severity == config::diagnostic::level::error) first = d.to_string();
+  }
+  observe::reload_event({out.applied, t.store.generation(), trigger, errors, warnings, first});
+  if (!out.applied) {
+    t.counters.refused.fetch_add(1, std::memory_order_relaxed);
+    log(level::error, "config reload refused (" + path + "): keeping the running config");
+    return out;
+  }
+  t.counters.applied.fetch_add(1, std::memory_order_relaxed);
+  t.counters.last_success.store(unix_now(), std::memory_order_relaxed);
+  auto snap = t.store.load();
+  log(level::info, "config reloaded: " + describe(*snap));
+  std::string err;
+  if (!apply_logging(snap->cfg, t.opts, &err))
+    log(level::error, "log: " + err + ": keeping the previous access log");
+  const auto& was = t.started_with;
+  if (snap->cfg.listen != was.listen || snap->cfg.workers != was.workers ||
+      snap->cfg.admin.enabled != was.admin.enabled || snap->cfg.admin.listen != was.admin.listen)
+    log(level::warn,
+        "config: 'listen', 'workers' and 'admin.listen' changes take effect after a restart");
+  return out;
+}
+
+// Reloads run from a signal handler, the file watcher's thread and the admin API: whatever
+// goes wrong (out of memory, an unreadable file the checks missed) keeps the running config,
+// logged, never a dead process or watcher.
+proxy::snapshot_store::reload_outcome reload(reload_target& t, bool force,
+                                             std::string_view trigger) noexcept {
+  const auto& path = t.opts.config_path;
   try {
-    reload_or_throw(store, path, force, started_with);
+    return reload_or_throw(t, force, trigger);
   } catch (const std::exception& e) {
     log(level::error,
         "config reload failed (" + path + "): " + e.what() + ": keeping the running config");
   } catch (...) {
     log(level::error, "config reload failed (" + path + "): keeping the running config");
   }
+  proxy::snapshot_store::reload_outcome failed;
+  failed.diagnostics.push_back({config::diagnostic::level::error, "", "internal error"});
+  return failed;
 }
 
 void unblock_stop_signals() {
@@ -76,6 +126,7 @@ void unblock_stop_signals() {
   sigaddset(&set, SIGHUP);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
 }
 
@@ -94,6 +145,15 @@ int run(const options& opts) {
   }
   const auto initial = store.load();
   const auto& cfg = initial->cfg;
+  reload_counters counters;
+  counters.last_success.store(unix_now(), std::memory_order_relaxed);
+  {
+    std::string log_err;
+    if (!apply_logging(cfg, opts, &log_err)) {
+      log(level::error, "cannot start: log: " + log_err);
+      return 1;
+    }
+  }
   std::string listen = opts.listen_override.empty() ? cfg.listen : opts.listen_override;
   unsigned n =
       opts.workers_override >= 0 ? static_cast<unsigned>(opts.workers_override) : cfg.workers;
@@ -128,25 +188,69 @@ int run(const options& opts) {
     log(level::error, "cannot listen on " + listen + ": " + e.code().message());
     return 1;
   }
+  // The admin listener: bound before any worker starts, so a taken port stops the start-up
+  // cleanly (two instances on one host each need their own --admin-listen).
+  asio::io_context main_ioc(1);
+  std::atomic<bool> shutting_down{false};
+  reload_target reloads{store, opts, cfg, counters};
+  admin_context admin_ctx{store, workers, counters, [&] { return reload(reloads, true, "admin"); },
+                          shutting_down};
+  std::unique_ptr<admin::admin_server> admin_srv;
+  std::string admin_listen =
+      opts.admin_listen_override.empty() ? cfg.admin.listen : opts.admin_listen_override;
+  if (cfg.admin.enabled || !opts.admin_listen_override.empty()) {
+    auto admin_ep = parse_listen_address(admin_listen, &err);
+    if (!admin_ep) {
+      log(level::error, "cannot start: admin listen address '" + admin_listen + "': " + err);
+      return 1;
+    }
+    if (cfg.admin.token.empty() && !config::detail::is_loopback_listen(admin_listen)) {
+      log(level::error, "cannot start: admin listener " + admin_listen +
+                            " is not a loopback address and admin.token is not set");
+      return 1;
+    }
+    try {
+      admin_srv = std::make_unique<admin::admin_server>(main_ioc, *admin_ep,
+                                                        make_admin_handlers(admin_ctx));
+    } catch (const boost::system::system_error& e) {
+      log(level::error, "cannot start: admin listener " + admin_listen + ": " + e.code().message() +
+                            "; choose another address with --admin-listen (or the config's "
+                            "\"admin\": {\"listen\": ...}), or turn it off with \"admin\": false");
+      return 1;
+    }
+    observe::events().set_enabled(true);
+  }
+
   for (auto& w : workers) w->start();
   log(level::info, "openbridge listening on " + format_listen_address(bind_to) + " (" +
                        std::to_string(n) + " workers, " + describe(*initial) + ")");
 
-  config::file_watcher watcher(opts.config_path,
-                               [&] { reload(store, opts.config_path, false, cfg); });
+  if (admin_srv) {
+    admin_srv->start();
+    log(level::info, "admin listening on " + admin_listen +
+                         (cfg.admin.token.empty() ? " (no token: loopback only)" : ""));
+  }
+
+  config::file_watcher watcher(opts.config_path, [&] { reload(reloads, false, "file"); });
   watcher.start();
 
-  asio::io_context main_ioc(1);
   health_checker checker(main_ioc, store, tls);
   checker.start();
   asio::signal_set signals(main_ioc, SIGHUP, SIGTERM, SIGINT);
+  signals.add(SIGUSR1);
   bool stopping = false;
   std::function<void(boost::system::error_code, int)> on_signal = [&](boost::system::error_code ec,
                                                                       int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
       log(level::info, "SIGHUP: reloading " + opts.config_path);
-      reload(store, opts.config_path, true, cfg);
+      reload(reloads, true, "signal");
+      signals.async_wait(on_signal);
+      return;
+    }
+    if (sig == SIGUSR1) {  // logrotate: reopen the access log file by name
+      std::string e;
+      if (!observe::reopen_access_log(&e)) log(level::error, "log: " + e);
       signals.async_wait(on_signal);
       return;
     }
@@ -158,10 +262,12 @@ int run(const options& opts) {
   unblock_stop_signals();
   while (!stopping) main_ioc.run_one();
 
+  // Readiness turns 503 first, so a load balancer stops sending before the listeners close.
+  shutting_down.store(true, std::memory_order_relaxed);
+  for (auto& w : workers) w->begin_drain();  // stop accepting, close idle connections
   log(level::info, "shutting down: finishing requests in flight");
   checker.stop();
   watcher.stop();
-  for (auto& w : workers) w->begin_drain();
   auto live_connections = [&] {
     std::size_t live = 0;
     for (auto& w : workers) live += w->live_connections();
@@ -170,7 +276,10 @@ int run(const options& opts) {
   auto wait_until = [&](std::chrono::steady_clock::time_point until) {
     for (std::size_t live = live_connections(); live > 0; live = live_connections()) {
       if (std::chrono::steady_clock::now() >= until) return live;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (admin_srv)
+        main_ioc.run_for(std::chrono::milliseconds(20));  // the admin API answers meanwhile
+      else
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
     return std::size_t{0};
   };
@@ -181,6 +290,8 @@ int run(const options& opts) {
     for (auto& w : workers) w->cut();
     wait_until(std::chrono::steady_clock::now() + shutdown_cut_wait);
   }
+  if (admin_srv) admin_srv->stop();
+  main_ioc.poll();  // let the admin connections see their sockets closed
   for (auto& w : workers) w->stop();
   for (auto& w : workers) w->join();
   workers.clear();

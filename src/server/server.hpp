@@ -8,8 +8,10 @@ namespace ob::server {
 
 struct options {
   std::string config_path;
-  std::string listen_override;  // "" = from the config file
-  int workers_override = -1;    // -1 = from the config file
+  std::string listen_override;        // "" = from the config file
+  int workers_override = -1;          // -1 = from the config file
+  std::string admin_listen_override;  // "" = from the config file ("admin.listen")
+  std::string log_level_override;     // "" = from the config file ("log.level")
 };
 
 // Runs until SIGTERM/SIGINT; returns the process exit code.

@@ -135,6 +135,17 @@ void worker::start() {
   });
 }
 
+worker::stats worker::collect() const {
+  stats s;
+  s.metrics = ctx_.metrics;
+  ctx_.pool.for_each_origin(
+      [&](std::string_view origin, std::size_t n) { s.upstream[std::string(origin)][0] += n; });
+  registry_.for_each([&](const client_connection& c) {
+    if (auto o = c.upstream_origin(); !o.empty()) s.upstream[std::string(o)][1] += 1;
+  });
+  return s;
+}
+
 void worker::begin_drain() {
   asio::post(*ioc_, [this] {
     ctx_.draining = true;

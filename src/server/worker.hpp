@@ -3,6 +3,8 @@
 // state (docs/ARCHITECTURE.md, first section).
 #pragma once
 
+#include <array>
+#include <map>
 #include <memory>
 #include <optional>
 #include <thread>
@@ -31,6 +33,15 @@ class worker {
   void stop();         // close everything and end the loop
   void join();
   std::size_t live_connections() const { return registry_.size(); }
+
+  boost::asio::any_io_executor executor() { return ioc_->get_executor(); }
+  struct stats {
+    observe::metrics::shard metrics;
+    // Provider connections per pool key ("https|host|port"): idle in the pool, in use.
+    std::map<std::string, std::array<std::size_t, 2>, std::less<>> upstream;
+  };
+  // What /metrics shows of this worker. Call on the worker's thread only (executor()).
+  stats collect() const;
 
  private:
   // Survives failed accepts (backs off) and connections it cannot set up (logged).

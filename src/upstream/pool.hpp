@@ -43,6 +43,12 @@ class pool {
   // Closes the connections of every origin for which keep(origin) is false (after a reload).
   void retain(const std::function<bool(std::string_view origin)>& keep);
   std::size_t idle_count() const;
+  // Calls f(origin, idle connections) for every origin with idle connections.
+  template <class F>
+  void for_each_origin(F&& f) const {
+    for (const auto& [origin, q] : idle_)
+      if (!q.empty()) f(std::string_view(origin), q.size());
+  }
   void clear();
 
  private:

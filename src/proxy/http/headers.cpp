@@ -44,6 +44,9 @@ constexpr std::array<std::string_view, header_id_count> names = {
     "content-type",
     "retry-after",
     "retry-after-ms",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-request-id",
 };
 
 // Which headers are dropped in which direction, indexed by header_id.
@@ -68,6 +71,7 @@ constexpr std::array<std::uint8_t, header_id_count> drops = [] {
                   header_id::x_forwarded_proto, header_id::x_real_ip})
     d[static_cast<int>(id)] = drop_up;
   d[static_cast<int>(header_id::content_length)] = drop_both;
+  d[static_cast<int>(header_id::x_request_id)] = drop_both;
   return d;
 }();
 

@@ -63,8 +63,13 @@ enum class header_id : std::uint8_t {
   content_type,
   retry_after,
   retry_after_ms,
+  x_ratelimit_remaining_requests,
+  x_ratelimit_remaining_tokens,
+  // Set by the gateway in both directions: the request's id (a provider's own id goes to the
+  // client as x-upstream-request-id).
+  x_request_id,
 };
-inline constexpr int header_id_count = static_cast<int>(header_id::retry_after_ms) + 1;
+inline constexpr int header_id_count = static_cast<int>(header_id::x_request_id) + 1;
 // The id of header `name` (case-insensitive); header_id::other for names not listed above.
 header_id classify(std::string_view name);
 // Lower-case name of `id` ("" for header_id::other).

@@ -77,7 +77,12 @@ export async function startGateway({ config, env, workers = 2, extraArgs = [], s
   const configPath = path.join(dir, 'config.json');
   fs.writeFileSync(configPath, typeof config === 'string' ? config : JSON.stringify(config, null, 2));
   const port = await freePort();
-  const args = ['--config', configPath, '--listen', `127.0.0.1:${port}`, '--workers', String(workers), ...extraArgs];
+  // The admin listener is on by default (127.0.0.1:9901): every test gateway gets a port of its
+  // own so several can run at once, unless the test chose one (or turned it off).
+  const adminChosen = extraArgs.includes('--admin-listen') || (typeof config === 'object' && config && 'admin' in config);
+  const adminPort = adminChosen ? null : await freePort();
+  const adminArgs = adminPort ? ['--admin-listen', `127.0.0.1:${adminPort}`] : [];
+  const args = ['--config', configPath, '--listen', `127.0.0.1:${port}`, '--workers', String(workers), ...adminArgs, ...extraArgs];
   const proc = spawn(BIN, args, { env: buildEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(proc);
   const stderrLines = [];
@@ -115,6 +120,8 @@ export async function startGateway({ config, env, workers = 2, extraArgs = [], s
   const gw = {
     port,
     url: `http://127.0.0.1:${port}`,
+    adminPort,
+    adminUrl: adminPort ? `http://127.0.0.1:${adminPort}` : null,
     dir,
     configPath,
     proc,

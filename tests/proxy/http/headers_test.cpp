@@ -101,8 +101,9 @@ TEST(Headers, ToClientKeepsEndToEndHeaders) {
   h.add("openai-processing-ms", "12");
   std::string out;
   append_forwarded(out, h, direction::to_client);
+  // x-request-id is the gateway's own (the provider's goes out as x-upstream-request-id).
   EXPECT_EQ(out,
-            "Content-Type: text/event-stream; charset=utf-8\r\nx-request-id: req_1\r\n"
+            "Content-Type: text/event-stream; charset=utf-8\r\n"
             "openai-processing-ms: 12\r\n");
 }
 
@@ -242,7 +243,9 @@ bool reference_filtered(std::string_view name, direction dir, std::string_view c
     return std::any_of(list.begin(), list.end(), [&](auto n) { return iequals(n, name); });
   };
   if (in(hop)) return true;
-  if (dir == direction::to_upstream ? in(up) : iequals(name, "content-length")) return true;
+  // Set by the gateway in both directions.
+  if (iequals(name, "content-length") || iequals(name, "x-request-id")) return true;
+  if (dir == direction::to_upstream && in(up)) return true;
   return !connection.empty() && has_token(connection, name);
 }
 

@@ -1,0 +1,87 @@
+#include "config/redacted.hpp"
+
+#include <boost/json.hpp>
+
+namespace ob::config {
+
+namespace {
+
+namespace json = boost::json;
+
+double seconds(millis m) {
+  return static_cast<double>(m.count()) / 1000.0;
+}
+
+json::string secret(const std::string& s) {
+  return s.empty() ? "" : "[redacted]";
+}
+
+}  // namespace
+
+std::string redacted_json(const config& cfg) {
+  json::object root;
+  json::array providers;
+  for (const auto& p : cfg.providers) {
+    json::object o;
+    o["group"] = p.group;
+    o["name"] = p.name;
+    o["base"] = p.base;
+    o["key"] = secret(p.key);
+    o["weight"] = p.weight;
+    json::object t;
+    if (p.timeouts.connect) t["connect"] = seconds(*p.timeouts.connect);
+    if (p.timeouts.first_byte) t["first_byte"] = seconds(*p.timeouts.first_byte);
+    if (p.timeouts.idle) t["idle"] = seconds(*p.timeouts.idle);
+    if (p.timeouts.total) t["total"] = seconds(*p.timeouts.total);
+    if (!t.empty()) o["timeouts"] = std::move(t);
+    if (p.health_check.enabled)
+      o["health_check"] = {{"interval", seconds(p.health_check.interval)},
+                           {"timeout", seconds(p.health_check.timeout)},
+                           {"path", p.health_check.path}};
+    providers.push_back(std::move(o));
+  }
+  root["providers"] = std::move(providers);
+  json::array security;
+  for (const auto& s : cfg.security) security.push_back(secret(s));
+  root["security"] = std::move(security);
+  root["listen"] = cfg.listen;
+  root["workers"] = cfg.workers;
+  root["limits"] = {{"max_header_bytes", cfg.limits.max_header_bytes},
+                    {"max_body_bytes", cfg.limits.max_body_bytes},
+                    {"max_response_bytes", cfg.limits.max_response_bytes}};
+  const auto& to = cfg.timeouts;
+  root["timeouts"] = {{"connect", seconds(to.connect)},
+                      {"first_byte", seconds(to.first_byte)},
+                      {"idle", seconds(to.idle)},
+                      {"total", seconds(to.total)},
+                      {"client_header", seconds(to.client_header)},
+                      {"client_body", seconds(to.client_body)},
+                      {"keepalive", seconds(to.keepalive)},
+                      {"shutdown_grace", seconds(to.shutdown_grace)}};
+  json::object groups;
+  for (const auto& [name, g] : cfg.groups) {
+    json::object o;
+    if (!g.policy.empty()) o["policy"] = g.policy;
+    if (g.attempts) o["attempts"] = g.attempts;
+    groups[name] = std::move(o);
+  }
+  root["groups"] = std::move(groups);
+  const auto& h = cfg.health;
+  root["health"] = {{"consecutive_failures", h.consecutive_failures},
+                    {"error_ratio", h.error_ratio},
+                    {"min_requests", h.min_requests},
+                    {"window", seconds(h.window)},
+                    {"base_ejection", seconds(h.base_ejection)},
+                    {"max_ejection", seconds(h.max_ejection)}};
+  root["retry"] = {{"budget_ratio", cfg.retry.budget_ratio},
+                   {"budget_min_per_second", cfg.retry.budget_min_per_second}};
+  if (cfg.admin.enabled)
+    root["admin"] = {{"listen", cfg.admin.listen}, {"token", secret(cfg.admin.token)}};
+  else
+    root["admin"] = false;
+  root["metrics"] = {{"max_clients", cfg.metrics.max_clients},
+                     {"stream_usage", cfg.metrics.stream_usage}};
+  return json::serialize(root);
+}
+
+}  // namespace ob::config

@@ -1,0 +1,277 @@
+#include "server/admin_api.hpp"
+
+#include <ctime>
+#include <map>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "auth/token_check.hpp"
+#include "config/redacted.hpp"
+#include "observe/clock.hpp"
+#include "observe/events.hpp"
+#include "observe/gateway_metrics.hpp"
+#include "proxy/json/model.hpp"
+
+#ifndef OPENBRIDGE_VERSION
+#define OPENBRIDGE_VERSION "dev"
+#endif
+
+namespace ob::server {
+
+namespace asio = boost::asio;
+namespace metrics = observe::metrics;
+using json_out = std::string;
+
+namespace {
+
+struct gathered {
+  metrics::shard merged;
+  std::map<std::string, std::array<std::size_t, 2>, std::less<>> upstream;
+};
+
+// Every worker copies its own shard on its own thread (no lock on the hot path); the copies
+// are merged here, on the admin thread.
+asio::awaitable<gathered> gather(const std::vector<std::unique_ptr<worker>>& workers) {
+  gathered g;
+  for (const auto& w : workers) {
+    worker* wp = w.get();
+    auto st = co_await asio::co_spawn(
+        wp->executor(), [wp]() -> asio::awaitable<worker::stats> { co_return wp->collect(); },
+        asio::use_awaitable);
+    g.merged.merge(st.metrics);
+    for (const auto& [origin, n] : st.upstream) {
+      auto& mine = g.upstream[origin];
+      mine[0] += n[0];
+      mine[1] += n[1];
+    }
+  }
+  co_return g;
+}
+
+// "https|api.openai.com|443" -> "api.openai.com:443"
+std::string origin_label(std::string_view pool_key) {
+  auto a = pool_key.find('|');
+  auto b = pool_key.rfind('|');
+  if (a == std::string_view::npos || b == a) return std::string(pool_key);
+  return std::string(pool_key.substr(a + 1, b - a - 1)) + ":" + std::string(pool_key.substr(b + 1));
+}
+
+std::string rfc3339(std::chrono::system_clock::time_point t) {
+  auto secs = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::chrono::system_clock::time_point wall_of(std::chrono::steady_clock::time_point t) {
+  return std::chrono::system_clock::now() +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(
+             t - std::chrono::steady_clock::now());
+}
+
+void append_number(std::string& out, double v) {
+  metrics::append_number(out, v);
+}
+
+std::string targets_json(const proxy::snapshot& snap, const metrics::shard& merged) {
+  auto now = observe::coarse_now();
+  std::string out = R"({"targets":[)";
+  bool first = true;
+  for (const auto* g : snap.routes.groups()) {
+    for (const auto& t : g->targets) {
+      auto v = t.health->view(now);
+      if (!first) out += ',';
+      first = false;
+      out += R"({"group":)";
+      proxy::json::append_json_string(out, g->name);
+      out += R"(,"target":)";
+      proxy::json::append_json_string(out, metrics::labels().value(t.metric_target));
+      out += R"(,"model":)";
+      proxy::json::append_json_string(out, t.provider->name);
+      out += R"(,"provider":)";
+      proxy::json::append_json_string(out, t.provider->url.host_header);
+      out += R"(,"weight":)";
+      append_number(out, t.weight);
+      out += R"(,"state":")";
+      out += routing::to_string(v.state);
+      out += R"(","ejected_until":)";
+      if (v.state != routing::health_state::healthy)
+        proxy::json::append_json_string(out, rfc3339(wall_of(v.until)));
+      else
+        out += "null";
+      out += R"(,"last_ejection_reason":)";
+      if (*v.reason)
+        proxy::json::append_json_string(out, v.reason);
+      else
+        out += "null";
+      out += R"(,"ejections":)";
+      append_number(out, static_cast<double>(v.ejections));
+      out += R"(,"in_flight":)";
+      append_number(out, v.in_flight);
+      auto seen = v.window_ok + v.window_failed;
+      out += R"(,"window_requests":)";
+      append_number(out, static_cast<double>(seen));
+      out += R"(,"error_ratio":)";
+      if (seen)
+        append_number(out, static_cast<double>(v.window_failed) / static_cast<double>(seen));
+      else
+        out += "null";
+      out += R"(,"ewma_ttfb_ms":)";
+      if (v.ewma_ms > 0)
+        append_number(out, v.ewma_ms);
+      else
+        out += "null";
+      out += R"(,"ratelimit_remaining":{)";
+      bool any = false;
+      for (std::uint32_t type : {0u, 1u}) {
+        auto it = merged.ratelimit_remaining.find(metrics::shard::key(t.metric_target, type));
+        if (it == merged.ratelimit_remaining.end()) continue;
+        if (any) out += ',';
+        any = true;
+        out += type == 0 ? R"("requests":)" : R"("tokens":)";
+        append_number(out, it->second.value);
+      }
+      out += "}}";
+    }
+  }
+  out += "]}";
+  return out;
+}
+
+std::string reload_json(const proxy::snapshot_store::reload_outcome& o, std::uint64_t generation) {
+  std::string out = R"({"applied":)";
+  out += o.applied || o.unchanged ? "true" : "false";
+  out += R"(,"generation":)";
+  append_number(out, static_cast<double>(generation));
+  out += R"(,"diagnostics":[)";
+  bool first = true;
+  for (const auto& d : o.diagnostics) {
+    if (!first) out += ',';
+    first = false;
+    out += R"({"level":)";
+    out += d.severity == config::diagnostic::level::error ? R"("error")" : R"("warning")";
+    out += R"(,"path":)";
+    proxy::json::append_json_string(out, d.path);
+    out += R"(,"message":)";
+    proxy::json::append_json_string(out, d.message);
+    out += '}';
+  }
+  out += "]}";
+  return out;
+}
+
+}  // namespace
+
+asio::awaitable<std::string> render_metrics(admin_context& c) {
+  auto g = co_await gather(c.workers);
+  auto snap = c.store.load();
+  metrics::live_set live;
+  for (const auto* grp : snap->routes.groups()) {
+    live.groups.insert(grp->metric_group);
+    for (const auto& t : grp->targets) live.targets.insert(t.metric_target);
+  }
+  std::string out;
+  out.reserve(64 * 1024);
+  metrics::text_writer w(out);
+  metrics::render(w, g.merged, live);
+
+  auto now = observe::coarse_now();
+  w.family("openbridge_target_up", "gauge",
+           "1 while a target takes traffic, 0 while it is ejected or being probed.");
+  for (const auto* grp : snap->routes.groups())
+    for (const auto& t : grp->targets) {
+      metrics::label l[] = {{"group", grp->name},
+                            {"target", metrics::labels().value(t.metric_target)}};
+      w.sample("openbridge_target_up", l,
+               t.health->state(now) == routing::health_state::healthy ? 1.0 : 0.0);
+    }
+  w.family("openbridge_target_ejections_total", "counter",
+           "Ejections of a target by passive health or active checks, by reason.");
+  for (const auto* grp : snap->routes.groups())
+    for (const auto& t : grp->targets) {
+      auto v = t.health->view(now);
+      for (std::size_t r = 0; r < v.by_reason.size(); ++r) {
+        metrics::label l[] = {
+            {"group", grp->name},
+            {"target", metrics::labels().value(t.metric_target)},
+            {"reason", routing::to_string(static_cast<routing::ejection_reason>(r))}};
+        w.sample("openbridge_target_ejections_total", l,
+                 static_cast<std::uint64_t>(v.by_reason[r]));
+      }
+    }
+  w.family("openbridge_upstream_connections", "gauge",
+           "Connections to provider origins (host:port), idle in the pool or in use.");
+  for (const auto& [origin, n] : g.upstream) {
+    auto label = origin_label(origin);
+    metrics::label idle[] = {{"target", label}, {"state", "idle"}};
+    w.sample("openbridge_upstream_connections", idle, static_cast<std::uint64_t>(n[0]));
+    metrics::label active[] = {{"target", label}, {"state", "active"}};
+    w.sample("openbridge_upstream_connections", active, static_cast<std::uint64_t>(n[1]));
+  }
+  w.family("openbridge_config_reloads_total", "counter",
+           "Config reloads since start, by result (applied, refused).");
+  w.sample("openbridge_config_reloads_total", {{"result", "applied"}},
+           c.reloads.applied.load(std::memory_order_relaxed));
+  w.sample("openbridge_config_reloads_total", {{"result", "refused"}},
+           c.reloads.refused.load(std::memory_order_relaxed));
+  w.family("openbridge_config_last_reload_success_timestamp_seconds", "gauge",
+           "When the running config was loaded (start or the last applied reload), unix time.");
+  w.sample("openbridge_config_last_reload_success_timestamp_seconds", {},
+           c.reloads.last_success.load(std::memory_order_relaxed));
+  w.family("openbridge_build_info", "gauge", "Always 1; the version is a label.");
+  w.sample("openbridge_build_info", {{"version", OPENBRIDGE_VERSION}}, 1.0);
+  metrics::write_process_metrics(w);
+  co_return out;
+}
+
+admin::admin_handlers make_admin_handlers(admin_context& c) {
+  admin::admin_handlers h;
+  h.metrics = [&c]() { return render_metrics(c); };
+  h.targets = [&c]() -> asio::awaitable<std::string> {
+    auto g = co_await gather(c.workers);
+    co_return targets_json(*c.store.load(), g.merged);
+  };
+  h.config = [&c] { return config::redacted_json(c.store.load()->cfg); };
+  h.reload = [&c] {
+    auto o = c.reload();
+    return admin::reload_answer{o.applied || o.unchanged, reload_json(o, c.store.generation())};
+  };
+  h.not_ready = [&c]() -> std::optional<std::string> {
+    if (c.shutting_down.load(std::memory_order_relaxed)) return std::string("shutting down");
+    auto snap = c.store.load();
+    if (!snap) return std::string("no config loaded");
+    auto now = observe::coarse_now();
+    for (const auto* g : snap->routes.groups()) {
+      bool any = false;
+      for (const auto& t : g->targets) any = any || t.health->available(now);
+      if (!any) return "every target of group \"" + g->name + "\" is ejected";
+    }
+    return std::nullopt;
+  };
+  h.events = [](std::uint64_t& cursor) {
+    admin::events_page page;
+    auto& ring = observe::events();
+    if (cursor == 0) {
+      // A new viewer starts with the last few hundred records.
+      auto last = ring.last_sequence();
+      cursor = last > 200 ? last - 200 : 0;
+    }
+    auto batch = ring.read_after(cursor, 1000);
+    page.missed = batch.dropped;
+    page.records.reserve(batch.events.size());
+    for (auto& e : batch.events) page.records.push_back(std::move(e.line));
+    if (batch.next > cursor) cursor = batch.next;
+    return page;
+  };
+  h.token_ok = [&c](std::string_view token) {
+    const auto& want = c.store.load()->cfg.admin.token;
+    if (want.empty()) return true;  // no token configured: loopback only (config check)
+    return auth::token_set({want}).contains(token);
+  };
+  return h;
+}
+
+}  // namespace ob::server

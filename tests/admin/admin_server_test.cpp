@@ -1,0 +1,177 @@
+// The admin listener: routes, token rule, HEAD, methods, reload answers, the event stream.
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "admin/admin_server.hpp"
+
+namespace ob::admin {
+namespace {
+
+namespace asio = boost::asio;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+struct fixture : ::testing::Test {
+  asio::io_context ioc;
+  std::unique_ptr<admin_server> server;
+  std::thread thread;
+  std::uint16_t port = 0;
+  int reloads = 0;
+  std::vector<std::string> published;  // the event ring as the handler sees it
+  bool ready = true;
+
+  void start(bool with_token) {
+    admin_handlers h;
+    h.metrics = []() -> asio::awaitable<std::string> { co_return "# metrics\nx 1\n"; };
+    h.targets = []() -> asio::awaitable<std::string> { co_return R"({"targets":[]})"; };
+    h.config = [] { return std::string(R"({"providers":[]})"); };
+    h.reload = [this] {
+      ++reloads;
+      return reload_answer{false, R"({"applied":false,"diagnostics":["x: bad"]})"};
+    };
+    h.not_ready = [this]() -> std::optional<std::string> {
+      if (ready) return std::nullopt;
+      return std::string("shutting down");
+    };
+    h.events = [this](std::uint64_t& cursor) {
+      events_page p;
+      for (; cursor < published.size(); ++cursor) p.records.push_back(published[cursor]);
+      return p;
+    };
+    if (with_token) h.token_ok = [](std::string_view t) { return t == "adm1n"; };
+    server = std::make_unique<admin_server>(
+        ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0), std::move(h));
+    port = server->local_endpoint().port();
+    server->start();
+    thread = std::thread([this] { ioc.run(); });
+  }
+
+  void TearDown() override {
+    if (server) asio::post(ioc, [this] { server->stop(); });
+    if (thread.joinable()) thread.join();
+  }
+
+  http::response<http::string_body> call(http::verb method, std::string target,
+                                         std::string token = "") {
+    asio::io_context c;
+    tcp::socket s(c);
+    s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+    http::request<http::string_body> req{method, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+    req.prepare_payload();
+    http::write(s, req);
+    boost::beast::flat_buffer buf;
+    http::response_parser<http::string_body> p;
+    if (method == http::verb::head) p.skip(true);
+    http::read(s, buf, p);
+    return p.release();
+  }
+};
+
+TEST_F(fixture, HealthAndReadinessNeedNoToken) {
+  start(true);
+  auto h = call(http::verb::get, "/healthz");
+  EXPECT_EQ(h.result_int(), 200);
+  EXPECT_EQ(h.body(), R"({"status":"ok"})");
+  EXPECT_EQ(call(http::verb::get, "/readyz").result_int(), 200);
+  ready = false;
+  auto r = call(http::verb::get, "/readyz");
+  EXPECT_EQ(r.result_int(), 503);
+  EXPECT_EQ(r.body(), R"({"status":"not_ready","reason":"shutting down"})");
+}
+
+TEST_F(fixture, TokenGuardsEverythingElse) {
+  start(true);
+  for (auto path : {"/metrics", "/admin/v1/targets", "/admin/v1/config", "/admin/v1/events"}) {
+    auto none = call(http::verb::get, path);
+    EXPECT_EQ(none.result_int(), 401) << path;
+    EXPECT_NE(none.body().find(R"("code":"invalid_api_key")"), std::string::npos);
+    EXPECT_EQ(call(http::verb::get, path, "wrong").result_int(), 401) << path;
+  }
+  auto m = call(http::verb::get, "/metrics", "adm1n");
+  EXPECT_EQ(m.result_int(), 200);
+  EXPECT_EQ(m[http::field::content_type], "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(m.body(), "# metrics\nx 1\n");
+  EXPECT_EQ(call(http::verb::post, "/admin/v1/reload").result_int(), 401);
+  EXPECT_EQ(reloads, 0);
+}
+
+TEST_F(fixture, WithoutTokenConfiguredEverythingIsOpen) {
+  start(false);
+  EXPECT_EQ(call(http::verb::get, "/metrics").result_int(), 200);
+  EXPECT_EQ(call(http::verb::get, "/admin/v1/targets").body(), R"({"targets":[]})");
+  EXPECT_EQ(call(http::verb::get, "/admin/v1/config").body(), R"({"providers":[]})");
+}
+
+TEST_F(fixture, MethodsHeadAndUnknownRoutes) {
+  start(false);
+  auto head = call(http::verb::head, "/healthz");
+  EXPECT_EQ(head.result_int(), 200);
+  EXPECT_EQ(head.body(), "");
+  EXPECT_EQ(head[http::field::content_length], "15");
+  auto post = call(http::verb::post, "/metrics");
+  EXPECT_EQ(post.result_int(), 405);
+  EXPECT_EQ(post[http::field::allow], "GET, HEAD");
+  auto get_reload = call(http::verb::get, "/admin/v1/reload");
+  EXPECT_EQ(get_reload.result_int(), 405);
+  EXPECT_EQ(get_reload[http::field::allow], "POST");
+  auto nf = call(http::verb::get, "/v1/chat/completions");
+  EXPECT_EQ(nf.result_int(), 404);  // nothing of the proxy here
+  EXPECT_NE(nf.body().find(R"("code":"not_found")"), std::string::npos);
+}
+
+TEST_F(fixture, RefusedReloadAnswers422WithItsErrors) {
+  start(false);
+  auto r = call(http::verb::post, "/admin/v1/reload");
+  EXPECT_EQ(r.result_int(), 422);
+  EXPECT_EQ(r.body(), R"({"applied":false,"diagnostics":["x: bad"]})");
+  EXPECT_EQ(reloads, 1);
+}
+
+TEST_F(fixture, EventStreamSendsKeptAndNewRecords) {
+  published = {R"({"type":"reload","n":1})"};
+  start(true);
+  asio::io_context c;
+  tcp::socket s(c);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  std::string req =
+      "GET /admin/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer adm1n\r\n\r\n";
+  asio::write(s, asio::buffer(req));
+  asio::post(ioc, [this] { published.push_back(R"({"type":"access","n":2})"); });
+  std::string got;
+  char buf[4096];
+  for (int i = 0; i < 100 && got.find(R"("n":2)") == std::string::npos; ++i) {
+    boost::system::error_code ec;
+    auto n = s.read_some(asio::buffer(buf), ec);
+    if (ec) break;
+    got.append(buf, n);
+  }
+  EXPECT_TRUE(got.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")) << got;
+  auto first = got.find("data: {\"type\":\"reload\",\"n\":1}\n\n");
+  auto second = got.find("data: {\"type\":\"access\",\"n\":2}\n\n");
+  EXPECT_NE(first, std::string::npos) << got;
+  EXPECT_NE(second, std::string::npos) << got;
+  EXPECT_LT(first, second);
+}
+
+TEST_F(fixture, TakenAddressThrows) {
+  start(false);
+  asio::io_context other;
+  EXPECT_THROW(admin_server(other, tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), {}),
+               boost::system::system_error);
+}
+
+}  // namespace
+}  // namespace ob::admin
