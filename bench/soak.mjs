@@ -8,7 +8,7 @@
 //      answer came from a target that breaks mid-answer, or that the client aborted, is counted
 //      separately as expected);
 //   2. the gateway was alive at the end and exited 0 on SIGTERM;
-//   3. after the warm-up (first 20 % of the run), the least-squares slope of RSS is not
+//   3. after the warm-up (first 20 % of the run, at least 90 s while that leaves half), the least-squares slope of RSS is not
 //      significantly above --max-rss-kb-per-hour and descriptors do not grow.
 //
 // Writes bench/results/soak-latest.json and .md. Exit 0 when every check passed, 1 otherwise.
@@ -28,14 +28,17 @@ const HELP = `usage: bench/soak [options]
   --rate R              new requests per second at most (default 40)
   --reload-every S      config rewrite period in seconds (default 3)
   --sample-every S      RSS / fd sample period in seconds (default 2)
+  --warmup S            seconds before the slopes are fitted (default: 20 % of the run, at
+                        least 90 s while that leaves half the run; RSS climbs for ~90 s while
+                        per-worker buffers and the allocator reach their working size)
   --workers N           gateway workers (default 2)
   --max-rss-kb-per-hour K   RSS growth limit (default 1024, i.e. 1 MB/hour)
   --out DIR             where soak-latest.{json,md} go (default bench/results)
   env OPENBRIDGE_BIN    gateway binary (bench/soak builds build-rel/openbridge when unset)`;
 
 function parseArgs(argv) {
-  const o = { duration: 600, concurrency: 32, rate: 40, reloadEvery: 3, sampleEvery: 2, workers: 2, maxRssKbPerHour: 1024, out: path.join(ROOT, 'bench/results') };
-  const num = { '--duration': 'duration', '--concurrency': 'concurrency', '--rate': 'rate', '--reload-every': 'reloadEvery', '--sample-every': 'sampleEvery', '--workers': 'workers', '--max-rss-kb-per-hour': 'maxRssKbPerHour' };
+  const o = { duration: 600, concurrency: 32, rate: 40, reloadEvery: 3, sampleEvery: 2, warmup: undefined, workers: 2, maxRssKbPerHour: 1024, out: path.join(ROOT, 'bench/results') };
+  const num = { '--duration': 'duration', '--concurrency': 'concurrency', '--rate': 'rate', '--reload-every': 'reloadEvery', '--sample-every': 'sampleEvery', '--warmup': 'warmup', '--workers': 'workers', '--max-rss-kb-per-hour': 'maxRssKbPerHour' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--help' || a === '-h') {
@@ -444,7 +447,7 @@ async function main() {
   await sleep(200);
 
   // ---- verdict ----
-  const warm = runSec * 0.2;
+  const warm = opt.warmup ?? Math.min(Math.max(runSec * 0.2, 90), runSec * 0.5);
   const after = samples.filter((s) => s.tSec >= warm);
   const rss = fit(after.map((s) => ({ x: s.tSec / 60, y: s.rssKb })));
   const fds = fit(after.map((s) => ({ x: s.tSec / 60, y: s.fds })));
