@@ -87,6 +87,41 @@ const CASES = [
     expect: { stream: 'done', text: 'ab' },
   },
   {
+    name: 'both Content-Length and Transfer-Encoding: chunked',
+    answer: (s, r) => {
+      const b = json(r.model);
+      s.end(head('200 OK', ['Content-Type: application/json', 'Content-Length: 3', 'Transfer-Encoding: chunked']) + chunked(b).toString() + '0\r\n\r\n');
+    },
+    expect: { status: 502, code: 'upstream_bad_response' },
+    failover: true,
+  },
+  {
+    name: '1,000 interim 100 Continue answers, then the answer',
+    answer: (s, r) => {
+      const b = json(r.model);
+      s.end('HTTP/1.1 100 Continue\r\n\r\n'.repeat(1000) + head('200 OK', ['Content-Type: application/json', `Content-Length: ${b.length}`]) + b);
+    },
+    expect: { status: 200 },
+  },
+  {
+    name: '101 Switching Protocols',
+    answer: (s) => s.end(head('101 Switching Protocols', ['Upgrade: websocket', 'Connection: Upgrade']) + 'garbage-after-upgrade'),
+    expect: { status: 502, code: 'upstream_bad_response' },
+    failover: true,
+  },
+  {
+    name: 'a status line with a 3-digit status out of range (999)',
+    answer: (s) => s.end(head('999 Whatever', ['Content-Length: 2']) + '{}'),
+    expect: { status: 502, code: 'upstream_bad_response' },
+    failover: true,
+  },
+  {
+    name: 'a status line with status 000',
+    answer: (s) => s.end(head('000 Zero', ['Content-Length: 2']) + '{}'),
+    expect: { status: 502, code: 'upstream_bad_response' },
+    failover: true,
+  },
+  {
     name: 'an SSE event of 10 MB after a normal one',
     stream: true,
     answer: (s, r) => {
