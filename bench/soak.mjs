@@ -8,8 +8,9 @@
 //      answer came from a target that breaks mid-answer, or that the client aborted, is counted
 //      separately as expected);
 //   2. the gateway was alive at the end and exited 0 on SIGTERM;
-//   3. after the warm-up (first 20 % of the run, at least 90 s while that leaves half), the least-squares slope of RSS is not
-//      significantly above --max-rss-kb-per-hour and descriptors do not grow.
+//   3. after the warm-up (first 20 % of the run, at least 90 s while that leaves half), the
+//      least-squares slope of RSS is not significantly above --max-rss-kb-per-hour, and the
+//      descriptors counted at quiet points (nothing in flight) do not grow.
 //
 // Writes bench/results/soak-latest.json and .md. Exit 0 when every check passed, 1 otherwise.
 import { spawn, spawnSync } from 'node:child_process';
@@ -27,7 +28,8 @@ const HELP = `usage: bench/soak [options]
   --concurrency N       requests in flight at most (default 32)
   --rate R              new requests per second at most (default 40)
   --reload-every S      config rewrite period in seconds (default 3)
-  --sample-every S      RSS / fd sample period in seconds (default 2)
+  --sample-every S      RSS sample period in seconds (default 2)
+  --quiet-every S       period of the quiet points where descriptors are counted (default 15)
   --warmup S            seconds before the slopes are fitted (default: 20 % of the run, at
                         least 90 s while that leaves half the run; RSS climbs for ~90 s while
                         per-worker buffers and the allocator reach their working size)
@@ -37,8 +39,8 @@ const HELP = `usage: bench/soak [options]
   env OPENBRIDGE_BIN    gateway binary (bench/soak builds build-rel/openbridge when unset)`;
 
 function parseArgs(argv) {
-  const o = { duration: 600, concurrency: 32, rate: 40, reloadEvery: 3, sampleEvery: 2, warmup: undefined, workers: 2, maxRssKbPerHour: 1024, out: path.join(ROOT, 'bench/results') };
-  const num = { '--duration': 'duration', '--concurrency': 'concurrency', '--rate': 'rate', '--reload-every': 'reloadEvery', '--sample-every': 'sampleEvery', '--warmup': 'warmup', '--workers': 'workers', '--max-rss-kb-per-hour': 'maxRssKbPerHour' };
+  const o = { duration: 600, concurrency: 32, rate: 40, reloadEvery: 3, sampleEvery: 2, quietEvery: 15, warmup: undefined, workers: 2, maxRssKbPerHour: 1024, out: path.join(ROOT, 'bench/results') };
+  const num = { '--duration': 'duration', '--concurrency': 'concurrency', '--rate': 'rate', '--reload-every': 'reloadEvery', '--sample-every': 'sampleEvery', '--quiet-every': 'quietEvery', '--warmup': 'warmup', '--workers': 'workers', '--max-rss-kb-per-hour': 'maxRssKbPerHour' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--help' || a === '-h') {
@@ -342,11 +344,22 @@ async function one(kind, group, r) {
   if (verdict === 'failure' && stats.failures.length < 50) stats.failures.push({ t: new Date().toISOString(), kind, group, target: res.headers['x-openbridge-model'], why: String(why).slice(0, 300) });
 }
 
-async function drive(endAt, rnd) {
+// Descriptors move with the work in flight (client and provider connections), so they are
+// counted at quiet points: every --quiet-every seconds the load pauses until nothing is in
+// flight, waits 300 ms, and counts; then it resumes. Pauses are short (the longest request).
+async function drive(endAt, rnd, onQuiet) {
   const inflight = new Set();
   const gap = 1000 / opt.rate;
   let next = performance.now();
+  let nextQuiet = performance.now() + opt.quietEvery * 1000;
   for (let i = 0; i < 1e9 && performance.now() < endAt; i++) {
+    if (performance.now() >= nextQuiet) {
+      await Promise.all(inflight);
+      await sleep(300);
+      onQuiet();
+      nextQuiet = performance.now() + opt.quietEvery * 1000;
+      next = performance.now();
+    }
     while (inflight.size >= opt.concurrency) await Promise.race(inflight);
     const wait = next - performance.now();
     if (wait > 0) await sleep(wait);
@@ -435,7 +448,12 @@ async function main() {
     log(`${Math.round((performance.now() - t0) / 1000)} s: ${stats.started} requests, ${JSON.stringify(stats.byVerdict)}, rss ${s?.rssKb} KB, fds ${s?.fds}`);
   });
 
-  await drive(endAt, rnd);
+  const quiet = [];
+  await drive(endAt, rnd, () => {
+    const s = sampleProc(gw.proc.pid);
+    const clientSockets = Object.values(agent.freeSockets).reduce((a, l) => a + l.length, 0);
+    if (s) quiet.push({ tSec: (performance.now() - t0) / 1000, fds: s.fds, clientSockets });
+  });
   running = false;
   for (const t of timers) clearInterval(t);
   const runSec = (performance.now() - t0) / 1000;
@@ -453,9 +471,10 @@ async function main() {
   const warm = opt.warmup ?? Math.min(Math.max(runSec * 0.2, 90), runSec * 0.5);
   const after = samples.filter((s) => s.tSec >= warm);
   const rss = fit(after.map((s) => ({ x: s.tSec / 60, y: s.rssKb })));
-  const fds = fit(after.map((s) => ({ x: s.tSec / 60, y: s.fds })));
+  const quietAfter = quiet.filter((s) => s.tSec >= warm);
+  const fds = fit(quietAfter.map((s) => ({ x: s.tSec / 60, y: s.fds })));
   const rssLimitPerMin = opt.maxRssKbPerHour / 60;
-  const windowMin = after.length ? (after[after.length - 1].tSec - after[0].tSec) / 60 : 0;
+  const windowMin = quietAfter.length ? (quietAfter[quietAfter.length - 1].tSec - quietAfter[0].tSec) / 60 : 0;
   // A slope counts when it is above the limit by more than two standard errors (a short run's
   // noise is not growth); fds: any growth of at least one descriptor over the window.
   const rssGrowing = rss.slope - 2 * rss.se > rssLimitPerMin;
@@ -468,7 +487,7 @@ async function main() {
     sigterm_exit_0: !!stopped && stopped.code === 0,
     rss_not_growing: !rssGrowing,
     fds_not_growing: !fdsGrowing,
-    traffic_flowed: stats.byVerdict.ok > 0 && samples.length >= 3,
+    traffic_flowed: stats.byVerdict.ok > 0 && samples.length >= 3 && quietAfter.length >= 3,
   };
   const pass = Object.values(checks).every(Boolean);
   const result = {
@@ -490,11 +509,12 @@ async function main() {
       warmup_seconds: +warm.toFixed(1),
       samples: samples.length,
       rss_kb: { slope_per_min: +rss.slope.toFixed(2), stderr: +rss.se.toFixed(2), limit_per_min: +rssLimitPerMin.toFixed(2), first: rss.first, last: rss.last, min: rss.min, max: rss.max, final: finalSample?.rssKb },
-      fds: { slope_per_min: +fds.slope.toFixed(3), stderr: +fds.se.toFixed(3), first: fds.first, last: fds.last, min: fds.min, max: fds.max, final: finalSample?.fds },
+      fds: { quiet_points: quietAfter.length, slope_per_min: +fds.slope.toFixed(3), stderr: +fds.se.toFixed(3), first: fds.first, last: fds.last, min: fds.min, max: fds.max, final: finalSample?.fds, busy_max: Math.max(...samples.map((s) => s.fds)) },
     },
     checks,
     pass,
     series: samples.map((s) => [+s.tSec.toFixed(1), s.rssKb, s.fds]),
+    quiet_series: quiet.map((s) => [+s.tSec.toFixed(1), s.fds, s.clientSockets]),
   };
   fs.mkdirSync(opt.out, { recursive: true });
   fs.writeFileSync(path.join(opt.out, 'soak-latest.json'), JSON.stringify(result, null, 2) + '\n');
@@ -516,7 +536,7 @@ function summary(r) {
     `soak ${r.pass ? 'PASSED' : 'FAILED'}: ${r.run_seconds} s, ${r.requests} requests (${r.requests_per_second}/s), ${r.config_rewrites} config rewrites (${r.gateway.reloads_logged} reloads logged, ${r.gateway.reloads_refused} refused)`,
     `  ok ${v.ok}, failed ${v.failure}, client aborts ${v.aborted}, expected mid-answer failures ${v.expected_failure}; latency of ok requests p50 ${r.latency_ok_ms.p50} ms, p99 ${r.latency_ok_ms.p99} ms`,
     `  RSS after warm-up: ${m.rss_kb.first} -> ${m.rss_kb.last} KB, slope ${m.rss_kb.slope_per_min} KB/min (±${m.rss_kb.stderr}; limit ${m.rss_kb.limit_per_min})`,
-    `  fds after warm-up: ${m.fds.first} -> ${m.fds.last} (min ${m.fds.min}, max ${m.fds.max}), slope ${m.fds.slope_per_min}/min (±${m.fds.stderr})`,
+    `  fds at ${m.fds.quiet_points} quiet points after warm-up: ${m.fds.first} -> ${m.fds.last} (min ${m.fds.min}, max ${m.fds.max}; ${m.fds.busy_max} at most under load), slope ${m.fds.slope_per_min}/min (±${m.fds.stderr})`,
     `  gateway exit on SIGTERM: ${JSON.stringify(r.gateway.exit)}`,
     ...Object.entries(r.checks).map(([k, ok]) => `  ${ok ? 'ok  ' : 'FAIL'} ${k}`),
     ...r.failures.slice(0, 10).map((f) => `  failure: ${f.kind} ${f.group} via ${f.target}: ${f.why}`),
@@ -552,7 +572,7 @@ Latency of successful requests: p50 ${r.latency_ok_ms.p50} ms, p99 ${r.latency_o
 | after warm-up (${m.warmup_seconds} s, ${m.samples} samples in all) | first | last | min | max | slope per minute |
 | --- | --- | --- | --- | --- | --- |
 | RSS (KB) | ${m.rss_kb.first} | ${m.rss_kb.last} | ${m.rss_kb.min} | ${m.rss_kb.max} | ${m.rss_kb.slope_per_min} ± ${m.rss_kb.stderr} (limit ${m.rss_kb.limit_per_min}) |
-| open fds | ${m.fds.first} | ${m.fds.last} | ${m.fds.min} | ${m.fds.max} | ${m.fds.slope_per_min} ± ${m.fds.stderr} |
+| open fds (at ${m.fds.quiet_points} quiet points; ${m.fds.busy_max} at most under load) | ${m.fds.first} | ${m.fds.last} | ${m.fds.min} | ${m.fds.max} | ${m.fds.slope_per_min} ± ${m.fds.stderr} |
 
 Gateway exit on SIGTERM: \`${JSON.stringify(r.gateway.exit)}\`. Access outcomes: \`${JSON.stringify(r.gateway.access_outcomes)}\`.
 ${r.failures.length ? `\nFailures (first ${r.failures.length}):\n\n${r.failures.map((f) => `- ${f.t} ${f.kind} \`${f.group}\` via \`${f.target}\`: ${f.why}`).join('\n')}\n` : ''}`;
