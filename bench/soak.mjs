@@ -348,12 +348,12 @@ async function one(kind, group, r) {
 // Descriptors move with the work in flight (client and provider connections), so they are
 // counted at quiet points: every --quiet-every seconds the load pauses until nothing is in
 // flight, waits 300 ms, and counts; then it resumes. Pauses are short (the longest request).
-async function drive(endAt, rnd, onQuiet) {
+async function drive(endAt, rnd, onQuiet, stopped) {
   const inflight = new Set();
   const gap = 1000 / opt.rate;
   let next = performance.now();
   let nextQuiet = performance.now() + opt.quietEvery * 1000;
-  for (let i = 0; i < 1e9 && performance.now() < endAt; i++) {
+  for (let i = 0; i < 1e9 && performance.now() < endAt && !stopped(); i++) {
     if (performance.now() >= nextQuiet) {
       await Promise.all(inflight);
       await sleep(300);
@@ -454,6 +454,10 @@ async function main() {
     const s = sampleProc(gw.proc.pid);
     const clientSockets = Object.values(agent.freeSockets).reduce((a, l) => a + l.length, 0);
     if (s) quiet.push({ tSec: (performance.now() - t0) / 1000, fds: s.fds, clientSockets });
+  }, () => {
+    // A gateway that died ends the run at once (the verdict reports it).
+    if (gw.exit) log(`the gateway exited during the run: ${JSON.stringify(gw.exit)}`);
+    return gw.exit !== null;
   });
   running = false;
   for (const t of timers) clearInterval(t);
