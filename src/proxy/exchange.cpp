@@ -438,6 +438,13 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
     }
     if (parser_->is_header_done()) break;
   }
+  // HTTP status codes are 100-599 (RFC 9110 section 15); the parser takes any three digits,
+  // and an answer such as "999" must not reach clients as if it were one.
+  if (int s = parser_->status(); s < 200 || s > 599) {
+    release_upstream(false);
+    co_return attempt_outcome{fail::broken, false,
+                              "malformed answer from the provider: status " + std::to_string(s)};
+  }
   if (mode_ == mode::undecided) decide_mode();
   co_return attempt_outcome{};
 }
