@@ -60,6 +60,8 @@ function parseArgs(argv) {
 const opt = parseArgs(process.argv.slice(2));
 const BIN = path.resolve(process.env.OPENBRIDGE_BIN || path.join(ROOT, 'build-rel/openbridge'));
 const TOKEN = 'sk-soak-client';
+const ADMIN_TOKEN = 'soak-admin-token';
+let adminPort = 0;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (s) => process.stderr.write(`[soak ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 
@@ -184,6 +186,8 @@ function buildConfig(mockPort, generation, rnd) {
     // over, not the retry budget (which the failover tests cover).
     retry: { budget_ratio: 10, budget_min_per_second: 10000 },
     health: { consecutive_failures: 3, base_ejection: 1, max_ejection: 5 },
+    // The admin listener runs as in production; /metrics is scraped during the whole run.
+    admin: { listen: `127.0.0.1:${adminPort}`, token: ADMIN_TOKEN },
   };
 }
 
@@ -413,9 +417,21 @@ async function main() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ob-soak-'));
   const rnd = rng(Number(process.env.SOAK_SEED || Date.now()));
   const mock = await startMock(dir);
+  adminPort = await freePort();
   const gw = await startGateway(dir, buildConfig(mock.port, 0, rnd));
   gwPort = gw.port;
   log(`gateway ${BIN} pid ${gw.proc.pid} on :${gw.port}, mock on :${mock.port}, ${opt.duration} s, concurrency ${opt.concurrency}, ${opt.rate} req/s`);
+
+  // The largest bodies first, several at once: glibc raises its mmap threshold to the largest
+  // block freed so far, and the heap grows in steps as new maxima come by chance; meeting the
+  // maximum during the warm-up lets the RSS check see what happens afterwards.
+  const biggest = 1200 * 1024 + 1024 * 1024;
+  for (let round = 0; round < 2; round++)
+    await Promise.all(
+      Array.from({ length: Math.min(8, opt.concurrency) }, () =>
+        send({ path: '/v1/chat/completions', body: { model: 'solo', messages: [{ role: 'user', content: LARGE.slice(0, biggest) }] }, stream: false }),
+      ),
+    );
 
   const t0 = performance.now();
   const endAt = t0 + opt.duration * 1000;
@@ -439,6 +455,37 @@ async function main() {
   every(10000, () => {
     const r = http.request({ host: '127.0.0.1', port: mock.port, method: 'POST', path: '/_mock/reset', agent: false }, (res) => res.resume());
     r.on('error', () => {});
+    r.end();
+  });
+  // /metrics under load and reloads: always answers, and the request counter never goes back.
+  const scrape = { ok: 0, failed: 0, counter_went_back: 0, last: 0, why: [] };
+  every(5000, () => {
+    const r = http.request(
+      { host: '127.0.0.1', port: adminPort, path: '/metrics', headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, agent: false, timeout: 5000 },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (text += d));
+        res.on('end', () => {
+          if (res.statusCode !== 200) {
+            scrape.failed++;
+            if (scrape.why.length < 5) scrape.why.push(`status ${res.statusCode}`);
+            return;
+          }
+          let total = 0;
+          for (const m of text.matchAll(/^openbridge_requests_total\{[^}]*\} (\d+)$/gm)) total += Number(m[1]);
+          if (total < scrape.last) scrape.counter_went_back++;
+          scrape.last = total;
+          scrape.ok++;
+        });
+      },
+    );
+    r.on('timeout', () => r.destroy(new Error('timeout')));
+    r.on('error', (e) => {
+      if (!running) return;
+      scrape.failed++;
+      if (scrape.why.length < 5) scrape.why.push(e.message);
+    });
     r.end();
   });
   let lastReport = t0;
@@ -497,6 +544,7 @@ async function main() {
     rss_not_growing: !rssGrowing,
     fds_not_growing: !fdsGrowing,
     traffic_flowed: stats.byVerdict.ok > 0 && samples.length >= 3 && quietAfter.length >= 3,
+    metrics_scrapes_ok: scrape.ok > 0 && scrape.failed === 0 && scrape.counter_went_back === 0,
   };
   const pass = Object.values(checks).every(Boolean);
   const result = {
@@ -513,6 +561,7 @@ async function main() {
     latency_ok_ms: { p50: pct(0.5), p99: pct(0.99), max: lat.length ? Math.round(lat[lat.length - 1]) : null },
     failures: stats.failures,
     config_rewrites: generation,
+    metrics_scrapes: { ok: scrape.ok, failed: scrape.failed, counter_went_back: scrape.counter_went_back, requests_counted: scrape.last, errors: scrape.why },
     gateway: { reloads_logged: gw.reloaded, reloads_refused: gw.refused, access_outcomes: gw.outcomes, exit: stopped ?? 'killed after 40 s', notable_lines: gw.notable },
     memory: {
       warmup_seconds: +warm.toFixed(1),
