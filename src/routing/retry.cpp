@@ -231,7 +231,9 @@ std::optional<millis> parse_retry_after(std::string_view value,
     return parse_decimal(value, 1000.0, cap);
   auto when = parse_http_date(value);
   if (!when) return std::nullopt;
-  auto delta = std::chrono::ceil<millis>(*when - now);
+  // In milliseconds: `*when - now` would be in system_clock's nanoseconds, which overflow for
+  // dates past 2262. ceil(when - now) == when - floor(now) since `when` is whole seconds.
+  auto delta = std::chrono::time_point_cast<millis>(*when) - std::chrono::floor<millis>(now);
   return std::clamp(delta, millis{0}, cap);
 }
 

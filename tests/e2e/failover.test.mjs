@@ -93,7 +93,9 @@ async function startFlip() {
 }
 
 // True when `--check-config` accepts the given extension keys without an "unknown key" warning.
-function keysAccepted(extra) {
+// Asserts that --check-config accepts `extra` (documented keys, docs/CONFIGURATION.md): a parser
+// regression that rejects them must fail the tests that use them, not skip them.
+function assertKeysAccepted(extra, what) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ob-fo-keys-'));
   const file = path.join(dir, 'config.json');
   try {
@@ -107,7 +109,8 @@ function keysAccepted(extra) {
     };
     fs.writeFileSync(file, JSON.stringify(cfg));
     const r = runBin(['--check-config', file]);
-    return r.code === 0 && !/unknown key/i.test(r.stderr + r.stdout);
+    assert.ok(r.code === 0 && !/unknown key/i.test(r.stderr + r.stdout),
+      `--check-config must accept ${what} ${JSON.stringify(extra)}: exit ${r.code}\n${r.stderr}${r.stdout}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -156,9 +159,6 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
   let M; // the mock provider: targets differ by /mode/ path and by model name
   const gws = [];
   const flips = [];
-  let healthKeys = false; // "health": {"consecutive_failures", "base_ejection"} accepted
-  let groupKeys = false; // "groups": {"g": {"policy", "attempts"}} accepted
-  let retryKeys = false; // "retry": {"budget_ratio", "budget_min_per_second"} accepted
 
   const byModel = (name) => M.stats().requests.filter((r) => r.model === name);
   const countModel = (name) => byModel(name).length;
@@ -183,10 +183,6 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
 
   before(async () => {
     M = await startMock();
-    healthKeys = keysAccepted({ health: { consecutive_failures: 2, base_ejection: 1 } });
-    groupKeys = keysAccepted({ groups: { g: { policy: 'round_robin', attempts: 1 } } });
-    retryKeys = keysAccepted({ retry: { budget_ratio: 0, budget_min_per_second: 1 } });
-    console.log(`# failover: health keys ${healthKeys ? 'accepted' : 'not accepted (defaults used)'}; group keys ${groupKeys ? 'accepted' : 'not accepted'}; retry keys ${retryKeys ? 'accepted' : 'not accepted'}`);
   });
 
   after(async () => {
@@ -530,10 +526,7 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
   // -------------------------------------------------------------------------------------------
   test('5d. a provider\'s own first_byte timeout cuts its hang and fails over', T, async (t) => {
     const probe = { providers: [{ group: 'g', name: 'm', base: 'http://127.0.0.1:9', key: 'k', timeouts: { first_byte: 0.5 } }] };
-    if (!keysAccepted(probe)) {
-      t.skip('provider "timeouts" not accepted by --check-config yet');
-      return;
-    }
+    assertKeysAccepted(probe, 'provider "timeouts"');
     M.reset();
     const gw = await gateway({
       providers: [P('pt', 'pt-hang', `${M.url}/mode/hang`, { timeouts: { first_byte: 0.5 } }), P('pt', 'pt-good', M.url)],
@@ -556,14 +549,15 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
 
   // -------------------------------------------------------------------------------------------
   test('6. recovery: an ejected target gets one probe after its cooldown and traffic again after it succeeds; a failed probe doubles the cooldown', T, async (t) => {
-    const K = healthKeys ? 2 : 5;
-    const BASE_MS = healthKeys ? 1000 : 5000;
+    assertKeysAccepted({ health: { consecutive_failures: 2, base_ejection: 1 } }, '"health" keys');
+    const K = 2;
+    const BASE_MS = 1000;
     const PROBE_DELAY = 400;
     for (const variant of ['failures', 'retry-after', 'retry-after-503', 'failed-probe']) {
       M.reset();
       const F = await flip();
       const cfg = { providers: [P('rec', 'rec-flip', F.url), P('rec', 'rec-good', M.url)] };
-      if (healthKeys) cfg.health = { consecutive_failures: K, base_ejection: BASE_MS / 1000 };
+      cfg.health = { consecutive_failures: K, base_ejection: BASE_MS / 1000 };
       const gw = await gateway(cfg);
       const statuses = [];
       // Requests every 40 ms (not waiting for each other) until done() or the deadline.
@@ -876,10 +870,7 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
 
   // -------------------------------------------------------------------------------------------
   test('9b. retry settings: budget 0 turns failover off; budget_min_per_second alone caps retries', T, async (t) => {
-    if (!retryKeys) {
-      t.skip('"retry" keys not accepted by --check-config yet');
-      return;
-    }
+    assertKeysAccepted({ retry: { budget_ratio: 0, budget_min_per_second: 1 } }, '"retry" keys');
     M.reset();
     const gwOff = await gateway({
       providers: [P('nof', 'nof-500', `${M.url}/mode/status-500`), P('nof', 'nof-good', M.url)],
@@ -921,11 +912,8 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
   });
 
   // -------------------------------------------------------------------------------------------
-  test('11. groups.<g>.attempts and groups.<g>.policy (when the keys are accepted)', T, async (t) => {
-    if (!groupKeys) {
-      t.skip('"groups" keys not accepted by --check-config yet');
-      return;
-    }
+  test('11. groups.<g>.attempts and groups.<g>.policy', T, async (t) => {
+    assertKeysAccepted({ groups: { g: { policy: 'round_robin', attempts: 1 } } }, '"groups" keys');
     M.reset();
     const gw = await gateway({
       providers: [
@@ -951,10 +939,7 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
   });
 
   test('11b. attempts 1 turns failover off; latency and least_inflight prefer the fast target', T, async (t) => {
-    if (!groupKeys) {
-      t.skip('"groups" keys not accepted by --check-config yet');
-      return;
-    }
+    assertKeysAccepted({ groups: { g: { policy: 'round_robin', attempts: 1 } } }, '"groups" keys');
     M.reset();
     const gw = await gateway({
       providers: [

@@ -169,6 +169,17 @@ TEST(RetryAfter, RelativeToTheWallClockGiven) {
   EXPECT_EQ(parse_retry_after("Fri, 01 Mar 2024 00:00:30 GMT", now), 90s);  // leap day
 }
 
+// A date past what system_clock's nanoseconds can hold (year 2262) is still just "later than
+// the cap": no overflow in the subtraction (found by tests/fuzz/retry_after_fuzz.cpp).
+TEST(RetryAfter, FarFutureDateIsCappedWithoutOverflow) {
+  auto now = system_clock::time_point(sys_days(std::chrono::year(2024) / 5 / 1) + 12h);
+  EXPECT_EQ(parse_retry_after("Mon, 01 Jan 2524 00:00:00 GMT", now), millis(300'000));
+  EXPECT_EQ(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now, millis(1000)), millis(1000));
+  // Sub-millisecond "now" still rounds the wait up, as before.
+  auto later = now + std::chrono::microseconds(1500);
+  EXPECT_EQ(parse_retry_after("Wed, 01 May 2024 12:00:01 GMT", later), millis(999));
+}
+
 TEST(RetryAfter, MillisecondsHeader) {
   EXPECT_EQ(parse_retry_after_ms("250"), 250ms);
   EXPECT_EQ(parse_retry_after_ms("1.2"), 2ms);  // rounded up: never retry early

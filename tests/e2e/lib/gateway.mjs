@@ -45,6 +45,20 @@ function tryConnect(port, host) {
   });
 }
 
+// Sanitizer reports (ASan, UBSan, LSan, TSan builds: scripts/test). The sanitizer options make a
+// report fail the process, but an exit code can be swallowed (a test that only checks answers,
+// a gateway killed at the end), so the text itself fails the run: runBin() throws, and any report
+// seen in a gateway's stderr is printed at once and fails the test file at exit (throwing from
+// stop() instead would skip the cleanup in the callers' after() hooks and hang the file).
+const SANITIZER_REPORT = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|WARNING: ThreadSanitizer|ERROR: ThreadSanitizer/;
+const sanitizerReports = [];
+export function sanitizerReport(text) {
+  const m = SANITIZER_REPORT.exec(text);
+  if (!m) return null;
+  const start = text.lastIndexOf('\n', m.index) + 1;
+  return text.slice(start, start + 4000);
+}
+
 const running = new Set();
 process.on('exit', () => {
   for (const p of running) {
@@ -52,11 +66,20 @@ process.on('exit', () => {
       p.kill('SIGKILL');
     } catch {}
   }
+  if (sanitizerReports.length) {
+    process.stderr.write(`\n${sanitizerReports.length} sanitizer report(s) in gateway stderr:\n${sanitizerReports.join('\n----\n')}\n`);
+    process.exitCode = 1;
+  }
 });
 
 // Runs the binary with arguments and no server (e.g. --check-config, --version); bounded.
 export function runBin(args, { env, timeout = 10000 } = {}) {
   const r = spawnSync(BIN, args, { env: { ...process.env, ...env }, timeout, encoding: 'utf8' });
+  const report = sanitizerReport(r.stderr ?? '');
+  if (report) {
+    sanitizerReports.push(`openbridge ${args.join(' ')}\n${report}`);
+    throw new Error(`sanitizer report from openbridge ${args.join(' ')}:\n${report}`);
+  }
   return { code: r.status, signal: r.signal, stdout: r.stdout ?? '', stderr: r.stderr ?? '', error: r.error };
 }
 
@@ -109,6 +132,7 @@ export async function startGateway({ config, env, workers = 2, extraArgs = [], s
     }
   });
   let exit = null;
+  let gw = null;
   const exited = new Promise((resolve) =>
     proc.once('exit', (code, signal) => {
       exit = { code, signal };
@@ -116,8 +140,19 @@ export async function startGateway({ config, env, workers = 2, extraArgs = [], s
       resolve(exit);
     }),
   );
+  const closed = new Promise((resolve) =>
+    proc.once('close', () => {
+      const report = sanitizerReport(gw.stderr());
+      if (report) {
+        sanitizerReports.push(`gateway on port ${port}\n${report}`);
+        process.stderr.write(`\nsanitizer report in the stderr of the gateway on port ${port}:\n${report}\n`);
+        process.exitCode = 1;
+      }
+      resolve();
+    }),
+  );
 
-  const gw = {
+  gw = {
     port,
     url: `http://127.0.0.1:${port}`,
     adminPort,
@@ -130,6 +165,8 @@ export async function startGateway({ config, env, workers = 2, extraArgs = [], s
     stdoutLines,
     stderr: () => stderrLines.join('\n') + (errBuf ? `\n${errBuf}` : ''),
     exited: () => exit,
+    // The first sanitizer report in stderr so far, or null.
+    sanitizerReport: () => sanitizerReport(gw.stderr()),
     // Rewrites the config file: mode 'inplace' (truncate + write, same inode) or 'rename'
     // (write a temp file in the same directory, rename it over the config).
     writeConfig(cfg, { mode = 'inplace' } = {}) {
@@ -152,7 +189,26 @@ export async function startGateway({ config, env, workers = 2, extraArgs = [], s
       proc.kill('SIGHUP');
     },
     // SIGTERM, wait for the exit (bounded); returns {code, signal}. SIGKILL after `timeout`.
-    async stop({ timeout = 10000 } = {}) {
+    // A sanitizer report in stderr fails the test file at exit (see sanitizerReports).
+    stop({ timeout = 10000 } = {}) {
+      return stopProcess(timeout);
+    },
+    cleanup() {
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+
+  async function stopProcess(timeout) {
+    const r = await signalAndWait(timeout);
+    // 'close' comes after stderr is drained: a report written just before exit is read too.
+    let timer;
+    await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, 2000)))]);
+    clearTimeout(timer);
+    return r;
+  }
+
+  async function signalAndWait(timeout) {
+    {
       if (exit) return exit;
       proc.kill('SIGTERM');
       let timer;
@@ -169,11 +225,8 @@ export async function startGateway({ config, env, workers = 2, extraArgs = [], s
         return { code: null, signal: 'SIGKILL', timedOut: true };
       }
       return r;
-    },
-    cleanup() {
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
+    }
+  }
 
   const deadline = performance.now() + startTimeout;
   for (let i = 0; i < 1000; i++) {

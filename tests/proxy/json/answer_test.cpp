@@ -84,6 +84,70 @@ TEST(inspect_answer, DuplicateModelKeysAreAllRewritten) {
   EXPECT_EQ(spliced(doc, a, R"("g")"), R"({"model":"g","model":"g"})");
 }
 
+// More "model" strings than answer_info has room for, at each level where they are read: the
+// first max_models are kept, in document order, and nothing is written past the array (under
+// ASan/UBSan an overflow of `models` is a report; without, it corrupts model_count).
+TEST(inspect_answer, MoreModelKeysThanRoomAtEveryLevel) {
+  constexpr int room = answer_info::max_models;
+  auto keys = [](int from, int n) {
+    std::string s;
+    for (int i = from; i < from + n; ++i)
+      s += (s.empty() ? "" : ",") + ("\"model\":\"m" + std::to_string(i) + "\"");
+    return s;
+  };
+  const std::string docs[] = {
+      "{" + keys(0, room + 2) + "}",                                            // top level
+      R"({"type":"response.created","response":{)" + keys(0, room + 2) + "}}",  // response
+      "{" + keys(0, room) + R"(,"response":{)" + keys(room, 3) + "}}",          // both, top first
+      R"({"response":{)" + keys(0, room + 1) + "}," + keys(room + 1, room + 1) + "}",
+      "{" + keys(0, 1) + R"(,"response":{)" + keys(1, room) + "}}",  // one too many
+  };
+  model_finder f;
+  for (const std::string& doc : docs) {
+    answer_info a = f.inspect_answer(doc, doc.size());
+    ASSERT_TRUE(a.is_object) << doc;
+    ASSERT_EQ(a.model_count, room) << doc;
+    for (int i = 0; i < room; ++i)
+      EXPECT_EQ(text_of(doc, a.models[i]), "\"m" + std::to_string(i) + "\"") << doc;
+    EXPECT_FALSE(a.usage.present()) << doc;
+    EXPECT_FALSE(a.has_error) << doc;
+    // The kept ones are rewritten, the rest left as they came.
+    std::string out = spliced(doc, a, R"("g")");
+    std::string expect = doc;
+    for (int i = room - 1; i >= 0; --i)
+      expect.replace(a.models[i].begin, a.models[i].end - a.models[i].begin, R"("g")");
+    EXPECT_EQ(out, expect) << doc;
+  }
+}
+
+// Zero is a real token count (a cached or empty answer): it must read as 0, not as "absent".
+TEST(inspect_answer, ZeroUsageCounts) {
+  model_finder f;
+  const std::string chat =
+      R"({"model":"m","usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0}})";
+  answer_info a = f.inspect_answer(chat, chat.size());
+  EXPECT_TRUE(a.usage.present());
+  EXPECT_EQ(a.usage.prompt_tokens, 0);
+  EXPECT_EQ(a.usage.completion_tokens, 0);
+  EXPECT_EQ(a.usage.total_tokens, 0);
+  const std::string responses =
+      R"({"type":"response.completed","response":{"model":"m","usage":{"input_tokens":0,)"
+      R"("output_tokens":0,"total_tokens":0}}})";
+  a = f.inspect_answer(responses, responses.size());
+  EXPECT_TRUE(a.usage.present());
+  EXPECT_EQ(a.usage.prompt_tokens, 0);
+  EXPECT_EQ(a.usage.completion_tokens, 0);
+  EXPECT_EQ(a.usage.total_tokens, 0);
+  for (const char* one :
+       {R"({"usage":{"prompt_tokens":0}})", R"({"usage":{"completion_tokens":0}})",
+        R"({"usage":{"total_tokens":0}})"}) {
+    const std::string d = one;
+    EXPECT_TRUE(f.inspect_answer(d, d.size()).usage.present()) << d;
+  }
+  const std::string negative = R"({"usage":{"prompt_tokens":-1,"total_tokens":-5}})";
+  EXPECT_FALSE(f.inspect_answer(negative, negative.size()).usage.present());
+}
+
 TEST(inspect_answer, NonStringModelsAreLeftAlone) {
   model_finder f;
   const std::string doc = R"({"model":null,"response":{"model":7},"choices":[{"model":"x"}]})";

@@ -102,6 +102,49 @@ TEST(rewrite_event, UnchangedEvents) {
   }
 }
 
+// Events with more "model" strings than answer_info::max_models, through the stream shape
+// cache as the gateway runs them (the shape copies the spans): the first max_models are
+// rewritten in every event, the rest pass through, nothing is written out of bounds.
+TEST(rewrite_event, MoreModelKeysThanRoomWithShape) {
+  constexpr int room = json::answer_info::max_models;
+  std::string models;
+  for (int i = 0; i < room + 2; ++i) models += ",\"model\":\"m" + std::to_string(i) + "\"";
+  const std::string top = "data: {\"id\":1" + models + ",\"n\":1}\n\n";
+  const std::string nested =
+      "data: {\"type\":\"response.created\",\"response\":{\"id\":1" + models + "}}\n\n";
+  for (const std::string& ev_text : {top, nested}) {
+    framer f;
+    json::model_finder finder;
+    stream_shape shape;
+    std::string out;
+    auto on_event = [&](const event& ev) { rewrite_event(ev, finder, group, out, &shape); };
+    for (int k = 0; k < 3; ++k) f.feed(ev_text, on_event);  // 2nd and 3rd may use the shape
+    f.finish(on_event);
+    std::string one = ev_text;
+    for (int i = room - 1; i >= 0; --i) {
+      const std::string m = "\"m" + std::to_string(i) + "\"";
+      one.replace(one.find(m), m.size(), group);
+    }
+    EXPECT_EQ(out, one + one + one) << ev_text;
+  }
+}
+
+// A final chunk with zero token counts (a cached or empty answer): usage present, all 0.
+TEST(rewrite_event, ZeroUsageCounts) {
+  const rewritten r = rewrite_text(
+      "data: {\"id\":\"c\",\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":0,"
+      "\"completion_tokens\":0,\"total_tokens\":0}}\n\n"
+      "data: {\"type\":\"response.completed\",\"response\":{\"model\":\"m\",\"usage\":"
+      "{\"input_tokens\":0,\"output_tokens\":0,\"total_tokens\":0}}}\n\n");
+  ASSERT_EQ(r.infos.size(), 2u);
+  for (const event_info& info : r.infos) {
+    EXPECT_TRUE(info.usage.present());
+    EXPECT_EQ(info.usage.prompt_tokens, 0);
+    EXPECT_EQ(info.usage.completion_tokens, 0);
+    EXPECT_EQ(info.usage.total_tokens, 0);
+  }
+}
+
 TEST(rewrite_event, MultiLineJsonDataSplicedInPlace) {
   const std::string input =
       "id: 7\ndata: {\"id\":1,\r\ndata:\"model\" : \"gpt-4o\",\ndata: \"x\":2,\n"
