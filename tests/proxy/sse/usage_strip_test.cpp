@@ -222,7 +222,9 @@ TEST(usage_strip, DisabledKeepsTheUsageChunk) {
     EXPECT_EQ(plain.out, no_strip_state.out);
     EXPECT_EQ(plain.dropped, 0);
     EXPECT_EQ(plain.prompt, c.prompt);
-    if (injected_count(c) > 0) EXPECT_NE(plain.out.find("\"choices\":[]"), std::string::npos);
+    if (injected_count(c) > 0) {
+      EXPECT_NE(plain.out.find("\"choices\":[]"), std::string::npos);
+    }
   }
 }
 
