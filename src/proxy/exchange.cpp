@@ -398,6 +398,10 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
                                 false, res.detail};
     up_ = std::move(res.conn);
   }
+  if (ctx_.stopping) {  // the shutdown grace ended while this attempt connected
+    release_upstream(false);
+    co_return attempt_outcome{fail::broken, false, "shutdown grace period over"};
+  }
   ++up_->uses;
 
   // One gathered write: head, then the body with the model spliced (and, for a stream whose
@@ -432,7 +436,11 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
     auto o = co_await read_upstream(to.first_byte);
     if (o.failure != fail::none) {
       // The whole request reached the provider, which may have acted on it: never sent twice
-      // to the same target (failover may still pick another one).
+      // to the same target (failover may still pick another one). Unless the pool's idle watch
+      // closed this pooled connection because the provider had closed it or sent stray bytes
+      // before the request was leased: then the request went nowhere, and a fresh connection
+      // may carry it.
+      if (reused && up_ && up_->closed_by_watch && !received_any_) o.retryable = true;
       release_upstream(false);
       co_return o;
     }

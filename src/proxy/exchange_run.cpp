@@ -271,7 +271,7 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     attempt_open_ = true;
     last = co_await attempt(r, t, /*allow_pooled=*/true);
     // A pooled connection the provider closed while idle is not the provider's failure.
-    if (last.failure != fail::none && last.retryable && !client_gone_)
+    if (last.failure != fail::none && last.retryable && !client_gone_ && !ctx_.stopping)
       last = co_await attempt(r, t, /*allow_pooled=*/false);
     if (last.failure != fail::none) {
       auto kind = kind_of(last.failure);

@@ -60,6 +60,9 @@ void request_parser::on_request_impl(beast::http::verb, beast::string_view metho
 
 void request_parser::on_field_impl(beast::http::field f, beast::string_view name,
                                    beast::string_view value, beast::error_code&) {
+  // Fields after the head are chunked trailers: they came after the request checks and must
+  // not turn into headers the provider sees (RFC 9110 section 6.5.1). Dropped.
+  if (is_header_done()) return;
   out_.headers.add(name, value, header_id_of(f, name));
 }
 
@@ -94,6 +97,7 @@ void response_parser::on_response_impl(int code, beast::string_view reason, int 
 
 void response_parser::on_field_impl(beast::http::field f, beast::string_view name,
                                     beast::string_view value, beast::error_code&) {
+  if (is_header_done()) return;  // trailers of a chunked answer: not headers for the client
   headers_.add(name, value, header_id_of(f, name));
 }
 

@@ -268,7 +268,9 @@ admin::admin_handlers make_admin_handlers(admin_context& c) {
   };
   h.token_ok = [&c](std::string_view token) {
     const auto& want = c.store.load()->cfg.admin.token;
-    if (want.empty()) return true;  // no token configured: loopback only (config check)
+    // No token configured: open on loopback only. A listener bound elsewhere (with a token at
+    // start) stays closed when a reload drops the token; a restart applies the new address.
+    if (want.empty()) return c.loopback;
     return auth::token_set({want}).contains(token);
   };
   return h;

@@ -30,6 +30,9 @@ struct admin_context {
   // Reloads the config file (as SIGHUP does); returns the store's outcome.
   std::function<proxy::snapshot_store::reload_outcome()> reload;
   const std::atomic<bool>& shutting_down;
+  // Whether the admin listener is bound to a loopback address. The listener is bound once; a
+  // reload that drops the token cannot make a non-loopback one open to anyone.
+  bool loopback = true;
 };
 
 admin::admin_handlers make_admin_handlers(admin_context& c);

@@ -198,6 +198,7 @@ int run(const options& opts) {
   std::unique_ptr<admin::admin_server> admin_srv;
   std::string admin_listen =
       opts.admin_listen_override.empty() ? cfg.admin.listen : opts.admin_listen_override;
+  admin_ctx.loopback = config::detail::is_loopback_listen(admin_listen);
   if (cfg.admin.enabled || !opts.admin_listen_override.empty()) {
     auto admin_ep = parse_listen_address(admin_listen, &err);
     if (!admin_ep) {

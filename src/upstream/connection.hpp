@@ -81,6 +81,10 @@ class connection {
   // leased) and the byte its idle watch reads into.
   std::deque<std::unique_ptr<connection>>* idle_in = nullptr;
   char probe = 0;
+  // The idle watch found EOF or an error on this connection and closed it after it had been
+  // leased: the provider had closed it, so it never read what was sent on it (stray bytes
+  // instead leave this false: such a provider may have read the request).
+  bool closed_by_watch = false;
 
  private:
   tcp::socket plain_;

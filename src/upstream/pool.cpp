@@ -23,20 +23,23 @@ void pool::expire(queue& q, std::chrono::steady_clock::time_point now) {
 // epoll_ctl. The handler touches the connection only if it still exists.
 void pool::watch(connection& c) {
   c.lowest().async_read_some(asio::buffer(&c.probe, 1),
-                             [alive = c.alive()](boost::system::error_code ec, std::size_t) {
+                             [alive = c.alive()](boost::system::error_code ec, std::size_t n) {
                                if (ec == asio::error::operation_aborted)
                                  return;  // leased, closed or destroyed
-                               if (auto self = alive.lock()) on_readable(**self);
+                               if (auto self = alive.lock()) on_readable(**self, ec || n == 0);
                              });
 }
 
 // Data, EOF or an error on an idle connection: close it and drop it from its queue. If it was
 // leased after the read completed but before this handler ran, closing it makes the request
 // on it fail (and be retried or answered with an error) instead of reading these bytes.
-void pool::on_readable(connection& c) {
+void pool::on_readable(connection& c, bool closed_by_peer) {
   c.close();
   auto* q = c.idle_in;
-  if (!q) return;
+  if (!q) {  // leased meanwhile: a provider that had closed it never saw the request sent on it
+    c.closed_by_watch = closed_by_peer;
+    return;
+  }
   c.idle_in = nullptr;
   auto it = std::find_if(q->begin(), q->end(), [&](const auto& p) { return p.get() == &c; });
   if (it != q->end()) q->erase(it);  // destroys c

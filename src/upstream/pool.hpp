@@ -59,7 +59,8 @@ class pool {
   };
   void expire(queue& q, std::chrono::steady_clock::time_point now);
   void watch(connection& c);
-  static void on_readable(connection& c);
+  // `closed_by_peer`: EOF or an error rather than stray bytes.
+  static void on_readable(connection& c, bool closed_by_peer);
 
   options opts_;
   std::unordered_map<std::string, queue, string_hash, std::equal_to<>> idle_;

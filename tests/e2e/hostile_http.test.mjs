@@ -90,6 +90,9 @@ const badPaths = [
   '/v1/chat/completions#/../../admin',
   '/v1/..;/admin',
   '/v1/%2e%2e%3b/admin',
+  '/v1/..%3Fx/admin',
+  '/v1/..%3fx',
+  '/v1/..%23frag/admin',
 ];
 
 describe('hostile HTTP from clients', { timeout: 300000 }, () => {
@@ -197,6 +200,19 @@ describe('hostile HTTP from clients', { timeout: 300000 }, () => {
   });
 
   // Credentials and client identity headers: a request full of them, then what reached the provider.
+  test('trailers of a chunked request never reach the provider as headers', T, async () => {
+    A.reset();
+    const bytes =
+      head(['Host: x', 'Authorization: ' + AUTH, 'Content-Type: application/json', 'Transfer-Encoding: chunked', 'Trailer: X-Evil']) +
+      `${BODY.length.toString(16)}\r\n${BODY}\r\n0\r\nX-Evil: injected\r\nX-Api-Key: ${CLIENT_TOKEN}\r\n\r\n`;
+    const r = await rawExchange({ port: gw.port, pieces: bytes, timeout: 5000, closeAfterAnswers: 1 });
+    assert.equal(r.answers[0]?.status, 200, r.raw.toString('latin1'));
+    const got = recs()[0].headers;
+    assert.equal(got['x-evil'], undefined, 'a trailer became a header upstream');
+    assert.equal(got['x-api-key'], undefined);
+    assert.equal(got.trailer, undefined);
+  });
+
   test('client credentials, cookies and client addresses never reach the provider', T, async () => {
     A.reset();
     const headers = [

@@ -372,6 +372,33 @@ describe('observability: process', { timeout: 120000 }, () => {
     }
   });
 
+  test('a reload that drops the admin token does not open a non-loopback admin listener', async () => {
+    const A = await startMock();
+    const adminPort = await freePort();
+    const base = { providers: [{ group: 'g', name: 'm', base: A.url, key: 'k' }], security: [CLIENT] };
+    // Bound on every interface (the test talks to it on 127.0.0.1 only).
+    const gw = await startGateway({ config: { ...base, admin: { listen: `0.0.0.0:${adminPort}`, token: ADMIN_TOKEN } } });
+    try {
+      const url = `http://127.0.0.1:${adminPort}/metrics`;
+      assert.equal((await request({ url })).status, 401);
+      // The reload's own address is loopback and has no token: it is valid, and applied...
+      gw.writeConfig({ ...base, admin: { listen: `127.0.0.1:${adminPort}` } });
+      gw.sighup();
+      await waitFor(() => /config reloaded/.test(gw.stderr()), { what: 'the reload' });
+      // ...but the listener bound at start is still on every interface: still closed.
+      assert.equal((await request({ url })).status, 401);
+      gw.writeConfig({ ...base, admin: false });
+      gw.sighup();
+      await waitFor(() => (gw.stderr().match(/config reloaded/g) || []).length >= 2, { what: 'the second reload' });
+      assert.equal((await request({ url })).status, 401);
+      assert.equal((await request({ url: `http://127.0.0.1:${adminPort}/healthz` })).status, 200);
+    } finally {
+      await gw.stop();
+      gw.cleanup();
+      await A.close();
+    }
+  });
+
   test('a non-loopback admin address without a token is refused at config check', async () => {
     const { runBin } = await import('./lib/gateway.mjs');
     const dir = fs.mkdtempSync(path.join((await import('node:os')).tmpdir(), 'ob-adm-'));

@@ -48,7 +48,9 @@ path_problem check_target(std::string_view target) {
       i += 2;
       if (in_query) continue;
       unsigned char d = static_cast<unsigned char>(hi * 16 + lo);
-      if (d == '/' || d == '\\') return path_problem::encoded_separator;
+      // '?' and '#' in disguise too: a provider that decodes, then splits off a query or a
+      // fragment, would see the segment end there ("..%3Fx" -> ".." then "?x").
+      if (d == '/' || d == '\\' || d == '?' || d == '#') return path_problem::encoded_separator;
       if (d == '%') return path_problem::encoded_percent;
       if (d < 0x20 || d == 0x7f) return path_problem::encoded_control;
       if (d == ';' && params()) return path_problem::dot_segment;
@@ -81,7 +83,8 @@ std::string_view describe(path_problem p) {
     case path_problem::dot_segment:
       return "The request path must not contain '.' or '..' segments, in any encoding.";
     case path_problem::encoded_separator:
-      return "The request path must not contain an encoded '/' or '\\' (%2F, %5C).";
+      return "The request path must not contain an encoded '/', '\\', '?' or '#' (%2F, %5C, %3F, "
+             "%23).";
     case path_problem::encoded_percent:
       return "The request path must not contain an encoded '%' (%25).";
     case path_problem::encoded_control:

@@ -11,7 +11,8 @@ enum class path_problem : std::uint8_t {
   none,
   not_origin_form,    // does not start with '/' (absolute-form, "*", empty)
   dot_segment,        // a segment that is "." or ".." once percent-decoded (%2e, %2E)
-  encoded_separator,  // %2F or %5C (any case) in the path: a '/' or '\' in disguise
+  encoded_separator,  // %2F, %5C, %3F or %23 (any case) in the path: '/', '\', '?', '#'
+                      // in disguise
   encoded_percent,    // %25 in the path: decoding twice could make any of the above
   encoded_control,    // %00-%1F or %7F in the path
   backslash,          // a raw '\' in the path (some servers treat it as '/')
@@ -28,7 +29,7 @@ enum class path_problem : std::uint8_t {
 //   - every '%' in target is followed by two hex digits;
 //   - in the path (the bytes before the first '?'):
 //       - no raw '\';
-//       - no %2F, %5C, %25, %00-%1F, %7F (hex digits of either case);
+//       - no %2F, %5C, %3F, %23, %25, %00-%1F, %7F (hex digits of either case);
 //       - no segment (the bytes between two '/', or after the last one) that percent-decodes
 //         to "." or "..", nor one whose bytes before its first ';' (raw or %3B) do ("..;x":
 //         some servers strip path parameters before normalising).

@@ -76,6 +76,10 @@ const std::vector<row> table = {
     {"/v1/chat%2fcompletions", path_problem::encoded_separator},
     {"/v1/chat%5c..%5cadmin", path_problem::encoded_separator},
     {"/v1/chat%5C..%5Cadmin", path_problem::encoded_separator},
+    {"/v1/..%3Fx", path_problem::encoded_separator},
+    {"/v1/..%3fx/admin", path_problem::encoded_separator},
+    {"/v1/..%23frag", path_problem::encoded_separator},
+    {"/v1/chat/completions?q=%3F%23", path_problem::none},  // the query may hold them
     {"/%2f", path_problem::encoded_separator},
     // encoded percent (double decoding)
     {"/v1/%252e%252e/admin", path_problem::encoded_percent},
