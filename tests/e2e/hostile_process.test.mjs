@@ -15,7 +15,8 @@ const T = { timeout: 30000 };
 function configFile(config) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ob-e2e-proc-'));
   const p = path.join(dir, 'config.json');
-  fs.writeFileSync(p, JSON.stringify(config));
+  // No admin listener unless asked: these processes run beside others (its default port is fixed).
+  fs.writeFileSync(p, JSON.stringify({ admin: false, ...config }));
   return p;
 }
 
