@@ -7,6 +7,9 @@
 // peak RSS; "core busy" is the share of one core the proxy used (near 100%: the proxy was the
 // bottleneck; lower: the load generator's core was). Ratios are ours/nginx on the gateway's row: req/s ratio > 1 is better,
 // p99 and CPU ratios < 1 are better. Memory rows: RSS with N open streams and per stream.
+// With a `lean` proxy (bench/run --proxies ours,lean,nginx: the same gateway with observability
+// off) its row carries lean/nginx ratios, and two more columns on the `ours` row give ours/lean
+// for req/s and CPU per request: what observability costs.
 // Records carry "workers" (bench/run --workers N): with N > 1 the proxy column says "×N" and a
 // note under the table says that nginx's CPU and RSS are summed over its N worker processes.
 'use strict';
@@ -52,35 +55,45 @@ function summarize(list) {
 
 const head = ['scenario', 'proxy', 'req/s (min–max)', 'p50 ms', 'p99 ms', 'CPU µs/req (core busy)',
   'peak RSS MB', 'errors / malformed', 'req/s ratio', 'p99 ratio', 'CPU ratio'];
+const hasLean = recs.some((r) => r.proxy === 'lean');
+if (hasLean) head.push('req/s ours/lean', 'CPU ours/lean');
 const rows = [head, head.map(() => '---')];
 
 for (const sc of order) {
   const ours = groups.get(`${sc}\u0000ours`);
+  const lean = groups.get(`${sc}\u0000lean`);
   const ngx = groups.get(`${sc}\u0000nginx`);
   const so = ours && summarize(ours);
+  const sl = lean && summarize(lean);
   const sn = ngx && summarize(ngx);
-  for (const [name, s, list] of [['ours', so, ours], ['nginx', sn, ngx]]) {
+  for (const [name, s, list] of [['ours', so, ours], ['lean', sl, lean], ['nginx', sn, ngx]]) {
     if (!s) continue;
+    // ours/lean columns: on the ours row only, and only when lean ran in this report.
+    const vsLean = (a, b) => (hasLean ? [name === 'ours' && sl ? ratio(a, b) : '—'] : []);
     if (s.mem) {
       const r = s.r;
-      const other = name === 'ours' ? sn && sn.r : null;
+      const other = name !== 'nginx' ? sn && sn.r : null;
       rows.push([sc, proxyName(name, list),
         '—', '—', '—', '—',
         `${mb(r.rss_n_kb)} (idle ${mb(r.rss_idle_kb)})`,
         `${r.first_event}/${r.n} got 1st event, ${r.failed} failed / ${r.malformed}`,
         `${(r.per_stream_bytes / 1024).toFixed(1)} KB/stream`,
         '—',
-        other ? `mem ${ratio(r.per_stream_bytes, other.per_stream_bytes)}` : '—']);
+        other ? `mem ${ratio(r.per_stream_bytes, other.per_stream_bytes)}` : '—',
+        // memory per stream in the CPU column, as the CPU ratio column does for nginx
+        ...(hasLean ? ['—'] : []),
+        ...vsLean(r.per_stream_bytes, sl && sl.r && sl.r.per_stream_bytes).map((x) => (x === '—' ? x : `mem ${x}`))]);
       continue;
     }
-    const isOurs = name === 'ours';
+    const isOurs = name !== 'nginx';   // ours and lean rows: ratios to nginx
     rows.push([sc, proxyName(name, list),
       `${int(s.rps)} (${int(s.rpsMin)}–${int(s.rpsMax)})`,
       ms(s.p50), ms(s.p99), `${s.cpu.toFixed(1)} (${s.core.toFixed(0)}%)`, mb(s.hwm),
       `${s.errors} / ${s.malformed} of ${int(s.checked)}`,
       isOurs && sn ? ratio(s.rps, sn.rps) : '—',
       isOurs && sn ? ratio(s.p99, sn.p99) : '—',
-      isOurs && sn ? ratio(s.cpu, sn.cpu) : '—']);
+      isOurs && sn ? ratio(s.cpu, sn.cpu) : '—',
+      ...vsLean(s.rps, sl && sl.rps), ...vsLean(s.cpu, sl && sl.cpu)]);
   }
 }
 
