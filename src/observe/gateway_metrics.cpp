@@ -1,6 +1,7 @@
 #include "observe/gateway_metrics.hpp"
 
 #include <algorithm>
+#include <array>
 #include <vector>
 
 namespace ob::observe::metrics {
@@ -32,25 +33,30 @@ const ids& known() {
   return i;
 }
 
-// Series of a family, sorted by their label values so the output is stable between scrapes.
-template <class Cell>
-std::vector<std::pair<const series_key*, const Cell*>> sorted(const series_map<Cell>& m) {
+// Series of a family that pass `keep`, sorted by their label values so the output is stable
+// between scrapes. Compares ranks of the values (distinct values, distinct ranks) rather than
+// the strings themselves.
+template <class Cell, class Keep>
+std::vector<std::pair<const series_key*, const Cell*>> sorted(const series_map<Cell>& m,
+                                                              const interner::table& t, Keep keep) {
+  struct row {
+    std::array<std::uint32_t, series_key::max_labels> rank;
+    const series_key* key;
+    const Cell* cell;
+  };
+  std::vector<row> rows;
+  rows.reserve(m.size());
+  for (const auto& [k, v] : m) {
+    if (!keep(k)) continue;
+    row r{{}, &k, &v};
+    for (std::size_t i = 0; i < series_key::max_labels; ++i) r.rank[i] = t.rank_of(k.v[i]);
+    rows.push_back(r);
+  }
+  std::sort(rows.begin(), rows.end(), [](const row& a, const row& b) { return a.rank < b.rank; });
   std::vector<std::pair<const series_key*, const Cell*>> out;
-  out.reserve(m.size());
-  for (const auto& [k, v] : m) out.emplace_back(&k, &v);
-  auto& in = labels();
-  std::sort(out.begin(), out.end(), [&](const auto& a, const auto& b) {
-    for (std::size_t i = 0; i < series_key::max_labels; ++i) {
-      if (a.first->v[i] == b.first->v[i]) continue;
-      return in.value(a.first->v[i]) < in.value(b.first->v[i]);
-    }
-    return false;
-  });
+  out.reserve(rows.size());
+  for (const auto& r : rows) out.emplace_back(r.key, r.cell);
   return out;
-}
-
-std::string_view value_of(std::uint32_t id) {
-  return labels().value(id);
 }
 
 }  // namespace
@@ -124,98 +130,101 @@ void shard::merge(const shard& o) {
 }
 
 void render(text_writer& w, const shard& m, const live_set& live) {
-  std::vector<label> ls;
+  // Taken after the merge: every id of `m` is in it.
+  auto table = labels().snapshot();
+  const auto& t = *table;
+  // A series' labels, escaped and joined once, written as is on each of its lines.
+  std::string ls;
+  auto put = [&](std::string_view name, std::uint32_t id) {
+    join_label(ls, name, t.escaped_of(id));
+  };
   auto gen_ai = [&](const series_key& key, std::string_view last_name) {
     ls.clear();
-    ls.push_back({"gen_ai_operation_name", value_of(key.v[0])});
-    ls.push_back({"gen_ai_provider_name", value_of(key.v[1])});
-    ls.push_back({"gen_ai_request_model", value_of(key.v[2])});
-    ls.push_back({"gen_ai_response_model", value_of(key.v[3])});
-    if (!last_name.empty() && key.v[4] != 0) ls.push_back({last_name, value_of(key.v[4])});
+    put("gen_ai_operation_name", key.v[0]);
+    put("gen_ai_provider_name", key.v[1]);
+    put("gen_ai_request_model", key.v[2]);
+    put("gen_ai_response_model", key.v[3]);
+    if (!last_name.empty() && key.v[4] != 0) put(last_name, key.v[4]);
   };
+  auto live_request_model = [&](const series_key& key) { return live.has_group(key.v[2]); };
 
   w.family("gen_ai_client_token_usage", "histogram",
            "Tokens per request, by direction (gen_ai_token_type input or output).");
-  for (auto [key, h] : sorted(m.token_usage)) {
-    if (!live.has_group(key->v[2])) continue;
+  for (auto [key, h] : sorted(m.token_usage, t, live_request_model)) {
     gen_ai(*key, "gen_ai_token_type");
-    w.histogram("gen_ai_client_token_usage", ls, token_usage_buckets(), *h);
+    w.histogram_joined("gen_ai_client_token_usage", ls, token_usage_buckets(), *h);
   }
   w.family("gen_ai_server_request_duration_seconds", "histogram",
            "Time from the request's arrival to its answer's end; error_type set on failures.");
-  for (auto [key, h] : sorted(m.duration)) {
-    if (!live.has_group(key->v[2])) continue;
+  for (auto [key, h] : sorted(m.duration, t, live_request_model)) {
     gen_ai(*key, "error_type");
-    w.histogram("gen_ai_server_request_duration_seconds", ls, request_duration_buckets(), *h);
+    w.histogram_joined("gen_ai_server_request_duration_seconds", ls, request_duration_buckets(),
+                       *h);
   }
   w.family("gen_ai_server_time_to_first_token_seconds", "histogram",
            "Time from the request's arrival to the first byte of the answer (streams: the "
            "first event).");
-  for (auto [key, h] : sorted(m.ttft)) {
-    if (!live.has_group(key->v[2])) continue;
+  for (auto [key, h] : sorted(m.ttft, t, live_request_model)) {
     gen_ai(*key, {});
-    w.histogram("gen_ai_server_time_to_first_token_seconds", ls, time_to_first_token_buckets(), *h);
+    w.histogram_joined("gen_ai_server_time_to_first_token_seconds", ls,
+                       time_to_first_token_buckets(), *h);
   }
   w.family("gen_ai_server_time_per_output_token_seconds", "histogram",
            "Streams: time per output token after the first.");
-  for (auto [key, h] : sorted(m.tpot)) {
-    if (!live.has_group(key->v[2])) continue;
+  for (auto [key, h] : sorted(m.tpot, t, live_request_model)) {
     gen_ai(*key, {});
-    w.histogram("gen_ai_server_time_per_output_token_seconds", ls, time_per_output_token_buckets(),
-                *h);
+    w.histogram_joined("gen_ai_server_time_per_output_token_seconds", ls,
+                       time_per_output_token_buckets(), *h);
   }
 
   auto group_target = [&](const series_key& key) {
     ls.clear();
-    ls.push_back({"group", value_of(key.v[0])});
-    ls.push_back({"target", value_of(key.v[1])});
+    put("group", key.v[0]);
+    put("target", key.v[1]);
   };
   auto live_gt = [&](const series_key& key) {
     return live.has_group(key.v[0]) && live.has_target(key.v[1]);
   };
   w.family("openbridge_requests_total", "counter",
            "Requests answered, by group, target and HTTP status code.");
-  for (auto [key, v] : sorted(m.requests)) {
-    if (!live_gt(*key)) continue;
+  for (auto [key, v] : sorted(m.requests, t, live_gt)) {
     group_target(*key);
-    ls.push_back({"code", value_of(key->v[2])});
-    w.sample("openbridge_requests_total", ls, *v);
+    put("code", key->v[2]);
+    w.sample_joined("openbridge_requests_total", ls, *v);
   }
   w.family("openbridge_upstream_attempts_total", "counter",
            "Attempts sent to targets, by outcome (ok, connect, tls, timeout, reset, status_429, "
            "status_5xx, error_event, ...).");
-  for (auto [key, v] : sorted(m.attempts)) {
-    if (!live_gt(*key)) continue;
+  for (auto [key, v] : sorted(m.attempts, t, live_gt)) {
     group_target(*key);
-    ls.push_back({"outcome", value_of(key->v[2])});
-    w.sample("openbridge_upstream_attempts_total", ls, *v);
+    put("outcome", key->v[2]);
+    w.sample_joined("openbridge_upstream_attempts_total", ls, *v);
   }
   w.family("openbridge_failovers_total", "counter",
            "Requests answered by another target than the first one tried.");
-  for (auto [key, v] : sorted(m.failovers)) {
-    if (!live.has_group(key->v[0])) continue;
-    label l[] = {{"group", value_of(key->v[0])}};
-    w.sample("openbridge_failovers_total", l, *v);
+  for (auto [key, v] :
+       sorted(m.failovers, t, [&](const series_key& k) { return live.has_group(k.v[0]); })) {
+    ls.clear();
+    put("group", key->v[0]);
+    w.sample_joined("openbridge_failovers_total", ls, *v);
   }
   w.family("openbridge_tokens_total", "counter",
            "Tokens used, by group, target, client (the key's name) and type (input, output).");
-  for (auto [key, v] : sorted(m.tokens)) {
-    if (!live_gt(*key)) continue;
+  for (auto [key, v] : sorted(m.tokens, t, live_gt)) {
     group_target(*key);
-    ls.push_back({"client", value_of(key->v[2])});
-    ls.push_back({"type", value_of(key->v[3])});
-    w.sample("openbridge_tokens_total", ls, *v);
+    put("client", key->v[2]);
+    put("type", key->v[3]);
+    w.sample_joined("openbridge_tokens_total", ls, *v);
   }
   w.family("openbridge_usage_unknown_total", "counter",
            "Answered requests whose provider reported no token usage (not counted in tokens).");
-  for (auto [key, v] : sorted(m.usage_unknown)) {
-    if (!live_gt(*key)) continue;
+  for (auto [key, v] : sorted(m.usage_unknown, t, live_gt)) {
     group_target(*key);
-    w.sample("openbridge_usage_unknown_total", ls, *v);
+    w.sample_joined("openbridge_usage_unknown_total", ls, *v);
   }
   w.family("openbridge_overhead_seconds", "histogram",
            "Time spent in the gateway itself: request duration minus time waiting on providers.");
-  w.histogram("openbridge_overhead_seconds", {}, overhead_buckets(), m.overhead);
+  w.histogram_joined("openbridge_overhead_seconds", {}, overhead_buckets(), m.overhead);
   w.family("openbridge_inflight_requests", "gauge", "Requests being proxied now.");
   w.sample("openbridge_inflight_requests", {}, static_cast<double>(m.inflight));
   w.family("openbridge_open_streams", "gauge", "Server-Sent Events answers being relayed now.");
@@ -224,17 +233,19 @@ void render(text_writer& w, const shard& m, const live_set& live) {
   w.sample("openbridge_client_connections", {}, static_cast<double>(m.client_connections));
   w.family("openbridge_upstream_ratelimit_remaining", "gauge",
            "The last x-ratelimit-remaining-requests / -tokens a target's provider sent.");
-  std::vector<std::pair<series_key, shard::gauge_at>> rl(m.ratelimit_remaining.begin(),
-                                                         m.ratelimit_remaining.end());
-  std::sort(rl.begin(), rl.end(), [](const auto& a, const auto& b) {
-    return std::pair(value_of(a.first.v[0]), a.first.v[1]) <
-           std::pair(value_of(b.first.v[0]), b.first.v[1]);
+  std::vector<std::pair<series_key, shard::gauge_at>> rl;
+  rl.reserve(m.ratelimit_remaining.size());
+  for (const auto& kv : m.ratelimit_remaining)
+    if (live.has_target(kv.first.v[0])) rl.push_back(kv);
+  std::sort(rl.begin(), rl.end(), [&](const auto& a, const auto& b) {
+    return std::pair(t.rank_of(a.first.v[0]), a.first.v[1]) <
+           std::pair(t.rank_of(b.first.v[0]), b.first.v[1]);
   });
   for (const auto& [key, g] : rl) {
-    if (!live.has_target(key.v[0])) continue;
-    label l[] = {{"target", value_of(key.v[0])},
-                 {"type", key.v[1] == 0 ? std::string_view("requests") : "tokens"}};
-    w.sample("openbridge_upstream_ratelimit_remaining", l, g.value);
+    ls.clear();
+    put("target", key.v[0]);
+    join_label(ls, "type", key.v[1] == 0 ? std::string_view("requests") : "tokens");
+    w.sample_joined("openbridge_upstream_ratelimit_remaining", ls, g.value);
   }
 }
 

@@ -65,16 +65,41 @@ void histogram::merge(const histogram& other) {
 
 interner::interner() {
   values_.emplace_back();
+  escaped_.emplace_back();
   ids_.emplace(values_.back(), none);
 }
 
 std::uint32_t interner::intern(std::string_view s) {
+  std::string escaped;
+  append_label_value(escaped, s);  // outside the lock; wasted only when s is already known
   std::lock_guard lock(mu_);
   if (auto it = ids_.find(s); it != ids_.end()) return it->second;
   values_.emplace_back(s);
+  escaped_.push_back(std::move(escaped));
   auto id = static_cast<std::uint32_t>(values_.size() - 1);
   ids_.emplace(values_.back(), id);
   return id;
+}
+
+std::shared_ptr<const interner::table> interner::snapshot() const {
+  std::vector<std::string_view> values;
+  auto t = std::make_shared<table>();
+  {
+    std::lock_guard lock(mu_);
+    if (table_ && table_->escaped.size() == values_.size()) return table_;
+    values.assign(values_.begin(), values_.end());
+    t->escaped.assign(escaped_.begin(), escaped_.end());
+  }
+  // Sort outside the lock: the strings never move, and interning must not wait on a scrape.
+  std::vector<std::uint32_t> order(values.size());
+  for (std::uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(),
+            [&](std::uint32_t a, std::uint32_t b) { return values[a] < values[b]; });
+  t->rank.resize(values.size());
+  for (std::uint32_t r = 0; r < order.size(); ++r) t->rank[order[r]] = r;
+  std::lock_guard lock(mu_);
+  if (!table_ || table_->escaped.size() < t->escaped.size()) table_ = t;
+  return t;
 }
 
 std::string_view interner::value(std::uint32_t id) const {
@@ -100,21 +125,23 @@ void merge_into(series_map<histogram>& into, const series_map<histogram>& from) 
 }
 
 void append_label_value(std::string& out, std::string_view v) {
-  for (char c : v) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '"':
-        out += "\\\"";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        out += c;
-    }
+  // Runs of plain bytes are copied whole; only the three special bytes are written one by one.
+  for (;;) {
+    auto special = v.find_first_of("\\\"\n");
+    out.append(v.substr(0, special));
+    if (special == std::string_view::npos) return;
+    char c = v[special];
+    out += c == '\n' ? "\\n" : c == '"' ? "\\\"" : "\\\\";
+    v.remove_prefix(special + 1);
   }
+}
+
+void join_label(std::string& joined, std::string_view name, std::string_view escaped_value) {
+  if (!joined.empty()) joined += ',';
+  joined += name;
+  joined += "=\"";
+  joined += escaped_value;
+  joined += '"';
 }
 
 void append_help(std::string& out, std::string_view v) {
@@ -153,6 +180,23 @@ void append_number(std::string& out, std::uint64_t v) {
   auto r = std::to_chars(buf, buf + sizeof buf, v);
   out.append(buf, r.ptr);
 }
+
+namespace {
+
+// A sample's value and the line's end in one append.
+void append_value_line(std::string& out, std::uint64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf - 1, v);
+  *r.ptr++ = '\n';
+  out.append(buf, r.ptr);
+}
+
+void append_value_line(std::string& out, double v) {
+  append_number(out, v);
+  out += '\n';
+}
+
+}  // namespace
 
 void text_writer::family(std::string_view name, std::string_view type, std::string_view help) {
   out_ += "# HELP ";
@@ -200,26 +244,78 @@ void text_writer::sample(std::string_view name, std::span<const label> labels,
 
 void text_writer::histogram(std::string_view name, std::span<const label> labels,
                             bucket_layout layout, const metrics::histogram& h) {
+  std::string joined;
+  for (const auto& l : labels) {
+    std::string escaped;
+    append_label_value(escaped, l.value);
+    join_label(joined, l.name, escaped);
+  }
+  histogram_joined(name, joined, layout, h);
+}
+
+void text_writer::start_joined(std::string_view name, std::string_view suffix,
+                               std::string_view joined) {
+  out_ += name;
+  out_ += suffix;
+  if (!joined.empty()) {
+    out_ += '{';
+    out_ += joined;
+    out_ += '}';
+  }
+  out_ += ' ';
+}
+
+void text_writer::sample_joined(std::string_view name, std::string_view joined, double value) {
+  start_joined(name, {}, joined);
+  append_value_line(out_, value);
+}
+
+void text_writer::sample_joined(std::string_view name, std::string_view joined,
+                                std::uint64_t value) {
+  start_joined(name, {}, joined);
+  append_value_line(out_, value);
+}
+
+const std::vector<std::string>& text_writer::bucket_ends(bucket_layout layout) {
+  for (const auto& [data, ends] : bucket_ends_)
+    if (data == layout.data() && ends.size() == layout.size() + 1) return ends;
+  std::vector<std::string> ends;
+  for (double bound : layout) {
+    ends.emplace_back();
+    append_number(ends.back(), bound);
+    ends.back() += "\"} ";
+  }
+  ends.emplace_back("+Inf\"} ");
+  bucket_ends_.emplace_back(layout.data(), std::move(ends));
+  return bucket_ends_.back().second;
+}
+
+void text_writer::histogram_joined(std::string_view name, std::string_view joined,
+                                   bucket_layout layout, const metrics::histogram& h) {
+  const auto& ends = bucket_ends(layout);
+  // Everything of a bucket line before its bound, written once for the series.
+  scratch_.assign(name);
+  scratch_ += "_bucket{";
+  scratch_ += joined;
+  scratch_ += joined.empty() ? "le=\"" : ",le=\"";
   std::uint64_t cumulative = 0;
-  std::string le;
   for (std::size_t i = 0; i <= layout.size(); ++i) {
     cumulative += h.counts[i];
-    le.clear();
-    if (i < layout.size())
-      append_number(le, layout[i]);
-    else
-      le = "+Inf";
-    label extra{"le", le};
-    start_sample(name, "_bucket", labels, &extra);
-    append_number(out_, cumulative);
-    out_ += '\n';
+    out_ += scratch_;
+    out_ += ends[i];
+    append_value_line(out_, cumulative);
   }
-  start_sample(name, "_sum", labels, nullptr);
-  append_number(out_, h.sum);
-  out_ += '\n';
-  start_sample(name, "_count", labels, nullptr);
-  append_number(out_, h.count);
-  out_ += '\n';
+  start_joined(name, "_sum", joined);
+  append_value_line(out_, h.sum);
+  start_joined(name, "_count", joined);
+  append_value_line(out_, h.count);
+}
+
+std::string output_size_hint::buffer() const {
+  std::string out;
+  auto last = last_.load(std::memory_order_relaxed);
+  out.reserve(last + last / 8);
+  return out;
 }
 
 namespace {

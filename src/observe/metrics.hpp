@@ -14,16 +14,19 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <initializer_list>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 namespace ob::observe::metrics {
 
@@ -65,10 +68,27 @@ class interner {
   std::string_view value(std::uint32_t id) const;
   std::size_t size() const;
 
+  // What a scrape needs of every value, read without a lock per label: the value escaped as a
+  // label value (escaped once, when interned) and its rank in byte order (so series sort by
+  // comparing integers). Views stay valid for the interner's life.
+  struct table {
+    std::vector<std::string_view> escaped;  // by id
+    std::vector<std::uint32_t> rank;        // by id; ranks of distinct values differ
+    std::string_view escaped_of(std::uint32_t id) const {
+      return id < escaped.size() ? escaped[id] : std::string_view();
+    }
+    std::uint32_t rank_of(std::uint32_t id) const { return id < rank.size() ? rank[id] : 0; }
+  };
+  // Every value interned so far. Rebuilt (a sort of the values) only when values were added
+  // since the last call, so a steady scrape reuses the previous one.
+  std::shared_ptr<const table> snapshot() const;
+
  private:
   mutable std::mutex mu_;
-  std::deque<std::string> values_;  // deque: growing never moves the strings
+  std::deque<std::string> values_;   // deque: growing never moves the strings
+  std::deque<std::string> escaped_;  // escaped_[id]: values_[id] as a label value
   std::unordered_map<std::string_view, std::uint32_t> ids_;
+  mutable std::shared_ptr<const table> table_;
 };
 
 // A series' label values as interned ids, in the order of its family's label names.
@@ -108,6 +128,10 @@ struct label {
   std::string_view value;
 };
 
+// Appends `name="escaped_value"` to a joined label list (a comma first unless it is empty): the
+// form sample_joined and histogram_joined take.
+void join_label(std::string& joined, std::string_view name, std::string_view escaped_value);
+
 // Renders families and samples. Every family is written once: HELP, TYPE, then its samples.
 class text_writer {
  public:
@@ -126,10 +150,36 @@ class text_writer {
   void histogram(std::string_view name, std::span<const label> labels, bucket_layout layout,
                  const metrics::histogram& h);
 
+  // The same for many series: `joined` is a series' labels already escaped and joined
+  // (`a="x",b="y"`, empty for none; see join_label), written as is on each of its lines.
+  void sample_joined(std::string_view name, std::string_view joined, double value);
+  void sample_joined(std::string_view name, std::string_view joined, std::uint64_t value);
+  void histogram_joined(std::string_view name, std::string_view joined, bucket_layout layout,
+                        const metrics::histogram& h);
+
  private:
   void start_sample(std::string_view name, std::string_view suffix, std::span<const label> labels,
                     const label* extra);
+  void start_joined(std::string_view name, std::string_view suffix, std::string_view joined);
+  // A layout's bounds as they end a bucket line (`0.01"} `, ..., `+Inf"} `), formatted once
+  // per layout and writer rather than once per bucket line.
+  const std::vector<std::string>& bucket_ends(bucket_layout layout);
+
   std::string& out_;
+  std::string scratch_;
+  std::vector<std::pair<const double*, std::vector<std::string>>> bucket_ends_;
+};
+
+// Sizes a scrape's output from the previous one, so rendering appends into one allocation
+// instead of regrowing (and copying) a 64 KB string up to many megabytes on every scrape.
+class output_size_hint {
+ public:
+  // An empty string with room for the last output and some growth.
+  std::string buffer() const;
+  void remember(std::size_t size) { last_.store(size, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::size_t> last_{64 * 1024};
 };
 
 // The standard process_* metrics of Prometheus client libraries, read from /proc/self:

@@ -39,7 +39,12 @@ asio::awaitable<gathered> gather(const std::vector<std::unique_ptr<worker>>& wor
     auto st = co_await asio::co_spawn(
         wp->executor(), [wp]() -> asio::awaitable<worker::stats> { co_return wp->collect(); },
         asio::use_awaitable);
-    g.merged.merge(st.metrics);
+    // The copy is ours: the first one becomes the merge's base instead of being added to an
+    // empty shard entry by entry.
+    if (&w == &workers.front())
+      g.merged = std::move(st.metrics);
+    else
+      g.merged.merge(st.metrics);
     for (const auto& [origin, n] : st.upstream) {
       auto& mine = g.upstream[origin];
       mine[0] += n[0];
@@ -173,8 +178,9 @@ asio::awaitable<std::string> render_metrics(admin_context& c) {
     live.groups.insert(grp->metric_group);
     for (const auto& t : grp->targets) live.targets.insert(t.metric_target);
   }
-  std::string out;
-  out.reserve(64 * 1024);
+  // Sized from the previous scrape: rendering megabytes then appends into one allocation.
+  static metrics::output_size_hint size_hint;
+  std::string out = size_hint.buffer();
   metrics::text_writer w(out);
   metrics::render(w, g.merged, live);
 
@@ -224,6 +230,7 @@ asio::awaitable<std::string> render_metrics(admin_context& c) {
   w.family("openbridge_build_info", "gauge", "Always 1; the version is a label.");
   w.sample("openbridge_build_info", {{"version", OPENBRIDGE_VERSION}}, 1.0);
   metrics::write_process_metrics(w);
+  size_hint.remember(out.size());
   co_return out;
 }
 

@@ -169,6 +169,31 @@ TEST(GatewayMetrics, ShardsMergeAndRemovedTargetsDisappear) {
       R"(openbridge_requests_total{group="fast",target="old-model@example.com",code="200"} 1)"));
 }
 
+TEST(GatewayMetrics, SeriesAreSortedByLabelBytesNotInterningOrder) {
+  // Interned in reverse byte order; a value added after a first scrape must sort too.
+  shard s;
+  live_set l;
+  auto target = id("sort-target");
+  l.targets = {target};
+  std::string text;
+  for (auto name : {"sort-c", "sort-b\"q", "sort-a"}) {
+    l.groups.insert(id(name));
+    s.attempt(id(name), target, id("ok"));
+    text = render_text(s, l);
+  }
+  auto late = id("sort-B");  // uppercase: before every lowercase value in byte order
+  l.groups.insert(late);
+  s.attempt(late, target, id("ok"));
+  text = render_text(s, l);
+  auto at = [&](std::string_view group) {
+    return text.find("group=\"" + std::string(group) + "\"");
+  };
+  ASSERT_NE(at("sort-B"), std::string::npos) << text;
+  EXPECT_LT(at("sort-B"), at("sort-a"));
+  EXPECT_LT(at("sort-a"), at(R"(sort-b\"q)"));
+  EXPECT_LT(at(R"(sort-b\"q)"), at("sort-c"));
+}
+
 TEST(GatewayMetrics, EveryFamilyHasHelpAndTypeEvenWhenEmpty) {
   shard s;
   auto t = render_text(s, live_all());

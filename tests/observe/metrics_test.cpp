@@ -114,6 +114,50 @@ TEST(Interner, StableIdsAndValues) {
   EXPECT_EQ(in.size(), 1003u);
 }
 
+TEST(Interner, SnapshotHasEscapedValuesAndByteOrderRanks) {
+  interner in;
+  auto z = in.intern("zeta");
+  auto q = in.intern("a\"b\\c\nd");
+  auto a = in.intern("alpha");
+  auto t = in.snapshot();
+  EXPECT_EQ(t->escaped_of(q), "a\\\"b\\\\c\\nd");
+  EXPECT_EQ(t->escaped_of(z), "zeta");
+  EXPECT_EQ(t->escaped_of(interner::none), "");
+  EXPECT_LT(t->rank_of(interner::none), t->rank_of(q));  // "" sorts first
+  EXPECT_LT(t->rank_of(q), t->rank_of(a));               // '"' < 'l'
+  EXPECT_LT(t->rank_of(a), t->rank_of(z));
+  EXPECT_EQ(in.snapshot(), t);  // nothing added: the same table
+  auto m = in.intern("mu");
+  auto t2 = in.snapshot();
+  ASSERT_NE(t2, t);
+  EXPECT_LT(t2->rank_of(a), t2->rank_of(m));
+  EXPECT_LT(t2->rank_of(m), t2->rank_of(z));
+}
+
+TEST(Exposition, JoinedLabelsWriteTheSameBytes) {
+  static constexpr double bounds[] = {0.5, 1, 2.5};
+  histogram h;
+  for (double v : {0.1, 0.5, 0.7, 3.0}) h.observe(bounds, v);
+  std::string plain, joined_out;
+  text_writer a(plain), b(joined_out);
+  label l[] = {{"g", "x\"y"}, {"t", "z"}};
+  a.sample("c_total", l, std::uint64_t{7});
+  a.sample("g", l, 0.25);
+  a.histogram("d_seconds", l, bounds, h);
+  a.histogram("d_seconds", {}, bounds, h);
+  std::string joined;
+  join_label(joined, "g", "x\\\"y");
+  join_label(joined, "t", "z");
+  EXPECT_EQ(joined, "g=\"x\\\"y\",t=\"z\"");
+  b.sample_joined("c_total", joined, std::uint64_t{7});
+  b.sample_joined("g", joined, 0.25);
+  b.histogram_joined("d_seconds", joined, bounds, h);
+  b.histogram_joined("d_seconds", {}, bounds, h);
+  EXPECT_EQ(joined_out, plain);
+  EXPECT_NE(plain.find("d_seconds_bucket{le=\"+Inf\"} 4\nd_seconds_sum 4.3\n"), std::string::npos)
+      << plain;
+}
+
 TEST(Exposition, LabelValuesAreEscaped) {
   std::string out;
   append_label_value(out, "a\\b\"c\nd\te");
