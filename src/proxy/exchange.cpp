@@ -4,6 +4,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
@@ -84,15 +85,16 @@ void append_decimal(std::string& out, Int n) {
   out.append(buf, end);
 }
 
-// Milliseconds with 3 decimals (microseconds), for Server-Timing.
-void append_ms(std::string& out, clock_type::duration d) {
+// Milliseconds with 3 decimals (microseconds), for Server-Timing; at most 24 bytes at `p`.
+char* put_ms(char* p, clock_type::duration d) {
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
   if (us < 0) us = 0;
-  append_decimal(out, us / 1000);
-  out += '.';
-  char frac[3] = {static_cast<char>('0' + us / 100 % 10), static_cast<char>('0' + us / 10 % 10),
-                  static_cast<char>('0' + us % 10)};
-  out.append(frac, 3);
+  p = std::to_chars(p, p + 20, us / 1000).ptr;
+  p[0] = '.';
+  p[1] = static_cast<char>('0' + us / 100 % 10);
+  p[2] = static_cast<char>('0' + us / 10 % 10);
+  p[3] = static_cast<char>('0' + us % 10);
+  return p + 4;
 }
 
 millis remaining(clock_type::time_point until) {
@@ -277,11 +279,17 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
   // Time in the gateway and time waiting on providers up to this answer, so clients can check
   // the overhead themselves.
   if (ready_ != clock_type::time_point{}) {
-    client_head_ += "Server-Timing: gateway;dur="sv;
-    append_ms(client_head_, (ready_ - arrived_) - upstream_wait_);
-    client_head_ += ", upstream;dur="sv;
-    append_ms(client_head_, upstream_wait_);
-    client_head_ += "\r\n"sv;
+    // Formatted in place, one append: this header is on every proxied answer.
+    static constexpr std::string_view gateway = "Server-Timing: gateway;dur=";
+    static constexpr std::string_view upstream = ", upstream;dur=";
+    char buf[gateway.size() + upstream.size() + 2 * 24 + 2];
+    char* p = std::copy(gateway.begin(), gateway.end(), buf);
+    p = put_ms(p, (ready_ - arrived_) - upstream_wait_);
+    p = std::copy(upstream.begin(), upstream.end(), p);
+    p = put_ms(p, upstream_wait_);
+    *p++ = '\r';
+    *p++ = '\n';
+    client_head_.append(buf, static_cast<std::size_t>(p - buf));
   }
   if (f == framing::length) {
     client_head_ += "Content-Length: "sv;
