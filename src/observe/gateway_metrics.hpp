@@ -53,11 +53,17 @@ struct last_series {
     return *this;
   }
   Cell& get(series_map<Cell>& m, const series_key& k) {
-    if (cell == nullptr || !(key == k)) {
+    if (cell == nullptr || !same(key, k)) {
       cell = &m[k];
       key = k;
     }
     return *cell;
+  }
+  // key == k without a call to memcmp.
+  static bool same(const series_key& a, const series_key& b) {
+    std::uint32_t diff = 0;
+    for (std::size_t i = 0; i < series_key::max_labels; ++i) diff |= a.v[i] ^ b.v[i];
+    return diff == 0;
   }
 };
 
