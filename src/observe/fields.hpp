@@ -4,6 +4,7 @@
 // interface (tests include it to check the escaping directly).
 #pragma once
 
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <cstdint>
@@ -46,13 +47,21 @@ char* put_literal(char* p, const char (&text)[N]) {
 
 // ---- logfmt ------------------------------------------------------------------------------
 
+// The bytes that make a logfmt value need quotes: controls, space, '"', '=', '\\', DEL.
+inline constexpr auto quote_bytes = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c <= ' '; ++c) t[c] = true;
+  t['"'] = t['='] = t['\\'] = t[0x7f] = true;
+  return t;
+}();
+
 // Values are quoted when they hold anything that would break a logfmt field (space, quote, '=',
 // backslash, control bytes); inside quotes '"' and '\\' are escaped and control bytes become
 // spaces, so one record is always one line.
 inline bool needs_quotes(std::string_view v) {
   if (v.empty()) return true;
   for (unsigned char c : v)
-    if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f) return true;
+    if (quote_bytes[c]) return true;
   return false;
 }
 

@@ -76,36 +76,40 @@ void shard::record(const request_sample& s) {
   static thread_local std::uint32_t code_ids[1000] = {};
   auto& cid = code_ids[st];
   if (cid == 0) cid = labels().intern(std::string_view(code, 3));
-  ++requests[key(s.group, s.target, cid)];
+  ++last_request_.get(requests, key(s.group, s.target, cid));
 
   if (s.group == 0) return;  // refused before routing: no GenAI series
-  duration[key(s.operation, s.provider, s.group, s.response_model, s.error_type)].observe(
-      request_duration_buckets(), s.duration_s);
+  last_duration_
+      .get(duration, key(s.operation, s.provider, s.group, s.response_model, s.error_type))
+      .observe(request_duration_buckets(), s.duration_s);
   if (s.upstream_s >= 0 && s.duration_s >= s.upstream_s)
     overhead.observe(overhead_buckets(), s.duration_s - s.upstream_s);
   if (s.error_type != 0 || s.target == 0) return;
   if (s.ttft_s >= 0)
-    ttft[key(s.operation, s.provider, s.group, s.response_model)].observe(
-        time_to_first_token_buckets(), s.ttft_s);
+    last_ttft_.get(ttft, key(s.operation, s.provider, s.group, s.response_model))
+        .observe(time_to_first_token_buckets(), s.ttft_s);
   if (s.input_tokens < 0 && s.output_tokens < 0) {
-    ++usage_unknown[key(s.group, s.target)];
+    ++last_usage_unknown_.get(usage_unknown, key(s.group, s.target));
     return;
   }
   if (s.input_tokens >= 0) {
-    tokens[key(s.group, s.target, s.client, k.input)] += static_cast<std::uint64_t>(s.input_tokens);
-    token_usage[key(s.operation, s.provider, s.group, s.response_model, k.input)].observe(
-        token_usage_buckets(), static_cast<double>(s.input_tokens));
+    last_tokens_in_.get(tokens, key(s.group, s.target, s.client, k.input)) +=
+        static_cast<std::uint64_t>(s.input_tokens);
+    last_usage_in_
+        .get(token_usage, key(s.operation, s.provider, s.group, s.response_model, k.input))
+        .observe(token_usage_buckets(), static_cast<double>(s.input_tokens));
   }
   if (s.output_tokens >= 0) {
-    tokens[key(s.group, s.target, s.client, k.output)] +=
+    last_tokens_out_.get(tokens, key(s.group, s.target, s.client, k.output)) +=
         static_cast<std::uint64_t>(s.output_tokens);
-    token_usage[key(s.operation, s.provider, s.group, s.response_model, k.output)].observe(
-        token_usage_buckets(), static_cast<double>(s.output_tokens));
+    last_usage_out_
+        .get(token_usage, key(s.operation, s.provider, s.group, s.response_model, k.output))
+        .observe(token_usage_buckets(), static_cast<double>(s.output_tokens));
     // Time per output token after the first: streams only, where the decode rate shows.
     if (s.stream && s.output_tokens > 1 && s.ttft_s >= 0 && s.duration_s > s.ttft_s)
-      tpot[key(s.operation, s.provider, s.group, s.response_model)].observe(
-          time_per_output_token_buckets(),
-          (s.duration_s - s.ttft_s) / static_cast<double>(s.output_tokens - 1));
+      last_tpot_.get(tpot, key(s.operation, s.provider, s.group, s.response_model))
+          .observe(time_per_output_token_buckets(),
+                   (s.duration_s - s.ttft_s) / static_cast<double>(s.output_tokens - 1));
   }
 }
 

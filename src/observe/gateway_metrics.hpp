@@ -37,6 +37,36 @@ struct request_sample {
   std::int64_t output_tokens = -1;
 };
 
+// The cell of the series a call site used last. A worker sends most requests to the same
+// (group, target, status), so a hit saves hashing the key and walking the bucket. Cells of a
+// node-based map never move while the map lives and shards never erase series, so the
+// pointer stays valid; a copied shard starts with empty caches (its cells are elsewhere).
+template <class Cell>
+struct last_series {
+  series_key key;
+  Cell* cell = nullptr;
+
+  last_series() = default;
+  last_series(const last_series&) noexcept {}
+  last_series& operator=(const last_series&) noexcept {
+    cell = nullptr;
+    return *this;
+  }
+  Cell& get(series_map<Cell>& m, const series_key& k) {
+    if (cell == nullptr || !same(key, k)) {
+      cell = &m[k];
+      key = k;
+    }
+    return *cell;
+  }
+  // key == k without a call to memcmp.
+  static bool same(const series_key& a, const series_key& b) {
+    std::uint32_t diff = 0;
+    for (std::size_t i = 0; i < series_key::max_labels; ++i) diff |= a.v[i] ^ b.v[i];
+    return diff == 0;
+  }
+};
+
 struct shard {
   series_map<std::uint64_t> requests;       // group, target, code
   series_map<std::uint64_t> attempts;       // group, target, outcome
@@ -61,13 +91,18 @@ struct shard {
 
   void record(const request_sample& s);
   void attempt(std::uint32_t group, std::uint32_t target, std::uint32_t outcome) {
-    ++attempts[key(group, target, outcome)];
+    ++last_attempt_.get(attempts, key(group, target, outcome));
   }
   void failover(std::uint32_t group) { ++failovers[key(group)]; }
   void ratelimit(std::uint32_t target, int type, double remaining, double now) {
     ratelimit_remaining[key(target, static_cast<std::uint32_t>(type))] = {remaining, now};
   }
   void merge(const shard& other);
+
+  // Caches of record() and attempt(), one per call site (see last_series).
+  last_series<std::uint64_t> last_request_, last_attempt_, last_usage_unknown_, last_tokens_in_,
+      last_tokens_out_;
+  last_series<histogram> last_duration_, last_ttft_, last_usage_in_, last_usage_out_, last_tpot_;
 
   static series_key key(std::uint32_t a, std::uint32_t b = 0, std::uint32_t c = 0,
                         std::uint32_t d = 0, std::uint32_t e = 0) {

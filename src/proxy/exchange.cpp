@@ -4,9 +4,11 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <span>
 
 #include <boost/asio/buffer.hpp>
@@ -84,16 +86,32 @@ void append_decimal(std::string& out, Int n) {
   out.append(buf, end);
 }
 
-// Milliseconds with 3 decimals (microseconds), for Server-Timing.
-void append_ms(std::string& out, clock_type::duration d) {
+// Milliseconds with 3 decimals (microseconds), for Server-Timing; at most 24 bytes at `p`.
+char* put_ms(char* p, clock_type::duration d) {
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
   if (us < 0) us = 0;
-  append_decimal(out, us / 1000);
-  out += '.';
-  char frac[3] = {static_cast<char>('0' + us / 100 % 10), static_cast<char>('0' + us / 10 % 10),
-                  static_cast<char>('0' + us % 10)};
-  out.append(frac, 3);
+  p = std::to_chars(p, p + 20, us / 1000).ptr;
+  p[0] = '.';
+  p[1] = static_cast<char>('0' + us / 100 % 10);
+  p[2] = static_cast<char>('0' + us / 10 % 10);
+  p[3] = static_cast<char>('0' + us % 10);
+  return p + 4;
 }
+
+// Plain stores into a buffer the caller sized for the worst case.
+struct head_writer {
+  char* p;
+  // Inlined: most pieces are literals, so the copy becomes a few moves.
+  [[gnu::always_inline]] void text(std::string_view t) {
+    std::memcpy(p, t.data(), t.size());
+    p += t.size();
+  }
+  template <class Int>
+  void number(Int n) {
+    p = std::to_chars(p, p + 20, n).ptr;
+  }
+  std::size_t size_from(const char* begin) const { return static_cast<std::size_t>(p - begin); }
+};
 
 millis remaining(clock_type::time_point until) {
   auto left = std::chrono::duration_cast<millis>(until - observe::coarse_now());
@@ -217,22 +235,27 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
   const auto& url = t.provider->url;
   up_head_.clear();
   up_head_.reserve(head_reserve);
-  up_head_ += r.req.method;
-  up_head_ += ' ';
-  up_head_ += url.path_prefix;
-  up_head_ += r.req.target;
-  up_head_ += " HTTP/1.1\r\nHost: "sv;
-  up_head_ += url.host_header;
-  up_head_ += "\r\n"sv;
-  up_head_ += t.auth_header;
-  up_head_ += "Content-Length: "sv;
-  append_decimal(up_head_, body_len);
-  up_head_ += "\r\nAccept-Encoding: identity\r\n"sv;
+  // Every literal below and one number (<= 20 bytes), then plain stores.
+  up_head_.resize(128 + r.req.method.size() + url.path_prefix.size() + r.req.target.size() +
+                  url.host_header.size() + t.auth_header.size() + request_id_.size());
+  head_writer w{up_head_.data()};
+  w.text(r.req.method);
+  w.text(" "sv);
+  w.text(url.path_prefix);
+  w.text(r.req.target);
+  w.text(" HTTP/1.1\r\nHost: "sv);
+  w.text(url.host_header);
+  w.text("\r\n"sv);
+  w.text(t.auth_header);
+  w.text("Content-Length: "sv);
+  w.number(body_len);
+  w.text("\r\nAccept-Encoding: identity\r\n"sv);
   if (!request_id_.empty()) {
-    up_head_ += "X-Request-Id: "sv;
-    up_head_ += request_id_;
-    up_head_ += "\r\n"sv;
+    w.text("X-Request-Id: "sv);
+    w.text(request_id_);
+    w.text("\r\n"sv);
   }
+  up_head_.resize(w.size_from(up_head_.data()));
   // The client's token (it authenticated with it) must not reach the provider in any header.
   auto token = auth::bearer_token(r.req.headers.get(http::header_id::authorization));
   http::append_forwarded(up_head_, r.req.headers, http::direction::to_upstream,
@@ -242,56 +265,75 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
 
 void exchange::append_client_head(framing f, std::size_t content_length, bool keep_alive,
                                   bool expose_routing) {
+  // On every answer: sized for the worst case, then plain stores (no capacity check per piece).
   int status = answer_status_;
-  client_head_.reserve(head_reserve);
-  client_head_ += "HTTP/1.1 "sv;
-  append_decimal(client_head_, status);
-  client_head_ += ' ';
-  client_head_ +=
+  std::string_view reason =
       answer_reason_.empty() ? http::reason_of(status) : std::string_view(answer_reason_);
-  client_head_ += "\r\n"sv;
+  client_head_.reserve(head_reserve);
+  std::size_t old = client_head_.size();
+  client_head_.resize(old + 32 + reason.size());
+  head_writer w{client_head_.data() + old};
+  w.text("HTTP/1.1 "sv);
+  w.number(status);
+  w.text(" "sv);
+  w.text(reason);
+  w.text("\r\n"sv);
+  client_head_.resize(w.size_from(client_head_.data()));
   http::append_forwarded(client_head_, resp_headers_, http::direction::to_client);
+
+  auto up_id = resp_headers_.get(http::header_id::x_request_id);
+  std::string_view model, provider;
+  if (expose_routing) {
+    model = target_->provider->name;
+    provider = target_->provider->url.host_header;
+  }
+  // Every literal below, three numbers (<= 20 bytes each) and two durations (<= 24 each).
+  old = client_head_.size();
+  client_head_.resize(old + 320 + model.size() + provider.size() + request_id_.size() +
+                      up_id.size());
+  w = head_writer{client_head_.data() + old};
   // The body rewrite hides the real model; these keep it visible to operators and clients.
   // The provider is named by its host (and non-default port) only: its base URL's path may
   // say more than clients should know.
   if (expose_routing) {
-    client_head_ += "x-openbridge-model: "sv;
-    client_head_ += target_->provider->name;
-    client_head_ += "\r\nx-openbridge-provider: "sv;
-    client_head_ += target_->provider->url.host_header;
-    client_head_ += "\r\nx-openbridge-attempts: "sv;
-    append_decimal(client_head_, attempts_);
-    client_head_ += "\r\n"sv;
+    w.text("x-openbridge-model: "sv);
+    w.text(model);
+    w.text("\r\nx-openbridge-provider: "sv);
+    w.text(provider);
+    w.text("\r\nx-openbridge-attempts: "sv);
+    w.number(attempts_);
+    w.text("\r\n"sv);
   }
   if (!request_id_.empty()) {
-    client_head_ += "x-request-id: "sv;
-    client_head_ += request_id_;
-    client_head_ += "\r\n"sv;
+    w.text("x-request-id: "sv);
+    w.text(request_id_);
+    w.text("\r\n"sv);
   }
   // The provider's own request id (what its support asks for) under another name.
-  if (auto up_id = resp_headers_.get(http::header_id::x_request_id); !up_id.empty()) {
-    client_head_ += "x-upstream-request-id: "sv;
-    client_head_ += up_id;
-    client_head_ += "\r\n"sv;
+  if (!up_id.empty()) {
+    w.text("x-upstream-request-id: "sv);
+    w.text(up_id);
+    w.text("\r\n"sv);
   }
   // Time in the gateway and time waiting on providers up to this answer, so clients can check
   // the overhead themselves.
   if (ready_ != clock_type::time_point{}) {
-    client_head_ += "Server-Timing: gateway;dur="sv;
-    append_ms(client_head_, (ready_ - arrived_) - upstream_wait_);
-    client_head_ += ", upstream;dur="sv;
-    append_ms(client_head_, upstream_wait_);
-    client_head_ += "\r\n"sv;
+    w.text("Server-Timing: gateway;dur="sv);
+    w.p = put_ms(w.p, (ready_ - arrived_) - upstream_wait_);
+    w.text(", upstream;dur="sv);
+    w.p = put_ms(w.p, upstream_wait_);
+    w.text("\r\n"sv);
   }
   if (f == framing::length) {
-    client_head_ += "Content-Length: "sv;
-    append_decimal(client_head_, content_length);
-    client_head_ += "\r\n"sv;
+    w.text("Content-Length: "sv);
+    w.number(content_length);
+    w.text("\r\n"sv);
   } else if (f == framing::chunked) {
-    client_head_ += "Transfer-Encoding: chunked\r\n"sv;
+    w.text("Transfer-Encoding: chunked\r\n"sv);
   }
-  if (!keep_alive) client_head_ += "Connection: close\r\n"sv;
-  client_head_ += "\r\n"sv;
+  if (!keep_alive) w.text("Connection: close\r\n"sv);
+  w.text("\r\n"sv);
+  client_head_.resize(w.size_from(client_head_.data()));
 }
 
 void exchange::decide_mode() {

@@ -46,6 +46,42 @@ bool has_line(const std::string& text, const std::string& line) {
   return text.find("\n" + line + "\n") != std::string::npos;
 }
 
+// Each call site remembers the series it used last: alternating series, and a copy of a shard
+// recording on its own, must still land every sample in its own series.
+TEST(GatewayMetrics, AlternatingSeriesAndCopiesCountApart) {
+  shard s;
+  auto a = ok_sample();
+  auto b = ok_sample();
+  b.target = id("gpt-4o@api.openai.com");
+  b.status = 502;
+  b.error_type = id("502");
+  for (int i = 0; i < 3; ++i) {
+    s.record(a);
+    s.record(b);
+  }
+  s.record(a);
+  s.attempt(a.group, a.target, id("ok"));
+  s.attempt(b.group, b.target, id("ok"));
+  s.attempt(a.group, a.target, id("ok"));
+  shard copy = s;  // both last used a's series
+  copy.record(a);
+  copy.attempt(a.group, a.target, id("ok"));
+  copy.record(b);
+  s.record(a);
+
+  auto code = [](const char* c) { return id(c); };
+  EXPECT_EQ((s.requests[shard::key(a.group, a.target, code("200"))]), 5u);
+  EXPECT_EQ((s.requests[shard::key(b.group, b.target, code("502"))]), 3u);
+  EXPECT_EQ((copy.requests[shard::key(a.group, a.target, code("200"))]), 5u);
+  EXPECT_EQ((copy.requests[shard::key(b.group, b.target, code("502"))]), 4u);
+  EXPECT_EQ((s.attempts[shard::key(a.group, a.target, id("ok"))]), 2u);
+  EXPECT_EQ((s.attempts[shard::key(b.group, b.target, id("ok"))]), 1u);
+  EXPECT_EQ((copy.attempts[shard::key(a.group, a.target, id("ok"))]), 3u);
+  EXPECT_EQ((s.tokens[shard::key(a.group, a.target, a.client, id("input"))]), 50u);
+  EXPECT_EQ((s.tokens[shard::key(a.group, a.target, a.client, id("output"))]), 105u);
+  EXPECT_EQ((copy.tokens[shard::key(a.group, a.target, a.client, id("input"))]), 50u);
+}
+
 TEST(GatewayMetrics, RequestRecordsEveryFamily) {
   shard s;
   s.record(ok_sample());

@@ -1,5 +1,7 @@
 #include "proxy/http/path_check.hpp"
 
+#include <array>
+
 namespace ob::proxy::http {
 namespace {
 
@@ -9,6 +11,15 @@ int hex_value(char c) {
   if (l >= 'a' && l <= 'f') return l - 'a' + 10;
   return -1;
 }
+
+// Bytes no rule looks at beyond "part of a segment that is not a dot segment": printable
+// ASCII except '%', '#', '\\', ';', '/', '?' and '.'. Most of a target is made of these.
+constexpr auto plain_bytes = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0x21; c < 0x7f; ++c) t[c] = true;
+  for (char c : std::string_view("%#\\;/?.")) t[static_cast<unsigned char>(c)] = false;
+  return t;
+}();
 
 // The byte rules shared by path and query; the byte at target[i] is not '%'.
 path_problem check_plain(unsigned char c) {
@@ -41,6 +52,11 @@ path_problem check_target(std::string_view target) {
   };
   for (std::size_t i = 1; i < target.size(); ++i) {
     unsigned char c = static_cast<unsigned char>(target[i]);
+    if (plain_bytes[c]) {  // what the rules below do with such a byte, path or query
+      ++seg_len;
+      seg_dots = false;
+      continue;
+    }
     if (c == '%') {
       if (i + 2 >= target.size()) return path_problem::bad_percent;
       int hi = hex_value(target[i + 1]), lo = hex_value(target[i + 2]);

@@ -59,9 +59,19 @@ class xoshiro256 {
   std::uint64_t s_[4];
 };
 
+// Two hex digits per byte value: 8 lookups per 64-bit number instead of 16.
+constexpr auto hex_pairs = [] {
+  constexpr char digits[] = "0123456789abcdef";
+  std::array<char, 512> t{};
+  for (int b = 0; b < 256; ++b) {
+    t[2 * b] = digits[b >> 4];
+    t[2 * b + 1] = digits[b & 0xf];
+  }
+  return t;
+}();
+
 void put_hex(char* out, std::uint64_t v) {
-  static constexpr char digits[] = "0123456789abcdef";
-  for (int i = 15; i >= 0; --i, v >>= 4) out[i] = digits[v & 0xf];
+  for (int i = 14; i >= 0; i -= 2, v >>= 8) std::memcpy(out + i, &hex_pairs[2 * (v & 0xff)], 2);
 }
 
 }  // namespace
