@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import OpenAI from 'openai';
 import { startMock, answerText } from '../../tools/mock-provider/server.js';
-import { startGateway, freePort } from './lib/gateway.mjs';
+import { startGateway, freePort, closedPort } from './lib/gateway.mjs';
 import { request, sha256, waitFor, rawEarlyAnswer } from './lib/http.mjs';
 import { CLIENT_TOKEN, CLIENT_TOKEN_2, chatBody, gwPost, gwGet, assertError, accessLines, sleep } from './lib/common.mjs';
 
@@ -32,7 +32,7 @@ describe('core (non-streaming)', { timeout: 300000 }, () => {
   before(async () => {
     A = await startMock();
     B = await startMock();
-    refusedPort = await freePort();
+    refusedPort = await closedPort();
     const P = (group, name, base, key = 'sk-provider-a') => {
       groups.includes(group) || groups.push(group);
       return { group, name, base, key };

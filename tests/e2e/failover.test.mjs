@@ -24,7 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { startMock, answerText } from '../../tools/mock-provider/server.js';
-import { startGateway, freePort, runBin } from './lib/gateway.mjs';
+import { startGateway, freePort, closedPort, runBin } from './lib/gateway.mjs';
 import { request, sha256, parseSSE, waitFor } from './lib/http.mjs';
 import { CLIENT_TOKEN, chatBody, gwPost, assertError, accessLines, sleep } from './lib/common.mjs';
 
@@ -198,7 +198,7 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
   // -------------------------------------------------------------------------------------------
   test('1. mixed group (refused, 500, 429, hang, healthy): 100 SDK requests all served by the healthy target; bad ones ejected; hang cut by first_byte', T, async (t) => {
     M.reset();
-    const closed = await freePort();
+    const closed = await closedPort();
     const FIRST_BYTE_MS = 1000;
     const gw = await gateway({
       providers: [
@@ -426,8 +426,8 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
   // -------------------------------------------------------------------------------------------
   test('5. every target down: 502 fast for refused connections, 504 for timeouts, the last upstream answer for HTTP errors', T, async () => {
     M.reset();
-    const c1 = await freePort();
-    const c2 = await freePort();
+    const c1 = await closedPort();
+    const c2 = await closedPort();
     const gw = await gateway({
       providers: [
         P('down', 'dn-1', `http://127.0.0.1:${c1}`),
@@ -497,7 +497,7 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
   // -------------------------------------------------------------------------------------------
   test('5c. every attempt failed, one of them with an HTTP answer: the client gets that answer, not a gateway 502/504', T, async () => {
     M.reset();
-    const closed = await freePort();
+    const closed = await closedPort();
     const gw = await gateway({
       providers: [
         P('mixdown', 'md-500', `${M.url}/mode/status-500`),
@@ -704,7 +704,7 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
   // -------------------------------------------------------------------------------------------
   test('8. x-openbridge-* headers, attempts= and tried= with each cause; the replay is byte for byte', T, async () => {
     M.reset();
-    const closed = await freePort();
+    const closed = await closedPort();
     const bases = {
       'h-500': `${M.url}/mode/status-500`,
       'h-good': `${M.url}/prefix`,
@@ -805,8 +805,8 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
 
   // -------------------------------------------------------------------------------------------
   test('8b. a gateway 502 after failed attempts carries x-openbridge-attempts and the last target tried', T, async () => {
-    const c1 = await freePort();
-    const c2 = await freePort();
+    const c1 = await closedPort();
+    const c2 = await closedPort();
     const gw = await gateway({ providers: [P('gone', 'gone-1', `http://127.0.0.1:${c1}`), P('gone', 'gone-2', `http://127.0.0.1:${c2}`)] });
     const r = await gwPost(gw, '/v1/chat/completions', chatBody('gone'));
     assertError(r, 502, {}, 'gone');

@@ -241,6 +241,14 @@ export async function startGateway({ config, env, workers = 2, extraArgs = [], s
 }
 
 // A port where nothing listens (bound then closed).
-export async function closedPort() {
-  return freePort();
+// A port where nothing listens and nothing will: below 1024, which the system never hands out for
+// port 0 (freePort), so no gateway or admin listener a test starts later can take it. Checked to
+// refuse connections.
+let nextClosed = 1;
+export async function closedPort(host = '127.0.0.1') {
+  for (let i = 0; i < 1000; i++) {
+    const port = 1 + ((nextClosed++ * 37) % 1023);
+    if (!(await tryConnect(port, host))) return port;
+  }
+  throw new Error('no closed port below 1024');
 }
