@@ -94,7 +94,19 @@ function buildEnv(extra) {
 
 // startGateway({config, env, workers, extraArgs, startTimeout}) -> gateway handle (see below).
 // `config` is an object (serialised as JSON) or a string written as is.
-export async function startGateway({ config, env, workers = 2, extraArgs = [], startTimeout = 10000 } = {}) {
+// The ports come from freePort(), which closes its probe before the gateway binds: another
+// process may take one meanwhile. A start that fails only for that is tried again (3 times).
+export async function startGateway(opts = {}) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startGatewayOnce(opts);
+    } catch (e) {
+      if (attempt >= 3 || !/Address already in use|already in use/.test(String(e.message))) throw e;
+    }
+  }
+}
+
+async function startGatewayOnce({ config, env, workers = 2, extraArgs = [], startTimeout = 10000 } = {}) {
   if (!binExists()) throw new Error(`gateway binary not found at ${BIN} (set OPENBRIDGE_BIN)`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ob-e2e-'));
   const configPath = path.join(dir, 'config.json');
