@@ -13,6 +13,9 @@
 
 namespace ob::observe::detail {
 
+// Writes all of `s` to `fd` (retrying short writes and EINTR); false when the write failed.
+bool write_all(int fd, std::string_view s);
+
 // "YYYY-MM-DDTHH:MM:SS.mmmZ" (RFC 3339, UTC, milliseconds).
 constexpr std::size_t time_size = 24;
 // Now on the coarse wall clock (within a tick, like nginx's cached time); the part up to the

@@ -24,17 +24,6 @@ char* put_level(char* p, level l) {
   return p + name.size();
 }
 
-void write_line(const std::string& s) {
-  const char* p = s.data();
-  std::size_t left = s.size();
-  while (left > 0) {
-    auto n = ::write(2, p, left);
-    if (n <= 0) return;
-    p += n;
-    left -= static_cast<std::size_t>(n);
-  }
-}
-
 }  // namespace
 
 level health_level(std::string_view event) {
@@ -96,7 +85,7 @@ void health_event(const health_record& h) {
       format_health_json(line, h);
     else
       format_health_text(line, h);
-    write_line(line);
+    write_all(2, line);
   }
   if (!events().enabled()) return;
   if (!json || line.empty()) {

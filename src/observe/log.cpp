@@ -65,11 +65,7 @@ char* put_time(char* p, std::chrono::system_clock::time_point t) {
 
 }  // namespace detail
 
-namespace {
-
-using namespace detail;
-
-bool write_all(int fd, const std::string& s) {
+bool detail::write_all(int fd, std::string_view s) {
   const char* p = s.data();
   std::size_t left = s.size();
   while (left > 0) {
@@ -81,6 +77,10 @@ bool write_all(int fd, const std::string& s) {
   }
   return true;
 }
+
+namespace {
+
+using namespace detail;
 
 // Where access lines go. Workers hold the lock shared for one write(2) of their batch; a
 // reopen holds it exclusively to swap the descriptor, so a batch is never split between two
