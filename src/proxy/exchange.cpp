@@ -370,7 +370,7 @@ void exchange::on_stream_bytes(std::string_view bytes) {
 exchange::attempt_outcome exchange::parse_buffered() {
   auto& b = up_->buffer;
   beast::error_code ec;
-  while (b.size() > 0 && !parser_->is_done()) {
+  while (b.size() > 0 && !parser_->is_done() && ready_to_feed(*parser_, b.size())) {
     auto used = parser_->put(b.data(), ec);
     b.consume(used);
     if (ec == beast::http::error::need_more) break;

@@ -36,6 +36,16 @@ struct request_data {
   }
 };
 
+// Whether a parser may be given `buffered` bytes now. Beast 1.81's basic_parser, once it has seen
+// a final chunk "0\r\n" and asked for more (the trailers' end), asserts when called again with
+// fewer than 5 bytes (basic_parser.ipp parse_chunk_header), which a client or provider sending
+// a few bytes at a time can cause. The rest of an unfinished chunked body is always at least 5
+// bytes ("0\r\n\r\n"), so waiting for 5 never stalls a message that is being completed.
+template <class Parser>
+bool ready_to_feed(const Parser& p, std::size_t buffered) {
+  return buffered >= 5 || !p.is_header_done() || !p.chunked() || p.is_done();
+}
+
 class request_parser final : public beast::http::basic_parser<true> {
  public:
   explicit request_parser(request_data& out) : out_(out) {}

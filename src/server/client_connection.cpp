@@ -370,7 +370,7 @@ asio::awaitable<client_connection::head_result> client_connection::read_body(
   parser_->eager(true);
   parser_->body_limit(snap.cfg.limits.max_body_bytes);
   for (;;) {
-    if (in_.size() > 0) {
+    if (in_.size() > 0 && proxy::ready_to_feed(*parser_, in_.size())) {
       beast::error_code ec;
       auto used = parser_->put(in_.data(), ec);
       in_.consume(used);

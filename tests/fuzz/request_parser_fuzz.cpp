@@ -99,7 +99,7 @@ result run(const std::vector<std::string_view>& reads, limits lim) {
       }
       continue;
     }
-    while (!in.empty()) {
+    while (!in.empty() && ob::proxy::ready_to_feed(parser, in.size())) {  // as the server does
       boost::beast::error_code ec;
       auto used = parser.put(boost::asio::buffer(in), ec);
       in.erase(0, used);

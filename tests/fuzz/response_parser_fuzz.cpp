@@ -43,7 +43,7 @@ result run(const std::vector<std::string_view>& reads) {
   std::string in;
   for (std::string_view chunk : reads) {
     in.append(chunk);
-    while (!in.empty() && !parser->is_done()) {
+    while (!in.empty() && !parser->is_done() && ob::proxy::ready_to_feed(*parser, in.size())) {
       boost::beast::error_code ec;
       auto used = parser->put(boost::asio::buffer(in), ec);
       OB_FUZZ_CHECK(used <= in.size());
