@@ -138,7 +138,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const ob::config::limits defaults;
   for (limits lim :
        {limits{defaults.max_header_bytes, defaults.max_body_bytes}, limits{200, 300}}) {
-    const result whole = run({in.bytes}, lim);
+    result whole = run({in.bytes}, lim);
     auto reads = ob::fuzz::pieces(in.bytes, in.cuts);
     result split = run(reads, lim);
     if (whole.head != outcome::ok && split.head != outcome::ok) {
@@ -159,6 +159,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       // head arrives in one read but counts it when the head is split, so a head over the limit
       // (by at most its start line) may be accepted or refused depending on the reads.
       continue;
+    }
+    // An unfinished chunked body: up to 4 trailing bytes wait for more before the parser sees
+    // them (proxy::ready_to_feed), so how much of it was handed over depends on the reads.
+    // Its outcome too: the held-back bytes may be the ones that make it bad. Only a body one of
+    // the two runs finished is compared.
+    if (whole.chunked && (whole.body == outcome::need_more || split.body == outcome::need_more)) {
+      whole.body = split.body = outcome::need_more;
+      whole.body_bytes.clear();
+      split.body_bytes.clear();
     }
     if (!(split == whole)) {
       print("whole", whole);
