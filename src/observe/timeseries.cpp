@@ -33,6 +33,11 @@ void put_number(std::string& out, double v) {
     return;
   }
   char buf[32];
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {  // counts and unix seconds: every digit
+    auto r = std::to_chars(buf, buf + sizeof buf, static_cast<std::int64_t>(v));
+    out.append(buf, r.ptr);
+    return;
+  }
   auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general, 6);
   out.append(buf, r.ptr);
 }
@@ -57,6 +62,10 @@ void traffic_totals::add(const traffic_totals& o) {
   ttft.merge(o.ttft);
   inflight += o.inflight;
   open_streams += o.open_streams;
+  for (const auto& [k, v] : o.ratelimit_remaining) {
+    auto& mine = ratelimit_remaining[k];
+    if (v.at >= mine.at) mine = v;
+  }
 }
 
 traffic_totals fold(const shard& s) {
@@ -72,6 +81,7 @@ traffic_totals fold(const shard& s) {
   for (const auto& [k, h] : s.ttft) t.ttft.merge(h);
   t.inflight = s.inflight;
   t.open_streams = s.open_streams;
+  t.ratelimit_remaining = s.ratelimit_remaining;
   return t;
 }
 

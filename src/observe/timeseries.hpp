@@ -30,6 +30,8 @@ struct traffic_totals {
   histogram duration;  // every request_duration series merged (request_duration_buckets)
   histogram ttft;      // every time_to_first_token series merged
   std::int64_t inflight = 0, open_streams = 0;
+  // The shard's last rate-limit headers per target (the newest wins when adding).
+  std::unordered_map<series_key, shard::gauge_at, series_key_hash> ratelimit_remaining;
 
   void add(const traffic_totals& other);
 };
