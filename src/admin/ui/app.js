@@ -54,7 +54,7 @@
     return v.toFixed(digits);
   }
   const pct = (r) => (r === null || r === undefined || !Number.isFinite(r) ? '–' : (r * 100).toFixed(r > 0 && r < 0.01 ? 2 : 1) + ' %');
-  const ms = (v) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v >= 1000 ? (v / 1000).toFixed(2) + ' s' : num(v) + ' ms');
+  const ms = (v) => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v >= 1000 ? (v / 1000).toFixed(2) + ' s' : v < 1 ? v.toFixed(2) + ' ms' : num(v) + ' ms');
   function clock(d) {
     const p = (n) => String(n).padStart(2, '0');
     return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
@@ -201,20 +201,21 @@
       const legend = el('span', { class: 'legend' });
       c.lines.forEach(([, name], i) => legend.append(el('span', { class: i ? 'k2' : 'k1', text: name })));
       const max = el('span', { class: 'chart-max' });
+      const from = el('span', { text: '−15 min' });
       const card = el(
         'div',
         { class: 'chart', id: `chart-${c.id}` },
         el('div', { class: 'chart-head' }, el('h3', { class: 'chart-title', text: c.title }), value),
         svg,
-        el('div', { class: 'chart-foot' }, el('span', { text: '−15 min' }), legend, max, el('span', { text: 'now' })),
+        el('div', { class: 'chart-foot' }, from, legend, max, el('span', { text: 'now' })),
       );
       box.append(card);
-      chartParts.set(c.id, { value, svg, max });
+      chartParts.set(c.id, { value, svg, max, from });
     }
   }
 
   // A path through the points, broken where a value is unknown; x from time, y scaled to max.
-  function pathOf(ts, vs, x0, max, w, h) {
+  function pathOf(ts, vs, x0, span, max, w, h) {
     let d = '';
     let pen = false;
     for (let i = 0; i < ts.length; i++) {
@@ -223,7 +224,7 @@
         pen = false;
         continue;
       }
-      const x = ((ts[i] - x0) / WINDOW_S) * w;
+      const x = ((ts[i] - x0) / span) * w;
       const y = h - (Math.min(v, max) / max) * (h - 2) - 1;
       d += (pen ? 'L' : 'M') + x.toFixed(1) + ' ' + y.toFixed(1);
       pen = true;
@@ -241,20 +242,24 @@
   function drawCharts() {
     const ts = series.t;
     const now = ts.length ? ts[ts.length - 1] : Date.now() / 1000;
-    const x0 = now - WINDOW_S;
+    // The span drawn: what the gateway has kept, at least a minute, at most 15 minutes.
+    const span = Math.min(WINDOW_S, Math.max(60, ts.length ? now - ts[0] : 0));
+    const x0 = now - span;
+    const spanText = span >= 120 ? `−${Math.round(span / 60)} min` : `−${Math.round(span)} s`;
     for (const c of CHARTS) {
       const parts = chartParts.get(c.id);
       let top = 0;
       for (const [key] of c.lines) for (const v of series[key] || []) if (Number.isFinite(v) && v > top) top = v;
-      const max = c.max1 ? Math.max(0.05, niceMax(top)) : niceMax(top);
+      const max = c.max1 ? (top > 0 ? Math.min(1, niceMax(top)) : 0.05) : niceMax(top);
       const g = [];
       for (const f of [0.25, 0.5, 0.75]) g.push(svgEl('line', { class: 'grid', x1: 0, x2: 300, y1: 90 * f, y2: 90 * f, 'vector-effect': 'non-scaling-stroke' }));
       c.lines.forEach(([key], i) => {
-        const d = pathOf(ts, series[key] || [], x0, max, 300, 90);
+        const d = pathOf(ts, series[key] || [], x0, span, max, 300, 90);
         if (d) g.push(svgEl('path', { class: i ? 's2' : 's1', d, 'vector-effect': 'non-scaling-stroke' }));
       });
       parts.svg.replaceChildren(...g);
       parts.max.textContent = `max ${c.fmt(max)}`;
+      parts.from.textContent = spanText;
       // The value now: the latest known point of each line.
       const latest = c.lines.map(([key]) => {
         const col = series[key] || [];
@@ -312,14 +317,16 @@
     const errs = s.errors.slice(-300);
     let top = 0;
     for (const v of rps) if (v > top) top = v;
+    for (const v of errs) if (v > top) top = v;
     const max = niceMax(top);
-    const x0 = ts[ts.length - 1] - 300;
-    const scale = (vs) => pathOf(ts.map((t) => x0 + ((t - x0) * WINDOW_S) / 300), vs, x0, max, 130, 26);
+    const now = ts[ts.length - 1];
+    const span = Math.min(300, Math.max(60, now - ts[0]));
+    const scale = (vs) => pathOf(ts, vs, now - span, span, max, 130, 26);
     const d = scale(rps);
     if (d) svg.append(svgEl('path', { class: 's1', d, 'vector-effect': 'non-scaling-stroke' }));
     if (errs.some((v) => v > 0)) svg.append(svgEl('path', { class: 's-err', d: scale(errs), 'vector-effect': 'non-scaling-stroke' }));
-    const now = rps.length ? rps[rps.length - 1] : 0;
-    svg.setAttribute('aria-label', `${num(now)} requests/s now, up to ${num(top)} in the last 5 minutes`);
+    const latest = rps.length ? rps[rps.length - 1] : 0;
+    svg.setAttribute('aria-label', `${num(latest)} requests/s now, up to ${num(top)} in the last 5 minutes`);
     return svg;
   }
 
@@ -346,9 +353,9 @@
       const rlText = [rl.requests !== undefined ? `${num(rl.requests)} req` : null, rl.tokens !== undefined ? `${num(rl.tokens)} tok` : null].filter(Boolean).join(' · ') || '–';
       const row = el(
         'tr',
-        { class: t.group !== prevGroup ? 'group-start' : null, 'data-group': t.group, 'data-target': t.target, 'data-state': t.state },
+        { class: t.group !== prevGroup ? 'group-start' : null, 'data-group': t.group, 'data-target': t.target, 'data-model': t.model, 'data-state': t.state },
         td('Group', t.group),
-        td('Target', el('div', null, el('span', { text: t.target }), el('span', { class: 'sub', text: t.provider }))),
+        td('Target', el('div', null, el('span', { text: t.model }), el('span', { class: 'sub', text: t.provider }))),
         td('State', stateCell(t)),
         td('In flight', num(t.in_flight), 'num'),
         td('Errors', t.window_requests ? `${pct(t.error_ratio)} of ${num(t.window_requests)}` : '–', 'num'),
@@ -485,7 +492,8 @@
 
   function updateFilterChoices() {
     setChoices($('f-group'), [...targets.map((t) => t.group), ...tail.map((r) => r.group).filter(Boolean)]);
-    setChoices($('f-target'), [...targets.map((t) => t.target), ...tail.map((r) => r.target).filter(Boolean)]);
+    // The tail names a target by its model name (the access record's "target").
+    setChoices($('f-target'), [...targets.map((t) => t.model), ...tail.map((r) => r.target).filter(Boolean)]);
     setChoices($('f-key'), tail.map((r) => r.client_name).filter(Boolean));
   }
 
