@@ -20,6 +20,8 @@ const ADMIN_TOKEN = 'adm-dash-7f3e';
 const CLIENT = 'sk-client';
 const XSS = '<img src=x onerror=alert(1)>';
 const SHOTS = process.env.DASHBOARD_SCREENSHOTS;
+// Sanitizer builds (scripts/test) run slower: their waits are stretched by E2E_SLOW.
+const SLOW = Number(process.env.E2E_SLOW || 1);
 
 // A provider the test switches between answering and failing with 500 (the mock's fault modes
 // are fixed by the provider's base path; this one fails and recovers under the same target).
@@ -62,7 +64,7 @@ function startSwitchable() {
   );
 }
 
-describe('dashboard', { timeout: 120000, skip: haveChromium ? false : `chromium not found at ${CHROMIUM} (apt-get install chromium; scripts/setup --test does)` }, () => {
+describe('dashboard', { timeout: 120000 * SLOW, skip: haveChromium ? false : `chromium not found at ${CHROMIUM} (apt-get install chromium; scripts/setup --test does)` }, () => {
   let A, S, gw, browser, puppeteer, userDir, adminUrl;
   let traffic = null;
 
@@ -158,7 +160,7 @@ describe('dashboard', { timeout: 120000, skip: haveChromium ? false : `chromium 
 
   async function signIn(page, token = ADMIN_TOKEN) {
     await page.goto(`${adminUrl}/`, { waitUntil: 'domcontentloaded' });
-    await page.waitForSelector('#login:not([hidden])', { timeout: 5000 });
+    await page.waitForSelector('#login:not([hidden])', { timeout: 5000 * SLOW });
     await page.type('#token', token);
     await page.click('#login-form button[type=submit]');
   }
@@ -209,7 +211,7 @@ describe('dashboard', { timeout: 120000, skip: haveChromium ? false : `chromium 
       );
       await page.type('#token', 'not-the-token');
       await page.click('#login-form button[type=submit]');
-      await page.waitForFunction(() => document.getElementById('login-error').textContent.length > 0, { timeout: 5000 });
+      await page.waitForFunction(() => document.getElementById('login-error').textContent.length > 0, { timeout: 5000 * SLOW });
       assert.match(await page.$eval('#login-error', (e) => e.textContent), /Wrong token/);
       assert.equal(await page.$eval('#app', (e) => e.hidden), true);
       const dataCalls = seen.requests.filter((r) => /\/admin\/v1\/(targets|timeseries|events|config|reloads|keys)/.test(r.url));
@@ -227,29 +229,29 @@ describe('dashboard', { timeout: 120000, skip: haveChromium ? false : `chromium 
     traffic = startTraffic();
     try {
       await signIn(page);
-      await page.waitForSelector('#app:not([hidden])', { timeout: 5000 });
+      await page.waitForSelector('#app:not([hidden])', { timeout: 5000 * SLOW });
       // Tokens are sent in the Authorization header, never in a URL.
       const dataCalls = seen.requests.filter((r) => r.url.includes('/admin/v1/targets'));
       assert.ok(dataCalls.length > 0);
       for (const r of dataCalls) assert.equal(r.auth, `Bearer ${ADMIN_TOKEN}`);
       for (const r of seen.requests) assert.ok(!r.url.includes(ADMIN_TOKEN), `token in a URL: ${r.url}`);
       // Requests/s above zero, and the chart redrawn with new points within 2 s.
-      await page.waitForFunction(() => parseFloat(document.querySelector('#chart-rps .chart-value').textContent) > 0, { timeout: 5000 });
+      await page.waitForFunction(() => parseFloat(document.querySelector('#chart-rps .chart-value').textContent) > 0, { timeout: 5000 * SLOW });
       const pathNow = () => page.$eval('#chart-rps path.s1', (p) => p.getAttribute('d'));
       const d1 = await pathNow();
-      await page.waitForFunction((d) => document.querySelector('#chart-rps path.s1').getAttribute('d') !== d, { timeout: 2500 }, d1);
-      await page.waitForFunction(() => /ms/.test(document.querySelector('#chart-lat .chart-value').textContent), { timeout: 5000 });
-      await page.waitForFunction(() => parseFloat(document.querySelector('#chart-tok .chart-value').textContent) > 0, { timeout: 5000 });
+      await page.waitForFunction((d) => document.querySelector('#chart-rps path.s1').getAttribute('d') !== d, { timeout: 2500 * SLOW }, d1);
+      await page.waitForFunction(() => /ms/.test(document.querySelector('#chart-lat .chart-value').textContent), { timeout: 5000 * SLOW });
+      await page.waitForFunction(() => parseFloat(document.querySelector('#chart-tok .chart-value').textContent) > 0, { timeout: 5000 * SLOW });
       // Every target listed with its state in words, a sparkline that has a line.
       const rows = await page.$$eval('#targets tbody tr', (trs) => trs.map((tr) => ({ group: tr.dataset.group, target: tr.dataset.model, state: tr.querySelector('.state')?.textContent })));
       assert.deepEqual(rows.map((r) => r.target).sort(), ['steady', 'switchable', XSS].sort());
       for (const r of rows) assert.equal(r.state, 'healthy');
-      await page.waitForFunction(() => document.querySelector('#targets tr[data-model="steady"] svg.spark path') !== null, { timeout: 5000 });
-      await page.waitForFunction(() => /4321/.test(document.querySelector('#targets tr[data-model="switchable"]').textContent), { timeout: 5000 });
+      await page.waitForFunction(() => document.querySelector('#targets tr[data-model="steady"] svg.spark path') !== null, { timeout: 5000 * SLOW });
+      await page.waitForFunction(() => /4321/.test(document.querySelector('#targets tr[data-model="switchable"]').textContent), { timeout: 5000 * SLOW });
       // The tail fills.
-      await page.waitForFunction(() => document.querySelectorAll('#tail tbody tr[data-status]').length >= 5, { timeout: 5000 });
+      await page.waitForFunction(() => document.querySelectorAll('#tail tbody tr[data-status]').length >= 5, { timeout: 5000 * SLOW });
       // The reloads panel shows the start, the config is redacted.
-      await page.waitForFunction(() => /start/.test(document.getElementById('reloads').textContent), { timeout: 5000 });
+      await page.waitForFunction(() => /start/.test(document.getElementById('reloads').textContent), { timeout: 5000 * SLOW });
       const cfg = await page.$eval('#config', (e) => e.textContent);
       assert.ok(cfg.includes('[redacted]') && !cfg.includes(ADMIN_TOKEN) && !cfg.includes('sk-up'));
       // The keys panel stays hidden while the gateway has no /admin/v1/keys.
@@ -267,7 +269,7 @@ describe('dashboard', { timeout: 120000, skip: haveChromium ? false : `chromium 
     traffic = startTraffic();
     try {
       await signIn(page);
-      await page.waitForSelector('#targets tr[data-model="switchable"]', { timeout: 5000 });
+      await page.waitForSelector('#targets tr[data-model="switchable"]', { timeout: 5000 * SLOW });
       S.failing = true;
       // When the gateway itself says "ejected", the page must show it within 2 s.
       const t0 = Date.now();
@@ -278,16 +280,16 @@ describe('dashboard', { timeout: 120000, skip: haveChromium ? false : `chromium 
         else await sleep(50);
       }
       assert.ok(ejectedAt, `the gateway never ejected the failing target (${Date.now() - t0} ms)`);
-      await page.waitForFunction(() => document.querySelector('#targets tr[data-model="switchable"]')?.dataset.state === 'ejected', { timeout: 2000 });
+      await page.waitForFunction(() => document.querySelector('#targets tr[data-model="switchable"]')?.dataset.state === 'ejected', { timeout: 2000 * SLOW });
       const cell = await page.$eval('#targets tr[data-model="switchable"] td[data-label="State"]', (e) => e.textContent);
       assert.match(cell, /^ejected/);
       assert.match(cell, /until \d\d:\d\d:\d\d/);
       assert.match(cell, /fail/i, `the reason is shown: ${cell}`);
       // Failed-over requests: 200 from "steady" after a 500 from "switchable".
       await page.select('#f-status', 'retried');
-      await page.waitForFunction(() => document.querySelectorAll('#tail tbody tr[data-status]').length > 0, { timeout: 5000 });
+      await page.waitForFunction(() => document.querySelectorAll('#tail tbody tr[data-status]').length > 0, { timeout: 5000 * SLOW });
       await page.click('#tail tbody tr[data-status]');
-      await page.waitForSelector('#detail:not([hidden])', { timeout: 2000 });
+      await page.waitForSelector('#detail:not([hidden])', { timeout: 2000 * SLOW });
       const attempts = await page.$$eval('#detail-attempts li', (lis) => lis.map((l) => l.textContent));
       assert.ok(attempts.some((a) => /^switchable: failed \(500\)/.test(a)), attempts.join(' | '));
       assert.ok(attempts.some((a) => /^steady: answered 200/.test(a)), attempts.join(' | '));
@@ -303,7 +305,7 @@ describe('dashboard', { timeout: 120000, skip: haveChromium ? false : `chromium 
       await page.select('#f-group', '');
       // Recovery: the provider answers again; the probe after the ejection succeeds.
       S.failing = false;
-      await page.waitForFunction(() => document.querySelector('#targets tr[data-model="switchable"]')?.dataset.state === 'healthy', { timeout: 8000 });
+      await page.waitForFunction(() => document.querySelector('#targets tr[data-model="switchable"]')?.dataset.state === 'healthy', { timeout: 8000 * SLOW });
       assertClean(seen, 'ejection');
     } finally {
       S.failing = false;
@@ -318,11 +320,11 @@ describe('dashboard', { timeout: 120000, skip: haveChromium ? false : `chromium 
     try {
       for (let i = 0; i < 3; i++) assert.equal((await gwPost(gw, '/v1/chat/completions', chatBody(XSS), { token: CLIENT })).status, 200);
       await signIn(page);
-      await page.waitForFunction((x) => [...document.querySelectorAll('#targets td[data-label="Group"]')].some((t) => t.textContent === x), { timeout: 5000 }, XSS);
-      await page.waitForFunction((x) => [...document.querySelectorAll('#tail td[data-label="Group"]')].some((t) => t.textContent === x), { timeout: 5000 }, XSS);
+      await page.waitForFunction((x) => [...document.querySelectorAll('#targets td[data-label="Group"]')].some((t) => t.textContent === x), { timeout: 5000 * SLOW }, XSS);
+      await page.waitForFunction((x) => [...document.querySelectorAll('#tail td[data-label="Group"]')].some((t) => t.textContent === x), { timeout: 5000 * SLOW }, XSS);
       await page.select('#f-group', XSS);
       await page.click('#tail tbody tr[data-status]');
-      await page.waitForSelector('#detail:not([hidden])', { timeout: 2000 });
+      await page.waitForSelector('#detail:not([hidden])', { timeout: 2000 * SLOW });
       await sleep(300); // an injected handler would have run by now
       assert.equal(await page.$$eval('img', (i) => i.length), 0, 'no img element was created');
       assert.deepEqual(seen.dialogs, []);
@@ -337,10 +339,10 @@ describe('dashboard', { timeout: 120000, skip: haveChromium ? false : `chromium 
     const { page, seen } = await openPage();
     try {
       await page.goto(`${open.adminUrl}/`, { waitUntil: 'domcontentloaded' });
-      await page.waitForSelector('#app:not([hidden])', { timeout: 5000 });
+      await page.waitForSelector('#app:not([hidden])', { timeout: 5000 * SLOW });
       assert.equal(await page.$eval('#login', (e) => e.hidden), true);
       assert.equal(await page.$eval('#signout', (e) => e.hidden), true);
-      await page.waitForFunction(() => document.querySelector('#targets tr[data-model="m"]') !== null, { timeout: 5000 });
+      await page.waitForFunction(() => document.querySelector('#targets tr[data-model="m"]') !== null, { timeout: 5000 * SLOW });
       assertClean(seen, 'no token');
     } finally {
       await page.close();
@@ -363,7 +365,7 @@ describe('dashboard', { timeout: 120000, skip: haveChromium ? false : `chromium 
       }
       traffic = startTraffic('chat', 5);
       S.failing = true;
-      await page.waitForFunction(() => document.querySelector('#targets tr[data-model="switchable"]')?.dataset.state !== 'healthy', { timeout: 5000 });
+      await page.waitForFunction(() => document.querySelector('#targets tr[data-model="switchable"]')?.dataset.state !== 'healthy', { timeout: 5000 * SLOW });
       for (const scheme of ['light', 'dark']) {
         await page.emulateMediaFeatures([{ name: 'prefers-color-scheme', value: scheme }]);
         await page.setViewport({ width: 1280, height: 800 });
