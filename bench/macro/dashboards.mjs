@@ -11,6 +11,9 @@ import { fileURLToPath } from 'node:url';
 
 const [adminUrl, token, nText] = process.argv.slice(2);
 const n = Number(nText);
+// BENCH_DASHBOARDS=emulate: no browser, the same requests from plain fetch() loops (what the
+// gateway serves to N dashboards, without N renderers competing for the machine's CPU).
+if (process.env.BENCH_DASHBOARDS === 'emulate') await emulate();
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const require = createRequire(path.join(root, 'tests/e2e/package.json'));
 const puppeteer = require('puppeteer-core');
@@ -71,3 +74,42 @@ async function end() {
 process.on('SIGTERM', end);
 process.on('SIGINT', end);
 setTimeout(end, 600000); // never outlives a bench run
+
+async function emulate() {
+  const auth = { Authorization: `Bearer ${token}` };
+  const counts = Array.from({ length: n }, () => ({ timeseries: 0, bytes: 0 }));
+  let stop = false;
+  const loops = counts.map(async (c) => {
+    const ac = new AbortController();
+    (async () => {
+      try {
+        const r = await fetch(`${adminUrl}/admin/v1/events?tail=20`, { headers: auth, signal: ac.signal });
+        for await (const chunk of r.body) c.bytes += chunk.length;
+      } catch {}
+    })();
+    let last = 0;
+    while (!stop) {
+      const [ts] = await Promise.all([
+        fetch(`${adminUrl}/admin/v1/timeseries?after=${last}`, { headers: auth }).then((r) => r.json()),
+        fetch(`${adminUrl}/admin/v1/targets`, { headers: auth }).then((r) => r.text()),
+      ]);
+      const t = ts.points?.t || [];
+      if (t.length) last = t[t.length - 1];
+      c.timeseries++;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    ac.abort();
+  });
+  console.log(`READY ${n} (emulated)`);
+  const t0 = Date.now();
+  const end = () => {
+    stop = true;
+    const secs = (Date.now() - t0) / 1000;
+    console.log(`DONE dashboards=${n} emulated seconds=${secs.toFixed(1)} timeseries_per_s_each=${counts.map((c) => (c.timeseries / secs).toFixed(2)).join(',')} event_bytes_per_s_each=${counts.map((c) => Math.round(c.bytes / secs)).join(',')}`);
+    process.exit(0);
+  };
+  process.on('SIGTERM', end);
+  process.on('SIGINT', end);
+  setTimeout(end, 600000);
+  await Promise.all(loops);
+}
