@@ -65,7 +65,7 @@ function startSwitchable() {
 }
 
 describe('dashboard', { timeout: 120000 * SLOW, skip: haveChromium ? false : `chromium not found at ${CHROMIUM} (apt-get install chromium; scripts/setup --test does)` }, () => {
-  let A, S, gw, browser, puppeteer, userDir, adminUrl;
+  let A, S, gw, browser, puppeteer, userDir, adminUrl, config;
   let traffic = null;
 
   before(async () => {
@@ -74,20 +74,19 @@ describe('dashboard', { timeout: 120000 * SLOW, skip: haveChromium ? false : `ch
     S = await startSwitchable();
     const adminPort = await freePort();
     adminUrl = `http://127.0.0.1:${adminPort}`;
-    gw = await startGateway({
-      config: {
-        providers: [
-          { group: 'chat', name: 'steady', base: A.url, key: 'sk-up' },
-          { group: 'chat', name: 'switchable', base: S.url, key: 'sk-up' },
-          { group: XSS, name: XSS, base: A.url, key: 'sk-up' },
-        ],
-        security: [CLIENT],
-        groups: { chat: { policy: 'round_robin' } },
-        health: { consecutive_failures: 2, base_ejection: 1, max_ejection: 2 },
-        retry: { budget_ratio: 1, budget_min_per_second: 1000 },
-        admin: { listen: `127.0.0.1:${adminPort}`, token: ADMIN_TOKEN },
-      },
-    });
+    config = {
+      providers: [
+        { group: 'chat', name: 'steady', base: A.url, key: 'sk-up' },
+        { group: 'chat', name: 'switchable', base: S.url, key: 'sk-up' },
+        { group: XSS, name: XSS, base: A.url, key: 'sk-up' },
+      ],
+      security: [CLIENT],
+      groups: { chat: { policy: 'round_robin' } },
+      health: { consecutive_failures: 2, base_ejection: 1, max_ejection: 2 },
+      retry: { budget_ratio: 1, budget_min_per_second: 1000 },
+      admin: { listen: `127.0.0.1:${adminPort}`, token: ADMIN_TOKEN },
+    };
+    gw = await startGateway({ config });
     userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ob-chromium-'));
     browser = await puppeteer.launch({
       executablePath: CHROMIUM,
@@ -330,6 +329,33 @@ describe('dashboard', { timeout: 120000 * SLOW, skip: haveChromium ? false : `ch
       assert.deepEqual(seen.dialogs, []);
       assertClean(seen, 'xss');
     } finally {
+      await page.close();
+    }
+  });
+
+  test('a refused reload shows with its validation errors; the running config stays', async () => {
+    const { page, seen } = await openPage();
+    try {
+      await signIn(page);
+      await page.waitForFunction(() => /start/.test(document.getElementById('reloads').textContent), { timeout: 5000 * SLOW });
+      const broken = structuredClone(config);
+      broken.providers[1].base = 'htp://nowhere';
+      broken.health.consecutive_failures = 0;
+      gw.writeConfig(broken, { mode: 'rename' });
+      const r = await request({ url: `${adminUrl}/admin/v1/reload`, method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      assert.equal(r.status, 422, r.text);
+      await page.waitForFunction(() => document.querySelector('#reloads li.refused') !== null, { timeout: 3000 * SLOW });
+      const refused = await page.$eval('#reloads li.refused', (li) => li.textContent);
+      assert.match(refused, /Refused/);
+      assert.match(refused, /providers\[1\]\.base/);
+      assert.match(refused, /health\.consecutive_failures/);
+      const errors = await page.$$eval('#reloads li.refused .diag li', (lis) => lis.length);
+      assert.ok(errors >= 2, `every validation error listed (${errors})`);
+      // The running config is still the old one.
+      assert.match(await page.$eval('#config', (e) => e.textContent), /"consecutive_failures": 2/);
+      assertClean(seen, 'refused reload');
+    } finally {
+      gw.writeConfig(config, { mode: 'rename' });
       await page.close();
     }
   });
