@@ -56,6 +56,11 @@ void traffic_totals::add(const traffic_totals& o) {
     auto& mine = answers[k];
     for (const auto& [code, n] : codes) mine[code] += n;
   }
+  for (const auto& [k, n] : o.attempts) {
+    auto& mine = attempts[k];
+    mine[0] += n[0];
+    mine[1] += n[1];
+  }
   tokens_in += o.tokens_in;
   tokens_out += o.tokens_out;
   duration.merge(o.duration);
@@ -71,8 +76,16 @@ void traffic_totals::add(const traffic_totals& o) {
 traffic_totals fold(const shard& s) {
   static const std::uint32_t input = labels().intern("input");
   static const std::uint32_t output = labels().intern("output");
+  static const std::uint32_t ok = labels().intern("ok");
+  static const std::uint32_t client_gone = labels().intern("client_gone");
+  static const std::uint32_t status_4xx = labels().intern("status_4xx");
   traffic_totals t;
   for (const auto& [k, n] : s.requests) t.answers[pair_key(k.v[0], k.v[1])][k.v[2]] += n;
+  for (const auto& [k, n] : s.attempts) {
+    auto& a = t.attempts[pair_key(k.v[0], k.v[1])];
+    a[0] += n;
+    if (k.v[2] != ok && k.v[2] != client_gone && k.v[2] != status_4xx) a[1] += n;
+  }
   for (const auto& [k, n] : s.tokens) {
     if (k.v[3] == input) t.tokens_in += n;
     if (k.v[3] == output) t.tokens_out += n;
@@ -128,10 +141,8 @@ void timeseries::sample(std::int64_t t, const traffic_totals& now,
   }
 
   std::uint64_t requests = 0, errors = 0;
-  for (auto& [k, ring] : targets_) ring[slot] = {0, 0};
   for (const auto& [k, codes] : now.answers) {
     const auto was = base_.answers.find(k);
-    std::uint64_t req = 0, err = 0;
     for (const auto& [code, n] : codes) {
       std::uint64_t before = 0;
       if (was != base_.answers.end()) {
@@ -139,15 +150,19 @@ void timeseries::sample(std::int64_t t, const traffic_totals& now,
         if (c != was->second.end()) before = c->second;
       }
       const auto d = minus(n, before);
-      req += d;
-      if (status_of(code) >= 500) err += d;
+      requests += d;
+      if (status_of(code) >= 500) errors += d;
     }
-    requests += req;
-    errors += err;
+  }
+  for (auto& [k, ring] : targets_) ring[slot] = {0, 0};
+  for (const auto& [k, n] : now.attempts) {
+    const auto was = base_.attempts.find(k);
+    const std::array<std::uint64_t, 2> before =
+        was == base_.attempts.end() ? std::array<std::uint64_t, 2>{} : was->second;
     auto [it, added] = targets_.try_emplace(k);
     if (added) it->second.assign(points_.size(), {0, 0});
-    it->second[slot] = {static_cast<float>(static_cast<double>(req) / dt),
-                        static_cast<float>(static_cast<double>(err) / dt)};
+    it->second[slot] = {static_cast<float>(static_cast<double>(minus(n[0], before[0])) / dt),
+                        static_cast<float>(static_cast<double>(minus(n[1], before[1])) / dt)};
   }
 
   point p;

@@ -6,7 +6,7 @@
 // which turns the difference from the previous second into a point: requests/s, error ratio,
 // latency and time-to-first-token percentiles (estimated from the histogram buckets, as
 // Prometheus' histogram_quantile does), tokens/s, open streams. Per (group, target) it keeps
-// requests/s and errors/s for the sparklines.
+// attempts/s and failed attempts/s for the sparklines.
 #pragma once
 
 #include <array>
@@ -26,6 +26,10 @@ namespace ob::observe::metrics {
 struct traffic_totals {
   // (group id << 32 | target id) -> (status code id -> answers)
   std::unordered_map<std::uint64_t, std::unordered_map<std::uint32_t, std::uint64_t>> answers;
+  // (group id << 32 | target id) -> attempts sent to the target, and those that failed (any
+  // outcome but ok, client_gone and status_4xx: the target's fault, not the client's). A
+  // request that failed over counts on every target it tried.
+  std::unordered_map<std::uint64_t, std::array<std::uint64_t, 2>> attempts;
   std::uint64_t tokens_in = 0, tokens_out = 0;
   histogram duration;  // every request_duration series merged (request_duration_buckets)
   histogram ttft;      // every time_to_first_token series merged
@@ -55,7 +59,8 @@ class timeseries {
               const std::function<int(std::uint32_t)>& status_of);
 
   // {"interval_s":1,"capacity":N,"points":{"t":[..],"rps":[..],...},"targets":[{"group",
-  //  "target","rps":[..],"errors":[..]}]}: the points with t > after, oldest first, columns
+  //  "target","rps":[..],"errors":[..]}]} (per target: attempts/s and failed attempts/s): the
+  //  points with t > after, oldest first, columns
   // aligned with "t". `name_of` maps a label id to its text. Unknown values are null.
   std::string json(std::int64_t after,
                    const std::function<std::string_view(std::uint32_t)>& name_of) const;
@@ -78,7 +83,7 @@ class timeseries {
 
   std::vector<point> points_;  // a ring: head_ is the oldest, size_ kept
   std::size_t head_ = 0, size_ = 0;
-  // Per (group << 32 | target): requests/s and errors/s, slots aligned with points_.
+  // Per (group << 32 | target): attempts/s and failed attempts/s, slots aligned with points_.
   std::map<std::uint64_t, std::vector<std::array<float, 2>>> targets_;
   bool have_base_ = false;
   std::int64_t base_t_ = 0;

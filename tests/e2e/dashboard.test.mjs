@@ -284,6 +284,8 @@ describe('dashboard', { timeout: 120000 * SLOW, skip: haveChromium ? false : `ch
       assert.match(cell, /^ejected/);
       assert.match(cell, /until \d\d:\d\d:\d\d/);
       assert.match(cell, /fail/i, `the reason is shown: ${cell}`);
+      // Its sparkline draws the failed attempts.
+      await page.waitForFunction(() => document.querySelector('#targets tr[data-model="switchable"] svg.spark path.s-err') !== null, { timeout: 3000 * SLOW });
       // Failed-over requests: 200 from "steady" after a 500 from "switchable".
       await page.select('#f-status', 'retried');
       await page.waitForFunction(() => document.querySelectorAll('#tail tbody tr[data-status]').length > 0, { timeout: 5000 * SLOW });

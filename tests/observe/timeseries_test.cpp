@@ -51,8 +51,14 @@ TEST(Fold, AddsEverySeriesOfAShardWithoutItsLabelsOfClientOrModel) {
   s.record(answer(g, t, 200, 0.015));
   s.record(answer(g, t, 200, 0.015));
   s.record(answer(g, t, 502, 0.5));
+  s.attempt(g, t, labels().intern("ok"));
+  s.attempt(g, t, labels().intern("status_5xx"));
+  s.attempt(g, t, labels().intern("client_gone"));  // not the target's fault
   s.open_streams = 3;
   auto f = fold(s);
+  auto a = f.attempts.at(std::uint64_t(g) << 32 | t);
+  EXPECT_EQ(a[0], 3u);
+  EXPECT_EQ(a[1], 1u);
   std::uint64_t n = 0;
   for (const auto& [code, c] : f.answers.at(std::uint64_t(g) << 32 | t)) n += c;
   EXPECT_EQ(n, 3u);
@@ -66,6 +72,7 @@ TEST(Fold, AddsEverySeriesOfAShardWithoutItsLabelsOfClientOrModel) {
   EXPECT_EQ(sum.tokens_in, 40u);
   EXPECT_EQ(sum.duration.count, 6u);
   EXPECT_EQ(sum.open_streams, 6);
+  EXPECT_EQ(sum.attempts.at(std::uint64_t(g) << 32 | t)[0], 6u);
 }
 
 TEST(Timeseries, APointIsTheDifferenceFromThePreviousSecond) {
@@ -108,8 +115,10 @@ TEST(Timeseries, JsonHasColumnsAfterTheAskedSecondAndNamesEscaped) {
   timeseries ts(900);
   ts.sample(50, fold(s), status_of);
   s.record(answer(g, t, 200, 0.015));
+  s.attempt(g, t, labels().intern("ok"));
   ts.sample(51, fold(s), status_of);
   s.record(answer(g, t, 500, 0.015));
+  s.attempt(g, t, labels().intern("timeout"));
   ts.sample(52, fold(s), status_of);
   auto text = ts.json(0, name_of);
   EXPECT_NE(text.find(R"("t":[51,52])"), std::string::npos) << text;  // seconds in full

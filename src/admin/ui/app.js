@@ -326,7 +326,7 @@
     if (d) svg.append(svgEl('path', { class: 's1', d, 'vector-effect': 'non-scaling-stroke' }));
     if (errs.some((v) => v > 0)) svg.append(svgEl('path', { class: 's-err', d: scale(errs), 'vector-effect': 'non-scaling-stroke' }));
     const latest = rps.length ? rps[rps.length - 1] : 0;
-    svg.setAttribute('aria-label', `${num(latest)} requests/s now, up to ${num(top)} in the last 5 minutes`);
+    svg.setAttribute('aria-label', `${num(latest)} attempts/s now, up to ${num(top)} in the last 5 minutes (failed ones dashed)`);
     return svg;
   }
 
@@ -361,7 +361,7 @@
         td('Errors', t.window_requests ? `${pct(t.error_ratio)} of ${num(t.window_requests)}` : '–', 'num'),
         td('TTFT', ms(t.ewma_ttfb_ms), 'num'),
         td('Rate limit left', rlText),
-        td('Requests/s', sparkline(key)),
+        td('Attempts/s', sparkline(key)),
       );
       prevGroup = t.group;
       rows.push(row);
