@@ -1,5 +1,7 @@
 #include "admin/admin_server.hpp"
 
+#include <algorithm>
+#include <charconv>
 #include <set>
 
 #include <boost/asio/as_tuple.hpp>
@@ -14,6 +16,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include "admin/ui_assets.hpp"
 #include "auth/token_check.hpp"
 #include "observe/log.hpp"
 #include "proxy/json/model.hpp"
@@ -107,6 +110,34 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
     return res;
   }
 
+  // A dashboard file, with the headers that keep the page to itself.
+  static http::response<http::string_body> ui_file(const http::request<http::string_body>& req,
+                                                   const ui_asset& a) {
+    auto res = answer(req, http::status::ok, std::string(a.body), a.content_type);
+    res.set("Content-Security-Policy", ui_content_security_policy);
+    res.set("X-Content-Type-Options", "nosniff");
+    res.set(http::field::x_frame_options, "DENY");
+    res.set("Referrer-Policy", "no-referrer");
+    return res;
+  }
+
+  // The number of a query parameter (`name=123`), or `fallback`.
+  static std::int64_t query_int(std::string_view query, std::string_view name,
+                                std::int64_t fallback) {
+    while (!query.empty()) {
+      auto amp = query.find('&');
+      auto part = query.substr(0, amp);
+      query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+      if (part.size() > name.size() && part.starts_with(name) && part[name.size()] == '=') {
+        auto v = part.substr(name.size() + 1);
+        std::int64_t n = 0;
+        auto r = std::from_chars(v.data(), v.data() + v.size(), n);
+        if (r.ec == std::errc() && r.ptr == v.data() + v.size()) return n;
+      }
+    }
+    return fallback;
+  }
+
   static http::response<http::string_body> json(const http::request<http::string_body>& req,
                                                 http::status status, std::string body) {
     return answer(req, status, std::move(body), "application/json");
@@ -146,8 +177,27 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
       body += '}';
       co_return json(req, http::status::service_unavailable, std::move(body));
     }
+    if (path == "/" || path == "/ui" || path.starts_with("/ui/")) {
+      if (auto r = only_get(path)) co_return *r;
+      if (const auto* a = find_ui_asset(path)) co_return ui_file(req, *a);
+      co_return error(req, http::status::not_found,
+                      "Unknown dashboard file " + std::string(path) + ".", "invalid_request_error",
+                      "not_found");
+    }
+    if (path == "/admin/v1/session") {
+      // Lets the page know, before any call that could fail, whether to ask for a token.
+      if (auto r = only_get(path)) co_return *r;
+      bool required = handlers.token_ok && !handlers.token_ok(std::string_view());
+      std::string body = R"({"token_required":)";
+      body += required ? "true" : "false";
+      body += R"(,"authorized":)";
+      body += authorized(req) ? "true" : "false";
+      body += '}';
+      co_return json(req, http::status::ok, std::move(body));
+    }
     bool known = path == "/metrics" || path == "/admin/v1/targets" || path == "/admin/v1/config" ||
-                 path == "/admin/v1/reload" || path == "/admin/v1/events";
+                 path == "/admin/v1/reload" || path == "/admin/v1/events" ||
+                 path == "/admin/v1/timeseries" || path == "/admin/v1/reloads";
     if (!known)
       co_return error(req, http::status::not_found,
                       "Unknown admin route " + std::string(path) + ".", "invalid_request_error",
@@ -177,6 +227,15 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
     if (path == "/admin/v1/targets")
       co_return json(req, http::status::ok, co_await handlers.targets());
     if (path == "/admin/v1/config") co_return json(req, http::status::ok, handlers.config());
+    if (path == "/admin/v1/timeseries") {
+      auto query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
+      auto after = query_int(query, "after", 0);
+      co_return json(req, http::status::ok,
+                     handlers.timeseries ? handlers.timeseries(after) : std::string("{}"));
+    }
+    if (path == "/admin/v1/reloads")
+      co_return json(req, http::status::ok,
+                     handlers.reloads ? handlers.reloads() : std::string(R"({"reloads":[]})"));
     events = true;  // /admin/v1/events: the caller turns the connection into a stream
     co_return http::response<http::string_body>{};
   }
@@ -207,7 +266,12 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
       bool events = false;
       auto res = co_await route(req, events);
       if (events) {
-        co_await stream_events(*stream, req.method() == http::verb::head);
+        std::string_view t(req.target().data(), req.target().size());
+        auto q = t.find('?');
+        auto tail = query_int(q == std::string_view::npos ? std::string_view() : t.substr(q + 1),
+                              "tail", 0);
+        co_await stream_events(*stream, req.method() == http::verb::head,
+                               static_cast<std::size_t>(std::clamp<std::int64_t>(tail, 0, 1000)));
         co_return;
       }
       stream->expires_after(30s);
@@ -219,7 +283,7 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
   // Server-Sent Events: records as they are published, polled from the ring every 200 ms.
   // A client that does not read is dropped when a write stalls for 5 s; it never holds up
   // anyone else, since the ring is bounded and readers only copy out of it.
-  asio::awaitable<void> stream_events(beast::tcp_stream& stream, bool head_only) {
+  asio::awaitable<void> stream_events(beast::tcp_stream& stream, bool head_only, std::size_t tail) {
     std::string out =
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
         "X-Accel-Buffering: no\r\nConnection: close\r\n\r\n";
@@ -232,7 +296,7 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
     // Start with what is kept, so a new viewer sees the recent past at once.
     while (!stopped) {
       out.clear();
-      auto page = handlers.events ? handlers.events(cursor) : events_page{};
+      auto page = handlers.events ? handlers.events(cursor, tail) : events_page{};
       if (page.missed > 0)
         out += "event: missed\ndata: {\"missed\":" + std::to_string(page.missed) + "}\n\n";
       for (const auto& r : page.records) {

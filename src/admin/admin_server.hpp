@@ -10,9 +10,16 @@
 //   /admin/v1/targets             per-target state, JSON
 //   /admin/v1/config              the effective config, secrets redacted, JSON
 //   POST /admin/v1/reload         reload the config file; 200 applied / 422 refused + errors
-//   /admin/v1/events              Server-Sent Events: live access, health and reload records
-// With a token configured, every route but /healthz and /readyz needs
-// `Authorization: Bearer <token>`; a wrong or missing one gets 401.
+//   /admin/v1/events[?tail=N]     Server-Sent Events: live access, health and reload records;
+//                                 with tail=N at most the newest N access records per 200 ms
+//   /admin/v1/timeseries?after=T  the last 15 minutes of traffic, one point per second, JSON
+//   /admin/v1/reloads             the latest reloads with every diagnostic, JSON
+//   /admin/v1/session             whether a token is needed and whether the one sent opens the
+//                                 API: {"token_required":..,"authorized":..} (never needs one)
+//   / and /ui/...                 the dashboard's page and files (never need a token: they hold
+//                                 no data; the page asks for it with the token)
+// With a token configured, every other route needs `Authorization: Bearer <token>`; a wrong or
+// missing one gets 401.
 #pragma once
 
 #include <cstdint>
@@ -47,7 +54,12 @@ struct admin_handlers {
   std::function<std::string()> config;
   std::function<reload_answer()> reload;
   std::function<std::optional<std::string>()> not_ready;  // the reason, or nullopt when ready
-  std::function<events_page(std::uint64_t& cursor)> events;
+  // `tail` > 0: of the access records, at most the newest `tail` per read (a live view);
+  // 0: every record.
+  std::function<events_page(std::uint64_t& cursor, std::size_t tail)> events;
+  // Points with t > after (unix seconds); see observe::metrics::timeseries::json.
+  std::function<std::string(std::int64_t after)> timeseries;
+  std::function<std::string()> reloads;
   // Whether `token` (from a Bearer header) opens the admin API; absent = no token configured.
   std::function<bool(std::string_view token)> token_ok;
 };

@@ -77,6 +77,41 @@ event_batch event_ring::read_after(std::uint64_t after, std::size_t max) const {
   return b;
 }
 
+namespace {
+// The "type" of a line written by this module's formatters: {"time":"...","type":"access",...
+bool has_type(std::string_view line, std::string_view type) {
+  auto at = line.substr(0, 64).find(R"("type":")");
+  if (at == std::string_view::npos) return false;
+  auto v = line.substr(at + 8);
+  return v.size() > type.size() && v.starts_with(type) && v[type.size()] == '"';
+}
+}  // namespace
+
+event_batch event_ring::read_recent(std::uint64_t after, std::size_t newest,
+                                    std::string_view thinned) const {
+  event_batch b;
+  const std::uint64_t hi = seq_.load(std::memory_order_acquire);
+  b.next = std::max(after, hi);
+  if (hi <= after) return b;
+  const std::uint64_t recent_from = hi > newest ? hi - newest : 0;  // seq > this: kept
+  std::vector<const thread_ring*> rings;
+  {
+    std::lock_guard lock(rings_m_);
+    for (const auto& e : rings_) rings.push_back(e.second.get());
+  }
+  for (const auto* r : rings) {
+    for (const auto& s : r->slots) {
+      std::lock_guard lock(r->m);
+      if (s.seq <= after || s.seq > hi) continue;
+      if (s.seq > recent_from || !has_type(s.line, thinned)) b.events.push_back({s.seq, s.line});
+    }
+  }
+  std::sort(b.events.begin(), b.events.end(),
+            [](const event& x, const event& y) { return x.seq < y.seq; });
+  b.dropped = (b.next - after) - b.events.size();
+  return b;
+}
+
 event_ring& events() {
   static event_ring ring(1000);
   return ring;

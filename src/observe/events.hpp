@@ -52,6 +52,11 @@ class event_ring {
   // missing from a batch was overwritten (counted in `dropped`), never delayed to a later batch
   // with a smaller seq.
   event_batch read_after(std::uint64_t after, std::size_t max = SIZE_MAX) const;
+  // For a live view that cannot show everything: every event with seq > after, except that
+  // events of type `thinned` are kept only among the newest `newest` events; the others are
+  // counted in `dropped`. A reader that asks every 200 ms for `newest` = 20 gets at most 100
+  // access records a second however busy the gateway is, and every health and reload record.
+  event_batch read_recent(std::uint64_t after, std::size_t newest, std::string_view thinned) const;
   // The seq of the latest event published (0 = none yet): read_after(last_sequence() - n) tails.
   std::uint64_t last_sequence() const { return seq_.load(std::memory_order_acquire); }
 

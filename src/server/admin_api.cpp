@@ -1,8 +1,10 @@
 #include "server/admin_api.hpp"
 
+#include <charconv>
 #include <ctime>
 #include <map>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -11,6 +13,7 @@
 #include "observe/clock.hpp"
 #include "observe/events.hpp"
 #include "observe/gateway_metrics.hpp"
+#include "observe/log.hpp"
 #include "proxy/json/model.hpp"
 
 #ifndef OPENBRIDGE_VERSION
@@ -81,7 +84,10 @@ void append_number(std::string& out, double v) {
   metrics::append_number(out, v);
 }
 
-std::string targets_json(const proxy::snapshot& snap, const metrics::shard& merged) {
+using ratelimit_map =
+    std::unordered_map<metrics::series_key, metrics::shard::gauge_at, metrics::series_key_hash>;
+
+std::string targets_json(const proxy::snapshot& snap, const ratelimit_map& ratelimit) {
   auto now = observe::coarse_now();
   std::string out = R"({"targets":[)";
   bool first = true;
@@ -132,8 +138,8 @@ std::string targets_json(const proxy::snapshot& snap, const metrics::shard& merg
       out += R"(,"ratelimit_remaining":{)";
       bool any = false;
       for (std::uint32_t type : {0u, 1u}) {
-        auto it = merged.ratelimit_remaining.find(metrics::shard::key(t.metric_target, type));
-        if (it == merged.ratelimit_remaining.end()) continue;
+        auto it = ratelimit.find(metrics::shard::key(t.metric_target, type));
+        if (it == ratelimit.end()) continue;
         if (any) out += ',';
         any = true;
         out += type == 0 ? R"("requests":)" : R"("tokens":)";
@@ -234,12 +240,125 @@ asio::awaitable<std::string> render_metrics(admin_context& c) {
   co_return out;
 }
 
+void reload_history::record(std::string_view trigger,
+                            const proxy::snapshot_store::reload_outcome& o,
+                            std::uint64_t generation) {
+  entry e;
+  e.time =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  e.trigger = trigger;
+  e.applied = o.applied || o.unchanged;
+  e.generation = generation;
+  e.diagnostics = o.diagnostics;
+  std::lock_guard lock(m_);
+  entries_.push_front(std::move(e));
+  if (entries_.size() > kept) entries_.pop_back();
+}
+
+std::string reload_history::json() const {
+  std::lock_guard lock(m_);
+  std::string out = R"({"reloads":[)";
+  bool first = true;
+  for (const auto& e : entries_) {
+    if (!first) out += ',';
+    first = false;
+    out += R"({"time":)";
+    proxy::json::append_json_string(
+        out, rfc3339(std::chrono::system_clock::time_point(
+                 std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                     std::chrono::duration<double>(e.time)))));
+    out += R"(,"trigger":)";
+    proxy::json::append_json_string(out, e.trigger);
+    out += R"(,"applied":)";
+    out += e.applied ? "true" : "false";
+    out += R"(,"generation":)";
+    append_number(out, static_cast<double>(e.generation));
+    out += R"(,"diagnostics":[)";
+    bool first_d = true;
+    for (const auto& d : e.diagnostics) {
+      if (!first_d) out += ',';
+      first_d = false;
+      out += R"({"level":)";
+      out += d.severity == config::diagnostic::level::error ? R"("error")" : R"("warning")";
+      out += R"(,"path":)";
+      proxy::json::append_json_string(out, d.path);
+      out += R"(,"message":)";
+      proxy::json::append_json_string(out, d.message);
+      out += '}';
+    }
+    out += "]}";
+  }
+  out += "]}";
+  return out;
+}
+
+traffic_sampler::traffic_sampler(asio::io_context& ioc, admin_context& c)
+    : ioc_(ioc), c_(c), state_(std::make_shared<state>(ioc)) {}
+
+void traffic_sampler::start() {
+  asio::co_spawn(ioc_, loop(state_, c_), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      observe::log(observe::level::error, std::string("dashboard sampler stopped: ") + ex.what());
+    }
+  });
+}
+
+void traffic_sampler::stop() {
+  state_->stopped = true;
+  state_->timer.cancel();
+}
+
+asio::awaitable<void> traffic_sampler::loop(std::shared_ptr<state> s, admin_context& c) {
+  // Status code label ids -> numbers, resolved once per distinct code.
+  std::unordered_map<std::uint32_t, int> codes;
+  auto status_of = [&codes](std::uint32_t id) {
+    auto [it, added] = codes.try_emplace(id, 0);
+    if (added) {
+      auto v = metrics::labels().value(id);
+      int n = 0;
+      std::from_chars(v.data(), v.data() + v.size(), n);
+      it->second = n;
+    }
+    return it->second;
+  };
+  using clock = std::chrono::system_clock;
+  while (!s->stopped) {
+    // Sample just after each wall-clock second, so points line up with unix seconds.
+    auto now = clock::now();
+    auto next = std::chrono::floor<std::chrono::seconds>(now) + std::chrono::seconds(1) +
+                std::chrono::milliseconds(5);
+    s->timer.expires_after(next - now);
+    co_await s->timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (s->stopped) co_return;
+    metrics::traffic_totals sum;
+    for (const auto& w : c.workers) {
+      worker* wp = w.get();
+      auto t = co_await asio::co_spawn(
+          wp->executor(),
+          [wp]() -> asio::awaitable<metrics::traffic_totals> { co_return wp->traffic(); },
+          asio::use_awaitable);
+      if (s->stopped) co_return;
+      sum.add(t);
+    }
+    auto second = std::chrono::floor<std::chrono::seconds>(clock::now()).time_since_epoch().count();
+    c.series.sample(second, sum, status_of);
+    c.latest = std::move(sum);
+    c.have_latest = true;
+  }
+}
+
 admin::admin_handlers make_admin_handlers(admin_context& c) {
   admin::admin_handlers h;
   h.metrics = [&c]() { return render_metrics(c); };
   h.targets = [&c]() -> asio::awaitable<std::string> {
+    // The sampler folds the shards every second: its rate-limit headers are at most a second
+    // old, and a dashboard polling this route costs the workers nothing.
+    if (c.have_latest) co_return targets_json(*c.store.load(), c.latest.ratelimit_remaining);
     auto g = co_await gather(c.workers);
-    co_return targets_json(*c.store.load(), g.merged);
+    co_return targets_json(*c.store.load(), g.merged.ratelimit_remaining);
   };
   h.config = [&c] { return config::redacted_json(c.store.load()->cfg); };
   h.reload = [&c] {
@@ -258,7 +377,7 @@ admin::admin_handlers make_admin_handlers(admin_context& c) {
     }
     return std::nullopt;
   };
-  h.events = [](std::uint64_t& cursor) {
+  h.events = [](std::uint64_t& cursor, std::size_t tail) {
     admin::events_page page;
     auto& ring = observe::events();
     if (cursor == 0) {
@@ -266,12 +385,18 @@ admin::admin_handlers make_admin_handlers(admin_context& c) {
       auto last = ring.last_sequence();
       cursor = last > 200 ? last - 200 : 0;
     }
-    auto batch = ring.read_after(cursor, 1000);
+    auto batch = tail ? ring.read_recent(cursor, tail, "access") : ring.read_after(cursor, 1000);
     page.missed = batch.dropped;
     page.records.reserve(batch.events.size());
     for (auto& e : batch.events) page.records.push_back(std::move(e.line));
     if (batch.next > cursor) cursor = batch.next;
     return page;
+  };
+  h.timeseries = [&c](std::int64_t after) {
+    return c.series.json(after, [](std::uint32_t id) { return metrics::labels().value(id); });
+  };
+  h.reloads = [&c] {
+    return c.reload_log ? c.reload_log->json() : std::string(R"({"reloads":[]})");
   };
   h.token_ok = [&c](std::string_view token) {
     const auto& want = c.store.load()->cfg.admin.token;

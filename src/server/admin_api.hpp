@@ -4,12 +4,18 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
 #include "admin/admin_server.hpp"
+#include "observe/timeseries.hpp"
 #include "proxy/snapshot.hpp"
 #include "server/worker.hpp"
 
@@ -23,6 +29,30 @@ struct reload_counters {
   std::atomic<double> last_success{0};  // unix seconds
 };
 
+// The latest reloads (start included) with every diagnostic, for /admin/v1/reloads. Reloads
+// come from the file watcher's thread, signals and the admin API: guarded by a mutex.
+class reload_history {
+ public:
+  static constexpr std::size_t kept = 20;
+  void record(std::string_view trigger, const proxy::snapshot_store::reload_outcome& o,
+              std::uint64_t generation);
+  // {"reloads":[{"time","trigger","applied","generation","diagnostics":[{level,path,message}]}]}
+  // newest first. Diagnostics name config paths and values but never a secret (the parser
+  // never quotes a key or token).
+  std::string json() const;
+
+ private:
+  struct entry {
+    double time = 0;  // unix seconds
+    std::string trigger;
+    bool applied = false;
+    std::uint64_t generation = 0;
+    std::vector<config::diagnostic> diagnostics;
+  };
+  mutable std::mutex m_;
+  std::deque<entry> entries_;  // newest first
+};
+
 struct admin_context {
   proxy::snapshot_store& store;
   const std::vector<std::unique_ptr<worker>>& workers;
@@ -33,6 +63,35 @@ struct admin_context {
   // Whether the admin listener is bound to a loopback address. The listener is bound once; a
   // reload that drops the token cannot make a non-loopback one open to anyone.
   bool loopback = true;
+  reload_history* reload_log = nullptr;
+  // The per-second traffic ring (main thread only: filled by traffic_sampler, read by the
+  // admin API, both on the admin listener's event loop).
+  observe::metrics::timeseries series{900};
+  // The workers' totals of the latest sample (main thread only); /admin/v1/targets reads the
+  // rate-limit headers from here instead of copying every shard on each call.
+  observe::metrics::traffic_totals latest{};
+  bool have_latest = false;
+};
+
+// Once a second, on the admin listener's event loop: every worker folds its metrics shard on
+// its own thread (observe::metrics::fold), the totals are added up here and become one point
+// of c.series. Nothing is added to the request path.
+class traffic_sampler {
+ public:
+  traffic_sampler(boost::asio::io_context& ioc, admin_context& c);
+  void start();
+  void stop();
+
+ private:
+  struct state {
+    explicit state(boost::asio::io_context& ioc) : timer(ioc) {}
+    boost::asio::steady_timer timer;
+    bool stopped = false;
+  };
+  static boost::asio::awaitable<void> loop(std::shared_ptr<state> s, admin_context& c);
+  boost::asio::io_context& ioc_;
+  admin_context& c_;
+  std::shared_ptr<state> state_;
 };
 
 admin::admin_handlers make_admin_handlers(admin_context& c);

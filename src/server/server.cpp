@@ -66,6 +66,7 @@ struct reload_target {
   const options& opts;
   const config::config& started_with;
   reload_counters& counters;
+  reload_history& history;
 };
 
 proxy::snapshot_store::reload_outcome reload_or_throw(reload_target& t, bool force,
@@ -81,6 +82,7 @@ proxy::snapshot_store::reload_outcome reload_or_throw(reload_target& t, bool for
     if (first.empty() && d.severity == config::diagnostic::level::error) first = d.to_string();
   }
   observe::reload_event({out.applied, t.store.generation(), trigger, errors, warnings, first});
+  t.history.record(trigger, out, t.store.generation());
   if (!out.applied) {
     t.counters.refused.fetch_add(1, std::memory_order_relaxed);
     log(level::error, "config reload refused (" + path + "): keeping the running config");
@@ -135,9 +137,11 @@ void unblock_stop_signals() {
 int run(const options& opts) {
   std::signal(SIGPIPE, SIG_IGN);
   proxy::snapshot_store store;
+  reload_history history;
   {
     auto first = store.reload(opts.config_path, true);
     log_diagnostics(first.diagnostics);
+    history.record("start", first, store.generation());
     if (!first.applied) {
       log(level::error, "cannot start: invalid config " + opts.config_path);
       return 1;
@@ -192,9 +196,11 @@ int run(const options& opts) {
   // cleanly (two instances on one host each need their own --admin-listen).
   asio::io_context main_ioc(1);
   std::atomic<bool> shutting_down{false};
-  reload_target reloads{store, opts, cfg, counters};
+  reload_target reloads{store, opts, cfg, counters, history};
   admin_context admin_ctx{store, workers, counters, [&] { return reload(reloads, true, "admin"); },
                           shutting_down};
+  admin_ctx.reload_log = &history;
+  traffic_sampler sampler(main_ioc, admin_ctx);
   std::unique_ptr<admin::admin_server> admin_srv;
   std::string admin_listen =
       opts.admin_listen_override.empty() ? cfg.admin.listen : opts.admin_listen_override;
@@ -228,6 +234,7 @@ int run(const options& opts) {
 
   if (admin_srv) {
     admin_srv->start();
+    sampler.start();
     log(level::info, "admin listening on " + admin_listen +
                          (cfg.admin.token.empty() ? " (no token: loopback only)" : ""));
   }
@@ -291,6 +298,7 @@ int run(const options& opts) {
     for (auto& w : workers) w->cut();
     wait_until(std::chrono::steady_clock::now() + shutdown_cut_wait);
   }
+  sampler.stop();
   if (admin_srv) admin_srv->stop();
   main_ioc.poll();  // let the admin connections see their sockets closed
   for (auto& w : workers) w->stop();

@@ -146,6 +146,10 @@ worker::stats worker::collect() const {
   return s;
 }
 
+observe::metrics::traffic_totals worker::traffic() const {
+  return observe::metrics::fold(ctx_.metrics);
+}
+
 void worker::begin_drain() {
   asio::post(*ioc_, [this] {
     ctx_.draining = true;

@@ -14,6 +14,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "observe/timeseries.hpp"
 #include "proxy/context.hpp"
 #include "server/client_connection.hpp"
 
@@ -42,6 +43,9 @@ class worker {
   };
   // What /metrics shows of this worker. Call on the worker's thread only (executor()).
   stats collect() const;
+  // This worker's metrics folded into a few totals (the dashboard's per-second sample), without
+  // copying the shard. Call on the worker's thread only.
+  observe::metrics::traffic_totals traffic() const;
 
  private:
   // Survives failed accepts (backs off) and connections it cannot set up (logged).

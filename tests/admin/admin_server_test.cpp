@@ -1,6 +1,8 @@
 // The admin listener: routes, token rule, HEAD, methods, reload answers, the event stream.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <thread>
 
 #include <boost/asio/connect.hpp>
@@ -30,6 +32,8 @@ struct fixture : ::testing::Test {
   int reloads = 0;
   std::vector<std::string> published;  // the event ring as the handler sees it
   bool ready = true;
+  std::atomic<std::int64_t> asked_after = -1;
+  std::atomic<std::size_t> asked_tail = 99;
 
   void start(bool with_token) {
     admin_handlers h;
@@ -44,11 +48,17 @@ struct fixture : ::testing::Test {
       if (ready) return std::nullopt;
       return std::string("shutting down");
     };
-    h.events = [this](std::uint64_t& cursor) {
+    h.events = [this](std::uint64_t& cursor, std::size_t tail) {
+      asked_tail = tail;
       events_page p;
       for (; cursor < published.size(); ++cursor) p.records.push_back(published[cursor]);
       return p;
     };
+    h.timeseries = [this](std::int64_t after) {
+      asked_after = after;
+      return std::string(R"({"points":{}})");
+    };
+    h.reloads = [] { return std::string(R"({"reloads":[]})"); };
     if (with_token) h.token_ok = [](std::string_view t) { return t == "adm1n"; };
     server = std::make_unique<admin_server>(
         ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0), std::move(h));
@@ -164,6 +174,104 @@ TEST_F(fixture, EventStreamSendsKeptAndNewRecords) {
   EXPECT_NE(first, std::string::npos) << got;
   EXPECT_NE(second, std::string::npos) << got;
   EXPECT_LT(first, second);
+  EXPECT_EQ(asked_tail, 0u);
+}
+
+TEST_F(fixture, EventStreamPassesTheTailLimit) {
+  start(false);
+  asio::io_context c;
+  tcp::socket s(c);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  std::string req = "GET /admin/v1/events?tail=20 HTTP/1.1\r\nHost: x\r\n\r\n";
+  asio::write(s, asio::buffer(req));
+  char buf[512];
+  s.read_some(asio::buffer(buf));
+  for (int i = 0; i < 100 && asked_tail != 20u; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(asked_tail, 20u);
+}
+
+// A viewer that stops reading is dropped once a write stalls for 5 s; meanwhile the listener
+// answers everyone else at once (the stream's writes never block the event loop).
+TEST_F(fixture, AStalledEventReaderIsDroppedAndHoldsUpNoOne) {
+  for (int i = 0; i < 200; ++i) published.push_back(std::string(64 * 1024, 'x'));  // 12.8 MB
+  start(false);
+  asio::io_context c;
+  tcp::socket s(c);
+  s.open(tcp::v4());
+  s.set_option(asio::socket_base::receive_buffer_size(4096));
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  std::string req = "GET /admin/v1/events HTTP/1.1\r\nHost: x\r\n\r\n";
+  asio::write(s, asio::buffer(req));
+  auto t0 = std::chrono::steady_clock::now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  for (int i = 0; i < 5; ++i) {
+    auto a = std::chrono::steady_clock::now();
+    EXPECT_EQ(call(http::verb::get, "/healthz").result_int(), 200);
+    EXPECT_LT(std::chrono::steady_clock::now() - a, std::chrono::milliseconds(500));
+  }
+  // Now read: what was buffered, then the end of the stream, well before all 12.8 MB.
+  std::this_thread::sleep_for(std::chrono::milliseconds(5500));
+  std::size_t got = 0;
+  boost::system::error_code ec;
+  char buf[65536];
+  while (!ec) got += s.read_some(asio::buffer(buf), ec);
+  EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+  EXPECT_LT(got, 200u * 64 * 1024);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(15));
+}
+
+TEST_F(fixture, DashboardFilesNeedNoTokenAndCarryAStrictPolicy) {
+  start(true);
+  for (auto path : {"/", "/ui", "/ui/", "/ui/index.html"}) {
+    auto r = call(http::verb::get, path);
+    EXPECT_EQ(r.result_int(), 200) << path;
+    EXPECT_EQ(r[http::field::content_type], "text/html; charset=utf-8") << path;
+    auto csp = std::string(r["Content-Security-Policy"]);
+    EXPECT_NE(csp.find("default-src 'self'"), std::string::npos) << csp;
+    EXPECT_NE(csp.find("script-src 'self'"), std::string::npos) << csp;
+    EXPECT_EQ(csp.find("unsafe-inline"), std::string::npos) << csp;
+    EXPECT_EQ(r["X-Content-Type-Options"], "nosniff");
+    EXPECT_NE(r.body().find("<!doctype html>"), std::string::npos);
+  }
+  auto js = call(http::verb::get, "/ui/app.js");
+  EXPECT_EQ(js.result_int(), 200);
+  EXPECT_EQ(js[http::field::content_type], "text/javascript; charset=utf-8");
+  EXPECT_EQ(call(http::verb::get, "/ui/style.css")[http::field::content_type],
+            "text/css; charset=utf-8");
+  EXPECT_EQ(call(http::verb::get, "/ui/nope.js").result_int(), 404);
+  EXPECT_EQ(call(http::verb::get, "/ui/../admin/v1/config").result_int(), 404);
+  EXPECT_EQ(call(http::verb::post, "/ui/").result_int(), 405);
+}
+
+TEST_F(fixture, SessionTellsWhetherATokenIsNeededWithoutFailing) {
+  start(true);
+  auto none = call(http::verb::get, "/admin/v1/session");
+  EXPECT_EQ(none.result_int(), 200);
+  EXPECT_EQ(none.body(), R"({"token_required":true,"authorized":false})");
+  EXPECT_EQ(call(http::verb::get, "/admin/v1/session", "wrong").body(),
+            R"({"token_required":true,"authorized":false})");
+  EXPECT_EQ(call(http::verb::get, "/admin/v1/session", "adm1n").body(),
+            R"({"token_required":true,"authorized":true})");
+}
+
+TEST_F(fixture, SessionWithoutTokenConfigured) {
+  start(false);
+  EXPECT_EQ(call(http::verb::get, "/admin/v1/session").body(),
+            R"({"token_required":false,"authorized":true})");
+}
+
+TEST_F(fixture, TimeseriesAndReloadsNeedTheTokenAndReadAfter) {
+  start(true);
+  EXPECT_EQ(call(http::verb::get, "/admin/v1/timeseries").result_int(), 401);
+  EXPECT_EQ(call(http::verb::get, "/admin/v1/reloads").result_int(), 401);
+  EXPECT_EQ(asked_after, -1);
+  auto r = call(http::verb::get, "/admin/v1/timeseries?x=1&after=1790000000", "adm1n");
+  EXPECT_EQ(r.result_int(), 200);
+  EXPECT_EQ(asked_after, 1790000000);
+  call(http::verb::get, "/admin/v1/timeseries?after=12abc", "adm1n");
+  EXPECT_EQ(asked_after, 0);  // not a number: everything kept
+  EXPECT_EQ(call(http::verb::get, "/admin/v1/reloads", "adm1n").body(), R"({"reloads":[]})");
 }
 
 TEST_F(fixture, TakenAddressThrows) {

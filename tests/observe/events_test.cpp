@@ -27,6 +27,36 @@ TEST(EventRing, DisabledPublishesNothing) {
   EXPECT_TRUE(ring.read_after(0).events.empty());
 }
 
+TEST(EventRing, ReadRecentThinsOneTypeToTheNewestAndKeepsTheRest) {
+  event_ring ring(100);
+  ring.set_enabled(true);
+  for (int i = 0; i < 30; ++i) {
+    if (i == 3) ring.publish(R"({"time":"x","type":"health","event":"ejected"})");
+    ring.publish(line_of(0, i));
+  }
+  // 31 events after 0: the health record (seq 4) and the newest 5 records are kept.
+  auto b = ring.read_recent(0, 5, "access");
+  ASSERT_EQ(b.events.size(), 6u);
+  EXPECT_EQ(b.events[0].seq, 4u);
+  EXPECT_NE(b.events[0].line.find("health"), std::string::npos);
+  EXPECT_EQ(b.events[1].seq, 27u);
+  EXPECT_EQ(b.events[5].line, line_of(0, 29));
+  EXPECT_EQ(b.next, 31u);
+  EXPECT_EQ(b.dropped, 25u);
+  // Fewer new events than the limit: every one of them.
+  ring.publish(line_of(0, 30));
+  auto c = ring.read_recent(b.next, 5, "access");
+  ASSERT_EQ(c.events.size(), 1u);
+  EXPECT_EQ(c.dropped, 0u);
+  EXPECT_TRUE(ring.read_recent(c.next, 5, "access").events.empty());
+  // A type that only starts like the thinned one is not thinned.
+  ring.publish(R"({"time":"x","type":"accessory"})");
+  for (int i = 0; i < 10; ++i) ring.publish(line_of(0, 100 + i));
+  auto d = ring.read_recent(c.next, 2, "access");
+  ASSERT_EQ(d.events.size(), 3u);
+  EXPECT_NE(d.events[0].line.find("accessory"), std::string::npos);
+}
+
 TEST(EventRing, ReadAfterReturnsLaterEventsOldestFirst) {
   event_ring ring(10);
   ring.set_enabled(true);
