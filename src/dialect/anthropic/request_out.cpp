@@ -64,6 +64,14 @@ constexpr known_key known_keys[] = {
     {"presence_penalty", -2},
     {"logit_bias", -2},
     {"modalities", -2},
+    // Refused unless null (the default): each changes the result and has no Anthropic form.
+    {"seed", -2},
+    {"audio", -2},
+    {"reasoning_effort", -2},
+    {"verbosity", -2},
+    {"web_search_options", -2},
+    {"functions", -2},
+    {"function_call", -2},
 };
 
 // A value that asks for the default behaviour, for the keys whose other values are refused.

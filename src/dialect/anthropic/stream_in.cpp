@@ -238,6 +238,10 @@ event_result openai_stream_to_anthropic::finish(std::string& out) {
   return s_->end(out);
 }
 
+token_usage openai_stream_to_anthropic::usage() const {
+  return s_->usage;
+}
+
 void openai_stream_to_anthropic::reset(std::string_view group) {
   s_->reset(group);
 }

@@ -76,8 +76,9 @@ struct anthropic_stream_to_openai::state {
       usage.prompt_tokens = add_counts(add_counts(in, read), made);
     if (read >= 0) cached = read;
     if (outn >= 0) usage.completion_tokens = outn;
-    usage.total_tokens = std::max<std::int64_t>(usage.prompt_tokens, 0) +
-                         std::max<std::int64_t>(usage.completion_tokens, 0);
+    if (usage.prompt_tokens >= 0 || usage.completion_tokens >= 0)
+      usage.total_tokens = std::max<std::int64_t>(usage.prompt_tokens, 0) +
+                           std::max<std::int64_t>(usage.completion_tokens, 0);
   }
 
   block* find(std::int64_t index) {
@@ -271,7 +272,6 @@ event_result anthropic_stream_to_openai::state::on_stop(std::string& out) {
   over = true;
   r.terminal = true;
   r.usage = usage;
-  if (r.usage.prompt_tokens < 0 && r.usage.completion_tokens < 0) r.usage.total_tokens = -1;
   return r;
 }
 
@@ -289,6 +289,10 @@ anthropic_stream_to_openai& anthropic_stream_to_openai::operator=(
 event_result anthropic_stream_to_openai::on_event(std::string_view name, std::string_view data,
                                                   std::string& out) {
   return s_->on_event(name, data, out);
+}
+
+token_usage anthropic_stream_to_openai::usage() const {
+  return s_->usage;
 }
 
 void anthropic_stream_to_openai::reset(std::string_view group, bool include_usage,

@@ -87,6 +87,7 @@ class anthropic_stream_to_openai {
   anthropic_stream_to_openai& operator=(anthropic_stream_to_openai&&) noexcept;
 
   event_result on_event(std::string_view name, std::string_view data, std::string& out);
+  token_usage usage() const;  // seen so far (-1: not seen)
   void reset(std::string_view group, bool include_usage, std::int64_t created);
 
  private:
@@ -121,6 +122,7 @@ class openai_stream_to_anthropic {
   // The upstream ended cleanly without [DONE]: when a finish_reason was seen the message is
   // closed (terminal); otherwise nothing is written and the caller reports an incomplete stream.
   event_result finish(std::string& out);
+  token_usage usage() const;
   void reset(std::string_view group);
 
  private:
