@@ -91,6 +91,9 @@ inline void write_value(json_writer& w, dom::element e) {
 
 // Parses `text` into the parser's document (copied to padded memory); false if invalid.
 inline bool parse(dom::parser& p, std::string_view text, dom::element& out) {
+  // Empty is never JSON; and an empty view may have a null data(), which simdjson would memcpy
+  // from (undefined behaviour, found by the fuzzer).
+  if (text.empty()) return false;
   return !p.parse(text.data(), text.size(), true).get(out);
 }
 

@@ -57,6 +57,18 @@ TEST(AnthropicAnswerIn, ToolCallsAndFinishReasons) {
   }
 }
 
+// A tool call without "arguments" (an empty view with a null data pointer reached simdjson's
+// memcpy: undefined behaviour found by the fuzzer; the sanitizer build of this test catches it).
+TEST(AnthropicAnswerIn, ToolCallWithoutArgumentsGetsEmptyInput) {
+  auto r = openai_answer_to_anthropic(
+      200,
+      R"({"id":"c","choices":[{"message":{"tool_calls":[{"id":"k","function":{"name":"now"}}]},"finish_reason":"tool_calls"}]})",
+      "g");
+  EXPECT_NE(r.body.find(R"({"type":"tool_use","id":"k","name":"now","input":{}})"),
+            std::string::npos)
+      << r.body;
+}
+
 TEST(AnthropicAnswerIn, Errors) {
   const std::tuple<int, const char*, int> table[] = {
       {400, "invalid_request_error", 400}, {401, "authentication_error", 401},
