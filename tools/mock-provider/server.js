@@ -438,7 +438,6 @@ export async function startMock(opts = {}) {
       const body = route === '/v1/messages' ? anthropicError(modes.status) : errorBody(modes.status, model, modes);
       return sendJson(ctx, modes.status, body, extra);
     }
-    if (route === '/v1/messages' && req.method === 'POST') return handleMessages(ctx, id);
 
     if (req.method === 'GET' && route === '/v1/models') {
       return sendJson(ctx, 200, {
@@ -446,6 +445,7 @@ export async function startMock(opts = {}) {
         data: [{ id: 'mock-model', object: 'model', created: CREATED, owned_by: 'mock' }],
       });
     }
+    if (route === '/v1/messages' && req.method === 'POST') return handleMessages(ctx, id);
     const known = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses'];
     if (!known.includes(route)) {
       return sendJson(ctx, 404, { error: { message: `mock: unknown route ${req.method} ${route}`, type: 'invalid_request_error', param: null, code: 'unknown_url' } });
