@@ -43,6 +43,9 @@ constexpr known_key known_keys[] = {
     // Extended thinking: the OpenAI-dialect model reasons (or not) its own way; nothing in a
     // chat completion can carry Anthropic's signed thinking blocks back. Dropped (lossy).
     {"thinking", -1},
+    // Server-side context editing (Claude Code sends it): the chat target keeps the whole
+    // conversation instead. Dropped (lossy).
+    {"context_management", -1},
     {"top_k", -2},
     {"container", -2},
     {"mcp_servers", -2},

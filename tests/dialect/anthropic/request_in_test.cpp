@@ -36,7 +36,8 @@ TEST(AnthropicRequestIn, SystemBlocksSamplingStopStreamAndUser) {
          R"("cache_control":{"type":"ephemeral"}},{"type":"text","text":"Be terse."}],)"
          R"("messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"temperature":0.2,)"
          R"("top_p":0.9,"stop_sequences":["\n\nHuman:"],"stream":true,"metadata":{"user_id":"u1"},)"
-         R"("thinking":{"type":"enabled","budget_tokens":2000}})"),
+         R"("thinking":{"type":"enabled","budget_tokens":2000},)"
+         R"("context_management":{"edits":[{"type":"clear_tool_uses_20250919"}]}})"),
       R"({"model":"gpt-4o","messages":[{"role":"system","content":"You are Claude Code.\nBe terse."},)"
       R"({"role":"user","content":[{"type":"text","text":"hi"}]}],"max_tokens":10,"temperature":0.2,)"
       R"("top_p":0.9,"stop":["\n\nHuman:"],"stream":true,"stream_options":{"include_usage":true},)"
