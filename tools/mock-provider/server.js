@@ -413,6 +413,11 @@ export async function startMock(opts = {}) {
   // POST /v1/messages (Anthropic dialect): x-api-key and anthropic-version are required.
   async function handleMessages(ctx, id) {
     const { req, modes, json } = ctx;
+    if (modes.status) {
+      // Anthropic's error shape ({"type":"error","error":{type,message}}); 529 = overloaded.
+      const extra = modes.status === 429 ? { 'retry-after': '2' } : {};
+      return sendJson(ctx, modes.status, anthropicError(modes.status), extra);
+    }
     const bad = checkAnthropicRequest(req, json, opts.anthropicKey);
     if (bad) return sendJson(ctx, bad[0], bad[1]);
     let text = answerText(json.model);
@@ -432,11 +437,10 @@ export async function startMock(opts = {}) {
       req.socket.destroy();
       return;
     }
+    if (route === '/v1/messages' && req.method === 'POST') return handleMessages(ctx, id);
     if (modes.status) {
       const extra = modes.status === 429 ? { 'retry-after': '2' } : {};
-      // /v1/messages errors have Anthropic's shape ({"type":"error","error":{type,message}}).
-      const body = route === '/v1/messages' ? anthropicError(modes.status) : errorBody(modes.status, model, modes);
-      return sendJson(ctx, modes.status, body, extra);
+      return sendJson(ctx, modes.status, errorBody(modes.status, model, modes), extra);
     }
 
     if (req.method === 'GET' && route === '/v1/models') {
@@ -445,7 +449,6 @@ export async function startMock(opts = {}) {
         data: [{ id: 'mock-model', object: 'model', created: CREATED, owned_by: 'mock' }],
       });
     }
-    if (route === '/v1/messages' && req.method === 'POST') return handleMessages(ctx, id);
     const known = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses'];
     if (!known.includes(route)) {
       return sendJson(ctx, 404, { error: { message: `mock: unknown route ${req.method} ${route}`, type: 'invalid_request_error', param: null, code: 'unknown_url' } });
