@@ -18,6 +18,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { anthropicError, anthropicEvents, anthropicMessage, checkAnthropicRequest } from './anthropic.js';
 
 const CREATED = 1700000000;
 const MAX_KEEP = 64 * 1024 * 1024; // request bodies up to this size are parsed (for `model`)
@@ -75,6 +76,9 @@ export function parseModes(list) {
     else if (s === 'close') m.close = true;
     else if (s === 'chunked') m.chunked = true;
     else if (s === 'error-model') m.errorModel = true;
+    else if (s === 'tool') m.tool = true;
+    else if (s === 'thinking') m.thinking = true;
+    else if (s === 'overloaded-mid-stream') m.overloadedMidStream = true;
     else m.unknown = (m.unknown || []).concat(s);
   }
   return m;
@@ -406,6 +410,22 @@ export async function startMock(opts = {}) {
     res.end();
   }
 
+  // POST /v1/messages (Anthropic dialect): x-api-key and anthropic-version are required.
+  async function handleMessages(ctx, id) {
+    const { req, modes, json } = ctx;
+    if (modes.status) {
+      // Anthropic's error shape ({"type":"error","error":{type,message}}); 529 = overloaded.
+      const extra = modes.status === 429 ? { 'retry-after': '2' } : {};
+      return sendJson(ctx, modes.status, anthropicError(modes.status), extra);
+    }
+    const bad = checkAnthropicRequest(req, json, opts.anthropicKey);
+    if (bad) return sendJson(ctx, bad[0], bad[1]);
+    let text = answerText(json.model);
+    if (modes.big) text += bigPad(modes.big);
+    if (json.stream === true) return sendStream(ctx, anthropicEvents(id, json.model, splitText(text), json, modes), false);
+    return sendJson(ctx, 200, anthropicMessage(id, json.model, text, json, modes));
+  }
+
   async function handleApi(ctx) {
     const { req, res, modes, route, json } = ctx;
     const model = json && typeof json.model === 'string' ? json.model : undefined;
@@ -417,6 +437,7 @@ export async function startMock(opts = {}) {
       req.socket.destroy();
       return;
     }
+    if (route === '/v1/messages' && req.method === 'POST') return handleMessages(ctx, id);
     if (modes.status) {
       const extra = modes.status === 429 ? { 'retry-after': '2' } : {};
       return sendJson(ctx, modes.status, errorBody(modes.status, model, modes), extra);

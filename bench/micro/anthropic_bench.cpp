@@ -1,0 +1,127 @@
+// Micro-benchmarks of the Anthropic stream codecs (src/dialect/anthropic): the cost of
+// translating one stream event, for a typical stream (a text block of many small deltas, then a
+// tool call whose input arrives in 20 input_json_delta fragments). items/s = events/s.
+#include <benchmark/benchmark.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dialect/anthropic/translate.hpp"
+#include "proxy/sse/framer.hpp"
+
+namespace {
+
+using namespace ob::dialect::anthropic;
+
+using event_list = std::vector<std::pair<std::string, std::string>>;  // name, data
+
+event_list anthropic_events() {
+  event_list e;
+  e.emplace_back(
+      "message_start",
+      R"({"type":"message_start","message":{"id":"msg_014p7gG3wDgGV9EUtLvnow3U","type":"message",)"
+      R"("role":"assistant","model":"claude-sonnet-4-5","content":[],"stop_reason":null,)"
+      R"("stop_sequence":null,"usage":{"input_tokens":472,"output_tokens":2}}})");
+  e.emplace_back(
+      "content_block_start",
+      R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})");
+  e.emplace_back("ping", R"({"type": "ping"})");
+  for (int i = 0; i < 40; ++i)
+    e.emplace_back(
+        "content_block_delta",
+        R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":" the weather"}})");
+  e.emplace_back("content_block_stop", R"({"type":"content_block_stop","index":0})");
+  e.emplace_back("content_block_start",
+                 R"({"type":"content_block_start","index":1,"content_block":{"type":"tool_use",)"
+                 R"("id":"toolu_01T1x1fJ34qAmk2tNTrN7Up6","name":"get_weather","input":{}}})");
+  for (int i = 0; i < 20; ++i)
+    e.emplace_back(
+        "content_block_delta",
+        R"({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"\"loc\": \"S"}})");
+  e.emplace_back("content_block_stop", R"({"type":"content_block_stop","index":1})");
+  e.emplace_back(
+      "message_delta",
+      R"({"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":89}})");
+  e.emplace_back("message_stop", R"({"type":"message_stop"})");
+  return e;
+}
+
+event_list openai_events() {
+  event_list e;
+  auto chunk = [](std::string delta, const char* finish = "null") {
+    return std::string(
+               R"({"id":"chatcmpl-B9MHDbslfkBeAs8l4bebGdFOJ6PeG","object":"chat.completion.chunk",)"
+               R"("created":1741570283,"model":"gpt-4o-2024-08-06","system_fingerprint":"fp_1",)"
+               R"("choices":[{"index":0,"delta":)") +
+           delta + R"(,"logprobs":null,"finish_reason":)" + finish + "}]}";
+  };
+  e.emplace_back("", chunk(R"({"role":"assistant","content":""})"));
+  for (int i = 0; i < 40; ++i) e.emplace_back("", chunk(R"({"content":" the weather"})"));
+  e.emplace_back(
+      "",
+      chunk(
+          R"({"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]})"));
+  for (int i = 0; i < 20; ++i)
+    e.emplace_back(
+        "", chunk(R"({"tool_calls":[{"index":0,"function":{"arguments":"\"loc\": \"S"}}]})"));
+  e.emplace_back("", chunk("{}", R"("tool_calls")"));
+  e.emplace_back(
+      "",
+      R"({"id":"chatcmpl-1","choices":[],"usage":{"prompt_tokens":9,"completion_tokens":12,"total_tokens":21}})");
+  e.emplace_back("", "[DONE]");
+  return e;
+}
+
+void BM_anthropic_to_openai_event(benchmark::State& state) {
+  const auto events = anthropic_events();
+  anthropic_stream_to_openai t("fast", true, 1700000000);
+  std::string out;
+  for (auto _ : state) {
+    t.reset("fast", true, 1700000000);
+    for (const auto& [name, data] : events) {
+      out.clear();
+      t.on_event(name, data, out);
+      benchmark::DoNotOptimize(out.data());
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(events.size()));
+}
+BENCHMARK(BM_anthropic_to_openai_event);
+
+void BM_openai_to_anthropic_event(benchmark::State& state) {
+  const auto events = openai_events();
+  openai_stream_to_anthropic t("fast");
+  std::string out;
+  for (auto _ : state) {
+    t.reset("fast");
+    for (const auto& [name, data] : events) {
+      out.clear();
+      t.on_event(name, data, out);
+      benchmark::DoNotOptimize(out.data());
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(events.size()));
+}
+BENCHMARK(BM_openai_to_anthropic_event);
+
+// Framing included: the upstream bytes of the whole stream in one read, as the gateway gets them.
+void BM_anthropic_to_openai_stream_framed(benchmark::State& state) {
+  const auto events = anthropic_events();
+  std::string bytes;
+  for (const auto& [name, data] : events) bytes += "event: " + name + "\ndata: " + data + "\n\n";
+  anthropic_stream_to_openai t("fast", true, 1700000000);
+  ob::proxy::sse::framer f;
+  std::string out;
+  for (auto _ : state) {
+    t.reset("fast", true, 1700000000);
+    out.clear();
+    f.feed(bytes, [&](const ob::proxy::sse::event& ev) { t.on_event(ev.type, ev.data, out); });
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(events.size()));
+  state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(bytes.size()));
+}
+BENCHMARK(BM_anthropic_to_openai_stream_framed);
+
+}  // namespace

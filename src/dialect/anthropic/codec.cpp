@@ -1,0 +1,117 @@
+// The Anthropic dialect behind the provider codec interface (dialect/codec.hpp): an OpenAI
+// client's chat completion request to an api "anthropic" target, and its answer back.
+// dialect::codec_for(api::anthropic) should return anthropic::codec_instance().
+//
+// Compiled once dialect/codec.hpp is in the tree (the interface and these codecs were written
+// side by side); until then this file is empty.
+#if __has_include("dialect/codec.hpp")
+
+#include "dialect/anthropic/codec.hpp"
+
+#include <ctime>
+
+#include <simdjson.h>
+
+namespace ob::dialect::anthropic {
+namespace {
+
+// Anthropic requires this header on every request; the API version these codecs follow.
+constexpr std::string_view version_header = "anthropic-version: 2023-06-01\r\n";
+
+bool is_chat_path(std::string_view target) {
+  target = target.substr(0, target.find('?'));
+  return target == "/v1/chat/completions";
+}
+
+// stream_options.include_usage of the client's body (already validated by encode_request).
+bool asks_usage(std::string_view body) {
+  if (body.empty()) return false;  // (an empty view's data() may be null)
+  simdjson::dom::parser p;
+  simdjson::dom::element root;
+  if (p.parse(body.data(), body.size(), true).get(root)) return false;
+  bool v = false;
+  return !root["stream_options"]["include_usage"].get(v) && v;
+}
+
+class translator final : public answer_translator {
+ public:
+  translator(std::string_view model, bool include_usage, std::int64_t created)
+      : model_(model), created_(created), stream_(model, include_usage, created) {}
+
+  codec_result translate_body(int status, std::string_view body, std::string& out) override {
+    answer_result r = anthropic_answer_to_openai(status, body, model_, created_);
+    out += r.body;
+    usage_ = r.usage;
+    codec_result c;
+    if (status >= 200 && status <= 299 && r.status != 200) {
+      c.status = codec_status::bad_answer;
+      c.message = "the provider's answer is not an Anthropic message";
+    }
+    return c;
+  }
+
+  codec_result translate_event(const proxy::sse::event& ev, std::string& out) override {
+    if (ev.has_data || !ev.type.empty()) stream_.on_event(ev.type, ev.data, out);
+    return {};  // a broken event becomes an error event in `out`, which the exchange detects
+  }
+
+  // [DONE] is written at message_stop: a stream that ended before it gets nothing here.
+  void finish(std::string&) override {}
+
+  proxy::json::token_usage usage() const override {
+    auto u = stream_.usage();
+    return u.present() ? u : usage_;
+  }
+
+ private:
+  std::string model_;
+  std::int64_t created_;
+  anthropic_stream_to_openai stream_;
+  proxy::json::token_usage usage_;
+};
+
+class anthropic_codec final : public codec {
+ public:
+  api kind() const override { return api::anthropic; }
+
+  codec_result encode_request(const request_in& in, request_out& out) const override {
+    codec_result c;
+    if (!is_chat_path(in.target)) {
+      c.status = codec_status::unsupported;
+      c.message = "an Anthropic target serves only /v1/chat/completions";
+      return c;
+    }
+    outbound_options o;
+    o.target_model = in.model;
+    request_result r = openai_request_to_anthropic(in.body, o);
+    if (r.failed()) {
+      c.status = codec_status::bad_request;
+      c.message = std::move(r.error.message);
+      c.param = std::move(r.error.param);
+      return c;
+    }
+    out.target = "/v1/messages";
+    out.headers = version_header;
+    out.body = std::move(r.body);
+    out.stream = r.stream;
+    return c;
+  }
+
+  std::unique_ptr<answer_translator> new_translator(const request_in& in,
+                                                    bool client_stream) const override {
+    bool usage = client_stream && asks_usage(in.body);
+    return std::make_unique<translator>(in.model, usage,
+                                        static_cast<std::int64_t>(std::time(nullptr)));
+  }
+};
+
+}  // namespace
+
+const codec* codec_instance() {
+  static const anthropic_codec c;
+  return &c;
+}
+
+}  // namespace ob::dialect::anthropic
+
+#endif

@@ -1,0 +1,303 @@
+// Outbound stream: Anthropic Messages events -> chat.completion.chunk events.
+//
+// Per event: one simdjson DOM parse of the data (a reused parser) and appends to `out`; every
+// chunk starts with the same bytes (id, object, created, model), built once at message_start.
+#include <vector>
+
+#include "dialect/anthropic/mapping.hpp"
+#include "proxy/sse/framer.hpp"
+
+namespace ob::dialect::anthropic {
+
+using namespace detail;
+
+namespace {
+
+constexpr std::size_t max_blocks = 4096;  // content blocks per message we keep track of
+constexpr std::string_view chunk_tail = R"(,"logprobs":null,"finish_reason":null}]})"
+                                        "\n\n";
+
+struct block {
+  std::int64_t index;
+  int tool;           // tool call index, -1 for text/thinking/other blocks
+  bool args = false;  // a non-empty argument fragment was sent
+};
+
+}  // namespace
+
+struct anthropic_stream_to_openai::state {
+  std::string group;
+  bool include_usage = false;
+  std::int64_t created = 0;
+  dom::parser parser;
+  std::string head;  // "data: {"id":..,"object":..,"created":..,"model":..,"
+  std::vector<block> blocks;
+  int tools = 0;
+  bool started = false, finished = false, over = false;
+  std::string_view finish = "stop";  // static strings (finish_reason table)
+  token_usage usage;
+  std::int64_t cached = -1;
+
+  void reset(std::string_view g, bool iu, std::int64_t c) {
+    group.assign(g);
+    include_usage = iu;
+    created = c;
+    head.clear();
+    blocks.clear();
+    tools = 0;
+    started = finished = over = false;
+    finish = "stop";
+    usage = {};
+    cached = -1;
+  }
+
+  void make_head(std::string_view id) {
+    head.clear();
+    head += "data: ";
+    json_writer w(head);
+    w.begin_object().kv("id", id).kv("object", "chat.completion.chunk");
+    w.kv_int("created", created).kv("model", group);
+    head += ',';
+  }
+
+  // Appends a chunk's opening up to "delta": (then the caller writes the delta object).
+  void open_chunk(std::string& out) {
+    if (head.empty()) make_head("");
+    out += head;
+    out += R"("choices":[{"index":0,"delta":)";
+  }
+
+  void take_usage(dom::element u) {
+    std::int64_t in = get_count(u, "input_tokens");
+    std::int64_t read = get_count(u, "cache_read_input_tokens");
+    std::int64_t made = get_count(u, "cache_creation_input_tokens");
+    std::int64_t outn = get_count(u, "output_tokens");
+    if (in >= 0 || read >= 0 || made >= 0)
+      usage.prompt_tokens = add_counts(add_counts(in, read), made);
+    if (read >= 0) cached = read;
+    if (outn >= 0) usage.completion_tokens = outn;
+    if (usage.prompt_tokens >= 0 || usage.completion_tokens >= 0)
+      usage.total_tokens = std::max<std::int64_t>(usage.prompt_tokens, 0) +
+                           std::max<std::int64_t>(usage.completion_tokens, 0);
+  }
+
+  block* find(std::int64_t index) {
+    for (auto it = blocks.rbegin(); it != blocks.rend(); ++it)
+      if (it->index == index) return &*it;
+    return nullptr;
+  }
+
+  event_result fail(std::string& out, std::string_view message, std::string_view code) {
+    over = true;
+    ob::proxy::sse::append_error_event(out, message, "upstream_error", code);
+    event_result r;
+    r.terminal = r.error = true;
+    return r;
+  }
+
+  void role_chunk(std::string& out) {
+    started = true;
+    open_chunk(out);
+    out += R"({"role":"assistant","content":""})";
+    out += chunk_tail;
+  }
+
+  void finish_chunk(std::string& out) {
+    finished = true;
+    open_chunk(out);
+    out += R"({},"logprobs":null,"finish_reason":")";
+    out += finish;
+    out += "\"}]}\n\n";
+  }
+
+  event_result on_event(std::string_view name, std::string_view data, std::string& out);
+  event_result on_block_start(dom::element root, std::string& out);
+  event_result on_block_delta(dom::element root, std::string& out);
+  event_result on_stop(std::string& out);
+};
+
+event_result anthropic_stream_to_openai::state::on_event(std::string_view name,
+                                                         std::string_view data, std::string& out) {
+  event_result r;
+  if (over) return r;
+  if (name == "ping") return r;
+  dom::element root;
+  if (!parse(parser, data, root) || !is_object(root)) {
+    if (data.empty() && name.empty()) return r;  // a comment or a blank event
+    return fail(out, "the provider sent a malformed stream event", "upstream_bad_response");
+  }
+  std::string_view type = get_str(root, "type");
+  if (type.empty()) type = name;
+  if (type == "ping") return r;
+  if (type == "message_start") {
+    member m = get(root, "message");
+    if (m.found) {
+      make_head(get_str(m.value, "id"));
+      member u = get(m.value, "usage");
+      if (u.found && is_object(u.value)) take_usage(u.value);
+    }
+    if (!started) role_chunk(out);
+    return r;
+  }
+  if (!started) role_chunk(out);  // tolerate a stream without message_start
+  if (type == "content_block_start") return on_block_start(root, out);
+  if (type == "content_block_delta") return on_block_delta(root, out);
+  if (type == "content_block_stop") {
+    block* b = find(get_count(root, "index"));
+    if (b && b->tool >= 0 && !b->args) {  // a tool without input: its arguments are "{}"
+      b->args = true;
+      open_chunk(out);
+      json_writer w(out);
+      w.begin_object().key("tool_calls").begin_array().begin_object().kv_int("index", b->tool);
+      w.key("function").begin_object().kv("arguments", "{}").end_object();
+      w.end_object().end_array().end_object();
+      out += chunk_tail;
+    }
+    return r;
+  }
+  if (type == "message_delta") {
+    member d = get(root, "delta");
+    if (d.found) {
+      std::string_view sr = get_str(d.value, "stop_reason");
+      if (!sr.empty()) finish = finish_reason(sr);
+    }
+    member u = get(root, "usage");
+    if (u.found && is_object(u.value)) take_usage(u.value);
+    if (!finished) finish_chunk(out);
+    return r;
+  }
+  if (type == "message_stop") return on_stop(out);
+  if (type == "error") {
+    member e = get(root, "error");
+    std::string_view et = e.found ? get_str(e.value, "type") : std::string_view{};
+    std::string_view msg = e.found ? get_str(e.value, "message") : std::string_view{};
+    over = true;
+    ob::proxy::sse::append_error_event(out, msg.empty() ? "the provider reported an error" : msg,
+                                       "upstream_error", et.empty() ? "upstream_error" : et);
+    r.terminal = r.error = true;
+    return r;
+  }
+  return r;  // unknown event types are ignored, as Anthropic asks of clients
+}
+
+event_result anthropic_stream_to_openai::state::on_block_start(dom::element root,
+                                                               std::string& out) {
+  event_result r;
+  member cb = get(root, "content_block");
+  std::int64_t index = get_count(root, "index");
+  if (!cb.found || index < 0)
+    return fail(out, "the provider sent a malformed content block", "upstream_bad_response");
+  if (blocks.size() >= max_blocks)
+    return fail(out, "the provider sent too many content blocks", "upstream_bad_response");
+  std::string_view type = get_str(cb.value, "type");
+  block b{index, -1};
+  if (type == "tool_use") {
+    b.tool = tools++;
+    open_chunk(out);
+    json_writer w(out);
+    w.begin_object().key("tool_calls").begin_array().begin_object().kv_int("index", b.tool);
+    w.kv("id", get_str(cb.value, "id")).kv("type", "function");
+    w.key("function").begin_object().kv("name", get_str(cb.value, "name"));
+    member in = get(cb.value, "input");
+    dom::object o;
+    if (in.found && !in.value.get_object().get(o) && o.size() > 0) {
+      w.kv("arguments", simdjson::minify(in.value));  // input given whole (not streamed)
+      b.args = true;
+    } else {
+      w.kv("arguments", "");
+    }
+    w.end_object().end_object().end_array().end_object();
+    out += chunk_tail;
+  } else if (type == "text") {
+    std::string_view t = get_str(cb.value, "text");
+    if (!t.empty()) {
+      open_chunk(out);
+      json_writer(out).begin_object().kv("content", t).end_object();
+      out += chunk_tail;
+    }
+  }
+  blocks.push_back(b);
+  return r;
+}
+
+event_result anthropic_stream_to_openai::state::on_block_delta(dom::element root,
+                                                               std::string& out) {
+  event_result r;
+  member d = get(root, "delta");
+  if (!d.found) return fail(out, "the provider sent a malformed delta", "upstream_bad_response");
+  std::string_view type = get_str(d.value, "type");
+  if (type == "text_delta") {
+    std::string_view t = get_str(d.value, "text");
+    if (t.empty()) return r;
+    open_chunk(out);
+    json_writer(out).begin_object().kv("content", t).end_object();
+    out += chunk_tail;
+  } else if (type == "input_json_delta") {
+    block* b = find(get_count(root, "index"));
+    if (!b || b->tool < 0)
+      return fail(out, "the provider sent tool input outside a tool_use block",
+                  "upstream_bad_response");
+    std::string_view part = get_str(d.value, "partial_json");
+    if (part.empty()) return r;
+    b->args = true;
+    open_chunk(out);
+    json_writer w(out);
+    w.begin_object().key("tool_calls").begin_array().begin_object().kv_int("index", b->tool);
+    w.key("function").begin_object().kv("arguments", part).end_object();
+    w.end_object().end_array().end_object();
+    out += chunk_tail;
+  } else if (type == "thinking_delta") {
+    std::string_view t = get_str(d.value, "thinking");
+    if (t.empty()) return r;
+    open_chunk(out);
+    json_writer(out).begin_object().kv("reasoning_content", t).end_object();
+    out += chunk_tail;
+  }
+  // signature_delta, citations_delta and unknown deltas: nothing for an OpenAI client.
+  return r;
+}
+
+event_result anthropic_stream_to_openai::state::on_stop(std::string& out) {
+  event_result r;
+  if (!finished) finish_chunk(out);
+  if (include_usage) {
+    if (head.empty()) make_head("");
+    out += head;
+    json_writer w(out);
+    w.key("choices").begin_array().end_array();
+    write_openai_usage(w, usage, cached);
+    out += "}\n\n";
+  }
+  out += "data: [DONE]\n\n";
+  over = true;
+  r.terminal = true;
+  r.usage = usage;
+  return r;
+}
+
+anthropic_stream_to_openai::anthropic_stream_to_openai(std::string_view group, bool include_usage,
+                                                       std::int64_t created)
+    : s_(std::make_unique<state>()) {
+  s_->reset(group, include_usage, created);
+}
+anthropic_stream_to_openai::~anthropic_stream_to_openai() = default;
+anthropic_stream_to_openai::anthropic_stream_to_openai(anthropic_stream_to_openai&&) noexcept =
+    default;
+anthropic_stream_to_openai& anthropic_stream_to_openai::operator=(
+    anthropic_stream_to_openai&&) noexcept = default;
+
+event_result anthropic_stream_to_openai::on_event(std::string_view name, std::string_view data,
+                                                  std::string& out) {
+  return s_->on_event(name, data, out);
+}
+
+token_usage anthropic_stream_to_openai::usage() const {
+  return s_->usage;
+}
+
+void anthropic_stream_to_openai::reset(std::string_view group, bool include_usage,
+                                       std::int64_t created) {
+  s_->reset(group, include_usage, created);
+}
+
+}  // namespace ob::dialect::anthropic

@@ -1,0 +1,245 @@
+// Outbound request: OpenAI chat completions -> Anthropic Messages, one golden per mapping rule
+// (docs/ANTHROPIC.md, "Outbound request"), and the table of refused parameters.
+#include <gtest/gtest.h>
+
+#include "dialect/anthropic/translate.hpp"
+#include "helpers.hpp"
+
+namespace ob::dialect::anthropic {
+namespace {
+
+request_result tr(std::string_view body, std::int64_t default_max = 1024) {
+  outbound_options o;
+  o.target_model = "claude-sonnet-4-5";
+  o.default_max_tokens = default_max;
+  return openai_request_to_anthropic(body, o);
+}
+
+std::string ok(std::string_view body) {
+  auto r = tr(body);
+  EXPECT_FALSE(r.failed()) << r.error_body;
+  EXPECT_TRUE(test::valid_json(r.body)) << r.body;
+  return r.body;
+}
+
+TEST(AnthropicRequestOut, MinimalChatGetsTargetModelAndDefaultMaxTokens) {
+  EXPECT_EQ(ok(R"({"model":"fast","messages":[{"role":"user","content":"Hello"}]})"),
+            R"({"model":"claude-sonnet-4-5","max_tokens":1024,)"
+            R"("messages":[{"role":"user","content":"Hello"}]})");
+}
+
+TEST(AnthropicRequestOut, MaxCompletionTokensWinsOverMaxTokens) {
+  EXPECT_EQ(ok(R"({"model":"m","max_tokens":10,"max_completion_tokens":20,"messages":[]})"),
+            R"({"model":"claude-sonnet-4-5","max_tokens":20,"messages":[]})");
+  EXPECT_EQ(ok(R"({"model":"m","max_tokens":10,"messages":[]})"),
+            R"({"model":"claude-sonnet-4-5","max_tokens":10,"messages":[]})");
+}
+
+TEST(AnthropicRequestOut, SystemAndDeveloperMessagesAreHoisted) {
+  EXPECT_EQ(ok(R"({"model":"m","messages":[{"role":"system","content":"Be brief."},)"
+               R"({"role":"user","content":"Hi"},{"role":"developer","content":[{"type":"text",)"
+               R"("text":"Use French."}]}]})"),
+            R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":[{"type":"text",)"
+            R"("text":"Be brief."},{"type":"text","text":"Use French."}],)"
+            R"("messages":[{"role":"user","content":"Hi"}]})");
+  EXPECT_EQ(ok(R"({"model":"m","messages":[{"role":"system","content":"S"},)"
+               R"({"role":"user","content":"Hi"}]})"),
+            R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":"S",)"
+            R"("messages":[{"role":"user","content":"Hi"}]})");
+}
+
+TEST(AnthropicRequestOut, ContentPartsAndImages) {
+  EXPECT_EQ(
+      ok(R"({"model":"m","messages":[{"role":"user","content":[)"
+         R"({"type":"text","text":"What is this?"},)"
+         R"({"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0K","detail":"high"}},)"
+         R"({"type":"image_url","image_url":{"url":"https://example.com/cat.jpg"}}]}]})"),
+      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user",)"
+      R"("content":[{"type":"text","text":"What is this?"},{"type":"image","source":)"
+      R"({"type":"base64","media_type":"image/png","data":"iVBORw0K"}},{"type":"image",)"
+      R"("source":{"type":"url","url":"https://example.com/cat.jpg"}}]}]})");
+}
+
+TEST(AnthropicRequestOut, ToolsAndToolChoice) {
+  std::string tools =
+      R"("tools":[{"type":"function","function":{"name":"get_weather","description":"Weather",)"
+      R"("parameters":{"type":"object","properties":{"location":{"type":"string"}},)"
+      R"("required":["location"]}}}])";
+  std::string want_tools =
+      R"("tools":[{"name":"get_weather","description":"Weather","input_schema":{"type":"object",)"
+      R"("properties":{"location":{"type":"string"}},"required":["location"]}}])";
+  auto with = [&](std::string_view extra) {
+    return ok(R"({"model":"m","messages":[],)" + tools + std::string(extra) + "}");
+  };
+  std::string base = R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],)";
+  EXPECT_EQ(with(""), base + want_tools + "}");
+  EXPECT_EQ(with(R"(,"tool_choice":"auto")"),
+            base + want_tools + R"(,"tool_choice":{"type":"auto"}})");
+  EXPECT_EQ(with(R"(,"tool_choice":"none")"),
+            base + want_tools + R"(,"tool_choice":{"type":"none"}})");
+  EXPECT_EQ(with(R"(,"tool_choice":"required")"),
+            base + want_tools + R"(,"tool_choice":{"type":"any"}})");
+  EXPECT_EQ(with(R"(,"tool_choice":{"type":"function","function":{"name":"get_weather"}})"),
+            base + want_tools + R"(,"tool_choice":{"type":"tool","name":"get_weather"}})");
+  EXPECT_EQ(
+      with(R"(,"parallel_tool_calls":false)"),
+      base + want_tools + R"(,"tool_choice":{"type":"auto","disable_parallel_tool_use":true}})");
+  EXPECT_EQ(
+      with(R"(,"tool_choice":"required","parallel_tool_calls":false)"),
+      base + want_tools + R"(,"tool_choice":{"type":"any","disable_parallel_tool_use":true}})");
+  // A tool without parameters gets an empty object schema.
+  EXPECT_EQ(
+      ok(R"({"model":"m","messages":[],"tools":[{"type":"function","function":{"name":"now"}}]})"),
+      base + R"("tools":[{"name":"now","input_schema":{"type":"object","properties":{}}}]})");
+}
+
+TEST(AnthropicRequestOut, AssistantToolCallsAndMergedToolResults) {
+  EXPECT_EQ(
+      ok(R"({"model":"m","messages":[{"role":"user","content":"Weather in Paris and Rome?"},)"
+         R"({"role":"assistant","content":"Checking.","tool_calls":[)"
+         R"({"id":"call_1","type":"function","function":{"name":"w","arguments":"{\"city\":\"Paris\"}"}},)"
+         R"({"id":"call_2","type":"function","function":{"name":"w","arguments":"{\"city\":\"Rome\"}"}}]},)"
+         R"({"role":"tool","tool_call_id":"call_1","content":"18C"},)"
+         R"({"role":"tool","tool_call_id":"call_2","content":[{"type":"text","text":"21C"}]},)"
+         R"({"role":"user","content":"Thanks"}]})"),
+      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[)"
+      R"({"role":"user","content":"Weather in Paris and Rome?"},)"
+      R"({"role":"assistant","content":[{"type":"text","text":"Checking."},)"
+      R"({"type":"tool_use","id":"call_1","name":"w","input":{"city":"Paris"}},)"
+      R"({"type":"tool_use","id":"call_2","name":"w","input":{"city":"Rome"}}]},)"
+      R"({"role":"user","content":[{"type":"tool_result","tool_use_id":"call_1","content":"18C"},)"
+      R"({"type":"tool_result","tool_use_id":"call_2","content":[{"type":"text","text":"21C"}]}]},)"
+      R"({"role":"user","content":"Thanks"}]})");
+}
+
+TEST(AnthropicRequestOut, AssistantWithoutContentOrCallsIsLeftOutAndEmptyArgumentsAreAnObject) {
+  EXPECT_EQ(ok(R"({"model":"m","messages":[{"role":"assistant","content":null},)"
+               R"({"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function",)"
+               R"("function":{"name":"now","arguments":""}}]}]})"),
+            R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"assistant",)"
+            R"("content":[{"type":"tool_use","id":"c","name":"now","input":{}}]}]})");
+}
+
+TEST(AnthropicRequestOut, SamplingStopStreamAndUser) {
+  EXPECT_EQ(ok(R"({"model":"m","messages":[],"temperature":0.5,"top_p":0.9,"stop":"END",)"
+               R"("stream":true,"stream_options":{"include_usage":true},"user":"u-42"})"),
+            R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"temperature":0.5,)"
+            R"("top_p":0.9,"stop_sequences":["END"],"stream":true,"metadata":{"user_id":"u-42"}})");
+  auto r =
+      tr(R"({"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}})");
+  EXPECT_TRUE(r.stream);
+  EXPECT_TRUE(r.include_usage);
+  EXPECT_EQ(
+      ok(R"({"model":"m","messages":[],"stop":["a","b"]})"),
+      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"stop_sequences":["a","b"]})");
+  EXPECT_EQ(ok(R"({"model":"m","messages":[],"temperature":1})"),
+            R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"temperature":1})");
+}
+
+TEST(AnthropicRequestOut, NeutralValuesAndNoEffectParametersAreDropped) {
+  EXPECT_EQ(ok(R"({"model":"m","messages":[],"n":1,"logprobs":false,"frequency_penalty":0,)"
+               R"("presence_penalty":0,"response_format":{"type":"text"},"store":true,)"
+               R"("metadata":{"a":"b"},"service_tier":"auto","seed":null,"modalities":["text"],)"
+               R"("logit_bias":{},"top_logprobs":null,"prompt_cache_key":"k"})"),
+            R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})");
+}
+
+TEST(AnthropicRequestOut, StringsAreEscapedNotConcatenated) {
+  std::string body =
+      ok(R"({"model":"m","messages":[{"role":"user","content":"a\"b\\c\n\u0001 é"}]})");
+  EXPECT_NE(body.find(R"("a\"b\\c\n\u0001 é")"), std::string::npos) << body;
+}
+
+// Every refused parameter: 400, OpenAI error shape, param naming the field.
+struct refusal_case {
+  const char* name;
+  const char* body;
+  const char* param;
+};
+
+const refusal_case refusals[] = {
+    {"n above one", R"({"messages":[],"n":2})", "n"},
+    {"logprobs", R"({"messages":[],"logprobs":true})", "logprobs"},
+    {"top_logprobs", R"({"messages":[],"top_logprobs":3})", "top_logprobs"},
+    {"json_schema",
+     R"({"messages":[],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{}}}})",
+     "response_format"},
+    {"json_object", R"({"messages":[],"response_format":{"type":"json_object"}})",
+     "response_format"},
+    {"audio", R"({"messages":[],"audio":{"voice":"alloy","format":"wav"}})", "audio"},
+    {"modalities audio", R"({"messages":[],"modalities":["text","audio"]})", "modalities"},
+    {"frequency_penalty", R"({"messages":[],"frequency_penalty":0.5})", "frequency_penalty"},
+    {"presence_penalty", R"({"messages":[],"presence_penalty":-1})", "presence_penalty"},
+    {"logit_bias", R"({"messages":[],"logit_bias":{"50256":-100}})", "logit_bias"},
+    {"seed", R"({"messages":[],"seed":7})", "seed"},
+    {"reasoning_effort", R"({"messages":[],"reasoning_effort":"high"})", "reasoning_effort"},
+    {"web_search_options", R"({"messages":[],"web_search_options":{}})", "web_search_options"},
+    {"functions", R"({"messages":[],"functions":[{"name":"f"}]})", "functions"},
+    {"unknown key", R"({"messages":[],"frobnicate":1})", "frobnicate"},
+    {"temperature above 1", R"({"messages":[],"temperature":1.5})", "temperature"},
+    {"temperature negative", R"({"messages":[],"temperature":-0.1})", "temperature"},
+    {"top_p above 1", R"({"messages":[],"top_p":2})", "top_p"},
+    {"max_tokens zero", R"({"messages":[],"max_tokens":0})", "max_tokens"},
+    {"max_completion_tokens fraction", R"({"messages":[],"max_completion_tokens":1.5})",
+     "max_completion_tokens"},
+    {"messages missing", R"({"model":"m"})", "messages"},
+    {"stop number", R"({"messages":[],"stop":5})", "stop"},
+    {"bad arguments",
+     R"({"messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{not json"}}]}]})",
+     "messages[0].tool_calls[0].function.arguments"},
+    {"arguments not an object",
+     R"({"messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"[1]"}}]}]})",
+     "messages[0].tool_calls[0].function.arguments"},
+    {"audio input part",
+     R"({"messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"x","format":"wav"}}]}]})",
+     "messages[0].content[0].type"},
+    {"file part",
+     R"({"messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"f"}}]}]})",
+     "messages[0].content[0].type"},
+    {"image not base64",
+     R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png,abc"}}]}]})",
+     "messages[0].content[0].image_url.url"},
+    {"image type",
+     R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/bmp;base64,abc"}}]}]})",
+     "messages[0].content[0].image_url.url"},
+    {"image scheme",
+     R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"ftp://x/y.png"}}]}]})",
+     "messages[0].content[0].image_url.url"},
+    {"function role", R"({"messages":[{"role":"function","name":"f","content":"x"}]})",
+     "messages[0].role"},
+    {"non-function tool", R"({"messages":[],"tools":[{"type":"code_interpreter"}]})",
+     "tools[0].type"},
+    {"bad tool_choice", R"({"messages":[],"tool_choice":"sometimes"})", "tool_choice"},
+    {"legacy function_call",
+     R"({"messages":[{"role":"assistant","content":"x","function_call":{"name":"f","arguments":"{}"}}]})",
+     "messages[0].function_call"},
+    {"duplicate key", R"({"messages":[],"temperature":0.1,"temperature":0.2})", "temperature"},
+    {"invalid json", R"({"messages":[)", ""},
+};
+
+TEST(AnthropicRequestOut, RefusedParametersTable) {
+  for (const auto& c : refusals) {
+    SCOPED_TRACE(c.name);
+    auto r = tr(c.body);
+    ASSERT_TRUE(r.failed()) << r.body;
+    EXPECT_EQ(r.error.status, 400);
+    EXPECT_EQ(r.error.param, c.param);
+    EXPECT_TRUE(r.body.empty());
+    simdjson::dom::parser p;
+    simdjson::dom::element e;
+    ASSERT_FALSE(p.parse(r.error_body).get(e)) << r.error_body;
+    std::string_view type, msg;
+    ASSERT_FALSE(e["error"]["type"].get(type));
+    ASSERT_FALSE(e["error"]["message"].get(msg));
+    EXPECT_EQ(type, "invalid_request_error");
+    EXPECT_FALSE(msg.empty());
+    if (*c.param) {
+      std::string_view param;
+      ASSERT_FALSE(e["error"]["param"].get(param)) << r.error_body;
+      EXPECT_EQ(param, c.param);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace ob::dialect::anthropic
