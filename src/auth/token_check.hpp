@@ -22,7 +22,11 @@ class token_set {
  public:
   token_set() = default;
   explicit token_set(const std::vector<std::string>& tokens);
-  explicit token_set(std::vector<digest> digests) : digests_(std::move(digests)) {}
+  static token_set from_digests(std::vector<digest> digests) {
+    token_set t;
+    t.digests_ = std::move(digests);
+    return t;
+  }
   bool contains(std::string_view token) const { return find(token) >= 0; }
   // Index of the matching entry, -1 when none; as constant-time as contains().
   int find(std::string_view token) const;

@@ -269,7 +269,7 @@ void memory_backend::release_at(const reservation& r, epoch_ms now) {
 
 key_usage memory_backend::peek(const key_demand& k, epoch_ms now) const {
   key_usage u;
-  if (k.index >= keys_.size()) return u;
+  if (k.index >= keys_.size() || !keys_[k.index]) return u;
   auto& s = *keys_[k.index];
   const auto& l = k.limits;
   std::lock_guard lock(s.mu);

@@ -242,6 +242,7 @@ admin::admin_handlers make_admin_handlers(admin_context& c) {
     co_return targets_json(*c.store.load(), g.merged);
   };
   h.config = [&c] { return config::redacted_json(c.store.load()->cfg); };
+  h.keys = [&c] { return keys_json(*c.store.load(), limits::wall_now()); };
   h.reload = [&c] {
     auto o = c.reload();
     return admin::reload_answer{o.applied || o.unchanged, reload_json(o, c.store.generation())};

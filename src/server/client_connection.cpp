@@ -185,6 +185,7 @@ asio::awaitable<void> client_connection::run() {
     // This request's snapshot, whatever reloads happen meanwhile. Taken once the head is in:
     // a connection idle through a reload serves its next request with the new config.
     auto snap = ctx_.current();
+    snap_ptr_ = &snap;
     observe::request_record rec;
     auto start = clock_type::now();
     request_id_ =
@@ -210,6 +211,8 @@ asio::awaitable<void> client_connection::run() {
       exchange_.reset_bytes_out();
       co_await exchange_.write_error(kind, msg, false, rec);
     }
+    admission_.finish(rec);  // settle: every path of the request ends here
+    snap_ptr_ = nullptr;
     rec.duration_ms = std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
     rec.bytes_in = req_.body.size();
     rec.bytes_out = exchange_.bytes_out();
@@ -454,6 +457,15 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
     rec.labels.client = snap.client_labels[authorized_index_];
     rec.client_name = snap.client_names[authorized_index_];
   }
+  // Identify: a disabled or expired key is refused at once, before any state is touched.
+  if (auto st = proxy::check_key(snap.keys.keys[authorized_index_]);
+      st != proxy::key_state::usable) {
+    rec.outcome = "unauthorized";
+    return refuse(error_kind::unauthorized,
+                  st == proxy::key_state::disabled ? "This API key is disabled."
+                                                   : "This API key has expired.",
+                  keep_early, rec);
+  }
   if (path == "/v1/models" || path.starts_with("/v1/models/")) {
     if (!get) {
       rec.outcome = "method_not_allowed";
@@ -524,12 +536,29 @@ asio::awaitable<bool> client_connection::forward(const proxy::snapshot& snap,
   }
   rec.group = group->name;
   rec.labels.group = group->metric_group;
+  // Admit: the key's groups, then its limits and budget (proxy/admission.hpp).
+  const auto& key = snap.keys.keys[authorized_index_];
+  if (!key.may_use(group->name)) {
+    rec.outcome = "model_not_allowed";
+    return refuse(error_kind::model_not_allowed,
+                  "Key '" + key.cfg->name + "' may not use model '" + group->name + "'.",
+                  keep_alive, rec);
+  }
+  if (key.limited && !admission_.admit_key(*snap_ptr_, key, req_.body.size(), found.output_cap())) {
+    rec.outcome = "rate_limited";
+    message_.assign(admission_.message());
+    return exchange_.write_error(admission_.kind(), message_, keep_alive, rec,
+                                 admission_.headers());
+  }
   // A stream whose client did not ask for usage: ask the provider for it (the answer's extra
   // usage chunk is removed again), so every stream's tokens are counted.
   proxy::json::usage_plan usage;
   if (snap.cfg.metrics.stream_usage && proxy::json::injects_usage(rec.path))
     usage = proxy::json::plan_usage_injection(req_.body.view(), found);
-  return exchange_.run({req_, found.value, usage, *group, snap, keep_alive}, rec);
+  return exchange_.run({req_, found.value, usage, *group, snap, keep_alive,
+                        key.limited ? admission_.success_headers() : std::string_view(),
+                        group->limited ? &admission_ : nullptr, snap_ptr_},
+                       rec);
 }
 
 asio::awaitable<bool> client_connection::refuse_body(head_result body, const proxy::snapshot& snap,

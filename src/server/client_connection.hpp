@@ -15,6 +15,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include "observe/log.hpp"
+#include "proxy/admission.hpp"
 #include "proxy/context.hpp"
 #include "proxy/deadline.hpp"
 #include "proxy/exchange.hpp"
@@ -102,6 +103,9 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   int authorized_index_ = -1;                // ...its entry in the snapshot's token set
   std::string peer_;                         // "address:port" of the client, for the log
   proxy::http::request_id request_id_;       // the current request's id
+  // The current request's snapshot (run()'s local), and its key's admission (keys and limits).
+  const std::shared_ptr<const proxy::snapshot>* snap_ptr_ = nullptr;
+  proxy::admission admission_;
 };
 
 // The live connections of one worker, for graceful shutdown.

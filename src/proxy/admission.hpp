@@ -1,0 +1,79 @@
+// Keys and limits in a request's life, in three phases (docs/ARCHITECTURE.md "Keys and limits"):
+//
+//   identify  after the head, with auth: the token names a key (an index into the snapshot's
+//             key table); a disabled or expired key is refused with 401 at once, no state touched
+//   admit     after the body is read and the group is known, before the exchange: the key may
+//             use the group (else 403), then the key's budget, concurrency, rpm, rpd, tpm, tpd
+//             (limits/backend.hpp); per attempt the exchange admits the chosen target's limits
+//             (a target at its limit is skipped; all full -> 429)
+//   settle    at the end of the exchange, on every path (answer, error, client gone, shutdown):
+//             the actual usage the exchange read for the metrics settles the reservations;
+//             no answer releases them; an answer without usage keeps them as the charge
+//
+// A key without limits and a group without provider limits cost one branch each: no clock
+// read, no lock, no allocation.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "limits/backend.hpp"
+#include "limits/table.hpp"
+#include "observe/log.hpp"
+#include "proxy/http/errors.hpp"
+
+namespace ob::proxy {
+
+struct snapshot;
+
+enum class key_state { usable, disabled, expired };
+// Phase 1's check of a key the token matched (its expiry against the wall clock).
+key_state check_key(const limits::key_entry& k);
+
+// One per client connection; holds at most one request's reservations.
+class admission {
+ public:
+  admission() = default;
+  admission(const admission&) = delete;
+  ~admission() { finish_release(); }
+
+  // Phase 2 for the key. `snap` is the request's snapshot (kept until settled). True:
+  // admitted (or nothing to check). False: refused; kind(), message() and headers() hold the
+  // answer, nothing was charged.
+  bool admit_key(const std::shared_ptr<const snapshot>& snap, const limits::key_entry& key,
+                 std::size_t body_bytes, std::int64_t output_cap);
+  // Per attempt on a limited group: true when target `t` has room (it is then reserved; a
+  // previous target's reservation is released). False: skip it.
+  bool admit_target(const std::shared_ptr<const snapshot>& snap, const limits::target_demand& t);
+  // Every target was full: the answer to give (429), with the shortest wait seen.
+  void refuse_targets_full(std::string_view group);
+
+  // Phase 3: settles with the record's usage, or releases (see above). Idempotent.
+  void finish(const observe::request_record& rec);
+  // Releases whatever is held (a request that ends without a record).
+  void finish_release();
+
+  // x-ratelimit-* of the admitted key ("" for a key without rpm/rpd/tpm/tpd): for answers.
+  std::string_view success_headers() const { return success_headers_; }
+  http::error_kind kind() const { return refusal_kind_; }
+  std::string_view message() const { return message_; }
+  std::string_view headers() const { return refusal_headers_; }
+  // The refusal's limit name for metrics: rpm, rpd, tpm, tpd, concurrency, budget, provider.
+  std::string_view refused_limit() const { return refused_limit_; }
+
+ private:
+  void refuse(const limits::verdict& v, const limits::key_entry& key);
+
+  std::shared_ptr<const snapshot> snap_;  // while something is held
+  limits::backend* backend_ = nullptr;
+  limits::reservation key_res_, target_res_;
+  bool key_held_ = false, target_held_ = false;
+  std::uint64_t input_est_ = 0, output_est_ = 0;
+  std::int64_t target_retry_ms_ = 0;
+  http::error_kind refusal_kind_ = http::error_kind::internal;
+  std::string_view refused_limit_;
+  std::string message_, refusal_headers_, success_headers_;
+};
+
+}  // namespace ob::proxy
