@@ -138,6 +138,15 @@ void client_connection::record_metrics(const observe::request_record& rec) {
     }
   }
   ctx_.metrics.record(s);
+  if (rec.outcome == "rate_limited") {
+    // The limit's name comes from a fixed set; interned once per value and thread.
+    static thread_local std::map<std::string, std::uint32_t, std::less<>> limit_ids;
+    auto what = admission_.refused_limit();
+    auto it = limit_ids.find(what);
+    if (it == limit_ids.end())
+      it = limit_ids.emplace(std::string(what), observe::metrics::labels().intern(what)).first;
+    ctx_.metrics.rate_limited(rec.labels.client, it->second);
+  }
 }
 
 void client_connection::close() {

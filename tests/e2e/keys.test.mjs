@@ -206,6 +206,39 @@ describe('keys and limits', { timeout: 120000 }, () => {
     assert.equal(r.headers['x-ratelimit-remaining-requests'], '97');
   });
 
+  test('metrics: refusals by client and limit, budget remaining', T, async () => {
+    const m = await request({ url: `${gw.adminUrl}/metrics` });
+    assert.equal(m.status, 200);
+    assert.match(m.text, /^openbridge_ratelimited_total\{client="rpm-five",limit="rpm"\} 1$/m);
+    assert.match(m.text, /^openbridge_ratelimited_total\{client="tpm-key",limit="tpm"\} 1$/m);
+    assert.match(m.text, /^openbridge_ratelimited_total\{client="budget-key",limit="budget"\} 1$/m);
+    assert.match(m.text, /^openbridge_ratelimited_total\{client="conc-key",limit="concurrency"\} 1$/m);
+    assert.match(m.text, /^openbridge_budget_remaining\{client="budget-key",unit="tokens"\} 0$/m);
+  });
+
+  test('GET /admin/v1/keys: limits, usage per window, budget, expiry', T, async () => {
+    const r = await request({ url: `${gw.adminUrl}/admin/v1/keys` });
+    assert.equal(r.status, 200, r.text);
+    const byName = Object.fromEntries(r.json().keys.map((k) => [k.name, k]));
+    const rpm = byName['rpm-five'];
+    assert.deepEqual(rpm.labels, { team: 'search' });
+    assert.equal(rpm.limits.rpm, 5);
+    assert.equal(rpm.usage.rpm.limit, 5);
+    assert.equal(rpm.usage.rpm.remaining, 0);
+    const b = byName['budget-key'].budget;
+    assert.equal(b.unit, 'tokens');
+    assert.equal(b.period, 'day');
+    assert.equal(b.amount, 30);
+    assert.equal(b.used, 42);
+    assert.equal(b.reserved, 0);
+    assert.equal(b.remaining, 0);
+    assert.equal(byName['expired-key'].expired, true);
+    assert.equal(byName['disabled-key'].disabled, true);
+    assert.deepEqual(byName['groups-key'].groups, ['g']);
+    assert.equal(byName['conc-key'].usage.concurrency.in_flight, 0);
+    assert.ok(r.json().keys.some((k) => k.legacy && /^key-[0-9a-f]{8}$/.test(k.name)));
+  });
+
   test('tokens never appear in admin config, admin keys or the logs', T, async () => {
     const conf = await request({ url: `${gw.adminUrl}/admin/v1/config` });
     assert.equal(conf.status, 200);
