@@ -100,62 +100,76 @@ key_state check_key(const limits::key_entry& k) {
   return key_state::usable;
 }
 
-bool admission::admit_key(const std::shared_ptr<const snapshot>& snap, const limits::key_entry& key,
-                          std::size_t body_bytes, std::int64_t output_cap) {
+admission::result admission::admit_key(const std::shared_ptr<const snapshot>& snap,
+                                       const limits::key_entry& key, std::size_t body_bytes,
+                                       std::int64_t output_cap) {
   success_headers_.clear();
   input_est_ = limits::input_estimate(body_bytes);
   output_est_ =
       output_cap >= 0 ? static_cast<std::uint64_t>(output_cap) : key.default_output_tokens;
-  if (!key.limited) return true;
+  if (!key.limited) return result::admitted;
   backend_ = snap->keys.active;
-  limits::demand d;
-  d.key = &key.demand;
-  d.input_tokens = input_est_;
-  d.output_tokens = output_est_;
-  d.now = limits::wall_now();
-  // In memory the decision is immediate; a backend that needs a round trip is not wired yet.
-  auto v = backend_->admit_now(d);
-  if (!v) {
-    limits::verdict unavailable;
-    unavailable.kind = limits::refusal::unavailable;
-    refuse(unavailable, key);
-    return false;
-  }
-  if (!v->ok()) {
-    refuse(*v, key);
-    return false;
-  }
+  demand_ = {};
+  demand_.key = &key.demand;
+  demand_.input_tokens = input_est_;
+  demand_.output_tokens = output_est_;
+  demand_.now = limits::wall_now();
   snap_ = snap;
-  key_res_ = v->res;
+  pending_key_ = &key;
+  auto v = backend_->admit_now(demand_);
+  if (!v) return result::pending;  // a backend with a round trip: wait()
+  return apply_key(*v) ? result::admitted : result::refused;
+}
+
+bool admission::apply_key(const limits::verdict& v) {
+  const auto& key = *pending_key_;
+  pending_key_ = nullptr;
+  if (!v.ok()) {
+    refuse(v, key);
+    if (!target_held_) snap_.reset();
+    return false;
+  }
+  key_res_ = v.res;
   key_held_ = true;
-  append_rate_headers(success_headers_, v->headers);
+  append_rate_headers(success_headers_, v.headers);
   return true;
 }
 
-bool admission::admit_target(const std::shared_ptr<const snapshot>& snap,
-                             const limits::target_demand& t) {
-  if (!t.limits.any()) return true;
-  auto* be = snap->keys.active;
+admission::result admission::admit_target(const std::shared_ptr<const snapshot>& snap,
+                                          const limits::target_demand& t) {
+  if (!t.limits.any()) return result::admitted;
   if (target_held_) {
     backend_->release(target_res_);
     target_held_ = false;
   }
-  limits::demand d;
-  d.targets = {&t, 1};
-  d.input_tokens = input_est_;
-  d.output_tokens = output_est_;
-  d.now = limits::wall_now();
-  auto v = be->admit_now(d);
-  if (!v || !v->ok()) {
-    auto after = v ? v->retry_after_ms : 1000;
+  backend_ = snap->keys.active;
+  demand_ = {};
+  demand_.targets = {&t, 1};
+  demand_.input_tokens = input_est_;
+  demand_.output_tokens = output_est_;
+  demand_.now = limits::wall_now();
+  if (!snap_) snap_ = snap;
+  pending_target_ = true;
+  auto v = backend_->admit_now(demand_);
+  if (!v) return result::pending;
+  return apply_target(*v) ? result::admitted : result::refused;
+}
+
+bool admission::apply_target(const limits::verdict& v) {
+  pending_target_ = false;
+  if (!v.ok()) {
+    auto after = v.retry_after_ms > 0 ? v.retry_after_ms : 1000;
     target_retry_ms_ = target_retry_ms_ == 0 ? after : std::min(target_retry_ms_, after);
     return false;
   }
-  if (!snap_) snap_ = snap;
-  backend_ = be;
-  target_res_ = v->res;
+  target_res_ = v.res;
   target_held_ = true;
   return true;
+}
+
+boost::asio::awaitable<bool> admission::wait() {
+  auto v = co_await backend_->admit(demand_);
+  co_return pending_key_ ? apply_key(v) : apply_target(v);
 }
 
 void admission::refuse_targets_full(std::string_view group) {
@@ -206,7 +220,12 @@ void admission::refuse(const limits::verdict& v, const limits::key_entry& key) {
 }
 
 void admission::finish(const observe::request_record& rec) {
-  if (!key_held_ && !target_held_) return;
+  pending_key_ = nullptr;
+  pending_target_ = false;
+  if (!key_held_ && !target_held_) {
+    snap_.reset();
+    return;
+  }
   limits::usage u;
   u.input_tokens = rec.prompt_tokens;
   u.output_tokens = rec.completion_tokens;

@@ -18,6 +18,8 @@
 #include <string>
 #include <string_view>
 
+#include <boost/asio/awaitable.hpp>
+
 #include "limits/backend.hpp"
 #include "limits/table.hpp"
 #include "observe/log.hpp"
@@ -38,14 +40,17 @@ class admission {
   admission(const admission&) = delete;
   ~admission() { finish_release(); }
 
-  // Phase 2 for the key. `snap` is the request's snapshot (kept until settled). True:
-  // admitted (or nothing to check). False: refused; kind(), message() and headers() hold the
-  // answer, nothing was charged.
-  bool admit_key(const std::shared_ptr<const snapshot>& snap, const limits::key_entry& key,
-                 std::size_t body_bytes, std::int64_t output_cap);
-  // Per attempt on a limited group: true when target `t` has room (it is then reserved; a
-  // previous target's reservation is released). False: skip it.
-  bool admit_target(const std::shared_ptr<const snapshot>& snap, const limits::target_demand& t);
+  enum class result { admitted, refused, pending };
+  // Phase 2 for the key. `snap` is the request's snapshot (kept until settled). admitted (or
+  // nothing to check); refused: kind(), message() and headers() hold the answer, nothing was
+  // charged; pending: the backend needs a round trip, co_await wait() for the outcome.
+  result admit_key(const std::shared_ptr<const snapshot>& snap, const limits::key_entry& key,
+                   std::size_t body_bytes, std::int64_t output_cap);
+  // Per attempt on a limited group: admitted when target `t` has room (it is then reserved; a
+  // previous target's reservation is released); refused: skip it; pending: co_await wait().
+  result admit_target(const std::shared_ptr<const snapshot>& snap, const limits::target_demand& t);
+  // The pending decision of admit_key or admit_target: true when admitted.
+  boost::asio::awaitable<bool> wait();
   // Every target was full: the answer to give (429), with the shortest wait seen.
   void refuse_targets_full(std::string_view group);
 
@@ -64,8 +69,14 @@ class admission {
 
  private:
   void refuse(const limits::verdict& v, const limits::key_entry& key);
+  // Applies a decision of the key's admission / of a target's.
+  bool apply_key(const limits::verdict& v);
+  bool apply_target(const limits::verdict& v);
 
-  std::shared_ptr<const snapshot> snap_;  // while something is held
+  std::shared_ptr<const snapshot> snap_;  // while something is held or pending
+  limits::demand demand_;                 // the last demand (alive while pending)
+  const limits::key_entry* pending_key_ = nullptr;
+  bool pending_target_ = false;
   limits::backend* backend_ = nullptr;
   limits::reservation key_res_, target_res_;
   bool key_held_ = false, target_held_ = false;

@@ -118,8 +118,8 @@ class exchange {
   // Failover across the group's targets (proxy/exchange_run.cpp).
   void begin_request(const exchange_request& r);
   // Provider limits (r.admit set): the first target from `sel` on with room, reserved.
-  std::optional<routing::selection> admit_target(const exchange_request& r,
-                                                 std::optional<routing::selection> sel);
+  boost::asio::awaitable<std::optional<routing::selection>> admit_target(
+      const exchange_request& r, std::optional<routing::selection> sel);
   void reset_answer_state();
   void use_target(const routing::target& t, const config::timeouts& global,
                   observe::request_record& rec);

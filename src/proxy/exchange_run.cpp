@@ -238,8 +238,8 @@ std::optional<std::chrono::milliseconds> exchange::retry_after() const {
   return std::nullopt;
 }
 
-std::optional<routing::selection> exchange::admit_target(const exchange_request& r,
-                                                         std::optional<routing::selection> sel) {
+asio::awaitable<std::optional<routing::selection>> exchange::admit_target(
+    const exchange_request& r, std::optional<routing::selection> sel) {
   // A target at its provider limits is skipped (kept out of the pick while this runs, as if
   // tried); the first with room is reserved. None: nullopt.
   const auto& g = r.group;
@@ -247,14 +247,17 @@ std::optional<routing::selection> exchange::admit_target(const exchange_request&
   while (sel) {
     const auto& t = g.targets[sel->index];
     auto slot = static_cast<std::size_t>(t.provider - r.snap.cfg.providers.data());
-    if (r.admit->admit_target(*r.snap_ptr, r.snap.keys.targets[slot])) break;
+    auto a = r.admit->admit_target(*r.snap_ptr, r.snap.keys.targets[slot]);
+    if (a == admission::result::pending)
+      a = co_await r.admit->wait() ? admission::result::admitted : admission::result::refused;
+    if (a == admission::result::admitted) break;
     if (sel->probe) t.health->release_probe();
     tried_.push_back(sel->index);
     ++skipped;
     sel = routing::select(g, observe::coarse_now(), tried_);
   }
   tried_.resize(tried_.size() - skipped);
-  return sel;
+  co_return sel;
 }
 
 asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record& rec) {
@@ -274,7 +277,7 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
   for (std::size_t n = 0; n < max_attempts && !client_gone_; ++n) {
     auto sel = routing::select(g, observe::coarse_now(), tried_);
     if (sel && r.admit) {
-      sel = admit_target(r, sel);
+      sel = co_await admit_target(r, sel);
       targets_full = !sel;
     }
     if (!sel) break;

@@ -553,21 +553,51 @@ asio::awaitable<bool> client_connection::forward(const proxy::snapshot& snap,
                   "Key '" + key.cfg->name + "' may not use model '" + group->name + "'.",
                   keep_alive, rec);
   }
-  if (key.limited && !admission_.admit_key(*snap_ptr_, key, req_.body.size(), found.output_cap())) {
-    rec.outcome = "rate_limited";
-    message_.assign(admission_.message());
-    return exchange_.write_error(admission_.kind(), message_, keep_alive, rec,
-                                 admission_.headers());
+  auto usage = usage_plan(snap, rec, found);
+  if (key.limited) {
+    auto a = admission_.admit_key(*snap_ptr_, key, req_.body.size(), found.output_cap());
+    if (a == proxy::admission::result::pending)
+      return admit_then_forward(snap, rec, keep_alive, found.value, usage, *group);
+    if (a == proxy::admission::result::refused) return refuse_limited(rec, keep_alive);
   }
+  return start_exchange(snap, rec, keep_alive, found.value, usage, *group);
+}
+
+proxy::json::usage_plan client_connection::usage_plan(const proxy::snapshot& snap,
+                                                      const observe::request_record& rec,
+                                                      const proxy::json::request_model& found) {
   // A stream whose client did not ask for usage: ask the provider for it (the answer's extra
   // usage chunk is removed again), so every stream's tokens are counted.
   proxy::json::usage_plan usage;
   if (snap.cfg.metrics.stream_usage && proxy::json::injects_usage(rec.path))
     usage = proxy::json::plan_usage_injection(req_.body.view(), found);
-  return exchange_.run({req_, found.value, usage, *group, snap, keep_alive,
+  return usage;
+}
+
+asio::awaitable<bool> client_connection::start_exchange(const proxy::snapshot& snap,
+                                                        observe::request_record& rec,
+                                                        bool keep_alive, proxy::json::span model,
+                                                        const proxy::json::usage_plan& usage,
+                                                        const routing::group& group) {
+  const auto& key = snap.keys.keys[authorized_index_];
+  return exchange_.run({req_, model, usage, group, snap, keep_alive,
                         key.limited ? admission_.success_headers() : std::string_view(),
-                        group->limited ? &admission_ : nullptr, snap_ptr_},
+                        group.limited ? &admission_ : nullptr, snap_ptr_},
                        rec);
+}
+
+asio::awaitable<bool> client_connection::refuse_limited(observe::request_record& rec,
+                                                        bool keep_alive) {
+  rec.outcome = "rate_limited";
+  message_.assign(admission_.message());
+  return exchange_.write_error(admission_.kind(), message_, keep_alive, rec, admission_.headers());
+}
+
+asio::awaitable<bool> client_connection::admit_then_forward(
+    const proxy::snapshot& snap, observe::request_record& rec, bool keep_alive,
+    proxy::json::span model, proxy::json::usage_plan usage, const routing::group& group) {
+  if (!co_await admission_.wait()) co_return co_await refuse_limited(rec, keep_alive);
+  co_return co_await start_exchange(snap, rec, keep_alive, model, usage, group);
 }
 
 asio::awaitable<bool> client_connection::refuse_body(head_result body, const proxy::snapshot& snap,
