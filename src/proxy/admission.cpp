@@ -100,13 +100,15 @@ key_state check_key(const limits::key_entry& k) {
   return key_state::usable;
 }
 
-admission::result admission::admit_key(const std::shared_ptr<const snapshot>& snap,
-                                       const limits::key_entry& key, std::size_t body_bytes,
-                                       std::int64_t output_cap) {
-  success_headers_.clear();
+void admission::estimate(std::size_t body_bytes, std::int64_t output_cap,
+                         std::uint64_t default_output_tokens) {
   input_est_ = limits::input_estimate(body_bytes);
-  output_est_ =
-      output_cap >= 0 ? static_cast<std::uint64_t>(output_cap) : key.default_output_tokens;
+  output_est_ = output_cap >= 0 ? static_cast<std::uint64_t>(output_cap) : default_output_tokens;
+}
+
+admission::result admission::admit_key(const std::shared_ptr<const snapshot>& snap,
+                                       const limits::key_entry& key) {
+  success_headers_.clear();
   if (!key.limited) return result::admitted;
   backend_ = snap->keys.active;
   demand_ = {};

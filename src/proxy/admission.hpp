@@ -41,11 +41,13 @@ class admission {
   ~admission() { finish_release(); }
 
   enum class result { admitted, refused, pending };
+  // The request's token estimate (limits/algorithms.hpp), before admit_key / admit_target.
+  void estimate(std::size_t body_bytes, std::int64_t output_cap,
+                std::uint64_t default_output_tokens);
   // Phase 2 for the key. `snap` is the request's snapshot (kept until settled). admitted (or
   // nothing to check); refused: kind(), message() and headers() hold the answer, nothing was
   // charged; pending: the backend needs a round trip, co_await wait() for the outcome.
-  result admit_key(const std::shared_ptr<const snapshot>& snap, const limits::key_entry& key,
-                   std::size_t body_bytes, std::int64_t output_cap);
+  result admit_key(const std::shared_ptr<const snapshot>& snap, const limits::key_entry& key);
   // Per attempt on a limited group: admitted when target `t` has room (it is then reserved; a
   // previous target's reservation is released); refused: skip it; pending: co_await wait().
   result admit_target(const std::shared_ptr<const snapshot>& snap, const limits::target_demand& t);

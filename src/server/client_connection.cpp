@@ -554,8 +554,10 @@ asio::awaitable<bool> client_connection::forward(const proxy::snapshot& snap,
                   keep_alive, rec);
   }
   auto usage = usage_plan(snap, rec, found);
+  if (key.limited || group->limited)
+    admission_.estimate(req_.body.size(), found.output_cap(), key.default_output_tokens);
   if (key.limited) {
-    auto a = admission_.admit_key(*snap_ptr_, key, req_.body.size(), found.output_cap());
+    auto a = admission_.admit_key(*snap_ptr_, key);
     if (a == proxy::admission::result::pending)
       return admit_then_forward(snap, rec, keep_alive, found.value, usage, *group);
     if (a == proxy::admission::result::refused) return refuse_limited(rec, keep_alive);

@@ -261,6 +261,7 @@ describe('provider limits', { timeout: 60000 }, () => {
         providers: [
           { group: 'p', name: 'small', base: mock.url, key: 'sk-up', limits: { rpm: 1 } },
           { group: 'p', name: 'big', base: mock.url, key: 'sk-up', limits: { rpm: 3 } },
+          { group: 'q', name: 'tokens', base: mock.url, key: 'sk-up', limits: { tpm: 100 } },
         ],
         security: ['sk-client'],
         groups: { p: { policy: 'round_robin' } },
@@ -287,5 +288,13 @@ describe('provider limits', { timeout: 60000 }, () => {
     assert.match(j.error.message, /'p'/);
     assert.ok(Number(r.headers['retry-after']) >= 1);
     assert.equal(mock.stats().requests.length, 4, 'the refused request never reached a provider');
+  });
+
+  test('provider tpm counts the estimate of a key without limits, settled with usage', T, async () => {
+    // The first reserves the whole bucket (28 + 1024 clamped to 100) and uses 21: 79 left, less
+    // than the next estimate (100).
+    assert.equal((await post(gw, 'sk-client', 'q')).status, 200);
+    const r = await post(gw, 'sk-client', 'q');
+    assertError(r, 429, { code: 'rate_limit_exceeded' });
   });
 });

@@ -33,11 +33,17 @@ observe::request_record answered(std::int64_t in, std::int64_t out) {
   return rec;
 }
 
+admission::result admit(admission& a, const std::shared_ptr<const snapshot>& snap,
+                        const limits::key_entry& key, std::size_t body, std::int64_t cap) {
+  a.estimate(body, cap, key.default_output_tokens);
+  return a.admit_key(snap, key);
+}
+
 TEST(Admission, UnlimitedKeyIsAdmittedWithoutState) {
   snapshot_store store;
   auto snap = make_snapshot(store, R"([{"name":"free","token":"t"}])");
   admission a;
-  EXPECT_EQ(a.admit_key(snap, snap->keys.keys[0], 100, -1), admission::result::admitted);
+  EXPECT_EQ(a.admit_key(snap, snap->keys.keys[0]), admission::result::admitted);
   EXPECT_TRUE(a.success_headers().empty());
   EXPECT_FALSE(snap->keys.keys[0].limited);
 }
@@ -47,12 +53,12 @@ TEST(Admission, RefusalCarriesTheAnswerAndChargesNothing) {
   auto snap = make_snapshot(store, R"([{"name":"k","token":"t","limits":{"rpm":1}}])");
   const auto& key = snap->keys.keys[0];
   admission a;
-  ASSERT_EQ(a.admit_key(snap, key, 100, 10), admission::result::admitted);
+  ASSERT_EQ(admit(a, snap, key, 100, 10), admission::result::admitted);
   EXPECT_NE(a.success_headers().find("x-ratelimit-limit-requests: 1\r\n"), std::string_view::npos);
   EXPECT_NE(a.success_headers().find("x-ratelimit-remaining-requests: 0\r\n"),
             std::string_view::npos);
   a.finish(answered(5, 5));
-  EXPECT_EQ(a.admit_key(snap, key, 100, 10), admission::result::refused);
+  EXPECT_EQ(admit(a, snap, key, 100, 10), admission::result::refused);
   EXPECT_EQ(a.kind(), http::error_kind::rate_limit_requests);
   EXPECT_EQ(a.refused_limit(), "rpm");
   EXPECT_NE(a.message().find("key 'k': limit 1"), std::string_view::npos);
@@ -65,15 +71,15 @@ TEST(Admission, ConcurrencyIsGivenBackOnEveryEnd) {
   const auto& key = snap->keys.keys[0];
   {
     admission a;  // a connection that goes away mid-request
-    ASSERT_EQ(a.admit_key(snap, key, 10, 10), admission::result::admitted);
+    ASSERT_EQ(admit(a, snap, key, 10, 10), admission::result::admitted);
     admission b;
-    EXPECT_EQ(b.admit_key(snap, key, 10, 10), admission::result::refused);
+    EXPECT_EQ(admit(b, snap, key, 10, 10), admission::result::refused);
   }
   admission c;
-  ASSERT_EQ(c.admit_key(snap, key, 10, 10), admission::result::admitted);
+  ASSERT_EQ(admit(c, snap, key, 10, 10), admission::result::admitted);
   observe::request_record failed;  // no answer: released
   c.finish(failed);
-  ASSERT_EQ(c.admit_key(snap, key, 10, 10), admission::result::admitted);
+  ASSERT_EQ(admit(c, snap, key, 10, 10), admission::result::admitted);
   c.finish(answered(1, 1));
 }
 
@@ -121,7 +127,7 @@ TEST(Admission, PendingDecisionIsAwaited) {
       io,
       [&]() -> boost::asio::awaitable<void> {
         for (int i = 0; i < 2; ++i) {
-          EXPECT_EQ(a.admit_key(snap, key, 10, 10), admission::result::pending);
+          EXPECT_EQ(admit(a, snap, key, 10, 10), admission::result::pending);
           outcomes.push_back(co_await a.wait());
           a.finish(answered(1, 1));
         }
