@@ -245,6 +245,14 @@ constexpr field<limits> limit_fields[] = {
      [](context& c, const json::value& v, const std::string& path, limits& l) {
        if (auto n = as_integer(c, v, path, 1, 10'000'000)) l.default_output_tokens = *n;
      }},
+    {"max_wait",
+     [](context& c, const json::value& v, const std::string& path, limits& l) {
+       if (auto w = as_wait(c, v, path)) l.max_wait = *w;
+     }},
+    {"max_waiting",
+     [](context& c, const json::value& v, const std::string& path, limits& l) {
+       if (auto n = as_integer(c, v, path, 0, 1'000'000)) l.max_waiting = *n;
+     }},
 };
 
 template <millis timeouts::*member>

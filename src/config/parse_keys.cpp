@@ -42,6 +42,10 @@ constexpr field<key_limits> key_limit_fields[] = {
      [](context& c, const json::value& v, const std::string& path, key_limits& l) {
        if (auto n = as_integer(c, v, path, 1, 10'000'000)) l.default_output_tokens = *n;
      }},
+    {"max_wait",
+     [](context& c, const json::value& v, const std::string& path, key_limits& l) {
+       if (auto w = as_wait(c, v, path)) l.max_wait = *w;
+     }},
 };
 
 // USD amounts -> micro-dollars, rounded up (a price of 0.0000001 still costs something).

@@ -179,4 +179,11 @@ inline void read_required_text(context& c, const json::value& v, const std::stri
   out = std::string(*s);
 }
 
+// A wait in seconds (fractions allowed), 0 to 60.
+inline std::optional<millis> as_wait(context& c, const json::value& v, const std::string& path) {
+  auto d = as_number_in(c, v, path, 0, 60, "between 0 and 60 seconds");
+  if (!d) return std::nullopt;
+  return to_millis(*d);
+}
+
 }  // namespace ob::config::detail

@@ -91,12 +91,15 @@ struct limits {
   std::size_t max_body_bytes = 64 * 1024 * 1024;       // request body
   std::size_t max_response_bytes = 256 * 1024 * 1024;  // buffered (non-stream) upstream answer
   std::uint64_t default_output_tokens = 1024;  // output estimate of a request without max_*tokens
+  millis max_wait{0};              // a request over a key's rate limit waits this long (0 = fails)
+  std::size_t max_waiting = 1000;  // requests waiting at once, all keys; past it: 429 at once
 };
 
 // Extension "keys": named client keys. Limits are 0 = none.
 struct key_limits {
   std::uint64_t rpm = 0, rpd = 0, tpm = 0, tpd = 0, concurrency = 0, burst = 0;
   std::optional<std::uint64_t> default_output_tokens;  // unset = limits.default_output_tokens
+  std::optional<millis> max_wait;                      // unset = limits.max_wait
 };
 
 struct key_budget {

@@ -34,6 +34,8 @@ key_table::key_table(const config::config& cfg, state_registry& states) {
     e.demand.budget = budget_of(k.budget);
     e.limited = e.demand.limits.any() || e.demand.budget.unit != budget_unit::none;
     e.default_output_tokens = l.default_output_tokens.value_or(cfg.limits.default_output_tokens);
+    e.max_wait_ms = l.max_wait.value_or(cfg.limits.max_wait).count();
+    if (e.limited && e.max_wait_ms > 0) e.waiters = std::make_shared<wait_queue>();
     e.all_groups = k.all_groups;
     for (const auto& g : k.groups) e.groups.push_back(g);
     keys.push_back(std::move(e));
@@ -60,6 +62,7 @@ key_table::key_table(const config::config& cfg, state_registry& states) {
                                 ? states.target(p.base + "|" + p.name + "|" + p.key + "|" + p.group)
                                 : nullptr);
   }
+  max_waiting = cfg.limits.max_waiting;
   memory = std::make_shared<memory_backend>(std::move(key_states), std::move(target_states));
   active = memory.get();
 }

@@ -189,6 +189,9 @@ void admission::refuse(const limits::verdict& v, const limits::key_entry& key) {
   using limits::refusal;
   auto t = text_of(v.kind);
   refused_limit_ = t.name;
+  waitable_ = v.kind == refusal::rpm || v.kind == refusal::rpd || v.kind == refusal::tpm ||
+              v.kind == refusal::tpd || v.kind == refusal::concurrency;
+  retry_ms_ = v.retry_after_ms;
   refusal_headers_.clear();
   message_.clear();
   if (v.kind == refusal::unavailable) {

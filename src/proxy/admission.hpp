@@ -68,6 +68,10 @@ class admission {
   std::string_view headers() const { return refusal_headers_; }
   // The refusal's limit name for metrics: rpm, rpd, tpm, tpd, concurrency, budget, provider.
   std::string_view refused_limit() const { return refused_limit_; }
+  // The last refusal of the key: a rate limit (rpm, rpd, tpm, tpd, concurrency) that frees up
+  // with time, and when (ms). Budgets and backend failures are not worth waiting for.
+  bool refusal_waitable() const { return waitable_; }
+  std::int64_t refusal_retry_ms() const { return retry_ms_; }
 
  private:
   void refuse(const limits::verdict& v, const limits::key_entry& key);
@@ -86,6 +90,8 @@ class admission {
   std::int64_t target_retry_ms_ = 0;
   http::error_kind refusal_kind_ = http::error_kind::internal;
   std::string_view refused_limit_;
+  bool waitable_ = false;
+  std::int64_t retry_ms_ = 0;
   std::string message_, refusal_headers_, success_headers_;
 };
 

@@ -4,6 +4,7 @@
 #include <map>
 
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "auth/token_check.hpp"
 #include "observe/clock.hpp"
@@ -560,9 +561,66 @@ asio::awaitable<bool> client_connection::forward(const proxy::snapshot& snap,
     auto a = admission_.admit_key(*snap_ptr_, key);
     if (a == proxy::admission::result::pending)
       return admit_then_forward(snap, rec, keep_alive, found.value, usage, *group);
-    if (a == proxy::admission::result::refused) return refuse_limited(rec, keep_alive);
+    if (a == proxy::admission::result::refused) {
+      if (key.waiters && admission_.refusal_waitable())
+        return wait_then_forward(snap, rec, keep_alive, found.value, usage, *group);
+      return refuse_limited(rec, keep_alive);
+    }
   }
   return start_exchange(snap, rec, keep_alive, found.value, usage, *group);
+}
+
+asio::awaitable<bool> client_connection::wait_then_forward(const proxy::snapshot& snap,
+                                                           observe::request_record& rec,
+                                                           bool keep_alive, proxy::json::span model,
+                                                           proxy::json::usage_plan usage,
+                                                           const routing::group& group) {
+  // limits.max_wait: wait for capacity instead of failing, first come first served within the
+  // key (only the head of its queue retries), at most limits.max_waiting requests at once.
+  const auto& key = snap.keys.keys[authorized_index_];
+  auto& waiting = snap.keys.waiting;
+  if (waiting.fetch_add(1, std::memory_order_relaxed) >= snap.keys.max_waiting) {
+    waiting.fetch_sub(1, std::memory_order_relaxed);
+    co_return co_await refuse_limited(rec, keep_alive);
+  }
+  auto& queue = *key.waiters;
+  const auto id = queue.join();
+  const auto until = clock_type::now() + std::chrono::milliseconds(key.max_wait_ms);
+  asio::steady_timer timer(socket_.get_executor());
+  bool admitted = false;
+  bool tried = true;  // the refusal that got us here was the first try
+  for (;;) {
+    auto now = clock_type::now();
+    if (now >= until || ctx_.stopping) break;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now);
+    auto pause = std::chrono::milliseconds(10);  // not our turn yet
+    if (queue.is_head(id)) {
+      if (!tried) {
+        auto a = admission_.admit_key(*snap_ptr_, key);
+        if (a == proxy::admission::result::pending)
+          a = co_await admission_.wait() ? proxy::admission::result::admitted
+                                         : proxy::admission::result::refused;
+        if (a == proxy::admission::result::admitted) {
+          admitted = true;
+          break;
+        }
+        if (!admission_.refusal_waitable()) break;
+      }
+      tried = false;
+      auto retry =
+          std::chrono::milliseconds(std::max<std::int64_t>(1, admission_.refusal_retry_ms()));
+      // A rate limit says when it frees up: past the wait, fail now. Concurrency frees up
+      // whenever a request ends: look again soon.
+      if (admission_.refused_limit() != "concurrency" && retry > left) break;
+      pause = std::min(retry, std::chrono::milliseconds(100));
+    }
+    timer.expires_after(std::min(pause, left));
+    co_await timer.async_wait(use_tuple);
+  }
+  queue.leave(id);
+  waiting.fetch_sub(1, std::memory_order_relaxed);
+  if (!admitted) co_return co_await refuse_limited(rec, keep_alive);
+  co_return co_await start_exchange(snap, rec, keep_alive, model, usage, group);
 }
 
 proxy::json::usage_plan client_connection::usage_plan(const proxy::snapshot& snap,

@@ -81,6 +81,12 @@ class client_connection : public std::enable_shared_from_this<client_connection>
                                                   proxy::json::span model,
                                                   proxy::json::usage_plan usage,
                                                   const routing::group& group);
+  // A key with limits.max_wait over a rate limit: waits for capacity, then forwards.
+  boost::asio::awaitable<bool> wait_then_forward(const proxy::snapshot& snap,
+                                                 observe::request_record& rec, bool keep_alive,
+                                                 proxy::json::span model,
+                                                 proxy::json::usage_plan usage,
+                                                 const routing::group& group);
   // The 429/503 of a refused admission (admission_ holds it).
   boost::asio::awaitable<bool> refuse_limited(observe::request_record& rec, bool keep_alive);
   proxy::json::usage_plan usage_plan(const proxy::snapshot& snap,

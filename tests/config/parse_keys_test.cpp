@@ -74,6 +74,16 @@ TEST(ConfigKeys, KeysAloneNeedNoSecurity) {
   EXPECT_EQ(r.cfg->limits.default_output_tokens, 1024u);
 }
 
+TEST(ConfigKeys, MaxWait) {
+  auto r = parse_text(doc(R"("limits":{"max_wait":2.5,"max_waiting":7},
+      "keys":[{"name":"a","token":"t","limits":{"max_wait":0}},{"name":"b","token":"u"}])"));
+  ASSERT_TRUE(r.ok()) << dump(r);
+  EXPECT_EQ(r.cfg->limits.max_wait.count(), 2500);
+  EXPECT_EQ(r.cfg->limits.max_waiting, 7u);
+  EXPECT_EQ(r.cfg->keys[0].limits.max_wait->count(), 0);
+  EXPECT_FALSE(r.cfg->keys[1].limits.max_wait);
+}
+
 TEST(ConfigKeys, GlobalDefaultOutputTokensAndProviderLimits) {
   auto r = parse_text(doc(R"("security":["t"],"limits":{"default_output_tokens":77})"));
   ASSERT_TRUE(r.ok()) << dump(r);
@@ -168,6 +178,12 @@ TEST(ConfigKeys, ErrorTable) {
       {"price negative",
        R"({"security":["t"],"providers":[{"group":"g","name":"m","base":"http://h","price":{"input":-1,"output":1}}]})",
        "providers[0].price.input", "between"},
+      {"max_wait too long", doc(R"("keys":[{"name":"a","token":"t","limits":{"max_wait":61}}])"),
+       "keys[0].limits.max_wait", "between 0 and 60"},
+      {"global max_wait negative", doc(R"("security":["t"],"limits":{"max_wait":-1})"),
+       "limits.max_wait", "between 0 and 60"},
+      {"global max_waiting", doc(R"("security":["t"],"limits":{"max_waiting":1.5})"),
+       "limits.max_waiting", "an integer"},
       {"global default output", doc(R"("security":["t"],"limits":{"default_output_tokens":-3})"),
        "limits.default_output_tokens", "between"},
   };

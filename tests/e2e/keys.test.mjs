@@ -298,3 +298,73 @@ describe('provider limits', { timeout: 60000 }, () => {
     assertError(r, 429, { code: 'rate_limit_exceeded' });
   });
 });
+
+describe('limits.max_wait', { timeout: 60000 }, () => {
+  let mock, gw;
+  before(async () => {
+    mock = await startMock();
+    gw = await startGateway({
+      config: {
+        providers: [{ group: 'g', name: 'm', base: mock.url, key: 'sk-up' }],
+        limits: { max_wait: 3, max_waiting: 3 },
+        keys: [
+          // one request a second, none saved up
+          { name: 'waits', token: 'sk-wait-a', limits: { rpm: 60, burst: 1 } },
+          { name: 'waits-too', token: 'sk-wait-b', limits: { rpm: 60, burst: 1 } },
+          { name: 'short-wait', token: 'sk-wait-c', limits: { rpm: 60, burst: 1, max_wait: 0.3 } },
+          { name: 'no-wait', token: 'sk-wait-d', limits: { rpm: 60, burst: 1, max_wait: 0 } },
+        ],
+      },
+      workers: 2,
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await mock?.close();
+  });
+
+  const timed = async (token, delay = 0) => {
+    await sleep(delay);
+    const t0 = performance.now();
+    const r = await post(gw, token);
+    return { status: r.status, start: t0, end: performance.now(), r };
+  };
+
+  test('over the rate limit, requests wait their turn (first come, first served)', T, async () => {
+    const all = await Promise.all([0, 1, 2].map((i) => timed('sk-wait-a', i * 100)));
+    assert.deepEqual(all.map((x) => x.status), [200, 200, 200]);
+    const t0 = all[0].start;
+    const ends = all.map((x) => x.end - t0);
+    assert.ok(ends[0] < 500, `first at once: ${ends[0]}`);
+    assert.ok(ends[1] >= 900 && ends[1] < 1900, `second after ~1 s: ${ends[1]}`);
+    assert.ok(ends[2] >= 1900 && ends[2] < 2900, `third after ~2 s: ${ends[2]}`);
+  });
+
+  test('a wait longer than max_wait fails at once; max_wait 0 never waits', T, async () => {
+    assert.equal((await timed('sk-wait-c')).status, 200);
+    const c = await timed('sk-wait-c');
+    assertError(c.r, 429, { code: 'rate_limit_exceeded' });
+    assert.ok(c.end - c.start < 250, `refused at once: ${c.end - c.start}`);
+    assert.equal((await timed('sk-wait-d')).status, 200);
+    const d = await timed('sk-wait-d');
+    assertError(d.r, 429, { code: 'rate_limit_exceeded' });
+    assert.ok(d.end - d.start < 250, `refused at once: ${d.end - d.start}`);
+  });
+
+  test('keys wait side by side; past max_waiting a request is refused at once', T, async () => {
+    await sleep(1100); // both keys have room for one again
+    const all = await Promise.all([
+      timed('sk-wait-a'), timed('sk-wait-b'), // pass at once
+      timed('sk-wait-a', 50), timed('sk-wait-b', 50), timed('sk-wait-a', 100), // 3 waiting
+      timed('sk-wait-b', 200), // 4th waiter: over max_waiting
+    ]);
+    assert.deepEqual(all.map((x) => x.status), [200, 200, 200, 200, 200, 429]);
+    const over = all[5];
+    assert.ok(over.end - over.start < 250, `over the bound: refused at once (${over.end - over.start} ms)`);
+    // b's waiter is not held up behind a's two: both keys' second requests end after ~1 s.
+    const t0 = all[0].start;
+    assert.ok(all[3].end - t0 < 1900, `b second: ${all[3].end - t0}`);
+    assert.ok(all[2].end - t0 < 1900, `a second: ${all[2].end - t0}`);
+    assert.ok(all[4].end - t0 >= 1900, `a third after a second: ${all[4].end - t0}`);
+  });
+});
