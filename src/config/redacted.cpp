@@ -74,6 +74,7 @@ std::string redacted_json(const config& cfg) {
                            {"burst", kl.burst}})
       if (v) l[name] = v;
     if (kl.default_output_tokens) l["default_output_tokens"] = *kl.default_output_tokens;
+    if (kl.max_wait) l["max_wait"] = seconds(*kl.max_wait);
     o["limits"] = std::move(l);
     if (k.budget.unit != key_budget::unit_kind::none) {
       json::object b;
@@ -99,7 +100,9 @@ std::string redacted_json(const config& cfg) {
   root["limits"] = {{"max_header_bytes", cfg.limits.max_header_bytes},
                     {"max_body_bytes", cfg.limits.max_body_bytes},
                     {"max_response_bytes", cfg.limits.max_response_bytes},
-                    {"default_output_tokens", cfg.limits.default_output_tokens}};
+                    {"default_output_tokens", cfg.limits.default_output_tokens},
+                    {"max_wait", seconds(cfg.limits.max_wait)},
+                    {"max_waiting", cfg.limits.max_waiting}};
   const auto& to = cfg.timeouts;
   root["timeouts"] = {{"connect", seconds(to.connect)},
                       {"first_byte", seconds(to.first_byte)},
