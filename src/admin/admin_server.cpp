@@ -197,7 +197,8 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
     }
     bool known = path == "/metrics" || path == "/admin/v1/targets" || path == "/admin/v1/config" ||
                  path == "/admin/v1/reload" || path == "/admin/v1/events" ||
-                 path == "/admin/v1/timeseries" || path == "/admin/v1/reloads";
+                 path == "/admin/v1/timeseries" || path == "/admin/v1/reloads" ||
+                 (path == "/admin/v1/keys" && handlers.keys);
     if (!known)
       co_return error(req, http::status::not_found,
                       "Unknown admin route " + std::string(path) + ".", "invalid_request_error",
@@ -236,6 +237,7 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
     if (path == "/admin/v1/reloads")
       co_return json(req, http::status::ok,
                      handlers.reloads ? handlers.reloads() : std::string(R"({"reloads":[]})"));
+    if (path == "/admin/v1/keys") co_return json(req, http::status::ok, handlers.keys());
     events = true;  // /admin/v1/events: the caller turns the connection into a stream
     co_return http::response<http::string_body>{};
   }

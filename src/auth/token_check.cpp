@@ -10,8 +10,6 @@
 namespace ob::auth {
 namespace {
 
-using digest = std::array<unsigned char, 32>;
-
 // Fetched once: with OpenSSL 3, passing EVP_sha256() re-fetches the implementation (and takes
 // the provider store's lock) on every call, which would serialize worker threads.
 const EVP_MD* sha256_md() {
@@ -70,11 +68,21 @@ int token_set::find(std::string_view token) const {
 }
 
 std::string token_set::name(std::size_t i) const {
+  return i < digests_.size() ? digest_name(digests_[i]) : std::string("key-");
+}
+
+digest sha256_digest(std::string_view text) {
+  digest d{};
+  if (!sha256(text, d)) throw std::runtime_error("SHA-256 is not available from OpenSSL");
+  return d;
+}
+
+std::string digest_name(const digest& d) {
   static constexpr char hex[] = "0123456789abcdef";
   std::string out = "key-";
-  for (int b = 0; b < 4 && i < digests_.size(); ++b) {
-    out += hex[digests_[i][b] >> 4];
-    out += hex[digests_[i][b] & 15];
+  for (int b = 0; b < 4; ++b) {
+    out += hex[d[b] >> 4];
+    out += hex[d[b] & 15];
   }
   return out;
 }

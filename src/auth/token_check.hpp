@@ -11,10 +11,22 @@ namespace ob::auth {
 
 // Holds SHA-256 digests of the allowed tokens; `contains` compares digests in constant time
 // and always looks at every entry, so neither content nor length of a token leaks via timing.
+using digest = std::array<unsigned char, 32>;
+
+// SHA-256 of `text`; throws std::runtime_error when OpenSSL has no SHA-256 (start/reload only).
+digest sha256_digest(std::string_view text);
+// "key-" + the first 8 hex digits of a digest: a loggable name for a token.
+std::string digest_name(const digest& d);
+
 class token_set {
  public:
   token_set() = default;
   explicit token_set(const std::vector<std::string>& tokens);
+  static token_set from_digests(std::vector<digest> digests) {
+    token_set t;
+    t.digests_ = std::move(digests);
+    return t;
+  }
   bool contains(std::string_view token) const { return find(token) >= 0; }
   // Index of the matching entry, -1 when none; as constant-time as contains().
   int find(std::string_view token) const;

@@ -15,174 +15,16 @@
 #include <boost/json.hpp>
 
 #include "config/parse_detail.hpp"
+#include "config/parse_keys.hpp"
+#include "config/parse_read.hpp"
 
 namespace ob::config {
 namespace {
 
 namespace json = boost::json;
-using detail::context;
-using detail::join;
-
-std::string index_path(const std::string& path, std::size_t i) {
-  return path + "[" + std::to_string(i) + "]";
-}
-
-std::string kind_name(const json::value& v) {
-  switch (v.kind()) {
-    case json::kind::object:
-      return "an object";
-    case json::kind::array:
-      return "an array";
-    case json::kind::string:
-      return "a string";
-    case json::kind::bool_:
-      return "a boolean";
-    case json::kind::null:
-      return "null";
-    default:
-      return "a number";
-  }
-}
-
-void type_error(context& c, const std::string& path, const char* want, const json::value& v) {
-  c.error(path, std::string("must be ") + want + ", got " + kind_name(v));
-}
-
-const json::string* as_string(context& c, const json::value& v, const std::string& path) {
-  if (const auto* s = v.if_string()) return s;
-  type_error(c, path, "a string", v);
-  return nullptr;
-}
-
-// Integers may also be written as integral doubles (1e6) since JSON does not distinguish.
-std::optional<std::uint64_t> as_integer(context& c, const json::value& v, const std::string& path,
-                                        std::uint64_t lo, std::uint64_t hi) {
-  std::optional<double> d;
-  if (v.is_int64()) d = static_cast<double>(v.get_int64());
-  if (v.is_uint64()) d = static_cast<double>(v.get_uint64());
-  if (v.is_double()) d = v.get_double();
-  if (!d || std::trunc(*d) != *d) {
-    type_error(c, path, "an integer", v);
-    return std::nullopt;
-  }
-  if (*d < static_cast<double>(lo) || *d > static_cast<double>(hi)) {
-    c.error(path, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
-                      ", got " + json::serialize(v));
-    return std::nullopt;
-  }
-  if (v.is_int64()) return static_cast<std::uint64_t>(v.get_int64());
-  if (v.is_uint64()) return v.get_uint64();
-  return static_cast<std::uint64_t>(*d);
-}
-
-std::optional<double> as_number(context& c, const json::value& v, const std::string& path) {
-  if (v.is_number()) return v.to_number<double>();
-  type_error(c, path, "a number", v);
-  return std::nullopt;
-}
-
-// A number within [lo, hi].
-std::optional<double> as_number_in(context& c, const json::value& v, const std::string& path,
-                                   double lo, double hi, const char* range) {
-  auto d = as_number(c, v, path);
-  if (!d) return std::nullopt;
-  if (*d < lo || *d > hi) {
-    c.error(path, std::string("must be ") + range + ", got " + json::serialize(v));
-    return std::nullopt;
-  }
-  return d;
-}
-
-// Seconds (fractions allowed) -> milliseconds, rounded up so a tiny positive value stays > 0.
-millis to_millis(double seconds) {
-  return millis(static_cast<millis::rep>(std::ceil(seconds * 1000)));
-}
-
-// A duration in seconds: > 0 and at most 7 days (the rule of every "timeouts" value).
-std::optional<millis> as_seconds(context& c, const json::value& v, const std::string& path) {
-  if (!v.is_number()) {
-    type_error(c, path, "a number of seconds", v);
-    return std::nullopt;
-  }
-  double s = v.to_number<double>();
-  constexpr double max_seconds = 7 * 24 * 3600;
-  if (!(s > 0) || s > max_seconds) {
-    c.error(path, "must be > 0 and <= 604800 seconds, got " + json::serialize(v));
-    return std::nullopt;
-  }
-  return to_millis(s);
-}
-
-std::string seconds_text(millis m) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%g", static_cast<double>(m.count()) / 1000.0);
-  return std::string(buf) + " s";
-}
-
-// `${NAME}` as the whole string -> the environment variable NAME; anything else is literal.
-std::optional<std::string> expand_env(context& c, std::string_view raw, const std::string& path) {
-  if (raw.size() < 3 || !raw.starts_with("${") || !raw.ends_with("}")) return std::string(raw);
-  std::string_view name = raw.substr(2, raw.size() - 3);
-  if (!detail::valid_env_name(name)) {
-    c.error(path, "\"" + std::string(raw) +
-                      "\": invalid environment variable name (expected ${NAME}, NAME made of "
-                      "letters, digits and _)");
-    return std::nullopt;
-  }
-  auto value = c.env(name);
-  if (!value) c.error(path, "environment variable " + std::string(name) + " is not set");
-  return value;
-}
-
-bool has_control_char(std::string_view s) {
-  for (unsigned char ch : s)
-    if (ch < 0x20 || ch == 0x7f) return true;
-  return false;
-}
-
-// One key of an object and what to do with its value.
-template <class T>
-struct field {
-  std::string_view key;
-  void (*read)(context&, const json::value&, const std::string& path, T&);
-};
-
-// Visits an object's keys in document order: known keys go to their reader, unknown ones
-// warn, keys written twice warn (Boost.JSON keeps the last one).
-template <class T>
-void walk(context& c, const json::object& o, const std::string& path,
-          std::span<const field<T>> fields, T& out) {
-  for (const auto& key : c.duplicates_of(path))
-    c.warn(join(path, key), "key appears more than once; the last value wins");
-  for (const auto& kv : o) {
-    std::string sub = join(path, kv.key());
-    bool known = false;
-    for (const auto& f : fields) {
-      if (f.key != kv.key()) continue;
-      f.read(c, kv.value(), sub, out);
-      known = true;
-      break;
-    }
-    if (!known) c.warn(sub, "unknown key (ignored)");
-  }
-}
-
-const json::object* as_object(context& c, const json::value& v, const std::string& path) {
-  if (const auto* o = v.if_object()) return o;
-  type_error(c, path, "an object", v);
-  return nullptr;
-}
+using namespace detail;
 
 // ---- providers ------------------------------------------------------------------------------
-
-void read_required_text(context& c, const json::value& v, const std::string& path,
-                        std::string& out) {
-  const auto* s = as_string(c, v, path);
-  if (!s) return;
-  if (s->empty()) return c.error(path, "must not be empty");
-  if (has_control_char(*s)) return c.error(path, "must not contain control characters");
-  out = std::string(*s);
-}
 
 void read_base(context& c, const json::value& v, const std::string& path, provider& p) {
   const auto* s = as_string(c, v, path);
@@ -312,6 +154,8 @@ constexpr field<provider> provider_fields[] = {
      }},
     {"timeouts", read_provider_timeouts},
     {"health_check", read_health_check},
+    {"limits", read_provider_limits},
+    {"price", read_provider_price},
 };
 
 std::optional<provider> read_provider(context& c, const json::value& v, const std::string& path) {
@@ -397,6 +241,18 @@ constexpr field<limits> limit_fields[] = {
     {"max_header_bytes", read_limit<&limits::max_header_bytes, kib, mib>},
     {"max_body_bytes", read_limit<&limits::max_body_bytes, 1, 4 * gib>},
     {"max_response_bytes", read_limit<&limits::max_response_bytes, 1, 4 * gib>},
+    {"default_output_tokens",
+     [](context& c, const json::value& v, const std::string& path, limits& l) {
+       if (auto n = as_integer(c, v, path, 1, 10'000'000)) l.default_output_tokens = *n;
+     }},
+    {"max_wait",
+     [](context& c, const json::value& v, const std::string& path, limits& l) {
+       if (auto w = as_wait(c, v, path)) l.max_wait = *w;
+     }},
+    {"max_waiting",
+     [](context& c, const json::value& v, const std::string& path, limits& l) {
+       if (auto n = as_integer(c, v, path, 0, 1'000'000)) l.max_waiting = *n;
+     }},
 };
 
 template <millis timeouts::*member>
@@ -670,7 +526,7 @@ constexpr field<config> root_fields[] = {
     {"groups", read_groups},       {"health", read_health},
     {"retry", read_retry},         {"log", read_log},
     {"headers", read_headers},     {"admin", read_admin},
-    {"metrics", read_metrics},
+    {"metrics", read_metrics},     {"keys", read_keys},
 };
 
 config read_root(context& c, const json::value& root) {
@@ -681,9 +537,11 @@ config read_root(context& c, const json::value& root) {
     return cfg;
   }
   walk<config>(c, *o, "", root_fields, cfg);
-  for (const char* k : {"providers", "security"})
-    if (!o->contains(k)) c.error(k, "is required");
+  if (!o->contains("providers")) c.error("providers", "is required");
+  if (!o->contains("security") && !o->contains("keys"))
+    c.error("security", "is required (or \"keys\")");
   check_group_names(c, cfg);
+  if (!c.failed) finish_keys(c, cfg);
   return cfg;
 }
 

@@ -38,17 +38,71 @@ std::string redacted_json(const config& cfg) {
       o["health_check"] = {{"interval", seconds(p.health_check.interval)},
                            {"timeout", seconds(p.health_check.timeout)},
                            {"path", p.health_check.path}};
+    json::object pl;
+    if (p.limits.rpm) pl["rpm"] = p.limits.rpm;
+    if (p.limits.tpm) pl["tpm"] = p.limits.tpm;
+    if (p.limits.concurrency) pl["concurrency"] = p.limits.concurrency;
+    if (!pl.empty()) o["limits"] = std::move(pl);
+    if (p.price)
+      o["price"] = {{"input", static_cast<double>(p.price->input) / 1e6},
+                    {"output", static_cast<double>(p.price->output) / 1e6}};
     providers.push_back(std::move(o));
   }
   root["providers"] = std::move(providers);
   json::array security;
   for (const auto& s : cfg.security) security.push_back(secret(s));
   root["security"] = std::move(security);
+  // Keys: names, limits and budgets; never a token or its digest.
+  json::array keys;
+  for (const auto& k : cfg.keys) {
+    if (k.from_security) continue;
+    json::object o;
+    o["name"] = k.name;
+    o["token"] = "[redacted]";
+    if (!k.all_groups) {
+      json::array g;
+      for (const auto& n : k.groups) g.push_back(json::string(n));
+      o["groups"] = std::move(g);
+    }
+    json::object l;
+    const auto& kl = k.limits;
+    for (auto [name, v] : {std::pair<const char*, std::uint64_t>{"rpm", kl.rpm},
+                           {"rpd", kl.rpd},
+                           {"tpm", kl.tpm},
+                           {"tpd", kl.tpd},
+                           {"concurrency", kl.concurrency},
+                           {"burst", kl.burst}})
+      if (v) l[name] = v;
+    if (kl.default_output_tokens) l["default_output_tokens"] = *kl.default_output_tokens;
+    if (kl.max_wait) l["max_wait"] = seconds(*kl.max_wait);
+    o["limits"] = std::move(l);
+    if (k.budget.unit != key_budget::unit_kind::none) {
+      json::object b;
+      if (k.budget.unit == key_budget::unit_kind::tokens)
+        b["tokens"] = k.budget.amount;
+      else
+        b["usd"] = static_cast<double>(k.budget.amount) / 1e6;
+      b["period"] = k.budget.period == key_budget::period_kind::day    ? "day"
+                    : k.budget.period == key_budget::period_kind::week ? "week"
+                                                                       : "month";
+      o["budget"] = std::move(b);
+    }
+    if (k.expires_ms) o["expires_ms"] = *k.expires_ms;
+    o["disabled"] = k.disabled;
+    json::object labels;
+    for (const auto& [lk, lv] : k.labels) labels[lk] = lv;
+    o["labels"] = std::move(labels);
+    keys.push_back(std::move(o));
+  }
+  root["keys"] = std::move(keys);
   root["listen"] = cfg.listen;
   root["workers"] = cfg.workers;
   root["limits"] = {{"max_header_bytes", cfg.limits.max_header_bytes},
                     {"max_body_bytes", cfg.limits.max_body_bytes},
-                    {"max_response_bytes", cfg.limits.max_response_bytes}};
+                    {"max_response_bytes", cfg.limits.max_response_bytes},
+                    {"default_output_tokens", cfg.limits.default_output_tokens},
+                    {"max_wait", seconds(cfg.limits.max_wait)},
+                    {"max_waiting", cfg.limits.max_waiting}};
   const auto& to = cfg.timeouts;
   root["timeouts"] = {{"connect", seconds(to.connect)},
                       {"first_byte", seconds(to.first_byte)},

@@ -3,6 +3,7 @@
 // docs/CONFIGURATION.md documents every key. Parsing and validation live in parse.hpp.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -37,6 +38,17 @@ struct health_check {
   std::string path = "/v1/models";  // appended to the provider's base, like request paths
 };
 
+// Extension "limits" of a provider (per target): 0 = no limit.
+struct provider_limits {
+  std::uint64_t rpm = 0, tpm = 0, concurrency = 0;
+};
+
+// Extension "price" of a provider: USD per million tokens, kept as micro-dollars per million
+// tokens (1.25 -> 1'250'000) so costs are integers.
+struct provider_price {
+  std::uint64_t input = 0, output = 0;
+};
+
 struct provider {
   std::string group;                 // client-facing model group name
   std::string name;                  // real model name sent upstream
@@ -46,6 +58,8 @@ struct provider {
   base_url url;                      // parsed from base
   provider_timeouts timeouts;        // extension: "timeouts" object in the provider entry
   struct health_check health_check;  // extension: "health_check" object in the provider entry
+  provider_limits limits;            // extension: "limits" object in the provider entry
+  std::optional<provider_price> price;  // extension: "price" object; unset = unpriced
 };
 
 // Extension "groups": {"<group>": {...}} — per-group balancing and failover.
@@ -76,6 +90,37 @@ struct limits {
   std::size_t max_header_bytes = 64 * 1024;            // request head (line + headers)
   std::size_t max_body_bytes = 64 * 1024 * 1024;       // request body
   std::size_t max_response_bytes = 256 * 1024 * 1024;  // buffered (non-stream) upstream answer
+  std::uint64_t default_output_tokens = 1024;  // output estimate of a request without max_*tokens
+  millis max_wait{0};              // a request over a key's rate limit waits this long (0 = fails)
+  std::size_t max_waiting = 1000;  // requests waiting at once, all keys; past it: 429 at once
+};
+
+// Extension "keys": named client keys. Limits are 0 = none.
+struct key_limits {
+  std::uint64_t rpm = 0, rpd = 0, tpm = 0, tpd = 0, concurrency = 0, burst = 0;
+  std::optional<std::uint64_t> default_output_tokens;  // unset = limits.default_output_tokens
+  std::optional<millis> max_wait;                      // unset = limits.max_wait
+};
+
+struct key_budget {
+  enum class unit_kind { none, tokens, usd };
+  enum class period_kind { day, week, month };
+  unit_kind unit = unit_kind::none;
+  period_kind period = period_kind::month;
+  std::uint64_t amount = 0;  // tokens, or micro-dollars (1 USD = 1,000,000)
+};
+
+struct client_key {
+  std::string name;                        // unique; log and metric `client` label
+  std::array<unsigned char, 32> digest{};  // SHA-256 of the token; the token itself is not kept
+  bool all_groups = true;                  // "groups" absent
+  std::vector<std::string> groups;         // the groups it may use when !all_groups
+  key_limits limits;
+  key_budget budget;
+  std::optional<std::int64_t> expires_ms;  // Unix epoch milliseconds ("expires", RFC 3339 UTC)
+  bool disabled = false;
+  std::map<std::string, std::string> labels;
+  bool from_security = false;  // an entry of the old `security` list: unlimited
 };
 
 struct timeouts {
@@ -124,7 +169,10 @@ struct metrics_config {
 
 struct config {
   std::vector<provider> providers;
-  std::vector<std::string> security;    // client tokens (after ${ENV} expansion)
+  std::vector<std::string> security;  // client tokens (after ${ENV} expansion)
+  // Every client key: the `security` entries first (named "key-" + 8 hex of the token's
+  // SHA-256, unlimited), then the "keys" extension's entries.
+  std::vector<client_key> keys;
   std::string listen = "0.0.0.0:8080";  // extension: "host:port", "[::1]:port" or ":port"
   unsigned workers = 0;                 // extension: 0 = number of cores
   struct limits limits;

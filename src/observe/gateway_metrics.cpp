@@ -123,6 +123,7 @@ void shard::merge(const shard& o) {
   merge_into(duration, o.duration);
   merge_into(ttft, o.ttft);
   merge_into(tpot, o.tpot);
+  merge_into(ratelimited, o.ratelimited);
   overhead.merge(o.overhead);
   inflight += o.inflight;
   open_streams += o.open_streams;
@@ -219,6 +220,15 @@ void render(text_writer& w, const shard& m, const live_set& live) {
     put("client", key->v[2]);
     put("type", key->v[3]);
     w.sample_joined("openbridge_tokens_total", ls, *v);
+  }
+  w.family("openbridge_ratelimited_total", "counter",
+           "Requests refused by limits, by client (the key's name) and limit (rpm, rpd, tpm, tpd, "
+           "concurrency, budget, provider).");
+  for (auto [key, v] : sorted(m.ratelimited, t, [](const series_key&) { return true; })) {
+    ls.clear();
+    put("client", key->v[0]);
+    put("limit", key->v[1]);
+    w.sample_joined("openbridge_ratelimited_total", ls, *v);
   }
   w.family("openbridge_usage_unknown_total", "counter",
            "Answered requests whose provider reported no token usage (not counted in tokens).");

@@ -77,6 +77,7 @@ struct shard {
   series_map<histogram> duration;           // operation, provider, request, response, error
   series_map<histogram> ttft;               // operation, provider, request, response
   series_map<histogram> tpot;               // operation, provider, request, response
+  series_map<std::uint64_t> ratelimited;    // client, limit (rpm, tpm, budget, provider, ...)
   histogram overhead;
   std::int64_t inflight = 0;
   std::int64_t open_streams = 0;
@@ -94,6 +95,10 @@ struct shard {
     ++last_attempt_.get(attempts, key(group, target, outcome));
   }
   void failover(std::uint32_t group) { ++failovers[key(group)]; }
+  // A request refused by its key's (or its providers') limits; `limit` an interned name.
+  void rate_limited(std::uint32_t client, std::uint32_t limit) {
+    ++ratelimited[key(client, limit)];
+  }
   void ratelimit(std::uint32_t target, int type, double remaining, double now) {
     ratelimit_remaining[key(target, static_cast<std::uint32_t>(type))] = {remaining, now};
   }

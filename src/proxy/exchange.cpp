@@ -279,7 +279,8 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
   w.text(reason);
   w.text("\r\n"sv);
   client_head_.resize(w.size_from(client_head_.data()));
-  http::append_forwarded(client_head_, resp_headers_, http::direction::to_client);
+  http::append_forwarded(client_head_, resp_headers_, http::direction::to_client, {},
+                         !rate_headers_.empty());
 
   auto up_id = resp_headers_.get(http::header_id::x_request_id);
   std::string_view model, provider;
@@ -290,7 +291,7 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
   // Every literal below, three numbers (<= 20 bytes each) and two durations (<= 24 each).
   old = client_head_.size();
   client_head_.resize(old + 320 + model.size() + provider.size() + request_id_.size() +
-                      up_id.size());
+                      up_id.size() + rate_headers_.size());
   w = head_writer{client_head_.data() + old};
   // The body rewrite hides the real model; these keep it visible to operators and clients.
   // The provider is named by its host (and non-default port) only: its base URL's path may
@@ -309,6 +310,7 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
     w.text(request_id_);
     w.text("\r\n"sv);
   }
+  if (!rate_headers_.empty()) w.text(rate_headers_);
   // The provider's own request id (what its support asks for) under another name.
   if (!up_id.empty()) {
     w.text("x-upstream-request-id: "sv);

@@ -32,9 +32,12 @@
 #include "proxy/parsers.hpp"
 #include "proxy/sse/framer.hpp"
 #include "proxy/sse/rewrite.hpp"
+#include "routing/policies/select.hpp"
 #include "routing/retry.hpp"
 
 namespace ob::proxy {
+
+class admission;
 
 struct exchange_request {
   const request_data& req;
@@ -43,6 +46,11 @@ struct exchange_request {
   const routing::group& group;
   const snapshot& snap;
   bool client_keep_alive = true;
+  // x-ratelimit-* of the client's key for the answer ("" = none); provider ones are dropped then.
+  std::string_view rate_headers = {};
+  // Set for a group with provider limits: each attempt's target is admitted through it.
+  admission* admit = nullptr;
+  const std::shared_ptr<const snapshot>* snap_ptr = nullptr;
 };
 
 class exchange {
@@ -109,6 +117,9 @@ class exchange {
 
   // Failover across the group's targets (proxy/exchange_run.cpp).
   void begin_request(const exchange_request& r);
+  // Provider limits (r.admit set): the first target from `sel` on with room, reserved.
+  boost::asio::awaitable<std::optional<routing::selection>> admit_target(
+      const exchange_request& r, std::optional<routing::selection> sel);
   void reset_answer_state();
   void use_target(const routing::target& t, const config::timeouts& global,
                   observe::request_record& rec);
@@ -191,6 +202,7 @@ class exchange {
   sse::stream_shape shape_;  // skips the JSON parse of events shaped like the previous one
   std::string payload_;      // rewritten events waiting for the next client write
   std::string_view group_literal_;
+  std::string_view rate_headers_;  // the request's x-ratelimit-* for the client ("" = none)
   bool terminal_seen_ = false;
   json::token_usage usage_;
   sse::usage_strip strip_;    // removes the usage chunk the gateway asked for

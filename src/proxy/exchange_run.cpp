@@ -14,6 +14,7 @@
 #include "proxy/exchange.hpp"
 
 #include "observe/clock.hpp"
+#include "proxy/admission.hpp"
 #include "routing/health.hpp"
 #include "routing/policies/select.hpp"
 #include "routing/retry.hpp"
@@ -166,6 +167,7 @@ void exchange::begin_request(const exchange_request& r) {
   usage_ = {};
   max_response_ = r.snap.cfg.limits.max_response_bytes;
   group_literal_ = r.group.name_literal;
+  rate_headers_ = r.rate_headers;
   tried_.clear();
   trace_.clear();
   kept_.valid = false;
@@ -236,6 +238,28 @@ std::optional<std::chrono::milliseconds> exchange::retry_after() const {
   return std::nullopt;
 }
 
+asio::awaitable<std::optional<routing::selection>> exchange::admit_target(
+    const exchange_request& r, std::optional<routing::selection> sel) {
+  // A target at its provider limits is skipped (kept out of the pick while this runs, as if
+  // tried); the first with room is reserved. None: nullopt.
+  const auto& g = r.group;
+  std::size_t skipped = 0;
+  while (sel) {
+    const auto& t = g.targets[sel->index];
+    auto slot = static_cast<std::size_t>(t.provider - r.snap.cfg.providers.data());
+    auto a = r.admit->admit_target(*r.snap_ptr, r.snap.keys.targets[slot]);
+    if (a == admission::result::pending)
+      a = co_await r.admit->wait() ? admission::result::admitted : admission::result::refused;
+    if (a == admission::result::admitted) break;
+    if (sel->probe) t.health->release_probe();
+    tried_.push_back(sel->index);
+    ++skipped;
+    sel = routing::select(g, observe::coarse_now(), tried_);
+  }
+  tried_.resize(tried_.size() - skipped);
+  co_return sel;
+}
+
 asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record& rec) {
   begin_request(r);
   ++ctx_.metrics.inflight;
@@ -249,8 +273,13 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
   attempt_outcome last;
   bool answered = false;
   bool keep = false;
+  bool targets_full = false;
   for (std::size_t n = 0; n < max_attempts && !client_gone_; ++n) {
     auto sel = routing::select(g, observe::coarse_now(), tried_);
+    if (sel && r.admit) {
+      sel = co_await admit_target(r, sel);
+      targets_full = !sel;
+    }
     if (!sel) break;
     const auto& t = g.targets[sel->index];
     auto& health = *t.health;
@@ -346,7 +375,13 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     break;
   }
 
-  if (!answered) {
+  if (!answered && targets_full && attempts_ == 0) {
+    // Every target of the group is at its provider limits: nothing was tried.
+    r.admit->refuse_targets_full(g.name);
+    rec.outcome = "rate_limited";
+    keep = co_await write_error(r.admit->kind(), r.admit->message(), r.client_keep_alive, rec,
+                                r.admit->headers());
+  } else if (!answered) {
     keep = kept_.valid && !client_gone_ ? co_await write_kept_answer(r, rec)
                                         : co_await fail_before_answer(last, r, rec);
   }

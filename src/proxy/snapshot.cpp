@@ -23,34 +23,48 @@ std::string build_models_body(const routing::table& routes) {
   return out;
 }
 
-std::vector<std::uint32_t> build_client_labels(const auth::token_set& tokens,
-                                               std::size_t max_clients) {
+std::vector<std::uint32_t> build_client_labels(const config::config& cfg) {
   auto& labels = observe::metrics::labels();
   std::vector<std::uint32_t> out;
-  out.reserve(tokens.size());
-  for (std::size_t i = 0; i < tokens.size(); ++i)
-    out.push_back(labels.intern(i < max_clients ? tokens.name(i) : std::string("other")));
+  out.reserve(cfg.keys.size());
+  for (std::size_t i = 0; i < cfg.keys.size(); ++i)
+    out.push_back(
+        labels.intern(i < cfg.metrics.max_clients ? cfg.keys[i].name : std::string("other")));
   return out;
+}
+
+std::vector<auth::digest> digests_of(const config::config& cfg) {
+  std::vector<auth::digest> out;
+  out.reserve(cfg.keys.size());
+  for (const auto& k : cfg.keys) out.push_back(k.digest);
+  return out;
+}
+
+limits::state_registry& process_limit_states() {
+  static limits::state_registry r;
+  return r;
 }
 
 }  // namespace
 
-snapshot::snapshot(config::config c, routing::state_registry& states, std::uint64_t gen)
+snapshot::snapshot(config::config c, routing::state_registry& states, std::uint64_t gen,
+                   limits::state_registry* limit_states)
     : cfg(std::move(c)),
       routes(cfg, states),
-      tokens(cfg.security),
+      tokens(auth::token_set::from_digests(digests_of(cfg))),
+      keys(cfg, limit_states ? *limit_states : process_limit_states()),
       models_body(build_models_body(routes)),
-      client_labels(build_client_labels(tokens, cfg.metrics.max_clients)),
+      client_labels(build_client_labels(cfg)),
       client_names([this] {
         std::vector<std::string> names;
-        for (std::size_t i = 0; i < tokens.size(); ++i) names.push_back(tokens.name(i));
+        for (const auto& k : cfg.keys) names.push_back(k.name);
         return names;
       }()),
       generation(gen) {}
 
 void snapshot_store::install(config::config cfg) {
   auto gen = generation_.load() + 1;
-  auto s = std::make_shared<const snapshot>(std::move(cfg), states_, gen);
+  auto s = std::make_shared<const snapshot>(std::move(cfg), states_, gen, &limit_states_);
   current_.store(std::move(s), std::memory_order_release);
   generation_.store(gen, std::memory_order_release);
 }

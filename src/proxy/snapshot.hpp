@@ -12,22 +12,27 @@
 #include "auth/token_check.hpp"
 #include "config/parse.hpp"
 #include "config/schema.hpp"
+#include "limits/table.hpp"
 #include "routing/table.hpp"
 
 namespace ob::proxy {
 
 struct snapshot {
-  snapshot(config::config c, routing::state_registry& states, std::uint64_t gen);
+  // `limit_states`: where keys' and targets' limit state lives across reloads (nullptr: a
+  // process-wide registry).
+  snapshot(config::config c, routing::state_registry& states, std::uint64_t gen,
+           limits::state_registry* limit_states = nullptr);
   snapshot(const snapshot&) = delete;  // the route table points into cfg
 
   const config::config cfg;
   const routing::table routes;
-  const auth::token_set tokens;
+  const auth::token_set tokens;   // entry i is cfg.keys[i]
+  const limits::key_table keys;   // entry i is cfg.keys[i]
   const std::string models_body;  // GET /v1/models answer, built once
-  // Metric label id of each token's client name (tokens.name(i)); past metrics.max_clients
-  // names, "other": label values stay bounded however many clients are configured.
+  // Metric label id of each key's name; past metrics.max_clients names, "other": label values
+  // stay bounded however many clients are configured.
   const std::vector<std::uint32_t> client_labels;
-  const std::vector<std::string> client_names;  // tokens.name(i), for the access log
+  const std::vector<std::string> client_names;  // cfg.keys[i].name, for the access log
   const std::uint64_t generation;
 };
 
@@ -53,6 +58,7 @@ class snapshot_store {
   std::mutex reload_mu_;
   std::string last_text_;
   routing::state_registry states_;
+  limits::state_registry limit_states_;
   std::atomic<std::shared_ptr<const snapshot>> current_;
   std::atomic<std::uint64_t> generation_{0};
 };

@@ -105,6 +105,7 @@ table::table(const config::config& cfg, state_registry& states) {
     t.weight = std::max<std::uint32_t>(p.weight, 1);
     t.health = states.health().get(t.id, health_opts, p.name + "@" + p.url.host_header);
     t.wrr_slot = g.state->wrr_slot(t.id);
+    if (p.limits.rpm || p.limits.tpm || p.limits.concurrency) g.limited = true;
     if (!g.targets.empty() && t.weight != g.targets.front().weight)
       g.policy = policy_kind::weighted;
     g.targets.push_back(std::move(t));

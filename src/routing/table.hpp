@@ -65,6 +65,7 @@ struct group {
   policy_kind policy = policy_kind::round_robin;
   std::size_t max_attempts = 0;    // targets tried per request (groups.<name>.attempts; 0 = all)
   std::uint32_t metric_group = 0;  // metric label id of the name
+  bool limited = false;  // some target has provider "limits": attempts go through admission
 };
 
 // Hands out the same state object for the same group name while anyone holds it. Like

@@ -223,6 +223,20 @@ asio::awaitable<std::string> render_metrics(admin_context& c) {
     metrics::label active[] = {{"target", label}, {"state", "active"}};
     w.sample("openbridge_upstream_connections", active, static_cast<std::uint64_t>(n[1]));
   }
+  w.family("openbridge_budget_remaining", "gauge",
+           "What is left of a key's budget in the current period (unit tokens or usd).");
+  auto wall = limits::wall_now();
+  for (const auto& k : snap->keys.keys) {
+    const auto& b = k.demand.budget;
+    if (b.unit == limits::budget_unit::none) continue;
+    auto u = snap->keys.memory->peek(k.demand, wall);
+    auto spent = u.budget_used + u.budget_reserved;
+    auto left = spent >= b.amount ? 0 : b.amount - spent;
+    bool usd = b.unit == limits::budget_unit::usd;
+    metrics::label l[] = {{"client", k.cfg->name}, {"unit", usd ? "usd" : "tokens"}};
+    w.sample("openbridge_budget_remaining", l,
+             usd ? static_cast<double>(left) / 1e6 : static_cast<double>(left));
+  }
   w.family("openbridge_config_reloads_total", "counter",
            "Config reloads since start, by result (applied, refused).");
   w.sample("openbridge_config_reloads_total", {{"result", "applied"}},
@@ -361,6 +375,7 @@ admin::admin_handlers make_admin_handlers(admin_context& c) {
     co_return targets_json(*c.store.load(), g.merged.ratelimit_remaining);
   };
   h.config = [&c] { return config::redacted_json(c.store.load()->cfg); };
+  h.keys = [&c] { return keys_json(*c.store.load(), limits::wall_now()); };
   h.reload = [&c] {
     auto o = c.reload();
     return admin::reload_answer{o.applied || o.unchanged, reload_json(o, c.store.generation())};

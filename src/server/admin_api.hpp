@@ -96,6 +96,10 @@ class traffic_sampler {
 
 admin::admin_handlers make_admin_handlers(admin_context& c);
 
+// GET /admin/v1/keys: per key its name, labels, limits, current usage per window, budget
+// used/remaining/period, expiry and whether it is disabled; never a token or digest.
+std::string keys_json(const proxy::snapshot& snap, limits::epoch_ms now);
+
 // The /metrics text: every gateway family, target states, reloads, build info, process_*.
 boost::asio::awaitable<std::string> render_metrics(admin_context& c);
 

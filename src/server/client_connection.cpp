@@ -4,6 +4,7 @@
 #include <map>
 
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "auth/token_check.hpp"
 #include "observe/clock.hpp"
@@ -138,6 +139,15 @@ void client_connection::record_metrics(const observe::request_record& rec) {
     }
   }
   ctx_.metrics.record(s);
+  if (rec.outcome == "rate_limited") {
+    // The limit's name comes from a fixed set; interned once per value and thread.
+    static thread_local std::map<std::string, std::uint32_t, std::less<>> limit_ids;
+    auto what = admission_.refused_limit();
+    auto it = limit_ids.find(what);
+    if (it == limit_ids.end())
+      it = limit_ids.emplace(std::string(what), observe::metrics::labels().intern(what)).first;
+    ctx_.metrics.rate_limited(rec.labels.client, it->second);
+  }
 }
 
 void client_connection::close() {
@@ -185,6 +195,7 @@ asio::awaitable<void> client_connection::run() {
     // This request's snapshot, whatever reloads happen meanwhile. Taken once the head is in:
     // a connection idle through a reload serves its next request with the new config.
     auto snap = ctx_.current();
+    snap_ptr_ = &snap;
     observe::request_record rec;
     auto start = clock_type::now();
     request_id_ =
@@ -210,6 +221,8 @@ asio::awaitable<void> client_connection::run() {
       exchange_.reset_bytes_out();
       co_await exchange_.write_error(kind, msg, false, rec);
     }
+    admission_.finish(rec);  // settle: every path of the request ends here
+    snap_ptr_ = nullptr;
     rec.duration_ms = std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
     rec.bytes_in = req_.body.size();
     rec.bytes_out = exchange_.bytes_out();
@@ -454,6 +467,15 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
     rec.labels.client = snap.client_labels[authorized_index_];
     rec.client_name = snap.client_names[authorized_index_];
   }
+  // Identify: a disabled or expired key is refused at once, before any state is touched.
+  if (auto st = proxy::check_key(snap.keys.keys[authorized_index_]);
+      st != proxy::key_state::usable) {
+    rec.outcome = "unauthorized";
+    return refuse(error_kind::unauthorized,
+                  st == proxy::key_state::disabled ? "This API key is disabled."
+                                                   : "This API key has expired.",
+                  keep_early, rec);
+  }
   if (path == "/v1/models" || path.starts_with("/v1/models/")) {
     if (!get) {
       rec.outcome = "method_not_allowed";
@@ -524,12 +546,118 @@ asio::awaitable<bool> client_connection::forward(const proxy::snapshot& snap,
   }
   rec.group = group->name;
   rec.labels.group = group->metric_group;
+  // Admit: the key's groups, then its limits and budget (proxy/admission.hpp).
+  const auto& key = snap.keys.keys[authorized_index_];
+  if (!key.may_use(group->name)) {
+    rec.outcome = "model_not_allowed";
+    return refuse(error_kind::model_not_allowed,
+                  "Key '" + key.cfg->name + "' may not use model '" + group->name + "'.",
+                  keep_alive, rec);
+  }
+  auto usage = usage_plan(snap, rec, found);
+  if (key.limited || group->limited)
+    admission_.estimate(req_.body.size(), found.output_cap(), key.default_output_tokens);
+  if (key.limited) {
+    auto a = admission_.admit_key(*snap_ptr_, key);
+    if (a == proxy::admission::result::pending)
+      return admit_then_forward(snap, rec, keep_alive, found.value, usage, *group);
+    if (a == proxy::admission::result::refused) {
+      if (key.waiters && admission_.refusal_waitable())
+        return wait_then_forward(snap, rec, keep_alive, found.value, usage, *group);
+      return refuse_limited(rec, keep_alive);
+    }
+  }
+  return start_exchange(snap, rec, keep_alive, found.value, usage, *group);
+}
+
+asio::awaitable<bool> client_connection::wait_then_forward(const proxy::snapshot& snap,
+                                                           observe::request_record& rec,
+                                                           bool keep_alive, proxy::json::span model,
+                                                           proxy::json::usage_plan usage,
+                                                           const routing::group& group) {
+  // limits.max_wait: wait for capacity instead of failing, first come first served within the
+  // key (only the head of its queue retries), at most limits.max_waiting requests at once.
+  const auto& key = snap.keys.keys[authorized_index_];
+  auto& waiting = snap.keys.waiting;
+  if (waiting.fetch_add(1, std::memory_order_relaxed) >= snap.keys.max_waiting) {
+    waiting.fetch_sub(1, std::memory_order_relaxed);
+    co_return co_await refuse_limited(rec, keep_alive);
+  }
+  auto& queue = *key.waiters;
+  const auto id = queue.join();
+  const auto until = clock_type::now() + std::chrono::milliseconds(key.max_wait_ms);
+  asio::steady_timer timer(socket_.get_executor());
+  bool admitted = false;
+  bool tried = true;  // the refusal that got us here was the first try
+  for (;;) {
+    auto now = clock_type::now();
+    if (now >= until || ctx_.stopping) break;
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now);
+    auto pause = std::chrono::milliseconds(10);  // not our turn yet
+    if (queue.is_head(id)) {
+      if (!tried) {
+        auto a = admission_.admit_key(*snap_ptr_, key);
+        if (a == proxy::admission::result::pending)
+          a = co_await admission_.wait() ? proxy::admission::result::admitted
+                                         : proxy::admission::result::refused;
+        if (a == proxy::admission::result::admitted) {
+          admitted = true;
+          break;
+        }
+        if (!admission_.refusal_waitable()) break;
+      }
+      tried = false;
+      auto retry =
+          std::chrono::milliseconds(std::max<std::int64_t>(1, admission_.refusal_retry_ms()));
+      // A rate limit says when it frees up: past the wait, fail now. Concurrency frees up
+      // whenever a request ends: look again soon.
+      if (admission_.refused_limit() != "concurrency" && retry > left) break;
+      pause = std::min(retry, std::chrono::milliseconds(100));
+    }
+    timer.expires_after(std::min(pause, left));
+    co_await timer.async_wait(use_tuple);
+  }
+  queue.leave(id);
+  waiting.fetch_sub(1, std::memory_order_relaxed);
+  if (!admitted) co_return co_await refuse_limited(rec, keep_alive);
+  co_return co_await start_exchange(snap, rec, keep_alive, model, usage, group);
+}
+
+proxy::json::usage_plan client_connection::usage_plan(const proxy::snapshot& snap,
+                                                      const observe::request_record& rec,
+                                                      const proxy::json::request_model& found) {
   // A stream whose client did not ask for usage: ask the provider for it (the answer's extra
   // usage chunk is removed again), so every stream's tokens are counted.
   proxy::json::usage_plan usage;
   if (snap.cfg.metrics.stream_usage && proxy::json::injects_usage(rec.path))
     usage = proxy::json::plan_usage_injection(req_.body.view(), found);
-  return exchange_.run({req_, found.value, usage, *group, snap, keep_alive}, rec);
+  return usage;
+}
+
+asio::awaitable<bool> client_connection::start_exchange(const proxy::snapshot& snap,
+                                                        observe::request_record& rec,
+                                                        bool keep_alive, proxy::json::span model,
+                                                        const proxy::json::usage_plan& usage,
+                                                        const routing::group& group) {
+  const auto& key = snap.keys.keys[authorized_index_];
+  return exchange_.run({req_, model, usage, group, snap, keep_alive,
+                        key.limited ? admission_.success_headers() : std::string_view(),
+                        group.limited ? &admission_ : nullptr, snap_ptr_},
+                       rec);
+}
+
+asio::awaitable<bool> client_connection::refuse_limited(observe::request_record& rec,
+                                                        bool keep_alive) {
+  rec.outcome = "rate_limited";
+  message_.assign(admission_.message());
+  return exchange_.write_error(admission_.kind(), message_, keep_alive, rec, admission_.headers());
+}
+
+asio::awaitable<bool> client_connection::admit_then_forward(
+    const proxy::snapshot& snap, observe::request_record& rec, bool keep_alive,
+    proxy::json::span model, proxy::json::usage_plan usage, const routing::group& group) {
+  if (!co_await admission_.wait()) co_return co_await refuse_limited(rec, keep_alive);
+  co_return co_await start_exchange(snap, rec, keep_alive, model, usage, group);
 }
 
 asio::awaitable<bool> client_connection::refuse_body(head_result body, const proxy::snapshot& snap,

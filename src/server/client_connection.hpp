@@ -15,6 +15,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include "observe/log.hpp"
+#include "proxy/admission.hpp"
 #include "proxy/context.hpp"
 #include "proxy/deadline.hpp"
 #include "proxy/exchange.hpp"
@@ -68,6 +69,29 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   // Finds the body's model and its group, and hands the request to the exchange.
   boost::asio::awaitable<bool> forward(const proxy::snapshot& snap, observe::request_record& rec,
                                        bool keep_alive);
+  // The exchange of an admitted request (not a coroutine).
+  boost::asio::awaitable<bool> start_exchange(const proxy::snapshot& snap,
+                                              observe::request_record& rec, bool keep_alive,
+                                              proxy::json::span model,
+                                              const proxy::json::usage_plan& usage,
+                                              const routing::group& group);
+  // A key whose limits backend needs a round trip: waits for its decision, then forwards.
+  boost::asio::awaitable<bool> admit_then_forward(const proxy::snapshot& snap,
+                                                  observe::request_record& rec, bool keep_alive,
+                                                  proxy::json::span model,
+                                                  proxy::json::usage_plan usage,
+                                                  const routing::group& group);
+  // A key with limits.max_wait over a rate limit: waits for capacity, then forwards.
+  boost::asio::awaitable<bool> wait_then_forward(const proxy::snapshot& snap,
+                                                 observe::request_record& rec, bool keep_alive,
+                                                 proxy::json::span model,
+                                                 proxy::json::usage_plan usage,
+                                                 const routing::group& group);
+  // The 429/503 of a refused admission (admission_ holds it).
+  boost::asio::awaitable<bool> refuse_limited(observe::request_record& rec, bool keep_alive);
+  proxy::json::usage_plan usage_plan(const proxy::snapshot& snap,
+                                     const observe::request_record& rec,
+                                     const proxy::json::request_model& found);
   // Answers a request whose body was not read whole (too large, bad framing, late, gone).
   boost::asio::awaitable<bool> refuse_body(head_result body, const proxy::snapshot& snap,
                                            observe::request_record& rec);
@@ -102,6 +126,9 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   int authorized_index_ = -1;                // ...its entry in the snapshot's token set
   std::string peer_;                         // "address:port" of the client, for the log
   proxy::http::request_id request_id_;       // the current request's id
+  // The current request's snapshot (run()'s local), and its key's admission (keys and limits).
+  const std::shared_ptr<const proxy::snapshot>* snap_ptr_ = nullptr;
+  proxy::admission admission_;
 };
 
 // The live connections of one worker, for graceful shutdown.

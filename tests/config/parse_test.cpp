@@ -79,7 +79,8 @@ TEST(ConfigParse, RootMustBeAnObject) {
 TEST(ConfigParse, ProvidersAndSecurityAreRequired) {
   auto r = parse_text("{}");
   EXPECT_FALSE(r.ok());
-  EXPECT_THAT(errors(r), ElementsAre("providers: is required", "security: is required"));
+  EXPECT_THAT(errors(r),
+              ElementsAre("providers: is required", "security: is required (or \"keys\")"));
 }
 
 TEST(ConfigParse, ProvidersShape) {

@@ -42,3 +42,33 @@ TEST(RedactedConfig, ShowsSettingsButNoSecret) {
 
 }  // namespace
 }  // namespace ob::config
+
+namespace ob::config {
+namespace {
+
+TEST(RedactedConfig, KeysShowNamesAndLimitsButNoTokenNorDigest) {
+  const std::string digest(64, 'c');
+  auto r = testing::parse_text(
+      R"({"providers":[{"group":"g","name":"m","base":"http://h","price":{"input":2,"output":8}}],
+          "keys":[{"name":"team-a","token":"${TOK}","limits":{"rpm":5},"budget":{"usd":1.5},
+                   "labels":{"owner":"x"}},
+                  {"name":"team-b","token_sha256":")" +
+          digest + R"("}]})",
+      testing::fake_env({{"TOK", "client-key-secret-9"}}));
+  ASSERT_TRUE(r.ok()) << testing::dump(r);
+  auto text = redacted_json(*r.cfg);
+  EXPECT_EQ(text.find("client-key-secret-9"), std::string::npos) << text;
+  EXPECT_EQ(text.find("cccccccc"), std::string::npos) << text;
+  auto v = boost::json::parse(text).as_object();
+  auto& ks = v["keys"].as_array();
+  ASSERT_EQ(ks.size(), 2u);
+  EXPECT_EQ(ks[0].at("name"), "team-a");
+  EXPECT_EQ(ks[0].at("token"), "[redacted]");
+  EXPECT_EQ(ks[0].at("limits").at("rpm"), 5u);
+  EXPECT_EQ(ks[0].at("budget").at("usd"), 1.5);
+  EXPECT_EQ(ks[1].at("token"), "[redacted]");
+  EXPECT_EQ(v["providers"].as_array()[0].at("price").at("output"), 8.0);
+}
+
+}  // namespace
+}  // namespace ob::config

@@ -47,6 +47,16 @@ kind_info info(error_kind k) {
       return {500, "server_error", "internal_error"};
     case error_kind::not_implemented:
       return {501, "invalid_request_error", "not_implemented"};
+    case error_kind::model_not_allowed:
+      return {403, "invalid_request_error", "model_not_allowed"};
+    case error_kind::rate_limit_requests:
+      return {429, "requests", "rate_limit_exceeded"};
+    case error_kind::rate_limit_tokens:
+      return {429, "tokens", "rate_limit_exceeded"};
+    case error_kind::insufficient_quota:
+      return {429, "insufficient_quota", "insufficient_quota"};
+    case error_kind::state_unavailable:
+      return {503, "server_error", "state_unavailable"};
   }
   return {500, "server_error", "internal_error"};
 }

@@ -25,6 +25,11 @@ enum class error_kind {
   unavailable,           // 503 server_error / shutting_down
   internal,              // 500 server_error / internal_error
   not_implemented,       // 501 invalid_request_error / not_implemented
+  model_not_allowed,     // 403 invalid_request_error / model_not_allowed (key's groups)
+  rate_limit_requests,   // 429 requests / rate_limit_exceeded (rpm, rpd, concurrency)
+  rate_limit_tokens,     // 429 tokens / rate_limit_exceeded (tpm, tpd)
+  insufficient_quota,    // 429 insufficient_quota / insufficient_quota (budget)
+  state_unavailable,     // 503 server_error / state_unavailable (limits backend down)
 };
 
 int status_of(error_kind k);

@@ -185,7 +185,7 @@ bool is_filtered(std::string_view name, direction dir, std::string_view connecti
 }
 
 void append_forwarded(std::string& out, const header_list& in, direction dir,
-                      std::string_view secret) {
+                      std::string_view secret, bool drop_rate_limits) {
   const std::uint8_t drop = drop_bit(dir);
   // Names listed in Connection are hop-by-hop too; most messages have none, or only
   // "keep-alive"/"close", so names are compared only when a token has their length.
@@ -202,6 +202,10 @@ void append_forwarded(std::string& out, const header_list& in, direction dir,
     }
     // One search per kept header, only when a token is known (requests to a provider).
     if (!secret.empty() && in.value(i).find(secret) != std::string_view::npos) continue;
+    if (drop_rate_limits) {
+      auto n = in.name(i);
+      if (n.size() > 12 && iequals(n.substr(0, 12), "x-ratelimit-")) continue;
+    }
     auto line = in.line(i);
     if (line.data() != run + run_len) {
       if (run_len) out.append(run, run_len);

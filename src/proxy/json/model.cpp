@@ -336,6 +336,13 @@ request_model model_finder::find_request_model(std::string_view doc, std::size_t
     od::value val;
     if (key_of(f, key) != SUCCESS || f.value().get(val) != SUCCESS) return r;
     if (key != "model") {
+      // The output cap for the limits' token estimate; each costs one length compare.
+      if (key.size() >= 10 && key.size() <= 21 && key.starts_with("max_")) {
+        if (key == "max_completion_tokens") read_int(val, r.max_completion_tokens);
+        if (key == "max_tokens") read_int(val, r.max_tokens);
+        if (key == "max_output_tokens") read_int(val, r.max_output_tokens);
+        continue;
+      }
       if (note_stream_key(key, val, base, r.stream) != SUCCESS) return r;
       continue;
     }

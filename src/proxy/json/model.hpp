@@ -68,6 +68,14 @@ struct request_model {
   std::string_view
       name;  // unescaped value; points into the finder's scratch, valid until the next call
   stream_facts stream;
+  // Top-level output caps (non-negative integers; -1 = absent or not one), for the limits'
+  // output token estimate.
+  std::int64_t max_completion_tokens = -1, max_tokens = -1, max_output_tokens = -1;
+  std::int64_t output_cap() const {
+    return max_completion_tokens >= 0 ? max_completion_tokens
+           : max_tokens >= 0          ? max_tokens
+                                      : max_output_tokens;
+  }
 };
 
 struct token_usage {

@@ -1,0 +1,143 @@
+// proxy::admission: the three phases around a request, with the in-memory backend and with a
+// backend that needs a round trip (admit_now -> nullopt, then co_await admit).
+#include "proxy/admission.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include "config/parse.hpp"
+#include "proxy/snapshot.hpp"
+
+namespace ob::proxy {
+namespace {
+
+std::shared_ptr<const snapshot> make_snapshot(snapshot_store& store, const std::string& keys) {
+  auto r = config::parse(
+      R"({"providers":[{"group":"g","name":"m","base":"http://127.0.0.1:1","limits":{"concurrency":1}}],
+          "keys":)" +
+      keys + "}");
+  EXPECT_TRUE(r.ok());
+  store.install(std::move(*r.cfg));
+  return store.load();
+}
+
+observe::request_record answered(std::int64_t in, std::int64_t out) {
+  observe::request_record rec;
+  rec.status = 200;
+  rec.ttfb_ms = 1;
+  rec.prompt_tokens = in;
+  rec.completion_tokens = out;
+  return rec;
+}
+
+admission::result admit(admission& a, const std::shared_ptr<const snapshot>& snap,
+                        const limits::key_entry& key, std::size_t body, std::int64_t cap) {
+  a.estimate(body, cap, key.default_output_tokens);
+  return a.admit_key(snap, key);
+}
+
+TEST(Admission, UnlimitedKeyIsAdmittedWithoutState) {
+  snapshot_store store;
+  auto snap = make_snapshot(store, R"([{"name":"free","token":"t"}])");
+  admission a;
+  EXPECT_EQ(a.admit_key(snap, snap->keys.keys[0]), admission::result::admitted);
+  EXPECT_TRUE(a.success_headers().empty());
+  EXPECT_FALSE(snap->keys.keys[0].limited);
+}
+
+TEST(Admission, RefusalCarriesTheAnswerAndChargesNothing) {
+  snapshot_store store;
+  auto snap = make_snapshot(store, R"([{"name":"k","token":"t","limits":{"rpm":1}}])");
+  const auto& key = snap->keys.keys[0];
+  admission a;
+  ASSERT_EQ(admit(a, snap, key, 100, 10), admission::result::admitted);
+  EXPECT_NE(a.success_headers().find("x-ratelimit-limit-requests: 1\r\n"), std::string_view::npos);
+  EXPECT_NE(a.success_headers().find("x-ratelimit-remaining-requests: 0\r\n"),
+            std::string_view::npos);
+  a.finish(answered(5, 5));
+  EXPECT_EQ(admit(a, snap, key, 100, 10), admission::result::refused);
+  EXPECT_EQ(a.kind(), http::error_kind::rate_limit_requests);
+  EXPECT_EQ(a.refused_limit(), "rpm");
+  EXPECT_NE(a.message().find("key 'k': limit 1"), std::string_view::npos);
+  EXPECT_NE(a.headers().find("Retry-After: 60\r\n"), std::string_view::npos);
+}
+
+TEST(Admission, ConcurrencyIsGivenBackOnEveryEnd) {
+  snapshot_store store;
+  auto snap = make_snapshot(store, R"([{"name":"k","token":"t","limits":{"concurrency":1}}])");
+  const auto& key = snap->keys.keys[0];
+  {
+    admission a;  // a connection that goes away mid-request
+    ASSERT_EQ(admit(a, snap, key, 10, 10), admission::result::admitted);
+    admission b;
+    EXPECT_EQ(admit(b, snap, key, 10, 10), admission::result::refused);
+  }
+  admission c;
+  ASSERT_EQ(admit(c, snap, key, 10, 10), admission::result::admitted);
+  observe::request_record failed;  // no answer: released
+  c.finish(failed);
+  ASSERT_EQ(admit(c, snap, key, 10, 10), admission::result::admitted);
+  c.finish(answered(1, 1));
+}
+
+TEST(Admission, TargetAtItsLimitIsRefusedThenFreedBySettlement) {
+  snapshot_store store;
+  auto snap = make_snapshot(store, R"([{"name":"free","token":"t"}])");
+  const auto& t = snap->keys.targets[0];
+  admission a, b;
+  ASSERT_EQ(a.admit_target(snap, t), admission::result::admitted);
+  EXPECT_EQ(b.admit_target(snap, t), admission::result::refused);
+  a.finish(answered(1, 1));
+  EXPECT_EQ(b.admit_target(snap, t), admission::result::admitted);
+  b.finish(answered(1, 1));
+}
+
+// A backend that always needs a round trip, deciding with the in-memory one.
+class remote_backend final : public limits::backend {
+ public:
+  explicit remote_backend(limits::backend& inner) : inner_(inner) {}
+  std::optional<limits::verdict> admit_now(const limits::demand&) override { return std::nullopt; }
+  boost::asio::awaitable<limits::verdict> admit(const limits::demand& d) override {
+    ++round_trips;
+    co_return *inner_.admit_now(d);
+  }
+  void settle(const limits::reservation& r, const limits::usage& u) override {
+    inner_.settle(r, u);
+  }
+  void release(const limits::reservation& r) override { inner_.release(r); }
+  int round_trips = 0;
+
+ private:
+  limits::backend& inner_;
+};
+
+TEST(Admission, PendingDecisionIsAwaited) {
+  snapshot_store store;
+  auto snap = make_snapshot(store, R"([{"name":"k","token":"t","limits":{"rpm":1}}])");
+  remote_backend remote(*snap->keys.memory);
+  const_cast<limits::key_table&>(snap->keys).active = &remote;
+  const auto& key = snap->keys.keys[0];
+  admission a;
+  boost::asio::io_context io;
+  std::vector<bool> outcomes;
+  boost::asio::co_spawn(
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        for (int i = 0; i < 2; ++i) {
+          EXPECT_EQ(admit(a, snap, key, 10, 10), admission::result::pending);
+          outcomes.push_back(co_await a.wait());
+          a.finish(answered(1, 1));
+        }
+      },
+      boost::asio::detached);
+  io.run();
+  EXPECT_EQ(outcomes, (std::vector<bool>{true, false}));
+  EXPECT_EQ(remote.round_trips, 2);
+  EXPECT_EQ(a.kind(), http::error_kind::rate_limit_requests);
+}
+
+}  // namespace
+}  // namespace ob::proxy
