@@ -187,6 +187,9 @@ void worker::start() {
 worker::stats worker::collect() const {
   stats s;
   s.metrics = ctx_.metrics;
+  auto tls = ctx_.connector.tls_handshakes();
+  s.metrics.upstream_tls_full = tls.full;
+  s.metrics.upstream_tls_resumed = tls.resumed;
   ctx_.pool.for_each_origin(
       [&](std::string_view origin, std::size_t n) { s.upstream[std::string(origin)][0] += n; });
   registry_.for_each([&](const client_connection& c) {
