@@ -79,6 +79,14 @@ bool readable(const std::string& path, std::string* error, std::string_view key)
 
 }  // namespace
 
+app_protocol negotiated_protocol(SSL* ssl) {
+  const unsigned char* name = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(ssl, &name, &len);
+  // Only "http/1.1" is offered; "h2" would map to app_protocol::h2 here.
+  return app_protocol::http1;
+}
+
 bool tls_context::load(std::string* error) {
   std::lock_guard lock(load_mutex_);
   ERR_clear_error();

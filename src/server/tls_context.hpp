@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include <openssl/ssl.h>
 #include <boost/asio/ssl/context.hpp>
 
 #include "config/schema.hpp"
@@ -20,6 +21,8 @@ namespace ob::server {
 // needs a connection handler (worker::serve picks it after the handshake): only HTTP/1.1 today.
 // An HTTP/2 handler adds `h2` here and a case there.
 enum class app_protocol { http1 };
+// The protocol ALPN chose on a finished handshake (none chosen: HTTP/1.1).
+app_protocol negotiated_protocol(SSL* ssl);
 
 class tls_context {
  public:

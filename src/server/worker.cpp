@@ -76,29 +76,32 @@ tcp::endpoint worker::listen_tls(const tcp::endpoint& ep, std::shared_ptr<const 
 }
 
 asio::awaitable<void> worker::handshake(proxy::client_stream stream) {
-  // Not a proxy::deadline: nothing owns this connection yet. The timer's handler touches the
-  // frame only when it fired (not cancelled), which it cannot do after the frame is gone.
+  // Not a proxy::deadline: nothing owns this connection yet. The timer's handler may already
+  // be queued when the handshake ends, so it reads `done` (shared) before it touches the
+  // stream, which lives in this frame only until `done` is set.
+  struct state {
+    bool done = false, timed_out = false;
+  };
+  auto st = std::make_shared<state>();
   asio::steady_timer timer(*ioc_);
   timer.expires_after(ctx_.current()->cfg.timeouts.client_header);
-  bool timed_out = false;
-  auto& sock = stream.lowest();
-  timer.async_wait([&timed_out, &sock](boost::system::error_code ec) {
-    if (ec) return;
-    timed_out = true;
+  timer.async_wait([st, &sock = stream.lowest()](boost::system::error_code ec) {
+    if (ec || st->done) return;
+    st->timed_out = true;
     sock.close(ec);
   });
   auto [ec] = co_await stream.async_handshake(use_tuple);
+  st->done = true;
   timer.cancel();
-  if (ec || timed_out || ctx_.draining) {
+  if (ec || st->timed_out || ctx_.draining) {
     if (observe::log_enabled(observe::level::debug))
-      observe::log(
-          observe::level::debug,
-          std::string("TLS handshake ") + (timed_out ? "not finished within timeouts.client_header"
-                                                     : "failed: " + ec.message()));
+      observe::log(observe::level::debug,
+                   std::string("TLS handshake ") +
+                       (st->timed_out ? "not finished within timeouts.client_header"
+                                      : "failed: " + ec.message()));
     co_return;  // the stream closes with this frame
   }
-  // ALPN: only HTTP/1.1 is offered (tls_context.cpp), and a client without ALPN speaks it too.
-  switch (app_protocol::http1) {
+  switch (negotiated_protocol(stream.tls()->native_handle())) {
     case app_protocol::http1:
       serve(std::move(stream));
       break;

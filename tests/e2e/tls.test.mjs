@@ -233,7 +233,7 @@ describe('TLS listener', { timeout: 180000 }, () => {
     assert.doesNotMatch(weak.stdout, /^New, TLSv1\.2/m, 'a suite without forward secrecy must be refused');
   });
 
-  test('a stalled handshake is cut after timeouts.client_header', T, async () => {
+  test('a stalled handshake is cut after timeouts.client_header; a stalled head gets its 408', T, async () => {
     const g2 = await startTlsGateway({ ca, files, upstream: M.url, timeouts: { client_header: 1 }, workers: 1 });
     try {
       const cases = [
@@ -254,6 +254,20 @@ describe('TLS listener', { timeout: 180000 }, () => {
         });
         assert.ok(closedAfter >= 900 && closedAfter < 3000, `${c.name}: closed after ${closedAfter.toFixed(0)} ms`);
       }
+      // After the handshake, a head that stalls gets its 408 over TLS, as over plain HTTP.
+      const answer = await new Promise((resolve, reject) => {
+        const s = tls.connect({ port: g2.tlsPort, host: '127.0.0.1', ca: ca.caCertPem, servername: 'localhost' }, () => s.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n'));
+        let got = '';
+        s.on('data', (d) => (got += d));
+        s.on('error', () => {});
+        s.on('close', () => resolve(got));
+        setTimeout(() => {
+          s.destroy();
+          reject(new Error(`no answer within 6 s: ${got}`));
+        }, 6000);
+      });
+      assert.match(answer, /^HTTP\/1\.1 408 /);
+      assert.match(answer, /"The request head did not arrive in time\."/);
       // The listener still serves.
       const r = await request({ url: `${g2.tlsUrl}/healthz`, ca: ca.caCertPem });
       assert.equal(r.status, 200);
