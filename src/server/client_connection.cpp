@@ -248,8 +248,9 @@ asio::awaitable<void> client_connection::linger() {
   // answer (say a 413) before the client reads it. So: stop sending, then read and discard
   // what the client still sends, for a bounded time, before closing (like nginx's lingering
   // close). Not once the shutdown grace is over: the process is about to exit.
-  // Under TLS the bytes read are records, discarded undecrypted; no close_notify is sent (the
-  // answers are all length-delimited, so a truncation cannot pass for their end).
+  // Under TLS the bytes read are records, discarded undecrypted, and no close_notify is sent:
+  // answers are length-delimited or chunked, except a stream to an HTTP/1.0 client, which
+  // ends with the connection (such a client sees an EOF without close_notify there).
   auto& sock = stream_.lowest();
   if (!sock.is_open()) co_return;
   boost::system::error_code ec;
