@@ -233,27 +233,9 @@ describe('TLS listener', { timeout: 180000 }, () => {
     assert.doesNotMatch(weak.stdout, /^New, TLSv1\.2/m, 'a suite without forward secrecy must be refused');
   });
 
-  test('a stalled handshake is cut after timeouts.client_header; a stalled head gets its 408', T, async () => {
+  test('a head that stalls after the handshake gets its 408 (stalled handshakes: hostile_tls.test.mjs)', T, async () => {
     const g2 = await startTlsGateway({ ca, files, upstream: M.url, timeouts: { client_header: 1 }, workers: 1 });
     try {
-      const cases = [
-        { name: 'nothing sent', bytes: Buffer.alloc(0) },
-        { name: 'half a ClientHello', bytes: Buffer.from('16030100c8010000c40303', 'hex') },
-      ];
-      for (const c of cases) {
-        const t0 = performance.now();
-        const closedAfter = await new Promise((resolve, reject) => {
-          const s = net.connect({ port: g2.tlsPort, host: '127.0.0.1' }, () => s.write(c.bytes));
-          s.on('data', () => {});
-          s.on('error', () => {});
-          s.on('close', () => resolve(performance.now() - t0));
-          setTimeout(() => {
-            s.destroy();
-            reject(new Error(`${c.name}: still open after 6 s`));
-          }, 6000);
-        });
-        assert.ok(closedAfter >= 900 && closedAfter < 3000, `${c.name}: closed after ${closedAfter.toFixed(0)} ms`);
-      }
       // After the handshake, a head that stalls gets its 408 over TLS, as over plain HTTP.
       const answer = await new Promise((resolve, reject) => {
         const s = tls.connect({ port: g2.tlsPort, host: '127.0.0.1', ca: ca.caCertPem, servername: 'localhost' }, () => s.write('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n'));

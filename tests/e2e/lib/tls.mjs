@@ -13,7 +13,7 @@ function openssl(args, cwd) {
 // Returns { dir, caCert, caKey, cert, key, caCertPem, certPem, keyPem, issue(), cleanup() }
 // (paths + contents). issue(name, {client}) signs another leaf with the same CA: a server
 // certificate for the same names (a new serial), or with client: true a client certificate;
-// it returns { cert, key, certPem, keyPem, serial } with serial in upper-case hex.
+// it returns { cert, key, certPem, keyPem, serial } with serial as serialOf() gives it.
 export function makeTestCA({ dir } = {}) {
   dir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ob-tls-'));
   const ext = path.join(dir, 'server.ext');
@@ -62,8 +62,8 @@ export function makeTestCA({ dir } = {}) {
   return r;
 }
 
-// A PEM certificate's serial number, upper-case hex without leading zeros (as Node's
-// getPeerCertificate().serialNumber gives it).
+// A PEM certificate's serial number in upper-case hex, whole bytes (a leading 0 kept), as
+// Node's getPeerCertificate().serialNumber and the gateway's log lines print it.
 export function serialOf(pem) {
-  return new crypto.X509Certificate(pem).serialNumber.toUpperCase().replace(/^0+(?=.)/, '');
+  return new crypto.X509Certificate(pem).serialNumber.toUpperCase();
 }
