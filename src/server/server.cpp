@@ -207,6 +207,12 @@ int run(const options& opts) {
       log(level::error, "cannot start: tls.listen '" + cfg.tls.listen + "': " + err);
       return 1;
     }
+    // SO_REUSEPORT would let both listeners share one port, each taking some connections.
+    if (plain && tls_ep->port() != 0 && *tls_ep == *ep) {
+      log(level::error, "cannot start: tls.listen " + cfg.tls.listen +
+                            " is the plain listener's address too; give HTTPS a port of its own");
+      return 1;
+    }
     if (auto held = check_address_free(*tls_ep)) {
       log(level::error,
           "cannot start: tls.listen " + cfg.tls.listen + " is already in use (" + *held + ")");

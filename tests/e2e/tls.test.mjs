@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import tls from 'node:tls';
 import OpenAI from 'openai';
 import { startMock, answerText } from '../../tools/mock-provider/server.js';
-import { startGateway, freePort } from './lib/gateway.mjs';
+import { startGateway, freePort, runBin } from './lib/gateway.mjs';
 import { request, waitFor, parseSSE } from './lib/http.mjs';
 import { makeTestCA } from './lib/tls.mjs';
 import { CLIENT_TOKEN, chatBody, gwPost, assertError, accessLines } from './lib/common.mjs';
@@ -356,6 +356,33 @@ describe('TLS listener', { timeout: 180000 }, () => {
       assert.equal(withCurl.stdout, '{"status":"ok"}');
     } finally {
       await stopGateway(g2);
+    }
+  });
+});
+
+describe('TLS listener start-up refusals', { timeout: 60000 }, () => {
+  test('an unusable pair or a port shared with the plain listener stops the start with a clear line', T, async () => {
+    const ca = makeTestCA();
+    const other = ca.issue('other');
+    const port = await freePort();
+    const other443 = `127.0.0.1:${await freePort()}`;
+    const cfgFile = path.join(ca.dir, 'gw.json');
+    const cases = [
+      { name: 'missing certificate', tls: { listen: other443, cert: path.join(ca.dir, 'nope.pem'), key: ca.key }, expect: /cannot start: tls\.cert: cannot read ".*nope\.pem": No such file/ },
+      { name: 'mismatched key', tls: { listen: other443, cert: ca.cert, key: other.key }, expect: /cannot start: tls\.key: / },
+      { name: 'key file is a certificate', tls: { listen: other443, cert: ca.cert, key: ca.cert }, expect: /cannot start: tls\.key: ".*" is not a PEM private key/ },
+      { name: 'same port as --listen', tls: { listen: `127.0.0.1:${port}`, cert: ca.cert, key: ca.key }, expect: /cannot start: tls\.listen 127\.0\.0\.1:\d+ is the plain listener's address too/ },
+    ];
+    try {
+      for (const c of cases) {
+        fs.writeFileSync(cfgFile, JSON.stringify({ providers: [{ group: 'g', name: 'm', base: 'http://127.0.0.1:1', key: 'k' }], security: [CLIENT_TOKEN], admin: false, tls: c.tls }));
+        const r = runBin(['--config', cfgFile, '--listen', `127.0.0.1:${port}`, '--workers', '1'], { timeout: 10000 });
+        assert.equal(r.code, 1, `${c.name}: exit ${r.code} ${r.signal}\n${r.stderr}`);
+        assert.match(r.stderr, c.expect, c.name);
+        assert.doesNotMatch(r.stderr, /listening/, c.name);
+      }
+    } finally {
+      ca.cleanup();
     }
   });
 });
