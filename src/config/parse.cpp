@@ -225,6 +225,7 @@ void read_listen(context& c, const json::value& v, const std::string& path, conf
   std::string err;
   if (!detail::check_listen(*s, &err)) return c.error(path, json::serialize(*s) + ": " + err);
   cfg.listen = std::string(*s);
+  cfg.listen_set = true;
 }
 
 void read_workers(context& c, const json::value& v, const std::string& path, config& cfg) {
@@ -519,6 +520,43 @@ void read_metrics(context& c, const json::value& v, const std::string& path, con
     walk<metrics_config>(c, *o, path, metrics_fields, cfg.metrics);
 }
 
+// ---- tls ----------------------------------------------------------------------------------
+
+// A file path: a non-empty string without control characters. Whether the file can be read
+// is checked when it is loaded (start-up and every reload), where the error names the key too.
+template <std::string tls_config::*member>
+void read_tls_path(context& c, const json::value& v, const std::string& path, tls_config& t) {
+  const auto* s = as_string(c, v, path);
+  if (!s) return;
+  if (s->empty()) return c.error(path, "must be a file path, not empty");
+  if (has_control_char(*s)) return c.error(path, "must not contain control characters");
+  t.*member = std::string(*s);
+}
+
+void read_tls_listen(context& c, const json::value& v, const std::string& path, tls_config& t) {
+  const auto* s = as_string(c, v, path);
+  if (!s) return;
+  std::string err;
+  if (!detail::check_listen(*s, &err)) return c.error(path, json::serialize(*s) + ": " + err);
+  t.listen = std::string(*s);
+}
+
+constexpr field<tls_config> tls_fields[] = {
+    {"listen", read_tls_listen},
+    {"cert", read_tls_path<&tls_config::cert>},
+    {"key", read_tls_path<&tls_config::key>},
+    {"client_ca", read_tls_path<&tls_config::client_ca>},
+};
+
+void read_tls(context& c, const json::value& v, const std::string& path, config& cfg) {
+  const auto* o = as_object(c, v, path);
+  if (!o) return;
+  cfg.tls.enabled = true;
+  walk<tls_config>(c, *o, path, tls_fields, cfg.tls);
+  for (const char* k : {"cert", "key"})
+    if (!o->contains(k)) c.error(join(path, k), "is required (a PEM file path)");
+}
+
 constexpr field<config> root_fields[] = {
     {"providers", read_providers}, {"security", read_security},
     {"listen", read_listen},       {"workers", read_workers},
@@ -527,6 +565,7 @@ constexpr field<config> root_fields[] = {
     {"retry", read_retry},         {"log", read_log},
     {"headers", read_headers},     {"admin", read_admin},
     {"metrics", read_metrics},     {"keys", read_keys},
+    {"tls", read_tls},
 };
 
 config read_root(context& c, const json::value& root) {

@@ -135,6 +135,11 @@ std::string redacted_json(const config& cfg) {
     root["admin"] = false;
   root["metrics"] = {{"max_clients", cfg.metrics.max_clients},
                      {"stream_usage", cfg.metrics.stream_usage}};
+  if (cfg.tls.enabled) {
+    json::object t{{"listen", cfg.tls.listen}, {"cert", cfg.tls.cert}, {"key", cfg.tls.key}};
+    if (!cfg.tls.client_ca.empty()) t["client_ca"] = cfg.tls.client_ca;
+    root["tls"] = std::move(t);
+  }
   return json::serialize(root);
 }
 

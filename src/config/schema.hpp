@@ -167,6 +167,17 @@ struct metrics_config {
   bool stream_usage = true;
 };
 
+// Extension "tls": HTTPS on a second listener (docs/CONFIGURATION.md, "tls"). The files are read
+// at start-up and again on SIGHUP or when one of them changes; a pair that cannot be used is
+// refused and the one in use keeps serving.
+struct tls_config {
+  bool enabled = false;
+  std::string listen = "0.0.0.0:8443";
+  std::string cert;       // PEM certificate chain, leaf first
+  std::string key;        // PEM private key of the leaf
+  std::string client_ca;  // "" = no client certificates asked; else PEM CAs that must sign them
+};
+
 struct config {
   std::vector<provider> providers;
   std::vector<std::string> security;  // client tokens (after ${ENV} expansion)
@@ -174,7 +185,9 @@ struct config {
   // SHA-256, unlimited), then the "keys" extension's entries.
   std::vector<client_key> keys;
   std::string listen = "0.0.0.0:8080";  // extension: "host:port", "[::1]:port" or ":port"
-  unsigned workers = 0;                 // extension: 0 = number of cores
+  // Whether the document set "listen". With "tls" and no "listen", only the TLS listener opens.
+  bool listen_set = false;
+  unsigned workers = 0;  // extension: 0 = number of cores
   struct limits limits;
   struct timeouts timeouts;
   std::map<std::string, group_options> groups;  // extension; keys name groups of `providers`
@@ -184,6 +197,7 @@ struct config {
   header_options headers;                       // extension
   admin_config admin;                           // extension
   metrics_config metrics;                       // extension
+  tls_config tls;                               // extension
 };
 
 }  // namespace ob::config

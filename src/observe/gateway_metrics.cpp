@@ -128,6 +128,8 @@ void shard::merge(const shard& o) {
   inflight += o.inflight;
   open_streams += o.open_streams;
   client_connections += o.client_connections;
+  upstream_tls_full += o.upstream_tls_full;
+  upstream_tls_resumed += o.upstream_tls_resumed;
   for (const auto& [k, v] : o.ratelimit_remaining) {
     auto& mine = ratelimit_remaining[k];
     if (v.at >= mine.at) mine = v;
@@ -245,6 +247,11 @@ void render(text_writer& w, const shard& m, const live_set& live) {
   w.sample("openbridge_open_streams", {}, static_cast<double>(m.open_streams));
   w.family("openbridge_client_connections", "gauge", "Open client connections.");
   w.sample("openbridge_client_connections", {}, static_cast<double>(m.client_connections));
+  w.family("openbridge_upstream_tls_handshakes_total", "counter",
+           "TLS handshakes with providers; resumed=\"true\": from the origin's cached session.");
+  w.sample("openbridge_upstream_tls_handshakes_total", {{"resumed", "false"}}, m.upstream_tls_full);
+  w.sample("openbridge_upstream_tls_handshakes_total", {{"resumed", "true"}},
+           m.upstream_tls_resumed);
   w.family("openbridge_upstream_ratelimit_remaining", "gauge",
            "The last x-ratelimit-remaining-requests / -tokens a target's provider sent.");
   std::vector<std::pair<series_key, shard::gauge_at>> rl;

@@ -82,6 +82,8 @@ struct shard {
   std::int64_t inflight = 0;
   std::int64_t open_streams = 0;
   std::int64_t client_connections = 0;
+  // TLS handshakes with providers: full, and resumed from a cached session (set by collect).
+  std::uint64_t upstream_tls_full = 0, upstream_tls_resumed = 0;
   // Last rate-limit headers seen per target: (target, type 0 requests / 1 tokens) -> value,
   // with the time it was seen so the merge keeps the newest.
   struct gauge_at {

@@ -120,7 +120,7 @@ millis remaining(clock_type::time_point until) {
 
 }  // namespace
 
-exchange::exchange(worker_context& ctx, asio::ip::tcp::socket& client, deadline& dl)
+exchange::exchange(worker_context& ctx, client_stream& client, deadline& dl)
     : ctx_(ctx), client_(client), deadline_(dl) {}
 
 template <class Buffers>
@@ -131,12 +131,11 @@ auto exchange::write_client(const Buffers& buffers, millis limit) {
           asio::post(client_.get_executor(), [h = std::move(handler)]() mutable { h(false); });
           return;
         }
-        deadline_.arm(limit, &client_);
-        asio::async_write(
-            client_, buffers,
-            [this, h = std::move(handler)](boost::system::error_code ec, std::size_t n) mutable {
-              h(end_client_write(ec, n));
-            });
+        deadline_.arm(limit, &client_.lowest());
+        client_.async_write(buffers, [this, h = std::move(handler)](boost::system::error_code ec,
+                                                                    std::size_t n) mutable {
+          h(end_client_write(ec, n));
+        });
       },
       asio::deferred, buffers);
 }
@@ -183,19 +182,22 @@ void exchange::watch_client() {
   auto owner = owner_.lock();
   if (!owner) return;
   auto gen = ++watch_gen_;
-  client_.async_wait(asio::ip::tcp::socket::wait_read,
-                     [this, gen, owner = std::move(owner)](boost::system::error_code ec) {
-                       if (ec || gen != watch_gen_) return;
-                       char b;
-                       auto n = ::recv(client_.native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
-                       if (n > 0) return;  // pipelined next request: the client is still there
-                       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-                         watch_client();
-                         return;
-                       }
-                       client_gone_ = true;  // orderly close or reset
-                       if (up_) up_->close();
-                     });
+  client_.lowest().async_wait(
+      asio::ip::tcp::socket::wait_read,
+      [this, gen, owner = std::move(owner)](boost::system::error_code ec) {
+        if (ec || gen != watch_gen_) return;
+        char b;
+        auto n = ::recv(client_.lowest().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        // A pipelined next request: the client is still there. Under TLS, a
+        // record of type 21 is an alert (close_notify): the client is leaving.
+        if (n > 0 && !(client_.is_tls() && b == 21)) return;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+          watch_client();
+          return;
+        }
+        client_gone_ = true;  // orderly close or reset
+        if (up_) up_->close();
+      });
 }
 
 void exchange::sweep(std::chrono::steady_clock::time_point now) {
@@ -215,7 +217,7 @@ void exchange::stop_watching_client() {
   watch_started_ = false;
   ++watch_gen_;
   boost::system::error_code ec;
-  client_.cancel(ec);
+  client_.lowest().cancel(ec);
 }
 
 // `reusable`: the answer was read whole and its framing allows keep-alive (Content-Length or

@@ -25,6 +25,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include "observe/log.hpp"
+#include "proxy/client_stream.hpp"
 #include "proxy/context.hpp"
 #include "proxy/deadline.hpp"
 #include "proxy/http/errors.hpp"
@@ -55,7 +56,7 @@ struct exchange_request {
 
 class exchange {
  public:
-  exchange(worker_context& ctx, boost::asio::ip::tcp::socket& client, deadline& dl);
+  exchange(worker_context& ctx, client_stream& client, deadline& dl);
   // The client connection's read buffer: released while a stream is relayed (an idle stream
   // then costs 4 KiB less; the next request allocates it again).
   void set_client_buffer(boost::beast::flat_buffer* b) { client_in_ = b; }
@@ -182,7 +183,7 @@ class exchange {
   void release_upstream(bool reusable);
 
   worker_context& ctx_;
-  boost::asio::ip::tcp::socket& client_;
+  client_stream& client_;
   deadline& deadline_;
   std::weak_ptr<void> owner_;
   boost::beast::flat_buffer* client_in_ = nullptr;

@@ -78,18 +78,18 @@ void connection_registry::cut_all() {
   for (auto* c : copy) c->cut();
 }
 
-client_connection::client_connection(proxy::worker_context& ctx, asio::ip::tcp::socket socket,
+client_connection::client_connection(proxy::worker_context& ctx, proxy::client_stream stream,
                                      connection_registry& registry)
     : ctx_(ctx),
-      socket_(std::move(socket)),
+      stream_(std::move(stream)),
       registry_(registry),
-      deadline_(socket_.get_executor()),
-      exchange_(ctx, socket_, deadline_) {
+      deadline_(stream_.get_executor()),
+      exchange_(ctx, stream_, deadline_) {
   exchange_.set_client_request(&req_);
   registry_.add(this);
   ++ctx_.metrics.client_connections;
   boost::system::error_code ec;
-  auto peer = socket_.remote_endpoint(ec);
+  auto peer = stream_.lowest().remote_endpoint(ec);
   if (!ec) {
     auto addr = peer.address();
     peer_ = addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string();
@@ -152,7 +152,7 @@ void client_connection::record_metrics(const observe::request_record& rec) {
 
 void client_connection::close() {
   boost::system::error_code ec;
-  socket_.close(ec);
+  stream_.lowest().close(ec);
 }
 
 void client_connection::close_if_idle() {
@@ -187,7 +187,7 @@ asio::awaitable<void> client_connection::run() {
   exchange_.set_client_buffer(&in_);
   in_.reserve(client_read_chunk);
   boost::system::error_code ec;
-  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  stream_.lowest().set_option(asio::ip::tcp::no_delay(true), ec);
 
   for (;;) {
     auto head = co_await read_head();
@@ -248,7 +248,7 @@ void client_connection::cut() {
     return;
   }
   boost::system::error_code ec;
-  socket_.cancel(ec);
+  stream_.lowest().cancel(ec);
 }
 
 void client_connection::abandon() {
@@ -261,17 +261,21 @@ asio::awaitable<void> client_connection::linger() {
   // answer (say a 413) before the client reads it. So: stop sending, then read and discard
   // what the client still sends, for a bounded time, before closing (like nginx's lingering
   // close). Not once the shutdown grace is over: the process is about to exit.
-  if (!socket_.is_open()) co_return;
+  // Under TLS the bytes read are records, discarded undecrypted, and no close_notify is sent:
+  // answers are length-delimited or chunked, except a stream to an HTTP/1.0 client, which
+  // ends with the connection (such a client sees an EOF without close_notify there).
+  auto& sock = stream_.lowest();
+  if (!sock.is_open()) co_return;
   boost::system::error_code ec;
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  sock.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
   if (ec || ctx_.stopping) co_return;
   auto until = clock_type::now() + std::chrono::seconds(5);
   // Not in the coroutine frame (that was a 16 KiB allocation per closed connection): the
   // bytes are thrown away, so every lingering connection of this thread reads into one sink.
   static thread_local char sink[16 * 1024];
   while (clock_type::now() < until && !ctx_.stopping) {
-    deadline_.arm(std::chrono::milliseconds(1000), &socket_);
-    auto [rec, n] = co_await socket_.async_read_some(asio::buffer(sink), use_tuple);
+    deadline_.arm(std::chrono::milliseconds(1000), &sock);
+    auto [rec, n] = co_await sock.async_read_some(asio::buffer(sink), use_tuple);
     deadline_.disarm();
     if (rec) break;
   }
@@ -313,12 +317,12 @@ asio::awaitable<client_connection::head_result> client_connection::read_head() {
     idle_ = !started;
     if (idle_ && ctx_.draining) co_return head_result::closed;
     if (idle_)
-      deadline_.arm(keepalive, &socket_);  // closes: nothing to answer
+      deadline_.arm(keepalive, &stream_.lowest());  // closes: nothing to answer
     else
-      deadline_.arm_until(head_until, &socket_, proxy::deadline::on_expiry::cancel);
+      deadline_.arm_until(head_until, &stream_.lowest(), proxy::deadline::on_expiry::cancel);
     // Never past the limit: a head that fills it without ending is too large.
     auto want = std::min(client_read_chunk, limit - parsed - in_.size());
-    auto [ec, n] = co_await socket_.async_read_some(in_.prepare(want), use_tuple);
+    auto [ec, n] = co_await stream_.async_read_some(in_.prepare(want), use_tuple);
     bool expired = deadline_.expired();
     deadline_.disarm();
     bool was_idle = idle_;
@@ -357,8 +361,8 @@ asio::awaitable<client_connection::head_result> client_connection::read_body(
   // a body trickled a byte at a time is cut too. Expiry cancels the read, so a 408 can follow.
   const auto body_until = observe::coarse_deadline(to.client_body_total);
   auto arm = [&] {
-    deadline_.arm_until(std::min(observe::coarse_deadline(to.client_body), body_until), &socket_,
-                        proxy::deadline::on_expiry::cancel);
+    deadline_.arm_until(std::min(observe::coarse_deadline(to.client_body), body_until),
+                        &stream_.lowest(), proxy::deadline::on_expiry::cancel);
   };
   auto ended = [this](bool expired) {
     return expired         ? head_result::timeout
@@ -372,7 +376,7 @@ asio::awaitable<client_connection::head_result> client_connection::read_body(
       arm();
       auto want = std::min(req_.body.spare_size(), len - req_.body.size());
       auto [ec, n] =
-          co_await socket_.async_read_some(asio::buffer(req_.body.spare(), want), use_tuple);
+          co_await stream_.async_read_some(asio::buffer(req_.body.spare(), want), use_tuple);
       bool expired = deadline_.expired();
       deadline_.disarm();
       req_.body.commit(n);
@@ -394,7 +398,7 @@ asio::awaitable<client_connection::head_result> client_connection::read_body(
         co_return head_result::bad;  // an endless chunk line, or a bare LF: 400 now
     }
     arm();
-    auto [ec, n] = co_await socket_.async_read_some(in_.prepare(client_read_chunk), use_tuple);
+    auto [ec, n] = co_await stream_.async_read_some(in_.prepare(client_read_chunk), use_tuple);
     bool expired = deadline_.expired();
     deadline_.disarm();
     in_.commit(n);
@@ -586,7 +590,7 @@ asio::awaitable<bool> client_connection::wait_then_forward(const proxy::snapshot
   auto& queue = *key.waiters;
   const auto id = queue.join();
   const auto until = clock_type::now() + std::chrono::milliseconds(key.max_wait_ms);
-  asio::steady_timer timer(socket_.get_executor());
+  asio::steady_timer timer(stream_.get_executor());
   bool admitted = false;
   bool tried = true;  // the refusal that got us here was the first try
   for (;;) {

@@ -16,6 +16,7 @@
 
 #include "observe/log.hpp"
 #include "proxy/admission.hpp"
+#include "proxy/client_stream.hpp"
 #include "proxy/context.hpp"
 #include "proxy/deadline.hpp"
 #include "proxy/exchange.hpp"
@@ -28,7 +29,7 @@ class connection_registry;
 
 class client_connection : public std::enable_shared_from_this<client_connection> {
  public:
-  client_connection(proxy::worker_context& ctx, boost::asio::ip::tcp::socket socket,
+  client_connection(proxy::worker_context& ctx, proxy::client_stream stream,
                     connection_registry& registry);
   ~client_connection();
 
@@ -109,7 +110,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   boost::asio::awaitable<void> linger();
 
   proxy::worker_context& ctx_;
-  boost::asio::ip::tcp::socket socket_;
+  proxy::client_stream stream_;
   connection_registry& registry_;
   // No max_size: read_head never reads past limits.max_header_bytes (up to 1 MiB); a max here
   // made a head near that limit throw (length_error) instead of getting its 431.

@@ -20,6 +20,7 @@
 #include "server/admin_api.hpp"
 #include "server/health_checker.hpp"
 #include "server/listen_address.hpp"
+#include "server/tls_context.hpp"
 #include "server/worker.hpp"
 #include "upstream/connector.hpp"
 
@@ -96,6 +97,12 @@ proxy::snapshot_store::reload_outcome reload_or_throw(reload_target& t, bool for
   if (!apply_logging(snap->cfg, t.opts, &err))
     log(level::error, "log: " + err + ": keeping the previous access log");
   const auto& was = t.started_with;
+  if (snap->cfg.tls.enabled != was.tls.enabled || snap->cfg.tls.listen != was.tls.listen ||
+      snap->cfg.tls.cert != was.tls.cert || snap->cfg.tls.key != was.tls.key ||
+      snap->cfg.tls.client_ca != was.tls.client_ca)
+    log(level::warn,
+        "config: 'tls' changes take effect after a restart (the files it names are reloaded "
+        "on SIGHUP and when they change)");
   if (snap->cfg.listen != was.listen || snap->cfg.workers != was.workers ||
       snap->cfg.admin.enabled != was.admin.enabled || snap->cfg.admin.listen != was.admin.listen)
     log(level::warn,
@@ -120,6 +127,23 @@ proxy::snapshot_store::reload_outcome reload(reload_target& t, bool force,
   proxy::snapshot_store::reload_outcome failed;
   failed.diagnostics.push_back({config::diagnostic::level::error, "", "internal error"});
   return failed;
+}
+
+// Re-reads the TLS certificate, key and client CA: new handshakes use them; a pair that cannot
+// be used is refused and the one in force keeps serving.
+void reload_tls(tls_context& tls, std::string_view trigger) noexcept {
+  try {
+    std::string err;
+    if (tls.load(&err))
+      log(level::info,
+          "TLS certificate reloaded (" + std::string(trigger) + "): " + tls.describe());
+    else
+      log(level::error, "TLS certificate reload refused (" + std::string(trigger) + "): " + err +
+                            ": keeping the certificate in use (" + tls.describe() + ")");
+  } catch (const std::exception& e) {
+    log(level::error, std::string("TLS certificate reload failed: ") + e.what() +
+                          ": keeping the certificate in use");
+  }
 }
 
 void unblock_stop_signals() {
@@ -163,6 +187,8 @@ int run(const options& opts) {
       opts.workers_override >= 0 ? static_cast<unsigned>(opts.workers_override) : cfg.workers;
   if (n == 0) n = std::max(1u, std::thread::hardware_concurrency());
 
+  // With "tls" and no "listen" (in the config or on the command line), only HTTPS is served.
+  bool plain = !cfg.tls.enabled || cfg.listen_set || !opts.listen_override.empty();
   std::string err;
   auto ep = parse_listen_address(listen, &err);
   if (!ep) {
@@ -170,26 +196,60 @@ int run(const options& opts) {
     return 1;
   }
 
-  if (auto held = check_address_free(*ep)) {
+  if (auto held = plain ? check_address_free(*ep) : std::nullopt) {
     log(level::error, "cannot start: " + listen + " is already in use (" + *held +
                           "), maybe by another openbridge; stop it or choose another address "
                           "with --listen or the config's \"listen\"");
     return 1;
   }
 
+  std::shared_ptr<tls_context> tls_server;
+  std::optional<asio::ip::tcp::endpoint> tls_ep;
+  if (cfg.tls.enabled) {
+    tls_ep = parse_listen_address(cfg.tls.listen, &err);
+    if (!tls_ep) {
+      log(level::error, "cannot start: tls.listen '" + cfg.tls.listen + "': " + err);
+      return 1;
+    }
+    // SO_REUSEPORT would let both listeners share one port, each taking some connections.
+    if (plain && tls_ep->port() != 0 && *tls_ep == *ep) {
+      log(level::error, "cannot start: tls.listen " + cfg.tls.listen +
+                            " is the plain listener's address too; give HTTPS a port of its own");
+      return 1;
+    }
+    if (auto held = check_address_free(*tls_ep)) {
+      log(level::error,
+          "cannot start: tls.listen " + cfg.tls.listen + " is already in use (" + *held + ")");
+      return 1;
+    }
+    tls_server = std::make_shared<tls_context>(cfg.tls);
+    if (!tls_server->load(&err)) {
+      log(level::error, "cannot start: " + err);
+      return 1;
+    }
+  }
+
   auto tls = upstream::make_client_tls_context();
   std::vector<std::unique_ptr<worker>> workers;
   auto bind_to = *ep;
+  auto tls_bind_to = tls_ep.value_or(asio::ip::tcp::endpoint{});
   try {
     for (unsigned i = 0; i < n; ++i) {
       workers.push_back(std::make_unique<worker>(store, tls));
-      auto bound = workers.back()->listen(bind_to);
       // Port 0: the system picks a port for the first worker; the others must join that one,
       // not each get a port of their own.
-      if (i == 0) bind_to = bound;
+      if (plain) {
+        auto bound = workers.back()->listen(bind_to);
+        if (i == 0) bind_to = bound;
+      }
+      if (tls_server) {
+        auto bound = workers.back()->listen_tls(tls_bind_to, tls_server);
+        if (i == 0) tls_bind_to = bound;
+      }
     }
   } catch (const boost::system::system_error& e) {
-    log(level::error, "cannot listen on " + listen + ": " + e.code().message());
+    log(level::error,
+        "cannot listen on " + (plain ? listen : cfg.tls.listen) + ": " + e.code().message());
     return 1;
   }
   // The admin listener: bound before any worker starts, so a taken port stops the start-up
@@ -229,8 +289,13 @@ int run(const options& opts) {
   }
 
   for (auto& w : workers) w->start();
-  log(level::info, "openbridge listening on " + format_listen_address(bind_to) + " (" +
-                       std::to_string(n) + " workers, " + describe(*initial) + ")");
+  if (plain)
+    log(level::info, "openbridge listening on " + format_listen_address(bind_to) + " (" +
+                         std::to_string(n) + " workers, " + describe(*initial) + ")");
+  if (tls_server)
+    log(level::info, "openbridge listening with TLS on " + format_listen_address(tls_bind_to) +
+                         " (" + std::to_string(n) + " workers, " + describe(*initial) +
+                         "; certificate " + tls_server->describe() + ")");
 
   if (admin_srv) {
     admin_srv->start();
@@ -241,6 +306,15 @@ int run(const options& opts) {
 
   config::file_watcher watcher(opts.config_path, [&] { reload(reloads, false, "file"); });
   watcher.start();
+  // The certificate, key and client CA files: a change reloads all three.
+  std::vector<std::unique_ptr<config::file_watcher>> tls_watchers;
+  if (tls_server)
+    for (const auto* path : {&cfg.tls.cert, &cfg.tls.key, &cfg.tls.client_ca}) {
+      if (path->empty()) continue;
+      tls_watchers.push_back(std::make_unique<config::file_watcher>(
+          *path, [&tls = *tls_server] { reload_tls(tls, "file"); }));
+      tls_watchers.back()->start();
+    }
 
   health_checker checker(main_ioc, store, tls);
   checker.start();
@@ -253,6 +327,7 @@ int run(const options& opts) {
     if (sig == SIGHUP) {
       log(level::info, "SIGHUP: reloading " + opts.config_path);
       reload(reloads, true, "signal");
+      if (tls_server) reload_tls(*tls_server, "SIGHUP");
       signals.async_wait(on_signal);
       return;
     }
@@ -276,6 +351,7 @@ int run(const options& opts) {
   log(level::info, "shutting down: finishing requests in flight");
   checker.stop();
   watcher.stop();
+  for (auto& w : tls_watchers) w->stop();
   auto live_connections = [&] {
     std::size_t live = 0;
     for (auto& w : workers) live += w->live_connections();

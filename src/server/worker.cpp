@@ -21,6 +21,7 @@ worker::worker(proxy::snapshot_store& store, std::shared_ptr<asio::ssl::context>
     // (start, stop). So per-socket locking is off (UNSAFE_IO); the scheduler's lock stays.
     : ioc_(std::make_unique<asio::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO)),
       acceptor_(std::in_place, *ioc_),
+      tls_acceptor_(std::in_place, *ioc_),
       flush_timer_(std::in_place, *ioc_),
       ctx_(ioc_->get_executor(), store, std::move(tls)) {}
 
@@ -28,24 +29,25 @@ worker::~worker() {
   stop();
   join();
   acceptor_.reset();
+  tls_acceptor_.reset();
   flush_timer_.reset();
   ctx_.pool.clear();
   ioc_.reset();  // destroys suspended connections while the registry and context still exist
 }
 
-tcp::endpoint worker::listen(const tcp::endpoint& ep) {
-  acceptor_->open(ep.protocol());
-  acceptor_->set_option(asio::socket_base::reuse_address(true));
-  int one = 1;
-  if (::setsockopt(acceptor_->native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
-    throw boost::system::system_error(errno, boost::system::system_category(), "SO_REUSEPORT");
-  if (ep.protocol() == tcp::v6()) acceptor_->set_option(asio::ip::v6_only(false));
-  acceptor_->bind(ep);
-  acceptor_->listen(4096);
-  return acceptor_->local_endpoint();
-}
-
 namespace {
+
+tcp::endpoint open_listener(tcp::acceptor& a, const tcp::endpoint& ep) {
+  a.open(ep.protocol());
+  a.set_option(asio::socket_base::reuse_address(true));
+  int one = 1;
+  if (::setsockopt(a.native_handle(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0)
+    throw boost::system::system_error(errno, boost::system::system_category(), "SO_REUSEPORT");
+  if (ep.protocol() == tcp::v6()) a.set_option(asio::ip::v6_only(false));
+  a.bind(ep);
+  a.listen(4096);
+  return a.local_endpoint();
+}
 
 // Completion handler for the worker's loops: an exception that escapes one is logged instead
 // of vanishing as it would with asio::detached (the loops catch what they can recover from).
@@ -64,8 +66,50 @@ auto log_failure(const char* what) {
 
 }  // namespace
 
-void worker::serve(tcp::socket socket) {
-  auto conn = std::make_shared<client_connection>(ctx_, std::move(socket), registry_);
+tcp::endpoint worker::listen(const tcp::endpoint& ep) {
+  return open_listener(*acceptor_, ep);
+}
+
+tcp::endpoint worker::listen_tls(const tcp::endpoint& ep, std::shared_ptr<const tls_context> tls) {
+  tls_server_ = std::move(tls);
+  return open_listener(*tls_acceptor_, ep);
+}
+
+asio::awaitable<void> worker::handshake(proxy::client_stream stream) {
+  // Not a proxy::deadline: nothing owns this connection yet. The timer's handler may already
+  // be queued when the handshake ends, so it reads `done` (shared) before it touches the
+  // stream, which lives in this frame only until `done` is set.
+  struct state {
+    bool done = false, timed_out = false;
+  };
+  auto st = std::make_shared<state>();
+  asio::steady_timer timer(*ioc_);
+  timer.expires_after(ctx_.current()->cfg.timeouts.client_header);
+  timer.async_wait([st, &sock = stream.lowest()](boost::system::error_code ec) {
+    if (ec || st->done) return;
+    st->timed_out = true;
+    sock.close(ec);
+  });
+  auto [ec] = co_await stream.async_handshake(use_tuple);
+  st->done = true;
+  timer.cancel();
+  if (ec || st->timed_out || ctx_.draining) {
+    if (observe::log_enabled(observe::level::debug))
+      observe::log(observe::level::debug,
+                   std::string("TLS handshake ") +
+                       (st->timed_out ? "not finished within timeouts.client_header"
+                                      : "failed: " + ec.message()));
+    co_return;  // the stream closes with this frame
+  }
+  switch (negotiated_protocol(stream.tls()->native_handle())) {
+    case app_protocol::http1:
+      serve(std::move(stream));
+      break;
+  }
+}
+
+void worker::serve(proxy::client_stream stream) {
+  auto conn = std::make_shared<client_connection>(ctx_, std::move(stream), registry_);
   asio::co_spawn(
       *ioc_, [conn]() -> asio::awaitable<void> { co_await conn->run(); },
       [conn](std::exception_ptr e) {
@@ -83,13 +127,13 @@ void worker::serve(tcp::socket socket) {
       });
 }
 
-asio::awaitable<void> worker::accept_loop() {
+asio::awaitable<void> worker::accept_loop(tcp::acceptor& acceptor, bool tls) {
   asio::steady_timer backoff(*ioc_);
   std::uint64_t failures = 0;  // in a row; logged when they start and when they end
   for (;;) {
-    auto [ec, socket] = co_await acceptor_->async_accept(use_tuple);
+    auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
     if (ec) {
-      if (ec == asio::error::operation_aborted || !acceptor_->is_open()) break;
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) break;
       // Out of descriptors (EMFILE) or memory: the pending connection stays in the backlog,
       // so back off instead of spinning on the same error, and keep accepting.
       if (failures++ == 0)
@@ -105,7 +149,12 @@ asio::awaitable<void> worker::accept_loop() {
       failures = 0;
     }
     try {
-      serve(std::move(socket));
+      if (tls)
+        asio::co_spawn(*ioc_,
+                       handshake(proxy::client_stream(std::move(socket), tls_server_->current())),
+                       log_failure("TLS handshake"));
+      else
+        serve(proxy::client_stream(std::move(socket)));
     } catch (const std::exception& e) {  // e.g. bad_alloc: this connection is lost, not the loop
       observe::log(observe::level::error, std::string("cannot serve a connection: ") + e.what());
     }
@@ -127,7 +176,10 @@ asio::awaitable<void> worker::flush_loop() {
 }
 
 void worker::start() {
-  asio::co_spawn(*ioc_, accept_loop(), log_failure("accept loop"));
+  if (acceptor_->is_open())
+    asio::co_spawn(*ioc_, accept_loop(*acceptor_, false), log_failure("accept loop"));
+  if (tls_acceptor_->is_open())
+    asio::co_spawn(*ioc_, accept_loop(*tls_acceptor_, true), log_failure("TLS accept loop"));
   asio::co_spawn(*ioc_, flush_loop(), log_failure("access log flush loop"));
   thread_ = std::thread([this] {
     auto guard = asio::make_work_guard(*ioc_);
@@ -138,6 +190,9 @@ void worker::start() {
 worker::stats worker::collect() const {
   stats s;
   s.metrics = ctx_.metrics;
+  auto tls = ctx_.connector.tls_handshakes();
+  s.metrics.upstream_tls_full = tls.full;
+  s.metrics.upstream_tls_resumed = tls.resumed;
   ctx_.pool.for_each_origin(
       [&](std::string_view origin, std::size_t n) { s.upstream[std::string(origin)][0] += n; });
   registry_.for_each([&](const client_connection& c) {
@@ -155,6 +210,7 @@ void worker::begin_drain() {
     ctx_.draining = true;
     boost::system::error_code ec;
     acceptor_->close(ec);
+    tls_acceptor_->close(ec);
     registry_.close_idle();
   });
 }
@@ -171,6 +227,7 @@ void worker::stop() {
   asio::post(*ioc_, [this] {
     boost::system::error_code ec;
     acceptor_->close(ec);
+    tls_acceptor_->close(ec);
     registry_.close_all();
     ctx_.pool.clear();
     stopping_ = true;

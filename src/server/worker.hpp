@@ -17,6 +17,7 @@
 #include "observe/timeseries.hpp"
 #include "proxy/context.hpp"
 #include "server/client_connection.hpp"
+#include "server/tls_context.hpp"
 
 namespace ob::server {
 
@@ -28,6 +29,9 @@ class worker {
   // Opens the listener (throws boost::system::system_error when the address is unusable) and
   // returns the address it is bound to: with port 0, the port the system picked.
   boost::asio::ip::tcp::endpoint listen(const boost::asio::ip::tcp::endpoint& ep);
+  // The same for the TLS listener; its connections handshake with tls.current().
+  boost::asio::ip::tcp::endpoint listen_tls(const boost::asio::ip::tcp::endpoint& ep,
+                                            std::shared_ptr<const tls_context> tls);
   void start();        // runs the event loop on a new thread
   void begin_drain();  // stop accepting; close idle connections; busy ones close when done
   void cut();          // shutdown grace over: end the requests in flight with an error
@@ -49,8 +53,14 @@ class worker {
 
  private:
   // Survives failed accepts (backs off) and connections it cannot set up (logged).
-  boost::asio::awaitable<void> accept_loop();
-  void serve(boost::asio::ip::tcp::socket socket);
+  boost::asio::awaitable<void> accept_loop(boost::asio::ip::tcp::acceptor& acceptor, bool tls);
+  // A connection whose stream is ready (plain, or TLS after its handshake) to its protocol's
+  // handler: HTTP/1.1 (client_connection).
+  void serve(proxy::client_stream stream);
+  // The TLS handshake, within timeouts.client_header of the accept (a client that stalls it is
+  // cut), then serve() with the protocol chosen by ALPN. Here is where an HTTP/2 handler
+  // would be picked (tls_context.hpp, app_protocol).
+  boost::asio::awaitable<void> handshake(proxy::client_stream stream);
   // Every 20 ms: lazy client watches of slow requests, and the buffered access log.
   boost::asio::awaitable<void> flush_loop();
 
@@ -58,6 +68,8 @@ class worker {
   // below.
   std::unique_ptr<boost::asio::io_context> ioc_;
   std::optional<boost::asio::ip::tcp::acceptor> acceptor_;
+  std::optional<boost::asio::ip::tcp::acceptor> tls_acceptor_;  // open with the "tls" listener
+  std::shared_ptr<const tls_context> tls_server_;
   std::optional<boost::asio::steady_timer> flush_timer_;
   bool stopping_ = false;
   proxy::worker_context ctx_;

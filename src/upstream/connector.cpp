@@ -9,6 +9,22 @@ namespace {
 
 constexpr std::chrono::seconds dns_ttl{30};
 
+// The SSL ex_data index where a connection keeps its connector's session slot.
+int session_slot_index() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+// OpenSSL's new-session callback: a copy of the session goes to the slot of the connection's
+// origin. A copy, because OpenSSL marks the connection's own session not resumable when that
+// connection later ends in an error, which a provider closing without close_notify causes.
+int on_new_session(SSL* ssl, SSL_SESSION* session) {
+  auto* slot = static_cast<connector::session_slot*>(SSL_get_ex_data(ssl, session_slot_index()));
+  if (!slot || !SSL_SESSION_is_resumable(session)) return 0;
+  if (SSL_SESSION* copy = SSL_SESSION_dup(session)) slot->set(copy);
+  return 0;  // OpenSSL keeps (and frees) its own reference
+}
+
 // Shared between a connect attempt and its timeout handler, so whichever runs last is safe.
 struct attempt_state {
   explicit attempt_state(const asio::any_io_executor& ex) : resolver(ex), timer(ex) {}
@@ -43,7 +59,22 @@ std::shared_ptr<ssl::context> make_client_tls_context() {
   ctx->set_verify_mode(ssl::verify_peer);
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+  // Sessions are cached per origin by each connector (on_new_session), not in the context:
+  // no lock shared by the workers, and a session is only offered to the origin it came from.
+  SSL_CTX_set_session_cache_mode(ctx->native_handle(),
+                                 SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+  SSL_CTX_sess_set_new_cb(ctx->native_handle(), on_new_session);
+  session_slot_index();  // allocated once, before any worker thread races for it
   return ctx;
+}
+
+connector::session_slot::~session_slot() {
+  if (session) SSL_SESSION_free(session);
+}
+
+void connector::session_slot::set(SSL_SESSION* s) {
+  if (session) SSL_SESSION_free(session);
+  session = s;
 }
 
 connector::connector(asio::any_io_executor ex, std::shared_ptr<ssl::context> tls)
@@ -116,12 +147,24 @@ asio::awaitable<connect_result> connector::connect(const config::base_url& url,
     if (addr_ec)  // SNI only for names, never for IP literals (RFC 6066)
       SSL_set_tlsext_host_name(tls->native_handle(), url.host.c_str());
     tls->set_verify_callback(ssl::host_name_verification(url.host));
+    auto& slot = sessions_[url.host + ":" + std::to_string(url.port)];
+    if (!slot) slot = std::make_unique<session_slot>();
+    SSL* h = tls->native_handle();
+    SSL_set_ex_data(h, session_slot_index(), slot.get());
+    // A copy again: the slot's session must stay resumable whatever becomes of this connection.
+    if (SSL_SESSION* offer = slot->session ? SSL_SESSION_dup(slot->session) : nullptr) {
+      SSL_set_session(h, offer);
+      SSL_SESSION_free(offer);  // the SSL holds its own reference
+    }
     auto [hec] = co_await tls->async_handshake(ssl::stream_base::client, use_tuple);
     if (hec) {
+      slot->set(nullptr);  // a session that ended in a failed handshake is not offered again
+      SSL_set_ex_data(h, session_slot_index(), nullptr);
       finish(connect_error::tls,
              "TLS handshake with " + url.host_header + " failed: " + hec.message());
       co_return res;
     }
+    ++(SSL_session_reused(h) ? tls_counts_.resumed : tls_counts_.full);
   }
   finish(connect_error::none, {});
   co_return res;

@@ -17,7 +17,8 @@
 namespace ob::upstream {
 
 // The process-wide client TLS context: verification on, system CA store
-// (SSL_CERT_FILE / SSL_CERT_DIR honoured by OpenSSL's default paths).
+// (SSL_CERT_FILE / SSL_CERT_DIR honoured by OpenSSL's default paths), and sessions handed to
+// the connector that made each connection (its per-origin cache), never kept inside OpenSSL.
 std::shared_ptr<ssl::context> make_client_tls_context();
 
 enum class connect_error { none, resolve, connect, tls, timeout };
@@ -33,9 +34,29 @@ class connector {
  public:
   connector(asio::any_io_executor ex, std::shared_ptr<ssl::context> tls);
 
-  // Resolves (cached), connects and, for https, handshakes within `timeout`.
+  // Resolves (cached), connects and, for https, handshakes within `timeout`, resuming the
+  // origin's last TLS session when there is one.
   asio::awaitable<connect_result> connect(const config::base_url& url,
                                           std::chrono::milliseconds timeout);
+
+  // TLS handshakes done by this connector: full, and resumed from the origin's cached session.
+  struct tls_counts {
+    std::uint64_t full = 0, resumed = 0;
+  };
+  tls_counts tls_handshakes() const { return tls_counts_; }
+
+  // The newest resumable session of one origin (host name or address, and port). Filled by
+  // OpenSSL's new-session callback, which under TLS 1.3 runs when a ticket arrives after the
+  // handshake (during a later read), so the slot must outlive every connection that points
+  // at it: slots are never removed while the connector lives.
+  struct session_slot {
+    session_slot() = default;
+    session_slot(const session_slot&) = delete;
+    session_slot& operator=(const session_slot&) = delete;
+    ~session_slot();
+    void set(SSL_SESSION* s);  // takes the reference
+    SSL_SESSION* session = nullptr;
+  };
 
  private:
   struct dns_entry {
@@ -49,6 +70,9 @@ class connector {
   asio::any_io_executor ex_;
   std::shared_ptr<ssl::context> tls_;
   std::unordered_map<std::string, dns_entry> dns_;
+  // Per origin ("host:port"), stable addresses (each slot is its own allocation).
+  std::unordered_map<std::string, std::unique_ptr<session_slot>> sessions_;
+  tls_counts tls_counts_;
 };
 
 }  // namespace ob::upstream

@@ -298,7 +298,7 @@ function responseEvents(id, model, text) {
 
 export async function startMock(opts = {}) {
   const host = opts.host ?? '127.0.0.1';
-  const state = { connections: 0, control_connections: 0, open: 0, requests: [], seq: 0, connSeq: 0 };
+  const state = { connections: 0, control_connections: 0, open: 0, requests: [], seq: 0, connSeq: 0, tls_handshakes: [] };
   const sockets = new Set();
 
   // Writes bytes honouring `tiny` (1-3 bytes per write with a delay). Resolves false if the
@@ -491,6 +491,7 @@ export async function startMock(opts = {}) {
       control_connections: state.control_connections,
       open: state.open,
       requests: state.requests.map((r) => ({ ...r })),
+      tls_handshakes: state.tls_handshakes.map((h) => ({ ...h })),
     };
   }
 
@@ -498,6 +499,7 @@ export async function startMock(opts = {}) {
     state.connections = 0;
     state.control_connections = 0;
     state.requests = [];
+    state.tls_handshakes = [];
     // connections still open are not forgotten: they stay in `open`
   }
 
@@ -631,6 +633,7 @@ export async function startMock(opts = {}) {
   server.on('secureConnection', (tlsSock) => {
     const raw = tlsSock._parent || tlsSock._handle?._parentWrap;
     tlsSock.__mock = (raw && raw.__mock) || { id: state.connSeq, requests: 0, control: false };
+    state.tls_handshakes.push({ resumed: tlsSock.isSessionReused(), protocol: tlsSock.getProtocol() });
   });
   server.on('clientError', (err, sock) => {
     if (sock.writable) sock.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');

@@ -1,6 +1,7 @@
 // Throwaway certificate authority and server certificate for 127.0.0.1 / localhost / ::1,
 // made with the openssl CLI in a temporary directory.
 import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +10,10 @@ function openssl(args, cwd) {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30000 });
 }
 
-// Returns { dir, caCert, caKey, cert, key, caCertPem, certPem, keyPem, cleanup() } (paths + contents).
+// Returns { dir, caCert, caKey, cert, key, caCertPem, certPem, keyPem, issue(), cleanup() }
+// (paths + contents). issue(name, {client}) signs another leaf with the same CA: a server
+// certificate for the same names (a new serial), or with client: true a client certificate;
+// it returns { cert, key, certPem, keyPem, serial } with serial as serialOf() gives it.
 export function makeTestCA({ dir } = {}) {
   dir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ob-tls-'));
   const ext = path.join(dir, 'server.ext');
@@ -41,5 +45,25 @@ export function makeTestCA({ dir } = {}) {
   r.certPem = fs.readFileSync(r.cert, 'utf8');
   r.keyPem = fs.readFileSync(r.key, 'utf8');
   r.cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
+  r.issue = (name, { client = false } = {}) => {
+    const extFile = client ? path.join(dir, `${name}.ext`) : ext;
+    if (client) fs.writeFileSync(extFile, 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n');
+    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-keyout', `${name}.key`, '-out', `${name}.csr`,
+      '-subj', `/CN=${client ? name : 'localhost'}`], dir);
+    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAserial', 'ca.srl',
+      '-out', `${name}.pem`, '-days', '2', '-sha256', '-extfile', extFile], dir);
+    const out = { cert: path.join(dir, `${name}.pem`), key: path.join(dir, `${name}.key`) };
+    out.certPem = fs.readFileSync(out.cert, 'utf8');
+    out.keyPem = fs.readFileSync(out.key, 'utf8');
+    out.serial = serialOf(out.certPem);
+    return out;
+  };
+  r.serial = serialOf(r.certPem);
   return r;
+}
+
+// A PEM certificate's serial number in upper-case hex, whole bytes (a leading 0 kept), as
+// Node's getPeerCertificate().serialNumber and the gateway's log lines print it.
+export function serialOf(pem) {
+  return new crypto.X509Certificate(pem).serialNumber.toUpperCase();
 }

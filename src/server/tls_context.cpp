@@ -1,0 +1,156 @@
+#include "server/tls_context.hpp"
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+namespace ob::server {
+
+namespace ssl = boost::asio::ssl;
+
+namespace {
+
+// Mozilla "intermediate" (TLS 1.2 suites; TLS 1.3 keeps OpenSSL's defaults, which are the same).
+constexpr const char* tls12_ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+    "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
+constexpr const char* groups = "X25519:prime256v1:secp384r1";
+// Session ids from a cache are only resumed by contexts with this id (needed with client
+// certificates on); the same for every load, so a reload keeps sessions resumable.
+constexpr unsigned char session_id_context[] = "openbridge";
+
+std::string openssl_error() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof buf);
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? "unknown OpenSSL error" : out;
+}
+
+// ALPN: the first of the client's protocols that has a handler. A client that offers ALPN
+// but none of ours gets no ALPN answer and speaks HTTP/1.1 (or gives up, an h2-only client).
+int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned int inlen, void*) {
+  static constexpr unsigned char ours[] = "\x08http/1.1";
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, ours, sizeof ours - 1, in, inlen) !=
+      OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_NOACK;
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+std::string asn1_time(const ASN1_TIME* t) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> b(BIO_new(BIO_s_mem()), BIO_free);
+  if (!b || ASN1_TIME_print(b.get(), t) != 1) return "?";
+  char* data = nullptr;
+  long n = BIO_get_mem_data(b.get(), &data);
+  return std::string(data, static_cast<std::size_t>(n));
+}
+
+std::string serial_of(X509* cert) {
+  std::unique_ptr<BIGNUM, decltype(&BN_free)> bn(
+      ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr), BN_free);
+  if (!bn) return "?";
+  char* hex = BN_bn2hex(bn.get());
+  std::string out = hex ? hex : "?";
+  OPENSSL_free(hex);
+  return out;
+}
+
+bool readable(const std::string& path, std::string* error, std::string_view key) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) {
+    *error = "tls." + std::string(key) + ": cannot read \"" + path + "\": " + std::strerror(errno);
+    return false;
+  }
+  std::fclose(f);
+  return true;
+}
+
+}  // namespace
+
+app_protocol negotiated_protocol(SSL* ssl) {
+  const unsigned char* name = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(ssl, &name, &len);
+  // Only "http/1.1" is offered; "h2" would map to app_protocol::h2 here.
+  return app_protocol::http1;
+}
+
+bool tls_context::load(std::string* error) {
+  std::lock_guard lock(load_mutex_);
+  ERR_clear_error();
+  for (auto [path, key] : {std::pair{&files_.cert, "cert"}, std::pair{&files_.key, "key"},
+                           std::pair{&files_.client_ca, "client_ca"}})
+    if (!path->empty() && !readable(*path, error, key)) return false;
+
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  SSL_CTX* h = ctx->native_handle();
+  SSL_CTX_set_min_proto_version(h, TLS1_2_VERSION);
+  SSL_CTX_set_options(h, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  if (SSL_CTX_set_cipher_list(h, tls12_ciphers) != 1 || SSL_CTX_set1_groups_list(h, groups) != 1) {
+    *error = "tls: cannot set the cipher list: " + openssl_error();
+    return false;
+  }
+  if (SSL_CTX_use_certificate_chain_file(h, files_.cert.c_str()) != 1) {
+    *error = "tls.cert: \"" + files_.cert + "\" is not a PEM certificate: " + openssl_error();
+    return false;
+  }
+  if (SSL_CTX_use_PrivateKey_file(h, files_.key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    *error = "tls.key: \"" + files_.key + "\" is not a PEM private key (or does not match " +
+             files_.cert + "): " + openssl_error();
+    return false;
+  }
+  if (SSL_CTX_check_private_key(h) != 1) {
+    *error = "tls.key: \"" + files_.key + "\" does not match the certificate in \"" + files_.cert +
+             "\": " + openssl_error();
+    return false;
+  }
+  X509* leaf = SSL_CTX_get0_certificate(h);
+  if (X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0) {
+    *error = "tls.cert: \"" + files_.cert + "\" expired on " + asn1_time(X509_get0_notAfter(leaf));
+    return false;
+  }
+  if (!files_.client_ca.empty()) {
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(files_.client_ca.c_str());
+    if (!names || SSL_CTX_load_verify_locations(h, files_.client_ca.c_str(), nullptr) != 1) {
+      if (names) sk_X509_NAME_pop_free(names, X509_NAME_free);
+      *error = "tls.client_ca: \"" + files_.client_ca +
+               "\" has no PEM CA certificate: " + openssl_error();
+      return false;
+    }
+    SSL_CTX_set_client_CA_list(h, names);
+    SSL_CTX_set_verify(h, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  }
+  SSL_CTX_set_session_id_context(h, session_id_context, sizeof session_id_context - 1);
+  SSL_CTX_set_session_cache_mode(h, SSL_SESS_CACHE_SERVER);
+  SSL_CTX_sess_set_cache_size(h, 20000);
+  SSL_CTX_set_alpn_select_cb(h, select_alpn, nullptr);
+  // Tickets issued before a reload stay valid after it: the new context takes the old keys.
+  if (auto old = current()) {
+    unsigned char keys[80];
+    if (SSL_CTX_get_tlsext_ticket_keys(old->native_handle(), keys, sizeof keys) == 1)
+      SSL_CTX_set_tlsext_ticket_keys(h, keys, sizeof keys);
+    OPENSSL_cleanse(keys, sizeof keys);
+  }
+  describe_ = "serial " + serial_of(leaf) + ", expires " + asn1_time(X509_get0_notAfter(leaf));
+  current_.store(std::move(ctx), std::memory_order_release);
+  return true;
+}
+
+std::string tls_context::describe() const {
+  std::lock_guard lock(load_mutex_);
+  return describe_;
+}
+
+}  // namespace ob::server
