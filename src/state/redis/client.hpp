@@ -107,6 +107,7 @@ class client : public std::enable_shared_from_this<client> {
 
   bool connected() const { return ready_; }
   std::uint64_t connections_made() const { return connections_; }
+  const asio::any_io_executor& executor() const { return ex_; }
 
   // Sends a command now (pipelined). Returns false, without calling fn, when not connected:
   // the caller decides what a missing Redis means. Otherwise fn is called exactly once, on this
