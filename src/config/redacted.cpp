@@ -81,6 +81,23 @@ std::string redacted_json(const config& cfg) {
     root["admin"] = false;
   root["metrics"] = {{"max_clients", cfg.metrics.max_clients},
                      {"stream_usage", cfg.metrics.stream_usage}};
+  if (cfg.state.enabled) {  // shared state: the Redis URL without its password
+    const auto& st = cfg.state;
+    std::string redis;
+    if (st.redis) {
+      const auto& u = *st.redis;
+      redis = "redis://" + (u.password.empty() ? "" : u.username + ":[redacted]@") +
+              (u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host) + ":" +
+              std::to_string(u.port) + "/" + std::to_string(u.db);
+    }
+    root["state"] = {
+        {"path", st.path},
+        {"redis", redis},
+        {"timeout", std::to_string(st.timeout.count()) + "ms"},
+        {"on_failure", st.on_failure == state_config::failure::local ? "local" : "deny"},
+        {"instances", st.instances},
+        {"prefix", st.prefix}};
+  }
   return json::serialize(root);
 }
 

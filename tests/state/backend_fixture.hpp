@@ -25,7 +25,7 @@ class BackendFixture : public ::testing::Test {
   void connect(state::redis_backend_options o = {}, limits::backend* local = nullptr,
                std::chrono::milliseconds timeout = std::chrono::milliseconds(200)) {
     state::redis::client_options co;
-    co.address = *state::redis::parse_url(server.url(), nullptr);
+    co.address = *config::parse_redis_url(server.url(), nullptr);
     co.timeout = timeout;
     client = std::make_shared<state::redis::client>(io.get_executor(), co);
     state::register_scripts(*client);

@@ -66,8 +66,9 @@ TEST_F(RedisParity, ScriptedSequenceGivesTheSpecsVerdicts) {
       if (v.ok()) {
         ++admitted;
         EXPECT_EQ(v.res.budget_cost, m.res.budget_cost);
-        if (d.key && d.key->budget.unit != budget_unit::none)
+        if (d.key && d.key->budget.unit != budget_unit::none) {
           EXPECT_EQ(v.res.budget_period_start, m.res.budget_period_start);
+        }
         outstanding.push_back({v.res, m.res});
       } else {
         ++refused;

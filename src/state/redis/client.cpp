@@ -204,8 +204,13 @@ asio::awaitable<bool> client::connect_once() {
 // behind them. A refused AUTH or SELECT closes the connection (and the backoff retries).
 void client::queue_setup() {
   if (!opt_.address.password.empty()) {
-    std::array<std::string_view, 2> a{"AUTH", opt_.address.password};
-    send_parts(a, {}, &client::on_setup_reply, this, false);
+    if (opt_.address.username.empty()) {
+      std::array<std::string_view, 2> a{"AUTH", opt_.address.password};
+      send_parts(a, {}, &client::on_setup_reply, this, false);
+    } else {
+      std::array<std::string_view, 3> a{"AUTH", opt_.address.username, opt_.address.password};
+      send_parts(a, {}, &client::on_setup_reply, this, false);
+    }
   }
   if (opt_.address.db != 0) {
     std::string db = std::to_string(opt_.address.db);

@@ -39,7 +39,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "state/redis/url.hpp"
+#include "config/redis_url.hpp"
 
 struct redisReader;
 struct redisReply;
@@ -79,6 +79,8 @@ struct result {
   bool is_error_reply() const;  // a "-ERR ..." reply
   std::string_view error_text() const;
 };
+
+using url = config::redis_url;
 
 struct client_options {
   url address;

@@ -24,7 +24,7 @@ class RedisClient : public ::testing::Test {
   }
   std::shared_ptr<client> make(const std::string& url_text, millis timeout = 50ms) {
     client_options o;
-    o.address = *parse_url(url_text, nullptr);
+    o.address = *config::parse_redis_url(url_text, nullptr);
     o.timeout = timeout;
     auto c = std::make_shared<client>(io.get_executor(), o);
     return c;

@@ -1,8 +1,8 @@
-#include "state/redis/url.hpp"
+#include "config/redis_url.hpp"
 
 #include <charconv>
 
-namespace ob::state::redis {
+namespace ob::config {
 namespace {
 
 bool parse_uint(std::string_view s, unsigned long max, unsigned long& out) {
@@ -31,8 +31,8 @@ bool percent_decode(std::string_view in, std::string& out) {
 
 }  // namespace
 
-std::optional<url> parse_url(std::string_view text, std::string* error) {
-  auto fail = [&](const char* why) -> std::optional<url> {
+std::optional<redis_url> parse_redis_url(std::string_view text, std::string* error) {
+  auto fail = [&](const char* why) -> std::optional<redis_url> {
     if (error) *error = why;
     return std::nullopt;
   };
@@ -40,13 +40,15 @@ std::optional<url> parse_url(std::string_view text, std::string* error) {
   if (text.substr(0, scheme.size()) != scheme)
     return fail("is not a redis:// URL (redis://[:password@]host:port/db)");
   std::string_view rest = text.substr(scheme.size());
-  url u;
+  redis_url u;
   if (auto at = rest.rfind('@'); at != std::string_view::npos) {
     std::string_view auth = rest.substr(0, at);
     rest = rest.substr(at + 1);
     auto colon = auth.find(':');
     std::string_view pw = colon == std::string_view::npos ? auth : auth.substr(colon + 1);
     if (!percent_decode(pw, u.password)) return fail("has a bad %-escape in its password");
+    if (colon != std::string_view::npos && !percent_decode(auth.substr(0, colon), u.username))
+      return fail("has a bad %-escape in its user name");
   }
   std::string_view hostport = rest;
   if (auto slash = rest.find('/'); slash != std::string_view::npos) {
@@ -81,4 +83,4 @@ std::optional<url> parse_url(std::string_view text, std::string* error) {
   return u;
 }
 
-}  // namespace ob::state::redis
+}  // namespace ob::config

@@ -1,8 +1,8 @@
-#include "state/redis/url.hpp"
+#include "config/redis_url.hpp"
 
 #include <gtest/gtest.h>
 
-namespace ob::state::redis {
+namespace ob::config {
 namespace {
 
 TEST(RedisUrl, Table) {
@@ -18,7 +18,7 @@ TEST(RedisUrl, Table) {
       {"redis://127.0.0.1:6379/0", true, "127.0.0.1", 6379, "", 0},
       {"redis://localhost", true, "localhost", 6379, "", 0},
       {"redis://:s3cret@10.0.0.2:7000/5", true, "10.0.0.2", 7000, "s3cret", 5},
-      {"redis://user:pw@h:1/", true, "h", 1, "pw", 0},
+      {"redis://user:pw@h:1/", true, "h", 1, "pw", 0},  // user: see UserName
       {"redis://:p%40ss%3Aw@h:2/1", true, "h", 2, "p@ss:w", 1},
       {"redis://[::1]:6380/2", true, "::1", 6380, "", 2},
       {"http://h:1", false, "", 0, "", 0},
@@ -31,7 +31,7 @@ TEST(RedisUrl, Table) {
   };
   for (const row& r : rows) {
     std::string err;
-    auto u = parse_url(r.text, &err);
+    auto u = parse_redis_url(r.text, &err);
     ASSERT_EQ(u.has_value(), r.ok) << r.text << " " << err;
     if (!u) {
       EXPECT_FALSE(err.empty()) << r.text;
@@ -44,5 +44,13 @@ TEST(RedisUrl, Table) {
   }
 }
 
+TEST(RedisUrl, UserName) {
+  auto u = parse_redis_url("redis://gw%40eu:pw@h:1/", nullptr);
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->username, "gw@eu");
+  EXPECT_EQ(u->password, "pw");
+  EXPECT_EQ(parse_redis_url("redis://:pw@h", nullptr)->username, "");
+}
+
 }  // namespace
-}  // namespace ob::state::redis
+}  // namespace ob::config
