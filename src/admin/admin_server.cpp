@@ -147,7 +147,8 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
       co_return json(req, http::status::service_unavailable, std::move(body));
     }
     bool known = path == "/metrics" || path == "/admin/v1/targets" || path == "/admin/v1/config" ||
-                 path == "/admin/v1/reload" || path == "/admin/v1/events";
+                 path == "/admin/v1/reload" || path == "/admin/v1/events" ||
+                 path == "/admin/v1/usage";
     if (!known)
       co_return error(req, http::status::not_found,
                       "Unknown admin route " + std::string(path) + ".", "invalid_request_error",
@@ -177,6 +178,15 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
     if (path == "/admin/v1/targets")
       co_return json(req, http::status::ok, co_await handlers.targets());
     if (path == "/admin/v1/config") co_return json(req, http::status::ok, handlers.config());
+    if (path == "/admin/v1/usage") {
+      if (!handlers.usage)
+        co_return error(req, http::status::not_found,
+                        "The usage ledger is off: set \"state\": {\"path\": ...} in the config.",
+                        "invalid_request_error", "not_found");
+      auto [status, body] =
+          handlers.usage(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
+      co_return json(req, static_cast<http::status>(status), std::move(body));
+    }
     events = true;  // /admin/v1/events: the caller turns the connection into a stream
     co_return http::response<http::string_body>{};
   }

@@ -11,6 +11,8 @@
 //   /admin/v1/config              the effective config, secrets redacted, JSON
 //   POST /admin/v1/reload         reload the config file; 200 applied / 422 refused + errors
 //   /admin/v1/events              Server-Sent Events: live access, health and reload records
+//   /admin/v1/usage?by=key,group,target&period=day|week|month
+//                                 usage sums from the ledger ("state" config), JSON
 // With a token configured, every route but /healthz and /readyz needs
 // `Authorization: Bearer <token>`; a wrong or missing one gets 401.
 #pragma once
@@ -48,6 +50,9 @@ struct admin_handlers {
   std::function<reload_answer()> reload;
   std::function<std::optional<std::string>()> not_ready;  // the reason, or nullopt when ready
   std::function<events_page(std::uint64_t& cursor)> events;
+  // /admin/v1/usage: the query string (after '?') -> status and JSON body. Absent: the ledger
+  // is off (404).
+  std::function<std::pair<int, std::string>(std::string_view query)> usage;
   // Whether `token` (from a Bearer header) opens the admin API; absent = no token configured.
   std::function<bool(std::string_view token)> token_ok;
 };

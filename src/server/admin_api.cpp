@@ -1,5 +1,7 @@
 #include "server/admin_api.hpp"
 
+#include "server/admin_usage.hpp"
+
 #include <ctime>
 #include <map>
 
@@ -273,6 +275,13 @@ admin::admin_handlers make_admin_handlers(admin_context& c) {
     if (batch.next > cursor) cursor = batch.next;
     return page;
   };
+  if (c.ledger)
+    h.usage = [&c](std::string_view query) {
+      auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+      return usage_answer(*c.ledger, query, now);
+    };
   h.token_ok = [&c](std::string_view token) {
     const auto& want = c.store.load()->cfg.admin.token;
     // No token configured: open on loopback only. A listener bound elsewhere (with a token at

@@ -12,6 +12,7 @@
 #include "admin/admin_server.hpp"
 #include "proxy/snapshot.hpp"
 #include "server/worker.hpp"
+#include "state/ledger.hpp"
 
 namespace ob::server {
 
@@ -33,6 +34,8 @@ struct admin_context {
   // Whether the admin listener is bound to a loopback address. The listener is bound once; a
   // reload that drops the token cannot make a non-loopback one open to anyone.
   bool loopback = true;
+  // The usage ledger ("state" config) behind /admin/v1/usage; nullptr = off.
+  state::ledger* ledger = nullptr;
 };
 
 admin::admin_handlers make_admin_handlers(admin_context& c);

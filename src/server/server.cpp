@@ -193,12 +193,23 @@ int run(const options& opts) {
   asio::io_context main_ioc(1);
   std::atomic<bool> shutting_down{false};
   reload_target reloads{store, opts, cfg, counters};
+  std::unique_ptr<state::ledger> ledger;  // outlives the admin listener that reads it
   admin_context admin_ctx{store, workers, counters, [&] { return reload(reloads, true, "admin"); },
                           shutting_down};
   std::unique_ptr<admin::admin_server> admin_srv;
   std::string admin_listen =
       opts.admin_listen_override.empty() ? cfg.admin.listen : opts.admin_listen_override;
   admin_ctx.loopback = config::detail::is_loopback_listen(admin_listen);
+  // The usage ledger ("state": {"path"}); opened once, a reload does not move it.
+  if (cfg.state.enabled && !cfg.state.path.empty()) {
+    ledger = state::ledger::open(cfg.state.path, &err);
+    if (!ledger) {
+      log(level::error, "cannot start: state.path: " + err);
+      return 1;
+    }
+    ledger->start();
+    admin_ctx.ledger = ledger.get();
+  }
   if (cfg.admin.enabled || !opts.admin_listen_override.empty()) {
     auto admin_ep = parse_listen_address(admin_listen, &err);
     if (!admin_ep) {
