@@ -52,6 +52,11 @@ class args {
     buf_ += part;
     spans_.push_back({at, buf_.size() - at});
   }
+  // The bytes and spans, for a call sent later.
+  std::pair<std::string, std::vector<std::pair<std::size_t, std::size_t>>> take() {
+    return {std::move(buf_),
+            std::vector<std::pair<std::size_t, std::size_t>>(spans_.begin(), spans_.end())};
+  }
   std::span<const std::string_view> views() {
     views_.clear();
     for (auto [at, n] : spans_) views_.emplace_back(buf_.data() + at, n);
@@ -266,6 +271,7 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
     if ((k && k->limits.concurrency) || (res.target_ptr && res.target_ptr->limits.concurrency))
       live_.emplace(lease, live_lease{k, res.target_ptr});
   }
+  if (!queued_.empty()) flush_queued();
   if (!pending_reconcile_.empty()) flush_reconcile();
   co_return v;
 }
@@ -383,7 +389,27 @@ void redis_backend::finish(const limits::reservation& r, const limits::usage* ac
   a.add(std::int64_t{t ? 1 : 0});
   a.add_u(t ? t->limits.tpm : 0);
   a.add(std::int64_t{t && t->limits.concurrency ? 1 : 0});
-  if (!client_->eval_detached(settle_script(), nkeys, a.views())) ++stats_.lost_settlements;
+  if (client_->eval_detached(settle_script(), nkeys, a.views())) return;
+  // Redis is down: keep it for when it answers again (a budget reservation would otherwise
+  // stay reserved until the period ends), within a bound.
+  if (queued_.size() >= max_queued) {
+    queued_.pop_front();
+    ++stats_.lost_settlements;
+  }
+  auto [bytes, spans] = a.take();
+  queued_.push_back({&settle_script(), nkeys, std::move(bytes), std::move(spans)});
+  ++stats_.queued_settlements;
+}
+
+void redis_backend::flush_queued() {
+  std::vector<std::string_view> views;
+  while (!queued_.empty()) {
+    const auto& q = queued_.front();
+    views.clear();
+    for (auto [at, n] : q.spans) views.emplace_back(q.bytes.data() + at, n);
+    if (!client_->eval_detached(*q.script, q.nkeys, views)) return;
+    queued_.pop_front();
+  }
 }
 
 void redis_backend::flush_reconcile() {
@@ -417,6 +443,7 @@ void redis_backend::arm_renewal() {
 
 void redis_backend::renew_all() {
   if (!client_->connected()) return;
+  if (!queued_.empty()) flush_queued();
   for (const auto& [lease, l] : live_) {
     args a;
     std::size_t nkeys = 0;

@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -63,14 +64,18 @@ class redis_backend final : public limits::backend,
   void release(const limits::reservation& r) override;
 
   struct counters {
-    std::uint64_t redis_admissions = 0;  // decided by admit.lua
-    std::uint64_t local_admissions = 0;  // decided by the in-memory fallback
-    std::uint64_t unavailable = 0;       // refused as state_unavailable
-    std::uint64_t lost_settlements = 0;  // settle/release not sent (Redis down): leases expire
-    std::uint64_t reconciled = 0;        // local budget amounts added back to Redis
+    std::uint64_t redis_admissions = 0;    // decided by admit.lua
+    std::uint64_t local_admissions = 0;    // decided by the in-memory fallback
+    std::uint64_t unavailable = 0;         // refused as state_unavailable
+    std::uint64_t queued_settlements = 0;  // settle/release held while Redis was down, sent later
+    std::uint64_t lost_settlements = 0;    // beyond the queue's bound: leases expire by themselves
+    std::uint64_t reconciled = 0;          // local budget amounts added back to Redis
   };
   const counters& stats() const { return stats_; }
   std::size_t live_leases() const { return live_.size(); }
+  std::size_t queued() const { return queued_.size(); }
+  // At most this many settlements wait for Redis to come back; older ones are dropped.
+  static constexpr std::size_t max_queued = 10'000;
 
   // Key names (exposed for tests and docs).
   std::string key_name(std::string_view key, std::string_view part) const;
@@ -80,6 +85,13 @@ class redis_backend final : public limits::backend,
   struct live_lease {
     const limits::key_demand* key;
     const limits::target_demand* target;
+  };
+  // A script call kept while Redis is unreachable: the argument bytes and their spans.
+  struct queued_call {
+    const redis::script* script;
+    std::size_t nkeys;
+    std::string bytes;
+    std::vector<std::pair<std::size_t, std::size_t>> spans;
   };
   struct divided_key {
     limits::key_demand original, divided;
@@ -91,6 +103,7 @@ class redis_backend final : public limits::backend,
   limits::verdict fallback(const limits::demand& d);
   void finish(const limits::reservation& r, const limits::usage* actual);
   void flush_reconcile();
+  void flush_queued();
   void renew_all();
   void arm_renewal();
   limits::epoch_ms clock_arg() const;
@@ -108,6 +121,7 @@ class redis_backend final : public limits::backend,
   std::unordered_map<const limits::target_demand*, divided_targets> divided_targets_;
   // Budget usage counted locally while Redis failed: (key, period start) -> amount.
   std::unordered_map<std::string, std::uint64_t> pending_reconcile_;
+  std::deque<queued_call> queued_;  // settlements to send once Redis answers again
   counters stats_;
 };
 

@@ -103,6 +103,37 @@ TEST_F(RedisFallback, LocalDividesTheLimitsAndReconcilesBudgetsWhenRedisIsBack) 
   EXPECT_EQ(server.command({"HGET", "ob:{k:rec}:budget:1795996800000", "used"}), "$3\r\n100\r\n");
 }
 
+TEST_F(RedisFallback, ASettlementWhileRedisIsDownIsSentWhenItIsBack) {
+  connect();
+  limits::key_demand k{0,
+                       "q",
+                       {.concurrency = 5},
+                       {limits::budget_unit::tokens, limits::budget_period::day, 10'000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 100;
+  d.output_tokens = 200;
+  auto a = admit(d);
+  ASSERT_TRUE(a.ok());
+  // The server drops our connection; settle while it is down.
+  server.command({"CLIENT", "KILL", "TYPE", "normal"});
+  ASSERT_TRUE(test::run_until(io, [&] { return !client->connected(); }));
+  backend->settle(a.res, limits::usage{40, 60});
+  EXPECT_EQ(backend->queued(), 1u);
+  EXPECT_EQ(backend->stats().queued_settlements, 1u);
+  ASSERT_TRUE(test::run_until(io, [&] { return client->connected(); }));
+  sync();
+  auto b = admit(d);  // sends the queued settlement after itself
+  ASSERT_TRUE(b.ok());
+  sync();
+  EXPECT_EQ(backend->queued(), 0u);
+  std::string key = "ob:{k:q}:budget:" + std::to_string(a.res.budget_period_start);
+  EXPECT_EQ(server.command({"HGET", key, "used"}), "$3\r\n100\r\n");
+  EXPECT_EQ(server.command({"HGET", key, "reserved"}), "$3\r\n300\r\n");  // b's
+  EXPECT_EQ(server.command({"ZCARD", "ob:{k:q}:conc"}), ":1\r\n");        // b's lease
+  EXPECT_EQ(backend->stats().lost_settlements, 0u);
+}
+
 TEST_F(RedisFallback, ALateRedisFallsBackWithinTheTimeout) {
   recording_backend local;
   connect({}, &local, 50ms);
