@@ -159,6 +159,7 @@ asio::awaitable<void> client::run() {
 }
 
 asio::awaitable<bool> client::connect_once() {
+  ++attempts_;
   boost::system::error_code ec;
   std::vector<asio::ip::tcp::endpoint> eps;
   auto addr = asio::ip::make_address(opt_.address.host, ec);

@@ -109,6 +109,7 @@ class client : public std::enable_shared_from_this<client> {
 
   bool connected() const { return ready_; }
   std::uint64_t connections_made() const { return connections_; }
+  std::uint64_t connect_attempts() const { return attempts_; }
   const asio::any_io_executor& executor() const { return ex_; }
 
   // Sends a command now (pipelined). Returns false, without calling fn, when not connected:
@@ -186,6 +187,7 @@ class client : public std::enable_shared_from_this<client> {
   bool started_ = false;
   std::uint64_t generation_ = 0;  // bumped on each connection drop
   std::uint64_t connections_ = 0;
+  std::uint64_t attempts_ = 0;
   std::uint64_t timeouts_ = 0;
   millis stuck_after_;
 };

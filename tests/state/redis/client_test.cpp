@@ -155,7 +155,13 @@ TEST_F(RedisClient, ReconnectsAfterTheServerRestarts) {
   ASSERT_TRUE(test::run_until(io, [&] { return !c->connected(); }));
   auto down = cmd(*c, {"PING"});
   EXPECT_EQ(down.error, errc::not_connected);  // failed without waiting
-  test::run_for(io, 500ms);                    // a few failed attempts (backoff 100, 200 ms, ...)
+  // Attempts back off: after the drop's 100 ms, at +0, +100, +300, +700, +1500 ms ... (a fixed
+  // 100 ms retry would make ~16 attempts in 1.6 s).
+  const auto before = c->connect_attempts();
+  test::run_for(io, 1600ms);
+  const auto tried = c->connect_attempts() - before;
+  EXPECT_GE(tried, 3u);
+  EXPECT_LE(tried, 6u);
   ASSERT_TRUE(server.start());
   ASSERT_TRUE(wait_connected(*c, 8000ms));
   auto r = cmd(*c, {"ECHO", "again"});
@@ -200,6 +206,17 @@ TEST_F(RedisClient, AuthAndSelectFromTheUrl) {
   EXPECT_EQ(got, "$3\r\ndb3\r\n");
   std::string db0 = server.command({"GET", "where"}, "s3cret");
   EXPECT_EQ(db0, "$-1\r\n");
+  c->stop();
+}
+
+TEST_F(RedisClient, AuthWithAnAclUser) {
+  ASSERT_TRUE(server.start({"--user", "gw", "on", ">pw", "~*", "&*", "+@all"}));
+  auto c = make("redis://gw:pw@127.0.0.1:" + std::to_string(server.port()) + "/0");
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  auto r = cmd(*c, {"ACL", "WHOAMI"});
+  ASSERT_EQ(r.error, errc::ok);
+  EXPECT_EQ(str(r), "gw");
   c->stop();
 }
 
