@@ -8,6 +8,7 @@
 // second of usage.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -121,7 +122,7 @@ class ledger {
   // flush() first to include the last second).
   std::vector<usage_row> query(const usage_query& q, std::string* error = nullptr);
 
-  std::uint64_t flushes() const { return flushes_; }
+  std::uint64_t flushes() const { return flushes_.load(); }
 
  private:
   explicit ledger(sqlite3* db) : db_(db) {}
@@ -138,7 +139,7 @@ class ledger {
   std::condition_variable run_cv_;
   bool stopping_ = false;
   bool started_ = false;
-  std::uint64_t flushes_ = 0;
+  std::atomic<std::uint64_t> flushes_{0};
 };
 
 }  // namespace ob::state

@@ -120,26 +120,34 @@ TEST_F(Ledger, ARestartKeepsUsageAndBudgets) {
 TEST_F(Ledger, WorkersRecordWhileTheFlusherRuns) {
   auto l = open();
   l->start(1ms);
-  constexpr int threads = 4, per_thread = 20'000;
+  constexpr int threads = 4;
+  constexpr std::uint64_t at_most = 2'000'000;  // per thread, bounds the loop
   std::vector<ledger::stage*> stages;
   for (int i = 0; i < threads; ++i) stages.push_back(&l->add_stage());
+  std::vector<std::uint64_t> counts(threads, 0);
   std::vector<std::thread> ts;
+  // Every worker records until the flusher has written at least 3 times meanwhile.
   for (int i = 0; i < threads; ++i)
     ts.emplace_back([&, i] {
       std::string key = "k" + std::to_string(i % 2);
-      for (int n = 0; n < per_thread; ++n) {
+      std::uint64_t n = 0;
+      for (; n < at_most && (n < 1000 || l->flushes() < 3); ++n) {
         stages[i]->record({key, "g", "t", 1, 2, 3, 4}, monday);
         stages[i]->budget(key, 0, 1);
       }
+      counts[i] = n;
     });
   for (auto& t : ts) t.join();
+  const std::uint64_t flushed_during = l->flushes();
   l->stop();
+  std::uint64_t total = 0;
+  for (auto c : counts) total += c;
   auto rows = l->query({.now = monday});
   ASSERT_EQ(rows.size(), 2u);
-  EXPECT_EQ(rows[0].requests + rows[1].requests, threads * per_thread * 1u);
-  EXPECT_EQ(rows[0].usd_micros + rows[1].usd_micros, threads * per_thread * 4u);
-  EXPECT_EQ(l->budget_used("k0", 0) + l->budget_used("k1", 0), threads * per_thread * 1u);
-  EXPECT_GT(l->flushes(), 1u);
+  EXPECT_EQ(rows[0].requests + rows[1].requests, total);
+  EXPECT_EQ(rows[0].usd_micros + rows[1].usd_micros, total * 4);
+  EXPECT_EQ(l->budget_used("k0", 0) + l->budget_used("k1", 0), total);
+  EXPECT_GE(flushed_during, 3u);
 }
 
 TEST_F(Ledger, AnUnwritablePathIsAnError) {

@@ -226,6 +226,26 @@ TEST_F(RedisBackend, UsdBudgetChargesTheChosenTargetsPrice) {
   EXPECT_EQ(used, "$3\r\n260\r\n");
 }
 
+TEST_F(RedisBackend, SettlingAZeroCostReservationIsNoScriptError) {
+  connect();
+  // A usd budget with no target: nothing reserved ("-0" is not an integer to HINCRBY).
+  limits::key_demand k{
+      0, "zero", {.tpm = 1000}, {limits::budget_unit::usd, limits::budget_period::day, 5000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 10;
+  d.output_tokens = 10;
+  auto a = admit(d);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a.res.budget_cost, 0u);
+  server.command({"CONFIG", "RESETSTAT"});
+  backend->settle(a.res, limits::usage{5, 5});
+  backend->release(admit(d).res);
+  sync();
+  std::string errors = server.command({"INFO", "errorstats"});
+  EXPECT_EQ(errors.find("errorstat_"), std::string::npos) << errors;
+}
+
 TEST_F(RedisBackend, ARefusalChargesNothing) {
   connect();
   // The key passes budget, concurrency and rpm but not tpm: nothing may be written.

@@ -134,7 +134,7 @@ if has_key then
   local rpm, rpd, burst = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
   local tpm, tpd, conc = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
   local amount, kind = tonumber(ARGV[14]), tonumber(ARGV[15])
-  cost_default = tonumber(ARGV[16])
+  cost_default = ARGV[16]  -- kept as text: HINCRBY gets the exact integer
   -- Every check is evaluated (reads only) so the headers are complete; the first refusal
   -- in the spec's order wins.
   local checks = {}
@@ -192,7 +192,7 @@ if ntargets > 0 then
     end
     if ok then
       chosen = j
-      cost = tonumber(ARGV[a + 3])
+      cost = ARGV[a + 3]
       if c then charge('lease', KEYS[k + 1]) end
       if r then charge('tat', KEYS[k + 2], r[2]) end
       if b then charge('bucket', KEYS[k + 3], b[2], b[6]) end

@@ -45,15 +45,19 @@ if tonumber(ARGV[7]) == 1 then
   if tpm > 0 then give_back(KEYS[1], tpm, 60000) end
   if tpd > 0 then give_back(KEYS[2], tpd, 86400000) end
   if tonumber(ARGV[10]) == 1 then redis.call('ZREM', KEYS[3], lease) end
-  local reserved, spent = tonumber(ARGV[11]), tonumber(ARGV[12])
+  -- Amounts go to HINCRBY as the caller's text (a Lua number would print as 1e+14 when large).
+  local reserved, spent = ARGV[11], ARGV[12]
   if tonumber(ARGV[3]) > 0 then
     local bkey = KEYS[4] .. ':' .. ARGV[3]
     -- Gone: a past period that expired; nothing to fix.
     if redis.call('EXISTS', bkey) == 1 then
-      if redis.call('HINCRBY', bkey, 'reserved', -reserved) < 0 then
+      -- ("-0" is no integer to Redis.)
+      if reserved ~= '0' and redis.call('HINCRBY', bkey, 'reserved', '-' .. reserved) < 0 then
         redis.call('HSET', bkey, 'reserved', 0)
       end
-      if settle then redis.call('HINCRBY', bkey, 'used', spent < 0 and reserved or spent) end
+      if settle then
+        redis.call('HINCRBY', bkey, 'used', tonumber(spent) < 0 and reserved or spent)
+      end
     end
   end
   k = 4
