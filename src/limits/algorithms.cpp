@@ -1,0 +1,211 @@
+#include "limits/algorithms.hpp"
+
+#include <cmath>
+#include <cstdio>
+
+namespace ob::limits {
+
+namespace {
+
+std::int64_t floor_div(std::int64_t a, std::int64_t b) {
+  std::int64_t q = a / b;
+  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+// Howard Hinnant's civil calendar algorithms (proleptic Gregorian).
+std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
+  y -= m <= 2;
+  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
+}
+
+void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m) {
+  z += 719468;
+  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const unsigned doe = static_cast<unsigned>(z - era * 146097);
+  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const unsigned mp = (5 * doy + 2) / 153;
+  m = mp < 10 ? mp + 3 : mp - 9;
+  y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2);
+}
+
+}  // namespace
+
+gcra_params make_gcra(std::uint64_t limit, std::int64_t period_ms, std::uint64_t burst) {
+  gcra_params p;
+  p.limit = limit;
+  auto l = static_cast<std::int64_t>(std::max<std::uint64_t>(limit, 1));
+  p.interval = std::max<std::int64_t>(1, (period_ms + l - 1) / l);
+  auto b = static_cast<std::int64_t>(burst ? burst : std::max<std::uint64_t>(limit, 1));
+  p.tolerance = (b - 1) * p.interval;
+  return p;
+}
+
+gcra_result gcra_check(const gcra_params& p, std::int64_t tat, epoch_ms now) {
+  gcra_result r;
+  std::int64_t t = std::max(tat, now);
+  std::int64_t new_tat = t + p.interval;
+  std::int64_t window = p.tolerance + p.interval;
+  if (new_tat - now <= window) {
+    r.allowed = true;
+    r.tat = new_tat;
+    r.remaining = std::max<std::int64_t>(0, (window - (new_tat - now)) / p.interval);
+    r.reset = std::max<std::int64_t>(0, new_tat - now);
+    return r;
+  }
+  r.retry_after = std::max<std::int64_t>(1, (new_tat - window) - now);
+  r.tat = tat;
+  std::int64_t cur = std::max(tat, now);
+  r.remaining = 0;
+  r.reset = std::max<std::int64_t>(0, cur - now);
+  return r;
+}
+
+void bucket_refill(const bucket_params& p, token_bucket& b, epoch_ms now) {
+  if (b.ts == 0) {
+    b.level = p.capacity;
+    b.ts = now;
+    return;
+  }
+  if (now > b.ts) {
+    b.level = std::min(p.capacity, b.level + static_cast<double>(now - b.ts) * p.per_ms);
+    b.ts = now;
+  }
+}
+
+bucket_result bucket_take(const bucket_params& p, token_bucket& b, std::uint64_t est,
+                          epoch_ms now) {
+  bucket_refill(p, b, now);
+  bucket_result r;
+  r.charged = std::min<std::uint64_t>(est, static_cast<std::uint64_t>(p.capacity));
+  auto want = static_cast<double>(r.charged);
+  if (b.level >= want) {
+    b.level -= want;
+    r.allowed = true;
+    return r;
+  }
+  r.retry_after =
+      std::max<std::int64_t>(1, static_cast<std::int64_t>(std::ceil((want - b.level) / p.per_ms)));
+  return r;
+}
+
+void bucket_settle(const bucket_params& p, token_bucket& b, std::uint64_t charged,
+                   std::uint64_t actual, epoch_ms now) {
+  bucket_refill(p, b, now);
+  b.level =
+      std::min(p.capacity, b.level + static_cast<double>(charged) - static_cast<double>(actual));
+}
+
+void bucket_release(const bucket_params& p, token_bucket& b, std::uint64_t charged, epoch_ms now) {
+  bucket_refill(p, b, now);
+  b.level = std::min(p.capacity, b.level + static_cast<double>(charged));
+}
+
+std::int64_t bucket_remaining(const token_bucket& b) {
+  return b.level <= 0 ? 0 : static_cast<std::int64_t>(std::floor(b.level + 1e-9));
+}
+
+std::int64_t bucket_reset_ms(const bucket_params& p, const token_bucket& b) {
+  if (b.level >= p.capacity || p.per_ms <= 0) return 0;
+  return static_cast<std::int64_t>(std::ceil((p.capacity - b.level) / p.per_ms - 1e-9));
+}
+
+epoch_ms period_start(budget_period period, epoch_ms now) {
+  std::int64_t days = floor_div(now, day_ms);
+  switch (period) {
+    case budget_period::day:
+      return days * day_ms;
+    case budget_period::week: {
+      // 1970-01-01 was a Thursday: Monday-based weekday = (days + 3) mod 7.
+      std::int64_t weekday = ((days + 3) % 7 + 7) % 7;
+      return (days - weekday) * day_ms;
+    }
+    case budget_period::month: {
+      std::int64_t y;
+      unsigned m;
+      civil_from_days(days, y, m);
+      return days_from_civil(y, m, 1) * day_ms;
+    }
+  }
+  return days * day_ms;
+}
+
+epoch_ms next_period_start(budget_period period, epoch_ms now) {
+  epoch_ms start = period_start(period, now);
+  switch (period) {
+    case budget_period::day:
+      return start + day_ms;
+    case budget_period::week:
+      return start + 7 * day_ms;
+    case budget_period::month: {
+      std::int64_t y;
+      unsigned m;
+      civil_from_days(floor_div(start, day_ms), y, m);
+      if (m == 12) return days_from_civil(y + 1, 1, 1) * day_ms;
+      return days_from_civil(y, m + 1, 1) * day_ms;
+    }
+  }
+  return start + day_ms;
+}
+
+void budget_roll(budget_state& s, budget_period period, epoch_ms now) {
+  epoch_ms start = period_start(period, now);
+  if (s.start == start) return;
+  s.start = start;
+  s.used = 0;
+  s.reserved = 0;
+}
+
+bool budget_has_room(const budget_state& s, std::uint64_t amount) {
+  return s.used + s.reserved < amount;
+}
+
+void budget_settle(budget_state& s, epoch_ms start, std::uint64_t reserved, std::uint64_t actual) {
+  if (s.start != start) return;
+  s.reserved -= std::min(s.reserved, reserved);
+  s.used += actual;
+}
+
+void budget_release(budget_state& s, epoch_ms start, std::uint64_t reserved) {
+  if (s.start != start) return;
+  s.reserved -= std::min(s.reserved, reserved);
+}
+
+std::uint64_t usd_cost(const price& p, std::uint64_t input, std::uint64_t output) {
+  unsigned __int128 micro_million = static_cast<unsigned __int128>(input) * p.input +
+                                    static_cast<unsigned __int128>(output) * p.output;
+  unsigned __int128 cost = (micro_million + 999'999) / 1'000'000;
+  return cost > ~std::uint64_t{0} ? ~std::uint64_t{0} : static_cast<std::uint64_t>(cost);
+}
+
+std::size_t format_duration(std::int64_t ms, char* out) {
+  if (ms < 0) ms = 0;
+  int n;
+  if (ms < 1000) {
+    n = std::snprintf(out, 32, "%lldms", static_cast<long long>(ms));
+  } else {
+    long long h = ms / 3'600'000, m = ms / 60'000 % 60, s = ms / 1000 % 60, frac = ms % 1000;
+    char sec[16];
+    if (frac == 0)
+      std::snprintf(sec, sizeof sec, "%llds", s);
+    else {
+      int len = std::snprintf(sec, sizeof sec, "%lld.%03lld", s, frac);
+      while (len > 0 && sec[len - 1] == '0') sec[--len] = 0;
+      sec[len] = 's';
+      sec[len + 1] = 0;
+    }
+    if (h)
+      n = std::snprintf(out, 32, "%lldh%lldm%s", h, m, sec);
+    else if (m)
+      n = std::snprintf(out, 32, "%lldm%s", m, sec);
+    else
+      n = std::snprintf(out, 32, "%s", sec);
+  }
+  return n < 0 ? 0 : static_cast<std::size_t>(n);
+}
+
+}  // namespace ob::limits
