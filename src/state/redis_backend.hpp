@@ -12,6 +12,16 @@
 // in-memory backend with every limit divided by `state.instances` (rounded up, at least 1);
 // budget usage counted meanwhile is added to Redis once it answers again (best effort). With
 // "deny" the verdict is refusal::unavailable (the caller answers 503 state_unavailable).
+//
+// Wiring (per worker, on its thread, when config.state.redis is set):
+//   auto c = std::make_shared<redis::client>(ex, {.address = *cfg.state.redis,
+//                                                .timeout = cfg.state.timeout});
+//   register_scripts(*c); c->start();
+//   auto b = std::make_shared<redis_backend>(c, &memory, {.prefix, .on_failure, .instances});
+//   b->start();   ...   b->stop(); c->stop();   (at shutdown)
+// then, per request, exactly as with the in-memory backend: admit_now(d), else co_await
+// admit(d); settle/release on the same worker. `memory` is the in-memory backend the gateway
+// uses without Redis (its state is the local fallback's). Create with std::make_shared.
 #pragma once
 
 #include <chrono>
