@@ -198,7 +198,7 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
     bool known = path == "/metrics" || path == "/admin/v1/targets" || path == "/admin/v1/config" ||
                  path == "/admin/v1/reload" || path == "/admin/v1/events" ||
                  path == "/admin/v1/timeseries" || path == "/admin/v1/reloads" ||
-                 (path == "/admin/v1/keys" && handlers.keys);
+                 path == "/admin/v1/usage" || (path == "/admin/v1/keys" && handlers.keys);
     if (!known)
       co_return error(req, http::status::not_found,
                       "Unknown admin route " + std::string(path) + ".", "invalid_request_error",
@@ -238,6 +238,15 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
       co_return json(req, http::status::ok,
                      handlers.reloads ? handlers.reloads() : std::string(R"({"reloads":[]})"));
     if (path == "/admin/v1/keys") co_return json(req, http::status::ok, handlers.keys());
+    if (path == "/admin/v1/usage") {
+      if (!handlers.usage)
+        co_return error(req, http::status::not_found,
+                        "The usage ledger is off: set \"state\": {\"path\": ...} in the config.",
+                        "invalid_request_error", "not_found");
+      auto [status, body] =
+          handlers.usage(q == std::string_view::npos ? std::string_view() : target.substr(q + 1));
+      co_return json(req, static_cast<http::status>(status), std::move(body));
+    }
     events = true;  // /admin/v1/events: the caller turns the connection into a stream
     co_return http::response<http::string_body>{};
   }

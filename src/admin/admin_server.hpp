@@ -16,6 +16,8 @@
 //   /admin/v1/reloads             the latest reloads with every diagnostic, JSON
 //   /admin/v1/session             whether a token is needed and whether the one sent opens the
 //                                 API: {"token_required":..,"authorized":..} (never needs one)
+//   /admin/v1/usage?by=key,group,target&period=day|week|month
+//                                 usage sums from the ledger ("state" config), JSON
 //   / and /ui/...                 the dashboard's page and files (never need a token: they hold
 //                                 no data; the page asks for it with the token)
 // With a token configured, every other route needs `Authorization: Bearer <token>`; a wrong or
@@ -61,6 +63,9 @@ struct admin_handlers {
   // Points with t > after (unix seconds); see observe::metrics::timeseries::json.
   std::function<std::string(std::int64_t after)> timeseries;
   std::function<std::string()> reloads;
+  // /admin/v1/usage: the query string (after '?') -> status and JSON body. Absent: the ledger
+  // is off (404).
+  std::function<std::pair<int, std::string>(std::string_view query)> usage;
   // Whether `token` (from a Bearer header) opens the admin API; absent = no token configured.
   std::function<bool(std::string_view token)> token_ok;
 };

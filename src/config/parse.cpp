@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -557,6 +558,95 @@ void read_tls(context& c, const json::value& v, const std::string& path, config&
     if (!o->contains(k)) c.error(join(path, k), "is required (a PEM file path)");
 }
 
+// ---- state (shared limits in Redis, usage ledger) ------------------------------------------
+
+// "50ms", "1.5s" or a number of seconds; 1 ms to 60 s.
+void read_state_timeout(context& c, const json::value& v, const std::string& path,
+                        state_config& s) {
+  double ms = -1;
+  if (v.is_number()) {
+    ms = v.to_number<double>() * 1000;
+  } else if (const auto* t = v.if_string()) {
+    std::string_view text(*t);
+    double scale = 0;
+    if (text.ends_with("ms"))
+      scale = 1, text.remove_suffix(2);
+    else if (text.ends_with("s"))
+      scale = 1000, text.remove_suffix(1);
+    double n = 0;
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (scale > 0 && ec == std::errc{} && p == text.data() + text.size() && !text.empty())
+      ms = n * scale;
+    else
+      return c.error(path, json::serialize(v) + ": expected a duration like \"50ms\" or \"1s\"");
+  } else {
+    return type_error(c, path, "a duration (\"50ms\", \"1s\" or seconds)", v);
+  }
+  if (!(ms >= 1) || ms > 60'000)
+    return c.error(path, "must be between 1ms and 60s, got " + json::serialize(v));
+  s.timeout = millis(static_cast<millis::rep>(std::ceil(ms)));
+}
+
+constexpr field<state_config> state_fields[] = {
+    {"path",
+     [](context& c, const json::value& v, const std::string& path, state_config& s) {
+       const auto* t = as_string(c, v, path);
+       if (!t) return;
+       if (has_control_char(*t)) return c.error(path, "must not contain control characters");
+       s.path = std::string(*t);
+     }},
+    {"redis",
+     [](context& c, const json::value& v, const std::string& path, state_config& s) {
+       const auto* t = as_string(c, v, path);
+       if (!t) return;
+       auto text = expand_env(c, *t, path);
+       if (!text) return;
+       if (text->empty()) return;  // "" = no Redis
+       std::string err;
+       auto u = parse_redis_url(*text, &err);
+       if (!u) return c.error(path, "the URL " + err);
+       s.redis = std::move(*u);
+       s.redis_text = *t;  // before ${ENV} expansion
+     }},
+    {"timeout", read_state_timeout},
+    {"on_failure",
+     [](context& c, const json::value& v, const std::string& path, state_config& s) {
+       const auto* t = as_string(c, v, path);
+       if (!t) return;
+       if (*t == "local")
+         s.on_failure = state_config::failure::local;
+       else if (*t == "deny")
+         s.on_failure = state_config::failure::deny;
+       else
+         c.error(path, json::serialize(*t) + ": expected \"local\" or \"deny\"");
+     }},
+    {"instances",
+     [](context& c, const json::value& v, const std::string& path, state_config& s) {
+       if (auto n = as_integer(c, v, path, 1, 10000)) s.instances = static_cast<unsigned>(*n);
+     }},
+    {"prefix",
+     [](context& c, const json::value& v, const std::string& path, state_config& s) {
+       const auto* t = as_string(c, v, path);
+       if (!t) return;
+       if (t->size() > 64) return c.error(path, "must be at most 64 bytes");
+       for (char ch : *t)
+         if (static_cast<unsigned char>(ch) <= 0x20 || ch == 0x7f || ch == '{' || ch == '}')
+           return c.error(path,
+                          "must not contain spaces, control characters, '{' or '}' "
+                          "(Redis Cluster hash tags follow it)");
+       s.prefix = std::string(*t);
+     }},
+};
+
+void read_state(context& c, const json::value& v, const std::string& path, config& cfg) {
+  const auto* o = as_object(c, v, path);
+  if (!o) return;
+  cfg.state.enabled = true;
+  walk<state_config>(c, *o, path, state_fields, cfg.state);
+}
+
+// ---- end state -------------------------------------------------------------------------------
+
 constexpr field<config> root_fields[] = {
     {"providers", read_providers}, {"security", read_security},
     {"listen", read_listen},       {"workers", read_workers},
@@ -565,7 +655,7 @@ constexpr field<config> root_fields[] = {
     {"retry", read_retry},         {"log", read_log},
     {"headers", read_headers},     {"admin", read_admin},
     {"metrics", read_metrics},     {"keys", read_keys},
-    {"tls", read_tls},
+    {"tls", read_tls},             {"state", read_state},
 };
 
 config read_root(context& c, const json::value& root) {

@@ -140,6 +140,23 @@ std::string redacted_json(const config& cfg) {
     if (!cfg.tls.client_ca.empty()) t["client_ca"] = cfg.tls.client_ca;
     root["tls"] = std::move(t);
   }
+  if (cfg.state.enabled) {  // shared state: the Redis URL without its password
+    const auto& st = cfg.state;
+    std::string redis;
+    if (st.redis) {
+      const auto& u = *st.redis;
+      redis = "redis://" + (u.password.empty() ? "" : u.username + ":[redacted]@") +
+              (u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host) + ":" +
+              std::to_string(u.port) + "/" + std::to_string(u.db);
+    }
+    root["state"] = {
+        {"path", st.path},
+        {"redis", redis},
+        {"timeout", std::to_string(st.timeout.count()) + "ms"},
+        {"on_failure", st.on_failure == state_config::failure::local ? "local" : "deny"},
+        {"instances", st.instances},
+        {"prefix", st.prefix}};
+  }
   return json::serialize(root);
 }
 

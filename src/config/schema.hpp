@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "config/redis_url.hpp"
+
 namespace ob::config {
 
 using millis = std::chrono::milliseconds;
@@ -177,6 +179,21 @@ struct tls_config {
   std::string key;        // PEM private key of the leaf
   std::string client_ca;  // "" = no client certificates asked; else PEM CAs that must sign them
 };
+// ---- shared state (extension "state": docs/CONFIGURATION.md, docs/SCALING.md) ----
+// Absent: limits are counted in memory and no ledger is written.
+struct state_config {
+  bool enabled = false;                      // the "state" object is present
+  std::string path = "openbridge-state.db";  // SQLite usage ledger; "" = none
+  std::optional<redis_url> redis;            // shared limits in Redis; none = in memory only
+  std::string redis_text;                    // as written (for the redacted config: no password)
+  millis timeout{50};                        // each admission round trip to Redis
+  enum class failure { local, deny };
+  failure on_failure =
+      failure::local;          // Redis down/late: in-memory with limits / instances, or 503
+  unsigned instances = 1;      // gateways sharing the Redis
+  std::string prefix = "ob:";  // Redis key prefix
+};
+// ---- end shared state ----
 
 struct config {
   std::vector<provider> providers;
@@ -198,6 +215,7 @@ struct config {
   admin_config admin;                           // extension
   metrics_config metrics;                       // extension
   tls_config tls;                               // extension
+  state_config state;                           // extension
 };
 
 }  // namespace ob::config

@@ -1,6 +1,8 @@
 #include "server/admin_api.hpp"
 
 #include <charconv>
+#include "server/admin_usage.hpp"
+
 #include <ctime>
 #include <map>
 
@@ -413,6 +415,13 @@ admin::admin_handlers make_admin_handlers(admin_context& c) {
   h.reloads = [&c] {
     return c.reload_log ? c.reload_log->json() : std::string(R"({"reloads":[]})");
   };
+  if (c.ledger)
+    h.usage = [&c](std::string_view query) {
+      auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+      return usage_answer(*c.ledger, query, now);
+    };
   h.token_ok = [&c](std::string_view token) {
     const auto& want = c.store.load()->cfg.admin.token;
     // No token configured: open on loopback only. A listener bound elsewhere (with a token at

@@ -18,6 +18,7 @@
 #include "observe/timeseries.hpp"
 #include "proxy/snapshot.hpp"
 #include "server/worker.hpp"
+#include "state/ledger.hpp"
 
 namespace ob::server {
 
@@ -71,6 +72,7 @@ struct admin_context {
   // rate-limit headers from here instead of copying every shard on each call.
   observe::metrics::traffic_totals latest{};
   bool have_latest = false;
+  state::ledger* ledger = nullptr;
 };
 
 // Once a second, on the admin listener's event loop: every worker folds its metrics shard on

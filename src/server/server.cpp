@@ -257,6 +257,7 @@ int run(const options& opts) {
   asio::io_context main_ioc(1);
   std::atomic<bool> shutting_down{false};
   reload_target reloads{store, opts, cfg, counters, history};
+  std::unique_ptr<state::ledger> ledger;  // outlives the admin listener that reads it
   admin_context admin_ctx{store, workers, counters, [&] { return reload(reloads, true, "admin"); },
                           shutting_down};
   admin_ctx.reload_log = &history;
@@ -265,6 +266,16 @@ int run(const options& opts) {
   std::string admin_listen =
       opts.admin_listen_override.empty() ? cfg.admin.listen : opts.admin_listen_override;
   admin_ctx.loopback = config::detail::is_loopback_listen(admin_listen);
+  // The usage ledger ("state": {"path"}); opened once, a reload does not move it.
+  if (cfg.state.enabled && !cfg.state.path.empty()) {
+    ledger = state::ledger::open(cfg.state.path, &err);
+    if (!ledger) {
+      log(level::error, "cannot start: state.path: " + err);
+      return 1;
+    }
+    ledger->start();
+    admin_ctx.ledger = ledger.get();
+  }
   if (cfg.admin.enabled || !opts.admin_listen_override.empty()) {
     auto admin_ep = parse_listen_address(admin_listen, &err);
     if (!admin_ep) {

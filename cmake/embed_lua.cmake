@@ -1,0 +1,17 @@
+# Turns src/state/redis/*.lua into one C++ file: `const std::string_view lua_<name>` per script,
+# declared in src/state/redis/lua_scripts.hpp. Run at build time (cmake -P).
+set(body "// Generated from src/state/redis/*.lua by cmake/embed_lua.cmake. Do not edit.\n")
+string(APPEND body "#include \"state/redis/lua_scripts.hpp\"\n\nnamespace ob::state::redis {\n")
+string(REPLACE "|" ";" SCRIPTS "${SCRIPTS}")
+foreach(f ${SCRIPTS})
+  get_filename_component(name ${f} NAME_WE)
+  file(READ ${f} text)
+  string(FIND "${text}" ")lua\"" clash)
+  if(NOT clash EQUAL -1)
+    message(FATAL_ERROR "${f} contains the raw-string delimiter )lua\"")
+  endif()
+  string(APPEND body "const std::string_view lua_${name} = R\"lua(${text})lua\";\n")
+endforeach()
+string(APPEND body "}  // namespace ob::state::redis\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

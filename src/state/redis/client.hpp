@@ -1,0 +1,195 @@
+// Asynchronous Redis client for one worker thread: one TCP connection, commands pipelined
+// (written as they come, several in flight, replies matched in order), a timeout per command,
+// reconnection with exponential backoff (100 ms -> 5 s), AUTH/SELECT from the URL and Lua
+// scripts loaded on every (re)connection.
+//
+// Why hiredis: we only take its RESP parser (redisReader) and its command formatter; sockets,
+// timers and coroutines are Asio's like the rest of the gateway. hiredis is small, well kept,
+// packaged by Debian (libhiredis-dev), and its reader is the one Redis itself ships with, so
+// we write no protocol parser of our own.
+//
+// Threading: not thread-safe; one client per io_context (per worker), used only on its thread.
+//
+// Timeouts never desynchronize the connection: a command that times out has its handler
+// called at once with errc::timeout, but its entry stays in the in-flight queue, so the late
+// reply is read and discarded when it arrives and the next reply goes to the next command.
+// If a timed-out command still has no reply after `stuck_after` (1 s or 20 timeouts), the
+// server is taken as stuck and the connection is closed and reopened.
+//
+// Cost per command: the formatted command is appended to a reused output buffer (hiredis
+// mallocs the formatted bytes once and we free them at once: one malloc/free); the reply
+// objects are malloc'd by hiredis's reader (one per reply, one more per array element) and
+// freed after the handler returns; the in-flight queue is a grow-only ring (no allocation in
+// steady state). The coroutine form `call()` adds one small allocation for the handler.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "config/redis_url.hpp"
+
+struct redisReader;
+struct redisReply;
+
+namespace ob::state::redis {
+
+namespace asio = boost::asio;
+using millis = std::chrono::milliseconds;
+
+enum class errc {
+  ok,
+  not_connected,    // no connection now (connecting or backing off): failed without sending
+  timeout,          // no reply within the client's timeout (the reply will be discarded)
+  connection_lost,  // the connection broke with the command in flight
+  stopped,          // the client was stopped
+};
+const char* to_string(errc e);
+
+struct reply_deleter {
+  void operator()(redisReply* r) const;
+};
+using reply_ptr = std::unique_ptr<redisReply, reply_deleter>;
+
+// A Lua script: its text and SHA-1 (hex), for EVALSHA.
+struct script {
+  std::string name;
+  std::string body;
+  std::string sha1;
+  script(std::string name, std::string body);
+};
+
+// Result of a command: the error, or the reply (which may itself be a Redis error reply).
+struct result {
+  errc error = errc::ok;
+  reply_ptr reply;
+  bool ok() const { return error == errc::ok && reply; }
+  bool is_error_reply() const;  // a "-ERR ..." reply
+  std::string_view error_text() const;
+};
+
+using url = config::redis_url;
+
+struct client_options {
+  url address;
+  millis timeout{50};
+  millis backoff_min{100};
+  millis backoff_max{5000};
+  millis connect_timeout{1000};
+};
+
+class client : public std::enable_shared_from_this<client> {
+ public:
+  // fn(ctx, error, reply): reply is null unless error == ok; fn owns it.
+  using callback = void (*)(void* ctx, errc error, reply_ptr reply);
+
+  client(asio::any_io_executor ex, client_options options);
+  ~client();
+  client(const client&) = delete;
+  client& operator=(const client&) = delete;
+
+  // Scripts loaded (SCRIPT LOAD, pipelined before anything else) on every connection.
+  // Register before start().
+  void add_script(const script* s) { scripts_.push_back(s); }
+
+  void start();  // begins connecting (in the background, with backoff)
+  void stop();   // closes for good; in-flight handlers get errc::stopped
+
+  bool connected() const { return ready_; }
+  std::uint64_t connections_made() const { return connections_; }
+  std::uint64_t connect_attempts() const { return attempts_; }
+  const asio::any_io_executor& executor() const { return ex_; }
+
+  // Sends a command now (pipelined). Returns false, without calling fn, when not connected:
+  // the caller decides what a missing Redis means. Otherwise fn is called exactly once, on this
+  // client's executor, never from inside send().
+  bool send(std::span<const std::string_view> argv, callback fn, void* ctx);
+
+  // Fire and forget (settlement): the reply is discarded; a NOSCRIPT reply to an EVALSHA
+  // reloads the scripts for the next ones. False when not connected.
+  bool send_detached(std::span<const std::string_view> argv);
+
+  // co_await form of send(): errc::not_connected at once when not connected.
+  asio::awaitable<result> call(std::span<const std::string_view> argv);
+
+  // EVALSHA sha numkeys keys... args...; on NOSCRIPT falls back to EVAL (which caches the
+  // script again) in a second round trip. argv = keys then args.
+  asio::awaitable<result> eval(const script& s, std::size_t numkeys,
+                               std::span<const std::string_view> keys_and_args);
+  // Fire-and-forget EVALSHA (see send_detached).
+  bool eval_detached(const script& s, std::size_t numkeys,
+                     std::span<const std::string_view> keys_and_args);
+
+  // Commands whose reply never came before the timeout (diagnostics and tests).
+  std::uint64_t timeouts() const { return timeouts_; }
+
+ private:
+  struct entry {
+    callback fn = nullptr;  // null once expired (reply to be discarded) or detached
+    void* ctx = nullptr;
+    std::chrono::steady_clock::time_point deadline;
+    bool detached = false;
+  };
+  // Grow-only ring of in-flight commands, in send order.
+  struct ring {
+    std::vector<entry> slots;
+    std::size_t head = 0, count = 0;
+    bool empty() const { return count == 0; }
+    entry& front() { return slots[head]; }
+    entry& at(std::size_t i) { return slots[(head + i) % slots.size()]; }
+    void push(const entry& e);
+    void pop();
+  };
+
+  asio::awaitable<void> run();  // connect, read, reconnect loop
+  asio::awaitable<bool> connect_once();
+  void start_write();
+  void on_reply(redisReply* r);
+  void on_timer();
+  void arm_timer();
+  void drop_connection(errc why);
+  bool send_parts(std::span<const std::string_view> prefix, std::span<const std::string_view> rest,
+                  callback fn, void* ctx, bool detached);
+  asio::awaitable<result> call_parts(std::span<const std::string_view> prefix,
+                                     std::span<const std::string_view> rest);
+  void append_command(std::span<const std::string_view> prefix,
+                      std::span<const std::string_view> rest);
+  void queue_setup();
+  static void on_setup_reply(void* ctx, errc e, reply_ptr r);
+
+  asio::any_io_executor ex_;
+  client_options opt_;
+  asio::ip::tcp::socket socket_;
+  asio::steady_timer timer_;    // command timeouts
+  asio::steady_timer backoff_;  // reconnect waits
+  redisReader* reader_ = nullptr;
+  std::vector<const script*> scripts_;
+  std::string out_;      // commands not yet handed to the socket
+  std::string writing_;  // the bytes of the write in progress
+  bool write_pending_ = false;
+  ring inflight_;
+  std::size_t expired_ = 0;  // leading inflight_ entries whose handler already got a timeout
+  std::chrono::steady_clock::time_point timer_at_ = std::chrono::steady_clock::time_point::max();
+  bool ready_ = false;
+  bool stopped_ = false;
+  bool started_ = false;
+  std::uint64_t generation_ = 0;  // bumped on each connection drop
+  std::uint64_t connections_ = 0;
+  std::uint64_t attempts_ = 0;
+  std::uint64_t timeouts_ = 0;
+  millis stuck_after_;
+};
+
+}  // namespace ob::state::redis

@@ -1,0 +1,461 @@
+#include "state/redis_backend.hpp"
+
+#include <sys/random.h>
+
+#include <charconv>
+
+#include <hiredis/hiredis.h>
+#include <boost/container/small_vector.hpp>
+
+#include "observe/log.hpp"
+#include "state/redis/lua_scripts.hpp"
+
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // see redis/client.cpp
+
+namespace ob::state {
+namespace {
+
+using limits::budget_unit;
+using limits::demand;
+using limits::refusal;
+using limits::verdict;
+
+// Arguments of one script call: numbers and names in one buffer, then views into it. Most
+// calls fit the inline capacity (a key and up to 4 targets).
+class args {
+ public:
+  args() { buf_.reserve(768); }
+  void add(std::string_view s) {
+    spans_.push_back({buf_.size(), s.size()});
+    buf_ += s;
+  }
+  void add(std::int64_t v) {
+    char tmp[24];
+    auto [p, ec] = std::to_chars(tmp, tmp + sizeof tmp, v);
+    add(std::string_view(tmp, p - tmp));
+  }
+  void add_u(std::uint64_t v) {
+    char tmp[24];
+    auto [p, ec] = std::to_chars(tmp, tmp + sizeof tmp, v);
+    add(std::string_view(tmp, p - tmp));
+  }
+  // <prefix>{<kind>:<name>}:<part>
+  void add_name(std::string_view prefix, std::string_view kind, std::string_view name,
+                std::string_view part) {
+    std::size_t at = buf_.size();
+    buf_ += prefix;
+    buf_ += '{';
+    buf_ += kind;
+    buf_ += ':';
+    buf_ += name;
+    buf_ += "}:";
+    buf_ += part;
+    spans_.push_back({at, buf_.size() - at});
+  }
+  // The bytes and spans, for a call sent later.
+  std::pair<std::string, std::vector<std::pair<std::size_t, std::size_t>>> take() {
+    return {std::move(buf_),
+            std::vector<std::pair<std::size_t, std::size_t>>(spans_.begin(), spans_.end())};
+  }
+  std::span<const std::string_view> views() {
+    views_.clear();
+    for (auto [at, n] : spans_) views_.emplace_back(buf_.data() + at, n);
+    return views_;
+  }
+
+ private:
+  std::string buf_;
+  boost::container::small_vector<std::pair<std::size_t, std::size_t>, 48> spans_;
+  boost::container::small_vector<std::string_view, 48> views_;
+};
+
+std::uint64_t divide_up(std::uint64_t limit, unsigned n) {
+  if (limit == 0 || n <= 1) return limit;
+  return std::max<std::uint64_t>(1, (limit + n - 1) / n);
+}
+
+std::int64_t period_arg(limits::budget_period p) {
+  switch (p) {
+    case limits::budget_period::day:
+      return 1;
+    case limits::budget_period::week:
+      return 2;
+    case limits::budget_period::month:
+      return 3;
+  }
+  return 3;
+}
+
+// What a key's budget reserves for a request routed to `t` (nullptr: no target).
+std::uint64_t budget_cost(const limits::key_demand& k, const limits::target_demand* t,
+                          std::uint64_t in, std::uint64_t out) {
+  switch (k.budget.unit) {
+    case budget_unit::none:
+      return 0;
+    case budget_unit::tokens:
+      return in + out;
+    case budget_unit::usd:
+      return t ? usd_cost(t->price, in, out) : 0;
+  }
+  return 0;
+}
+
+bool same(const limits::key_demand& a, const limits::key_demand& b) {
+  return a.index == b.index && a.name == b.name && a.limits.rpm == b.limits.rpm &&
+         a.limits.rpd == b.limits.rpd && a.limits.tpm == b.limits.tpm &&
+         a.limits.tpd == b.limits.tpd && a.limits.concurrency == b.limits.concurrency &&
+         a.limits.burst == b.limits.burst && a.budget.unit == b.budget.unit &&
+         a.budget.period == b.budget.period && a.budget.amount == b.budget.amount;
+}
+
+bool same(const limits::target_demand& a, const limits::target_demand& b) {
+  return a.index == b.index && a.id == b.id && a.limits.rpm == b.limits.rpm &&
+         a.limits.tpm == b.limits.tpm && a.limits.concurrency == b.limits.concurrency &&
+         a.price.input == b.price.input && a.price.output == b.price.output;
+}
+
+bool needs_state(const demand& d) {
+  if (d.key && (d.key->limits.any() || d.key->budget.unit != budget_unit::none)) return true;
+  for (const auto& t : d.targets)
+    if (t.limits.any()) return true;
+  return false;
+}
+
+}  // namespace
+
+std::uint64_t usd_cost(const limits::price& p, std::uint64_t input, std::uint64_t output) {
+  unsigned __int128 micro_million = static_cast<unsigned __int128>(input) * p.input +
+                                    static_cast<unsigned __int128>(output) * p.output;
+  unsigned __int128 cost = (micro_million + 999'999) / 1'000'000;
+  return cost > ~std::uint64_t{0} ? ~std::uint64_t{0} : static_cast<std::uint64_t>(cost);
+}
+
+const redis::script& admit_script() {
+  static const redis::script s("admit", std::string(redis::lua_admit));
+  return s;
+}
+const redis::script& settle_script() {
+  static const redis::script s("settle", std::string(redis::lua_settle));
+  return s;
+}
+const redis::script& renew_script() {
+  static const redis::script s("renew", std::string(redis::lua_renew));
+  return s;
+}
+const redis::script& reconcile_script() {
+  static const redis::script s("reconcile", std::string(redis::lua_reconcile));
+  return s;
+}
+void register_scripts(redis::client& c) {
+  c.add_script(&admit_script());
+  c.add_script(&settle_script());
+  c.add_script(&renew_script());
+  c.add_script(&reconcile_script());
+}
+
+redis_backend::redis_backend(std::shared_ptr<redis::client> client, limits::backend* local,
+                             redis_backend_options options)
+    : client_(std::move(client)),
+      local_(local),
+      opt_(std::move(options)),
+      renew_timer_(client_ ? client_->executor() : boost::asio::any_io_executor{}) {
+  // Lease ids: 24 random bits per backend (instance and worker), then a 40-bit sequence.
+  std::uint32_t r = 0;
+  if (getrandom(&r, sizeof r, 0) != sizeof r)
+    r = static_cast<std::uint32_t>(reinterpret_cast<std::uintptr_t>(this));
+  lease_base_ = (static_cast<std::uint64_t>(r & 0xFFFFFF) | 1) << 40;
+}
+
+std::string redis_backend::key_name(std::string_view key, std::string_view part) const {
+  return opt_.prefix + "{k:" + std::string(key) + "}:" + std::string(part);
+}
+std::string redis_backend::target_name(std::string_view id, std::string_view part) const {
+  return opt_.prefix + "{t:" + std::string(id) + "}:" + std::string(part);
+}
+
+limits::epoch_ms redis_backend::clock_arg() const {
+  return opt_.test_clock ? *opt_.test_clock : 0;
+}
+
+void redis_backend::start() {
+  arm_renewal();
+}
+
+void redis_backend::stop() {
+  stopped_ = true;
+  renew_timer_.cancel();
+}
+
+std::optional<verdict> redis_backend::admit_now(const demand& d) {
+  if (!needs_state(d)) {  // an unlimited key on unlimited targets: nothing to count
+    verdict v;
+    v.target = d.targets.empty() ? -1 : 0;
+    v.res.target = v.target;
+    return v;
+  }
+  if (!client_->connected()) return fallback(d);
+  return std::nullopt;  // one round trip: co_await admit(d)
+}
+
+boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
+  if (auto now = admit_now(d)) co_return *now;
+  const limits::key_demand* k = d.key;
+  const std::uint64_t est = d.input_tokens + d.output_tokens;
+  const std::uint64_t lease = next_lease();
+  args a;
+  if (k) {
+    for (auto part : {"rpm", "rpd", "tpm", "tpd", "conc", "budget"})
+      a.add_name(opt_.prefix, "k", k->name, part);
+  }
+  for (const auto& t : d.targets) {
+    for (auto part : {"conc", "rpm", "tpm"}) a.add_name(opt_.prefix, "t", t.id, part);
+  }
+  const std::size_t nkeys = (k ? 6 : 0) + 3 * d.targets.size();
+  a.add(clock_arg());
+  a.add_u(lease);
+  a.add(opt_.lease_ttl.count());
+  a.add(std::int64_t{0});  // period start: from TIME
+  a.add(std::int64_t{k ? 1 : 0});
+  a.add(static_cast<std::int64_t>(d.targets.size()));
+  a.add_u(est);
+  if (k) {
+    a.add_u(k->limits.rpm);
+    a.add_u(k->limits.rpd);
+    a.add_u(k->limits.burst);
+    a.add_u(k->limits.tpm);
+    a.add_u(k->limits.tpd);
+    a.add_u(k->limits.concurrency);
+    a.add_u(k->budget.unit == budget_unit::none ? 0 : k->budget.amount);
+    a.add(period_arg(k->budget.period));
+    a.add_u(budget_cost(*k, nullptr, d.input_tokens, d.output_tokens));
+  } else {
+    for (int i = 0; i < 9; ++i) a.add(std::int64_t{0});
+  }
+  for (const auto& t : d.targets) {
+    a.add_u(t.limits.rpm);
+    a.add_u(t.limits.tpm);
+    a.add_u(t.limits.concurrency);
+    a.add_u(k ? budget_cost(*k, &t, d.input_tokens, d.output_tokens) : 0);
+  }
+  redis::result r = co_await client_->eval(admit_script(), nkeys, a.views());
+  const redisReply* rep = r.reply.get();
+  if (r.error != redis::errc::ok || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 12) {
+    if (r.is_error_reply())
+      observe::log(observe::level::error,
+                   "redis: admit script failed: " + std::string(r.error_text()));
+    co_return fallback(d);
+  }
+  auto num = [&](std::size_t i) -> std::int64_t {
+    const redisReply* e = rep->element[i];
+    return e->type == REDIS_REPLY_INTEGER ? e->integer : 0;
+  };
+  ++stats_.redis_admissions;
+  verdict v;
+  v.kind = static_cast<refusal>(num(1));
+  v.retry_after_ms = num(2);
+  v.headers = {num(6), num(7), num(8), num(9), num(10), num(11)};
+  if (num(0) == 1) {
+    v.kind = refusal::none;
+    v.target = static_cast<int>(num(3));
+    if (v.target >= static_cast<int>(d.targets.size())) v.target = -1;
+    auto& res = v.res;
+    res.key = k;
+    res.target = v.target;
+    res.target_ptr = v.target >= 0 ? &d.targets[v.target] : nullptr;
+    res.tokens = est;
+    res.input_tokens = d.input_tokens;
+    res.output_tokens = d.output_tokens;
+    res.budget_cost = k ? budget_cost(*k, res.target_ptr, d.input_tokens, d.output_tokens) : 0;
+    res.budget_period_start = num(5);
+    res.lease = lease;
+    if ((k && k->limits.concurrency) || (res.target_ptr && res.target_ptr->limits.concurrency))
+      live_.emplace(lease, live_lease{k, res.target_ptr});
+  }
+  if (!queued_.empty()) flush_queued();
+  if (!pending_reconcile_.empty()) flush_reconcile();
+  co_return v;
+}
+
+verdict redis_backend::fallback(const demand& d) {
+  if (opt_.on_failure == failure_mode::deny || !local_) {
+    ++stats_.unavailable;
+    verdict v;
+    v.kind = refusal::unavailable;
+    return v;
+  }
+  // Same request against the in-memory state with limits divided by `instances`. The copies
+  // live in caches keyed by the snapshot's objects, so the reservation's pointers stay valid
+  // until it settles (a changed object under a reused address is detected and rebuilt).
+  demand local = d;
+  if (d.key) {
+    auto& c = divided_keys_[d.key];
+    if (!same(c.original, *d.key)) {
+      c.original = *d.key;
+      c.divided = *d.key;
+      auto& l = c.divided.limits;
+      unsigned n = opt_.instances;
+      l.rpm = divide_up(l.rpm, n), l.rpd = divide_up(l.rpd, n);
+      l.tpm = divide_up(l.tpm, n), l.tpd = divide_up(l.tpd, n);
+      l.concurrency = divide_up(l.concurrency, n), l.burst = divide_up(l.burst, n);
+      c.divided.budget.amount = divide_up(c.divided.budget.amount, n);
+    }
+    local.key = &c.divided;
+  }
+  if (!d.targets.empty()) {
+    auto& c = divided_targets_[d.targets.data()];
+    bool ok = c.original.size() == d.targets.size();
+    for (std::size_t i = 0; ok && i < d.targets.size(); ++i) ok = same(c.original[i], d.targets[i]);
+    if (!ok) {
+      c.original.assign(d.targets.begin(), d.targets.end());
+      c.divided = c.original;
+      for (auto& t : c.divided) {
+        unsigned n = opt_.instances;
+        t.limits.rpm = divide_up(t.limits.rpm, n);
+        t.limits.tpm = divide_up(t.limits.tpm, n);
+        t.limits.concurrency = divide_up(t.limits.concurrency, n);
+      }
+    }
+    local.targets = c.divided;
+  }
+  auto v = local_->admit_now(local);
+  if (!v) {
+    ++stats_.unavailable;
+    verdict u;
+    u.kind = refusal::unavailable;
+    return u;
+  }
+  ++stats_.local_admissions;
+  v->res.lease = 0;  // marks a local reservation for settle/release
+  return *v;
+}
+
+void redis_backend::settle(const limits::reservation& r, const limits::usage& actual) {
+  finish(r, &actual);
+}
+void redis_backend::release(const limits::reservation& r) {
+  finish(r, nullptr);
+}
+
+void redis_backend::finish(const limits::reservation& r, const limits::usage* actual) {
+  if (!r.charged()) return;
+  const limits::key_demand* k = r.key;
+  std::int64_t tokens = -1;
+  std::int64_t spent = -1;  // in the budget's unit
+  if (actual && actual->known()) {
+    std::uint64_t in = std::max<std::int64_t>(0, actual->input_tokens);
+    std::uint64_t out = std::max<std::int64_t>(0, actual->output_tokens);
+    tokens = static_cast<std::int64_t>(in + out);
+    if (k && k->budget.unit == budget_unit::tokens) spent = tokens;
+    if (k && k->budget.unit == budget_unit::usd)
+      spent = r.target_ptr ? static_cast<std::int64_t>(usd_cost(r.target_ptr->price, in, out)) : 0;
+  }
+  if (r.lease == 0) {  // decided locally while Redis failed
+    if (!local_) return;
+    if (actual)
+      local_->settle(r, *actual);
+    else
+      local_->release(r);
+    if (actual && k && k->budget.unit != budget_unit::none) {
+      std::uint64_t add = spent >= 0 ? static_cast<std::uint64_t>(spent) : r.budget_cost;
+      if (add) {
+        std::string id = std::string(k->name) + '\n' + std::to_string(r.budget_period_start);
+        pending_reconcile_[id] += add;
+      }
+    }
+    return;
+  }
+  live_.erase(r.lease);
+  const limits::target_demand* t = r.target_ptr;
+  args a;
+  if (k) {
+    for (auto part : {"tpm", "tpd", "conc", "budget"}) a.add_name(opt_.prefix, "k", k->name, part);
+  }
+  if (t) {
+    for (auto part : {"conc", "tpm"}) a.add_name(opt_.prefix, "t", t->id, part);
+  }
+  const std::size_t nkeys = (k ? 4 : 0) + (t ? 2 : 0);
+  a.add(clock_arg());
+  a.add_u(r.lease);
+  a.add(k && k->budget.unit != budget_unit::none ? r.budget_period_start : 0);
+  a.add(std::int64_t{actual ? 1 : 0});
+  a.add_u(r.tokens);
+  a.add(tokens);
+  a.add(std::int64_t{k ? 1 : 0});
+  a.add_u(k ? k->limits.tpm : 0);
+  a.add_u(k ? k->limits.tpd : 0);
+  a.add(std::int64_t{k && k->limits.concurrency ? 1 : 0});
+  a.add_u(r.budget_cost);
+  a.add(spent);
+  a.add(std::int64_t{t ? 1 : 0});
+  a.add_u(t ? t->limits.tpm : 0);
+  a.add(std::int64_t{t && t->limits.concurrency ? 1 : 0});
+  if (client_->eval_detached(settle_script(), nkeys, a.views())) return;
+  // Redis is down: keep it for when it answers again (a budget reservation would otherwise
+  // stay reserved until the period ends), within a bound.
+  if (queued_.size() >= max_queued) {
+    queued_.pop_front();
+    ++stats_.lost_settlements;
+  }
+  auto [bytes, spans] = a.take();
+  queued_.push_back({&settle_script(), nkeys, std::move(bytes), std::move(spans)});
+  ++stats_.queued_settlements;
+}
+
+void redis_backend::flush_queued() {
+  std::vector<std::string_view> views;
+  while (!queued_.empty()) {
+    const auto& q = queued_.front();
+    views.clear();
+    for (auto [at, n] : q.spans) views.emplace_back(q.bytes.data() + at, n);
+    if (!client_->eval_detached(*q.script, q.nkeys, views)) return;
+    queued_.pop_front();
+  }
+}
+
+void redis_backend::flush_reconcile() {
+  for (auto it = pending_reconcile_.begin(); it != pending_reconcile_.end();) {
+    auto nl = it->first.find('\n');
+    std::string_view name(it->first.data(), nl);
+    std::string_view start(it->first.data() + nl + 1, it->first.size() - nl - 1);
+    std::int64_t start_ms = 0;
+    std::from_chars(start.data(), start.data() + start.size(), start_ms);
+    args a;
+    a.add_name(opt_.prefix, "k", name, "budget");
+    a.add(start);
+    a.add_u(it->second);
+    a.add(start_ms + 32 * std::int64_t{86'400'000});  // past any period's end
+    if (!client_->eval_detached(reconcile_script(), 1, a.views())) return;
+    ++stats_.reconciled;
+    it = pending_reconcile_.erase(it);
+  }
+}
+
+void redis_backend::arm_renewal() {
+  if (stopped_) return;
+  renew_timer_.expires_after(opt_.renew_every);
+  renew_timer_.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+    auto self = w.lock();
+    if (ec || !self || self->stopped_) return;
+    self->renew_all();
+    self->arm_renewal();
+  });
+}
+
+void redis_backend::renew_all() {
+  if (!client_->connected()) return;
+  if (!queued_.empty()) flush_queued();
+  for (const auto& [lease, l] : live_) {
+    args a;
+    std::size_t nkeys = 0;
+    if (l.key && l.key->limits.concurrency)
+      a.add_name(opt_.prefix, "k", l.key->name, "conc"), ++nkeys;
+    if (l.target && l.target->limits.concurrency)
+      a.add_name(opt_.prefix, "t", l.target->id, "conc"), ++nkeys;
+    a.add(clock_arg());
+    a.add_u(lease);
+    a.add(opt_.lease_ttl.count());
+    client_->eval_detached(renew_script(), nkeys, a.views());
+  }
+}
+
+}  // namespace ob::state

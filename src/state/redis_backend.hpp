@@ -1,0 +1,141 @@
+// The Redis limits backend: the same decisions as the in-memory backend (LIMITS spec,
+// src/limits/algorithms.*), shared by every gateway instance using one Redis.
+//
+// One per worker thread, beside that worker's redis::client (no locks). Admission is one
+// EVALSHA of admit.lua per request (all checks and charges, atomically, on Redis TIME);
+// settle/release are one pipelined EVALSHA of settle.lua whose reply nobody waits for.
+// Concurrency leases (zset members, 30 s ttl) of requests still in flight are renewed every
+// 10 s in one pipelined batch, so a long stream keeps its lease and a dead holder's lease
+// expires by itself.
+//
+// Redis down or late (`state.timeout`): with on_failure "local" the request is decided by the
+// in-memory backend with every limit divided by `state.instances` (rounded up, at least 1);
+// budget usage counted meanwhile is added to Redis once it answers again (best effort). With
+// "deny" the verdict is refusal::unavailable (the caller answers 503 state_unavailable).
+//
+// Wiring (per worker, on its thread, when config.state.redis is set):
+//   auto c = std::make_shared<redis::client>(ex, {.address = *cfg.state.redis,
+//                                                .timeout = cfg.state.timeout});
+//   register_scripts(*c); c->start();
+//   auto b = std::make_shared<redis_backend>(c, &memory, {.prefix, .on_failure, .instances});
+//   b->start();   ...   b->stop(); c->stop();   (at shutdown)
+// then, per request, exactly as with the in-memory backend: admit_now(d), else co_await
+// admit(d); settle/release on the same worker. `memory` is the in-memory backend the gateway
+// uses without Redis (its state is the local fallback's). Create with std::make_shared.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include "limits/backend.hpp"
+#include "state/redis/client.hpp"
+
+namespace ob::state {
+
+enum class failure_mode { local, deny };
+
+struct redis_backend_options {
+  std::string prefix = "ob:";  // key names: <prefix>{k:<name>}:rpm, <prefix>{t:<id>}:tpm ...
+  failure_mode on_failure = failure_mode::local;
+  unsigned instances = 1;  // gateways sharing the Redis: local limits are divided by this
+  std::chrono::milliseconds lease_ttl{30'000};
+  std::chrono::milliseconds renew_every{10'000};
+  // Tests only: the clock the scripts use instead of Redis TIME (0 = TIME).
+  const limits::epoch_ms* test_clock = nullptr;
+};
+
+// The scripts of src/state/redis/*.lua; register them on each client before start().
+const redis::script& admit_script();
+const redis::script& settle_script();
+const redis::script& renew_script();
+const redis::script& reconcile_script();
+void register_scripts(redis::client& c);
+
+class redis_backend final : public limits::backend,
+                            public std::enable_shared_from_this<redis_backend> {
+ public:
+  // `local`: the in-memory backend for on_failure "local" (may be null: then "deny").
+  redis_backend(std::shared_ptr<redis::client> client, limits::backend* local,
+                redis_backend_options options);
+
+  void start();  // lease renewal timer
+  void stop();
+
+  std::optional<limits::verdict> admit_now(const limits::demand& d) override;
+  boost::asio::awaitable<limits::verdict> admit(const limits::demand& d) override;
+  void settle(const limits::reservation& r, const limits::usage& actual) override;
+  void release(const limits::reservation& r) override;
+
+  struct counters {
+    std::uint64_t redis_admissions = 0;    // decided by admit.lua
+    std::uint64_t local_admissions = 0;    // decided by the in-memory fallback
+    std::uint64_t unavailable = 0;         // refused as state_unavailable
+    std::uint64_t queued_settlements = 0;  // settle/release held while Redis was down, sent later
+    std::uint64_t lost_settlements = 0;    // beyond the queue's bound: leases expire by themselves
+    std::uint64_t reconciled = 0;          // local budget amounts added back to Redis
+  };
+  const counters& stats() const { return stats_; }
+  std::size_t live_leases() const { return live_.size(); }
+  std::size_t queued() const { return queued_.size(); }
+  // At most this many settlements wait for Redis to come back; older ones are dropped.
+  static constexpr std::size_t max_queued = 10'000;
+
+  // Key names (exposed for tests and docs).
+  std::string key_name(std::string_view key, std::string_view part) const;
+  std::string target_name(std::string_view id, std::string_view part) const;
+
+ private:
+  struct live_lease {
+    const limits::key_demand* key;
+    const limits::target_demand* target;
+  };
+  // A script call kept while Redis is unreachable: the argument bytes and their spans.
+  struct queued_call {
+    const redis::script* script;
+    std::size_t nkeys;
+    std::string bytes;
+    std::vector<std::pair<std::size_t, std::size_t>> spans;
+  };
+  struct divided_key {
+    limits::key_demand original, divided;
+  };
+  struct divided_targets {
+    std::vector<limits::target_demand> original, divided;
+  };
+
+  limits::verdict fallback(const limits::demand& d);
+  void finish(const limits::reservation& r, const limits::usage* actual);
+  void flush_reconcile();
+  void flush_queued();
+  void renew_all();
+  void arm_renewal();
+  limits::epoch_ms clock_arg() const;
+  std::uint64_t next_lease() { return lease_base_ | (++lease_seq_ & ((1ull << 40) - 1)); }
+
+  std::shared_ptr<redis::client> client_;
+  limits::backend* local_;
+  redis_backend_options opt_;
+  boost::asio::steady_timer renew_timer_;
+  bool stopped_ = false;
+  std::uint64_t lease_base_;
+  std::uint64_t lease_seq_ = 0;
+  std::unordered_map<std::uint64_t, live_lease> live_;
+  std::unordered_map<const limits::key_demand*, divided_key> divided_keys_;
+  std::unordered_map<const limits::target_demand*, divided_targets> divided_targets_;
+  // Budget usage counted locally while Redis failed: (key, period start) -> amount.
+  std::unordered_map<std::string, std::uint64_t> pending_reconcile_;
+  std::deque<queued_call> queued_;  // settlements to send once Redis answers again
+  counters stats_;
+};
+
+// Micro-dollars for `input` and `output` tokens at `p`, rounded up (the spec's USD cost).
+std::uint64_t usd_cost(const limits::price& p, std::uint64_t input, std::uint64_t output);
+
+}  // namespace ob::state

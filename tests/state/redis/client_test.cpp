@@ -1,0 +1,235 @@
+// The Redis client against a real redis-server (started by the test on a free port).
+#include "state/redis/client.hpp"
+
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "state/redis_server.hpp"
+#include "state/run_util.hpp"
+
+namespace ob::state::redis {
+namespace {
+
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+
+class RedisClient : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!test::redis_server::available()) GTEST_SKIP() << "redis-server not installed";
+  }
+  std::shared_ptr<client> make(const std::string& url_text, millis timeout = 50ms) {
+    client_options o;
+    o.address = *config::parse_redis_url(url_text, nullptr);
+    o.timeout = timeout;
+    auto c = std::make_shared<client>(io.get_executor(), o);
+    return c;
+  }
+  bool wait_connected(client& c, millis bound = 5000ms) {
+    return test::run_until(
+        io, [&] { return c.connected(); }, bound);
+  }
+  result cmd(client& c, std::vector<std::string_view> argv) {
+    auto r = test::await(io, c.call(argv));
+    return r ? std::move(*r) : result{errc::stopped, nullptr};
+  }
+  static std::string str(const result& r) {
+    return r.reply ? std::string(r.reply->str ? r.reply->str : "", r.reply->len) : "";
+  }
+  asio::io_context io;
+  test::redis_server server;
+};
+
+TEST_F(RedisClient, PipelinedRepliesComeBackInOrder) {
+  ASSERT_TRUE(server.start());
+  auto c = make(server.url());
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  struct slot {
+    int want;
+    std::string got;
+    errc e = errc::stopped;
+    std::vector<int>* order;
+  };
+  constexpr int n = 500;
+  std::vector<slot> slots(n);
+  std::vector<int> order;
+  std::vector<std::string> texts(n);
+  for (int i = 0; i < n; ++i) {
+    slots[i] = slot{i, "", errc::stopped, &order};
+    texts[i] = "v" + std::to_string(i);
+    std::array<std::string_view, 2> a{"ECHO", texts[i]};
+    ASSERT_TRUE(c->send(
+        a,
+        [](void* ctx, errc e, reply_ptr r) {
+          auto* s = static_cast<slot*>(ctx);
+          s->e = e;
+          if (r) s->got.assign(r->str, r->len);
+          s->order->push_back(s->want);
+        },
+        &slots[i]));
+  }
+  // All 500 were sent before any reply was read: they are in flight together.
+  ASSERT_TRUE(test::run_until(io, [&] { return order.size() == n; }));
+  for (int i = 0; i < n; ++i) {
+    EXPECT_EQ(order[i], i);
+    EXPECT_EQ(slots[i].e, errc::ok);
+    EXPECT_EQ(slots[i].got, texts[i]);
+  }
+  c->stop();
+}
+
+TEST_F(RedisClient, TimeoutFailsAtOnceAndTheNextCommandGetsItsOwnReply) {
+  ASSERT_TRUE(server.start());
+  auto c = make(server.url(), 50ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = cmd(*c, {"DEBUG", "SLEEP", "0.2"});
+  auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_EQ(r.error, errc::timeout);
+  EXPECT_GE(took, 45ms);
+  EXPECT_LT(took, 150ms);  // not the 200 ms the server sleeps
+  EXPECT_EQ(c->timeouts(), 1u);
+  test::run_for(io, 250ms);  // the late "+OK" arrives meanwhile and must be discarded
+  auto e = cmd(*c, {"ECHO", "after"});
+  ASSERT_EQ(e.error, errc::ok);
+  EXPECT_EQ(str(e), "after");
+  EXPECT_EQ(c->connections_made(), 1u);  // the same connection, still in step
+  c->stop();
+}
+
+TEST_F(RedisClient, CommandsQueuedBehindALateOneStayInStep) {
+  ASSERT_TRUE(server.start());
+  auto c = make(server.url(), 50ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  // A slow command, then two more sent while the server sleeps: all three time out; their
+  // late replies are discarded in order and the fourth gets "four".
+  std::array<errc, 3> errs{errc::ok, errc::ok, errc::ok};
+  auto cb = [](void* ctx, errc e, reply_ptr) { *static_cast<errc*>(ctx) = e; };
+  std::array<std::string_view, 3> sleep{"DEBUG", "SLEEP", "0.15"};
+  std::array<std::string_view, 2> one{"ECHO", "one"}, two{"ECHO", "two"};
+  ASSERT_TRUE(c->send(sleep, cb, &errs[0]));
+  ASSERT_TRUE(c->send(one, cb, &errs[1]));
+  ASSERT_TRUE(c->send(two, cb, &errs[2]));
+  test::run_for(io, 300ms);
+  for (errc e : errs) EXPECT_EQ(e, errc::timeout);
+  auto r = cmd(*c, {"ECHO", "four"});
+  ASSERT_EQ(r.error, errc::ok);
+  EXPECT_EQ(str(r), "four");
+  c->stop();
+}
+
+TEST_F(RedisClient, AStuckServerIsReconnected) {
+  ASSERT_TRUE(server.start());
+  auto c = make(server.url(), 50ms);  // stuck after 1 s without a reply to a timed-out command
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  server.pause();
+  auto r = cmd(*c, {"PING"});
+  EXPECT_EQ(r.error, errc::timeout);
+  // The kernel still accepts connections to a stopped process: the new connection is made
+  // at once; what matters is that the old one was given up.
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return c->connections_made() >= 2; }, 3000ms));
+  server.resume();
+  ASSERT_TRUE(wait_connected(*c, 8000ms));
+  auto p = cmd(*c, {"ECHO", "back"});
+  EXPECT_EQ(str(p), "back");
+  EXPECT_GE(c->connections_made(), 2u);
+  c->stop();
+}
+
+TEST_F(RedisClient, ReconnectsAfterTheServerRestarts) {
+  ASSERT_TRUE(server.start());
+  auto c = make(server.url(), 200ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  ASSERT_EQ(cmd(*c, {"SET", "k", "1"}).error, errc::ok);
+  server.stop();
+  ASSERT_TRUE(test::run_until(io, [&] { return !c->connected(); }));
+  auto down = cmd(*c, {"PING"});
+  EXPECT_EQ(down.error, errc::not_connected);  // failed without waiting
+  // Attempts back off: after the drop's 100 ms, at +0, +100, +300, +700, +1500 ms ... (a fixed
+  // 100 ms retry would make ~16 attempts in 1.6 s).
+  const auto before = c->connect_attempts();
+  test::run_for(io, 1600ms);
+  const auto tried = c->connect_attempts() - before;
+  EXPECT_GE(tried, 3u);
+  EXPECT_LE(tried, 6u);
+  ASSERT_TRUE(server.start());
+  ASSERT_TRUE(wait_connected(*c, 8000ms));
+  auto r = cmd(*c, {"ECHO", "again"});
+  ASSERT_EQ(r.error, errc::ok);
+  EXPECT_EQ(str(r), "again");
+  EXPECT_EQ(c->connections_made(), 2u);
+  c->stop();
+}
+
+TEST_F(RedisClient, EvalShaReloadsAScriptTheServerForgot) {
+  ASSERT_TRUE(server.start());
+  script s("t", "return ARGV[1] .. KEYS[1]");
+  auto c = make(server.url());
+  c->add_script(&s);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  std::array<std::string_view, 2> ka{"k", "a"};
+  auto r1 = test::await(io, c->eval(s, 1, ka));
+  ASSERT_TRUE(r1 && r1->ok());
+  EXPECT_EQ(str(*r1), "ak");
+  server.command({"SCRIPT", "FLUSH"});
+  auto r2 = test::await(io, c->eval(s, 1, ka));
+  ASSERT_TRUE(r2 && r2->ok()) << (r2 ? r2->error_text() : "none");
+  EXPECT_EQ(str(*r2), "ak");
+  // EVALSHA twice (the second said NOSCRIPT), EVAL once; the script is cached again.
+  std::string stats = server.command({"INFO", "commandstats"});
+  EXPECT_NE(stats.find("cmdstat_eval:calls=1,"), std::string::npos) << stats;
+  EXPECT_NE(stats.find("cmdstat_evalsha:calls=2,"), std::string::npos) << stats;
+  auto r3 = test::await(io, c->eval(s, 1, ka));
+  ASSERT_TRUE(r3 && r3->ok());
+  c->stop();
+}
+
+TEST_F(RedisClient, AuthAndSelectFromTheUrl) {
+  ASSERT_TRUE(server.start({"--requirepass", "s3cret"}));
+  auto c = make(server.url("s3cret", 3));
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  ASSERT_EQ(cmd(*c, {"SET", "where", "db3"}).error, errc::ok);
+  std::string got = server.command(
+      {"EVAL", "redis.call('SELECT', 3) return redis.call('GET', 'where')", "0"}, "s3cret");
+  EXPECT_EQ(got, "$3\r\ndb3\r\n");
+  std::string db0 = server.command({"GET", "where"}, "s3cret");
+  EXPECT_EQ(db0, "$-1\r\n");
+  c->stop();
+}
+
+TEST_F(RedisClient, AuthWithAnAclUser) {
+  ASSERT_TRUE(server.start({"--user", "gw", "on", ">pw", "~*", "&*", "+@all"}));
+  auto c = make("redis://gw:pw@127.0.0.1:" + std::to_string(server.port()) + "/0");
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  auto r = cmd(*c, {"ACL", "WHOAMI"});
+  ASSERT_EQ(r.error, errc::ok);
+  EXPECT_EQ(str(r), "gw");
+  c->stop();
+}
+
+TEST_F(RedisClient, AWrongPasswordNeverServesCommands) {
+  ASSERT_TRUE(server.start({"--requirepass", "s3cret"}));
+  auto c = make(server.url("wrong"));
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));  // connected: AUTH is pipelined, its refusal closes
+  auto r = cmd(*c, {"GET", "x"});
+  EXPECT_TRUE(r.error != errc::ok || r.is_error_reply());
+  ASSERT_TRUE(test::run_until(io, [&] { return !c->connected(); }));
+  c->stop();
+}
+
+}  // namespace
+}  // namespace ob::state::redis

@@ -1,0 +1,158 @@
+// The Redis backend when Redis is down or late: on_failure "local" (in-memory backend with the
+// limits divided by `instances`, budgets reconciled later) and "deny" (503 state_unavailable).
+#include <gtest/gtest.h>
+
+#include "state/backend_fixture.hpp"
+#include "state/redis_backend.hpp"
+
+namespace ob::state {
+namespace {
+
+using limits::refusal;
+using namespace std::chrono_literals;
+
+// Stands in for the in-memory backend: admits everything and records what it was asked.
+class recording_backend final : public limits::backend {
+ public:
+  std::optional<limits::verdict> admit_now(const limits::demand& d) override {
+    ++admits;
+    if (d.key) last_key = *d.key;
+    last_targets.assign(d.targets.begin(), d.targets.end());
+    limits::verdict v;
+    v.target = d.targets.empty() ? -1 : 0;
+    v.res.key = d.key;
+    v.res.target = v.target;
+    v.res.target_ptr = d.targets.empty() ? nullptr : &d.targets[0];
+    v.res.tokens = d.input_tokens + d.output_tokens;
+    v.res.budget_cost = v.res.tokens;
+    v.res.budget_period_start = 1795996800000;
+    return v;
+  }
+  boost::asio::awaitable<limits::verdict> admit(const limits::demand& d) override {
+    co_return *admit_now(d);
+  }
+  void settle(const limits::reservation&, const limits::usage&) override { ++settles; }
+  void release(const limits::reservation&) override { ++releases; }
+  int admits = 0, settles = 0, releases = 0;
+  limits::key_demand last_key;
+  std::vector<limits::target_demand> last_targets;
+};
+
+class RedisFallback : public test::BackendFixture {};
+
+TEST_F(RedisFallback, DenyAnswersUnavailableAtOnceWhenRedisIsDown) {
+  redis_backend_options o;
+  o.on_failure = failure_mode::deny;
+  connect(o);
+  server.stop();
+  ASSERT_TRUE(test::run_until(io, [&] { return !client->connected(); }));
+  limits::key_demand k{0, "k", {.rpm = 10}, {}};
+  limits::demand d;
+  d.key = &k;
+  auto v = backend->admit_now(d);  // decided without waiting
+  ASSERT_TRUE(v.has_value());
+  EXPECT_EQ(v->kind, refusal::unavailable);
+  EXPECT_EQ(backend->stats().unavailable, 1u);
+}
+
+TEST_F(RedisFallback, LocalDividesTheLimitsAndReconcilesBudgetsWhenRedisIsBack) {
+  recording_backend local;
+  redis_backend_options o;
+  o.instances = 3;
+  connect(o, &local);
+  server.stop();
+  ASSERT_TRUE(test::run_until(io, [&] { return !client->connected(); }));
+  limits::key_demand k{0,
+                       "rec",
+                       {.rpm = 10, .tpm = 1, .concurrency = 2},
+                       {limits::budget_unit::tokens, limits::budget_period::day, 900}};
+  limits::target_demand t[] = {{0, "g/a@h", {.rpm = 7, .concurrency = 1}, {}}};
+  limits::demand d;
+  d.key = &k;
+  d.targets = t;
+  d.input_tokens = 10;
+  d.output_tokens = 20;
+  auto v = backend->admit_now(d);
+  ASSERT_TRUE(v && v->ok());
+  EXPECT_EQ(v->res.lease, 0u);               // a local reservation
+  EXPECT_EQ(local.last_key.limits.rpm, 4u);  // ceil(10 / 3)
+  EXPECT_EQ(local.last_key.limits.tpm, 1u);  // at least 1
+  EXPECT_EQ(local.last_key.limits.concurrency, 1u);
+  EXPECT_EQ(local.last_key.budget.amount, 300u);
+  ASSERT_EQ(local.last_targets.size(), 1u);
+  EXPECT_EQ(local.last_targets[0].limits.rpm, 3u);
+  EXPECT_EQ(local.last_targets[0].limits.concurrency, 1u);
+  // The same snapshot objects map to the same copies (the reservation's pointers stay valid).
+  auto v2 = backend->admit_now(d);
+  EXPECT_EQ(v2->res.key, v->res.key);
+  backend->settle(v->res, limits::usage{40, 60});  // 100 tokens of budget used locally
+  backend->release(v2->res);
+  EXPECT_EQ(local.settles, 1);
+  EXPECT_EQ(local.releases, 1);
+  EXPECT_EQ(backend->stats().local_admissions, 2u);
+  // Redis is back: shared counting resumes and the local budget usage is added to it.
+  ASSERT_TRUE(server.start());
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return client->connected(); }, 8000ms));
+  sync();
+  auto r = admit(d);
+  ASSERT_TRUE(r.ok());
+  EXPECT_NE(r.res.lease, 0u);
+  sync();
+  EXPECT_EQ(backend->stats().reconciled, 1u);
+  EXPECT_EQ(server.command({"HGET", "ob:{k:rec}:budget:1795996800000", "used"}), "$3\r\n100\r\n");
+}
+
+TEST_F(RedisFallback, ASettlementWhileRedisIsDownIsSentWhenItIsBack) {
+  connect();
+  limits::key_demand k{0,
+                       "q",
+                       {.concurrency = 5},
+                       {limits::budget_unit::tokens, limits::budget_period::day, 10'000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 100;
+  d.output_tokens = 200;
+  auto a = admit(d);
+  ASSERT_TRUE(a.ok());
+  // The server drops our connection; settle while it is down.
+  server.command({"CLIENT", "KILL", "TYPE", "normal"});
+  ASSERT_TRUE(test::run_until(io, [&] { return !client->connected(); }));
+  backend->settle(a.res, limits::usage{40, 60});
+  EXPECT_EQ(backend->queued(), 1u);
+  EXPECT_EQ(backend->stats().queued_settlements, 1u);
+  ASSERT_TRUE(test::run_until(io, [&] { return client->connected(); }));
+  sync();
+  auto b = admit(d);  // sends the queued settlement after itself
+  ASSERT_TRUE(b.ok());
+  sync();
+  EXPECT_EQ(backend->queued(), 0u);
+  std::string key = "ob:{k:q}:budget:" + std::to_string(a.res.budget_period_start);
+  EXPECT_EQ(server.command({"HGET", key, "used"}), "$3\r\n100\r\n");
+  EXPECT_EQ(server.command({"HGET", key, "reserved"}), "$3\r\n300\r\n");  // b's
+  EXPECT_EQ(server.command({"ZCARD", "ob:{k:q}:conc"}), ":1\r\n");        // b's lease
+  EXPECT_EQ(backend->stats().lost_settlements, 0u);
+}
+
+TEST_F(RedisFallback, ALateRedisFallsBackWithinTheTimeout) {
+  recording_backend local;
+  connect({}, &local, 50ms);
+  limits::key_demand k{0, "late", {.rpm = 10}, {}};
+  limits::demand d;
+  d.key = &k;
+  ASSERT_TRUE(admit(d).ok());
+  EXPECT_EQ(local.admits, 0);
+  server.pause();
+  auto t0 = std::chrono::steady_clock::now();
+  auto v = admit(d);
+  auto took = std::chrono::steady_clock::now() - t0;
+  server.resume();
+  EXPECT_TRUE(v.ok());
+  EXPECT_EQ(local.admits, 1);
+  EXPECT_EQ(v.res.lease, 0u);
+  EXPECT_LT(took, 100ms);
+  EXPECT_GE(took, 45ms);
+}
+
+}  // namespace
+}  // namespace ob::state
