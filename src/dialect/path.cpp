@@ -83,4 +83,10 @@ std::string map_path(const route& r, std::string_view target) {
   return out;
 }
 
+std::string map_check_path(const config::provider& p, const route& r, std::string_view path) {
+  if (p.api == config::provider_api::azure && !r.query.empty() && path == "/v1/models")
+    return p.url.path_prefix + "/openai/models?" + r.query;
+  return map_path(r, path);
+}
+
 }  // namespace ob::dialect

@@ -55,4 +55,9 @@ std::optional<route> make_route(const config::provider& p, std::string* error);
 // straight into its head buffer instead).
 std::string map_path(const route& r, std::string_view target);
 
+// The target of an active health check (providers[].health_check.path), mapped like a request
+// target, except that Azure's deployments API has no per-deployment model list: there the
+// default "/v1/models" asks the resource's "/openai/models?api-version=...".
+std::string map_check_path(const config::provider& p, const route& r, std::string_view path);
+
 }  // namespace ob::dialect

@@ -233,20 +233,26 @@ void exchange::release_upstream(bool reusable) {
 void exchange::build_upstream_head(const exchange_request& r, const routing::target& t,
                                    std::size_t body_len) {
   const auto& url = t.provider->url;
+  const auto& route = t.route;  // dialect/path.hpp: prefix + target (its "/v1" maybe dropped)
+  std::string_view rest = route.rest(r.req.target);
   up_head_.clear();
   up_head_.reserve(head_reserve);
   // Every literal below and one number (<= 20 bytes), then plain stores.
-  up_head_.resize(128 + r.req.method.size() + url.path_prefix.size() + r.req.target.size() +
-                  url.host_header.size() + t.auth_header.size() + request_id_.size());
+  up_head_.resize(128 + r.req.method.size() + route.max_size(r.req.target) +
+                  url.host_header.size() + t.fixed_headers.size() + request_id_.size());
   head_writer w{up_head_.data()};
   w.text(r.req.method);
   w.text(" "sv);
-  w.text(url.path_prefix);
-  w.text(r.req.target);
+  w.text(route.prefix);
+  w.text(rest);
+  if (!route.query.empty()) {  // azure's api-version
+    w.text(rest.find('?') == std::string_view::npos ? "?"sv : "&"sv);
+    w.text(route.query);
+  }
   w.text(" HTTP/1.1\r\nHost: "sv);
   w.text(url.host_header);
   w.text("\r\n"sv);
-  w.text(t.auth_header);
+  w.text(t.fixed_headers);
   w.text("Content-Length: "sv);
   w.number(body_len);
   w.text("\r\nAccept-Encoding: identity\r\n"sv);
@@ -259,7 +265,8 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
   // The client's token (it authenticated with it) must not reach the provider in any header.
   auto token = auth::bearer_token(r.req.headers.get(http::header_id::authorization));
   http::append_forwarded(up_head_, r.req.headers, http::direction::to_upstream,
-                         token.value_or(std::string_view{}));
+                         token.value_or(std::string_view{}),
+                         t.replaced_headers.empty() ? nullptr : &t.replaced_headers);
   up_head_ += "\r\n"sv;
 }
 

@@ -2,6 +2,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 
+#include "dialect/path.hpp"
 #include "observe/log.hpp"
 #include "proxy/parsers.hpp"
 
@@ -119,8 +120,8 @@ asio::awaitable<void> health_checker::check(std::shared_ptr<const proxy::snapsho
       guard->timed_out = true;
       guard->conn->close();
     });
-    std::string req = "GET " + p.url.path_prefix + hc.path +
-                      " HTTP/1.1\r\nHost: " + p.url.host_header + "\r\n" + t->auth_header +
+    std::string req = "GET " + dialect::map_check_path(p, t->route, hc.path) +
+                      " HTTP/1.1\r\nHost: " + p.url.host_header + "\r\n" + t->fixed_headers +
                       "Accept: application/json\r\nConnection: close\r\n\r\n";
     auto [wec, wn] = co_await conn.write(asio::buffer(req));
     proxy::http::header_list headers;

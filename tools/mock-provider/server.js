@@ -80,7 +80,12 @@ export function parseModes(list) {
   return m;
 }
 
-// Splits "/prefix/mode/a,b/v1/chat/completions?x=1" into modes and the API route.
+// Splits "/prefix/mode/a,b/v1/chat/completions?x=1" into modes and the API route. Besides the
+// OpenAI layout ("*/v1/<op>", which covers Groq's "/openai/v1/<op>" and Azure's "/openai/v1/<op>"),
+// two other providers' layouts map to the same routes:
+//   Azure deployments  "*/openai/deployments/<deployment>/<op>?api-version=..." -> "/v1/<op>"
+//   Gemini             "*/v1beta/openai/<op>"                                   -> "/v1/<op>"
+// `layout` says which one matched ("openai", "azure", "gemini"); `deployment` is Azure's.
 export function parseTarget(rawUrl) {
   const q = rawUrl.indexOf('?');
   const pathname = q >= 0 ? rawUrl.slice(0, q) : rawUrl;
@@ -88,8 +93,20 @@ export function parseTarget(rawUrl) {
   const mm = /\/mode\/([^/]*)\//.exec(pathname);
   if (mm) modes.push(...decodeURIComponent(mm[1]).split(','));
   const i = pathname.indexOf('/v1/');
-  const route = i >= 0 ? pathname.slice(i) : pathname;
-  return { pathname, route, modes };
+  let route = i >= 0 ? pathname.slice(i) : pathname;
+  let layout = 'openai';
+  let deployment = null;
+  const az = /\/openai\/deployments\/([^/]+)(\/.*)$/.exec(pathname);
+  const gm = /\/v1beta\/openai(\/.*)$/.exec(pathname);
+  if (i < 0 && az) {
+    route = '/v1' + az[2];
+    layout = 'azure';
+    deployment = decodeURIComponent(az[1]);
+  } else if (i < 0 && gm) {
+    route = '/v1' + gm[1];
+    layout = 'gemini';
+  }
+  return { pathname, route, modes, layout, deployment, query: q >= 0 ? rawUrl.slice(q + 1) : '' };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -421,6 +438,10 @@ export async function startMock(opts = {}) {
       const extra = modes.status === 429 ? { 'retry-after': '2' } : {};
       return sendJson(ctx, modes.status, errorBody(modes.status, model, modes), extra);
     }
+    // Azure's deployments API refuses a request without api-version, as Azure does.
+    if (ctx.rec.layout === 'azure' && !new URLSearchParams(ctx.rec.query).get('api-version')) {
+      return sendJson(ctx, 404, { error: { code: '404', message: 'Resource not found (mock: no api-version)' } });
+    }
 
     if (req.method === 'GET' && route === '/v1/models') {
       return sendJson(ctx, 200, {
@@ -483,7 +504,7 @@ export async function startMock(opts = {}) {
   async function onRequest(req, res) {
     const sock = req.socket;
     const info = sock.__mock;
-    const { pathname, route, modes: pathModes } = parseTarget(req.url);
+    const { pathname, route, modes: pathModes, layout, deployment, query } = parseTarget(req.url);
 
     // control routes (not recorded)
     if (pathname === '/_mock/stats' || pathname === '/_mock/reset' || pathname === '/_mock/health') {
@@ -515,6 +536,9 @@ export async function startMock(opts = {}) {
       method: req.method,
       path: req.url,
       route,
+      layout,
+      deployment,
+      query,
       modes: modes.names,
       http_version: req.httpVersion,
       headers: { ...req.headers },

@@ -139,7 +139,10 @@ bool is_filtered(std::string_view name, direction dir, std::string_view connecti
 // Appends "Name: value\r\n" for every header of `in` that is not filtered, in order. A
 // non-empty `secret` (the client's token) also drops every header whose value contains it,
 // whatever its name: a credential the client put in a header this list does not know.
+// Headers named in `replaced` (lower-case names; a provider's configured headers, which take
+// their place) are dropped too.
 void append_forwarded(std::string& out, const header_list& in, direction dir,
-                      std::string_view secret = {});
+                      std::string_view secret = {},
+                      const std::vector<std::string>* replaced = nullptr);
 
 }  // namespace ob::proxy::http
