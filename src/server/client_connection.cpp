@@ -7,6 +7,7 @@
 
 #include "auth/token_check.hpp"
 #include "observe/clock.hpp"
+#include "proxy/http/endpoints.hpp"
 #include "proxy/http/errors.hpp"
 #include "proxy/http/request_check.hpp"
 #include "proxy/json/usage.hpp"
@@ -26,6 +27,12 @@ namespace {
 constexpr std::size_t client_read_chunk = 4 * 1024;
 // A read buffer grown past this by a very large head is given back after its request.
 constexpr std::size_t max_kept_read_buffer = 64 * 1024;
+
+bool is_multipart(std::string_view content_type) {
+  constexpr std::string_view m = "multipart/";
+  return content_type.size() >= m.size() &&
+         proxy::http::iequals(content_type.substr(0, m.size()), m);
+}
 
 std::string_view path_of(std::string_view target) {
   auto q = target.find('?');
@@ -454,6 +461,15 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
     rec.labels.client = snap.client_labels[authorized_index_];
     rec.client_name = snap.client_names[authorized_index_];
   }
+  if (auto family = proxy::http::unroutable_family(path); !family.empty()) {
+    rec.outcome = "not_routable";
+    return refuse(error_kind::not_routable,
+                  std::string(path) + " is not supported by this gateway: " + std::string(family) +
+                      " are stored per provider account, and the gateway routes each request "
+                      "by its model to any account of a group, so such objects cannot be "
+                      "reached reliably. Call the provider directly for them.",
+                  keep_early, rec);
+  }
   if (path == "/v1/models" || path.starts_with("/v1/models/")) {
     if (!get) {
       rec.outcome = "method_not_allowed";
@@ -510,6 +526,15 @@ asio::awaitable<bool> client_connection::receive_body(const proxy::snapshot& sna
 asio::awaitable<bool> client_connection::forward(const proxy::snapshot& snap,
                                                  observe::request_record& rec, bool keep_alive) {
   auto found = ctx_.finder.find_request_model(req_.body.view(), req_.body.capacity());
+  if (found.status != proxy::json::find_status::ok &&
+      is_multipart(req_.headers.get(proxy::http::header_id::content_type))) {
+    rec.outcome = "bad_request";
+    return exchange_.write_error(
+        error_kind::unsupported_media,
+        "multipart/form-data requests (audio transcriptions and translations, image edits) "
+        "are not supported yet: the gateway routes requests by the \"model\" of a JSON body.",
+        keep_alive, rec);
+  }
   if (found.status != proxy::json::find_status::ok) {
     bool json_broken = found.status == proxy::json::find_status::invalid_json;
     rec.outcome = "bad_request";

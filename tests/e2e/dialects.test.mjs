@@ -17,8 +17,8 @@ import path from 'node:path';
 import OpenAI from 'openai';
 import { startMock, answerText } from '../../tools/mock-provider/server.js';
 import { startGateway, runBin } from './lib/gateway.mjs';
-import { waitFor } from './lib/http.mjs';
-import { CLIENT_TOKEN, chatBody, gwPost, accessLines } from './lib/common.mjs';
+import { request, waitFor } from './lib/http.mjs';
+import { CLIENT_TOKEN, chatBody, gwPost, accessLines, assertError } from './lib/common.mjs';
 
 const T = { timeout: 60000 };
 const messages = [{ role: 'user', content: 'Hi' }];
@@ -249,6 +249,41 @@ describe('config check refuses what cannot work', () => {
       const r = runBin(['--check-config', p]);
       assert.notEqual(r.code, 0, `accepted: ${r.stderr}`);
       assert.match(r.stderr + r.stdout, c.expect);
+    });
+  }
+});
+
+describe('endpoints that cannot be routed by model', () => {
+  let mock, gw;
+  before(async () => {
+    mock = await startMock();
+    gw = await startGateway({
+      config: { providers: [{ group: 'g', name: 'm', base: mock.url, key: 'k' }], security: [CLIENT_TOKEN] },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await mock?.close();
+  });
+
+  const table = [
+    { name: 'file upload', method: 'POST', path: '/v1/files', type: 'multipart/form-data; boundary=b', body: '--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n--b--\r\n', status: 404, code: 'unsupported_endpoint', message: /files are stored per provider account/ },
+    { name: 'file list', method: 'GET', path: '/v1/files', status: 404, code: 'unsupported_endpoint', message: /\/v1\/files is not supported/ },
+    { name: 'batch create', method: 'POST', path: '/v1/batches', body: '{"input_file_id":"file-1","endpoint":"/v1/chat/completions","completion_window":"24h"}', status: 404, code: 'unsupported_endpoint', message: /batches/ },
+    { name: 'fine-tuning with a model', method: 'POST', path: '/v1/fine_tuning/jobs', body: '{"model":"g","training_file":"file-1"}', status: 404, code: 'unsupported_endpoint', message: /fine_tuning/ },
+    { name: 'assistant with a model', method: 'POST', path: '/v1/assistants', body: '{"model":"g"}', status: 404, code: 'unsupported_endpoint', message: /assistants/ },
+    { name: 'thread run', method: 'GET', path: '/v1/threads/t1/runs/r1', status: 404, code: 'unsupported_endpoint', message: /threads/ },
+    { name: 'multipart transcription', method: 'POST', path: '/v1/audio/transcriptions', type: 'multipart/form-data; boundary=b', body: '--b\r\nContent-Disposition: form-data; name="model"\r\n\r\ng\r\n--b--\r\n', status: 415, code: 'unsupported_media_type', message: /multipart\/form-data requests/ },
+  ];
+  for (const c of table) {
+    test(`${c.name}: ${c.status} ${c.code}, the provider is not contacted`, T, async () => {
+      mock.reset();
+      const headers = { authorization: `Bearer ${CLIENT_TOKEN}` };
+      if (c.body) headers['content-type'] = c.type ?? 'application/json';
+      const r = await request({ url: gw.url + c.path, method: c.method, headers, body: c.body });
+      const j = assertError(r, c.status, { code: c.code }, c.name);
+      assert.match(j.error.message, c.message);
+      assert.equal(hits(mock).length, 0);
     });
   }
 });

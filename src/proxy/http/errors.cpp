@@ -47,6 +47,10 @@ kind_info info(error_kind k) {
       return {500, "server_error", "internal_error"};
     case error_kind::not_implemented:
       return {501, "invalid_request_error", "not_implemented"};
+    case error_kind::not_routable:
+      return {404, "invalid_request_error", "unsupported_endpoint"};
+    case error_kind::unsupported_media:
+      return {415, "invalid_request_error", "unsupported_media_type"};
   }
   return {500, "server_error", "internal_error"};
 }
@@ -85,6 +89,8 @@ std::string_view reason_of(int status) {
       return "Conflict";
     case 413:
       return "Content Too Large";
+    case 415:
+      return "Unsupported Media Type";
     case 422:
       return "Unprocessable Content";
     case 429:

@@ -25,6 +25,8 @@ enum class error_kind {
   unavailable,           // 503 server_error / shutting_down
   internal,              // 500 server_error / internal_error
   not_implemented,       // 501 invalid_request_error / not_implemented
+  not_routable,          // 404 invalid_request_error / unsupported_endpoint
+  unsupported_media,     // 415 invalid_request_error / unsupported_media_type
 };
 
 int status_of(error_kind k);
