@@ -127,7 +127,10 @@ table::table(const config::config& cfg, state_registry& states) {
       });
       if (same > 1) label += "#" + t.id.substr(t.id.rfind('|') + 1, 6);
       t.metric_target = labels.intern(label);
-      t.metric_provider = labels.intern(observe::metrics::provider_name_for_host(p.url.host));
+      // An Azure resource may sit behind a host of its own (an API gateway): its api says more.
+      t.metric_provider = labels.intern(p.api == config::provider_api::azure
+                                            ? std::string("azure.ai.openai")
+                                            : observe::metrics::provider_name_for_host(p.url.host));
       t.metric_model = labels.intern(p.name);
     }
   }

@@ -253,6 +253,40 @@ describe('config check refuses what cannot work', () => {
   }
 });
 
+describe('health checks use the same path mapping', () => {
+  let mock, gw;
+  before(async () => {
+    mock = await startMock();
+    gw = await startGateway({
+      config: {
+        providers: [
+          { group: 'az', name: 'dep-1', base: mock.url, key: 'az-key', api: 'azure', health_check: { interval: 1 } },
+          { group: 'ollama', name: 'llama3.2', base: `${mock.url}/v1`, key: '', health_check: { interval: 1 } },
+        ],
+        security: [CLIENT_TOKEN],
+      },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await mock?.close();
+  });
+
+  test('azure: the resource model list with api-version and api-key; a /v1 base: /v1/models', T, async () => {
+    const checks = () => mock.stats().requests.filter((r) => r.method === 'GET');
+    await waitFor(() => new Set(checks().map((r) => r.path)).size >= 2, { timeout: 10000, what: 'a check of each target' });
+    const first = new Map();
+    for (const r of checks()) if (!first.has(r.headers['api-key'] ?? '')) first.set(r.headers['api-key'] ?? '', r);
+    const az = first.get('az-key');
+    assert.equal(az.path, '/openai/models?api-version=2024-10-21');
+    assert.equal(az.response_status, 200);
+    const ol = first.get('');
+    assert.equal(ol.path, '/v1/models');
+    assert.equal(ol.response_status, 200);
+    assert.ok(!gw.stderrLines.some((l) => /health check of .* failed/.test(l)), gw.stderr());
+  });
+});
+
 describe('endpoints that cannot be routed by model', () => {
   let mock, gw;
   before(async () => {

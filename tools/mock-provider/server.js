@@ -98,7 +98,10 @@ export function parseTarget(rawUrl) {
   let deployment = null;
   const az = /\/openai\/deployments\/([^/]+)(\/.*)$/.exec(pathname);
   const gm = /\/v1beta\/openai(\/.*)$/.exec(pathname);
-  if (i < 0 && az) {
+  if (i < 0 && /\/openai\/models$/.test(pathname)) {
+    route = '/v1/models'; // Azure's resource-level model list
+    layout = 'azure';
+  } else if (i < 0 && az) {
     route = '/v1' + az[2];
     layout = 'azure';
     deployment = decodeURIComponent(az[1]);
@@ -438,7 +441,7 @@ export async function startMock(opts = {}) {
       const extra = modes.status === 429 ? { 'retry-after': '2' } : {};
       return sendJson(ctx, modes.status, errorBody(modes.status, model, modes), extra);
     }
-    // Azure's deployments API refuses a request without api-version, as Azure does.
+    // Azure's API refuses a request without api-version (its v1 API aside), as Azure does.
     if (ctx.rec.layout === 'azure' && !new URLSearchParams(ctx.rec.query).get('api-version')) {
       return sendJson(ctx, 404, { error: { code: '404', message: 'Resource not found (mock: no api-version)' } });
     }
