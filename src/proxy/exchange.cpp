@@ -64,6 +64,14 @@ bool is_event_stream(std::string_view content_type) {
   return starts_with_ci(trim(content_type), "text/event-stream");
 }
 
+// Media an answer carries as bytes nobody rewrites (speech audio, images): relayed as it
+// arrives rather than read whole first.
+bool is_binary(std::string_view content_type) {
+  auto t = trim(content_type);
+  return starts_with_ci(t, "audio/") || starts_with_ci(t, "image/") ||
+         starts_with_ci(t, "video/") || starts_with_ci(t, "application/octet-stream");
+}
+
 bool looks_like_json(std::string_view content_type, std::string_view body) {
   if (!content_type.empty()) return contains_ci(content_type, "json");
   for (char c : body) {
@@ -345,8 +353,11 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
 
 void exchange::decide_mode() {
   bool ok = parser_->status() >= 200 && parser_->status() < 300;
-  mode_ = ok && is_event_stream(resp_headers_.get(http::header_id::content_type)) ? mode::stream
-                                                                                  : mode::buffered;
+  auto type = resp_headers_.get(http::header_id::content_type);
+  mode_ = !ok                     ? mode::buffered
+          : is_event_stream(type) ? mode::stream
+          : is_binary(type)       ? mode::raw
+                                  : mode::buffered;
 }
 
 void exchange::on_body(void* self, std::string_view bytes) {
@@ -354,6 +365,10 @@ void exchange::on_body(void* self, std::string_view bytes) {
   if (x.mode_ == mode::undecided) x.decide_mode();
   if (x.mode_ == mode::stream) {
     x.on_stream_bytes(bytes);
+    return;
+  }
+  if (x.mode_ == mode::raw) {  // goes out with the next client write
+    x.payload_.append(bytes);
     return;
   }
   if (x.resp_body_.size() + bytes.size() > x.max_response_) {
@@ -598,8 +613,9 @@ auto exchange::flush_stream(bool chunked, bool last, millis limit) {
 
 asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
                                              observe::request_record& rec) {
-  const auto& to = r.snap.cfg.timeouts;  // client writes: the global idle limit
-  rec.stream = true;
+  const auto& to = r.snap.cfg.timeouts;    // client writes: the global idle limit
+  const bool sse = mode_ == mode::stream;  // else raw bytes: no events, nothing appended
+  rec.stream = sse;
   answer_ready();
   ++ctx_.metrics.open_streams;
   struct stream_gauge {
@@ -632,7 +648,9 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     relay_result_ = relay_result::client_gone;
     co_return false;
   }
-  if (failure.failure == fail::none) {
+  if (failure.failure == fail::none && !sse) {
+    release_upstream(parser_->keep_alive());
+  } else if (failure.failure == fail::none) {
     framer_.finish([this](const sse::event& ev) {
       on_event(ev);
       // The provider's last event lacked its blank line: end it so clients dispatch it.
@@ -654,8 +672,9 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     framer_.reset();
     rec.detail = "shutdown grace period over";
     rec.outcome = "shutdown";
-    sse::append_error_event(payload_, "the gateway is shutting down; the stream was ended early",
-                            "server_error", "shutting_down");
+    if (sse)
+      sse::append_error_event(payload_, "the gateway is shutting down; the stream was ended early",
+                              "server_error", "shutting_down");
   } else {
     release_upstream(false);
     framer_.reset();  // an incomplete event is dropped: the error event must start clean
@@ -664,19 +683,23 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     rec.detail = detail_;
     rec.outcome = timeout ? "upstream_timeout" : "upstream_error";
     relay_result_ = relay_result::upstream_failed;
-    sse::append_error_event(payload_,
-                            timeout ? "the provider stopped sending events (idle timeout)"
-                                    : "the provider's stream broke: " + failure.detail,
-                            "upstream_error", timeout ? "upstream_timeout" : "upstream_broken");
+    if (sse)
+      sse::append_error_event(payload_,
+                              timeout ? "the provider stopped sending events (idle timeout)"
+                                      : "the provider's stream broke: " + failure.detail,
+                              "upstream_error", timeout ? "upstream_timeout" : "upstream_broken");
   }
   // The whole relay was spent waiting on the provider's events.
   upstream_wait_ += clock_type::now() - ready_;
-  if (!co_await flush_stream(chunked, true, to.idle)) {
+  // Binary bytes cannot carry an error: a broken one ends without its last chunk, and the
+  // connection closes, so the client sees the body cut short.
+  bool complete = sse || failure.failure == fail::none;
+  if (!co_await flush_stream(chunked, complete, to.idle)) {
     rec.outcome = "client_cancelled";
     relay_result_ = relay_result::client_gone;
     co_return false;
   }
-  co_return keep;
+  co_return keep&& complete;
 }
 
 }  // namespace ob::proxy

@@ -12,16 +12,18 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
-import { startMock, answerText } from '../../tools/mock-provider/server.js';
+import { startMock, answerText, speechBytes } from '../../tools/mock-provider/server.js';
 import { startGateway, runBin } from './lib/gateway.mjs';
 import { request, waitFor } from './lib/http.mjs';
 import { CLIENT_TOKEN, chatBody, gwPost, accessLines, assertError } from './lib/common.mjs';
 
 const T = { timeout: 60000 };
 const messages = [{ role: 'user', content: 'Hi' }];
+const now = () => performance.timeOrigin + performance.now(); // the mock's t_* clock
 
 // The mock's requests since the last reset, minus health checks.
 function hits(m) {
@@ -320,4 +322,63 @@ describe('endpoints that cannot be routed by model', () => {
       assert.equal(hits(mock).length, 0);
     });
   }
+});
+
+describe('binary answers are streamed through', () => {
+  let mock, gw;
+  before(async () => {
+    mock = await startMock();
+    gw = await startGateway({
+      config: { providers: [{ group: 'tts', name: 'tts-1', base: mock.url, key: 'k' }], security: [CLIENT_TOKEN] },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await mock?.close();
+  });
+
+  // Reads an answer piece by piece, noting when the first body bytes arrived.
+  function speech(headers = {}) {
+    return new Promise((resolve, reject) => {
+      const req = http.request(`${gw.url}/v1/audio/speech`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${CLIENT_TOKEN}`, 'content-type': 'application/json', ...headers },
+        timeout: 20000,
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.on('response', (res) => {
+        const chunks = [];
+        let firstAt = null;
+        res.on('data', (c) => {
+          firstAt ??= now();
+          chunks.push(c);
+        });
+        res.on('error', reject);
+        res.on('aborted', () => resolve({ res, body: Buffer.concat(chunks), firstAt, aborted: true }));
+        res.on('end', () => resolve({ res, body: Buffer.concat(chunks), firstAt, aborted: false }));
+      });
+      req.end(JSON.stringify({ model: 'tts', input: 'Hello there', voice: 'alloy' }));
+    });
+  }
+
+  test('audio/speech: first bytes reach the client before the provider finished, bytes exact', T, async () => {
+    mock.reset();
+    // 8 pieces 150 ms apart: the provider needs > 1 s for the whole answer.
+    const r = await speech({ 'x-mock-mode': 'slow-stream-150' });
+    assert.equal(r.res.statusCode, 200);
+    assert.equal(r.res.headers['content-type'], 'audio/mpeg');
+    assert.ok(r.body.equals(speechBytes('tts-1', 'Hello there')), 'body differs');
+    const [h] = hits(mock);
+    assert.equal(h.path, '/v1/audio/speech');
+    assert.ok(r.firstAt < h.t_end - 500, `first bytes ${Math.round(h.t_end - r.firstAt)} ms before the provider's end`);
+  });
+
+  test('audio/speech cut by the provider: the client sees the body cut, not a complete one', T, async () => {
+    mock.reset();
+    const r = await speech({ 'x-mock-mode': 'drop-mid-stream,chunked' });
+    assert.equal(r.res.statusCode, 200);
+    assert.ok(r.aborted || r.body.length < 32 * 1024, `complete-looking answer of ${r.body.length} bytes`);
+    assert.ok(r.body.length < 32 * 1024);
+  });
 });

@@ -202,6 +202,18 @@ export function embedVector(input, dims = 8) {
   return out;
 }
 
+// The "audio" of /v1/audio/speech: 32 KiB of bytes derived from the model and input (every
+// byte value occurs), so a test can compare what it received exactly.
+export function speechBytes(model, input) {
+  const out = Buffer.alloc(32 * 1024);
+  let seed = crypto.createHash('sha256').update(`${model}\0${input}`).digest();
+  for (let i = 0; i < out.length; i += seed.length) {
+    seed.copy(out, i);
+    seed = crypto.createHash('sha256').update(seed).digest();
+  }
+  return out;
+}
+
 function embeddings(model, body) {
   let inputs = body.input;
   if (!Array.isArray(inputs)) inputs = [inputs];
@@ -380,6 +392,32 @@ export async function startMock(opts = {}) {
     return crlf ? s.replace(/\n/g, '\r\n') : s;
   }
 
+  // Binary answer (audio/speech): `speechBytes(model, input)` in 8 chunks with a pause
+  // (slow-stream-<ms>, default 1 ms) between them; Content-Length unless `chunked`.
+  async function sendBinary(ctx, body, contentType) {
+    const { res, modes } = ctx;
+    ctx.rec.response_status = 200;
+    ctx.rec.response_bytes = body.length;
+    ctx.rec.response_sha256 = sha256(body);
+    const headers = baseHeaders(ctx, { 'content-type': contentType });
+    if (!modes.chunked) headers['content-length'] = String(body.length);
+    res.writeHead(200, headers);
+    res.flushHeaders();
+    const gap = modes.slowStream ?? 1;
+    const step = Math.ceil(body.length / 8);
+    for (let i = 0; i < body.length; i += step) {
+      if (modes.dropMidStream && i >= body.length / 2) {
+        await sleep(5);
+        res.socket?.destroy();
+        return;
+      }
+      if (!(await write(ctx, body.subarray(i, i + step)))) return;
+      if (gap > 0 && i + step < body.length) await sleep(gap);
+      if (res.destroyed || ctx.gone) return;
+    }
+    res.end();
+  }
+
   async function sendStream(ctx, events, withDone) {
     const { res, modes } = ctx;
     let list = events.slice();
@@ -452,7 +490,7 @@ export async function startMock(opts = {}) {
         data: [{ id: 'mock-model', object: 'model', created: CREATED, owned_by: 'mock' }],
       });
     }
-    const known = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses'];
+    const known = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses', '/v1/audio/speech'];
     if (!known.includes(route)) {
       return sendJson(ctx, 404, { error: { message: `mock: unknown route ${req.method} ${route}`, type: 'invalid_request_error', param: null, code: 'unknown_url' } });
     }
@@ -479,6 +517,8 @@ export async function startMock(opts = {}) {
         return sendJson(ctx, 200, textCompletion(`cmpl-mock${id}`, model, text));
       case '/v1/embeddings':
         return sendJson(ctx, 200, embeddings(model, json));
+      case '/v1/audio/speech':
+        return sendBinary(ctx, speechBytes(model, String(json.input ?? '')), 'audio/mpeg');
       case '/v1/responses': {
         const rid = `resp_mock${id}`;
         // The Responses API ends its stream without a [DONE] line.
