@@ -472,7 +472,8 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
   // client did not ask for usage, the ask added); the body itself is never copied.
   const auto body = r.req.body.view();
   json::edit edits[json::usage_plan::max_edits + 1];
-  int edit_count = json::merge_edits(r.usage, r.model, t.model_literal, edits);
+  int edit_count = json::merge_edits(
+      r.usage, r.model, r.model_raw ? std::string_view(t.provider->name) : t.model_literal, edits);
   build_upstream_head(r, t, json::edited_size(body, edits, edit_count));
   std::array<asio::const_buffer, 2 + 2 * (json::usage_plan::max_edits + 1)> out;
   std::size_t pieces = 0;

@@ -44,6 +44,9 @@ struct exchange_request {
   const routing::group& group;
   const snapshot& snap;
   bool client_keep_alive = true;
+  // `model` spans a bare form field value (multipart/form-data), not a JSON string token: the
+  // provider's name goes in unquoted.
+  bool model_raw = false;
 };
 
 class exchange {

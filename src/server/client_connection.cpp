@@ -9,6 +9,7 @@
 #include "observe/clock.hpp"
 #include "proxy/http/endpoints.hpp"
 #include "proxy/http/errors.hpp"
+#include "proxy/http/multipart.hpp"
 #include "proxy/http/request_check.hpp"
 #include "proxy/json/usage.hpp"
 
@@ -525,16 +526,9 @@ asio::awaitable<bool> client_connection::receive_body(const proxy::snapshot& sna
 
 asio::awaitable<bool> client_connection::forward(const proxy::snapshot& snap,
                                                  observe::request_record& rec, bool keep_alive) {
+  auto content_type = req_.headers.get(proxy::http::header_id::content_type);
+  if (is_multipart(content_type)) return forward_form(snap, rec, keep_alive, content_type);
   auto found = ctx_.finder.find_request_model(req_.body.view(), req_.body.capacity());
-  if (found.status != proxy::json::find_status::ok &&
-      is_multipart(req_.headers.get(proxy::http::header_id::content_type))) {
-    rec.outcome = "bad_request";
-    return exchange_.write_error(
-        error_kind::unsupported_media,
-        "multipart/form-data requests (audio transcriptions and translations, image edits) "
-        "are not supported yet: the gateway routes requests by the \"model\" of a JSON body.",
-        keep_alive, rec);
-  }
   if (found.status != proxy::json::find_status::ok) {
     bool json_broken = found.status == proxy::json::find_status::invalid_json;
     rec.outcome = "bad_request";
@@ -555,6 +549,46 @@ asio::awaitable<bool> client_connection::forward(const proxy::snapshot& snap,
   if (snap.cfg.metrics.stream_usage && proxy::json::injects_usage(rec.path))
     usage = proxy::json::plan_usage_injection(req_.body.view(), found);
   return exchange_.run({req_, found.value, usage, *group, snap, keep_alive}, rec);
+}
+
+// multipart/form-data (audio transcriptions and translations, image edits): routed by the
+// `model` form field, replaced in place like a JSON model (the provider's name, unquoted).
+asio::awaitable<bool> client_connection::forward_form(const proxy::snapshot& snap,
+                                                      observe::request_record& rec, bool keep_alive,
+                                                      std::string_view content_type) {
+  using proxy::http::form_status;
+  auto body = req_.body.view();
+  auto f = proxy::http::find_form_field(content_type, body, "model");
+  if (f.status != form_status::ok) {
+    rec.outcome = "bad_request";
+    const char* why = f.status == form_status::no_boundary
+                          ? "The multipart/form-data Content-Type has no boundary."
+                      : f.status == form_status::malformed
+                          ? "The multipart/form-data body is malformed."
+                      : f.status == form_status::missing ? "The form has no \"model\" field."
+                      : f.status == form_status::duplicate
+                          ? "The form has more than one \"model\" field."
+                          : "The form's \"model\" field must be a non-empty text value.";
+    co_return co_await exchange_.write_error(f.status == form_status::missing ||
+                                                     f.status == form_status::duplicate ||
+                                                     f.status == form_status::bad_value
+                                                 ? error_kind::bad_model
+                                                 : error_kind::bad_request,
+                                             why, keep_alive, rec);
+  }
+  auto name = body.substr(f.begin, f.end - f.begin);
+  const auto* group = snap.routes.find(name);
+  if (!group) {
+    rec.outcome = "model_not_found";
+    co_return co_await refuse(error_kind::model_not_found,
+                              "The model '" + std::string(name) + "' does not exist.", keep_alive,
+                              rec);
+  }
+  rec.group = group->name;
+  rec.labels.group = group->metric_group;
+  proxy::exchange_request x{req_, {f.begin, f.end}, {}, *group, snap, keep_alive};
+  x.model_raw = true;
+  co_return co_await exchange_.run(x, rec);
 }
 
 asio::awaitable<bool> client_connection::refuse_body(head_result body, const proxy::snapshot& snap,

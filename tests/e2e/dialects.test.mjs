@@ -11,11 +11,12 @@
 //   - a group mixing azure and openai targets fails over between them.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
 import { startMock, answerText, speechBytes } from '../../tools/mock-provider/server.js';
 import { startGateway, runBin } from './lib/gateway.mjs';
 import { request, waitFor } from './lib/http.mjs';
@@ -309,7 +310,10 @@ describe('endpoints that cannot be routed by model', () => {
     { name: 'fine-tuning with a model', method: 'POST', path: '/v1/fine_tuning/jobs', body: '{"model":"g","training_file":"file-1"}', status: 404, code: 'unsupported_endpoint', message: /fine_tuning/ },
     { name: 'assistant with a model', method: 'POST', path: '/v1/assistants', body: '{"model":"g"}', status: 404, code: 'unsupported_endpoint', message: /assistants/ },
     { name: 'thread run', method: 'GET', path: '/v1/threads/t1/runs/r1', status: 404, code: 'unsupported_endpoint', message: /threads/ },
-    { name: 'multipart transcription', method: 'POST', path: '/v1/audio/transcriptions', type: 'multipart/form-data; boundary=b', body: '--b\r\nContent-Disposition: form-data; name="model"\r\n\r\ng\r\n--b--\r\n', status: 415, code: 'unsupported_media_type', message: /multipart\/form-data requests/ },
+    { name: 'multipart without model', method: 'POST', path: '/v1/audio/transcriptions', type: 'multipart/form-data; boundary=b', body: '--b\r\nContent-Disposition: form-data; name="language"\r\n\r\nen\r\n--b--\r\n', status: 400, code: 'invalid_model', message: /no "model" field/ },
+    { name: 'multipart without boundary', method: 'POST', path: '/v1/audio/transcriptions', type: 'multipart/form-data', body: '--b\r\nContent-Disposition: form-data; name="model"\r\n\r\ng\r\n--b--\r\n', status: 400, code: 'bad_request', message: /no boundary/ },
+    { name: 'multipart cut short', method: 'POST', path: '/v1/audio/transcriptions', type: 'multipart/form-data; boundary=b', body: '--b\r\nContent-Disposition: form-data; name="model"\r\n\r\ng', status: 400, code: 'bad_request', message: /malformed/ },
+    { name: 'multipart model twice', method: 'POST', path: '/v1/audio/transcriptions', type: 'multipart/form-data; boundary=b', body: '--b\r\nContent-Disposition: form-data; name="model"\r\n\r\ng\r\n--b\r\nContent-Disposition: form-data; name="model"\r\n\r\ng\r\n--b--\r\n', status: 400, code: 'invalid_model', message: /more than one/ },
   ];
   for (const c of table) {
     test(`${c.name}: ${c.status} ${c.code}, the provider is not contacted`, T, async () => {
@@ -322,6 +326,72 @@ describe('endpoints that cannot be routed by model', () => {
       assert.equal(hits(mock).length, 0);
     });
   }
+});
+
+describe('multipart requests are routed by their model field', () => {
+  let mock, gw, sdk;
+  before(async () => {
+    mock = await startMock();
+    gw = await startGateway({
+      config: {
+        providers: [
+          { group: 'whisper', name: 'whisper-1', base: `${mock.url}/v1`, key: 'k' },
+          { group: 'whisper-az', name: 'whisper-dep', base: mock.url, key: 'az', api: 'azure' },
+        ],
+        security: [CLIENT_TOKEN],
+      },
+    });
+    sdk = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: CLIENT_TOKEN, maxRetries: 0, timeout: 10000 });
+  });
+  after(async () => {
+    await gw?.stop();
+    await mock?.close();
+  });
+
+  test('SDK transcription and translation: model field rewritten, file bytes intact', T, async () => {
+    mock.reset();
+    const audio = speechBytes('x', 'y'); // binary, every byte value
+    const t = await sdk.audio.transcriptions.create({ model: 'whisper', file: await toFile(audio, 'a.mp3') });
+    assert.equal(t.text, answerText('whisper-1'));
+    const a = await sdk.audio.translations.create({ model: 'whisper-az', file: await toFile(audio, 'b.mp3') });
+    assert.equal(a.text, answerText('whisper-dep'));
+    const [th, ah] = hits(mock);
+    assert.equal(th.path, '/v1/audio/transcriptions');
+    assert.equal(th.model, 'whisper-1');
+    assert.equal(ah.path, '/openai/deployments/whisper-dep/audio/translations?api-version=2024-10-21');
+    assert.equal(ah.model, 'whisper-dep');
+    assert.deepEqual(credentialHeaders(ah), { 'api-key': 'az' });
+  });
+
+  test('the provider gets the client body byte for byte, only the model value changed', T, async () => {
+    mock.reset();
+    const audio = speechBytes('x', 'y');
+    const form = (model) =>
+      Buffer.concat([
+        Buffer.from('--BoUnD\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\nContent-Type: audio/mpeg\r\n\r\n'),
+        audio,
+        Buffer.from(`\r\n--BoUnD\r\nContent-Disposition: form-data; name="model"\r\n\r\n${model}\r\n--BoUnD--\r\n`),
+      ]);
+    const r = await request({
+      url: `${gw.url}/v1/audio/transcriptions`,
+      method: 'POST',
+      headers: { authorization: `Bearer ${CLIENT_TOKEN}`, 'content-type': 'multipart/form-data; boundary=BoUnD' },
+      body: form('whisper'),
+    });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json().text, answerText('whisper-1'));
+    const [h] = hits(mock);
+    assert.equal(h.body_sha256, crypto.createHash('sha256').update(form('whisper-1')).digest('hex'));
+  });
+
+  test('an unknown model in the form field: 404 model_not_found', T, async () => {
+    mock.reset();
+    await assert.rejects(
+      sdk.audio.transcriptions.create({ model: 'nope', file: await toFile(Buffer.from('abc'), 'a.mp3') }),
+      (e) => e.status === 404 && e.code === 'model_not_found',
+    );
+    assert.equal(hits(mock).length, 0);
+  });
 });
 
 describe('binary answers are streamed through', () => {

@@ -204,6 +204,22 @@ export function embedVector(input, dims = 8) {
 
 // The "audio" of /v1/audio/speech: 32 KiB of bytes derived from the model and input (every
 // byte value occurs), so a test can compare what it received exactly.
+// The text fields of a multipart/form-data body (file parts skipped), or null when unframed.
+export function formFields(text, boundary) {
+  const parts = text.split(`--${boundary}`);
+  if (parts.length < 3) return null;
+  const out = {};
+  for (const p of parts.slice(1, -1)) {
+    const sep = p.indexOf('\r\n\r\n');
+    if (sep < 0) return null;
+    const head = p.slice(0, sep);
+    const name = /name="([^"]*)"/i.exec(head);
+    if (!name || /filename=/i.test(head)) continue;
+    out[name[1]] = p.slice(sep + 4, p.length - 2); // minus the CRLF before the next delimiter
+  }
+  return out;
+}
+
 export function speechBytes(model, input) {
   const out = Buffer.alloc(32 * 1024);
   let seed = crypto.createHash('sha256').update(`${model}\0${input}`).digest();
@@ -490,7 +506,7 @@ export async function startMock(opts = {}) {
         data: [{ id: 'mock-model', object: 'model', created: CREATED, owned_by: 'mock' }],
       });
     }
-    const known = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses', '/v1/audio/speech'];
+    const known = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses', '/v1/audio/speech', '/v1/audio/transcriptions', '/v1/audio/translations'];
     if (!known.includes(route)) {
       return sendJson(ctx, 404, { error: { message: `mock: unknown route ${req.method} ${route}`, type: 'invalid_request_error', param: null, code: 'unknown_url' } });
     }
@@ -517,6 +533,9 @@ export async function startMock(opts = {}) {
         return sendJson(ctx, 200, textCompletion(`cmpl-mock${id}`, model, text));
       case '/v1/embeddings':
         return sendJson(ctx, 200, embeddings(model, json));
+      case '/v1/audio/transcriptions':
+      case '/v1/audio/translations':
+        return sendJson(ctx, 200, { text });
       case '/v1/audio/speech':
         return sendBinary(ctx, speechBytes(model, String(json.input ?? '')), 'audio/mpeg');
       case '/v1/responses': {
@@ -640,6 +659,10 @@ export async function startMock(opts = {}) {
         } catch {
           ctx.json = null;
         }
+        // multipart/form-data (audio transcriptions): the text fields as an object.
+        const ct = String(req.headers['content-type'] || '');
+        const b = /^multipart\/form-data;.*boundary="?([^";]+)"?/i.exec(ct);
+        if (!ctx.json && b) ctx.json = formFields(text, b[1]);
       }
       chunks.length = 0;
       if (ctx.json && typeof ctx.json.model === 'string') rec.model = ctx.json.model;

@@ -49,8 +49,6 @@ kind_info info(error_kind k) {
       return {501, "invalid_request_error", "not_implemented"};
     case error_kind::not_routable:
       return {404, "invalid_request_error", "unsupported_endpoint"};
-    case error_kind::unsupported_media:
-      return {415, "invalid_request_error", "unsupported_media_type"};
   }
   return {500, "server_error", "internal_error"};
 }

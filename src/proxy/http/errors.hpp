@@ -26,7 +26,6 @@ enum class error_kind {
   internal,              // 500 server_error / internal_error
   not_implemented,       // 501 invalid_request_error / not_implemented
   not_routable,          // 404 invalid_request_error / unsupported_endpoint
-  unsupported_media,     // 415 invalid_request_error / unsupported_media_type
 };
 
 int status_of(error_kind k);
