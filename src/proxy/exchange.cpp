@@ -68,8 +68,18 @@ bool is_event_stream(std::string_view content_type) {
 // arrives rather than read whole first.
 bool is_binary(std::string_view content_type) {
   auto t = trim(content_type);
-  return starts_with_ci(t, "audio/") || starts_with_ci(t, "image/") ||
-         starts_with_ci(t, "video/") || starts_with_ci(t, "application/octet-stream");
+  if (t.empty()) return false;
+  switch (t[0] | 0x20) {  // JSON answers ("application/json") stop at t[12]
+    case 'a':
+      if (t.size() > 1 && (t[1] | 0x20) == 'u') return starts_with_ci(t, "audio/");
+      return t.size() >= 24 && (t[12] | 0x20) == 'o' &&
+             starts_with_ci(t, "application/octet-stream");
+    case 'i':
+      return starts_with_ci(t, "image/");
+    case 'v':
+      return starts_with_ci(t, "video/");
+  }
+  return false;
 }
 
 bool looks_like_json(std::string_view content_type, std::string_view body) {
