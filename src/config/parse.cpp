@@ -18,6 +18,9 @@
 #include "config/parse_detail.hpp"
 #include "config/parse_keys.hpp"
 #include "config/parse_read.hpp"
+#include "dialect/codec.hpp"
+#include "dialect/headers.hpp"
+#include "dialect/path.hpp"
 
 namespace ob::config {
 namespace {
@@ -142,6 +145,153 @@ void read_health_check(context& c, const json::value& v, const std::string& path
   p.health_check = std::move(d.hc);
 }
 
+// ---- provider dialect: api, auth, api_version, headers --------------------------------------
+
+void read_api(context& c, const json::value& v, const std::string& path, provider& p) {
+  const auto* s = as_string(c, v, path);
+  if (!s) return;
+  if (*s == "openai")
+    p.api = provider_api::openai;
+  else if (*s == "azure")
+    p.api = provider_api::azure;
+  else if (*s == "anthropic")
+    p.api = provider_api::anthropic;
+  else
+    c.error(path, json::serialize(*s) + " is not a known api (openai, azure, anthropic)");
+}
+
+void read_auth(context& c, const json::value& v, const std::string& path, provider& p) {
+  const auto* s = as_string(c, v, path);
+  if (!s) return;
+  if (*s == "bearer")
+    p.auth = auth_mode::bearer;
+  else if (*s == "api-key")
+    p.auth = auth_mode::api_key;
+  else if (*s == "x-api-key")
+    p.auth = auth_mode::x_api_key;
+  else if (*s == "none")
+    p.auth = auth_mode::none;
+  else
+    c.error(path,
+            json::serialize(*s) + " is not a known auth mode (bearer, api-key, x-api-key, none)");
+}
+
+void read_api_version(context& c, const json::value& v, const std::string& path, provider& p) {
+  const auto* s = as_string(c, v, path);
+  if (!s) return;
+  bool ok = !s->empty() && s->size() <= 64;
+  for (char ch : *s)
+    ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                ch == '-' || ch == '.' || ch == '_');
+  if (!ok)
+    return c.error(path, json::serialize(*s) +
+                             " is not an API version (e.g. \"2024-10-21\", "
+                             "\"2025-01-01-preview\" or \"v1\")");
+  p.api_version = std::string(*s);
+}
+
+bool is_tchar(char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         std::strchr("!#$%&'*+-.^_`|~", ch) != nullptr;
+}
+
+std::string lower_ascii(std::string_view s) {
+  std::string out(s);
+  for (auto& ch : out)
+    if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch + 32);
+  return out;
+}
+
+// Headers the gateway owns: framing and hop-by-hop ones (a wrong value breaks the exchange or
+// the connection), and those it sets itself on every request.
+const char* refused_header_reason(std::string_view lower) {
+  for (const char* n : {"host", "content-length", "transfer-encoding", "connection", "keep-alive",
+                        "proxy-connection", "te", "trailer", "upgrade", "expect"})
+    if (lower == n) return "is a framing or hop-by-hop header the gateway sets itself";
+  if (lower == "accept-encoding")
+    return "is set by the gateway (identity: it reads and rewrites answers)";
+  if (lower == "x-request-id") return "is set by the gateway (the request's id)";
+  return nullptr;
+}
+
+void read_headers(context& c, const json::value& v, const std::string& path, provider& p) {
+  const auto* o = as_object(c, v, path);
+  if (!o) return;
+  for (const auto& key : c.duplicates_of(path))
+    c.warn(join(path, key), "key appears more than once; the last value wins");
+  std::vector<std::string> seen;
+  for (const auto& kv : *o) {
+    std::string name(kv.key());
+    std::string sub = join(path, name);
+    bool token = !name.empty();
+    for (char ch : name) token = token && is_tchar(ch);
+    if (!token) {
+      c.error(sub, "is not a valid header name");
+      continue;
+    }
+    auto lower = lower_ascii(name);
+    if (const char* why = refused_header_reason(lower)) {
+      c.error(sub, std::string("cannot be configured: ") + name + " " + why);
+      continue;
+    }
+    if (std::find(seen.begin(), seen.end(), lower) != seen.end()) {
+      c.error(sub, "is configured twice (header names are case-insensitive)");
+      continue;
+    }
+    seen.push_back(lower);
+    const auto* s = as_string(c, kv.value(), sub);
+    if (!s) continue;
+    auto value = expand_env(c, *s, sub);
+    if (!value) continue;
+    // The value goes verbatim into an upstream header line: CR/LF would inject headers.
+    if (has_control_char(*value)) {
+      c.error(sub, "must not contain control characters");
+      continue;
+    }
+    p.headers.emplace_back(std::move(name), std::move(*value));
+  }
+}
+
+// Checks between a provider's keys, once all are read.
+void check_dialect(context& c, const json::object& o, const std::string& path, provider& p) {
+  if (!o.contains("auth"))
+    p.auth = p.api == provider_api::azure       ? auth_mode::api_key
+             : p.api == provider_api::anthropic ? auth_mode::x_api_key
+                                                : auth_mode::bearer;
+  if (p.api == provider_api::anthropic && !dialect::codec_for(p.api))
+    c.error(join(path, "api"),
+            "\"anthropic\" is not available in this build yet (its translation codec is not "
+            "wired in); use the provider's OpenAI-compatible endpoint with api \"openai\"");
+  if (o.contains("api_version") && p.api != provider_api::azure)
+    c.error(join(path, "api_version"), "only applies to api \"azure\"");
+  if (p.api == provider_api::azure) {
+    // The deployment name goes into the request path as is.
+    bool ok = !p.name.empty();
+    for (char ch : p.name)
+      ok = ok && ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '.');
+    if (!p.name.empty() && !ok)
+      c.error(join(path, "name"),
+              json::serialize(json::string_view(p.name)) +
+                  " is not an Azure deployment name (letters, digits, '-', '_', '.')");
+  }
+  if (!p.url.host.empty()) {
+    std::string err;
+    if (!dialect::make_route(p, &err)) c.error(join(path, "base"), err);
+  }
+  if (p.auth == auth_mode::none && !p.key.empty())
+    c.warn(join(path, "key"), "not sent: auth is \"none\"");
+  if (p.auth != auth_mode::none && !p.key.empty()) {
+    auto auth_name = lower_ascii(dialect::auth_header_name(p.auth));
+    for (const auto& [name, value] : p.headers)
+      if (lower_ascii(name) == auth_name)
+        c.error(join(join(path, "headers"), name),
+                "conflicts with the key, which auth sends in " +
+                    std::string(dialect::auth_header_name(p.auth)) +
+                    "; set \"auth\": \"none\" to send your own");
+  }
+}
+
 constexpr field<provider> provider_fields[] = {
     {"group", [](context& c, const json::value& v, const std::string& path,
                  provider& p) { read_required_text(c, v, path, p.group); }},
@@ -157,6 +307,10 @@ constexpr field<provider> provider_fields[] = {
     {"health_check", read_health_check},
     {"limits", read_provider_limits},
     {"price", read_provider_price},
+    {"api", read_api},
+    {"auth", read_auth},
+    {"api_version", read_api_version},
+    {"headers", read_headers},
 };
 
 std::optional<provider> read_provider(context& c, const json::value& v, const std::string& path) {
@@ -166,6 +320,7 @@ std::optional<provider> read_provider(context& c, const json::value& v, const st
   walk<provider>(c, *o, path, provider_fields, p);
   for (const char* k : {"group", "name", "base"})
     if (!o->contains(k)) c.error(join(path, k), "is required");
+  check_dialect(c, *o, path, p);
   if (!o->contains("key"))
     c.warn(join(path, "key"), "missing: requests to this provider carry no Authorization header");
   return p;

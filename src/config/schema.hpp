@@ -9,6 +9,8 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "config/redis_url.hpp"
@@ -50,6 +52,14 @@ struct provider_limits {
 struct provider_price {
   std::uint64_t input = 0, output = 0;
 };
+// providers[].api: the provider's API dialect (dialect/codec.hpp).
+enum class provider_api : std::uint8_t { openai, azure, anthropic };
+
+// providers[].auth: the header the key goes in.
+enum class auth_mode : std::uint8_t { bearer, api_key, x_api_key, none };
+
+// Default Azure OpenAI data-plane API version (providers[].api_version).
+inline constexpr std::string_view default_azure_api_version = "2024-10-21";
 
 struct provider {
   std::string group;                 // client-facing model group name
@@ -62,6 +72,12 @@ struct provider {
   struct health_check health_check;  // extension: "health_check" object in the provider entry
   provider_limits limits;            // extension: "limits" object in the provider entry
   std::optional<provider_price> price;  // extension: "price" object; unset = unpriced
+  provider_api api = provider_api::openai;  // extension: "api"
+  auth_mode auth = auth_mode::bearer;       // extension: "auth" (default depends on api)
+  // extension: "api_version" (azure only): "2024-10-21" style, or "v1" for Azure's /openai/v1 API
+  std::string api_version;
+  // extension: "headers": extra request headers, in file order, values ${ENV}-expanded
+  std::vector<std::pair<std::string, std::string>> headers;
 };
 
 // Extension "groups": {"<group>": {...}} — per-group balancing and failover.

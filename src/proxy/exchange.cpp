@@ -64,6 +64,24 @@ bool is_event_stream(std::string_view content_type) {
   return starts_with_ci(trim(content_type), "text/event-stream");
 }
 
+// Media an answer carries as bytes nobody rewrites (speech audio, images): relayed as it
+// arrives rather than read whole first.
+bool is_binary(std::string_view content_type) {
+  auto t = trim(content_type);
+  if (t.empty()) return false;
+  switch (t[0] | 0x20) {  // JSON answers ("application/json") stop at t[12]
+    case 'a':
+      if (t.size() > 1 && (t[1] | 0x20) == 'u') return starts_with_ci(t, "audio/");
+      return t.size() >= 24 && (t[12] | 0x20) == 'o' &&
+             starts_with_ci(t, "application/octet-stream");
+    case 'i':
+      return starts_with_ci(t, "image/");
+    case 'v':
+      return starts_with_ci(t, "video/");
+  }
+  return false;
+}
+
 bool looks_like_json(std::string_view content_type, std::string_view body) {
   if (!content_type.empty()) return contains_ci(content_type, "json");
   for (char c : body) {
@@ -235,20 +253,26 @@ void exchange::release_upstream(bool reusable) {
 void exchange::build_upstream_head(const exchange_request& r, const routing::target& t,
                                    std::size_t body_len) {
   const auto& url = t.provider->url;
+  const auto& route = t.route;  // dialect/path.hpp: prefix + target (its "/v1" maybe dropped)
+  std::string_view rest = route.rest(r.req.target);
   up_head_.clear();
   up_head_.reserve(head_reserve);
   // Every literal below and one number (<= 20 bytes), then plain stores.
-  up_head_.resize(128 + r.req.method.size() + url.path_prefix.size() + r.req.target.size() +
-                  url.host_header.size() + t.auth_header.size() + request_id_.size());
+  up_head_.resize(128 + r.req.method.size() + route.max_size(r.req.target) +
+                  url.host_header.size() + t.fixed_headers.size() + request_id_.size());
   head_writer w{up_head_.data()};
   w.text(r.req.method);
   w.text(" "sv);
-  w.text(url.path_prefix);
-  w.text(r.req.target);
+  w.text(route.prefix);
+  w.text(rest);
+  if (!route.query.empty()) {  // azure's api-version
+    w.text(rest.find('?') == std::string_view::npos ? "?"sv : "&"sv);
+    w.text(route.query);
+  }
   w.text(" HTTP/1.1\r\nHost: "sv);
   w.text(url.host_header);
   w.text("\r\n"sv);
-  w.text(t.auth_header);
+  w.text(t.fixed_headers);
   w.text("Content-Length: "sv);
   w.number(body_len);
   w.text("\r\nAccept-Encoding: identity\r\n"sv);
@@ -261,7 +285,8 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
   // The client's token (it authenticated with it) must not reach the provider in any header.
   auto token = auth::bearer_token(r.req.headers.get(http::header_id::authorization));
   http::append_forwarded(up_head_, r.req.headers, http::direction::to_upstream,
-                         token.value_or(std::string_view{}));
+                         token.value_or(std::string_view{}), false,
+                         t.replaced_headers.empty() ? nullptr : &t.replaced_headers);
   up_head_ += "\r\n"sv;
 }
 
@@ -342,8 +367,11 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
 
 void exchange::decide_mode() {
   bool ok = parser_->status() >= 200 && parser_->status() < 300;
-  mode_ = ok && is_event_stream(resp_headers_.get(http::header_id::content_type)) ? mode::stream
-                                                                                  : mode::buffered;
+  auto type = resp_headers_.get(http::header_id::content_type);
+  mode_ = !ok                     ? mode::buffered
+          : is_event_stream(type) ? mode::stream
+          : is_binary(type)       ? mode::raw
+                                  : mode::buffered;
 }
 
 void exchange::on_body(void* self, std::string_view bytes) {
@@ -351,6 +379,10 @@ void exchange::on_body(void* self, std::string_view bytes) {
   if (x.mode_ == mode::undecided) x.decide_mode();
   if (x.mode_ == mode::stream) {
     x.on_stream_bytes(bytes);
+    return;
+  }
+  if (x.mode_ == mode::raw) {  // goes out with the next client write
+    x.payload_.append(bytes);
     return;
   }
   if (x.resp_body_.size() + bytes.size() > x.max_response_) {
@@ -454,7 +486,8 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
   // client did not ask for usage, the ask added); the body itself is never copied.
   const auto body = r.req.body.view();
   json::edit edits[json::usage_plan::max_edits + 1];
-  int edit_count = json::merge_edits(r.usage, r.model, t.model_literal, edits);
+  int edit_count = json::merge_edits(
+      r.usage, r.model, r.model_raw ? std::string_view(t.provider->name) : t.model_literal, edits);
   build_upstream_head(r, t, json::edited_size(body, edits, edit_count));
   std::array<asio::const_buffer, 2 + 2 * (json::usage_plan::max_edits + 1)> out;
   std::size_t pieces = 0;
@@ -595,8 +628,9 @@ auto exchange::flush_stream(bool chunked, bool last, millis limit) {
 
 asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
                                              observe::request_record& rec) {
-  const auto& to = r.snap.cfg.timeouts;  // client writes: the global idle limit
-  rec.stream = true;
+  const auto& to = r.snap.cfg.timeouts;    // client writes: the global idle limit
+  const bool sse = mode_ == mode::stream;  // else raw bytes: no events, nothing appended
+  rec.stream = sse;
   answer_ready();
   ++ctx_.metrics.open_streams;
   struct stream_gauge {
@@ -629,7 +663,9 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     relay_result_ = relay_result::client_gone;
     co_return false;
   }
-  if (failure.failure == fail::none) {
+  if (failure.failure == fail::none && !sse) {
+    release_upstream(parser_->keep_alive());
+  } else if (failure.failure == fail::none) {
     framer_.finish([this](const sse::event& ev) {
       on_event(ev);
       // The provider's last event lacked its blank line: end it so clients dispatch it.
@@ -651,8 +687,9 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     framer_.reset();
     rec.detail = "shutdown grace period over";
     rec.outcome = "shutdown";
-    sse::append_error_event(payload_, "the gateway is shutting down; the stream was ended early",
-                            "server_error", "shutting_down");
+    if (sse)
+      sse::append_error_event(payload_, "the gateway is shutting down; the stream was ended early",
+                              "server_error", "shutting_down");
   } else {
     release_upstream(false);
     framer_.reset();  // an incomplete event is dropped: the error event must start clean
@@ -661,19 +698,23 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     rec.detail = detail_;
     rec.outcome = timeout ? "upstream_timeout" : "upstream_error";
     relay_result_ = relay_result::upstream_failed;
-    sse::append_error_event(payload_,
-                            timeout ? "the provider stopped sending events (idle timeout)"
-                                    : "the provider's stream broke: " + failure.detail,
-                            "upstream_error", timeout ? "upstream_timeout" : "upstream_broken");
+    if (sse)
+      sse::append_error_event(payload_,
+                              timeout ? "the provider stopped sending events (idle timeout)"
+                                      : "the provider's stream broke: " + failure.detail,
+                              "upstream_error", timeout ? "upstream_timeout" : "upstream_broken");
   }
   // The whole relay was spent waiting on the provider's events.
   upstream_wait_ += clock_type::now() - ready_;
-  if (!co_await flush_stream(chunked, true, to.idle)) {
+  // Binary bytes cannot carry an error: a broken one ends without its last chunk, and the
+  // connection closes, so the client sees the body cut short.
+  bool complete = sse || failure.failure == fail::none;
+  if (!co_await flush_stream(chunked, complete, to.idle)) {
     rec.outcome = "client_cancelled";
     relay_result_ = relay_result::client_gone;
     co_return false;
   }
-  co_return keep;
+  co_return keep&& complete;
 }
 
 }  // namespace ob::proxy

@@ -8,7 +8,8 @@
 //   send        one gathered write: head, body up to "model", new value, rest of body
 //   head        upstream status line + headers within timeouts.first_byte; a reused connection
 //               that fails here before any byte arrived is retried once on a fresh connection
-//   relay       text/event-stream 2xx: stream events (proxy/stream.cpp);
+//   relay       text/event-stream 2xx: stream events (proxy/stream.cpp); binary 2xx (audio/*,
+//               image/*, video/*, application/octet-stream): relayed as it arrives;
 //               anything else: read whole, rewrite a JSON answer's model, reply with its length
 //   release     connection back to the pool when the answer was complete and keep-alive
 #pragma once
@@ -52,6 +53,9 @@ struct exchange_request {
   // Set for a group with provider limits: each attempt's target is admitted through it.
   admission* admit = nullptr;
   const std::shared_ptr<const snapshot>* snap_ptr = nullptr;
+  // `model` spans a bare form field value (multipart/form-data), not a JSON string token: the
+  // provider's name goes in unquoted.
+  bool model_raw = false;
 };
 
 class exchange {
@@ -104,7 +108,9 @@ class exchange {
   void cut();
 
  private:
-  enum class mode { undecided, buffered, stream };
+  // buffered: read whole, JSON model rewritten; stream: SSE, rewritten event by event; raw: a
+  // 2xx binary answer (audio, images, octet-stream), relayed as it arrives, unchanged.
+  enum class mode { undecided, buffered, stream, raw };
   enum class framing { length, chunked, close_delimited };
   enum class fail { none, connect, tls, timeout, broken, too_large, client_gone };
   enum class relay_result { ok, upstream_failed, client_gone };

@@ -354,7 +354,8 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     // Committed: this answer goes to the client.
     answered = true;
     if (attempts_ > 1) ctx_.metrics.failover(g.metric_group);
-    keep = mode_ == mode::stream ? co_await relay_stream(r, rec) : co_await relay_buffered(r, rec);
+    keep =
+        mode_ == mode::buffered ? co_await relay_buffered(r, rec) : co_await relay_stream(r, rec);
     if (relay_result_ == relay_result::upstream_failed)
       report(health, *sel, routing::health_outcome(failure_kind::after_first_byte));
     else if (relay_result_ == relay_result::client_gone && status < 300)

@@ -1,5 +1,6 @@
 #include "routing/table.hpp"
 
+#include "dialect/headers.hpp"
 #include "observe/gateway_metrics.hpp"
 #include "proxy/json/model.hpp"
 
@@ -99,7 +100,12 @@ table::table(const config::config& cfg, state_registry& states) {
     t.id = target_id(p);
     t.provider = &p;
     t.model_literal = json::json_string(p.name);
-    if (!p.key.empty()) t.auth_header = "Authorization: Bearer " + p.key + "\r\n";
+    auto headers = dialect::make_fixed_headers(p);
+    t.fixed_headers = std::move(headers.lines);
+    t.replaced_headers = std::move(headers.replaced);
+    std::string route_error;  // validated by config check: cannot fail here
+    if (auto r = dialect::make_route(p, &route_error)) t.route = std::move(*r);
+    t.codec = dialect::codec_for(p.api);
     t.pool_key =
         std::string(p.url.tls ? "https|" : "http|") + p.url.host + "|" + std::to_string(p.url.port);
     t.weight = std::max<std::uint32_t>(p.weight, 1);
@@ -122,7 +128,10 @@ table::table(const config::config& cfg, state_registry& states) {
       });
       if (same > 1) label += "#" + t.id.substr(t.id.rfind('|') + 1, 6);
       t.metric_target = labels.intern(label);
-      t.metric_provider = labels.intern(observe::metrics::provider_name_for_host(p.url.host));
+      // An Azure resource may sit behind a host of its own (an API gateway): its api says more.
+      t.metric_provider = labels.intern(p.api == config::provider_api::azure
+                                            ? std::string("azure.ai.openai")
+                                            : observe::metrics::provider_name_for_host(p.url.host));
       t.metric_model = labels.intern(p.name);
     }
   }

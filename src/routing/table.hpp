@@ -13,6 +13,8 @@
 #include <vector>
 
 #include "config/schema.hpp"
+#include "dialect/codec.hpp"
+#include "dialect/path.hpp"
 #include "routing/health.hpp"
 #include "routing/policies/policy.hpp"
 #include "routing/retry.hpp"
@@ -22,8 +24,15 @@ namespace ob::routing {
 struct target {
   std::string id;  // stable identity: base|name|sha256(key) prefix — survives reloads
   const config::provider* provider = nullptr;  // owned by the snapshot's config
-  std::string model_literal;   // JSON string token of the real model name, e.g. "\"gpt-4o\""
-  std::string auth_header;     // "Authorization: Bearer <key>\r\n" or "" when the key is empty
+  std::string model_literal;  // JSON string token of the real model name, e.g. "\"gpt-4o\""
+  // Header lines on every request to it: the key in its auth header ("Authorization: Bearer
+  // <key>\r\n", "api-key: <key>\r\n", ... or none), then the provider's configured headers.
+  std::string fixed_headers;
+  // Lower-case names of the configured headers: the client's headers of those names are not
+  // forwarded. Empty for most targets.
+  std::vector<std::string> replaced_headers;
+  dialect::route route;                   // where the client's request target goes
+  const dialect::codec* codec = nullptr;  // translating dialect; nullptr = pass-through
   std::string pool_key;        // "http|host|port" — connections to the same origin are shared
   std::uint32_t weight = 1;    // config weight (>= 1), for the weighted policies
   std::uint32_t wrr_slot = 0;  // its entry in group_state::wrr_current (group_state::wrr_slot)

@@ -8,7 +8,9 @@
 
 #include "auth/token_check.hpp"
 #include "observe/clock.hpp"
+#include "proxy/http/endpoints.hpp"
 #include "proxy/http/errors.hpp"
+#include "proxy/http/multipart.hpp"
 #include "proxy/http/request_check.hpp"
 #include "proxy/json/usage.hpp"
 
@@ -27,6 +29,12 @@ namespace {
 constexpr std::size_t client_read_chunk = 4 * 1024;
 // A read buffer grown past this by a very large head is given back after its request.
 constexpr std::size_t max_kept_read_buffer = 64 * 1024;
+
+bool is_multipart(std::string_view content_type) {
+  constexpr std::string_view m = "multipart/";
+  return content_type.size() >= m.size() &&
+         proxy::http::iequals(content_type.substr(0, m.size()), m);
+}
 
 std::string_view path_of(std::string_view target) {
   auto q = target.find('?');
@@ -480,6 +488,15 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
                                                    : "This API key has expired.",
                   keep_early, rec);
   }
+  if (auto family = proxy::http::unroutable_family(path); !family.empty()) {
+    rec.outcome = "not_routable";
+    return refuse(error_kind::not_routable,
+                  std::string(path) + " is not supported by this gateway: " + std::string(family) +
+                      " are stored per provider account, and the gateway routes each request "
+                      "by its model to any account of a group, so such objects cannot be "
+                      "reached reliably. Call the provider directly for them.",
+                  keep_early, rec);
+  }
   if (path == "/v1/models" || path.starts_with("/v1/models/")) {
     if (!get) {
       rec.outcome = "method_not_allowed";
@@ -535,6 +552,8 @@ asio::awaitable<bool> client_connection::receive_body(const proxy::snapshot& sna
 
 asio::awaitable<bool> client_connection::forward(const proxy::snapshot& snap,
                                                  observe::request_record& rec, bool keep_alive) {
+  auto content_type = req_.headers.get(proxy::http::header_id::content_type);
+  if (is_multipart(content_type)) return forward_form(snap, rec, keep_alive, content_type);
   auto found = ctx_.finder.find_request_model(req_.body.view(), req_.body.capacity());
   if (found.status != proxy::json::find_status::ok) {
     bool json_broken = found.status == proxy::json::find_status::invalid_json;
@@ -662,6 +681,46 @@ asio::awaitable<bool> client_connection::admit_then_forward(
     proxy::json::span model, proxy::json::usage_plan usage, const routing::group& group) {
   if (!co_await admission_.wait()) co_return co_await refuse_limited(rec, keep_alive);
   co_return co_await start_exchange(snap, rec, keep_alive, model, usage, group);
+}
+
+// multipart/form-data (audio transcriptions and translations, image edits): routed by the
+// `model` form field, replaced in place like a JSON model (the provider's name, unquoted).
+asio::awaitable<bool> client_connection::forward_form(const proxy::snapshot& snap,
+                                                      observe::request_record& rec, bool keep_alive,
+                                                      std::string_view content_type) {
+  using proxy::http::form_status;
+  auto body = req_.body.view();
+  auto f = proxy::http::find_form_field(content_type, body, "model");
+  if (f.status != form_status::ok) {
+    rec.outcome = "bad_request";
+    const char* why = f.status == form_status::no_boundary
+                          ? "The multipart/form-data Content-Type has no boundary."
+                      : f.status == form_status::malformed
+                          ? "The multipart/form-data body is malformed."
+                      : f.status == form_status::missing ? "The form has no \"model\" field."
+                      : f.status == form_status::duplicate
+                          ? "The form has more than one \"model\" field."
+                          : "The form's \"model\" field must be a non-empty text value.";
+    co_return co_await exchange_.write_error(f.status == form_status::missing ||
+                                                     f.status == form_status::duplicate ||
+                                                     f.status == form_status::bad_value
+                                                 ? error_kind::bad_model
+                                                 : error_kind::bad_request,
+                                             why, keep_alive, rec);
+  }
+  auto name = body.substr(f.begin, f.end - f.begin);
+  const auto* group = snap.routes.find(name);
+  if (!group) {
+    rec.outcome = "model_not_found";
+    co_return co_await refuse(error_kind::model_not_found,
+                              "The model '" + std::string(name) + "' does not exist.", keep_alive,
+                              rec);
+  }
+  rec.group = group->name;
+  rec.labels.group = group->metric_group;
+  proxy::exchange_request x{req_, {f.begin, f.end}, {}, *group, snap, keep_alive};
+  x.model_raw = true;
+  co_return co_await exchange_.run(x, rec);
 }
 
 asio::awaitable<bool> client_connection::refuse_body(head_result body, const proxy::snapshot& snap,

@@ -93,6 +93,10 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   proxy::json::usage_plan usage_plan(const proxy::snapshot& snap,
                                      const observe::request_record& rec,
                                      const proxy::json::request_model& found);
+  // forward() for a multipart/form-data body: routed by its "model" form field.
+  boost::asio::awaitable<bool> forward_form(const proxy::snapshot& snap,
+                                            observe::request_record& rec, bool keep_alive,
+                                            std::string_view content_type);
   // Answers a request whose body was not read whole (too large, bad framing, late, gone).
   boost::asio::awaitable<bool> refuse_body(head_result body, const proxy::snapshot& snap,
                                            observe::request_record& rec);

@@ -2,6 +2,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 
+#include "dialect/path.hpp"
 #include "observe/log.hpp"
 #include "proxy/parsers.hpp"
 
@@ -106,6 +107,7 @@ asio::awaitable<void> health_checker::check(std::shared_ptr<const proxy::snapsho
   int status = 0;
   std::optional<std::chrono::milliseconds> retry_after;
   std::string why;
+  std::string target = hc.path;  // the mapped request target, for the log
 
   auto res = co_await connector_.connect(p.url, hc.timeout);
   if (res.conn) {
@@ -119,9 +121,9 @@ asio::awaitable<void> health_checker::check(std::shared_ptr<const proxy::snapsho
       guard->timed_out = true;
       guard->conn->close();
     });
-    std::string req = "GET " + p.url.path_prefix + hc.path +
-                      " HTTP/1.1\r\nHost: " + p.url.host_header + "\r\n" + t->auth_header +
-                      "Accept: application/json\r\nConnection: close\r\n\r\n";
+    target = dialect::map_check_path(p, t->route, hc.path);
+    std::string req = "GET " + target + " HTTP/1.1\r\nHost: " + p.url.host_header + "\r\n" +
+                      t->fixed_headers + "Accept: application/json\r\nConnection: close\r\n\r\n";
     auto [wec, wn] = co_await conn.write(asio::buffer(req));
     proxy::http::header_list headers;
     proxy::response_parser parser(
@@ -161,7 +163,8 @@ asio::awaitable<void> health_checker::check(std::shared_ptr<const proxy::snapsho
   t->health->report_check(outcome, clock_type::now(), retry_after);
   if (outcome != routing::outcome::success)
     observe::log(observe::level::warn,
-                 "health check of " + p.name + " at " + p.base + hc.path +
+                 "health check of " + p.name + " at " + (p.url.tls ? "https://" : "http://") +
+                     p.url.host_header + target +
                      " failed: " + (status ? "status " + std::to_string(status) : why));
 }
 

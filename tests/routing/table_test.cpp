@@ -43,12 +43,12 @@ TEST(Table, GroupsInConfigOrderWithTargets) {
   ASSERT_EQ(fast->targets.size(), 2u);
   EXPECT_EQ(fast->name_literal, "\"fast\"");
   EXPECT_EQ(fast->targets[0].model_literal, "\"model-a\"");
-  EXPECT_EQ(fast->targets[0].auth_header, "Authorization: Bearer ka\r\n");
+  EXPECT_EQ(fast->targets[0].fixed_headers, "Authorization: Bearer ka\r\n");
   EXPECT_EQ(fast->targets[0].pool_key, "http|a.example|80");
   const auto* smart = t.find("smart");
   ASSERT_NE(smart, nullptr);
   EXPECT_EQ(smart->targets[0].model_literal, "\"big \\\"q\\\"\"");
-  EXPECT_EQ(smart->targets[0].auth_header, "");  // no key: no Authorization header
+  EXPECT_EQ(smart->targets[0].fixed_headers, "");  // no key: no Authorization header
   EXPECT_EQ(t.find("missing"), nullptr);
   EXPECT_EQ(t.find("Fast"), nullptr);  // group names are case-sensitive, like model names
 }

@@ -84,7 +84,12 @@ export function parseModes(list) {
   return m;
 }
 
-// Splits "/prefix/mode/a,b/v1/chat/completions?x=1" into modes and the API route.
+// Splits "/prefix/mode/a,b/v1/chat/completions?x=1" into modes and the API route. Besides the
+// OpenAI layout ("*/v1/<op>", which covers Groq's "/openai/v1/<op>" and Azure's "/openai/v1/<op>"),
+// two other providers' layouts map to the same routes:
+//   Azure deployments  "*/openai/deployments/<deployment>/<op>?api-version=..." -> "/v1/<op>"
+//   Gemini             "*/v1beta/openai/<op>"                                   -> "/v1/<op>"
+// `layout` says which one matched ("openai", "azure", "gemini"); `deployment` is Azure's.
 export function parseTarget(rawUrl) {
   const q = rawUrl.indexOf('?');
   const pathname = q >= 0 ? rawUrl.slice(0, q) : rawUrl;
@@ -92,8 +97,23 @@ export function parseTarget(rawUrl) {
   const mm = /\/mode\/([^/]*)\//.exec(pathname);
   if (mm) modes.push(...decodeURIComponent(mm[1]).split(','));
   const i = pathname.indexOf('/v1/');
-  const route = i >= 0 ? pathname.slice(i) : pathname;
-  return { pathname, route, modes };
+  let route = i >= 0 ? pathname.slice(i) : pathname;
+  let layout = 'openai';
+  let deployment = null;
+  const az = /\/openai\/deployments\/([^/]+)(\/.*)$/.exec(pathname);
+  const gm = /\/v1beta\/openai(\/.*)$/.exec(pathname);
+  if (i < 0 && /\/openai\/models$/.test(pathname)) {
+    route = '/v1/models'; // Azure's resource-level model list
+    layout = 'azure';
+  } else if (i < 0 && az) {
+    route = '/v1' + az[2];
+    layout = 'azure';
+    deployment = decodeURIComponent(az[1]);
+  } else if (i < 0 && gm) {
+    route = '/v1' + gm[1];
+    layout = 'gemini';
+  }
+  return { pathname, route, modes, layout, deployment, query: q >= 0 ? rawUrl.slice(q + 1) : '' };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -182,6 +202,34 @@ export function embedVector(input, dims = 8) {
       out.push(Math.round(((h.readUInt16BE(i) / 65536) * 2 - 1) * 1e6) / 1e6);
     }
     block++;
+  }
+  return out;
+}
+
+// The "audio" of /v1/audio/speech: 32 KiB of bytes derived from the model and input (every
+// byte value occurs), so a test can compare what it received exactly.
+// The text fields of a multipart/form-data body (file parts skipped), or null when unframed.
+export function formFields(text, boundary) {
+  const parts = text.split(`--${boundary}`);
+  if (parts.length < 3) return null;
+  const out = {};
+  for (const p of parts.slice(1, -1)) {
+    const sep = p.indexOf('\r\n\r\n');
+    if (sep < 0) return null;
+    const head = p.slice(0, sep);
+    const name = /name="([^"]*)"/i.exec(head);
+    if (!name || /filename=/i.test(head)) continue;
+    out[name[1]] = p.slice(sep + 4, p.length - 2); // minus the CRLF before the next delimiter
+  }
+  return out;
+}
+
+export function speechBytes(model, input) {
+  const out = Buffer.alloc(32 * 1024);
+  let seed = crypto.createHash('sha256').update(`${model}\0${input}`).digest();
+  for (let i = 0; i < out.length; i += seed.length) {
+    seed.copy(out, i);
+    seed = crypto.createHash('sha256').update(seed).digest();
   }
   return out;
 }
@@ -364,6 +412,32 @@ export async function startMock(opts = {}) {
     return crlf ? s.replace(/\n/g, '\r\n') : s;
   }
 
+  // Binary answer (audio/speech): `speechBytes(model, input)` in 8 chunks with a pause
+  // (slow-stream-<ms>, default 1 ms) between them; Content-Length unless `chunked`.
+  async function sendBinary(ctx, body, contentType) {
+    const { res, modes } = ctx;
+    ctx.rec.response_status = 200;
+    ctx.rec.response_bytes = body.length;
+    ctx.rec.response_sha256 = sha256(body);
+    const headers = baseHeaders(ctx, { 'content-type': contentType });
+    if (!modes.chunked) headers['content-length'] = String(body.length);
+    res.writeHead(200, headers);
+    res.flushHeaders();
+    const gap = modes.slowStream ?? 1;
+    const step = Math.ceil(body.length / 8);
+    for (let i = 0; i < body.length; i += step) {
+      if (modes.dropMidStream && i >= body.length / 2) {
+        await sleep(5);
+        res.socket?.destroy();
+        return;
+      }
+      if (!(await write(ctx, body.subarray(i, i + step)))) return;
+      if (gap > 0 && i + step < body.length) await sleep(gap);
+      if (res.destroyed || ctx.gone) return;
+    }
+    res.end();
+  }
+
   async function sendStream(ctx, events, withDone) {
     const { res, modes } = ctx;
     let list = events.slice();
@@ -442,6 +516,10 @@ export async function startMock(opts = {}) {
       const extra = modes.status === 429 ? { 'retry-after': '2' } : {};
       return sendJson(ctx, modes.status, errorBody(modes.status, model, modes), extra);
     }
+    // Azure's API refuses a request without api-version (its v1 API aside), as Azure does.
+    if (ctx.rec.layout === 'azure' && !new URLSearchParams(ctx.rec.query).get('api-version')) {
+      return sendJson(ctx, 404, { error: { code: '404', message: 'Resource not found (mock: no api-version)' } });
+    }
 
     if (req.method === 'GET' && route === '/v1/models') {
       return sendJson(ctx, 200, {
@@ -449,7 +527,7 @@ export async function startMock(opts = {}) {
         data: [{ id: 'mock-model', object: 'model', created: CREATED, owned_by: 'mock' }],
       });
     }
-    const known = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses'];
+    const known = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses', '/v1/audio/speech', '/v1/audio/transcriptions', '/v1/audio/translations'];
     if (!known.includes(route)) {
       return sendJson(ctx, 404, { error: { message: `mock: unknown route ${req.method} ${route}`, type: 'invalid_request_error', param: null, code: 'unknown_url' } });
     }
@@ -476,6 +554,11 @@ export async function startMock(opts = {}) {
         return sendJson(ctx, 200, textCompletion(`cmpl-mock${id}`, model, text));
       case '/v1/embeddings':
         return sendJson(ctx, 200, embeddings(model, json));
+      case '/v1/audio/transcriptions':
+      case '/v1/audio/translations':
+        return sendJson(ctx, 200, { text });
+      case '/v1/audio/speech':
+        return sendBinary(ctx, speechBytes(model, String(json.input ?? '')), 'audio/mpeg');
       case '/v1/responses': {
         const rid = `resp_mock${id}`;
         // The Responses API ends its stream without a [DONE] line.
@@ -506,7 +589,7 @@ export async function startMock(opts = {}) {
   async function onRequest(req, res) {
     const sock = req.socket;
     const info = sock.__mock;
-    const { pathname, route, modes: pathModes } = parseTarget(req.url);
+    const { pathname, route, modes: pathModes, layout, deployment, query } = parseTarget(req.url);
 
     // control routes (not recorded)
     if (pathname === '/_mock/stats' || pathname === '/_mock/reset' || pathname === '/_mock/health') {
@@ -538,6 +621,9 @@ export async function startMock(opts = {}) {
       method: req.method,
       path: req.url,
       route,
+      layout,
+      deployment,
+      query,
       modes: modes.names,
       http_version: req.httpVersion,
       headers: { ...req.headers },
@@ -596,6 +682,10 @@ export async function startMock(opts = {}) {
         } catch {
           ctx.json = null;
         }
+        // multipart/form-data (audio transcriptions): the text fields as an object.
+        const ct = String(req.headers['content-type'] || '');
+        const b = /^multipart\/form-data;.*boundary="?([^";]+)"?/i.exec(ct);
+        if (!ctx.json && b) ctx.json = formFields(text, b[1]);
       }
       chunks.length = 0;
       if (ctx.json && typeof ctx.json.model === 'string') rec.model = ctx.json.model;

@@ -57,6 +57,8 @@ kind_info info(error_kind k) {
       return {429, "insufficient_quota", "insufficient_quota"};
     case error_kind::state_unavailable:
       return {503, "server_error", "state_unavailable"};
+    case error_kind::not_routable:
+      return {404, "invalid_request_error", "unsupported_endpoint"};
   }
   return {500, "server_error", "internal_error"};
 }
@@ -95,6 +97,8 @@ std::string_view reason_of(int status) {
       return "Conflict";
     case 413:
       return "Content Too Large";
+    case 415:
+      return "Unsupported Media Type";
     case 422:
       return "Unprocessable Content";
     case 429:

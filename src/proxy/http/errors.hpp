@@ -30,6 +30,7 @@ enum class error_kind {
   rate_limit_tokens,     // 429 tokens / rate_limit_exceeded (tpm, tpd)
   insufficient_quota,    // 429 insufficient_quota / insufficient_quota (budget)
   state_unavailable,     // 503 server_error / state_unavailable (limits backend down)
+  not_routable,          // 404 invalid_request_error / unsupported_endpoint
 };
 
 int status_of(error_kind k);

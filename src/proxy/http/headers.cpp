@@ -184,8 +184,17 @@ bool is_filtered(std::string_view name, direction dir, std::string_view connecti
   return !connection_value.empty() && has_token(connection_value, name);
 }
 
+namespace {
+bool is_replaced(std::string_view name, const std::vector<std::string>& replaced) {
+  for (const auto& r : replaced)
+    if (iequals(name, r)) return true;
+  return false;
+}
+}  // namespace
+
 void append_forwarded(std::string& out, const header_list& in, direction dir,
-                      std::string_view secret, bool drop_rate_limits) {
+                      std::string_view secret, bool drop_rate_limits,
+                      const std::vector<std::string>* replaced) {
   const std::uint8_t drop = drop_bit(dir);
   // Names listed in Connection are hop-by-hop too; most messages have none, or only
   // "keep-alive"/"close", so names are compared only when a token has their length.
@@ -206,6 +215,7 @@ void append_forwarded(std::string& out, const header_list& in, direction dir,
       auto n = in.name(i);
       if (n.size() > 12 && iequals(n.substr(0, 12), "x-ratelimit-")) continue;
     }
+    if (replaced && is_replaced(in.name(i), *replaced)) continue;
     auto line = in.line(i);
     if (line.data() != run + run_len) {
       if (run_len) out.append(run, run_len);

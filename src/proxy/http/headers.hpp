@@ -140,7 +140,10 @@ bool is_filtered(std::string_view name, direction dir, std::string_view connecti
 // non-empty `secret` (the client's token) also drops every header whose value contains it,
 // whatever its name: a credential the client put in a header this list does not know.
 // `drop_rate_limits`: also drops x-ratelimit-* (the gateway sends its own key's numbers).
+// Headers named in `replaced` (lower-case names; a provider's configured headers, which take
+// their place) are dropped too.
 void append_forwarded(std::string& out, const header_list& in, direction dir,
-                      std::string_view secret = {}, bool drop_rate_limits = false);
+                      std::string_view secret = {}, bool drop_rate_limits = false,
+                      const std::vector<std::string>* replaced = nullptr);
 
 }  // namespace ob::proxy::http

@@ -91,6 +91,19 @@ TEST(Headers, ToUpstreamDropsClientIdentityAndEveryHeaderHoldingTheToken) {
   EXPECT_NE(out.find("Cookie: session=abc"), std::string::npos);
 }
 
+// A provider's configured headers replace the client's of the same name (any case).
+TEST(Headers, ReplacedNamesAreNotForwarded) {
+  header_list h;
+  h.add("X-Title", "client title");
+  h.add("Content-Type", "application/json");
+  h.add("http-referer", "https://client.example");
+  h.add("X-Titles", "kept");
+  std::vector<std::string> replaced{"x-title", "http-referer"};
+  std::string out;
+  append_forwarded(out, h, direction::to_upstream, {}, &replaced);
+  EXPECT_EQ(out, "Content-Type: application/json\r\nX-Titles: kept\r\n");
+}
+
 TEST(Headers, ToClientKeepsEndToEndHeaders) {
   header_list h;
   h.add("Content-Type", "text/event-stream; charset=utf-8");

@@ -1,0 +1,50 @@
+#include "proxy/http/endpoints.hpp"
+
+namespace ob::proxy::http {
+
+namespace {
+
+// `rest` starts with family `f` followed by its end or '/'. A plain loop: every routed request
+// passes here, and a memcmp call per family costs more than the compare itself.
+bool is_family(std::string_view rest, std::string_view f) {
+  if (rest.size() < f.size()) return false;
+  for (std::size_t i = 0; i < f.size(); ++i)
+    if (rest[i] != f[i]) return false;
+  return rest.size() == f.size() || rest[f.size()] == '/';
+}
+
+}  // namespace
+
+std::string_view unroutable_family(std::string_view path) {
+  if (path.size() <= 4 || path[0] != '/' || path[1] != 'v' || path[2] != '1' || path[3] != '/')
+    return {};
+  auto rest = path.substr(4);
+  // By first letter, so a routed path (chat/completions, embeddings, ...) costs a compare or two.
+  auto one = [&](std::string_view f) { return is_family(rest, f) ? f : std::string_view(); };
+  switch (rest[0]) {
+    case 'a':
+      return one("assistants");
+    case 'b':
+      return one("batches");
+    case 'c':
+      if (rest.size() < 3 || rest[1] != 'o' || rest[2] != 'n') return {};  // chat, completions
+      return is_family(rest, "conversations") ? "conversations" : one("containers");
+    case 'e':
+      return one("evals");
+    case 'f':
+      return is_family(rest, "files") ? "files" : one("fine_tuning");
+    case 'o':
+      return one("organization");
+    case 'r':
+      return one("realtime");
+    case 't':
+      return one("threads");
+    case 'u':
+      return one("uploads");
+    case 'v':
+      return one("vector_stores");
+  }
+  return {};
+}
+
+}  // namespace ob::proxy::http

@@ -1,0 +1,37 @@
+// Which /v1/ paths name account-stored objects the gateway cannot route (proxy/http/endpoints.hpp).
+#include <gtest/gtest.h>
+
+#include "proxy/http/endpoints.hpp"
+
+namespace ob::proxy::http {
+namespace {
+
+TEST(Endpoints, UnroutableFamilies) {
+  struct {
+    const char* path;
+    const char* family;
+  } cases[] = {
+      {"/v1/files", "files"},
+      {"/v1/files/file-abc/content", "files"},
+      {"/v1/uploads", "uploads"},
+      {"/v1/batches", "batches"},
+      {"/v1/batches/batch_1/cancel", "batches"},
+      {"/v1/fine_tuning/jobs", "fine_tuning"},
+      {"/v1/vector_stores/vs_1/files", "vector_stores"},
+      {"/v1/assistants", "assistants"},
+      {"/v1/threads/t/runs", "threads"},
+      {"/v1/realtime", "realtime"},
+      {"/v1/chat/completions", ""},
+      {"/v1/completions", ""},
+      {"/v1/embeddings", ""},
+      {"/v1/responses", ""},
+      {"/v1/audio/speech", ""},
+      {"/v1/filesystem", ""},  // a prefix of a family name is not that family
+      {"/v1/", ""},
+      {"/files", ""},
+  };
+  for (const auto& c : cases) EXPECT_EQ(unroutable_family(c.path), c.family) << c.path;
+}
+
+}  // namespace
+}  // namespace ob::proxy::http
