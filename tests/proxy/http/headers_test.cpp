@@ -100,7 +100,7 @@ TEST(Headers, ReplacedNamesAreNotForwarded) {
   h.add("X-Titles", "kept");
   std::vector<std::string> replaced{"x-title", "http-referer"};
   std::string out;
-  append_forwarded(out, h, direction::to_upstream, {}, &replaced);
+  append_forwarded(out, h, direction::to_upstream, {}, false, &replaced);
   EXPECT_EQ(out, "Content-Type: application/json\r\nX-Titles: kept\r\n");
 }
 
