@@ -41,6 +41,29 @@ function spawnGateway(args, { prefix = [], onSpawn, timeout = 10000 } = {}) {
 
 // Under a sanitizer (E2E_SLOW > 1) its runtime starts before any code of ours and takes 20-30 ms
 // on this machine: the delays move past it, and stay well before the server is listening.
+// Resolves once the process blocks or catches `sigs` (its constructor blocks them before any other
+// code of ours; the server catches them once its handlers are in place): a signal sent before then
+// meets the dynamic loader, whose default action nothing in the binary can change, and on a loaded
+// machine the loader alone can outlast a 10 ms delay.
+async function signalsBlocked(pid, sigs) {
+  const want = sigs.reduce((m, s) => m | (1n << BigInt(os.constants.signals[s] - 1)), 0n);
+  for (let i = 0; i < 2000; i++) {
+    let mask = 0n;
+    try {
+      const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+      for (const field of ['SigBlk', 'SigCgt']) {
+        const m = new RegExp(`^${field}:\\s*([0-9a-f]+)$`, 'm').exec(status);
+        if (m) mask |= BigInt('0x' + m[1]);
+      }
+    } catch {
+      return; // gone: the caller's assertions say why
+    }
+    if ((mask & want) === want) return;
+    await sleep(1);
+  }
+  throw new Error(`process ${pid} never blocked nor caught ${sigs.join(', ')}`);
+}
+
 function slowStart(ms) {
   const slow = Number(process.env.E2E_SLOW || 1);
   return slow > 1 ? 40 + ms * slow : ms;
@@ -65,6 +88,7 @@ describe('signals right after start', () => {
       const config = configFile({ providers: [{ group: 'g', name: 'm', base: mock.url, key: 'k' }], security: [CLIENT_TOKEN] });
       const gw = spawnGateway(['--config', config, '--listen', `127.0.0.1:${port}`, '--workers', '2']);
       await sleep(c.delay);
+      await signalsBlocked(gw.proc.pid, ['SIGTERM', 'SIGHUP']);
       gw.proc.kill(c.signal);
       if (c.signal === 'SIGTERM') {
         const r = await gw.done;
