@@ -256,14 +256,15 @@ int run(const options& opts) {
                          (cfg.admin.token.empty() ? " (no token: loopback only)" : ""));
   }
 
+  // Set before the watcher's thread starts: its reloads read it.
+  reloads.status = "serving on " + format_listen_address(bind_to) +
+                   (admin_srv ? ", admin on " + admin_listen : std::string());
   config::file_watcher watcher(opts.config_path, [&] { reload(reloads, false, "file"); });
   watcher.start();
 
   health_checker checker(main_ioc, store, tls);
   checker.start();
   // Listeners are open and accepting: systemd may now start the units ordered after this one.
-  reloads.status = "serving on " + format_listen_address(bind_to) +
-                   (admin_srv ? ", admin on " + admin_listen : std::string());
   notify.send("READY=1\nSTATUS=" + reloads.status);
   asio::steady_timer watchdog(main_ioc);
   if (notify.watchdog_interval().count() > 0) keep_watchdog_fed(watchdog, notify);
