@@ -10,6 +10,9 @@
 #     fake NOTIFY_SOCKET;
 #   - the Kubernetes example parses and its config passes --check-config; so does the config
 #     the Dockerfile's image serves (the packaged one).
+# With OPENBRIDGE_PACKAGE_INSTALL=1 (as root; .ci/run sets it), it also installs the package with
+# dpkg -i, checks it is on the PATH and verifies the installed unit, then purges it (refusing to
+# run if openbridge is already installed).
 # OPENBRIDGE_DEB=path skips the build. Prints "package: ok" at the end; fails on the first error.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,7 +35,9 @@ step "checking $deb"
 
 tmp=$(mktemp -d)
 pids=()
+installed=0
 cleanup() {
+  if [ "$installed" = 1 ]; then dpkg --purge openbridge >/dev/null 2>&1 || true; fi
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   rm -rf "$tmp"
@@ -174,4 +179,23 @@ wait "$gw" || code=$?
 [ $code = 0 ] || fail "gateway exited with $code: $(cat "$tmp/gateway.log")"
 [ "$(wc -l <"$notify_log")" = 4 ] || fail "extra notify messages: $(cat "$notify_log")"
 step "sd_notify: READY=1, RELOADING=1 + READY=1 on SIGHUP, STOPPING=1 on SIGTERM; exit 0"
+
+# ---- dpkg -i (opt-in: it installs on this machine, then purges): .ci/run asks for it.
+if [ "${OPENBRIDGE_PACKAGE_INSTALL:-0}" = 1 ]; then
+  [ "$(id -u)" = 0 ] || fail "OPENBRIDGE_PACKAGE_INSTALL=1 needs root (dpkg -i)"
+  if dpkg -s openbridge >/dev/null 2>&1; then
+    fail "openbridge is already installed on this machine: not touching it"
+  fi
+  dpkg -i "$deb" >/dev/null || fail "dpkg -i $deb"
+  installed=1
+  [ "$(command -v openbridge)" = /usr/bin/openbridge ] || fail "openbridge is not on the PATH"
+  openbridge --check-config /etc/openbridge/config.json >/dev/null 2>&1 ||
+    fail "the installed config does not pass --check-config"
+  out=$(systemd-analyze verify /usr/lib/systemd/system/openbridge.service 2>&1) &&
+    [ -z "$out" ] || fail "systemd-analyze verify (installed): $out"
+  dpkg --purge openbridge >/dev/null || fail "dpkg --purge openbridge"
+  installed=0
+  [ ! -e /usr/bin/openbridge ] && [ ! -e /etc/openbridge ] || fail "files left after dpkg --purge"
+  step "dpkg -i: on the PATH, config and unit ok; dpkg --purge removed everything"
+fi
 echo "package: ok"
