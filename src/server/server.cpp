@@ -21,6 +21,7 @@
 #include "server/health_checker.hpp"
 #include "server/listen_address.hpp"
 #include "server/tls_context.hpp"
+#include "server/systemd_notify.hpp"
 #include "server/worker.hpp"
 #include "upstream/connector.hpp"
 
@@ -68,6 +69,8 @@ struct reload_target {
   const config::config& started_with;
   reload_counters& counters;
   reload_history& history;
+  const systemd_notifier& notify;
+  std::string status;  // systemd's STATUS= line while serving
 };
 
 proxy::snapshot_store::reload_outcome reload_or_throw(reload_target& t, bool force,
@@ -113,8 +116,8 @@ proxy::snapshot_store::reload_outcome reload_or_throw(reload_target& t, bool for
 // Reloads run from a signal handler, the file watcher's thread and the admin API: whatever
 // goes wrong (out of memory, an unreadable file the checks missed) keeps the running config,
 // logged, never a dead process or watcher.
-proxy::snapshot_store::reload_outcome reload(reload_target& t, bool force,
-                                             std::string_view trigger) noexcept {
+proxy::snapshot_store::reload_outcome reload_guarded(reload_target& t, bool force,
+                                                     std::string_view trigger) noexcept {
   const auto& path = t.opts.config_path;
   try {
     return reload_or_throw(t, force, trigger);
@@ -144,6 +147,24 @@ void reload_tls(tls_context& tls, std::string_view trigger) noexcept {
     log(level::error, std::string("TLS certificate reload failed: ") + e.what() +
                           ": keeping the certificate in use");
   }
+}
+
+// Under systemd the service shows "reloading" until the new config is applied or refused.
+proxy::snapshot_store::reload_outcome reload(reload_target& t, bool force,
+                                             std::string_view trigger) noexcept {
+  t.notify.send(reloading_message() + "\nSTATUS=reloading " + t.opts.config_path);
+  auto out = reload_guarded(t, force, trigger);
+  t.notify.send("READY=1\nSTATUS=" + t.status);
+  return out;
+}
+
+// WATCHDOG=1 every half of systemd's WatchdogSec= while the main thread turns.
+void keep_watchdog_fed(asio::steady_timer& timer, const systemd_notifier& notify) {
+  notify.send("WATCHDOG=1");
+  timer.expires_after(notify.watchdog_interval());
+  timer.async_wait([&timer, &notify](boost::system::error_code ec) {
+    if (!ec) keep_watchdog_fed(timer, notify);
+  });
 }
 
 void unblock_stop_signals() {
@@ -256,7 +277,8 @@ int run(const options& opts) {
   // cleanly (two instances on one host each need their own --admin-listen).
   asio::io_context main_ioc(1);
   std::atomic<bool> shutting_down{false};
-  reload_target reloads{store, opts, cfg, counters, history};
+  const auto notify = systemd_notifier::from_environment();
+  reload_target reloads{store, opts, cfg, counters, history, notify, {}};
   std::unique_ptr<state::ledger> ledger;  // outlives the admin listener that reads it
   admin_context admin_ctx{store, workers, counters, [&] { return reload(reloads, true, "admin"); },
                           shutting_down};
@@ -311,10 +333,15 @@ int run(const options& opts) {
   if (admin_srv) {
     admin_srv->start();
     sampler.start();
+    // The bound address: with port 0 the system chose it.
+    admin_listen = format_listen_address(admin_srv->local_endpoint());
     log(level::info, "admin listening on " + admin_listen +
                          (cfg.admin.token.empty() ? " (no token: loopback only)" : ""));
   }
 
+  // Set before the watcher's thread starts: its reloads read it.
+  reloads.status = "serving on " + format_listen_address(bind_to) +
+                   (admin_srv ? ", admin on " + admin_listen : std::string());
   config::file_watcher watcher(opts.config_path, [&] { reload(reloads, false, "file"); });
   watcher.start();
   // The certificate, key and client CA files: a change reloads all three.
@@ -329,6 +356,10 @@ int run(const options& opts) {
 
   health_checker checker(main_ioc, store, tls);
   checker.start();
+  // Listeners are open and accepting: systemd may now start the units ordered after this one.
+  notify.send("READY=1\nSTATUS=" + reloads.status);
+  asio::steady_timer watchdog(main_ioc);
+  if (notify.watchdog_interval().count() > 0) keep_watchdog_fed(watchdog, notify);
   asio::signal_set signals(main_ioc, SIGHUP, SIGTERM, SIGINT);
   signals.add(SIGUSR1);
   bool stopping = false;
@@ -358,6 +389,8 @@ int run(const options& opts) {
 
   // Readiness turns 503 first, so a load balancer stops sending before the listeners close.
   shutting_down.store(true, std::memory_order_relaxed);
+  notify.send("STOPPING=1\nSTATUS=draining: finishing requests in flight");
+  watchdog.cancel();
   for (auto& w : workers) w->begin_drain();  // stop accepting, close idle connections
   log(level::info, "shutting down: finishing requests in flight");
   checker.stop();

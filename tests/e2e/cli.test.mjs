@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { runBin, startGateway } from './lib/gateway.mjs';
 import { CLIENT_TOKEN, gwGet } from './lib/common.mjs';
+import { request, waitFor } from './lib/http.mjs';
 
 const T = { timeout: 20000 };
 
@@ -110,6 +111,23 @@ describe('command line', { timeout: 120000 }, () => {
       const r = await gw.stop();
       gw.cleanup();
       assert.deepEqual(r, { code: 0, signal: null });
+    }
+  });
+
+  // Scripts and service managers read the start-up lines to learn where to connect.
+  test('--admin-listen 127.0.0.1:0: the start-up line names the port the system chose', T, async () => {
+    const gw = await startGateway({ config: seed, workers: 1, extraArgs: ['--admin-listen', '127.0.0.1:0'] });
+    try {
+      const line = await waitFor(() => gw.stderrLines.find((l) => l.includes('admin listening on')), { what: 'the admin start-up line' });
+      const m = /admin listening on 127\.0\.0\.1:(\d+) /.exec(line);
+      assert.ok(m, line);
+      const port = Number(m[1]);
+      assert.notEqual(port, 0, line);
+      const h = await request({ url: `http://127.0.0.1:${port}/healthz`, method: 'GET' });
+      assert.equal(h.status, 200, h.text);
+    } finally {
+      gw.cleanup();
+      assert.deepEqual(await gw.stop(), { code: 0, signal: null });
     }
   });
 });
