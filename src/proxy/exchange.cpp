@@ -16,6 +16,7 @@
 #include <boost/asio/ssl/error.hpp>
 
 #include "auth/token_check.hpp"
+#include "proxy/json/model.hpp"
 #include "proxy/sse/rewrite.hpp"
 #include "routing/policies/round_robin.hpp"
 
@@ -190,6 +191,37 @@ asio::awaitable<bool> exchange::write_error(http::error_kind k, std::string_view
   co_return ok&& keep_alive;
 }
 
+asio::awaitable<bool> exchange::write_refusal(const dialect::codec_result& c,
+                                              const exchange_request& r,
+                                              observe::request_record& rec) {
+  // {"error":{"message","type","param","code"}} with the parameter the target cannot take.
+  xlat_ = R"({"error":{"message":)";
+  json::append_json_string(xlat_, c.message);
+  xlat_ += R"(,"type":"invalid_request_error","param":)";
+  if (c.param.empty())
+    xlat_ += "null";
+  else
+    json::append_json_string(xlat_, c.param);
+  xlat_ += R"(,"code":"unsupported_parameter"}})";
+  bool keep = r.client_keep_alive && !ctx_.draining;
+  client_head_ = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ";
+  client_head_ += std::to_string(xlat_.size());
+  client_head_ += "\r\n";
+  if (!request_id_.empty()) {
+    client_head_ += "x-request-id: ";
+    client_head_ += request_id_;
+    client_head_ += "\r\n";
+  }
+  client_head_ += keep ? "\r\n" : "Connection: close\r\n\r\n";
+  if (!(client_req_ && client_req_->method == "HEAD")) client_head_ += xlat_;
+  rec.status = 400;
+  rec.outcome = "bad_request";
+  detail_ = c.message;
+  rec.detail = detail_;
+  bool ok = co_await write_client(asio::buffer(client_head_), r.snap.cfg.timeouts.idle);
+  co_return ok&& keep;
+}
+
 void exchange::trim() {
   resp_body_.shrink_if_above(1 << 20);
   resp_headers_.shrink_if_above(64 * 1024);
@@ -254,12 +286,15 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
                                    std::size_t body_len) {
   const auto& url = t.provider->url;
   const auto& route = t.route;  // dialect/path.hpp: prefix + target (its "/v1" maybe dropped)
-  std::string_view rest = route.rest(r.req.target);
+  // A codec target: the codec's target ("/v1/messages") and extra header lines.
+  std::string_view target = t.codec ? std::string_view(enc_.target) : r.req.target;
+  std::string_view codec_headers = t.codec ? std::string_view(enc_.headers) : std::string_view();
+  std::string_view rest = route.rest(target);
   up_head_.clear();
   up_head_.reserve(head_reserve);
   // Every literal below and one number (<= 20 bytes), then plain stores.
-  up_head_.resize(128 + r.req.method.size() + route.max_size(r.req.target) +
-                  url.host_header.size() + t.fixed_headers.size() + request_id_.size());
+  up_head_.resize(128 + r.req.method.size() + route.max_size(target) + url.host_header.size() +
+                  t.fixed_headers.size() + codec_headers.size() + request_id_.size());
   head_writer w{up_head_.data()};
   w.text(r.req.method);
   w.text(" "sv);
@@ -273,6 +308,7 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
   w.text(url.host_header);
   w.text("\r\n"sv);
   w.text(t.fixed_headers);
+  w.text(codec_headers);
   w.text("Content-Length: "sv);
   w.number(body_len);
   w.text("\r\nAccept-Encoding: identity\r\n"sv);
@@ -393,7 +429,37 @@ void exchange::on_body(void* self, std::string_view bytes) {
 }
 
 void exchange::on_event(const sse::event& ev) {
-  auto info = sse::rewrite_event(ev, ctx_.finder, group_literal_, payload_, &shape_, &strip_);
+  if (!tr_) {
+    relay_event(ev, &strip_);
+    return;
+  }
+  // A codec target: the upstream event becomes zero or more OpenAI events (each whole), which
+  // then take the OpenAI path; no usage chunk is stripped (the translator writes one only when
+  // the client asked for it).
+  xlat_.clear();
+  tr_->translate_event(ev, xlat_);
+  if (!xlat_.empty())
+    xframer_.feed(xlat_, [this](const sse::event& e) { relay_event(e, nullptr); });
+}
+
+void exchange::finish_codec_stream() {
+  xlat_.clear();
+  tr_->finish(xlat_);
+  if (!xlat_.empty())
+    xframer_.feed(xlat_, [this](const sse::event& e) { relay_event(e, nullptr); });
+  xframer_.finish([this](const sse::event& e) { relay_event(e, nullptr); });
+}
+
+dialect::codec_result exchange::translate_buffered() {
+  xlat_.clear();
+  auto c = tr_->translate_body(parser_->status(), resp_body_.view(), xlat_);
+  resp_body_.clear();
+  resp_body_.append(xlat_);
+  return c;
+}
+
+void exchange::relay_event(const sse::event& ev, sse::usage_strip* strip) {
+  auto info = sse::rewrite_event(ev, ctx_.finder, group_literal_, payload_, &shape_, strip);
   if (ev.has_data && data_events_++ == 0) first_event_error_ = info.error;
   terminal_seen_ = terminal_seen_ || info.terminal;
   if (info.usage.present()) usage_ = info.usage;
@@ -484,10 +550,14 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
 
   // One gathered write: head, then the body with the model spliced (and, for a stream whose
   // client did not ask for usage, the ask added); the body itself is never copied.
-  const auto body = r.req.body.view();
+  // A codec target's body is the codec's whole translation: sent as is, no edits.
+  const auto body = t.codec ? std::string_view(enc_.body) : r.req.body.view();
   json::edit edits[json::usage_plan::max_edits + 1];
-  int edit_count = json::merge_edits(
-      r.usage, r.model, r.model_raw ? std::string_view(t.provider->name) : t.model_literal, edits);
+  int edit_count =
+      t.codec ? 0
+              : json::merge_edits(
+                    r.usage, r.model,
+                    r.model_raw ? std::string_view(t.provider->name) : t.model_literal, edits);
   build_upstream_head(r, t, json::edited_size(body, edits, edit_count));
   std::array<asio::const_buffer, 2 + 2 * (json::usage_plan::max_edits + 1)> out;
   std::size_t pieces = 0;
@@ -599,6 +669,13 @@ asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
     }
   }
   release_upstream(parser_->keep_alive());
+  if (tr_) {
+    auto c = translate_buffered();
+    if (c.status == dialect::codec_status::bad_answer) {
+      relay_result_ = relay_result::upstream_failed;
+      co_return co_await fail_before_answer({fail::broken, false, std::move(c.message)}, r, rec);
+    }
+  }
   answer_status_ = parser_->status();
   answer_reason_ = parser_->reason();
   answer_ready();
@@ -675,6 +752,7 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
         payload_ += "\n";
     });
     release_upstream(parser_->keep_alive());
+    if (tr_) finish_codec_stream();
     if (!terminal_seen_) {
       sse::append_error_event(payload_, "the provider ended the stream before it was complete",
                               "upstream_error", "stream_incomplete");

@@ -25,6 +25,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include "dialect/codec.hpp"
 #include "observe/log.hpp"
 #include "proxy/client_stream.hpp"
 #include "proxy/context.hpp"
@@ -159,6 +160,19 @@ class exchange {
   void start_parser();
   void decide_mode();
   void on_event(const sse::event& ev);
+  // An OpenAI event for the client: model rewrite, usage, final and error event detection.
+  void relay_event(const sse::event& ev, sse::usage_strip* strip);
+  // Codec target: this attempt's upstream request and answer translator; a refusal is
+  // returned (bad_request, unsupported) and nothing is sent.
+  dialect::codec_result prepare_codec(const exchange_request& r, const routing::target& t);
+  // Codec target: the buffered answer in resp_body_ replaced by its OpenAI translation.
+  dialect::codec_result translate_buffered();
+  // Codec target: the translator's closing events (after the upstream stream ended cleanly).
+  void finish_codec_stream();
+  // A 400 naming the request parameter a codec cannot express.
+  boost::asio::awaitable<bool> write_refusal(const dialect::codec_result& c,
+                                             const exchange_request& r,
+                                             observe::request_record& rec);
   void stop_watching_client();
   boost::asio::awaitable<bool> relay_buffered(const exchange_request& r,
                                               observe::request_record& rec);
@@ -259,6 +273,12 @@ class exchange {
   std::vector<std::size_t> tried_;  // target indices tried by this request
   std::string trace_;               // "name:what,..." per failed attempt, for the log
   std::uint64_t bytes_out_ = 0;
+
+  // Codec targets only (routing::target::codec set); untouched on the pass-through path.
+  std::unique_ptr<dialect::answer_translator> tr_;  // this attempt's answer translator
+  dialect::request_out enc_;                        // this attempt's upstream request
+  std::string xlat_;                                // translated body or events
+  sse::framer xframer_;                             // splits translated events
 };
 
 inline auto exchange::read_upstream(std::chrono::milliseconds limit) {

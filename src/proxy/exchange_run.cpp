@@ -15,6 +15,7 @@
 
 #include "observe/clock.hpp"
 #include "proxy/admission.hpp"
+#include "proxy/json/model.hpp"
 #include "routing/health.hpp"
 #include "routing/policies/select.hpp"
 #include "routing/retry.hpp"
@@ -188,6 +189,8 @@ asio::awaitable<void> exchange::keep_answer() {
     }
   }
   release_upstream(parser_->keep_alive());
+  // A codec target's error answer is kept in the client's (OpenAI) shape.
+  if (tr_ && translate_buffered().status == dialect::codec_status::bad_answer) co_return;
   kept_.status = parser_->status();
   kept_.reason = parser_->reason();
   std::swap(kept_.headers, resp_headers_);
@@ -205,6 +208,18 @@ void exchange::reset_answer_state() {
   data_events_ = 0;
   first_event_error_ = false;
   relay_result_ = relay_result::ok;
+  if (tr_) {
+    tr_.reset();
+    xframer_.reset();
+  }
+}
+
+dialect::codec_result exchange::prepare_codec(const exchange_request& r, const routing::target& t) {
+  dialect::request_in in{r.req.method, r.req.target, r.req.body.view(), t.provider->name};
+  enc_ = {};
+  auto c = t.codec->encode_request(in, enc_);
+  if (c.ok()) tr_ = t.codec->new_translator(in, enc_.stream);
+  return c;
 }
 
 void exchange::use_target(const routing::target& t, const config::timeouts& global,
@@ -274,6 +289,7 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
   bool answered = false;
   bool keep = false;
   bool targets_full = false;
+  std::string unsupported;  // why a codec target could not serve the request
   for (std::size_t n = 0; n < max_attempts && !client_gone_; ++n) {
     auto sel = routing::select(g, observe::coarse_now(), tried_);
     if (sel && r.admit) {
@@ -292,6 +308,22 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
       return !ctx_.stopping && n + 1 < max_attempts && tried_.size() + 1 < g.targets.size() &&
              g.state->retries.try_retry(observe::coarse_now());
     };
+    if (t.codec) {  // a translating dialect: the request is encoded before anything is sent
+      auto c = prepare_codec(r, t);
+      if (c.status == dialect::codec_status::bad_request) {
+        report(health, *sel, std::nullopt);
+        answered = true;
+        keep = co_await write_refusal(c, r, rec);
+        break;
+      }
+      if (!c.ok()) {  // this target cannot serve the request: the next one may
+        report(health, *sel, std::nullopt);
+        note_attempt(t, "unsupported");
+        unsupported = std::move(c.message);
+        tried_.push_back(sel->index);
+        continue;
+      }
+    }
 
     attempt_start_ = std::chrono::steady_clock::now();
     attempt_open_ = true;
@@ -382,6 +414,10 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     rec.outcome = "rate_limited";
     keep = co_await write_error(r.admit->kind(), r.admit->message(), r.client_keep_alive, rec,
                                 r.admit->headers());
+  } else if (!answered && !kept_.valid && !unsupported.empty() && last.failure == fail::none) {
+    rec.outcome = "not_routable";
+    keep =
+        co_await write_error(http::error_kind::not_routable, unsupported, r.client_keep_alive, rec);
   } else if (!answered) {
     keep = kept_.valid && !client_gone_ ? co_await write_kept_answer(r, rec)
                                         : co_await fail_before_answer(last, r, rec);
@@ -394,6 +430,9 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     rec.upstream_ms = std::chrono::duration<double, std::milli>(upstream_wait_).count();
   rec.tried = trace_;
   rec.bytes_out = bytes_out_;
+  if (tr_) {  // a codec target: the translator saw the usage, asked for by the client or not
+    if (auto u = tr_->usage(); u.present()) usage_ = u;
+  }
   if (usage_.present()) {
     rec.prompt_tokens = usage_.prompt_tokens;
     rec.completion_tokens = usage_.completion_tokens;

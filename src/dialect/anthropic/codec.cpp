@@ -15,9 +15,6 @@
 namespace ob::dialect::anthropic {
 namespace {
 
-// Anthropic requires this header on every request; the API version these codecs follow.
-constexpr std::string_view version_header = "anthropic-version: 2023-06-01\r\n";
-
 bool is_chat_path(std::string_view target) {
   target = target.substr(0, target.find('?'));
   return target == "/v1/chat/completions";
@@ -91,7 +88,8 @@ class anthropic_codec final : public codec {
       return c;
     }
     out.target = "/v1/messages";
-    out.headers = version_header;
+    // anthropic-version is one of the target's fixed headers (dialect/headers.cpp): sent once,
+    // unless the provider's configured headers set their own.
     out.body = std::move(r.body);
     out.stream = r.stream;
     return c;
