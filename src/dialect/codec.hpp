@@ -85,8 +85,12 @@ class answer_translator {
 
   // A whole non-stream answer with its HTTP status -> the client's body, appended to `out`
   // (OpenAI JSON; an error status gets an OpenAI error object {"error":{...}}). The client
-  // sees the upstream's status code.
+  // sees client_status() of it.
   virtual codec_result translate_body(int status, std::string_view body, std::string& out) = 0;
+
+  // The status the client gets for the upstream status of the body translate_body() last read
+  // (e.g. Anthropic's 529 "overloaded" becomes 503). Failover and health see the upstream's.
+  virtual int client_status(int upstream_status) const { return upstream_status; }
 
   // One upstream SSE event -> zero or more complete client events appended to `out`, each
   // framed "data: <json>\n\n" (OpenAI chat.completion.chunk shape; an error becomes

@@ -678,6 +678,7 @@ asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
   }
   answer_status_ = parser_->status();
   answer_reason_ = parser_->reason();
+  if (tr_) set_client_status(tr_->client_status(answer_status_));
   answer_ready();
   co_return co_await write_buffered(r, rec);
 }

@@ -167,6 +167,12 @@ class exchange {
   dialect::codec_result prepare_codec(const exchange_request& r, const routing::target& t);
   // Codec target: the buffered answer in resp_body_ replaced by its OpenAI translation.
   dialect::codec_result translate_buffered();
+  // A status the codec maps (e.g. 529 -> 503): its own reason phrase then.
+  void set_client_status(int status) {
+    if (status == answer_status_) return;
+    answer_status_ = status;
+    answer_reason_.clear();
+  }
   // Codec target: the translator's closing events (after the upstream stream ended cleanly).
   void finish_codec_stream();
   // A 400 naming the request parameter a codec cannot express.

@@ -193,6 +193,10 @@ asio::awaitable<void> exchange::keep_answer() {
   if (tr_ && translate_buffered().status == dialect::codec_status::bad_answer) co_return;
   kept_.status = parser_->status();
   kept_.reason = parser_->reason();
+  if (tr_ && tr_->client_status(kept_.status) != kept_.status) {
+    kept_.status = tr_->client_status(kept_.status);
+    kept_.reason.clear();
+  }
   std::swap(kept_.headers, resp_headers_);
   std::swap(kept_.body, resp_body_);
   kept_.target = target_;
@@ -216,7 +220,10 @@ void exchange::reset_answer_state() {
 
 dialect::codec_result exchange::prepare_codec(const exchange_request& r, const routing::target& t) {
   dialect::request_in in{r.req.method, r.req.target, r.req.body.view(), t.provider->name};
-  enc_ = {};
+  enc_.target.clear();  // (cleared, not replaced: the buffers are reused by the next request)
+  enc_.headers.clear();
+  enc_.body.clear();
+  enc_.stream = false;
   auto c = t.codec->encode_request(in, enc_);
   if (c.ok()) tr_ = t.codec->new_translator(in, enc_.stream);
   return c;

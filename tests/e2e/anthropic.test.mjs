@@ -254,14 +254,16 @@ describe('anthropic targets for OpenAI clients', () => {
     assert.equal(h[1].headers['x-api-key'], 'ant-key');
   });
 
-  test('529 with no target left: the client gets it in OpenAI error shape', T, async () => {
+  test('529 with no target left: the client gets 503 in OpenAI error shape', T, async () => {
     mock.reset();
     const r = await gwPost(gw, '/v1/chat/completions', chatBody('over'));
-    assert.equal(r.status, 529);
+    assert.equal(hits(mock)[0].response_status, 529);
+    assert.equal(r.status, 503, r.text);
     const j = r.json();
     assert.equal(typeof j.error, 'object', r.text);
     assert.equal(typeof j.error.message, 'string');
     assert.equal(j.type, undefined, 'not the Anthropic error shape');
+    assert.equal(j.error.code, 'overloaded_error');
   });
 
   test('mid-stream overloaded error: an error event, no [DONE]', T, async () => {

@@ -39,6 +39,7 @@ class translator final : public answer_translator {
     answer_result r = anthropic_answer_to_openai(status, body, model_, created_);
     out += r.body;
     usage_ = r.usage;
+    status_ = r.status;
     codec_result c;
     if (status >= 200 && status <= 299 && r.status != 200) {
       c.status = codec_status::bad_answer;
@@ -55,6 +56,10 @@ class translator final : public answer_translator {
   // [DONE] is written at message_stop: a stream that ended before it gets nothing here.
   void finish(std::string&) override {}
 
+  int client_status(int upstream_status) const override {
+    return status_ ? status_ : upstream_status;
+  }
+
   proxy::json::token_usage usage() const override {
     auto u = stream_.usage();
     return u.present() ? u : usage_;
@@ -65,6 +70,7 @@ class translator final : public answer_translator {
   std::int64_t created_;
   anthropic_stream_to_openai stream_;
   proxy::json::token_usage usage_;
+  int status_ = 0;  // the client's status for the last translated body
 };
 
 class anthropic_codec final : public codec {
