@@ -277,6 +277,20 @@ describe('anthropic targets for OpenAI clients', () => {
     assert.ok(ev.length >= 2, 'some content came before the error');
   });
 
+  test('another endpoint: the group\'s OpenAI target serves it, a lone Anthropic target 404s', T, async () => {
+    mock.reset();
+    const e = await gwPost(gw, '/v1/embeddings', JSON.stringify({ model: 'mixed', input: 'hi' }));
+    assert.equal(e.status, 200, e.text);
+    const h = hits(mock);
+    assert.equal(h.length, 1);
+    assert.match(h[0].path, /\/v1\/embeddings$/);
+
+    mock.reset();
+    const r = await gwPost(gw, '/v1/embeddings', JSON.stringify({ model: 'claude', input: 'hi' }));
+    assertError(r, 404, {}, 'embeddings on an anthropic target');
+    assert.equal(hits(mock).length, 0);
+  });
+
   test('a parameter with no Anthropic form: 400 naming it, nothing sent upstream', T, async () => {
     mock.reset();
     for (const [extra, param] of [
