@@ -191,9 +191,9 @@ asio::awaitable<bool> exchange::write_error(http::error_kind k, std::string_view
   co_return ok&& keep_alive;
 }
 
-asio::awaitable<bool> exchange::write_refusal(const dialect::codec_result& c,
-                                              const exchange_request& r,
+asio::awaitable<bool> exchange::write_refusal(const exchange_request& r,
                                               observe::request_record& rec) {
+  const auto& c = codec_refusal_;
   // {"error":{"message","type","param","code"}} with the parameter the target cannot take.
   xlat_ = R"({"error":{"message":)";
   json::append_json_string(xlat_, c.message);
@@ -308,7 +308,7 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
   w.text(url.host_header);
   w.text("\r\n"sv);
   w.text(t.fixed_headers);
-  w.text(codec_headers);
+  if (t.codec) w.text(codec_headers);
   w.text("Content-Length: "sv);
   w.number(body_len);
   w.text("\r\nAccept-Encoding: identity\r\n"sv);
@@ -428,8 +428,17 @@ void exchange::on_body(void* self, std::string_view bytes) {
   x.resp_body_.append(bytes);
 }
 
+// Inlined into on_event: the pass-through path keeps its one call per event.
+[[gnu::always_inline]] inline void exchange::relay_event(const sse::event& ev,
+                                                         sse::usage_strip* strip) {
+  auto info = sse::rewrite_event(ev, ctx_.finder, group_literal_, payload_, &shape_, strip);
+  if (ev.has_data && data_events_++ == 0) first_event_error_ = info.error;
+  terminal_seen_ = terminal_seen_ || info.terminal;
+  if (info.usage.present()) usage_ = info.usage;
+}
+
 void exchange::on_event(const sse::event& ev) {
-  if (!tr_) {
+  if (!tr_) [[likely]] {
     relay_event(ev, &strip_);
     return;
   }
@@ -442,7 +451,7 @@ void exchange::on_event(const sse::event& ev) {
     xframer_.feed(xlat_, [this](const sse::event& e) { relay_event(e, nullptr); });
 }
 
-void exchange::finish_codec_stream() {
+[[gnu::noinline]] void exchange::finish_codec_stream() {
   xlat_.clear();
   tr_->finish(xlat_);
   if (!xlat_.empty())
@@ -450,19 +459,12 @@ void exchange::finish_codec_stream() {
   xframer_.finish([this](const sse::event& e) { relay_event(e, nullptr); });
 }
 
-dialect::codec_result exchange::translate_buffered() {
+[[gnu::noinline]] dialect::codec_result exchange::translate_buffered() {
   xlat_.clear();
   auto c = tr_->translate_body(parser_->status(), resp_body_.view(), xlat_);
   resp_body_.clear();
   resp_body_.append(xlat_);
   return c;
-}
-
-void exchange::relay_event(const sse::event& ev, sse::usage_strip* strip) {
-  auto info = sse::rewrite_event(ev, ctx_.finder, group_literal_, payload_, &shape_, strip);
-  if (ev.has_data && data_events_++ == 0) first_event_error_ = info.error;
-  terminal_seen_ = terminal_seen_ || info.terminal;
-  if (info.usage.present()) usage_ = info.usage;
 }
 
 void exchange::on_stream_bytes(std::string_view bytes) {
@@ -687,7 +689,7 @@ auto exchange::flush_stream(bool chunked, bool last, millis limit) {
   chunk_prefix_.clear();
   if (chunked && !payload_.empty()) {
     append_hex(chunk_prefix_, payload_.size());
-    chunk_prefix_ += "\r\n";
+    chunk_prefix_ += "\r\n"sv;
   }
   auto& out = client_out_;
   std::size_t n = 0;

@@ -163,8 +163,8 @@ class exchange {
   // An OpenAI event for the client: model rewrite, usage, final and error event detection.
   void relay_event(const sse::event& ev, sse::usage_strip* strip);
   // Codec target: this attempt's upstream request and answer translator; a refusal is
-  // returned (bad_request, unsupported) and nothing is sent.
-  dialect::codec_result prepare_codec(const exchange_request& r, const routing::target& t);
+  // returned (bad_request, unsupported; its message in codec_refusal_) and nothing is sent.
+  dialect::codec_status prepare_codec(const exchange_request& r, const routing::target& t);
   // Codec target: the buffered answer in resp_body_ replaced by its OpenAI translation.
   dialect::codec_result translate_buffered();
   // A status the codec maps (e.g. 529 -> 503): its own reason phrase then.
@@ -176,8 +176,8 @@ class exchange {
   // Codec target: the translator's closing events (after the upstream stream ended cleanly).
   void finish_codec_stream();
   // A 400 naming the request parameter a codec cannot express.
-  boost::asio::awaitable<bool> write_refusal(const dialect::codec_result& c,
-                                             const exchange_request& r,
+  // (codec_refusal_'s message and param)
+  boost::asio::awaitable<bool> write_refusal(const exchange_request& r,
                                              observe::request_record& rec);
   void stop_watching_client();
   boost::asio::awaitable<bool> relay_buffered(const exchange_request& r,
@@ -284,6 +284,7 @@ class exchange {
   std::unique_ptr<dialect::answer_translator> tr_;  // this attempt's answer translator
   dialect::request_out enc_;                        // this attempt's upstream request
   std::string xlat_;                                // translated body or events
+  dialect::codec_result codec_refusal_;             // why encode_request refused, if it did
   sse::framer xframer_;                             // splits translated events
 };
 

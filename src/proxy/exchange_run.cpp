@@ -218,15 +218,15 @@ void exchange::reset_answer_state() {
   }
 }
 
-dialect::codec_result exchange::prepare_codec(const exchange_request& r, const routing::target& t) {
+dialect::codec_status exchange::prepare_codec(const exchange_request& r, const routing::target& t) {
   dialect::request_in in{r.req.method, r.req.target, r.req.body.view(), t.provider->name};
   enc_.target.clear();  // (cleared, not replaced: the buffers are reused by the next request)
   enc_.headers.clear();
   enc_.body.clear();
   enc_.stream = false;
-  auto c = t.codec->encode_request(in, enc_);
-  if (c.ok()) tr_ = t.codec->new_translator(in, enc_.stream);
-  return c;
+  codec_refusal_ = t.codec->encode_request(in, enc_);
+  if (codec_refusal_.ok()) tr_ = t.codec->new_translator(in, enc_.stream);
+  return codec_refusal_.status;
 }
 
 void exchange::use_target(const routing::target& t, const config::timeouts& global,
@@ -296,7 +296,7 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
   bool answered = false;
   bool keep = false;
   bool targets_full = false;
-  std::string unsupported;  // why a codec target could not serve the request
+  bool unsupported = false;  // a codec target could not serve the request (codec_refusal_)
   for (std::size_t n = 0; n < max_attempts && !client_gone_; ++n) {
     auto sel = routing::select(g, observe::coarse_now(), tried_);
     if (sel && r.admit) {
@@ -316,17 +316,18 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
              g.state->retries.try_retry(observe::coarse_now());
     };
     if (t.codec) {  // a translating dialect: the request is encoded before anything is sent
-      auto c = prepare_codec(r, t);
-      if (c.status == dialect::codec_status::bad_request) {
+      // (Results kept in members: the coroutine frame of the pass-through path stays as it was.)
+      auto status = prepare_codec(r, t);
+      if (status == dialect::codec_status::bad_request) {
         report(health, *sel, std::nullopt);
         answered = true;
-        keep = co_await write_refusal(c, r, rec);
+        keep = co_await write_refusal(r, rec);
         break;
       }
-      if (!c.ok()) {  // this target cannot serve the request: the next one may
+      if (status != dialect::codec_status::ok) {  // this target cannot serve it: the next may
         report(health, *sel, std::nullopt);
         note_attempt(t, "unsupported");
-        unsupported = std::move(c.message);
+        unsupported = true;
         tried_.push_back(sel->index);
         continue;
       }
@@ -421,10 +422,10 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     rec.outcome = "rate_limited";
     keep = co_await write_error(r.admit->kind(), r.admit->message(), r.client_keep_alive, rec,
                                 r.admit->headers());
-  } else if (!answered && !kept_.valid && !unsupported.empty() && last.failure == fail::none) {
+  } else if (!answered && !kept_.valid && unsupported && last.failure == fail::none) {
     rec.outcome = "not_routable";
-    keep =
-        co_await write_error(http::error_kind::not_routable, unsupported, r.client_keep_alive, rec);
+    keep = co_await write_error(http::error_kind::not_routable, codec_refusal_.message,
+                                r.client_keep_alive, rec);
   } else if (!answered) {
     keep = kept_.valid && !client_gone_ ? co_await write_kept_answer(r, rec)
                                         : co_await fail_before_answer(last, r, rec);
