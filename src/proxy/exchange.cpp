@@ -459,12 +459,19 @@ void exchange::on_event(const sse::event& ev) {
   xframer_.finish([this](const sse::event& e) { relay_event(e, nullptr); });
 }
 
-[[gnu::noinline]] dialect::codec_result exchange::translate_buffered() {
+[[gnu::noinline]] dialect::codec_status exchange::translate_buffered() {
   xlat_.clear();
-  auto c = tr_->translate_body(parser_->status(), resp_body_.view(), xlat_);
+  codec_refusal_ = tr_->translate_body(parser_->status(), resp_body_.view(), xlat_);
   resp_body_.clear();
   resp_body_.append(xlat_);
-  return c;
+  return codec_refusal_.status;
+}
+
+asio::awaitable<bool> exchange::fail_codec_answer(const exchange_request& r,
+                                                  observe::request_record& rec) {
+  relay_result_ = relay_result::upstream_failed;
+  attempt_outcome o{fail::broken, false, codec_refusal_.message};
+  co_return co_await fail_before_answer(o, r, rec);
 }
 
 void exchange::on_stream_bytes(std::string_view bytes) {
@@ -671,13 +678,9 @@ asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
     }
   }
   release_upstream(parser_->keep_alive());
-  if (tr_) {
-    auto c = translate_buffered();
-    if (c.status == dialect::codec_status::bad_answer) {
-      relay_result_ = relay_result::upstream_failed;
-      co_return co_await fail_before_answer({fail::broken, false, std::move(c.message)}, r, rec);
-    }
-  }
+  // (No temporary lives across this co_await: GCC 12 destroys such temporaries twice.)
+  if (tr_ && translate_buffered() == dialect::codec_status::bad_answer)
+    co_return co_await fail_codec_answer(r, rec);
   answer_status_ = parser_->status();
   answer_reason_ = parser_->reason();
   if (tr_) set_client_status(tr_->client_status(answer_status_));

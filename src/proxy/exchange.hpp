@@ -165,8 +165,12 @@ class exchange {
   // Codec target: this attempt's upstream request and answer translator; a refusal is
   // returned (bad_request, unsupported; its message in codec_refusal_) and nothing is sent.
   dialect::codec_status prepare_codec(const exchange_request& r, const routing::target& t);
-  // Codec target: the buffered answer in resp_body_ replaced by its OpenAI translation.
-  dialect::codec_result translate_buffered();
+  // Codec target: the buffered answer in resp_body_ replaced by its OpenAI translation (a
+  // failure's message in codec_refusal_).
+  dialect::codec_status translate_buffered();
+  // Codec target: the provider's answer could not be translated: 502 like a broken answer.
+  boost::asio::awaitable<bool> fail_codec_answer(const exchange_request& r,
+                                                 observe::request_record& rec);
   // A status the codec maps (e.g. 529 -> 503): its own reason phrase then.
   void set_client_status(int status) {
     if (status == answer_status_) return;
@@ -284,7 +288,7 @@ class exchange {
   std::unique_ptr<dialect::answer_translator> tr_;  // this attempt's answer translator
   dialect::request_out enc_;                        // this attempt's upstream request
   std::string xlat_;                                // translated body or events
-  dialect::codec_result codec_refusal_;             // why encode_request refused, if it did
+  dialect::codec_result codec_refusal_;             // why the codec refused a request or an answer
   sse::framer xframer_;                             // splits translated events
 };
 

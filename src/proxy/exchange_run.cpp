@@ -190,7 +190,7 @@ asio::awaitable<void> exchange::keep_answer() {
   }
   release_upstream(parser_->keep_alive());
   // A codec target's error answer is kept in the client's (OpenAI) shape.
-  if (tr_ && translate_buffered().status == dialect::codec_status::bad_answer) co_return;
+  if (tr_ && translate_buffered() == dialect::codec_status::bad_answer) co_return;
   kept_.status = parser_->status();
   kept_.reason = parser_->reason();
   if (tr_ && tr_->client_status(kept_.status) != kept_.status) {
