@@ -54,6 +54,7 @@ struct codec_result {
   codec_status status = codec_status::ok;
   std::string message;  // for the client's OpenAI-style error: what is wrong and why
   std::string param;    // the JSON field concerned, "" when none
+  std::string code;     // the OpenAI error code of a bad_request ("" = unsupported_parameter)
   bool ok() const { return status == codec_status::ok; }
 };
 

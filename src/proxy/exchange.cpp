@@ -202,7 +202,9 @@ asio::awaitable<bool> exchange::write_refusal(const exchange_request& r,
     xlat_ += "null";
   else
     json::append_json_string(xlat_, c.param);
-  xlat_ += R"(,"code":"unsupported_parameter"}})";
+  xlat_ += R"(,"code":)";
+  json::append_json_string(xlat_, c.code.empty() ? "unsupported_parameter" : c.code);
+  xlat_ += "}}";
   bool keep = r.client_keep_alive && !ctx_.draining;
   client_head_ = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ";
   client_head_ += std::to_string(xlat_.size());

@@ -293,14 +293,16 @@ describe('anthropic targets for OpenAI clients', () => {
 
   test('a parameter with no Anthropic form: 400 naming it, nothing sent upstream', T, async () => {
     mock.reset();
-    for (const [extra, param] of [
-      [{ logprobs: true }, 'logprobs'],
-      [{ n: 2 }, 'n'],
-      [{ temperature: 1.5 }, 'temperature'],
+    for (const [extra, param, code] of [
+      [{ logprobs: true }, 'logprobs', 'unsupported_parameter'],
+      [{ n: 2 }, 'n', 'unsupported_parameter'],
+      [{ temperature: 1.5 }, 'temperature', undefined],
+      [{ stream: true, seed: 7 }, 'seed', 'unsupported_parameter'],
     ]) {
       const r = await gwPost(gw, '/v1/chat/completions', chatBody('claude', extra));
-      const j = assertError(r, 400, { type: 'invalid_request_error' }, JSON.stringify(extra));
+      const j = assertError(r, 400, { type: 'invalid_request_error', code }, JSON.stringify(extra));
       assert.equal(j.error.param, param);
+      assert.match(j.error.message, /\S/);
     }
     assert.equal(hits(mock).length, 0);
   });

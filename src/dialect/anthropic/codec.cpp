@@ -91,6 +91,7 @@ class anthropic_codec final : public codec {
       c.status = codec_status::bad_request;
       c.message = std::move(r.error.message);
       c.param = std::move(r.error.param);
+      c.code = std::move(r.error.code);
       return c;
     }
     out.target = "/v1/messages";
