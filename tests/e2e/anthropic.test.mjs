@@ -149,6 +149,7 @@ describe('anthropic targets for OpenAI clients', () => {
     assert.ok(text.length > 0);
     assert.equal(finish, 'stop');
     assert.equal(usageChunks, 0, 'no usage chunk unless the client asked for it');
+    assert.match(hits(mock)[0].path, /^\/v1\/messages$/);
     assert.equal(JSON.parse(hits(mock)[0].body).stream, true);
 
     const withUsage = await sdk.chat.completions.create({
