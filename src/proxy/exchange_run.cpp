@@ -297,6 +297,7 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
   bool keep = false;
   bool targets_full = false;
   bool unsupported = false;  // a codec target could not serve the request (codec_refusal_)
+  bool refused = false;      // a codec target refused a parameter (codec_refusal_)
   for (std::size_t n = 0; n < max_attempts && !client_gone_; ++n) {
     auto sel = routing::select(g, observe::coarse_now(), tried_);
     if (sel && r.admit) {
@@ -320,6 +321,13 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
       auto status = prepare_codec(r, t);
       if (status == dialect::codec_status::bad_request) {
         report(health, *sel, std::nullopt);
+        if (n + 1 < max_attempts && tried_.size() + 1 < g.targets.size()) {
+          // Another target of the group (another dialect) may take the request as it is.
+          note_attempt(t, "refused");
+          refused = true;
+          tried_.push_back(sel->index);
+          continue;
+        }
         answered = true;
         keep = co_await write_refusal(r, rec);
         break;
@@ -422,6 +430,9 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     rec.outcome = "rate_limited";
     keep = co_await write_error(r.admit->kind(), r.admit->message(), r.client_keep_alive, rec,
                                 r.admit->headers());
+  } else if (!answered && !kept_.valid && refused && last.failure == fail::none &&
+             codec_refusal_.status == dialect::codec_status::bad_request) {
+    keep = co_await write_refusal(r, rec);
   } else if (!answered && !kept_.valid && unsupported && last.failure == fail::none) {
     rec.outcome = "not_routable";
     keep = co_await write_error(http::error_kind::not_routable, codec_refusal_.message,

@@ -307,4 +307,17 @@ describe('anthropic targets for OpenAI clients', () => {
     }
     assert.equal(hits(mock).length, 0);
   });
+
+  test('in a mixed group, a parameter the Anthropic target refuses goes to the OpenAI target', T, async () => {
+    for (let i = 0; i < 2; i++) {
+      // Round robin: one of two requests starts on each target; both must be served.
+      mock.reset();
+      const r = await gwPost(gw, '/v1/chat/completions', chatBody('mixed', { seed: 7 }));
+      assert.equal(r.status, 200, r.text);
+      const h = hits(mock);
+      assert.equal(h.length, 1);
+      assert.match(h[0].path, /\/v1\/chat\/completions$/);
+      assert.equal(JSON.parse(h[0].body).seed, 7);
+    }
+  });
 });
