@@ -193,6 +193,11 @@ asio::awaitable<bool> exchange::write_error(http::error_kind k, std::string_view
 
 asio::awaitable<bool> exchange::write_refusal(const exchange_request& r,
                                               observe::request_record& rec) {
+  if (codec_refusal_.status != dialect::codec_status::bad_request) {
+    rec.outcome = "not_routable";
+    co_return co_await write_error(http::error_kind::not_routable, codec_refusal_.message,
+                                   r.client_keep_alive, rec);
+  }
   const auto& c = codec_refusal_;
   // {"error":{"message","type","param","code"}} with the parameter the target cannot take.
   xlat_ = R"({"error":{"message":)";

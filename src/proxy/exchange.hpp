@@ -165,6 +165,8 @@ class exchange {
   // Codec target: this attempt's upstream request and answer translator; a refusal is
   // returned (bad_request, unsupported; its message in codec_refusal_) and nothing is sent.
   dialect::codec_status prepare_codec(const exchange_request& r, const routing::target& t);
+  // prepare_codec, and on a refusal: the attempt noted, codec_refused_ set; false.
+  bool codec_ready(const exchange_request& r, const routing::target& t);
   // Codec target: the buffered answer in resp_body_ replaced by its OpenAI translation (a
   // failure's message in codec_refusal_).
   dialect::codec_status translate_buffered();
@@ -179,8 +181,8 @@ class exchange {
   }
   // Codec target: the translator's closing events (after the upstream stream ended cleanly).
   void finish_codec_stream();
-  // A 400 naming the request parameter a codec cannot express.
-  // (codec_refusal_'s message and param)
+  // No target took the request (codec_refusal_): 400 naming the parameter a codec cannot
+  // express, or 404 for an endpoint the codec does not serve.
   boost::asio::awaitable<bool> write_refusal(const exchange_request& r,
                                              observe::request_record& rec);
   void stop_watching_client();
@@ -289,7 +291,8 @@ class exchange {
   dialect::request_out enc_;                        // this attempt's upstream request
   std::string xlat_;                                // translated body or events
   dialect::codec_result codec_refusal_;             // why the codec refused a request or an answer
-  sse::framer xframer_;                             // splits translated events
+  bool codec_refused_ = false;  // this request: a codec target refused or skipped it
+  sse::framer xframer_;         // splits translated events
 };
 
 inline auto exchange::read_upstream(std::chrono::milliseconds limit) {

@@ -172,6 +172,7 @@ void exchange::begin_request(const exchange_request& r) {
   tried_.clear();
   trace_.clear();
   kept_.valid = false;
+  codec_refused_ = false;
   strip_usage_ = r.usage.strip_usage_chunk();
   ready_ = {};
   upstream_wait_ = {};
@@ -216,6 +217,14 @@ void exchange::reset_answer_state() {
     tr_.reset();
     xframer_.reset();
   }
+}
+
+bool exchange::codec_ready(const exchange_request& r, const routing::target& t) {
+  auto status = prepare_codec(r, t);
+  if (status == dialect::codec_status::ok) return true;
+  note_attempt(t, status == dialect::codec_status::bad_request ? "refused" : "unsupported");
+  codec_refused_ = true;
+  return false;
 }
 
 dialect::codec_status exchange::prepare_codec(const exchange_request& r, const routing::target& t) {
@@ -296,8 +305,6 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
   bool answered = false;
   bool keep = false;
   bool targets_full = false;
-  bool unsupported = false;  // a codec target could not serve the request (codec_refusal_)
-  bool refused = false;      // a codec target refused a parameter (codec_refusal_)
   for (std::size_t n = 0; n < max_attempts && !client_gone_; ++n) {
     auto sel = routing::select(g, observe::coarse_now(), tried_);
     if (sel && r.admit) {
@@ -316,29 +323,12 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
       return !ctx_.stopping && n + 1 < max_attempts && tried_.size() + 1 < g.targets.size() &&
              g.state->retries.try_retry(observe::coarse_now());
     };
-    if (t.codec) {  // a translating dialect: the request is encoded before anything is sent
-      // (Results kept in members: the coroutine frame of the pass-through path stays as it was.)
-      auto status = prepare_codec(r, t);
-      if (status == dialect::codec_status::bad_request) {
-        report(health, *sel, std::nullopt);
-        if (n + 1 < max_attempts && tried_.size() + 1 < g.targets.size()) {
-          // Another target of the group (another dialect) may take the request as it is.
-          note_attempt(t, "refused");
-          refused = true;
-          tried_.push_back(sel->index);
-          continue;
-        }
-        answered = true;
-        keep = co_await write_refusal(r, rec);
-        break;
-      }
-      if (status != dialect::codec_status::ok) {  // this target cannot serve it: the next may
-        report(health, *sel, std::nullopt);
-        note_attempt(t, "unsupported");
-        unsupported = true;
-        tried_.push_back(sel->index);
-        continue;
-      }
+    // A translating dialect: the request is encoded before anything is sent. A target that
+    // refused it or cannot serve it is skipped (another target may); codec_refused_ remembers.
+    if (t.codec && !codec_ready(r, t)) {
+      report(health, *sel, std::nullopt);
+      tried_.push_back(sel->index);
+      continue;
     }
 
     attempt_start_ = std::chrono::steady_clock::now();
@@ -430,13 +420,8 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     rec.outcome = "rate_limited";
     keep = co_await write_error(r.admit->kind(), r.admit->message(), r.client_keep_alive, rec,
                                 r.admit->headers());
-  } else if (!answered && !kept_.valid && refused && last.failure == fail::none &&
-             codec_refusal_.status == dialect::codec_status::bad_request) {
-    keep = co_await write_refusal(r, rec);
-  } else if (!answered && !kept_.valid && unsupported && last.failure == fail::none) {
-    rec.outcome = "not_routable";
-    keep = co_await write_error(http::error_kind::not_routable, codec_refusal_.message,
-                                r.client_keep_alive, rec);
+  } else if (!answered && !kept_.valid && codec_refused_ && last.failure == fail::none) {
+    keep = co_await write_refusal(r, rec);  // no target could take the request as it is
   } else if (!answered) {
     keep = kept_.valid && !client_gone_ ? co_await write_kept_answer(r, rec)
                                         : co_await fail_before_answer(last, r, rec);
