@@ -1,5 +1,7 @@
 #include "dialect/codec.hpp"
 
+#include "dialect/anthropic/codec.hpp"
+
 namespace ob::dialect {
 
 // Where translation codecs plug in: return the codec object of each translated dialect (a
@@ -9,8 +11,9 @@ const codec* codec_for(api a) {
   switch (a) {
     case api::openai:
     case api::azure:
-    case api::anthropic:
       break;
+    case api::anthropic:
+      return anthropic::codec_instance();
   }
   return nullptr;
 }

@@ -54,6 +54,7 @@ struct codec_result {
   codec_status status = codec_status::ok;
   std::string message;  // for the client's OpenAI-style error: what is wrong and why
   std::string param;    // the JSON field concerned, "" when none
+  std::string code;     // the OpenAI error code of a bad_request ("" = unsupported_parameter)
   bool ok() const { return status == codec_status::ok; }
 };
 
@@ -85,8 +86,12 @@ class answer_translator {
 
   // A whole non-stream answer with its HTTP status -> the client's body, appended to `out`
   // (OpenAI JSON; an error status gets an OpenAI error object {"error":{...}}). The client
-  // sees the upstream's status code.
+  // sees client_status() of it.
   virtual codec_result translate_body(int status, std::string_view body, std::string& out) = 0;
+
+  // The status the client gets for the upstream status of the body translate_body() last read
+  // (e.g. Anthropic's 529 "overloaded" becomes 503). Failover and health see the upstream's.
+  virtual int client_status(int upstream_status) const { return upstream_status; }
 
   // One upstream SSE event -> zero or more complete client events appended to `out`, each
   // framed "data: <json>\n\n" (OpenAI chat.completion.chunk shape; an error becomes

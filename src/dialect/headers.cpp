@@ -1,5 +1,7 @@
 #include "dialect/headers.hpp"
 
+#include <algorithm>
+
 namespace ob::dialect {
 
 std::string_view auth_header_name(config::auth_mode m) {
@@ -33,6 +35,13 @@ fixed_headers make_fixed_headers(const config::provider& p) {
     for (auto& c : lower)
       if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
     h.replaced.push_back(std::move(lower));
+  }
+  // Anthropic requires its API version on every request: the one the codecs follow, unless the
+  // configured headers name one (then that one, once).
+  if (p.api == config::provider_api::anthropic &&
+      std::find(h.replaced.begin(), h.replaced.end(), "anthropic-version") == h.replaced.end()) {
+    h.lines += "anthropic-version: 2023-06-01\r\n";
+    h.replaced.push_back("anthropic-version");
   }
   return h;
 }

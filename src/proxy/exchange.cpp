@@ -16,6 +16,7 @@
 #include <boost/asio/ssl/error.hpp>
 
 #include "auth/token_check.hpp"
+#include "proxy/json/model.hpp"
 #include "proxy/sse/rewrite.hpp"
 #include "routing/policies/round_robin.hpp"
 
@@ -190,6 +191,44 @@ asio::awaitable<bool> exchange::write_error(http::error_kind k, std::string_view
   co_return ok&& keep_alive;
 }
 
+asio::awaitable<bool> exchange::write_refusal(const exchange_request& r,
+                                              observe::request_record& rec) {
+  if (codec_refusal_.status != dialect::codec_status::bad_request) {
+    rec.outcome = "not_routable";
+    co_return co_await write_error(http::error_kind::not_routable, codec_refusal_.message,
+                                   r.client_keep_alive, rec);
+  }
+  const auto& c = codec_refusal_;
+  // {"error":{"message","type","param","code"}} with the parameter the target cannot take.
+  xlat_ = R"({"error":{"message":)";
+  json::append_json_string(xlat_, c.message);
+  xlat_ += R"(,"type":"invalid_request_error","param":)";
+  if (c.param.empty())
+    xlat_ += "null";
+  else
+    json::append_json_string(xlat_, c.param);
+  xlat_ += R"(,"code":)";
+  json::append_json_string(xlat_, c.code.empty() ? "unsupported_parameter" : c.code);
+  xlat_ += "}}";
+  bool keep = r.client_keep_alive && !ctx_.draining;
+  client_head_ = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ";
+  client_head_ += std::to_string(xlat_.size());
+  client_head_ += "\r\n";
+  if (!request_id_.empty()) {
+    client_head_ += "x-request-id: ";
+    client_head_ += request_id_;
+    client_head_ += "\r\n";
+  }
+  client_head_ += keep ? "\r\n" : "Connection: close\r\n\r\n";
+  if (!(client_req_ && client_req_->method == "HEAD")) client_head_ += xlat_;
+  rec.status = 400;
+  rec.outcome = "bad_request";
+  detail_ = c.message;
+  rec.detail = detail_;
+  bool ok = co_await write_client(asio::buffer(client_head_), r.snap.cfg.timeouts.idle);
+  co_return ok&& keep;
+}
+
 void exchange::trim() {
   resp_body_.shrink_if_above(1 << 20);
   resp_headers_.shrink_if_above(64 * 1024);
@@ -254,12 +293,15 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
                                    std::size_t body_len) {
   const auto& url = t.provider->url;
   const auto& route = t.route;  // dialect/path.hpp: prefix + target (its "/v1" maybe dropped)
-  std::string_view rest = route.rest(r.req.target);
+  // A codec target: the codec's target ("/v1/messages") and extra header lines.
+  std::string_view target = t.codec ? std::string_view(enc_.target) : r.req.target;
+  std::string_view codec_headers = t.codec ? std::string_view(enc_.headers) : std::string_view();
+  std::string_view rest = route.rest(target);
   up_head_.clear();
   up_head_.reserve(head_reserve);
   // Every literal below and one number (<= 20 bytes), then plain stores.
-  up_head_.resize(128 + r.req.method.size() + route.max_size(r.req.target) +
-                  url.host_header.size() + t.fixed_headers.size() + request_id_.size());
+  up_head_.resize(128 + r.req.method.size() + route.max_size(target) + url.host_header.size() +
+                  t.fixed_headers.size() + codec_headers.size() + request_id_.size());
   head_writer w{up_head_.data()};
   w.text(r.req.method);
   w.text(" "sv);
@@ -273,6 +315,7 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
   w.text(url.host_header);
   w.text("\r\n"sv);
   w.text(t.fixed_headers);
+  if (t.codec) w.text(codec_headers);
   w.text("Content-Length: "sv);
   w.number(body_len);
   w.text("\r\nAccept-Encoding: identity\r\n"sv);
@@ -392,11 +435,50 @@ void exchange::on_body(void* self, std::string_view bytes) {
   x.resp_body_.append(bytes);
 }
 
-void exchange::on_event(const sse::event& ev) {
-  auto info = sse::rewrite_event(ev, ctx_.finder, group_literal_, payload_, &shape_, &strip_);
+// Inlined into on_event: the pass-through path keeps its one call per event.
+[[gnu::always_inline]] inline void exchange::relay_event(const sse::event& ev,
+                                                         sse::usage_strip* strip) {
+  auto info = sse::rewrite_event(ev, ctx_.finder, group_literal_, payload_, &shape_, strip);
   if (ev.has_data && data_events_++ == 0) first_event_error_ = info.error;
   terminal_seen_ = terminal_seen_ || info.terminal;
   if (info.usage.present()) usage_ = info.usage;
+}
+
+void exchange::on_event(const sse::event& ev) {
+  if (!tr_) [[likely]] {
+    relay_event(ev, &strip_);
+    return;
+  }
+  // A codec target: the upstream event becomes zero or more OpenAI events (each whole), which
+  // then take the OpenAI path; no usage chunk is stripped (the translator writes one only when
+  // the client asked for it).
+  xlat_.clear();
+  tr_->translate_event(ev, xlat_);
+  if (!xlat_.empty())
+    xframer_.feed(xlat_, [this](const sse::event& e) { relay_event(e, nullptr); });
+}
+
+[[gnu::noinline]] void exchange::finish_codec_stream() {
+  xlat_.clear();
+  tr_->finish(xlat_);
+  if (!xlat_.empty())
+    xframer_.feed(xlat_, [this](const sse::event& e) { relay_event(e, nullptr); });
+  xframer_.finish([this](const sse::event& e) { relay_event(e, nullptr); });
+}
+
+[[gnu::noinline]] dialect::codec_status exchange::translate_buffered() {
+  xlat_.clear();
+  codec_refusal_ = tr_->translate_body(parser_->status(), resp_body_.view(), xlat_);
+  resp_body_.clear();
+  resp_body_.append(xlat_);
+  return codec_refusal_.status;
+}
+
+asio::awaitable<bool> exchange::fail_codec_answer(const exchange_request& r,
+                                                  observe::request_record& rec) {
+  relay_result_ = relay_result::upstream_failed;
+  attempt_outcome o{fail::broken, false, codec_refusal_.message};
+  co_return co_await fail_before_answer(o, r, rec);
 }
 
 void exchange::on_stream_bytes(std::string_view bytes) {
@@ -484,10 +566,14 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
 
   // One gathered write: head, then the body with the model spliced (and, for a stream whose
   // client did not ask for usage, the ask added); the body itself is never copied.
-  const auto body = r.req.body.view();
+  // A codec target's body is the codec's whole translation: sent as is, no edits.
+  const auto body = t.codec ? std::string_view(enc_.body) : r.req.body.view();
   json::edit edits[json::usage_plan::max_edits + 1];
-  int edit_count = json::merge_edits(
-      r.usage, r.model, r.model_raw ? std::string_view(t.provider->name) : t.model_literal, edits);
+  int edit_count =
+      t.codec ? 0
+              : json::merge_edits(
+                    r.usage, r.model,
+                    r.model_raw ? std::string_view(t.provider->name) : t.model_literal, edits);
   build_upstream_head(r, t, json::edited_size(body, edits, edit_count));
   std::array<asio::const_buffer, 2 + 2 * (json::usage_plan::max_edits + 1)> out;
   std::size_t pieces = 0;
@@ -599,8 +685,12 @@ asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
     }
   }
   release_upstream(parser_->keep_alive());
+  // (No temporary lives across this co_await: GCC 12 destroys such temporaries twice.)
+  if (tr_ && translate_buffered() == dialect::codec_status::bad_answer)
+    co_return co_await fail_codec_answer(r, rec);
   answer_status_ = parser_->status();
   answer_reason_ = parser_->reason();
+  if (tr_) set_client_status(tr_->client_status(answer_status_));
   answer_ready();
   co_return co_await write_buffered(r, rec);
 }
@@ -609,7 +699,7 @@ auto exchange::flush_stream(bool chunked, bool last, millis limit) {
   chunk_prefix_.clear();
   if (chunked && !payload_.empty()) {
     append_hex(chunk_prefix_, payload_.size());
-    chunk_prefix_ += "\r\n";
+    chunk_prefix_ += "\r\n"sv;
   }
   auto& out = client_out_;
   std::size_t n = 0;
@@ -675,6 +765,7 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
         payload_ += "\n";
     });
     release_upstream(parser_->keep_alive());
+    if (tr_) finish_codec_stream();
     if (!terminal_seen_) {
       sse::append_error_event(payload_, "the provider ended the stream before it was complete",
                               "upstream_error", "stream_incomplete");

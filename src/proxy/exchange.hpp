@@ -25,6 +25,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include "dialect/codec.hpp"
 #include "observe/log.hpp"
 #include "proxy/client_stream.hpp"
 #include "proxy/context.hpp"
@@ -159,6 +160,31 @@ class exchange {
   void start_parser();
   void decide_mode();
   void on_event(const sse::event& ev);
+  // An OpenAI event for the client: model rewrite, usage, final and error event detection.
+  void relay_event(const sse::event& ev, sse::usage_strip* strip);
+  // Codec target: this attempt's upstream request and answer translator; a refusal is
+  // returned (bad_request, unsupported; its message in codec_refusal_) and nothing is sent.
+  dialect::codec_status prepare_codec(const exchange_request& r, const routing::target& t);
+  // prepare_codec, and on a refusal: the attempt noted, codec_refused_ set; false.
+  bool codec_ready(const exchange_request& r, const routing::target& t);
+  // Codec target: the buffered answer in resp_body_ replaced by its OpenAI translation (a
+  // failure's message in codec_refusal_).
+  dialect::codec_status translate_buffered();
+  // Codec target: the provider's answer could not be translated: 502 like a broken answer.
+  boost::asio::awaitable<bool> fail_codec_answer(const exchange_request& r,
+                                                 observe::request_record& rec);
+  // A status the codec maps (e.g. 529 -> 503): its own reason phrase then.
+  void set_client_status(int status) {
+    if (status == answer_status_) return;
+    answer_status_ = status;
+    answer_reason_.clear();
+  }
+  // Codec target: the translator's closing events (after the upstream stream ended cleanly).
+  void finish_codec_stream();
+  // No target took the request (codec_refusal_): 400 naming the parameter a codec cannot
+  // express, or 404 for an endpoint the codec does not serve.
+  boost::asio::awaitable<bool> write_refusal(const exchange_request& r,
+                                             observe::request_record& rec);
   void stop_watching_client();
   boost::asio::awaitable<bool> relay_buffered(const exchange_request& r,
                                               observe::request_record& rec);
@@ -259,6 +285,14 @@ class exchange {
   std::vector<std::size_t> tried_;  // target indices tried by this request
   std::string trace_;               // "name:what,..." per failed attempt, for the log
   std::uint64_t bytes_out_ = 0;
+
+  // Codec targets only (routing::target::codec set); untouched on the pass-through path.
+  std::unique_ptr<dialect::answer_translator> tr_;  // this attempt's answer translator
+  dialect::request_out enc_;                        // this attempt's upstream request
+  std::string xlat_;                                // translated body or events
+  dialect::codec_result codec_refusal_;             // why the codec refused a request or an answer
+  bool codec_refused_ = false;  // this request: a codec target refused or skipped it
+  sse::framer xframer_;         // splits translated events
 };
 
 inline auto exchange::read_upstream(std::chrono::milliseconds limit) {

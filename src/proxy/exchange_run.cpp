@@ -15,6 +15,7 @@
 
 #include "observe/clock.hpp"
 #include "proxy/admission.hpp"
+#include "proxy/json/model.hpp"
 #include "routing/health.hpp"
 #include "routing/policies/select.hpp"
 #include "routing/retry.hpp"
@@ -171,6 +172,7 @@ void exchange::begin_request(const exchange_request& r) {
   tried_.clear();
   trace_.clear();
   kept_.valid = false;
+  codec_refused_ = false;
   strip_usage_ = r.usage.strip_usage_chunk();
   ready_ = {};
   upstream_wait_ = {};
@@ -188,8 +190,14 @@ asio::awaitable<void> exchange::keep_answer() {
     }
   }
   release_upstream(parser_->keep_alive());
+  // A codec target's error answer is kept in the client's (OpenAI) shape.
+  if (tr_ && translate_buffered() == dialect::codec_status::bad_answer) co_return;
   kept_.status = parser_->status();
   kept_.reason = parser_->reason();
+  if (tr_ && tr_->client_status(kept_.status) != kept_.status) {
+    kept_.status = tr_->client_status(kept_.status);
+    kept_.reason.clear();
+  }
   std::swap(kept_.headers, resp_headers_);
   std::swap(kept_.body, resp_body_);
   kept_.target = target_;
@@ -205,6 +213,29 @@ void exchange::reset_answer_state() {
   data_events_ = 0;
   first_event_error_ = false;
   relay_result_ = relay_result::ok;
+  if (tr_) {
+    tr_.reset();
+    xframer_.reset();
+  }
+}
+
+bool exchange::codec_ready(const exchange_request& r, const routing::target& t) {
+  auto status = prepare_codec(r, t);
+  if (status == dialect::codec_status::ok) return true;
+  note_attempt(t, status == dialect::codec_status::bad_request ? "refused" : "unsupported");
+  codec_refused_ = true;
+  return false;
+}
+
+dialect::codec_status exchange::prepare_codec(const exchange_request& r, const routing::target& t) {
+  dialect::request_in in{r.req.method, r.req.target, r.req.body.view(), t.provider->name};
+  enc_.target.clear();  // (cleared, not replaced: the buffers are reused by the next request)
+  enc_.headers.clear();
+  enc_.body.clear();
+  enc_.stream = false;
+  codec_refusal_ = t.codec->encode_request(in, enc_);
+  if (codec_refusal_.ok()) tr_ = t.codec->new_translator(in, enc_.stream);
+  return codec_refusal_.status;
 }
 
 void exchange::use_target(const routing::target& t, const config::timeouts& global,
@@ -292,6 +323,13 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
       return !ctx_.stopping && n + 1 < max_attempts && tried_.size() + 1 < g.targets.size() &&
              g.state->retries.try_retry(observe::coarse_now());
     };
+    // A translating dialect: the request is encoded before anything is sent. A target that
+    // refused it or cannot serve it is skipped (another target may); codec_refused_ remembers.
+    if (t.codec && !codec_ready(r, t)) {
+      report(health, *sel, std::nullopt);
+      tried_.push_back(sel->index);
+      continue;
+    }
 
     attempt_start_ = std::chrono::steady_clock::now();
     attempt_open_ = true;
@@ -382,6 +420,8 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     rec.outcome = "rate_limited";
     keep = co_await write_error(r.admit->kind(), r.admit->message(), r.client_keep_alive, rec,
                                 r.admit->headers());
+  } else if (!answered && !kept_.valid && codec_refused_ && last.failure == fail::none) {
+    keep = co_await write_refusal(r, rec);  // no target could take the request as it is
   } else if (!answered) {
     keep = kept_.valid && !client_gone_ ? co_await write_kept_answer(r, rec)
                                         : co_await fail_before_answer(last, r, rec);
@@ -394,6 +434,9 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     rec.upstream_ms = std::chrono::duration<double, std::milli>(upstream_wait_).count();
   rec.tried = trace_;
   rec.bytes_out = bytes_out_;
+  if (tr_) {  // a codec target: the translator saw the usage, asked for by the client or not
+    if (auto u = tr_->usage(); u.present()) usage_ = u;
+  }
   if (usage_.present()) {
     rec.prompt_tokens = usage_.prompt_tokens;
     rec.completion_tokens = usage_.completion_tokens;

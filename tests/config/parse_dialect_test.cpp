@@ -83,8 +83,6 @@ const refused_case refused[] = {
      "not a known api"},
     {"api_not_string", R"("api":1)", "https://api.example.com", "m", "providers[0].api",
      "a string"},
-    {"anthropic_not_wired", R"("api":"anthropic")", "https://api.anthropic.com", "m",
-     "providers[0].api", "not available"},
     {"unknown_auth", R"("auth":"basic")", "https://api.example.com", "m", "providers[0].auth",
      "not a known auth mode"},
     {"api_version_not_azure", R"("api_version":"2024-10-21")", "https://api.example.com", "m",

@@ -50,6 +50,19 @@ TEST(FixedHeaders, ConfiguredHeadersFollowTheCredentialInOrder) {
   EXPECT_EQ(h.replaced, (std::vector<std::string>{"anthropic-version", "http-referer", "x-title"}));
 }
 
+TEST(FixedHeaders, AnthropicGetsItsVersionOnce) {
+  auto p = with("k", auth_mode::x_api_key);
+  p.api = config::provider_api::anthropic;
+  auto h = make_fixed_headers(p);
+  EXPECT_EQ(h.lines, "x-api-key: k\r\nanthropic-version: 2023-06-01\r\n");
+  EXPECT_EQ(h.replaced, (std::vector<std::string>{"anthropic-version"}));
+
+  p.headers = {{"Anthropic-Version", "2024-01-01"}};
+  h = make_fixed_headers(p);
+  EXPECT_EQ(h.lines, "x-api-key: k\r\nAnthropic-Version: 2024-01-01\r\n");
+  EXPECT_EQ(h.replaced, (std::vector<std::string>{"anthropic-version"}));
+}
+
 TEST(FixedHeaders, AuthNoneWithOwnAuthorization) {
   auto h = make_fixed_headers(with("", auth_mode::none, {{"Authorization", "Basic dTpw"}}));
   EXPECT_EQ(h.lines, "Authorization: Basic dTpw\r\n");

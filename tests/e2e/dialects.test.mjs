@@ -235,7 +235,6 @@ describe('config check refuses what cannot work', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ob-dialects-'));
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const table = [
-    { name: 'anthropic not wired yet', provider: { api: 'anthropic', base: 'https://api.anthropic.com' }, expect: /providers\[0\]\.api: .*anthropic/ },
     { name: 'azure base naming /openai', provider: { api: 'azure', base: 'https://r.openai.azure.com/openai' }, expect: /providers\[0\]\.base: .*resource endpoint/ },
     { name: 'Host header', provider: { headers: { Host: 'x' } }, expect: /providers\[0\]\.headers\.Host: cannot be configured/ },
     { name: 'Content-Length header', provider: { headers: { 'Content-Length': '1' } }, expect: /providers\[0\]\.headers\.Content-Length/ },

@@ -15,9 +15,6 @@
 namespace ob::dialect::anthropic {
 namespace {
 
-// Anthropic requires this header on every request; the API version these codecs follow.
-constexpr std::string_view version_header = "anthropic-version: 2023-06-01\r\n";
-
 bool is_chat_path(std::string_view target) {
   target = target.substr(0, target.find('?'));
   return target == "/v1/chat/completions";
@@ -42,6 +39,7 @@ class translator final : public answer_translator {
     answer_result r = anthropic_answer_to_openai(status, body, model_, created_);
     out += r.body;
     usage_ = r.usage;
+    status_ = r.status;
     codec_result c;
     if (status >= 200 && status <= 299 && r.status != 200) {
       c.status = codec_status::bad_answer;
@@ -58,6 +56,10 @@ class translator final : public answer_translator {
   // [DONE] is written at message_stop: a stream that ended before it gets nothing here.
   void finish(std::string&) override {}
 
+  int client_status(int upstream_status) const override {
+    return status_ ? status_ : upstream_status;
+  }
+
   proxy::json::token_usage usage() const override {
     auto u = stream_.usage();
     return u.present() ? u : usage_;
@@ -68,6 +70,7 @@ class translator final : public answer_translator {
   std::int64_t created_;
   anthropic_stream_to_openai stream_;
   proxy::json::token_usage usage_;
+  int status_ = 0;  // the client's status for the last translated body
 };
 
 class anthropic_codec final : public codec {
@@ -88,10 +91,12 @@ class anthropic_codec final : public codec {
       c.status = codec_status::bad_request;
       c.message = std::move(r.error.message);
       c.param = std::move(r.error.param);
+      c.code = std::move(r.error.code);
       return c;
     }
     out.target = "/v1/messages";
-    out.headers = version_header;
+    // anthropic-version is one of the target's fixed headers (dialect/headers.cpp): sent once,
+    // unless the provider's configured headers set their own.
     out.body = std::move(r.body);
     out.stream = r.stream;
     return c;

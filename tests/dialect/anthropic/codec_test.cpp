@@ -23,7 +23,7 @@ TEST(AnthropicCodec, EncodesChatRequestsAndRefusesOtherPaths) {
   request_out out;
   ASSERT_TRUE(c->encode_request(in, out).ok());
   EXPECT_EQ(out.target, "/v1/messages");
-  EXPECT_EQ(out.headers, "anthropic-version: 2023-06-01\r\n");
+  EXPECT_EQ(out.headers, "");  // anthropic-version is a fixed header of the target
   EXPECT_TRUE(out.stream);
   EXPECT_EQ(
       out.body,

@@ -1,0 +1,117 @@
+// Broken and hostile answers from an api "anthropic" target, as a table. A one-off HTTP server
+// plays Anthropic: the case is chosen by the provider's base path (/h/<case>). Each case states
+// what the OpenAI client must get: an exact status and OpenAI error shape, or a stream that ends
+// with an error event and no [DONE]. The gateway must stay up.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { startGateway } from './lib/gateway.mjs';
+import { chatBody, gwPost } from './lib/common.mjs';
+
+const T = { timeout: 30000 };
+const sse = (type, data) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+const START = sse('message_start', {
+  message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [], stop_reason: null, usage: { input_tokens: 5, output_tokens: 1 } },
+});
+const TEXT = sse('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }) + sse('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'Hello' } });
+
+const CASES = [
+  {
+    name: '200 JSON that is not an Anthropic message',
+    answer: (res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"hello":"world"}'),
+    expect: { status: 502 },
+  },
+  {
+    name: '200 body that is not JSON',
+    answer: (res) => res.writeHead(200, { 'content-type': 'application/json' }).end('<html>oops</html>'),
+    expect: { status: 502 },
+  },
+  {
+    name: '529 with an HTML body',
+    answer: (res) => res.writeHead(529, { 'content-type': 'text/html' }).end('<html>overloaded</html>'),
+    expect: { status: 503 },
+  },
+  {
+    name: '400 Anthropic error: passed through in OpenAI shape',
+    answer: (res) =>
+      res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ type: 'error', error: { type: 'invalid_request_error', message: 'messages: bad' } })),
+    expect: { status: 400, message: /messages: bad/ },
+  },
+  {
+    name: 'stream cut before message_stop',
+    stream: true,
+    answer: (res) => res.writeHead(200, { 'content-type': 'text/event-stream' }).end(START + TEXT),
+    expect: { streamError: true, text: 'Hello' },
+  },
+  {
+    name: 'stream with a broken event',
+    stream: true,
+    answer: (res) => res.writeHead(200, { 'content-type': 'text/event-stream' }).end(START + TEXT + 'event: content_block_delta\ndata: {not json\n\n'),
+    expect: { streamError: true },
+  },
+  {
+    name: 'stream whose first event is an error',
+    stream: true,
+    answer: (res) =>
+      res.writeHead(200, { 'content-type': 'text/event-stream' }).end(sse('error', { error: { type: 'overloaded_error', message: 'Overloaded' } })),
+    expect: { streamError: true },
+  },
+];
+
+describe('hostile anthropic answers', () => {
+  let server, gw;
+  before(async () => {
+    server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const name = decodeURIComponent(req.url.split('/')[2] ?? '');
+        const c = CASES.find((x) => x.name.replace(/\W+/g, '_') === name);
+        if (!c) return res.writeHead(404).end();
+        c.answer(res);
+      });
+    });
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    const u = `http://127.0.0.1:${server.address().port}`;
+    gw = await startGateway({
+      config: {
+        providers: CASES.map((c, i) => ({
+          group: `g${i}`,
+          name: 'claude-x',
+          base: `${u}/h/${c.name.replace(/\W+/g, '_')}`,
+          key: 'k',
+          api: 'anthropic',
+        })),
+        security: ['sk-client'],
+      },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await new Promise((r) => server.close(r));
+  });
+
+  CASES.forEach((c, i) => {
+    test(c.name, T, async () => {
+      const r = await gwPost(gw, '/v1/chat/completions', chatBody(`g${i}`, c.stream ? { stream: true } : {}));
+      if (c.expect.streamError) {
+        assert.equal(r.status, 200, r.text);
+        const ev = r.text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6));
+        assert.ok(!ev.includes('[DONE]'), r.text);
+        assert.equal(typeof JSON.parse(ev.at(-1)).error, 'object', r.text);
+        if (c.expect.text) assert.match(r.text, new RegExp(c.expect.text));
+        return;
+      }
+      assert.equal(r.status, c.expect.status, r.text);
+      const j = JSON.parse(r.text);
+      assert.equal(typeof j.error, 'object', r.text);
+      assert.equal(typeof j.error.message, 'string', r.text);
+      assert.equal(j.type, undefined, 'OpenAI shape, not Anthropic');
+      if (c.expect.message) assert.match(j.error.message, c.expect.message);
+    });
+  });
+
+  test('the gateway is still up', T, async () => {
+    const r = await gwPost(gw, '/v1/chat/completions', chatBody('g0'));
+    assert.equal(r.status, 502);
+  });
+});
