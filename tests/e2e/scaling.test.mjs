@@ -11,7 +11,7 @@ import OpenAI from 'openai';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
 import { redisAvailable, startRedis } from './lib/redis.mjs';
-import { sleep } from './lib/common.mjs';
+import { accessLines, sleep } from './lib/common.mjs';
 
 const T = { timeout: 60000 };
 const TOK = {
@@ -69,6 +69,8 @@ describe('gateways sharing one Redis', { timeout: 300000, skip: !redisAvailable(
     { name: 'budget-key', token: TOK.budget, budget: { tokens: 50, period: 'day' } },
     { name: 'conc-key', token: TOK.conc, limits: { concurrency: 2 } },
     { name: 'plain-key', token: TOK.plain },
+    { name: 'out-key', token: TOK.deny, limits: { rpm: 10 } },
+    { name: 'rt-key', token: 'sk-scale-rt-secret', limits: { rpm: 100000, tpm: 10000000 } },
   ];
   const config = (state, extra = {}) => ({
     providers: [
@@ -112,5 +114,163 @@ describe('gateways sharing one Redis', { timeout: 300000, skip: !redisAvailable(
     }
     await stop(a);
     await stop(b);
+  });
+  // Waits (bounded) until `gw` has logged `n` access lines: the settlement was sent before.
+  async function settled(gw, n) {
+    for (let i = 0; i < 200 && accessLines(gw).length < n; i++) await sleep(10);
+    assert.ok(accessLines(gw).length >= n, `access lines ${accessLines(gw).length} < ${n}`);
+  }
+
+  test('tpm 100 across two instances: stream usage settles in Redis', T, async () => {
+    const a = await start({ prefix: 'tpm:' });
+    const b = await start({ prefix: 'tpm:' });
+    // ~25 tokens of body + max_tokens 40 = ~65 reserved; each stream's usage is 21.
+    const stream = async (gw) => {
+      const s = await sdk(gw, TOK.tpm).chat.completions.create({
+        model: 'g',
+        messages: [{ role: 'user', content: 'hello there' }],
+        max_tokens: 40,
+        stream: true,
+      });
+      let text = '';
+      for await (const c of s) text += c.choices[0]?.delta?.content ?? '';
+      return text;
+    };
+    assert.equal(await stream(a), 'Hello from m!');
+    await settled(a, 1);
+    // Without the settlement from `a`, 100 - 65 < 65 would refuse this one.
+    assert.equal(await stream(b), 'Hello from m!');
+    await settled(b, 1);
+    // 100 - 21 - 21 = 58 (plus a little refill) < 65: refused on either instance.
+    const r = await ask(a, TOK.tpm, { messages: [{ role: 'user', content: 'hello there' }], max_tokens: 40 });
+    assert.equal(r.status, 429);
+    assert.equal(r.type, 'tokens');
+    const left = Number(r.headers.get('x-ratelimit-remaining-tokens'));
+    console.log(`tpm: remaining after two settled streams on two instances: ${left} (exact: 58)`);
+    assert.ok(left >= 58 && left <= 60, `remaining tokens ${left}`);
+    await stop(a);
+    await stop(b);
+  });
+
+  test('budget survives a restart: embedded (SQLite ledger)', T, async () => {
+    const db = path.join(dir, 'budget.db');
+    const state = { path: db, redis: '' };
+    let g = await start(state);
+    // 50 tokens a day, 21 per answer: three pass (something was left), the fourth not.
+    for (let i = 0; i < 3; i++) assert.equal((await ask(g, TOK.budget)).status, 200, `request ${i + 1}`);
+    assert.equal((await ask(g, TOK.budget)).status, 429);
+    await stop(g);
+    g = await start(state);
+    const first = await ask(g, TOK.budget);
+    assert.equal(first.status, 429, 'the first answer after the restart');
+    assert.equal(first.code, 'insufficient_quota');
+    await stop(g);
+  });
+
+  test('budget survives a restart: Redis', T, async () => {
+    const state = { prefix: 'budget:' };
+    let g = await start(state);
+    for (let i = 0; i < 3; i++) assert.equal((await ask(g, TOK.budget)).status, 200, `request ${i + 1}`);
+    await settled(g, 3);
+    assert.equal((await ask(g, TOK.budget)).status, 429);
+    await stop(g);
+    g = await start(state);
+    const first = await ask(g, TOK.budget);
+    assert.equal(first.status, 429, 'the first answer after the restart');
+    assert.equal(first.code, 'insufficient_quota');
+    await stop(g);
+  });
+
+  test('round trips: one admission script call per limited request, none for a key without limits', T, async () => {
+    const g = await start({ prefix: 'rt:' });
+    assert.equal((await ask(g, TOK.plain)).status, 200);
+    await redis.command('CONFIG', 'RESETSTAT');
+    for (let i = 0; i < 20; i++) assert.equal((await ask(g, TOK.plain)).status, 200);
+    const plain = await evalCalls(redis);
+    assert.equal(plain, 0, 'a key without limits never touches Redis');
+    const N = 50;
+    await redis.command('CONFIG', 'RESETSTAT');
+    for (let i = 0; i < N; i++) assert.equal((await ask(g, 'sk-scale-rt-secret')).status, 200);
+    await settled(g, 21 + N + 0);
+    const calls = await evalCalls(redis);
+    // Each request: one admission (EVALSHA admit, awaited) and one settlement (EVALSHA settle,
+    // pipelined, not awaited).
+    console.log(`round trips: ${calls} script calls for ${N} limited requests (${(calls / N).toFixed(2)} per request, admission ${((calls - N) / N).toFixed(2)})`);
+    assert.ok(calls <= 2 * N, `${calls} script calls for ${N} requests`);
+    assert.ok(calls - N <= N, 'at most one admission round trip per request');
+    await stop(g);
+  });
+
+  test('concurrency leases of a killed instance expire after state.lease_ttl', T, async () => {
+    const state = { prefix: 'lease:', lease_ttl: '2s' };
+    const a = await start(state);
+    const b = await start(state);
+    // Two requests hold both slots on `a` (the provider answers after 60 s).
+    const ac = new AbortController();
+    const held = [0, 1].map(() =>
+      sdk(a, TOK.conc)
+        .chat.completions.create({ model: 'slow', messages: [{ role: 'user', content: 'hi' }] }, { signal: ac.signal })
+        .catch(() => null),
+    );
+    for (let i = 0; i < 300; i++) {
+      if (Number(await redis.command('ZCARD', 'lease:{k:conc-key}:conc').then((t) => t.slice(1))) >= 2) break;
+      await sleep(10);
+    }
+    a.proc.kill('SIGKILL');
+    const killed = performance.now();
+    const first = await ask(b, TOK.conc);
+    assert.equal(first.status, 429, 'both slots are still held by the killed instance');
+    let ok = null;
+    for (let i = 0; i < 100 && !ok; i++) {
+      const r = await ask(b, TOK.conc);
+      if (r.status === 200) ok = performance.now() - killed;
+      else await sleep(100);
+    }
+    console.log(`leases: slots usable again ${ok?.toFixed(0)} ms after the kill (lease_ttl 2000 ms)`);
+    assert.ok(ok !== null, 'the slots came back');
+    assert.ok(ok <= 4000, `${ok} ms`);
+    ac.abort();
+    await Promise.all(held);
+    gws.splice(gws.indexOf(a), 1);
+    a.cleanup?.();
+    await stop(b);
+  });
+
+  test('Redis down: local limits (limit / instances) or 503, bounded latency; then shared again', T, async () => {
+    const local = await start({ prefix: 'out:', timeout: '100ms', on_failure: 'local' });
+    const deny = await start({ prefix: 'out:', timeout: '100ms', on_failure: 'deny' });
+    for (const g of [local, deny]) assert.equal((await ask(g, TOK.rt ?? 'sk-scale-rt-secret')).status, 200);
+    redis.pause(); // SIGSTOP: connected, but no answer
+    try {
+      const answers = [];
+      for (let i = 0; i < 10; i++) answers.push(await ask(local, TOK.deny));
+      const denied = [];
+      for (let i = 0; i < 3; i++) denied.push(await ask(deny, TOK.deny));
+      const statuses = answers.map((r) => r.status);
+      const max = Math.max(...answers.concat(denied).map((r) => r.ms));
+      console.log(`outage: local answered ${statuses.join(',')}; deny ${denied.map((r) => r.status).join(',')}; max latency ${max.toFixed(0)} ms (timeout 100 ms)`);
+      // rpm 10 over 2 instances: 5 here.
+      assert.equal(statuses.filter((s) => s === 200).length, 5);
+      assert.equal(statuses.filter((s) => s === 429).length, 5);
+      for (const r of denied) {
+        assert.equal(r.status, 503);
+        assert.equal(r.code, 'state_unavailable');
+      }
+      assert.ok(max < 100 + 400, `a request waited ${max} ms`);
+    } finally {
+      redis.resume();
+    }
+    // Back: shared counting again (rpm 10 in Redis, out of which nothing was used yet).
+    let back = false;
+    for (let i = 0; i < 100 && !back; i++) {
+      await redis.command('CONFIG', 'RESETSTAT');
+      await ask(local, TOK.plain);
+      const r = await ask(local, 'sk-scale-rt-secret');
+      back = r.status === 200 && (await evalCalls(redis)) > 0;
+      if (!back) await sleep(100);
+    }
+    assert.ok(back, 'Redis is used again');
+    await stop(local);
+    await stop(deny);
   });
 });
