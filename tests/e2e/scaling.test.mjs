@@ -11,6 +11,7 @@ import OpenAI from 'openai';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
 import { redisAvailable, startRedis } from './lib/redis.mjs';
+import { request } from './lib/http.mjs';
 import { accessLines, sleep } from './lib/common.mjs';
 
 const T = { timeout: 60000 };
@@ -164,6 +165,13 @@ describe('gateways sharing one Redis', { timeout: 300000, skip: !redisAvailable(
     const first = await ask(g, TOK.budget);
     assert.equal(first.status, 429, 'the first answer after the restart');
     assert.equal(first.code, 'insufficient_quota');
+    // /admin/v1/keys: the ledger's usage of the key (from before the restart), and the 429.
+    const keysAnswer = await request({ url: `${g.adminUrl}/admin/v1/keys` });
+    assert.equal(keysAnswer.status, 200);
+    const k = JSON.parse(keysAnswer.body).keys.find((x) => x.name === 'budget-key');
+    assert.deepEqual(k.usage_today, { requests: 3, input_tokens: 27, output_tokens: 36, usd: 0 });
+    assert.equal(k.usage_month.requests, 3);
+    assert.deepEqual(k.rate_limited, { budget: 1 });
     await stop(g);
   });
 
