@@ -253,8 +253,12 @@ describe('dashboard', { timeout: 120000 * SLOW, skip: haveChromium ? false : `ch
       await page.waitForFunction(() => /start/.test(document.getElementById('reloads').textContent), { timeout: 5000 * SLOW });
       const cfg = await page.$eval('#config', (e) => e.textContent);
       assert.ok(cfg.includes('[redacted]') && !cfg.includes(ADMIN_TOKEN) && !cfg.includes('sk-up'));
-      // The keys panel stays hidden while the gateway has no /admin/v1/keys.
-      assert.equal(await page.$eval('#keys-panel', (e) => e.hidden), true);
+      // The gateway has /admin/v1/keys (its `security` tokens are keys too): the panel shows
+      // them, with no usage or 429 misread from the windows' remainders.
+      await page.waitForSelector('#keys-panel:not([hidden])', { timeout: 5000 * SLOW });
+      const keyCells = await page.$$eval('#keys tbody tr:first-child td', (tds) => tds.map((t) => t.textContent));
+      assert.equal(keyCells[1], '–', 'no ledger: no usage today');
+      assert.equal(keyCells[4], '0', 'no 429 yet');
       assertClean(seen, 'signed in');
     } finally {
       await traffic.stop();
