@@ -103,11 +103,12 @@ describe('gateways sharing one Redis', { timeout: 300000, skip: !redisAvailable(
     const ok = all.filter((r) => r.status === 200);
     const refused = all.filter((r) => r.status === 429);
     console.log(`rpm: admitted ${ok.length} of 200 (a ${all.filter((r, i) => i % 2 === 0 && r.status === 200).length}, b ${all.filter((r, i) => i % 2 === 1 && r.status === 200).length}), burst took ${took.toFixed(0)} ms`);
-    // GCRA at 1 request/s: the burst must end within a second of the first admission for the
-    // count to be exactly the limit; it is much shorter on loopback.
-    assert.ok(took < 1000, `burst took ${took} ms`);
-    assert.equal(ok.length, 60);
-    assert.equal(refused.length, 140);
+    // GCRA at 1 request/s refills one request per second: a burst that ends within a second
+    // (~0.5 s on loopback) admits exactly the limit; on a machine so loaded that it lasts
+    // longer, one more per whole second is correct too (never two instances' worth: 120).
+    if (took < 1000) assert.equal(ok.length, 60);
+    else assert.ok(ok.length >= 60 && ok.length <= 60 + Math.floor(took / 1000), `${ok.length} admitted in ${took} ms`);
+    assert.equal(refused.length, 200 - ok.length);
     for (const r of refused) {
       assert.equal(r.code, 'rate_limit_exceeded');
       assert.ok(Number(r.headers.get('retry-after')) >= 1, 'Retry-After');
@@ -243,6 +244,25 @@ describe('gateways sharing one Redis', { timeout: 300000, skip: !redisAvailable(
     gws.splice(gws.indexOf(a), 1);
     a.cleanup?.();
     await stop(b);
+  });
+
+  test('a reload: keys added by the new config are counted in Redis', T, async () => {
+    const g = await start({ prefix: 'reload:' });
+    assert.equal((await ask(g, TOK.rpm)).status, 200);
+    const cfg = config({ prefix: 'reload:' });
+    cfg.keys = [...cfg.keys, { name: 'added-key', token: 'sk-scale-added-secret', limits: { rpm: 1 } }];
+    g.writeConfig(cfg);
+    g.sighup();
+    let first = null;
+    for (let i = 0; i < 200 && !first; i++) {
+      const r = await ask(g, 'sk-scale-added-secret');
+      if (r.status !== 401) first = r;
+      else await sleep(20);
+    }
+    assert.equal(first?.status, 200, 'the new key is admitted once');
+    assert.equal((await ask(g, 'sk-scale-added-secret')).status, 429, 'rpm 1');
+    assert.match(await redis.command('EXISTS', 'reload:{k:added-key}:rpm'), /:1/);
+    await stop(g);
   });
 
   test('Redis down: local limits (limit / instances) or 503, bounded latency; then shared again', T, async () => {
