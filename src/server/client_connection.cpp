@@ -683,8 +683,9 @@ asio::awaitable<bool> client_connection::refuse_limited(observe::request_record&
 asio::awaitable<bool> client_connection::admit_then_forward(
     const proxy::snapshot& snap, observe::request_record& rec, bool keep_alive,
     proxy::json::span model, proxy::json::usage_plan usage, const routing::group& group) {
-  // Not `if (!co_await ...)`: GCC 12 miscompiles a co_await in an if condition followed by
-  // co_return co_await (the frame was resumed in a bad state: SIGILL/SIGSEGV).
+  // The awaited result goes to a variable first: written as `if (!co_await admission_.wait())
+  // co_return co_await ...;` (GCC 12.2, -O2) the first request that waited here crashed, its
+  // frame resumed with a wrong `this` (the exact compiler fault is not pinned down).
   bool admitted = co_await admission_.wait();
   if (!admitted) co_return co_await refuse_limited(rec, keep_alive);
   co_return co_await start_exchange(snap, rec, keep_alive, model, usage, group);
