@@ -237,7 +237,7 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
     if (path == "/admin/v1/reloads")
       co_return json(req, http::status::ok,
                      handlers.reloads ? handlers.reloads() : std::string(R"({"reloads":[]})"));
-    if (path == "/admin/v1/keys") co_return json(req, http::status::ok, handlers.keys());
+    if (path == "/admin/v1/keys") co_return json(req, http::status::ok, co_await handlers.keys());
     if (path == "/admin/v1/usage") {
       if (!handlers.usage)
         co_return error(req, http::status::not_found,

@@ -54,7 +54,7 @@ struct admin_handlers {
   std::function<boost::asio::awaitable<std::string>()> metrics;
   std::function<boost::asio::awaitable<std::string>()> targets;
   std::function<std::string()> config;
-  std::function<std::string()> keys;  // GET /admin/v1/keys
+  std::function<boost::asio::awaitable<std::string>()> keys;  // GET /admin/v1/keys
   std::function<reload_answer()> reload;
   std::function<std::optional<std::string>()> not_ready;  // the reason, or nullopt when ready
   // `tail` > 0: of the access records, at most the newest `tail` per read (a live view);

@@ -715,9 +715,9 @@ void read_tls(context& c, const json::value& v, const std::string& path, config&
 
 // ---- state (shared limits in Redis, usage ledger) ------------------------------------------
 
-// "50ms", "1.5s" or a number of seconds; 1 ms to 60 s.
-void read_state_timeout(context& c, const json::value& v, const std::string& path,
-                        state_config& s) {
+// "50ms", "1.5s" or a number of seconds, within [lo, hi] ms.
+std::optional<millis> read_state_duration(context& c, const json::value& v, const std::string& path,
+                                          double lo, double hi, const char* range) {
   double ms = -1;
   if (v.is_number()) {
     ms = v.to_number<double>() * 1000;
@@ -732,14 +732,30 @@ void read_state_timeout(context& c, const json::value& v, const std::string& pat
     auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
     if (scale > 0 && ec == std::errc{} && p == text.data() + text.size() && !text.empty())
       ms = n * scale;
-    else
-      return c.error(path, json::serialize(v) + ": expected a duration like \"50ms\" or \"1s\"");
+    else {
+      c.error(path, json::serialize(v) + ": expected a duration like \"50ms\" or \"1s\"");
+      return std::nullopt;
+    }
   } else {
-    return type_error(c, path, "a duration (\"50ms\", \"1s\" or seconds)", v);
+    type_error(c, path, "a duration (\"50ms\", \"1s\" or seconds)", v);
+    return std::nullopt;
   }
-  if (!(ms >= 1) || ms > 60'000)
-    return c.error(path, "must be between 1ms and 60s, got " + json::serialize(v));
-  s.timeout = millis(static_cast<millis::rep>(std::ceil(ms)));
+  if (!(ms >= lo) || ms > hi) {
+    c.error(path, std::string("must be between ") + range + ", got " + json::serialize(v));
+    return std::nullopt;
+  }
+  return millis(static_cast<millis::rep>(std::ceil(ms)));
+}
+
+void read_state_timeout(context& c, const json::value& v, const std::string& path,
+                        state_config& s) {
+  if (auto d = read_state_duration(c, v, path, 1, 60'000, "1ms and 60s")) s.timeout = *d;
+}
+
+// How long a concurrency lease outlives a holder that stopped renewing it (a dead gateway).
+void read_state_lease_ttl(context& c, const json::value& v, const std::string& path,
+                          state_config& s) {
+  if (auto d = read_state_duration(c, v, path, 1'000, 3'600'000, "1s and 1h")) s.lease_ttl = *d;
 }
 
 constexpr field<state_config> state_fields[] = {
@@ -764,6 +780,7 @@ constexpr field<state_config> state_fields[] = {
        s.redis_text = *t;  // before ${ENV} expansion
      }},
     {"timeout", read_state_timeout},
+    {"lease_ttl", read_state_lease_ttl},
     {"on_failure",
      [](context& c, const json::value& v, const std::string& path, state_config& s) {
        const auto* t = as_string(c, v, path);
@@ -803,14 +820,22 @@ void read_state(context& c, const json::value& v, const std::string& path, confi
 // ---- end state -------------------------------------------------------------------------------
 
 constexpr field<config> root_fields[] = {
-    {"providers", read_providers}, {"security", read_security},
-    {"listen", read_listen},       {"workers", read_workers},
-    {"limits", read_limits},       {"timeouts", read_timeouts},
-    {"groups", read_groups},       {"health", read_health},
-    {"retry", read_retry},         {"log", read_log},
-    {"headers", read_headers},     {"admin", read_admin},
-    {"metrics", read_metrics},     {"keys", read_keys},
-    {"tls", read_tls},             {"state", read_state},
+    {"providers", read_providers},
+    {"security", read_security},
+    {"listen", read_listen},
+    {"workers", read_workers},
+    {"limits", read_limits},
+    {"timeouts", read_timeouts},
+    {"groups", read_groups},
+    {"health", read_health},
+    {"retry", read_retry},
+    {"log", read_log},
+    {"headers", read_headers},
+    {"admin", read_admin},
+    {"metrics", read_metrics},
+    {"keys", read_keys},
+    {"tls", read_tls},
+    {"state", read_state},
 };
 
 config read_root(context& c, const json::value& root) {

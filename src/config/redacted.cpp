@@ -153,6 +153,7 @@ std::string redacted_json(const config& cfg) {
         {"path", st.path},
         {"redis", redis},
         {"timeout", std::to_string(st.timeout.count()) + "ms"},
+        {"lease_ttl", std::to_string(st.lease_ttl.count()) + "ms"},
         {"on_failure", st.on_failure == state_config::failure::local ? "local" : "deny"},
         {"instances", st.instances},
         {"prefix", st.prefix}};

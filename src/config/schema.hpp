@@ -71,7 +71,7 @@ struct provider {
   provider_timeouts timeouts;        // extension: "timeouts" object in the provider entry
   struct health_check health_check;  // extension: "health_check" object in the provider entry
   provider_limits limits;            // extension: "limits" object in the provider entry
-  std::optional<provider_price> price;  // extension: "price" object; unset = unpriced
+  std::optional<provider_price> price;      // extension: "price" object; unset = unpriced
   provider_api api = provider_api::openai;  // extension: "api"
   auth_mode auth = auth_mode::bearer;       // extension: "auth" (default depends on api)
   // extension: "api_version" (azure only): "2024-10-21" style, or "v1" for Azure's /openai/v1 API
@@ -203,6 +203,7 @@ struct state_config {
   std::optional<redis_url> redis;            // shared limits in Redis; none = in memory only
   std::string redis_text;                    // as written (for the redacted config: no password)
   millis timeout{50};                        // each admission round trip to Redis
+  millis lease_ttl{30'000};  // a concurrency lease not renewed (holder gone) expires after this
   enum class failure { local, deny };
   failure on_failure =
       failure::local;          // Redis down/late: in-memory with limits / instances, or 503

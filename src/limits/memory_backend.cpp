@@ -267,6 +267,14 @@ void memory_backend::release_at(const reservation& r, epoch_ms now) {
   }
 }
 
+void memory_backend::seed_budget(const key_demand& k, std::uint64_t used, epoch_ms now) {
+  if (k.budget.unit == budget_unit::none || k.index >= keys_.size() || !keys_[k.index]) return;
+  auto& s = *keys_[k.index];
+  std::lock_guard lock(s.mu);
+  budget_roll(s.budget, k.budget.period, now);
+  s.budget.used = std::max(s.budget.used, used);
+}
+
 key_usage memory_backend::peek(const key_demand& k, epoch_ms now) const {
   key_usage u;
   if (k.index >= keys_.size() || !keys_[k.index]) return u;

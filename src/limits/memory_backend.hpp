@@ -82,6 +82,9 @@ class memory_backend final : public backend {
   void settle_at(const reservation& r, const usage& actual, epoch_ms now);
   void release_at(const reservation& r, epoch_ms now);
   key_usage peek(const key_demand& k, epoch_ms now) const;
+  // Budget already used by `k` in the period holding `now` (a restart: from the ledger); keeps
+  // the larger of what the state holds and `used`.
+  void seed_budget(const key_demand& k, std::uint64_t used, epoch_ms now);
 
  private:
   std::vector<std::shared_ptr<key_state>> keys_;

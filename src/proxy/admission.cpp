@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "limits/algorithms.hpp"
+#include "proxy/context.hpp"
 #include "proxy/snapshot.hpp"
 
 namespace ob::proxy {
@@ -110,7 +111,7 @@ admission::result admission::admit_key(const std::shared_ptr<const snapshot>& sn
                                        const limits::key_entry& key) {
   success_headers_.clear();
   if (!key.limited) return result::admitted;
-  backend_ = snap->keys.active;
+  pick_backend(snap);
   demand_ = {};
   demand_.key = &key.demand;
   demand_.input_tokens = input_est_;
@@ -123,12 +124,27 @@ admission::result admission::admit_key(const std::shared_ptr<const snapshot>& sn
   return apply_key(*v) ? result::admitted : result::refused;
 }
 
+void admission::pick_backend(const std::shared_ptr<const snapshot>& snap) {
+  if (!hooks_) {
+    backend_ = snap->keys.active;
+    return;
+  }
+  backend_ = hooks_->backend_for(*snap, backend_hold_);
+}
+
+const limits::reservation* admission::settling_key(const observe::request_record& rec) const {
+  if (!key_held_) return nullptr;
+  limits::usage u{rec.prompt_tokens, rec.completion_tokens};
+  bool answered = rec.ttfb_ms >= 0 && rec.status > 0 && rec.status < 400;
+  return u.known() || answered ? &key_res_ : nullptr;
+}
+
 bool admission::apply_key(const limits::verdict& v) {
   const auto& key = *pending_key_;
   pending_key_ = nullptr;
   if (!v.ok()) {
     refuse(v, key);
-    if (!target_held_) snap_.reset();
+    if (!target_held_) snap_.reset(), backend_hold_.reset();
     return false;
   }
   key_res_ = v.res;
@@ -144,7 +160,7 @@ admission::result admission::admit_target(const std::shared_ptr<const snapshot>&
     backend_->release(target_res_);
     target_held_ = false;
   }
-  backend_ = snap->keys.active;
+  if (!key_held_) pick_backend(snap);
   demand_ = {};
   demand_.targets = {&t, 1};
   demand_.input_tokens = input_est_;
@@ -229,6 +245,7 @@ void admission::finish(const observe::request_record& rec) {
   pending_target_ = false;
   if (!key_held_ && !target_held_) {
     snap_.reset();
+    backend_hold_.reset();
     return;
   }
   limits::usage u;
@@ -243,6 +260,7 @@ void admission::finish(const observe::request_record& rec) {
   key_held_ = target_held_ = false;
   target_retry_ms_ = 0;
   snap_.reset();
+  backend_hold_.reset();
 }
 
 void admission::finish_release() {
@@ -251,6 +269,7 @@ void admission::finish_release() {
   key_held_ = target_held_ = false;
   target_retry_ms_ = 0;
   snap_.reset();
+  backend_hold_.reset();
 }
 
 }  // namespace ob::proxy

@@ -28,6 +28,7 @@
 namespace ob::proxy {
 
 struct snapshot;
+class state_hooks;
 
 enum class key_state { usable, disabled, expired };
 // Phase 1's check of a key the token matched (its expiry against the wall clock).
@@ -38,6 +39,8 @@ class admission {
  public:
   admission() = default;
   admission(const admission&) = delete;
+  // Where the backend comes from (the worker's shared state), when not the snapshot's own.
+  void use(state_hooks* hooks) { hooks_ = hooks; }
   ~admission() { finish_release(); }
 
   enum class result { admitted, refused, pending };
@@ -61,6 +64,9 @@ class admission {
   // Releases whatever is held (a request that ends without a record).
   void finish_release();
 
+  // The key's reservation that finish(rec) will settle (not release), or null.
+  const limits::reservation* settling_key(const observe::request_record& rec) const;
+
   // x-ratelimit-* of the admitted key ("" for a key without rpm/rpd/tpm/tpd): for answers.
   std::string_view success_headers() const { return success_headers_; }
   http::error_kind kind() const { return refusal_kind_; }
@@ -79,8 +85,13 @@ class admission {
   bool apply_key(const limits::verdict& v);
   bool apply_target(const limits::verdict& v);
 
+  // Picks the backend for `snap` (the hooks' or the snapshot's in-memory one).
+  void pick_backend(const std::shared_ptr<const snapshot>& snap);
+
   std::shared_ptr<const snapshot> snap_;  // while something is held or pending
-  limits::demand demand_;                 // the last demand (alive while pending)
+  state_hooks* hooks_ = nullptr;
+  std::shared_ptr<void> backend_hold_;  // keeps a hooks' backend alive while snap_ is held
+  limits::demand demand_;               // the last demand (alive while pending)
   const limits::key_entry* pending_key_ = nullptr;
   bool pending_target_ = false;
   limits::backend* backend_ = nullptr;

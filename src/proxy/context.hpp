@@ -9,12 +9,26 @@
 #include <boost/asio/any_io_executor.hpp>
 
 #include "observe/gateway_metrics.hpp"
+#include "observe/log.hpp"
 #include "proxy/json/model.hpp"
 #include "proxy/snapshot.hpp"
 #include "upstream/connector.hpp"
 #include "upstream/pool.hpp"
 
 namespace ob::proxy {
+
+// Shared state of a worker ("state" config: docs/SCALING.md): where admission takes its limits
+// backend (Redis when state.redis is set, else the snapshot's in-memory one) and where settled
+// usage goes (the SQLite ledger). Unset: in memory, no ledger.
+class state_hooks {
+ public:
+  virtual ~state_hooks() = default;
+  // The backend for requests on `snap`; `hold` keeps it alive until the request settles.
+  virtual limits::backend* backend_for(const snapshot& snap, std::shared_ptr<void>& hold) = 0;
+  // A request ended: its usage (and, for a key with a budget that settled, `key_res`).
+  virtual void settled(const snapshot& snap, const observe::request_record& rec,
+                       const limits::reservation* key_res) = 0;
+};
 
 struct worker_context {
   worker_context(boost::asio::any_io_executor ex, snapshot_store& s,
@@ -38,8 +52,9 @@ struct worker_context {
   json::model_finder finder;
   // This worker's metrics: written by this thread only, copied on it when /metrics is scraped.
   observe::metrics::shard metrics;
-  bool draining = false;  // shutting down: finish the current request, then close
-  bool stopping = false;  // shutdown grace over: end requests in flight with an error
+  state_hooks* state = nullptr;  // set before the worker starts; null: no "state" config
+  bool draining = false;         // shutting down: finish the current request, then close
+  bool stopping = false;         // shutdown grace over: end requests in flight with an error
 
   // Called by the worker every 20 ms. Once a second, and at once after a reload: closes idle
   // pooled connections past max_idle and those to origins no current target uses (a request

@@ -279,8 +279,10 @@ asio::awaitable<std::optional<routing::selection>> exchange::admit_target(
     const auto& t = g.targets[sel->index];
     auto slot = static_cast<std::size_t>(t.provider - r.snap.cfg.providers.data());
     auto a = r.admit->admit_target(*r.snap_ptr, r.snap.keys.targets[slot]);
-    if (a == admission::result::pending)
-      a = co_await r.admit->wait() ? admission::result::admitted : admission::result::refused;
+    if (a == admission::result::pending) {
+      bool ok = co_await r.admit->wait();  // not inside ?: (GCC 12, see client_connection.cpp)
+      a = ok ? admission::result::admitted : admission::result::refused;
+    }
     if (a == admission::result::admitted) break;
     if (sel->probe) t.health->release_probe();
     tried_.push_back(sel->index);

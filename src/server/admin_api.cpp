@@ -377,7 +377,11 @@ admin::admin_handlers make_admin_handlers(admin_context& c) {
     co_return targets_json(*c.store.load(), g.merged.ratelimit_remaining);
   };
   h.config = [&c] { return config::redacted_json(c.store.load()->cfg); };
-  h.keys = [&c] { return keys_json(*c.store.load(), limits::wall_now()); };
+  h.keys = [&c]() -> asio::awaitable<std::string> {
+    // 429s per key and limit: from the workers' shards (a copy each, on their threads).
+    auto g = co_await gather(c.workers);
+    co_return keys_json(*c.store.load(), limits::wall_now(), &g.merged.ratelimited, c.ledger);
+  };
   h.reload = [&c] {
     auto o = c.reload();
     return admin::reload_answer{o.applied || o.unchanged, reload_json(o, c.store.generation())};

@@ -100,7 +100,11 @@ admin::admin_handlers make_admin_handlers(admin_context& c);
 
 // GET /admin/v1/keys: per key its name, labels, limits, current usage per window, budget
 // used/remaining/period, expiry and whether it is disabled; never a token or digest.
-std::string keys_json(const proxy::snapshot& snap, limits::epoch_ms now);
+// `rate_limited`: the merged shards' 429 counts (client, limit); `ledger`: usage_today and
+// usage_month per key (both may be null).
+std::string keys_json(const proxy::snapshot& snap, limits::epoch_ms now,
+                      const observe::metrics::series_map<std::uint64_t>* rate_limited = nullptr,
+                      state::ledger* ledger = nullptr);
 
 // The /metrics text: every gateway family, target states, reloads, build info, process_*.
 boost::asio::awaitable<std::string> render_metrics(admin_context& c);

@@ -1,6 +1,8 @@
 // GET /admin/v1/keys: the client keys of the running config and their limit state.
 #include <boost/json.hpp>
 
+#include <map>
+
 #include "limits/algorithms.hpp"
 #include "server/admin_api.hpp"
 
@@ -28,9 +30,44 @@ void window(json::object& o, const char* name, std::uint64_t limit, std::int64_t
   o[name] = {{"limit", limit}, {"remaining", std::max<std::int64_t>(0, remaining)}};
 }
 
+// Per key name: {requests, input_tokens, output_tokens, usd} of the ledger's period.
+std::map<std::string, json::object, std::less<>> ledger_usage(state::ledger& ledger,
+                                                              state::ledger_period p,
+                                                              limits::epoch_ms now) {
+  std::map<std::string, json::object, std::less<>> out;
+  state::usage_query q;
+  q.period = p;
+  q.now = now;
+  for (auto& r : ledger.query(q))
+    out[r.key] = {{"requests", r.requests},
+                  {"input_tokens", r.input_tokens},
+                  {"output_tokens", r.output_tokens},
+                  {"usd", static_cast<double>(r.usd_micros) / 1e6}};
+  return out;
+}
+
 }  // namespace
 
-std::string keys_json(const proxy::snapshot& snap, limits::epoch_ms now) {
+std::string keys_json(const proxy::snapshot& snap, limits::epoch_ms now,
+                      const observe::metrics::series_map<std::uint64_t>* rate_limited,
+                      state::ledger* ledger) {
+  std::map<std::string, json::object, std::less<>> today, month;
+  if (ledger) {
+    ledger->flush();  // the last second's usage too
+    today = ledger_usage(*ledger, state::ledger_period::day, now);
+    month = ledger_usage(*ledger, state::ledger_period::month, now);
+  }
+  // client label -> {limit: count}
+  std::map<std::string_view, json::object, std::less<>> limited;
+  if (rate_limited) {
+    auto& labels = observe::metrics::labels();
+    for (const auto& [key, n] : *rate_limited) {
+      auto& o = limited[labels.value(key.v[0])];
+      auto name = labels.value(key.v[1]);
+      auto* v = o.if_contains(name);
+      o[name] = (v ? v->to_number<std::uint64_t>() : 0) + n;
+    }
+  }
   json::array out;
   for (const auto& k : snap.keys.keys) {
     const auto& c = *k.cfg;
@@ -67,6 +104,18 @@ std::string keys_json(const proxy::snapshot& snap, limits::epoch_ms now) {
     window(usage, "tpd", l.tpd, u.tpd_remaining);
     if (l.concurrency) usage["concurrency"] = {{"limit", l.concurrency}, {"in_flight", u.inflight}};
     o["usage"] = std::move(usage);
+    if (ledger) {
+      auto zero = [] {
+        return json::object{
+            {"requests", 0}, {"input_tokens", 0}, {"output_tokens", 0}, {"usd", 0.0}};
+      };
+      auto t = today.find(c.name);
+      o["usage_today"] = t != today.end() ? t->second : zero();
+      auto m = month.find(c.name);
+      o["usage_month"] = m != month.end() ? m->second : zero();
+    }
+    auto rl = limited.find(c.name);
+    o["rate_limited"] = rl != limited.end() ? rl->second : json::object{};
     const auto& b = k.demand.budget;
     if (b.unit != limits::budget_unit::none) {
       bool usd = b.unit == limits::budget_unit::usd;

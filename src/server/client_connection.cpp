@@ -94,6 +94,7 @@ client_connection::client_connection(proxy::worker_context& ctx, proxy::client_s
       deadline_(stream_.get_executor()),
       exchange_(ctx, stream_, deadline_) {
   exchange_.set_client_request(&req_);
+  admission_.use(ctx_.state);
   registry_.add(this);
   ++ctx_.metrics.client_connections;
   boost::system::error_code ec;
@@ -229,6 +230,8 @@ asio::awaitable<void> client_connection::run() {
       exchange_.reset_bytes_out();
       co_await exchange_.write_error(kind, msg, false, rec);
     }
+    if (ctx_.state && snap_ptr_ && *snap_ptr_)  // the ledger: before finish() forgets the key's
+      ctx_.state->settled(**snap_ptr_, rec, admission_.settling_key(rec));
     admission_.finish(rec);  // settle: every path of the request ends here
     snap_ptr_ = nullptr;
     rec.duration_ms = std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
@@ -620,9 +623,10 @@ asio::awaitable<bool> client_connection::wait_then_forward(const proxy::snapshot
     if (queue.is_head(id)) {
       if (!tried) {
         auto a = admission_.admit_key(*snap_ptr_, key);
-        if (a == proxy::admission::result::pending)
-          a = co_await admission_.wait() ? proxy::admission::result::admitted
-                                         : proxy::admission::result::refused;
+        if (a == proxy::admission::result::pending) {
+          bool ok = co_await admission_.wait();  // (not inside ?:, see admit_then_forward)
+          a = ok ? proxy::admission::result::admitted : proxy::admission::result::refused;
+        }
         if (a == proxy::admission::result::admitted) {
           admitted = true;
           break;
@@ -679,7 +683,11 @@ asio::awaitable<bool> client_connection::refuse_limited(observe::request_record&
 asio::awaitable<bool> client_connection::admit_then_forward(
     const proxy::snapshot& snap, observe::request_record& rec, bool keep_alive,
     proxy::json::span model, proxy::json::usage_plan usage, const routing::group& group) {
-  if (!co_await admission_.wait()) co_return co_await refuse_limited(rec, keep_alive);
+  // The awaited result goes to a variable first: written as `if (!co_await admission_.wait())
+  // co_return co_await ...;` (GCC 12.2, -O2) the first request that waited here crashed, its
+  // frame resumed with a wrong `this` (the exact compiler fault is not pinned down).
+  bool admitted = co_await admission_.wait();
+  if (!admitted) co_return co_await refuse_limited(rec, keep_alive);
   co_return co_await start_exchange(snap, rec, keep_alive, model, usage, group);
 }
 

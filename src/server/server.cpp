@@ -14,6 +14,7 @@
 #include "admin/admin_server.hpp"
 #include "config/parse_detail.hpp"
 #include "config/watcher.hpp"
+#include "limits/algorithms.hpp"
 #include "observe/events.hpp"
 #include "observe/health.hpp"
 #include "observe/log.hpp"
@@ -321,6 +322,18 @@ int run(const options& opts) {
     observe::events().set_enabled(true);
   }
 
+  // Embedded mode (no Redis): the budgets' usage of the current periods comes back from the
+  // ledger, so a restart does not hand out a spent budget again.
+  if (ledger && !cfg.state.redis) {
+    auto now = limits::wall_now();
+    for (const auto& k : initial->keys.keys) {
+      const auto& b = k.demand.budget;
+      if (b.unit == limits::budget_unit::none) continue;
+      auto used = ledger->budget_used(k.demand.name, limits::period_start(b.period, now));
+      if (used) initial->keys.memory->seed_budget(k.demand, used, now);
+    }
+  }
+  for (auto& w : workers) w->attach_state(cfg.state, ledger.get());
   for (auto& w : workers) w->start();
   if (plain)
     log(level::info, "openbridge listening on " + format_listen_address(bind_to) + " (" +

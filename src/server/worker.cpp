@@ -32,7 +32,9 @@ worker::~worker() {
   tls_acceptor_.reset();
   flush_timer_.reset();
   ctx_.pool.clear();
-  ioc_.reset();  // destroys suspended connections while the registry and context still exist
+  ctx_.state = nullptr;
+  state_.reset();  // stopped in stop(); what requests still hold goes with them below
+  ioc_.reset();    // destroys suspended connections while the registry and context still exist
 }
 
 namespace {
@@ -168,6 +170,7 @@ asio::awaitable<void> worker::flush_loop() {
     try {
       registry_.sweep(std::chrono::steady_clock::now());
       ctx_.sweep_pool(std::chrono::steady_clock::now());
+      if (state_) state_->sweep();
       observe::flush_access_log();
     } catch (const std::exception& e) {  // keep sweeping and flushing on the next tick
       observe::log(observe::level::error, std::string("access log flush failed: ") + e.what());
@@ -175,7 +178,15 @@ asio::awaitable<void> worker::flush_loop() {
   }
 }
 
+void worker::attach_state(const config::state_config& cfg, state::ledger* ledger) {
+  if (!cfg.enabled || (!cfg.redis && !ledger)) return;
+  state_ = std::make_unique<worker_state>(ioc_->get_executor(), cfg, ledger);
+  ctx_.state = state_.get();
+}
+
 void worker::start() {
+  // On the worker's thread: its coroutines (Redis client) begin there like every other.
+  if (state_) asio::post(*ioc_, [this] { state_->start(); });
   if (acceptor_->is_open())
     asio::co_spawn(*ioc_, accept_loop(*acceptor_, false), log_failure("accept loop"));
   if (tls_acceptor_->is_open())
@@ -232,6 +243,7 @@ void worker::stop() {
     ctx_.pool.clear();
     stopping_ = true;
     flush_timer_->cancel();
+    if (state_) state_->stop();
     observe::flush_access_log();
     ioc_->stop();
   });

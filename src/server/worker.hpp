@@ -18,6 +18,7 @@
 #include "proxy/context.hpp"
 #include "server/client_connection.hpp"
 #include "server/tls_context.hpp"
+#include "server/worker_state.hpp"
 
 namespace ob::server {
 
@@ -32,6 +33,9 @@ class worker {
   // The same for the TLS listener; its connections handshake with tls.current().
   boost::asio::ip::tcp::endpoint listen_tls(const boost::asio::ip::tcp::endpoint& ep,
                                             std::shared_ptr<const tls_context> tls);
+  // Shared state ("state" config): Redis limits and/or the usage ledger (may be null). Before
+  // start().
+  void attach_state(const config::state_config& cfg, state::ledger* ledger);
   void start();        // runs the event loop on a new thread
   void begin_drain();  // stop accepting; close idle connections; busy ones close when done
   void cut();          // shutdown grace over: end the requests in flight with an error
@@ -73,6 +77,7 @@ class worker {
   std::optional<boost::asio::steady_timer> flush_timer_;
   bool stopping_ = false;
   proxy::worker_context ctx_;
+  std::unique_ptr<worker_state> state_;  // with a "state" config
   connection_registry registry_;
   std::thread thread_;
 };

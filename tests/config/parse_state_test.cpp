@@ -65,6 +65,15 @@ TEST(ConfigState, Timeouts) {
   }
 }
 
+TEST(ConfigState, LeaseTtl) {
+  EXPECT_EQ(parse_text(doc(R"("state":{})")).cfg->state.lease_ttl, millis(30000));
+  for (auto [text, ms] : {std::pair{R"("2s")", 2000}, {R"("1500ms")", 1500}, {"60", 60000}}) {
+    auto r = parse_text(doc(std::string(R"("state":{"lease_ttl":)") + text + "}"));
+    ASSERT_TRUE(r.ok()) << text << dump(r);
+    EXPECT_EQ(r.cfg->state.lease_ttl, millis(ms)) << text;
+  }
+}
+
 struct refusal {
   const char* name;
   const char* state;
@@ -83,6 +92,8 @@ TEST(ConfigState, Refusals) {
       {"timeout zero", R"({"timeout":"0ms"})", "state.timeout", "between"},
       {"timeout long", R"({"timeout":"61s"})", "state.timeout", "between"},
       {"timeout type", R"({"timeout":true})", "state.timeout", "duration"},
+      {"lease_ttl short", R"({"lease_ttl":"500ms"})", "state.lease_ttl", "between 1s and 1h"},
+      {"lease_ttl unit", R"({"lease_ttl":"2m"})", "state.lease_ttl", "duration"},
       {"on_failure", R"({"on_failure":"open"})", "state.on_failure", "\"local\" or \"deny\""},
       {"instances zero", R"({"instances":0})", "state.instances", ""},
       {"instances text", R"({"instances":"2"})", "state.instances", ""},

@@ -253,8 +253,12 @@ describe('dashboard', { timeout: 120000 * SLOW, skip: haveChromium ? false : `ch
       await page.waitForFunction(() => /start/.test(document.getElementById('reloads').textContent), { timeout: 5000 * SLOW });
       const cfg = await page.$eval('#config', (e) => e.textContent);
       assert.ok(cfg.includes('[redacted]') && !cfg.includes(ADMIN_TOKEN) && !cfg.includes('sk-up'));
-      // The keys panel stays hidden while the gateway has no /admin/v1/keys.
-      assert.equal(await page.$eval('#keys-panel', (e) => e.hidden), true);
+      // The gateway has /admin/v1/keys (its `security` tokens are keys too): the panel shows
+      // them, with no usage or 429 misread from the windows' remainders.
+      await page.waitForSelector('#keys-panel:not([hidden])', { timeout: 5000 * SLOW });
+      const keyCells = await page.$$eval('#keys tbody tr:first-child td', (tds) => tds.map((t) => t.textContent));
+      assert.equal(keyCells[1], '–', 'no ledger: no usage today');
+      assert.equal(keyCells[4], '0', 'no 429 yet');
       assertClean(seen, 'signed in');
     } finally {
       await traffic.stop();
@@ -378,9 +382,12 @@ describe('dashboard', { timeout: 120000 * SLOW, skip: haveChromium ? false : `ch
             keys: [
               {
                 name: XSS,
-                usage: { today: { requests: 12, tokens: 3400 }, month: { requests: 340, tokens: 120000, usd: 1.5 } },
+                // The windows' remainders: not today's or this month's totals.
+                usage: { rpm: { limit: 60, remaining: 7 }, tpm: { limit: 1000, remaining: 900 } },
+                usage_today: { requests: 12, input_tokens: 3000, output_tokens: 400, usd: 0 },
+                usage_month: { requests: 340, input_tokens: 100000, output_tokens: 20000, usd: 1.5 },
                 budget: { unit: 'tokens', period: 'month', amount: 200000, used: 120000 },
-                rate_limit_hits: 3,
+                rate_limited: { rpm: 3, budget: 1 },
               },
             ],
           }),
@@ -390,10 +397,10 @@ describe('dashboard', { timeout: 120000 * SLOW, skip: haveChromium ? false : `ch
       await page.waitForSelector('#keys-panel:not([hidden])', { timeout: 5000 * SLOW });
       const cells = await page.$$eval('#keys tbody td', (tds) => tds.map((t) => t.textContent));
       assert.equal(cells[0], XSS);
-      assert.match(cells[1], /12 req · 3400 tok/);
+      assert.match(cells[1], /12 req · 3400 tok · \$0\.00/);
       assert.match(cells[2], /340 req · 120\.0k tok · \$1\.50/);
       assert.match(cells[3], /120\.0k of 200\.0k tokens per month \(60\.0 %\)/);
-      assert.equal(cells[4], '3');
+      assert.equal(cells[4], 'rpm 3 · budget 1');
       assert.equal(await page.$$eval('img', (i) => i.length), 0);
       assertClean(seen, 'keys');
     } finally {

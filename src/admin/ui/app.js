@@ -653,17 +653,19 @@
     const list = Array.isArray(j) ? j : j.keys || [];
     const rows = [];
     for (const k of list) {
-      const u = k.usage || {};
-      const hits = k.rate_limit_hits ?? k.ratelimit_hits ?? k.rate_limited ?? k.refused;
+      // /admin/v1/keys: usage_today / usage_month come from the usage ledger (absent without
+      // one); `usage` holds the limit windows' remainders, not totals; rate_limited counts 429s
+      // by limit.
+      const hits = k.rate_limited;
       rows.push(
         el(
           'tr',
           null,
           td('Key', el('div', null, el('span', { text: k.name ?? k.id ?? '?' }), k.disabled ? el('span', { class: 'sub', text: 'disabled' }) : null)),
-          td('Today', usageText(u.today ?? u.day ?? k.today)),
-          td('This month', usageText(u.month ?? k.month)),
+          td('Today', usageText(k.usage_today)),
+          td('This month', usageText(k.usage_month)),
           td('Budget', budgetCell(k.budget)),
-          td('Rate-limit hits', typeof hits === 'object' && hits ? Object.entries(hits).map(([a, b]) => `${a} ${b}`).join(' · ') : num(hits ?? null), 'num'),
+          td('Rate-limit hits', typeof hits === 'object' && hits ? Object.entries(hits).map(([a, b]) => `${a} ${b}`).join(' · ') || '0' : num(hits ?? null), 'num'),
         ),
       );
     }
