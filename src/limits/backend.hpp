@@ -125,6 +125,9 @@ struct verdict {
 // Actual usage of an exchange as counted for metrics; -1 = the provider did not say.
 struct usage {
   std::int64_t input_tokens = -1, output_tokens = -1;
+  // The actual cost in micro-dollars at the price of the provider that answered (-1: unknown).
+  // A key's reservation is made before a target is chosen, so its USD budget is charged this.
+  std::int64_t usd_micros = -1;
   bool known() const { return input_tokens >= 0 || output_tokens >= 0; }
 };
 

@@ -18,6 +18,8 @@ std::uint64_t budget_actual(const budget_spec& b, const reservation& r, const us
   auto out = static_cast<std::uint64_t>(std::max<std::int64_t>(0, u.output_tokens));
   if (b.unit == budget_unit::tokens) return in + out;
   if (b.unit == budget_unit::usd && r.target_ptr) return usd_cost(r.target_ptr->price, in, out);
+  if (b.unit == budget_unit::usd && u.usd_micros >= 0)
+    return static_cast<std::uint64_t>(u.usd_micros);
   return 0;
 }
 

@@ -240,6 +240,13 @@ void admission::refuse(const limits::verdict& v, const limits::key_entry& key) {
   message_ += '.';
 }
 
+const config::provider* served_provider(const config::config& cfg,
+                                        const observe::request_record& rec) {
+  for (const auto& p : cfg.providers)
+    if (p.group == rec.group && p.name == rec.target && p.base == rec.provider) return &p;
+  return nullptr;
+}
+
 void admission::finish(const observe::request_record& rec) {
   pending_key_ = nullptr;
   pending_target_ = false;
@@ -251,6 +258,16 @@ void admission::finish(const observe::request_record& rec) {
   limits::usage u;
   u.input_tokens = rec.prompt_tokens;
   u.output_tokens = rec.completion_tokens;
+  // A USD budget: the key was reserved before any target was chosen; price what was used at the
+  // provider that answered (config check makes every provider such a key may use priced).
+  if (key_held_ && key_res_.key && key_res_.key->budget.unit == limits::budget_unit::usd &&
+      u.known() && snap_) {
+    if (const auto* p = served_provider(snap_->cfg, rec); p && p->price)
+      u.usd_micros = static_cast<std::int64_t>(
+          limits::usd_cost({p->price->input, p->price->output},
+                           static_cast<std::uint64_t>(std::max<std::int64_t>(0, u.input_tokens)),
+                           static_cast<std::uint64_t>(std::max<std::int64_t>(0, u.output_tokens))));
+  }
   // Usage known: settle it. An upstream answer without usage: the reservation is the charge.
   // No upstream answer, or an error answer without usage: nothing was used, release.
   bool answered = rec.ttfb_ms >= 0 && rec.status > 0 && rec.status < 400;

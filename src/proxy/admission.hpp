@@ -20,6 +20,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "config/schema.hpp"
 #include "limits/backend.hpp"
 #include "limits/table.hpp"
 #include "observe/log.hpp"
@@ -29,6 +30,10 @@ namespace ob::proxy {
 
 struct snapshot;
 class state_hooks;
+
+// The provider that answered `rec` (its last attempt), or null: what its usage is priced at.
+const config::provider* served_provider(const config::config& cfg,
+                                        const observe::request_record& rec);
 
 enum class key_state { usable, disabled, expired };
 // Phase 1's check of a key the token matched (its expiry against the wall clock).

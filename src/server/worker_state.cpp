@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "limits/algorithms.hpp"
+#include "proxy/admission.hpp"
 #include "proxy/snapshot.hpp"
 
 namespace ob::server {
@@ -70,12 +71,7 @@ void worker_state::settled(const proxy::snapshot& snap, const observe::request_r
   std::uint64_t out = std::max<std::int64_t>(0, rec.completion_tokens);
   bool known = rec.prompt_tokens >= 0 || rec.completion_tokens >= 0;
   // The price of the provider that answered (the last attempt's).
-  const config::provider* served = nullptr;
-  for (const auto& p : snap.cfg.providers)
-    if (p.group == rec.group && p.name == rec.target && p.base == rec.provider) {
-      served = &p;
-      break;
-    }
+  const config::provider* served = proxy::served_provider(snap.cfg, rec);
   std::uint64_t usd = 0;
   if (served && served->price)
     usd = state::usd_cost({served->price->input, served->price->output}, in, out);

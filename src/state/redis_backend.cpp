@@ -347,7 +347,8 @@ void redis_backend::finish(const limits::reservation& r, const limits::usage* ac
     tokens = static_cast<std::int64_t>(in + out);
     if (k && k->budget.unit == budget_unit::tokens) spent = tokens;
     if (k && k->budget.unit == budget_unit::usd)
-      spent = r.target_ptr ? static_cast<std::int64_t>(usd_cost(r.target_ptr->price, in, out)) : 0;
+      spent = r.target_ptr ? static_cast<std::int64_t>(usd_cost(r.target_ptr->price, in, out))
+                           : std::max<std::int64_t>(0, actual->usd_micros);
   }
   if (r.lease == 0) {  // decided locally while Redis failed
     if (!local_) return;

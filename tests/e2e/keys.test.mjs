@@ -15,6 +15,7 @@ const TOK = {
   rpm: 'sk-key-rpm-5-secret',
   tpm: 'sk-key-tpm-secret',
   budget: 'sk-key-budget-secret',
+  usd: 'sk-key-usd-secret',
   expired: 'sk-key-expired-secret',
   disabled: 'sk-key-disabled-secret',
   groups: 'sk-key-groups-secret',
@@ -34,6 +35,7 @@ describe('keys and limits', { timeout: 120000 }, () => {
     { name: 'rpm-five', token: TOK.rpm, limits: { rpm: 5 }, labels: { team: 'search' } },
     { name: 'tpm-key', token: '${TPM_TOKEN}', limits: { tpm: 100 } },
     { name: 'budget-key', token: TOK.budget, budget: { tokens: 30, period: 'day' } },
+    { name: 'usd-key', token: TOK.usd, groups: ['priced'], budget: { usd: 3, period: 'day' } },
     { name: 'expired-key', token: TOK.expired, expires: '2020-01-01T00:00:00Z' },
     { name: 'disabled-key', token: TOK.disabled, disabled: true },
     { name: 'groups-key', token: TOK.groups, groups: ['g'] },
@@ -46,6 +48,8 @@ describe('keys and limits', { timeout: 120000 }, () => {
       { group: 'g', name: 'm', base: mock.url, key: 'sk-up' },
       { group: 'other', name: 'o', base: mock.url, key: 'sk-up' },
       { group: 'slow', name: 's', base: `${mock.url}/mode/delay-1500`, key: 'sk-up' },
+      // 0.1 USD a token: an answer of 21 tokens costs 2.1 USD.
+      { group: 'priced', name: 'p', base: mock.url, key: 'sk-up', price: { input: 100000, output: 100000 } },
     ],
     security: [LEGACY],
     keys: keys(over),
@@ -134,6 +138,19 @@ describe('keys and limits', { timeout: 120000 }, () => {
     const wait = Number(r.headers['retry-after']);
     assert.ok(Math.abs(wait - (midnight - now) / 1000) < 5, `Retry-After ${wait}`);
     assert.match(r.json().error.message, /budget-key/);
+  });
+
+  test('a USD budget is charged what the answers cost at the serving provider\'s price', T, async () => {
+    // 3 USD a day; each answer costs 2.1 USD: two pass (something was left), the third not.
+    assert.equal((await post(gw, TOK.usd, 'priced')).status, 200);
+    assert.equal((await post(gw, TOK.usd, 'priced')).status, 200);
+    const r = await post(gw, TOK.usd, 'priced');
+    assertError(r, 429, { code: 'insufficient_quota', type: 'insufficient_quota' });
+    assert.match(r.json().error.message, /usd-key/);
+    const keys = await (await fetch(`${gw.adminUrl}/admin/v1/keys`)).json();
+    const b = keys.keys.find((k) => k.name === 'usd-key').budget;
+    assert.equal(b.unit, 'usd');
+    assert.ok(Math.abs(b.used - 4.2) < 1e-6, `used ${b.used}`);
   });
 
   test('expired and disabled keys: 401 invalid_api_key', T, async () => {

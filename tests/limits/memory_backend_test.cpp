@@ -125,6 +125,20 @@ TEST(MemoryBackend, UsdBudgetUsesTheChosenTargetsPrice) {
   EXPECT_EQ(f.be.peek(f.key, t0).budget_used, 1'800u);
 }
 
+TEST(MemoryBackend, UsdBudgetOfAKeyAdmittedWithoutTargetIsChargedTheServedCost) {
+  // The request path admits the key before a target is chosen: no price at admission, the
+  // settlement carries the cost at the provider that answered.
+  fixture f;
+  f.key.budget = {budget_unit::usd, budget_period::day, 1'000'000};  // 1 USD
+  auto a = f.be.decide(f.make(1000, 1000, t0));
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a.res.budget_cost, 0u);
+  usage u{500, 100};
+  u.usd_micros = 1'800;
+  f.be.settle_at(a.res, u, t0);
+  EXPECT_EQ(f.be.peek(f.key, t0).budget_used, 1'800u);
+}
+
 TEST(MemoryBackend, TpmSettlementReturnsUnusedTokens) {
   fixture f;
   f.key.limits.tpm = 1000;

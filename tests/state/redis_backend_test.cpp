@@ -226,6 +226,26 @@ TEST_F(RedisBackend, UsdBudgetChargesTheChosenTargetsPrice) {
   EXPECT_EQ(used, "$3\r\n260\r\n");
 }
 
+TEST_F(RedisBackend, UsdBudgetOfAKeyAdmittedWithoutTargetIsChargedTheServedCost) {
+  connect();
+  // The key is admitted before a target is chosen (no price): settlement carries the actual cost.
+  limits::key_demand k{
+      0, "usd-late", {}, {limits::budget_unit::usd, limits::budget_period::day, 5000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 10;
+  d.output_tokens = 10;
+  auto a = admit(d);
+  ASSERT_TRUE(a.ok());
+  limits::usage u{100, 1};
+  u.usd_micros = 260;
+  backend->settle(a.res, u);
+  sync();
+  std::string used = server.command(
+      {"HGET", "ob:{k:usd-late}:budget:" + std::to_string(a.res.budget_period_start), "used"});
+  EXPECT_EQ(used, "$3\r\n260\r\n");
+}
+
 TEST_F(RedisBackend, SettlingAZeroCostReservationIsNoScriptError) {
   connect();
   // A usd budget with no target: nothing reserved ("-0" is not an integer to HINCRBY).
