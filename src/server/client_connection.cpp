@@ -230,9 +230,8 @@ asio::awaitable<void> client_connection::run() {
       exchange_.reset_bytes_out();
       co_await exchange_.write_error(kind, msg, false, rec);
     }
-    if (ctx_.state && snap_ptr_ && *snap_ptr_)  // the ledger: before finish() forgets the key's
-      ctx_.state->settled(**snap_ptr_, rec, admission_.settling_key(rec));
-    admission_.finish(rec);  // settle: every path of the request ends here
+    settle_now(rec);  // every path of the request ends here (if the answer did not already)
+    settled_ = false;
     snap_ptr_ = nullptr;
     rec.duration_ms = std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
     rec.bytes_in = req_.body.size();
@@ -248,6 +247,14 @@ asio::awaitable<void> client_connection::run() {
   co_await linger();
   deadline_.stop();
   close();
+}
+
+void client_connection::settle_now(const observe::request_record& rec) {
+  if (settled_) return;
+  settled_ = true;
+  if (ctx_.state && snap_ptr_ && *snap_ptr_)  // the ledger: before finish() forgets the key's
+    ctx_.state->settled(**snap_ptr_, rec, admission_.settling_key(rec));
+  admission_.finish(rec);
 }
 
 void client_connection::cut() {
@@ -669,7 +676,7 @@ asio::awaitable<bool> client_connection::start_exchange(const proxy::snapshot& s
   const auto& key = snap.keys.keys[authorized_index_];
   return exchange_.run({req_, model, usage, group, snap, keep_alive,
                         key.limited ? admission_.success_headers() : std::string_view(),
-                        group.limited ? &admission_ : nullptr, snap_ptr_},
+                        group.limited ? &admission_ : nullptr, snap_ptr_, false, this},
                        rec);
 }
 
@@ -728,6 +735,7 @@ asio::awaitable<bool> client_connection::forward_form(const proxy::snapshot& sna
   rec.labels.group = group->metric_group;
   proxy::exchange_request x{req_, {f.begin, f.end}, {}, *group, snap, keep_alive};
   x.model_raw = true;
+  x.settle = this;
   co_return co_await exchange_.run(x, rec);
 }
 

@@ -8,6 +8,7 @@ import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
 import { request } from './lib/http.mjs';
 import { assertError, chatBody, gwPost, gwGet, sleep } from './lib/common.mjs';
+import { backToBack, startHoldingUpstream } from './lib/settle.mjs';
 
 const T = { timeout: 30000 };
 const LEGACY = 'sk-legacy-unlimited-1';
@@ -267,6 +268,35 @@ describe('keys and limits', { timeout: 120000 }, () => {
     const names = conf.json().keys.map((k) => k.name);
     assert.ok(names.includes('rpm-five'));
   });
+});
+
+describe('settlement before the answer ends', { timeout: 120000 }, () => {
+  // A key's reservation (here its only concurrency slot) is settled before the answer's last
+  // write: a client holding the whole answer (a JSON body, a stream's [DONE]) that asks again
+  // at once, on a new connection that another worker may take, never meets it.
+  const TOKEN = 'sk-key-settle-secret';
+  let up, gw;
+  before(async () => {
+    up = await startHoldingUpstream({ hold: 300 });
+    gw = await startGateway({
+      workers: 2,
+      config: {
+        providers: [{ group: 'g', name: 'm', base: up.url, key: 'sk-up' }],
+        keys: [{ name: 'one-at-a-time', token: TOKEN, limits: { concurrency: 1 } }],
+      },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await up?.close();
+  });
+
+  for (const stream of [false, true])
+    test(`concurrency 1, 2 workers: 50 ${stream ? 'streams' : 'JSON answers'} back to back on new connections, none refused`, T, async () => {
+      const all = await backToBack(gw.url, TOKEN, 50, { stream });
+      const refused = all.flatMap((r, i) => (r.status === 200 ? [] : [`#${i}: ${r.status} ${r.text}`]));
+      assert.deepEqual(refused, []);
+    });
 });
 
 describe('provider limits', { timeout: 60000 }, () => {
