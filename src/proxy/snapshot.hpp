@@ -29,6 +29,9 @@ struct snapshot {
   const auth::token_set tokens;   // entry i is cfg.keys[i]
   const limits::key_table keys;   // entry i is cfg.keys[i]
   const std::string models_body;  // GET /v1/models answer, built once
+  // Per key (index as `keys`): the GET /v1/models answer of a key with a `groups` list (only
+  // those groups, in the same order); "" for a key that may use every group (models_body).
+  const std::vector<std::string> key_models;
   // Metric label id of each key's name; past metrics.max_clients names, "other": label values
   // stay bounded however many clients are configured.
   const std::vector<std::uint32_t> client_labels;

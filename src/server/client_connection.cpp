@@ -513,7 +513,10 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
       return refuse(error_kind::method_not_allowed, "Use GET for " + std::string(path) + ".",
                     keep_early, rec, "Allow: GET, HEAD\r\n");
     }
-    if (path == "/v1/models") return reply_json(200, snap.models_body, keep_early, rec);
+    if (path == "/v1/models") {  // a key with a groups list sees those groups only
+      const auto& own = snap.key_models[static_cast<std::size_t>(authorized_index_)];
+      return reply_json(200, own.empty() ? snap.models_body : own, keep_early, rec);
+    }
     auto name = path.substr(std::string_view("/v1/models/").size());
     const auto* g = snap.routes.find(name);
     if (!g) {

@@ -23,6 +23,7 @@ const TOK = {
   conc: 'sk-key-conc-secret',
   reload: 'sk-key-reload-secret',
   plain: 'sk-key-plain-secret',
+  models: 'sk-key-models-secret',
 };
 
 const sdk = (gw, token) =>
@@ -43,6 +44,7 @@ describe('keys and limits', { timeout: 120000 }, () => {
     { name: 'conc-key', token: TOK.conc, limits: { concurrency: 2 } },
     { name: 'reload-key', token: TOK.reload, limits: { rpm: over.reloadRpm ?? 2 } },
     { name: 'plain-key', token: TOK.plain },
+    { name: 'models-key', token: TOK.models, groups: ['priced', 'g'] },
   ];
   const makeConfig = (over) => ({
     providers: [
@@ -168,6 +170,14 @@ describe('keys and limits', { timeout: 120000 }, () => {
     const j = assertError(r, 403, { code: 'model_not_allowed', type: 'invalid_request_error' });
     assert.match(j.error.message, /groups-key/);
     assert.match(j.error.message, /'other'/);
+  });
+
+  test('GET /v1/models: a key with groups lists those only (config order); others list every group', T, async () => {
+    const ids = async (token) => (await sdk(gw, token).models.list()).data.map((m) => m.id);
+    assert.deepEqual(await ids(TOK.models), ['g', 'priced']);
+    assert.deepEqual(await ids(TOK.groups), ['g']);
+    assert.deepEqual(await ids(TOK.plain), ['g', 'other', 'slow', 'priced']);
+    assert.deepEqual(await ids(LEGACY), ['g', 'other', 'slow', 'priced']);
   });
 
   test('concurrency 2 with slow answers: the third at once is 429, later ones pass', T, async () => {
