@@ -77,6 +77,7 @@ snapshot::snapshot(config::config c, routing::state_registry& states, std::uint6
 void snapshot_store::install(config::config cfg) {
   auto gen = generation_.load() + 1;
   auto s = std::make_shared<const snapshot>(std::move(cfg), states_, gen, &limit_states_);
+  if (prepare_) prepare_(*s);
   current_.store(std::move(s), std::memory_order_release);
   generation_.store(gen, std::memory_order_release);
 }

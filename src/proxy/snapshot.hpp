@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,6 +48,12 @@ class snapshot_store {
 
   // Builds and swaps in a snapshot of `cfg`. Cannot fail once cfg is validated.
   void install(config::config cfg);
+  // Runs on each new snapshot before it is swapped in (start and every reload): a key's state
+  // is ready before its first request (budgets seeded from the ledger). Must not throw.
+  void on_prepare(std::function<void(const snapshot&)> fn) {
+    std::lock_guard lock(reload_mu_);
+    prepare_ = std::move(fn);
+  }
 
   struct reload_outcome {
     bool applied = false;
@@ -59,6 +66,7 @@ class snapshot_store {
 
  private:
   std::mutex reload_mu_;
+  std::function<void(const snapshot&)> prepare_;  // under reload_mu_
   std::string last_text_;
   routing::state_registry states_;
   limits::state_registry limit_states_;
