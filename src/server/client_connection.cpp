@@ -736,6 +736,13 @@ asio::awaitable<bool> client_connection::forward_form(const proxy::snapshot& sna
   }
   rec.group = group->name;
   rec.labels.group = group->metric_group;
+  const auto& key = snap.keys.keys[authorized_index_];
+  if (!key.may_use(group->name)) {  // as for a JSON body
+    rec.outcome = "model_not_allowed";
+    co_return co_await refuse(
+        error_kind::model_not_allowed,
+        "Key '" + key.cfg->name + "' may not use model '" + group->name + "'.", keep_alive, rec);
+  }
   proxy::exchange_request x{req_, {f.begin, f.end}, {}, *group, snap, keep_alive};
   x.model_raw = true;
   x.settle = this;
