@@ -8,7 +8,8 @@
 //             (a target at its limit is skipped; all full -> 429)
 //   settle    at the end of the exchange, on every path (answer, error, client gone, shutdown):
 //             the actual usage the exchange read for the metrics settles the reservations;
-//             no answer releases them; an answer without usage keeps them as the charge
+//             no answer releases them; an answer without usage keeps them as the charge. An
+//             answer is settled just before its last write (exchange.hpp settle_hook)
 //
 // A key without limits and a group without provider limits cost one branch each: no clock
 // read, no lock, no allocation.

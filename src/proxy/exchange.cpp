@@ -186,6 +186,7 @@ asio::awaitable<bool> exchange::write_error(http::error_kind k, std::string_view
   extra_headers_ += extra_headers;
   http::append_error_response(client_head_, k, message, keep_alive, extra_headers_, head);
   rec.status = http::status_of(k);
+  settle_early(rec);  // inside run(): the request's reservations go before its answer
   auto limit = ctx_.current()->cfg.timeouts.idle;
   bool ok = co_await write_client(asio::buffer(client_head_), limit);
   co_return ok&& keep_alive;
@@ -225,6 +226,7 @@ asio::awaitable<bool> exchange::write_refusal(const exchange_request& r,
   rec.outcome = "bad_request";
   detail_ = c.message;
   rec.detail = detail_;
+  settle_early(rec);
   bool ok = co_await write_client(asio::buffer(client_head_), r.snap.cfg.timeouts.idle);
   co_return ok&& keep;
 }
@@ -637,6 +639,7 @@ auto exchange::write_buffered(const exchange_request& r, observe::request_record
   client_head_.clear();
   append_client_head(framing::length, len, keep, r.snap.cfg.headers.expose_routing);
   rec.status = answer_status_;
+  settle_early(rec);  // the usage is known: settled before the client can have the answer
 
   auto& out = client_out_;
   std::size_t n = 0;
@@ -741,6 +744,8 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     // An answer already complete goes out in the final write (head, events, terminator).
     if (parser_->is_done()) break;
     if (!client_head_.empty() || !payload_.empty()) {
+      // The final event ([DONE], response.completed) is about to go: the usage came before it.
+      if (terminal_seen_) settle_early(rec);
       if (!co_await flush_stream(chunked, false, to.idle)) break;
     }
     failure = co_await read_upstream(up_to_.idle);
@@ -800,6 +805,7 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
   // Binary bytes cannot carry an error: a broken one ends without its last chunk, and the
   // connection closes, so the client sees the body cut short.
   bool complete = sse || failure.failure == fail::none;
+  settle_early(rec);  // before the stream's end reaches the client
   if (!co_await flush_stream(chunked, complete, to.idle)) {
     rec.outcome = "client_cancelled";
     relay_result_ = relay_result::client_gone;

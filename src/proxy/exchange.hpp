@@ -42,6 +42,18 @@ namespace ob::proxy {
 
 class admission;
 
+// Ends a request for keys and limits (its usage to the ledger, its reservations settled or
+// released). The exchange calls it once, just before the answer's last write (a buffered
+// answer's only write; a stream's write of its final event, or of its end), with the usage
+// known by then: a client that holds the whole answer never meets its own reservation.
+class settle_hook {
+ public:
+  virtual void settle_now(const observe::request_record& rec) = 0;
+
+ protected:
+  ~settle_hook() = default;
+};
+
 struct exchange_request {
   const request_data& req;
   json::span model;        // the model value token in req.body
@@ -57,6 +69,8 @@ struct exchange_request {
   // `model` spans a bare form field value (multipart/form-data), not a JSON string token: the
   // provider's name goes in unquoted.
   bool model_raw = false;
+  // Called before the answer's last write (see settle_hook); null: the caller settles at the end.
+  settle_hook* settle = nullptr;
 };
 
 class exchange {
@@ -129,6 +143,10 @@ class exchange {
   boost::asio::awaitable<std::optional<routing::selection>> admit_target(
       const exchange_request& r, std::optional<routing::selection> sel);
   void reset_answer_state();
+  // The answer's usage so far into `rec` (prompt/completion/total tokens).
+  void note_usage(observe::request_record& rec);
+  // Before the answer's last write: the request's settle_hook, once.
+  void settle_early(observe::request_record& rec);
   void use_target(const routing::target& t, const config::timeouts& global,
                   observe::request_record& rec);
   void note_attempt(const routing::target& t, std::string_view what);
@@ -238,8 +256,9 @@ class exchange {
   std::string_view rate_headers_;  // the request's x-ratelimit-* for the client ("" = none)
   bool terminal_seen_ = false;
   json::token_usage usage_;
-  sse::usage_strip strip_;    // removes the usage chunk the gateway asked for
-  bool strip_usage_ = false;  // ... when this request's plan injected the ask
+  sse::usage_strip strip_;         // removes the usage chunk the gateway asked for
+  bool strip_usage_ = false;       // ... when this request's plan injected the ask
+  settle_hook* settle_ = nullptr;  // this request's, until called
 
   // Timings (precise clock): the request's arrival, the current attempt's start, and the
   // moment the answer was ready to go to the client (buffered: read whole; stream: its first

@@ -10,6 +10,7 @@
 //   - after the answer started nothing is retried (see relay_stream's error event).
 // Every attempt's outcome feeds the target's passive health (routing/health.hpp).
 #include <charconv>
+#include <utility>
 
 #include "proxy/exchange.hpp"
 
@@ -174,6 +175,7 @@ void exchange::begin_request(const exchange_request& r) {
   kept_.valid = false;
   codec_refused_ = false;
   strip_usage_ = r.usage.strip_usage_chunk();
+  settle_ = r.settle;
   ready_ = {};
   upstream_wait_ = {};
   attempt_open_ = false;
@@ -436,6 +438,12 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     rec.upstream_ms = std::chrono::duration<double, std::milli>(upstream_wait_).count();
   rec.tried = trace_;
   rec.bytes_out = bytes_out_;
+  note_usage(rec);
+  settle_ = nullptr;  // a path without a last write here: the caller settles
+  co_return keep;
+}
+
+void exchange::note_usage(observe::request_record& rec) {
   if (tr_) {  // a codec target: the translator saw the usage, asked for by the client or not
     if (auto u = tr_->usage(); u.present()) usage_ = u;
   }
@@ -444,7 +452,12 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     rec.completion_tokens = usage_.completion_tokens;
     rec.total_tokens = usage_.total_tokens;
   }
-  co_return keep;
+}
+
+void exchange::settle_early(observe::request_record& rec) {
+  if (!settle_) return;
+  note_usage(rec);
+  std::exchange(settle_, nullptr)->settle_now(rec);
 }
 
 asio::awaitable<bool> exchange::fail_before_answer(const attempt_outcome& o,

@@ -9,10 +9,13 @@
 namespace ob::proxy {
 namespace {
 
-std::string build_models_body(const routing::table& routes) {
+// The model list of every group, or of those `key` may use.
+std::string build_models_body(const routing::table& routes,
+                              const limits::key_entry* key = nullptr) {
   std::string out = R"({"object":"list","data":[)";
   bool first = true;
   for (const auto* g : routes.groups()) {
+    if (key && !key->may_use(g->name)) continue;
     if (!first) out += ',';
     first = false;
     out += R"({"id":)";
@@ -20,6 +23,14 @@ std::string build_models_body(const routing::table& routes) {
     out += R"(,"object":"model","created":0,"owned_by":"openbridge"})";
   }
   out += "]}";
+  return out;
+}
+
+std::vector<std::string> build_key_models(const limits::key_table& keys,
+                                          const routing::table& routes) {
+  std::vector<std::string> out(keys.keys.size());
+  for (std::size_t i = 0; i < keys.keys.size(); ++i)
+    if (!keys.keys[i].all_groups) out[i] = build_models_body(routes, &keys.keys[i]);
   return out;
 }
 
@@ -54,6 +65,7 @@ snapshot::snapshot(config::config c, routing::state_registry& states, std::uint6
       tokens(auth::token_set::from_digests(digests_of(cfg))),
       keys(cfg, limit_states ? *limit_states : process_limit_states()),
       models_body(build_models_body(routes)),
+      key_models(build_key_models(keys, routes)),
       client_labels(build_client_labels(cfg)),
       client_names([this] {
         std::vector<std::string> names;
@@ -65,6 +77,7 @@ snapshot::snapshot(config::config c, routing::state_registry& states, std::uint6
 void snapshot_store::install(config::config cfg) {
   auto gen = generation_.load() + 1;
   auto s = std::make_shared<const snapshot>(std::move(cfg), states_, gen, &limit_states_);
+  if (prepare_) prepare_(*s);
   current_.store(std::move(s), std::memory_order_release);
   generation_.store(gen, std::memory_order_release);
 }

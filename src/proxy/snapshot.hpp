@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,6 +30,9 @@ struct snapshot {
   const auth::token_set tokens;   // entry i is cfg.keys[i]
   const limits::key_table keys;   // entry i is cfg.keys[i]
   const std::string models_body;  // GET /v1/models answer, built once
+  // Per key (index as `keys`): the GET /v1/models answer of a key with a `groups` list (only
+  // those groups, in the same order); "" for a key that may use every group (models_body).
+  const std::vector<std::string> key_models;
   // Metric label id of each key's name; past metrics.max_clients names, "other": label values
   // stay bounded however many clients are configured.
   const std::vector<std::uint32_t> client_labels;
@@ -44,6 +48,12 @@ class snapshot_store {
 
   // Builds and swaps in a snapshot of `cfg`. Cannot fail once cfg is validated.
   void install(config::config cfg);
+  // Runs on each new snapshot before it is swapped in (start and every reload): a key's state
+  // is ready before its first request (budgets seeded from the ledger). Must not throw.
+  void on_prepare(std::function<void(const snapshot&)> fn) {
+    std::lock_guard lock(reload_mu_);
+    prepare_ = std::move(fn);
+  }
 
   struct reload_outcome {
     bool applied = false;
@@ -56,6 +66,7 @@ class snapshot_store {
 
  private:
   std::mutex reload_mu_;
+  std::function<void(const snapshot&)> prepare_;  // under reload_mu_
   std::string last_text_;
   routing::state_registry states_;
   limits::state_registry limit_states_;

@@ -230,9 +230,8 @@ asio::awaitable<void> client_connection::run() {
       exchange_.reset_bytes_out();
       co_await exchange_.write_error(kind, msg, false, rec);
     }
-    if (ctx_.state && snap_ptr_ && *snap_ptr_)  // the ledger: before finish() forgets the key's
-      ctx_.state->settled(**snap_ptr_, rec, admission_.settling_key(rec));
-    admission_.finish(rec);  // settle: every path of the request ends here
+    settle_now(rec);  // every path of the request ends here (if the answer did not already)
+    settled_ = false;
     snap_ptr_ = nullptr;
     rec.duration_ms = std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
     rec.bytes_in = req_.body.size();
@@ -248,6 +247,14 @@ asio::awaitable<void> client_connection::run() {
   co_await linger();
   deadline_.stop();
   close();
+}
+
+void client_connection::settle_now(const observe::request_record& rec) {
+  if (settled_) return;
+  settled_ = true;
+  if (ctx_.state && snap_ptr_ && *snap_ptr_)  // the ledger: before finish() forgets the key's
+    ctx_.state->settled(**snap_ptr_, rec, admission_.settling_key(rec));
+  admission_.finish(rec);
 }
 
 void client_connection::cut() {
@@ -506,7 +513,10 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
       return refuse(error_kind::method_not_allowed, "Use GET for " + std::string(path) + ".",
                     keep_early, rec, "Allow: GET, HEAD\r\n");
     }
-    if (path == "/v1/models") return reply_json(200, snap.models_body, keep_early, rec);
+    if (path == "/v1/models") {  // a key with a groups list sees those groups only
+      const auto& own = snap.key_models[static_cast<std::size_t>(authorized_index_)];
+      return reply_json(200, own.empty() ? snap.models_body : own, keep_early, rec);
+    }
     auto name = path.substr(std::string_view("/v1/models/").size());
     const auto* g = snap.routes.find(name);
     if (!g) {
@@ -669,7 +679,7 @@ asio::awaitable<bool> client_connection::start_exchange(const proxy::snapshot& s
   const auto& key = snap.keys.keys[authorized_index_];
   return exchange_.run({req_, model, usage, group, snap, keep_alive,
                         key.limited ? admission_.success_headers() : std::string_view(),
-                        group.limited ? &admission_ : nullptr, snap_ptr_},
+                        group.limited ? &admission_ : nullptr, snap_ptr_, false, this},
                        rec);
 }
 
@@ -726,8 +736,16 @@ asio::awaitable<bool> client_connection::forward_form(const proxy::snapshot& sna
   }
   rec.group = group->name;
   rec.labels.group = group->metric_group;
+  const auto& key = snap.keys.keys[authorized_index_];
+  if (!key.may_use(group->name)) {  // as for a JSON body
+    rec.outcome = "model_not_allowed";
+    co_return co_await refuse(
+        error_kind::model_not_allowed,
+        "Key '" + key.cfg->name + "' may not use model '" + group->name + "'.", keep_alive, rec);
+  }
   proxy::exchange_request x{req_, {f.begin, f.end}, {}, *group, snap, keep_alive};
   x.model_raw = true;
+  x.settle = this;
   co_return co_await exchange_.run(x, rec);
 }
 

@@ -27,7 +27,8 @@ namespace ob::server {
 
 class connection_registry;
 
-class client_connection : public std::enable_shared_from_this<client_connection> {
+class client_connection final : public std::enable_shared_from_this<client_connection>,
+                                public proxy::settle_hook {
  public:
   client_connection(proxy::worker_context& ctx, proxy::client_stream stream,
                     connection_registry& registry);
@@ -46,6 +47,11 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   void abandon();
   void sweep(std::chrono::steady_clock::time_point now) { exchange_.sweep(now); }
   std::string_view upstream_origin() const { return exchange_.upstream_origin(); }
+
+  // The request's end for keys and limits: its usage goes to the ledger and its reservations
+  // are settled (or released). Once per request: the exchange calls it just before the
+  // answer's last write, run() at the request's end for every other path.
+  void settle_now(const observe::request_record& rec) override;
 
  private:
   enum class head_result { ok, closed, bad, too_large, timeout, shutdown };
@@ -134,6 +140,7 @@ class client_connection : public std::enable_shared_from_this<client_connection>
   // The current request's snapshot (run()'s local), and its key's admission (keys and limits).
   const std::shared_ptr<const proxy::snapshot>* snap_ptr_ = nullptr;
   proxy::admission admission_;
+  bool settled_ = false;  // settle_now ran for the current request
 };
 
 // The live connections of one worker, for graceful shutdown.

@@ -21,8 +21,8 @@
 #include "server/admin_api.hpp"
 #include "server/health_checker.hpp"
 #include "server/listen_address.hpp"
-#include "server/tls_context.hpp"
 #include "server/systemd_notify.hpp"
+#include "server/tls_context.hpp"
 #include "server/worker.hpp"
 #include "upstream/connector.hpp"
 
@@ -62,6 +62,18 @@ bool apply_logging(const config::config& cfg, const options& opts, std::string* 
                                                                : observe::access_format::text,
        cfg.log.file},
       error);
+}
+
+// Seeds the in-memory budgets of `snap`'s keys with the ledger's usage of their current period
+// (a key's state keeps the larger of what it holds and the ledger's: seeding twice is harmless).
+void seed_budgets(const state::ledger& ledger, const proxy::snapshot& snap) {
+  auto now = limits::wall_now();
+  for (const auto& k : snap.keys.keys) {
+    const auto& b = k.demand.budget;
+    if (b.unit == limits::budget_unit::none) continue;
+    auto used = ledger.budget_used(k.demand.name, limits::period_start(b.period, now));
+    if (used) snap.keys.memory->seed_budget(k.demand, used, now);
+  }
 }
 
 struct reload_target {
@@ -323,15 +335,12 @@ int run(const options& opts) {
   }
 
   // Embedded mode (no Redis): the budgets' usage of the current periods comes back from the
-  // ledger, so a restart does not hand out a spent budget again.
+  // ledger, so a restart does not hand out a spent budget again; nor does a reload that adds
+  // (or adds back) a key: each new snapshot is seeded before it serves.
   if (ledger && !cfg.state.redis) {
-    auto now = limits::wall_now();
-    for (const auto& k : initial->keys.keys) {
-      const auto& b = k.demand.budget;
-      if (b.unit == limits::budget_unit::none) continue;
-      auto used = ledger->budget_used(k.demand.name, limits::period_start(b.period, now));
-      if (used) initial->keys.memory->seed_budget(k.demand, used, now);
-    }
+    auto seed = [l = ledger.get()](const proxy::snapshot& s) { seed_budgets(*l, s); };
+    seed(*initial);
+    store.on_prepare(seed);
   }
   for (auto& w : workers) w->attach_state(cfg.state, ledger.get());
   for (auto& w : workers) w->start();
@@ -437,6 +446,7 @@ int run(const options& opts) {
   for (auto& w : workers) w->stop();
   for (auto& w : workers) w->join();
   workers.clear();
+  store.on_prepare(nullptr);  // it points at the ledger, which goes first
   log(level::info, "stopped");
   return 0;
 }

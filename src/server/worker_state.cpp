@@ -36,8 +36,10 @@ void worker_state::stop() {
 }
 
 void worker_state::sweep() {
-  std::erase_if(retired_, [](const std::shared_ptr<state::redis_backend>& b) {
+  std::erase_if(retired_, [this](const std::shared_ptr<state::redis_backend>& b) {
     if (b.use_count() > 1 || b->live_leases() > 0) return false;
+    // Settlements it queued while Redis was unreachable are not lost with it.
+    if (current_) b->hand_over(*current_);
     b->stop();
     return true;
   });

@@ -402,6 +402,24 @@ void redis_backend::finish(const limits::reservation& r, const limits::usage* ac
   ++stats_.queued_settlements;
 }
 
+void redis_backend::hand_over(redis_backend& to) {
+  if (&to == this) return;
+  for (auto& q : queued_) {
+    if (to.queued_.size() >= max_queued) {
+      to.queued_.pop_front();
+      ++to.stats_.lost_settlements;
+    }
+    to.queued_.push_back(std::move(q));
+  }
+  queued_.clear();
+  for (auto& [id, amount] : pending_reconcile_) to.pending_reconcile_[id] += amount;
+  pending_reconcile_.clear();
+  if (client_->connected() && !to.stopped_) {  // Redis is there: no need to wait for traffic
+    to.flush_queued();
+    to.flush_reconcile();
+  }
+}
+
 void redis_backend::flush_queued() {
   std::vector<std::string_view> views;
   while (!queued_.empty()) {
@@ -444,7 +462,8 @@ void redis_backend::arm_renewal() {
 
 void redis_backend::renew_all() {
   if (!client_->connected()) return;
-  if (!queued_.empty()) flush_queued();
+  if (!queued_.empty()) flush_queued();  // Redis is back: without waiting for an admission
+  if (!pending_reconcile_.empty()) flush_reconcile();
   for (const auto& [lease, l] : live_) {
     args a;
     std::size_t nkeys = 0;

@@ -84,6 +84,10 @@ class redis_backend final : public limits::backend,
   const counters& stats() const { return stats_; }
   std::size_t live_leases() const { return live_.size(); }
   std::size_t queued() const { return queued_.size(); }
+  // What still waits for Redis (queued settlements, budget usage counted locally) moves to
+  // `to`, which sends it once Redis answers: a reload replaced this backend (a settlement's
+  // bytes name everything it needs; nothing points into this backend's snapshot).
+  void hand_over(redis_backend& to);
   // At most this many settlements wait for Redis to come back; older ones are dropped.
   static constexpr std::size_t max_queued = 10'000;
 

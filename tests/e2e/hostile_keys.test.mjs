@@ -10,8 +10,15 @@ import { assertError, gwPost } from './lib/common.mjs';
 const T = { timeout: 30000 };
 const sha = (s) => crypto.createHash('sha256').update(s).digest('hex');
 const chat = (extra = {}, model = 'g') => JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], ...extra });
+// A transcription form naming `model` (multipart/form-data: routed by its `model` field).
+const BOUNDARY = 'hostile-keys-boundary';
+const form = (model) =>
+  `--${BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\n\r\n${model}\r\n` +
+  `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\nRIFF\r\n` +
+  `--${BOUNDARY}--\r\n`;
 
-// {name, key (limits etc. of the case's own key), steps: [{token?, body, status, code?}]}
+// {name, key (limits etc. of the case's own key), steps: [{token?, body | form (a model name:
+// a transcription form instead of a chat body), status, code?}]}
 const CASES = [
   { name: 'negative max_tokens is ignored (default estimate, within tpm)', key: { limits: { tpm: 2000 } },
     steps: [{ body: chat({ max_tokens: -5 }), status: 200 }] },
@@ -32,6 +39,8 @@ const CASES = [
     steps: [{ body: chat({}, 'nope'), status: 404 }, { body: chat(), status: 200 }] },
   { name: 'a group the key may not use is 403 before limits are charged', key: { groups: ['g'], limits: { rpm: 1 } },
     steps: [{ body: chat({}, 'h'), status: 403, code: 'model_not_allowed' }, { body: chat(), status: 200 }] },
+  { name: 'a multipart form naming a group the key may not use is 403 too', key: { groups: ['g'] },
+    steps: [{ form: 'h', status: 403, code: 'model_not_allowed' }, { form: 'g', status: 200 }] },
   { name: 'the token digest is not a token', key: {},
     steps: [{ token: (t) => sha(t), body: chat(), status: 401, code: 'invalid_api_key' }] },
   { name: 'the token in another case is not the token', key: {},
@@ -71,7 +80,12 @@ describe('hostile input: keys and limits', { timeout: 120000 }, () => {
     test(c.name, T, async () => {
       for (const [n, s] of c.steps.entries()) {
         const t = s.token ? s.token(token(i), `case-${i}`) : token(i);
-        const r = await gwPost(gw, '/v1/chat/completions', s.body, { token: t });
+        const r = s.form
+          ? await gwPost(gw, '/v1/audio/transcriptions', form(s.form), {
+              token: t,
+              headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` },
+            })
+          : await gwPost(gw, '/v1/chat/completions', s.body, { token: t });
         if (s.status >= 400) assertError(r, s.status, s.code ? { code: s.code } : {}, `step ${n + 1}`);
         else assert.equal(r.status, s.status, `step ${n + 1}: ${r.text.slice(0, 300)}`);
       }

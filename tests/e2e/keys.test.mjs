@@ -8,6 +8,7 @@ import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
 import { request } from './lib/http.mjs';
 import { assertError, chatBody, gwPost, gwGet, sleep } from './lib/common.mjs';
+import { backToBack, startHoldingUpstream } from './lib/settle.mjs';
 
 const T = { timeout: 30000 };
 const LEGACY = 'sk-legacy-unlimited-1';
@@ -22,6 +23,7 @@ const TOK = {
   conc: 'sk-key-conc-secret',
   reload: 'sk-key-reload-secret',
   plain: 'sk-key-plain-secret',
+  models: 'sk-key-models-secret',
 };
 
 const sdk = (gw, token) =>
@@ -42,6 +44,7 @@ describe('keys and limits', { timeout: 120000 }, () => {
     { name: 'conc-key', token: TOK.conc, limits: { concurrency: 2 } },
     { name: 'reload-key', token: TOK.reload, limits: { rpm: over.reloadRpm ?? 2 } },
     { name: 'plain-key', token: TOK.plain },
+    { name: 'models-key', token: TOK.models, groups: ['priced', 'g'] },
   ];
   const makeConfig = (over) => ({
     providers: [
@@ -169,6 +172,14 @@ describe('keys and limits', { timeout: 120000 }, () => {
     assert.match(j.error.message, /'other'/);
   });
 
+  test('GET /v1/models: a key with groups lists those only (config order); others list every group', T, async () => {
+    const ids = async (token) => (await sdk(gw, token).models.list()).data.map((m) => m.id);
+    assert.deepEqual(await ids(TOK.models), ['g', 'priced']);
+    assert.deepEqual(await ids(TOK.groups), ['g']);
+    assert.deepEqual(await ids(TOK.plain), ['g', 'other', 'slow', 'priced']);
+    assert.deepEqual(await ids(LEGACY), ['g', 'other', 'slow', 'priced']);
+  });
+
   test('concurrency 2 with slow answers: the third at once is 429, later ones pass', T, async () => {
     const all = await Promise.all([0, 1, 2].map((i) => sleep(i * 100).then(() => post(gw, TOK.conc, 'slow'))));
     const statuses = all.map((r) => r.status).sort();
@@ -267,6 +278,35 @@ describe('keys and limits', { timeout: 120000 }, () => {
     const names = conf.json().keys.map((k) => k.name);
     assert.ok(names.includes('rpm-five'));
   });
+});
+
+describe('settlement before the answer ends', { timeout: 120000 }, () => {
+  // A key's reservation (here its only concurrency slot) is settled before the answer's last
+  // write: a client holding the whole answer (a JSON body, a stream's [DONE]) that asks again
+  // at once, on a new connection that another worker may take, never meets it.
+  const TOKEN = 'sk-key-settle-secret';
+  let up, gw;
+  before(async () => {
+    up = await startHoldingUpstream({ hold: 300 });
+    gw = await startGateway({
+      workers: 2,
+      config: {
+        providers: [{ group: 'g', name: 'm', base: up.url, key: 'sk-up' }],
+        keys: [{ name: 'one-at-a-time', token: TOKEN, limits: { concurrency: 1 } }],
+      },
+    });
+  });
+  after(async () => {
+    await gw?.stop();
+    await up?.close();
+  });
+
+  for (const stream of [false, true])
+    test(`concurrency 1, 2 workers: 50 ${stream ? 'streams' : 'JSON answers'} back to back on new connections, none refused`, T, async () => {
+      const all = await backToBack(gw.url, TOKEN, 50, { stream });
+      const refused = all.flatMap((r, i) => (r.status === 200 ? [] : [`#${i}: ${r.status} ${r.text}`]));
+      assert.deepEqual(refused, []);
+    });
 });
 
 describe('provider limits', { timeout: 60000 }, () => {

@@ -8,6 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { runBin, startGateway } from './lib/gateway.mjs';
 import { request } from './lib/http.mjs';
+import { chatBody, gwPost } from './lib/common.mjs';
+import { startMock } from '../../tools/mock-provider/server.js';
 import { redisAvailable, startRedis } from './lib/redis.mjs';
 
 const T = { timeout: 30000 };
@@ -71,6 +73,49 @@ describe('shared state', { timeout: 120000 }, () => {
       assert.equal(JSON.parse(bad.text).error.param, 'period');
     } finally {
       await gw.stop();
+    }
+  });
+
+  test('a key added by a reload is seeded from the ledger: its usage this period counts', T, async () => {
+    const mock = await startMock();
+    const db = path.join(dir, 'seed.db');
+    const later = { name: 'later-key', token: 'sk-state-later-secret', budget: { tokens: 50, period: 'day' } };
+    const base = {
+      providers: [{ group: 'g', name: 'm', base: mock.url, key: 'sk-up' }],
+      keys: [{ name: 'plain-key', token: 'sk-state-plain-secret' }],
+      state: { path: db },
+    };
+    const withLater = { ...base, keys: [...base.keys, later] };
+    const ask = (gw) => gwPost(gw, '/v1/chat/completions', chatBody('g'), { token: later.token });
+    try {
+      // 21 tokens an answer: three pass (42 < 50 was left before the third), using 63.
+      let gw = await startGateway({ config: withLater });
+      try {
+        for (let i = 0; i < 3; i++) assert.equal((await ask(gw)).status, 200, `request ${i + 1}`);
+      } finally {
+        await gw.stop(); // the ledger is written at shutdown
+      }
+      for (const how of ['added by a reload', 'removed, then added back']) {
+        gw = await startGateway({ config: how === 'added by a reload' ? base : withLater });
+        try {
+          if (how !== 'added by a reload') {
+            gw.writeConfig(base);
+            const rm = await request({ url: `${gw.adminUrl}/admin/v1/reload`, method: 'POST' });
+            assert.equal(rm.status, 200, rm.text);
+          }
+          assert.equal((await ask(gw)).status, 401, 'not configured');
+          gw.writeConfig(withLater);
+          const rl = await request({ url: `${gw.adminUrl}/admin/v1/reload`, method: 'POST' });
+          assert.equal(rl.status, 200, rl.text);
+          const r = await ask(gw);
+          assert.equal(r.status, 429, `${how}: the first request after the reload: ${r.text}`);
+          assert.equal(r.json().error.code, 'insufficient_quota');
+        } finally {
+          await gw.stop();
+        }
+      }
+    } finally {
+      await mock.close();
     }
   });
 

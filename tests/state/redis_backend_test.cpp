@@ -340,5 +340,27 @@ TEST_F(RedisBackend, UnlimitedKeysNeverTouchRedis) {
   EXPECT_EQ(server.command({"INFO", "commandstats"}).find("evalsha"), std::string::npos);
 }
 
+TEST_F(RedisBackend, AReloadThatChangesRpmKeepsTheRequestsCountedNotTheirTime) {
+  // As in memory (limits::gcra_state::at): rpm 2 -> 3 with two requests counted leaves one.
+  connect();
+  limits::key_demand k{0, "resc", {.rpm = 2}, {}};
+  limits::demand d;
+  d.key = &k;
+  ASSERT_TRUE(admit(d).ok());
+  ASSERT_TRUE(admit(d).ok());
+  EXPECT_EQ(admit(d).kind, refusal::rpm);
+  k.limits.rpm = 3;  // the next snapshot's limit, same key name
+  auto v = admit(d);
+  EXPECT_TRUE(v.ok());
+  EXPECT_EQ(v.headers.limit_requests, 3);
+  EXPECT_EQ(v.headers.remaining_requests, 0);
+  EXPECT_EQ(admit(d).kind, refusal::rpm);
+  // A bare value written by an older gateway is still read (no interval: not rescaled).
+  server.command({"SET", "ob:{k:old}:rpm", std::to_string(now + 60'000)});
+  limits::key_demand old{0, "old", {.rpm = 2}, {}};
+  d.key = &old;
+  EXPECT_EQ(admit(d).kind, refusal::rpm);
+}
+
 }  // namespace
 }  // namespace ob::state

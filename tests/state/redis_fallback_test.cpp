@@ -134,6 +134,43 @@ TEST_F(RedisFallback, ASettlementWhileRedisIsDownIsSentWhenItIsBack) {
   EXPECT_EQ(backend->stats().lost_settlements, 0u);
 }
 
+TEST_F(RedisFallback, SettlementsQueuedByAReplacedBackendAreSentByItsSuccessor) {
+  // A reload replaces a worker's backend (server/worker_state.cpp): what the old one queued
+  // while Redis was down goes to the new one instead of being dropped with it.
+  connect();
+  limits::key_demand k{0,
+                       "h",
+                       {.concurrency = 5},
+                       {limits::budget_unit::tokens, limits::budget_period::day, 10'000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 100;
+  d.output_tokens = 200;
+  auto a = admit(d);
+  ASSERT_TRUE(a.ok());
+  server.command({"CLIENT", "KILL", "TYPE", "normal"});
+  ASSERT_TRUE(test::run_until(io, [&] { return !client->connected(); }));
+  backend->settle(a.res, limits::usage{40, 60});
+  ASSERT_EQ(backend->queued(), 1u);
+  redis_backend_options o;
+  o.test_clock = &now;
+  auto next = std::make_shared<redis_backend>(client, nullptr, o);
+  next->start();
+  backend->hand_over(*next);
+  EXPECT_EQ(backend->queued(), 0u);
+  EXPECT_EQ(next->queued(), 1u);
+  backend->stop();
+  backend = next;  // the old one is gone
+  ASSERT_TRUE(test::run_until(io, [&] { return client->connected(); }));
+  sync();
+  ASSERT_TRUE(admit(d).ok());  // sends the queued settlement after itself
+  sync();
+  EXPECT_EQ(next->queued(), 0u);
+  std::string key = "ob:{k:h}:budget:" + std::to_string(a.res.budget_period_start);
+  EXPECT_EQ(server.command({"HGET", key, "used"}), "$3\r\n100\r\n");
+  EXPECT_EQ(server.command({"HGET", key, "reserved"}), "$3\r\n300\r\n");  // the new one's
+}
+
 TEST_F(RedisFallback, ALateRedisFallsBackWithinTheTimeout) {
   recording_backend local;
   connect({}, &local, 50ms);

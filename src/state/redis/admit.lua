@@ -1,7 +1,7 @@
 -- admit: the whole check-and-charge of one request, all-or-nothing (docs/SCALING.md). The
 -- arithmetic is the one of src/limits/algorithms.* (LIMITS spec); the clock is Redis TIME.
 --
--- KEYS: when the request has a key, its 6 keys: rpm (string: tat), rpd (string: tat), tpm
+-- KEYS: when the request has a key, its 6 keys: rpm (string: "<tat>:<interval>"), rpd (same), tpm
 --   (hash: level, ts), tpd (hash), conc (zset: lease id -> expiry), budget base (the period's
 --   hash is <base>:<period-start-ms>, named here from TIME: same hash tag, same slot); then 3
 --   per candidate target: conc, rpm, tpm.
@@ -67,18 +67,31 @@ local function period_bounds(kind, t)
   return days_from_civil(y, m, 1) * DAY, days_from_civil(ny, nm, 1) * DAY
 end
 
--- GCRA: {ok, tat to store, retry_after, limit, remaining, reset}.
+-- The GCRA state "<tat>:<interval>" (a bare "<tat>" from an older gateway: no interval). A
+-- reload that changed the limit keeps the number of requests counted, not the time they stand
+-- for: the time still ahead is rescaled to the new interval (the in-memory gcra_state::at).
+local function gcra_tat(key, I)
+  local v = redis.call('GET', key)
+  if not v then return 0 end
+  local tat, was = string.match(v, '^(%-?%d+):(%d+)$')
+  if not tat then return tonumber(v) or 0 end
+  tat, was = tonumber(tat), tonumber(was)
+  if was > 0 and was ~= I and tat > now then tat = now + floor((tat - now) * I / was) end
+  return tat
+end
+
+-- GCRA: {ok, tat to store, retry_after, limit, remaining, reset, interval}.
 local function gcra(key, limit, burst, period)
   local I = ceil(period / limit)
   if I < 1 then I = 1 end
   local b = burst > 0 and burst or limit
   local window = (b - 1) * I + I
-  local tat = tonumber(redis.call('GET', key)) or 0
+  local tat = gcra_tat(key, I)
   local t = tat > now and tat or now
   local new_tat = t + I
   if new_tat - now <= window then
     return {true, new_tat, 0, limit, math.max(0, floor((window - (new_tat - now)) / I)),
-            new_tat - now}
+            new_tat - now, I}
   end
   return {false, tat, math.max(1, new_tat - window - now), limit,
           math.max(0, floor((window - (t - now)) / I)), t - now}
@@ -161,8 +174,8 @@ if has_key then
     if c and not c[1] then return refuse(i, c[3]) end
   end
   if checks[2] then charge('lease', KEYS[5]) end
-  if checks[3] then charge('tat', KEYS[1], checks[3][2]) end
-  if checks[4] then charge('tat', KEYS[2], checks[4][2]) end
+  if checks[3] then charge('tat', KEYS[1], checks[3][2], checks[3][7]) end
+  if checks[4] then charge('tat', KEYS[2], checks[4][2], checks[4][7]) end
   if checks[5] then charge('bucket', KEYS[3], checks[5][2], checks[5][6]) end
   if checks[6] then charge('bucket', KEYS[4], checks[6][2], checks[6][6]) end
 end
@@ -194,7 +207,7 @@ if ntargets > 0 then
       chosen = j
       cost = ARGV[a + 3]
       if c then charge('lease', KEYS[k + 1]) end
-      if r then charge('tat', KEYS[k + 2], r[2]) end
+      if r then charge('tat', KEYS[k + 2], r[2], r[7]) end
       if b then charge('bucket', KEYS[k + 3], b[2], b[6]) end
       break
     end
@@ -212,7 +225,7 @@ end
 for _, w in ipairs(writes) do
   local kind, key = w[1], w[2]
   if kind == 'tat' then
-    redis.call('SET', key, w[3], 'PX', math.max(1, w[3] - now))
+    redis.call('SET', key, string.format('%d:%d', w[3], w[4]), 'PX', math.max(1, w[3] - now))
   elseif kind == 'bucket' then
     redis.call('HSET', key, 'level', w[3], 'ts', now)
     redis.call('PEXPIRE', key, w[4] + 1000)

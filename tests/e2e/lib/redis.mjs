@@ -1,6 +1,6 @@
 // A throwaway redis-server for end-to-end tests (scripts/setup --test installs it): a free port
 // on 127.0.0.1, its own temp dir, no persistence; stop() ends it (SIGTERM, then SIGKILL).
-// startRedis({args}) -> {port, url, dir, command(...argv), pause(), resume(), restart(), stop()}
+// startRedis({args}) -> {port, url, dir, command(...argv), pause(), resume(), down(), up(), restart(), stop()}
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -73,6 +73,10 @@ export async function startRedis({ args = [] } = {}) {
     command: (...argv) => redisCommand(port, argv),
     pause: () => proc.kill('SIGSTOP'),
     resume: () => proc.kill('SIGCONT'),
+    // Stopped (connections refused) until up(), same port; with persistence in `args`
+    // (e.g. ['--appendonly', 'yes']) its data comes back.
+    down: () => stopProc(),
+    up: () => launch(),
     // Same port, empty data (a Redis that lost its state).
     async restart() {
       await stopProc();
