@@ -481,10 +481,13 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
   }
   if (!token || !authorized(*token, snap)) {
     rec.outcome = "unauthorized";
-    return refuse(
-        error_kind::unauthorized,
-        token ? "Incorrect API key provided." : "Missing bearer token in the Authorization header.",
-        keep_early, rec);
+    return refuse(error_kind::unauthorized,
+                  token ? "Incorrect API key provided."
+                  : exchange_.client_dialect()
+                      ? "Missing API key: send x-api-key or an "
+                        "Authorization: Bearer header."
+                      : "Missing bearer token in the Authorization header.",
+                  keep_early, rec);
   }
   if (authorized_index_ >= 0 &&
       static_cast<std::size_t>(authorized_index_) < snap.client_labels.size()) {

@@ -22,7 +22,7 @@ const CASES = [
   { name: 'body not an object', body: '[1,2]', status: 400, type: 'invalid_request_error' },
   { name: 'missing model', body: JSON.stringify({ max_tokens: 16, messages: [] }), status: 400, type: 'invalid_request_error' },
   { name: 'unknown group', body: msg('no-such-group'), status: 404, type: 'not_found_error' },
-  { name: 'no key', body: msg('oa'), auth: 'none', status: 401, type: 'authentication_error' },
+  { name: 'no key', body: msg('oa'), auth: 'none', status: 401, type: 'authentication_error', message: /x-api-key/ },
   { name: 'wrong x-api-key', body: msg('oa'), auth: { header: 'x-api-key', value: 'sk-wrong' }, status: 401, type: 'authentication_error' },
   { name: 'wrong Bearer', body: msg('oa'), auth: { header: 'authorization', value: 'Bearer sk-wrong' }, status: 401, type: 'authentication_error' },
   { name: 'key not allowed the group', body: msg('ant'), token: TOKENS.onlyOa, status: 403, type: 'permission_error' },
@@ -156,6 +156,7 @@ describe('hostile input: Anthropic Messages API', { timeout: 120000 }, () => {
         return;
       }
       assertAnthropicError(r, c.status, c.type, c.name);
+      if (c.message) assert.match(JSON.parse(r.text).error.message, c.message);
       if (c.retryAfter) assert.match(String(r.headers['retry-after']), /^\d+$/, 'Retry-After');
       if (c.upstreamCalls !== undefined) assert.equal(mock.stats().requests.length, c.upstreamCalls);
     });
