@@ -40,7 +40,9 @@ fixed_headers make_fixed_headers(const config::provider& p) {
   // configured headers name one (then that one, once).
   if (p.api == config::provider_api::anthropic &&
       std::find(h.replaced.begin(), h.replaced.end(), "anthropic-version") == h.replaced.end()) {
-    h.lines += "anthropic-version: 2023-06-01\r\n";
+    constexpr std::string_view line = "anthropic-version: 2023-06-01\r\n";
+    h.lines += line;
+    h.default_version = line.size();
     h.replaced.push_back("anthropic-version");
   }
   return h;

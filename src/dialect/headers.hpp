@@ -16,6 +16,9 @@ struct fixed_headers {
   // Lower-case names of the configured headers: a client header of the same name is not
   // forwarded (the configured value replaces it). Empty for most targets.
   std::vector<std::string> replaced;
+  // Bytes at the end of `lines` that are the default "anthropic-version" line (an Anthropic
+  // target without a configured one): left out when an Anthropic client sends its own version.
+  std::size_t default_version = 0;
 };
 
 fixed_headers make_fixed_headers(const config::provider& p);

@@ -184,7 +184,10 @@ asio::awaitable<bool> exchange::write_error(http::error_kind k, std::string_view
     extra_headers_ += "\r\n"sv;
   }
   extra_headers_ += extra_headers;
-  http::append_error_response(client_head_, k, message, keep_alive, extra_headers_, head);
+  if (cdialect_) [[unlikely]]
+    build_error(http::status_of(k), message, keep_alive, extra_headers_, head);
+  else
+    http::append_error_response(client_head_, k, message, keep_alive, extra_headers_, head);
   rec.status = http::status_of(k);
   settle_early(rec);  // inside run(): the request's reservations go before its answer
   auto limit = ctx_.current()->cfg.timeouts.idle;
@@ -200,17 +203,22 @@ asio::awaitable<bool> exchange::write_refusal(const exchange_request& r,
                                    r.client_keep_alive, rec);
   }
   const auto& c = codec_refusal_;
-  // {"error":{"message","type","param","code"}} with the parameter the target cannot take.
-  xlat_ = R"({"error":{"message":)";
-  json::append_json_string(xlat_, c.message);
-  xlat_ += R"(,"type":"invalid_request_error","param":)";
-  if (c.param.empty())
-    xlat_ += "null";
-  else
-    json::append_json_string(xlat_, c.param);
-  xlat_ += R"(,"code":)";
-  json::append_json_string(xlat_, c.code.empty() ? "unsupported_parameter" : c.code);
-  xlat_ += "}}";
+  if (cdialect_) {  // the client's own dialect
+    xlat_.clear();
+    cdialect_->append_error_body(xlat_, 400, c.message);
+  } else {
+    // {"error":{"message","type","param","code"}} with the parameter the target cannot take.
+    xlat_ = R"({"error":{"message":)";
+    json::append_json_string(xlat_, c.message);
+    xlat_ += R"(,"type":"invalid_request_error","param":)";
+    if (c.param.empty())
+      xlat_ += "null";
+    else
+      json::append_json_string(xlat_, c.param);
+    xlat_ += R"(,"code":)";
+    json::append_json_string(xlat_, c.code.empty() ? "unsupported_parameter" : c.code);
+    xlat_ += "}}";
+  }
   bool keep = r.client_keep_alive && !ctx_.draining;
   client_head_ = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ";
   client_head_ += std::to_string(xlat_.size());
@@ -296,14 +304,21 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
   const auto& url = t.provider->url;
   const auto& route = t.route;  // dialect/path.hpp: prefix + target (its "/v1" maybe dropped)
   // A codec target: the codec's target ("/v1/messages") and extra header lines.
-  std::string_view target = t.codec ? std::string_view(enc_.target) : r.req.target;
-  std::string_view codec_headers = t.codec ? std::string_view(enc_.headers) : std::string_view();
+  std::string_view target = up_req_ ? std::string_view(up_req_->target) : r.req.target;
+  std::string_view codec_headers =
+      up_req_ ? std::string_view(up_req_->headers) : std::string_view();
+  std::string_view fixed = t.fixed_headers;
+  std::string_view client_version;  // an Anthropic client's own anthropic-version, pass-through
+  if (client_version_) [[unlikely]] {
+    client_version = r.req.headers.get("anthropic-version");
+    if (!client_version.empty()) fixed.remove_suffix(t.default_version);
+  }
   std::string_view rest = route.rest(target);
   up_head_.clear();
   up_head_.reserve(head_reserve);
   // Every literal below and one number (<= 20 bytes), then plain stores.
   up_head_.resize(128 + r.req.method.size() + route.max_size(target) + url.host_header.size() +
-                  t.fixed_headers.size() + codec_headers.size() + request_id_.size());
+                  fixed.size() + codec_headers.size() + request_id_.size() + client_version.size());
   head_writer w{up_head_.data()};
   w.text(r.req.method);
   w.text(" "sv);
@@ -316,8 +331,13 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
   w.text(" HTTP/1.1\r\nHost: "sv);
   w.text(url.host_header);
   w.text("\r\n"sv);
-  w.text(t.fixed_headers);
-  if (t.codec) w.text(codec_headers);
+  w.text(fixed);
+  if (!client_version.empty()) {
+    w.text("anthropic-version: "sv);
+    w.text(client_version);
+    w.text("\r\n"sv);
+  }
+  if (up_req_) w.text(codec_headers);
   w.text("Content-Length: "sv);
   w.number(body_len);
   w.text("\r\nAccept-Encoding: identity\r\n"sv);
@@ -329,6 +349,7 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
   up_head_.resize(w.size_from(up_head_.data()));
   // The client's token (it authenticated with it) must not reach the provider in any header.
   auto token = auth::bearer_token(r.req.headers.get(http::header_id::authorization));
+  if (!token && cdialect_) token = r.req.headers.get(http::header_id::x_api_key);
   http::append_forwarded(up_head_, r.req.headers, http::direction::to_upstream,
                          token.value_or(std::string_view{}), false,
                          t.replaced_headers.empty() ? nullptr : &t.replaced_headers);
@@ -447,8 +468,12 @@ void exchange::on_body(void* self, std::string_view bytes) {
 }
 
 void exchange::on_event(const sse::event& ev) {
-  if (!tr_) [[likely]] {
+  if (!tr_ && !ctr_) [[likely]] {
     relay_event(ev, &strip_);
+    return;
+  }
+  if (ctr_) {
+    client_event(ev);
     return;
   }
   // A codec target: the upstream event becomes zero or more OpenAI events (each whole), which
@@ -470,7 +495,8 @@ void exchange::on_event(const sse::event& ev) {
 
 [[gnu::noinline]] dialect::codec_status exchange::translate_buffered() {
   xlat_.clear();
-  codec_refusal_ = tr_->translate_body(parser_->status(), resp_body_.view(), xlat_);
+  codec_refusal_ = tr_ ? tr_->translate_body(parser_->status(), resp_body_.view(), xlat_)
+                       : ctr_->translate_body(parser_->status(), resp_body_.view(), xlat_);
   resp_body_.clear();
   resp_body_.append(xlat_);
   return codec_refusal_.status;
@@ -569,10 +595,10 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
   // One gathered write: head, then the body with the model spliced (and, for a stream whose
   // client did not ask for usage, the ask added); the body itself is never copied.
   // A codec target's body is the codec's whole translation: sent as is, no edits.
-  const auto body = t.codec ? std::string_view(enc_.body) : r.req.body.view();
+  const auto body = up_req_ ? std::string_view(up_req_->body) : r.req.body.view();
   json::edit edits[json::usage_plan::max_edits + 1];
   int edit_count =
-      t.codec ? 0
+      up_req_ ? 0
               : json::merge_edits(
                     r.usage, r.model,
                     r.model_raw ? std::string_view(t.provider->name) : t.model_literal, edits);
@@ -689,11 +715,12 @@ asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
   }
   release_upstream(parser_->keep_alive());
   // (No temporary lives across this co_await: GCC 12 destroys such temporaries twice.)
-  if (tr_ && translate_buffered() == dialect::codec_status::bad_answer)
+  if ((tr_ || ctr_) && translate_buffered() == dialect::codec_status::bad_answer)
     co_return co_await fail_codec_answer(r, rec);
   answer_status_ = parser_->status();
   answer_reason_ = parser_->reason();
   if (tr_) set_client_status(tr_->client_status(answer_status_));
+  if (ctr_) set_client_status(ctr_->client_status(answer_status_));
   answer_ready();
   co_return co_await write_buffered(r, rec);
 }
@@ -771,9 +798,13 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     });
     release_upstream(parser_->keep_alive());
     if (tr_) finish_codec_stream();
+    if (ctr_) {
+      auto info = ctr_->finish(payload_);
+      terminal_seen_ = terminal_seen_ || info.terminal;
+    }
     if (!terminal_seen_) {
-      sse::append_error_event(payload_, "the provider ended the stream before it was complete",
-                              "upstream_error", "stream_incomplete");
+      append_stream_error(502, "the provider ended the stream before it was complete",
+                          "upstream_error", "stream_incomplete");
       rec.outcome = "upstream_error";
       rec.detail = "stream ended without a final event";
       relay_result_ = relay_result::upstream_failed;
@@ -784,8 +815,8 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     rec.detail = "shutdown grace period over";
     rec.outcome = "shutdown";
     if (sse)
-      sse::append_error_event(payload_, "the gateway is shutting down; the stream was ended early",
-                              "server_error", "shutting_down");
+      append_stream_error(503, "the gateway is shutting down; the stream was ended early",
+                          "server_error", "shutting_down");
   } else {
     release_upstream(false);
     framer_.reset();  // an incomplete event is dropped: the error event must start clean
@@ -795,10 +826,10 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     rec.outcome = timeout ? "upstream_timeout" : "upstream_error";
     relay_result_ = relay_result::upstream_failed;
     if (sse)
-      sse::append_error_event(payload_,
-                              timeout ? "the provider stopped sending events (idle timeout)"
-                                      : "the provider's stream broke: " + failure.detail,
-                              "upstream_error", timeout ? "upstream_timeout" : "upstream_broken");
+      append_stream_error(timeout ? 504 : 502,
+                          timeout ? "the provider stopped sending events (idle timeout)"
+                                  : "the provider's stream broke: " + failure.detail,
+                          "upstream_error", timeout ? "upstream_timeout" : "upstream_broken");
   }
   // The whole relay was spent waiting on the provider's events.
   upstream_wait_ += clock_type::now() - ready_;
@@ -812,6 +843,57 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     co_return false;
   }
   co_return keep&& complete;
+}
+
+void exchange::build_error(int status, std::string_view message, bool keep_alive,
+                           std::string_view extra_headers, bool head_request) {
+  xlat_.clear();
+  cdialect_->append_error_body(xlat_, status, message);
+  client_head_ += "HTTP/1.1 "sv;
+  append_decimal(client_head_, status);
+  client_head_ += ' ';
+  client_head_ += http::reason_of(status);
+  client_head_ += "\r\nContent-Type: application/json\r\nContent-Length: "sv;
+  append_decimal(client_head_, xlat_.size());
+  client_head_ += "\r\n"sv;
+  client_head_ += extra_headers;
+  client_head_ += keep_alive ? "\r\n"sv : "Connection: close\r\n\r\n"sv;
+  if (!head_request) client_head_ += xlat_;
+}
+
+void exchange::append_stream_error(int status, const std::string& message, std::string_view type,
+                                   std::string_view code) {
+  if (cdialect_)
+    cdialect_->append_error_event(payload_, status, message);
+  else
+    sse::append_error_event(payload_, message, type, code);
+}
+
+void exchange::client_event(const sse::event& ev) {
+  auto info = ctr_->translate_event(ev, payload_);
+  if (ev.has_data && data_events_++ == 0) first_event_error_ = info.error;
+  terminal_seen_ = terminal_seen_ || info.terminal;
+  if (info.usage.present()) usage_ = info.usage;
+}
+
+asio::awaitable<bool> exchange::write_local(const exchange_request& r,
+                                            observe::request_record& rec) {
+  bool keep = r.client_keep_alive && !ctx_.draining;
+  client_head_.clear();
+  client_head_ += "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "sv;
+  append_decimal(client_head_, cenc_.req.body.size());
+  client_head_ += "\r\n"sv;
+  if (!request_id_.empty()) {
+    client_head_ += "x-request-id: "sv;
+    client_head_ += request_id_;
+    client_head_ += "\r\n"sv;
+  }
+  client_head_ += keep ? "\r\n"sv : "Connection: close\r\n\r\n"sv;
+  client_head_ += cenc_.req.body;
+  rec.status = 200;
+  bool ok = co_await write_client(asio::buffer(client_head_), r.snap.cfg.timeouts.idle);
+  if (!ok) rec.outcome = "client_cancelled";
+  co_return ok&& keep;
 }
 
 }  // namespace ob::proxy

@@ -25,6 +25,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include "dialect/client.hpp"
 #include "dialect/codec.hpp"
 #include "observe/log.hpp"
 #include "proxy/client_stream.hpp"
@@ -88,6 +89,11 @@ class exchange {
     arrived_ = arrived;
     request_id_ = request_id;
   }
+  // Per request, before anything is answered: the client's dialect (dialect/client.hpp,
+  // chosen by the request path; nullptr = OpenAI). Error answers and stream error events take
+  // its shape, and each attempt's request and answer go through it.
+  void set_client_dialect(const dialect::client_codec* c) { cdialect_ = c; }
+  const dialect::client_codec* client_dialect() const { return cdialect_; }
   // The connection object that owns this exchange: kept alive by pending watch handlers.
   void set_owner(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
 
@@ -185,6 +191,19 @@ class exchange {
   dialect::codec_status prepare_codec(const exchange_request& r, const routing::target& t);
   // prepare_codec, and on a refusal: the attempt noted, codec_refused_ set; false.
   bool codec_ready(const exchange_request& r, const routing::target& t);
+  // Client dialect: this attempt's request for `t` (passthrough, translated or answered here)
+  // and its answer translator; a refusal is noted like codec_ready's. False: skip the target.
+  bool client_ready(const exchange_request& r, const routing::target& t);
+  // Client dialect: an upstream SSE event translated into the client's events.
+  void client_event(const sse::event& ev);
+  // Client dialect: a request the codec answered itself (count_tokens estimate).
+  boost::asio::awaitable<bool> write_local(const exchange_request& r, observe::request_record& rec);
+  // A gateway error answer (status, message) in the client's dialect, as client_head_.
+  void build_error(int status, std::string_view message, bool keep_alive,
+                   std::string_view extra_headers, bool head_request);
+  // A terminal error event for a stream under way, in the client's dialect.
+  void append_stream_error(int status, const std::string& message, std::string_view type,
+                           std::string_view code);
   // Codec target: the buffered answer in resp_body_ replaced by its OpenAI translation (a
   // failure's message in codec_refusal_).
   dialect::codec_status translate_buffered();
@@ -312,6 +331,16 @@ class exchange {
   dialect::codec_result codec_refusal_;             // why the codec refused a request or an answer
   bool codec_refused_ = false;  // this request: a codec target refused or skipped it
   sse::framer xframer_;         // splits translated events
+  // This attempt's upstream request when it is not the client's own body (a codec target, or
+  // a client dialect's translation); nullptr: the client's body with the model splice.
+  const dialect::request_out* up_req_ = nullptr;
+
+  // Client dialects only (cdialect_ set by the connection per request); nullptr for OpenAI
+  // clients, whose path tests these pointers and nothing else.
+  const dialect::client_codec* cdialect_ = nullptr;
+  std::unique_ptr<dialect::client_translator> ctr_;  // this attempt's answer translator
+  dialect::client_request_out cenc_;                 // this attempt's request
+  bool client_version_ = false;  // an Anthropic client's anthropic-version replaces the default
 };
 
 inline auto exchange::read_upstream(std::chrono::milliseconds limit) {

@@ -192,12 +192,16 @@ asio::awaitable<void> exchange::keep_answer() {
     }
   }
   release_upstream(parser_->keep_alive());
-  // A codec target's error answer is kept in the client's (OpenAI) shape.
-  if (tr_ && translate_buffered() == dialect::codec_status::bad_answer) co_return;
+  // A codec target's error answer is kept in the client's (OpenAI) shape, a client dialect's
+  // in the client's.
+  if ((tr_ || ctr_) && translate_buffered() == dialect::codec_status::bad_answer) co_return;
   kept_.status = parser_->status();
   kept_.reason = parser_->reason();
-  if (tr_ && tr_->client_status(kept_.status) != kept_.status) {
-    kept_.status = tr_->client_status(kept_.status);
+  int mapped = tr_    ? tr_->client_status(kept_.status)
+               : ctr_ ? ctr_->client_status(kept_.status)
+                      : kept_.status;
+  if (mapped != kept_.status) {
+    kept_.status = mapped;
     kept_.reason.clear();
   }
   std::swap(kept_.headers, resp_headers_);
@@ -219,6 +223,33 @@ void exchange::reset_answer_state() {
     tr_.reset();
     xframer_.reset();
   }
+  up_req_ = nullptr;
+  client_version_ = false;
+  if (ctr_) ctr_.reset();  // (a client dialect's last attempt, maybe of an earlier request)
+}
+
+bool exchange::client_ready(const exchange_request& r, const routing::target& t) {
+  dialect::request_in in{r.req.method, r.req.target, r.req.body.view(), t.provider->name};
+  auto& out = cenc_;
+  out.req.target.clear();  // (cleared, not replaced: the buffers are reused by the next request)
+  out.req.headers.clear();
+  out.req.body.clear();
+  out.req.stream = false;
+  out.passthrough = out.local = false;
+  codec_refusal_ = cdialect_->encode_request(in, t.provider->api, out);
+  if (!codec_refusal_.ok()) {
+    note_attempt(
+        t, codec_refusal_.status == dialect::codec_status::bad_request ? "refused" : "unsupported");
+    codec_refused_ = true;
+    return false;
+  }
+  if (out.local) return true;
+  if (!out.passthrough) up_req_ = &out.req;
+  // A pass-through to a target of the client's own API: the client's anthropic-version
+  // replaces the default one (a configured one still wins: it is not the default).
+  client_version_ = out.passthrough && t.default_version > 0;
+  ctr_ = cdialect_->new_translator(in, t.provider->api, r.group.name);
+  return true;
 }
 
 bool exchange::codec_ready(const exchange_request& r, const routing::target& t) {
@@ -236,7 +267,10 @@ dialect::codec_status exchange::prepare_codec(const exchange_request& r, const r
   enc_.body.clear();
   enc_.stream = false;
   codec_refusal_ = t.codec->encode_request(in, enc_);
-  if (codec_refusal_.ok()) tr_ = t.codec->new_translator(in, enc_.stream);
+  if (codec_refusal_.ok()) {
+    tr_ = t.codec->new_translator(in, enc_.stream);
+    up_req_ = &enc_;
+  }
   return codec_refusal_.status;
 }
 
@@ -329,10 +363,18 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     };
     // A translating dialect: the request is encoded before anything is sent. A target that
     // refused it or cannot serve it is skipped (another target may); codec_refused_ remembers.
-    if (t.codec && !codec_ready(r, t)) {
+    // A client dialect (not OpenAI) does the same with the client's request for this target,
+    // and takes the place of the target's codec (it knows the target's API).
+    if (cdialect_ ? !client_ready(r, t) : t.codec && !codec_ready(r, t)) {
       report(health, *sel, std::nullopt);
       tried_.push_back(sel->index);
       continue;
+    }
+    if (cdialect_ && cenc_.local) {  // answered by the client codec: nothing goes upstream
+      report(health, *sel, std::nullopt);
+      answered = true;
+      keep = co_await write_local(r, rec);
+      break;
     }
 
     attempt_start_ = std::chrono::steady_clock::now();
@@ -446,6 +488,9 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
 void exchange::note_usage(observe::request_record& rec) {
   if (tr_) {  // a codec target: the translator saw the usage, asked for by the client or not
     if (auto u = tr_->usage(); u.present()) usage_ = u;
+  }
+  if (ctr_) {  // a client dialect: its translator read the usage in either API's shape
+    if (auto u = ctr_->usage(); u.present()) usage_ = u;
   }
   if (usage_.present()) {
     rec.prompt_tokens = usage_.prompt_tokens;

@@ -103,6 +103,7 @@ table::table(const config::config& cfg, state_registry& states) {
     auto headers = dialect::make_fixed_headers(p);
     t.fixed_headers = std::move(headers.lines);
     t.replaced_headers = std::move(headers.replaced);
+    t.default_version = headers.default_version;
     std::string route_error;  // validated by config check: cannot fail here
     if (auto r = dialect::make_route(p, &route_error)) t.route = std::move(*r);
     t.codec = dialect::codec_for(p.api);

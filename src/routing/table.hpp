@@ -31,6 +31,8 @@ struct target {
   // Lower-case names of the configured headers: the client's headers of those names are not
   // forwarded. Empty for most targets.
   std::vector<std::string> replaced_headers;
+  // The default anthropic-version line's length at the end of fixed_headers (0 = none).
+  std::size_t default_version = 0;
   dialect::route route;                   // where the client's request target goes
   const dialect::codec* codec = nullptr;  // translating dialect; nullptr = pass-through
   std::string pool_key;        // "http|host|port" — connections to the same origin are shared

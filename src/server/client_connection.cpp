@@ -7,6 +7,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "auth/token_check.hpp"
+#include "dialect/client.hpp"
 #include "observe/clock.hpp"
 #include "proxy/http/endpoints.hpp"
 #include "proxy/http/errors.hpp"
@@ -213,9 +214,13 @@ asio::awaitable<void> client_connection::run() {
     rec.request_id = request_id_.view();
     rec.client = peer_;
     bool keep = false;
+    // The client's dialect, by path (nullptr: OpenAI): the exchange's front and back step and
+    // the shape of every error answer, from the first one on.
+    exchange_.set_client_dialect(nullptr);
     if (head == head_result::ok) {
       rec.method = req_.method;
       rec.path = path_of(req_.target);
+      exchange_.set_client_dialect(dialect::client_codec_for_path(rec.path));
       keep = co_await handle(*snap, rec);
     } else {
       rec.method = req_.method.empty() ? std::string_view("-") : std::string_view(req_.method);
@@ -477,12 +482,19 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
                   keep_early, rec);
   }
   auto token = auth::bearer_token(req_.headers.get(proxy::http::header_id::authorization));
+  // Clients of another dialect (Anthropic's) may send their key as x-api-key instead.
+  if (!token && exchange_.client_dialect()) {
+    if (auto k = req_.headers.get(proxy::http::header_id::x_api_key); !k.empty()) token = k;
+  }
   if (!token || !authorized(*token, snap)) {
     rec.outcome = "unauthorized";
-    return refuse(
-        error_kind::unauthorized,
-        token ? "Incorrect API key provided." : "Missing bearer token in the Authorization header.",
-        keep_early, rec);
+    return refuse(error_kind::unauthorized,
+                  token ? "Incorrect API key provided."
+                  : exchange_.client_dialect()
+                      ? "Missing API key: send x-api-key or an "
+                        "Authorization: Bearer header."
+                      : "Missing bearer token in the Authorization header.",
+                  keep_early, rec);
   }
   if (authorized_index_ >= 0 &&
       static_cast<std::size_t>(authorized_index_) < snap.client_labels.size()) {

@@ -5,6 +5,7 @@
 // message_stop. Pure functions; server.js sends them.
 
 export const ANTHROPIC_USAGE = { input_tokens: 9, output_tokens: 12, cache_creation_input_tokens: 0, cache_read_input_tokens: 3 };
+export const COUNT_TOKENS = 42; // what POST /v1/messages/count_tokens answers
 export const THINKING_TEXT = 'The user greets me; answer briefly.';
 const SIGNATURE = 'EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds';
 

@@ -18,7 +18,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { anthropicError, anthropicEvents, anthropicMessage, checkAnthropicRequest } from './anthropic.js';
+import { anthropicError, anthropicEvents, anthropicMessage, checkAnthropicRequest, toolInput, COUNT_TOKENS } from './anthropic.js';
 
 const CREATED = 1700000000;
 const MAX_KEEP = 64 * 1024 * 1024; // request bodies up to this size are parsed (for `model`)
@@ -165,6 +165,49 @@ function chatChunks(id, model, text, includeUsage) {
     ev.push({ ...base, choices: [{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }], ...u });
   }
   ev.push({ ...base, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }], ...u });
+  if (includeUsage) ev.push({ ...base, choices: [], usage: usageChat() });
+  return ev.map((o) => ({ data: JSON.stringify(o) }));
+}
+
+// Chat completions that call a tool: mode `tool`, or tools given with tool_choice `required` or
+// a named function. The arguments are toolInput(model) as JSON; streamed in TOOL_ARG_PIECES deltas.
+export const TOOL_ARG_PIECES = 20;
+
+function wantsChatTool(json, modes) {
+  if (modes.tool) return true;
+  const tc = json && json.tool_choice;
+  return !!(json && Array.isArray(json.tools) && json.tools.length && (tc === 'required' || (tc && typeof tc === 'object')));
+}
+
+function chatToolName(json) {
+  const tc = json && json.tool_choice;
+  if (tc && typeof tc === 'object' && tc.function && tc.function.name) return tc.function.name;
+  if (json && Array.isArray(json.tools) && json.tools.length && json.tools[0].function) return json.tools[0].function.name;
+  return 'get_weather';
+}
+
+function chatToolCompletion(id, model, json) {
+  const c = chatCompletion(id, model, null);
+  c.choices[0].message.tool_calls = [
+    { id: `call_mock${id}`, type: 'function', function: { name: chatToolName(json), arguments: JSON.stringify(toolInput(model)) } },
+  ];
+  c.choices[0].finish_reason = 'tool_calls';
+  return c;
+}
+
+function chatToolChunks(id, model, json, includeUsage) {
+  const base = { id, object: 'chat.completion.chunk', created: CREATED, model, system_fingerprint: 'fp_mock' };
+  const args = JSON.stringify(toolInput(model));
+  const ev = [];
+  const choice = (delta, finish = null) => ({ ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
+  ev.push(choice({ role: 'assistant', content: null }));
+  ev.push(choice({ tool_calls: [{ index: 0, id: `call_mock${id}`, type: 'function', function: { name: chatToolName(json), arguments: '' } }] }));
+  const n = TOOL_ARG_PIECES;
+  for (let i = 0; i < n; i++) {
+    const piece = args.slice(Math.floor((i * args.length) / n), Math.floor(((i + 1) * args.length) / n));
+    ev.push(choice({ tool_calls: [{ index: 0, function: { arguments: piece } }] }));
+  }
+  ev.push(choice({}, 'tool_calls'));
   if (includeUsage) ev.push({ ...base, choices: [], usage: usageChat() });
   return ev.map((o) => ({ data: JSON.stringify(o) }));
 }
@@ -500,6 +543,15 @@ export async function startMock(opts = {}) {
     return sendJson(ctx, 200, anthropicMessage(id, json.model, text, json, modes));
   }
 
+  // POST /v1/messages/count_tokens: {"input_tokens": COUNT_TOKENS} (same header checks).
+  async function handleCountTokens(ctx) {
+    const { req, modes, json } = ctx;
+    if (modes.status) return sendJson(ctx, modes.status, anthropicError(modes.status));
+    const bad = checkAnthropicRequest(req, json && { max_tokens: 1, ...json }, opts.anthropicKey);
+    if (bad) return sendJson(ctx, bad[0], bad[1]);
+    return sendJson(ctx, 200, { input_tokens: COUNT_TOKENS });
+  }
+
   async function handleApi(ctx) {
     const { req, res, modes, route, json } = ctx;
     const model = json && typeof json.model === 'string' ? json.model : undefined;
@@ -512,6 +564,7 @@ export async function startMock(opts = {}) {
       return;
     }
     if (route === '/v1/messages' && req.method === 'POST') return handleMessages(ctx, id);
+    if (route === '/v1/messages/count_tokens' && req.method === 'POST') return handleCountTokens(ctx);
     if (modes.status) {
       const extra = modes.status === 429 ? { 'retry-after': '2' } : {};
       return sendJson(ctx, modes.status, errorBody(modes.status, model, modes), extra);
@@ -547,6 +600,10 @@ export async function startMock(opts = {}) {
 
     switch (route) {
       case '/v1/chat/completions':
+        if (wantsChatTool(json, modes)) {
+          if (stream) return sendStream(ctx, chatToolChunks(`chatcmpl-mock${id}`, model, json, includeUsage), true);
+          return sendJson(ctx, 200, chatToolCompletion(`chatcmpl-mock${id}`, model, json));
+        }
         if (stream) return sendStream(ctx, chatChunks(`chatcmpl-mock${id}`, model, text, includeUsage), true);
         return sendJson(ctx, 200, chatCompletion(`chatcmpl-mock${id}`, model, text));
       case '/v1/completions':
