@@ -1,8 +1,8 @@
 // The byte stream of one client connection: a plain TCP socket, or TLS over one (the proxy
-// listener's "tls"). The HTTP/1.1 code reads and writes through it without knowing which; a
-// plain connection pays one predictable branch per operation and no allocation (the TLS
-// stream is built only for TLS connections). Deadlines, the client watch and lingering close
-// act on the TCP socket underneath (lowest()).
+// listener's "tls", tls_socket.hpp). The HTTP/1.1 code reads and writes through it without
+// knowing which; a plain connection pays one predictable branch per operation and no
+// allocation (the TLS socket is built only for TLS connections). Deadlines, the client watch
+// and lingering close act on the TCP socket underneath (lowest()).
 #pragma once
 
 #include <memory>
@@ -12,38 +12,42 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/write.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include "proxy/tls_socket.hpp"
 
 namespace ob::proxy {
 
 class client_stream {
  public:
   using tcp = boost::asio::ip::tcp;
-  // beast's ssl_stream gathers a write's buffers into one TLS record where the plain path
-  // writes them with one writev.
-  using tls_stream = boost::beast::ssl_stream<tcp::socket>;
+  // Gathers a write's buffers into one TLS record where the plain path writes them with one
+  // writev.
+  using tls_stream = tls_socket;
 
   explicit client_stream(tcp::socket s) : plain_(std::move(s)) {}
   // TLS: `ctx` is the listener's context in force at accept time; held so that a reload
   // replacing it leaves this connection's handshake and session untouched.
   client_stream(tcp::socket s, std::shared_ptr<boost::asio::ssl::context> ctx)
       : plain_(s.get_executor()), ctx_(std::move(ctx)) {
-    tls_.emplace(std::move(s), *ctx_);
+    tls_.emplace(std::move(s), ctx_->native_handle());
   }
 
   bool is_tls() const { return tls_.has_value(); }
   tls_stream* tls() { return tls_ ? &*tls_ : nullptr; }
-  tcp::socket& lowest() { return tls_ ? boost::beast::get_lowest_layer(*tls_) : plain_; }
+  tcp::socket& lowest() { return tls_ ? tls_->socket() : plain_; }
   tcp::socket::executor_type get_executor() { return lowest().get_executor(); }
 
   // TLS only: the server side of the handshake. Completion signature (error_code).
   template <class Token>
   auto async_handshake(Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code)>(
-        [this](auto handler) {
-          tls_->async_handshake(boost::asio::ssl::stream_base::server, std::move(handler));
-        },
-        token);
+        [this](auto handler) { tls_->async_handshake(std::move(handler)); }, token);
+  }
+
+  // TLS: sends close_notify if it can at once (tls_socket::close_notify). Before the gateway
+  // closes a connection it chose to end; nothing for a plain one.
+  void close_notify() {
+    if (tls_) tls_->close_notify();
   }
 
   // Completion signature (error_code, std::size_t) for both.
@@ -64,7 +68,7 @@ class client_stream {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
         [this](auto handler, const ConstBuffers& b) {
           if (tls_)
-            boost::asio::async_write(*tls_, b, std::move(handler));
+            tls_->async_write(b, std::move(handler));
           else
             boost::asio::async_write(plain_, b, std::move(handler));
         },

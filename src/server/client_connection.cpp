@@ -161,6 +161,7 @@ void client_connection::record_metrics(const observe::request_record& rec) {
 }
 
 void client_connection::close() {
+  stream_.close_notify();  // TLS: the client sees an orderly end, not a truncation
   boost::system::error_code ec;
   stream_.lowest().close(ec);
 }
@@ -249,7 +250,9 @@ asio::awaitable<void> client_connection::run() {
     if (in_.capacity() > max_kept_read_buffer) in_.shrink_to_fit();  // after a very large head
     exchange_.trim();
   }
-  co_await linger();
+  // Idle past timeouts.keepalive: nothing unread to wait for (TLS: the deadline only cancelled
+  // the read, so close() can still send close_notify).
+  if (!idle_expired_) co_await linger();
   deadline_.stop();
   close();
 }
@@ -284,11 +287,11 @@ asio::awaitable<void> client_connection::linger() {
   // answer (say a 413) before the client reads it. So: stop sending, then read and discard
   // what the client still sends, for a bounded time, before closing (like nginx's lingering
   // close). Not once the shutdown grace is over: the process is about to exit.
-  // Under TLS the bytes read are records, discarded undecrypted, and no close_notify is sent:
-  // answers are length-delimited or chunked, except a stream to an HTTP/1.0 client, which
-  // ends with the connection (such a client sees an EOF without close_notify there).
+  // Under TLS, close_notify goes first (a client that reads to the end, an HTTP/1.0 stream
+  // say, sees an orderly end), then the bytes read are records, discarded undecrypted.
   auto& sock = stream_.lowest();
   if (!sock.is_open()) co_return;
+  stream_.close_notify();
   boost::system::error_code ec;
   sock.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
   if (ec || ctx_.stopping) co_return;
@@ -339,8 +342,10 @@ asio::awaitable<client_connection::head_result> client_connection::read_head() {
     }
     idle_ = !started;
     if (idle_ && ctx_.draining) co_return head_result::closed;
-    if (idle_)
-      deadline_.arm(keepalive, &stream_.lowest());  // closes: nothing to answer
+    if (idle_)  // closes: nothing to answer; TLS: cancels, close() sends close_notify first
+      deadline_.arm(keepalive, &stream_.lowest(),
+                    stream_.is_tls() ? proxy::deadline::on_expiry::cancel
+                                     : proxy::deadline::on_expiry::close);
     else
       deadline_.arm_until(head_until, &stream_.lowest(), proxy::deadline::on_expiry::cancel);
     // Never past the limit: a head that fills it without ending is too large.
@@ -351,7 +356,10 @@ asio::awaitable<client_connection::head_result> client_connection::read_head() {
     bool was_idle = idle_;
     idle_ = false;
     in_.commit(n);
-    if (expired) co_return was_idle ? head_result::closed : head_result::timeout;
+    if (expired) {
+      idle_expired_ = was_idle;
+      co_return was_idle ? head_result::closed : head_result::timeout;
+    }
     if (ec) co_return ctx_.stopping && !was_idle ? head_result::shutdown : head_result::closed;
     if (!started) {
       started = true;

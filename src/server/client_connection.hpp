@@ -132,6 +132,7 @@ class client_connection final : public std::enable_shared_from_this<client_conne
   std::string out_;
   std::string message_;  // the body of a refusal or a small JSON answer while it is written
   bool idle_ = false;
+  bool idle_expired_ = false;                // the connection ends: idle past timeouts.keepalive
   std::string authorized_token_;             // last token accepted on this connection...
   std::uint64_t authorized_generation_ = 0;  // ...under this config generation
   int authorized_index_ = -1;                // ...its entry in the snapshot's token set

@@ -98,6 +98,13 @@ bool tls_context::load(std::string* error) {
   SSL_CTX* h = ctx->native_handle();
   SSL_CTX_set_min_proto_version(h, TLS1_2_VERSION);
   SSL_CTX_set_options(h, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  // Connections read and write their socket directly (proxy/tls_socket.hpp). Read-ahead: one
+  // recv takes whatever arrived, not a 5-byte record header and then its body. Released
+  // buffers: an idle keep-alive connection does not hold OpenSSL's ~17 KiB read and write
+  // buffers (they are taken again from malloc for the next record, as nginx does).
+  SSL_CTX_set_mode(h, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                          SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_read_ahead(h, 1);
   if (SSL_CTX_set_cipher_list(h, tls12_ciphers) != 1 || SSL_CTX_set1_groups_list(h, groups) != 1) {
     *error = "tls: cannot set the cipher list: " + openssl_error();
     return false;

@@ -92,10 +92,15 @@ asio::awaitable<void> worker::handshake(proxy::client_stream stream) {
     st->timed_out = true;
     sock.close(ec);
   });
+  // In handshaking_ until it ends, so that a drain closes it (begin_drain).
+  auto* raw = &stream.lowest();
+  handshaking_.push_back(raw);
   auto [ec] = co_await stream.async_handshake(use_tuple);
+  std::erase(handshaking_, raw);
   st->done = true;
   timer.cancel();
   if (ec || st->timed_out || ctx_.draining) {
+    if (!ec) stream.close_notify();  // finished during a drain
     if (observe::log_enabled(observe::level::debug))
       observe::log(observe::level::debug,
                    std::string("TLS handshake ") +
@@ -222,8 +227,15 @@ void worker::begin_drain() {
     boost::system::error_code ec;
     acceptor_->close(ec);
     tls_acceptor_->close(ec);
+    close_handshakes();
     registry_.close_idle();
   });
+}
+
+void worker::close_handshakes() {
+  auto copy = handshaking_;  // each closed handshake leaves the list when it resumes
+  boost::system::error_code ec;
+  for (auto* sock : copy) sock->close(ec);
 }
 
 void worker::cut() {
@@ -239,6 +251,7 @@ void worker::stop() {
     boost::system::error_code ec;
     acceptor_->close(ec);
     tls_acceptor_->close(ec);
+    close_handshakes();
     registry_.close_all();
     ctx_.pool.clear();
     stopping_ = true;

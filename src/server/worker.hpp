@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -65,6 +66,9 @@ class worker {
   // cut), then serve() with the protocol chosen by ALPN. Here is where an HTTP/2 handler
   // would be picked (tls_context.hpp, app_protocol).
   boost::asio::awaitable<void> handshake(proxy::client_stream stream);
+  // Drain and stop: handshakes in progress are closed (a stalled one would otherwise last
+  // until timeouts.client_header).
+  void close_handshakes();
   // Every 20 ms: lazy client watches of slow requests, and the buffered access log.
   boost::asio::awaitable<void> flush_loop();
 
@@ -79,6 +83,7 @@ class worker {
   proxy::worker_context ctx_;
   std::unique_ptr<worker_state> state_;  // with a "state" config
   connection_registry registry_;
+  std::vector<boost::asio::ip::tcp::socket*> handshaking_;  // TLS sockets in their handshake
   std::thread thread_;
 };
 

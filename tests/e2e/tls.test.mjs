@@ -415,3 +415,124 @@ describe('upstream TLS session resumption', { timeout: 60000 }, () => {
     }
   });
 });
+
+// How the gateway ends TLS connections it decides to close: with a close_notify alert before
+// the TCP FIN (a client then sees an orderly end, not a truncation). Checked on the wire: a
+// relay between client and gateway records the server's bytes; over TLS 1.2 an alert is a
+// record of content type 21 (TLS 1.3 hides record types).
+function tlsRecordTypes(bytes) {
+  const types = [];
+  for (let i = 0; i + 5 <= bytes.length; ) {
+    types.push(bytes[i]);
+    i += 5 + bytes.readUInt16BE(i + 3);
+  }
+  return types;
+}
+
+// A TCP relay to `port` that keeps what the server sent on each connection (relay.seen[i]).
+async function startRelay(port) {
+  const seen = [];
+  const server = net.createServer((c) => {
+    const rec = { bytes: Buffer.alloc(0), serverEnded: false };
+    seen.push(rec);
+    const up = net.connect({ port, host: '127.0.0.1' });
+    c.on('data', (d) => up.write(d));
+    up.on('data', (d) => {
+      rec.bytes = Buffer.concat([rec.bytes, d]);
+      c.write(d);
+    });
+    up.on('end', () => {
+      rec.serverEnded = true;
+      c.end();
+    });
+    c.on('end', () => up.end());
+    for (const s of [c, up]) s.on('error', () => (c.destroy(), up.destroy()));
+    c.on('close', () => up.destroy());
+    up.on('close', () => c.destroy());
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: server.address().port, seen, close: () => new Promise((resolve) => server.close(resolve)) };
+}
+
+const closeCases = [
+  { name: 'idle past timeouts.keepalive', request: 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', ends: 'by_itself' },
+  { name: 'the answer to a Connection: close request', request: 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', ends: 'by_itself' },
+  { name: 'an idle keep-alive connection at shutdown (drain)', request: 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', ends: 'drain' },
+];
+
+describe('TLS listener: closing', { timeout: 120000 }, () => {
+  let ca, M;
+  before(async () => {
+    ca = makeTestCA();
+    M = await startMock();
+  });
+  after(async () => {
+    await M?.close();
+    ca?.cleanup();
+  });
+
+  for (const c of closeCases) {
+    test(`${c.name}: close_notify before the FIN, the client sees a clean end`, T, async () => {
+      const gw = await startTlsGateway({ ca, files: ca, upstream: M.url, timeouts: { keepalive: 1 }, workers: 1 });
+      const relay = await startRelay(gw.tlsPort);
+      let stopped = null;
+      try {
+        const out = await new Promise((resolve, reject) => {
+          const s = tls.connect({ port: relay.port, host: '127.0.0.1', ca: ca.caCertPem, servername: 'localhost', maxVersion: 'TLSv1.2' }, () => s.write(c.request));
+          let text = '';
+          let errored = null;
+          s.setEncoding('latin1');
+          s.on('data', (d) => {
+            text += d;
+            if (c.ends === 'drain' && !stopped && /\r\n\r\n\{"status":"ok"\}$/.test(text)) stopped = gw.stop();
+          });
+          s.on('error', (e) => (errored = e));
+          s.on('close', () => resolve({ text, errored }));
+          setTimeout(() => {
+            s.destroy();
+            reject(new Error(`still open after 8 s: ${text}`));
+          }, 8000);
+        });
+        assert.match(out.text, /^HTTP\/1\.1 200 /);
+        assert.equal(out.errored, null, `client error: ${out.errored?.code} ${out.errored?.message}`);
+        const rec = relay.seen[0];
+        assert.ok(rec.serverEnded, 'the gateway ended the connection');
+        const types = tlsRecordTypes(rec.bytes);
+        assert.equal(types.at(-1), 21, `the last record the gateway sent is not an alert: types ${types.join(',')}`);
+      } finally {
+        await relay.close();
+        if (stopped) {
+          assert.deepEqual(await stopped, { code: 0, signal: null });
+          gw.cleanup();
+        } else await stopGateway(gw);
+      }
+    });
+  }
+
+  test('a drain closes a stalled handshake at once, while a busy request finishes', T, async () => {
+    M.reset();
+    const gw = await startTlsGateway({ ca, files: ca, upstream: `${M.url}/mode/delay-3000`, timeouts: { client_header: 30 }, workers: 1 });
+    let stopping = null;
+    try {
+      const busy = gwPost(gw, '/v1/chat/completions', chatBody('g'), { timeout: 15000 });
+      // A TCP connection to the TLS port that never sends its ClientHello.
+      const stalled = net.connect({ port: gw.tlsPort, host: '127.0.0.1' });
+      stalled.on('error', () => {});
+      await new Promise((resolve) => stalled.once('connect', resolve));
+      const closed = new Promise((resolve) => stalled.once('close', () => resolve(performance.now())));
+      await waitFor(() => M.stats().requests.length > 0, { what: 'the busy request at the provider', timeout: 5000 });
+      const t0 = performance.now();
+      stopping = gw.stop({ timeout: 15000 });
+      const at = await Promise.race([closed, new Promise((resolve) => setTimeout(() => resolve(null), 2000))]);
+      stalled.destroy();
+      assert.ok(at !== null, 'the stalled handshake was still open 2 s into the drain');
+      assert.ok(at - t0 < 1500, `closed ${(at - t0).toFixed(0)} ms into the drain`);
+      const r = await busy;
+      assert.equal(r.status, 200, 'the request in flight finishes during the drain');
+      assert.deepEqual(await stopping, { code: 0, signal: null });
+    } finally {
+      if (!stopping) await stopGateway(gw);
+      else gw.cleanup();
+    }
+  });
+});

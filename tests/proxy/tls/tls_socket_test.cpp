@@ -1,0 +1,234 @@
+// proxy::tls_socket against a real TLS client (Asio's ssl::stream) over loopback: the
+// handshake, gathered writes of every shape arriving whole and in order, reads in small
+// pieces, close_notify seen by the client as an orderly end, completions never inline.
+#include "proxy/tls_socket.hpp"
+
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace ob::proxy {
+namespace {
+
+namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
+
+// A server context as the listener makes it (tls_context.cpp): read-ahead, released buffers.
+void use_self_signed(SSL_CTX* ctx) {
+  EVP_PKEY* pkey = EVP_EC_gen("P-256");
+  X509* x = X509_new();
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x), -86400);
+  X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+  X509_set_pubkey(x, pkey);
+  X509_NAME* n = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("t"), -1,
+                             -1, 0);
+  X509_set_issuer_name(x, n);
+  X509_sign(x, pkey, EVP_sha256());
+  SSL_CTX_use_certificate(ctx, x);
+  SSL_CTX_use_PrivateKey(ctx, pkey);
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                            SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_read_ahead(ctx, 1);
+  X509_free(x);
+  EVP_PKEY_free(pkey);
+}
+
+class TlsSocket : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    use_self_signed(server_ctx_.native_handle());
+    client_ctx_.set_verify_mode(ssl::verify_none);
+    connect();
+  }
+  // A new pair: client_ (Asio's TLS client) and server_ (the tls_socket under test).
+  void connect() {
+    tcp::acceptor acc(ioc_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    client_.emplace(ioc_, client_ctx_);
+    client_->next_layer().connect(acc.local_endpoint());
+    tcp::socket s(ioc_);
+    acc.accept(s);
+    server_.emplace(std::move(s), server_ctx_.native_handle());
+  }
+  // Runs both sides to completion (bounded: a hang fails the test instead of blocking it).
+  // Each side is a coroutine function; co_spawn keeps it (and its captures) alive.
+  template <class Server, class Client>
+  void run(Server server, Client client) {
+    asio::co_spawn(ioc_, std::move(server), [](std::exception_ptr e) {
+      if (e) std::rethrow_exception(e);
+    });
+    asio::co_spawn(ioc_, std::move(client), [](std::exception_ptr e) {
+      if (e) std::rethrow_exception(e);
+    });
+    ioc_.run_for(std::chrono::seconds(10));
+    ASSERT_TRUE(ioc_.stopped()) << "still running after 10 s";
+  }
+
+  asio::io_context ioc_;
+  ssl::context server_ctx_{ssl::context::tls_server};
+  ssl::context client_ctx_{ssl::context::tls_client};
+  std::optional<ssl::stream<tcp::socket>> client_;
+  std::optional<tls_socket> server_;
+};
+
+std::string pattern(std::size_t n, char seed) {
+  std::string s(n, '\0');
+  for (std::size_t i = 0; i < n; ++i) s[i] = static_cast<char>(seed + i % 23);
+  return s;
+}
+
+TEST_F(TlsSocket, GatheredWritesArriveWholeAndInOrder) {
+  // Small pieces joined into records, pieces larger than a record, a lone last piece, empty ones.
+  std::vector<std::string> pieces = {pattern(5, 'a'),     "",
+                                     pattern(20000, 'b'), pattern(3, 'c'),
+                                     pattern(1, 'd'),     pattern(40000, 'e')};
+  for (int i = 0; i < 300; ++i) pieces.push_back(pattern(100, static_cast<char>('f' + i % 5)));
+  pieces.push_back(pattern(7, 'z'));
+  std::string want;
+  std::vector<asio::const_buffer> bufs;
+  for (auto& p : pieces) {
+    want += p;
+    bufs.push_back(asio::buffer(p));
+  }
+  std::size_t wrote = 0;
+  std::string got(want.size(), '\0');
+  run(
+      [&]() -> asio::awaitable<void> {
+        auto [hs] = co_await server_->async_handshake(tuple);
+        EXPECT_FALSE(hs) << hs.message();
+        auto [ec, n] = co_await server_->async_write(bufs, tuple);
+        EXPECT_FALSE(ec) << ec.message();
+        wrote = n;
+        // A single buffer goes out without the gather copy.
+        auto [ec2, n2] = co_await server_->async_write(asio::buffer(want.data(), 10), tuple);
+        EXPECT_FALSE(ec2);
+        EXPECT_EQ(n2, 10u);
+      },
+      [&]() -> asio::awaitable<void> {
+        auto [hs] = co_await client_->async_handshake(ssl::stream_base::client, tuple);
+        EXPECT_FALSE(hs) << hs.message();
+        auto [ec, n] = co_await asio::async_read(*client_, asio::buffer(got), tuple);
+        EXPECT_FALSE(ec) << ec.message();
+        std::string tail(10, '\0');
+        auto [ec2, n2] = co_await asio::async_read(*client_, asio::buffer(tail), tuple);
+        EXPECT_FALSE(ec2);
+        EXPECT_EQ(tail, want.substr(0, 10));
+      });
+  EXPECT_EQ(wrote, want.size());
+  EXPECT_TRUE(got == want) << "the bytes differ";
+}
+
+TEST_F(TlsSocket, ReadsInSmallPiecesWhatTheClientSends) {
+  std::string sent = pattern(100000, 'k');
+  std::string got;
+  run(
+      [&]() -> asio::awaitable<void> {
+        auto [hs] = co_await server_->async_handshake(tuple);
+        EXPECT_FALSE(hs) << hs.message();
+        char buf[4096];
+        for (int i = 0; i < 1000 && got.size() < sent.size(); ++i) {
+          auto [ec, n] = co_await server_->async_read_some(asio::buffer(buf), tuple);
+          if (ec) break;
+          got.append(buf, n);
+        }
+        // The client's close_notify reads as the end of the stream.
+        auto [ec, n] = co_await server_->async_read_some(asio::buffer(buf), tuple);
+        EXPECT_EQ(ec, asio::error::eof) << ec.message();
+        server_->close_notify();  // the client's shutdown waits for ours
+      },
+      [&]() -> asio::awaitable<void> {
+        auto [hs] = co_await client_->async_handshake(ssl::stream_base::client, tuple);
+        EXPECT_FALSE(hs) << hs.message();
+        auto [ec, n] = co_await asio::async_write(*client_, asio::buffer(sent), tuple);
+        EXPECT_FALSE(ec);
+        auto [sd] = co_await client_->async_shutdown(tuple);
+      });
+  EXPECT_TRUE(got == sent) << got.size() << " of " << sent.size() << " bytes";
+}
+
+// With close_notify the client reads an orderly end (eof); without it, a truncation.
+TEST_F(TlsSocket, CloseNotifyIsAnOrderlyEnd) {
+  for (bool notify : {true, false}) {
+    SCOPED_TRACE(notify ? "close_notify" : "no close_notify");
+    if (!notify) {  // a second pair for the second case
+      ioc_.restart();
+      connect();
+    }
+    boost::system::error_code seen;
+    run(
+        [&]() -> asio::awaitable<void> {
+          auto [hs] = co_await server_->async_handshake(tuple);
+          EXPECT_FALSE(hs) << hs.message();
+          if (notify) {
+            server_->close_notify();
+            server_->close_notify();  // sent once only
+          }
+          boost::system::error_code ec;
+          server_->socket().close(ec);
+          server_->close_notify();  // closed socket: nothing
+        },
+        [&]() -> asio::awaitable<void> {
+          auto [hs] = co_await client_->async_handshake(ssl::stream_base::client, tuple);
+          EXPECT_FALSE(hs) << hs.message();
+          char b[16];
+          auto [ec, n] = co_await client_->async_read_some(asio::buffer(b), tuple);
+          seen = ec;
+        });
+    if (notify)
+      EXPECT_EQ(seen, asio::error::eof) << seen.message();
+    else
+      EXPECT_EQ(seen, ssl::error::stream_truncated) << seen.message();
+  }
+}
+
+TEST_F(TlsSocket, CompletionsAreNeverRunInsideTheInitiatingCall) {
+  bool handshaken = false, written = false, inline_call = false;
+  std::string data = pattern(100, 'q');
+  asio::co_spawn(
+      ioc_,
+      [&]() -> asio::awaitable<void> {
+        co_await client_->async_handshake(ssl::stream_base::client, tuple);
+      },
+      asio::detached);
+  bool initiating = true;
+  server_->async_handshake([&](boost::system::error_code ec) {
+    EXPECT_FALSE(ec) << ec.message();
+    handshaken = true;
+    // The socket takes 100 bytes at once: the write is done in the initiating call, and its
+    // completion still waits for the event loop.
+    initiating = true;
+    server_->async_write(asio::buffer(data), [&](boost::system::error_code ec, std::size_t n) {
+      EXPECT_FALSE(ec);
+      EXPECT_EQ(n, data.size());
+      if (initiating) inline_call = true;
+      written = true;
+    });
+    initiating = false;
+  });
+  initiating = false;
+  ioc_.run_for(std::chrono::seconds(10));
+  EXPECT_TRUE(handshaken);
+  EXPECT_TRUE(written);
+  EXPECT_FALSE(inline_call);
+}
+
+}  // namespace
+}  // namespace ob::proxy
