@@ -239,7 +239,7 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
     res.budget_cost = k ? budget_cost(*k, res.target_ptr, d.input_tokens, d.output_tokens) : 0;
     res.budget_period_start = num(5);
     res.lease = lease;
-    guard.live = true;  // it ends with finish()
+    guard.live = res.charged();  // it ends with finish()
     if ((k && k->limits.concurrency) || (res.target_ptr && res.target_ptr->limits.concurrency))
       live_.emplace(lease, live_lease{k, res.target_ptr});
   }
