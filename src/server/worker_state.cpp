@@ -23,6 +23,9 @@ worker_state::worker_state(boost::asio::any_io_executor ex, const config::state_
   client_ = std::make_shared<state::redis::client>(
       ex, state::redis::client_options{.address = *cfg.redis, .timeout = cfg.timeout});
   state::register_scripts(*client_);
+  // One settlements' queue per connection: every backend of the worker shares it, so a
+  // settlement rides with the worker's next admission whatever snapshot that one runs on.
+  options_.batch = std::make_shared<state::settle_batch>(client_);
 }
 
 void worker_state::start() {
@@ -32,6 +35,7 @@ void worker_state::start() {
 void worker_state::stop() {
   if (current_) current_->stop();
   for (auto& b : retired_) b->stop();
+  if (options_.batch) options_.batch->stop();  // sends what is queued
   if (client_) client_->stop();
 }
 

@@ -5,7 +5,6 @@
 #include <charconv>
 
 #include <hiredis/hiredis.h>
-#include <boost/container/small_vector.hpp>
 
 #include "observe/log.hpp"
 #include "state/redis/lua_scripts.hpp"
@@ -20,54 +19,7 @@ using limits::demand;
 using limits::refusal;
 using limits::verdict;
 
-// Arguments of one script call: numbers and names in one buffer, then views into it. Most
-// calls fit the inline capacity (a key and up to 4 targets).
-class args {
- public:
-  args() { buf_.reserve(768); }
-  void add(std::string_view s) {
-    spans_.push_back({buf_.size(), s.size()});
-    buf_ += s;
-  }
-  void add(std::int64_t v) {
-    char tmp[24];
-    auto [p, ec] = std::to_chars(tmp, tmp + sizeof tmp, v);
-    add(std::string_view(tmp, p - tmp));
-  }
-  void add_u(std::uint64_t v) {
-    char tmp[24];
-    auto [p, ec] = std::to_chars(tmp, tmp + sizeof tmp, v);
-    add(std::string_view(tmp, p - tmp));
-  }
-  // <prefix>{<kind>:<name>}:<part>
-  void add_name(std::string_view prefix, std::string_view kind, std::string_view name,
-                std::string_view part) {
-    std::size_t at = buf_.size();
-    buf_ += prefix;
-    buf_ += '{';
-    buf_ += kind;
-    buf_ += ':';
-    buf_ += name;
-    buf_ += "}:";
-    buf_ += part;
-    spans_.push_back({at, buf_.size() - at});
-  }
-  // The bytes and spans, for a call sent later.
-  std::pair<std::string, std::vector<std::pair<std::size_t, std::size_t>>> take() {
-    return {std::move(buf_),
-            std::vector<std::pair<std::size_t, std::size_t>>(spans_.begin(), spans_.end())};
-  }
-  std::span<const std::string_view> views() {
-    views_.clear();
-    for (auto [at, n] : spans_) views_.emplace_back(buf_.data() + at, n);
-    return views_;
-  }
-
- private:
-  std::string buf_;
-  boost::container::small_vector<std::pair<std::size_t, std::size_t>, 48> spans_;
-  boost::container::small_vector<std::string_view, 48> views_;
-};
+using args = redis::arg_buffer;
 
 std::uint64_t divide_up(std::uint64_t limit, unsigned n) {
   if (limit == 0 || n <= 1) return limit;
@@ -130,12 +82,15 @@ std::uint64_t usd_cost(const limits::price& p, std::uint64_t input, std::uint64_
   return cost > ~std::uint64_t{0} ? ~std::uint64_t{0} : static_cast<std::uint64_t>(cost);
 }
 
+// admit.lua and settle.lua both apply settlements: settlements.lua's text comes first.
 const redis::script& admit_script() {
-  static const redis::script s("admit", std::string(redis::lua_admit));
+  static const redis::script s("admit",
+                               std::string(redis::lua_settlements) + std::string(redis::lua_admit));
   return s;
 }
 const redis::script& settle_script() {
-  static const redis::script s("settle", std::string(redis::lua_settle));
+  static const redis::script s(
+      "settle", std::string(redis::lua_settlements) + std::string(redis::lua_settle));
   return s;
 }
 const redis::script& renew_script() {
@@ -158,7 +113,12 @@ redis_backend::redis_backend(std::shared_ptr<redis::client> client, limits::back
     : client_(std::move(client)),
       local_(local),
       opt_(std::move(options)),
+      batch_(opt_.batch),
       renew_timer_(client_ ? client_->executor() : boost::asio::any_io_executor{}) {
+  if (!batch_ && client_) {
+    batch_ = std::make_shared<settle_batch>(client_, opt_.batching);
+    own_batch_ = true;
+  }
   // Lease ids: 24 random bits per backend (instance and worker), then a 40-bit sequence.
   std::uint32_t r = 0;
   if (getrandom(&r, sizeof r, 0) != sizeof r)
@@ -184,6 +144,7 @@ void redis_backend::start() {
 void redis_backend::stop() {
   stopped_ = true;
   renew_timer_.cancel();
+  if (own_batch_) batch_->stop();
 }
 
 std::optional<verdict> redis_backend::admit_now(const demand& d) {
@@ -210,7 +171,9 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
   for (const auto& t : d.targets) {
     for (auto part : {"conc", "rpm", "tpm"}) a.add_name(opt_.prefix, "t", t.id, part);
   }
-  const std::size_t nkeys = (k ? 6 : 0) + 3 * d.targets.size();
+  // The connection's queued settlements ride along (applied first: they ended before this).
+  const settle_batch::carry carried = batch_->carry_keys(a);
+  const std::size_t nkeys = (k ? 6 : 0) + 3 * d.targets.size() + carried.keys;
   a.add(clock_arg());
   a.add_u(lease);
   a.add(opt_.lease_ttl.count());
@@ -237,6 +200,14 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
     a.add_u(t.limits.concurrency);
     a.add_u(k ? budget_cost(*k, &t, d.input_tokens, d.output_tokens) : 0);
   }
+  // From here the carried settlements are the connection's: sent with this call, never again
+  // (a timeout does not undo them; see settle_batch.hpp).
+  batch_->carry_args(a, carried);
+  struct reply_came {  // however the wait ends (a destroyed frame included)
+    settle_batch* b;
+    bool live = false;
+    ~reply_came() { b->admitted(live); }
+  } guard{batch_.get()};
   redis::result r = co_await client_->eval(admit_script(), nkeys, a.views());
   const redisReply* rep = r.reply.get();
   if (r.error != redis::errc::ok || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 12) {
@@ -268,6 +239,7 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
     res.budget_cost = k ? budget_cost(*k, res.target_ptr, d.input_tokens, d.output_tokens) : 0;
     res.budget_period_start = num(5);
     res.lease = lease;
+    guard.live = res.charged();  // it ends with finish()
     if ((k && k->limits.concurrency) || (res.target_ptr && res.target_ptr->limits.concurrency))
       live_.emplace(lease, live_lease{k, res.target_ptr});
   }
@@ -366,37 +338,43 @@ void redis_backend::finish(const limits::reservation& r, const limits::usage* ac
     return;
   }
   live_.erase(r.lease);
+  batch_->ended();
   const limits::target_demand* t = r.target_ptr;
-  args a;
-  if (k) {
-    for (auto part : {"tpm", "tpd", "conc", "budget"}) a.add_name(opt_.prefix, "k", k->name, part);
+  settlement s;
+  s.prefix = opt_.prefix;
+  s.has_key = k != nullptr;
+  if (k) s.key = k->name;
+  s.has_target = t != nullptr;
+  if (t) s.target = t->id;
+  s.now = clock_arg();
+  s.lease = r.lease;
+  s.period_start = k && k->budget.unit != budget_unit::none ? r.budget_period_start : 0;
+  s.settle = actual != nullptr;
+  s.reserved_tokens = r.tokens;
+  s.actual_tokens = tokens;
+  s.key_tpm = k ? k->limits.tpm : 0;
+  s.key_tpd = k ? k->limits.tpd : 0;
+  s.key_lease = k && k->limits.concurrency;
+  s.budget_reserved = r.budget_cost;
+  s.budget_actual = spent;
+  s.target_tpm = t ? t->limits.tpm : 0;
+  s.target_lease = t && t->limits.concurrency;
+  if (client_->connected()) {
+    batch_->add(s);  // carried by the next admission, or sent within 1 ms
+    return;
   }
-  if (t) {
-    for (auto part : {"conc", "tpm"}) a.add_name(opt_.prefix, "t", t->id, part);
-  }
-  const std::size_t nkeys = (k ? 4 : 0) + (t ? 2 : 0);
-  a.add(clock_arg());
-  a.add_u(r.lease);
-  a.add(k && k->budget.unit != budget_unit::none ? r.budget_period_start : 0);
-  a.add(std::int64_t{actual ? 1 : 0});
-  a.add_u(r.tokens);
-  a.add(tokens);
-  a.add(std::int64_t{k ? 1 : 0});
-  a.add_u(k ? k->limits.tpm : 0);
-  a.add_u(k ? k->limits.tpd : 0);
-  a.add(std::int64_t{k && k->limits.concurrency ? 1 : 0});
-  a.add_u(r.budget_cost);
-  a.add(spent);
-  a.add(std::int64_t{t ? 1 : 0});
-  a.add_u(t ? t->limits.tpm : 0);
-  a.add(std::int64_t{t && t->limits.concurrency ? 1 : 0});
-  if (client_->eval_detached(settle_script(), nkeys, a.views())) return;
   // Redis is down: keep it for when it answers again (a budget reservation would otherwise
   // stay reserved until the period ends), within a bound.
+  args a;
   if (queued_.size() >= max_queued) {
     queued_.pop_front();
     ++stats_.lost_settlements;
   }
+  args one;  // a settle.lua call of one: its keys, the count, its arguments
+  const std::size_t nkeys = encode(s, one);
+  a.add_from(one, 0, nkeys);
+  a.add(std::int64_t{1});
+  a.add_from(one, nkeys, settlement_args);
   auto [bytes, spans] = a.take();
   queued_.push_back({&settle_script(), nkeys, std::move(bytes), std::move(spans)});
   ++stats_.queued_settlements;

@@ -3,7 +3,9 @@
 //
 // One per worker thread, beside that worker's redis::client (no locks). Admission is one
 // EVALSHA of admit.lua per request (all checks and charges, atomically, on Redis TIME);
-// settle/release are one pipelined EVALSHA of settle.lua whose reply nobody waits for.
+// settle/release are queued on the connection's settle_batch and carried by its next
+// admission (or sent in one settle.lua call of several when none comes within 1 ms), so under
+// load a request costs one script call.
 // Concurrency leases (zset members, 30 s ttl) of requests still in flight are renewed every
 // 10 s in one pipelined batch, so a long stream keeps its lease and a dead holder's lease
 // expires by itself.
@@ -17,8 +19,10 @@
 //   auto c = std::make_shared<redis::client>(ex, {.address = *cfg.state.redis,
 //                                                .timeout = cfg.state.timeout});
 //   register_scripts(*c); c->start();
-//   auto b = std::make_shared<redis_backend>(c, &memory, {.prefix, .on_failure, .instances});
-//   b->start();   ...   b->stop(); c->stop();   (at shutdown)
+//   auto q = std::make_shared<settle_batch>(c);   (one per connection)
+//   auto b = std::make_shared<redis_backend>(c, &memory, {.prefix, .on_failure, .instances,
+//                                                       .batch = q});
+//   b->start();   ...   b->stop(); q->stop(); c->stop();   (at shutdown)
 // then, per request, exactly as with the in-memory backend: admit_now(d), else co_await
 // admit(d); settle/release on the same worker. `memory` is the in-memory backend the gateway
 // uses without Redis (its state is the local fallback's). Create with std::make_shared.
@@ -36,6 +40,7 @@
 
 #include "limits/backend.hpp"
 #include "state/redis/client.hpp"
+#include "state/settle_batch.hpp"
 
 namespace ob::state {
 
@@ -49,6 +54,10 @@ struct redis_backend_options {
   std::chrono::milliseconds renew_every{10'000};
   // Tests only: the clock the scripts use instead of Redis TIME (0 = TIME).
   const limits::epoch_ms* test_clock = nullptr;
+  // The settlements' queue of the client's connection, shared by the backends using it; null:
+  // the backend makes its own with `batching` (and stops it with itself).
+  std::shared_ptr<settle_batch> batch;
+  settle_batch::options batching;
 };
 
 // The scripts of src/state/redis/*.lua; register them on each client before start().
@@ -88,6 +97,7 @@ class redis_backend final : public limits::backend,
   // `to`, which sends it once Redis answers: a reload replaced this backend (a settlement's
   // bytes name everything it needs; nothing points into this backend's snapshot).
   void hand_over(redis_backend& to);
+  settle_batch& batch() { return *batch_; }
   // At most this many settlements wait for Redis to come back; older ones are dropped.
   static constexpr std::size_t max_queued = 10'000;
 
@@ -126,6 +136,8 @@ class redis_backend final : public limits::backend,
   std::shared_ptr<redis::client> client_;
   limits::backend* local_;
   redis_backend_options opt_;
+  std::shared_ptr<settle_batch> batch_;
+  bool own_batch_ = false;
   boost::asio::steady_timer renew_timer_;
   bool stopped_ = false;
   std::uint64_t lease_base_;

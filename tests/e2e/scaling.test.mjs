@@ -5,6 +5,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
@@ -12,6 +13,7 @@ import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
 import { redisAvailable, startRedis } from './lib/redis.mjs';
 import { request } from './lib/http.mjs';
+import { rawExchange, rawRequest } from './lib/raw.mjs';
 import { accessLines, sleep } from './lib/common.mjs';
 import { backToBack, startHoldingUpstream } from './lib/settle.mjs';
 
@@ -20,6 +22,7 @@ const TOK = {
   rpm: 'sk-scale-rpm-secret',
   tpm: 'sk-scale-tpm-secret',
   budget: 'sk-scale-budget-secret',
+  burst: 'sk-scale-burst-secret',
   conc: 'sk-scale-conc-secret',
   deny: 'sk-scale-deny-secret',
   plain: 'sk-scale-plain-secret',
@@ -73,6 +76,8 @@ describe('gateways sharing one Redis', { timeout: 300000, skip: !redisAvailable(
     { name: 'plain-key', token: TOK.plain },
     { name: 'out-key', token: TOK.deny, limits: { rpm: 10 } },
     { name: 'rt-key', token: 'sk-scale-rt-secret', limits: { rpm: 100000, tpm: 10000000 } },
+    { name: 'load-key', token: 'sk-scale-load-secret', limits: { rpm: 1000000, tpm: 100000000, concurrency: 1000 } },
+    { name: 'burst-key', token: 'sk-scale-burst-secret', limits: { tpm: 6000, concurrency: 100 } },
   ];
   const config = (state, extra = {}) => ({
     providers: [
@@ -204,12 +209,110 @@ describe('gateways sharing one Redis', { timeout: 300000, skip: !redisAvailable(
     for (let i = 0; i < N; i++) assert.equal((await ask(g, 'sk-scale-rt-secret')).status, 200);
     await settled(g, 21 + N + 0);
     const calls = await evalCalls(redis);
-    // Each request: one admission (EVALSHA admit, awaited) and one settlement (EVALSHA settle,
-    // pipelined, not awaited).
+    // Each request: one admission (EVALSHA admit, awaited); its settlement rides with the next
+    // admission, or, one at a time like here, goes in a settle call of its own (not awaited).
     console.log(`round trips: ${calls} script calls for ${N} limited requests (${(calls / N).toFixed(2)} per request, admission ${((calls - N) / N).toFixed(2)})`);
     assert.ok(calls >= N, `${calls} script calls for ${N} requests: every one is admitted in Redis`);
     assert.ok(calls <= 2 * N, `${calls} script calls for ${N} requests`);
     assert.ok(calls - N <= N, 'at most one admission round trip per request');
+    await stop(g);
+  });
+
+  // Chat completions over keep-alive connections (`agent`), `inFlight` at a time, `n` in all.
+  async function load(gw, token, { n, inFlight, agent, body }) {
+    const answers = [];
+    let next = 0;
+    const one = async () => {
+      const r = await request({
+        url: `${gw.url}/v1/chat/completions`,
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: body ?? { model: 'g', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10 },
+        agent,
+      });
+      answers.push(r);
+    };
+    await Promise.all(Array.from({ length: inFlight }, async () => {
+      while (next < n) {
+        next++;
+        await one();
+      }
+    }));
+    return answers;
+  }
+  // Waits (bounded) until every settlement of `key` was applied: none of its leases is held.
+  async function leasesGone(prefix, key) {
+    let n = -1;
+    for (let i = 0; i < 300 && n !== 0; i++) {
+      n = Number((await redis.command('ZCARD', `${prefix}{k:${key}}:conc`)).slice(1));
+      if (n !== 0) await sleep(10);
+    }
+    assert.equal(n, 0, `${key}: leases still held`);
+  }
+
+  test('round trips under load: about one script call per limited request (16 connections, pipelined)', T, async () => {
+    const g = await start({ prefix: 'load:' });
+    const port = Number(new URL(g.url).port);
+    const req = rawRequest({
+      headers: [['Authorization', 'Bearer sk-scale-load-secret'], ['Content-Type', 'application/json']],
+      body: { model: 'g', messages: [{ role: 'user', content: 'hi' }], max_tokens: 10 },
+    });
+    // Each connection sends its requests back to back (HTTP/1.1 pipelining): the gateway reads
+    // the next one as soon as it has answered (and settled) the previous one, so an admission
+    // follows every settlement at once, whatever the machine's load; 16 connections keep 16
+    // requests in flight. This is the load pattern, made independent of the client's speed.
+    const conns = 16, each = 125, N = conns * each;
+    const round = (n) =>
+      Promise.all(Array.from({ length: conns }, () =>
+        rawExchange({ port, pieces: Buffer.concat(Array(n).fill(req)), closeAfterAnswers: n, timeout: 60000 })));
+    await round(1);  // warm: both workers' Redis connections up
+    await leasesGone('load:', 'load-key');
+    await redis.command('CONFIG', 'RESETSTAT');
+    const t0 = performance.now();
+    const results = await round(each);
+    const took = performance.now() - t0;
+    const statuses = results.flatMap((r) => r.answers.map((a) => a.status));
+    assert.equal(statuses.length, N);
+    assert.ok(statuses.every((s) => s === 200), `statuses: ${[...new Set(statuses)]}`);
+    await leasesGone('load:', 'load-key');  // the last settlements are in too
+    const calls = await evalCalls(redis);
+    console.log(`round trips under load: ${calls} script calls for ${N} requests, 16 connections (${(calls / N).toFixed(3)} per request, ${(N / took * 1000).toFixed(0)} req/s)`);
+    assert.ok(calls >= N, `${calls} script calls for ${N} requests: every one is admitted in Redis`);
+    // Each admission carries the settlements queued before it; a settle call of its own only
+    // for the last ones of each connection (none follows them within 1 ms).
+    assert.ok(calls <= N * 1.05 + 8, `${calls} script calls for ${N} requests`);
+    await stop(g);
+  });
+
+  test('tpm remainder is exact after a burst (settlements carried and batched)', T, async () => {
+    const g = await start({ prefix: 'burst:' });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
+    const body = { model: 'g', messages: [{ role: 'user', content: 'hello there' }], max_tokens: 40 };
+    const used = (answers) => answers.reduce((s, r) => s + r.json().usage.total_tokens, 0);
+    try {
+      const t0 = performance.now();
+      // The first admission on a full bucket tells the estimate it reserves.
+      const [first] = await load(g, TOK.burst, { n: 1, inFlight: 1, agent, body });
+      assert.equal(first.status, 200);
+      const est = 6000 - Number(first.headers['x-ratelimit-remaining-tokens']);
+      assert.ok(est > 21 && est < 200, `estimate ${est}`);
+      const burst = await load(g, TOK.burst, { n: 60, inFlight: 8, agent, body });
+      assert.equal(burst.filter((r) => r.status === 200).length, 60);
+      await leasesGone('burst:', 'burst-key');
+      const [last] = await load(g, TOK.burst, { n: 1, inFlight: 1, agent, body });
+      const elapsed = performance.now() - t0;
+      assert.equal(last.status, 200);
+      const left = Number(last.headers['x-ratelimit-remaining-tokens']);
+      // 61 answers used 21 each; each settlement gave back exactly its estimate minus that.
+      // The bucket refills 0.1 token per ms meanwhile. A lost settlement would leave
+      // est - 21 = ${est - 21} less, one applied twice as much more.
+      const exact = 6000 - used([first, ...burst]) - est;
+      console.log(`tpm after a burst: remaining ${left}, exact without refill ${exact}, refill bound ${(elapsed / 10).toFixed(1)} (${elapsed.toFixed(0)} ms)`);
+      assert.ok(left >= exact, `remaining ${left} < ${exact}`);
+      assert.ok(left <= exact + Math.ceil(elapsed / 10) + 1, `remaining ${left} > ${exact} + refill`);
+    } finally {
+      agent.destroy();
+    }
     await stop(g);
   });
 

@@ -42,8 +42,12 @@ class BackendFixture : public ::testing::Test {
     return v ? *v : limits::verdict{};
   }
   // Everything sent before is processed once a PING sent after it answers (one connection,
-  // in order): settlements are fire-and-forget.
+  // in order): settlements are fire-and-forget. Queued settlements go first (within the
+  // batch delay, or at once when the worker is idle).
   void sync() {
+    if (backend) {
+      ASSERT_TRUE(run_until(io, [&] { return backend->batch().size() == 0; }));
+    }
     std::vector<std::string_view> ping{"PING"};
     auto r = await(io, client->call(ping));
     ASSERT_TRUE(r && r->ok());

@@ -301,16 +301,21 @@ TEST_F(RedisBackend, ARefusalChargesNothing) {
   EXPECT_EQ(server.command({"ZCARD", "ob:{k:aon2}:conc"}), ":2\r\n");
 }
 
-TEST_F(RedisBackend, AdmissionIsOneRoundTripAndSettlementOneMore) {
-  connect();
+TEST_F(RedisBackend, AdmissionIsOneRoundTripAndSettlementsRideWithTheNext) {
+  redis_backend_options o;
+  o.batching.delay = 10s;  // never idle here: only admissions and flush() send settlements
+  connect(o);
   limits::key_demand k{0,
                        "rt",
                        {.rpm = 1000, .tpm = 100'000, .concurrency = 100},
                        {limits::budget_unit::tokens, limits::budget_period::day, 1'000'000}};
   limits::target_demand t[] = {{0, "g/a@h", {.rpm = 1000, .concurrency = 100}, {}}};
   auto d = demand_for(&k, 10, 10, t);
+  auto running = admit(d);  // a request that runs throughout: the worker is never idle
+  ASSERT_TRUE(running.ok());
   server.command({"CONFIG", "RESETSTAT"});
   constexpr int n = 20;
+  // Admissions only: one script call each.
   std::vector<limits::verdict> vs;
   for (int i = 0; i < n; ++i) {
     vs.push_back(admit(d));
@@ -320,12 +325,43 @@ TEST_F(RedisBackend, AdmissionIsOneRoundTripAndSettlementOneMore) {
   EXPECT_NE(stats.find("cmdstat_evalsha:calls=20,"), std::string::npos) << stats;
   EXPECT_EQ(stats.find("cmdstat_eval:"), std::string::npos) << stats;
   EXPECT_EQ(stats.find("cmdstat_script"), std::string::npos) << stats;
+  // Their 20 settlements wait for a carrier; with none, one batch call sends them all.
   for (auto& v : vs) backend->settle(v.res, limits::usage{5, 5});
+  test::run_for(io, 20ms);
+  EXPECT_EQ(backend->batch().size(), 20u);
+  EXPECT_NE(server.command({"INFO", "commandstats"}).find("cmdstat_evalsha:calls=20,"),
+            std::string::npos);
+  backend->batch().flush();
   sync();
   stats = server.command({"INFO", "commandstats"});
-  EXPECT_NE(stats.find("cmdstat_evalsha:calls=40,"), std::string::npos) << stats;
+  EXPECT_NE(stats.find("cmdstat_evalsha:calls=21,"), std::string::npos) << stats;
+  EXPECT_EQ(server.command({"ZCARD", "ob:{k:rt}:conc"}), ":1\r\n");
+  EXPECT_EQ(server.command({"ZCARD", "ob:{t:g/a@h}:conc"}), ":1\r\n");
+  // Admit, settle, admit...: each settlement rides with the next admission.
+  server.command({"CONFIG", "RESETSTAT"});
+  auto prev = admit(d);
+  ASSERT_TRUE(prev.ok());
+  for (int i = 1; i < n; ++i) {
+    backend->settle(prev.res, limits::usage{5, 5});
+    EXPECT_EQ(backend->batch().size(), 1u);
+    prev = admit(d);
+    ASSERT_TRUE(prev.ok()) << i;
+    EXPECT_EQ(backend->batch().size(), 0u);
+    // Applied before the admission: two leases (the new one's and the running one's).
+    EXPECT_EQ(server.command({"ZCARD", "ob:{k:rt}:conc"}), ":2\r\n") << i;
+  }
+  stats = server.command({"INFO", "commandstats"});
+  EXPECT_NE(stats.find("cmdstat_evalsha:calls=20,"), std::string::npos) << stats;
+  backend->release(prev.res);
+  backend->release(running.res);  // the last one: sent at once with the other
+  EXPECT_EQ(backend->batch().size(), 0u);
+  sync();
   EXPECT_EQ(server.command({"ZCARD", "ob:{k:rt}:conc"}), ":0\r\n");
-  EXPECT_EQ(server.command({"ZCARD", "ob:{t:g/a@h}:conc"}), ":0\r\n");
+  std::string budget = "ob:{k:rt}:budget:" + std::to_string(prev.res.budget_period_start);
+  EXPECT_EQ(server.command({"HGET", budget, "reserved"}), "$1\r\n0\r\n");
+  EXPECT_EQ(server.command({"HGET", budget, "used"}), "$3\r\n390\r\n");  // 39 settled x 10
+  EXPECT_EQ(backend->batch().stats().carried, 19u);
+  EXPECT_EQ(backend->batch().stats().batched, 22u);
 }
 
 TEST_F(RedisBackend, UnlimitedKeysNeverTouchRedis) {

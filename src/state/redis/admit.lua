@@ -5,11 +5,16 @@
 --   (hash: level, ts), tpd (hash), conc (zset: lease id -> expiry), budget base (the period's
 --   hash is <base>:<period-start-ms>, named here from TIME: same hash tag, same slot); then 3
 --   per candidate target: conc, rpm, tpm.
+--   Then the keys of the settlements it carries.
 -- ARGV: 1 now (0 = TIME; tests pass a clock), 2 lease id, 3 lease ttl ms, 4 budget period
 --   start (0 = from the clock; tests), 5 has key (1/0), 6 number of targets, 7 token estimate,
 --   8-16 the key: rpm, rpd, burst, tpm, tpd, concurrency, budget amount, budget period
 --   (1 day, 2 week, 3 month), budget cost without a target; then 4 per target: rpm, tpm,
 --   concurrency, budget cost of the key when this target is chosen. A limit of 0 is none.
+--   Then the number of carried settlements (absent = 0) and 15 arguments per settlement.
+-- Carried settlements: ends of earlier requests of the same connection (src/state/
+-- settle_batch.hpp), applied first (the text of settlements.lua comes before this), whatever
+-- the admission decides.
 -- Checks the key's budget, concurrency, rpm, rpd, tpm, tpd in this order, then the targets in
 -- the order given (concurrency, rpm, tpm): the first with room is chosen. Nothing is written
 -- unless everything passed.
@@ -31,6 +36,14 @@ local has_key = tonumber(ARGV[5]) == 1
 local ntargets = tonumber(ARGV[6])
 local est = tonumber(ARGV[7])
 local MINUTE, DAY = 60000, 86400000
+
+do
+  local carried_at = 17 + 4 * ntargets
+  local carried = tonumber(ARGV[carried_at]) or 0
+  if carried > 0 then
+    settle_all(now, carried, (has_key and 6 or 0) + 3 * ntargets, carried_at)
+  end
+end
 
 -- Howard Hinnant's civil calendar algorithms (days since 1970-01-01 <-> y/m), UTC.
 local function civil_from_days(z)
