@@ -212,6 +212,7 @@ asio::awaitable<void> client_connection::run() {
     exchange_.begin(start, request_id_.view());
     rec.request_id = request_id_.view();
     rec.client = peer_;
+    rec.protocol = protocol_;
     bool keep = false;
     if (head == head_result::ok) {
       rec.method = req_.method;
