@@ -97,6 +97,7 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
  private:
   bool setup();
   void flush();
+  void end();
   void close_now();
   void on_tick();
   void start_stream(const std::shared_ptr<h2_stream>& st);
@@ -135,7 +136,9 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
   std::string out_;  // the write in flight
   std::array<std::uint8_t, 16 * 1024> in_;
   bool writing_ = false, dead_ = false, goaway_ = false;
-  bool closing_ = false;          // close once what nghttp2 has to send is written
+  bool closing_ = false;  // close once what nghttp2 has to send is written
+  bool ending_ = false;   // our side is shut down; closing within a second
+  clock_type::time_point ending_since_;
   std::size_t header_block_ = 0;  // bytes of the header block being received
   std::size_t header_limit_ = 0, body_limit_ = 0;
   clock_type::time_point idle_since_ = clock_type::now();
@@ -251,7 +254,10 @@ ssize_t h2_connection::read_body(nghttp2_session*, int32_t, uint8_t* buf, size_t
     if (st.pending() < stream_high_water) st.wake.cancel();
   }
   if (st.pending() == 0 && st.finished) {
-    if (st.broken) return n ? static_cast<ssize_t>(n) : NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (st.broken) {
+      if (n == 0) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+      return static_cast<ssize_t>(n);
+    }
     *flags |= NGHTTP2_DATA_FLAG_EOF;
   } else if (n == 0) {
     return NGHTTP2_ERR_DEFERRED;
@@ -300,6 +306,7 @@ asio::awaitable<void> h2_connection::run() {
   while (!dead_) {
     auto [ec, n] = co_await stream_.async_read_some(asio::buffer(in_), use_tuple);
     if (ec || dead_) break;
+    if (closing_ || ending_) continue;  // after our GOAWAY: read and discard until the close
     auto rv = nghttp2_session_mem_recv(session_, in_.data(), n);
     if (rv < 0) {
       // A bad preface or a connection error nghttp2 could not answer itself (a callback
@@ -311,7 +318,7 @@ asio::awaitable<void> h2_connection::run() {
                                                         : NGHTTP2_PROTOCOL_ERROR);
       closing_ = true;
       flush();
-      co_return;  // the write chain closes the connection once the GOAWAY is out
+      continue;  // the write chain ends the connection once the GOAWAY is out
     }
     flush();
   }
@@ -333,7 +340,7 @@ void h2_connection::flush() {
   }
   if (out_.empty()) {
     if (closing_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)))
-      close_now();
+      end();
     return;
   }
   writing_ = true;
@@ -343,6 +350,18 @@ void h2_connection::flush() {
                         if (ec) return self->close_now();
                         self->flush();
                       });
+}
+
+void h2_connection::end() {
+  // Closing with unread bytes from the client makes the kernel send a reset, which can destroy
+  // our GOAWAY before the client reads it: stop sending, read and discard (run()) for up to a
+  // second (on_tick), then close.
+  if (ending_ || dead_) return;
+  ending_ = true;
+  ending_since_ = clock_type::now();
+  boost::system::error_code ec;
+  stream_.lowest().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  if (ec) close_now();
 }
 
 void h2_connection::close_now() {
@@ -363,7 +382,9 @@ void h2_connection::on_tick() {
   if (dead_) return;
   if (ctx_.stopping) return close_now();
   auto now = clock_type::now();
-  if (!goaway_ && (ctx_.draining || (streams_.empty() && now - idle_since_ >= keepalive_))) {
+  if (ending_ && now - ending_since_ >= std::chrono::seconds(1)) return close_now();
+  if (!goaway_ && !ending_ &&
+      (ctx_.draining || (streams_.empty() && now - idle_since_ >= keepalive_))) {
     // Graceful: streams already begun are answered; the connection closes after them.
     goaway_ = true;
     nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
