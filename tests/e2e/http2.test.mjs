@@ -173,3 +173,34 @@ describe('tls.http2: false', { timeout: 60000 }, () => {
     }
   });
 });
+
+describe('HTTP/2 drain', { timeout: 60000 }, () => {
+  test('SIGTERM: GOAWAY (NO_ERROR) to an HTTP/2 client, its open stream still finishes', T, async () => {
+    const ca = makeTestCA();
+    const M = await startMock();
+    const gw = await startH2Gateway({ ca, providers: [{ group: 'g', name: 'm', base: M.url, key: 'sk-up' }] });
+    try {
+      const s = await h2connect(gw, ca);
+      const goaway = new Promise((resolve) => s.once('goaway', (code) => resolve(code)));
+      let stopping = null;
+      const r = await h2request(s, {
+        body: chatBody('g', { stream: true }),
+        headers: { 'x-mock-mode': 'slow-stream-100' },
+        onResponse: () => {
+          stopping ??= gw.stop();
+        },
+      });
+      assert.equal(await goaway, http2.constants.NGHTTP2_NO_ERROR);
+      assert.equal(r.status, 200);
+      const { events } = parseSSE(r.text);
+      assert.equal(events.at(-1).data, '[DONE]', 'the stream in flight finished');
+      assert.deepEqual(await stopping, { code: 0, signal: null });
+      s.destroy();
+    } finally {
+      if (!gw.exited()) await gw.stop();
+      gw.cleanup();
+      await M.close();
+      ca.cleanup();
+    }
+  });
+});
