@@ -24,7 +24,14 @@ describe('HTTP/2 listener', { timeout: 300000 }, () => {
   before(async () => {
     ca = makeTestCA();
     M = await startMock();
-    gw = await startH2Gateway({ ca, providers: [{ group: 'g', name: 'm', base: M.url, key: 'sk-up' }] });
+    gw = await startH2Gateway({
+      ca,
+      providers: [
+        { group: 'g', name: 'm', base: M.url, key: 'sk-up' },
+        { group: 'f', name: 'broken', base: `${M.url}/mode/status-500`, key: 'sk-up' },
+        { group: 'f', name: 'good', base: M.url, key: 'sk-up' },
+      ],
+    });
   });
   after(async () => {
     await stopGateway(gw);
@@ -142,6 +149,20 @@ describe('HTTP/2 listener', { timeout: 300000 }, () => {
       assert.equal(unknown.json().error.code, 'model_not_found');
       const health = await h2request(s, { method: 'GET', path: '/healthz', token: null });
       assert.equal(health.status, 200);
+    } finally {
+      s.close();
+    }
+  });
+
+  test('failover per stream: the first target answers 500, the next one serves the stream', T, async () => {
+    const s = await h2connect(gw, ca);
+    try {
+      const rs = await Promise.all([1, 2, 3, 4].map(() => h2request(s, { body: chatBody('f') })));
+      for (const r of rs) {
+        assert.equal(r.status, 200, r.text);
+        assert.equal(r.json().model, 'f');
+        assert.equal(r.json().choices[0].message.content, answerText('good'));
+      }
     } finally {
       s.close();
     }
