@@ -31,6 +31,7 @@ describe('HTTP/2 listener', { timeout: 300000 }, () => {
         { group: 'f', name: 'broken', base: `${M.url}/mode/status-500`, key: 'sk-up' },
         { group: 'f', name: 'good', base: M.url, key: 'sk-up' },
       ],
+      extra: { keys: [{ name: 'rpm-three', token: 'sk-h2-rpm-3-secret', limits: { rpm: 3 } }] },
     });
   });
   after(async () => {
@@ -163,6 +164,20 @@ describe('HTTP/2 listener', { timeout: 300000 }, () => {
         assert.equal(r.json().model, 'f');
         assert.equal(r.json().choices[0].message.content, answerText('good'));
       }
+    } finally {
+      s.close();
+    }
+  });
+
+  test('keys and limits per stream: rpm 3 on one connection -> three answers, one 429', T, async () => {
+    const s = await h2connect(gw, ca);
+    try {
+      const rs = await Promise.all([1, 2, 3, 4].map(() => h2request(s, { body: chatBody('g'), token: 'sk-h2-rpm-3-secret' })));
+      const statuses = rs.map((r) => r.status).sort();
+      assert.deepEqual(statuses, [200, 200, 200, 429]);
+      const limited = rs.find((r) => r.status === 429);
+      assert.equal(limited.json().error.code, 'rate_limit_exceeded');
+      assert.ok(limited.headers['retry-after'], 'Retry-After on the refused stream');
     } finally {
       s.close();
     }
