@@ -11,7 +11,7 @@ import { makeTestCA } from './lib/tls.mjs';
 import { CLIENT_TOKEN, chatBody, sleep } from './lib/common.mjs';
 import {
   startH2Gateway, h2connect, h2request, rssKiB, rawH2, frame, settings, hpack, requestFields,
-  goawayCode, PREFACE, T, F,
+  goawayCode, hpackInt, PREFACE, T, F,
 } from './lib/h2.mjs';
 
 const ENHANCE_YOUR_CALM = 0xb;
@@ -101,6 +101,22 @@ const cases = [
       const ok = await h2request(s, { body: chatBody('g') });
       assert.equal(ok.status, 200);
       s.close();
+    },
+  },
+  {
+    name: 'HPACK bomb (one 4 KB dynamic-table entry referenced 2000 times) -> 431 on that stream, no decoding blow-up',
+    async run({ gw, ca }) {
+      const c = await rawH2(gw, ca);
+      const value = Buffer.from('v'.repeat(4000));
+      const entry = Buffer.concat([Buffer.from([0x40, 5]), Buffer.from('x-bmb'), Buffer.from(hpackInt(value.length, 7, 0)), value]);
+      const block = Buffer.concat([hpack(requestFields(gw)), entry, Buffer.alloc(2000, 0x80 | 62)]);
+      await c.write(Buffer.concat([PREFACE, settings(), frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, block)]));
+      await waitFor(() => c.frames.some((f) => f.type === T.DATA && f.stream === 1 && f.flags & F.END_STREAM), { what: 'the answer', timeout: 5000 });
+      const body = Buffer.concat(c.frames.filter((f) => f.type === T.DATA && f.stream === 1).map((f) => f.payload)).toString();
+      const e = JSON.parse(body).error;
+      assert.match(e.message, /header list is too large/);
+      assert.equal(c.goaway(), undefined, 'the connection is not ended');
+      c.sock.destroy();
     },
   },
   {

@@ -127,7 +127,7 @@ export function settings(pairs = []) {
 }
 
 // HPACK integer with an n-bit prefix.
-function hpackInt(v, bits, first) {
+export function hpackInt(v, bits, first) {
   const max = (1 << bits) - 1;
   if (v < max) return [first | v];
   const out = [first | max];
