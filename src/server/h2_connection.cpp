@@ -403,6 +403,18 @@ void h2_connection::answer_directly(h2_stream& st, proxy::http::error_kind kind,
                                     std::string_view message) {
   proxy::http::append_error_body(st.queued, kind, message);
   st.finished = true;
+  // Not seen by a client_connection: its access line is written here.
+  observe::request_record rec;
+  rec.method = st.head.method().empty() ? std::string_view("-") : st.head.method();
+  rec.path = st.head.path().substr(0, st.head.path().find('?'));
+  if (rec.path.empty()) rec.path = "-";
+  rec.status = proxy::http::status_of(kind);
+  rec.bytes_out = st.queued.size();
+  rec.outcome = "bad_request";
+  rec.detail = message;
+  rec.client = peer_;
+  rec.protocol = "h2";
+  observe::access_log(rec);
   auto status = std::to_string(proxy::http::status_of(kind));
   auto length = std::to_string(st.queued.size());
   auto nv = [](std::string_view n, std::string_view v) {

@@ -8,7 +8,7 @@ import http2 from 'node:http2';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { waitFor } from './lib/http.mjs';
 import { makeTestCA } from './lib/tls.mjs';
-import { CLIENT_TOKEN, chatBody, sleep } from './lib/common.mjs';
+import { CLIENT_TOKEN, chatBody, sleep, accessLines } from './lib/common.mjs';
 import {
   startH2Gateway, h2connect, h2request, rssKiB, rawH2, frame, settings, hpack, requestFields,
   goawayCode, hpackInt, PREFACE, T, F,
@@ -98,6 +98,7 @@ const cases = [
       const r = await h2request(s, { body: chatBody('g'), headers });
       assert.equal(r.status, 431, r.text);
       assert.equal(r.json().error.type, 'invalid_request_error');
+      await waitFor(() => accessLines(gw).some((l) => l.status === '431' && l.protocol === 'h2' && l.path === '/v1/chat/completions'), { what: 'the access line of the 431', timeout: 3000 });
       const ok = await h2request(s, { body: chatBody('g') });
       assert.equal(ok.status, 200);
       s.close();
