@@ -702,6 +702,16 @@ constexpr field<tls_config> tls_fields[] = {
     {"cert", read_tls_path<&tls_config::cert>},
     {"key", read_tls_path<&tls_config::key>},
     {"client_ca", read_tls_path<&tls_config::client_ca>},
+    {"http2",
+     [](context& c, const json::value& v, const std::string& path, tls_config& t) {
+       if (!v.is_bool()) return type_error(c, path, "a boolean", v);
+       t.http2 = v.get_bool();
+     }},
+    {"http2_max_concurrent_streams",
+     [](context& c, const json::value& v, const std::string& path, tls_config& t) {
+       if (auto n = as_integer(c, v, path, 1, 1000))
+         t.http2_max_concurrent_streams = static_cast<std::uint32_t>(*n);
+     }},
 };
 
 void read_tls(context& c, const json::value& v, const std::string& path, config& cfg) {

@@ -138,6 +138,8 @@ std::string redacted_json(const config& cfg) {
   if (cfg.tls.enabled) {
     json::object t{{"listen", cfg.tls.listen}, {"cert", cfg.tls.cert}, {"key", cfg.tls.key}};
     if (!cfg.tls.client_ca.empty()) t["client_ca"] = cfg.tls.client_ca;
+    t["http2"] = cfg.tls.http2;
+    t["http2_max_concurrent_streams"] = cfg.tls.http2_max_concurrent_streams;
     root["tls"] = std::move(t);
   }
   if (cfg.state.enabled) {  // shared state: the Redis URL without its password

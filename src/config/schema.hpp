@@ -194,6 +194,8 @@ struct tls_config {
   std::string cert;       // PEM certificate chain, leaf first
   std::string key;        // PEM private key of the leaf
   std::string client_ca;  // "" = no client certificates asked; else PEM CAs that must sign them
+  bool http2 = true;      // ALPN offers h2 before http/1.1
+  std::uint32_t http2_max_concurrent_streams = 100;  // SETTINGS_MAX_CONCURRENT_STREAMS
 };
 // ---- shared state (extension "state": docs/CONFIGURATION.md, docs/SCALING.md) ----
 // Absent: limits are counted in memory and no ledger is written.

@@ -101,6 +101,7 @@ void format_access_line(std::string& out, const request_record& r) {
   if (!r.client_name.empty()) p = put_value(put_key(p, "client_name"), r.client_name);
   if (r.ttfb_ms >= 0) p = put_millis(put_key(p, "ttfb_ms"), r.ttfb_ms);
   if (r.upstream_ms >= 0) p = put_millis(put_key(p, "upstream_ms"), r.upstream_ms);
+  if (!r.protocol.empty()) p = put_value(put_key(p, "protocol"), r.protocol);
   *p++ = '\n';
   out.resize(old + static_cast<std::size_t>(p - begin));
 }
@@ -124,6 +125,7 @@ void format_access_json(std::string& out, const request_record& r) {
   p = put_json_text_or_null(put_json_key(p, "request_id"), r.request_id);
   p = put_json_text_or_null(put_json_key(p, "client"), r.client);
   p = put_json_text_or_null(put_json_key(p, "client_name"), r.client_name);
+  if (!r.protocol.empty()) p = put_json_string(put_json_key(p, "protocol"), r.protocol);
   p = put_json_string(put_json_key(p, "method"), r.method);
   p = put_json_string(put_json_key(p, "path"), r.path);
   p = put_json_text_or_null(put_json_key(p, "group"), r.group);

@@ -64,6 +64,7 @@ struct request_record {
   std::string_view request_id;
   std::string_view client;       // peer "address:port" ("[v6]:port")
   std::string_view client_name;  // name of the client key that authorized the request
+  std::string_view protocol;     // "h2" for an HTTP/2 stream; empty (left out) for HTTP/1.x
   double ttfb_ms = -1;           // request sent upstream -> first byte of the upstream answer
   double upstream_ms = -1;       // time spent in upstream exchanges, all attempts
   // Structured form of `tried`; preferred when set (a model name may hold ':' or ',').

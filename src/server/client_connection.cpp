@@ -214,6 +214,7 @@ asio::awaitable<void> client_connection::run() {
     exchange_.begin(start, request_id_.view());
     rec.request_id = request_id_.view();
     rec.client = peer_;
+    rec.protocol = protocol_;
     bool keep = false;
     // The client's dialect, by path (nullptr: OpenAI): the exchange's front and back step and
     // the shape of every error answer, from the first one on.

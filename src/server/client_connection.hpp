@@ -46,6 +46,12 @@ class client_connection final : public std::enable_shared_from_this<client_conne
   // closes the socket.
   void abandon();
   void sweep(std::chrono::steady_clock::time_point now) { exchange_.sweep(now); }
+  // An HTTP/2 stream served over a socket pair (server/h2_connection.cpp): the peer of the
+  // HTTP/2 connection and the protocol for the access log ("h2", a string literal).
+  void set_peer(std::string peer, std::string_view protocol) {
+    peer_ = std::move(peer);
+    protocol_ = protocol;
+  }
   std::string_view upstream_origin() const { return exchange_.upstream_origin(); }
 
   // The request's end for keys and limits: its usage goes to the ledger and its reservations
@@ -137,6 +143,7 @@ class client_connection final : public std::enable_shared_from_this<client_conne
   std::uint64_t authorized_generation_ = 0;  // ...under this config generation
   int authorized_index_ = -1;                // ...its entry in the snapshot's token set
   std::string peer_;                         // "address:port" of the client, for the log
+  std::string_view protocol_;                // for the log: empty (HTTP/1.x) or "h2"
   proxy::http::request_id request_id_;       // the current request's id
   // The current request's snapshot (run()'s local), and its key's admission (keys and limits).
   const std::shared_ptr<const proxy::snapshot>* snap_ptr_ = nullptr;

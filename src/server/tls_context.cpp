@@ -38,12 +38,15 @@ std::string openssl_error() {
 
 // ALPN: the first of the client's protocols that has a handler. A client that offers ALPN
 // but none of ours gets no ALPN answer and speaks HTTP/1.1 (or gives up, an h2-only client).
+// `arg` non-null: tls.http2, h2 is offered first.
 int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-                unsigned int inlen, void*) {
-  static constexpr unsigned char ours[] = "\x08http/1.1";
+                unsigned int inlen, void* arg) {
+  static constexpr unsigned char with_h2[] = "\x02h2\x08http/1.1";
+  static constexpr unsigned char http1[] = "\x08http/1.1";
+  const unsigned char* ours = arg ? with_h2 : http1;
+  unsigned int ours_len = arg ? sizeof with_h2 - 1 : sizeof http1 - 1;
   unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, outlen, ours, sizeof ours - 1, in, inlen) !=
-      OPENSSL_NPN_NEGOTIATED)
+  if (SSL_select_next_proto(&selected, outlen, ours, ours_len, in, inlen) != OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_NOACK;
   *out = selected;
   return SSL_TLSEXT_ERR_OK;
@@ -83,7 +86,7 @@ app_protocol negotiated_protocol(SSL* ssl) {
   const unsigned char* name = nullptr;
   unsigned int len = 0;
   SSL_get0_alpn_selected(ssl, &name, &len);
-  // Only "http/1.1" is offered; "h2" would map to app_protocol::h2 here.
+  if (len == 2 && name[0] == 'h' && name[1] == '2') return app_protocol::h2;
   return app_protocol::http1;
 }
 
@@ -142,7 +145,7 @@ bool tls_context::load(std::string* error) {
   SSL_CTX_set_session_id_context(h, session_id_context, sizeof session_id_context - 1);
   SSL_CTX_set_session_cache_mode(h, SSL_SESS_CACHE_SERVER);
   SSL_CTX_sess_set_cache_size(h, 20000);
-  SSL_CTX_set_alpn_select_cb(h, select_alpn, nullptr);
+  SSL_CTX_set_alpn_select_cb(h, select_alpn, files_.http2 ? h : nullptr);
   // Tickets issued before a reload stay valid after it: the new context takes the old keys.
   if (auto old = current()) {
     unsigned char keys[80];

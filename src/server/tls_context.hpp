@@ -18,9 +18,8 @@
 namespace ob::server {
 
 // The application protocols the TLS listener offers by ALPN, in order of preference. Each one
-// needs a connection handler (worker::serve picks it after the handshake): only HTTP/1.1 today.
-// An HTTP/2 handler adds `h2` here and a case there.
-enum class app_protocol { http1 };
+// needs a connection handler (worker::handshake picks it): h2 (tls.http2) then HTTP/1.1.
+enum class app_protocol { http1, h2 };
 // The protocol ALPN chose on a finished handshake (none chosen: HTTP/1.1).
 app_protocol negotiated_protocol(SSL* ssl);
 

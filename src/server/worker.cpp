@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "observe/log.hpp"
+#include "server/h2_connection.hpp"
 
 namespace ob::server {
 
@@ -111,6 +112,9 @@ asio::awaitable<void> worker::handshake(proxy::client_stream stream) {
   switch (negotiated_protocol(stream.tls()->native_handle())) {
     case app_protocol::http1:
       serve(std::move(stream));
+      break;
+    case app_protocol::h2:
+      serve_h2(ctx_, std::move(stream), registry_);
       break;
   }
 }

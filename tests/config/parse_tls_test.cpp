@@ -55,5 +55,22 @@ TEST(ConfigTls, BadValuesNameTheirKey) {
                           "tls.ciphers", "unknown key"));
 }
 
+TEST(ConfigTls, Http2OnByDefaultAndItsLimits) {
+  auto r = parse_text(doc(R"("tls": {"cert": "c.pem", "key": "k.pem"})"));
+  ASSERT_TRUE(r.ok()) << dump(r);
+  EXPECT_TRUE(r.cfg->tls.http2);
+  EXPECT_EQ(r.cfg->tls.http2_max_concurrent_streams, 100u);
+  auto off = parse_text(doc(
+      R"("tls": {"cert": "c.pem", "key": "k.pem", "http2": false, "http2_max_concurrent_streams": 8})"));
+  ASSERT_TRUE(off.ok()) << dump(off);
+  EXPECT_FALSE(off.cfg->tls.http2);
+  EXPECT_EQ(off.cfg->tls.http2_max_concurrent_streams, 8u);
+  EXPECT_TRUE(has_error(parse_text(doc(R"("tls": {"cert": "c", "key": "k", "http2": "yes"})")),
+                        "tls.http2", "a boolean"));
+  EXPECT_TRUE(has_error(
+      parse_text(doc(R"("tls": {"cert": "c", "key": "k", "http2_max_concurrent_streams": 0})")),
+      "tls.http2_max_concurrent_streams"));
+}
+
 }  // namespace
 }  // namespace ob::config

@@ -169,3 +169,18 @@ TEST(AccessJson, WorstCaseFitsTheReservation) {
 
 }  // namespace
 }  // namespace ob::observe
+
+namespace ob::observe {
+namespace {
+
+TEST(AccessJson, ProtocolOnlyForHttp2) {
+  request_record r;
+  r.method = "GET";
+  r.path = "/healthz";
+  EXPECT_FALSE(parsed(format(r)).contains("protocol"));
+  r.protocol = "h2";
+  EXPECT_EQ(parsed(format(r)).at("protocol"), "h2");
+}
+
+}  // namespace
+}  // namespace ob::observe

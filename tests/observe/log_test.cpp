@@ -141,3 +141,20 @@ TEST(AccessLine, StructuredTriedListIsPreferredAndEscaped) {
 
 }  // namespace
 }  // namespace ob::observe
+
+namespace ob::observe {
+namespace {
+
+TEST(AccessLine, ProtocolOnlyForHttp2) {
+  request_record r;
+  r.method = "GET";
+  r.path = "/healthz";
+  r.status = 200;
+  EXPECT_EQ(format(r).find("protocol="), std::string::npos);
+  r.protocol = "h2";
+  auto line = format(r);
+  EXPECT_NE(line.find(" protocol=h2\n"), std::string::npos) << line;
+}
+
+}  // namespace
+}  // namespace ob::observe

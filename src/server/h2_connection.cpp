@@ -1,0 +1,576 @@
+#include "server/h2_connection.hpp"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <nghttp2/nghttp2.h>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+
+#include "observe/log.hpp"
+#include "proxy/http/errors.hpp"
+#include "proxy/parsers.hpp"
+#include "server/client_connection.hpp"
+#include "server/h2_translate.hpp"
+#include "upstream/connection.hpp"
+
+namespace ob::server {
+
+namespace asio = boost::asio;
+using upstream::use_tuple;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+// Answer bytes queued per stream before its relay stops reading the HTTP/1.1 answer.
+constexpr std::size_t stream_high_water = 64 * 1024;
+// Socket pair buffers (each direction): with the queue above, what one stream can hold.
+constexpr int pair_buffer = 32 * 1024;
+// Client RST_STREAM budget: a burst, then a steady rate (rapid reset, CVE-2023-44487).
+constexpr double reset_burst = 200, reset_rate = 100;
+constexpr auto h2_tick = std::chrono::milliseconds(200);
+
+void log_debug(const std::string& what) {
+  if (observe::log_enabled(observe::level::debug)) observe::log(observe::level::debug, what);
+}
+
+class h2_connection;
+
+// One request stream.
+struct h2_stream {
+  h2_stream(asio::any_io_executor ex, std::int32_t id, std::size_t header_limit)
+      : id(id), head(header_limit), pipe(ex), wake(ex) {}
+
+  std::int32_t id;
+  h2::request_head head;
+  std::string body;
+  bool body_too_large = false;
+  bool started = false;
+  bool closed = false;  // nghttp2 closed the stream (answered, or reset by either side)
+  std::string request;  // the HTTP/1.1 request written to the pair
+  asio::local::stream_protocol::socket pipe;  // our end of the pair
+  asio::steady_timer wake;                    // the relay waits here while `queued` is full
+  // Answer body not yet taken by nghttp2 (from `off`).
+  std::string queued;
+  std::size_t off = 0;
+  bool finished = false;  // the whole answer is queued
+  bool broken = false;    // the answer ended early: the stream is reset once `queued` drains
+
+  std::size_t pending() const { return queued.size() - off; }
+};
+
+class h2_connection : public std::enable_shared_from_this<h2_connection> {
+ public:
+  h2_connection(proxy::worker_context& ctx, proxy::client_stream stream,
+                connection_registry& registry)
+      : ctx_(ctx),
+        stream_(std::move(stream)),
+        registry_(registry),
+        ticker_(stream_.get_executor()),
+        resets_(reset_burst, reset_rate, clock_type::now()) {
+    boost::system::error_code ec;
+    auto peer = stream_.lowest().remote_endpoint(ec);
+    if (!ec) {
+      auto addr = peer.address();
+      peer_ = addr.is_v6() ? "[" + addr.to_string() + "]" : addr.to_string();
+      peer_ += ':';
+      peer_ += std::to_string(peer.port());
+    }
+    stream_.lowest().set_option(asio::ip::tcp::no_delay(true), ec);
+  }
+  ~h2_connection() {
+    if (session_) nghttp2_session_del(session_);
+  }
+
+  asio::awaitable<void> run();
+
+ private:
+  bool setup();
+  void flush();
+  void end();
+  void close_now();
+  void on_tick();
+  void start_stream(const std::shared_ptr<h2_stream>& st);
+  void answer_directly(h2_stream& st, proxy::http::error_kind kind, std::string_view message);
+  void submit_head(h2_stream& st, int status, const proxy::http::header_list& headers);
+  asio::awaitable<void> relay(std::shared_ptr<h2_stream> st);
+  void resume(h2_stream& st) {
+    if (dead_ || st.closed) return;
+    nghttp2_session_resume_data(session_, st.id);
+    flush();
+  }
+  h2_stream* find(std::int32_t id) {
+    auto it = streams_.find(id);
+    return it == streams_.end() ? nullptr : it->second.get();
+  }
+
+  // nghttp2 callbacks (user_data: the connection).
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame*, void*);
+  static int on_header(nghttp2_session*, const nghttp2_frame*, const uint8_t*, size_t,
+                       const uint8_t*, size_t, uint8_t, void*);
+  static int on_data_chunk(nghttp2_session*, uint8_t, int32_t, const uint8_t*, size_t, void*);
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame*, void*);
+  static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd*, void*);
+  static int on_stream_close(nghttp2_session*, int32_t, uint32_t, void*);
+  static ssize_t read_body(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*,
+                           nghttp2_data_source*, void*);
+
+  proxy::worker_context& ctx_;
+  proxy::client_stream stream_;
+  connection_registry& registry_;
+  asio::steady_timer ticker_;
+  h2::reset_budget resets_;
+  nghttp2_session* session_ = nullptr;
+  std::map<std::int32_t, std::shared_ptr<h2_stream>> streams_;
+  std::string peer_;
+  std::string out_;  // the write in flight
+  std::array<std::uint8_t, 16 * 1024> in_;
+  bool writing_ = false, dead_ = false, goaway_ = false;
+  bool closing_ = false;  // close once what nghttp2 has to send is written
+  bool ending_ = false;   // our side is shut down; closing within a second
+  clock_type::time_point ending_since_;
+  std::size_t header_block_ = 0;  // bytes of the header block being received
+  std::size_t header_limit_ = 0, body_limit_ = 0;
+  clock_type::time_point idle_since_ = clock_type::now();
+  std::chrono::milliseconds keepalive_{};
+};
+
+int h2_connection::on_begin_headers(nghttp2_session* s, const nghttp2_frame* f, void* ud) {
+  auto* c = static_cast<h2_connection*>(ud);
+  if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  auto st =
+      std::make_shared<h2_stream>(c->stream_.get_executor(), f->hd.stream_id, c->header_limit_);
+  nghttp2_session_set_stream_user_data(s, f->hd.stream_id, st.get());
+  c->streams_.emplace(f->hd.stream_id, std::move(st));
+  return 0;
+}
+
+int h2_connection::on_header(nghttp2_session*, const nghttp2_frame* f, const uint8_t* name,
+                             size_t namelen, const uint8_t* value, size_t valuelen, uint8_t,
+                             void* ud) {
+  auto* c = static_cast<h2_connection*>(ud);
+  if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  if (auto* st = c->find(f->hd.stream_id))
+    st->head.add({reinterpret_cast<const char*>(name), namelen},
+                 {reinterpret_cast<const char*>(value), valuelen});
+  return 0;
+}
+
+int h2_connection::on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const uint8_t* data,
+                                 size_t len, void* ud) {
+  auto* c = static_cast<h2_connection*>(ud);
+  auto* st = c->find(id);
+  if (!st || st->started) return 0;
+  if (st->body.size() + len > c->body_limit_) {
+    st->body_too_large = true;
+    st->body.clear();
+    st->body.shrink_to_fit();
+    c->start_stream(c->streams_[id]);  // answered 413 now; the rest of the body is dropped
+    return 0;
+  }
+  st->body.append(reinterpret_cast<const char*>(data), len);
+  return 0;
+}
+
+int h2_connection::on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* ud) {
+  auto* c = static_cast<h2_connection*>(ud);
+  // A header block (HEADERS + CONTINUATION) is bounded as it arrives, before HPACK decodes
+  // it: a CONTINUATION flood is cut here, whatever the header list would have been.
+  if (hd->type == NGHTTP2_HEADERS) c->header_block_ = 0;
+  if (hd->type == NGHTTP2_HEADERS || hd->type == NGHTTP2_CONTINUATION) {
+    c->header_block_ += hd->length;
+    if (c->header_block_ > 2 * c->header_limit_ + 16 * 1024) {
+      log_debug("HTTP/2: header block over the limit, closing the connection");
+      return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+  }
+  return 0;
+}
+
+int h2_connection::on_frame_recv(nghttp2_session* s, const nghttp2_frame* f, void* ud) {
+  auto* c = static_cast<h2_connection*>(ud);
+  switch (f->hd.type) {
+    case NGHTTP2_RST_STREAM:
+      if (!c->resets_.spend(clock_type::now())) {
+        log_debug("HTTP/2: client reset budget spent, GOAWAY");
+        nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);
+      }
+      return 0;
+    case NGHTTP2_HEADERS:
+    case NGHTTP2_DATA:
+      break;
+    default:
+      return 0;
+  }
+  auto it = c->streams_.find(f->hd.stream_id);
+  if (it == c->streams_.end() || it->second->started) return 0;
+  auto& st = *it->second;
+  if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST &&
+      (st.head.too_large() || st.head.bad())) {
+    c->start_stream(it->second);  // answered now, whatever body follows
+    return 0;
+  }
+  if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) c->start_stream(it->second);
+  return 0;
+}
+
+int h2_connection::on_stream_close(nghttp2_session*, int32_t id, uint32_t, void* ud) {
+  auto* c = static_cast<h2_connection*>(ud);
+  auto it = c->streams_.find(id);
+  if (it == c->streams_.end()) return 0;
+  auto& st = *it->second;
+  st.closed = true;
+  // The HTTP/1.1 side sees its client leave (as on a client disconnect) and its exchange
+  // closes the upstream connection; the relay's read or wait ends.
+  boost::system::error_code ec;
+  st.pipe.close(ec);
+  st.wake.cancel();
+  c->streams_.erase(it);
+  if (c->streams_.empty()) c->idle_since_ = clock_type::now();
+  return 0;
+}
+
+ssize_t h2_connection::read_body(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
+                                 uint32_t* flags, nghttp2_data_source* src, void*) {
+  auto& st = *static_cast<h2_stream*>(src->ptr);
+  std::size_t n = std::min(length, st.pending());
+  if (n) {
+    std::memcpy(buf, st.queued.data() + st.off, n);
+    st.off += n;
+    if (st.off == st.queued.size()) {
+      st.queued.clear();
+      st.off = 0;
+    }
+    if (st.pending() < stream_high_water) st.wake.cancel();
+  }
+  if (st.pending() == 0 && st.finished) {
+    if (st.broken) {
+      if (n == 0) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+      return static_cast<ssize_t>(n);
+    }
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+  } else if (n == 0) {
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  return static_cast<ssize_t>(n);
+}
+
+bool h2_connection::setup() {
+  const auto& cfg = ctx_.current()->cfg;
+  header_limit_ = cfg.limits.max_header_bytes;
+  body_limit_ = cfg.limits.max_body_bytes;
+  keepalive_ = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeouts.keepalive);
+
+  nghttp2_session_callbacks* cbs = nullptr;
+  if (nghttp2_session_callbacks_new(&cbs) != 0) return false;
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+  nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  // HPACK: our encoder's dynamic table stays small; the client's is bounded by our
+  // SETTINGS_HEADER_TABLE_SIZE (the default 4096).
+  nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+  nghttp2_option_set_max_continuations(opt, 8);
+  nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+  int rv = nghttp2_session_server_new2(&session_, cbs, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cbs);
+  if (rv != 0) return false;
+  nghttp2_settings_entry settings[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg.tls.http2_max_concurrent_streams},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(header_limit_)},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+  };
+  return nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) == 0;
+}
+
+asio::awaitable<void> h2_connection::run() {
+  auto self = shared_from_this();
+  if (!setup()) co_return;
+  flush();
+  on_tick();
+  while (!dead_) {
+    auto [ec, n] = co_await stream_.async_read_some(asio::buffer(in_), use_tuple);
+    if (ec || dead_) break;
+    if (closing_ || ending_) continue;  // after our GOAWAY: read and discard until the close
+    auto rv = nghttp2_session_mem_recv(session_, in_.data(), n);
+    if (rv < 0) {
+      // A bad preface or a connection error nghttp2 could not answer itself (a callback
+      // refused a frame): a GOAWAY if one can still be sent, then close.
+      log_debug(std::string("HTTP/2: ") + nghttp2_strerror(static_cast<int>(rv)));
+      if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+        nghttp2_session_terminate_session(session_, rv == NGHTTP2_ERR_CALLBACK_FAILURE
+                                                        ? NGHTTP2_ENHANCE_YOUR_CALM
+                                                        : NGHTTP2_PROTOCOL_ERROR);
+      closing_ = true;
+      flush();
+      continue;  // the write chain ends the connection once the GOAWAY is out
+    }
+    flush();
+  }
+  close_now();
+}
+
+void h2_connection::flush() {
+  if (writing_ || dead_) return;
+  out_.clear();
+  while (out_.size() < 64 * 1024) {
+    const uint8_t* data = nullptr;
+    auto n = nghttp2_session_mem_send(session_, &data);
+    if (n < 0) {
+      close_now();
+      return;
+    }
+    if (n == 0) break;
+    out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+  }
+  if (out_.empty()) {
+    if (closing_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)))
+      end();
+    return;
+  }
+  writing_ = true;
+  stream_.async_write(asio::buffer(out_),
+                      [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
+                        self->writing_ = false;
+                        if (ec) return self->close_now();
+                        self->flush();
+                      });
+}
+
+void h2_connection::end() {
+  // Closing with unread bytes from the client makes the kernel send a reset, which can destroy
+  // our GOAWAY before the client reads it: stop sending, read and discard (run()) for up to a
+  // second (on_tick), then close.
+  if (ending_ || dead_) return;
+  ending_ = true;
+  ending_since_ = clock_type::now();
+  boost::system::error_code ec;
+  stream_.lowest().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  if (ec) close_now();
+}
+
+void h2_connection::close_now() {
+  if (dead_) return;
+  dead_ = true;
+  boost::system::error_code ec;
+  ticker_.cancel();
+  for (auto& [id, st] : streams_) {
+    st->closed = true;
+    st->pipe.close(ec);
+    st->wake.cancel();
+  }
+  streams_.clear();
+  stream_.lowest().close(ec);
+}
+
+void h2_connection::on_tick() {
+  if (dead_) return;
+  if (ctx_.stopping) return close_now();
+  auto now = clock_type::now();
+  if (ending_ && now - ending_since_ >= std::chrono::seconds(1)) return close_now();
+  if (!goaway_ && !ending_ &&
+      (ctx_.draining || (streams_.empty() && now - idle_since_ >= keepalive_))) {
+    // Graceful: streams already begun are answered; the connection closes after them.
+    goaway_ = true;
+    nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                          nullptr, 0);
+    flush();
+    if (dead_) return;
+  }
+  ticker_.expires_after(h2_tick);
+  ticker_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->on_tick();
+  });
+}
+
+void h2_connection::answer_directly(h2_stream& st, proxy::http::error_kind kind,
+                                    std::string_view message) {
+  proxy::http::append_error_body(st.queued, kind, message);
+  st.finished = true;
+  // Not seen by a client_connection: its access line is written here.
+  observe::request_record rec;
+  rec.method = st.head.method().empty() ? std::string_view("-") : st.head.method();
+  rec.path = st.head.path().substr(0, st.head.path().find('?'));
+  if (rec.path.empty()) rec.path = "-";
+  rec.status = proxy::http::status_of(kind);
+  rec.bytes_out = st.queued.size();
+  rec.outcome = "bad_request";
+  rec.detail = message;
+  rec.client = peer_;
+  rec.protocol = "h2";
+  observe::access_log(rec);
+  auto status = std::to_string(proxy::http::status_of(kind));
+  auto length = std::to_string(st.queued.size());
+  auto nv = [](std::string_view n, std::string_view v) {
+    return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
+                      reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+                      NGHTTP2_NV_FLAG_NONE};
+  };
+  nghttp2_nv head[] = {nv(":status", status), nv("content-type", "application/json"),
+                       nv("content-length", length)};
+  nghttp2_data_provider body{};
+  body.source.ptr = &st;
+  body.read_callback = read_body;
+  nghttp2_submit_response(session_, st.id, head, std::size(head), &body);
+}
+
+void h2_connection::start_stream(const std::shared_ptr<h2_stream>& st) {
+  st->started = true;
+  idle_since_ = clock_type::now();
+  if (st->head.too_large())
+    return answer_directly(*st, proxy::http::error_kind::header_too_large,
+                           "The request header list is too large.");
+  if (st->head.bad())
+    return answer_directly(*st, proxy::http::error_kind::bad_request,
+                           "The request has a header field HTTP/1.1 cannot carry.");
+  int fds[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+    return;
+  }
+  for (int fd : fds) {
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &pair_buffer, sizeof pair_buffer);
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &pair_buffer, sizeof pair_buffer);
+  }
+  boost::system::error_code ec;
+  st->pipe.assign(asio::local::stream_protocol(), fds[0], ec);
+  asio::ip::tcp::socket theirs(stream_.get_executor());
+  theirs.assign(asio::ip::tcp::v4(), fds[1], ec);
+  if (ec) {
+    ::close(fds[1]);
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+    return;
+  }
+  // The body went past limits.max_body_bytes: a head announcing more than the limit, no
+  // body, so the HTTP/1.1 side answers its 413 without reading.
+  st->request = st->head.finish(st->body_too_large ? body_limit_ + 1 : st->body.size());
+  if (!st->body_too_large) st->request += st->body;
+  st->body.clear();
+  st->body.shrink_to_fit();
+
+  auto conn =
+      std::make_shared<client_connection>(ctx_, proxy::client_stream(std::move(theirs)), registry_);
+  conn->set_peer(peer_, "h2");
+  asio::co_spawn(
+      stream_.get_executor(), [conn]() -> asio::awaitable<void> { co_await conn->run(); },
+      [conn](std::exception_ptr e) {
+        if (!e) return;
+        observe::log(observe::level::error, "HTTP/2 stream failed");
+        conn->abandon();
+      });
+  asio::async_write(st->pipe, asio::buffer(st->request),
+                    [st](boost::system::error_code, std::size_t) {
+                      st->request.clear();
+                      st->request.shrink_to_fit();
+                    });
+  asio::co_spawn(stream_.get_executor(), relay(st), [](std::exception_ptr e) {
+    if (e) observe::log(observe::level::error, "HTTP/2 stream relay failed");
+  });
+}
+
+void h2_connection::submit_head(h2_stream& st, int status, const proxy::http::header_list& hs) {
+  std::string status_text = std::to_string(status);
+  std::vector<std::string> names;
+  names.reserve(hs.size());
+  std::vector<nghttp2_nv> nva;
+  nva.reserve(hs.size() + 1);
+  auto nv = [](std::string_view n, std::string_view v) {
+    return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
+                      reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+                      NGHTTP2_NV_FLAG_NONE};
+  };
+  nva.push_back(nv(":status", status_text));
+  for (std::size_t i = 0; i < hs.size(); ++i) {
+    if (h2::connection_specific(hs.name(i))) continue;
+    std::string& lower = names.emplace_back(hs.name(i));
+    for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    nva.push_back(nv(lower, hs.value(i)));
+  }
+  nghttp2_data_provider body{};
+  body.source.ptr = &st;
+  body.read_callback = read_body;
+  // nghttp2 copies the names and values.
+  nghttp2_submit_response(session_, st.id, nva.data(), nva.size(), &body);
+}
+
+asio::awaitable<void> h2_connection::relay(std::shared_ptr<h2_stream> st) {
+  auto self = shared_from_this();
+  proxy::http::header_list headers;
+  proxy::response_parser parser(
+      headers,
+      [](void* p, std::string_view bytes) { static_cast<h2_stream*>(p)->queued.append(bytes); },
+      st.get());
+  parser.eager(true);
+  parser.header_limit(64 * 1024);
+  parser.body_limit(boost::none);
+  parser.skip(st->head.is_head());
+  boost::beast::flat_buffer buf;
+  bool head_sent = false;
+  for (;;) {
+    while (st->pending() >= stream_high_water && !st->closed) {
+      st->wake.expires_at(clock_type::time_point::max());
+      co_await st->wake.async_wait(use_tuple);
+    }
+    if (st->closed || dead_) co_return;
+    auto [ec, n] = co_await st->pipe.async_read_some(buf.prepare(16 * 1024), use_tuple);
+    if (st->closed || dead_) co_return;
+    if (ec) break;
+    buf.commit(n);
+    boost::system::error_code pec;
+    while (buf.size() && !parser.is_done() && proxy::ready_to_feed(parser, buf.size())) {
+      auto used = parser.put(buf.data(), pec);
+      buf.consume(used);
+      if (pec || used == 0) break;
+    }
+    if (pec && pec != boost::beast::http::error::need_more) break;
+    if (parser.is_header_done() && !head_sent) {
+      head_sent = true;
+      submit_head(*st, parser.status(), headers);
+    }
+    if (parser.is_done()) break;
+    if (head_sent) resume(*st);
+  }
+  if (st->closed || dead_) co_return;
+  // The answer is complete (or cut short): our end closes, so the HTTP/1.1 side's next read
+  // (keep-alive or lingering close) ends at once.
+  boost::system::error_code ec;
+  st->pipe.close(ec);
+  st->finished = true;
+  st->broken = !parser.is_done();
+  if (!head_sent) {
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    flush();
+    co_return;
+  }
+  resume(*st);
+}
+
+}  // namespace
+
+void serve_h2(proxy::worker_context& ctx, proxy::client_stream stream,
+              connection_registry& registry) {
+  auto conn = std::make_shared<h2_connection>(ctx, std::move(stream), registry);
+  asio::co_spawn(
+      ctx.executor, [conn]() -> asio::awaitable<void> { co_await conn->run(); },
+      [](std::exception_ptr e) {
+        if (e) observe::log(observe::level::error, "HTTP/2 connection failed");
+      });
+}
+
+}  // namespace ob::server

@@ -1,0 +1,63 @@
+// Pure pieces of the HTTP/2 listener (server/h2_connection.cpp): each HTTP/2 request stream is
+// served by the HTTP/1.1 connection code over a socket pair, so a stream's header fields become
+// an HTTP/1.1 request head here, and the HTTP/1.1 answer's header fields are filtered for
+// HTTP/2 here. No sockets, no nghttp2.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ob::server::h2 {
+
+// Collects one request's header fields (pseudo-headers first, as HTTP/2 sends them) and writes
+// the HTTP/1.1 head that carries them.
+class request_head {
+ public:
+  // `limit`: the header list budget (limits.max_header_bytes), counted as HTTP/2 does
+  // (name + value + 32 per field).
+  explicit request_head(std::size_t limit) : limit_(limit) {}
+
+  void add(std::string_view name, std::string_view value);
+  // The header list went past the limit: the stream is answered 431.
+  bool too_large() const { return too_large_; }
+  // A field that cannot be carried (CR, LF or NUL, a space in the method or path, a missing
+  // :method or :path): the stream is answered 400.
+  bool bad() const { return bad_ || method_.empty() || path_.empty(); }
+  bool is_head() const { return method_ == "HEAD"; }
+  std::string_view method() const { return method_; }
+  std::string_view path() const { return path_; }
+
+  // "METHOD path HTTP/1.1", Host (from :authority, else the host field), the other fields,
+  // "Content-Length: n" and the blank line. Connection-specific fields and the client's own
+  // Content-Length / Expect are left out (the body is complete when the head is written).
+  std::string finish(std::uint64_t content_length) const;
+
+ private:
+  std::size_t limit_;
+  std::size_t bytes_ = 0;
+  bool too_large_ = false, bad_ = false;
+  std::string method_, path_, authority_, host_;
+  std::string fields_;  // "name: value\r\n"...
+};
+
+// Whether an HTTP/1.1 answer's field is left out of the HTTP/2 answer (connection-specific,
+// RFC 9113 8.2.2). `name` in any case.
+bool connection_specific(std::string_view name);
+
+// A client's RST_STREAM budget (rapid reset, CVE-2023-44487): `burst` resets at once, refilled
+// at `per_second`. spend() is false once the budget is gone: the connection gets a GOAWAY.
+class reset_budget {
+ public:
+  using time_point = std::chrono::steady_clock::time_point;
+  reset_budget(double burst, double per_second, time_point now)
+      : burst_(burst), rate_(per_second), tokens_(burst), last_(now) {}
+  bool spend(time_point now);
+
+ private:
+  double burst_, rate_, tokens_;
+  time_point last_;
+};
+
+}  // namespace ob::server::h2

@@ -1,0 +1,218 @@
+// Hostile HTTP/2 clients on the TLS listener, as a table: each case sends what a client should
+// not (raw frames, or Node's http2 client misused) and states what the gateway must do. After
+// every case the gateway still answers another client.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import http2 from 'node:http2';
+import { startMock } from '../../tools/mock-provider/server.js';
+import { waitFor } from './lib/http.mjs';
+import { makeTestCA } from './lib/tls.mjs';
+import { CLIENT_TOKEN, chatBody, sleep, accessLines } from './lib/common.mjs';
+import {
+  startH2Gateway, h2connect, h2request, rssKiB, rawH2, frame, settings, hpack, requestFields,
+  goawayCode, hpackInt, PREFACE, T, F,
+} from './lib/h2.mjs';
+
+const ENHANCE_YOUR_CALM = 0xb;
+const REFUSED_STREAM = 0x7;
+
+// An upstream that streams SSE events of 64 KiB for as long as its client reads them, and
+// counts what it got written.
+function startFloodUpstream() {
+  const state = { written: 0, closedAt: null, open: 0 };
+  const event = `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: { content: 'x'.repeat(64 * 1024) } }] })}\n\n`;
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      state.open++;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      let stop = false;
+      res.on('close', () => {
+        stop = true;
+        state.open--;
+        state.closedAt = performance.now();
+      });
+      const pump = () => {
+        while (!stop && state.written < 512 * 1024 * 1024) {
+          state.written += event.length;
+          if (!res.write(event)) return res.once('drain', pump);
+        }
+      };
+      pump();
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${server.address().port}`, state, close: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }) })),
+  );
+}
+
+const cases = [
+  {
+    name: 'rapid reset flood -> GOAWAY ENHANCE_YOUR_CALM and closed; another client is served meanwhile',
+    async run({ gw, ca }) {
+      const c = await rawH2(gw, ca);
+      await c.write(Buffer.concat([PREFACE, settings()]));
+      const other = await h2connect(gw, ca);
+      const served = h2request(other, { body: chatBody('g') });
+      const block = hpack(requestFields(gw));
+      let id = 1;
+      for (let round = 0; round < 50 && !c.sock.destroyed; round++) {
+        const burst = [];
+        for (let i = 0; i < 100; i++, id += 2)
+          burst.push(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, id, block), frame(T.RST_STREAM, 0, id, Buffer.from([0, 0, 0, 8])));
+        await c.write(Buffer.concat(burst));
+      }
+      await Promise.race([c.closed, sleep(5000)]);
+      assert.ok(c.sock.destroyed || c.sock.readableEnded, 'the flooding connection is closed');
+      assert.equal(goawayCode(c.goaway()), ENHANCE_YOUR_CALM);
+      assert.ok(id < 2 * 5000, 'cut before the whole flood was sent');
+      const r = await served;
+      assert.equal(r.status, 200);
+      other.close();
+    },
+  },
+  {
+    name: 'CONTINUATION flood -> connection closed',
+    async run({ gw, ca }) {
+      const c = await rawH2(gw, ca);
+      await c.write(Buffer.concat([PREFACE, settings()]));
+      await c.write(frame(T.HEADERS, 0, 1, hpack(requestFields(gw))));
+      const filler = hpack(Array.from({ length: 140 }, (_, i) => [`x-f${i}`, 'a'.repeat(100)]));
+      let sent = 0;
+      for (; sent < 2000 && !c.sock.destroyed; sent++) {
+        await c.write(frame(T.CONTINUATION, 0, 1, filler));
+      }
+      await Promise.race([c.closed, sleep(5000)]);
+      assert.ok(c.sock.destroyed || c.sock.readableEnded, 'closed');
+      assert.ok(sent < 2000, `all ${sent} CONTINUATION frames were taken`);
+    },
+  },
+  {
+    name: 'oversized header list -> 431 JSON on that stream, the connection goes on',
+    async run({ gw, ca }) {
+      const s = await h2connect(gw, ca);
+      const headers = {};
+      // Over limits.max_header_bytes (16 KiB here), under what Node's client sends in one block.
+      for (let i = 0; i < 5; i++) headers[`x-big-${i}`] = 'b'.repeat(6000);
+      const r = await h2request(s, { body: chatBody('g'), headers });
+      assert.equal(r.status, 431, r.text);
+      assert.equal(r.json().error.type, 'invalid_request_error');
+      await waitFor(() => accessLines(gw).some((l) => l.status === '431' && l.protocol === 'h2' && l.path === '/v1/chat/completions'), { what: 'the access line of the 431', timeout: 3000 });
+      const ok = await h2request(s, { body: chatBody('g') });
+      assert.equal(ok.status, 200);
+      s.close();
+    },
+  },
+  {
+    name: 'HPACK bomb (one 4 KB dynamic-table entry referenced 2000 times) -> 431 on that stream, no decoding blow-up',
+    async run({ gw, ca }) {
+      const c = await rawH2(gw, ca);
+      const value = Buffer.from('v'.repeat(4000));
+      const entry = Buffer.concat([Buffer.from([0x40, 5]), Buffer.from('x-bmb'), Buffer.from(hpackInt(value.length, 7, 0)), value]);
+      const block = Buffer.concat([hpack(requestFields(gw)), entry, Buffer.alloc(2000, 0x80 | 62)]);
+      await c.write(Buffer.concat([PREFACE, settings(), frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, block)]));
+      await waitFor(() => c.frames.some((f) => f.type === T.DATA && f.stream === 1 && f.flags & F.END_STREAM), { what: 'the answer', timeout: 5000 });
+      const body = Buffer.concat(c.frames.filter((f) => f.type === T.DATA && f.stream === 1).map((f) => f.payload)).toString();
+      const e = JSON.parse(body).error;
+      assert.match(e.message, /header list is too large/);
+      assert.equal(c.goaway(), undefined, 'the connection is not ended');
+      c.sock.destroy();
+    },
+  },
+  {
+    name: 'bad preface (HTTP/1.1 after ALPN h2) -> connection closed',
+    async run({ gw, ca }) {
+      const c = await rawH2(gw, ca);
+      await c.write(Buffer.from('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'));
+      await Promise.race([c.closed, sleep(5000)]);
+      assert.ok(c.sock.destroyed || c.sock.readableEnded, 'closed');
+      assert.ok(!c.frames.some((f) => f.type === T.HEADERS), 'nothing answered');
+    },
+  },
+  {
+    name: 'more streams than SETTINGS_MAX_CONCURRENT_STREAMS -> the extra stream is refused',
+    async run({ gw, ca }) {
+      const c = await rawH2(gw, ca);
+      // Sent before our SETTINGS is acknowledged: the limit (2 here) applies as REFUSED_STREAM.
+      const block = hpack(requestFields(gw, { method: 'POST', path: '/v1/chat/completions', headers: [['authorization', `Bearer ${CLIENT_TOKEN}`], ['content-type', 'application/json'], ['x-mock-mode', 'delay-500']] }));
+      const body = Buffer.from(chatBody('g'));
+      const parts = [PREFACE, settings()];
+      for (const id of [1, 3, 5]) parts.push(frame(T.HEADERS, F.END_HEADERS, id, block), frame(T.DATA, F.END_STREAM, id, body));
+      await c.write(Buffer.concat(parts));
+      await waitFor(() => c.frames.filter((f) => f.type === T.HEADERS).length >= 2, { what: 'two answers', timeout: 5000 });
+      const rst = c.frames.find((f) => f.type === T.RST_STREAM && f.stream === 5);
+      assert.ok(rst, 'stream 5 reset');
+      assert.equal(rst.payload.readUInt32BE(0), REFUSED_STREAM);
+      assert.deepEqual(c.frames.filter((f) => f.type === T.HEADERS).map((f) => f.stream).sort(), [1, 3]);
+      c.sock.destroy();
+    },
+  },
+  {
+    name: 'window-zero client on an SSE stream -> bounded memory, the upstream stops, and closes when the client goes',
+    flood: true,
+    async run({ gw, ca, flood }) {
+      const c = await rawH2(gw, ca);
+      const block = hpack(requestFields(gw, { method: 'POST', path: '/v1/chat/completions', headers: [['authorization', `Bearer ${CLIENT_TOKEN}`], ['content-type', 'application/json']] }));
+      const rss0 = rssKiB(gw.proc.pid);
+      // INITIAL_WINDOW_SIZE 0: the gateway may send no DATA at all.
+      await c.write(Buffer.concat([PREFACE, settings([[4, 0]]), frame(T.HEADERS, F.END_HEADERS, 1, block), frame(T.DATA, F.END_STREAM, 1, Buffer.from(chatBody('flood', { stream: true })))]));
+      await waitFor(() => c.frames.some((f) => f.type === T.HEADERS && f.stream === 1), { what: 'the answer head', timeout: 5000 });
+      await waitFor(() => flood.state.written > 0, { what: 'the upstream writing' });
+      // The upstream writes as long as it is read: once the gateway stops reading, `written`
+      // stops growing well below what an unbounded buffer would take.
+      let last = -1;
+      for (let i = 0; i < 50 && flood.state.written !== last; i++) {
+        last = flood.state.written;
+        await sleep(200);
+      }
+      assert.equal(flood.state.written, last, 'the upstream is no longer read');
+      assert.ok(flood.state.written < 32 * 1024 * 1024, `${flood.state.written} bytes taken from the upstream`);
+      const grown = rssKiB(gw.proc.pid) - rss0;
+      assert.ok(grown < 32 * 1024, `RSS grew by ${grown} KiB`);
+      assert.ok(!c.frames.some((f) => f.type === T.DATA && f.stream === 1 && f.payload.length > 0), 'no DATA past a zero window');
+      const gone = performance.now();
+      c.sock.destroy();
+      await waitFor(() => flood.state.open === 0, { what: 'the upstream connection closed', timeout: 5000 });
+      assert.ok(flood.state.closedAt >= gone);
+    },
+  },
+];
+
+describe('hostile HTTP/2 clients', { timeout: 300000 }, () => {
+  let ca, M, flood, gw;
+  before(async () => {
+    ca = makeTestCA();
+    M = await startMock();
+    flood = await startFloodUpstream();
+    gw = await startH2Gateway({
+      ca,
+      workers: 1,
+      providers: [
+        { group: 'g', name: 'm', base: M.url, key: 'sk-up' },
+        { group: 'flood', name: 'm', base: flood.url, key: 'sk-up' },
+      ],
+      tlsExtra: { http2_max_concurrent_streams: 2 },
+      extra: { limits: { max_header_bytes: 16384 } },
+    });
+  });
+  after(async () => {
+    const r = await gw?.stop();
+    gw?.cleanup();
+    await M?.close();
+    await flood?.close();
+    ca?.cleanup();
+    assert.deepEqual(r, { code: 0, signal: null });
+  });
+
+  for (const c of cases) {
+    test(c.name, { timeout: 60000 }, async () => {
+      await c.run({ gw, ca, flood });
+      // The gateway lives on and serves a fresh connection.
+      const s = await h2connect(gw, ca);
+      const r = await h2request(s, { method: 'GET', path: '/healthz', token: null });
+      assert.equal(r.status, 200);
+      s.close();
+    });
+  }
+});

@@ -1,0 +1,242 @@
+// End-to-end: HTTP/2 on the TLS listener (ALPN h2, tls.http2) with real clients: curl --http2,
+// Node's http2 module, h2load. Every gateway feature per stream: auth, routing, model rewrite,
+// SSE relay, client resets closing the upstream, access log.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http2 from 'node:http2';
+import { startMock, answerText } from '../../tools/mock-provider/server.js';
+import { waitFor, parseSSE } from './lib/http.mjs';
+import { makeTestCA } from './lib/tls.mjs';
+import { CLIENT_TOKEN, chatBody, accessLines } from './lib/common.mjs';
+import { startH2Gateway, h2connect, h2request, run, tempFile } from './lib/h2.mjs';
+
+const T = { timeout: 60000 };
+
+async function stopGateway(gw) {
+  if (!gw) return;
+  const r = await gw.stop();
+  gw.cleanup();
+  assert.deepEqual(r, { code: 0, signal: null });
+}
+
+describe('HTTP/2 listener', { timeout: 300000 }, () => {
+  let ca, M, gw;
+  before(async () => {
+    ca = makeTestCA();
+    M = await startMock();
+    gw = await startH2Gateway({
+      ca,
+      providers: [
+        { group: 'g', name: 'm', base: M.url, key: 'sk-up' },
+        { group: 'f', name: 'broken', base: `${M.url}/mode/status-500`, key: 'sk-up' },
+        { group: 'f', name: 'good', base: M.url, key: 'sk-up' },
+      ],
+      extra: { keys: [{ name: 'rpm-three', token: 'sk-h2-rpm-3-secret', limits: { rpm: 3 } }] },
+    });
+  });
+  after(async () => {
+    await stopGateway(gw);
+    await M?.close();
+    ca?.cleanup();
+  });
+
+  const curlBase = () => ['-sS', '--http2', '--cacert', ca.caCert, '-H', `authorization: Bearer ${CLIENT_TOKEN}`, '-H', 'content-type: application/json', '--max-time', '15', '-i'];
+
+  test('curl --http2: JSON answer over HTTP/2 with the group name as model', T, async () => {
+    M.reset();
+    const r = await run('curl', [...curlBase(), '-d', chatBody('g'), `https://localhost:${gw.tlsPort}/v1/chat/completions`]);
+    assert.equal(r.code, 0, r.stderr);
+    const [head, body] = r.stdout.split('\r\n\r\n');
+    assert.match(head, /^HTTP\/2 200 ?\r\n/);
+    assert.doesNotMatch(head, /^(connection|transfer-encoding|keep-alive):/im);
+    const j = JSON.parse(body);
+    assert.equal(j.model, 'g');
+    assert.equal(j.choices[0].message.content, answerText('m'));
+    assert.equal(M.stats().requests.at(-1).model, 'm', 'the provider gets its own model name');
+    assert.equal(M.stats().requests.at(-1).http_version, '1.1', 'upstreams stay HTTP/1.1');
+  });
+
+  test('curl --http2: SSE relayed with each event rewritten, ends with [DONE]', T, async () => {
+    const r = await run('curl', [...curlBase(), '-N', '-d', chatBody('g', { stream: true }), `https://localhost:${gw.tlsPort}/v1/chat/completions`]);
+    assert.equal(r.code, 0, r.stderr);
+    const i = r.stdout.indexOf('\r\n\r\n');
+    assert.match(r.stdout.slice(0, i), /^HTTP\/2 200 ?\r\n/);
+    assert.match(r.stdout.slice(0, i), /content-type: text\/event-stream/i);
+    const { events } = parseSSE(r.stdout.slice(i + 4));
+    assert.equal(events.at(-1).data, '[DONE]');
+    const chunks = events.slice(0, -1).map((e) => JSON.parse(e.data));
+    assert.ok(chunks.length >= 3);
+    for (const c of chunks) assert.equal(c.model, 'g');
+    assert.equal(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join(''), answerText('m'));
+  });
+
+  test('Node http2: 100 concurrent streams on one connection, all answered right; access log says h2', T, async () => {
+    const s = await h2connect(gw, ca);
+    try {
+      const rs = await Promise.all(
+        Array.from({ length: 100 }, (_, i) => h2request(s, { body: chatBody('g', { messages: [{ role: 'user', content: `n${i}` }] }), headers: { 'x-request-id': `h2-${i}` } })),
+      );
+      rs.forEach((r, i) => {
+        assert.equal(r.status, 200, r.text);
+        assert.equal(r.json().model, 'g');
+        assert.equal(r.json().choices[0].message.content, answerText('m'));
+        assert.equal(r.headers['x-request-id'], `h2-${i}`);
+      });
+    } finally {
+      s.close();
+    }
+    await waitFor(() => accessLines(gw).filter((l) => /^h2-\d+$/.test(l.request_id ?? '')).length === 100, { what: '100 access lines', timeout: 5000 });
+    const lines = accessLines(gw).filter((l) => /^h2-\d+$/.test(l.request_id ?? ''));
+    for (const l of lines) {
+      assert.equal(l.protocol, 'h2', l._line);
+      assert.equal(l.status, '200');
+      assert.match(l.client, /^127\.0\.0\.1:\d+$/);
+    }
+  });
+
+  test('Node http2: SSE arrives event by event, not at the end', T, async () => {
+    const s = await h2connect(gw, ca);
+    try {
+      const r = await h2request(s, { body: chatBody('g', { stream: true }), headers: { 'x-mock-mode': 'slow-stream-100' } });
+      assert.equal(r.status, 200);
+      assert.ok(r.chunks.length >= 5, `${r.chunks.length} DATA chunks`);
+      const first = r.chunks[0].t, last = r.chunks.at(-1).t;
+      assert.ok(last - first >= 500, `events spread over ${last - first} ms`);
+      const { events } = parseSSE(r.text);
+      assert.equal(events.at(-1).data, '[DONE]');
+      assert.equal(JSON.parse(events[0].data).model, 'g');
+    } finally {
+      s.close();
+    }
+  });
+
+  test('a stream reset by the client closes its upstream connection; the connection goes on', T, async () => {
+    M.reset();
+    const s = await h2connect(gw, ca);
+    try {
+      const r = await h2request(s, {
+        body: chatBody('g', { stream: true }),
+        headers: { 'x-mock-mode': 'slow-stream-300' },
+        onChunk: (req) => req.close(http2.constants.NGHTTP2_CANCEL),
+      });
+      assert.equal(r.rst, http2.constants.NGHTTP2_CANCEL);
+      // 10+ events 300 ms apart: an upstream still open after 1.5 s was not closed.
+      await waitFor(() => M.stats().requests.some((q) => q.aborted), { what: 'the upstream request aborted', timeout: 1500 });
+      const q = M.stats().requests.find((x) => x.aborted);
+      assert.equal(q.completed, false);
+      const again = await h2request(s, { body: chatBody('g') });
+      assert.equal(again.status, 200, 'the connection still serves');
+    } finally {
+      s.close();
+    }
+  });
+
+  test('auth is per stream: a bad token gets its 401 JSON, the good one its answer, same connection', T, async () => {
+    const s = await h2connect(gw, ca);
+    try {
+      const [bad, none, good] = await Promise.all([
+        h2request(s, { body: chatBody('g'), token: 'sk-wrong' }),
+        h2request(s, { body: chatBody('g'), token: null }),
+        h2request(s, { body: chatBody('g') }),
+      ]);
+      for (const r of [bad, none]) {
+        assert.equal(r.status, 401);
+        const e = r.json().error;
+        assert.ok(e && 'message' in e && 'type' in e && 'param' in e && 'code' in e, r.text);
+      }
+      assert.equal(good.status, 200);
+      const unknown = await h2request(s, { body: chatBody('nope') });
+      assert.equal(unknown.status, 404);
+      assert.equal(unknown.json().error.code, 'model_not_found');
+      const health = await h2request(s, { method: 'GET', path: '/healthz', token: null });
+      assert.equal(health.status, 200);
+    } finally {
+      s.close();
+    }
+  });
+
+  test('failover per stream: the first target answers 500, the next one serves the stream', T, async () => {
+    const s = await h2connect(gw, ca);
+    try {
+      const rs = await Promise.all([1, 2, 3, 4].map(() => h2request(s, { body: chatBody('f') })));
+      for (const r of rs) {
+        assert.equal(r.status, 200, r.text);
+        assert.equal(r.json().model, 'f');
+        assert.equal(r.json().choices[0].message.content, answerText('good'));
+      }
+    } finally {
+      s.close();
+    }
+  });
+
+  test('keys and limits per stream: rpm 3 on one connection -> three answers, one 429', T, async () => {
+    const s = await h2connect(gw, ca);
+    try {
+      const rs = await Promise.all([1, 2, 3, 4].map(() => h2request(s, { body: chatBody('g'), token: 'sk-h2-rpm-3-secret' })));
+      const statuses = rs.map((r) => r.status).sort();
+      assert.deepEqual(statuses, [200, 200, 200, 429]);
+      const limited = rs.find((r) => r.status === 429);
+      assert.equal(limited.json().error.code, 'rate_limit_exceeded');
+      assert.ok(limited.headers['retry-after'], 'Retry-After on the refused stream');
+    } finally {
+      s.close();
+    }
+  });
+
+  test('h2load -n 2000 -c 4 -m 50: all 2xx', T, async () => {
+    const body = tempFile(ca.dir, 'h2load-body.json', chatBody('g'));
+    const r = await run('h2load', ['-n', '2000', '-c', '4', '-m', '50', '-d', body, '-H', `authorization: Bearer ${CLIENT_TOKEN}`, '-H', 'content-type: application/json', `${gw.tlsUrl}/v1/chat/completions`], { timeout: 60000 });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.match(r.stdout, /Application protocol: h2/);
+    assert.match(r.stdout, /requests: 2000 total, 2000 started, 2000 done, 2000 succeeded/);
+    assert.match(r.stdout, /status codes: 2000 2xx, 0 3xx, 0 4xx, 0 5xx/);
+  });
+});
+
+describe('tls.http2: false', { timeout: 60000 }, () => {
+  test('ALPN offers only http/1.1: curl --http2 falls back to HTTP/1.1', T, async () => {
+    const ca = makeTestCA();
+    const M = await startMock();
+    const gw = await startH2Gateway({ ca, providers: [{ group: 'g', name: 'm', base: M.url, key: 'sk-up' }], tlsExtra: { http2: false } });
+    try {
+      const r = await run('curl', ['-sS', '--http2', '--cacert', ca.caCert, '-o', '/dev/null', '-w', '%{http_version}', `https://localhost:${gw.tlsPort}/healthz`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, '1.1');
+    } finally {
+      await stopGateway(gw);
+      await M.close();
+      ca.cleanup();
+    }
+  });
+});
+
+describe('HTTP/2 drain', { timeout: 60000 }, () => {
+  test('SIGTERM: GOAWAY (NO_ERROR) to an HTTP/2 client, its open stream still finishes', T, async () => {
+    const ca = makeTestCA();
+    const M = await startMock();
+    const gw = await startH2Gateway({ ca, providers: [{ group: 'g', name: 'm', base: M.url, key: 'sk-up' }] });
+    try {
+      const s = await h2connect(gw, ca);
+      const goaway = new Promise((resolve) => s.once('goaway', (code) => resolve(code)));
+      let stopping = null;
+      const r = await h2request(s, {
+        body: chatBody('g', { stream: true }),
+        headers: { 'x-mock-mode': 'slow-stream-100' },
+        onResponse: () => {
+          stopping ??= gw.stop();
+        },
+      });
+      assert.equal(await goaway, http2.constants.NGHTTP2_NO_ERROR);
+      assert.equal(r.status, 200);
+      const { events } = parseSSE(r.text);
+      assert.equal(events.at(-1).data, '[DONE]', 'the stream in flight finished');
+      assert.deepEqual(await stopping, { code: 0, signal: null });
+      s.destroy();
+    } finally {
+      if (!gw.exited()) await gw.stop();
+      gw.cleanup();
+      await M.close();
+      ca.cleanup();
+    }
+  });
+});
