@@ -83,6 +83,21 @@ bool is_binary(std::string_view content_type) {
   return false;
 }
 
+// A body the gateway wrote (a codec's translation) is JSON whatever the provider sent: its
+// Content-Type (text/html for an HTML 529 page, say) and the headers that describe the
+// provider's bytes (their encoding, digest, entity tag) go; Content-Type: application/json is
+// added.
+void label_as_json(http::header_list& h) {
+  static constexpr std::string_view about_bytes[] = {
+      "content-encoding", "content-md5", "content-digest", "repr-digest", "digest", "etag"};
+  for (std::size_t i = h.size(); i-- > 0;) {
+    bool drop = h.id(i) == http::header_id::content_type;
+    for (auto n : about_bytes) drop = drop || http::iequals(h.name(i), n);
+    if (drop) h.remove(i);
+  }
+  h.add("Content-Type", "application/json", http::header_id::content_type);
+}
+
 bool looks_like_json(std::string_view content_type, std::string_view body) {
   if (!content_type.empty()) return contains_ci(content_type, "json");
   for (char c : body) {
@@ -471,6 +486,7 @@ void exchange::on_event(const sse::event& ev) {
   codec_refusal_ = tr_->translate_body(parser_->status(), resp_body_.view(), xlat_);
   resp_body_.clear();
   resp_body_.append(xlat_);
+  label_as_json(resp_headers_);
   return codec_refusal_.status;
 }
 
