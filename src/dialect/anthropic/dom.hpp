@@ -89,6 +89,20 @@ inline void write_value(json_writer& w, dom::element e) {
   w.raw(simdjson::minify(e));
 }
 
+// This thread's parser for codecs that parse one document, read its DOM and are done with it
+// before anything else parses on the thread (the request encoder, the stream translator): no
+// parser buffers allocated and freed per request or per event. Each use ends with
+// trim_thread_parser(), so a thread keeps at most ~1 MiB of capacity between uses.
+inline dom::parser& thread_parser() {
+  thread_local dom::parser p;
+  return p;
+}
+// Gives back the buffers of a thread parser that a big document grew past 1 MiB.
+inline void trim_thread_parser() {
+  auto& p = thread_parser();
+  if (p.capacity() > (std::size_t{1} << 20)) p = dom::parser();
+}
+
 // Parses `text` into the parser's document (copied to padded memory); false if invalid.
 inline bool parse(dom::parser& p, std::string_view text, dom::element& out) {
   // Empty is never JSON; and an empty view may have a null data(), which simdjson would memcpy

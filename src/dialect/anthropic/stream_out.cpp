@@ -1,6 +1,6 @@
 // Outbound stream: Anthropic Messages events -> chat.completion.chunk events.
 //
-// Per event: one simdjson DOM parse of the data (a reused parser) and appends to `out`; every
+// Per event: one simdjson DOM parse of the data (the thread's parser) and appends to `out`; every
 // chunk starts with the same bytes (id, object, created, model), built once at message_start.
 #include <vector>
 
@@ -29,7 +29,6 @@ struct anthropic_stream_to_openai::state {
   std::string group;
   bool include_usage = false;
   std::int64_t created = 0;
-  dom::parser parser;
   std::string head;  // "data: {"id":..,"object":..,"created":..,"model":..,"
   std::vector<block> blocks;
   int tools = 0;
@@ -122,7 +121,8 @@ event_result anthropic_stream_to_openai::state::on_event(std::string_view name,
   if (over) return r;
   if (name == "ping") return r;
   dom::element root;
-  if (!parse(parser, data, root) || !is_object(root)) {
+  // The event's DOM is read within this call: the thread's parser serves every stream.
+  if (!parse(thread_parser(), data, root) || !is_object(root)) {
     if (data.empty() && name.empty()) return r;  // a comment or a blank event
     return fail(out, "the provider sent a malformed stream event", "upstream_bad_response");
   }
@@ -288,7 +288,9 @@ anthropic_stream_to_openai& anthropic_stream_to_openai::operator=(
 
 event_result anthropic_stream_to_openai::on_event(std::string_view name, std::string_view data,
                                                   std::string& out) {
-  return s_->on_event(name, data, out);
+  event_result r = s_->on_event(name, data, out);
+  trim_thread_parser();
+  return r;
 }
 
 token_usage anthropic_stream_to_openai::usage() const {
