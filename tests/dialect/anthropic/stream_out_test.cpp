@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "dialect/anthropic/dom.hpp"
 #include "dialect/anthropic/translate.hpp"
 #include "helpers.hpp"
 
@@ -391,6 +392,18 @@ TEST(AnthropicStreamOut, TextDeltaFastPathWritesWhatTheDomPathWrites) {
       R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}})", out);
   EXPECT_NE(out.find(R"({"role":"assistant","content":""})"), std::string::npos) << out;
   EXPECT_LT(out.find(R"("role")"), out.find(R"({"content":"Hi"})")) << out;
+}
+
+// The translators share one parser per thread; a big event must not leave its buffers there.
+TEST(AnthropicStreamOut, BigEventDoesNotStayInTheThreadParser) {
+  anthropic_stream_to_openai x("fast", false, 1700000000);
+  std::string out;
+  x.on_event("content_block_delta",
+             R"({"type": "content_block_delta","index":0,"delta":{"type":"text_delta","text":")" +
+                 std::string(300 * 1024, 'x') + R"("}})",
+             out);
+  EXPECT_NE(out.find(std::string(1000, 'x')), std::string::npos);
+  EXPECT_LE(detail::thread_parser().capacity(), 64u * 1024);
 }
 
 }  // namespace
