@@ -2,8 +2,9 @@
 // Generates the fixed payloads of the macro benchmark and renders config templates.
 //
 //   node gen.js bodies DIR              -> DIR/body-1k.json, body-100k.json, body-5m.json,
-//                                          body-1k-stream.json, body-idle.json,
-//                                          mock-json.txt, mock-sse.txt (what the mock answers)
+//                                          body-1k-stream.json, body-1k-astream.json,
+//                                          body-idle.json, mock-json.txt, mock-sse.txt,
+//                                          mock-anthropic-sse.txt (what the mock answers)
 //   node gen.js render TEMPLATE OUT K=V ...
 //                                       -> OUT = TEMPLATE with every @K@ replaced by V;
 //                                          V may be "@return:PATH": nginx directives that
@@ -76,6 +77,26 @@ function mockSse() {
   return out;
 }
 
+// Scenario s: the same 20 words as mockSse() (same padding) as Anthropic's Messages stream:
+// message_start, content_block_start, 20 text deltas, content_block_stop, message_delta,
+// message_stop (25 events). The gateway translates it into what mockSse() is: a role chunk,
+// 20 content chunks, a finish chunk and [DONE].
+function mockAnthropicSse() {
+  const words = ['Streaming', ' answers', ' arrive', ' as', ' server', '-sent', ' events', ',',
+    ' one', ' chunk', ' per', ' token', ' group', ',', ' each', ' carrying', ' the', ' model', ' name', '.'];
+  const ev = (type, data) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+  let out = ev('message_start', {
+    message: { id: 'msg_bench00000000000000000000', type: 'message', role: 'assistant', model: 'real-model',
+      content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 250, output_tokens: 1 } },
+  });
+  out += ev('content_block_start', { index: 0, content_block: { type: 'text', text: '' } });
+  for (const w of words) out += ev('content_block_delta', { index: 0, delta: { type: 'text_delta', text: w + ' '.repeat(85) } });
+  out += ev('content_block_stop', { index: 0 });
+  out += ev('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 48 } });
+  out += ev('message_stop', {});
+  return out;
+}
+
 // Escapes text for the inside of an nginx single-quoted string.
 function nginxQuoted(s) {
   if (s.includes('$')) throw new Error('nginx would expand $ in a return body');
@@ -105,8 +126,10 @@ if (cmd === 'bodies') {
   w('body-100k.json', chatRequest('fast', 100 * 1024, false));
   w('body-5m.json', chatRequest('fast', 5 * 1024 * 1024, false));
   w('body-idle.json', chatRequest('idle', 512, true));
+  w('body-1k-astream.json', chatRequest('astream', 1024, true));
   w('mock-json.txt', mockJson());
   w('mock-sse.txt', mockSse());
+  w('mock-anthropic-sse.txt', mockAnthropicSse());
 } else if (cmd === 'render') {
   const [tpl, out, ...kv] = args;
   let text = fs.readFileSync(tpl, 'utf8');

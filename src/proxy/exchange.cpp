@@ -83,6 +83,21 @@ bool is_binary(std::string_view content_type) {
   return false;
 }
 
+// A body the gateway wrote (a codec's translation) is JSON whatever the provider sent: its
+// Content-Type (text/html for an HTML 529 page, say) and the headers that describe the
+// provider's bytes (their encoding, digest, entity tag) go; Content-Type: application/json is
+// added.
+void label_as_json(http::header_list& h) {
+  static constexpr std::string_view about_bytes[] = {
+      "content-encoding", "content-md5", "content-digest", "repr-digest", "digest", "etag"};
+  for (std::size_t i = h.size(); i-- > 0;) {
+    bool drop = h.id(i) == http::header_id::content_type;
+    for (auto n : about_bytes) drop = drop || http::iequals(h.name(i), n);
+    if (drop) h.remove(i);
+  }
+  h.add("Content-Type", "application/json", http::header_id::content_type);
+}
+
 bool looks_like_json(std::string_view content_type, std::string_view body) {
   if (!content_type.empty()) return contains_ci(content_type, "json");
   for (char c : body) {
@@ -499,6 +514,7 @@ void exchange::on_event(const sse::event& ev) {
                        : ctr_->translate_body(parser_->status(), resp_body_.view(), xlat_);
   resp_body_.clear();
   resp_body_.append(xlat_);
+  label_as_json(resp_headers_);
   return codec_refusal_.status;
 }
 
@@ -760,10 +776,18 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
   if (client_in_ && client_in_->size() == 0) client_in_->shrink_to_fit();
   rec.status = answer_status_ = parser_->status();
   answer_reason_ = parser_->reason();
-  bool chunked = r.req.version >= 11;
-  bool keep = r.client_keep_alive && chunked && !ctx_.draining;
+  // A binary answer keeps the provider's Content-Length: bytes are relayed unchanged, and a
+  // client can then tell one the provider cut short (the connection closes before the length),
+  // HTTP/1.0 clients included, which would otherwise get an answer ended by close.
+  // (A flag, not the optional length, lives in this coroutine's frame.)
+  bool sized = !sse && parser_->content_length();
+  bool chunked = !sized && r.req.version >= 11;
+  bool keep = r.client_keep_alive && (chunked || sized) && !ctx_.draining;
   client_head_.clear();
-  append_client_head(chunked ? framing::chunked : framing::close_delimited, 0, keep,
+  append_client_head(sized     ? framing::length
+                     : chunked ? framing::chunked
+                               : framing::close_delimited,
+                     sized ? static_cast<std::size_t>(*parser_->content_length()) : 0, keep,
                      r.snap.cfg.headers.expose_routing);
 
   attempt_outcome failure;
@@ -833,8 +857,9 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
   }
   // The whole relay was spent waiting on the provider's events.
   upstream_wait_ += clock_type::now() - ready_;
-  // Binary bytes cannot carry an error: a broken one ends without its last chunk, and the
-  // connection closes, so the client sees the body cut short.
+  // Binary bytes cannot carry an error: a broken one ends without its last chunk (or before
+  // its Content-Length), and the connection closes, so the client sees the body cut short.
+  // (An HTTP/1.0 client of a chunked provider answer gets it ended by close: nothing can say.)
   bool complete = sse || failure.failure == fail::none;
   settle_early(rec);  // before the stream's end reaches the client
   if (!co_await flush_stream(chunked, complete, to.idle)) {

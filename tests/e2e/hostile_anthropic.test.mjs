@@ -32,6 +32,24 @@ const CASES = [
     expect: { status: 503 },
   },
   {
+    // Kept while the group's second target is tried, then answered (write_kept_answer).
+    name: '529 with an HTML body from both targets of a group',
+    targets: 2,
+    answer: (res) => res.writeHead(529, { 'content-type': 'text/html; charset=utf-8' }).end('<html>overloaded</html>'),
+    expect: { status: 503 },
+  },
+  {
+    name: '500 text/plain body with a Content-Encoding the gateway does not decode',
+    answer: (res) => res.writeHead(500, { 'content-type': 'text/plain', 'content-encoding': 'br' }).end('internal error'),
+    expect: { status: 500 },
+  },
+  {
+    name: '400 Anthropic error sent as text/plain',
+    answer: (res) =>
+      res.writeHead(400, { 'content-type': 'text/plain' }).end(JSON.stringify({ type: 'error', error: { type: 'invalid_request_error', message: 'messages: bad' } })),
+    expect: { status: 400, message: /messages: bad/ },
+  },
+  {
     name: '400 Anthropic error: passed through in OpenAI shape',
     answer: (res) =>
       res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ type: 'error', error: { type: 'invalid_request_error', message: 'messages: bad' } })),
@@ -74,13 +92,15 @@ describe('hostile anthropic answers', () => {
     const u = `http://127.0.0.1:${server.address().port}`;
     gw = await startGateway({
       config: {
-        providers: CASES.map((c, i) => ({
-          group: `g${i}`,
-          name: 'claude-x',
-          base: `${u}/h/${c.name.replace(/\W+/g, '_')}`,
-          key: 'k',
-          api: 'anthropic',
-        })),
+        providers: CASES.flatMap((c, i) =>
+          Array.from({ length: c.targets ?? 1 }, (_, k) => ({
+            group: `g${i}`,
+            name: 'claude-x',
+            base: `${u}/h/${c.name.replace(/\W+/g, '_')}/t${k}`,
+            key: 'k',
+            api: 'anthropic',
+          })),
+        ),
         security: ['sk-client'],
       },
     });
@@ -102,6 +122,9 @@ describe('hostile anthropic answers', () => {
         return;
       }
       assert.equal(r.status, c.expect.status, r.text);
+      // The gateway wrote this body (OpenAI JSON), whatever the provider's Content-Type was.
+      assert.match(String(r.headers['content-type']), /^application\/json/, `content-type of ${r.text}`);
+      assert.equal(r.headers['content-encoding'], undefined, 'the JSON body is not encoded');
       const j = JSON.parse(r.text);
       assert.equal(typeof j.error, 'object', r.text);
       assert.equal(typeof j.error.message, 'string', r.text);

@@ -9,8 +9,9 @@ import http from 'node:http';
 import net from 'node:net';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
-import { request, parseSSE } from './lib/http.mjs';
-import { CLIENT_TOKEN, chatBody, gwPost, sleep } from './lib/common.mjs';
+import { request, parseSSE, waitFor } from './lib/http.mjs';
+import { rawExchange, rawRequest } from './lib/raw.mjs';
+import { CLIENT_TOKEN, chatBody, gwPost, sleep, accessLines } from './lib/common.mjs';
 
 const json = (model) => JSON.stringify({ id: 'x', object: 'chat.completion', model, choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] });
 const chunk = (model, text) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model, choices: [{ index: 0, delta: { content: text } }] })}\n\n`;
@@ -326,5 +327,125 @@ describe('hostile upstream answers', { timeout: 180000 }, () => {
     const run = () => check().finally(() => agent?.destroy());
     if (c.owner) test(`${c.name} [owner: ${c.owner}: ${c.reason}]`, { todo: `${c.owner}: ${c.reason}`, timeout: 30000 }, run);
     else test(c.name, { timeout: 30000 }, run);
+  });
+});
+
+// Binary answers (audio, images, octet-stream) are relayed as they arrive, so a provider that
+// cuts one mid-body cannot be answered with an error any more. The client must still be able to
+// tell: a chunked answer lacks its terminating 0-chunk, a Content-Length answer ends before its
+// length, and the connection closes; the access log and the attempt metrics record the failure.
+// A raw client reads the exact bytes (an HTTP library could hide a clean-looking short body).
+const AUDIO = Buffer.from(Array.from({ length: 6000 }, (_, i) => (i * 7 + 3) & 0xff));
+const BINARY_CASES = [
+  {
+    name: 'chunked audio cut after two chunks (HTTP/1.1 client)',
+    answer: (s) => s.end(Buffer.concat([Buffer.from(head('200 OK', ['Content-Type: audio/mpeg', 'Transfer-Encoding: chunked'])), chunked(AUDIO.subarray(0, 1000)), chunked(AUDIO.subarray(1000, 2500))])),
+    version: 'HTTP/1.1',
+    expect: { complete: false, body: AUDIO.subarray(0, 2500) },
+  },
+  {
+    name: 'Content-Length audio cut before its length (HTTP/1.1 client)',
+    answer: (s) => s.end(Buffer.concat([Buffer.from(head('200 OK', ['Content-Type: audio/mpeg', `Content-Length: ${AUDIO.length}`])), AUDIO.subarray(0, 3000)])),
+    version: 'HTTP/1.1',
+    expect: { complete: false, body: AUDIO.subarray(0, 3000) },
+  },
+  {
+    // HTTP/1.0 has no chunked framing: without the provider's length the answer would end by
+    // close, and a cut one would look complete.
+    name: 'Content-Length audio cut before its length (HTTP/1.0 client)',
+    answer: (s) => s.end(Buffer.concat([Buffer.from(head('200 OK', ['Content-Type: audio/mpeg', `Content-Length: ${AUDIO.length}`])), AUDIO.subarray(0, 3000)])),
+    version: 'HTTP/1.0',
+    expect: { complete: false, body: AUDIO.subarray(0, 3000) },
+  },
+  {
+    name: 'octet-stream head only, then close (HTTP/1.1 client)',
+    answer: (s) => s.end(head('200 OK', ['Content-Type: application/octet-stream', 'Transfer-Encoding: chunked'])),
+    version: 'HTTP/1.1',
+    expect: { complete: false, body: Buffer.alloc(0) },
+  },
+  {
+    name: 'complete Content-Length image: whole, and the connection stays open',
+    answer: (s) => s.write(Buffer.concat([Buffer.from(head('200 OK', ['Content-Type: image/png', `Content-Length: ${AUDIO.length}`])), AUDIO])),
+    version: 'HTTP/1.1',
+    expect: { complete: true, body: AUDIO },
+  },
+  {
+    name: 'complete chunked audio: whole, with its terminating chunk',
+    answer: (s) => s.write(Buffer.concat([Buffer.from(head('200 OK', ['Content-Type: audio/mpeg', 'Transfer-Encoding: chunked'])), chunked(AUDIO), Buffer.from('0\r\n\r\n')])),
+    version: 'HTTP/1.1',
+    expect: { complete: true, body: AUDIO },
+  },
+];
+
+describe('binary answers cut by the provider', { timeout: 60000 }, () => {
+  let server, gw;
+  const sockets = new Set();
+  before(async () => {
+    server = net.createServer((s) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {});
+      let buf = Buffer.alloc(0);
+      s.on('data', (d) => {
+        buf = Buffer.concat([buf, d]);
+        const sep = buf.indexOf('\r\n\r\n');
+        if (sep < 0) return;
+        const headText = buf.subarray(0, sep).toString('latin1');
+        const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(headText)?.[1] ?? 0);
+        if (buf.length - sep - 4 < len) return;
+        buf = Buffer.alloc(0);
+        const c = BINARY_CASES[Number(/^\w+ \/b(\d+)\//.exec(headText)?.[1])];
+        if (!c) return s.destroy();
+        c.answer(s);
+      });
+    });
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    const base = (i) => `http://127.0.0.1:${server.address().port}/b${i}`;
+    gw = await startGateway({
+      config: {
+        providers: BINARY_CASES.map((c, i) => ({ group: `bin${i}`, name: `tts-${i}`, base: base(i), key: 'sk-up' })),
+        security: [CLIENT_TOKEN],
+        health: { consecutive_failures: 1000, error_ratio: 1, min_requests: 1000000 },
+      },
+    });
+  });
+  after(async () => {
+    const r = await gw?.stop();
+    for (const s of sockets) s.destroy();
+    await new Promise((r2) => server?.close(r2) ?? r2());
+    assert.equal(r?.code, 0, `the gateway exits 0: ${JSON.stringify(r)}`);
+  });
+
+  BINARY_CASES.forEach((c, i) => {
+    test(c.name, { timeout: 20000 }, async () => {
+      const body = JSON.stringify({ model: `bin${i}`, input: 'Hello', voice: 'alloy' });
+      const r = await rawExchange({
+        port: gw.port,
+        pieces: rawRequest({ path: '/v1/audio/speech', version: c.version, headers: { authorization: `Bearer ${CLIENT_TOKEN}`, 'content-type': 'application/json' }, body }),
+        closeAfterAnswers: c.expect.complete ? 1 : undefined,
+        timeout: 10000,
+      });
+      const what = `${c.name}: ${r.raw.subarray(0, 400).toString('latin1')}`;
+      assert.equal(r.timedOut, false, `the answer ended in time: ${what}`);
+      assert.equal(r.answers.length, 1, what);
+      const [a] = r.answers;
+      assert.equal(a.status, 200, what);
+      assert.ok(a.body.equals(c.expect.body), `the provider's bytes, unchanged (${a.body.length} bytes): ${what}`);
+      if (!c.expect.complete) {
+        // A cut answer has a framing that says so (no 0-chunk, or fewer bytes than its length),
+        // never one that ends by close alone, and the connection is closed.
+        assert.ok(a.headers['content-length'] !== undefined || /chunked/i.test(a.headers['transfer-encoding'] ?? ''), `framed: ${what}`);
+        assert.equal(a.complete, false, `the client can tell the answer is incomplete: ${what}`);
+        assert.equal(r.closed, true, what);
+        await waitFor(() => accessLines(gw).some((l) => l.group === `bin${i}`), { timeout: 5000, what: 'access line' });
+        const line = accessLines(gw).find((l) => l.group === `bin${i}`);
+        assert.equal(line.outcome, 'upstream_error', line._line);
+        const reset = new RegExp(`^openbridge_upstream_attempts_total\\{[^}]*group="bin${i}"[^}]*outcome="reset"[^}]*\\} 1$`, 'm');
+        await waitFor(async () => reset.test((await request({ url: `${gw.adminUrl}/metrics` })).text), { timeout: 3000, what: 'the attempt counted as broken (outcome="reset")' });
+      } else {
+        assert.equal(a.complete, true, what);
+        assert.equal(r.closed, false, `keep-alive after a complete answer: ${what}`);
+      }
+    });
   });
 });

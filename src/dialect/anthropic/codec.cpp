@@ -10,6 +10,8 @@
 
 #include <ctime>
 
+#include "dialect/anthropic/dom.hpp"
+
 #include <simdjson.h>
 
 namespace ob::dialect::anthropic {
@@ -21,13 +23,17 @@ bool is_chat_path(std::string_view target) {
 }
 
 // stream_options.include_usage of the client's body (already validated by encode_request).
+// Most bodies do not say it (nor escape a key): those are not parsed a second time.
 bool asks_usage(std::string_view body) {
-  if (body.empty()) return false;  // (an empty view's data() may be null)
-  simdjson::dom::parser p;
+  if (body.find("include_usage") == std::string_view::npos &&
+      body.find("\\u") == std::string_view::npos)
+    return false;
   simdjson::dom::element root;
-  if (p.parse(body.data(), body.size(), true).get(root)) return false;
   bool v = false;
-  return !root["stream_options"]["include_usage"].get(v) && v;
+  bool asked = detail::parse(detail::thread_parser(), body, root) &&
+               !root["stream_options"]["include_usage"].get(v) && v;
+  detail::trim_thread_parser();
+  return asked;
 }
 
 class translator final : public answer_translator {

@@ -89,6 +89,22 @@ inline void write_value(json_writer& w, dom::element e) {
   w.raw(simdjson::minify(e));
 }
 
+// This thread's parser for codecs that parse one document, read its DOM and are done with it
+// before anything else parses on the thread (the request encoder, the stream translator): no
+// parser buffers allocated and freed per request or per event. Each use ends with
+// trim_thread_parser(). simdjson holds about 15 bytes per byte of capacity (tape, structural
+// indexes, strings, the padded copy): a capacity of 64 KiB keeps about 1 MiB per thread.
+inline dom::parser& thread_parser() {
+  thread_local dom::parser p;
+  return p;
+}
+// Gives back the buffers of a thread parser that a big document (over 64 KiB: a request with
+// images, say) grew: such documents get fresh buffers each time, as before.
+inline void trim_thread_parser() {
+  auto& p = thread_parser();
+  if (p.capacity() > 64 * 1024) p = dom::parser();
+}
+
 // Parses `text` into the parser's document (copied to padded memory); false if invalid.
 inline bool parse(dom::parser& p, std::string_view text, dom::element& out) {
   // Empty is never JSON; and an empty view may have a null data(), which simdjson would memcpy

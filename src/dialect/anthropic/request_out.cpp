@@ -541,7 +541,7 @@ class translator {
   }
 
   const outbound_options& opt_;
-  dom::parser parser_;
+  dom::parser& parser_ = thread_parser();  // the request's DOM, read until run() returns
   dom::parser args_parser_;  // tool call arguments (the request's DOM must stay valid)
   std::array<dom::element, s_count> slots_{};
   std::array<bool, s_count> have_{};
@@ -554,8 +554,13 @@ class translator {
 }  // namespace
 
 request_result openai_request_to_anthropic(std::string_view body, const outbound_options& opt) {
-  translator t(opt);
-  return t.run(body);
+  request_result r;
+  {
+    translator t(opt);
+    r = t.run(body);
+  }
+  trim_thread_parser();
+  return r;
 }
 
 }  // namespace ob::dialect::anthropic

@@ -1,6 +1,7 @@
 // Outbound stream: Anthropic Messages events -> chat.completion.chunk events.
 //
-// Per event: one simdjson DOM parse of the data (a reused parser) and appends to `out`; every
+// Per event: one simdjson DOM parse of the data (the thread's parser; plain text deltas need
+// none, see plain_text_delta) and appends to `out`; every
 // chunk starts with the same bytes (id, object, created, model), built once at message_start.
 #include <vector>
 
@@ -23,13 +24,44 @@ struct block {
   bool args = false;  // a non-empty argument fragment was sent
 };
 
+// Most events of a stream are text deltas in Anthropic's own compact layout:
+//   {"type":"content_block_delta","index":<digits>,"delta":{"type":"text_delta","text":"<t>"}}
+// When `data` is exactly that and <t> needs no escaping (no '"', '\\' or control byte; valid
+// UTF-8), <t> is the text itself and goes into the chunk as it is: the same bytes the DOM path
+// writes, without a parse. Anything else (escapes, another layout) takes the DOM path.
+bool plain_text_delta(std::string_view data, std::string_view& text) {
+  constexpr std::string_view head = R"({"type":"content_block_delta","index":)";
+  constexpr std::string_view mid = R"(,"delta":{"type":"text_delta","text":")";
+  constexpr std::string_view tail = R"("}})";
+  if (data.size() < head.size() + 1 + mid.size() + tail.size() || !data.starts_with(head) ||
+      !data.ends_with(tail))
+    return false;
+  std::size_t i = head.size();
+  const std::size_t digits = i;
+  while (i < data.size() && data[i] >= '0' && data[i] <= '9') ++i;
+  if (i == digits || i - digits > 9 || (data[digits] == '0' && i - digits > 1) ||
+      data.substr(i, mid.size()) != mid)
+    return false;
+  i += mid.size();
+  if (i > data.size() - tail.size()) return false;
+  std::string_view t = data.substr(i, data.size() - tail.size() - i);
+  bool ascii = true;
+  for (char ch : t) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == '"' || c == '\\') return false;
+    ascii = ascii && c < 0x80;
+  }
+  if (!ascii && !simdjson::validate_utf8(t.data(), t.size())) return false;
+  text = t;
+  return true;
+}
+
 }  // namespace
 
 struct anthropic_stream_to_openai::state {
   std::string group;
   bool include_usage = false;
   std::int64_t created = 0;
-  dom::parser parser;
   std::string head;  // "data: {"id":..,"object":..,"created":..,"model":..,"
   std::vector<block> blocks;
   int tools = 0;
@@ -121,8 +153,20 @@ event_result anthropic_stream_to_openai::state::on_event(std::string_view name,
   event_result r;
   if (over) return r;
   if (name == "ping") return r;
+  if (std::string_view t; plain_text_delta(data, t)) {
+    if (!started) role_chunk(out);
+    if (!t.empty()) {
+      open_chunk(out);
+      out += R"({"content":")";
+      out += t;
+      out += "\"}";
+      out += chunk_tail;
+    }
+    return r;
+  }
   dom::element root;
-  if (!parse(parser, data, root) || !is_object(root)) {
+  // The event's DOM is read within this call: the thread's parser serves every stream.
+  if (!parse(thread_parser(), data, root) || !is_object(root)) {
     if (data.empty() && name.empty()) return r;  // a comment or a blank event
     return fail(out, "the provider sent a malformed stream event", "upstream_bad_response");
   }
@@ -288,7 +332,9 @@ anthropic_stream_to_openai& anthropic_stream_to_openai::operator=(
 
 event_result anthropic_stream_to_openai::on_event(std::string_view name, std::string_view data,
                                                   std::string& out) {
-  return s_->on_event(name, data, out);
+  event_result r = s_->on_event(name, data, out);
+  trim_thread_parser();
+  return r;
 }
 
 token_usage anthropic_stream_to_openai::usage() const {

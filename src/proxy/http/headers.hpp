@@ -115,6 +115,8 @@ class header_list {
   bool contains(std::string_view name) const;
   // Releases memory grown by an unusually large message (the list is then empty).
   void shrink_if_above(std::size_t bytes);
+  // Drops header i (its bytes stay in the arena until clear(); no allocation).
+  void remove(std::size_t i) { refs_.erase(refs_.begin() + static_cast<std::ptrdiff_t>(i)); }
 
  private:
   struct ref {

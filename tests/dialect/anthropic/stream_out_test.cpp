@@ -4,6 +4,7 @@
 
 #include <random>
 
+#include "dialect/anthropic/dom.hpp"
 #include "dialect/anthropic/translate.hpp"
 #include "helpers.hpp"
 
@@ -342,6 +343,67 @@ TEST(AnthropicStreamOut, UnknownEventsAndCommentsAreIgnored) {
   auto a = assemble(r.out);
   EXPECT_TRUE(a.done);
   EXPECT_EQ(a.finish, "stop");
+}
+
+// Plain text deltas in Anthropic's compact layout skip the DOM parse: whatever the text, the
+// output must be byte for byte what the DOM path writes (reached here through a space after a
+// colon, which the fast path does not take).
+TEST(AnthropicStreamOut, TextDeltaFastPathWritesWhatTheDomPathWrites) {
+  const std::string texts[] = {"Hello",
+                               "",
+                               " spaces and punctuation: ,.;!?()[]{}<>/#",
+                               "caf\xc3\xa9 \xe6\xa8\xa1 \xf0\x9f\x98\x80",
+                               "\x7f",
+                               R"(quote \" inside)",
+                               R"(back\\slash)",
+                               R"(new\nline)",
+                               R"(\u00e9 escaped)",
+                               "raw \x01 control",
+                               "bad utf-8 \xff",
+                               "overlong \xc0\xaf",
+                               std::string(300, 'x')};
+  for (const std::string& t : texts) {
+    for (const char* index : {"0", "7", "12345", "01"}) {
+      auto stream = [&](bool compact) {
+        std::string data = std::string(compact ? R"({"type":"content_block_delta","index":)"
+                                               : R"({"type": "content_block_delta","index":)") +
+                           index + R"(,"delta":{"type":"text_delta","text":")" + t + R"("}})";
+        anthropic_stream_to_openai x("fast", false, 1700000000);
+        std::string out;
+        x.on_event("message_start",
+                   R"({"type":"message_start","message":{"id":"msg_1","model":"m"}})", out);
+        x.on_event(
+            "content_block_start",
+            R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})",
+            out);
+        x.on_event("content_block_delta", data, out);
+        x.on_event("content_block_delta", data, out);
+        x.on_event("message_stop", R"({"type":"message_stop"})", out);
+        return out;
+      };
+      EXPECT_EQ(stream(true), stream(false)) << "text " << t << " index " << index;
+    }
+  }
+  // Without message_start, the role chunk still comes first.
+  anthropic_stream_to_openai x("fast", false, 1700000000);
+  std::string out;
+  x.on_event(
+      "content_block_delta",
+      R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}})", out);
+  EXPECT_NE(out.find(R"({"role":"assistant","content":""})"), std::string::npos) << out;
+  EXPECT_LT(out.find(R"("role")"), out.find(R"({"content":"Hi"})")) << out;
+}
+
+// The translators share one parser per thread; a big event must not leave its buffers there.
+TEST(AnthropicStreamOut, BigEventDoesNotStayInTheThreadParser) {
+  anthropic_stream_to_openai x("fast", false, 1700000000);
+  std::string out;
+  x.on_event("content_block_delta",
+             R"({"type": "content_block_delta","index":0,"delta":{"type":"text_delta","text":")" +
+                 std::string(300 * 1024, 'x') + R"("}})",
+             out);
+  EXPECT_NE(out.find(std::string(1000, 'x')), std::string::npos);
+  EXPECT_LE(detail::thread_parser().capacity(), 64u * 1024);
 }
 
 }  // namespace

@@ -247,5 +247,28 @@ TEST(json_string, OutputAlwaysParsesBackToInputWhenValidUtf8) {
   }
 }
 
+// Plain runs are skipped 8 bytes at a time: every byte that needs a look must still be found
+// wherever it falls in the run (each position of strings of 1..40 bytes, each kind of byte).
+TEST(json_string, EveryEscapedByteIsFoundAtEveryPosition) {
+  const std::string_view specials[] = {"\"",   "\\",   "\n",   std::string_view("\0", 1),
+                                       "\x1f", "\x7f", "\xff", "\xc3\xa9"};
+  for (std::string_view special : specials) {
+    for (std::size_t len = 1; len <= 40; ++len) {
+      for (std::size_t at = 0; at + special.size() <= len; ++at) {
+        std::string in(len, 'a');
+        in.replace(at, special.size(), special);
+        std::string expected = "\"";
+        for (char c : in.substr(0, at)) expected += c;
+        expected += special == "\xff"
+                        ? std::string("\xEF\xBF\xBD")
+                        : json_string(special).substr(1, json_string(special).size() - 2);
+        expected += in.substr(at + special.size());
+        expected += '"';
+        ASSERT_EQ(json_string(in), expected) << "len " << len << " at " << at;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ob::proxy::json
