@@ -351,8 +351,8 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
   auto token = auth::bearer_token(r.req.headers.get(http::header_id::authorization));
   if (!token && cdialect_) token = r.req.headers.get(http::header_id::x_api_key);
   http::append_forwarded(up_head_, r.req.headers, http::direction::to_upstream,
-                         token.value_or(std::string_view{}), false,
-                         t.replaced_headers.empty() ? nullptr : &t.replaced_headers);
+                         {.secret = token.value_or(std::string_view{}),
+                          .replaced = t.replaced_headers.empty() ? nullptr : &t.replaced_headers});
   up_head_ += "\r\n"sv;
 }
 
@@ -372,8 +372,10 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
   w.text(reason);
   w.text("\r\n"sv);
   client_head_.resize(w.size_from(client_head_.data()));
-  http::append_forwarded(client_head_, resp_headers_, http::direction::to_client, {},
-                         !rate_headers_.empty());
+  using rate_limits = http::forward_filter::rate_limits;
+  http::append_forwarded(
+      client_head_, resp_headers_, http::direction::to_client,
+      {.rate_limit_headers = rate_headers_.empty() ? rate_limits::keep : rate_limits::drop});
 
   auto up_id = resp_headers_.get(http::header_id::x_request_id);
   std::string_view model, provider;
