@@ -5,6 +5,7 @@
 #include <set>
 
 #include "auth/token_check.hpp"
+#include "config/civil_date.hpp"
 #include "config/parse_keys.hpp"
 #include "config/parse_read.hpp"
 
@@ -221,15 +222,6 @@ constexpr field<provider_price> price_fields[] = {
     {"output", read_price_field<&provider_price::output>},
 };
 
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
 }  // namespace
 
 std::optional<std::int64_t> parse_rfc3339_utc(std::string_view s) {
@@ -249,9 +241,7 @@ std::optional<std::int64_t> parse_rfc3339_utc(std::string_view s) {
        se = digits(17, 2);
   if (!y || !mo || !d || !h || !mi || !se) return {};
   if (*mo < 1 || *mo > 12 || *d < 1 || *h > 23 || *mi > 59 || *se > 59) return {};
-  static constexpr int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  bool leap = (*y % 4 == 0 && *y % 100 != 0) || *y % 400 == 0;
-  if (*d > mdays[*mo - 1] + (*mo == 2 && leap)) return {};
+  if (*d > static_cast<int>(civil::days_in_month(*y, static_cast<unsigned>(*mo)))) return {};
   std::size_t pos = 19;
   int ms = 0;
   if (pos < s.size() && s[pos] == '.') {
@@ -267,7 +257,8 @@ std::optional<std::int64_t> parse_rfc3339_utc(std::string_view s) {
   }
   auto zone = s.substr(pos);
   if (zone != "Z" && zone != "z" && zone != "+00:00" && zone != "-00:00") return {};
-  std::int64_t days = days_from_civil(*y, static_cast<unsigned>(*mo), static_cast<unsigned>(*d));
+  std::int64_t days =
+      civil::days_from_civil(*y, static_cast<unsigned>(*mo), static_cast<unsigned>(*d));
   return ((days * 24 + *h) * 60 + *mi) * 60'000LL + *se * 1000LL + ms;
 }
 
