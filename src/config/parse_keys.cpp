@@ -27,26 +27,15 @@ int hex_value(char ch) {
 
 constexpr std::uint64_t max_limit = 1'000'000'000'000ULL;
 
-template <std::uint64_t key_limits::*member>
-void read_key_limit(context& c, const json::value& v, const std::string& path, key_limits& l) {
-  if (auto n = as_integer(c, v, path, 0, max_limit)) l.*member = *n;
-}
-
 constexpr field<key_limits> key_limit_fields[] = {
-    {"rpm", read_key_limit<&key_limits::rpm>},
-    {"rpd", read_key_limit<&key_limits::rpd>},
-    {"tpm", read_key_limit<&key_limits::tpm>},
-    {"tpd", read_key_limit<&key_limits::tpd>},
-    {"concurrency", read_key_limit<&key_limits::concurrency>},
-    {"burst", read_key_limit<&key_limits::burst>},
-    {"default_output_tokens",
-     [](context& c, const json::value& v, const std::string& path, key_limits& l) {
-       if (auto n = as_integer(c, v, path, 1, 10'000'000)) l.default_output_tokens = *n;
-     }},
-    {"max_wait",
-     [](context& c, const json::value& v, const std::string& path, key_limits& l) {
-       if (auto w = as_wait(c, v, path)) l.max_wait = *w;
-     }},
+    {"rpm", read_integer<&key_limits::rpm, 0, max_limit>},
+    {"rpd", read_integer<&key_limits::rpd, 0, max_limit>},
+    {"tpm", read_integer<&key_limits::tpm, 0, max_limit>},
+    {"tpd", read_integer<&key_limits::tpd, 0, max_limit>},
+    {"concurrency", read_integer<&key_limits::concurrency, 0, max_limit>},
+    {"burst", read_integer<&key_limits::burst, 0, max_limit>},
+    {"default_output_tokens", read_integer<&key_limits::default_output_tokens, 1, 10'000'000>},
+    {"max_wait", read_wait<&key_limits::max_wait>},
 };
 
 // USD amounts -> micro-dollars, rounded up (a price of 0.0000001 still costs something).
@@ -199,16 +188,10 @@ std::optional<client_key> read_key_entry(context& c, const json::value& v,
   return std::move(d.key);
 }
 
-template <std::uint64_t provider_limits::*member>
-void read_provider_limit(context& c, const json::value& v, const std::string& path,
-                         provider_limits& l) {
-  if (auto n = as_integer(c, v, path, 0, max_limit)) l.*member = *n;
-}
-
 constexpr field<provider_limits> provider_limit_fields[] = {
-    {"rpm", read_provider_limit<&provider_limits::rpm>},
-    {"tpm", read_provider_limit<&provider_limits::tpm>},
-    {"concurrency", read_provider_limit<&provider_limits::concurrency>},
+    {"rpm", read_integer<&provider_limits::rpm, 0, max_limit>},
+    {"tpm", read_integer<&provider_limits::tpm, 0, max_limit>},
+    {"concurrency", read_integer<&provider_limits::concurrency, 0, max_limit>},
 };
 
 template <std::uint64_t provider_price::*member>
