@@ -770,9 +770,9 @@ asio::awaitable<bool> client_connection::forward_form(const proxy::snapshot& sna
   const auto& key = snap.keys.keys[authorized_index_];
   if (!key.may_use(group->name)) {  // as for a JSON body
     rec.outcome = "model_not_allowed";
-    co_return co_await refuse(
-        error_kind::model_not_allowed,
-        "Key '" + key.cfg->name + "' may not use model '" + group->name + "'.", keep_alive, rec);
+    std::string message = "Key '" + key.cfg->name + "' may not use model '" + group->name + "'.";
+    bool keep = co_await refuse(error_kind::model_not_allowed, std::move(message), keep_alive, rec);
+    co_return keep;
   }
   proxy::exchange_request x{req_, {f.begin, f.end}, {}, *group, snap, keep_alive};
   x.model_raw = true;
