@@ -293,10 +293,7 @@ constexpr field<provider> provider_fields[] = {
                 provider& p) { read_required_text(c, v, path, p.name); }},
     {"base", read_base},
     {"key", read_key},
-    {"weight",
-     [](context& c, const json::value& v, const std::string& path, provider& p) {
-       if (auto w = as_integer(c, v, path, 1, 1'000'000)) p.weight = static_cast<std::uint32_t>(*w);
-     }},
+    {"weight", read_integer<&provider::weight, 1, 1'000'000>},
     {"timeouts", read_provider_timeouts},
     {"health_check", read_health_check},
     {"limits", read_provider_limits},
@@ -434,10 +431,7 @@ void read_policy(context& c, const json::value& v, const std::string& path, grou
 
 constexpr field<group_options> group_fields[] = {
     {"policy", read_policy},
-    {"attempts",
-     [](context& c, const json::value& v, const std::string& path, group_options& g) {
-       if (auto n = as_integer(c, v, path, 0, 100)) g.attempts = static_cast<unsigned>(*n);
-     }},
+    {"attempts", read_integer<&group_options::attempts, 0, 100>},
 };
 
 // {"<group>": {...}}: the keys are group names, so the object is walked by hand. Whether each
@@ -624,10 +618,7 @@ void read_admin(context& c, const json::value& v, const std::string& path, confi
 }
 
 constexpr field<metrics_config> metrics_fields[] = {
-    {"max_clients",
-     [](context& c, const json::value& v, const std::string& path, metrics_config& m) {
-       if (auto n = as_integer(c, v, path, 1, 100000)) m.max_clients = static_cast<std::size_t>(*n);
-     }},
+    {"max_clients", read_integer<&metrics_config::max_clients, 1, 100000>},
     {"stream_usage",
      [](context& c, const json::value& v, const std::string& path, metrics_config& m) {
        if (!v.is_bool()) return type_error(c, path, "a boolean", v);
@@ -756,10 +747,7 @@ constexpr field<state_config> state_fields[] = {
        else
          c.error(path, json::serialize(*t) + ": expected \"local\" or \"deny\"");
      }},
-    {"instances",
-     [](context& c, const json::value& v, const std::string& path, state_config& s) {
-       if (auto n = as_integer(c, v, path, 1, 10000)) s.instances = static_cast<unsigned>(*n);
-     }},
+    {"instances", read_integer<&state_config::instances, 1, 10000>},
     {"prefix",
      [](context& c, const json::value& v, const std::string& path, state_config& s) {
        const auto* t = as_string(c, v, path);
