@@ -222,11 +222,15 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
                      std::move(out.body));
     }
     if (auto r = only_get(path)) co_return *r;
-    if (path == "/metrics")
-      co_return answer(req, http::status::ok, co_await handlers.metrics(),
+    if (path == "/metrics") {
+      std::string text = co_await handlers.metrics();
+      co_return answer(req, http::status::ok, std::move(text),
                        "text/plain; version=0.0.4; charset=utf-8");
-    if (path == "/admin/v1/targets")
-      co_return json(req, http::status::ok, co_await handlers.targets());
+    }
+    if (path == "/admin/v1/targets") {
+      std::string body = co_await handlers.targets();
+      co_return json(req, http::status::ok, std::move(body));
+    }
     if (path == "/admin/v1/config") co_return json(req, http::status::ok, handlers.config());
     if (path == "/admin/v1/timeseries") {
       auto query = q == std::string_view::npos ? std::string_view() : target.substr(q + 1);
@@ -237,7 +241,10 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
     if (path == "/admin/v1/reloads")
       co_return json(req, http::status::ok,
                      handlers.reloads ? handlers.reloads() : std::string(R"({"reloads":[]})"));
-    if (path == "/admin/v1/keys") co_return json(req, http::status::ok, co_await handlers.keys());
+    if (path == "/admin/v1/keys") {
+      std::string body = co_await handlers.keys();
+      co_return json(req, http::status::ok, std::move(body));
+    }
     if (path == "/admin/v1/usage") {
       if (!handlers.usage)
         co_return error(req, http::status::not_found,

@@ -52,17 +52,11 @@ void read_key(context& c, const json::value& v, const std::string& path, provide
 }
 
 // Per-provider "timeouts": only the upstream ones; unset keys fall back to the global value.
-template <std::optional<millis> provider_timeouts::*member>
-void read_provider_timeout(context& c, const json::value& v, const std::string& path,
-                           provider_timeouts& t) {
-  if (auto d = as_seconds(c, v, path)) t.*member = *d;
-}
-
 constexpr field<provider_timeouts> provider_timeout_fields[] = {
-    {"connect", read_provider_timeout<&provider_timeouts::connect>},
-    {"first_byte", read_provider_timeout<&provider_timeouts::first_byte>},
-    {"idle", read_provider_timeout<&provider_timeouts::idle>},
-    {"total", read_provider_timeout<&provider_timeouts::total>},
+    {"connect", read_seconds<&provider_timeouts::connect>},
+    {"first_byte", read_seconds<&provider_timeouts::first_byte>},
+    {"idle", read_seconds<&provider_timeouts::idle>},
+    {"total", read_seconds<&provider_timeouts::total>},
 };
 
 void read_provider_timeouts(context& c, const json::value& v, const std::string& path,
@@ -299,10 +293,7 @@ constexpr field<provider> provider_fields[] = {
                 provider& p) { read_required_text(c, v, path, p.name); }},
     {"base", read_base},
     {"key", read_key},
-    {"weight",
-     [](context& c, const json::value& v, const std::string& path, provider& p) {
-       if (auto w = as_integer(c, v, path, 1, 1'000'000)) p.weight = static_cast<std::uint32_t>(*w);
-     }},
+    {"weight", read_integer<&provider::weight, 1, 1'000'000>},
     {"timeouts", read_provider_timeouts},
     {"health_check", read_health_check},
     {"limits", read_provider_limits},
@@ -388,45 +379,26 @@ void read_workers(context& c, const json::value& v, const std::string& path, con
   if (auto n = as_integer(c, v, path, 0, 256)) cfg.workers = static_cast<unsigned>(*n);
 }
 
-template <std::size_t limits::*member, std::uint64_t lo, std::uint64_t hi>
-void read_limit(context& c, const json::value& v, const std::string& path, limits& l) {
-  if (auto n = as_integer(c, v, path, lo, hi)) l.*member = static_cast<std::size_t>(*n);
-}
-
 constexpr std::uint64_t kib = 1024, mib = kib * kib, gib = mib * kib;
 constexpr field<limits> limit_fields[] = {
-    {"max_header_bytes", read_limit<&limits::max_header_bytes, kib, mib>},
-    {"max_body_bytes", read_limit<&limits::max_body_bytes, 1, 4 * gib>},
-    {"max_response_bytes", read_limit<&limits::max_response_bytes, 1, 4 * gib>},
-    {"default_output_tokens",
-     [](context& c, const json::value& v, const std::string& path, limits& l) {
-       if (auto n = as_integer(c, v, path, 1, 10'000'000)) l.default_output_tokens = *n;
-     }},
-    {"max_wait",
-     [](context& c, const json::value& v, const std::string& path, limits& l) {
-       if (auto w = as_wait(c, v, path)) l.max_wait = *w;
-     }},
-    {"max_waiting",
-     [](context& c, const json::value& v, const std::string& path, limits& l) {
-       if (auto n = as_integer(c, v, path, 0, 1'000'000)) l.max_waiting = *n;
-     }},
+    {"max_header_bytes", read_integer<&limits::max_header_bytes, kib, mib>},
+    {"max_body_bytes", read_integer<&limits::max_body_bytes, 1, 4 * gib>},
+    {"max_response_bytes", read_integer<&limits::max_response_bytes, 1, 4 * gib>},
+    {"default_output_tokens", read_integer<&limits::default_output_tokens, 1, 10'000'000>},
+    {"max_wait", read_wait<&limits::max_wait>},
+    {"max_waiting", read_integer<&limits::max_waiting, 0, 1'000'000>},
 };
 
-template <millis timeouts::*member>
-void read_timeout(context& c, const json::value& v, const std::string& path, timeouts& t) {
-  if (auto d = as_seconds(c, v, path)) t.*member = *d;
-}
-
 constexpr field<timeouts> timeout_fields[] = {
-    {"connect", read_timeout<&timeouts::connect>},
-    {"first_byte", read_timeout<&timeouts::first_byte>},
-    {"idle", read_timeout<&timeouts::idle>},
-    {"total", read_timeout<&timeouts::total>},
-    {"client_header", read_timeout<&timeouts::client_header>},
-    {"client_body", read_timeout<&timeouts::client_body>},
-    {"client_body_total", read_timeout<&timeouts::client_body_total>},
-    {"keepalive", read_timeout<&timeouts::keepalive>},
-    {"shutdown_grace", read_timeout<&timeouts::shutdown_grace>},
+    {"connect", read_seconds<&timeouts::connect>},
+    {"first_byte", read_seconds<&timeouts::first_byte>},
+    {"idle", read_seconds<&timeouts::idle>},
+    {"total", read_seconds<&timeouts::total>},
+    {"client_header", read_seconds<&timeouts::client_header>},
+    {"client_body", read_seconds<&timeouts::client_body>},
+    {"client_body_total", read_seconds<&timeouts::client_body_total>},
+    {"keepalive", read_seconds<&timeouts::keepalive>},
+    {"shutdown_grace", read_seconds<&timeouts::shutdown_grace>},
 };
 
 void read_limits(context& c, const json::value& v, const std::string& path, config& cfg) {
@@ -459,10 +431,7 @@ void read_policy(context& c, const json::value& v, const std::string& path, grou
 
 constexpr field<group_options> group_fields[] = {
     {"policy", read_policy},
-    {"attempts",
-     [](context& c, const json::value& v, const std::string& path, group_options& g) {
-       if (auto n = as_integer(c, v, path, 0, 100)) g.attempts = static_cast<unsigned>(*n);
-     }},
+    {"attempts", read_integer<&group_options::attempts, 0, 100>},
 };
 
 // {"<group>": {...}}: the keys are group names, so the object is walked by hand. Whether each
@@ -497,17 +466,6 @@ void check_group_names(context& c, config& cfg) {
   }
 }
 
-template <int health_config::*member, std::uint64_t lo, std::uint64_t hi>
-void read_health_count(context& c, const json::value& v, const std::string& path,
-                       health_config& h) {
-  if (auto n = as_integer(c, v, path, lo, hi)) h.*member = static_cast<int>(*n);
-}
-
-template <millis health_config::*member>
-void read_health_time(context& c, const json::value& v, const std::string& path, health_config& h) {
-  if (auto d = as_seconds(c, v, path)) h.*member = *d;
-}
-
 void read_error_ratio(context& c, const json::value& v, const std::string& path, health_config& h) {
   auto d = as_number(c, v, path);
   if (!d) return;
@@ -516,12 +474,12 @@ void read_error_ratio(context& c, const json::value& v, const std::string& path,
 }
 
 constexpr field<health_config> health_fields[] = {
-    {"consecutive_failures", read_health_count<&health_config::consecutive_failures, 1, 1000>},
+    {"consecutive_failures", read_integer<&health_config::consecutive_failures, 1, 1000>},
     {"error_ratio", read_error_ratio},
-    {"min_requests", read_health_count<&health_config::min_requests, 1, 1'000'000>},
-    {"window", read_health_time<&health_config::window>},
-    {"base_ejection", read_health_time<&health_config::base_ejection>},
-    {"max_ejection", read_health_time<&health_config::max_ejection>},
+    {"min_requests", read_integer<&health_config::min_requests, 1, 1'000'000>},
+    {"window", read_seconds<&health_config::window>},
+    {"base_ejection", read_seconds<&health_config::base_ejection>},
+    {"max_ejection", read_seconds<&health_config::max_ejection>},
 };
 
 void read_health(context& c, const json::value& v, const std::string& path, config& cfg) {
@@ -660,10 +618,7 @@ void read_admin(context& c, const json::value& v, const std::string& path, confi
 }
 
 constexpr field<metrics_config> metrics_fields[] = {
-    {"max_clients",
-     [](context& c, const json::value& v, const std::string& path, metrics_config& m) {
-       if (auto n = as_integer(c, v, path, 1, 100000)) m.max_clients = static_cast<std::size_t>(*n);
-     }},
+    {"max_clients", read_integer<&metrics_config::max_clients, 1, 100000>},
     {"stream_usage",
      [](context& c, const json::value& v, const std::string& path, metrics_config& m) {
        if (!v.is_bool()) return type_error(c, path, "a boolean", v);
@@ -802,10 +757,7 @@ constexpr field<state_config> state_fields[] = {
        else
          c.error(path, json::serialize(*t) + ": expected \"local\" or \"deny\"");
      }},
-    {"instances",
-     [](context& c, const json::value& v, const std::string& path, state_config& s) {
-       if (auto n = as_integer(c, v, path, 1, 10000)) s.instances = static_cast<unsigned>(*n);
-     }},
+    {"instances", read_integer<&state_config::instances, 1, 10000>},
     {"prefix",
      [](context& c, const json::value& v, const std::string& path, state_config& s) {
        const auto* t = as_string(c, v, path);

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "auth/token_check.hpp"
+#include "config/civil_date.hpp"
 #include "config/parse_keys.hpp"
 #include "config/parse_read.hpp"
 
@@ -26,26 +27,15 @@ int hex_value(char ch) {
 
 constexpr std::uint64_t max_limit = 1'000'000'000'000ULL;
 
-template <std::uint64_t key_limits::*member>
-void read_key_limit(context& c, const json::value& v, const std::string& path, key_limits& l) {
-  if (auto n = as_integer(c, v, path, 0, max_limit)) l.*member = *n;
-}
-
 constexpr field<key_limits> key_limit_fields[] = {
-    {"rpm", read_key_limit<&key_limits::rpm>},
-    {"rpd", read_key_limit<&key_limits::rpd>},
-    {"tpm", read_key_limit<&key_limits::tpm>},
-    {"tpd", read_key_limit<&key_limits::tpd>},
-    {"concurrency", read_key_limit<&key_limits::concurrency>},
-    {"burst", read_key_limit<&key_limits::burst>},
-    {"default_output_tokens",
-     [](context& c, const json::value& v, const std::string& path, key_limits& l) {
-       if (auto n = as_integer(c, v, path, 1, 10'000'000)) l.default_output_tokens = *n;
-     }},
-    {"max_wait",
-     [](context& c, const json::value& v, const std::string& path, key_limits& l) {
-       if (auto w = as_wait(c, v, path)) l.max_wait = *w;
-     }},
+    {"rpm", read_integer<&key_limits::rpm, 0, max_limit>},
+    {"rpd", read_integer<&key_limits::rpd, 0, max_limit>},
+    {"tpm", read_integer<&key_limits::tpm, 0, max_limit>},
+    {"tpd", read_integer<&key_limits::tpd, 0, max_limit>},
+    {"concurrency", read_integer<&key_limits::concurrency, 0, max_limit>},
+    {"burst", read_integer<&key_limits::burst, 0, max_limit>},
+    {"default_output_tokens", read_integer<&key_limits::default_output_tokens, 1, 10'000'000>},
+    {"max_wait", read_wait<&key_limits::max_wait>},
 };
 
 // USD amounts -> micro-dollars, rounded up (a price of 0.0000001 still costs something).
@@ -198,16 +188,10 @@ std::optional<client_key> read_key_entry(context& c, const json::value& v,
   return std::move(d.key);
 }
 
-template <std::uint64_t provider_limits::*member>
-void read_provider_limit(context& c, const json::value& v, const std::string& path,
-                         provider_limits& l) {
-  if (auto n = as_integer(c, v, path, 0, max_limit)) l.*member = *n;
-}
-
 constexpr field<provider_limits> provider_limit_fields[] = {
-    {"rpm", read_provider_limit<&provider_limits::rpm>},
-    {"tpm", read_provider_limit<&provider_limits::tpm>},
-    {"concurrency", read_provider_limit<&provider_limits::concurrency>},
+    {"rpm", read_integer<&provider_limits::rpm, 0, max_limit>},
+    {"tpm", read_integer<&provider_limits::tpm, 0, max_limit>},
+    {"concurrency", read_integer<&provider_limits::concurrency, 0, max_limit>},
 };
 
 template <std::uint64_t provider_price::*member>
@@ -220,15 +204,6 @@ constexpr field<provider_price> price_fields[] = {
     {"input", read_price_field<&provider_price::input>},
     {"output", read_price_field<&provider_price::output>},
 };
-
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
 
 }  // namespace
 
@@ -249,9 +224,7 @@ std::optional<std::int64_t> parse_rfc3339_utc(std::string_view s) {
        se = digits(17, 2);
   if (!y || !mo || !d || !h || !mi || !se) return {};
   if (*mo < 1 || *mo > 12 || *d < 1 || *h > 23 || *mi > 59 || *se > 59) return {};
-  static constexpr int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  bool leap = (*y % 4 == 0 && *y % 100 != 0) || *y % 400 == 0;
-  if (*d > mdays[*mo - 1] + (*mo == 2 && leap)) return {};
+  if (*d > static_cast<int>(civil::days_in_month(*y, static_cast<unsigned>(*mo)))) return {};
   std::size_t pos = 19;
   int ms = 0;
   if (pos < s.size() && s[pos] == '.') {
@@ -267,7 +240,8 @@ std::optional<std::int64_t> parse_rfc3339_utc(std::string_view s) {
   }
   auto zone = s.substr(pos);
   if (zone != "Z" && zone != "z" && zone != "+00:00" && zone != "-00:00") return {};
-  std::int64_t days = days_from_civil(*y, static_cast<unsigned>(*mo), static_cast<unsigned>(*d));
+  std::int64_t days =
+      civil::days_from_civil(*y, static_cast<unsigned>(*mo), static_cast<unsigned>(*d));
   return ((days * 24 + *h) * 60 + *mi) * 60'000LL + *se * 1000LL + ms;
 }
 

@@ -186,4 +186,37 @@ inline std::optional<millis> as_wait(context& c, const json::value& v, const std
   return to_millis(*d);
 }
 
+// Field readers that store one member (`&T::name`), for the tables of field<T>:
+//   {"rpm", read_integer<&key_limits::rpm, 0, max>}, {"idle", read_seconds<&timeouts::idle>}
+template <class>
+struct member_traits;
+template <class T, class M>
+struct member_traits<M T::*> {
+  using object = T;
+  using type = M;
+};
+template <auto member>
+using object_of = typename member_traits<decltype(member)>::object;
+
+// An integer within [lo, hi], converted to the member's type.
+template <auto member, std::uint64_t lo, std::uint64_t hi>
+void read_integer(context& c, const json::value& v, const std::string& path,
+                  object_of<member>& out) {
+  using type = typename member_traits<decltype(member)>::type;
+  if (auto n = as_integer(c, v, path, lo, hi)) out.*member = static_cast<type>(*n);
+}
+
+// A duration: as_seconds (every "timeouts" value) ...
+template <auto member>
+void read_seconds(context& c, const json::value& v, const std::string& path,
+                  object_of<member>& out) {
+  if (auto d = as_seconds(c, v, path)) out.*member = *d;
+}
+
+// ... or as_wait (limits.max_wait).
+template <auto member>
+void read_wait(context& c, const json::value& v, const std::string& path, object_of<member>& out) {
+  if (auto w = as_wait(c, v, path)) out.*member = *w;
+}
+
 }  // namespace ob::config::detail

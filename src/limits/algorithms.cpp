@@ -3,37 +3,11 @@
 #include <cmath>
 #include <cstdio>
 
+#include "config/civil_date.hpp"
+
 namespace ob::limits {
 
-namespace {
-
-std::int64_t floor_div(std::int64_t a, std::int64_t b) {
-  std::int64_t q = a / b;
-  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
-// Howard Hinnant's civil calendar algorithms (proleptic Gregorian).
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m) {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2);
-}
-
-}  // namespace
+using civil::floor_div;
 
 gcra_params make_gcra(std::uint64_t limit, std::int64_t period_ms, std::uint64_t burst) {
   gcra_params p;
@@ -119,17 +93,10 @@ epoch_ms period_start(budget_period period, epoch_ms now) {
   switch (period) {
     case budget_period::day:
       return days * day_ms;
-    case budget_period::week: {
-      // 1970-01-01 was a Thursday: Monday-based weekday = (days + 3) mod 7.
-      std::int64_t weekday = ((days + 3) % 7 + 7) % 7;
-      return (days - weekday) * day_ms;
-    }
-    case budget_period::month: {
-      std::int64_t y;
-      unsigned m;
-      civil_from_days(days, y, m);
-      return days_from_civil(y, m, 1) * day_ms;
-    }
+    case budget_period::week:
+      return civil::week_start(days) * day_ms;
+    case budget_period::month:
+      return civil::month_start(days) * day_ms;
   }
   return days * day_ms;
 }
@@ -141,13 +108,8 @@ epoch_ms next_period_start(budget_period period, epoch_ms now) {
       return start + day_ms;
     case budget_period::week:
       return start + 7 * day_ms;
-    case budget_period::month: {
-      std::int64_t y;
-      unsigned m;
-      civil_from_days(floor_div(start, day_ms), y, m);
-      if (m == 12) return days_from_civil(y + 1, 1, 1) * day_ms;
-      return days_from_civil(y, m + 1, 1) * day_ms;
-    }
+    case budget_period::month:
+      return civil::next_month_start(floor_div(start, day_ms)) * day_ms;
   }
   return start + day_ms;
 }

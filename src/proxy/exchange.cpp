@@ -214,8 +214,9 @@ asio::awaitable<bool> exchange::write_refusal(const exchange_request& r,
                                               observe::request_record& rec) {
   if (codec_refusal_.status != dialect::codec_status::bad_request) {
     rec.outcome = "not_routable";
-    co_return co_await write_error(http::error_kind::not_routable, codec_refusal_.message,
-                                   r.client_keep_alive, rec);
+    bool keep = co_await write_error(http::error_kind::not_routable, codec_refusal_.message,
+                                     r.client_keep_alive, rec);
+    co_return keep;
   }
   const auto& c = codec_refusal_;
   if (cdialect_) {  // the client's own dialect
@@ -366,8 +367,8 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
   auto token = auth::bearer_token(r.req.headers.get(http::header_id::authorization));
   if (!token && cdialect_) token = r.req.headers.get(http::header_id::x_api_key);
   http::append_forwarded(up_head_, r.req.headers, http::direction::to_upstream,
-                         token.value_or(std::string_view{}), false,
-                         t.replaced_headers.empty() ? nullptr : &t.replaced_headers);
+                         {.secret = token.value_or(std::string_view{}),
+                          .replaced = t.replaced_headers.empty() ? nullptr : &t.replaced_headers});
   up_head_ += "\r\n"sv;
 }
 
@@ -387,8 +388,10 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
   w.text(reason);
   w.text("\r\n"sv);
   client_head_.resize(w.size_from(client_head_.data()));
-  http::append_forwarded(client_head_, resp_headers_, http::direction::to_client, {},
-                         !rate_headers_.empty());
+  using rate_limits = http::forward_filter::rate_limits;
+  http::append_forwarded(
+      client_head_, resp_headers_, http::direction::to_client,
+      {.rate_limit_headers = rate_headers_.empty() ? rate_limits::keep : rate_limits::drop});
 
   auto up_id = resp_headers_.get(http::header_id::x_request_id);
   std::string_view model, provider;
@@ -726,13 +729,16 @@ asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
     auto o = co_await read_upstream(up_to_.idle);
     if (o.failure != fail::none) {
       relay_result_ = client_gone_ ? relay_result::client_gone : relay_result::upstream_failed;
-      co_return co_await fail_before_answer(o, r, rec);
+      bool keep = co_await fail_before_answer(o, r, rec);
+      co_return keep;
     }
   }
   release_upstream(parser_->keep_alive());
   // (No temporary lives across this co_await: GCC 12 destroys such temporaries twice.)
-  if ((tr_ || ctr_) && translate_buffered() == dialect::codec_status::bad_answer)
-    co_return co_await fail_codec_answer(r, rec);
+  if ((tr_ || ctr_) && translate_buffered() == dialect::codec_status::bad_answer) {
+    bool keep = co_await fail_codec_answer(r, rec);
+    co_return keep;
+  }
   answer_status_ = parser_->status();
   answer_reason_ = parser_->reason();
   if (tr_) set_client_status(tr_->client_status(answer_status_));
@@ -797,7 +803,8 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     if (!client_head_.empty() || !payload_.empty()) {
       // The final event ([DONE], response.completed) is about to go: the usage came before it.
       if (terminal_seen_) settle_early(rec);
-      if (!co_await flush_stream(chunked, false, to.idle)) break;
+      bool flushed = co_await flush_stream(chunked, false, to.idle);
+      if (!flushed) break;
     }
     failure = co_await read_upstream(up_to_.idle);
     if (failure.failure != fail::none) break;
@@ -862,7 +869,8 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
   // (An HTTP/1.0 client of a chunked provider answer gets it ended by close: nothing can say.)
   bool complete = sse || failure.failure == fail::none;
   settle_early(rec);  // before the stream's end reaches the client
-  if (!co_await flush_stream(chunked, complete, to.idle)) {
+  bool flushed = co_await flush_stream(chunked, complete, to.idle);
+  if (!flushed) {
     rec.outcome = "client_cancelled";
     relay_result_ = relay_result::client_gone;
     co_return false;

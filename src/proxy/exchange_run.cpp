@@ -438,8 +438,10 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     // Committed: this answer goes to the client.
     answered = true;
     if (attempts_ > 1) ctx_.metrics.failover(g.metric_group);
-    keep =
-        mode_ == mode::buffered ? co_await relay_buffered(r, rec) : co_await relay_stream(r, rec);
+    if (mode_ == mode::buffered)
+      keep = co_await relay_buffered(r, rec);
+    else
+      keep = co_await relay_stream(r, rec);
     if (relay_result_ == relay_result::upstream_failed)
       report(health, *sel, routing::health_outcome(failure_kind::after_first_byte));
     else if (relay_result_ == relay_result::client_gone && status < 300)
@@ -469,8 +471,10 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
   } else if (!answered && !kept_.valid && codec_refused_ && last.failure == fail::none) {
     keep = co_await write_refusal(r, rec);  // no target could take the request as it is
   } else if (!answered) {
-    keep = kept_.valid && !client_gone_ ? co_await write_kept_answer(r, rec)
-                                        : co_await fail_before_answer(last, r, rec);
+    if (kept_.valid && !client_gone_)
+      keep = co_await write_kept_answer(r, rec);
+    else
+      keep = co_await fail_before_answer(last, r, rec);
   }
   stop_watching_client();
   --ctx_.metrics.inflight;
@@ -519,9 +523,10 @@ asio::awaitable<bool> exchange::fail_before_answer(const attempt_outcome& o,
   if (ctx_.stopping) {
     rec.outcome = "shutdown";
     rec.detail = "shutdown grace period over";
-    co_return co_await write_error(http::error_kind::unavailable,
-                                   "The gateway is shutting down; the request was not completed.",
-                                   false, rec);
+    bool keep = co_await write_error(http::error_kind::unavailable,
+                                     "The gateway is shutting down; the request was not completed.",
+                                     false, rec);
+    co_return keep;
   }
   http::error_kind kind = http::error_kind::upstream_unreachable;
   rec.outcome = "upstream_error";

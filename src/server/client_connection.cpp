@@ -575,12 +575,16 @@ asio::awaitable<bool> client_connection::receive_body(const proxy::snapshot& sna
                                                       observe::request_record& rec, bool keep_alive,
                                                       bool send_continue) {
   if (send_continue) {
-    if (!co_await exchange_.write_raw("HTTP/1.1 100 Continue\r\n\r\n", snap.cfg.timeouts.idle))
-      co_return false;
+    bool sent =
+        co_await exchange_.write_raw("HTTP/1.1 100 Continue\r\n\r\n", snap.cfg.timeouts.idle);
+    if (!sent) co_return false;
     exchange_.reset_bytes_out();
   }
   auto body = co_await read_body(snap);
-  if (body != head_result::ok) co_return co_await refuse_body(body, snap, rec);
+  if (body != head_result::ok) {
+    bool keep = co_await refuse_body(body, snap, rec);
+    co_return keep;
+  }
   co_return co_await forward(snap, rec, keep_alive);
 }
 
@@ -638,7 +642,8 @@ asio::awaitable<bool> client_connection::wait_then_forward(const proxy::snapshot
   auto& waiting = snap.keys.waiting;
   if (waiting.fetch_add(1, std::memory_order_relaxed) >= snap.keys.max_waiting) {
     waiting.fetch_sub(1, std::memory_order_relaxed);
-    co_return co_await refuse_limited(rec, keep_alive);
+    bool keep = co_await refuse_limited(rec, keep_alive);
+    co_return keep;
   }
   auto& queue = *key.waiters;
   const auto id = queue.join();
@@ -677,7 +682,10 @@ asio::awaitable<bool> client_connection::wait_then_forward(const proxy::snapshot
   }
   queue.leave(id);
   waiting.fetch_sub(1, std::memory_order_relaxed);
-  if (!admitted) co_return co_await refuse_limited(rec, keep_alive);
+  if (!admitted) {
+    bool keep = co_await refuse_limited(rec, keep_alive);
+    co_return keep;
+  }
   co_return co_await start_exchange(snap, rec, keep_alive, model, usage, group);
 }
 
@@ -718,7 +726,10 @@ asio::awaitable<bool> client_connection::admit_then_forward(
   // co_return co_await ...;` (GCC 12.2, -O2) the first request that waited here crashed, its
   // frame resumed with a wrong `this` (the exact compiler fault is not pinned down).
   bool admitted = co_await admission_.wait();
-  if (!admitted) co_return co_await refuse_limited(rec, keep_alive);
+  if (!admitted) {
+    bool keep = co_await refuse_limited(rec, keep_alive);
+    co_return keep;
+  }
   co_return co_await start_exchange(snap, rec, keep_alive, model, usage, group);
 }
 
@@ -740,29 +751,29 @@ asio::awaitable<bool> client_connection::forward_form(const proxy::snapshot& sna
                       : f.status == form_status::duplicate
                           ? "The form has more than one \"model\" field."
                           : "The form's \"model\" field must be a non-empty text value.";
-    co_return co_await exchange_.write_error(f.status == form_status::missing ||
-                                                     f.status == form_status::duplicate ||
-                                                     f.status == form_status::bad_value
-                                                 ? error_kind::bad_model
-                                                 : error_kind::bad_request,
-                                             why, keep_alive, rec);
+    auto kind = f.status == form_status::missing || f.status == form_status::duplicate ||
+                        f.status == form_status::bad_value
+                    ? error_kind::bad_model
+                    : error_kind::bad_request;
+    bool keep = co_await exchange_.write_error(kind, why, keep_alive, rec);
+    co_return keep;
   }
   auto name = body.substr(f.begin, f.end - f.begin);
   const auto* group = snap.routes.find(name);
   if (!group) {
     rec.outcome = "model_not_found";
-    co_return co_await refuse(error_kind::model_not_found,
-                              "The model '" + std::string(name) + "' does not exist.", keep_alive,
-                              rec);
+    std::string message = "The model '" + std::string(name) + "' does not exist.";
+    bool keep = co_await refuse(error_kind::model_not_found, std::move(message), keep_alive, rec);
+    co_return keep;
   }
   rec.group = group->name;
   rec.labels.group = group->metric_group;
   const auto& key = snap.keys.keys[authorized_index_];
   if (!key.may_use(group->name)) {  // as for a JSON body
     rec.outcome = "model_not_allowed";
-    co_return co_await refuse(
-        error_kind::model_not_allowed,
-        "Key '" + key.cfg->name + "' may not use model '" + group->name + "'.", keep_alive, rec);
+    std::string message = "Key '" + key.cfg->name + "' may not use model '" + group->name + "'.";
+    bool keep = co_await refuse(error_kind::model_not_allowed, std::move(message), keep_alive, rec);
+    co_return keep;
   }
   proxy::exchange_request x{req_, {f.begin, f.end}, {}, *group, snap, keep_alive};
   x.model_raw = true;
@@ -774,27 +785,31 @@ asio::awaitable<bool> client_connection::refuse_body(head_result body, const pro
                                                      observe::request_record& rec) {
   if (body == head_result::too_large) {
     rec.outcome = "body_too_large";
-    co_return co_await exchange_.write_error(
-        error_kind::body_too_large,
-        "The request body exceeds " + std::to_string(snap.cfg.limits.max_body_bytes) + " bytes.",
-        false, rec);
+    std::string message =
+        "The request body exceeds " + std::to_string(snap.cfg.limits.max_body_bytes) + " bytes.";
+    bool keep = co_await exchange_.write_error(error_kind::body_too_large, message, false, rec);
+    co_return keep;
   }
   if (body == head_result::bad) {
     rec.outcome = "bad_request";
-    co_return co_await exchange_.write_error(
+    bool keep = co_await exchange_.write_error(
         error_kind::bad_request, "The request body is not valid HTTP framing.", false, rec);
+    co_return keep;
   }
   if (body == head_result::shutdown) {
     rec.outcome = "shutdown";
-    co_return co_await exchange_.write_error(
+    bool keep = co_await exchange_.write_error(
         error_kind::unavailable, "The gateway is shutting down; the request was not read whole.",
         false, rec);
+    co_return keep;
   }
   rec.outcome = body == head_result::timeout ? "client_timeout" : "client_cancelled";
   rec.status = body == head_result::timeout ? 408 : 499;
-  if (body == head_result::timeout)
-    co_await exchange_.write_error(error_kind::request_timeout,
-                                   "The request body did not arrive in time.", false, rec);
+  if (body == head_result::timeout) {
+    bool written = co_await exchange_.write_error(
+        error_kind::request_timeout, "The request body did not arrive in time.", false, rec);
+    (void)written;  // the connection closes either way
+  }
   co_return false;
 }
 

@@ -5,46 +5,21 @@
 #include <charconv>
 #include <cstdio>
 
+#include "config/civil_date.hpp"
 #include "observe/log.hpp"
 
 namespace ob::state {
 namespace {
 
+using civil::floor_div;
+
 constexpr epoch_ms day_ms = 86'400'000;
 
-std::int64_t floor_div(std::int64_t a, std::int64_t b) {
-  std::int64_t q = a / b;
-  return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
-// Howard Hinnant's civil calendar algorithms.
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
-}
-
-void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
-  z += 719468;
-  const std::int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const unsigned doe = static_cast<unsigned>(z - era * 146097);
-  const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const unsigned mp = (5 * doy + 2) / 153;
-  d = doy - (153 * mp + 2) / 5 + 1;
-  m = mp < 10 ? mp + 3 : mp - 9;
-  y = static_cast<std::int64_t>(yoe) + era * 400 + (m <= 2);
-}
-
 std::string date_of_day(std::int64_t days) {
-  std::int64_t y;
-  unsigned m, d;
-  civil_from_days(days, y, m, d);
+  civil::date c = civil::civil_from_days(days);
   char buf[16];
-  std::snprintf(buf, sizeof buf, "%04lld-%02u-%02u", static_cast<long long>(y), m, d);
+  std::snprintf(buf, sizeof buf, "%04lld-%02u-%02u", static_cast<long long>(c.year), c.month,
+                c.day);
   return buf;
 }
 
@@ -81,17 +56,11 @@ std::pair<epoch_ms, epoch_ms> period_bounds(ledger_period p, epoch_ms now) {
     case ledger_period::day:
       return {days * day_ms, (days + 1) * day_ms};
     case ledger_period::week: {
-      std::int64_t start = days - ((days + 3) % 7 + 7) % 7;  // Monday
+      std::int64_t start = civil::week_start(days);
       return {start * day_ms, (start + 7) * day_ms};
     }
-    case ledger_period::month: {
-      std::int64_t y;
-      unsigned m, d;
-      civil_from_days(days, y, m, d);
-      std::int64_t start = days_from_civil(y, m, 1);
-      std::int64_t next = m == 12 ? days_from_civil(y + 1, 1, 1) : days_from_civil(y, m + 1, 1);
-      return {start * day_ms, next * day_ms};
-    }
+    case ledger_period::month:
+      return {civil::month_start(days) * day_ms, civil::next_month_start(days) * day_ms};
   }
   return {days * day_ms, (days + 1) * day_ms};
 }

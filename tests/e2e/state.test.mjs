@@ -14,7 +14,9 @@ import { redisAvailable, startRedis } from './lib/redis.mjs';
 
 const T = { timeout: 30000 };
 const sqliteCli = spawnSync('sqlite3', ['-version'], { stdio: 'ignore' }).status === 0;
-const sql = (db, text) => spawnSync('sqlite3', [db, text], { encoding: 'utf8' });
+// The gateway may hold the ledger's write lock for a moment (start-up, the flush every second):
+// the CLI waits for it instead of failing with "database is locked".
+const sql = (db, text) => spawnSync('sqlite3', ['-cmd', '.timeout 5000', db, text], { encoding: 'utf8' });
 
 describe('shared state', { timeout: 120000 }, () => {
   let dir;

@@ -193,8 +193,10 @@ bool is_replaced(std::string_view name, const std::vector<std::string>& replaced
 }  // namespace
 
 void append_forwarded(std::string& out, const header_list& in, direction dir,
-                      std::string_view secret, bool drop_rate_limits,
-                      const std::vector<std::string>* replaced) {
+                      const forward_filter& filter) {
+  const std::string_view secret = filter.secret;
+  const bool drop_rate_limits = filter.rate_limit_headers == forward_filter::rate_limits::drop;
+  const std::vector<std::string>* replaced = filter.replaced;
   const std::uint8_t drop = drop_bit(dir);
   // Names listed in Connection are hop-by-hop too; most messages have none, or only
   // "keep-alive"/"close", so names are compared only when a token has their length.

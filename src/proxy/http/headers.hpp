@@ -138,14 +138,22 @@ enum class direction { to_upstream, to_client };
 // Connection header (its tokens name more hop-by-hop headers).
 bool is_filtered(std::string_view name, direction dir, std::string_view connection_value);
 
-// Appends "Name: value\r\n" for every header of `in` that is not filtered, in order. A
-// non-empty `secret` (the client's token) also drops every header whose value contains it,
-// whatever its name: a credential the client put in a header this list does not know.
-// `drop_rate_limits`: also drops x-ratelimit-* (the gateway sends its own key's numbers).
-// Headers named in `replaced` (lower-case names; a provider's configured headers, which take
-// their place) are dropped too.
+// What append_forwarded drops besides the hop-by-hop headers. Named fields (designated
+// initializers at the call site), so a value cannot land in another's place unnoticed.
+struct forward_filter {
+  // Non-empty (the client's token): also drops every header whose value contains it, whatever
+  // its name: a credential the client put in a header the hop-by-hop list does not know.
+  std::string_view secret = {};
+  // drop: also drop x-ratelimit-* (the gateway sends its own key's numbers).
+  enum class rate_limits : bool { keep, drop };
+  rate_limits rate_limit_headers = rate_limits::keep;
+  // Lower-case names whose headers are dropped (a provider's configured headers, which take
+  // their place); null: none.
+  const std::vector<std::string>* replaced = nullptr;
+};
+
+// Appends "Name: value\r\n" for every header of `in` that is not filtered, in order.
 void append_forwarded(std::string& out, const header_list& in, direction dir,
-                      std::string_view secret = {}, bool drop_rate_limits = false,
-                      const std::vector<std::string>* replaced = nullptr);
+                      const forward_filter& filter = {});
 
 }  // namespace ob::proxy::http

@@ -122,7 +122,8 @@ asio::awaitable<void> client::run() {
   millis backoff = opt_.backoff_min;
   std::array<char, 16 * 1024> buf;
   while (!stopped_) {
-    if (!co_await connect_once()) {
+    bool connected = co_await connect_once();
+    if (!connected) {
       if (stopped_) break;
       backoff_.expires_after(backoff);
       co_await backoff_.async_wait(use_tuple);

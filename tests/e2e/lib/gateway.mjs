@@ -243,13 +243,14 @@ async function startGatewayOnce({ config, env, workers = 2, extraArgs = [], star
   const deadline = performance.now() + startTimeout;
   for (let i = 0; i < 1000; i++) {
     if (exit) throw new Error(`gateway exited early (${JSON.stringify(exit)}); stderr:\n${gw.stderr()}`);
-    if (await tryConnect(port, '127.0.0.1')) return gw;
+    // Ready once both listeners accept: the admin one may open a moment after the proxy's.
+    if ((await tryConnect(port, '127.0.0.1')) && (!adminPort || (await tryConnect(adminPort, '127.0.0.1')))) return gw;
     if (performance.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 50));
   }
   proc.kill('SIGKILL');
   await exited;
-  throw new Error(`gateway did not accept connections on ${port} within ${startTimeout} ms; stderr:\n${gw.stderr()}`);
+  throw new Error(`gateway did not accept connections on ${port}${adminPort ? ` and ${adminPort}` : ''} within ${startTimeout} ms; stderr:\n${gw.stderr()}`);
 }
 
 // A port where nothing listens (bound then closed).

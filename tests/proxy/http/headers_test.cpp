@@ -7,6 +7,8 @@
 #include <cctype>
 #include <random>
 #include <string>
+#include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace ob::proxy::http {
@@ -78,7 +80,7 @@ TEST(Headers, ToUpstreamDropsClientIdentityAndEveryHeaderHoldingTheToken) {
   h.add("X-Near", "sk-clien");
   h.add("X-Other-Case", "SK-CLIENT");  // tokens are case-sensitive
   std::string out;
-  append_forwarded(out, h, direction::to_upstream, "sk-client");
+  append_forwarded(out, h, direction::to_upstream, {.secret = "sk-client"});
   EXPECT_EQ(out, "X-Keep: 1\r\nX-Near: sk-clien\r\nX-Other-Case: SK-CLIENT\r\n");
   // Without a token only the names decide; towards the client nothing of this is dropped.
   out.clear();
@@ -87,7 +89,7 @@ TEST(Headers, ToUpstreamDropsClientIdentityAndEveryHeaderHoldingTheToken) {
             "X-Keep: 1\r\nX-Custom-Auth: token=sk-client;v=1\r\nX-Exact: sk-client\r\n"
             "X-Near: sk-clien\r\nX-Other-Case: SK-CLIENT\r\n");
   out.clear();
-  append_forwarded(out, h, direction::to_client, "sk-client");
+  append_forwarded(out, h, direction::to_client, {.secret = "sk-client"});
   EXPECT_NE(out.find("Cookie: session=abc"), std::string::npos);
 }
 
@@ -100,9 +102,37 @@ TEST(Headers, ReplacedNamesAreNotForwarded) {
   h.add("X-Titles", "kept");
   std::vector<std::string> replaced{"x-title", "http-referer"};
   std::string out;
-  append_forwarded(out, h, direction::to_upstream, {}, false, &replaced);
+  append_forwarded(out, h, direction::to_upstream, {.replaced = &replaced});
   EXPECT_EQ(out, "Content-Type: application/json\r\nX-Titles: kept\r\n");
 }
+
+TEST(Headers, RateLimitHeadersDroppedOnlyWhenAsked) {
+  header_list h;
+  h.add("x-ratelimit-remaining-requests", "9");
+  h.add("Content-Type", "application/json");
+  h.add("x-ratelimit", "short name, kept");
+  std::string kept, dropped;
+  append_forwarded(kept, h, direction::to_client);
+  append_forwarded(dropped, h, direction::to_client,
+                   {.rate_limit_headers = forward_filter::rate_limits::drop});
+  EXPECT_EQ(kept,
+            "x-ratelimit-remaining-requests: 9\r\nContent-Type: application/json\r\n"
+            "x-ratelimit: short name, kept\r\n");
+  EXPECT_EQ(dropped, "Content-Type: application/json\r\nx-ratelimit: short name, kept\r\n");
+}
+
+// The filter's fields are named: a pointer or a bool given in another argument's place (as the
+// old positional tail `secret, bool, const vector*` allowed) does not compile.
+template <class... Tail>
+constexpr bool accepts_tail = requires(std::string& out, const header_list& in, Tail... tail) {
+  append_forwarded(out, in, direction::to_upstream, tail...);
+};
+static_assert(accepts_tail<> && accepts_tail<forward_filter>);
+static_assert(!accepts_tail<std::string_view, const std::vector<std::string>*>);
+static_assert(!accepts_tail<std::string_view, bool, const std::vector<std::string>*>);
+static_assert(!accepts_tail<const std::vector<std::string>*>);
+static_assert(!accepts_tail<bool>);
+static_assert(!std::is_convertible_v<bool, forward_filter::rate_limits>);
 
 TEST(Headers, ToClientKeepsEndToEndHeaders) {
   header_list h;
