@@ -255,15 +255,15 @@ describe('keys and limits', { timeout: 120000 }, () => {
   });
 
   test('multipart tpm: text fields and default_output_tokens are reserved (not the file), settled with the usage', T, async () => {
-    // prompt 400 bytes + model 3 bytes: 102 tokens, plus default_output_tokens 100 = 202.
+    // prompt 400 bytes + model 3 bytes: ceil(403 / 4) = 101 tokens, plus default_output_tokens 100.
     const prompt = 'p'.repeat(400);
     const a = await transcribe(gw, TOK.formTpm, 'stt', { prompt });
     assert.equal(a.response.headers.get('x-ratelimit-limit-tokens'), '1000');
-    assert.equal(a.response.headers.get('x-ratelimit-remaining-tokens'), String(1000 - 202));
-    // The answer used 38: 1000 - 38 (plus under 2 tokens of refill) - 202.
+    assert.equal(a.response.headers.get('x-ratelimit-remaining-tokens'), String(1000 - 201));
+    // The answer used 38: 1000 - 38 (plus under 2 tokens of refill) - 201.
     const b = await transcribe(gw, TOK.formTpm, 'stt', { prompt });
     const left = Number(b.response.headers.get('x-ratelimit-remaining-tokens'));
-    assert.ok(left >= 1000 - 38 - 202 && left <= 1000 - 38 - 202 + 2, `remaining tokens ${left}`);
+    assert.ok(left >= 1000 - 38 - 201 && left <= 1000 - 38 - 201 + 2, `remaining tokens ${left}`);
   });
 
   test('multipart budget: charged the usage the transcription answer reports', T, async () => {
