@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runBin, startGateway } from './lib/gateway.mjs';
-import { request } from './lib/http.mjs';
+import { request, waitFor } from './lib/http.mjs';
 import { chatBody, gwPost } from './lib/common.mjs';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { redisAvailable, startRedis } from './lib/redis.mjs';
@@ -147,7 +147,9 @@ describe('shared state', { timeout: 120000 }, () => {
       }
       gw = await startGateway({ config: cfg });
       try {
-        const u = JSON.parse((await request({ url: `${gw.adminUrl}/admin/v1/usage` })).text);
+        // startGateway waits for the client listener only: the admin one may still be opening.
+        const first = await waitFor(() => request({ url: `${gw.adminUrl}/admin/v1/usage` }).catch(() => null), { what: 'the admin listener' });
+        const u = JSON.parse(first.text);
         assert.deepEqual(u.rows, [{ key: 'form-key', requests: 2, input_tokens: 60, output_tokens: 16, usd_micros: 0 }]);
         // The budget is seeded from the ledger: 76 of 50 used.
         const r = await ask(gw);
