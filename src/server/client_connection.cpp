@@ -540,7 +540,8 @@ asio::awaitable<bool> client_connection::handle(const proxy::snapshot& snap,
     }
     auto name = path.substr(std::string_view("/v1/models/").size());
     const auto* g = snap.routes.find(name);
-    if (!g) {
+    // A group the key may not use does not exist for it, as in its /v1/models list.
+    if (!g || !snap.keys.keys[authorized_index_].may_use(g->name)) {
       rec.outcome = "model_not_found";
       return refuse(error_kind::model_not_found,
                     "The model '" + std::string(name) + "' does not exist.", keep_early, rec);
@@ -618,24 +619,34 @@ asio::awaitable<bool> client_connection::forward(const proxy::snapshot& snap,
   auto usage = usage_plan(snap, rec, found);
   if (key.limited || group->limited)
     admission_.estimate(req_.body.size(), found.output_cap(), key.default_output_tokens);
+  return admit(snap, rec, keep_alive, found.value, usage, *group, false);
+}
+
+asio::awaitable<bool> client_connection::admit(const proxy::snapshot& snap,
+                                               observe::request_record& rec, bool keep_alive,
+                                               proxy::json::span model,
+                                               const proxy::json::usage_plan& usage,
+                                               const routing::group& group, bool model_raw) {
+  const auto& key = snap.keys.keys[authorized_index_];
   if (key.limited) {
     auto a = admission_.admit_key(*snap_ptr_, key);
     if (a == proxy::admission::result::pending)
-      return admit_then_forward(snap, rec, keep_alive, found.value, usage, *group);
+      return admit_then_forward(snap, rec, keep_alive, model, usage, group, model_raw);
     if (a == proxy::admission::result::refused) {
       if (key.waiters && admission_.refusal_waitable())
-        return wait_then_forward(snap, rec, keep_alive, found.value, usage, *group);
+        return wait_then_forward(snap, rec, keep_alive, model, usage, group, model_raw);
       return refuse_limited(rec, keep_alive);
     }
   }
-  return start_exchange(snap, rec, keep_alive, found.value, usage, *group);
+  return start_exchange(snap, rec, keep_alive, model, usage, group, model_raw);
 }
 
 asio::awaitable<bool> client_connection::wait_then_forward(const proxy::snapshot& snap,
                                                            observe::request_record& rec,
                                                            bool keep_alive, proxy::json::span model,
                                                            proxy::json::usage_plan usage,
-                                                           const routing::group& group) {
+                                                           const routing::group& group,
+                                                           bool model_raw) {
   // limits.max_wait: wait for capacity instead of failing, first come first served within the
   // key (only the head of its queue retries), at most limits.max_waiting requests at once.
   const auto& key = snap.keys.keys[authorized_index_];
@@ -686,7 +697,7 @@ asio::awaitable<bool> client_connection::wait_then_forward(const proxy::snapshot
     bool keep = co_await refuse_limited(rec, keep_alive);
     co_return keep;
   }
-  co_return co_await start_exchange(snap, rec, keep_alive, model, usage, group);
+  co_return co_await start_exchange(snap, rec, keep_alive, model, usage, group, model_raw);
 }
 
 proxy::json::usage_plan client_connection::usage_plan(const proxy::snapshot& snap,
@@ -704,11 +715,12 @@ asio::awaitable<bool> client_connection::start_exchange(const proxy::snapshot& s
                                                         observe::request_record& rec,
                                                         bool keep_alive, proxy::json::span model,
                                                         const proxy::json::usage_plan& usage,
-                                                        const routing::group& group) {
+                                                        const routing::group& group,
+                                                        bool model_raw) {
   const auto& key = snap.keys.keys[authorized_index_];
   return exchange_.run({req_, model, usage, group, snap, keep_alive,
                         key.limited ? admission_.success_headers() : std::string_view(),
-                        group.limited ? &admission_ : nullptr, snap_ptr_, false, this},
+                        group.limited ? &admission_ : nullptr, snap_ptr_, model_raw, this},
                        rec);
 }
 
@@ -721,7 +733,8 @@ asio::awaitable<bool> client_connection::refuse_limited(observe::request_record&
 
 asio::awaitable<bool> client_connection::admit_then_forward(
     const proxy::snapshot& snap, observe::request_record& rec, bool keep_alive,
-    proxy::json::span model, proxy::json::usage_plan usage, const routing::group& group) {
+    proxy::json::span model, proxy::json::usage_plan usage, const routing::group& group,
+    bool model_raw) {
   // The awaited result goes to a variable first: written as `if (!co_await admission_.wait())
   // co_return co_await ...;` (GCC 12.2, -O2) the first request that waited here crashed, its
   // frame resumed with a wrong `this` (the exact compiler fault is not pinned down).
@@ -730,11 +743,14 @@ asio::awaitable<bool> client_connection::admit_then_forward(
     bool keep = co_await refuse_limited(rec, keep_alive);
     co_return keep;
   }
-  co_return co_await start_exchange(snap, rec, keep_alive, model, usage, group);
+  co_return co_await start_exchange(snap, rec, keep_alive, model, usage, group, model_raw);
 }
 
 // multipart/form-data (audio transcriptions and translations, image edits): routed by the
-// `model` form field, replaced in place like a JSON model (the provider's name, unquoted).
+// `model` form field, replaced in place like a JSON model (the provider's name, unquoted), and
+// admitted like a JSON body. The token estimate counts the text fields only (a file's bytes
+// are no measure of its tokens: audio is priced by duration, an image by its size) plus the
+// key's default_output_tokens; the answer's usage settles it when the provider reports it.
 asio::awaitable<bool> client_connection::forward_form(const proxy::snapshot& snap,
                                                       observe::request_record& rec, bool keep_alive,
                                                       std::string_view content_type) {
@@ -751,34 +767,32 @@ asio::awaitable<bool> client_connection::forward_form(const proxy::snapshot& sna
                       : f.status == form_status::duplicate
                           ? "The form has more than one \"model\" field."
                           : "The form's \"model\" field must be a non-empty text value.";
-    auto kind = f.status == form_status::missing || f.status == form_status::duplicate ||
-                        f.status == form_status::bad_value
-                    ? error_kind::bad_model
-                    : error_kind::bad_request;
-    bool keep = co_await exchange_.write_error(kind, why, keep_alive, rec);
-    co_return keep;
+    return exchange_.write_error(f.status == form_status::missing ||
+                                         f.status == form_status::duplicate ||
+                                         f.status == form_status::bad_value
+                                     ? error_kind::bad_model
+                                     : error_kind::bad_request,
+                                 why, keep_alive, rec);
   }
   auto name = body.substr(f.begin, f.end - f.begin);
   const auto* group = snap.routes.find(name);
   if (!group) {
     rec.outcome = "model_not_found";
-    std::string message = "The model '" + std::string(name) + "' does not exist.";
-    bool keep = co_await refuse(error_kind::model_not_found, std::move(message), keep_alive, rec);
-    co_return keep;
+    return refuse(error_kind::model_not_found,
+                  "The model '" + std::string(name) + "' does not exist.", keep_alive, rec);
   }
   rec.group = group->name;
   rec.labels.group = group->metric_group;
   const auto& key = snap.keys.keys[authorized_index_];
   if (!key.may_use(group->name)) {  // as for a JSON body
     rec.outcome = "model_not_allowed";
-    std::string message = "Key '" + key.cfg->name + "' may not use model '" + group->name + "'.";
-    bool keep = co_await refuse(error_kind::model_not_allowed, std::move(message), keep_alive, rec);
-    co_return keep;
+    return refuse(error_kind::model_not_allowed,
+                  "Key '" + key.cfg->name + "' may not use model '" + group->name + "'.",
+                  keep_alive, rec);
   }
-  proxy::exchange_request x{req_, {f.begin, f.end}, {}, *group, snap, keep_alive};
-  x.model_raw = true;
-  x.settle = this;
-  co_return co_await exchange_.run(x, rec);
+  if (key.limited || group->limited)
+    admission_.estimate(f.text_bytes, -1, key.default_output_tokens);
+  return admit(snap, rec, keep_alive, {f.begin, f.end}, {}, *group, true);
 }
 
 asio::awaitable<bool> client_connection::refuse_body(head_result body, const proxy::snapshot& snap,

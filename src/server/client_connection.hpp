@@ -82,30 +82,39 @@ class client_connection final : public std::enable_shared_from_this<client_conne
   // Finds the body's model and its group, and hands the request to the exchange.
   boost::asio::awaitable<bool> forward(const proxy::snapshot& snap, observe::request_record& rec,
                                        bool keep_alive);
+  // Phase 2 for the key of a request whose group is known and allowed and whose token
+  // estimate is set (admission_.estimate), for JSON and multipart bodies alike: its limits and
+  // budget, then the exchange, or the refusal (not a coroutine). `model_raw`: `model` spans a
+  // form field's value (exchange_request::model_raw).
+  boost::asio::awaitable<bool> admit(const proxy::snapshot& snap, observe::request_record& rec,
+                                     bool keep_alive, proxy::json::span model,
+                                     const proxy::json::usage_plan& usage,
+                                     const routing::group& group, bool model_raw);
   // The exchange of an admitted request (not a coroutine).
   boost::asio::awaitable<bool> start_exchange(const proxy::snapshot& snap,
                                               observe::request_record& rec, bool keep_alive,
                                               proxy::json::span model,
                                               const proxy::json::usage_plan& usage,
-                                              const routing::group& group);
+                                              const routing::group& group, bool model_raw);
   // A key whose limits backend needs a round trip: waits for its decision, then forwards.
   boost::asio::awaitable<bool> admit_then_forward(const proxy::snapshot& snap,
                                                   observe::request_record& rec, bool keep_alive,
                                                   proxy::json::span model,
                                                   proxy::json::usage_plan usage,
-                                                  const routing::group& group);
+                                                  const routing::group& group, bool model_raw);
   // A key with limits.max_wait over a rate limit: waits for capacity, then forwards.
   boost::asio::awaitable<bool> wait_then_forward(const proxy::snapshot& snap,
                                                  observe::request_record& rec, bool keep_alive,
                                                  proxy::json::span model,
                                                  proxy::json::usage_plan usage,
-                                                 const routing::group& group);
+                                                 const routing::group& group, bool model_raw);
   // The 429/503 of a refused admission (admission_ holds it).
   boost::asio::awaitable<bool> refuse_limited(observe::request_record& rec, bool keep_alive);
   proxy::json::usage_plan usage_plan(const proxy::snapshot& snap,
                                      const observe::request_record& rec,
                                      const proxy::json::request_model& found);
-  // forward() for a multipart/form-data body: routed by its "model" form field.
+  // forward() for a multipart/form-data body: routed by its "model" form field, admitted like
+  // a JSON body (not a coroutine).
   boost::asio::awaitable<bool> forward_form(const proxy::snapshot& snap,
                                             observe::request_record& rec, bool keep_alive,
                                             std::string_view content_type);

@@ -12,13 +12,13 @@ const sha = (s) => crypto.createHash('sha256').update(s).digest('hex');
 const chat = (extra = {}, model = 'g') => JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], ...extra });
 // A transcription form naming `model` (multipart/form-data: routed by its `model` field).
 const BOUNDARY = 'hostile-keys-boundary';
-const form = (model) =>
+const form = (model, file = 'RIFF') =>
   `--${BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\n\r\n${model}\r\n` +
-  `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\nRIFF\r\n` +
+  `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\n${file}\r\n` +
   `--${BOUNDARY}--\r\n`;
 
 // {name, key (limits etc. of the case's own key), steps: [{token?, body | form (a model name:
-// a transcription form instead of a chat body), status, code?}]}
+// a transcription form instead of a chat body; `file`: its file part's bytes), status, code?}]}
 const CASES = [
   { name: 'negative max_tokens is ignored (default estimate, within tpm)', key: { limits: { tpm: 2000 } },
     steps: [{ body: chat({ max_tokens: -5 }), status: 200 }] },
@@ -41,6 +41,15 @@ const CASES = [
     steps: [{ body: chat({}, 'h'), status: 403, code: 'model_not_allowed' }, { body: chat(), status: 200 }] },
   { name: 'a multipart form naming a group the key may not use is 403 too', key: { groups: ['g'] },
     steps: [{ form: 'h', status: 403, code: 'model_not_allowed' }, { form: 'g', status: 200 }] },
+  { name: 'multipart forms count against rpm, shared with JSON bodies', key: { limits: { rpm: 2 } },
+    steps: [{ form: 'g', status: 200 }, { body: chat(), status: 200 }, { form: 'g', status: 429, code: 'rate_limit_exceeded' }] },
+  { name: 'a multipart form naming an unknown model costs no request', key: { limits: { rpm: 1 } },
+    steps: [{ form: 'nope', status: 404 }, { form: 'g', status: 200 }, { form: 'g', status: 429, code: 'rate_limit_exceeded' }] },
+  // 64 KiB of file would be 16384 tokens: had it counted, the second form would not fit.
+  { name: 'a form\'s file bytes are not counted as tokens', key: { limits: { tpm: 2000, default_output_tokens: 10 } },
+    steps: [0, 1, 2].map(() => ({ form: 'g', file: 'A'.repeat(64 * 1024), status: 200 })) },
+  { name: 'a form whose answer has no usage keeps its reservation as the budget charge', key: { budget: { tokens: 1 } },
+    steps: [{ form: 'g', status: 200 }, { form: 'g', status: 429, code: 'insufficient_quota' }] },
   { name: 'the token digest is not a token', key: {},
     steps: [{ token: (t) => sha(t), body: chat(), status: 401, code: 'invalid_api_key' }] },
   { name: 'the token in another case is not the token', key: {},
@@ -81,7 +90,7 @@ describe('hostile input: keys and limits', { timeout: 120000 }, () => {
       for (const [n, s] of c.steps.entries()) {
         const t = s.token ? s.token(token(i), `case-${i}`) : token(i);
         const r = s.form
-          ? await gwPost(gw, '/v1/audio/transcriptions', form(s.form), {
+          ? await gwPost(gw, '/v1/audio/transcriptions', form(s.form, s.file), {
               token: t,
               headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` },
             })

@@ -3,10 +3,10 @@
 // concurrency, the old `security` tokens, and tokens never shown anywhere.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
-import { request } from './lib/http.mjs';
+import { request, waitFor } from './lib/http.mjs';
 import { assertError, chatBody, gwPost, gwGet, sleep } from './lib/common.mjs';
 import { backToBack, startHoldingUpstream } from './lib/settle.mjs';
 
@@ -24,12 +24,23 @@ const TOK = {
   reload: 'sk-key-reload-secret',
   plain: 'sk-key-plain-secret',
   models: 'sk-key-models-secret',
+  formRpm: 'sk-key-form-rpm-secret',
+  formConc: 'sk-key-form-conc-secret',
+  formTpm: 'sk-key-form-tpm-secret',
+  formBudget: 'sk-key-form-budget-secret',
 };
 
 const sdk = (gw, token) =>
   new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: token, maxRetries: 0, timeout: 10000 });
 const post = (gw, token, model = 'g', extra = {}) =>
   gwPost(gw, '/v1/chat/completions', chatBody(model, extra), { token });
+// A transcription through the openai SDK (multipart/form-data: the `model` field and a
+// 32 KiB file, whose bytes would be ~8200 tokens if they were counted).
+const transcribe = async (gw, token, model = 'stt', extra = {}) =>
+  sdk(gw, token)
+    .audio.transcriptions.create({ model, file: await toFile(Buffer.alloc(32 * 1024, 7), 'a.wav'), ...extra })
+    .withResponse();
+const refusal = (p) => p.then(() => assert.fail('expected a refusal'), (e) => e);
 
 describe('keys and limits', { timeout: 120000 }, () => {
   let mock, gw, cfg;
@@ -45,6 +56,10 @@ describe('keys and limits', { timeout: 120000 }, () => {
     { name: 'reload-key', token: TOK.reload, limits: { rpm: over.reloadRpm ?? 2 } },
     { name: 'plain-key', token: TOK.plain },
     { name: 'models-key', token: TOK.models, groups: ['priced', 'g'] },
+    { name: 'form-rpm', token: TOK.formRpm, limits: { rpm: 2 } },
+    { name: 'form-conc', token: TOK.formConc, limits: { concurrency: 1 } },
+    { name: 'form-tpm', token: TOK.formTpm, limits: { tpm: 1000, default_output_tokens: 100 } },
+    { name: 'form-budget', token: TOK.formBudget, budget: { tokens: 50, period: 'day' } },
   ];
   const makeConfig = (over) => ({
     providers: [
@@ -53,6 +68,8 @@ describe('keys and limits', { timeout: 120000 }, () => {
       { group: 'slow', name: 's', base: `${mock.url}/mode/delay-1500`, key: 'sk-up' },
       // 0.1 USD a token: an answer of 21 tokens costs 2.1 USD.
       { group: 'priced', name: 'p', base: mock.url, key: 'sk-up', price: { input: 100000, output: 100000 } },
+      // Its transcriptions carry OpenAI's token usage: 30 input + 8 output.
+      { group: 'stt', name: 'gpt-4o-transcribe', base: mock.url, key: 'sk-up' },
     ],
     security: [LEGACY],
     keys: keys(over),
@@ -176,8 +193,93 @@ describe('keys and limits', { timeout: 120000 }, () => {
     const ids = async (token) => (await sdk(gw, token).models.list()).data.map((m) => m.id);
     assert.deepEqual(await ids(TOK.models), ['g', 'priced']);
     assert.deepEqual(await ids(TOK.groups), ['g']);
-    assert.deepEqual(await ids(TOK.plain), ['g', 'other', 'slow', 'priced']);
-    assert.deepEqual(await ids(LEGACY), ['g', 'other', 'slow', 'priced']);
+    assert.deepEqual(await ids(TOK.plain), ['g', 'other', 'slow', 'priced', 'stt']);
+    assert.deepEqual(await ids(LEGACY), ['g', 'other', 'slow', 'priced', 'stt']);
+  });
+
+  test('GET /v1/models/<name>: a group the key may not use is 404 model_not_found', T, async () => {
+    const hidden = await gwGet(gw, '/v1/models/other', { token: TOK.groups });
+    const j = assertError(hidden, 404, { code: 'model_not_found', type: 'invalid_request_error' });
+    assert.equal(j.error.message, "The model 'other' does not exist.");
+    // The same shape as a name that does not exist at all.
+    const unknown = assertError(await gwGet(gw, '/v1/models/nope', { token: TOK.groups }), 404);
+    assert.deepEqual({ ...j.error, message: '' }, { ...unknown.error, message: '' });
+    const own = await gwGet(gw, '/v1/models/g', { token: TOK.groups });
+    assert.equal(own.status, 200, own.text);
+    assert.equal(own.json().id, 'g');
+    for (const token of [TOK.plain, LEGACY]) {
+      const r = await gwGet(gw, '/v1/models/other', { token });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.json().id, 'other');
+    }
+    const m = await sdk(gw, TOK.models).models.retrieve('priced');
+    assert.equal(m.id, 'priced');
+    const err = await refusal(sdk(gw, TOK.models).models.retrieve('other'));
+    assert.ok(err instanceof OpenAI.NotFoundError, `${err}`);
+    assert.equal(err.code, 'model_not_found');
+  });
+
+  test('multipart rpm 2: two transcriptions with x-ratelimit headers, the third is 429 with Retry-After', T, async () => {
+    for (let i = 0; i < 2; i++) {
+      const { data, response } = await transcribe(gw, TOK.formRpm);
+      assert.equal(data.text, 'Hello from gpt-4o-transcribe!');
+      assert.equal(response.headers.get('x-ratelimit-limit-requests'), '2', `request ${i + 1}`);
+      assert.equal(response.headers.get('x-ratelimit-remaining-requests'), String(1 - i), `request ${i + 1}`);
+    }
+    const err = await refusal(transcribe(gw, TOK.formRpm));
+    assert.ok(err instanceof OpenAI.RateLimitError, `3rd: ${err}`);
+    assert.equal(err.status, 429);
+    assert.equal(err.code, 'rate_limit_exceeded');
+    assert.equal(err.type, 'requests');
+    assert.match(err.message, /requests per minute \(rpm\) of key 'form-rpm': limit 2/);
+    assert.equal(err.headers.get('retry-after'), '30');
+    assert.equal(err.headers.get('x-ratelimit-remaining-requests'), '0');
+    // A JSON request of the same key shares the count.
+    assertError(await post(gw, TOK.formRpm), 429, { code: 'rate_limit_exceeded' });
+  });
+
+  test('multipart concurrency 1: a second transcription while one is in flight is 429', T, async () => {
+    mock.reset();
+    const first = transcribe(gw, TOK.formConc, 'slow');
+    // The first one is with the (slow) provider: it holds the key's one slot.
+    await waitFor(() => mock.stats().requests.some((r) => r.route === '/v1/audio/transcriptions'), { what: 'first transcription upstream' });
+    const err = await refusal(transcribe(gw, TOK.formConc, 'slow'));
+    assert.ok(err instanceof OpenAI.RateLimitError, `2nd: ${err}`);
+    assert.equal(err.code, 'rate_limit_exceeded');
+    assert.match(err.message, /concurrent requests \(concurrency\) of key 'form-conc': limit 1/);
+    assert.ok(Number(err.headers.get('retry-after')) >= 1);
+    const { data } = await first;
+    assert.equal(data.text, 'Hello from s!');
+    // Given back at the end: the next one passes.
+    assert.equal((await transcribe(gw, TOK.formConc, 'slow')).data.text, 'Hello from s!');
+  });
+
+  test('multipart tpm: text fields and default_output_tokens are reserved (not the file), settled with the usage', T, async () => {
+    // prompt 400 bytes + model 3 bytes: ceil(403 / 4) = 101 tokens, plus default_output_tokens 100.
+    const prompt = 'p'.repeat(400);
+    const a = await transcribe(gw, TOK.formTpm, 'stt', { prompt });
+    assert.equal(a.response.headers.get('x-ratelimit-limit-tokens'), '1000');
+    assert.equal(a.response.headers.get('x-ratelimit-remaining-tokens'), String(1000 - 201));
+    // The answer used 38: 1000 - 38 (plus under 2 tokens of refill) - 201.
+    const b = await transcribe(gw, TOK.formTpm, 'stt', { prompt });
+    const left = Number(b.response.headers.get('x-ratelimit-remaining-tokens'));
+    assert.ok(left >= 1000 - 38 - 201 && left <= 1000 - 38 - 201 + 2, `remaining tokens ${left}`);
+  });
+
+  test('multipart budget: charged the usage the transcription answer reports', T, async () => {
+    // 50 tokens a day; each answer uses 38: two pass (something was left), the third not.
+    await transcribe(gw, TOK.formBudget);
+    const keyOf = async () =>
+      (await (await fetch(`${gw.adminUrl}/admin/v1/keys`)).json()).keys.find((k) => k.name === 'form-budget');
+    const k = await keyOf();
+    assert.equal(k.budget.used, 38);
+    assert.equal(k.budget.reserved, 0);
+    await transcribe(gw, TOK.formBudget);
+    const err = await refusal(transcribe(gw, TOK.formBudget));
+    assert.ok(err instanceof OpenAI.RateLimitError, `3rd: ${err}`);
+    assert.equal(err.code, 'insufficient_quota');
+    assert.match(err.message, /form-budget/);
+    assert.equal((await keyOf()).budget.used, 76);
   });
 
   test('concurrency 2 with slow answers: the third at once is 429, later ones pass', T, async () => {

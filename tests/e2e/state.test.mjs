@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runBin, startGateway } from './lib/gateway.mjs';
-import { request } from './lib/http.mjs';
+import { request, waitFor } from './lib/http.mjs';
 import { chatBody, gwPost } from './lib/common.mjs';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { redisAvailable, startRedis } from './lib/redis.mjs';
@@ -115,6 +115,50 @@ describe('shared state', { timeout: 120000 }, () => {
         } finally {
           await gw.stop();
         }
+      }
+    } finally {
+      await mock.close();
+    }
+  });
+
+  test('a multipart transcription writes its key\'s ledger row with the answer\'s usage', T, async () => {
+    const mock = await startMock();
+    const db = path.join(dir, 'form.db');
+    const BOUNDARY = 'state-form-boundary';
+    const form =
+      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\n\r\nstt\r\n` +
+      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\nContent-Type: audio/wav\r\n\r\nRIFF\r\n` +
+      `--${BOUNDARY}--\r\n`;
+    const cfg = {
+      // gpt-4o transcriptions answer with usage: 30 input + 8 output tokens.
+      providers: [{ group: 'stt', name: 'gpt-4o-transcribe', base: mock.url, key: 'sk-up' }],
+      keys: [{ name: 'form-key', token: 'sk-state-form-secret', budget: { tokens: 50, period: 'day' } }],
+      state: { path: db },
+    };
+    const ask = (gw) =>
+      gwPost(gw, '/v1/audio/transcriptions', form, {
+        token: 'sk-state-form-secret',
+        headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` },
+      });
+    try {
+      let gw = await startGateway({ config: cfg });
+      try {
+        for (let i = 0; i < 2; i++) assert.equal((await ask(gw)).status, 200, `request ${i + 1}`);
+      } finally {
+        await gw.stop(); // the ledger is written at shutdown
+      }
+      gw = await startGateway({ config: cfg });
+      try {
+        // startGateway waits for the client listener only: the admin one may still be opening.
+        const first = await waitFor(() => request({ url: `${gw.adminUrl}/admin/v1/usage` }).catch(() => null), { what: 'the admin listener' });
+        const u = JSON.parse(first.text);
+        assert.deepEqual(u.rows, [{ key: 'form-key', requests: 2, input_tokens: 60, output_tokens: 16, usd_micros: 0 }]);
+        // The budget is seeded from the ledger: 76 of 50 used.
+        const r = await ask(gw);
+        assert.equal(r.status, 429, r.text);
+        assert.equal(r.json().error.code, 'insufficient_quota');
+      } finally {
+        await gw.stop();
       }
     } finally {
       await mock.close();

@@ -119,6 +119,11 @@ export function parseTarget(rawUrl) {
 // ---------------------------------------------------------------------------------------------
 // Answers
 
+// OpenAI's transcription usage (gpt-4o-transcribe): 38 tokens, most of them audio.
+export function usageTranscription() {
+  return { type: 'tokens', input_tokens: 30, input_token_details: { text_tokens: 2, audio_tokens: 28 }, output_tokens: 8, total_tokens: 38 };
+}
+
 function usageChat() {
   return { prompt_tokens: 9, completion_tokens: 12, total_tokens: 21 };
 }
@@ -612,6 +617,9 @@ export async function startMock(opts = {}) {
       case '/v1/embeddings':
         return sendJson(ctx, 200, embeddings(model, json));
       case '/v1/audio/transcriptions':
+        // gpt-4o transcription models report token usage, as OpenAI's do.
+        if (model.startsWith('gpt-4o')) return sendJson(ctx, 200, { text, usage: usageTranscription() });
+        return sendJson(ctx, 200, { text });
       case '/v1/audio/translations':
         return sendJson(ctx, 200, { text });
       case '/v1/audio/speech':

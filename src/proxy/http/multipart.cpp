@@ -70,6 +70,7 @@ form_field find_form_field(std::string_view content_type, std::string_view body,
   else
     return {form_status::malformed};
   bool seen = false;
+  std::size_t text_bytes = 0;
   for (;;) {
     // After a delimiter: "--" ends the body, else optional whitespace and CRLF start a part.
     if (body.substr(pos, 2) == "--") break;
@@ -95,6 +96,7 @@ form_field find_form_field(std::string_view content_type, std::string_view body,
     bool has_name = false, has_file = false;
     auto field = disposition_param(disposition, "name", has_name);
     disposition_param(disposition, "filename", has_file);
+    if (!has_file) text_bytes += next - value_begin;
     if (has_name && field == name) {
       if (seen) return {form_status::duplicate};
       seen = true;
@@ -106,6 +108,7 @@ form_field find_form_field(std::string_view content_type, std::string_view body,
     pos = next + delim.size();
   }
   if (!seen) return {form_status::missing};
+  if (out.status == form_status::ok) out.text_bytes = text_bytes;
   return out;
 }
 

@@ -20,10 +20,15 @@ enum class form_status {
 struct form_field {
   form_status status = form_status::missing;
   std::size_t begin = 0, end = 0;  // the value's bytes in the body
+  // With ok: the value bytes of every part that is not a file (no `filename` parameter),
+  // this field's included: what the limits' input token estimate counts (a file's bytes say
+  // nothing about its tokens).
+  std::size_t text_bytes = 0;
 };
 
 // Finds form field `name` in `body`, framed by the boundary of `content_type`
-// ("multipart/form-data; boundary=...", the boundary optionally quoted).
+// ("multipart/form-data; boundary=...", the boundary optionally quoted). One pass over the
+// parts, which also sums text_bytes.
 form_field find_form_field(std::string_view content_type, std::string_view body,
                            std::string_view name);
 

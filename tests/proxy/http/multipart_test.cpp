@@ -78,5 +78,20 @@ TEST(Multipart, Table) {
   }
 }
 
+// The limits' input estimate counts the text fields' values, never a file's bytes.
+TEST(Multipart, TextBytesCountTextFieldsOnly) {
+  auto body = part("Content-Disposition: form-data; name=\"prompt\"", "twelve bytes") + file_part +
+              part("Content-Disposition: form-data; name=\"model\"", "whisper") +
+              part("Content-Disposition: form-data; name=\"language\"", "en") + end();
+  auto f = find_form_field(ct, body, "model");
+  ASSERT_EQ(f.status, form_status::ok);
+  EXPECT_EQ(f.text_bytes, 12u + 7u + 2u);
+  // Only the file besides the model: the model's bytes.
+  f = find_form_field(
+      ct, file_part + part("Content-Disposition: form-data; name=\"model\"", "g") + end(), "model");
+  ASSERT_EQ(f.status, form_status::ok);
+  EXPECT_EQ(f.text_bytes, 1u);
+}
+
 }  // namespace
 }  // namespace ob::proxy::http
