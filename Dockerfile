@@ -8,10 +8,12 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       g++ cmake make dpkg-dev file libboost1.81-dev libboost-json1.81-dev libsimdjson-dev \
-      libcli11-dev libssl-dev ca-certificates libnghttp2-dev \
+      libcli11-dev libssl-dev ca-certificates libnghttp2-dev libhiredis-dev libsqlite3-dev \
+      pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt README.md CHANGELOG.md ./
+COPY cmake cmake
 COPY src src
 COPY packaging packaging
 COPY examples examples
