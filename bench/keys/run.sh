@@ -51,7 +51,8 @@ redis_cpu() { redis-cli -p "$RP" INFO cpu | awk -F: '/^used_cpu_(sys|user):/ { s
 MOCK=$(free_port) RP=$(free_port) GW=$(free_port)
 node bench/macro/gen.js bodies "$dir" >/dev/null
 node bench/macro/gen.js render bench/macro/mock-nginx.conf "$dir/mock.conf" DIR="$dir" PORT="$MOCK" \
-  JSON_BODY="@return:$dir/mock-json.txt" SSE_BODY="@return:$dir/mock-sse.txt"
+  JSON_BODY="@return:$dir/mock-json.txt" SSE_BODY="@return:$dir/mock-sse.txt" \
+  ANTHROPIC_SSE_BODY="@return:$dir/mock-anthropic-sse.txt" TLS_LISTEN=
 "${ON_LOAD[@]}" "$NGINX" -p "$dir/" -c "$dir/mock.conf" -e "$dir/mock-error.log" >/dev/null 2>&1 & pids+=($!)
 wait_port "$MOCK" "${pids[-1]}" || { echo "mock upstream did not start: $(cat "$dir/mock-error.log")" >&2; exit 1; }
 "${ON_LOAD[@]}" redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" >/dev/null 2>&1 & pids+=($!)

@@ -1,10 +1,13 @@
-// Client tokens are compared as SHA-256 digests: equal-length inputs to CRYPTO_memcmp, so the
-// time taken depends on neither the token's length nor on how many leading bytes match.
+// Client tokens are compared as SHA-256 digests: a binary search on the digests' first 8 bytes,
+// then equal-length inputs to CRYPTO_memcmp, so the time taken depends on neither the token's
+// length nor on how many of its leading bytes match a stored token.
 #include "auth/token_check.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 namespace ob::auth {
@@ -52,17 +55,37 @@ token_set::token_set(const std::vector<std::string>& tokens) {
     if (!sha256(t, d)) throw std::runtime_error("SHA-256 is not available from OpenSSL");
     digests_.push_back(d);
   }
+  index();
+}
+
+namespace {
+std::uint64_t prefix_of(const digest& d) {
+  std::uint64_t p;
+  std::memcpy(&p, d.data(), sizeof p);
+  return p;
+}
+}  // namespace
+
+void token_set::index() {
+  by_prefix_.clear();
+  by_prefix_.reserve(digests_.size());
+  for (std::size_t i = 0; i < digests_.size(); ++i)
+    by_prefix_.emplace_back(prefix_of(digests_[i]), static_cast<std::uint32_t>(i));
+  std::sort(by_prefix_.begin(), by_prefix_.end());
 }
 
 int token_set::find(std::string_view token) const {
   digest d{};
   if (token.empty() || !sha256(token, d)) return -1;
-  // No early exit: every entry is compared, so timing does not reveal which one matched.
+  // The entries whose first 8 bytes match (one, unless digests collide there or a token is
+  // listed twice), each compared whole; the last matching index wins, as listed.
+  const std::uint64_t p = prefix_of(d);
+  auto it = std::lower_bound(by_prefix_.begin(), by_prefix_.end(),
+                             std::pair<std::uint64_t, std::uint32_t>(p, 0));
   int found = -1;
-  for (std::size_t i = 0; i < digests_.size(); ++i) {
-    int eq = CRYPTO_memcmp(digests_[i].data(), d.data(), d.size()) == 0;
-    // Branch-free select of the (single) matching index.
-    found = eq ? static_cast<int>(i) : found;
+  for (; it != by_prefix_.end() && it->first == p; ++it) {
+    if (CRYPTO_memcmp(digests_[it->second].data(), d.data(), d.size()) == 0)
+      found = static_cast<int>(it->second);
   }
   return found;
 }

@@ -58,6 +58,23 @@ TEST(TokenSet, ManyTokens) {
   EXPECT_FALSE(s.contains("client-"));
 }
 
+TEST(TokenSet, FindGivesEachTokensOwnIndexAmongMany) {
+  std::vector<std::string> tokens;
+  for (int i = 0; i < 2000; ++i) tokens.push_back("sk-key-" + std::to_string(i));
+  token_set s(tokens);
+  for (int i = 0; i < 2000; ++i) ASSERT_EQ(s.find("sk-key-" + std::to_string(i)), i);
+  EXPECT_EQ(s.find("sk-key-2000"), -1);
+  EXPECT_EQ(s.find(""), -1);
+}
+
+TEST(TokenSet, FromDigestsIsIndexedAndATokenListedTwiceFindsItsLastEntry) {
+  std::vector<digest> d = {sha256_digest("a"), sha256_digest("b"), sha256_digest("a")};
+  auto s = token_set::from_digests(d);
+  EXPECT_EQ(s.find("b"), 1);
+  EXPECT_EQ(s.find("a"), 2);
+  EXPECT_EQ(s.find("c"), -1);
+}
+
 TEST(BearerToken, ParsingTable) {
   const std::pair<std::string_view, std::optional<std::string_view>> table[] = {
       {"Bearer abc", "abc"},
