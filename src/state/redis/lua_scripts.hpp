@@ -6,10 +6,10 @@
 
 namespace ob::state::redis {
 
-extern const std::string_view lua_admit;      // admit.lua: check-and-charge, all-or-nothing
-extern const std::string_view lua_settle;     // settle.lua: a batch of settlements
+extern const std::string_view lua_admit;        // admit.lua: check-and-charge, all-or-nothing
+extern const std::string_view lua_settle;       // settle.lua: a batch of settlements
 extern const std::string_view lua_settlements;  // settlements.lua: put before admit and settle
-extern const std::string_view lua_renew;      // renew.lua: extend concurrency leases
-extern const std::string_view lua_reconcile;  // reconcile.lua: add local budget usage back
+extern const std::string_view lua_renew;        // renew.lua: extend concurrency leases
+extern const std::string_view lua_reconcile;    // reconcile.lua: add local budget usage back
 
 }  // namespace ob::state::redis
