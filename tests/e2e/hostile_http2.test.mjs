@@ -11,7 +11,7 @@ import { makeTestCA } from './lib/tls.mjs';
 import { CLIENT_TOKEN, chatBody, sleep, accessLines } from './lib/common.mjs';
 import {
   startH2Gateway, h2connect, h2request, rssKiB, rawH2, frame, settings, hpack, requestFields,
-  goawayCode, hpackInt, PREFACE, T, F,
+  goawayCode, goawayLastStream, hpackInt, PREFACE, T, F,
 } from './lib/h2.mjs';
 
 const ENHANCE_YOUR_CALM = 0xb;
@@ -66,7 +66,11 @@ const cases = [
       await Promise.race([c.closed, sleep(5000)]);
       assert.ok(c.sock.destroyed || c.sock.readableEnded, 'the flooding connection is closed');
       assert.equal(goawayCode(c.goaway()), ENHANCE_YOUR_CALM);
-      assert.ok(id < 2 * 5000, 'cut before the whole flood was sent');
+      // How much of the flood the client got into its socket depends on the kernel's buffers;
+      // what the gateway took is what its GOAWAY names: the budget is a 200-reset burst plus
+      // 100/s, so a cut within the first 1,500 of the 5,000 streams leaves room for a slow run.
+      const last = goawayLastStream(c.goaway());
+      assert.ok(last > 0 && last < 2 * 1500, `the gateway processed streams up to ${last} of ${id - 2}`);
       const r = await served;
       assert.equal(r.status, 200);
       other.close();

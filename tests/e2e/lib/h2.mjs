@@ -186,6 +186,11 @@ export function goawayCode(f) {
   return f ? f.payload.readUInt32BE(4) : null;
 }
 
+// The highest stream id the sender of a GOAWAY says it processed.
+export function goawayLastStream(f) {
+  return f ? f.payload.readUInt32BE(0) & 0x7fffffff : null;
+}
+
 export function tempFile(dir, name, text) {
   const p = path.join(dir, name);
   fs.writeFileSync(p, text);
