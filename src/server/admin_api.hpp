@@ -80,6 +80,7 @@ struct admin_context {
   std::shared_ptr<state::redis::client> redis{};
   std::string redis_prefix{};
   std::chrono::milliseconds redis_timeout{50};
+  std::string redis_last_error{};  // of the previous read: logged when it changes, not per call
 };
 
 // Once a second, on the admin listener's event loop: every worker folds its metrics shard on
