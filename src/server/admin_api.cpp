@@ -17,6 +17,7 @@
 #include "observe/gateway_metrics.hpp"
 #include "observe/log.hpp"
 #include "proxy/json/model.hpp"
+#include "state/keys_state.hpp"
 
 #ifndef OPENBRIDGE_VERSION
 #define OPENBRIDGE_VERSION "dev"
@@ -256,6 +257,39 @@ asio::awaitable<std::string> render_metrics(admin_context& c) {
   co_return out;
 }
 
+asio::awaitable<std::string> keys_answer(admin_context& c) {
+  auto snap = c.store.load();  // the key pointers below live as long as this
+  // 429s per key and limit: from the workers' shards (a copy each, on their threads).
+  auto g = co_await gather(c.workers);
+  if (!c.redis) co_return keys_json(*snap, limits::wall_now(), &g.merged.ratelimited, c.ledger);
+  // The limited keys' shared counters, in one pipelined batch on the admin loop's own
+  // connection; each call times out after state.timeout, the whole read shortly after.
+  std::vector<const limits::key_demand*> limited;
+  for (const auto& k : snap->keys.keys)
+    if (k.limited) limited.push_back(&k.demand);
+  auto read = co_await state::read_keys_state(c.redis, c.redis_prefix, limited,
+                                              c.redis_timeout * 2 + std::chrono::milliseconds(50));
+  if (read.error != c.redis_last_error) {  // a dashboard polls: one line per change
+    if (read.error.empty())
+      observe::log(observe::level::info, "admin: /admin/v1/keys reads Redis again");
+    else
+      observe::log(
+          observe::level::warn,
+          "admin: /admin/v1/keys shows this instance's local counters: redis " + read.error);
+    c.redis_last_error = read.error;
+  }
+  if (!read.error.empty()) {
+    co_return keys_json(*snap, limits::wall_now(), &g.merged.ratelimited, c.ledger,
+                        {.name = "local", .redis_error = read.error});
+  }
+  std::vector<limits::key_usage> usage(snap->keys.keys.size());
+  for (std::size_t i = 0, j = 0; i < snap->keys.keys.size(); ++i)
+    if (snap->keys.keys[i].limited) usage[i] = read.usage[j++];
+  // Redis's clock: the budget period and expiry agree with what admit.lua decides.
+  co_return keys_json(*snap, limited.empty() ? limits::wall_now() : read.now, &g.merged.ratelimited,
+                      c.ledger, {.name = "redis", .usage = &usage});
+}
+
 void reload_history::record(std::string_view trigger,
                             const proxy::snapshot_store::reload_outcome& o,
                             std::uint64_t generation) {
@@ -377,11 +411,7 @@ admin::admin_handlers make_admin_handlers(admin_context& c) {
     co_return targets_json(*c.store.load(), g.merged.ratelimit_remaining);
   };
   h.config = [&c] { return config::redacted_json(c.store.load()->cfg); };
-  h.keys = [&c]() -> asio::awaitable<std::string> {
-    // 429s per key and limit: from the workers' shards (a copy each, on their threads).
-    auto g = co_await gather(c.workers);
-    co_return keys_json(*c.store.load(), limits::wall_now(), &g.merged.ratelimited, c.ledger);
-  };
+  h.keys = [&c]() -> asio::awaitable<std::string> { return keys_answer(c); };
   h.reload = [&c] {
     auto o = c.reload();
     return admin::reload_answer{o.applied || o.unchanged, reload_json(o, c.store.generation())};

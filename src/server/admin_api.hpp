@@ -19,6 +19,7 @@
 #include "proxy/snapshot.hpp"
 #include "server/worker.hpp"
 #include "state/ledger.hpp"
+#include "state/redis/client.hpp"
 
 namespace ob::server {
 
@@ -73,6 +74,13 @@ struct admin_context {
   observe::metrics::traffic_totals latest{};
   bool have_latest = false;
   state::ledger* ledger = nullptr;
+  // With state.redis: the admin listener's own Redis connection, on this event loop (the
+  // workers' connections live on their threads), through which /admin/v1/keys reads the
+  // shared counters (state/keys_state.hpp). Null without Redis.
+  std::shared_ptr<state::redis::client> redis{};
+  std::string redis_prefix{};
+  std::chrono::milliseconds redis_timeout{50};
+  std::string redis_last_error{};  // of the previous read: logged when it changes, not per call
 };
 
 // Once a second, on the admin listener's event loop: every worker folds its metrics shard on
@@ -98,13 +106,27 @@ class traffic_sampler {
 
 admin::admin_handlers make_admin_handlers(admin_context& c);
 
+// Where /admin/v1/keys took its usage and budget figures ("source"): "memory" (no Redis: this
+// process holds the exact state), "redis" (the shared counters; `usage[i]` is snapshot key i's,
+// default for keys without limits) or "local" (Redis failed: this instance's in-memory
+// fallback state, with `redis_error` saying why).
+struct keys_source {
+  std::string_view name = "memory";
+  std::string_view redis_error{};
+  const std::vector<limits::key_usage>* usage = nullptr;
+};
+
 // GET /admin/v1/keys: per key its name, labels, limits, current usage per window, budget
-// used/remaining/period, expiry and whether it is disabled; never a token or digest.
+// used/reserved/remaining/period, expiry and whether it is disabled; never a token or digest.
 // `rate_limited`: the merged shards' 429 counts (client, limit); `ledger`: usage_today and
 // usage_month per key (both may be null).
 std::string keys_json(const proxy::snapshot& snap, limits::epoch_ms now,
                       const observe::metrics::series_map<std::uint64_t>* rate_limited = nullptr,
-                      state::ledger* ledger = nullptr);
+                      state::ledger* ledger = nullptr, const keys_source& source = {});
+
+// The whole answer of GET /admin/v1/keys: with Redis, the shared counters read on the admin
+// loop (never blocking it), else or when Redis fails within its timeout, the local ones.
+boost::asio::awaitable<std::string> keys_answer(admin_context& c);
 
 // The /metrics text: every gateway family, target states, reloads, build info, process_*.
 boost::asio::awaitable<std::string> render_metrics(admin_context& c);

@@ -50,7 +50,7 @@ std::map<std::string, json::object, std::less<>> ledger_usage(state::ledger& led
 
 std::string keys_json(const proxy::snapshot& snap, limits::epoch_ms now,
                       const observe::metrics::series_map<std::uint64_t>* rate_limited,
-                      state::ledger* ledger) {
+                      state::ledger* ledger, const keys_source& source) {
   std::map<std::string, json::object, std::less<>> today, month;
   if (ledger) {
     ledger->flush();  // the last second's usage too
@@ -96,7 +96,11 @@ std::string keys_json(const proxy::snapshot& snap, limits::epoch_ms now,
       if (v) lim[name] = v;
     lim["default_output_tokens"] = k.default_output_tokens;
     o["limits"] = std::move(lim);
-    auto u = k.limited ? snap.keys.memory->peek(k.demand, now) : limits::key_usage{};
+    limits::key_usage u;
+    if (source.usage)
+      u = (*source.usage)[static_cast<std::size_t>(&k - snap.keys.keys.data())];
+    else if (k.limited)
+      u = snap.keys.memory->peek(k.demand, now);
     json::object usage;
     window(usage, "rpm", l.rpm, u.rpm_remaining);
     window(usage, "rpd", l.rpd, u.rpd_remaining);
@@ -134,7 +138,9 @@ std::string keys_json(const proxy::snapshot& snap, limits::epoch_ms now,
     }
     out.push_back(std::move(o));
   }
-  return json::serialize(json::object{{"keys", std::move(out)}});
+  json::object answer{{"keys", std::move(out)}, {"source", source.name}};
+  if (!source.redis_error.empty()) answer["redis_error"] = source.redis_error;
+  return json::serialize(answer);
 }
 
 }  // namespace ob::server

@@ -24,6 +24,7 @@
 #include "server/systemd_notify.hpp"
 #include "server/tls_context.hpp"
 #include "server/worker.hpp"
+#include "state/keys_state.hpp"
 #include "upstream/connector.hpp"
 
 namespace ob::server {
@@ -332,6 +333,15 @@ int run(const options& opts) {
       return 1;
     }
     observe::events().set_enabled(true);
+    // /admin/v1/keys reads the shared counters through a connection of its own, on this loop.
+    if (cfg.state.enabled && cfg.state.redis) {
+      admin_ctx.redis = std::make_shared<state::redis::client>(
+          main_ioc.get_executor(),
+          state::redis::client_options{.address = *cfg.state.redis, .timeout = cfg.state.timeout});
+      admin_ctx.redis->add_script(&state::keys_state_script());
+      admin_ctx.redis_prefix = cfg.state.prefix;
+      admin_ctx.redis_timeout = cfg.state.timeout;
+    }
   }
 
   // Embedded mode (no Redis): the budgets' usage of the current periods comes back from the
@@ -355,6 +365,7 @@ int run(const options& opts) {
   if (admin_srv) {
     admin_srv->start();
     sampler.start();
+    if (admin_ctx.redis) admin_ctx.redis->start();
     // The bound address: with port 0 the system chose it.
     admin_listen = format_listen_address(admin_srv->local_endpoint());
     log(level::info, "admin listening on " + admin_listen +
@@ -442,6 +453,7 @@ int run(const options& opts) {
   }
   sampler.stop();
   if (admin_srv) admin_srv->stop();
+  if (admin_ctx.redis) admin_ctx.redis->stop();
   main_ioc.poll();  // let the admin connections see their sockets closed
   for (auto& w : workers) w->stop();
   for (auto& w : workers) w->join();

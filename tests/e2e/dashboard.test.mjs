@@ -259,6 +259,7 @@ describe('dashboard', { timeout: 120000 * SLOW, skip: haveChromium ? false : `ch
       const keyCells = await page.$$eval('#keys tbody tr:first-child td', (tds) => tds.map((t) => t.textContent));
       assert.equal(keyCells[1], '–', 'no ledger: no usage today');
       assert.equal(keyCells[4], '0', 'no 429 yet');
+      assert.equal(await page.$eval('#keys-source', (e) => e.hidden), true, 'in memory: no Redis note');
       assertClean(seen, 'signed in');
     } finally {
       await traffic.stop();
@@ -386,10 +387,13 @@ describe('dashboard', { timeout: 120000 * SLOW, skip: haveChromium ? false : `ch
                 usage: { rpm: { limit: 60, remaining: 7 }, tpm: { limit: 1000, remaining: 900 } },
                 usage_today: { requests: 12, input_tokens: 3000, output_tokens: 400, usd: 0 },
                 usage_month: { requests: 340, input_tokens: 100000, output_tokens: 20000, usd: 1.5 },
-                budget: { unit: 'tokens', period: 'month', amount: 200000, used: 120000 },
+                budget: { unit: 'tokens', period: 'month', amount: 200000, used: 120000, reserved: 1500, remaining: 78500 },
                 rate_limited: { rpm: 3, budget: 1 },
               },
             ],
+            // Redis (state.redis) did not answer within state.timeout: the local view, marked.
+            source: 'local',
+            redis_error: 'timeout',
           }),
         });
       });
@@ -399,7 +403,11 @@ describe('dashboard', { timeout: 120000 * SLOW, skip: haveChromium ? false : `ch
       assert.equal(cells[0], XSS);
       assert.match(cells[1], /12 req · 3400 tok · \$0\.00/);
       assert.match(cells[2], /340 req · 120\.0k tok · \$1\.50/);
-      assert.match(cells[3], /120\.0k of 200\.0k tokens per month \(60\.0 %\)/);
+      assert.match(cells[3], /120\.0k of 200\.0k tokens per month \(60\.0 %\) · 1500 reserved/);
+      assert.equal(
+        await page.$eval('#keys-source', (e) => (e.hidden ? '' : e.textContent)),
+        "Redis did not answer (timeout): this instance's own counters, not the shared ones.",
+      );
       assert.equal(cells[4], 'rpm 3 · budget 1');
       assert.equal(await page.$$eval('img', (i) => i.length), 0);
       assertClean(seen, 'keys');

@@ -350,6 +350,7 @@ describe('keys and limits', { timeout: 120000 }, () => {
     const r = await request({ url: `${gw.adminUrl}/admin/v1/keys` });
     assert.equal(r.status, 200, r.text);
     const byName = Object.fromEntries(r.json().keys.map((k) => [k.name, k]));
+    assert.equal(r.json().source, 'memory', 'no Redis: this process holds the exact counters');
     const rpm = byName['rpm-five'];
     assert.deepEqual(rpm.labels, { team: 'search' });
     assert.equal(rpm.limits.rpm, 5);

@@ -646,11 +646,18 @@
     const svg = svgEl('svg', { class: 'spark', viewBox: '0 0 100 8', preserveAspectRatio: 'none', role: 'img', 'aria-label': `${pct(ratio)} of the budget used` });
     svg.append(svgEl('rect', { class: 'grid', x: 0, y: 0, width: 100, height: 8, fill: 'currentColor', opacity: 0.15 }));
     svg.append(svgEl('rect', { x: 0, y: 0, width: Math.min(100, ratio * 100).toFixed(1), height: 8, class: ratio >= 1 ? 'bar-over' : 'bar-used', fill: ratio >= 1 ? '#dc2626' : '#2563eb' }));
-    return el('div', null, svg, el('span', { class: 'sub', text: `${unit}${num(used)} of ${unit}${num(amount)} ${b.unit === 'usd' ? '' : b.unit || ''} per ${b.period || 'period'} (${pct(ratio)})` }));
+    // Reserved: what requests in flight hold back, apart from what was used.
+    const reserved = Number(b.reserved ?? 0);
+    const held = reserved > 0 ? ` · ${unit}${num(reserved)} reserved` : '';
+    return el('div', null, svg, el('span', { class: 'sub', text: `${unit}${num(used)} of ${unit}${num(amount)} ${b.unit === 'usd' ? '' : b.unit || ''} per ${b.period || 'period'} (${pct(ratio)})${held}` }));
   }
 
   function renderKeys(j) {
     const list = Array.isArray(j) ? j : j.keys || [];
+    // With Redis the figures are the shared ones; when Redis failed they are this instance's.
+    const note = $('keys-source');
+    note.hidden = j.source !== 'local';
+    note.textContent = j.source === 'local' ? `Redis did not answer (${j.redis_error || 'error'}): this instance's own counters, not the shared ones.` : '';
     const rows = [];
     for (const k of list) {
       // /admin/v1/keys: usage_today / usage_month come from the usage ledger (absent without

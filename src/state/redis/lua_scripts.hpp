@@ -11,5 +11,6 @@ extern const std::string_view lua_settle;       // settle.lua: a batch of settle
 extern const std::string_view lua_settlements;  // settlements.lua: put before admit and settle
 extern const std::string_view lua_renew;        // renew.lua: extend concurrency leases
 extern const std::string_view lua_reconcile;    // reconcile.lua: add local budget usage back
+extern const std::string_view lua_keys_state;   // keys_state.lua: a key's counters, read-only
 
 }  // namespace ob::state::redis
