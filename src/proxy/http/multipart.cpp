@@ -85,6 +85,11 @@ bool value_ok(const part_info& p, std::string_view value) {
 
 }  // namespace
 
+bool is_multipart(std::string_view content_type) {
+  constexpr std::string_view m = "multipart/";
+  return content_type.size() >= m.size() && iequals(content_type.substr(0, m.size()), m);
+}
+
 form_field find_form_field(std::string_view content_type, std::string_view body,
                            std::string_view name) {
   form_field out;

@@ -11,6 +11,9 @@
 
 namespace ob::proxy::http {
 
+// Whether a Content-Type is multipart/* (case-insensitive).
+bool is_multipart(std::string_view content_type);
+
 enum class form_status {
   ok,           // exactly one field `name` (not a file), value non-empty, no control bytes
   no_boundary,  // Content-Type has no usable boundary parameter
