@@ -191,18 +191,47 @@ describe('multipart uploads are relayed as they arrive', () => {
   });
 
   test('openai SDK audio.transcriptions.create with a file: model rewritten, file bytes intact', T, async () => {
-    mock.reset();
-    const sdk = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: CLIENT_TOKEN, maxRetries: 0, timeout: 30000 });
-    const audio = crypto.randomBytes(3 * MB);
-    const t = await sdk.audio.transcriptions.create({ model: 'whisper', file: await toFile(audio, 'a.mp3'), language: 'en' });
-    assert.equal(t.text, answerText('whisper-1'));
-    const h = hits(mock).at(-1);
-    assert.equal(h.model, 'whisper-1');
-    assert.equal(h.body_bytes > audio.length, true);
-    // The file's bytes reached the provider unchanged (the mock kept the body's hash only).
-    const ct = h.headers['content-type'];
-    const boundary = /boundary=([^;]+)/.exec(ct)[1];
-    assert.ok(boundary);
+    // A provider that parses the form it gets: the model field and the file part's hash.
+    let seen = null;
+    const provider = http.createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        const boundary = /boundary=([^;]+)/.exec(req.headers['content-type'])[1];
+        const fields = {};
+        for (const p of body.toString('latin1').split(`--${boundary}`).slice(1, -1)) {
+          const sep = p.indexOf('\r\n\r\n');
+          const name = /name="([^"]+)"/.exec(p.slice(0, sep))[1];
+          fields[name] = Buffer.from(p.slice(sep + 4, p.length - 2), 'latin1');
+        }
+        seen = { order: Object.keys(fields), model: fields.model?.toString(), fileSha: fields.file && sha256(fields.file) };
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ text: 'ok' }));
+      });
+    });
+    await new Promise((r) => provider.listen(0, '127.0.0.1', r));
+    const g4 = await startGateway({
+      workers: 1,
+      config: { providers: [{ group: 'whisper', name: 'whisper-1', base: `http://127.0.0.1:${provider.address().port}/v1`, key: 'k' }], security: [CLIENT_TOKEN] },
+    });
+    try {
+      const sdk = new OpenAI({ baseURL: `${g4.url}/v1`, apiKey: CLIENT_TOKEN, maxRetries: 0, timeout: 30000 });
+      const audio = crypto.randomBytes(3 * MB);
+      // The Node SDK writes the fields in the caller's order: model first here (relayed as it
+      // arrives), after the file in the second call (read up to the model part).
+      for (const order of [['model', 'file', 'language'], ['file', 'model', 'language']]) {
+        const params = {};
+        for (const k of order) params[k] = k === 'model' ? 'whisper' : k === 'file' ? await toFile(audio, 'a.mp3') : 'en';
+        seen = null;
+        const t = await sdk.audio.transcriptions.create(params);
+        assert.equal(t.text, 'ok');
+        assert.deepEqual(seen, { order, model: 'whisper-1', fileSha: sha256(audio) });
+      }
+    } finally {
+      await g4.stop();
+      provider.close();
+    }
   });
 
   test('curl -F with the model field last: read up to it, then routed, bytes intact', T, async () => {
