@@ -134,6 +134,8 @@ class client_connection final : public std::enable_shared_from_this<client_conne
   boost::asio::awaitable<head_result> read_form_prefix(const proxy::snapshot& snap,
                                                        proxy::http::form_scanner& scan,
                                                        proxy::http::form_field& f);
+  // The rest of a form whose prefix read_form_prefix read, into req_.body: the whole body.
+  boost::asio::awaitable<head_result> read_form_rest();
   // A chunked body: the client's bytes in in_ through the parser (the body's bytes are appended
   // to req_.body); ok, too_large or bad.
   head_result feed_chunked();

@@ -35,6 +35,17 @@ constexpr std::size_t form_read_chunk = 64 * 1024;
 // read whole does.
 constexpr std::size_t form_grow_whole = 1 << 20;
 
+// Whether the request's admission needs the form's token estimate: its key has tpm, tpd or a
+// budget, or its group provider limits. Read whole then: the estimate counts every text field.
+bool counts_text(const proxy::snapshot& snap, int key_index, std::string_view model) {
+  const auto& key = snap.keys.keys[static_cast<std::size_t>(key_index)];
+  const auto& d = key.demand;
+  if (key.limited && (d.limits.tpm || d.limits.tpd || d.budget.unit != limits::budget_unit::none))
+    return true;
+  const auto* group = snap.routes.find(model);
+  return group && group->limited;
+}
+
 }  // namespace
 
 asio::awaitable<bool> client_connection::receive_form(const proxy::snapshot& snap,
@@ -54,6 +65,17 @@ asio::awaitable<bool> client_connection::receive_form(const proxy::snapshot& sna
     co_return keep;
   }
   bool whole = parser_->chunked() ? parser_->is_done() : req_.body.size() == form_length_;
+  if (!whole && f.status == form_status::ok &&
+      counts_text(snap, authorized_index_, req_.body.view().substr(f.begin, f.end - f.begin))) {
+    // Token limits or a budget: the estimate counts every text field, wherever it is (a
+    // prompt after the file, say), so the body is read whole first, as a JSON body is.
+    got = co_await read_form_rest();
+    if (got != head_result::ok) {
+      bool keep = co_await refuse_body(got, snap, rec);
+      co_return keep;
+    }
+    whole = true;
+  }
   if (whole) co_return co_await forward(snap, rec, keep_alive);  // checked whole, as always
   // The rest is still with the client: a refusal closes the connection (its lingering close
   // reads the rest away); the exchange keeps it only if the provider took the whole body.
@@ -136,6 +158,30 @@ asio::awaitable<client_connection::head_result> client_connection::read_form_pre
   }
 }
 
+asio::awaitable<client_connection::head_result> client_connection::read_form_rest() {
+  if (!parser_->chunked()) {
+    req_.body.reserve_more(form_length_ - req_.body.size());
+    while (req_.body.size() < form_length_) {
+      std::size_t n = 0;
+      auto r = co_await read_client(
+          asio::buffer(req_.body.spare(),
+                       std::min(req_.body.spare_size(), form_length_ - req_.body.size())),
+          n);
+      req_.body.commit(n);
+      if (r != head_result::ok) co_return r;
+    }
+    co_return head_result::ok;
+  }
+  for (;;) {
+    if (auto r = feed_chunked(); r != head_result::ok) co_return r;
+    if (parser_->is_done()) co_return head_result::ok;
+    std::size_t n = 0;
+    auto r = co_await read_client(in_.prepare(form_read_chunk), n);
+    in_.commit(n);
+    if (r != head_result::ok) co_return r;
+  }
+}
+
 asio::awaitable<proxy::body_piece> client_connection::next() {
   auto failed = [](head_result r) {
     return proxy::body_piece{r == head_result::timeout     ? body_status::timeout
@@ -195,8 +241,8 @@ asio::awaitable<bool> client_connection::forward_form(const proxy::snapshot& sna
 
 // The token estimate counts the text fields only (a file's bytes are no measure of its
 // tokens: audio is priced by duration, an image by its size) plus the key's
-// default_output_tokens; the answer's usage settles it when the provider reports it. A
-// streamed upload's estimate counts the text fields up to its model part.
+// default_output_tokens; the answer's usage settles it when the provider reports it. A form
+// relayed as it arrives has a key and group that count no tokens (counts_text).
 asio::awaitable<bool> client_connection::route_form(const proxy::snapshot& snap,
                                                     observe::request_record& rec, bool keep_alive,
                                                     const proxy::http::form_field& f) {

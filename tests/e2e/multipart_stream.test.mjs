@@ -109,7 +109,7 @@ describe('multipart uploads are relayed as they arrive', () => {
   });
 
   for (const chunked of [false, true]) {
-    test(`40 MB with the model first (${chunked ? 'chunked' : 'Content-Length'}): right model, exact bytes, gateway memory far below the body`, T, async () => {
+    test(`40 MB with the model first (${chunked ? 'chunked' : 'Content-Length'}): right model, exact bytes, gateway memory far below the body`, T, async (t) => {
       mock.reset();
       // A first small upload warms the gateway up (buffers, TLS-free pools): the high-water
       // mark then moves only by what the big one costs.
@@ -128,6 +128,7 @@ describe('multipart uploads are relayed as they arrive', () => {
       assert.equal(h.body_sha256, sha256(sent));
       assert.equal(h.headers['content-length'], chunked ? undefined : String(sent.length));
       assert.equal(h.headers['transfer-encoding'], chunked ? 'chunked' : undefined);
+      t.diagnostic(`gateway VmHWM grew by ${grew} KiB`);
       // Read whole, the body alone would be 40 MiB (more when chunked): relayed, a few MiB.
       assert.ok(grew < 8 * 1024, `gateway VmHWM grew by ${grew} KiB for a 40 MiB upload`);
       const line = await lineFor(gw, r);
