@@ -313,7 +313,8 @@ void exchange::stop_watching_client() {
 // chunked, no Connection: close). The pool refuses a connection with bytes past the answer.
 void exchange::release_upstream(bool reusable) {
   if (!up_) return;
-  if (reusable && !client_gone_ && target_) {
+  // A streamed upload cut short: the provider did not get the request whole.
+  if (reusable && !client_gone_ && target_ && !upload_cut_) {
     ctx_.pool.release(target_->pool_key, std::move(up_));
   } else {
     up_->close();

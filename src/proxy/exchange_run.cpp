@@ -179,6 +179,7 @@ void exchange::begin_request(const exchange_request& r) {
   codec_refused_ = false;
   strip_usage_ = r.usage.strip_usage_chunk();
   settle_ = r.settle;
+  upload_cut_ = false;
   ready_ = {};
   upstream_wait_ = {};
   attempt_open_ = false;

@@ -297,6 +297,36 @@ describe('multipart uploads are relayed as they arrive', () => {
     assert.deepEqual(statuses.sort(), [200, 500]);
   });
 
+  test('a provider that answers before the upload ended (and drains the rest): its answer reaches the client', T, async () => {
+    // Answers 413 as soon as the head is in, then reads (and drops) whatever follows.
+    const provider = net.createServer((s) => {
+      let head = '';
+      let answered = false;
+      s.on('data', (d) => {
+        if (answered) return;
+        head += d.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        answered = true;
+        const body = JSON.stringify({ error: { message: 'too big for me', type: 'invalid_request_error', param: null, code: 'too_big' } });
+        s.write(`HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+      });
+      s.on('error', () => {});
+    });
+    await new Promise((r) => provider.listen(0, '127.0.0.1', r));
+    const g5 = await startGateway({
+      workers: 1,
+      config: { providers: [{ group: 'whisper', name: 'w', base: `http://127.0.0.1:${provider.address().port}/v1`, key: 'k' }], security: [CLIENT_TOKEN] },
+    });
+    try {
+      const r = await upload(`${g5.url}/v1/audio/transcriptions`, form([['model', 'whisper'], ['file', big.subarray(0, 8 * MB), 'a.mp3']]));
+      assert.equal(r.status, 413, r.text);
+      assert.equal(JSON.parse(r.text).error.code, 'too_big');
+    } finally {
+      await g5.stop();
+      provider.close();
+    }
+  });
+
   test('a second request on the same connection after a streamed upload', T, async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
