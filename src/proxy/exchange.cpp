@@ -113,6 +113,12 @@ void append_hex(std::string& out, std::size_t n) {
   out.append(buf, end);
 }
 
+// A chunk's size line (HTTP/1.1 chunked framing).
+void append_chunk_size(std::string& out, std::size_t n) {
+  append_hex(out, n);
+  out += "\r\n";
+}
+
 template <class Int>
 void append_decimal(std::string& out, Int n) {
   char buf[24];
@@ -284,7 +290,7 @@ void exchange::watch_client() {
 }
 
 void exchange::sweep(std::chrono::steady_clock::time_point now) {
-  if (active_ && !watch_started_ && now - active_since_ >= lazy_watch_after) {
+  if (active_ && !watch_started_ && !reading_client_ && now - active_since_ >= lazy_watch_after) {
     watch_started_ = true;
     watch_client();
   }
@@ -307,7 +313,8 @@ void exchange::stop_watching_client() {
 // chunked, no Connection: close). The pool refuses a connection with bytes past the answer.
 void exchange::release_upstream(bool reusable) {
   if (!up_) return;
-  if (reusable && !client_gone_ && target_) {
+  // A streamed upload cut short: the provider did not get the request whole.
+  if (reusable && !client_gone_ && target_ && !upload_cut_) {
     ctx_.pool.release(target_->pool_key, std::move(up_));
   } else {
     up_->close();
@@ -354,9 +361,14 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
     w.text("\r\n"sv);
   }
   if (up_req_) w.text(codec_headers);
-  w.text("Content-Length: "sv);
-  w.number(body_len);
-  w.text("\r\nAccept-Encoding: identity\r\n"sv);
+  if (body_len != chunked_body) [[likely]] {
+    w.text("Content-Length: "sv);
+    w.number(body_len);
+    w.text("\r\n"sv);
+  } else {
+    w.text("Transfer-Encoding: chunked\r\n"sv);
+  }
+  w.text("Accept-Encoding: identity\r\n"sv);
   if (!request_id_.empty()) {
     w.text("X-Request-Id: "sv);
     w.text(request_id_);
@@ -621,13 +633,23 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
               : json::merge_edits(
                     r.usage, r.model,
                     r.model_raw ? std::string_view(t.provider->name) : t.model_literal, edits);
-  build_upstream_head(r, t, json::edited_size(body, edits, edit_count));
-  std::array<asio::const_buffer, 2 + 2 * (json::usage_plan::max_edits + 1)> out;
+  auto body_len = json::edited_size(body, edits, edit_count);
+  // A streamed upload: this is its prefix; send_rest relays the rest. A chunked one goes
+  // chunked, the prefix as its first chunk.
+  const body_source* streamed = r.streamed;
+  if (streamed) [[unlikely]] {
+    build_upstream_head(r, t, streamed->chunked ? chunked_body : body_len + streamed->rest);
+    if (streamed->chunked) append_chunk_size(up_head_, body_len);
+  } else {
+    build_upstream_head(r, t, body_len);
+  }
+  std::array<asio::const_buffer, 3 + 2 * (json::usage_plan::max_edits + 1)> out;
   std::size_t pieces = 0;
   out[pieces++] = asio::buffer(up_head_);
   json::for_each_piece(body, edits, edit_count, [&](std::string_view p) {
     out[pieces++] = asio::buffer(p.data(), p.size());
   });
+  if (streamed && streamed->chunked) out[pieces++] = asio::buffer("\r\n"sv);
   deadline_.arm(std::min(to.first_byte, remaining(total_deadline_)), &up_->lowest());
   auto [wec, wn] = co_await up_->write(std::span<const asio::const_buffer>(out.data(), pieces));
   bool expired = deadline_.expired();
@@ -641,6 +663,10 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
     co_return attempt_outcome{fail::broken, reused,
                               "sending to the provider failed: " + wec.message()};
   }
+  if (streamed) [[unlikely]] {
+    auto sent = co_await send_rest(r);
+    if (sent.failure != fail::none) co_return sent;
+  }
 
   start_parser();
   received_any_ = false;
@@ -652,7 +678,8 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
       // closed this pooled connection because the provider had closed it or sent stray bytes
       // before the request was leased: then the request went nowhere, and a fresh connection
       // may carry it.
-      if (reused && up_ && up_->closed_by_watch && !received_any_) o.retryable = true;
+      if (reused && up_ && up_->closed_by_watch && !received_any_ && !streamed) o.retryable = true;
+      if (upload_cut_) o.detail = "the provider stopped taking the upload: " + o.detail;
       release_upstream(false);
       co_return o;
     }
@@ -927,6 +954,105 @@ asio::awaitable<bool> exchange::write_local(const exchange_request& r,
   bool ok = co_await write_client(asio::buffer(client_head_), r.snap.cfg.timeouts.idle);
   if (!ok) rec.outcome = "client_cancelled";
   co_return ok&& keep;
+}
+
+asio::awaitable<exchange::attempt_outcome> exchange::send_rest(const exchange_request& r) {
+  auto& src = *r.streamed;
+  // The client's socket is read for the body now: a client watch would only see body bytes.
+  // It is armed again (sweep) once the body is in.
+  if (watch_started_) {
+    ++watch_gen_;  // a pending wait ends without effect
+    watch_started_ = false;
+  }
+  reading_client_ = true;
+  upload_cut_ = false;
+  attempt_outcome out;
+  for (;;) {
+    // One piece read from the client, then written to the provider: the client sends only as
+    // fast as the provider takes the body.
+    auto piece = co_await src.next();
+    if (piece.status != body_status::more && piece.status != body_status::end) {
+      body_failure_ = piece.status;
+      if (piece.status == body_status::gone) client_gone_ = true;
+      release_upstream(false);  // the provider gets a cut request, never one that looks whole
+      out = {fail::client_body, false, "the client did not send the whole upload"};
+      break;
+    }
+    bool last = piece.status == body_status::end;
+    if (last && !src.chunked) break;
+    if (!last && piece.bytes.empty()) continue;
+    std::array<asio::const_buffer, 3> bufs;
+    std::size_t n = 0;
+    if (!src.chunked) {
+      bufs[n++] = asio::buffer(piece.bytes.data(), piece.bytes.size());
+    } else if (last) {
+      bufs[n++] = asio::buffer("0\r\n\r\n"sv);
+    } else {
+      up_chunk_.clear();
+      append_chunk_size(up_chunk_, piece.bytes.size());
+      bufs[n++] = asio::buffer(up_chunk_);
+      bufs[n++] = asio::buffer(piece.bytes.data(), piece.bytes.size());
+      bufs[n++] = asio::buffer("\r\n"sv);
+    }
+    deadline_.arm(std::min(up_to_.idle, remaining(total_deadline_)), &up_->lowest());
+    auto [ec, wn] = co_await up_->write(std::span<const asio::const_buffer>(bufs.data(), n));
+    bool expired = deadline_.expired();
+    deadline_.disarm();
+    if (expired) {
+      release_upstream(false);
+      out = {fail::timeout, false, "the provider did not take the upload in time"};
+      break;
+    }
+    if (ec) {
+      // The provider closed or reset the connection before the body's end: it may have
+      // answered first (a 413, say); the answer is read as usual.
+      upload_cut_ = true;
+      break;
+    }
+    if (last) break;
+  }
+  reading_client_ = false;
+  active_since_ = observe::coarse_now();
+  co_return out;
+}
+
+asio::awaitable<bool> exchange::write_body_error(const exchange_request& r,
+                                                 observe::request_record& rec) {
+  release_upstream(false);
+  rec.detail = "the client did not send the whole upload";
+  http::error_kind kind = http::error_kind::bad_request;
+  switch (body_failure_) {
+    case body_status::gone:
+      rec.outcome = "client_cancelled";
+      rec.status = 499;
+      co_return false;
+    case body_status::timeout:
+      rec.outcome = "client_timeout";
+      kind = http::error_kind::request_timeout;
+      detail_ = "The request body did not arrive in time.";
+      break;
+    case body_status::too_large:
+      rec.outcome = "body_too_large";
+      kind = http::error_kind::body_too_large;
+      detail_ = "The request body exceeds " + std::to_string(r.snap.cfg.limits.max_body_bytes) +
+                " bytes.";
+      break;
+    case body_status::shutdown:
+      rec.outcome = "shutdown";
+      kind = http::error_kind::unavailable;
+      detail_ = "The gateway is shutting down; the request was not read whole.";
+      break;
+    case body_status::malformed:
+      rec.outcome = "bad_request";
+      detail_ = "The multipart/form-data body is malformed: it ends without its close delimiter.";
+      break;
+    default:
+      rec.outcome = "bad_request";
+      detail_ = "The request body is not valid HTTP framing.";
+      break;
+  }
+  bool keep = co_await write_error(kind, detail_, false, rec);
+  co_return keep;
 }
 
 }  // namespace ob::proxy

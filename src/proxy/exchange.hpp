@@ -5,7 +5,9 @@
 // Phases, in order (each returns early with an error answer to the client when it fails):
 //   pick        round robin inside the group
 //   connect     pooled connection, or resolve + connect + TLS within timeouts.connect
-//   send        one gathered write: head, body up to "model", new value, rest of body
+//   send        one gathered write: head, body up to "model", new value, rest of body; a
+//               streamed upload (exchange_request::streamed): that for the prefix read so far,
+//               then the rest of the body relayed as the client sends it
 //   head        upstream status line + headers within timeouts.first_byte; a reused connection
 //               that fails here before any byte arrived is retried once on a fresh connection
 //   relay       text/event-stream 2xx: stream events (proxy/stream.cpp); binary 2xx (audio/*,
@@ -28,6 +30,7 @@
 #include "dialect/client.hpp"
 #include "dialect/codec.hpp"
 #include "observe/log.hpp"
+#include "proxy/body_source.hpp"
 #include "proxy/client_stream.hpp"
 #include "proxy/context.hpp"
 #include "proxy/deadline.hpp"
@@ -72,6 +75,11 @@ struct exchange_request {
   bool model_raw = false;
   // Called before the answer's last write (see settle_hook); null: the caller settles at the end.
   settle_hook* settle = nullptr;
+  // A multipart upload relayed as it arrives: req.body is only its prefix (up to the `model`
+  // part and a little more), the source gives the rest. Failover stays possible until the
+  // first attempt starts relaying the rest (body_source::started); after that a failure is a
+  // 502/504 and a retryable answer (429, 5xx) goes to the client as it is.
+  body_source* streamed = nullptr;
 };
 
 class exchange {
@@ -133,7 +141,8 @@ class exchange {
   // 2xx binary answer (audio, images, octet-stream), relayed as it arrives, unchanged.
   enum class mode { undecided, buffered, stream, raw };
   enum class framing { length, chunked, close_delimited };
-  enum class fail { none, connect, tls, timeout, broken, too_large, client_gone };
+  // client_body: a streamed upload failed on the client's side (body_failure_ says how).
+  enum class fail { none, connect, tls, timeout, broken, too_large, client_gone, client_body };
   enum class relay_result { ok, upstream_failed, client_gone };
   static routing::failure_kind kind_of(fail f);
   static const char* fail_name(fail f);
@@ -166,6 +175,13 @@ class exchange {
   // One try on `t`; a retry passes allow_pooled=false to get a fresh connection.
   boost::asio::awaitable<attempt_outcome> attempt(const exchange_request& r,
                                                   const routing::target& t, bool allow_pooled);
+  // A streamed upload: relays the rest of the body after its prefix (attempt() sent that).
+  // fail::none once the body is sent whole, or when the provider stopped taking it but may
+  // have answered (upload_cut_ set: the answer is read as usual).
+  boost::asio::awaitable<attempt_outcome> send_rest(const exchange_request& r);
+  // The answer to a streamed upload the client did not complete (body_failure_).
+  boost::asio::awaitable<bool> write_body_error(const exchange_request& r,
+                                                observe::request_record& rec);
   boost::asio::awaitable<bool> fail_before_answer(const attempt_outcome& o,
                                                   const exchange_request& r,
                                                   observe::request_record& rec);
@@ -241,6 +257,8 @@ class exchange {
   boost::asio::mutable_buffer begin_read(std::chrono::milliseconds limit);
   attempt_outcome end_read(boost::system::error_code ec, std::size_t n);
 
+  // `body_len`: the Content-Length, or chunked_body for Transfer-Encoding: chunked.
+  static constexpr std::size_t chunked_body = static_cast<std::size_t>(-1);
   void build_upstream_head(const exchange_request& r, const routing::target& t,
                            std::size_t body_len);
   // `expose_routing`: config headers.expose_routing (the x-openbridge-* headers).
@@ -301,6 +319,12 @@ class exchange {
     std::chrono::milliseconds connect, first_byte, idle, total;
   } up_to_{};  // the current target's (provider overrides or global)
   bool client_gone_ = false;
+  // A streamed upload: the client's socket is read for the body (no client watch meanwhile);
+  // how the client's side failed; the provider stopped taking the body before its end.
+  bool reading_client_ = false;
+  body_status body_failure_ = body_status::end;
+  bool upload_cut_ = false;
+  std::string up_chunk_;  // a streamed chunked upload: the current chunk's size line
   std::uint64_t watch_gen_ = 0;
   bool active_ = false;         // inside run()
   bool watch_started_ = false;  // the client watch was armed for this request

@@ -134,6 +134,7 @@ failure_kind exchange::kind_of(fail f) {
     case fail::too_large:
       return failure_kind::after_first_byte;  // not worth repeating
     case fail::client_gone:
+    case fail::client_body:
     case fail::none:
       break;
   }
@@ -154,6 +155,8 @@ const char* exchange::fail_name(fail f) {
       return "too_large";
     case fail::client_gone:
       return "client_gone";
+    case fail::client_body:
+      return "client_body";
     case fail::none:
       break;
   }
@@ -176,6 +179,7 @@ void exchange::begin_request(const exchange_request& r) {
   codec_refused_ = false;
   strip_usage_ = r.usage.strip_usage_chunk();
   settle_ = r.settle;
+  upload_cut_ = false;
   ready_ = {};
   upstream_wait_ = {};
   attempt_open_ = false;
@@ -357,8 +361,10 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     rec.attempts = attempts_ = static_cast<int>(n + 1);
     reset_answer_state();
     // Whether another target may take over if this one fails now.
+    // Not once a streamed upload started to relay its rest: that is gone.
     auto may_retry = [&] {
-      return !ctx_.stopping && n + 1 < max_attempts && tried_.size() + 1 < g.targets.size() &&
+      return !ctx_.stopping && !(r.streamed && r.streamed->started) && n + 1 < max_attempts &&
+             tried_.size() + 1 < g.targets.size() &&
              g.state->retries.try_retry(observe::coarse_now());
     };
     // A translating dialect: the request is encoded before anything is sent. A target that
@@ -383,6 +389,12 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     // A pooled connection the provider closed while idle is not the provider's failure.
     if (last.failure != fail::none && last.retryable && !client_gone_ && !ctx_.stopping)
       last = co_await attempt(r, t, /*allow_pooled=*/false);
+    if (last.failure == fail::client_body) {  // the client's upload failed: not the target's
+      report(health, *sel, std::nullopt);
+      note_attempt(t, fail_name(last.failure));
+      end_attempt(g, t, "client_gone");
+      break;
+    }
     if (last.failure != fail::none) {
       auto kind = kind_of(last.failure);
       report(health, *sel, routing::health_outcome(kind));
@@ -392,6 +404,8 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
       tried_.push_back(sel->index);
       continue;
     }
+    // A streamed upload the provider answered before its end: the rest stays unread.
+    if (r.streamed && !r.streamed->finished) r.client_keep_alive = false;
     // Time to the answer head, for the latency policy and the access line (reported: the
     // precise clock, one read; the attempt's start was read precisely too).
     auto to_head = std::chrono::steady_clock::now() - attempt_start_;
@@ -462,6 +476,7 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     break;
   }
 
+  if (!answered && r.streamed && !r.streamed->finished) r.client_keep_alive = false;
   if (!answered && targets_full && attempts_ == 0) {
     // Every target of the group is at its provider limits: nothing was tried.
     r.admit->refuse_targets_full(g.name);
@@ -512,8 +527,11 @@ void exchange::settle_early(observe::request_record& rec) {
 asio::awaitable<bool> exchange::fail_before_answer(const attempt_outcome& o,
                                                    const exchange_request& r,
                                                    observe::request_record& rec) {
+  if (o.failure == fail::client_body) co_return co_await write_body_error(r, rec);
   release_upstream(false);
   detail_ = o.detail.empty() ? std::string("no provider of the group could be tried") : o.detail;
+  if (r.streamed && r.streamed->started)
+    detail_ += " (the upload was relayed as it arrived, so it is not sent to another provider)";
   rec.detail = detail_;
   if (o.failure == fail::client_gone || client_gone_) {
     rec.outcome = "client_cancelled";

@@ -11,7 +11,6 @@
 #include "observe/clock.hpp"
 #include "proxy/http/endpoints.hpp"
 #include "proxy/http/errors.hpp"
-#include "proxy/http/multipart.hpp"
 #include "proxy/http/request_check.hpp"
 #include "proxy/json/usage.hpp"
 
@@ -30,12 +29,6 @@ namespace {
 constexpr std::size_t client_read_chunk = 4 * 1024;
 // A read buffer grown past this by a very large head is given back after its request.
 constexpr std::size_t max_kept_read_buffer = 64 * 1024;
-
-bool is_multipart(std::string_view content_type) {
-  constexpr std::string_view m = "multipart/";
-  return content_type.size() >= m.size() &&
-         proxy::http::iequals(content_type.substr(0, m.size()), m);
-}
 
 std::string_view path_of(std::string_view target) {
   auto q = target.find('?');
@@ -241,7 +234,8 @@ asio::awaitable<void> client_connection::run() {
     settled_ = false;
     snap_ptr_ = nullptr;
     rec.duration_ms = std::chrono::duration<double, std::milli>(clock_type::now() - start).count();
-    rec.bytes_in = req_.body.size();
+    rec.bytes_in = streaming_ ? bytes_read : req_.body.size();
+    streaming_ = false;
     rec.bytes_out = exchange_.bytes_out();
     observe::access_log(rec);
     record_metrics(rec);
@@ -272,6 +266,8 @@ void client_connection::cut() {
   // client (a head, a body, a lingering close) is cancelled.
   if (exchange_.busy()) {
     exchange_.cut();
+    boost::system::error_code ec;
+    if (streaming_) stream_.lowest().cancel(ec);  // a read of an upload's rest
     return;
   }
   boost::system::error_code ec;
@@ -567,7 +563,12 @@ asio::awaitable<bool> client_connection::handle_proxy(const proxy::snapshot& sna
   bool send_continue =
       proxy::http::iequals(req_.headers.get(proxy::http::header_id::expect), "100-continue") &&
       in_.size() < len.value_or(1);
-  if (send_continue || !body_buffered()) return receive_body(snap, rec, keep_alive, send_continue);
+  if (send_continue || !body_buffered()) {
+    // An upload is relayed as it arrives once its model part is in (server/client_form.cpp).
+    if (proxy::http::is_multipart(req_.headers.get(proxy::http::header_id::content_type)))
+      return receive_form(snap, rec, keep_alive, send_continue);
+    return receive_body(snap, rec, keep_alive, send_continue);
+  }
   take_buffered_body();
   return forward(snap, rec, keep_alive);
 }
@@ -592,7 +593,8 @@ asio::awaitable<bool> client_connection::receive_body(const proxy::snapshot& sna
 asio::awaitable<bool> client_connection::forward(const proxy::snapshot& snap,
                                                  observe::request_record& rec, bool keep_alive) {
   auto content_type = req_.headers.get(proxy::http::header_id::content_type);
-  if (is_multipart(content_type)) return forward_form(snap, rec, keep_alive, content_type);
+  if (proxy::http::is_multipart(content_type))
+    return forward_form(snap, rec, keep_alive, content_type);
   auto found = ctx_.finder.find_request_model(req_.body.view(), req_.body.capacity());
   if (found.status != proxy::json::find_status::ok) {
     bool json_broken = found.status == proxy::json::find_status::invalid_json;
@@ -718,9 +720,10 @@ asio::awaitable<bool> client_connection::start_exchange(const proxy::snapshot& s
                                                         const routing::group& group,
                                                         bool model_raw) {
   const auto& key = snap.keys.keys[authorized_index_];
-  return exchange_.run({req_, model, usage, group, snap, keep_alive,
+  return exchange_.run({req_, model, usage, group, snap, streaming_ ? form_keep_ : keep_alive,
                         key.limited ? admission_.success_headers() : std::string_view(),
-                        group.limited ? &admission_ : nullptr, snap_ptr_, model_raw, this},
+                        group.limited ? &admission_ : nullptr, snap_ptr_, model_raw, this,
+                        streaming_ ? this : nullptr},
                        rec);
 }
 
@@ -744,55 +747,6 @@ asio::awaitable<bool> client_connection::admit_then_forward(
     co_return keep;
   }
   co_return co_await start_exchange(snap, rec, keep_alive, model, usage, group, model_raw);
-}
-
-// multipart/form-data (audio transcriptions and translations, image edits): routed by the
-// `model` form field, replaced in place like a JSON model (the provider's name, unquoted), and
-// admitted like a JSON body. The token estimate counts the text fields only (a file's bytes
-// are no measure of its tokens: audio is priced by duration, an image by its size) plus the
-// key's default_output_tokens; the answer's usage settles it when the provider reports it.
-asio::awaitable<bool> client_connection::forward_form(const proxy::snapshot& snap,
-                                                      observe::request_record& rec, bool keep_alive,
-                                                      std::string_view content_type) {
-  using proxy::http::form_status;
-  auto body = req_.body.view();
-  auto f = proxy::http::find_form_field(content_type, body, "model");
-  if (f.status != form_status::ok) {
-    rec.outcome = "bad_request";
-    const char* why = f.status == form_status::no_boundary
-                          ? "The multipart/form-data Content-Type has no boundary."
-                      : f.status == form_status::malformed
-                          ? "The multipart/form-data body is malformed."
-                      : f.status == form_status::missing ? "The form has no \"model\" field."
-                      : f.status == form_status::duplicate
-                          ? "The form has more than one \"model\" field."
-                          : "The form's \"model\" field must be a non-empty text value.";
-    return exchange_.write_error(f.status == form_status::missing ||
-                                         f.status == form_status::duplicate ||
-                                         f.status == form_status::bad_value
-                                     ? error_kind::bad_model
-                                     : error_kind::bad_request,
-                                 why, keep_alive, rec);
-  }
-  auto name = body.substr(f.begin, f.end - f.begin);
-  const auto* group = snap.routes.find(name);
-  if (!group) {
-    rec.outcome = "model_not_found";
-    return refuse(error_kind::model_not_found,
-                  "The model '" + std::string(name) + "' does not exist.", keep_alive, rec);
-  }
-  rec.group = group->name;
-  rec.labels.group = group->metric_group;
-  const auto& key = snap.keys.keys[authorized_index_];
-  if (!key.may_use(group->name)) {  // as for a JSON body
-    rec.outcome = "model_not_allowed";
-    return refuse(error_kind::model_not_allowed,
-                  "Key '" + key.cfg->name + "' may not use model '" + group->name + "'.",
-                  keep_alive, rec);
-  }
-  if (key.limited || group->limited)
-    admission_.estimate(f.text_bytes, -1, key.default_output_tokens);
-  return admit(snap, rec, keep_alive, {f.begin, f.end}, {}, *group, true);
 }
 
 asio::awaitable<bool> client_connection::refuse_body(head_result body, const proxy::snapshot& snap,

@@ -16,10 +16,12 @@
 
 #include "observe/log.hpp"
 #include "proxy/admission.hpp"
+#include "proxy/body_source.hpp"
 #include "proxy/client_stream.hpp"
 #include "proxy/context.hpp"
 #include "proxy/deadline.hpp"
 #include "proxy/exchange.hpp"
+#include "proxy/http/multipart.hpp"
 #include "proxy/http/request_id.hpp"
 #include "proxy/parsers.hpp"
 
@@ -28,7 +30,8 @@ namespace ob::server {
 class connection_registry;
 
 class client_connection final : public std::enable_shared_from_this<client_connection>,
-                                public proxy::settle_hook {
+                                public proxy::settle_hook,
+                                public proxy::body_source {
  public:
   client_connection(proxy::worker_context& ctx, proxy::client_stream stream,
                     connection_registry& registry);
@@ -58,6 +61,9 @@ class client_connection final : public std::enable_shared_from_this<client_conne
   // are settled (or released). Once per request: the exchange calls it just before the
   // answer's last write, run() at the request's end for every other path.
   void settle_now(const observe::request_record& rec) override;
+
+  // A streamed multipart upload's rest, for the exchange (server/client_form.cpp).
+  boost::asio::awaitable<proxy::body_piece> next() override;
 
  private:
   enum class head_result { ok, closed, bad, too_large, timeout, shutdown };
@@ -113,11 +119,31 @@ class client_connection final : public std::enable_shared_from_this<client_conne
   proxy::json::usage_plan usage_plan(const proxy::snapshot& snap,
                                      const observe::request_record& rec,
                                      const proxy::json::request_model& found);
-  // forward() for a multipart/form-data body: routed by its "model" form field, admitted like
-  // a JSON body (not a coroutine).
+  // multipart/form-data (server/client_form.cpp).
+  // forward() for a form read whole: routed by its "model" form field, admitted like a JSON
+  // body (not a coroutine).
   boost::asio::awaitable<bool> forward_form(const proxy::snapshot& snap,
                                             observe::request_record& rec, bool keep_alive,
                                             std::string_view content_type);
+  // A form whose body is not all in yet: read until its model part is (or the body ends),
+  // then routed, and the rest relayed to the provider as it arrives (next()).
+  boost::asio::awaitable<bool> receive_form(const proxy::snapshot& snap,
+                                            observe::request_record& rec, bool keep_alive,
+                                            bool send_continue);
+  // Reads the body into req_.body until `scan` decides or the body ends (form_complete_).
+  boost::asio::awaitable<head_result> read_form_prefix(const proxy::snapshot& snap,
+                                                       proxy::http::form_scanner& scan,
+                                                       proxy::http::form_field& f);
+  // The rest of a form whose prefix read_form_prefix read, into req_.body: the whole body.
+  boost::asio::awaitable<head_result> read_form_rest();
+  // A chunked body: the client's bytes in in_ through the parser (the body's bytes are appended
+  // to req_.body); ok, too_large or bad.
+  head_result feed_chunked();
+  // One read of body bytes from the client within the body's deadlines.
+  boost::asio::awaitable<head_result> read_client(boost::asio::mutable_buffer into, std::size_t& n);
+  // The form's routing once its model field `f` is known (not a coroutine).
+  boost::asio::awaitable<bool> route_form(const proxy::snapshot& snap, observe::request_record& rec,
+                                          bool keep_alive, const proxy::http::form_field& f);
   // Answers a request whose body was not read whole (too large, bad framing, late, gone).
   boost::asio::awaitable<bool> refuse_body(head_result body, const proxy::snapshot& snap,
                                            observe::request_record& rec);
@@ -158,6 +184,14 @@ class client_connection final : public std::enable_shared_from_this<client_conne
   const std::shared_ptr<const proxy::snapshot>* snap_ptr_ = nullptr;
   proxy::admission admission_;
   bool settled_ = false;  // settle_now ran for the current request
+  // The current request is a streamed upload (this is its body_source): its keep-alive for
+  // the exchange (refusals before it close the connection: the body is not read), deadlines.
+  bool streaming_ = false;
+  bool form_keep_ = false;
+  std::uint64_t form_length_ = 0;  // Content-Length body: its size
+  std::chrono::steady_clock::time_point body_until_{};
+  proxy::http::form_end_watch form_end_;
+  std::unique_ptr<char[]> relay_buf_;  // a Content-Length upload's pieces (allocated once)
 };
 
 // The live connections of one worker, for graceful shutdown.

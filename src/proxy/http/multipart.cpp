@@ -1,5 +1,6 @@
 #include "proxy/http/multipart.hpp"
 
+#include <algorithm>
 #include <string>
 
 #include "proxy/http/headers.hpp"
@@ -52,7 +53,42 @@ std::string_view disposition_param(std::string_view v, std::string_view param, b
   return {};
 }
 
+// What a part's headers say of it: its Content-Disposition's name and whether it is a file.
+struct part_info {
+  std::string_view field;
+  bool has_name = false, has_file = false;
+};
+
+part_info part_of(std::string_view headers) {
+  std::string_view disposition;
+  while (!headers.empty()) {
+    auto eol = headers.find("\r\n");
+    auto line = headers.substr(0, eol);
+    headers.remove_prefix(eol == std::string_view::npos ? headers.size() : eol + 2);
+    constexpr std::string_view cd = "content-disposition:";
+    if (line.size() >= cd.size() && iequals(line.substr(0, cd.size()), cd))
+      disposition = line.substr(cd.size());
+  }
+  part_info p;
+  p.field = disposition_param(disposition, "name", p.has_name);
+  disposition_param(disposition, "filename", p.has_file);
+  return p;
+}
+
+// A routing value: a non-empty text field without control bytes.
+bool value_ok(const part_info& p, std::string_view value) {
+  if (p.has_file || value.empty()) return false;
+  for (auto c : value)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) return false;
+  return true;
+}
+
 }  // namespace
+
+bool is_multipart(std::string_view content_type) {
+  constexpr std::string_view m = "multipart/";
+  return content_type.size() >= m.size() && iequals(content_type.substr(0, m.size()), m);
+}
 
 form_field find_form_field(std::string_view content_type, std::string_view body,
                            std::string_view name) {
@@ -83,33 +119,135 @@ form_field find_form_field(std::string_view content_type, std::string_view body,
     std::size_t value_begin = head_end + 4;
     auto next = body.find(delim, value_begin);
     if (next == std::string_view::npos) return {form_status::malformed};
-    // The part's Content-Disposition.
-    std::string_view disposition;
-    while (!headers.empty()) {
-      auto eol = headers.find("\r\n");
-      auto line = headers.substr(0, eol);
-      headers.remove_prefix(eol == std::string_view::npos ? headers.size() : eol + 2);
-      constexpr std::string_view cd = "content-disposition:";
-      if (line.size() >= cd.size() && iequals(line.substr(0, cd.size()), cd))
-        disposition = line.substr(cd.size());
-    }
-    bool has_name = false, has_file = false;
-    auto field = disposition_param(disposition, "name", has_name);
-    disposition_param(disposition, "filename", has_file);
-    if (!has_file) text_bytes += next - value_begin;
-    if (has_name && field == name) {
+    auto p = part_of(headers);
+    if (!p.has_file) text_bytes += next - value_begin;
+    if (p.has_name && p.field == name) {
       if (seen) return {form_status::duplicate};
       seen = true;
       out = {form_status::ok, value_begin, next};
-      if (has_file || next == value_begin) out.status = form_status::bad_value;
-      for (auto c : body.substr(value_begin, next - value_begin))
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) out.status = form_status::bad_value;
+      if (!value_ok(p, body.substr(value_begin, next - value_begin)))
+        out.status = form_status::bad_value;
     }
     pos = next + delim.size();
   }
   if (!seen) return {form_status::missing};
   if (out.status == form_status::ok) out.text_bytes = text_bytes;
   return out;
+}
+
+form_scanner::form_scanner(std::string_view content_type, std::string_view name) : name_(name) {
+  auto boundary = boundary_of(content_type);
+  if (boundary.empty() || boundary.size() > max_boundary) {
+    result_.status = form_status::no_boundary;
+    stage_ = stage::done;
+    return;
+  }
+  delim_ = "\r\n--";
+  delim_ += boundary;
+}
+
+form_field form_scanner::scan(std::string_view body) {
+  const std::string_view delim = delim_;
+  // A search that found nothing resumes where a match could still start.
+  auto resume_at = [&](std::size_t from, std::size_t needle) {
+    return std::max(from, body.size() >= needle ? body.size() - needle + 1 : 0);
+  };
+  auto pending = [] { return form_field{form_status::pending}; };
+  auto stop = [&](form_status s) {
+    result_ = {s};
+    stage_ = stage::done;
+    return result_;
+  };
+  for (;;) {
+    switch (stage_) {
+      case stage::done:
+        return result_;
+      case stage::preamble: {
+        // A first delimiter at the very start has no CRLF before it.
+        auto first = delim.substr(2);
+        if (body.size() < first.size()) {
+          if (first.substr(0, body.size()) == body) return pending();
+        } else if (body.substr(0, first.size()) == first) {
+          pos_ = first.size();
+          stage_ = stage::after_delimiter;
+          break;
+        }
+        auto at = body.find(delim, search_from_);
+        if (at == std::string_view::npos) {
+          search_from_ = resume_at(search_from_, delim.size());
+          return pending();
+        }
+        pos_ = at + delim.size();
+        stage_ = stage::after_delimiter;
+        break;
+      }
+      case stage::after_delimiter: {
+        // "--" ends the body, else optional whitespace and CRLF start a part.
+        auto p = pos_;
+        if (body.size() < p + 2) return pending();
+        if (body.substr(p, 2) == "--") return stop(form_status::missing);
+        while (p < body.size() && (body[p] == ' ' || body[p] == '\t')) ++p;
+        if (body.size() < p + 2) return pending();
+        if (body.substr(p, 2) != "\r\n") return stop(form_status::malformed);
+        pos_ = search_from_ = p + 2;
+        stage_ = stage::head;
+        break;
+      }
+      case stage::head: {
+        auto head_end = body.find("\r\n\r\n", search_from_);
+        if (head_end == std::string_view::npos) {
+          search_from_ = resume_at(pos_, 4);
+          return pending();
+        }
+        value_begin_ = search_from_ = head_end + 4;
+        stage_ = stage::value;
+        break;
+      }
+      case stage::value: {
+        auto next = body.find(delim, search_from_);
+        if (next == std::string_view::npos) {
+          search_from_ = resume_at(value_begin_, delim.size());
+          return pending();
+        }
+        auto p = part_of(body.substr(pos_, value_begin_ - 2 - pos_));
+        auto value = body.substr(value_begin_, next - value_begin_);
+        if (!p.has_file) text_bytes_ += value.size();
+        if (p.has_name && p.field == name_) {
+          result_ = {value_ok(p, value) ? form_status::ok : form_status::bad_value, value_begin_,
+                     next, text_bytes_};
+          stage_ = stage::done;
+          return result_;
+        }
+        pos_ = next + delim.size();
+        stage_ = stage::after_delimiter;
+        break;
+      }
+    }
+  }
+}
+
+void form_end_watch::start(std::string_view delimiter, std::string_view tail) {
+  close_.assign(delimiter);
+  close_ += "--";
+  carry_.clear();
+  seen_ = false;
+  feed(tail);
+}
+
+void form_end_watch::feed(std::string_view piece) {
+  if (seen_ || close_.empty()) return;
+  const std::size_t keep = close_.size() - 1;
+  // A match that straddles the carry and the piece, then one inside the piece.
+  carry_.append(piece.substr(0, keep));
+  if (carry_.find(close_) != std::string::npos || piece.find(close_) != std::string_view::npos) {
+    seen_ = true;
+    return;
+  }
+  if (piece.size() >= keep) {
+    carry_.assign(piece.substr(piece.size() - keep));
+  } else if (carry_.size() > keep) {
+    carry_.erase(0, carry_.size() - keep);
+  }
 }
 
 }  // namespace ob::proxy::http

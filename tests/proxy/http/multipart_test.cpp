@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "proxy/http/multipart.hpp"
 
@@ -91,6 +92,95 @@ TEST(Multipart, TextBytesCountTextFieldsOnly) {
       ct, file_part + part("Content-Disposition: form-data; name=\"model\"", "g") + end(), "model");
   ASSERT_EQ(f.status, form_status::ok);
   EXPECT_EQ(f.text_bytes, 1u);
+}
+
+// form_scanner, the incremental form: whatever the pieces the body arrives in (one piece, one
+// byte at a time, cuts of 7 bytes), it answers the same, and pending until the model part and
+// the delimiter after it are in. It stops at the first model part, so the table's "duplicate"
+// is ok (a, the first) for it, and the framing after that part is not its concern.
+form_field scan_in_pieces(const multipart_case& c, std::size_t piece, std::size_t& done_at) {
+  form_scanner s(c.content_type, "model");
+  form_field f{form_status::pending};
+  done_at = 0;
+  for (std::size_t n = std::min(piece, c.body.size());; n = std::min(n + piece, c.body.size())) {
+    f = s.scan(std::string_view(c.body).substr(0, n));
+    if (f.status != form_status::pending || n == c.body.size()) {
+      done_at = n;
+      return f;
+    }
+  }
+}
+
+TEST(MultipartScanner, SameAnswerWhateverThePieces) {
+  for (const auto& c : cases()) {
+    auto expect = c.status == form_status::duplicate ? form_status::ok : c.status;
+    // A body cut short has not ended: the scanner waits for more (the caller knows the end).
+    if (c.status == form_status::malformed) expect = form_status::pending;
+    const char* value = c.status == form_status::duplicate ? "a" : c.value;
+    for (std::size_t piece : {c.body.size(), std::size_t{1}, std::size_t{7}}) {
+      std::size_t done_at = 0;
+      auto f = scan_in_pieces(c, piece, done_at);
+      EXPECT_EQ(f.status, expect) << c.name << " piece " << piece;
+      if (f.status == form_status::ok) {
+        EXPECT_EQ(std::string_view(c.body).substr(f.begin, f.end - f.begin), value) << c.name;
+      }
+      if (piece == 1 && expect == form_status::ok) {
+        // Decided as soon as the delimiter after the value is in, not at the body's end.
+        auto delim_end = f.end + std::string_view("\r\n--XyZ").size();
+        EXPECT_EQ(done_at, delim_end) << c.name;
+      }
+    }
+  }
+}
+
+TEST(MultipartScanner, ModelFirstIsFoundBeforeTheFile) {
+  // The file part never ends (still uploading): the model before it is found anyway.
+  auto body = part("Content-Disposition: form-data; name=\"model\"", "whisper") +
+              "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n\r\n" +
+              std::string(100000, 'x');
+  form_scanner s(ct, "model");
+  auto f = s.scan(body);
+  ASSERT_EQ(f.status, form_status::ok);
+  EXPECT_EQ(body.substr(f.begin, f.end - f.begin), "whisper");
+  EXPECT_EQ(f.text_bytes, 7u);
+}
+
+TEST(MultipartScanner, ModelAfterFileNeedsTheFileWhole) {
+  auto body = part("Content-Disposition: form-data; name=\"prompt\"", "twelve bytes") + file_part +
+              part("Content-Disposition: form-data; name=\"model\"", "whisper") + end();
+  form_scanner s(ct, "model");
+  auto cut = body.find("whisper");
+  EXPECT_EQ(s.scan(std::string_view(body).substr(0, cut)).status, form_status::pending);
+  auto f = s.scan(body);
+  ASSERT_EQ(f.status, form_status::ok);
+  EXPECT_EQ(f.text_bytes, 12u + 7u);
+  EXPECT_EQ(s.delimiter(), "\r\n--XyZ");
+}
+
+// The end of a streamed body: its close delimiter, wherever the pieces cut it.
+TEST(MultipartEndWatch, SeesTheCloseDelimiterAcrossPieces) {
+  const std::string rest = std::string(5000, 'z') + "\r\n--XyZ--";  // the end: its last byte
+  for (std::size_t piece : {std::size_t{1}, std::size_t{3}, std::size_t{9}, rest.size()}) {
+    form_end_watch w;
+    w.start("\r\n--XyZ", "tail");
+    for (std::size_t i = 0; i < rest.size(); i += piece) {
+      EXPECT_FALSE(w.seen()) << piece;
+      w.feed(std::string_view(rest).substr(i, piece));
+    }
+    EXPECT_TRUE(w.seen()) << piece;
+  }
+  // A part delimiter is not the end; neither is a body cut inside the close delimiter.
+  form_end_watch w;
+  w.start("\r\n--XyZ", "");
+  w.feed("abc\r\n--XyZ\r\nmore\r\n--XyZ-");
+  EXPECT_FALSE(w.seen());
+  w.feed("-");
+  EXPECT_TRUE(w.seen());
+  // The tail before the first piece counts (the close delimiter cut at the prefix's end).
+  form_end_watch t;
+  t.start("\r\n--XyZ", "x\r\n--Xy");
+  t.feed("Z--");
+  EXPECT_TRUE(t.seen());
 }
 
 }  // namespace
