@@ -54,7 +54,7 @@ describe('Redis Cluster', { timeout: 180000, skip: !(redisAvailable() && cliAvai
 
   const config = (node, extra = {}) => ({
     providers: [{ group: 'g', name: 'm', base: mock.url, key: 'sk-up', limits: { rpm: 1000, tpm: 1000000, concurrency: 50 } }],
-    keys: [{ name: 'ck', token: TOKEN, limits: { rpm: 5, tpm: 100000, concurrency: 10 } }],
+    keys: [{ name: 'ck', token: TOKEN, limits: { rpm: 5, tpm: 100000, concurrency: 10 }, budget: { tokens: 1000000, period: 'day' } }],
     // deny: an admission Redis could not decide is a 503, never a local decision.
     state: { path: '', redis: `redis://127.0.0.1:${node.port}/0`, cluster: true, prefix: 'cl:', on_failure: 'deny', timeout: '500ms' },
     ...extra,
@@ -95,6 +95,42 @@ describe('Redis Cluster', { timeout: 180000, skip: !(redisAvailable() && cliAvai
         await sleep(20);
       }
       assert.deepEqual(l, [':0\r\n', ':0\r\n'], 'leases released');
+      // The budget's period hash (named inside the script) is in the same slot, settled.
+      const bkeys = await node.command('KEYS', 'cl:{cl}:k:ck:budget:*');
+      const bname = bkeys.match(/cl:\{cl\}:k:ck:budget:\d+/);
+      assert.ok(bname, `budget hash on the owner: ${bkeys}`);
+      assert.match(await node.command('HGET', bname[0], 'reserved'), /^\$1\r\n0\r\n/);
+      assert.match(await node.command('HGET', bname[0], 'used'), /^\$\d+\r\n[1-9]\d*\r\n/);
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  test('the slot moves to another node while the gateway runs: MOVED followed, counts kept, limits exact', T, async () => {
+    const { node: source, other: target } = await owner('cm:{cm}:k:ck:rpm');
+    const slot = String((await source.command('CLUSTER', 'KEYSLOT', 'cm:{cm}:k:ck:rpm')).match(/:(\d+)/)[1]);
+    const id = async (n) => (await n.command('CLUSTER', 'MYID')).split('\r\n')[1];
+    const cfg = config(source);
+    cfg.state.prefix = 'cm:';
+    const gw = await startGateway({ config: cfg, workers: 1 });
+    const ask = async () => (await gwPost(gw, '/v1/chat/completions', chatBody('g'), { token: TOKEN })).status;
+    try {
+      assert.deepEqual([await ask(), await ask()], [200, 200], 'on the owner the gateway was pointed at');
+      // Reshard the slot to `target` (what redis-cli --cluster reshard does): IMPORTING /
+      // MIGRATING, MIGRATE its keys, then the slot is the target's on every node.
+      const [sid, tid] = [await id(source), await id(target)];
+      assert.match(await target.command('CLUSTER', 'SETSLOT', slot, 'IMPORTING', sid), /^\+OK/);
+      assert.match(await source.command('CLUSTER', 'SETSLOT', slot, 'MIGRATING', tid), /^\+OK/);
+      const keys = (await source.command('CLUSTER', 'GETKEYSINSLOT', slot, '100')).split('\r\n').filter((l) => l.startsWith('cm:'));
+      assert.ok(keys.length >= 2, keys.join(' '));
+      assert.match(await source.command('MIGRATE', '127.0.0.1', String(target.port), '', '0', '5000', 'KEYS', ...keys), /^\+OK/);
+      for (const n of [target, source, ...nodes.filter((x) => x !== source && x !== target)])
+        assert.match(await n.command('CLUSTER', 'SETSLOT', slot, 'NODE', tid), /^\+OK/);
+      // The gateway's connection is still to the old owner: its next admission is answered
+      // MOVED, re-sent to the new owner, where the two earlier requests are counted.
+      assert.deepEqual([await ask(), await ask(), await ask(), await ask()], [200, 200, 200, 429]);
+      assert.equal(await source.command('CLUSTER', 'COUNTKEYSINSLOT', slot), ':0\r\n');
+      assert.match(await target.command('GET', 'cm:{cm}:k:ck:rpm'), /^\$\d+\r\n\d+:\d+/);
     } finally {
       await gw.stop();
     }
