@@ -770,6 +770,11 @@ constexpr field<state_config> state_fields[] = {
                           "(Redis Cluster hash tags follow it)");
        s.prefix = std::string(*t);
      }},
+    {"cluster",
+     [](context& c, const json::value& v, const std::string& path, state_config& s) {
+       if (!v.is_bool()) return type_error(c, path, "a boolean", v);
+       s.cluster = v.get_bool();
+     }},
 };
 
 void read_state(context& c, const json::value& v, const std::string& path, config& cfg) {
@@ -777,6 +782,15 @@ void read_state(context& c, const json::value& v, const std::string& path, confi
   if (!o) return;
   cfg.state.enabled = true;
   walk<state_config>(c, *o, path, state_fields, cfg.state);
+  if (cfg.state.cluster) {
+    if (!cfg.state.redis)
+      c.warn(join(path, "cluster"), "has no effect without state.redis");
+    else if (cfg.state.redis->db != 0)
+      c.error(join(path, "redis"),
+              "must use database 0 with state.cluster: a Redis Cluster has only database 0, "
+              "got /" +
+                  std::to_string(cfg.state.redis->db));
+  }
 }
 
 // ---- end state -------------------------------------------------------------------------------

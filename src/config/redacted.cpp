@@ -158,7 +158,8 @@ std::string redacted_json(const config& cfg) {
         {"lease_ttl", std::to_string(st.lease_ttl.count()) + "ms"},
         {"on_failure", st.on_failure == state_config::failure::local ? "local" : "deny"},
         {"instances", st.instances},
-        {"prefix", st.prefix}};
+        {"prefix", st.prefix},
+        {"cluster", st.cluster}};
   }
   return json::serialize(root);
 }

@@ -211,6 +211,9 @@ struct state_config {
       failure::local;          // Redis down/late: in-memory with limits / instances, or 503
   unsigned instances = 1;      // gateways sharing the Redis
   std::string prefix = "ob:";  // Redis key prefix
+  // Redis Cluster: every key under one hash tag (<prefix>{<tag>}:k:<name>:rpm, the tag is the
+  // prefix without its trailing ':'), MOVED/ASK replies followed (docs/SCALING.md).
+  bool cluster = false;
 };
 // ---- end shared state ----
 

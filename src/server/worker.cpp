@@ -260,9 +260,15 @@ void worker::stop() {
     ctx_.pool.clear();
     stopping_ = true;
     flush_timer_->cancel();
-    if (state_) state_->stop();
-    observe::flush_access_log();
-    ioc_->stop();
+    auto finish = [this] {
+      observe::flush_access_log();
+      ioc_->stop();
+    };
+    // The Redis connection first sends the settlements still queued (bounded by state.timeout).
+    if (state_)
+      state_->stop(finish);
+    else
+      finish();
   });
 }
 

@@ -13,6 +13,7 @@ worker_state::worker_state(boost::asio::any_io_executor ex, const config::state_
   if (ledger) stage_ = &ledger->add_stage();
   if (!cfg.redis) return;
   options_.prefix = cfg.prefix;
+  options_.cluster = cfg.cluster;
   options_.on_failure = cfg.on_failure == config::state_config::failure::deny
                             ? state::failure_mode::deny
                             : state::failure_mode::local;
@@ -21,7 +22,8 @@ worker_state::worker_state(boost::asio::any_io_executor ex, const config::state_
   // Renewed three times per ttl: a holder that misses one renewal keeps its lease.
   options_.renew_every = std::max(std::chrono::milliseconds(100), cfg.lease_ttl / 3);
   client_ = std::make_shared<state::redis::client>(
-      ex, state::redis::client_options{.address = *cfg.redis, .timeout = cfg.timeout});
+      ex, state::redis::client_options{
+              .address = *cfg.redis, .timeout = cfg.timeout, .cluster = cfg.cluster});
   state::register_scripts(*client_);
   // One settlements' queue per connection: every backend of the worker shares it, so a
   // settlement rides with the worker's next admission whatever snapshot that one runs on.
@@ -32,11 +34,16 @@ void worker_state::start() {
   if (client_) client_->start();
 }
 
-void worker_state::stop() {
+void worker_state::stop(std::function<void()> done) {
   if (current_) current_->stop();
   for (auto& b : retired_) b->stop();
-  if (options_.batch) options_.batch->stop();  // sends what is queued
-  if (client_) client_->stop();
+  if (options_.batch) options_.batch->stop();  // hands what is queued to the connection
+  // The connection writes what it holds and reads the replies (at most state.timeout) before
+  // it closes: settlements of the last requests are not dropped at shutdown.
+  if (client_)
+    client_->stop(std::move(done));
+  else if (done)
+    done();
 }
 
 void worker_state::sweep() {

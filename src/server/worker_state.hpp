@@ -9,6 +9,7 @@
 // gone, then stopped.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -27,7 +28,9 @@ class worker_state final : public proxy::state_hooks {
   worker_state(boost::asio::any_io_executor ex, const config::state_config& cfg,
                state::ledger* ledger);
   void start();  // on the worker's thread: connects to Redis
-  void stop();   // on the worker's thread: stops every backend and the client
+  // On the worker's thread: stops every backend and the client; `done` runs once the Redis
+  // connection has sent what was queued and closed (at most state.timeout later).
+  void stop(std::function<void()> done = {});
   void sweep();  // drops retired backends nobody uses any more
 
   limits::backend* backend_for(const proxy::snapshot& snap, std::shared_ptr<void>& hold) override;

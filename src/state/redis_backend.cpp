@@ -113,6 +113,7 @@ redis_backend::redis_backend(std::shared_ptr<redis::client> client, limits::back
     : client_(std::move(client)),
       local_(local),
       opt_(std::move(options)),
+      head_(key_head(opt_.prefix, opt_.cluster)),
       batch_(opt_.batch),
       renew_timer_(client_ ? client_->executor() : boost::asio::any_io_executor{}) {
   if (!batch_ && client_) {
@@ -126,11 +127,25 @@ redis_backend::redis_backend(std::shared_ptr<redis::client> client, limits::back
   lease_base_ = (static_cast<std::uint64_t>(r & 0xFFFFFF) | 1) << 40;
 }
 
+std::string cluster_tag(std::string_view prefix) {
+  while (!prefix.empty() && prefix.back() == ':') prefix.remove_suffix(1);
+  return prefix.empty() ? std::string("ob") : std::string(prefix);
+}
+
+std::string key_head(std::string_view prefix, bool cluster) {
+  if (!cluster) return std::string(prefix);
+  return std::string(prefix) + "{" + cluster_tag(prefix) + "}:";
+}
+
 std::string redis_backend::key_name(std::string_view key, std::string_view part) const {
-  return opt_.prefix + "{k:" + std::string(key) + "}:" + std::string(part);
+  redis::arg_buffer a;
+  a.add_name(head_, opt_.cluster, "k", key, part);
+  return std::string(a.at(0));
 }
 std::string redis_backend::target_name(std::string_view id, std::string_view part) const {
-  return opt_.prefix + "{t:" + std::string(id) + "}:" + std::string(part);
+  redis::arg_buffer a;
+  a.add_name(head_, opt_.cluster, "t", id, part);
+  return std::string(a.at(0));
 }
 
 limits::epoch_ms redis_backend::clock_arg() const {
@@ -166,10 +181,10 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
   args a;
   if (k) {
     for (auto part : {"rpm", "rpd", "tpm", "tpd", "conc", "budget"})
-      a.add_name(opt_.prefix, "k", k->name, part);
+      a.add_name(head_, opt_.cluster, "k", k->name, part);
   }
   for (const auto& t : d.targets) {
-    for (auto part : {"conc", "rpm", "tpm"}) a.add_name(opt_.prefix, "t", t.id, part);
+    for (auto part : {"conc", "rpm", "tpm"}) a.add_name(head_, opt_.cluster, "t", t.id, part);
   }
   // The connection's queued settlements ride along (applied first: they ended before this).
   const settle_batch::carry carried = batch_->carry_keys(a);
@@ -341,7 +356,8 @@ void redis_backend::finish(const limits::reservation& r, const limits::usage* ac
   batch_->ended();
   const limits::target_demand* t = r.target_ptr;
   settlement s;
-  s.prefix = opt_.prefix;
+  s.prefix = head_;
+  s.one_slot = opt_.cluster;
   s.has_key = k != nullptr;
   if (k) s.key = k->name;
   s.has_target = t != nullptr;
@@ -417,7 +433,7 @@ void redis_backend::flush_reconcile() {
     std::int64_t start_ms = 0;
     std::from_chars(start.data(), start.data() + start.size(), start_ms);
     args a;
-    a.add_name(opt_.prefix, "k", name, "budget");
+    a.add_name(head_, opt_.cluster, "k", name, "budget");
     a.add(start);
     a.add_u(it->second);
     a.add(start_ms + 32 * std::int64_t{86'400'000});  // past any period's end
@@ -446,9 +462,9 @@ void redis_backend::renew_all() {
     args a;
     std::size_t nkeys = 0;
     if (l.key && l.key->limits.concurrency)
-      a.add_name(opt_.prefix, "k", l.key->name, "conc"), ++nkeys;
+      a.add_name(head_, opt_.cluster, "k", l.key->name, "conc"), ++nkeys;
     if (l.target && l.target->limits.concurrency)
-      a.add_name(opt_.prefix, "t", l.target->id, "conc"), ++nkeys;
+      a.add_name(head_, opt_.cluster, "t", l.target->id, "conc"), ++nkeys;
     a.add(clock_arg());
     a.add_u(lease);
     a.add(opt_.lease_ttl.count());

@@ -48,6 +48,9 @@ enum class failure_mode { local, deny };
 
 struct redis_backend_options {
   std::string prefix = "ob:";  // key names: <prefix>{k:<name>}:rpm, <prefix>{t:<id>}:tpm ...
+  // Redis Cluster (state.cluster): every key under one hash tag, <prefix>{<tag>}:k:<name>:rpm,
+  // <prefix>{<tag>}:t:<id>:tpm ..., so every script touches one slot (docs/SCALING.md).
+  bool cluster = false;
   failure_mode on_failure = failure_mode::local;
   unsigned instances = 1;  // gateways sharing the Redis: local limits are divided by this
   std::chrono::milliseconds lease_ttl{30'000};
@@ -136,6 +139,7 @@ class redis_backend final : public limits::backend,
   std::shared_ptr<redis::client> client_;
   limits::backend* local_;
   redis_backend_options opt_;
+  std::string head_;  // what every key name starts with: key_head(prefix, cluster)
   std::shared_ptr<settle_batch> batch_;
   bool own_batch_ = false;
   boost::asio::steady_timer renew_timer_;
@@ -150,6 +154,11 @@ class redis_backend final : public limits::backend,
   std::deque<queued_call> queued_;  // settlements to send once Redis answers again
   counters stats_;
 };
+
+// The hash tag of state.cluster: the prefix without its trailing ':' ("ob:" -> "ob"; "" -> "ob").
+std::string cluster_tag(std::string_view prefix);
+// What every key name starts with: the prefix, or with `cluster` "<prefix>{<tag>}:".
+std::string key_head(std::string_view prefix, bool cluster);
 
 // Micro-dollars for `input` and `output` tokens at `p`, rounded up (the spec's USD cost).
 std::uint64_t usd_cost(const limits::price& p, std::uint64_t input, std::uint64_t output);

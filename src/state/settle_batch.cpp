@@ -11,11 +11,12 @@ namespace ob::state {
 std::size_t encode(const settlement& s, redis::arg_buffer& out) {
   std::size_t nkeys = 0;
   if (s.has_key) {
-    for (auto part : {"tpm", "tpd", "conc", "budget"}) out.add_name(s.prefix, "k", s.key, part);
+    for (auto part : {"tpm", "tpd", "conc", "budget"})
+      out.add_name(s.prefix, s.one_slot, "k", s.key, part);
     nkeys += 4;
   }
   if (s.has_target) {
-    for (auto part : {"conc", "tpm"}) out.add_name(s.prefix, "t", s.target, part);
+    for (auto part : {"conc", "tpm"}) out.add_name(s.prefix, s.one_slot, "t", s.target, part);
     nkeys += 2;
   }
   out.add(s.now);

@@ -38,7 +38,8 @@ namespace ob::state {
 // One settle (actual usage) or release (failed before any usage) of an admitted request, as
 // src/state/redis/settlements.lua applies it.
 struct settlement {
-  std::string_view prefix;  // key names: <prefix>{k:<key>}:tpm ...
+  std::string_view prefix;  // key names: <prefix>{k:<key>}:tpm ... (redis_backend::key_head)
+  bool one_slot = false;    // state.cluster: <prefix>{<tag>}:k:<key>:tpm ...
   bool has_key = false;
   std::string_view key;
   bool has_target = false;

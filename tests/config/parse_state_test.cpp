@@ -101,6 +101,8 @@ TEST(ConfigState, Refusals) {
       {"prefix space", R"({"prefix":"a b"})", "state.prefix", "spaces"},
       {"path type", R"({"path":1})", "state.path", ""},
       {"missing env", R"({"redis":"${NOPE}"})", "state.redis", "not set"},
+      {"cluster type", R"({"cluster":"yes"})", "state.cluster", "boolean"},
+      {"cluster db", R"({"redis":"redis://h:1/2","cluster":true})", "state.redis", "database 0"},
   };
   for (const refusal& row : rows) {
     auto r = parse_text(doc(std::string(R"("state":)") + row.state));
@@ -110,6 +112,21 @@ TEST(ConfigState, Refusals) {
   auto w = parse_text(doc(R"("state":{"ttl":1})"));
   EXPECT_TRUE(w.ok());
   EXPECT_TRUE(has_warning(w, "state.ttl", "unknown key")) << dump(w);
+}
+
+TEST(ConfigState, ClusterPutsEveryKeyUnderOneHashTag) {
+  auto r = parse_text(doc(R"("state":{"redis":"redis://10.0.0.5:7000","cluster":true})"));
+  ASSERT_TRUE(r.ok()) << dump(r);
+  EXPECT_TRUE(r.diagnostics.empty()) << dump(r);
+  EXPECT_TRUE(r.cfg->state.cluster);
+  EXPECT_NE(redacted_json(*r.cfg).find("\"cluster\":true"), std::string::npos);
+  auto off = parse_text(doc(R"("state":{"redis":"redis://10.0.0.5:7000/3"})"));
+  ASSERT_TRUE(off.ok()) << dump(off);
+  EXPECT_FALSE(off.cfg->state.cluster);
+  // Without Redis it does nothing: said, not refused.
+  auto alone = parse_text(doc(R"("state":{"cluster":true})"));
+  ASSERT_TRUE(alone.ok()) << dump(alone);
+  EXPECT_TRUE(has_warning(alone, "state.cluster", "without state.redis")) << dump(alone);
 }
 
 }  // namespace

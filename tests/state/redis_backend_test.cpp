@@ -364,6 +364,24 @@ TEST_F(RedisBackend, AdmissionIsOneRoundTripAndSettlementsRideWithTheNext) {
   EXPECT_EQ(backend->batch().stats().batched, 22u);
 }
 
+TEST(RedisKeyNames, OneHashTagWithClusterElseOnePerKeyAndTarget) {
+  boost::asio::io_context io;
+  auto c = std::make_shared<redis::client>(io.get_executor(), redis::client_options{});
+  redis_backend_options o;
+  o.prefix = "ob:";
+  redis_backend plain(c, nullptr, o);
+  EXPECT_EQ(plain.key_name("team-a", "rpm"), "ob:{k:team-a}:rpm");
+  EXPECT_EQ(plain.target_name("g/m@h", "conc"), "ob:{t:g/m@h}:conc");
+  o.cluster = true;
+  redis_backend one(c, nullptr, o);
+  EXPECT_EQ(one.key_name("team-a", "rpm"), "ob:{ob}:k:team-a:rpm");
+  EXPECT_EQ(one.target_name("g/m@h", "conc"), "ob:{ob}:t:g/m@h:conc");
+  EXPECT_EQ(key_head("gw1::", true), "gw1::{gw1}:");
+  EXPECT_EQ(key_head("", true), "{ob}:");
+  EXPECT_EQ(key_head("x", true), "x{x}:");
+  EXPECT_EQ(key_head("ob:", false), "ob:");
+}
+
 TEST_F(RedisBackend, UnlimitedKeysNeverTouchRedis) {
   connect();
   limits::key_demand k{0, "free", {}, {}};

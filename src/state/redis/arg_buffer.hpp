@@ -32,16 +32,18 @@ class arg_buffer {
     auto [p, ec] = std::to_chars(tmp, tmp + sizeof tmp, v);
     add(std::string_view(tmp, p - tmp));
   }
-  // <prefix>{<kind>:<name>}:<part>
-  void add_name(std::string_view prefix, std::string_view kind, std::string_view name,
+  // <head>{<kind>:<name>}:<part> (a hash tag per key or target), or with `one_slot`
+  // <head><kind>:<name>:<part>, where head is "<prefix>{<tag>}:" (state.cluster: every key in
+  // one slot; docs/SCALING.md "Key layout").
+  void add_name(std::string_view head, bool one_slot, std::string_view kind, std::string_view name,
                 std::string_view part) {
     std::size_t at = buf_.size();
-    buf_ += prefix;
-    buf_ += '{';
+    buf_ += head;
+    if (!one_slot) buf_ += '{';
     buf_ += kind;
     buf_ += ':';
     buf_ += name;
-    buf_ += "}:";
+    buf_ += one_slot ? ":" : "}:";
     buf_ += part;
     spans_.push_back({at, buf_.size() - at});
   }

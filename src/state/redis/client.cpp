@@ -31,7 +31,64 @@ bool starts_with(const redisReply* r, std::string_view prefix) {
          std::string_view(r->str, r->len).substr(0, prefix.size()) == prefix;
 }
 
+constexpr std::string_view asking_command = "*1\r\n$6\r\nASKING\r\n";
+
 }  // namespace
+
+std::optional<redirect> parse_redirect(std::string_view text) {
+  redirect r;
+  if (text.starts_with("MOVED "))
+    text.remove_prefix(6);
+  else if (text.starts_with("ASK "))
+    r.ask = true, text.remove_prefix(4);
+  else
+    return std::nullopt;
+  const auto sp = text.find(' ');
+  if (sp == std::string_view::npos || sp == 0) return std::nullopt;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + sp, r.slot);
+  if (ec != std::errc{} || p != text.data() + sp || r.slot < 0 || r.slot > 16383)
+    return std::nullopt;
+  std::string_view addr = text.substr(sp + 1);
+  while (!addr.empty() && (addr.back() == ' ' || addr.back() == '\r' || addr.back() == '\n'))
+    addr.remove_suffix(1);
+  const auto colon = addr.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  std::string_view host = addr.substr(0, colon), port = addr.substr(colon + 1);
+  unsigned n = 0;
+  auto [q, ec2] = std::from_chars(port.data(), port.data() + port.size(), n);
+  if (ec2 != std::errc{} || q != port.data() + port.size() || n == 0 || n > 65535)
+    return std::nullopt;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host.find_first_of(" []") != std::string_view::npos) return std::nullopt;
+  r.host = std::string(host);
+  r.port = static_cast<std::uint16_t>(n);
+  return r;
+}
+
+std::string evalsha_to_eval(std::string_view cmd, std::string_view body) {
+  // "*<n>\r\n$7\r\nEVALSHA\r\n$40\r\n<sha>\r\n<the other arguments>"
+  if (!cmd.starts_with('*')) return {};
+  const auto eol = cmd.find("\r\n");
+  if (eol == std::string_view::npos) return {};
+  std::string_view head = cmd.substr(0, eol + 2), rest = cmd.substr(eol + 2);
+  constexpr std::string_view name = "$7\r\nEVALSHA\r\n";
+  if (!rest.starts_with(name)) return {};
+  rest.remove_prefix(name.size());
+  if (!rest.starts_with("$40\r\n") || rest.size() < 5 + 40 + 2 || rest.substr(45, 2) != "\r\n")
+    return {};
+  rest.remove_prefix(47);
+  std::string out;
+  out.reserve(head.size() + body.size() + rest.size() + 32);
+  out += head;
+  out += "$4\r\nEVAL\r\n$";
+  out += std::to_string(body.size());
+  out += "\r\n";
+  out += body;
+  out += "\r\n";
+  out += rest;
+  return out;
+}
 
 const char* to_string(errc e) {
   switch (e) {
@@ -73,17 +130,19 @@ std::string_view result::error_text() const {
   return {};
 }
 
-void client::ring::push(const entry& e) {
+client::entry& client::ring::push() {
   if (count == slots.size()) {  // grow, keeping the order (only while the pipeline deepens)
     std::vector<entry> bigger;
     bigger.reserve(std::max<std::size_t>(16, slots.size() * 2));
-    for (std::size_t i = 0; i < count; ++i) bigger.push_back(at(i));
+    for (std::size_t i = 0; i < count; ++i) bigger.push_back(std::move(at(i)));
     bigger.resize(bigger.capacity());
     slots = std::move(bigger);
     head = 0;
   }
-  slots[(head + count) % slots.size()] = e;
+  entry& e = slots[(head + count) % slots.size()];
   ++count;
+  e.bytes.clear();  // keeps its capacity
+  return e;
 }
 
 void client::ring::pop() {
@@ -97,7 +156,10 @@ client::client(asio::any_io_executor ex, client_options options)
       socket_(ex),
       timer_(ex),
       backoff_(ex),
-      stuck_after_(std::max<millis>(millis{1000}, opt_.timeout * 20)) {}
+      stuck_after_(std::max<millis>(millis{1000}, opt_.timeout * 20)),
+      node_host_(opt_.address.host),
+      node_port_(opt_.address.port),
+      stop_timer_(ex) {}
 
 client::~client() {
   if (reader_) redisReaderFree(reader_);
@@ -110,12 +172,38 @@ void client::start() {
       ex_, [self = shared_from_this()] { return self->run(); }, asio::detached);
 }
 
-void client::stop() {
-  if (stopped_) return;
+void client::stop(std::function<void()> closed) {
+  if (stopped_) {
+    if (closed) asio::post(ex_, std::move(closed));
+    return;
+  }
   stopped_ = true;
-  drop_connection(errc::stopped);
+  closed_ = std::move(closed);
   backoff_.cancel();
-  timer_.cancel();
+  // Whoever waits for a reply gets errc::stopped now; the commands themselves still go out.
+  for (std::size_t i = expired_; i < inflight_.count; ++i) {
+    entry& e = inflight_.at(i);
+    if (!e.fn) continue;
+    callback fn = e.fn;
+    e.fn = nullptr;
+    fn(e.ctx, errc::stopped, nullptr);
+  }
+  if (ready_ && socket_.is_open() && !inflight_.empty()) {
+    // Settlements queued or on their way: write them and read their replies (closing a socket
+    // with unread replies resets it), for at most `timeout`.
+    closing_ = true;
+    stop_timer_.expires_after(opt_.timeout);
+    stop_timer_.async_wait([this, self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec && closing_) drop_connection(errc::stopped);
+    });
+    start_write();
+    return;
+  }
+  drop_connection(errc::stopped);
+}
+
+void client::maybe_close() {
+  if (closing_ && inflight_.empty()) drop_connection(errc::stopped);
 }
 
 asio::awaitable<void> client::run() {
@@ -124,7 +212,15 @@ asio::awaitable<void> client::run() {
   while (!stopped_) {
     bool connected = co_await connect_once();
     if (!connected) {
+      moving_ = false;  // commands fail (or fall back) until a connection is made
       if (stopped_) break;
+      // A node named by a redirection that cannot be reached: ask the configured one again.
+      if (node_host_ != opt_.address.host || node_port_ != opt_.address.port) {
+        observe::log(observe::level::warn,
+                     "redis: cannot connect to " + node() + ", back to the configured node");
+        node_host_ = opt_.address.host;
+        node_port_ = opt_.address.port;
+      }
       backoff_.expires_after(backoff);
       co_await backoff_.async_wait(use_tuple);
       backoff = std::min(backoff * 2, opt_.backoff_max);
@@ -148,11 +244,14 @@ asio::awaitable<void> client::run() {
       }
     }
     if (gen == generation_) {
-      observe::log(observe::level::warn, "redis: connection to " + opt_.address.host + ":" +
-                                             std::to_string(opt_.address.port) + " lost");
+      observe::log(observe::level::warn, "redis: connection to " + node() + " lost");
       drop_connection(errc::connection_lost);
     }
     if (stopped_) break;
+    if (reconnect_now_) {  // moving to the node a MOVED/ASK reply named
+      reconnect_now_ = false;
+      continue;
+    }
     // A dropped connection waits the shortest backoff before the next attempt.
     backoff_.expires_after(opt_.backoff_min);
     co_await backoff_.async_wait(use_tuple);
@@ -163,13 +262,14 @@ asio::awaitable<bool> client::connect_once() {
   ++attempts_;
   boost::system::error_code ec;
   std::vector<asio::ip::tcp::endpoint> eps;
-  auto addr = asio::ip::make_address(opt_.address.host, ec);
+  const std::string host = node_host_;
+  const std::uint16_t port = node_port_;
+  auto addr = asio::ip::make_address(host, ec);
   if (!ec) {
-    eps.emplace_back(addr, opt_.address.port);
+    eps.emplace_back(addr, port);
   } else {
     asio::ip::tcp::resolver resolver(ex_);
-    auto [rec, results] = co_await resolver.async_resolve(
-        opt_.address.host, std::to_string(opt_.address.port), use_tuple);
+    auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), use_tuple);
     if (rec) co_return false;
     for (auto& r : results) eps.push_back(r.endpoint());
   }
@@ -197,7 +297,16 @@ asio::awaitable<bool> client::connect_once() {
   reader_ = redisReaderCreate();
   ++connections_;
   ready_ = true;
+  moving_ = false;
+  // Commands answered MOVED/ASK go again, behind the setup commands; those get no later a
+  // deadline than the earliest waiting handler's, so its timeout still fires on time.
+  for (const entry& e : redirected_)
+    if (e.fn) deadline_cap_ = std::min(deadline_cap_, e.deadline);
   queue_setup();
+  for (entry& e : redirected_) resend(e);
+  redirected_.clear();
+  deadline_cap_ = clock::time_point::max();
+  arm_timer();
   start_write();
   co_return true;
 }
@@ -219,10 +328,49 @@ void client::queue_setup() {
     std::array<std::string_view, 2> a{"SELECT", db};
     send_parts(a, {}, &client::on_setup_reply, this, false);
   }
+  reload_scripts();
+}
+
+void client::reload_scripts() {
   for (const script* s : scripts_) {
     std::array<std::string_view, 3> a{"SCRIPT", "LOAD", s->body};
     send_parts(a, {}, &client::on_setup_reply, this, false);
   }
+}
+
+client::entry& client::push_sent(std::size_t at, callback fn, void* ctx, bool detached,
+                                 const script* evalsha) {
+  entry& e = inflight_.push();
+  e.fn = fn;
+  e.ctx = ctx;
+  e.deadline = std::min(clock::now() + opt_.timeout, deadline_cap_);
+  e.detached = detached;
+  e.evalsha = evalsha;
+  e.redirects = 0;
+  e.asking = false;
+  // Kept to be sent again: every command in cluster mode (MOVED/ASK), a fire-and-forget
+  // EVALSHA always (NOSCRIPT: sent again as EVAL, nobody else would).
+  if (opt_.cluster || (detached && evalsha)) e.bytes.assign(out_, at);
+  return e;
+}
+
+// A command answered MOVED/ASK, on the connection to the node the reply named.
+void client::resend(entry& old) {
+  if (old.asking) {
+    const std::size_t at = out_.size();
+    out_ += asking_command;
+    push_sent(at, nullptr, nullptr, true, nullptr);
+  }
+  out_ += old.bytes;
+  entry& e = inflight_.push();
+  e.fn = old.fn;
+  e.ctx = old.ctx;
+  e.deadline = old.fn ? old.deadline : std::min(clock::now() + opt_.timeout, deadline_cap_);
+  e.detached = old.detached;
+  e.evalsha = old.evalsha;
+  e.redirects = old.redirects;
+  e.asking = false;
+  e.bytes.swap(old.bytes);
 }
 
 void client::on_setup_reply(void* ctx, errc e, reply_ptr r) {
@@ -263,10 +411,28 @@ void client::append_command(std::span<const std::string_view> prefix,
 
 bool client::send_parts(std::span<const std::string_view> prefix,
                         std::span<const std::string_view> rest, callback fn, void* ctx,
-                        bool detached) {
-  if (!ready_ || stopped_) return false;
+                        bool detached, const script* evalsha) {
+  if (stopped_) return false;
+  if (moving_) {
+    // Moving to the node a MOVED reply named: the command waits with those to re-send there.
+    const std::size_t at = out_.size();
+    append_command(prefix, rest);
+    entry e;
+    e.fn = fn;
+    e.ctx = ctx;
+    e.deadline = clock::now() + opt_.timeout;
+    e.detached = detached;
+    e.evalsha = evalsha;
+    e.bytes.assign(out_, at);
+    out_.resize(at);
+    redirected_.push_back(std::move(e));
+    arm_timer();
+    return true;
+  }
+  if (!ready_) return false;
+  const std::size_t at = out_.size();
   append_command(prefix, rest);
-  inflight_.push(entry{fn, ctx, clock::now() + opt_.timeout, detached});
+  push_sent(at, fn, ctx, detached, evalsha);
   arm_timer();
   start_write();
   return true;
@@ -305,19 +471,80 @@ void client::on_reply(redisReply* raw) {
     drop_connection(errc::connection_lost);
     return;
   }
-  entry e = inflight_.front();
+  entry& f = inflight_.front();
+  const callback fn = f.fn;
+  void* const ctx = f.ctx;
+  const bool detached = f.detached;
+  const script* const evalsha = f.evalsha;
+  const unsigned redirects = f.redirects;
+  const auto deadline = f.deadline;
+  scratch_.swap(f.bytes);  // the slot gets the scratch buffer (cleared when reused)
   inflight_.pop();
   if (expired_ > 0) --expired_;  // its handler got errc::timeout already: discard
-  if (e.fn) {
-    e.fn(e.ctx, errc::ok, std::move(r));
-  } else if (e.detached && starts_with(r.get(), "NOSCRIPT")) {
-    // The server lost its script cache (SCRIPT FLUSH, failover): load them again for the
-    // next commands. This one settlement is lost.
-    for (const script* s : scripts_) {
-      std::array<std::string_view, 3> a{"SCRIPT", "LOAD", s->body};
-      send_parts(a, {}, &client::on_setup_reply, this, false);
+  if (r->type == REDIS_REPLY_ERROR && !scratch_.empty()) {
+    const std::string_view text(r->str, r->len);
+    std::optional<redirect> to;
+    if (opt_.cluster && !stopped_ && redirects < max_redirects) to = parse_redirect(text);
+    if (to) {
+      // It did not run: it goes again, once, to the node named (after what is on the wire
+      // here has been answered: maybe_switch_node).
+      entry e;
+      e.fn = fn;
+      e.ctx = ctx;
+      e.deadline = deadline;
+      e.detached = detached;
+      e.evalsha = evalsha;
+      e.redirects = redirects + 1;
+      e.asking = to->ask;
+      e.bytes.swap(scratch_);
+      redirected_.push_back(std::move(e));
+      ++redirected_count_;
+      if (!redirecting_) {
+        redirecting_ = true;
+        moving_ = true;  // new commands wait for the new connection
+        ready_ = false;
+        redirect_host_ = to->host.empty() ? node_host_ : to->host;
+        redirect_port_ = to->port;
+        observe::log(observe::level::info, std::string("redis: ") + (to->ask ? "ASK" : "MOVED") +
+                                               " to " + redirect_host_ + ":" +
+                                               std::to_string(redirect_port_) + " (slot " +
+                                               std::to_string(to->slot) + "), reconnecting there");
+      }
+      arm_timer();
+      maybe_switch_node();
+      return;
     }
+    if (!fn && detached && evalsha && starts_with(r.get(), "NOSCRIPT")) {
+      // The server lost its script cache (SCRIPT FLUSH, failover): load them again for the
+      // next commands, and send this one (a settlement: nobody else would) again as EVAL.
+      reload_scripts();
+      std::string again = evalsha_to_eval(scratch_, evalsha->body);
+      if (!again.empty() && socket_.is_open()) {
+        const std::size_t at = out_.size();
+        out_ += again;
+        push_sent(at, nullptr, nullptr, true, nullptr);
+        ++resent_eval_;
+        arm_timer();
+        start_write();
+      }
+    } else if (fn) {
+      fn(ctx, errc::ok, std::move(r));
+    }
+  } else if (fn) {
+    fn(ctx, errc::ok, std::move(r));
+  } else if (detached && starts_with(r.get(), "NOSCRIPT")) {
+    reload_scripts();
   }
+  maybe_switch_node();
+  maybe_close();
+}
+
+// Every command sent on the old connection has its reply: move to the node a MOVED/ASK named
+// (run() reconnects at once; connect_once re-sends the redirected commands).
+void client::maybe_switch_node() {
+  if (!redirecting_ || !inflight_.empty()) return;
+  drop_connection(errc::connection_lost);  // nothing in flight: fails nothing
+  reconnect_now_ = true;
 }
 
 void client::arm_timer() {
@@ -326,6 +553,8 @@ void client::arm_timer() {
     next = inflight_.at(expired_).deadline;
   else if (expired_ > 0)
     next = inflight_.front().deadline + stuck_after_;
+  for (const entry& e : redirected_)
+    if (e.fn) next = std::min(next, e.deadline);
   if (next == clock::time_point::max() || next >= timer_at_) return;
   timer_at_ = next;
   timer_.expires_at(next);
@@ -339,6 +568,15 @@ void client::arm_timer() {
 void client::on_timer() {
   const auto now = clock::now();
   const auto gen = generation_;
+  // Commands waiting to be re-sent to another node: their handlers time out all the same.
+  for (std::size_t i = 0; i < redirected_.size(); ++i) {
+    entry& e = redirected_[i];
+    if (!e.fn || e.deadline > now) continue;
+    callback fn = e.fn;
+    e.fn = nullptr;
+    ++timeouts_;
+    fn(e.ctx, errc::timeout, nullptr);
+  }
   while (gen == generation_ && expired_ < inflight_.count &&
          inflight_.at(expired_).deadline <= now) {
     entry& e = inflight_.at(expired_);
@@ -360,6 +598,11 @@ void client::on_timer() {
 void client::drop_connection(errc why) {
   ++generation_;
   ready_ = false;
+  if (redirecting_) {  // the next connection goes to the node named
+    redirecting_ = false;
+    node_host_ = redirect_host_;
+    node_port_ = redirect_port_;
+  }
   boost::system::error_code ec;
   socket_.close(ec);
   out_.clear();
@@ -378,11 +621,28 @@ void client::drop_connection(errc why) {
   old.count = 0;
   old.head = 0;
   if (inflight_.slots.empty()) std::swap(old.slots, inflight_.slots);  // keep the capacity
+  if (stopped_) {
+    closing_ = false;
+    stop_timer_.cancel();
+    timer_.cancel();
+    for (std::size_t i = 0; i < redirected_.size(); ++i) {
+      entry& e = redirected_[i];
+      if (!e.fn) continue;
+      callback fn = e.fn;
+      e.fn = nullptr;
+      fn(e.ctx, errc::stopped, nullptr);
+    }
+    redirected_.clear();
+    if (closed_) {
+      asio::post(ex_, std::move(closed_));
+      closed_ = nullptr;
+    }
+  }
 }
 
 asio::awaitable<result> client::call_parts(std::span<const std::string_view> prefix,
                                            std::span<const std::string_view> rest) {
-  if (!ready_ || stopped_) co_return result{errc::not_connected, nullptr};
+  if (!connected() || stopped_) co_return result{errc::not_connected, nullptr};
   auto [e, r] = co_await asio::async_initiate<decltype(asio::deferred), void(errc, reply_ptr)>(
       [this, prefix, rest](auto handler) {
         using H = decltype(handler);
@@ -430,7 +690,7 @@ bool client::eval_detached(const script& s, std::size_t numkeys,
   char nk[24];
   auto [p, ec] = std::to_chars(nk, nk + sizeof nk, numkeys);
   std::array<std::string_view, 3> pre{"EVALSHA", s.sha1, std::string_view(nk, p - nk)};
-  return send_parts(pre, keys_and_args, nullptr, nullptr, true);
+  return send_parts(pre, keys_and_args, nullptr, nullptr, true, &s);
 }
 
 }  // namespace ob::state::redis

@@ -16,6 +16,22 @@
 // If a timed-out command still has no reply after `stuck_after` (1 s or 20 timeouts), the
 // server is taken as stuck and the connection is closed and reopened.
 //
+// Redis Cluster (`cluster` option, docs/SCALING.md "Redis Cluster"): the gateway writes all its
+// keys under one hash tag, so every command goes to one node. The client connects to the
+// configured node; a `-MOVED <slot> <host:port>` reply makes it finish reading the replies of
+// what is on the wire, reconnect to the named node and re-send there, in order, every command
+// that was answered MOVED (a MOVED or ASK reply means the command did not run: re-sending it
+// applies it once). `-ASK` re-sends the command after `ASKING` on a connection to the named
+// node. A command is redirected at most `max_redirects` times; a connection that cannot be
+// made to the named node goes back to the configured one. To re-send, the client keeps the
+// bytes of every command in flight in cluster mode (a copy into a reused buffer per command).
+//
+// Fire-and-forget EVALSHA (settlements) keep their bytes too: a NOSCRIPT reply (the server lost
+// its scripts: SCRIPT FLUSH, failover) re-sends them once as EVAL, so none is lost.
+//
+// stop() does not drop what is queued: the commands not yet written are written and their
+// replies read, for at most `timeout`, then the connection closes.
+//
 // Cost per command: the formatted command is appended to a reused output buffer (hiredis
 // mallocs the formatted bytes once and we free them at once: one malloc/free); the reply
 // objects are malloc'd by hiredis's reader (one per reply, one more per array element) and
@@ -27,6 +43,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -88,7 +105,22 @@ struct client_options {
   millis backoff_min{100};
   millis backoff_max{5000};
   millis connect_timeout{1000};
+  bool cluster = false;  // follow MOVED/ASK redirections (Redis Cluster)
 };
+
+// A `-MOVED <slot> <host:port>` or `-ASK <slot> <host:port>` error reply, parsed. An empty host
+// (a node that does not know its address) means the node the reply came from.
+struct redirect {
+  bool ask = false;
+  int slot = 0;
+  std::string host;
+  std::uint16_t port = 0;
+};
+std::optional<redirect> parse_redirect(std::string_view error_text);
+
+// The RESP bytes of `EVALSHA <sha> ...` rewritten as `EVAL <body> ...` (same arguments); empty
+// when `evalsha` is not a formatted EVALSHA command.
+std::string evalsha_to_eval(std::string_view evalsha, std::string_view body);
 
 class client : public std::enable_shared_from_this<client> {
  public:
@@ -105,9 +137,13 @@ class client : public std::enable_shared_from_this<client> {
   void add_script(const script* s) { scripts_.push_back(s); }
 
   void start();  // begins connecting (in the background, with backoff)
-  void stop();   // closes for good; in-flight handlers get errc::stopped
+  // Closes for good: takes no more commands; in-flight handlers get errc::stopped at once, but
+  // the commands already queued are still written and their replies read (at most `timeout`)
+  // before the connection closes; then `closed` is called (posted on the executor).
+  void stop(std::function<void()> closed = {});
 
-  bool connected() const { return ready_; }
+  // Commands can be sent (a connection is up, or one to the node a MOVED named is being made).
+  bool connected() const { return !stopped_ && (ready_ || moving_); }
   std::uint64_t connections_made() const { return connections_; }
   std::uint64_t connect_attempts() const { return attempts_; }
   const asio::any_io_executor& executor() const { return ex_; }
@@ -134,6 +170,13 @@ class client : public std::enable_shared_from_this<client> {
 
   // Commands whose reply never came before the timeout (diagnostics and tests).
   std::uint64_t timeouts() const { return timeouts_; }
+  // Commands re-sent after a MOVED/ASK reply, or as EVAL after NOSCRIPT (diagnostics and tests).
+  std::uint64_t redirected() const { return redirected_count_; }
+  std::uint64_t resent_as_eval() const { return resent_eval_; }
+  // The node the client talks to now (the configured one until a MOVED reply names another).
+  std::string node() const { return node_host_ + ":" + std::to_string(node_port_); }
+
+  static constexpr unsigned max_redirects = 5;
 
  private:
   struct entry {
@@ -141,15 +184,19 @@ class client : public std::enable_shared_from_this<client> {
     void* ctx = nullptr;
     std::chrono::steady_clock::time_point deadline;
     bool detached = false;
+    const script* evalsha = nullptr;  // a detached EVALSHA of this script (NOSCRIPT: EVAL)
+    unsigned redirects = 0;           // MOVED/ASK replies this command had
+    bool asking = false;              // to re-send after ASKING
+    std::string bytes;                // the formatted command, kept while it may have to be re-sent
   };
-  // Grow-only ring of in-flight commands, in send order.
+  // Grow-only ring of in-flight commands, in send order (slots keep their buffers' capacity).
   struct ring {
     std::vector<entry> slots;
     std::size_t head = 0, count = 0;
     bool empty() const { return count == 0; }
     entry& front() { return slots[head]; }
     entry& at(std::size_t i) { return slots[(head + i) % slots.size()]; }
-    void push(const entry& e);
+    entry& push();  // the new last slot (its bytes cleared)
     void pop();
   };
 
@@ -161,7 +208,12 @@ class client : public std::enable_shared_from_this<client> {
   void arm_timer();
   void drop_connection(errc why);
   bool send_parts(std::span<const std::string_view> prefix, std::span<const std::string_view> rest,
-                  callback fn, void* ctx, bool detached);
+                  callback fn, void* ctx, bool detached, const script* evalsha = nullptr);
+  entry& push_sent(std::size_t at, callback fn, void* ctx, bool detached, const script* evalsha);
+  void resend(entry& e);
+  void maybe_switch_node();
+  void maybe_close();
+  void reload_scripts();
   asio::awaitable<result> call_parts(std::span<const std::string_view> prefix,
                                      std::span<const std::string_view> rest);
   void append_command(std::span<const std::string_view> prefix,
@@ -190,6 +242,24 @@ class client : public std::enable_shared_from_this<client> {
   std::uint64_t attempts_ = 0;
   std::uint64_t timeouts_ = 0;
   millis stuck_after_;
+  // Redis Cluster: the node in use (the configured one until a MOVED reply names another).
+  std::string node_host_;
+  std::uint16_t node_port_ = 0;
+  bool redirecting_ = false;   // a redirection is pending: finishing the old connection
+  bool moving_ = false;        // ...until the connection to the new node is tried
+  std::string redirect_host_;  // where to
+  std::uint16_t redirect_port_ = 0;
+  bool reconnect_now_ = false;     // the next connection without a backoff wait
+  std::vector<entry> redirected_;  // answered MOVED/ASK: re-sent once connected to the node
+  std::string scratch_;            // the bytes of the command whose reply is being handled
+  std::chrono::steady_clock::time_point deadline_cap_ =
+      std::chrono::steady_clock::time_point::max();
+  std::uint64_t redirected_count_ = 0;
+  std::uint64_t resent_eval_ = 0;
+  // stop(): closing once the queued commands are written and answered, or at the deadline.
+  bool closing_ = false;
+  asio::steady_timer stop_timer_;
+  std::function<void()> closed_;
 };
 
 }  // namespace ob::state::redis

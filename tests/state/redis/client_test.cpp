@@ -231,5 +231,108 @@ TEST_F(RedisClient, AWrongPasswordNeverServesCommands) {
   c->stop();
 }
 
+TEST(RedisRedirect, ParsesMovedAndAsk) {
+  struct row {
+    const char* text;
+    bool ok, ask;
+    int slot;
+    const char* host;
+    int port;
+  };
+  const row rows[] = {
+      {"MOVED 3999 127.0.0.1:6381", true, false, 3999, "127.0.0.1", 6381},
+      {"ASK 16383 10.0.0.7:7000", true, true, 16383, "10.0.0.7", 7000},
+      {"MOVED 0 redis-2.internal:6379", true, false, 0, "redis-2.internal", 6379},
+      {"MOVED 12 ::1:7001", true, false, 12, "::1", 7001},
+      {"MOVED 12 [::1]:7001", true, false, 12, "::1", 7001},
+      {"MOVED 12 :7001", true, false, 12, "", 7001},  // the node does not know its address
+      {"MOVED 16384 127.0.0.1:6381", false, false, 0, "", 0},
+      {"MOVED -1 127.0.0.1:6381", false, false, 0, "", 0},
+      {"MOVED 12 127.0.0.1", false, false, 0, "", 0},
+      {"MOVED 12 127.0.0.1:0", false, false, 0, "", 0},
+      {"MOVED 12 127.0.0.1:65536", false, false, 0, "", 0},
+      {"MOVED 12 127.0.0.1:63x", false, false, 0, "", 0},
+      {"MOVED  127.0.0.1:6381", false, false, 0, "", 0},
+      {"MOVED", false, false, 0, "", 0},
+      {"MOVEDX 1 a:1", false, false, 0, "", 0},
+      {"NOSCRIPT No matching script", false, false, 0, "", 0},
+      {"CROSSSLOT Keys in request don't hash to the same slot", false, false, 0, "", 0},
+      {"TRYAGAIN Multiple keys request during rehashing of slot", false, false, 0, "", 0},
+  };
+  for (const row& r : rows) {
+    auto got = parse_redirect(r.text);
+    ASSERT_EQ(got.has_value(), r.ok) << r.text;
+    if (!got) continue;
+    EXPECT_EQ(got->ask, r.ask) << r.text;
+    EXPECT_EQ(got->slot, r.slot) << r.text;
+    EXPECT_EQ(got->host, r.host) << r.text;
+    EXPECT_EQ(got->port, r.port) << r.text;
+  }
+}
+
+TEST(RedisRedirect, EvalShaBytesRewrittenAsEval) {
+  char* cmd = nullptr;
+  const char* argv[] = {"EVALSHA", "0123456789abcdef0123456789abcdef01234567", "1", "k", "a\r\nb"};
+  std::size_t len[] = {7, 40, 1, 1, 4};
+  int n = redisFormatCommandArgv(&cmd, 5, argv, len);
+  ASSERT_GT(n, 0);
+  std::string evalsha(cmd, static_cast<std::size_t>(n));
+  redisFreeCommand(cmd);
+  const char* eargv[] = {"EVAL", "return 1", "1", "k", "a\r\nb"};
+  std::size_t elen[] = {4, 8, 1, 1, 4};
+  n = redisFormatCommandArgv(&cmd, 5, eargv, elen);
+  std::string expected(cmd, static_cast<std::size_t>(n));
+  redisFreeCommand(cmd);
+  EXPECT_EQ(evalsha_to_eval(evalsha, "return 1"), expected);
+  EXPECT_EQ(evalsha_to_eval("*1\r\n$4\r\nPING\r\n", "x"), "");
+  EXPECT_EQ(evalsha_to_eval(evalsha.substr(0, 30), "x"), "");
+  EXPECT_EQ(evalsha_to_eval("", "x"), "");
+}
+
+// A fire-and-forget EVALSHA answered NOSCRIPT (the server lost its scripts) is sent again as
+// EVAL: applied once, not lost.
+TEST_F(RedisClient, ADetachedEvalShaAnsweredNoScriptIsSentAgainAsEval) {
+  ASSERT_TRUE(server.start());
+  script s("incr", "return redis.call('INCRBY', KEYS[1], ARGV[1])");
+  auto c = make(server.url());
+  c->add_script(&s);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  std::array<std::string_view, 2> ka{"n", "5"};
+  ASSERT_TRUE(c->eval_detached(s, 1, ka));
+  ASSERT_TRUE(test::run_until(io, [&] { return server.command({"GET", "n"}) == "$1\r\n5\r\n"; }));
+  server.command({"SCRIPT", "FLUSH"});
+  ASSERT_TRUE(c->eval_detached(s, 1, ka));
+  ASSERT_TRUE(test::run_until(io, [&] { return c->resent_as_eval() == 1; }));
+  ASSERT_TRUE(test::run_until(io, [&] {
+    return server.command({"GET", "n"}) == "$2\r\n10\r\n";
+  })) << server.command({"GET", "n"});
+  // Once: nothing more arrives.
+  test::run_for(io, 50ms);
+  EXPECT_EQ(server.command({"GET", "n"}), "$2\r\n10\r\n");
+  c->stop();
+}
+
+// stop() right after many fire-and-forget commands (the end of the last requests at shutdown):
+// every one is written and applied before the connection closes, and `closed` runs after.
+TEST_F(RedisClient, StopSendsWhatIsQueuedBeforeClosing) {
+  ASSERT_TRUE(server.start());
+  auto c = make(server.url(), 2000ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  constexpr int n = 2000;
+  for (int i = 0; i < n; ++i) {
+    std::array<std::string_view, 2> a{"INCR", "stopped"};
+    ASSERT_TRUE(c->send_detached(a));
+  }
+  bool closed = false;
+  c->stop([&] { closed = true; });
+  EXPECT_FALSE(c->connected());
+  std::array<std::string_view, 2> late{"INCR", "stopped"};
+  EXPECT_FALSE(c->send_detached(late));  // nothing new after stop()
+  ASSERT_TRUE(test::run_until(io, [&] { return closed; }));
+  EXPECT_EQ(server.command({"GET", "stopped"}), "$4\r\n2000\r\n");
+}
+
 }  // namespace
 }  // namespace ob::state::redis

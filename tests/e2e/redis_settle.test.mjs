@@ -1,0 +1,121 @@
+// End-to-end: settlements sent to Redis on their own (fire-and-forget, docs/SCALING.md) are not
+// lost when Redis forgot its scripts (SCRIPT FLUSH: NOSCRIPT), nor when the gateway stops right
+// after a burst of answers (SIGTERM: what is queued is sent before the connection closes).
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startMock } from '../../tools/mock-provider/server.js';
+import { startGateway } from './lib/gateway.mjs';
+import { redisAvailable, startRedis } from './lib/redis.mjs';
+import { accessLines, chatBody, gwPost, sleep } from './lib/common.mjs';
+
+const T = { timeout: 60000 };
+
+// "*4\r\n$4\r\nused\r\n$2\r\n42\r\n..." -> {used: 42, ...}
+function hash(reply) {
+  const parts = reply.split('\r\n').filter((l) => l && !/^[*$]/.test(l));
+  const out = {};
+  for (let i = 0; i + 1 < parts.length; i += 2) out[parts[i]] = Number(parts[i + 1]);
+  return out;
+}
+
+describe('settlements sent on their own', { timeout: 120000, skip: !redisAvailable() && 'no redis-server' }, () => {
+  let mock, redis;
+  before(async () => {
+    mock = await startMock();
+    redis = await startRedis();
+  });
+  after(async () => {
+    await mock?.close?.();
+    await redis?.stop();
+  });
+
+  const config = (prefix, keys) => ({
+    providers: [{ group: 'g', name: 'm', base: mock.url, key: 'sk-up' }],
+    keys,
+    state: { path: '', redis: redis.url, timeout: '500ms', on_failure: 'deny', prefix },
+  });
+
+  // The budget hash of `key` under `prefix` (one period: today's).
+  async function budget(prefix, key) {
+    const names = await redis.command('KEYS', `${prefix}{k:${key}}:budget:*`);
+    const m = names.match(/\S+:budget:\d+/);
+    return m ? hash(await redis.command('HGETALL', m[0])) : null;
+  }
+
+  test('a settlement answered NOSCRIPT (SCRIPT FLUSH between requests) is applied exactly once', T, async () => {
+    const token = 'sk-noscript-secret';
+    const gw = await startGateway({
+      config: config('ns:', [{ name: 'bk', token, budget: { tokens: 100000, period: 'day' } }]),
+      workers: 1,
+    });
+    try {
+      const ask = () => gwPost(gw, '/v1/chat/completions', chatBody('g'), { token });
+      const r1 = await ask();
+      assert.equal(r1.status, 200, r1.text);
+      const per = r1.json().usage.total_tokens;
+      assert.ok(per > 0);
+      // The first settlement went with the scripts loaded.
+      let b;
+      for (let i = 0; i < 100; i++) {
+        b = await budget('ns:', 'bk');
+        if (b && b.reserved === 0) break;
+        await sleep(20);
+      }
+      assert.deepEqual(b, { used: per, reserved: 0 }, 'first request settled');
+      // Redis forgets its scripts: the next admission is retried as EVAL (which caches the
+      // admission script again); its settlement, sent on its own, meets NOSCRIPT.
+      assert.match(await redis.command('SCRIPT', 'FLUSH'), /^\+OK/);
+      const r2 = await ask();
+      assert.equal(r2.status, 200, r2.text);
+      assert.equal(r2.json().usage.total_tokens, per);
+      for (let i = 0; i < 200 && accessLines(gw).length < 2; i++) await sleep(10);
+      // Applied once: used is both requests', nothing stays reserved (lost: reserved > 0 and
+      // used = one request's; twice: used = three requests').
+      for (let i = 0; i < 100; i++) {
+        b = await budget('ns:', 'bk');
+        if (b && b.reserved === 0) break;
+        await sleep(20);
+      }
+      assert.deepEqual(b, { used: 2 * per, reserved: 0 }, 'second request settled exactly once');
+      await sleep(100);
+      assert.deepEqual(await budget('ns:', 'bk'), { used: 2 * per, reserved: 0 }, 'and only once');
+    } finally {
+      await gw.stop();
+    }
+  });
+
+  // Not deterministic against the loss it guards (commands not yet written when the worker's
+  // connection stopped were dropped): here the settlements have usually been written before the
+  // stop. RedisClient.StopSendsWhatIsQueuedBeforeClosing (tests/state/redis/client_test.cpp)
+  // is the deterministic check.
+  test('SIGTERM right after a burst of streamed answers: every settlement reaches Redis', T, async () => {
+    const token = 'sk-stopflush-secret';
+    const n = 40;
+    const gw = await startGateway({
+      config: config('sf:', [
+        { name: 'sk', token, limits: { concurrency: 1000, tpm: 10000000 }, budget: { tokens: 10000000, period: 'day' } },
+      ]),
+      workers: 1,
+    });
+    let stopped;
+    try {
+      const all = await Promise.all(
+        Array.from({ length: n }, () =>
+          gwPost(gw, '/v1/chat/completions', chatBody('g', { stream: true, stream_options: { include_usage: true } }), { token }),
+        ),
+      );
+      for (const r of all) assert.equal(r.status, 200, r.text);
+      stopped = await gw.stop();
+    } finally {
+      if (!stopped) await gw.stop();
+    }
+    assert.equal(stopped.code, 0, JSON.stringify(stopped));
+    // After the exit: no lease left, nothing reserved, every request's usage counted.
+    assert.equal(await redis.command('ZCARD', 'sf:{k:sk}:conc'), ':0\r\n', 'every lease given back');
+    const b = await budget('sf:', 'sk');
+    assert.ok(b, 'budget hash');
+    assert.equal(b.reserved, 0, JSON.stringify(b));
+    assert.equal(b.used % n, 0, JSON.stringify(b));
+    assert.ok(b.used > 0);
+  });
+});
