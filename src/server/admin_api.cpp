@@ -267,7 +267,7 @@ asio::awaitable<std::string> keys_answer(admin_context& c) {
   std::vector<const limits::key_demand*> limited;
   for (const auto& k : snap->keys.keys)
     if (k.limited) limited.push_back(&k.demand);
-  auto read = co_await state::read_keys_state(c.redis, c.redis_prefix, limited,
+  auto read = co_await state::read_keys_state(c.redis, c.redis_head, c.redis_one_slot, limited,
                                               c.redis_timeout * 2 + std::chrono::milliseconds(50));
   if (read.error != c.redis_last_error) {  // a dashboard polls: one line per change
     if (read.error.empty())

@@ -78,7 +78,8 @@ struct admin_context {
   // workers' connections live on their threads), through which /admin/v1/keys reads the
   // shared counters (state/keys_state.hpp). Null without Redis.
   std::shared_ptr<state::redis::client> redis{};
-  std::string redis_prefix{};
+  std::string redis_head{};  // key names: state::key_head(state.prefix, state.cluster)
+  bool redis_one_slot = false;
   std::chrono::milliseconds redis_timeout{50};
   std::string redis_last_error{};  // of the previous read: logged when it changes, not per call
 };

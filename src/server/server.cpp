@@ -25,6 +25,7 @@
 #include "server/tls_context.hpp"
 #include "server/worker.hpp"
 #include "state/keys_state.hpp"
+#include "state/redis_backend.hpp"
 #include "upstream/connector.hpp"
 
 namespace ob::server {
@@ -336,10 +337,12 @@ int run(const options& opts) {
     // /admin/v1/keys reads the shared counters through a connection of its own, on this loop.
     if (cfg.state.enabled && cfg.state.redis) {
       admin_ctx.redis = std::make_shared<state::redis::client>(
-          main_ioc.get_executor(),
-          state::redis::client_options{.address = *cfg.state.redis, .timeout = cfg.state.timeout});
+          main_ioc.get_executor(), state::redis::client_options{.address = *cfg.state.redis,
+                                                                .timeout = cfg.state.timeout,
+                                                                .cluster = cfg.state.cluster});
       admin_ctx.redis->add_script(&state::keys_state_script());
-      admin_ctx.redis_prefix = cfg.state.prefix;
+      admin_ctx.redis_head = state::key_head(cfg.state.prefix, cfg.state.cluster);
+      admin_ctx.redis_one_slot = cfg.state.cluster;
       admin_ctx.redis_timeout = cfg.state.timeout;
     }
   }

@@ -62,10 +62,10 @@ const redis::script& keys_state_script() {
   return s;
 }
 
-std::size_t keys_state_call(redis::arg_buffer& a, std::string_view prefix,
+std::size_t keys_state_call(redis::arg_buffer& a, std::string_view head, bool one_slot,
                             const limits::key_demand& k, limits::epoch_ms clock) {
   for (auto part : {"rpm", "rpd", "tpm", "tpd", "conc", "budget"})
-    a.add_name(prefix, "k", k.name, part);
+    a.add_name(head, one_slot, "k", k.name, part);
   a.add(clock);
   a.add_u(k.limits.rpm);
   a.add_u(k.limits.rpd);
@@ -91,7 +91,7 @@ std::optional<key_state_reply> parse_keys_state(const redisReply* r) {
 }
 
 asio::awaitable<keys_state_read> read_keys_state(std::shared_ptr<redis::client> client,
-                                                 std::string_view prefix,
+                                                 std::string_view head, bool one_slot,
                                                  std::span<const limits::key_demand* const> keys,
                                                  std::chrono::milliseconds limit,
                                                  limits::epoch_ms clock) {
@@ -104,7 +104,7 @@ asio::awaitable<keys_state_read> read_keys_state(std::shared_ptr<redis::client> 
   auto f = std::make_shared<fan_in>(client->executor(), keys.size());
   for (const auto* k : keys) {
     std::size_t first = f->args.size();
-    keys_state_call(f->args, prefix, *k, clock);
+    keys_state_call(f->args, head, one_slot, *k, clock);
     f->calls.emplace_back(first, f->args.size() - first);
   }
   auto views = f->args.views();  // into f->args, which nothing changes any more

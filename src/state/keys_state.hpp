@@ -32,8 +32,9 @@ namespace ob::state {
 const redis::script& keys_state_script();
 
 // Appends one key's keys_state.lua keys (admit.lua's 6, through the key naming helper) then
-// its arguments to `a`; returns the number of keys. `clock` 0 = Redis TIME (tests pass one).
-std::size_t keys_state_call(redis::arg_buffer& a, std::string_view prefix,
+// its arguments to `a`; returns the number of keys. `head` and `one_slot` name keys as the
+// backend does (key_head(prefix, cluster), cluster). `clock` 0 = Redis TIME (tests pass one).
+std::size_t keys_state_call(redis::arg_buffer& a, std::string_view head, bool one_slot,
                             const limits::key_demand& k, limits::epoch_ms clock = 0);
 
 // One keys_state.lua reply: Redis's clock and the key's counters; nullopt when the reply is
@@ -56,7 +57,7 @@ struct keys_state_read {
 // must stay valid until the first suspension only (the call's bytes are copied). Run on the
 // client's executor.
 boost::asio::awaitable<keys_state_read> read_keys_state(
-    std::shared_ptr<redis::client> client, std::string_view prefix,
+    std::shared_ptr<redis::client> client, std::string_view head, bool one_slot,
     std::span<const limits::key_demand* const> keys, std::chrono::milliseconds limit,
     limits::epoch_ms clock = 0);
 

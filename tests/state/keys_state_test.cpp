@@ -81,7 +81,7 @@ class KeysStateRedis : public test::BackendFixture {
  protected:
   keys_state_read read(std::span<const limits::key_demand* const> keys,
                        std::chrono::milliseconds limit = std::chrono::milliseconds(1000)) {
-    auto r = test::await(io, read_keys_state(client, "ob:", keys, limit, now));
+    auto r = test::await(io, read_keys_state(client, "ob:", false, keys, limit, now));
     EXPECT_TRUE(r.has_value());
     return r ? std::move(*r) : keys_state_read{};
   }

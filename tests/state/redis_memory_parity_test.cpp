@@ -86,8 +86,9 @@ TEST_F(RedisMemoryParity, ScriptedSequenceGivesTheInMemoryVerdicts) {
       auto v = admit(d);
       auto m = memory.decide(d);
       ASSERT_EQ(static_cast<int>(v.kind), static_cast<int>(m.kind));
-      if (v.kind != refusal::concurrency && v.kind != refusal::targets_full)
+      if (v.kind != refusal::concurrency && v.kind != refusal::targets_full) {
         EXPECT_EQ(v.retry_after_ms, m.retry_after_ms);
+      }
       EXPECT_EQ(v.target, m.target);
       if (v.ok()) {
         EXPECT_EQ(v.headers.limit_requests, m.headers.limit_requests);
