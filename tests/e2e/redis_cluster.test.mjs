@@ -9,6 +9,7 @@ import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
 import { redisAvailable, startRedis } from './lib/redis.mjs';
 import { chatBody, gwPost, sleep } from './lib/common.mjs';
+import { request } from './lib/http.mjs';
 
 const T = { timeout: 60000 };
 const cliAvailable = spawnSync('redis-cli', ['--version'], { stdio: 'ignore' }).status === 0;
@@ -80,6 +81,13 @@ describe('Redis Cluster', { timeout: 180000, skip: !(redisAvailable() && cliAvai
         statuses.join('\n'),
       );
       assert.match(statuses[5], /rate_limit_exceeded/);
+      // The admin API reads the same counters: through this non-owner node, under the one tag.
+      const adm = await request({ url: `${gw.adminUrl}/admin/v1/keys` });
+      assert.equal(adm.status, 200, adm.text);
+      assert.equal(adm.json().source, 'redis', adm.text);
+      const ck = adm.json().keys.find((k) => k.name === 'ck');
+      assert.deepEqual(ck.usage.rpm, { limit: 5, remaining: 0 }, adm.text);
+      assert.ok(ck.budget.used > 0, adm.text);
       // Counted on the owner, under the one hash tag.
       assert.match(await node.command('GET', 'cl:{cl}:k:ck:rpm'), /^\$\d+\r\n\d+:\d+/);
       const tkeys = await node.command('KEYS', 'cl:{cl}:t:*');
