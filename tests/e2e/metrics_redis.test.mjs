@@ -16,6 +16,7 @@ const T = { timeout: 60000 };
 const SPEND = 'sk-metricsredis-spend-secret';
 const USD = 'sk-metricsredis-usd-secret';
 const PLAIN = 'sk-metricsredis-plain-secret';
+const RPM_ONLY = 'sk-metricsredis-rpm-only-secret';
 const PREFIX = 'mr:';
 const DAY = 86400000;
 // The mock's usage of every chat completion: 9 prompt + 12 completion tokens.
@@ -34,6 +35,7 @@ describe('/metrics with Redis: budgets from the shared counters', { timeout: 120
       { name: 'spend-key', token: SPEND, limits: { rpm: 100 }, budget: { tokens: 1000, period: 'day' } },
       { name: 'usd-key', token: USD, groups: ['priced'], budget: { usd: 3, period: 'day' } },
       { name: 'plain-key', token: PLAIN },
+      { name: 'rpm-only', token: RPM_ONLY, limits: { rpm: 100 } },
     ],
     state: { path: '', redis: redis.url, timeout: '100ms', instances: 2, prefix: PREFIX },
   });
@@ -98,6 +100,21 @@ describe('/metrics with Redis: budgets from the shared counters', { timeout: 120
     const fromA = await scrape(a);
     assert.equal(fromA.samples.get(TOKENS), m.samples.get(TOKENS));
     assert.equal(fromA.samples.get(DOLLARS), m.samples.get(DOLLARS));
+  });
+
+  test('a scrape costs Redis one script call per key with a budget, none for the others', T, async () => {
+    const scripts = async () => {
+      const info = await redis.command('INFO', 'commandstats');
+      let n = 0;
+      for (const m of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) n += Number(m[1]);
+      return n;
+    };
+    await scrape(b); // the script is loaded
+    const before = await scripts();
+    const m = await scrape(b);
+    assert.equal(m.samples.get('openbridge_state_read_ok'), 1);
+    // spend-key and usd-key; plain-key and rpm-only (a limit, no budget) are not read.
+    assert.equal((await scripts()) - before, 2);
   });
 
   test('Redis stopped: the scrape answers within state.timeout, without the budgets, and says so', T, async () => {
