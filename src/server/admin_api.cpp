@@ -198,7 +198,8 @@ asio::awaitable<shared_read> read_shared(admin_context& c, const proxy::snapshot
   }
   auto read = co_await state::read_keys_state(c.redis, c.redis_head, c.redis_one_slot, picked,
                                               c.redis_timeout * 2 + std::chrono::milliseconds(50));
-  if (read.error != c.redis_last_error) {
+  // Reading no key asks Redis nothing: it says nothing of Redis either.
+  if (!picked.empty() && read.error != c.redis_last_error) {
     if (read.error.empty())
       observe::log(observe::level::info, "admin: reads the keys' shared counters from Redis again");
     else
