@@ -179,9 +179,51 @@ std::string reload_json(const proxy::snapshot_store::reload_outcome& o, std::uin
 
 }  // namespace
 
+// The shared counters of the snapshot's keys that `which` picks, in one pipelined batch on the
+// admin loop's own connection (state/keys_state.hpp); each call times out after
+// state.timeout, the whole read shortly after. /admin/v1/keys and /metrics both read through
+// here. A dashboard and a scraper poll: one log line when reading starts failing and one when
+// it works again, not one per call.
+asio::awaitable<shared_read> read_shared(admin_context& c, const proxy::snapshot& snap,
+                                         shared_keys which) {
+  std::vector<const limits::key_demand*> picked;
+  std::vector<std::size_t> index;  // picked[j] is snapshot key index[j]
+  for (std::size_t i = 0; i < snap.keys.keys.size(); ++i) {
+    const auto& k = snap.keys.keys[i];
+    bool want = which == shared_keys::limited ? k.limited
+                                              : k.demand.budget.unit != limits::budget_unit::none;
+    if (!want) continue;
+    picked.push_back(&k.demand);
+    index.push_back(i);
+  }
+  auto read = co_await state::read_keys_state(c.redis, c.redis_head, c.redis_one_slot, picked,
+                                              c.redis_timeout * 2 + std::chrono::milliseconds(50));
+  // Reading no key asks Redis nothing: it says nothing of Redis either.
+  if (!picked.empty() && read.error != c.redis_last_error) {
+    if (read.error.empty())
+      observe::log(observe::level::info, "admin: reads the keys' shared counters from Redis again");
+    else
+      observe::log(observe::level::warn,
+                   "admin: cannot read the keys' shared counters: redis " + read.error +
+                       " (/admin/v1/keys shows this instance's local counters, /metrics leaves "
+                       "out openbridge_budget_remaining)");
+    c.redis_last_error = read.error;
+  }
+  shared_read out;
+  out.error = std::move(read.error);
+  if (!out.error.empty()) co_return out;
+  out.now = read.now;
+  out.usage.resize(snap.keys.keys.size());
+  for (std::size_t j = 0; j < index.size(); ++j) out.usage[index[j]] = read.usage[j];
+  co_return out;
+}
+
 asio::awaitable<std::string> render_metrics(admin_context& c) {
   auto g = co_await gather(c.workers);
   auto snap = c.store.load();
+  // The budgets' shared figures, on the admin loop (no worker waits), within state.timeout.
+  shared_read shared;
+  if (c.redis) shared = co_await read_shared(c, *snap, shared_keys::budgeted);
   metrics::live_set live;
   for (const auto* grp : snap->routes.groups()) {
     live.groups.insert(grp->metric_group);
@@ -226,19 +268,31 @@ asio::awaitable<std::string> render_metrics(admin_context& c) {
     metrics::label active[] = {{"target", label}, {"state", "active"}};
     w.sample("openbridge_upstream_connections", active, static_cast<std::uint64_t>(n[1]));
   }
+  // With Redis the budgets live there (this instance's counters hold nothing): the figures are
+  // Redis's, or, when Redis did not answer, left out rather than shown wrong.
   w.family("openbridge_budget_remaining", "gauge",
            "What is left of a key's budget in the current period (unit tokens or usd).");
-  auto wall = limits::wall_now();
-  for (const auto& k : snap->keys.keys) {
-    const auto& b = k.demand.budget;
-    if (b.unit == limits::budget_unit::none) continue;
-    auto u = snap->keys.memory->peek(k.demand, wall);
-    auto spent = u.budget_used + u.budget_reserved;
-    auto left = spent >= b.amount ? 0 : b.amount - spent;
-    bool usd = b.unit == limits::budget_unit::usd;
-    metrics::label l[] = {{"client", k.cfg->name}, {"unit", usd ? "usd" : "tokens"}};
-    w.sample("openbridge_budget_remaining", l,
-             usd ? static_cast<double>(left) / 1e6 : static_cast<double>(left));
+  if (!c.redis || shared.error.empty()) {
+    auto wall = limits::wall_now();
+    for (std::size_t i = 0; i < snap->keys.keys.size(); ++i) {
+      const auto& k = snap->keys.keys[i];
+      const auto& b = k.demand.budget;
+      if (b.unit == limits::budget_unit::none) continue;
+      auto u = c.redis ? shared.usage[i] : snap->keys.memory->peek(k.demand, wall);
+      auto spent = u.budget_used + u.budget_reserved;
+      auto left = spent >= b.amount ? 0 : b.amount - spent;
+      bool usd = b.unit == limits::budget_unit::usd;
+      metrics::label l[] = {{"client", k.cfg->name}, {"unit", usd ? "usd" : "tokens"}};
+      w.sample("openbridge_budget_remaining", l,
+               usd ? static_cast<double>(left) / 1e6 : static_cast<double>(left));
+    }
+  }
+  if (c.redis) {
+    w.family("openbridge_state_read_ok", "gauge",
+             "With state.redis: 1 when this scrape read the keys' shared counters from Redis, 0 "
+             "when Redis did not answer within state.timeout (openbridge_budget_remaining is "
+             "then left out).");
+    w.sample("openbridge_state_read_ok", {}, shared.error.empty() ? 1.0 : 0.0);
   }
   w.family("openbridge_config_reloads_total", "counter",
            "Config reloads since start, by result (applied, refused).");
@@ -258,36 +312,18 @@ asio::awaitable<std::string> render_metrics(admin_context& c) {
 }
 
 asio::awaitable<std::string> keys_answer(admin_context& c) {
-  auto snap = c.store.load();  // the key pointers below live as long as this
+  auto snap = c.store.load();  // the key pointers read_shared takes live as long as this
   // 429s per key and limit: from the workers' shards (a copy each, on their threads).
   auto g = co_await gather(c.workers);
   if (!c.redis) co_return keys_json(*snap, limits::wall_now(), &g.merged.ratelimited, c.ledger);
-  // The limited keys' shared counters, in one pipelined batch on the admin loop's own
-  // connection; each call times out after state.timeout, the whole read shortly after.
-  std::vector<const limits::key_demand*> limited;
-  for (const auto& k : snap->keys.keys)
-    if (k.limited) limited.push_back(&k.demand);
-  auto read = co_await state::read_keys_state(c.redis, c.redis_head, c.redis_one_slot, limited,
-                                              c.redis_timeout * 2 + std::chrono::milliseconds(50));
-  if (read.error != c.redis_last_error) {  // a dashboard polls: one line per change
-    if (read.error.empty())
-      observe::log(observe::level::info, "admin: /admin/v1/keys reads Redis again");
-    else
-      observe::log(
-          observe::level::warn,
-          "admin: /admin/v1/keys shows this instance's local counters: redis " + read.error);
-    c.redis_last_error = read.error;
-  }
+  auto read = co_await read_shared(c, *snap, shared_keys::limited);
   if (!read.error.empty()) {
     co_return keys_json(*snap, limits::wall_now(), &g.merged.ratelimited, c.ledger,
                         {.name = "local", .redis_error = read.error});
   }
-  std::vector<limits::key_usage> usage(snap->keys.keys.size());
-  for (std::size_t i = 0, j = 0; i < snap->keys.keys.size(); ++i)
-    if (snap->keys.keys[i].limited) usage[i] = read.usage[j++];
   // Redis's clock: the budget period and expiry agree with what admit.lua decides.
-  co_return keys_json(*snap, limited.empty() ? limits::wall_now() : read.now, &g.merged.ratelimited,
-                      c.ledger, {.name = "redis", .usage = &usage});
+  co_return keys_json(*snap, read.now ? read.now : limits::wall_now(), &g.merged.ratelimited,
+                      c.ledger, {.name = "redis", .usage = &read.usage});
 }
 
 void reload_history::record(std::string_view trigger,

@@ -117,6 +117,20 @@ struct keys_source {
   const std::vector<limits::key_usage>* usage = nullptr;
 };
 
+// What read_shared reads: every key with a limit or budget (/admin/v1/keys), or those with a
+// budget (/metrics' openbridge_budget_remaining).
+enum class shared_keys { limited, budgeted };
+struct shared_read {
+  std::vector<limits::key_usage> usage;  // usage[i] of snapshot key i (default if not read)
+  limits::epoch_ms now = 0;              // Redis TIME; 0 when no key was read
+  std::string error;                     // "" when read; else read_keys_state's reason
+};
+
+// With state.redis (c.redis set): the keys' shared counters from Redis, on the admin loop,
+// never later than about twice state.timeout; all or nothing.
+boost::asio::awaitable<shared_read> read_shared(admin_context& c, const proxy::snapshot& snap,
+                                                shared_keys which);
+
 // GET /admin/v1/keys: per key its name, labels, limits, current usage per window, budget
 // used/reserved/remaining/period, expiry and whether it is disabled; never a token or digest.
 // `rate_limited`: the merged shards' 429 counts (client, limit); `ledger`: usage_today and

@@ -344,6 +344,8 @@ describe('keys and limits', { timeout: 120000 }, () => {
     assert.match(m.text, /^openbridge_ratelimited_total\{client="budget-key",limit="budget"\} 1$/m);
     assert.match(m.text, /^openbridge_ratelimited_total\{client="conc-key",limit="concurrency"\} 1$/m);
     assert.match(m.text, /^openbridge_budget_remaining\{client="budget-key",unit="tokens"\} 0$/m);
+    // No Redis: this process holds the budgets; there is no shared read to report on.
+    assert.doesNotMatch(m.text, /openbridge_state_read_ok/);
   });
 
   test('GET /admin/v1/keys: limits, usage per window, budget, expiry', T, async () => {
