@@ -14,6 +14,11 @@ import { startGateway, freePort } from './lib/gateway.mjs';
 import { request } from './lib/http.mjs';
 import { chatBody, gwPost, sleep } from './lib/common.mjs';
 
+// Clicks the first element matching `sel` inside the page in one step: the live tail re-renders
+// its rows under traffic, so a node found by one protocol call may be gone by the next (page.click
+// then fails with "Node is detached from document").
+const clickNow = (page, sel) => page.$eval(sel, (e) => e.click());
+
 const CHROMIUM = process.env.CHROMIUM_BIN || '/usr/bin/chromium';
 const haveChromium = fs.existsSync(CHROMIUM);
 const ADMIN_TOKEN = 'adm-dash-7f3e';
@@ -294,7 +299,7 @@ describe('dashboard', { timeout: 120000 * SLOW, skip: haveChromium ? false : `ch
       // Failed-over requests: 200 from "steady" after a 500 from "switchable".
       await page.select('#f-status', 'retried');
       await page.waitForFunction(() => document.querySelectorAll('#tail tbody tr[data-status]').length > 0, { timeout: 5000 * SLOW });
-      await page.click('#tail tbody tr[data-status]');
+      await clickNow(page, '#tail tbody tr[data-status]');
       await page.waitForSelector('#detail:not([hidden])', { timeout: 2000 * SLOW });
       const attempts = await page.$$eval('#detail-attempts li', (lis) => lis.map((l) => l.textContent));
       assert.ok(attempts.some((a) => /^switchable: failed \(500\)/.test(a)), attempts.join(' | '));
@@ -329,7 +334,7 @@ describe('dashboard', { timeout: 120000 * SLOW, skip: haveChromium ? false : `ch
       await page.waitForFunction((x) => [...document.querySelectorAll('#targets td[data-label="Group"]')].some((t) => t.textContent === x), { timeout: 5000 * SLOW }, XSS);
       await page.waitForFunction((x) => [...document.querySelectorAll('#tail td[data-label="Group"]')].some((t) => t.textContent === x), { timeout: 5000 * SLOW }, XSS);
       await page.select('#f-group', XSS);
-      await page.click('#tail tbody tr[data-status]');
+      await clickNow(page, '#tail tbody tr[data-status]');
       await page.waitForSelector('#detail:not([hidden])', { timeout: 2000 * SLOW });
       await sleep(300); // an injected handler would have run by now
       assert.equal(await page.$$eval('img', (i) => i.length), 0, 'no img element was created');
