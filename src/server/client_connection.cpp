@@ -162,8 +162,7 @@ void client_connection::record_metrics(const observe::request_record& rec) {
 
 void client_connection::close() {
   stream_.close_notify();  // TLS: the client sees an orderly end, not a truncation
-  boost::system::error_code ec;
-  stream_.lowest().close(ec);
+  stream_.close();
 }
 
 void client_connection::close_if_idle() {
@@ -274,8 +273,7 @@ void client_connection::cut() {
     exchange_.cut();
     return;
   }
-  boost::system::error_code ec;
-  stream_.lowest().cancel(ec);
+  stream_.cancel();
 }
 
 void client_connection::abandon() {
@@ -290,6 +288,8 @@ asio::awaitable<void> client_connection::linger() {
   // close). Not once the shutdown grace is over: the process is about to exit.
   // Under TLS, close_notify goes first (a client that reads to the end, an HTTP/1.0 stream
   // say, sees an orderly end), then the bytes read are records, discarded undecrypted.
+  // An HTTP/2 stream's pipe: nothing to linger for, its close is the end of the answer.
+  if (stream_.pipe()) co_return;
   auto& sock = stream_.lowest();
   if (!sock.is_open()) co_return;
   stream_.close_notify();
@@ -344,11 +344,11 @@ asio::awaitable<client_connection::head_result> client_connection::read_head() {
     idle_ = !started;
     if (idle_ && ctx_.draining) co_return head_result::closed;
     if (idle_)  // closes: nothing to answer; TLS: cancels, close() sends close_notify first
-      deadline_.arm(keepalive, &stream_.lowest(),
+      deadline_.arm(keepalive, &stream_,
                     stream_.is_tls() ? proxy::deadline::on_expiry::cancel
                                      : proxy::deadline::on_expiry::close);
     else
-      deadline_.arm_until(head_until, &stream_.lowest(), proxy::deadline::on_expiry::cancel);
+      deadline_.arm_until(head_until, &stream_, proxy::deadline::on_expiry::cancel);
     // Never past the limit: a head that fills it without ending is too large.
     auto want = std::min(client_read_chunk, limit - parsed - in_.size());
     auto [ec, n] = co_await stream_.async_read_some(in_.prepare(want), use_tuple);
@@ -393,8 +393,8 @@ asio::awaitable<client_connection::head_result> client_connection::read_body(
   // a body trickled a byte at a time is cut too. Expiry cancels the read, so a 408 can follow.
   const auto body_until = observe::coarse_deadline(to.client_body_total);
   auto arm = [&] {
-    deadline_.arm_until(std::min(observe::coarse_deadline(to.client_body), body_until),
-                        &stream_.lowest(), proxy::deadline::on_expiry::cancel);
+    deadline_.arm_until(std::min(observe::coarse_deadline(to.client_body), body_until), &stream_,
+                        proxy::deadline::on_expiry::cancel);
   };
   auto ended = [this](bool expired) {
     return expired         ? head_result::timeout
