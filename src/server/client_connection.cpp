@@ -97,7 +97,8 @@ client_connection::client_connection(proxy::worker_context& ctx, proxy::client_s
   exchange_.set_client_request(&req_);
   admission_.use(ctx_.state);
   registry_.add(this);
-  ++ctx_.metrics.client_connections;
+  // An HTTP/2 stream is not a connection: its h2_connection counts once for all its streams.
+  if (!stream_.pipe()) ++ctx_.metrics.client_connections;
   boost::system::error_code ec;
   auto peer = stream_.lowest().remote_endpoint(ec);
   if (!ec) {
@@ -109,7 +110,7 @@ client_connection::client_connection(proxy::worker_context& ctx, proxy::client_s
 }
 
 client_connection::~client_connection() {
-  --ctx_.metrics.client_connections;
+  if (!stream_.pipe()) --ctx_.metrics.client_connections;
   registry_.remove(this);
 }
 

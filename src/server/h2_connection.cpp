@@ -62,6 +62,8 @@ struct h2_stream final : proxy::memory_pipe::near_end {
   h2::request_head head;
   std::string body;
   bool body_too_large = false;
+  bool over_budget = false;   // the connection's body budget was spent: answered 413
+  std::size_t body_held = 0;  // bytes of this stream's body counted in the connection's budget
   bool started = false;
   bool closed = false;  // nghttp2 closed the stream (answered, or reset by either side)
   std::shared_ptr<proxy::memory_pipe> pipe;  // to the client_connection serving the request
@@ -97,9 +99,13 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
       peer_ += std::to_string(peer.port());
     }
     stream_.lowest().set_option(asio::ip::tcp::no_delay(true), ec);
+    ++ctx_.metrics.client_connections;
   }
   ~h2_connection() {
+    ctx_.metrics.http2_streams -= static_cast<std::int64_t>(streams_.size());
+    streams_.clear();
     if (session_) nghttp2_session_del(session_);
+    --ctx_.metrics.client_connections;
   }
 
   asio::awaitable<void> run();
@@ -166,6 +172,13 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
   clock_type::time_point ending_since_;
   std::size_t header_block_ = 0;  // bytes of the header block being received
   std::size_t header_limit_ = 0, body_limit_ = 0;
+  // Request body bytes of the open streams (tls.http2_connection_body_bytes bounds them):
+  // counted from their DATA frames until the stream closes.
+  std::size_t body_held_ = 0, body_budget_ = 0;
+  void release_body(h2_stream& st) {
+    body_held_ -= st.body_held;
+    st.body_held = 0;
+  }
   clock_type::time_point idle_since_ = clock_type::now();
   std::chrono::milliseconds keepalive_{};
 };
@@ -176,6 +189,7 @@ int h2_connection::on_begin_headers(nghttp2_session* s, const nghttp2_frame* f, 
   auto st = std::make_shared<h2_stream>(*c, f->hd.stream_id, c->header_limit_);
   nghttp2_session_set_stream_user_data(s, f->hd.stream_id, st.get());
   c->streams_.emplace(f->hd.stream_id, std::move(st));
+  ++c->ctx_.metrics.http2_streams;
   return 0;
 }
 
@@ -195,14 +209,18 @@ int h2_connection::on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const ui
   auto* c = static_cast<h2_connection*>(ud);
   auto* st = c->find(id);
   if (!st || st->started) return 0;
-  if (st->body.size() + len > c->body_limit_) {
-    st->body_too_large = true;
+  bool too_large = st->body.size() + len > c->body_limit_;
+  if (too_large || c->body_held_ + len > c->body_budget_) {
+    (too_large ? st->body_too_large : st->over_budget) = true;
+    c->release_body(*st);
     st->body.clear();
     st->body.shrink_to_fit();
     c->start_stream(c->streams_[id]);  // answered 413 now; the rest of the body is dropped
     return 0;
   }
   st->body.append(reinterpret_cast<const char*>(data), len);
+  st->body_held += len;
+  c->body_held_ += len;
   return 0;
 }
 
@@ -254,10 +272,12 @@ int h2_connection::on_stream_close(nghttp2_session*, int32_t id, uint32_t, void*
   if (it == c->streams_.end()) return 0;
   auto& st = *it->second;
   st.closed = true;
+  c->release_body(st);
   // The HTTP/1.1 side sees its client leave (as on a client disconnect) and its exchange
   // closes the upstream connection.
   if (st.pipe) st.pipe->reset();
   c->streams_.erase(it);
+  --c->ctx_.metrics.http2_streams;
   if (c->streams_.empty()) c->idle_since_ = clock_type::now();
   return 0;
 }
@@ -291,6 +311,7 @@ bool h2_connection::setup() {
   const auto& cfg = ctx_.current()->cfg;
   header_limit_ = cfg.limits.max_header_bytes;
   body_limit_ = cfg.limits.max_body_bytes;
+  body_budget_ = cfg.tls.http2_connection_body_bytes;
   keepalive_ = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeouts.keepalive);
 
   nghttp2_session_callbacks* cbs = nullptr;
@@ -393,8 +414,10 @@ void h2_connection::close_now() {
   ticker_.cancel();
   for (auto& [id, st] : streams_) {
     st->closed = true;
+    release_body(*st);
     if (st->pipe) st->pipe->reset();
   }
+  ctx_.metrics.http2_streams -= static_cast<std::int64_t>(streams_.size());
   streams_.clear();
   stream_.lowest().close(ec);
 }
@@ -431,11 +454,16 @@ void h2_connection::answer_directly(h2_stream& st, proxy::http::error_kind kind,
   if (rec.path.empty()) rec.path = "-";
   rec.status = proxy::http::status_of(kind);
   rec.bytes_out = st.queued.size();
-  rec.outcome = "bad_request";
+  rec.outcome = kind == proxy::http::error_kind::body_too_large ? "body_too_large" : "bad_request";
   rec.detail = message;
   rec.client = peer_;
   rec.protocol = "h2";
   observe::access_log(rec);
+  // And in the request metrics, as the same answer over HTTP/1.1 (refused before routing: no
+  // group, so only openbridge_requests_total by status).
+  observe::metrics::request_sample sample;
+  sample.status = rec.status;
+  ctx_.metrics.record(sample);
   auto status = std::to_string(proxy::http::status_of(kind));
   auto length = std::to_string(st.queued.size());
   auto nv = [](std::string_view n, std::string_view v) {
@@ -460,6 +488,12 @@ void h2_connection::start_stream(const std::shared_ptr<h2_stream>& st) {
   if (st->head.bad())
     return answer_directly(*st, proxy::http::error_kind::bad_request,
                            "The request has a header field HTTP/1.1 cannot carry.");
+  if (st->over_budget)
+    return answer_directly(
+        *st, proxy::http::error_kind::body_too_large,
+        "The request bodies in flight on this HTTP/2 connection are over its limit "
+        "(tls.http2_connection_body_bytes); send this request once others have finished, or on "
+        "another connection.");
   // The body went past limits.max_body_bytes: a head announcing more than the limit, no
   // body, so the HTTP/1.1 side answers its 413 without reading.
   std::string request = st->head.finish(st->body_too_large ? body_limit_ + 1 : st->body.size());
