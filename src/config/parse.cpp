@@ -667,6 +667,11 @@ constexpr field<tls_config> tls_fields[] = {
        if (auto n = as_integer(c, v, path, 1, 1000))
          t.http2_max_concurrent_streams = static_cast<std::uint32_t>(*n);
      }},
+    {"http2_connection_body_bytes",
+     [](context& c, const json::value& v, const std::string& path, tls_config& t) {
+       if (auto n = as_integer(c, v, path, 1024, std::uint64_t(4) << 30))
+         t.http2_connection_body_bytes = static_cast<std::size_t>(*n);
+     }},
 };
 
 void read_tls(context& c, const json::value& v, const std::string& path, config& cfg) {

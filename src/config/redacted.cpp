@@ -140,6 +140,7 @@ std::string redacted_json(const config& cfg) {
     if (!cfg.tls.client_ca.empty()) t["client_ca"] = cfg.tls.client_ca;
     t["http2"] = cfg.tls.http2;
     t["http2_max_concurrent_streams"] = cfg.tls.http2_max_concurrent_streams;
+    t["http2_connection_body_bytes"] = cfg.tls.http2_connection_body_bytes;
     root["tls"] = std::move(t);
   }
   if (cfg.state.enabled) {  // shared state: the Redis URL without its password

@@ -196,6 +196,8 @@ struct tls_config {
   std::string client_ca;  // "" = no client certificates asked; else PEM CAs that must sign them
   bool http2 = true;      // ALPN offers h2 before http/1.1
   std::uint32_t http2_max_concurrent_streams = 100;  // SETTINGS_MAX_CONCURRENT_STREAMS
+  // Request body bytes one HTTP/2 connection holds at once over all its streams (413 past it).
+  std::size_t http2_connection_body_bytes = 64 * 1024 * 1024;
 };
 // ---- shared state (extension "state": docs/CONFIGURATION.md, docs/SCALING.md) ----
 // Absent: limits are counted in memory and no ledger is written.

@@ -128,6 +128,7 @@ void shard::merge(const shard& o) {
   inflight += o.inflight;
   open_streams += o.open_streams;
   client_connections += o.client_connections;
+  http2_streams += o.http2_streams;
   upstream_tls_full += o.upstream_tls_full;
   upstream_tls_resumed += o.upstream_tls_resumed;
   for (const auto& [k, v] : o.ratelimit_remaining) {
@@ -247,6 +248,9 @@ void render(text_writer& w, const shard& m, const live_set& live) {
   w.sample("openbridge_open_streams", {}, static_cast<double>(m.open_streams));
   w.family("openbridge_client_connections", "gauge", "Open client connections.");
   w.sample("openbridge_client_connections", {}, static_cast<double>(m.client_connections));
+  w.family("openbridge_http2_streams", "gauge",
+           "Open HTTP/2 streams (requests) over all HTTP/2 client connections.");
+  w.sample("openbridge_http2_streams", {}, static_cast<double>(m.http2_streams));
   w.family("openbridge_upstream_tls_handshakes_total", "counter",
            "TLS handshakes with providers; resumed=\"true\": from the origin's cached session.");
   w.sample("openbridge_upstream_tls_handshakes_total", {{"resumed", "false"}}, m.upstream_tls_full);

@@ -81,7 +81,8 @@ struct shard {
   histogram overhead;
   std::int64_t inflight = 0;
   std::int64_t open_streams = 0;
-  std::int64_t client_connections = 0;
+  std::int64_t client_connections = 0;  // an HTTP/2 connection counts once, not per stream
+  std::int64_t http2_streams = 0;       // open HTTP/2 streams
   // TLS handshakes with providers: full, and resumed from a cached session (set by collect).
   std::uint64_t upstream_tls_full = 0, upstream_tls_resumed = 0;
   // Last rate-limit headers seen per target: (target, type 0 requests / 1 tokens) -> value,

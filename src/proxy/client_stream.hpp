@@ -1,8 +1,10 @@
-// The byte stream of one client connection: a plain TCP socket, or TLS over one (the proxy
-// listener's "tls", tls_socket.hpp). The HTTP/1.1 code reads and writes through it without
-// knowing which; a plain connection pays one predictable branch per operation and no
-// allocation (the TLS socket is built only for TLS connections). Deadlines, the client watch
-// and lingering close act on the TCP socket underneath (lowest()).
+// The byte stream of one client connection: a plain TCP socket, TLS over one (the proxy
+// listener's "tls", tls_socket.hpp), or an in-process pipe to an HTTP/2 stream
+// (memory_pipe.hpp). The HTTP/1.1 code reads and writes through it without knowing which; a
+// plain connection pays one predictable branch per operation and no allocation (the TLS socket
+// and the pipe exist only for their kinds). Deadlines, the client watch and lingering close act
+// on the TCP socket underneath (lowest()); for a pipe, lowest() is a socket never opened, and
+// cancel(), close(), the client watch (memory_pipe::async_wait_gone) act on the pipe.
 #pragma once
 
 #include <memory>
@@ -13,6 +15,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/write.hpp>
 
+#include "proxy/memory_pipe.hpp"
 #include "proxy/tls_socket.hpp"
 
 namespace ob::proxy {
@@ -32,7 +35,12 @@ class client_stream {
     tls_.emplace(std::move(s), ctx_->native_handle());
   }
 
+  // An HTTP/2 stream's pipe; `ex`: the HTTP/2 connection's executor.
+  client_stream(std::shared_ptr<memory_pipe> p, const tcp::socket::executor_type& ex)
+      : plain_(ex), pipe_(std::move(p)) {}
+
   bool is_tls() const { return tls_.has_value(); }
+  memory_pipe* pipe() { return pipe_.get(); }
   tls_stream* tls() { return tls_ ? &*tls_ : nullptr; }
   tcp::socket& lowest() { return tls_ ? tls_->socket() : plain_; }
   tcp::socket::executor_type get_executor() { return lowest().get_executor(); }
@@ -50,12 +58,31 @@ class client_stream {
     if (tls_) tls_->close_notify();
   }
 
-  // Completion signature (error_code, std::size_t) for both.
+  // Pending reads and writes fail with operation_aborted.
+  void cancel() {
+    boost::system::error_code ec;
+    if (pipe_) [[unlikely]]
+      pipe_->cancel();
+    else
+      lowest().cancel(ec);
+  }
+  void close() {
+    boost::system::error_code ec;
+    if (pipe_) [[unlikely]]
+      pipe_->close();
+    else
+      lowest().close(ec);
+  }
+  bool is_open() { return pipe_ ? pipe_->is_open() : lowest().is_open(); }
+
+  // Completion signature (error_code, std::size_t) for all kinds.
   template <class MutableBuffers, class Token>
   auto async_read_some(const MutableBuffers& b, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
         [this](auto handler, const MutableBuffers& b) {
-          if (tls_)
+          if (pipe_) [[unlikely]]
+            pipe_->async_read_some(b, std::move(handler));
+          else if (tls_)
             tls_->async_read_some(b, std::move(handler));
           else
             plain_.async_read_some(b, std::move(handler));
@@ -67,7 +94,9 @@ class client_stream {
   auto async_write(const ConstBuffers& b, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
         [this](auto handler, const ConstBuffers& b) {
-          if (tls_)
+          if (pipe_) [[unlikely]]
+            pipe_->async_write(b, std::move(handler));
+          else if (tls_)
             tls_->async_write(b, std::move(handler));
           else
             boost::asio::async_write(plain_, b, std::move(handler));
@@ -79,6 +108,7 @@ class client_stream {
   tcp::socket plain_;  // unused (never opened) under TLS
   std::shared_ptr<boost::asio::ssl::context> ctx_;
   std::optional<tls_stream> tls_;
+  std::shared_ptr<memory_pipe> pipe_;  // HTTP/2 streams only
 };
 
 }  // namespace ob::proxy

@@ -1,6 +1,7 @@
 #include "proxy/deadline.hpp"
 
 #include "observe/clock.hpp"
+#include "proxy/client_stream.hpp"
 
 namespace ob::proxy {
 
@@ -14,6 +15,7 @@ void deadline::arm_until(clock::time_point at, boost::asio::ip::tcp::socket* vic
                          on_expiry what) {
   at_ = at;
   victim_ = victim;
+  client_victim_ = nullptr;
   what_ = what;
   expired_ = false;
   if (stopped_) return;
@@ -22,6 +24,15 @@ void deadline::arm_until(clock::time_point at, boost::asio::ip::tcp::socket* vic
   } else if (at_ < timer_at_) {
     timer_.cancel();  // the aborted wait re-arms at the earlier time
   }
+}
+
+void deadline::arm(std::chrono::milliseconds limit, client_stream* victim, on_expiry what) {
+  arm_until(observe::coarse_deadline(limit), victim, what);
+}
+
+void deadline::arm_until(clock::time_point at, client_stream* victim, on_expiry what) {
+  arm_until(at, static_cast<boost::asio::ip::tcp::socket*>(nullptr), what);
+  client_victim_ = victim;
 }
 
 void deadline::wait() {
@@ -53,6 +64,12 @@ void deadline::on_timer() {
     else
       victim_->close(ec);
     victim_ = nullptr;
+  } else if (client_victim_) {
+    if (what_ == on_expiry::cancel)
+      client_victim_->cancel();
+    else
+      client_victim_->close();
+    client_victim_ = nullptr;
   }
 }
 

@@ -15,6 +15,8 @@
 
 namespace ob::proxy {
 
+class client_stream;
+
 class deadline {
  public:
   using clock = std::chrono::steady_clock;
@@ -28,9 +30,14 @@ class deadline {
   // An absolute deadline, for a bound over several reads (a whole request head, say).
   void arm_until(clock::time_point at, boost::asio::ip::tcp::socket* victim,
                  on_expiry what = on_expiry::close);
+  // The client: its socket, or for an HTTP/2 stream its pipe (client_stream::close/cancel).
+  void arm(std::chrono::milliseconds limit, client_stream* victim,
+           on_expiry what = on_expiry::close);
+  void arm_until(clock::time_point at, client_stream* victim, on_expiry what = on_expiry::close);
   void disarm() {
     at_ = clock::time_point::max();
     victim_ = nullptr;
+    client_victim_ = nullptr;
   }
   bool expired() const { return expired_; }
   void clear_expired() { expired_ = false; }
@@ -45,6 +52,7 @@ class deadline {
   clock::time_point at_ = clock::time_point::max();
   clock::time_point timer_at_ = clock::time_point::max();
   boost::asio::ip::tcp::socket* victim_ = nullptr;
+  client_stream* client_victim_ = nullptr;  // instead of victim_
   on_expiry what_ = on_expiry::close;
   bool waiting_ = false;
   bool expired_ = false;

@@ -171,7 +171,7 @@ auto exchange::write_client(const Buffers& buffers, millis limit) {
           asio::post(client_.get_executor(), [h = std::move(handler)]() mutable { h(false); });
           return;
         }
-        deadline_.arm(limit, &client_.lowest());
+        deadline_.arm(limit, &client_);
         client_.async_write(buffers, [this, h = std::move(handler)](boost::system::error_code ec,
                                                                     std::size_t n) mutable {
           h(end_client_write(ec, n));
@@ -271,6 +271,14 @@ void exchange::watch_client() {
   auto owner = owner_.lock();
   if (!owner) return;
   auto gen = ++watch_gen_;
+  if (auto* pipe = client_.pipe()) {  // an HTTP/2 stream: gone when reset or its connection died
+    pipe->async_wait_gone([this, gen, owner = std::move(owner)](boost::system::error_code ec) {
+      if (ec || gen != watch_gen_) return;
+      client_gone_ = true;
+      if (up_) up_->close();
+    });
+    return;
+  }
   client_.lowest().async_wait(
       asio::ip::tcp::socket::wait_read,
       [this, gen, owner = std::move(owner)](boost::system::error_code ec) {
@@ -305,6 +313,7 @@ void exchange::stop_watching_client() {
   if (!watch_started_) return;
   watch_started_ = false;
   ++watch_gen_;
+  if (auto* pipe = client_.pipe()) return pipe->cancel_wait_gone();
   boost::system::error_code ec;
   client_.lowest().cancel(ec);
 }

@@ -90,7 +90,8 @@ client_connection::client_connection(proxy::worker_context& ctx, proxy::client_s
   exchange_.set_client_request(&req_);
   admission_.use(ctx_.state);
   registry_.add(this);
-  ++ctx_.metrics.client_connections;
+  // An HTTP/2 stream is not a connection: its h2_connection counts once for all its streams.
+  if (!stream_.pipe()) ++ctx_.metrics.client_connections;
   boost::system::error_code ec;
   auto peer = stream_.lowest().remote_endpoint(ec);
   if (!ec) {
@@ -102,7 +103,7 @@ client_connection::client_connection(proxy::worker_context& ctx, proxy::client_s
 }
 
 client_connection::~client_connection() {
-  --ctx_.metrics.client_connections;
+  if (!stream_.pipe()) --ctx_.metrics.client_connections;
   registry_.remove(this);
 }
 
@@ -155,8 +156,7 @@ void client_connection::record_metrics(const observe::request_record& rec) {
 
 void client_connection::close() {
   stream_.close_notify();  // TLS: the client sees an orderly end, not a truncation
-  boost::system::error_code ec;
-  stream_.lowest().close(ec);
+  stream_.close();
 }
 
 void client_connection::close_if_idle() {
@@ -270,8 +270,7 @@ void client_connection::cut() {
     if (streaming_) stream_.lowest().cancel(ec);  // a read of an upload's rest
     return;
   }
-  boost::system::error_code ec;
-  stream_.lowest().cancel(ec);
+  stream_.cancel();
 }
 
 void client_connection::abandon() {
@@ -286,6 +285,8 @@ asio::awaitable<void> client_connection::linger() {
   // close). Not once the shutdown grace is over: the process is about to exit.
   // Under TLS, close_notify goes first (a client that reads to the end, an HTTP/1.0 stream
   // say, sees an orderly end), then the bytes read are records, discarded undecrypted.
+  // An HTTP/2 stream's pipe: nothing to linger for, its close is the end of the answer.
+  if (stream_.pipe()) co_return;
   auto& sock = stream_.lowest();
   if (!sock.is_open()) co_return;
   stream_.close_notify();
@@ -340,11 +341,11 @@ asio::awaitable<client_connection::head_result> client_connection::read_head() {
     idle_ = !started;
     if (idle_ && ctx_.draining) co_return head_result::closed;
     if (idle_)  // closes: nothing to answer; TLS: cancels, close() sends close_notify first
-      deadline_.arm(keepalive, &stream_.lowest(),
+      deadline_.arm(keepalive, &stream_,
                     stream_.is_tls() ? proxy::deadline::on_expiry::cancel
                                      : proxy::deadline::on_expiry::close);
     else
-      deadline_.arm_until(head_until, &stream_.lowest(), proxy::deadline::on_expiry::cancel);
+      deadline_.arm_until(head_until, &stream_, proxy::deadline::on_expiry::cancel);
     // Never past the limit: a head that fills it without ending is too large.
     auto want = std::min(client_read_chunk, limit - parsed - in_.size());
     auto [ec, n] = co_await stream_.async_read_some(in_.prepare(want), use_tuple);
@@ -389,8 +390,8 @@ asio::awaitable<client_connection::head_result> client_connection::read_body(
   // a body trickled a byte at a time is cut too. Expiry cancels the read, so a 408 can follow.
   const auto body_until = observe::coarse_deadline(to.client_body_total);
   auto arm = [&] {
-    deadline_.arm_until(std::min(observe::coarse_deadline(to.client_body), body_until),
-                        &stream_.lowest(), proxy::deadline::on_expiry::cancel);
+    deadline_.arm_until(std::min(observe::coarse_deadline(to.client_body), body_until), &stream_,
+                        proxy::deadline::on_expiry::cancel);
   };
   auto ended = [this](bool expired) {
     return expired         ? head_result::timeout

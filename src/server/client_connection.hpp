@@ -49,7 +49,7 @@ class client_connection final : public std::enable_shared_from_this<client_conne
   // closes the socket.
   void abandon();
   void sweep(std::chrono::steady_clock::time_point now) { exchange_.sweep(now); }
-  // An HTTP/2 stream served over a socket pair (server/h2_connection.cpp): the peer of the
+  // An HTTP/2 stream served over a memory pipe (server/h2_connection.cpp): the peer of the
   // HTTP/2 connection and the protocol for the access log ("h2", a string literal).
   void set_peer(std::string peer, std::string_view protocol) {
     peer_ = std::move(peer);

@@ -1,24 +1,23 @@
 #include "server/h2_connection.hpp"
 
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <cctype>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <nghttp2/nghttp2.h>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include "observe/log.hpp"
 #include "proxy/http/errors.hpp"
+#include "proxy/memory_pipe.hpp"
 #include "proxy/parsers.hpp"
 #include "server/client_connection.hpp"
 #include "server/h2_translate.hpp"
@@ -32,10 +31,8 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-// Answer bytes queued per stream before its relay stops reading the HTTP/1.1 answer.
+// Answer bytes queued per stream before a write into its pipe waits (back-pressure).
 constexpr std::size_t stream_high_water = 64 * 1024;
-// Socket pair buffers (each direction): with the queue above, what one stream can hold.
-constexpr int pair_buffer = 32 * 1024;
 // Client RST_STREAM budget: a burst, then a steady rate (rapid reset, CVE-2023-44487).
 constexpr double reset_burst = 200, reset_rate = 100;
 constexpr auto h2_tick = std::chrono::milliseconds(200);
@@ -46,20 +43,35 @@ void log_debug(const std::string& what) {
 
 class h2_connection;
 
-// One request stream.
-struct h2_stream {
-  h2_stream(asio::any_io_executor ex, std::int32_t id, std::size_t header_limit)
-      : id(id), head(header_limit), pipe(ex), wake(ex) {}
+// One request stream. Once its request is complete, the near end of the memory pipe its
+// client_connection is served over: the HTTP/1.1 answer written into the pipe is parsed here
+// into the HTTP/2 response (take), queued for nghttp2's data callback.
+struct h2_stream final : proxy::memory_pipe::near_end {
+  h2_stream(h2_connection& conn, std::int32_t id, std::size_t header_limit)
+      : conn(conn), id(id), head(header_limit) {}
+  ~h2_stream() {
+    if (pipe) pipe->reset();
+  }
 
+  void take(std::string_view bytes) override;
+  bool backlogged() const override { return !closed && pending() >= stream_high_water; }
+  void far_closed() override;
+
+  h2_connection& conn;
   std::int32_t id;
   h2::request_head head;
   std::string body;
   bool body_too_large = false;
+  bool over_budget = false;   // the connection's body budget was spent: answered 413
+  std::size_t body_held = 0;  // bytes of this stream's body counted in the connection's budget
   bool started = false;
   bool closed = false;  // nghttp2 closed the stream (answered, or reset by either side)
-  std::string request;  // the HTTP/1.1 request written to the pair
-  asio::local::stream_protocol::socket pipe;  // our end of the pair
-  asio::steady_timer wake;                    // the relay waits here while `queued` is full
+  std::shared_ptr<proxy::memory_pipe> pipe;  // to the client_connection serving the request
+  // The HTTP/1.1 answer: its parser, the bytes it has not consumed yet.
+  proxy::http::header_list answer_headers;
+  std::optional<proxy::response_parser> parser;
+  boost::beast::flat_buffer answer_in;
+  bool head_sent = false;
   // Answer body not yet taken by nghttp2 (from `off`).
   std::string queued;
   std::size_t off = 0;
@@ -87,9 +99,13 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
       peer_ += std::to_string(peer.port());
     }
     stream_.lowest().set_option(asio::ip::tcp::no_delay(true), ec);
+    ++ctx_.metrics.client_connections;
   }
   ~h2_connection() {
+    ctx_.metrics.http2_streams -= static_cast<std::int64_t>(streams_.size());
+    streams_.clear();
     if (session_) nghttp2_session_del(session_);
+    --ctx_.metrics.client_connections;
   }
 
   asio::awaitable<void> run();
@@ -103,12 +119,27 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
   void start_stream(const std::shared_ptr<h2_stream>& st);
   void answer_directly(h2_stream& st, proxy::http::error_kind kind, std::string_view message);
   void submit_head(h2_stream& st, int status, const proxy::http::header_list& headers);
-  asio::awaitable<void> relay(std::shared_ptr<h2_stream> st);
-  void resume(h2_stream& st) {
+  // For the pipe's near end: flushes once the caller's work is done (never inside it: a flush
+  // can close streams), and coalesces the streams' output into fewer writes.
+  void schedule_flush() {
+    if (flush_posted_ || dead_) return;
+    flush_posted_ = true;
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      self->flush_posted_ = false;
+      self->flush();
+    });
+  }
+  void resume_later(h2_stream& st) {
     if (dead_ || st.closed) return;
     nghttp2_session_resume_data(session_, st.id);
-    flush();
+    schedule_flush();
   }
+  void reset_later(h2_stream& st) {
+    if (dead_ || st.closed) return;
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, st.id, NGHTTP2_INTERNAL_ERROR);
+    schedule_flush();
+  }
+  friend struct h2_stream;
   h2_stream* find(std::int32_t id) {
     auto it = streams_.find(id);
     return it == streams_.end() ? nullptr : it->second.get();
@@ -135,12 +166,19 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
   std::string peer_;
   std::string out_;  // the write in flight
   std::array<std::uint8_t, 16 * 1024> in_;
-  bool writing_ = false, dead_ = false, goaway_ = false;
+  bool writing_ = false, dead_ = false, goaway_ = false, flush_posted_ = false;
   bool closing_ = false;  // close once what nghttp2 has to send is written
   bool ending_ = false;   // our side is shut down; closing within a second
   clock_type::time_point ending_since_;
   std::size_t header_block_ = 0;  // bytes of the header block being received
   std::size_t header_limit_ = 0, body_limit_ = 0;
+  // Request body bytes of the open streams (tls.http2_connection_body_bytes bounds them):
+  // counted from their DATA frames until the stream closes.
+  std::size_t body_held_ = 0, body_budget_ = 0;
+  void release_body(h2_stream& st) {
+    body_held_ -= st.body_held;
+    st.body_held = 0;
+  }
   clock_type::time_point idle_since_ = clock_type::now();
   std::chrono::milliseconds keepalive_{};
 };
@@ -148,10 +186,10 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
 int h2_connection::on_begin_headers(nghttp2_session* s, const nghttp2_frame* f, void* ud) {
   auto* c = static_cast<h2_connection*>(ud);
   if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-  auto st =
-      std::make_shared<h2_stream>(c->stream_.get_executor(), f->hd.stream_id, c->header_limit_);
+  auto st = std::make_shared<h2_stream>(*c, f->hd.stream_id, c->header_limit_);
   nghttp2_session_set_stream_user_data(s, f->hd.stream_id, st.get());
   c->streams_.emplace(f->hd.stream_id, std::move(st));
+  ++c->ctx_.metrics.http2_streams;
   return 0;
 }
 
@@ -171,14 +209,18 @@ int h2_connection::on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const ui
   auto* c = static_cast<h2_connection*>(ud);
   auto* st = c->find(id);
   if (!st || st->started) return 0;
-  if (st->body.size() + len > c->body_limit_) {
-    st->body_too_large = true;
+  bool too_large = st->body.size() + len > c->body_limit_;
+  if (too_large || c->body_held_ + len > c->body_budget_) {
+    (too_large ? st->body_too_large : st->over_budget) = true;
+    c->release_body(*st);
     st->body.clear();
     st->body.shrink_to_fit();
     c->start_stream(c->streams_[id]);  // answered 413 now; the rest of the body is dropped
     return 0;
   }
   st->body.append(reinterpret_cast<const char*>(data), len);
+  st->body_held += len;
+  c->body_held_ += len;
   return 0;
 }
 
@@ -230,12 +272,12 @@ int h2_connection::on_stream_close(nghttp2_session*, int32_t id, uint32_t, void*
   if (it == c->streams_.end()) return 0;
   auto& st = *it->second;
   st.closed = true;
+  c->release_body(st);
   // The HTTP/1.1 side sees its client leave (as on a client disconnect) and its exchange
-  // closes the upstream connection; the relay's read or wait ends.
-  boost::system::error_code ec;
-  st.pipe.close(ec);
-  st.wake.cancel();
+  // closes the upstream connection.
+  if (st.pipe) st.pipe->reset();
   c->streams_.erase(it);
+  --c->ctx_.metrics.http2_streams;
   if (c->streams_.empty()) c->idle_since_ = clock_type::now();
   return 0;
 }
@@ -251,7 +293,7 @@ ssize_t h2_connection::read_body(nghttp2_session*, int32_t, uint8_t* buf, size_t
       st.queued.clear();
       st.off = 0;
     }
-    if (st.pending() < stream_high_water) st.wake.cancel();
+    if (st.pending() < stream_high_water && st.pipe) st.pipe->writable();
   }
   if (st.pending() == 0 && st.finished) {
     if (st.broken) {
@@ -269,6 +311,7 @@ bool h2_connection::setup() {
   const auto& cfg = ctx_.current()->cfg;
   header_limit_ = cfg.limits.max_header_bytes;
   body_limit_ = cfg.limits.max_body_bytes;
+  body_budget_ = cfg.tls.http2_connection_body_bytes;
   keepalive_ = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeouts.keepalive);
 
   nghttp2_session_callbacks* cbs = nullptr;
@@ -371,9 +414,10 @@ void h2_connection::close_now() {
   ticker_.cancel();
   for (auto& [id, st] : streams_) {
     st->closed = true;
-    st->pipe.close(ec);
-    st->wake.cancel();
+    release_body(*st);
+    if (st->pipe) st->pipe->reset();
   }
+  ctx_.metrics.http2_streams -= static_cast<std::int64_t>(streams_.size());
   streams_.clear();
   stream_.lowest().close(ec);
 }
@@ -410,11 +454,16 @@ void h2_connection::answer_directly(h2_stream& st, proxy::http::error_kind kind,
   if (rec.path.empty()) rec.path = "-";
   rec.status = proxy::http::status_of(kind);
   rec.bytes_out = st.queued.size();
-  rec.outcome = "bad_request";
+  rec.outcome = kind == proxy::http::error_kind::body_too_large ? "body_too_large" : "bad_request";
   rec.detail = message;
   rec.client = peer_;
   rec.protocol = "h2";
   observe::access_log(rec);
+  // And in the request metrics, as the same answer over HTTP/1.1 (refused before routing: no
+  // group, so only openbridge_requests_total by status).
+  observe::metrics::request_sample sample;
+  sample.status = rec.status;
+  ctx_.metrics.record(sample);
   auto status = std::to_string(proxy::http::status_of(kind));
   auto length = std::to_string(st.queued.size());
   auto nv = [](std::string_view n, std::string_view v) {
@@ -439,33 +488,33 @@ void h2_connection::start_stream(const std::shared_ptr<h2_stream>& st) {
   if (st->head.bad())
     return answer_directly(*st, proxy::http::error_kind::bad_request,
                            "The request has a header field HTTP/1.1 cannot carry.");
-  int fds[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) != 0) {
-    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
-    return;
-  }
-  for (int fd : fds) {
-    ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &pair_buffer, sizeof pair_buffer);
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &pair_buffer, sizeof pair_buffer);
-  }
-  boost::system::error_code ec;
-  st->pipe.assign(asio::local::stream_protocol(), fds[0], ec);
-  asio::ip::tcp::socket theirs(stream_.get_executor());
-  theirs.assign(asio::ip::tcp::v4(), fds[1], ec);
-  if (ec) {
-    ::close(fds[1]);
-    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
-    return;
-  }
+  if (st->over_budget)
+    return answer_directly(
+        *st, proxy::http::error_kind::body_too_large,
+        "The request bodies in flight on this HTTP/2 connection are over its limit "
+        "(tls.http2_connection_body_bytes); send this request once others have finished, or on "
+        "another connection.");
   // The body went past limits.max_body_bytes: a head announcing more than the limit, no
   // body, so the HTTP/1.1 side answers its 413 without reading.
-  st->request = st->head.finish(st->body_too_large ? body_limit_ + 1 : st->body.size());
-  if (!st->body_too_large) st->request += st->body;
+  std::string request = st->head.finish(st->body_too_large ? body_limit_ + 1 : st->body.size());
+  if (!st->body_too_large) request += st->body;
   st->body.clear();
   st->body.shrink_to_fit();
 
-  auto conn =
-      std::make_shared<client_connection>(ctx_, proxy::client_stream(std::move(theirs)), registry_);
+  st->parser.emplace(
+      st->answer_headers,
+      [](void* p, std::string_view bytes) { static_cast<h2_stream*>(p)->queued.append(bytes); },
+      st.get());
+  st->parser->eager(true);
+  st->parser->header_limit(64 * 1024);
+  st->parser->body_limit(boost::none);
+  st->parser->skip(st->head.is_head());
+  st->pipe = std::make_shared<proxy::memory_pipe>(stream_.get_executor());
+  st->pipe->attach(st.get());
+  st->pipe->feed(std::move(request));
+
+  auto conn = std::make_shared<client_connection>(
+      ctx_, proxy::client_stream(st->pipe, stream_.get_executor()), registry_);
   conn->set_peer(peer_, "h2");
   asio::co_spawn(
       stream_.get_executor(), [conn]() -> asio::awaitable<void> { co_await conn->run(); },
@@ -474,14 +523,6 @@ void h2_connection::start_stream(const std::shared_ptr<h2_stream>& st) {
         observe::log(observe::level::error, "HTTP/2 stream failed");
         conn->abandon();
       });
-  asio::async_write(st->pipe, asio::buffer(st->request),
-                    [st](boost::system::error_code, std::size_t) {
-                      st->request.clear();
-                      st->request.shrink_to_fit();
-                    });
-  asio::co_spawn(stream_.get_executor(), relay(st), [](std::exception_ptr e) {
-    if (e) observe::log(observe::level::error, "HTTP/2 stream relay failed");
-  });
 }
 
 void h2_connection::submit_head(h2_stream& st, int status, const proxy::http::header_list& hs) {
@@ -509,56 +550,50 @@ void h2_connection::submit_head(h2_stream& st, int status, const proxy::http::he
   nghttp2_submit_response(session_, st.id, nva.data(), nva.size(), &body);
 }
 
-asio::awaitable<void> h2_connection::relay(std::shared_ptr<h2_stream> st) {
-  auto self = shared_from_this();
-  proxy::http::header_list headers;
-  proxy::response_parser parser(
-      headers,
-      [](void* p, std::string_view bytes) { static_cast<h2_stream*>(p)->queued.append(bytes); },
-      st.get());
-  parser.eager(true);
-  parser.header_limit(64 * 1024);
-  parser.body_limit(boost::none);
-  parser.skip(st->head.is_head());
-  boost::beast::flat_buffer buf;
-  bool head_sent = false;
-  for (;;) {
-    while (st->pending() >= stream_high_water && !st->closed) {
-      st->wake.expires_at(clock_type::time_point::max());
-      co_await st->wake.async_wait(use_tuple);
-    }
-    if (st->closed || dead_) co_return;
-    auto [ec, n] = co_await st->pipe.async_read_some(buf.prepare(16 * 1024), use_tuple);
-    if (st->closed || dead_) co_return;
-    if (ec) break;
-    buf.commit(n);
-    boost::system::error_code pec;
-    while (buf.size() && !parser.is_done() && proxy::ready_to_feed(parser, buf.size())) {
-      auto used = parser.put(buf.data(), pec);
-      buf.consume(used);
-      if (pec || used == 0) break;
-    }
-    if (pec && pec != boost::beast::http::error::need_more) break;
-    if (parser.is_header_done() && !head_sent) {
-      head_sent = true;
-      submit_head(*st, parser.status(), headers);
-    }
-    if (parser.is_done()) break;
-    if (head_sent) resume(*st);
-  }
-  if (st->closed || dead_) co_return;
-  // The answer is complete (or cut short): our end closes, so the HTTP/1.1 side's next read
-  // (keep-alive or lingering close) ends at once.
+void h2_stream::take(std::string_view bytes) {
+  if (closed || finished || !parser) return;  // past the answer's end: dropped
+  auto& p = *parser;
   boost::system::error_code ec;
-  st->pipe.close(ec);
-  st->finished = true;
-  st->broken = !parser.is_done();
-  if (!head_sent) {
-    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
-    flush();
-    co_return;
+  // Parsed straight from the write's bytes when nothing is left over from the last one.
+  if (answer_in.size() == 0) {
+    while (!bytes.empty() && !p.is_done() && proxy::ready_to_feed(p, bytes.size())) {
+      auto used = p.put(asio::buffer(bytes.data(), bytes.size()), ec);
+      bytes.remove_prefix(used);
+      if (ec || used == 0) break;
+    }
+    if (ec == boost::beast::http::error::need_more) ec = {};
   }
-  resume(*st);
+  if (!ec && !bytes.empty() && !p.is_done()) {
+    auto b = answer_in.prepare(bytes.size());
+    std::memcpy(b.data(), bytes.data(), bytes.size());
+    answer_in.commit(bytes.size());
+    while (answer_in.size() && !p.is_done() && proxy::ready_to_feed(p, answer_in.size())) {
+      auto used = p.put(answer_in.data(), ec);
+      answer_in.consume(used);
+      if (ec || used == 0) break;
+    }
+    if (ec == boost::beast::http::error::need_more) ec = {};
+  }
+  if (p.is_header_done() && !head_sent && !ec) {
+    head_sent = true;
+    conn.submit_head(*this, p.status(), answer_headers);
+  }
+  if (ec || p.is_done()) {
+    finished = true;
+    broken = !p.is_done();
+    answer_in = {};
+    if (!head_sent) return conn.reset_later(*this);
+  }
+  if (head_sent) conn.resume_later(*this);
+}
+
+void h2_stream::far_closed() {
+  // The client_connection closed its end: the answer ends here, complete or cut short.
+  if (closed || finished) return;
+  finished = true;
+  broken = !parser || !parser->is_done();
+  if (!head_sent) return conn.reset_later(*this);
+  conn.resume_later(*this);
 }
 
 }  // namespace

@@ -72,5 +72,18 @@ TEST(ConfigTls, Http2OnByDefaultAndItsLimits) {
       "tls.http2_max_concurrent_streams"));
 }
 
+TEST(ConfigTls, Http2ConnectionBodyBudget) {
+  auto r = parse_text(doc(R"("tls": {"cert": "c.pem", "key": "k.pem"})"));
+  ASSERT_TRUE(r.ok()) << dump(r);
+  EXPECT_EQ(r.cfg->tls.http2_connection_body_bytes, 64u * 1024 * 1024);
+  auto set = parse_text(
+      doc(R"("tls": {"cert": "c.pem", "key": "k.pem", "http2_connection_body_bytes": 1048576})"));
+  ASSERT_TRUE(set.ok()) << dump(set);
+  EXPECT_EQ(set.cfg->tls.http2_connection_body_bytes, 1048576u);
+  EXPECT_TRUE(has_error(
+      parse_text(doc(R"("tls": {"cert": "c", "key": "k", "http2_connection_body_bytes": 10})")),
+      "tls.http2_connection_body_bytes"));
+}
+
 }  // namespace
 }  // namespace ob::config

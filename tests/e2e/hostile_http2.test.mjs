@@ -153,6 +153,41 @@ const cases = [
     },
   },
   {
+    name: 'request bodies of concurrent streams over tls.http2_connection_body_bytes -> 413 JSON on the stream past it, the others served',
+    async run({ ca, M }) {
+      // A gateway of its own: a 32 KiB budget per connection (limits.max_body_bytes stays 64 MiB).
+      const gw2 = await startH2Gateway({ ca, workers: 1, providers: [{ group: 'g', name: 'm', base: M.url, key: 'sk-up' }], tlsExtra: { http2_connection_body_bytes: 32768 } });
+      try {
+        const c = await rawH2(gw2, ca);
+        const block = hpack(requestFields(gw2, { method: 'POST', path: '/v1/chat/completions', headers: [['authorization', `Bearer ${CLIENT_TOKEN}`], ['content-type', 'application/json']] }));
+        const body1 = Buffer.from(JSON.stringify({ model: 'g', messages: [{ role: 'user', content: 'x'.repeat(20000) }] }));
+        // Stream 1 holds 16 KiB, stream 3 another 16 KiB (the budget is full, not over), then
+        // stream 3 sends 4000 bytes more: over the budget. Stream 1 then ends its body.
+        await c.write(Buffer.concat([
+          PREFACE, settings(),
+          frame(T.HEADERS, F.END_HEADERS, 1, block), frame(T.DATA, 0, 1, body1.subarray(0, 16384)),
+          frame(T.HEADERS, F.END_HEADERS, 3, block), frame(T.DATA, 0, 3, Buffer.alloc(16384, 0x20)),
+          frame(T.DATA, 0, 3, Buffer.alloc(4000, 0x20)),
+          frame(T.DATA, F.END_STREAM, 1, body1.subarray(16384)),
+        ]));
+        const ended = (id) => c.frames.some((f) => f.type === T.DATA && f.stream === id && f.flags & F.END_STREAM);
+        await waitFor(() => ended(1), { what: 'the answer to stream 1', timeout: 5000 });
+        const text = (id) => Buffer.concat(c.frames.filter((f) => f.type === T.DATA && f.stream === id).map((f) => f.payload)).toString();
+        assert.equal(JSON.parse(text(1)).model, 'g', 'stream 1 is served');
+        assert.ok(ended(3), 'stream 3 is answered (before stream 1 finished)');
+        const e = JSON.parse(text(3)).error;
+        assert.equal(e.code, 'request_too_large');
+        assert.match(e.message, /http2_connection_body_bytes/);
+        assert.equal(c.goaway(), undefined, 'the connection is not ended');
+        await waitFor(() => accessLines(gw2).some((l) => l.status === '413' && l.protocol === 'h2' && l.outcome === 'body_too_large'), { what: 'the access line of the 413', timeout: 3000 });
+        c.sock.destroy();
+      } finally {
+        await gw2.stop();
+        gw2.cleanup();
+      }
+    },
+  },
+  {
     name: 'window-zero client on an SSE stream -> bounded memory, the upstream stops, and closes when the client goes',
     flood: true,
     async run({ gw, ca, flood }) {
@@ -211,7 +246,7 @@ describe('hostile HTTP/2 clients', { timeout: 300000 }, () => {
 
   for (const c of cases) {
     test(c.name, { timeout: 60000 }, async () => {
-      await c.run({ gw, ca, flood });
+      await c.run({ gw, ca, flood, M });
       // The gateway lives on and serves a fresh connection.
       const s = await h2connect(gw, ca);
       const r = await h2request(s, { method: 'GET', path: '/healthz', token: null });

@@ -9,6 +9,7 @@ import { waitFor, parseSSE } from './lib/http.mjs';
 import { makeTestCA } from './lib/tls.mjs';
 import { CLIENT_TOKEN, chatBody, accessLines } from './lib/common.mjs';
 import { startH2Gateway, h2connect, h2request, run, tempFile } from './lib/h2.mjs';
+import { freePort } from './lib/gateway.mjs';
 
 const T = { timeout: 60000 };
 
@@ -238,5 +239,67 @@ describe('HTTP/2 drain', { timeout: 60000 }, () => {
       await M.close();
       ca.cleanup();
     }
+  });
+});
+
+describe('HTTP/2 in the metrics', { timeout: 120000 }, () => {
+  const ADMIN_TOKEN = 'admin-h2-metrics-token';
+  let ca, M, gw;
+  const metrics = async () => {
+    const r = await fetch(`${gw.adminUrl}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    assert.equal(r.status, 200);
+    return r.text();
+  };
+  // The value of one sample (labels as rendered), or 0 when the series is absent.
+  const sample = (text, name, labels = '') => {
+    const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
+    return line ? Number(line.split(' ').at(-1)) : 0;
+  };
+  const sum = (text, name, match) =>
+    text.split('\n').filter((l) => l.startsWith(name) && match.test(l)).reduce((a, l) => a + Number(l.split(' ').at(-1)), 0);
+
+  before(async () => {
+    ca = makeTestCA();
+    M = await startMock();
+    const adminPort = await freePort();
+    gw = await startH2Gateway({
+      ca,
+      workers: 1,
+      providers: [{ group: 'g', name: 'm', base: M.url, key: 'sk-up' }],
+      extra: { admin: { listen: `127.0.0.1:${adminPort}`, token: ADMIN_TOKEN }, limits: { max_header_bytes: 16384 } },
+    });
+    gw.adminUrl = `http://127.0.0.1:${adminPort}`;
+  });
+  after(async () => {
+    await stopGateway(gw);
+    await M?.close();
+    ca?.cleanup();
+  });
+
+  test('openbridge_client_connections counts an HTTP/2 connection once, whatever its streams; openbridge_http2_streams counts them', T, async () => {
+    const s = await h2connect(gw, ca);
+    const before = M.stats().requests.length;
+    const answers = [];
+    for (let i = 0; i < 5; i++) answers.push(h2request(s, { body: chatBody('g'), headers: { 'x-mock-mode': 'delay-1500' } }));
+    await waitFor(() => M.stats().requests.length - before >= 5, { what: 'five streams at the provider', timeout: 5000 });
+    const during = await metrics();
+    assert.equal(sample(during, 'openbridge_client_connections'), 1, 'one connection, five streams');
+    assert.equal(sample(during, 'openbridge_http2_streams'), 5);
+    for (const r of await Promise.all(answers)) assert.equal(r.status, 200);
+    const afterwards = await metrics();
+    assert.equal(sample(afterwards, 'openbridge_client_connections'), 1, 'the connection is still open');
+    assert.equal(sample(afterwards, 'openbridge_http2_streams'), 0);
+    s.close();
+  });
+
+  test('a stream answered before routing (431) reaches openbridge_requests_total like an HTTP/1.1 431', T, async () => {
+    const base = sum(await metrics(), 'openbridge_requests_total', /code="431"/);
+    const s = await h2connect(gw, ca);
+    const headers = {};
+    for (let i = 0; i < 5; i++) headers[`x-big-${i}`] = 'b'.repeat(6000);
+    const r = await h2request(s, { body: chatBody('g'), headers });
+    assert.equal(r.status, 431, r.text);
+    assert.equal(sum(await metrics(), 'openbridge_requests_total', /code="431"/), base + 1);
+    s.close();
   });
 });
