@@ -3,6 +3,8 @@
 // Per event: one simdjson DOM parse of the data (the thread's parser; plain text deltas need
 // none, see plain_text_delta) and appends to `out`; every
 // chunk starts with the same bytes (id, object, created, model), built once at message_start.
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "dialect/anthropic/mapping.hpp"
@@ -23,6 +25,41 @@ struct block {
   int tool;           // tool call index, -1 for text/thinking/other blocks
   bool args = false;  // a non-empty argument fragment was sent
 };
+
+// Whether the 8 bytes at p hold a byte that a JSON string must escape: a control byte
+// (< 0x20), '"' or '\\'. Bytes >= 0x80 are not flagged. (The classic word tests for a byte
+// below n or equal to c: exact as a yes/no answer, whatever the other bytes are.)
+inline bool escape_in8(const char* p, std::uint64_t& high) {
+  constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  const std::uint64_t quote = v ^ (ones * '"'), slash = v ^ (ones * '\\');
+  high |= v;
+  return ((((v - ones * 0x20) & ~v) | ((quote - ones) & ~quote) | ((slash - ones) & ~slash)) &
+          highs) != 0;
+}
+
+// True when no byte of `t` needs escaping in a JSON string (see escape_in8); `ascii` is then
+// whether every byte is below 0x80. Eight bytes per step: text deltas are most of a stream.
+bool no_escapes(std::string_view t, bool& ascii) {
+  const char* p = t.data();
+  const std::size_t n = t.size();
+  std::uint64_t high = 0;
+  if (n >= 8) {
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+      if (escape_in8(p + i, high)) return false;
+    if (i < n && escape_in8(p + n - 8, high)) return false;  // the rest, overlapping
+  } else {
+    for (std::size_t i = 0; i < n; ++i) {
+      auto c = static_cast<unsigned char>(p[i]);
+      if (c < 0x20 || c == '"' || c == '\\') return false;
+      high |= c;
+    }
+  }
+  ascii = (high & 0x8080808080808080ULL) == 0;
+  return true;
+}
 
 // Most events of a stream are text deltas in Anthropic's own compact layout:
 //   {"type":"content_block_delta","index":<digits>,"delta":{"type":"text_delta","text":"<t>"}}
@@ -46,11 +83,7 @@ bool plain_text_delta(std::string_view data, std::string_view& text) {
   if (i > data.size() - tail.size()) return false;
   std::string_view t = data.substr(i, data.size() - tail.size() - i);
   bool ascii = true;
-  for (char ch : t) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c == '"' || c == '\\') return false;
-    ascii = ascii && c < 0x80;
-  }
+  if (!no_escapes(t, ascii)) return false;
   if (!ascii && !simdjson::validate_utf8(t.data(), t.size())) return false;
   text = t;
   return true;

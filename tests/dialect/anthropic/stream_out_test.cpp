@@ -394,6 +394,34 @@ TEST(AnthropicStreamOut, TextDeltaFastPathWritesWhatTheDomPathWrites) {
   EXPECT_LT(out.find(R"("role")"), out.find(R"({"content":"Hi"})")) << out;
 }
 
+// The fast path checks a text 8 bytes at a time: a byte that needs care (escape, control byte,
+// non-ASCII, invalid UTF-8) must be seen at every position of every length, in every word and
+// in the overlapping last one.
+TEST(AnthropicStreamOut, TextDeltaFastPathSeesSpecialBytesAtEveryPosition) {
+  const std::string specials[] = {R"(\")", R"(\\)",    R"(\n)", "\x01", "\x1f",
+                                  "\x7f",  "\xc3\xa9", "\xff",  "\"",   "\\"};
+  auto stream = [](const std::string& t, bool compact) {
+    std::string data = std::string(compact ? R"({"type":"content_block_delta","index":)"
+                                           : R"({"type": "content_block_delta","index":)") +
+                       R"(0,"delta":{"type":"text_delta","text":")" + t + R"("}})";
+    anthropic_stream_to_openai x("fast", false, 1700000000);
+    std::string out;
+    x.on_event("message_start", R"({"type":"message_start","message":{"id":"msg_1","model":"m"}})",
+               out);
+    x.on_event("content_block_delta", data, out);
+    return out;
+  };
+  for (const std::string& special : specials) {
+    for (std::size_t len = 0; len <= 40; ++len) {
+      for (std::size_t at = 0; at <= len; ++at) {
+        std::string t = std::string(at, 'a') + special + std::string(len - at, 'b');
+        ASSERT_EQ(stream(t, true), stream(t, false))
+            << "special " << special << " at " << at << " of " << len;
+      }
+    }
+  }
+}
+
 // The translators share one parser per thread; a big event must not leave its buffers there.
 TEST(AnthropicStreamOut, BigEventDoesNotStayInTheThreadParser) {
   anthropic_stream_to_openai x("fast", false, 1700000000);
