@@ -9,9 +9,7 @@
 
 #include "dialect/anthropic/codec.hpp"
 #include "dialect/anthropic/translate.hpp"
-#include "proxy/json/model.hpp"
 #include "proxy/sse/framer.hpp"
-#include "proxy/sse/rewrite.hpp"
 
 namespace {
 
@@ -182,7 +180,7 @@ void BM_anthropic_codec_stream_request(benchmark::State& state) {
     enc.body.clear();
     auto r = c->encode_request(in, enc);
     if (!r.ok()) state.SkipWithError("encode_request refused the request");
-    auto t = c->new_translator(in, enc.stream);
+    auto t = c->new_translator(in, enc.stream, "astream");
     out.clear();
     f.reset();
     f.feed(bytes, [&](const ob::proxy::sse::event& e) { t->translate_event(e, out); });
@@ -203,31 +201,24 @@ void BM_anthropic_stream_relay(benchmark::State& state) {
   const std::string bytes = scenario_s_answer();
   const ob::dialect::codec* c = codec_instance();
   ob::dialect::request_in in{"POST", "/v1/chat/completions", body, "real-model"};
-  const std::string group_literal = R"("astream")";
-  ob::proxy::sse::framer f, xf;
-  ob::proxy::json::model_finder finder;
-  ob::proxy::sse::stream_shape shape;
-  std::string xlat, payload;
+  ob::proxy::sse::framer f;
+  std::string payload;
   bool terminal = false;
+  int events = 0;
   for (auto _ : state) {
-    auto t = c->new_translator(in, true);
+    auto t = c->new_translator(in, true, "astream");
     payload.clear();
     f.reset();
-    xf.reset();
-    shape.reset();
     terminal = false;
-    auto relay = [&](const ob::proxy::sse::event& e) {
-      auto info = ob::proxy::sse::rewrite_event(e, finder, group_literal, payload, &shape);
-      terminal = terminal || info.terminal;
-    };
+    events = 0;
     f.feed(bytes, [&](const ob::proxy::sse::event& e) {
-      xlat.clear();
-      t->translate_event(e, xlat);
-      if (!xlat.empty()) xf.feed(xlat, relay);
+      auto info = t->translate_event(e, payload);
+      events += info.events;
+      terminal = terminal || info.terminal;
     });
     benchmark::DoNotOptimize(payload.data());
   }
-  if (!terminal || payload.find("\"model\":\"astream\"") == std::string::npos)
+  if (!terminal || events != 23 || payload.find("\"model\":\"astream\"") == std::string::npos)
     state.SkipWithError("the relayed stream is not complete");
   state.SetItemsProcessed(state.iterations() * scenario_s_events);
 }

@@ -102,6 +102,7 @@ struct anthropic_stream_to_openai::state {
   std::string_view finish = "stop";  // static strings (finish_reason table)
   token_usage usage;
   std::int64_t cached = -1;
+  int written = 0;  // client events appended so far (each starts in open_chunk or is counted)
 
   void reset(std::string_view g, bool iu, std::int64_t c) {
     group.assign(g);
@@ -114,6 +115,7 @@ struct anthropic_stream_to_openai::state {
     finish = "stop";
     usage = {};
     cached = -1;
+    written = 0;
   }
 
   void make_head(std::string_view id) {
@@ -127,6 +129,7 @@ struct anthropic_stream_to_openai::state {
 
   // Appends a chunk's opening up to "delta": (then the caller writes the delta object).
   void open_chunk(std::string& out) {
+    ++written;
     if (head.empty()) make_head("");
     out += head;
     out += R"("choices":[{"index":0,"delta":)";
@@ -154,6 +157,7 @@ struct anthropic_stream_to_openai::state {
 
   event_result fail(std::string& out, std::string_view message, std::string_view code) {
     over = true;
+    ++written;
     ob::proxy::sse::append_error_event(out, message, "upstream_error", code);
     event_result r;
     r.terminal = r.error = true;
@@ -249,6 +253,7 @@ event_result anthropic_stream_to_openai::state::on_event(std::string_view name,
     std::string_view et = e.found ? get_str(e.value, "type") : std::string_view{};
     std::string_view msg = e.found ? get_str(e.value, "message") : std::string_view{};
     over = true;
+    ++written;
     ob::proxy::sse::append_error_event(out, msg.empty() ? "the provider reported an error" : msg,
                                        "upstream_error", et.empty() ? "upstream_error" : et);
     r.terminal = r.error = true;
@@ -338,6 +343,7 @@ event_result anthropic_stream_to_openai::state::on_stop(std::string& out) {
   event_result r;
   if (!finished) finish_chunk(out);
   if (include_usage) {
+    ++written;
     if (head.empty()) make_head("");
     out += head;
     json_writer w(out);
@@ -346,6 +352,7 @@ event_result anthropic_stream_to_openai::state::on_stop(std::string& out) {
     out += "}\n\n";
   }
   out += "data: [DONE]\n\n";
+  ++written;
   over = true;
   r.terminal = true;
   r.usage = usage;
@@ -365,7 +372,9 @@ anthropic_stream_to_openai& anthropic_stream_to_openai::operator=(
 
 event_result anthropic_stream_to_openai::on_event(std::string_view name, std::string_view data,
                                                   std::string& out) {
+  const int before = s_->written;
   event_result r = s_->on_event(name, data, out);
+  r.events = s_->written - before;
   trim_thread_parser();
   return r;
 }
