@@ -1,11 +1,17 @@
 // Outbound stream: Anthropic Messages events -> chat.completion.chunk events.
 //
-// Per event: one simdjson DOM parse of the data (the thread's parser; plain text deltas need
-// none, see plain_text_delta) and appends to `out`; every
-// chunk starts with the same bytes (id, object, created, model), built once at message_start.
+// Per event: one simdjson DOM parse of the data (the thread's parser; plain text deltas,
+// content_block_stop and message_stop in Anthropic's compact layout need none, see
+// plain_text_delta) and appends to `out`; every chunk starts with the same bytes (id, object,
+// created, model), built once at message_start.
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "dialect/anthropic/mapping.hpp"
 #include "proxy/sse/framer.hpp"
@@ -39,17 +45,41 @@ inline bool escape_in8(const char* p, std::uint64_t& high) {
           highs) != 0;
 }
 
+#if defined(__SSE2__)
+// escape_in8 for the 16 bytes at p: a byte <= 0x1f (unsigned), '"' or '\\'.
+inline bool escape_in16(const char* p, __m128i& high) {
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  high = _mm_or_si128(high, v);
+  const __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+  const __m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+  const __m128i slash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+  return _mm_movemask_epi8(_mm_or_si128(ctl, _mm_or_si128(quote, slash))) != 0;
+}
+#endif
+
 // True when no byte of `t` needs escaping in a JSON string (see escape_in8); `ascii` is then
-// whether every byte is below 0x80. Eight bytes per step: text deltas are most of a stream.
+// whether every byte is below 0x80. 16 (or 8) bytes per step, the last step overlapping the
+// one before: text deltas are most of a stream.
 bool no_escapes(std::string_view t, bool& ascii) {
   const char* p = t.data();
   const std::size_t n = t.size();
+#if defined(__SSE2__)
+  if (n >= 16) {
+    __m128i high = _mm_setzero_si128();
+    std::size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+      if (escape_in16(p + i, high)) return false;
+    if (i < n && escape_in16(p + n - 16, high)) return false;
+    ascii = _mm_movemask_epi8(high) == 0;
+    return true;
+  }
+#endif
   std::uint64_t high = 0;
   if (n >= 8) {
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8)
       if (escape_in8(p + i, high)) return false;
-    if (i < n && escape_in8(p + n - 8, high)) return false;  // the rest, overlapping
+    if (i < n && escape_in8(p + n - 8, high)) return false;
   } else {
     for (std::size_t i = 0; i < n; ++i) {
       auto c = static_cast<unsigned char>(p[i]);
@@ -59,6 +89,18 @@ bool no_escapes(std::string_view t, bool& ascii) {
   }
   ascii = (high & 0x8080808080808080ULL) == 0;
   return true;
+}
+
+// A block index as Anthropic writes it at data[i]: 1 to 9 digits, no leading zero (what the
+// DOM path reads as the same number; anything else goes there). Returns the end, or 0.
+std::size_t compact_index(std::string_view data, std::size_t i, std::int64_t& index) {
+  const std::size_t digits = i;
+  std::int64_t v = 0;
+  while (i < data.size() && data[i] >= '0' && data[i] <= '9' && i - digits < 10)
+    v = v * 10 + (data[i++] - '0');
+  if (i == digits || i - digits > 9 || (data[digits] == '0' && i - digits > 1)) return 0;
+  index = v;
+  return i;
 }
 
 // Most events of a stream are text deltas in Anthropic's own compact layout:
@@ -73,12 +115,9 @@ bool plain_text_delta(std::string_view data, std::string_view& text) {
   if (data.size() < head.size() + 1 + mid.size() + tail.size() || !data.starts_with(head) ||
       !data.ends_with(tail))
     return false;
-  std::size_t i = head.size();
-  const std::size_t digits = i;
-  while (i < data.size() && data[i] >= '0' && data[i] <= '9') ++i;
-  if (i == digits || i - digits > 9 || (data[digits] == '0' && i - digits > 1) ||
-      data.substr(i, mid.size()) != mid)
-    return false;
+  std::int64_t index;
+  std::size_t i = compact_index(data, head.size(), index);
+  if (i == 0 || data.substr(i, mid.size()) != mid) return false;
   i += mid.size();
   if (i > data.size() - tail.size()) return false;
   std::string_view t = data.substr(i, data.size() - tail.size() - i);
@@ -88,6 +127,17 @@ bool plain_text_delta(std::string_view data, std::string_view& text) {
   text = t;
   return true;
 }
+
+// The two other small events of every stream, in the compact layout, without a parse:
+//   {"type":"content_block_stop","index":<digits>}   -> its index
+//   {"type":"message_stop"}
+bool compact_block_stop(std::string_view data, std::int64_t& index) {
+  constexpr std::string_view head = R"({"type":"content_block_stop","index":)";
+  if (!data.starts_with(head) || !data.ends_with('}')) return false;
+  return compact_index(data, head.size(), index) == data.size() - 1;
+}
+
+constexpr std::string_view compact_message_stop = R"({"type":"message_stop"})";
 
 }  // namespace
 
@@ -118,12 +168,15 @@ struct anthropic_stream_to_openai::state {
     written = 0;
   }
 
+  // What json_writer writes for {"id":id,"object":..,"created":..,"model":group, in pieces.
   void make_head(std::string_view id) {
-    head.clear();
-    head += "data: ";
-    json_writer w(head);
-    w.begin_object().kv("id", id).kv("object", "chat.completion.chunk");
-    w.kv_int("created", created).kv("model", group);
+    head.assign(R"(data: {"id":)");
+    ob::proxy::json::append_json_string(head, id);
+    head += R"(,"object":"chat.completion.chunk","created":)";
+    char digits[24];
+    head.append(digits, std::to_chars(digits, digits + sizeof digits, created).ptr);
+    head += R"(,"model":)";
+    ob::proxy::json::append_json_string(head, group);
     head += ',';
   }
 
@@ -183,6 +236,20 @@ struct anthropic_stream_to_openai::state {
   event_result on_block_start(dom::element root, std::string& out);
   event_result on_block_delta(dom::element root, std::string& out);
   event_result on_stop(std::string& out);
+
+  event_result on_block_stop(std::int64_t index, std::string& out) {
+    block* b = find(index);
+    if (b && b->tool >= 0 && !b->args) {  // a tool without input: its arguments are "{}"
+      b->args = true;
+      open_chunk(out);
+      json_writer w(out);
+      w.begin_object().key("tool_calls").begin_array().begin_object().kv_int("index", b->tool);
+      w.key("function").begin_object().kv("arguments", "{}").end_object();
+      w.end_object().end_array().end_object();
+      out += chunk_tail;
+    }
+    return {};
+  }
 };
 
 event_result anthropic_stream_to_openai::state::on_event(std::string_view name,
@@ -200,6 +267,14 @@ event_result anthropic_stream_to_openai::state::on_event(std::string_view name,
       out += chunk_tail;
     }
     return r;
+  }
+  if (std::int64_t index; compact_block_stop(data, index)) {
+    if (!started) role_chunk(out);
+    return on_block_stop(index, out);
+  }
+  if (data == compact_message_stop) {
+    if (!started) role_chunk(out);
+    return on_stop(out);
   }
   dom::element root;
   // The event's DOM is read within this call: the thread's parser serves every stream.
@@ -223,19 +298,7 @@ event_result anthropic_stream_to_openai::state::on_event(std::string_view name,
   if (!started) role_chunk(out);  // tolerate a stream without message_start
   if (type == "content_block_start") return on_block_start(root, out);
   if (type == "content_block_delta") return on_block_delta(root, out);
-  if (type == "content_block_stop") {
-    block* b = find(get_count(root, "index"));
-    if (b && b->tool >= 0 && !b->args) {  // a tool without input: its arguments are "{}"
-      b->args = true;
-      open_chunk(out);
-      json_writer w(out);
-      w.begin_object().key("tool_calls").begin_array().begin_object().kv_int("index", b->tool);
-      w.key("function").begin_object().kv("arguments", "{}").end_object();
-      w.end_object().end_array().end_object();
-      out += chunk_tail;
-    }
-    return r;
-  }
+  if (type == "content_block_stop") return on_block_stop(get_count(root, "index"), out);
   if (type == "message_delta") {
     member d = get(root, "delta");
     if (d.found) {

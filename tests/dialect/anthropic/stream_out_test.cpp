@@ -422,6 +422,43 @@ TEST(AnthropicStreamOut, TextDeltaFastPathSeesSpecialBytesAtEveryPosition) {
   }
 }
 
+// content_block_stop and message_stop in the compact layout skip the parse too: the same
+// bytes as the DOM path (spaced layout), whatever the index (a tool block without input gets
+// its "{}" arguments at its stop; an index the DOM path refuses gives the same error event).
+TEST(AnthropicStreamOut, StopEventFastPathsWriteWhatTheDomPathWrites) {
+  for (const char* index : {"0", "1", "2", "01", "123456789", "1234567890", "-1", "1.0", ""}) {
+    for (bool with_start : {true, false}) {
+      auto stream = [&](bool compact) {
+        std::string sep = compact ? "" : " ";
+        anthropic_stream_to_openai x("fast", true, 1700000000);
+        std::string out;
+        if (with_start)
+          x.on_event("message_start",
+                     R"({"type":"message_start","message":{"id":"msg_1","model":"m"}})", out);
+        x.on_event("content_block_start",
+                   R"({"type":"content_block_start","index":1,"content_block":{"type":"tool_use",)"
+                   R"("id":"toolu_1","name":"f","input":{}}})",
+                   out);
+        x.on_event("content_block_stop",
+                   R"({"type":)" + sep + R"("content_block_stop","index":)" + index + "}", out);
+        x.on_event("message_stop", R"({"type":)" + sep + R"("message_stop"})", out);
+        return out;
+      };
+      std::string compact = stream(true);
+      EXPECT_EQ(compact, stream(false)) << "index " << index;
+      if (std::string_view(index) == "1") {
+        EXPECT_NE(compact.find(R"("arguments":"{}")"), std::string::npos) << compact;
+        EXPECT_TRUE(compact.ends_with("data: [DONE]\n\n")) << compact;
+      }
+    }
+  }
+  // Without any event before it, message_stop still gets the role chunk first.
+  anthropic_stream_to_openai x("fast", false, 1700000000);
+  std::string out;
+  x.on_event("message_stop", R"({"type":"message_stop"})", out);
+  EXPECT_LT(out.find(R"("role":"assistant")"), out.find("[DONE]")) << out;
+}
+
 // The translators share one parser per thread; a big event must not leave its buffers there.
 TEST(AnthropicStreamOut, BigEventDoesNotStayInTheThreadParser) {
   anthropic_stream_to_openai x("fast", false, 1700000000);
