@@ -128,9 +128,17 @@ bool plain_text_delta(std::string_view data, std::string_view& text) {
   return true;
 }
 
-// The two other small events of every stream, in the compact layout, without a parse:
+// The other small events of every stream, in the compact layout, without a parse:
+//   {"type":"content_block_start","index":<digits>,"content_block":{"type":"text","text":""}}
 //   {"type":"content_block_stop","index":<digits>}   -> its index
 //   {"type":"message_stop"}
+bool compact_text_block_start(std::string_view data, std::int64_t& index) {
+  constexpr std::string_view head = R"({"type":"content_block_start","index":)";
+  constexpr std::string_view tail = R"(,"content_block":{"type":"text","text":""}})";
+  if (!data.starts_with(head) || !data.ends_with(tail)) return false;
+  return compact_index(data, head.size(), index) == data.size() - tail.size();
+}
+
 bool compact_block_stop(std::string_view data, std::int64_t& index) {
   constexpr std::string_view head = R"({"type":"content_block_stop","index":)";
   if (!data.starts_with(head) || !data.ends_with('}')) return false;
@@ -237,6 +245,14 @@ struct anthropic_stream_to_openai::state {
   event_result on_block_delta(dom::element root, std::string& out);
   event_result on_stop(std::string& out);
 
+  // Remembers a block that started (its index, and its tool call or -1).
+  event_result add_block(block b, std::string& out) {
+    if (blocks.size() >= max_blocks)
+      return fail(out, "the provider sent too many content blocks", "upstream_bad_response");
+    blocks.push_back(b);
+    return {};
+  }
+
   event_result on_block_stop(std::int64_t index, std::string& out) {
     block* b = find(index);
     if (b && b->tool >= 0 && !b->args) {  // a tool without input: its arguments are "{}"
@@ -267,6 +283,10 @@ event_result anthropic_stream_to_openai::state::on_event(std::string_view name,
       out += chunk_tail;
     }
     return r;
+  }
+  if (std::int64_t index; compact_text_block_start(data, index)) {
+    if (!started) role_chunk(out);
+    return add_block(block{index, -1}, out);  // an empty text: nothing to send yet
   }
   if (std::int64_t index; compact_block_stop(data, index)) {
     if (!started) role_chunk(out);

@@ -422,10 +422,11 @@ TEST(AnthropicStreamOut, TextDeltaFastPathSeesSpecialBytesAtEveryPosition) {
   }
 }
 
-// content_block_stop and message_stop in the compact layout skip the parse too: the same
-// bytes as the DOM path (spaced layout), whatever the index (a tool block without input gets
-// its "{}" arguments at its stop; an index the DOM path refuses gives the same error event).
-TEST(AnthropicStreamOut, StopEventFastPathsWriteWhatTheDomPathWrites) {
+// content_block_start of an empty text, content_block_stop and message_stop in the compact
+// layout skip the parse too: the same bytes as the DOM path (spaced layout), whatever the index
+// (a tool block without input gets its "{}" arguments at its stop; an index the DOM path
+// refuses gives the same error event).
+TEST(AnthropicStreamOut, SmallEventFastPathsWriteWhatTheDomPathWrites) {
   for (const char* index : {"0", "1", "2", "01", "123456789", "1234567890", "-1", "1.0", ""}) {
     for (bool with_start : {true, false}) {
       auto stream = [&](bool compact) {
@@ -435,6 +436,14 @@ TEST(AnthropicStreamOut, StopEventFastPathsWriteWhatTheDomPathWrites) {
         if (with_start)
           x.on_event("message_start",
                      R"({"type":"message_start","message":{"id":"msg_1","model":"m"}})", out);
+        x.on_event("content_block_start",
+                   R"({"type":)" + sep + R"("content_block_start","index":)" + index +
+                       R"(,"content_block":{"type":"text","text":""}})",
+                   out);
+        x.on_event(
+            "content_block_delta",
+            R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}})",
+            out);
         x.on_event("content_block_start",
                    R"({"type":"content_block_start","index":1,"content_block":{"type":"tool_use",)"
                    R"("id":"toolu_1","name":"f","input":{}}})",
@@ -457,6 +466,24 @@ TEST(AnthropicStreamOut, StopEventFastPathsWriteWhatTheDomPathWrites) {
   std::string out;
   x.on_event("message_stop", R"({"type":"message_stop"})", out);
   EXPECT_LT(out.find(R"("role":"assistant")"), out.find("[DONE]")) << out;
+}
+
+// No more content blocks than the translator keeps track of, in either layout.
+TEST(AnthropicStreamOut, TooManyBlocksEndTheStreamInEitherLayout) {
+  for (const char* type : {R"("type":"content_block_start")", R"("type": "content_block_start")"}) {
+    anthropic_stream_to_openai x("fast", false, 1700000000);
+    std::string out;
+    event_result r;
+    int n = 0;
+    for (; n < 5000 && !r.terminal; ++n)
+      r = x.on_event("content_block_start",
+                     std::string("{") + type + R"(,"index":)" + std::to_string(n) +
+                         R"(,"content_block":{"type":"text","text":""}})",
+                     out);
+    EXPECT_TRUE(r.error) << type;
+    EXPECT_EQ(n, 4097) << type;
+    EXPECT_NE(out.find("too many content blocks"), std::string::npos) << type;
+  }
 }
 
 // The translators share one parser per thread; a big event must not leave its buffers there.
