@@ -57,10 +57,39 @@ inline bool escape_in16(const char* p, __m128i& high) {
 }
 #endif
 
-// True when no byte of `t` needs escaping in a JSON string (see escape_in8); `ascii` is then
-// whether every byte is below 0x80. 16 (or 8) bytes per step, the last step overlapping the
-// one before: text deltas are most of a stream.
-bool no_escapes(std::string_view t, bool& ascii) {
+// The check of a text in which a word test flagged a byte: control bytes and bare quotes are
+// refused, and escapes are taken only when the DOM path writes them back the same (its
+// append_json_string writes \" \\ \b \f \n \r \t; not \/ nor \u).
+bool short_escapes_only(std::string_view t, bool& ascii) {
+  bool high = false;
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    auto c = static_cast<unsigned char>(t[i]);
+    if (c < 0x20 || c == '"') return false;
+    high = high || c >= 0x80;
+    if (c != '\\') continue;
+    if (++i == t.size()) return false;
+    switch (t[i]) {
+      case '"':
+      case '\\':
+      case 'b':
+      case 'f':
+      case 'n':
+      case 'r':
+      case 't':
+        continue;
+      default:
+        return false;
+    }
+  }
+  ascii = !high;
+  return true;
+}
+
+// True when the JSON string content `t` can be copied into a chunk as it is: the bytes the DOM
+// path writes for it (no escapes, or only those of short_escapes_only); `ascii` is then whether
+// every byte is below 0x80. 16 (or 8) bytes per step, the last step overlapping the one before:
+// text deltas are most of a stream.
+bool copyable_text(std::string_view t, bool& ascii) {
   const char* p = t.data();
   const std::size_t n = t.size();
 #if defined(__SSE2__)
@@ -68,8 +97,8 @@ bool no_escapes(std::string_view t, bool& ascii) {
     __m128i high = _mm_setzero_si128();
     std::size_t i = 0;
     for (; i + 16 <= n; i += 16)
-      if (escape_in16(p + i, high)) return false;
-    if (i < n && escape_in16(p + n - 16, high)) return false;
+      if (escape_in16(p + i, high)) return short_escapes_only(t, ascii);
+    if (i < n && escape_in16(p + n - 16, high)) return short_escapes_only(t, ascii);
     ascii = _mm_movemask_epi8(high) == 0;
     return true;
   }
@@ -78,12 +107,12 @@ bool no_escapes(std::string_view t, bool& ascii) {
   if (n >= 8) {
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8)
-      if (escape_in8(p + i, high)) return false;
-    if (i < n && escape_in8(p + n - 8, high)) return false;
+      if (escape_in8(p + i, high)) return short_escapes_only(t, ascii);
+    if (i < n && escape_in8(p + n - 8, high)) return short_escapes_only(t, ascii);
   } else {
     for (std::size_t i = 0; i < n; ++i) {
       auto c = static_cast<unsigned char>(p[i]);
-      if (c < 0x20 || c == '"' || c == '\\') return false;
+      if (c < 0x20 || c == '"' || c == '\\') return short_escapes_only(t, ascii);
       high |= c;
     }
   }
@@ -105,9 +134,10 @@ std::size_t compact_index(std::string_view data, std::size_t i, std::int64_t& in
 
 // Most events of a stream are text deltas in Anthropic's own compact layout:
 //   {"type":"content_block_delta","index":<digits>,"delta":{"type":"text_delta","text":"<t>"}}
-// When `data` is exactly that and <t> needs no escaping (no '"', '\\' or control byte; valid
-// UTF-8), <t> is the text itself and goes into the chunk as it is: the same bytes the DOM path
-// writes, without a parse. Anything else (escapes, another layout) takes the DOM path.
+// When `data` is exactly that and <t> is written back the same by the DOM path (no control
+// byte or bare '"'; only the escapes \" \\ \b \f \n \r \t; valid UTF-8), <t> goes into the
+// chunk as it is, without a parse. Anything else (\u or \/ escapes, another layout) takes the
+// DOM path.
 bool plain_text_delta(std::string_view data, std::string_view& text) {
   constexpr std::string_view head = R"({"type":"content_block_delta","index":)";
   constexpr std::string_view mid = R"(,"delta":{"type":"text_delta","text":")";
@@ -122,7 +152,7 @@ bool plain_text_delta(std::string_view data, std::string_view& text) {
   if (i > data.size() - tail.size()) return false;
   std::string_view t = data.substr(i, data.size() - tail.size() - i);
   bool ascii = true;
-  if (!no_escapes(t, ascii)) return false;
+  if (!copyable_text(t, ascii)) return false;
   if (!ascii && !simdjson::validate_utf8(t.data(), t.size())) return false;
   text = t;
   return true;

@@ -398,8 +398,10 @@ TEST(AnthropicStreamOut, TextDeltaFastPathWritesWhatTheDomPathWrites) {
 // non-ASCII, invalid UTF-8) must be seen at every position of every length, in every word and
 // in the overlapping last one.
 TEST(AnthropicStreamOut, TextDeltaFastPathSeesSpecialBytesAtEveryPosition) {
-  const std::string specials[] = {R"(\")", R"(\\)",    R"(\n)", "\x01", "\x1f",
-                                  "\x7f",  "\xc3\xa9", "\xff",  "\"",   "\\"};
+  const std::string specials[] = {R"(\")",  R"(\\)", R"(\n)", R"(\b)",     R"(\f)",     R"(\r)",
+                                  R"(\t)",  R"(\/)", R"(\x)", R"(\u00e9)", R"(\u001F)", R"(\\")",
+                                  R"(\\\)", "\x01",  "\x1f",  "\x7f",      "\xc3\xa9",  "\xff",
+                                  "\"",     "\\",    "\n\\n"};
   auto stream = [](const std::string& t, bool compact) {
     std::string data = std::string(compact ? R"({"type":"content_block_delta","index":)"
                                            : R"({"type": "content_block_delta","index":)") +
