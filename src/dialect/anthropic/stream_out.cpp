@@ -132,23 +132,23 @@ std::size_t compact_index(std::string_view data, std::size_t i, std::int64_t& in
   return i;
 }
 
-// Most events of a stream are text deltas in Anthropic's own compact layout:
+// Most events of a stream are deltas in Anthropic's own compact layout:
 //   {"type":"content_block_delta","index":<digits>,"delta":{"type":"text_delta","text":"<t>"}}
+//   {"type":"content_block_delta","index":<digits>,"delta":{"type":"input_json_delta","partial_json":"<t>"}}
 // When `data` is exactly that and <t> is written back the same by the DOM path (no control
 // byte or bare '"'; only the escapes \" \\ \b \f \n \r \t; valid UTF-8), <t> goes into the
 // chunk as it is, without a parse. Anything else (\u or \/ escapes, another layout) takes the
-// DOM path.
-bool plain_text_delta(std::string_view data, std::string_view& text) {
+// DOM path. `kind` is the middle of the layout, from ,"delta" to the string's opening quote.
+bool compact_delta(std::string_view data, std::string_view kind, std::int64_t& index,
+                   std::string_view& text) {
   constexpr std::string_view head = R"({"type":"content_block_delta","index":)";
-  constexpr std::string_view mid = R"(,"delta":{"type":"text_delta","text":")";
   constexpr std::string_view tail = R"("}})";
-  if (data.size() < head.size() + 1 + mid.size() + tail.size() || !data.starts_with(head) ||
+  if (data.size() < head.size() + 1 + kind.size() + tail.size() || !data.starts_with(head) ||
       !data.ends_with(tail))
     return false;
-  std::int64_t index;
   std::size_t i = compact_index(data, head.size(), index);
-  if (i == 0 || data.substr(i, mid.size()) != mid) return false;
-  i += mid.size();
+  if (i == 0 || data.substr(i, kind.size()) != kind) return false;
+  i += kind.size();
   if (i > data.size() - tail.size()) return false;
   std::string_view t = data.substr(i, data.size() - tail.size() - i);
   bool ascii = true;
@@ -157,6 +157,9 @@ bool plain_text_delta(std::string_view data, std::string_view& text) {
   text = t;
   return true;
 }
+
+constexpr std::string_view text_delta = R"(,"delta":{"type":"text_delta","text":")";
+constexpr std::string_view json_delta = R"(,"delta":{"type":"input_json_delta","partial_json":")";
 
 // The other small events of every stream, in the compact layout, without a parse:
 //   {"type":"content_block_start","index":<digits>,"content_block":{"type":"text","text":""}}
@@ -275,6 +278,32 @@ struct anthropic_stream_to_openai::state {
   event_result on_block_delta(dom::element root, std::string& out);
   event_result on_stop(std::string& out);
 
+  // A fragment of a tool's input: an arguments chunk. `escaped`: `part` is JSON string content
+  // that needs no further escaping (compact_delta), else the decoded text.
+  event_result on_tool_input(std::int64_t index, std::string_view part, bool escaped,
+                             std::string& out) {
+    block* b = find(index);
+    if (!b || b->tool < 0)
+      return fail(out, "the provider sent tool input outside a tool_use block",
+                  "upstream_bad_response");
+    if (part.empty()) return {};
+    b->args = true;
+    open_chunk(out);
+    json_writer w(out);
+    w.begin_object().key("tool_calls").begin_array().begin_object().kv_int("index", b->tool);
+    w.key("function").begin_object().key("arguments");
+    if (escaped) {
+      w.raw("\"");  // the string's bytes as they are, closing quote included
+      out += part;
+      out += '"';
+    } else {
+      w.string(part);
+    }
+    w.end_object().end_object().end_array().end_object();
+    out += chunk_tail;
+    return {};
+  }
+
   // Remembers a block that started (its index, and its tool call or -1).
   event_result add_block(block b, std::string& out) {
     if (blocks.size() >= max_blocks)
@@ -303,7 +332,8 @@ event_result anthropic_stream_to_openai::state::on_event(std::string_view name,
   event_result r;
   if (over) return r;
   if (name == "ping") return r;
-  if (std::string_view t; plain_text_delta(data, t)) {
+  std::int64_t index;
+  if (std::string_view t; compact_delta(data, text_delta, index, t)) {
     if (!started) role_chunk(out);
     if (!t.empty()) {
       open_chunk(out);
@@ -314,11 +344,15 @@ event_result anthropic_stream_to_openai::state::on_event(std::string_view name,
     }
     return r;
   }
-  if (std::int64_t index; compact_text_block_start(data, index)) {
+  if (std::string_view part; compact_delta(data, json_delta, index, part)) {
+    if (!started) role_chunk(out);
+    return on_tool_input(index, part, true, out);
+  }
+  if (compact_text_block_start(data, index)) {
     if (!started) role_chunk(out);
     return add_block(block{index, -1}, out);  // an empty text: nothing to send yet
   }
-  if (std::int64_t index; compact_block_stop(data, index)) {
+  if (compact_block_stop(data, index)) {
     if (!started) role_chunk(out);
     return on_block_stop(index, out);
   }
@@ -428,19 +462,7 @@ event_result anthropic_stream_to_openai::state::on_block_delta(dom::element root
     json_writer(out).begin_object().kv("content", t).end_object();
     out += chunk_tail;
   } else if (type == "input_json_delta") {
-    block* b = find(get_count(root, "index"));
-    if (!b || b->tool < 0)
-      return fail(out, "the provider sent tool input outside a tool_use block",
-                  "upstream_bad_response");
-    std::string_view part = get_str(d.value, "partial_json");
-    if (part.empty()) return r;
-    b->args = true;
-    open_chunk(out);
-    json_writer w(out);
-    w.begin_object().key("tool_calls").begin_array().begin_object().kv_int("index", b->tool);
-    w.key("function").begin_object().kv("arguments", part).end_object();
-    w.end_object().end_array().end_object();
-    out += chunk_tail;
+    return on_tool_input(get_count(root, "index"), get_str(d.value, "partial_json"), false, out);
   } else if (type == "thinking_delta") {
     std::string_view t = get_str(d.value, "thinking");
     if (t.empty()) return r;

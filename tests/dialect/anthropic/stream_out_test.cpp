@@ -488,6 +488,51 @@ TEST(AnthropicStreamOut, TooManyBlocksEndTheStreamInEitherLayout) {
   }
 }
 
+// input_json_delta in the compact layout skips the parse as text deltas do: a fragment of
+// tool input (full of \" escapes) gives the bytes of the DOM path whatever it holds, and
+// fragments for a block that is not a tool, or no block, give the same error.
+TEST(AnthropicStreamOut, ToolInputFastPathWritesWhatTheDomPathWrites) {
+  const std::string parts[] = {R"({\"location\": \"San Francisco, CA\"})",
+                               "",
+                               R"(\"caf\u00e9\")",
+                               R"(a\/b)",
+                               "caf\xc3\xa9 \xf0\x9f\x98\x80",
+                               "bad \xff",
+                               R"(\n\t\r\b\f\\)",
+                               R"(bare " quote)",
+                               "raw \x01",
+                               R"(trailing \)",
+                               std::string(300, 'x')};
+  for (const std::string& part : parts) {
+    for (const char* index : {"1", "0", "3", "01"}) {
+      auto stream = [&](bool compact) {
+        std::string data = std::string(compact ? R"({"type":"content_block_delta","index":)"
+                                               : R"({"type": "content_block_delta","index":)") +
+                           index + R"(,"delta":{"type":"input_json_delta","partial_json":")" +
+                           part + R"("}})";
+        anthropic_stream_to_openai x("fast", false, 1700000000);
+        std::string out;
+        x.on_event("message_start",
+                   R"({"type":"message_start","message":{"id":"msg_1","model":"m"}})", out);
+        x.on_event(
+            "content_block_start",
+            R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})",
+            out);
+        x.on_event("content_block_start",
+                   R"({"type":"content_block_start","index":1,"content_block":{"type":"tool_use",)"
+                   R"("id":"toolu_1","name":"f","input":{}}})",
+                   out);
+        x.on_event("content_block_delta", data, out);
+        x.on_event("content_block_delta", data, out);
+        x.on_event("content_block_stop", R"({"type":"content_block_stop","index":1})", out);
+        x.on_event("message_stop", R"({"type":"message_stop"})", out);
+        return out;
+      };
+      EXPECT_EQ(stream(true), stream(false)) << "part " << part << " index " << index;
+    }
+  }
+}
+
 // The translators share one parser per thread; a big event must not leave its buffers there.
 TEST(AnthropicStreamOut, BigEventDoesNotStayInTheThreadParser) {
   anthropic_stream_to_openai x("fast", false, 1700000000);
