@@ -1,9 +1,9 @@
 // Outbound stream: Anthropic Messages events -> chat.completion.chunk events.
 //
-// Per event: one simdjson DOM parse of the data (the thread's parser; plain text deltas,
-// content_block_stop and message_stop in Anthropic's compact layout need none, see
-// plain_text_delta) and appends to `out`; every chunk starts with the same bytes (id, object,
-// created, model), built once at message_start.
+// Per event: one simdjson DOM parse of the data (the thread's parser; text and tool input
+// deltas, the start of a text block, content_block_stop and message_stop in Anthropic's compact
+// layout need none, see compact_delta) and appends to `out`; every chunk starts with the same
+// bytes (id, object, created, model), built once at message_start.
 #include <charconv>
 #include <cstdint>
 #include <cstring>
