@@ -125,17 +125,20 @@ void BM_anthropic_to_openai_stream_framed(benchmark::State& state) {
 }
 BENCHMARK(BM_anthropic_to_openai_stream_framed);
 
-// What one streaming request costs the Anthropic codec through the interface the exchange
-// calls (dialect/codec.hpp), as bench/run scenario s drives it: encode the client's ~1 KB
-// request, make the answer translator, translate the 25-event answer of 20 text deltas (framed
-// from one read). items/s = requests/s; the per-event figure is the time / 25.
-void BM_anthropic_codec_stream_request(benchmark::State& state) {
+// bench/run scenario s: the client's ~1 KB streaming request and the mock's Anthropic answer
+// (25 events: message_start, content_block_start, 20 text deltas, content_block_stop,
+// message_delta, message_stop), as one read.
+std::string scenario_s_request() {
   std::string filler;
   while (filler.size() < 860) filler += "The quick brown fox jumps over the lazy dog. ";
-  const std::string body =
-      R"({"model":"astream","messages":[{"role":"system","content":"You are concise."},)"
-      R"({"role":"user","content":")" +
-      filler + R"("}],"temperature":0.2,"max_tokens":256,"stream":true})";
+  return R"({"model":"astream","messages":[{"role":"system","content":"You are concise."},)"
+         R"({"role":"user","content":")" +
+         filler + R"("}],"temperature":0.2,"max_tokens":256,"stream":true})";
+}
+
+constexpr int scenario_s_events = 25;
+
+std::string scenario_s_answer() {
   auto ev = [](const char* type, std::string data) {
     return std::string("event: ") + type + "\ndata: " + data + "\n\n";
   };
@@ -156,7 +159,16 @@ void BM_anthropic_codec_stream_request(benchmark::State& state) {
               R"({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},)"
               R"("usage":{"output_tokens":48}})");
   bytes += ev("message_stop", R"({"type":"message_stop"})");
+  return bytes;
+}
 
+// What one streaming request costs the Anthropic codec through the interface the exchange
+// calls (dialect/codec.hpp), as bench/run scenario s drives it: encode the client's ~1 KB
+// request, make the answer translator, translate the 25-event answer of 20 text deltas (framed
+// from one read). items/s = requests/s; the per-event figure is the time / 25.
+void BM_anthropic_codec_stream_request(benchmark::State& state) {
+  const std::string body = scenario_s_request();
+  const std::string bytes = scenario_s_answer();
   const ob::dialect::codec* c = codec_instance();
   ob::dialect::request_in in{"POST", "/v1/chat/completions", body, "real-model"};
   ob::dialect::request_out enc;
@@ -168,7 +180,7 @@ void BM_anthropic_codec_stream_request(benchmark::State& state) {
     enc.body.clear();
     auto r = c->encode_request(in, enc);
     if (!r.ok()) state.SkipWithError("encode_request refused the request");
-    auto t = c->new_translator(in, enc.stream);
+    auto t = c->new_translator(in, enc.stream, "astream");
     out.clear();
     f.reset();
     f.feed(bytes, [&](const ob::proxy::sse::event& e) { t->translate_event(e, out); });
@@ -178,5 +190,38 @@ void BM_anthropic_codec_stream_request(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_anthropic_codec_stream_request);
+
+// The answer side of scenario s as the exchange runs it (proxy/exchange.cpp on_event): the
+// upstream bytes framed, each event translated, and the client's bytes made ready in the
+// exchange's payload with the model named by the group, the final event, error events and
+// usage noted. The translator is made once per request. items/s = upstream events/s: the time
+// per item is the gateway's answer cost per event.
+void BM_anthropic_stream_relay(benchmark::State& state) {
+  const std::string body = scenario_s_request();
+  const std::string bytes = scenario_s_answer();
+  const ob::dialect::codec* c = codec_instance();
+  ob::dialect::request_in in{"POST", "/v1/chat/completions", body, "real-model"};
+  ob::proxy::sse::framer f;
+  std::string payload;
+  bool terminal = false;
+  int events = 0;
+  for (auto _ : state) {
+    auto t = c->new_translator(in, true, "astream");
+    payload.clear();
+    f.reset();
+    terminal = false;
+    events = 0;
+    f.feed(bytes, [&](const ob::proxy::sse::event& e) {
+      auto info = t->translate_event(e, payload);
+      events += info.events;
+      terminal = terminal || info.terminal;
+    });
+    benchmark::DoNotOptimize(payload.data());
+  }
+  if (!terminal || events != 23 || payload.find("\"model\":\"astream\"") == std::string::npos)
+    state.SkipWithError("the relayed stream is not complete");
+  state.SetItemsProcessed(state.iterations() * scenario_s_events);
+}
+BENCHMARK(BM_anthropic_stream_relay);
 
 }  // namespace

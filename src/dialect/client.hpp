@@ -24,12 +24,7 @@
 
 namespace ob::dialect {
 
-// What one translated event means for the exchange.
-struct event_info {
-  bool terminal = false;           // the stream is complete (its final event was written)
-  bool error = false;              // an error event was written
-  proxy::json::token_usage usage;  // set when the event carried usage (cumulative)
-};
+// What one translated event means for the exchange: dialect::event_info (codec.hpp).
 
 class client_translator {
  public:

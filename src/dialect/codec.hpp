@@ -20,12 +20,15 @@
 // change (see docs/ARCHITECTURE.md, "Provider dialects"):
 //   send    codec->encode_request() builds the body; the head is the target's fixed lines plus
 //           out.headers; the target is dialect::map_path(target.route, out.target)
-//   relay   buffered: translator->translate_body(); stream: translator->translate_event() per
-//           upstream event, translator->finish() at the end. The exchange then treats the
-//           result as an OpenAI answer: it rewrites "model" to the group name, reads usage,
-//           detects the final event and error events (failover on a first error event) exactly
-//           as for an OpenAI provider, so translators need not do any of that themselves
-//           (writing the upstream's model name in answers is fine).
+//   relay   buffered: translator->translate_body(); the exchange then treats the body as an
+//           OpenAI answer: it rewrites "model" to the group name and reads usage exactly as for
+//           an OpenAI provider (writing the upstream's model name in the body is fine).
+//           stream: translator->translate_event() per upstream event, translator->finish() at
+//           the end, each appending finished client events straight into the exchange's output
+//           (no second framing, no rewrite): the translator names the group as the model and
+//           reports what the exchange needs (event_info: events written, the final event, an
+//           error event, usage), which takes the place of the OpenAI event inspection (failover
+//           on a first error event included).
 #pragma once
 
 #include <cstdint>
@@ -66,6 +69,17 @@ struct request_in {
   std::string_view model;   // the target's real model name (providers[].name) to put upstream
 };
 
+// What one translate_event() or finish() call wrote, for the exchange.
+struct event_info {
+  bool terminal = false;           // the stream is complete (its final event was written)
+  bool error = false;              // an error event was written (always the last one)
+  proxy::json::token_usage usage;  // set when the call saw usage (cumulative)
+  // Whole client events appended (answer_translator). The exchange holds the answer's head
+  // back until the first one and fails over when that first one is an error event. Client
+  // translators (client.hpp) leave it 0: the exchange counts their upstream events instead.
+  int events = 0;
+};
+
 struct request_out {
   // Upstream request target in the API's own layout starting with "/v1/" (e.g. "/v1/messages"),
   // query included if any; the exchange maps it onto the provider's base like a client path.
@@ -93,15 +107,18 @@ class answer_translator {
   // (e.g. Anthropic's 529 "overloaded" becomes 503). Failover and health see the upstream's.
   virtual int client_status(int upstream_status) const { return upstream_status; }
 
-  // One upstream SSE event -> zero or more complete client events appended to `out`, each
-  // framed "data: <json>\n\n" (OpenAI chat.completion.chunk shape; an error becomes
-  // "data: {\"error\":{...}}\n\n"). Called in order, for every event, including comments.
-  virtual codec_result translate_event(const proxy::sse::event& ev, std::string& out) = 0;
+  // One upstream SSE event -> zero or more complete client events appended to `out` (the
+  // exchange's output to the client: append only, never read or change what is there), each
+  // framed "data: <json>\n\n" in the OpenAI chat.completion.chunk shape with "model" the
+  // group's name (new_translator's `group`); an error becomes "data: {\"error\":{...}}\n\n"
+  // (terminal), the end "data: [DONE]\n\n" (terminal). Called in order, for every event,
+  // including comments. A broken upstream event becomes an error event, not a failure.
+  virtual event_info translate_event(const proxy::sse::event& ev, std::string& out) = 0;
 
   // The upstream stream ended cleanly: append whatever the client still needs, at least the
   // final "data: [DONE]\n\n" when the upstream's own end marker was seen. A stream that ended
   // before its end marker must not get [DONE] (the exchange then adds an error event).
-  virtual void finish(std::string& out) = 0;
+  virtual event_info finish(std::string& out) = 0;
 
   // Token usage seen so far (prompt/completion/total; -1 = not seen).
   virtual proxy::json::token_usage usage() const = 0;
@@ -117,9 +134,11 @@ class codec {
 
   // A translator for the answer to `in` (encode_request succeeded on it). `client_stream`: the
   // client asked for a stream ("stream": true), so the translator knows what the client
-  // expects, e.g. whether to emit a usage chunk (stream_options.include_usage).
+  // expects, e.g. whether to emit a usage chunk (stream_options.include_usage). `group`: the
+  // model name the client asked for, which stream events name.
   virtual std::unique_ptr<answer_translator> new_translator(const request_in& in,
-                                                            bool client_stream) const = 0;
+                                                            bool client_stream,
+                                                            std::string_view group) const = 0;
 };
 
 // The codec of a dialect; nullptr for the pass-through dialects (openai, azure) and for a

@@ -515,21 +515,18 @@ void exchange::on_event(const sse::event& ev) {
     client_event(ev);
     return;
   }
-  // A codec target: the upstream event becomes zero or more OpenAI events (each whole), which
-  // then take the OpenAI path; no usage chunk is stripped (the translator writes one only when
-  // the client asked for it).
-  xlat_.clear();
-  tr_->translate_event(ev, xlat_);
-  if (!xlat_.empty())
-    xframer_.feed(xlat_, [this](const sse::event& e) { relay_event(e, nullptr); });
+  // A codec target: the upstream event becomes zero or more whole OpenAI events, written
+  // straight into the client's payload as they go out (the group named as the model; no usage
+  // chunk to strip: the translator writes one only when the client asked for it). The
+  // translator reports what relay_event would have found in them.
+  note_translated(tr_->translate_event(ev, payload_));
 }
 
-[[gnu::noinline]] void exchange::finish_codec_stream() {
-  xlat_.clear();
-  tr_->finish(xlat_);
-  if (!xlat_.empty())
-    xframer_.feed(xlat_, [this](const sse::event& e) { relay_event(e, nullptr); });
-  xframer_.finish([this](const sse::event& e) { relay_event(e, nullptr); });
+void exchange::note_translated(const dialect::event_info& info) {
+  if (info.events > 0 && data_events_ == 0) first_event_error_ = info.error && info.events == 1;
+  data_events_ += info.events;
+  terminal_seen_ = terminal_seen_ || info.terminal;
+  if (info.usage.present()) usage_ = info.usage;
 }
 
 [[gnu::noinline]] dialect::codec_status exchange::translate_buffered() {
@@ -864,7 +861,7 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
         payload_ += "\n";
     });
     release_upstream(parser_->keep_alive());
-    if (tr_) finish_codec_stream();
+    if (tr_) note_translated(tr_->finish(payload_));
     if (ctr_) {
       auto info = ctr_->finish(payload_);
       terminal_seen_ = terminal_seen_ || info.terminal;

@@ -232,8 +232,9 @@ class exchange {
     answer_status_ = status;
     answer_reason_.clear();
   }
-  // Codec target: the translator's closing events (after the upstream stream ended cleanly).
-  void finish_codec_stream();
+  // Codec target: what the translator reports of the events it appended to payload_ (the
+  // OpenAI event inspection of relay_event, which they skip).
+  void note_translated(const dialect::event_info& info);
   // No target took the request (codec_refusal_): 400 naming the parameter a codec cannot
   // express, or 404 for an endpoint the codec does not serve.
   boost::asio::awaitable<bool> write_refusal(const exchange_request& r,
@@ -351,10 +352,9 @@ class exchange {
   // Codec targets only (routing::target::codec set); untouched on the pass-through path.
   std::unique_ptr<dialect::answer_translator> tr_;  // this attempt's answer translator
   dialect::request_out enc_;                        // this attempt's upstream request
-  std::string xlat_;                                // translated body or events
+  std::string xlat_;                                // translated body
   dialect::codec_result codec_refusal_;             // why the codec refused a request or an answer
   bool codec_refused_ = false;  // this request: a codec target refused or skipped it
-  sse::framer xframer_;         // splits translated events
   // This attempt's upstream request when it is not the client's own body (a codec target, or
   // a client dialect's translation); nullptr: the client's body with the model splice.
   const dialect::request_out* up_req_ = nullptr;

@@ -223,10 +223,7 @@ void exchange::reset_answer_state() {
   data_events_ = 0;
   first_event_error_ = false;
   relay_result_ = relay_result::ok;
-  if (tr_) {
-    tr_.reset();
-    xframer_.reset();
-  }
+  tr_.reset();
   up_req_ = nullptr;
   client_version_ = false;
   if (ctr_) ctr_.reset();  // (a client dialect's last attempt, maybe of an earlier request)
@@ -272,7 +269,7 @@ dialect::codec_status exchange::prepare_codec(const exchange_request& r, const r
   enc_.stream = false;
   codec_refusal_ = t.codec->encode_request(in, enc_);
   if (codec_refusal_.ok()) {
-    tr_ = t.codec->new_translator(in, enc_.stream);
+    tr_ = t.codec->new_translator(in, enc_.stream, r.group.name);
     up_req_ = &enc_;
   }
   return codec_refusal_.status;

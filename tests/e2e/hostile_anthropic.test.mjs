@@ -15,6 +15,10 @@ const START = sse('message_start', {
 });
 const TEXT = sse('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }) + sse('content_block_delta', { index: 0, delta: { type: 'text_delta', text: 'Hello' } });
 
+const END = sse('content_block_stop', { index: 0 }) + sse('message_delta', { delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 2 } }) + sse('message_stop', {});
+const SSE_HEAD = { 'content-type': 'text/event-stream' };
+const hitsOf = new Map(); // case name -> base paths of the requests it got
+
 const CASES = [
   {
     name: '200 JSON that is not an Anthropic message',
@@ -74,6 +78,32 @@ const CASES = [
       res.writeHead(200, { 'content-type': 'text/event-stream' }).end(sse('error', { error: { type: 'overloaded_error', message: 'Overloaded' } })),
     expect: { streamError: true },
   },
+  {
+    // The broken event is the answer's first client event (an error event): the exchange fails
+    // over as for an OpenAI stream opening with an error. Each request must be whole, whichever
+    // target round robin tried first; the broken one must have been tried.
+    name: 'stream whose first event is broken, then a good target',
+    stream: true,
+    targets: 2,
+    requests: 4,
+    answer: (res, req) =>
+      req.url.includes('/t0/')
+        ? res.writeHead(200, SSE_HEAD).end('event: message_start\ndata: {nope\n\n' + START + TEXT + END)
+        : res.writeHead(200, SSE_HEAD).end(START + TEXT + END),
+    expect: { done: true, text: 'Hello', tried: /\/t0\// },
+  },
+  {
+    // Not the first client event (message_start's role chunk went first): no failover.
+    name: 'stream broken after message_start, then a good target',
+    stream: true,
+    targets: 2,
+    requests: 4,
+    answer: (res, req) =>
+      req.url.includes('/t0/')
+        ? res.writeHead(200, SSE_HEAD).end(START + 'event: content_block_start\ndata: {nope\n\n')
+        : res.writeHead(200, SSE_HEAD).end(START + TEXT + END),
+    expect: { tried: /\/t0\// },
+  },
 ];
 
 describe('hostile anthropic answers', () => {
@@ -85,7 +115,8 @@ describe('hostile anthropic answers', () => {
         const name = decodeURIComponent(req.url.split('/')[2] ?? '');
         const c = CASES.find((x) => x.name.replace(/\W+/g, '_') === name);
         if (!c) return res.writeHead(404).end();
-        c.answer(res);
+        hitsOf.set(c.name, [...(hitsOf.get(c.name) ?? []), req.url]);
+        c.answer(res, req);
       });
     });
     await new Promise((r) => server.listen(0, '127.0.0.1', r));
@@ -112,6 +143,31 @@ describe('hostile anthropic answers', () => {
 
   CASES.forEach((c, i) => {
     test(c.name, T, async () => {
+      if (c.requests) {
+        // Bounded: requests until one started on the broken target (round robin alternates).
+        let tried = false;
+        for (let k = 0; k < c.requests && !tried; k++) {
+          const before = (hitsOf.get(c.name) ?? []).length;
+          const r = await gwPost(gw, '/v1/chat/completions', chatBody(`g${i}`, { stream: true }));
+          const hits = (hitsOf.get(c.name) ?? []).slice(before);
+          tried = c.expect.tried.test(hits[0] ?? '');
+          assert.equal(r.status, 200, r.text);
+          const ev = r.text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6));
+          if (c.expect.done || !tried) {
+            assert.equal(ev.at(-1), '[DONE]', r.text);
+            assert.match(r.text, /"content":"Hello"/);
+            for (const e of ev.slice(0, -1)) assert.equal(JSON.parse(e).model, `g${i}`, r.text);
+            assert.equal(hits.length, tried ? 2 : 1, JSON.stringify(hits)); // failed over once
+          } else {
+            assert.ok(!ev.includes('[DONE]'), r.text);
+            assert.equal(typeof JSON.parse(ev.at(-1)).error, 'object', r.text);
+            assert.match(ev[0], /"role":"assistant"/, r.text);
+            assert.equal(hits.length, 1, JSON.stringify(hits)); // no failover
+          }
+        }
+        assert.ok(tried, `no request started on the broken target: ${JSON.stringify(hitsOf.get(c.name))}`);
+        return;
+      }
       const r = await gwPost(gw, '/v1/chat/completions', chatBody(`g${i}`, c.stream ? { stream: true } : {}));
       if (c.expect.streamError) {
         assert.equal(r.status, 200, r.text);

@@ -38,8 +38,10 @@ bool asks_usage(std::string_view body) {
 
 class translator final : public answer_translator {
  public:
-  translator(std::string_view model, bool include_usage, std::int64_t created)
-      : model_(model), created_(created), stream_(model, include_usage, created) {}
+  // Bodies name `model` (the exchange rewrites a body's model); stream events name `group`.
+  translator(std::string_view model, std::string_view group, bool include_usage,
+             std::int64_t created)
+      : model_(model), created_(created), stream_(group, include_usage, created) {}
 
   codec_result translate_body(int status, std::string_view body, std::string& out) override {
     answer_result r = anthropic_answer_to_openai(status, body, model_, created_);
@@ -54,13 +56,19 @@ class translator final : public answer_translator {
     return c;
   }
 
-  codec_result translate_event(const proxy::sse::event& ev, std::string& out) override {
-    if (ev.has_data || !ev.type.empty()) stream_.on_event(ev.type, ev.data, out);
-    return {};  // a broken event becomes an error event in `out`, which the exchange detects
+  event_info translate_event(const proxy::sse::event& ev, std::string& out) override {
+    event_info info;
+    if (!ev.has_data && ev.type.empty()) return info;          // a comment or a blank event
+    event_result r = stream_.on_event(ev.type, ev.data, out);  // broken: an error event
+    info.terminal = r.terminal;
+    info.error = r.error;
+    info.usage = r.usage;
+    info.events = r.events;
+    return info;
   }
 
   // [DONE] is written at message_stop: a stream that ended before it gets nothing here.
-  void finish(std::string&) override {}
+  event_info finish(std::string&) override { return {}; }
 
   int client_status(int upstream_status) const override {
     return status_ ? status_ : upstream_status;
@@ -108,10 +116,10 @@ class anthropic_codec final : public codec {
     return c;
   }
 
-  std::unique_ptr<answer_translator> new_translator(const request_in& in,
-                                                    bool client_stream) const override {
+  std::unique_ptr<answer_translator> new_translator(const request_in& in, bool client_stream,
+                                                    std::string_view group) const override {
     bool usage = client_stream && asks_usage(in.body);
-    return std::make_unique<translator>(in.model, usage,
+    return std::make_unique<translator>(in.model, group, usage,
                                         static_cast<std::int64_t>(std::time(nullptr)));
   }
 };

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -106,11 +107,21 @@ inline void trim_thread_parser() {
 }
 
 // Parses `text` into the parser's document (copied to padded memory); false if invalid.
+// The padded copy is this thread's buffer, reused: no allocation per parse (simdjson's own copy
+// is allocated and freed each time). The DOM keeps nothing of it (strings live in the
+// parser), so the next parse may overwrite it. Past 64 KiB it is given back after the parse.
 inline bool parse(dom::parser& p, std::string_view text, dom::element& out) {
   // Empty is never JSON; and an empty view may have a null data(), which simdjson would memcpy
   // from (undefined behaviour, found by the fuzzer).
   if (text.empty()) return false;
-  return !p.parse(text.data(), text.size(), true).get(out);
+  thread_local std::string padded;
+  const std::size_t need = text.size() + simdjson::SIMDJSON_PADDING;
+  if (padded.size() < need) padded.resize(need);
+  std::memcpy(padded.data(), text.data(), text.size());
+  std::memset(padded.data() + text.size(), 0, simdjson::SIMDJSON_PADDING);  // as simdjson's
+  bool ok = !p.parse(padded.data(), text.size(), false).get(out);
+  if (padded.size() > 64 * 1024) std::string().swap(padded);
+  return ok;
 }
 
 inline std::string path_index(std::string_view base, std::size_t i) {

@@ -57,6 +57,7 @@ struct event_result {
   bool terminal = false;  // the stream is over (final event sent, or an error event)
   bool error = false;     // an error event was written
   token_usage usage;      // set on the event that carries the final usage
+  int events = 0;         // whole client events appended (anthropic_stream_to_openai)
 };
 
 // ---- outbound: OpenAI client, Anthropic target -------------------------------------------------
@@ -78,7 +79,8 @@ answer_result anthropic_answer_to_openai(int status, std::string_view body, std:
                                          std::int64_t created);
 
 // Anthropic SSE events -> chat.completion.chunk SSE events. Feed every framed event in order
-// (sse::framer gives name + data); each call appends the client bytes (possibly none) to `out`.
+// (sse::framer gives name + data); each call appends the client bytes (possibly none) to `out`:
+// whole events naming `group` as the model, an error event or [DONE] last (terminal).
 class anthropic_stream_to_openai {
  public:
   anthropic_stream_to_openai(std::string_view group, bool include_usage, std::int64_t created);

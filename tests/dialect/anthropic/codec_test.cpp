@@ -6,6 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "helpers.hpp"
 
 namespace ob::dialect::anthropic {
@@ -45,7 +48,7 @@ TEST(AnthropicCodec, TranslatesAnswersAndStreams) {
   in.body =
       R"({"model":"fast","messages":[],"stream":true,"stream_options":{"include_usage":true}})";
   in.model = "claude";
-  auto t = c->new_translator(in, true);
+  auto t = c->new_translator(in, true, "fast");
   std::string out;
   ob::proxy::sse::framer f;
   std::string up =
@@ -62,9 +65,29 @@ TEST(AnthropicCodec, TranslatesAnswersAndStreams) {
           "message_delta",
           R"({"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":2}})") +
       test::sse("message_stop", R"({"type":"message_stop"})");
+  // Per upstream event: the client events written and what they mean for the exchange.
+  std::vector<event_info> infos;
   f.feed(up,
-         [&](const ob::proxy::sse::event& ev) { EXPECT_TRUE(t->translate_event(ev, out).ok()); });
-  t->finish(out);
+         [&](const ob::proxy::sse::event& ev) { infos.push_back(t->translate_event(ev, out)); });
+  ASSERT_EQ(infos.size(), 5u);
+  const int want_events[] = {1, 0, 1, 1, 2};  // role; -; content; finish; usage chunk + [DONE]
+  int events = 0;
+  for (std::size_t i = 0; i < infos.size(); ++i) {
+    EXPECT_EQ(infos[i].events, want_events[i]) << i;
+    EXPECT_EQ(infos[i].terminal, i == 4) << i;
+    EXPECT_FALSE(infos[i].error) << i;
+    events += infos[i].events;
+  }
+  EXPECT_EQ(infos[4].usage.completion_tokens, 2);
+  EXPECT_EQ(t->finish(out).events, 0);
+  // Whole events, as many as reported, each naming the group (not the target's model).
+  std::size_t n = 0, named = 0;
+  for (std::size_t at = 0; (at = out.find("data: ", at)) != std::string::npos; at += 6) ++n;
+  for (std::size_t at = 0; (at = out.find(R"("model":"fast")", at)) != std::string::npos; ++at)
+    ++named;
+  EXPECT_EQ(n, static_cast<std::size_t>(events));
+  EXPECT_EQ(named, n - 1) << out;  // every chunk but [DONE]
+  EXPECT_EQ(out.find("claude"), std::string::npos) << out;
   EXPECT_TRUE(out.ends_with("data: [DONE]\n\n"));
   EXPECT_NE(out.find(R"("choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2)"),
             std::string::npos)
@@ -72,7 +95,7 @@ TEST(AnthropicCodec, TranslatesAnswersAndStreams) {
   EXPECT_EQ(t->usage().prompt_tokens, 3);
   EXPECT_EQ(t->usage().completion_tokens, 2);
 
-  auto b = c->new_translator(in, false);
+  auto b = c->new_translator(in, false, "fast");
   std::string body;
   EXPECT_TRUE(
       b->translate_body(
@@ -84,6 +107,54 @@ TEST(AnthropicCodec, TranslatesAnswersAndStreams) {
   EXPECT_EQ(b->usage().total_tokens, 2);
   body.clear();
   EXPECT_EQ(b->translate_body(200, "<html>", body).status, codec_status::bad_answer);
+}
+
+// An error event is reported as such, with the events before it in the same call (the
+// exchange fails over only when the first client event of the answer is an error).
+TEST(AnthropicCodec, StreamErrorsAreReportedWithTheEventsBeforeThem) {
+  const codec* c = codec_instance();
+  request_in in;
+  in.target = "/v1/chat/completions";
+  in.body = R"({"model":"fast","messages":[],"stream":true})";
+  in.model = "claude";
+  auto feed = [](answer_translator& t, const std::string& up, std::string& out) {
+    std::vector<event_info> infos;
+    ob::proxy::sse::framer f;
+    f.feed(up,
+           [&](const ob::proxy::sse::event& ev) { infos.push_back(t.translate_event(ev, out)); });
+    return infos;
+  };
+  struct row {
+    const char* name;
+    std::string up;
+    int events;  // written by the last upstream event
+    const char* first_data;
+  };
+  const row rows[] = {
+      {"error first",
+       test::sse("error",
+                 R"({"type":"error","error":{"type":"overloaded_error","message":"busy"}})"),
+       2, R"(data: {"id")"},
+      {"malformed first", test::sse("message_start", "{nope"), 1, R"(data: {"error")"},
+      {"error after start",
+       test::sse("message_start", R"({"type":"message_start","message":{"id":"m"}})") +
+           test::sse("error",
+                     R"({"type":"error","error":{"type":"overloaded_error","message":"busy"}})"),
+       1, R"(data: {"id")"},
+  };
+  for (const auto& r : rows) {
+    auto t = c->new_translator(in, true, "fast");
+    std::string out;
+    auto infos = feed(*t, r.up, out);
+    ASSERT_FALSE(infos.empty()) << r.name;
+    const auto& last = infos.back();
+    EXPECT_TRUE(last.error) << r.name;
+    EXPECT_TRUE(last.terminal) << r.name;
+    EXPECT_EQ(last.events, r.events) << r.name;
+    EXPECT_TRUE(out.starts_with(r.first_data)) << r.name << ": " << out;
+    EXPECT_NE(out.find(R"(data: {"error")"), std::string::npos) << r.name;
+    EXPECT_EQ(t->finish(out).events, 0) << r.name;
+  }
 }
 
 }  // namespace

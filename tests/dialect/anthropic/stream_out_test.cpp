@@ -394,6 +394,145 @@ TEST(AnthropicStreamOut, TextDeltaFastPathWritesWhatTheDomPathWrites) {
   EXPECT_LT(out.find(R"("role")"), out.find(R"({"content":"Hi"})")) << out;
 }
 
+// The fast path checks a text 8 bytes at a time: a byte that needs care (escape, control byte,
+// non-ASCII, invalid UTF-8) must be seen at every position of every length, in every word and
+// in the overlapping last one.
+TEST(AnthropicStreamOut, TextDeltaFastPathSeesSpecialBytesAtEveryPosition) {
+  const std::string specials[] = {R"(\")",  R"(\\)", R"(\n)", R"(\b)",     R"(\f)",     R"(\r)",
+                                  R"(\t)",  R"(\/)", R"(\x)", R"(\u00e9)", R"(\u001F)", R"(\\")",
+                                  R"(\\\)", "\x01",  "\x1f",  "\x7f",      "\xc3\xa9",  "\xff",
+                                  "\"",     "\\",    "\n\\n"};
+  auto stream = [](const std::string& t, bool compact) {
+    std::string data = std::string(compact ? R"({"type":"content_block_delta","index":)"
+                                           : R"({"type": "content_block_delta","index":)") +
+                       R"(0,"delta":{"type":"text_delta","text":")" + t + R"("}})";
+    anthropic_stream_to_openai x("fast", false, 1700000000);
+    std::string out;
+    x.on_event("message_start", R"({"type":"message_start","message":{"id":"msg_1","model":"m"}})",
+               out);
+    x.on_event("content_block_delta", data, out);
+    return out;
+  };
+  for (const std::string& special : specials) {
+    for (std::size_t len = 0; len <= 40; ++len) {
+      for (std::size_t at = 0; at <= len; ++at) {
+        std::string t = std::string(at, 'a') + special + std::string(len - at, 'b');
+        ASSERT_EQ(stream(t, true), stream(t, false))
+            << "special " << special << " at " << at << " of " << len;
+      }
+    }
+  }
+}
+
+// content_block_start of an empty text, content_block_stop and message_stop in the compact
+// layout skip the parse too: the same bytes as the DOM path (spaced layout), whatever the index
+// (a tool block without input gets its "{}" arguments at its stop; an index the DOM path
+// refuses gives the same error event).
+TEST(AnthropicStreamOut, SmallEventFastPathsWriteWhatTheDomPathWrites) {
+  for (const char* index : {"0", "1", "2", "01", "123456789", "1234567890", "-1", "1.0", ""}) {
+    for (bool with_start : {true, false}) {
+      auto stream = [&](bool compact) {
+        std::string sep = compact ? "" : " ";
+        anthropic_stream_to_openai x("fast", true, 1700000000);
+        std::string out;
+        if (with_start)
+          x.on_event("message_start",
+                     R"({"type":"message_start","message":{"id":"msg_1","model":"m"}})", out);
+        x.on_event("content_block_start",
+                   R"({"type":)" + sep + R"("content_block_start","index":)" + index +
+                       R"(,"content_block":{"type":"text","text":""}})",
+                   out);
+        x.on_event(
+            "content_block_delta",
+            R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}})",
+            out);
+        x.on_event("content_block_start",
+                   R"({"type":"content_block_start","index":1,"content_block":{"type":"tool_use",)"
+                   R"("id":"toolu_1","name":"f","input":{}}})",
+                   out);
+        x.on_event("content_block_stop",
+                   R"({"type":)" + sep + R"("content_block_stop","index":)" + index + "}", out);
+        x.on_event("message_stop", R"({"type":)" + sep + R"("message_stop"})", out);
+        return out;
+      };
+      std::string compact = stream(true);
+      EXPECT_EQ(compact, stream(false)) << "index " << index;
+      if (std::string_view(index) == "1") {
+        EXPECT_NE(compact.find(R"("arguments":"{}")"), std::string::npos) << compact;
+        EXPECT_TRUE(compact.ends_with("data: [DONE]\n\n")) << compact;
+      }
+    }
+  }
+  // Without any event before it, message_stop still gets the role chunk first.
+  anthropic_stream_to_openai x("fast", false, 1700000000);
+  std::string out;
+  x.on_event("message_stop", R"({"type":"message_stop"})", out);
+  EXPECT_LT(out.find(R"("role":"assistant")"), out.find("[DONE]")) << out;
+}
+
+// No more content blocks than the translator keeps track of, in either layout.
+TEST(AnthropicStreamOut, TooManyBlocksEndTheStreamInEitherLayout) {
+  for (const char* type : {R"("type":"content_block_start")", R"("type": "content_block_start")"}) {
+    anthropic_stream_to_openai x("fast", false, 1700000000);
+    std::string out;
+    event_result r;
+    int n = 0;
+    for (; n < 5000 && !r.terminal; ++n)
+      r = x.on_event("content_block_start",
+                     std::string("{") + type + R"(,"index":)" + std::to_string(n) +
+                         R"(,"content_block":{"type":"text","text":""}})",
+                     out);
+    EXPECT_TRUE(r.error) << type;
+    EXPECT_EQ(n, 4097) << type;
+    EXPECT_NE(out.find("too many content blocks"), std::string::npos) << type;
+  }
+}
+
+// input_json_delta in the compact layout skips the parse as text deltas do: a fragment of
+// tool input (full of \" escapes) gives the bytes of the DOM path whatever it holds, and
+// fragments for a block that is not a tool, or no block, give the same error.
+TEST(AnthropicStreamOut, ToolInputFastPathWritesWhatTheDomPathWrites) {
+  const std::string parts[] = {R"({\"location\": \"San Francisco, CA\"})",
+                               "",
+                               R"(\"caf\u00e9\")",
+                               R"(a\/b)",
+                               "caf\xc3\xa9 \xf0\x9f\x98\x80",
+                               "bad \xff",
+                               R"(\n\t\r\b\f\\)",
+                               R"(bare " quote)",
+                               "raw \x01",
+                               R"(trailing \)",
+                               std::string(300, 'x')};
+  for (const std::string& part : parts) {
+    for (const char* index : {"1", "0", "3", "01"}) {
+      auto stream = [&](bool compact) {
+        std::string data = std::string(compact ? R"({"type":"content_block_delta","index":)"
+                                               : R"({"type": "content_block_delta","index":)") +
+                           index + R"(,"delta":{"type":"input_json_delta","partial_json":")" +
+                           part + R"("}})";
+        anthropic_stream_to_openai x("fast", false, 1700000000);
+        std::string out;
+        x.on_event("message_start",
+                   R"({"type":"message_start","message":{"id":"msg_1","model":"m"}})", out);
+        x.on_event(
+            "content_block_start",
+            R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})",
+            out);
+        x.on_event("content_block_start",
+                   R"({"type":"content_block_start","index":1,"content_block":{"type":"tool_use",)"
+                   R"("id":"toolu_1","name":"f","input":{}}})",
+                   out);
+        x.on_event("content_block_delta", data, out);
+        x.on_event("content_block_delta", data, out);
+        x.on_event("content_block_stop", R"({"type":"content_block_stop","index":1})", out);
+        x.on_event("message_stop", R"({"type":"message_stop"})", out);
+        return out;
+      };
+      EXPECT_EQ(stream(true), stream(false)) << "part " << part << " index " << index;
+    }
+  }
+}
+
 // The translators share one parser per thread; a big event must not leave its buffers there.
 TEST(AnthropicStreamOut, BigEventDoesNotStayInTheThreadParser) {
   anthropic_stream_to_openai x("fast", false, 1700000000);
