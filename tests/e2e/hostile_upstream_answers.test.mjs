@@ -17,6 +17,8 @@ const json = (model) => JSON.stringify({ id: 'x', object: 'chat.completion', mod
 const chunk = (model, text) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model, choices: [{ index: 0, delta: { content: text } }] })}\n\n`;
 const head = (status, headers) => `HTTP/1.1 ${status}\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n`;
 const SSE_HEAD = head('200 OK', ['Content-Type: text/event-stream', 'Transfer-Encoding: chunked']);
+const TOO_BIG = JSON.stringify({ error: { message: 'request too large', type: 'invalid_request_error', param: null, code: 'request_too_large' } });
+const NO_KEY = JSON.stringify({ error: { message: 'invalid api key', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } });
 const chunked = (s) => {
   const b = Buffer.from(s);
   return Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n')]);
@@ -184,8 +186,46 @@ const CASES = [
       setTimeout(() => s.destroy(), 4000);
     },
     expect: { status: 200 },
-    owner: 'src/proxy/exchange (unowned, not fixed here)',
-    reason: 'the gateway reads the answer only after the whole body went out; the write blocks until the provider resets (502)',
+  },
+  // Early answers to a body the provider never reads (a 413 or 401 before the body, a proxy
+  // in front of the provider that answers and closes): the gateway reads while it writes, so
+  // the answer reaches the client rather than a 502 once the provider gives up.
+  {
+    name: 'an early 413 with Connection: close, the body never read (32 MB body)',
+    bodyFirst: false,
+    bigBody: 32 * 1024 * 1024,
+    answer: (s) => {
+      s.pause();
+      s.write(head('413 Payload Too Large', ['Content-Type: application/json', `Content-Length: ${TOO_BIG.length}`, 'Connection: close']) + TOO_BIG);
+      setTimeout(() => s.destroy(), 4000);
+    },
+    expect: { status: 413, body: TOO_BIG, withinMs: [0, 3000] },
+  },
+  {
+    // A keep-alive answer to a request whose body was cut: the connection must not be pooled
+    // (the provider would read the rest of the old body as the next request). The follow-up
+    // gets its own answer on a fresh connection, not a hang on the stalled one.
+    name: 'an early 401 with keep-alive headers, the body never read (32 MB body): not pooled',
+    bodyFirst: false,
+    bigBody: 32 * 1024 * 1024,
+    answer: (s) => {
+      s.pause();
+      s.write(head('401 Unauthorized', ['Content-Type: application/json', `Content-Length: ${NO_KEY.length}`, 'Connection: keep-alive', 'Keep-Alive: timeout=60']) + NO_KEY);
+    },
+    expect: { status: 401, body: NO_KEY, withinMs: [0, 6000] },
+    followUp: { status: 401, body: NO_KEY },
+  },
+  {
+    name: 'an early answer as SSE, the body never read (32 MB body)',
+    bodyFirst: false,
+    bigBody: 32 * 1024 * 1024,
+    stream: true,
+    answer: (s, r) => {
+      s.pause();
+      s.write(SSE_HEAD + chunked(chunk(r.model, 'a')) + chunked(chunk(r.model, 'b')) + chunked('data: [DONE]\n\n') + '0\r\n\r\n');
+      setTimeout(() => s.destroy(), 4000);
+    },
+    expect: { stream: 'done', text: 'ab', withinMs: [0, 3000] },
   },
 ];
 
