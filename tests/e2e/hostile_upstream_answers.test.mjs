@@ -7,10 +7,12 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
 import { request, parseSSE, waitFor } from './lib/http.mjs';
 import { rawExchange, rawRequest } from './lib/raw.mjs';
+import { makeTestCA } from './lib/tls.mjs';
 import { CLIENT_TOKEN, chatBody, gwPost, sleep, accessLines } from './lib/common.mjs';
 
 const json = (model) => JSON.stringify({ id: 'x', object: 'chat.completion', model, choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] });
@@ -227,6 +229,20 @@ const CASES = [
     },
     expect: { stream: 'done', text: 'ab', withinMs: [0, 3000] },
   },
+  {
+    // Over TLS the write and the read beside it share one TLS stream: the write is cancelled
+    // mid-record, the answer still reads whole.
+    name: 'an early 413 over TLS, the body never read (32 MB body)',
+    tls: true,
+    bodyFirst: false,
+    bigBody: 32 * 1024 * 1024,
+    answer: (s) => {
+      s.pause();
+      s.write(head('413 Payload Too Large', ['Content-Type: application/json', `Content-Length: ${TOO_BIG.length}`]) + TOO_BIG);
+      setTimeout(() => s.destroy(), 4000);
+    },
+    expect: { status: 413, body: TOO_BIG, withinMs: [0, 3000] },
+  },
 ];
 
 const slug = (i) => `c${i}`;
@@ -234,10 +250,10 @@ const slug = (i) => `c${i}`;
 // The hostile provider: reads the head (and the body unless the case says not to), then lets
 // the case answer. Case i answers for base path /h/c<i>; each case has its own server (its own
 // pooled upstream connections), so that one case's leftovers cannot reach another.
-function startHostile() {
+function startHostile(c, ca) {
   const sockets = new Set();
   const seen = {};
-  const server = net.createServer((s) => {
+  const onSocket = (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
@@ -262,7 +278,8 @@ function startHostile() {
       } catch {}
       c.answer(s, { model });
     });
-  });
+  };
+  const server = c.tls ? tls.createServer({ cert: ca.certPem, key: ca.keyPem }, onSocket) : net.createServer(onSocket);
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () =>
       resolve({
@@ -278,13 +295,14 @@ function startHostile() {
 }
 
 describe('hostile upstream answers', { timeout: 180000 }, () => {
-  let hostile, mock, gw;
+  let hostile, mock, gw, ca;
   before(async () => {
-    hostile = await Promise.all(CASES.map(() => startHostile()));
+    ca = makeTestCA();
+    hostile = await Promise.all(CASES.map((c) => startHostile(c, ca)));
     mock = await startMock();
     const providers = [];
     CASES.forEach((c, i) => {
-      const base = `http://127.0.0.1:${hostile[i].port}/h/${slug(i)}`;
+      const base = `${c.tls ? 'https' : 'http'}://127.0.0.1:${hostile[i].port}/h/${slug(i)}`;
       const timeouts = c.total ? { total: 2, idle: 10, first_byte: 5 } : { first_byte: 5, idle: 5 };
       providers.push({ group: `solo-${slug(i)}`, name: `real-hostile-${slug(i)}`, base, key: 'sk-up', timeouts });
       providers.push({ group: `pair-${slug(i)}`, name: `real-hostile-${slug(i)}`, base, key: 'sk-up', timeouts });
@@ -292,6 +310,7 @@ describe('hostile upstream answers', { timeout: 180000 }, () => {
     });
     // Health off for the purpose: a hostile target must be tried by every request.
     gw = await startGateway({
+      env: { SSL_CERT_FILE: ca.caCert, SSL_CERT_DIR: undefined },
       config: { providers, security: [CLIENT_TOKEN], health: { consecutive_failures: 1000, error_ratio: 1, min_requests: 1000000 }, retry: { budget_ratio: 10, budget_min_per_second: 1000 } },
     });
   });
@@ -299,6 +318,7 @@ describe('hostile upstream answers', { timeout: 180000 }, () => {
     const r = await gw?.stop();
     for (const h of hostile ?? []) await h.close();
     await mock?.close();
+    ca?.cleanup();
     assert.equal(r?.code, 0, `the gateway exits 0 after the hostile answers: ${JSON.stringify(r)}`);
   });
 
