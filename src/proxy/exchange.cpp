@@ -762,9 +762,13 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
       co_return attempt_outcome{fail::timeout, false, "sending to the provider timed out"};
     release_upstream(false);
     // Not all of the request went out: a pooled connection the provider had just closed.
-    // Safe to send again on a fresh connection to the same target.
-    co_return attempt_outcome{fail::broken, reused && !received_any_,
-                              "sending to the provider failed: " + wec.message()};
+    // Safe to send again on a fresh connection to the same target. (The read beside the
+    // write says best what happened when it failed first: the write was only cancelled.)
+    attempt_outcome o = watch_out_;
+    if (o.failure == fail::none)
+      o = {fail::broken, false, "sending to the provider failed: " + wec.message()};
+    o.retryable = reused && !received_any_;
+    co_return o;
   }
   if (wec || (streamed && watch_stopped())) {
     upload_cut_ = true;  // answered before the body's end: the rest is not sent
