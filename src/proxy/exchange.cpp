@@ -161,7 +161,7 @@ millis remaining(clock_type::time_point until) {
 }  // namespace
 
 exchange::exchange(worker_context& ctx, client_stream& client, deadline& dl)
-    : ctx_(ctx), client_(client), deadline_(dl) {}
+    : ctx_(ctx), client_(client), deadline_(dl), wake_(client.get_executor()) {}
 
 template <class Buffers>
 auto exchange::write_client(const Buffers& buffers, millis limit) {
@@ -587,9 +587,14 @@ asio::mutable_buffer exchange::begin_read(millis limit) {
 }
 
 exchange::attempt_outcome exchange::end_read(boost::system::error_code ec, std::size_t n) {
-  if (n == (up_->big_reads ? big_read_chunk : first_read_chunk)) up_->big_reads = true;
   bool expired = deadline_.expired();
   deadline_.disarm();
+  return take_read(ec, n, expired);
+}
+
+inline exchange::attempt_outcome exchange::take_read(boost::system::error_code ec, std::size_t n,
+                                                     bool expired) {
+  if (n == (up_->big_reads ? big_read_chunk : first_read_chunk)) up_->big_reads = true;
   up_->buffer.commit(n);
   if (n > 0) received_any_ = true;
   if (client_gone_) return {fail::client_gone, false, "client went away"};
@@ -604,6 +609,83 @@ exchange::attempt_outcome exchange::end_read(boost::system::error_code ec, std::
   }
   if (ec) return {fail::broken, false, "reading from the provider failed: " + ec.message()};
   return parse_buffered();
+}
+
+void exchange::arm_watch() {
+  read_pending_ = true;
+  read_done_ = false;
+  auto buf = up_->buffer.prepare(up_->big_reads ? big_read_chunk : first_read_chunk);
+  up_->read_some(buf, [this](boost::system::error_code ec, std::size_t n) {
+    read_pending_ = false;
+    read_done_ = true;
+    read_ec_ = ec;
+    read_n_ = n;
+    wake_.cancel();
+  });
+}
+
+void exchange::poll_watch() {
+  if (!read_done_) return;
+  read_done_ = false;
+  // The deadline belongs to the write beside this read: its expiry closed the socket, so the
+  // read failed, and the caller tells the timeout by deadline_.expired().
+  watch_out_ = take_read(read_ec_, read_n_, false);
+  if (!watch_stopped()) arm_watch();
+}
+
+asio::awaitable<void> exchange::wait_wake() {
+  wake_.expires_at(clock_type::time_point::max());
+  co_await wake_.async_wait(use_tuple);
+}
+
+asio::awaitable<boost::system::error_code> exchange::write_watched(
+    std::span<const asio::const_buffer> bufs) {
+  write_done_ = false;
+  if (!read_pending_ && !read_done_ && !watch_stopped()) arm_watch();
+  up_->write_then(bufs, [this](boost::system::error_code ec, std::size_t) {
+    write_done_ = true;
+    write_ec_ = ec;
+    wake_.cancel();
+  });
+  bool cancelled = false;
+  for (;;) {
+    poll_watch();
+    // A failed write waits for its read (the socket failed: it ends at once), which may still
+    // bring the answer the provider sent before it reset the connection.
+    if (write_done_ && (!write_ec_ || !read_pending_)) break;
+    if (!write_done_ && !cancelled && watch_stopped()) {
+      // The provider answered (or its side failed) before taking the whole body: the rest is
+      // not sent. No read is pending here, so only the write is cancelled.
+      up_->lowest().cancel();
+      cancelled = true;
+    }
+    co_await wait_wake();
+  }
+  co_return write_ec_;
+}
+
+asio::awaitable<exchange::attempt_outcome> exchange::end_watch(millis limit) {
+  if (read_pending_) {
+    deadline_.arm(std::min(limit, remaining(total_deadline_)), &up_->lowest());
+    while (read_pending_) co_await wait_wake();
+    bool expired = deadline_.expired();
+    deadline_.disarm();
+    read_done_ = false;
+    co_return take_read(read_ec_, read_n_, expired);
+  }
+  if (read_done_) {
+    read_done_ = false;
+    watch_out_ = take_read(read_ec_, read_n_, false);
+  }
+  co_return watch_out_;
+}
+
+asio::awaitable<void> exchange::stop_watch() {
+  if (read_pending_) {
+    up_->lowest().cancel();
+    while (read_pending_) co_await wait_wake();
+  }
+  read_done_ = false;
 }
 
 asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_request& r,
@@ -656,40 +738,67 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
     out[pieces++] = asio::buffer(p.data(), p.size());
   });
   if (streamed && streamed->chunked) out[pieces++] = asio::buffer("\r\n"sv);
-  deadline_.arm(std::min(to.first_byte, remaining(total_deadline_)), &up_->lowest());
-  auto [wec, wn] = co_await up_->write(std::span<const asio::const_buffer>(out.data(), pieces));
-  bool expired = deadline_.expired();
-  deadline_.disarm();
-  if (client_gone_) co_return attempt_outcome{fail::client_gone, false, "client went away"};
-  if (expired) co_return attempt_outcome{fail::timeout, false, "sending to the provider timed out"};
-  if (wec) {
-    release_upstream(false);
-    // Not all of the request went out: a pooled connection the provider had just closed.
-    // Safe to send again on a fresh connection to the same target.
-    co_return attempt_outcome{fail::broken, reused,
-                              "sending to the provider failed: " + wec.message()};
-  }
-  if (streamed) [[unlikely]] {
-    auto sent = co_await send_rest(r);
-    if (sent.failure != fail::none) co_return sent;
-  }
-
   start_parser();
   received_any_ = false;
-  for (;;) {
-    auto o = co_await read_upstream(to.first_byte);
-    if (o.failure != fail::none) {
-      // The whole request reached the provider, which may have acted on it: never sent twice
-      // to the same target (failover may still pick another one). Unless the pool's idle watch
-      // closed this pooled connection because the provider had closed it or sent stray bytes
-      // before the request was leased: then the request went nowhere, and a fresh connection
-      // may carry it.
-      if (reused && up_ && up_->closed_by_watch && !received_any_ && !streamed) o.retryable = true;
-      if (upload_cut_) o.detail = "the provider stopped taking the upload: " + o.detail;
-      release_upstream(false);
-      co_return o;
-    }
-    if (parser_->is_header_done()) break;
+  upload_cut_ = false;
+  upload_time_ = {};
+  watch_out_ = {};
+  deadline_.arm(std::min(to.first_byte, remaining(total_deadline_)), &up_->lowest());
+  auto [wec, wn] =
+      co_await up_->write_some(std::span<const asio::const_buffer>(out.data(), pieces));
+  // Most requests go out in that one write. The rest of a bigger one, and a streamed upload's
+  // rest, are written while the upstream is read (the watch).
+  std::size_t sent = 0, first = 0;
+  while (first < pieces && wn - sent >= out[first].size()) sent += out[first++].size();
+  bool watched = !wec && (first < pieces || streamed);
+  if (watched) [[unlikely]] {
+    auto began = clock_type::now();
+    if (first < pieces) out[first] += wn - sent;
+    arm_watch();
+    wec = co_await write_watched(
+        std::span<const asio::const_buffer>(out.data() + first, pieces - first));
+    upload_time_ = clock_type::now() - began;
+  }
+  bool expired = deadline_.expired();
+  deadline_.disarm();
+  if (client_gone_ || expired || (wec && !parser_->is_header_done())) {
+    co_await stop_watch();
+    if (client_gone_) co_return attempt_outcome{fail::client_gone, false, "client went away"};
+    if (expired)
+      co_return attempt_outcome{fail::timeout, false, "sending to the provider timed out"};
+    release_upstream(false);
+    // Not all of the request went out: a pooled connection the provider had just closed.
+    // Safe to send again on a fresh connection to the same target. (The read beside the
+    // write says best what happened when it failed first: the write was only cancelled.)
+    attempt_outcome o = watch_out_;
+    if (o.failure == fail::none)
+      o = {fail::broken, false, "sending to the provider failed: " + wec.message()};
+    o.retryable = reused && !received_any_;
+    co_return o;
+  }
+  if (wec || (streamed && watch_stopped())) {
+    upload_cut_ = true;  // answered before the body's end: the rest is not sent
+  } else if (streamed) [[unlikely]] {
+    auto began = clock_type::now();
+    auto rest = co_await send_rest(r);
+    upload_time_ += clock_type::now() - began;
+    if (rest.failure != fail::none) co_return rest;
+  }
+
+  attempt_outcome o;
+  if (watched) o = co_await end_watch(to.first_byte);
+  while (o.failure == fail::none && !parser_->is_header_done())
+    o = co_await read_upstream(to.first_byte);
+  if (o.failure != fail::none) {
+    // The whole request reached the provider, which may have acted on it: never sent twice
+    // to the same target (failover may still pick another one). Unless the pool's idle watch
+    // closed this pooled connection because the provider had closed it or sent stray bytes
+    // before the request was leased: then the request went nowhere, and a fresh connection
+    // may carry it.
+    if (reused && up_ && up_->closed_by_watch && !received_any_ && !streamed) o.retryable = true;
+    if (upload_cut_) o.detail = "the provider stopped taking the upload: " + o.detail;
+    release_upstream(false);
+    co_return o;
   }
   // HTTP status codes are 100-599 (RFC 9110 section 15); the parser takes any three digits,
   // and an answer such as "999" must not reach clients as if it were one.
@@ -977,11 +1086,17 @@ asio::awaitable<exchange::attempt_outcome> exchange::send_rest(const exchange_re
     // One piece read from the client, then written to the provider: the client sends only as
     // fast as the provider takes the body.
     auto piece = co_await src.next();
+    poll_watch();  // the provider may have answered meanwhile
     if (piece.status != body_status::more && piece.status != body_status::end) {
       body_failure_ = piece.status;
       if (piece.status == body_status::gone) client_gone_ = true;
+      co_await stop_watch();
       release_upstream(false);  // the provider gets a cut request, never one that looks whole
       out = {fail::client_body, false, "the client did not send the whole upload"};
+      break;
+    }
+    if (watch_stopped()) {  // answered (or failed) before the body's end: read as usual
+      upload_cut_ = true;
       break;
     }
     bool last = piece.status == body_status::end;
@@ -1001,10 +1116,11 @@ asio::awaitable<exchange::attempt_outcome> exchange::send_rest(const exchange_re
       bufs[n++] = asio::buffer("\r\n"sv);
     }
     deadline_.arm(std::min(up_to_.idle, remaining(total_deadline_)), &up_->lowest());
-    auto [ec, wn] = co_await up_->write(std::span<const asio::const_buffer>(bufs.data(), n));
+    auto ec = co_await write_watched(std::span<const asio::const_buffer>(bufs.data(), n));
     bool expired = deadline_.expired();
     deadline_.disarm();
     if (expired) {
+      co_await stop_watch();
       release_upstream(false);
       out = {fail::timeout, false, "the provider did not take the upload in time"};
       break;

@@ -7,7 +7,9 @@
 //   connect     pooled connection, or resolve + connect + TLS within timeouts.connect
 //   send        one gathered write: head, body up to "model", new value, rest of body; a
 //               streamed upload (exchange_request::streamed): that for the prefix read so far,
-//               then the rest of the body relayed as the client sends it
+//               then the rest of the body relayed as the client sends it. What the first write
+//               does not take goes out while the upstream is read (the watch): an answer head
+//               that arrives first stops the write, is relayed, and the connection is closed
 //   head        upstream status line + headers within timeouts.first_byte; a reused connection
 //               that fails here before any byte arrived is retried once on a fresh connection
 //   relay       text/event-stream 2xx: stream events (proxy/stream.cpp); binary 2xx (audio/*,
@@ -19,12 +21,14 @@
 #include <array>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include "dialect/client.hpp"
@@ -257,6 +261,27 @@ class exchange {
   auto read_upstream(std::chrono::milliseconds limit);
   boost::asio::mutable_buffer begin_read(std::chrono::milliseconds limit);
   attempt_outcome end_read(boost::system::error_code ec, std::size_t n);
+  // end_read without the deadline: `expired` says whether it ran out.
+  attempt_outcome take_read(boost::system::error_code ec, std::size_t n, bool expired);
+
+  // A request body that does not go out in one write is written while the upstream is read
+  // (the watch), so an answer that comes before the body's end (an early 413 or 401, a proxy
+  // that answers and closes) is relayed rather than lost to a write the provider never reads.
+  // arm_watch starts a read beside the write; write_watched writes `bufs` and completes when
+  // the write is done or, once an answer head arrived (or the read failed), when the write
+  // was cancelled: then its error is operation_aborted (or the socket's). The read left
+  // pending after a complete write ends in end_watch (within `limit`) or stop_watch (dropped).
+  void arm_watch();
+  void poll_watch();  // a completed watch read parsed, and the next one armed while useful
+  boost::asio::awaitable<boost::system::error_code> write_watched(
+      std::span<const boost::asio::const_buffer> bufs);
+  boost::asio::awaitable<attempt_outcome> end_watch(std::chrono::milliseconds limit);
+  boost::asio::awaitable<void> stop_watch();
+  boost::asio::awaitable<void> wait_wake();
+  // The watch read stopped: an answer head arrived, or the read failed (watch_out_).
+  bool watch_stopped() const {
+    return watch_out_.failure != fail::none || parser_->is_header_done();
+  }
 
   // `body_len`: the Content-Length, or chunked_body for Transfer-Encoding: chunked.
   static constexpr std::size_t chunked_body = static_cast<std::size_t>(-1);
@@ -326,6 +351,16 @@ class exchange {
   body_status body_failure_ = body_status::end;
   bool upload_cut_ = false;
   std::string up_chunk_;  // a streamed chunked upload: the current chunk's size line
+  // The watch (arm_watch): its read's state and result, the write beside it, and the timer
+  // the attempt waits on for either (cancelled by their completions).
+  boost::asio::steady_timer wake_;
+  bool read_pending_ = false, read_done_ = false, write_done_ = false;
+  boost::system::error_code read_ec_, write_ec_;
+  std::size_t read_n_ = 0;
+  attempt_outcome watch_out_;
+  // This attempt's time spent writing a body that did not go out at once (a streamed upload:
+  // waiting on the client too): not the provider's latency.
+  std::chrono::steady_clock::duration upload_time_{};
   std::uint64_t watch_gen_ = 0;
   bool active_ = false;         // inside run()
   bool watch_started_ = false;  // the client watch was armed for this request

@@ -404,8 +404,10 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     // A streamed upload the provider answered before its end: the rest stays unread.
     if (r.streamed && !r.streamed->finished) r.client_keep_alive = false;
     // Time to the answer head, for the latency policy and the access line (reported: the
-    // precise clock, one read; the attempt's start was read precisely too).
-    auto to_head = std::chrono::steady_clock::now() - attempt_start_;
+    // precise clock, one read; the attempt's start was read precisely too), without the time
+    // a body that did not go out at once took to upload: a client that uploads slowly does
+    // not make its provider look slow.
+    auto to_head = std::chrono::steady_clock::now() - attempt_start_ - upload_time_;
     health.record_latency(std::chrono::duration_cast<std::chrono::milliseconds>(to_head));
     rec.ttfb_ms = std::chrono::duration<double, std::milli>(to_head).count();
 

@@ -37,8 +37,8 @@ class connection {
   tcp::socket& lowest() { return tls_ ? tls_->next_layer() : plain_; }
   ssl::stream<tcp::socket>* tls() { return tls_ ? &*tls_ : nullptr; }
 
-  // co_await read_some(b) / write(b): tuple of error_code and bytes transferred. read_some
-  // takes another token for the completion (error_code, std::size_t) too.
+  // co_await read_some(b) / write(b) / write_some(b): tuple of error_code and bytes transferred.
+  // read_some takes another token for the completion (error_code, std::size_t) too.
   template <class MutableBuffers, class Token = std::decay_t<decltype(use_tuple)>>
   auto read_some(const MutableBuffers& b, Token token = use_tuple) {
     return asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
@@ -60,6 +60,27 @@ class connection {
             asio::async_write(plain_, b, std::move(handler));
         },
         use_tuple, b);
+  }
+
+  // One write of as much of `b` as the socket takes at once (a TLS stream: one record).
+  template <class ConstBuffers>
+  auto write_some(const ConstBuffers& b) {
+    return asio::async_initiate<decltype(use_tuple), void(boost::system::error_code, std::size_t)>(
+        [this](auto handler, const ConstBuffers& b) {
+          if (tls_)
+            tls_->async_write_some(b, std::move(handler));
+          else
+            plain_.async_write_some(b, std::move(handler));
+        },
+        use_tuple, b);
+  }
+  // write(b) with a plain callback for the completion (a write that runs beside a read).
+  template <class ConstBuffers, class Handler>
+  void write_then(const ConstBuffers& b, Handler&& h) {
+    if (tls_)
+      asio::async_write(*tls_, b, std::forward<Handler>(h));
+    else
+      asio::async_write(plain_, b, std::forward<Handler>(h));
   }
 
   // Closes the socket; pending operations complete with operation_aborted. Idempotent.

@@ -7,16 +7,20 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
 import { request, parseSSE, waitFor } from './lib/http.mjs';
 import { rawExchange, rawRequest } from './lib/raw.mjs';
+import { makeTestCA } from './lib/tls.mjs';
 import { CLIENT_TOKEN, chatBody, gwPost, sleep, accessLines } from './lib/common.mjs';
 
 const json = (model) => JSON.stringify({ id: 'x', object: 'chat.completion', model, choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] });
 const chunk = (model, text) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model, choices: [{ index: 0, delta: { content: text } }] })}\n\n`;
 const head = (status, headers) => `HTTP/1.1 ${status}\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n`;
 const SSE_HEAD = head('200 OK', ['Content-Type: text/event-stream', 'Transfer-Encoding: chunked']);
+const TOO_BIG = JSON.stringify({ error: { message: 'request too large', type: 'invalid_request_error', param: null, code: 'request_too_large' } });
+const NO_KEY = JSON.stringify({ error: { message: 'invalid api key', type: 'invalid_request_error', param: null, code: 'invalid_api_key' } });
 const chunked = (s) => {
   const b = Buffer.from(s);
   return Buffer.concat([Buffer.from(`${b.length.toString(16)}\r\n`), b, Buffer.from('\r\n')]);
@@ -184,8 +188,60 @@ const CASES = [
       setTimeout(() => s.destroy(), 4000);
     },
     expect: { status: 200 },
-    owner: 'src/proxy/exchange (unowned, not fixed here)',
-    reason: 'the gateway reads the answer only after the whole body went out; the write blocks until the provider resets (502)',
+  },
+  // Early answers to a body the provider never reads (a 413 or 401 before the body, a proxy
+  // in front of the provider that answers and closes): the gateway reads while it writes, so
+  // the answer reaches the client rather than a 502 once the provider gives up.
+  {
+    name: 'an early 413 with Connection: close, the body never read (32 MB body)',
+    bodyFirst: false,
+    bigBody: 32 * 1024 * 1024,
+    answer: (s) => {
+      s.pause();
+      s.write(head('413 Payload Too Large', ['Content-Type: application/json', `Content-Length: ${TOO_BIG.length}`, 'Connection: close']) + TOO_BIG);
+      setTimeout(() => s.destroy(), 4000);
+    },
+    expect: { status: 413, body: TOO_BIG, withinMs: [0, 3000] },
+  },
+  {
+    // A keep-alive answer to a request whose body was cut: the connection must not be pooled
+    // (the provider would read the rest of the old body as the next request). The follow-up
+    // gets its own answer on a fresh connection, not a hang on the stalled one.
+    name: 'an early 401 with keep-alive headers, the body never read (32 MB body): not pooled',
+    bodyFirst: false,
+    bigBody: 32 * 1024 * 1024,
+    answer: (s) => {
+      s.pause();
+      s.write(head('401 Unauthorized', ['Content-Type: application/json', `Content-Length: ${NO_KEY.length}`, 'Connection: keep-alive', 'Keep-Alive: timeout=60']) + NO_KEY);
+    },
+    expect: { status: 401, body: NO_KEY, withinMs: [0, 6000] },
+    followUp: { status: 401, body: NO_KEY },
+  },
+  {
+    name: 'an early answer as SSE, the body never read (32 MB body)',
+    bodyFirst: false,
+    bigBody: 32 * 1024 * 1024,
+    stream: true,
+    answer: (s, r) => {
+      s.pause();
+      s.write(SSE_HEAD + chunked(chunk(r.model, 'a')) + chunked(chunk(r.model, 'b')) + chunked('data: [DONE]\n\n') + '0\r\n\r\n');
+      setTimeout(() => s.destroy(), 4000);
+    },
+    expect: { stream: 'done', text: 'ab', withinMs: [0, 3000] },
+  },
+  {
+    // Over TLS the write and the read beside it share one TLS stream: the write is cancelled
+    // mid-record, the answer still reads whole.
+    name: 'an early 413 over TLS, the body never read (32 MB body)',
+    tls: true,
+    bodyFirst: false,
+    bigBody: 32 * 1024 * 1024,
+    answer: (s) => {
+      s.pause();
+      s.write(head('413 Payload Too Large', ['Content-Type: application/json', `Content-Length: ${TOO_BIG.length}`]) + TOO_BIG);
+      setTimeout(() => s.destroy(), 4000);
+    },
+    expect: { status: 413, body: TOO_BIG, withinMs: [0, 3000] },
   },
 ];
 
@@ -194,10 +250,10 @@ const slug = (i) => `c${i}`;
 // The hostile provider: reads the head (and the body unless the case says not to), then lets
 // the case answer. Case i answers for base path /h/c<i>; each case has its own server (its own
 // pooled upstream connections), so that one case's leftovers cannot reach another.
-function startHostile() {
+function startHostile(c, ca) {
   const sockets = new Set();
   const seen = {};
-  const server = net.createServer((s) => {
+  const onSocket = (s) => {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
     s.on('error', () => {});
@@ -222,7 +278,8 @@ function startHostile() {
       } catch {}
       c.answer(s, { model });
     });
-  });
+  };
+  const server = c.tls ? tls.createServer({ cert: ca.certPem, key: ca.keyPem }, onSocket) : net.createServer(onSocket);
   return new Promise((resolve) =>
     server.listen(0, '127.0.0.1', () =>
       resolve({
@@ -238,13 +295,14 @@ function startHostile() {
 }
 
 describe('hostile upstream answers', { timeout: 180000 }, () => {
-  let hostile, mock, gw;
+  let hostile, mock, gw, ca;
   before(async () => {
-    hostile = await Promise.all(CASES.map(() => startHostile()));
+    ca = makeTestCA();
+    hostile = await Promise.all(CASES.map((c) => startHostile(c, ca)));
     mock = await startMock();
     const providers = [];
     CASES.forEach((c, i) => {
-      const base = `http://127.0.0.1:${hostile[i].port}/h/${slug(i)}`;
+      const base = `${c.tls ? 'https' : 'http'}://127.0.0.1:${hostile[i].port}/h/${slug(i)}`;
       const timeouts = c.total ? { total: 2, idle: 10, first_byte: 5 } : { first_byte: 5, idle: 5 };
       providers.push({ group: `solo-${slug(i)}`, name: `real-hostile-${slug(i)}`, base, key: 'sk-up', timeouts });
       providers.push({ group: `pair-${slug(i)}`, name: `real-hostile-${slug(i)}`, base, key: 'sk-up', timeouts });
@@ -252,6 +310,7 @@ describe('hostile upstream answers', { timeout: 180000 }, () => {
     });
     // Health off for the purpose: a hostile target must be tried by every request.
     gw = await startGateway({
+      env: { SSL_CERT_FILE: ca.caCert, SSL_CERT_DIR: undefined },
       config: { providers, security: [CLIENT_TOKEN], health: { consecutive_failures: 1000, error_ratio: 1, min_requests: 1000000 }, retry: { budget_ratio: 10, budget_min_per_second: 1000 } },
     });
   });
@@ -259,6 +318,7 @@ describe('hostile upstream answers', { timeout: 180000 }, () => {
     const r = await gw?.stop();
     for (const h of hostile ?? []) await h.close();
     await mock?.close();
+    ca?.cleanup();
     assert.equal(r?.code, 0, `the gateway exits 0 after the hostile answers: ${JSON.stringify(r)}`);
   });
 

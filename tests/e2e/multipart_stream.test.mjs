@@ -27,7 +27,7 @@ import { startMock, answerText } from '../../tools/mock-provider/server.js';
 import { startGateway, closedPort } from './lib/gateway.mjs';
 import { run } from './lib/h2.mjs';
 import { CLIENT_TOKEN, accessLines } from './lib/common.mjs';
-import { waitFor } from './lib/http.mjs';
+import { request, waitFor } from './lib/http.mjs';
 
 const T = { timeout: 120000 };
 const MB = 1024 * 1024;
@@ -324,6 +324,88 @@ describe('multipart uploads are relayed as they arrive', () => {
     } finally {
       await g5.stop();
       provider.close();
+    }
+  });
+
+  test('a provider that answers at once and never reads the upload: its answer, not a timeout', T, async () => {
+    // Answers 413 as soon as the head is in and reads nothing more: the gateway's writes of the
+    // rest stall, so it must read the answer while it writes.
+    const sockets = [];
+    const provider = net.createServer((s) => {
+      sockets.push(s);
+      s.on('error', () => {});
+      let head = '';
+      s.on('data', (d) => {
+        head += d.toString('latin1');
+        if (!head.includes('\r\n\r\n')) return;
+        s.pause();
+        const body = JSON.stringify({ error: { message: 'too big for me', type: 'invalid_request_error', param: null, code: 'too_big' } });
+        s.write(`HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      });
+    });
+    await new Promise((r) => provider.listen(0, '127.0.0.1', r));
+    const g6 = await startGateway({
+      workers: 1,
+      config: {
+        providers: [{ group: 'whisper', name: 'w', base: `http://127.0.0.1:${provider.address().port}/v1`, key: 'k' }],
+        security: [CLIENT_TOKEN],
+        timeouts: { first_byte: 4, idle: 4 },
+      },
+    });
+    try {
+      const t0 = performance.now();
+      const r = await upload(`${g6.url}/v1/audio/transcriptions`, form([['model', 'whisper'], ['file', big, 'a.mp3']]), { timeout: 15000 }).catch((e) => ({ error: e }));
+      const ms = performance.now() - t0;
+      assert.equal(r.status, 413, r.text ?? String(r.error));
+      assert.equal(JSON.parse(r.text).error.code, 'too_big');
+      assert.ok(ms < 3000, `answered after ${Math.round(ms)} ms, before the gateway's 4 s timeouts`);
+      const line = await lineFor(g6, r);
+      assert.equal(line.status, '413');
+    } finally {
+      await g6.stop();
+      for (const s of sockets) s.destroy();
+      provider.close();
+    }
+  });
+
+  test("a slow upload is not the provider's latency (ttfb_ms, the target's EWMA)", T, async () => {
+    const g7 = await startGateway({
+      workers: 1,
+      config: { providers: [{ group: 'whisper', name: 'whisper-1', base: `${mock.url}/v1`, key: 'k' }], security: [CLIENT_TOKEN] },
+    });
+    try {
+      // The model part first, then the file in 5 pieces 250 ms apart: over a second of upload
+      // relayed as it arrives, and a provider that answers at once once the body is in.
+      const body = form([['model', 'whisper'], ['file', crypto.randomBytes(2 * MB), 'a.mp3']]);
+      // A raw socket: each piece leaves when written (no client library buffering).
+      const sock = net.connect(g7.port, '127.0.0.1');
+      await once(sock, 'connect');
+      const chunks = [];
+      sock.on('data', (d) => chunks.push(d));
+      const closed = once(sock, 'close');
+      const head = `POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${CLIENT_TOKEN}\r\nContent-Type: ${CT}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+      const t0 = performance.now();
+      sock.write(head);
+      const step = Math.ceil(body.length / 5);
+      for (let i = 0; i < body.length; i += step) {
+        if (i > 0) await new Promise((r) => setTimeout(r, 250));
+        sock.write(body.subarray(i, i + step));
+      }
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 10000))]);
+      sock.destroy();
+      const took = performance.now() - t0;
+      const text = Buffer.concat(chunks).toString();
+      assert.match(text, /^HTTP\/1\.1 200 /, text.slice(0, 300));
+      assert.ok(took >= 1000, `the upload took ${Math.round(took)} ms`);
+      const line = await lineFor(g7, /\r\nx-request-id: (\w+)/i.exec(text)[1]);
+      const t = await request({ url: `${g7.adminUrl}/admin/v1/targets` });
+      assert.equal(t.status, 200, t.text);
+      const ewma = JSON.parse(t.text).targets.find((x) => x.group === 'whisper')?.ewma_ttfb_ms;
+      const what = `upload ${Math.round(took)} ms, ttfb_ms ${line.ttfb_ms}, the latency policy's EWMA ${ewma} ms: ${line._line}`;
+      assert.ok(Number(line.ttfb_ms) < 500, `the access line's ttfb_ms counts the provider only: ${what}`);
+      assert.ok(typeof ewma === 'number' && ewma < 500, `the target's latency EWMA counts the provider only: ${what}`);
+    } finally {
+      await g7.stop();
     }
   });
 
