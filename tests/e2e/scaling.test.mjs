@@ -381,7 +381,9 @@ describe('gateways sharing one Redis', { timeout: 300000, skip: !redisAvailable(
       config: {
         providers: [{ group: 'g', name: 'm', base: up.url, key: 'sk-up' }],
         keys: [{ name: 'one-at-a-time', token, limits: { concurrency: 1 } }],
-        state: { path: '', redis: redis.url, timeout: '50ms', prefix: 'settle:' },
+        // A generous timeout: on a loaded machine a Redis reply later than 50 ms made the
+        // admission fall back to local limits and refuse; the order is what is tested here.
+        state: { path: '', redis: redis.url, timeout: '2s', prefix: 'settle:' },
       },
     });
     gws.push(g);
