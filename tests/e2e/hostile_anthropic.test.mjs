@@ -93,6 +93,19 @@ const CASES = [
     expect: { done: true, text: 'Hello', tried: /\/t0\// },
   },
   {
+    // An error (overloaded_error) as the stream's first event: nothing reached the client yet,
+    // so the exchange fails over.
+    name: 'stream whose first event is an error, then a good target',
+    stream: true,
+    targets: 2,
+    requests: 4,
+    answer: (res, req) =>
+      req.url.includes('/t0/')
+        ? res.writeHead(200, SSE_HEAD).end(sse('error', { error: { type: 'overloaded_error', message: 'Overloaded' } }))
+        : res.writeHead(200, SSE_HEAD).end(START + TEXT + END),
+    expect: { done: true, text: 'Hello', tried: /\/t0\// },
+  },
+  {
     // Not the first client event (message_start's role chunk went first): no failover.
     name: 'stream broken after message_start, then a good target',
     stream: true,

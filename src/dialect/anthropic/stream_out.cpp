@@ -379,6 +379,19 @@ event_result anthropic_stream_to_openai::state::on_event(std::string_view name,
     if (!started) role_chunk(out);
     return r;
   }
+  // Before the role chunk: an error that opens the stream is the answer's first client event,
+  // so the exchange fails over as for an OpenAI stream that opens with an error.
+  if (type == "error") {
+    member e = get(root, "error");
+    std::string_view et = e.found ? get_str(e.value, "type") : std::string_view{};
+    std::string_view msg = e.found ? get_str(e.value, "message") : std::string_view{};
+    over = true;
+    ++written;
+    ob::proxy::sse::append_error_event(out, msg.empty() ? "the provider reported an error" : msg,
+                                       "upstream_error", et.empty() ? "upstream_error" : et);
+    r.terminal = r.error = true;
+    return r;
+  }
   if (!started) role_chunk(out);  // tolerate a stream without message_start
   if (type == "content_block_start") return on_block_start(root, out);
   if (type == "content_block_delta") return on_block_delta(root, out);
@@ -395,17 +408,6 @@ event_result anthropic_stream_to_openai::state::on_event(std::string_view name,
     return r;
   }
   if (type == "message_stop") return on_stop(out);
-  if (type == "error") {
-    member e = get(root, "error");
-    std::string_view et = e.found ? get_str(e.value, "type") : std::string_view{};
-    std::string_view msg = e.found ? get_str(e.value, "message") : std::string_view{};
-    over = true;
-    ++written;
-    ob::proxy::sse::append_error_event(out, msg.empty() ? "the provider reported an error" : msg,
-                                       "upstream_error", et.empty() ? "upstream_error" : et);
-    r.terminal = r.error = true;
-    return r;
-  }
   return r;  // unknown event types are ignored, as Anthropic asks of clients
 }
 

@@ -134,7 +134,7 @@ TEST(AnthropicCodec, StreamErrorsAreReportedWithTheEventsBeforeThem) {
       {"error first",
        test::sse("error",
                  R"({"type":"error","error":{"type":"overloaded_error","message":"busy"}})"),
-       2, R"(data: {"id")"},
+       1, R"(data: {"error")"},
       {"malformed first", test::sse("message_start", "{nope"), 1, R"(data: {"error")"},
       {"error after start",
        test::sse("message_start", R"({"type":"message_start","message":{"id":"m"}})") +
