@@ -45,8 +45,10 @@ class tls_socket {
   // A server connection (accept state) on `s` with a new SSL object of `ctx`.
   tls_socket(tcp::socket s, SSL_CTX* ctx);
   // A client connection (connect state): reads through the input buffer (see above), read-ahead
-  // on, released buffers. Set SNI, verification and the session to offer on native_handle()
-  // before the handshake.
+  // on, OpenSSL's record buffers kept. Set SNI, verification and the session to offer on
+  // native_handle() before the handshake. Only one operation at a time may be reading: the
+  // input buffer is the target of a single async_read_some (a write needs to read only for a
+  // TLS 1.2 renegotiation; upstream exchanges write, then read).
   struct client_t {};
   static constexpr client_t client{};
   tls_socket(tcp::socket s, SSL_CTX* ctx, client_t);
@@ -95,12 +97,13 @@ class tls_socket {
   // Internals, public only so that the BIO functions in tls_socket.cpp reach the state.
   enum class step { done, want_read, want_write, failed };
   static constexpr std::size_t record_size = 16 * 1024;
-  static constexpr std::size_t input_size = 17 * 1024;  // a whole record and its header
+  // A whole record of the usual ciphers (16 KiB + header + tag); a larger one takes two reads.
+  static constexpr std::size_t input_size = 17 * 1024;
 
   struct ssl_free {
     void operator()(SSL* p) const { SSL_free(p); }
   };
-  // Heap-held so that the BIO's pointer to the socket survives moves of tls_socket.
+  // Heap-held so that the BIO's pointer to the state survives moves of tls_socket.
   struct state {
     tcp::socket sock;
     std::unique_ptr<SSL, ssl_free> ssl;
