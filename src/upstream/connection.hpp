@@ -13,9 +13,11 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+
+#include "net/tls_socket.hpp"
 
 namespace ob::upstream {
 
@@ -34,8 +36,8 @@ class connection {
   connection& operator=(const connection&) = delete;
 
   bool is_tls() const { return tls_.has_value(); }
-  tcp::socket& lowest() { return tls_ ? tls_->next_layer() : plain_; }
-  ssl::stream<tcp::socket>* tls() { return tls_ ? &*tls_ : nullptr; }
+  tcp::socket& lowest() { return tls_ ? tls_->socket() : plain_; }
+  net::tls_socket* tls() { return tls_ ? &*tls_ : nullptr; }
 
   // co_await read_some(b) / write(b) / write_some(b): tuple of error_code and bytes transferred.
   // read_some takes another token for the completion (error_code, std::size_t) too.
@@ -55,7 +57,7 @@ class connection {
     return asio::async_initiate<decltype(use_tuple), void(boost::system::error_code, std::size_t)>(
         [this](auto handler, const ConstBuffers& b) {
           if (tls_)
-            asio::async_write(*tls_, b, std::move(handler));
+            tls_->async_write(b, std::move(handler));
           else
             asio::async_write(plain_, b, std::move(handler));
         },
@@ -109,7 +111,7 @@ class connection {
 
  private:
   tcp::socket plain_;
-  std::optional<ssl::stream<tcp::socket>> tls_;
+  std::optional<net::tls_socket> tls_;  // client side: reads through its input buffer
   std::shared_ptr<connection*> alive_ = std::make_shared<connection*>(this);
 };
 

@@ -1,7 +1,6 @@
 #include "upstream/connector.hpp"
 
 #include <boost/asio/connect.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 namespace ob::upstream {
@@ -144,19 +143,25 @@ asio::awaitable<connect_result> connector::connect(const config::base_url& url,
   if (auto* tls = conn->tls()) {
     boost::system::error_code addr_ec;
     asio::ip::make_address(url.host, addr_ec);
+    SSL* h = tls->native_handle();
     if (addr_ec)  // SNI only for names, never for IP literals (RFC 6066)
-      SSL_set_tlsext_host_name(tls->native_handle(), url.host.c_str());
-    tls->set_verify_callback(ssl::host_name_verification(url.host));
+      SSL_set_tlsext_host_name(h, url.host.c_str());
+    // The certificate must name the host: X509_check_host (or X509_check_ip_asc for an address
+    // literal) on the leaf, no flags, as Asio's host_name_verification did; the chain is
+    // verified against the system store (verify_peer on the context).
+    if (SSL_set1_host(h, url.host.c_str()) != 1) {  // never a handshake without the check
+      finish(connect_error::tls, "cannot verify " + url.host_header + ": bad host name");
+      co_return res;
+    }
     auto& slot = sessions_[url.host + ":" + std::to_string(url.port)];
     if (!slot) slot = std::make_unique<session_slot>();
-    SSL* h = tls->native_handle();
     SSL_set_ex_data(h, session_slot_index(), slot.get());
     // A copy again: the slot's session must stay resumable whatever becomes of this connection.
     if (SSL_SESSION* offer = slot->session ? SSL_SESSION_dup(slot->session) : nullptr) {
       SSL_set_session(h, offer);
       SSL_SESSION_free(offer);  // the SSL holds its own reference
     }
-    auto [hec] = co_await tls->async_handshake(ssl::stream_base::client, use_tuple);
+    auto [hec] = co_await tls->async_handshake(use_tuple);
     if (hec) {
       slot->set(nullptr);  // a session that ended in a failed handshake is not offered again
       SSL_set_ex_data(h, session_slot_index(), nullptr);

@@ -81,6 +81,57 @@ describe('HTTPS providers', { timeout: 120000 }, () => {
   });
 });
 
+// The provider's certificate must name the host of the base URL (a DNS name, or an address
+// literal against the IP entries), whatever the CA: each case is a mock with a certificate from
+// the trusted test CA for other names. A refused one gets a 502 and no request goes out.
+const HOST_CHECK_CASES = [
+  { name: 'address base, certificate for a DNS name only', san: 'DNS:other.example', cn: 'other.example', host: '127.0.0.1', status: 502 },
+  { name: 'address base, certificate for another address', san: 'IP:127.0.0.2', cn: 'other.example', host: '127.0.0.1', status: 502 },
+  { name: 'name base, certificate for another name', san: 'DNS:other.example,IP:127.0.0.1', cn: 'other.example', host: 'localhost', status: 502 },
+  { name: 'name base, wildcard for another domain', san: 'DNS:*.example.com', cn: 'other.example', host: 'localhost', status: 502 },
+  { name: 'address base, certificate for that address only', san: 'IP:127.0.0.1', cn: 'other.example', host: '127.0.0.1', status: 200 },
+  { name: 'name base, certificate for that name only', san: 'DNS:localhost', cn: 'other.example', host: 'localhost', status: 200 },
+];
+
+describe('HTTPS providers: the certificate must name the host', { timeout: 120000 }, () => {
+  let ca;
+  before(() => {
+    ca = makeTestCA();
+  });
+  after(() => ca?.cleanup());
+
+  for (const [i, c] of HOST_CHECK_CASES.entries()) {
+    test(`${c.name} -> ${c.status}`, T, async () => {
+      const leaf = ca.issue(`host-check-${i}`, { san: c.san, cn: c.cn });
+      const M = await startMock({ tls: { cert: leaf.certPem, key: leaf.keyPem } });
+      const gw = await startGateway({
+        config: {
+          providers: [{ group: 'g', name: 'm', base: `https://${c.host}:${M.port}`, key: 'sk-tls' }],
+          security: [CLIENT_TOKEN],
+          timeouts: { connect: 3, first_byte: 5 },
+        },
+        env: { SSL_CERT_FILE: ca.caCert, SSL_CERT_DIR: undefined },
+      });
+      try {
+        const r = await gwPost(gw, '/v1/chat/completions', chatBody('g'), { timeout: 15000 });
+        if (c.status === 200) {
+          assert.equal(r.status, 200, r.text);
+          assert.equal(r.json().choices[0].message.content, answerText('m'));
+          assert.equal(M.stats().requests.length, 1);
+        } else {
+          assertError(r, c.status, {}, c.name);
+          assert.equal(M.stats().requests.length, 0, 'no request may be sent to a provider whose certificate names another host');
+        }
+      } finally {
+        const r = await gw.stop();
+        gw.cleanup();
+        await M.close();
+        assert.deepEqual(r, { code: 0, signal: null });
+      }
+    });
+  }
+});
+
 // openai SDK over HTTPS: its fetch goes through an https.Agent that trusts the test CA.
 function fetchWithCA(ca) {
   const agent = new https.Agent({ ca, keepAlive: true });

@@ -11,9 +11,11 @@ function openssl(args, cwd) {
 }
 
 // Returns { dir, caCert, caKey, cert, key, caCertPem, certPem, keyPem, issue(), cleanup() }
-// (paths + contents). issue(name, {client}) signs another leaf with the same CA: a server
-// certificate for the same names (a new serial), or with client: true a client certificate;
-// it returns { cert, key, certPem, keyPem, serial } with serial as serialOf() gives it.
+// (paths + contents). issue(name, {client, san, cn}) signs another leaf with the same CA: a
+// server certificate for the same names (a new serial), or for other ones (san: the
+// subjectAltName value, e.g. 'DNS:other.example'; cn: the subject's CN, default localhost), or
+// with client: true a client certificate; it returns { cert, key, certPem, keyPem, serial } with
+// serial as serialOf() gives it.
 export function makeTestCA({ dir } = {}) {
   dir = dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ob-tls-'));
   const ext = path.join(dir, 'server.ext');
@@ -45,11 +47,12 @@ export function makeTestCA({ dir } = {}) {
   r.certPem = fs.readFileSync(r.cert, 'utf8');
   r.keyPem = fs.readFileSync(r.key, 'utf8');
   r.cleanup = () => fs.rmSync(dir, { recursive: true, force: true });
-  r.issue = (name, { client = false } = {}) => {
-    const extFile = client ? path.join(dir, `${name}.ext`) : ext;
+  r.issue = (name, { client = false, san, cn } = {}) => {
+    const extFile = client || san ? path.join(dir, `${name}.ext`) : ext;
     if (client) fs.writeFileSync(extFile, 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n');
+    else if (san) fs.writeFileSync(extFile, `basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=${san}\n`);
     openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-keyout', `${name}.key`, '-out', `${name}.csr`,
-      '-subj', `/CN=${client ? name : 'localhost'}`], dir);
+      '-subj', `/CN=${cn ?? (client ? name : 'localhost')}`], dir);
     openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAserial', 'ca.srl',
       '-out', `${name}.pem`, '-days', '2', '-sha256', '-extfile', extFile], dir);
     const out = { cert: path.join(dir, `${name}.pem`), key: path.join(dir, `${name}.key`) };

@@ -1,6 +1,7 @@
 // proxy::tls_socket against a real TLS client (Asio's ssl::stream) over loopback: the
 // handshake, gathered writes of every shape arriving whole and in order, reads in small
-// pieces, close_notify seen by the client as an orderly end, completions never inline.
+// pieces, close_notify seen by the client as an orderly end, completions never inline. And
+// its client mode (upstream connections) against its server mode.
 #include "proxy/tls_socket.hpp"
 
 #include <gtest/gtest.h>
@@ -19,6 +20,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -228,6 +230,68 @@ TEST_F(TlsSocket, CompletionsAreNeverRunInsideTheInitiatingCall) {
   EXPECT_TRUE(handshaken);
   EXPECT_TRUE(written);
   EXPECT_FALSE(inline_call);
+}
+
+// Client mode: reads through the input buffer. Bytes received and not handed out yet count as
+// buffered input (a pooled connection with such bytes must not carry another request); the
+// server's close_notify reads as eof, and so does a close without it.
+TEST_F(TlsSocket, ClientModeReadsWholeAndReportsBufferedInput) {
+  for (bool notify : {true, false}) {
+    SCOPED_TRACE(notify ? "close_notify" : "no close_notify");
+    tcp::acceptor acc(ioc_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    tcp::socket cs(ioc_);
+    cs.connect(acc.local_endpoint());
+    tcp::socket ss(ioc_);
+    acc.accept(ss);
+    tls_socket client(std::move(cs), client_ctx_.native_handle(), tls_socket::client);
+    tls_socket server(std::move(ss), server_ctx_.native_handle());
+    std::string sent = pattern(100000, 'm');
+    std::string got;
+    bool buffered_mid = false, buffered_end = true, server_done = false;
+    boost::system::error_code last;
+    ioc_.restart();
+    run(
+        [&]() -> asio::awaitable<void> {
+          auto [hs] = co_await server.async_handshake(tuple);
+          EXPECT_FALSE(hs) << hs.message();
+          auto [ec, n] = co_await server.async_write(asio::buffer(sent), tuple);
+          EXPECT_FALSE(ec) << ec.message();
+          // The end only once the client has read everything: its last check must see no byte.
+          asio::steady_timer t(ioc_);
+          for (int i = 0; i < 1000 && got.size() < sent.size(); ++i) {
+            t.expires_after(std::chrono::milliseconds(5));
+            co_await t.async_wait(tuple);
+          }
+          server_done = true;
+          if (notify) server.close_notify();
+          boost::system::error_code cec;
+          server.socket().close(cec);
+        },
+        [&]() -> asio::awaitable<void> {
+          auto [hs] = co_await client.async_handshake(tuple);
+          EXPECT_FALSE(hs) << hs.message();
+          EXPECT_FALSE(client.has_buffered_input());
+          char buf[1000];
+          for (int i = 0; i < 1000 && got.size() < sent.size(); ++i) {
+            auto [ec, n] = co_await client.async_read_some(asio::buffer(buf), tuple);
+            if (ec) {
+              last = ec;
+              co_return;
+            }
+            got.append(buf, n);
+            // 1,000 of a 16 KiB record: the rest waits inside OpenSSL or the input buffer.
+            if (got.size() == 1000) buffered_mid = client.has_buffered_input();
+          }
+          buffered_end = client.has_buffered_input();
+          auto [ec, n] = co_await client.async_read_some(asio::buffer(buf), tuple);
+          last = ec;
+        });
+    EXPECT_TRUE(server_done);
+    EXPECT_TRUE(got == sent) << got.size() << " of " << sent.size() << " bytes";
+    EXPECT_TRUE(buffered_mid);
+    EXPECT_FALSE(buffered_end);
+    EXPECT_EQ(last, asio::error::eof) << last.message();
+  }
 }
 
 }  // namespace

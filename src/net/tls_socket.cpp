@@ -1,27 +1,32 @@
-#include "proxy/tls_socket.hpp"
+#include "net/tls_socket.hpp"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstring>
 #include <new>
 
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/error.hpp>
 
-namespace ob::proxy {
+namespace ob::net {
 
 namespace {
 
 using tcp = boost::asio::ip::tcp;
 
-// The BIO's data is the connection's tcp::socket: a closed socket (a deadline closed it) has
-// no descriptor, so OpenSSL can never reach a descriptor number reused by another connection.
+// The BIO's data is the connection's state: a closed socket (a deadline closed it) has no
+// descriptor, so OpenSSL can never reach a descriptor number reused by another connection.
+tls_socket::state* state_of(BIO* b) {
+  return static_cast<tls_socket::state*>(BIO_get_data(b));
+}
 int socket_fd(BIO* b) {
-  auto* sock = static_cast<tcp::socket*>(BIO_get_data(b));
-  return sock->is_open() ? sock->native_handle() : -1;
+  auto& sock = state_of(b)->sock;
+  return sock.is_open() ? sock.native_handle() : -1;
 }
 
 bool retryable(int e) {
@@ -42,6 +47,21 @@ int bio_write(BIO* b, const char* p, int n) {
 
 int bio_read(BIO* b, char* p, int n) {
   BIO_clear_retry_flags(b);
+  if (auto* st = state_of(b); st->in) {  // client side: only what async_read_some brought
+    if (!st->sock.is_open()) {
+      errno = EBADF;
+      return -1;
+    }
+    std::size_t have = st->in_len - st->in_pos;
+    if (have == 0) {
+      BIO_set_retry_read(b);
+      return -1;
+    }
+    std::size_t k = std::min(have, static_cast<std::size_t>(n));
+    std::memcpy(p, st->in.get() + st->in_pos, k);
+    st->in_pos += k;
+    return static_cast<int>(k);
+  }
   int fd = socket_fd(b);
   if (fd < 0) {
     errno = EBADF;
@@ -79,15 +99,36 @@ int clamp_int(std::size_t n) {
 }  // namespace
 
 tls_socket::tls_socket(tcp::socket s, SSL_CTX* ctx)
-    : s_(std::make_unique<state>(std::move(s), ctx)) {}
+    : s_(std::make_unique<state>(std::move(s), ctx, false)) {}
 
-tls_socket::state::state(tcp::socket s, SSL_CTX* ctx) : sock(std::move(s)), ssl(SSL_new(ctx)) {
+tls_socket::tls_socket(tcp::socket s, SSL_CTX* ctx, client_t)
+    : s_(std::make_unique<state>(std::move(s), ctx, true)) {}
+
+tls_socket::state::state(tcp::socket s, SSL_CTX* ctx, bool client)
+    : sock(std::move(s)), ssl(SSL_new(ctx)) {
   if (!ssl) throw std::bad_alloc();
   BIO* bio = BIO_new(socket_method());
   if (!bio) throw std::bad_alloc();
-  BIO_set_data(bio, &sock);
+  BIO_set_data(bio, this);
   SSL_set_bio(ssl.get(), bio, bio);  // the SSL object owns the BIO
-  SSL_set_accept_state(ssl.get());
+  if (!client) {
+    SSL_set_accept_state(ssl.get());
+    return;
+  }
+  in.reset(new char[input_size]);
+  // As the listener's context (server/tls_context.cpp), here per connection (the client
+  // context is Asio's, upstream/connector.cpp), but OpenSSL's record buffers are kept: an
+  // upstream connection carries a request and its answer at once, and releasing them cost a
+  // malloc and a free of ~17 KiB each per record; pooled connections are few.
+  SSL_clear_mode(ssl.get(), SSL_MODE_RELEASE_BUFFERS);
+  SSL_set_mode(ssl.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_set_read_ahead(ssl.get(), 1);
+  SSL_set_connect_state(ssl.get());
+}
+
+bool tls_socket::has_buffered_input() const {
+  SSL* ssl = s_->ssl.get();
+  return s_->in_pos < s_->in_len || SSL_pending(ssl) > 0 || SSL_has_pending(ssl) == 1;
 }
 
 tls_socket::step tls_socket::state::failure(int ret, error_code& ec) {
@@ -169,4 +210,4 @@ void tls_socket::state::close_notify() {
   ERR_clear_error();
 }
 
-}  // namespace ob::proxy
+}  // namespace ob::net

@@ -1,0 +1,277 @@
+// A TLS connection driven directly on its TCP socket. The server side (the gateway's TLS
+// listener): OpenSSL reads and writes the socket itself (a BIO over the socket's descriptor,
+// read-ahead on), and the operations wait for readiness with async_wait only when OpenSSL asks
+// for it. The client side (upstream connections) writes the same way but reads through the
+// socket's async_read_some into a 17 KiB input buffer that the BIO hands to OpenSSL: an
+// upstream answer is never there yet when the read starts, and Asio's read (one speculative
+// recv, then the reactor) waits without the epoll_ctl that each async_wait costs (Asio
+// re-registers the descriptor for every non-speculative wait). The listener keeps async_wait:
+// under load its reads mostly find the request already there, and an idle keep-alive
+// connection holds no input buffer.
+//
+// Why not asio::ssl::stream (+ beast::ssl_stream): that design puts a BIO pair between OpenSSL
+// and the socket, so every record is copied twice more (socket -> Asio's 17 KiB input vector
+// -> BIO pair -> OpenSSL, and the reverse on writes), every read and write runs two nested
+// composed operations plus flat_stream's, and each connection holds 2 x 17 KiB of Asio
+// vectors and 2 x 17 KiB of BIO pair buffers for its whole life, idle or not. Here an idle
+// connection holds OpenSSL's SSL object only (SSL_MODE_RELEASE_BUFFERS, tls_context.cpp).
+//
+// Writes gather their buffers into records of up to 16 KiB (one SSL_write, one send each); a
+// piece that is alone or already that large goes out without a copy. Completions are never
+// run inside the initiating call (posted, as Asio's socket operations do). One read and one
+// write may be outstanding at once, not two of a kind.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <iterator>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include <openssl/ssl.h>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/compose.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+
+namespace ob::net {
+
+class tls_socket {
+ public:
+  using tcp = boost::asio::ip::tcp;
+  using error_code = boost::system::error_code;
+
+  // A server connection (accept state) on `s` with a new SSL object of `ctx`.
+  tls_socket(tcp::socket s, SSL_CTX* ctx);
+  // A client connection (connect state): reads through the input buffer (see above), read-ahead
+  // on, OpenSSL's record buffers kept. Set SNI, verification and the session to offer on
+  // native_handle() before the handshake. Only one operation at a time may be reading: the
+  // input buffer is the target of a single async_read_some (a write needs to read only for a
+  // TLS 1.2 renegotiation; upstream exchanges write, then read).
+  struct client_t {};
+  static constexpr client_t client{};
+  tls_socket(tcp::socket s, SSL_CTX* ctx, client_t);
+  tls_socket(tls_socket&&) noexcept = default;
+  tls_socket& operator=(tls_socket&&) noexcept = default;
+  ~tls_socket() = default;
+
+  tcp::socket& socket() { return s_->sock; }
+  SSL* native_handle() { return s_->ssl.get(); }
+
+  // Whether bytes were received and not handed out yet: in the input buffer (client side), or
+  // records or plaintext held inside OpenSSL.
+  bool has_buffered_input() const;
+
+  // Sends close_notify once, without waiting: if the socket does not take the alert now it is
+  // not sent. Nothing after a failed handshake or a fatal error (OpenSSL forbids it), nothing
+  // twice, nothing on a closed socket. Call it before closing a connection the gateway ends.
+  void close_notify() { s_->close_notify(); }
+
+  // Completion signature (error_code).
+  template <class Token>
+  auto async_handshake(Token&& token) {
+    return boost::asio::async_compose<Token, void(error_code)>(handshake_op{s_.get()}, token,
+                                                               s_->sock);
+  }
+  // Completion signature (error_code, std::size_t): reads into the first buffer of `b`.
+  // A close_notify from the peer reads as asio::error::eof.
+  template <class MutableBuffers, class Token>
+  auto async_read_some(const MutableBuffers& b, Token&& token) {
+    boost::asio::mutable_buffer first;
+    for (auto it = boost::asio::buffer_sequence_begin(b); it != boost::asio::buffer_sequence_end(b);
+         ++it) {
+      first = boost::asio::mutable_buffer(*it);
+      if (first.size() > 0) break;
+    }
+    return boost::asio::async_compose<Token, void(error_code, std::size_t)>(
+        read_op{s_.get(), first}, token, s_->sock);
+  }
+  // Completion signature (error_code, std::size_t): writes all of `b`.
+  template <class ConstBuffers, class Token>
+  auto async_write(const ConstBuffers& b, Token&& token) {
+    return boost::asio::async_compose<Token, void(error_code, std::size_t)>(
+        write_op<ConstBuffers>{s_.get(), b, boost::asio::buffer_size(b)}, token, s_->sock);
+  }
+
+  // Internals, public only so that the BIO functions in tls_socket.cpp reach the state.
+  enum class step { done, want_read, want_write, failed };
+  static constexpr std::size_t record_size = 16 * 1024;
+  // A whole record of the usual ciphers (16 KiB + header + tag); a larger one takes two reads.
+  static constexpr std::size_t input_size = 17 * 1024;
+
+  struct ssl_free {
+    void operator()(SSL* p) const { SSL_free(p); }
+  };
+  // Heap-held so that the BIO's pointer to the state survives moves of tls_socket.
+  struct state {
+    tcp::socket sock;
+    std::unique_ptr<SSL, ssl_free> ssl;
+    std::string gather;   // a write's small pieces joined into one record
+    bool broken = false;  // a fatal error: no more SSL calls that write (close_notify)
+    // Client side only: bytes the socket's async_read_some put in `in`, [in_pos, in_len) not
+    // yet taken by OpenSSL.
+    std::unique_ptr<char[]> in;
+    std::size_t in_pos = 0, in_len = 0;
+
+    state(tcp::socket s, SSL_CTX* ctx, bool client);
+    step handshake(error_code& ec);
+    step read(void* p, std::size_t n, std::size_t& got, error_code& ec);
+    step write(const void* p, std::size_t n, std::size_t& put, error_code& ec);
+    void close_notify();
+    step failure(int ret, error_code& ec);
+  };
+
+  // Waits for what OpenSSL asked for; false when `s` is the final answer.
+  template <class Self>
+  static bool wait(state* st, step s, Self& self) {
+    if (s == step::want_read) {
+      if (st->in)  // completes with (error_code, bytes): the ops' filled() overload
+        st->sock.async_read_some(boost::asio::buffer(st->in.get(), input_size), std::move(self));
+      else
+        st->sock.async_wait(tcp::socket::wait_read, std::move(self));
+      return true;
+    }
+    if (s == step::want_write) {
+      st->sock.async_wait(tcp::socket::wait_write, std::move(self));
+      return true;
+    }
+    return false;
+  }
+
+  struct handshake_op {
+    state* st;
+    int stage = 0;  // 0 initiating, 1 resumed by a wait, 2 resumed by the post of a result
+    error_code result{};
+    template <class Self>
+    void operator()(Self& self, error_code ec, std::size_t filled) {
+      st->in_pos = 0;
+      st->in_len = ec ? 0 : filled;
+      (*this)(self, ec);
+    }
+    template <class Self>
+    void operator()(Self& self, error_code ec = {}) {
+      if (stage == 2) return self.complete(result);
+      if (ec) return self.complete(ec);
+      bool initiating = stage == 0;
+      stage = 1;
+      error_code e;
+      auto s = st->handshake(e);
+      if (wait(st, s, self)) return;
+      if (!initiating) return self.complete(e);
+      stage = 2;
+      result = e;
+      boost::asio::post(st->sock.get_executor(), std::move(self));
+    }
+  };
+
+  struct read_op {
+    state* st;
+    boost::asio::mutable_buffer b;
+    int stage = 0;
+    error_code result{};
+    std::size_t n = 0;
+    template <class Self>
+    void operator()(Self& self, error_code ec, std::size_t filled) {
+      st->in_pos = 0;
+      st->in_len = ec ? 0 : filled;
+      (*this)(self, ec);
+    }
+    template <class Self>
+    void operator()(Self& self, error_code ec = {}) {
+      if (stage == 2) return self.complete(result, n);
+      if (ec) return self.complete(ec, 0);
+      bool initiating = stage == 0;
+      stage = 1;
+      error_code e;
+      auto s = b.size() == 0 ? step::done : st->read(b.data(), b.size(), n, e);
+      if (wait(st, s, self)) return;
+      if (!initiating) return self.complete(e, n);
+      stage = 2;
+      result = e;
+      boost::asio::post(st->sock.get_executor(), std::move(self));
+    }
+  };
+
+  template <class ConstBuffers>
+  struct write_op {
+    state* st;
+    ConstBuffers b;
+    std::size_t total;
+    std::size_t done = 0;         // bytes of `b` OpenSSL took
+    const char* chunk = nullptr;  // the record being written: into `b`, or st->gather
+    std::size_t chunk_size = 0, chunk_done = 0;
+    int stage = 0;
+    error_code result{};
+
+    // The next record's bytes from `done` on: a piece that is the last one or already a
+    // record's size as it is, otherwise the pieces copied together up to a record's size.
+    void next_chunk() {
+      auto it = boost::asio::buffer_sequence_begin(b);
+      auto end = boost::asio::buffer_sequence_end(b);
+      std::size_t skip = done;
+      for (; it != end; ++it) {
+        auto size = boost::asio::const_buffer(*it).size();
+        if (skip < size) break;
+        skip -= size;
+      }
+      boost::asio::const_buffer first(*it);
+      first += skip;
+      auto next = std::next(it);
+      if (first.size() >= record_size || next == end) {
+        chunk = static_cast<const char*>(first.data());
+        chunk_size = first.size();
+      } else {
+        auto& g = st->gather;
+        g.assign(static_cast<const char*>(first.data()), first.size());
+        for (it = next; it != end && g.size() < record_size; ++it) {
+          boost::asio::const_buffer x(*it);
+          g.append(static_cast<const char*>(x.data()), std::min(x.size(), record_size - g.size()));
+        }
+        chunk = g.data();
+        chunk_size = g.size();
+      }
+      chunk_done = 0;
+    }
+
+    template <class Self>
+    void operator()(Self& self, error_code ec, std::size_t filled) {
+      st->in_pos = 0;
+      st->in_len = ec ? 0 : filled;
+      (*this)(self, ec);
+    }
+    template <class Self>
+    void operator()(Self& self, error_code ec = {}) {
+      if (stage == 2) return self.complete(result, done + chunk_done);
+      if (ec) return self.complete(ec, done + chunk_done);
+      bool initiating = stage == 0;
+      stage = 1;
+      error_code e;
+      for (;;) {
+        if (chunk_done == chunk_size) {
+          done += chunk_size;
+          chunk_size = chunk_done = 0;
+          if (done >= total) break;
+          next_chunk();
+        }
+        std::size_t put = 0;
+        auto s = st->write(chunk + chunk_done, chunk_size - chunk_done, put, e);
+        if (s == step::done) {
+          chunk_done += put;
+          continue;
+        }
+        if (wait(st, s, self)) return;
+        break;  // failed
+      }
+      if (!initiating) return self.complete(e, done + chunk_done);
+      stage = 2;
+      result = e;
+      boost::asio::post(st->sock.get_executor(), std::move(self));
+    }
+  };
+
+ private:
+  std::unique_ptr<state> s_;
+};
+
+}  // namespace ob::net
