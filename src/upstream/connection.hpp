@@ -15,6 +15,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_prefix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include "net/tls_socket.hpp"
@@ -69,8 +70,9 @@ class connection {
   auto write_some(const ConstBuffers& b) {
     return asio::async_initiate<decltype(use_tuple), void(boost::system::error_code, std::size_t)>(
         [this](auto handler, const ConstBuffers& b) {
-          if (tls_)
-            tls_->async_write_some(b, std::move(handler));
+          if (tls_)  // at most one record, written whole
+            tls_->async_write(boost::beast::buffers_prefix(net::tls_socket::record_size, b),
+                              std::move(handler));
           else
             plain_.async_write_some(b, std::move(handler));
         },
@@ -80,7 +82,7 @@ class connection {
   template <class ConstBuffers, class Handler>
   void write_then(const ConstBuffers& b, Handler&& h) {
     if (tls_)
-      asio::async_write(*tls_, b, std::forward<Handler>(h));
+      tls_->async_write(b, std::forward<Handler>(h));
     else
       asio::async_write(plain_, b, std::forward<Handler>(h));
   }

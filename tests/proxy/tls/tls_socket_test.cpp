@@ -162,6 +162,7 @@ TEST_F(TlsSocket, ReadsInSmallPiecesWhatTheClientSends) {
         auto [ec, n] = co_await asio::async_write(*client_, asio::buffer(sent), tuple);
         EXPECT_FALSE(ec);
         auto [sd] = co_await client_->async_shutdown(tuple);
+        (void)sd;  // the peer may close first: either end is fine here
       });
   EXPECT_TRUE(got == sent) << got.size() << " of " << sent.size() << " bytes";
 }
