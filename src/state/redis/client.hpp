@@ -12,9 +12,10 @@
 //
 // Timeouts never desynchronize the connection: a command that times out has its handler
 // called at once with errc::timeout, but its entry stays in the in-flight queue, so the late
-// reply is read and discarded when it arrives and the next reply goes to the next command.
-// If a timed-out command still has no reply after `stuck_after` (1 s or 20 timeouts), the
-// server is taken as stuck and the connection is closed and reopened.
+// reply is read when it arrives and discarded (or given to the command's late handler, below) and
+// the next reply goes to the next command. If a timed-out command still has no reply after
+// `stuck_after` (1 s or 20 timeouts), the server is taken as stuck and the connection is closed and
+// reopened.
 //
 // Late replies: a command may carry a `late_reply` handler for what it did anyway (an admission
 // whose script took a lease after its waiter gave up). When the waiter times out, the handler
