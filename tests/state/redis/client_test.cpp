@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 
 #include <array>
 #include <string>
@@ -416,6 +419,47 @@ TEST_F(RedisClient, ALateHandlerEndsOnceWhenTheClientStops) {
   ASSERT_EQ(timed_out.calls.size(), 3u);
   EXPECT_EQ(timed_out.calls[2].substr(0, 5), "late:");
   EXPECT_EQ(waiting.calls, (std::vector<std::string>{"waiter:stopped"}));
+}
+
+// Redis Cluster: a command answered MOVED after its waiter timed out is re-sent to the node
+// named; the late handler gets that one's reply, once. Node A is a stand-in that answers MOVED
+// (late) to the real server.
+TEST_F(RedisClient, ALateReplyAfterMovedGoesToTheLateHandlerOnce) {
+  ASSERT_TRUE(server.start());
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  asio::ip::tcp::socket peer(io);
+  asio::steady_timer delay(io);
+  std::array<char, 1024> buf;
+  const std::string moved = "-MOVED 0 127.0.0.1:" + std::to_string(server.port()) + "\r\n";
+  acceptor.async_accept(peer, [&](boost::system::error_code ec) {
+    if (ec) return;
+    peer.async_read_some(asio::buffer(buf), [&](boost::system::error_code ec2, std::size_t) {
+      if (ec2) return;
+      delay.expires_after(150ms);  // after the client's 50 ms
+      delay.async_wait([&](boost::system::error_code ec3) {
+        if (!ec3) asio::async_write(peer, asio::buffer(moved), [](auto, auto) {});
+      });
+    });
+  });
+  client_options o;
+  o.address = *config::parse_redis_url(
+      "redis://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()) + "/0", nullptr);
+  o.timeout = 50ms;
+  o.cluster = true;
+  auto c = std::make_shared<client>(io.get_executor(), o);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  late_log l;
+  std::array<std::string_view, 2> echo{"ECHO", "moved"};
+  ASSERT_TRUE(c->send(echo, &late_log::waiter, &l, {&late_log::late, &l}));
+  ASSERT_TRUE(test::run_until(io, [&] { return l.calls.size() == 3; }));
+  test::run_for(io, 100ms);
+  EXPECT_EQ(l.calls, (std::vector<std::string>{"late:timeout", "waiter:timeout", "late:ok:moved"}));
+  EXPECT_EQ(c->redirected(), 1u);
+  EXPECT_EQ(c->late_replies(), 1u);
+  EXPECT_EQ(c->node(), "127.0.0.1:" + std::to_string(server.port()));
+  c->stop();
+  test::run_for(io, 20ms);
 }
 
 }  // namespace
