@@ -73,6 +73,107 @@ bool needs_state(const demand& d) {
   return false;
 }
 
+// An admission whose waiter timed out (it fell back to local limits) while its script may
+// still run in Redis: what a release of what the script took needs, copied (the demand and the
+// backend may be gone when the late reply comes). Made only on a timeout.
+struct late_admission {
+  struct target {
+    std::string id;
+    std::uint64_t tpm;
+    bool lease;
+    std::uint64_t cost;  // its budget reservation
+  };
+  std::weak_ptr<settle_batch> batch;
+  std::string prefix;
+  bool one_slot = false;
+  std::int64_t now = 0;
+  std::uint64_t lease = 0;
+  std::uint64_t tokens = 0;
+  bool has_key = false;
+  std::string key;
+  std::uint64_t key_tpm = 0, key_tpd = 0;
+  bool key_lease = false;
+  bool budget = false;
+  std::uint64_t cost = 0;  // the budget reservation with no target chosen
+  std::vector<target> targets;
+};
+
+// What admit() gives the client's late_reply handler: valid while admit() waits for the reply.
+struct admission_wait {
+  const demand* d;
+  const std::shared_ptr<settle_batch>* batch;  // the backend's (copied only on a timeout)
+  std::string_view prefix;
+  bool one_slot;
+  std::int64_t now;
+  std::uint64_t lease;
+};
+
+// The client's late_reply handler of an admission: on the timeout, copies what a release needs;
+// when the reply comes and says admitted, queues the release of what the script took (lease,
+// tokens, budget reservation), exactly as release() of a failed request would.
+void* on_late_admission(void* ctx, redis::errc e, redis::reply_ptr r) {
+  if (e == redis::errc::timeout) {
+    const auto& w = *static_cast<const admission_wait*>(ctx);
+    const demand& d = *w.d;
+    auto a = std::make_unique<late_admission>();
+    a->batch = *w.batch;
+    a->prefix = w.prefix;
+    a->one_slot = w.one_slot;
+    a->now = w.now;
+    a->lease = w.lease;
+    a->tokens = d.input_tokens + d.output_tokens;
+    if (const limits::key_demand* k = d.key) {
+      a->has_key = true;
+      a->key = k->name;
+      a->key_tpm = k->limits.tpm;
+      a->key_tpd = k->limits.tpd;
+      a->key_lease = k->limits.concurrency != 0;
+      a->budget = k->budget.unit != budget_unit::none;
+      a->cost = budget_cost(*k, nullptr, d.input_tokens, d.output_tokens);
+    }
+    a->targets.reserve(d.targets.size());
+    for (const auto& t : d.targets)
+      a->targets.push_back({std::string(t.id), t.limits.tpm, t.limits.concurrency != 0,
+                            d.key ? budget_cost(*d.key, &t, d.input_tokens, d.output_tokens) : 0});
+    return a.release();
+  }
+  std::unique_ptr<late_admission> a(static_cast<late_admission*>(ctx));
+  const redisReply* rep = r.get();
+  if (e != redis::errc::ok || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 12)
+    return nullptr;  // never came (the lease expires by its ttl), or the script failed
+  auto num = [&](std::size_t i) -> std::int64_t {
+    const redisReply* x = rep->element[i];
+    return x->type == REDIS_REPLY_INTEGER ? x->integer : 0;
+  };
+  if (num(0) != 1) return nullptr;  // refused: it took nothing
+  auto batch = a->batch.lock();
+  if (!batch) return nullptr;
+  const std::int64_t chosen = num(3);
+  const late_admission::target* t =
+      chosen >= 0 && chosen < static_cast<std::int64_t>(a->targets.size()) ? &a->targets[chosen]
+                                                                           : nullptr;
+  settlement s;
+  s.prefix = a->prefix;
+  s.one_slot = a->one_slot;
+  s.has_key = a->has_key;
+  s.key = a->key;
+  s.has_target = t != nullptr;
+  if (t) s.target = t->id;
+  s.now = a->now;
+  s.lease = a->lease;
+  s.period_start = a->budget ? num(5) : 0;
+  s.settle = false;  // a release: everything it reserved goes back
+  s.reserved_tokens = a->tokens;
+  s.key_tpm = a->key_tpm;
+  s.key_tpd = a->key_tpd;
+  s.key_lease = a->key_lease;
+  s.budget_reserved = t ? t->cost : a->cost;
+  s.target_tpm = t ? t->tpm : 0;
+  s.target_lease = t && t->lease;
+  batch->add(s);
+  return nullptr;
+}
+
 }  // namespace
 
 std::uint64_t usd_cost(const limits::price& p, std::uint64_t input, std::uint64_t output) {
@@ -223,7 +324,11 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
     bool live = false;
     ~reply_came() { b->admitted(live); }
   } guard{batch_.get()};
-  redis::result r = co_await client_->eval(admit_script(), nkeys, a.views());
+  // If the reply comes after state.timeout, the request falls back to local limits but the
+  // script still runs: the late reply's handler gives back what it took.
+  const admission_wait wait{&d, &batch_, head_, opt_.cluster, clock_arg(), lease};
+  redis::result r = co_await client_->eval(
+      admit_script(), nkeys, a.views(), {&on_late_admission, const_cast<admission_wait*>(&wait)});
   const redisReply* rep = r.reply.get();
   if (r.error != redis::errc::ok || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 12) {
     if (r.is_error_reply())

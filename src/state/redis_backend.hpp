@@ -14,6 +14,9 @@
 // in-memory backend with every limit divided by `state.instances` (rounded up, at least 1);
 // budget usage counted meanwhile is added to Redis once it answers again (best effort). With
 // "deny" the verdict is refusal::unavailable (the caller answers 503 state_unavailable).
+// A late admission still runs in Redis: when its late reply says admitted, what it took (lease,
+// tokens, budget reservation) is released through the connection's settle_batch (the client's
+// late_reply handler; only a timeout allocates, to copy what the release needs).
 //
 // Wiring (per worker, on its thread, when config.state.redis is set):
 //   auto c = std::make_shared<redis::client>(ex, {.address = *cfg.state.redis,

@@ -84,6 +84,65 @@ describe('settlements sent on their own', { timeout: 120000, skip: !redisAvailab
     }
   });
 
+  test('an admission answered after state.timeout gives back what its script took in Redis', T, async () => {
+    // Redis is stopped (SIGSTOP) while one request is admitted: its admission times out (100 ms)
+    // and falls back to local limits, but admit.lua runs once Redis resumes and takes the
+    // key's only concurrency slot and reserves its tokens. The late reply gives them back.
+    const token = 'sk-late-secret';
+    const other = 'sk-late-other-secret';
+    const gw = await startGateway({
+      config: {
+        providers: [{ group: 'g', name: 'm', base: mock.url, key: 'sk-up' }],
+        keys: [
+          { name: 'late', token, limits: { concurrency: 1 }, budget: { tokens: 100000, period: 'day' } },
+          { name: 'warm', token: other, limits: { concurrency: 5 } },
+        ],
+        state: { path: '', redis: redis.url, timeout: '100ms', prefix: 'lr:' },
+      },
+      workers: 1,
+    });
+    let paused = false;
+    try {
+      const ask = (t) => gwPost(gw, '/v1/chat/completions', chatBody('g'), { token: t });
+      // Another key's request: the connection is up and the scripts loaded; nothing of 'late'.
+      const w = await ask(other);
+      assert.equal(w.status, 200, w.text);
+      assert.equal(await budget('lr:', 'late'), null);
+      redis.pause();
+      paused = true;
+      const r1 = await ask(token);
+      assert.equal(r1.status, 200, `served by the local fallback: ${r1.text}`);
+      redis.resume();
+      paused = false;
+      // The late admission ran (its budget hash appears) and what it took is given back.
+      let b = null;
+      for (let i = 0; i < 150; i++) {
+        b = await budget('lr:', 'late');
+        if (b && b.reserved === 0) break;
+        await sleep(20);
+      }
+      assert.ok(b, 'the late admission ran in Redis');
+      assert.equal(b.reserved, 0, `budget reservation given back: ${JSON.stringify(b)}`);
+      assert.equal(await redis.command('ZCARD', 'lr:{k:late}:conc'), ':0\r\n', 'lease given back');
+      // The next request is admitted at once (before: 429 until the lease's 30 s ttl).
+      const r2 = await ask(token);
+      assert.equal(r2.status, 200, r2.text);
+      const per = r2.json().usage.total_tokens;
+      for (let i = 0; i < 100; i++) {
+        b = await budget('lr:', 'late');
+        if (b && b.reserved === 0 && b.used >= 2 * per) break;
+        await sleep(20);
+      }
+      // Counted once each: the second request's settlement, and the fallback's usage added back
+      // once Redis answered again (never the late admission's reservation).
+      assert.deepEqual(b, { used: 2 * per, reserved: 0 });
+      assert.equal(await redis.command('ZCARD', 'lr:{k:late}:conc'), ':0\r\n');
+    } finally {
+      if (paused) redis.resume();
+      await gw.stop();
+    }
+  });
+
   // Not deterministic against the loss it guards (commands not yet written when the worker's
   // connection stopped were dropped): here the settlements have usually been written before the
   // stop. RedisClient.StopSendsWhatIsQueuedBeforeClosing (tests/state/redis/client_test.cpp)

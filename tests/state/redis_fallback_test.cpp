@@ -2,6 +2,8 @@
 // limits divided by `instances`, budgets reconciled later) and "deny" (503 state_unavailable).
 #include <gtest/gtest.h>
 
+#include <array>
+
 #include "state/backend_fixture.hpp"
 #include "state/redis_backend.hpp"
 
@@ -189,6 +191,74 @@ TEST_F(RedisFallback, ALateRedisFallsBackWithinTheTimeout) {
   EXPECT_EQ(v.res.lease, 0u);
   EXPECT_LT(took, 100ms);
   EXPECT_GE(took, 45ms);
+}
+
+// An admission whose reply comes after the timeout ran in Redis all the same: when the late reply
+// says admitted, the lease, the token estimates and the budget reservation it took are given
+// back (before: held until the lease ttl, the budget until the period's end).
+TEST_F(RedisFallback, ALateAdmissionGivesBackWhatItTookInRedis) {
+  recording_backend local;
+  connect({}, &local, 50ms);
+  limits::key_demand k{0,
+                       "late-in",
+                       {.tpm = 1000, .concurrency = 1},
+                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+  std::array<limits::target_demand, 1> t{
+      limits::target_demand{0, "g/t@h", {.tpm = 1000, .concurrency = 1}, {}}};
+  limits::demand d;
+  d.key = &k;
+  d.targets = t;
+  d.input_tokens = 300;
+  d.output_tokens = 400;
+  server.pause();
+  auto v = admit(d);
+  EXPECT_EQ(local.admits, 1);  // served by the fallback
+  EXPECT_EQ(v.res.lease, 0u);
+  server.resume();
+  ASSERT_TRUE(test::run_until(io, [&] { return client->late_replies() == 1; }));
+  sync();
+  EXPECT_EQ(server.command({"ZCARD", backend->key_name("late-in", "conc")}), ":0\r\n");
+  EXPECT_EQ(server.command({"ZCARD", backend->target_name("g/t@h", "conc")}), ":0\r\n");
+  const std::string budget = backend->key_name("late-in", "budget") + ":1795996800000";
+  EXPECT_EQ(server.command({"HGET", budget, "reserved"}), "$1\r\n0\r\n");
+  // The whole of each limit is there for the next request: 700 of 1000 tokens, the only slot.
+  auto next = admit(d);
+  ASSERT_TRUE(next.ok());
+  EXPECT_NE(next.res.lease, 0u);
+  EXPECT_EQ(local.admits, 1);
+  EXPECT_EQ(local.releases, 0);  // the fallback's own reservation is the caller's to settle
+}
+
+// A late refusal took nothing: nothing is given back (the holder keeps its lease).
+TEST_F(RedisFallback, ALateRefusalGivesNothingBack) {
+  recording_backend local;
+  connect({}, &local, 50ms);
+  limits::key_demand k{0,
+                       "late-no",
+                       {.concurrency = 1},
+                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 100;
+  d.output_tokens = 100;
+  auto held = admit(d);
+  ASSERT_TRUE(held.ok());
+  ASSERT_NE(held.res.lease, 0u);
+  server.pause();
+  auto v = admit(d);  // times out: the fallback admits it
+  EXPECT_EQ(local.admits, 1);
+  server.resume();
+  ASSERT_TRUE(test::run_until(io, [&] { return client->late_replies() == 1; }));
+  sync();
+  // The late run was refused (the slot is held): the holder's lease and reservation stay.
+  EXPECT_EQ(server.command({"ZCARD", backend->key_name("late-no", "conc")}), ":1\r\n");
+  const std::string budget = backend->key_name("late-no", "budget") + ":1795996800000";
+  EXPECT_EQ(server.command({"HGET", budget, "reserved"}), "$3\r\n200\r\n");
+  EXPECT_EQ(admit(d).kind, refusal::concurrency);
+  backend->release(held.res);
+  sync();
+  EXPECT_EQ(server.command({"HGET", budget, "reserved"}), "$1\r\n0\r\n");
+  EXPECT_TRUE(admit(d).ok());
 }
 
 }  // namespace

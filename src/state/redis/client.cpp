@@ -186,6 +186,7 @@ void client::stop(std::function<void()> closed) {
     if (!e.fn) continue;
     callback fn = e.fn;
     e.fn = nullptr;
+    e.late = {};  // never engaged: its context is the waiter's
     fn(e.ctx, errc::stopped, nullptr);
   }
   if (ready_ && socket_.is_open() && !inflight_.empty()) {
@@ -339,10 +340,11 @@ void client::reload_scripts() {
 }
 
 client::entry& client::push_sent(std::size_t at, callback fn, void* ctx, bool detached,
-                                 const script* evalsha) {
+                                 const script* evalsha, late_reply late) {
   entry& e = inflight_.push();
   e.fn = fn;
   e.ctx = ctx;
+  e.late = late;
   e.deadline = std::min(clock::now() + opt_.timeout, deadline_cap_);
   e.detached = detached;
   e.evalsha = evalsha;
@@ -371,6 +373,8 @@ void client::resend(entry& old) {
   e.redirects = old.redirects;
   e.asking = false;
   e.bytes.swap(old.bytes);
+  e.late = old.late;
+  old.late = {};
 }
 
 void client::on_setup_reply(void* ctx, errc e, reply_ptr r) {
@@ -411,7 +415,7 @@ void client::append_command(std::span<const std::string_view> prefix,
 
 bool client::send_parts(std::span<const std::string_view> prefix,
                         std::span<const std::string_view> rest, callback fn, void* ctx,
-                        bool detached, const script* evalsha) {
+                        bool detached, const script* evalsha, late_reply late) {
   if (stopped_) return false;
   if (moving_) {
     // Moving to the node a MOVED reply named: the command waits with those to re-send there.
@@ -423,6 +427,7 @@ bool client::send_parts(std::span<const std::string_view> prefix,
     e.deadline = clock::now() + opt_.timeout;
     e.detached = detached;
     e.evalsha = evalsha;
+    e.late = late;
     e.bytes.assign(out_, at);
     out_.resize(at);
     redirected_.push_back(std::move(e));
@@ -432,14 +437,14 @@ bool client::send_parts(std::span<const std::string_view> prefix,
   if (!ready_) return false;
   const std::size_t at = out_.size();
   append_command(prefix, rest);
-  push_sent(at, fn, ctx, detached, evalsha);
+  push_sent(at, fn, ctx, detached, evalsha, late);
   arm_timer();
   start_write();
   return true;
 }
 
-bool client::send(std::span<const std::string_view> argv, callback fn, void* ctx) {
-  return send_parts(argv, {}, fn, ctx, false);
+bool client::send(std::span<const std::string_view> argv, callback fn, void* ctx, late_reply late) {
+  return send_parts(argv, {}, fn, ctx, false, nullptr, late);
 }
 
 bool client::send_detached(std::span<const std::string_view> argv) {
@@ -478,6 +483,8 @@ void client::on_reply(redisReply* raw) {
   const script* const evalsha = f.evalsha;
   const unsigned redirects = f.redirects;
   const auto deadline = f.deadline;
+  const late_reply late = f.late;  // engaged when fn is null (its waiter timed out)
+  f.late = {};
   scratch_.swap(f.bytes);  // the slot gets the scratch buffer (cleared when reused)
   inflight_.pop();
   if (expired_ > 0) --expired_;  // its handler got errc::timeout already: discard
@@ -496,6 +503,7 @@ void client::on_reply(redisReply* raw) {
       e.evalsha = evalsha;
       e.redirects = redirects + 1;
       e.asking = to->ask;
+      e.late = late;  // a late reply is the re-sent command's, handled once
       e.bytes.swap(scratch_);
       redirected_.push_back(std::move(e));
       ++redirected_count_;
@@ -529,9 +537,15 @@ void client::on_reply(redisReply* raw) {
       }
     } else if (fn) {
       fn(ctx, errc::ok, std::move(r));
+    } else if (late.fn) {
+      ++late_replies_;
+      late.fn(late.ctx, errc::ok, std::move(r));
     }
   } else if (fn) {
     fn(ctx, errc::ok, std::move(r));
+  } else if (late.fn) {  // the reply of a command whose waiter timed out
+    ++late_replies_;
+    late.fn(late.ctx, errc::ok, std::move(r));
   } else if (detached && starts_with(r.get(), "NOSCRIPT")) {
     reload_scripts();
   }
@@ -572,27 +586,41 @@ void client::on_timer() {
   for (std::size_t i = 0; i < redirected_.size(); ++i) {
     entry& e = redirected_[i];
     if (!e.fn || e.deadline > now) continue;
-    callback fn = e.fn;
-    e.fn = nullptr;
-    ++timeouts_;
-    fn(e.ctx, errc::timeout, nullptr);
+    time_out(e);
   }
   while (gen == generation_ && expired_ < inflight_.count &&
          inflight_.at(expired_).deadline <= now) {
     entry& e = inflight_.at(expired_);
     ++expired_;
     if (!e.fn) continue;
-    callback fn = e.fn;
-    void* ctx = e.ctx;
-    e.fn = nullptr;
-    ++timeouts_;
-    fn(ctx, errc::timeout, nullptr);  // may send (the ring may grow) or stop
+    time_out(e);  // may send (the ring may grow) or stop
   }
   if (gen == generation_ && expired_ > 0 && inflight_.front().deadline + stuck_after_ <= now) {
     observe::log(observe::level::warn, "redis: no reply for too long, reconnecting");
     drop_connection(errc::connection_lost);
   }
   if (!stopped_) arm_timer();
+}
+
+// The waiter of `e` gets errc::timeout; first its late handler (if any) takes over the reply.
+// `e` may not be used after the waiter's handler ran (it may send: the ring may grow).
+void client::time_out(entry& e) {
+  callback fn = e.fn;
+  void* ctx = e.ctx;
+  e.fn = nullptr;
+  if (e.late.fn) {
+    e.late.ctx = e.late.fn(e.late.ctx, errc::timeout, nullptr);
+    if (!e.late.ctx) e.late = {};
+  }
+  ++timeouts_;
+  fn(ctx, errc::timeout, nullptr);
+}
+
+void client::end_late(entry& e, errc why, reply_ptr r) {
+  const late_reply late = e.late;
+  e.late = {};
+  if (why == errc::ok) ++late_replies_;
+  late.fn(late.ctx, why, std::move(r));
 }
 
 void client::drop_connection(errc why) {
@@ -614,8 +642,13 @@ void client::drop_connection(errc why) {
   std::swap(old, inflight_);
   const std::size_t skip = expired_;
   expired_ = 0;
+  for (std::size_t i = 0; i < skip; ++i) {  // timed out: their replies will never come
+    entry& e = old.at(i);
+    if (e.late.fn) end_late(e, why, nullptr);
+  }
   for (std::size_t i = skip; i < old.count; ++i) {
     entry& e = old.at(i);
+    e.late = {};  // never engaged: its context is the waiter's
     if (e.fn) e.fn(e.ctx, why, nullptr);
   }
   old.count = 0;
@@ -627,9 +660,13 @@ void client::drop_connection(errc why) {
     timer_.cancel();
     for (std::size_t i = 0; i < redirected_.size(); ++i) {
       entry& e = redirected_[i];
-      if (!e.fn) continue;
+      if (!e.fn) {
+        if (e.late.fn) end_late(e, errc::stopped, nullptr);
+        continue;
+      }
       callback fn = e.fn;
       e.fn = nullptr;
+      e.late = {};
       fn(e.ctx, errc::stopped, nullptr);
     }
     redirected_.clear();
@@ -641,10 +678,11 @@ void client::drop_connection(errc why) {
 }
 
 asio::awaitable<result> client::call_parts(std::span<const std::string_view> prefix,
-                                           std::span<const std::string_view> rest) {
+                                           std::span<const std::string_view> rest,
+                                           late_reply late) {
   if (!connected() || stopped_) co_return result{errc::not_connected, nullptr};
   auto [e, r] = co_await asio::async_initiate<decltype(asio::deferred), void(errc, reply_ptr)>(
-      [this, prefix, rest](auto handler) {
+      [this, prefix, rest, late](auto handler) {
         using H = decltype(handler);
         auto* h = new H(std::move(handler));
         bool sent = send_parts(
@@ -655,7 +693,7 @@ asio::awaitable<result> client::call_parts(std::span<const std::string_view> pre
               owned.reset();
               std::move(local)(err, std::move(rep));
             },
-            h, false);
+            h, false, nullptr, late);
         if (!sent) {  // cannot happen: checked above, and nothing ran in between
           std::unique_ptr<H> owned(h);
           asio::post(ex_, [hh = std::move(*owned)]() mutable {
@@ -672,15 +710,16 @@ asio::awaitable<result> client::call(std::span<const std::string_view> argv) {
 }
 
 asio::awaitable<result> client::eval(const script& s, std::size_t numkeys,
-                                     std::span<const std::string_view> keys_and_args) {
+                                     std::span<const std::string_view> keys_and_args,
+                                     late_reply late) {
   char nk[24];
   auto [p, ec] = std::to_chars(nk, nk + sizeof nk, numkeys);
   std::array<std::string_view, 3> pre{"EVALSHA", s.sha1, std::string_view(nk, p - nk)};
-  result r = co_await call_parts(pre, keys_and_args);
+  result r = co_await call_parts(pre, keys_and_args, late);
   if (r.error == errc::ok && starts_with(r.reply.get(), "NOSCRIPT")) {
     pre[0] = "EVAL";
     pre[1] = s.body;
-    r = co_await call_parts(pre, keys_and_args);
+    r = co_await call_parts(pre, keys_and_args, late);
   }
   co_return r;
 }

@@ -12,9 +12,19 @@
 //
 // Timeouts never desynchronize the connection: a command that times out has its handler
 // called at once with errc::timeout, but its entry stays in the in-flight queue, so the late
-// reply is read and discarded when it arrives and the next reply goes to the next command.
-// If a timed-out command still has no reply after `stuck_after` (1 s or 20 timeouts), the
-// server is taken as stuck and the connection is closed and reopened.
+// reply is read when it arrives and discarded (or given to the command's late handler, below) and
+// the next reply goes to the next command. If a timed-out command still has no reply after
+// `stuck_after` (1 s or 20 timeouts), the server is taken as stuck and the connection is closed and
+// reopened.
+//
+// Late replies: a command may carry a `late_reply` handler for what it did anyway (an admission
+// whose script took a lease after its waiter gave up). When the waiter times out, the handler
+// is called first with errc::timeout (while the waiter's state is still alive) and returns the
+// context for the rest (null: not interested); then it is called exactly once more, with the
+// reply when it comes (errc::ok), or with errc::connection_lost / errc::stopped when it never
+// will. A command re-sent after MOVED/ASK keeps its handler: only its final reply reaches it.
+// A waiter that gets its reply in time, or errc::connection_lost / errc::stopped, never
+// engages it. Cost: two pointers per in-flight entry and one branch per timeout and reply.
 //
 // Redis Cluster (`cluster` option, docs/SCALING.md "Redis Cluster"): the gateway writes all its
 // keys under one hash tag, so every command goes to one node. The client connects to the
@@ -122,6 +132,14 @@ std::optional<redirect> parse_redirect(std::string_view error_text);
 // when `evalsha` is not a formatted EVALSHA command.
 std::string evalsha_to_eval(std::string_view evalsha, std::string_view body);
 
+// A command's handler for its reply after its waiter timed out (see "Late replies" above):
+// fn(ctx, errc::timeout, null) returns the context of the second call,
+// fn(that, errc::ok / connection_lost / stopped, reply), whose return value is ignored.
+struct late_reply {
+  void* (*fn)(void* ctx, errc error, reply_ptr reply) = nullptr;
+  void* ctx = nullptr;
+};
+
 class client : public std::enable_shared_from_this<client> {
  public:
   // fn(ctx, error, reply): reply is null unless error == ok; fn owns it.
@@ -151,7 +169,7 @@ class client : public std::enable_shared_from_this<client> {
   // Sends a command now (pipelined). Returns false, without calling fn, when not connected:
   // the caller decides what a missing Redis means. Otherwise fn is called exactly once, on this
   // client's executor, never from inside send().
-  bool send(std::span<const std::string_view> argv, callback fn, void* ctx);
+  bool send(std::span<const std::string_view> argv, callback fn, void* ctx, late_reply late = {});
 
   // Fire and forget (settlement): the reply is discarded; a NOSCRIPT reply to an EVALSHA
   // reloads the scripts for the next ones. False when not connected.
@@ -163,13 +181,16 @@ class client : public std::enable_shared_from_this<client> {
   // EVALSHA sha numkeys keys... args...; on NOSCRIPT falls back to EVAL (which caches the
   // script again) in a second round trip. argv = keys then args.
   asio::awaitable<result> eval(const script& s, std::size_t numkeys,
-                               std::span<const std::string_view> keys_and_args);
+                               std::span<const std::string_view> keys_and_args,
+                               late_reply late = {});
   // Fire-and-forget EVALSHA (see send_detached).
   bool eval_detached(const script& s, std::size_t numkeys,
                      std::span<const std::string_view> keys_and_args);
 
   // Commands whose reply never came before the timeout (diagnostics and tests).
   std::uint64_t timeouts() const { return timeouts_; }
+  // Late replies handed to a late_reply handler (diagnostics and tests).
+  std::uint64_t late_replies() const { return late_replies_; }
   // Commands re-sent after a MOVED/ASK reply, or as EVAL after NOSCRIPT (diagnostics and tests).
   std::uint64_t redirected() const { return redirected_count_; }
   std::uint64_t resent_as_eval() const { return resent_eval_; }
@@ -188,6 +209,7 @@ class client : public std::enable_shared_from_this<client> {
     unsigned redirects = 0;           // MOVED/ASK replies this command had
     bool asking = false;              // to re-send after ASKING
     std::string bytes;                // the formatted command, kept while it may have to be re-sent
+    late_reply late;                  // engaged (fn null, late.fn set) once the waiter timed out
   };
   // Grow-only ring of in-flight commands, in send order (slots keep their buffers' capacity).
   struct ring {
@@ -208,14 +230,18 @@ class client : public std::enable_shared_from_this<client> {
   void arm_timer();
   void drop_connection(errc why);
   bool send_parts(std::span<const std::string_view> prefix, std::span<const std::string_view> rest,
-                  callback fn, void* ctx, bool detached, const script* evalsha = nullptr);
-  entry& push_sent(std::size_t at, callback fn, void* ctx, bool detached, const script* evalsha);
+                  callback fn, void* ctx, bool detached, const script* evalsha = nullptr,
+                  late_reply late = {});
+  entry& push_sent(std::size_t at, callback fn, void* ctx, bool detached, const script* evalsha,
+                   late_reply late = {});
+  void time_out(entry& e);  // the waiter's timeout (after engaging its late handler)
+  void end_late(entry& e, errc why, reply_ptr r);  // the late handler's second call
   void resend(entry& e);
   void maybe_switch_node();
   void maybe_close();
   void reload_scripts();
   asio::awaitable<result> call_parts(std::span<const std::string_view> prefix,
-                                     std::span<const std::string_view> rest);
+                                     std::span<const std::string_view> rest, late_reply late = {});
   void append_command(std::span<const std::string_view> prefix,
                       std::span<const std::string_view> rest);
   void queue_setup();
@@ -241,6 +267,7 @@ class client : public std::enable_shared_from_this<client> {
   std::uint64_t connections_ = 0;
   std::uint64_t attempts_ = 0;
   std::uint64_t timeouts_ = 0;
+  std::uint64_t late_replies_ = 0;
   millis stuck_after_;
   // Redis Cluster: the node in use (the configured one until a MOVED reply names another).
   std::string node_host_;

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 
 #include <array>
 #include <string>
@@ -332,6 +335,131 @@ TEST_F(RedisClient, StopSendsWhatIsQueuedBeforeClosing) {
   EXPECT_FALSE(c->send_detached(late));  // nothing new after stop()
   ASSERT_TRUE(test::run_until(io, [&] { return closed; }));
   EXPECT_EQ(server.command({"GET", "stopped"}), "$4\r\n2000\r\n");
+}
+
+// A late_reply handler's calls, and the waiter's, in order.
+struct late_log {
+  std::vector<std::string> calls;
+  static void* late(void* ctx, errc e, reply_ptr r) {
+    auto* l = static_cast<late_log*>(ctx);
+    l->calls.push_back(std::string("late:") + to_string(e) +
+                       (r ? ":" + std::string(r->str ? r->str : "", r->len) : ""));
+    return e == errc::timeout ? ctx : nullptr;
+  }
+  static void waiter(void* ctx, errc e, reply_ptr r) {
+    auto* l = static_cast<late_log*>(ctx);
+    l->calls.push_back(std::string("waiter:") + to_string(e) +
+                       (r ? ":" + std::string(r->str ? r->str : "", r->len) : ""));
+  }
+};
+
+TEST_F(RedisClient, ALateReplyGoesToTheLateHandlerOnce) {
+  ASSERT_TRUE(server.start());
+  auto c = make(server.url(), 50ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  late_log slow, fast;
+  std::array<std::string_view, 3> sleep{"DEBUG", "SLEEP", "0.15"};
+  std::array<std::string_view, 2> echo{"ECHO", "late"};
+  ASSERT_TRUE(c->send(sleep, &late_log::waiter, &slow, {&late_log::late, &slow}));
+  ASSERT_TRUE(c->send(echo, &late_log::waiter, &fast, {&late_log::late, &fast}));
+  ASSERT_TRUE(test::run_until(io, [&] { return c->timeouts() == 2; }));
+  // The late handler takes over before the waiter hears of the timeout.
+  EXPECT_EQ(slow.calls, (std::vector<std::string>{"late:timeout", "waiter:timeout"}));
+  ASSERT_TRUE(test::run_until(io, [&] { return c->late_replies() == 2; }));
+  EXPECT_EQ(slow.calls, (std::vector<std::string>{"late:timeout", "waiter:timeout", "late:ok:OK"}));
+  EXPECT_EQ(fast.calls,
+            (std::vector<std::string>{"late:timeout", "waiter:timeout", "late:ok:late"}));
+  // Answered in time: the late handler is never called.
+  late_log on_time;
+  ASSERT_TRUE(c->send(echo, &late_log::waiter, &on_time, {&late_log::late, &on_time}));
+  ASSERT_TRUE(test::run_until(io, [&] { return !on_time.calls.empty(); }));
+  test::run_for(io, 100ms);
+  EXPECT_EQ(on_time.calls, (std::vector<std::string>{"waiter:ok:late"}));
+  EXPECT_EQ(c->late_replies(), 2u);
+  EXPECT_EQ(c->connections_made(), 1u);
+  c->stop();
+}
+
+TEST_F(RedisClient, ALateHandlerWhoseReplyNeverComesEndsWithTheConnection) {
+  ASSERT_TRUE(server.start());
+  auto c = make(server.url(), 50ms);  // stuck after 1 s: the connection is given up
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  server.pause();
+  late_log l;
+  std::array<std::string_view, 1> ping{"PING"};
+  ASSERT_TRUE(c->send(ping, &late_log::waiter, &l, {&late_log::late, &l}));
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return l.calls.size() == 3; }, 3000ms));
+  server.resume();
+  EXPECT_EQ(l.calls,
+            (std::vector<std::string>{"late:timeout", "waiter:timeout", "late:connection_lost"}));
+  EXPECT_EQ(c->late_replies(), 0u);
+  c->stop();
+}
+
+TEST_F(RedisClient, ALateHandlerEndsOnceWhenTheClientStops) {
+  ASSERT_TRUE(server.start());
+  auto c = make(server.url(), 50ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  late_log timed_out, waiting;
+  std::array<std::string_view, 3> sleep{"DEBUG", "SLEEP", "0.2"};
+  ASSERT_TRUE(c->send(sleep, &late_log::waiter, &timed_out, {&late_log::late, &timed_out}));
+  ASSERT_TRUE(test::run_until(io, [&] { return c->timeouts() == 1; }));
+  std::array<std::string_view, 2> echo{"ECHO", "x"};
+  ASSERT_TRUE(c->send(echo, &late_log::waiter, &waiting, {&late_log::late, &waiting}));
+  bool closed = false;
+  c->stop([&] { closed = true; });
+  ASSERT_TRUE(test::run_until(io, [&] { return closed; }));
+  test::run_for(io, 50ms);
+  // The timed-out one: its reply (read while closing) or the stop, once. The one still waiting
+  // hears of the stop; its late handler was never engaged.
+  ASSERT_EQ(timed_out.calls.size(), 3u);
+  EXPECT_EQ(timed_out.calls[2].substr(0, 5), "late:");
+  EXPECT_EQ(waiting.calls, (std::vector<std::string>{"waiter:stopped"}));
+}
+
+// Redis Cluster: a command answered MOVED after its waiter timed out is re-sent to the node
+// named; the late handler gets that one's reply, once. Node A is a stand-in that answers MOVED
+// (late) to the real server.
+TEST_F(RedisClient, ALateReplyAfterMovedGoesToTheLateHandlerOnce) {
+  ASSERT_TRUE(server.start());
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  asio::ip::tcp::socket peer(io);
+  asio::steady_timer delay(io);
+  std::array<char, 1024> buf;
+  const std::string moved = "-MOVED 0 127.0.0.1:" + std::to_string(server.port()) + "\r\n";
+  acceptor.async_accept(peer, [&](boost::system::error_code ec) {
+    if (ec) return;
+    peer.async_read_some(asio::buffer(buf), [&](boost::system::error_code ec2, std::size_t) {
+      if (ec2) return;
+      delay.expires_after(150ms);  // after the client's 50 ms
+      delay.async_wait([&](boost::system::error_code ec3) {
+        if (!ec3) asio::async_write(peer, asio::buffer(moved), [](auto, auto) {});
+      });
+    });
+  });
+  client_options o;
+  o.address = *config::parse_redis_url(
+      "redis://127.0.0.1:" + std::to_string(acceptor.local_endpoint().port()) + "/0", nullptr);
+  o.timeout = 50ms;
+  o.cluster = true;
+  auto c = std::make_shared<client>(io.get_executor(), o);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  late_log l;
+  std::array<std::string_view, 2> echo{"ECHO", "moved"};
+  ASSERT_TRUE(c->send(echo, &late_log::waiter, &l, {&late_log::late, &l}));
+  ASSERT_TRUE(test::run_until(io, [&] { return l.calls.size() == 3; }));
+  test::run_for(io, 100ms);
+  EXPECT_EQ(l.calls, (std::vector<std::string>{"late:timeout", "waiter:timeout", "late:ok:moved"}));
+  EXPECT_EQ(c->redirected(), 1u);
+  EXPECT_EQ(c->late_replies(), 1u);
+  EXPECT_EQ(c->node(), "127.0.0.1:" + std::to_string(server.port()));
+  c->stop();
+  test::run_for(io, 20ms);
 }
 
 }  // namespace
