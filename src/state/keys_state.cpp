@@ -10,24 +10,12 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "state/redis/lua_scripts.hpp"
+#include "state/redis_backend.hpp"
 
 namespace ob::state {
 namespace {
 
 namespace asio = boost::asio;
-
-std::int64_t period_kind(const limits::budget_spec& b) {
-  if (b.unit == limits::budget_unit::none) return 0;
-  switch (b.period) {
-    case limits::budget_period::day:
-      return 1;
-    case limits::budget_period::week:
-      return 2;
-    case limits::budget_period::month:
-      return 3;
-  }
-  return 3;
-}
 
 // An integer element: an integer reply, or a bulk string of digits (Redis's stored amounts).
 template <class T>
@@ -72,7 +60,7 @@ std::size_t keys_state_call(redis::arg_buffer& a, std::string_view head, bool on
   a.add_u(k.limits.burst);
   a.add_u(k.limits.tpm);
   a.add_u(k.limits.tpd);
-  a.add(period_kind(k.budget));
+  a.add(k.budget.unit == limits::budget_unit::none ? 0 : period_arg(k.budget.period));
   return 6;
 }
 

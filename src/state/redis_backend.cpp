@@ -26,18 +26,6 @@ std::uint64_t divide_up(std::uint64_t limit, unsigned n) {
   return std::max<std::uint64_t>(1, (limit + n - 1) / n);
 }
 
-std::int64_t period_arg(limits::budget_period p) {
-  switch (p) {
-    case limits::budget_period::day:
-      return 1;
-    case limits::budget_period::week:
-      return 2;
-    case limits::budget_period::month:
-      return 3;
-  }
-  return 3;
-}
-
 // What a key's budget reserves for a request routed to `t` (nullptr: no target).
 std::uint64_t budget_cost(const limits::key_demand& k, const limits::target_demand* t,
                           std::uint64_t in, std::uint64_t out) {
@@ -175,6 +163,18 @@ void* on_late_admission(void* ctx, redis::errc e, redis::reply_ptr r) {
 }
 
 }  // namespace
+
+std::int64_t period_arg(limits::budget_period p) {
+  switch (p) {
+    case limits::budget_period::day:
+      return 1;
+    case limits::budget_period::week:
+      return 2;
+    case limits::budget_period::month:
+      return 3;
+  }
+  return 3;
+}
 
 std::uint64_t usd_cost(const limits::price& p, std::uint64_t input, std::uint64_t output) {
   unsigned __int128 micro_million = static_cast<unsigned __int128>(input) * p.input +

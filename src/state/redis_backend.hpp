@@ -163,6 +163,9 @@ std::string cluster_tag(std::string_view prefix);
 // What every key name starts with: the prefix, or with `cluster` "<prefix>{<tag>}:".
 std::string key_head(std::string_view prefix, bool cluster);
 
+// A budget period as the scripts take it: 1 day, 2 week, 3 month.
+std::int64_t period_arg(limits::budget_period p);
+
 // Micro-dollars for `input` and `output` tokens at `p`, rounded up (the spec's USD cost).
 std::uint64_t usd_cost(const limits::price& p, std::uint64_t input, std::uint64_t output);
 
