@@ -574,15 +574,18 @@ asio::awaitable<bool> client_connection::handle_proxy(const proxy::snapshot& sna
   return forward(snap, rec, keep_alive);
 }
 
+// "100 Continue" to a client that asked for it before sending its body; false: the write
+// failed. Not counted in the answer's bytes.
+asio::awaitable<bool> client_connection::continue_body(const proxy::snapshot& snap) {
+  bool sent = co_await exchange_.write_raw("HTTP/1.1 100 Continue\r\n\r\n", snap.cfg.timeouts.idle);
+  if (sent) exchange_.reset_bytes_out();
+  co_return sent;
+}
+
 asio::awaitable<bool> client_connection::receive_body(const proxy::snapshot& snap,
                                                       observe::request_record& rec, bool keep_alive,
                                                       bool send_continue) {
-  if (send_continue) {
-    bool sent =
-        co_await exchange_.write_raw("HTTP/1.1 100 Continue\r\n\r\n", snap.cfg.timeouts.idle);
-    if (!sent) co_return false;
-    exchange_.reset_bytes_out();
-  }
+  if (send_continue && !co_await continue_body(snap)) co_return false;
   auto body = co_await read_body(snap);
   if (body != head_result::ok) {
     bool keep = co_await refuse_body(body, snap, rec);

@@ -82,6 +82,7 @@ class client_connection final : public std::enable_shared_from_this<client_conne
   boost::asio::awaitable<bool> handle_proxy(const proxy::snapshot& snap,
                                             observe::request_record& rec, bool keep_alive);
   // Sends 100 Continue if asked to, reads the body, then forwards.
+  boost::asio::awaitable<bool> continue_body(const proxy::snapshot& snap);
   boost::asio::awaitable<bool> receive_body(const proxy::snapshot& snap,
                                             observe::request_record& rec, bool keep_alive,
                                             bool send_continue);

@@ -51,12 +51,7 @@ bool counts_text(const proxy::snapshot& snap, int key_index, std::string_view mo
 asio::awaitable<bool> client_connection::receive_form(const proxy::snapshot& snap,
                                                       observe::request_record& rec, bool keep_alive,
                                                       bool send_continue) {
-  if (send_continue) {
-    bool sent =
-        co_await exchange_.write_raw("HTTP/1.1 100 Continue\r\n\r\n", snap.cfg.timeouts.idle);
-    if (!sent) co_return false;
-    exchange_.reset_bytes_out();
-  }
+  if (send_continue && !co_await continue_body(snap)) co_return false;
   proxy::http::form_scanner scan(req_.headers.get(proxy::http::header_id::content_type), "model");
   proxy::http::form_field f{form_status::pending};
   auto got = co_await read_form_prefix(snap, scan, f);
