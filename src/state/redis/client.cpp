@@ -162,6 +162,16 @@ client::client(asio::any_io_executor ex, client_options options)
       stop_timer_(ex) {}
 
 client::~client() {
+  // A late handler engaged by a timeout owns its context until it is ended: end those whose
+  // replies can no longer come (the client is gone before they did).
+  for (std::size_t i = 0; i < inflight_.count; ++i) {
+    entry& e = inflight_.at(i);
+    if (!e.fn && e.late.fn) end_late(e, errc::stopped, nullptr);
+  }
+  for (std::size_t i = 0; i < redirected_.size(); ++i) {
+    entry& e = redirected_[i];
+    if (!e.fn && e.late.fn) end_late(e, errc::stopped, nullptr);
+  }
   if (reader_) redisReaderFree(reader_);
 }
 
