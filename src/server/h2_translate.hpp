@@ -1,6 +1,6 @@
 // Pure pieces of the HTTP/2 listener (server/h2_connection.cpp): each HTTP/2 request stream is
-// served by the HTTP/1.1 connection code over an in-process pipe, so a stream's header fields become
-// an HTTP/1.1 request head here, and the HTTP/1.1 answer's header fields are filtered for
+// served by the HTTP/1.1 connection code over an in-process pipe, so a stream's header fields
+// become an HTTP/1.1 request head here, and the HTTP/1.1 answer's header fields are filtered for
 // HTTP/2 here. No sockets, no nghttp2.
 #pragma once
 
