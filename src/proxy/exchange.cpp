@@ -715,7 +715,7 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
   // client did not ask for usage, the ask added); the body itself is never copied.
   // A codec target's body is the codec's whole translation: sent as is, no edits.
   const auto body = up_req_ ? std::string_view(up_req_->body) : r.req.body.view();
-  json::edit edits[json::usage_plan::max_edits + 1];
+  auto& edits = up_edits_;
   int edit_count =
       up_req_ ? 0
               : json::merge_edits(
@@ -731,7 +731,7 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
   } else {
     build_upstream_head(r, t, body_len);
   }
-  std::array<asio::const_buffer, 3 + 2 * (json::usage_plan::max_edits + 1)> out;
+  auto& out = up_out_;
   std::size_t pieces = 0;
   out[pieces++] = asio::buffer(up_head_);
   json::for_each_piece(body, edits, edit_count, [&](std::string_view p) {

@@ -144,6 +144,32 @@ TEST(AccessJson, StringEscapingTable) {
   }
 }
 
+// The escaper copies plain runs 8 bytes at a time: every kind of byte at every offset of a
+// longer string, against the same string escaped one piece at a time through the table above.
+TEST(AccessJson, StringEscapingAtEveryOffset) {
+  const std::string pieces[] = {"\"",   "\\",       "\n",           std::string(1, '\0'), "\x1f",
+                                "\x7f", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80",   "\x80",
+                                "\xFF", "\xC3"};
+  auto escaped = [](std::string_view in) {
+    std::string out(detail::json_expansion * in.size() + 2, '\0');
+    out.resize(static_cast<std::size_t>(detail::put_json_string(out.data(), in) - out.data()));
+    return out;
+  };
+  for (const auto& piece : pieces) {
+    for (std::size_t at = 0; at <= 24; ++at) {
+      for (std::size_t after : {0u, 1u, 7u, 8u, 9u, 20u}) {
+        std::string before(at, 'a'), rest(after, 'z');
+        std::string whole = before + piece + rest;
+        // Plain bytes are themselves; the piece alone (quotes stripped) is what the table pins.
+        std::string inner = escaped(piece);
+        std::string expect = "\"" + before + inner.substr(1, inner.size() - 2) + rest + "\"";
+        EXPECT_EQ(escaped(whole), expect) << "piece " << inner << " at " << at << " then " << after;
+      }
+    }
+  }
+  EXPECT_EQ(escaped(std::string(33, 'x')), "\"" + std::string(33, 'x') + "\"");
+}
+
 TEST(AccessJson, HostileValuesInEveryFieldStayOneValidLine) {
   const std::string hostile = std::string("x\"}\n{\"injected\":1,\x01\xFF\xC3", 22) + "\\";
   request_record r = full();

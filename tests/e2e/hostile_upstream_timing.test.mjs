@@ -1,0 +1,132 @@
+// End-to-end: how a provider's bytes are spread in time on a pooled keep-alive connection must
+// not change what the client gets. Guards the way the gateway reads upstream sockets (Asio's
+// reads try a recv before waiting; see upstream/pool.cpp): an answer split over writes some
+// milliseconds apart is read whole on a reused connection, and a provider that closes the
+// connection right after its answer (FIN behind the answer's bytes, no "Connection: close") is
+// noticed by the pool, so the next request goes out on a fresh connection instead of failing.
+// Each row: a raw upstream (plain or TLS) answering every request of a sequence; every answer
+// must be the request's own, first time.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import tls from 'node:tls';
+import { startGateway } from './lib/gateway.mjs';
+import { makeTestCA } from './lib/tls.mjs';
+import { CLIENT_TOKEN, gwPost } from './lib/common.mjs';
+
+const T = { timeout: 30000 };
+const REQUESTS = 4;
+const GAP_MS = 30;
+
+function answerParts(marker) {
+  const body = JSON.stringify({ id: `chatcmpl-${marker}`, object: 'chat.completion', model: 'timing-model', marker });
+  const head = `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
+  return { head, body };
+}
+
+function chunkedParts(marker) {
+  const body = JSON.stringify({ id: `chatcmpl-${marker}`, object: 'chat.completion', model: 'timing-model', marker });
+  const head = 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n';
+  return { head: head + `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n`, body: '0\r\n\r\n' };
+}
+
+// pieces(marker): the writes of one answer, GAP_MS apart. close: end the connection with the
+// answer's last write. reused: whether all requests must share one upstream connection.
+const CASES = [
+  { name: 'head and body in two writes 30 ms apart', pieces: (m) => Object.values(answerParts(m)), reused: true },
+  {
+    name: 'split inside the head, the rest 30 ms later',
+    pieces: (m) => {
+      const a = Object.values(answerParts(m)).join('');
+      return [a.slice(0, 10), a.slice(10)];
+    },
+    reused: true,
+  },
+  { name: 'chunked: the terminating chunk 30 ms after the data', pieces: (m) => Object.values(chunkedParts(m)), reused: true },
+  { name: 'one write, then the provider closes the connection at once', pieces: (m) => [Object.values(answerParts(m)).join('')], close: true },
+  { name: 'two writes 30 ms apart, the provider closing with the second', pieces: (m) => Object.values(answerParts(m)), close: true },
+  { name: 'TLS: head and body in two records 30 ms apart', pieces: (m) => Object.values(answerParts(m)), reused: true, tls: true },
+  { name: 'TLS: one write, then close_notify and the close at once', pieces: (m) => [Object.values(answerParts(m)).join('')], close: true, tls: true },
+];
+
+async function startUpstream(row, ca) {
+  const sockets = new Set();
+  const state = { connections: 0, answered: 0 };
+  const onSocket = (sock) => {
+    state.connections++;
+    sockets.add(sock);
+    sock.on('error', () => {});
+    sock.on('close', () => sockets.delete(sock));
+    let buf = Buffer.alloc(0);
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = buf.subarray(0, end).toString('latin1');
+      const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+      if (buf.length < end + 4 + len) return;
+      const marker = JSON.parse(buf.subarray(end + 4, end + 4 + len).toString('utf8')).marker;
+      buf = buf.subarray(end + 4 + len);
+      const pieces = row.pieces(marker);
+      pieces.forEach((p, i) => {
+        setTimeout(() => {
+          if (sock.destroyed) return;
+          const last = i === pieces.length - 1;
+          if (last) state.answered++;
+          if (last && row.close) sock.end(p);
+          else sock.write(p);
+        }, i * GAP_MS);
+      });
+    });
+  };
+  const server = row.tls ? tls.createServer({ cert: ca.certPem, key: ca.keyPem }, onSocket) : net.createServer(onSocket);
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    state,
+    base: `${row.tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}`,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+const body = (marker) => JSON.stringify({ model: 'timing', marker, messages: [{ role: 'user', content: 'Hi' }] });
+
+describe('hostile upstream timing: split answers and closes right after an answer', { timeout: 300000 }, () => {
+  let ca;
+  before(() => {
+    ca = makeTestCA();
+  });
+  after(() => ca?.cleanup());
+
+  for (const row of CASES) {
+    test(row.name, T, async () => {
+      const up = await startUpstream(row, ca);
+      const config = {
+        providers: [{ group: 'timing', name: 'timing-model', base: up.base, key: 'sk-timing' }],
+        security: [CLIENT_TOKEN],
+        timeouts: { connect: 2, first_byte: 3, idle: 3, total: 10 },
+      };
+      const env = row.tls ? { SSL_CERT_FILE: ca.caCert, SSL_CERT_DIR: undefined } : {};
+      const gw = await startGateway({ config, env, workers: 1 });
+      try {
+        for (let i = 0; i < REQUESTS; i++) {
+          const marker = `req-${i}`;
+          const r = await gwPost(gw, '/v1/chat/completions', body(marker));
+          assert.equal(r.status, 200, `request ${i}: ${r.text}`);
+          const j = r.json();
+          assert.equal(j.marker, marker, `request ${i} got another answer: ${r.text}`);
+          assert.equal(j.model, 'timing');
+        }
+        assert.equal(up.state.answered, REQUESTS);
+        if (row.reused) assert.equal(up.state.connections, 1, 'every request on the one pooled connection');
+        if (row.close) assert.equal(up.state.connections, REQUESTS, 'a fresh connection for each request');
+      } finally {
+        await gw.stop();
+        gw.cleanup();
+        await up.close();
+      }
+    });
+  }
+});
