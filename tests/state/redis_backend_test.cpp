@@ -163,8 +163,10 @@ TEST_F(RedisBackend, ALeaseGivenBackOnAnotherConnectionIsSeenByTheNextAdmission)
   std::optional<limits::verdict> next;
   boost::asio::co_spawn(io_b, backend_b->admit(d),
                         [&](std::exception_ptr, limits::verdict v) { next = v; });
-  io_b.poll();  // B's admission is written; its refusal waits unread in B's socket
-  std::this_thread::sleep_for(50ms);
+  server.pause();  // so that B cannot read the answer while its admission is written
+  io_b.poll();
+  server.resume();
+  std::this_thread::sleep_for(50ms);  // the refusal waits unread in B's socket
   ASSERT_FALSE(next.has_value());
   backend->settle(held.res, limits::usage{5, 5});  // A gives its lease back
   sync();                                          // ... and Redis has applied it
