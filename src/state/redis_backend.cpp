@@ -276,96 +276,108 @@ std::optional<verdict> redis_backend::admit_now(const demand& d) {
 
 boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
   if (auto now = admit_now(d)) co_return *now;
-  const limits::key_demand* k = d.key;
-  const std::uint64_t est = d.input_tokens + d.output_tokens;
-  const std::uint64_t lease = next_lease();
-  args a;
-  if (k) {
-    for (auto part : {"rpm", "rpd", "tpm", "tpd", "conc", "budget"})
-      a.add_name(head_, opt_.cluster, "k", k->name, part);
+  // A refusal for want of a free lease gets one more look. Each worker gives leases back on its
+  // own connection, and Redis does not order commands across connections: a lease given back
+  // just before this admission was sent (the request that held it answered its client after
+  // sending the settlement, and the client's next request came to another worker) can still
+  // sit unread in Redis's socket buffer when this admission runs. Redis reads what it has
+  // before it reads this connection again, so the second look sees it.
+  for (int look = 0;; ++look) {
+    const limits::key_demand* k = d.key;
+    const std::uint64_t est = d.input_tokens + d.output_tokens;
+    const std::uint64_t lease = next_lease();
+    args a;
+    if (k) {
+      for (auto part : {"rpm", "rpd", "tpm", "tpd", "conc", "budget"})
+        a.add_name(head_, opt_.cluster, "k", k->name, part);
+    }
+    for (const auto& t : d.targets) {
+      for (auto part : {"conc", "rpm", "tpm"}) a.add_name(head_, opt_.cluster, "t", t.id, part);
+    }
+    // The connection's queued settlements ride along (applied first: they ended before this).
+    const settle_batch::carry carried = batch_->carry_keys(a);
+    const std::size_t nkeys = (k ? 6 : 0) + 3 * d.targets.size() + carried.keys;
+    a.add(clock_arg());
+    a.add_u(lease);
+    a.add(opt_.lease_ttl.count());
+    a.add(std::int64_t{0});  // period start: from TIME
+    a.add(std::int64_t{k ? 1 : 0});
+    a.add(static_cast<std::int64_t>(d.targets.size()));
+    a.add_u(est);
+    if (k) {
+      a.add_u(k->limits.rpm);
+      a.add_u(k->limits.rpd);
+      a.add_u(k->limits.burst);
+      a.add_u(k->limits.tpm);
+      a.add_u(k->limits.tpd);
+      a.add_u(k->limits.concurrency);
+      a.add_u(k->budget.unit == budget_unit::none ? 0 : k->budget.amount);
+      a.add(period_arg(k->budget.period));
+      a.add_u(budget_cost(*k, nullptr, d.input_tokens, d.output_tokens));
+    } else {
+      for (int i = 0; i < 9; ++i) a.add(std::int64_t{0});
+    }
+    for (const auto& t : d.targets) {
+      a.add_u(t.limits.rpm);
+      a.add_u(t.limits.tpm);
+      a.add_u(t.limits.concurrency);
+      a.add_u(k ? budget_cost(*k, &t, d.input_tokens, d.output_tokens) : 0);
+    }
+    // From here the carried settlements are the connection's: sent with this call, never again
+    // (a timeout does not undo them; see settle_batch.hpp).
+    batch_->carry_args(a, carried);
+    struct reply_came {  // however the wait ends (a destroyed frame included)
+      settle_batch* b;
+      bool live = false;
+      ~reply_came() { b->admitted(live); }
+    } guard{batch_.get()};
+    // If the reply comes after state.timeout, the request falls back to local limits but the
+    // script still runs: the late reply's handler gives back what it took.
+    const admission_wait wait{&d, &batch_, head_, opt_.cluster, clock_arg(), lease};
+    redis::result r = co_await client_->eval(
+        admit_script(), nkeys, a.views(), {&on_late_admission, const_cast<admission_wait*>(&wait)});
+    const redisReply* rep = r.reply.get();
+    if (r.error != redis::errc::ok || !rep || rep->type != REDIS_REPLY_ARRAY ||
+        rep->elements < 12) {
+      if (r.is_error_reply())
+        observe::log(observe::level::error,
+                     "redis: admit script failed: " + std::string(r.error_text()));
+      co_return fallback(d);
+    }
+    auto num = [&](std::size_t i) -> std::int64_t {
+      const redisReply* e = rep->element[i];
+      return e->type == REDIS_REPLY_INTEGER ? e->integer : 0;
+    };
+    ++stats_.redis_admissions;
+    verdict v;
+    v.kind = static_cast<refusal>(num(1));
+    v.retry_after_ms = num(2);
+    v.headers = {num(6), num(7), num(8), num(9), num(10), num(11)};
+    if (num(0) == 1) {
+      v.kind = refusal::none;
+      v.target = static_cast<int>(num(3));
+      if (v.target >= static_cast<int>(d.targets.size())) v.target = -1;
+      auto& res = v.res;
+      res.key = k;
+      res.target = v.target;
+      res.target_ptr = v.target >= 0 ? &d.targets[v.target] : nullptr;
+      res.tokens = est;
+      res.input_tokens = d.input_tokens;
+      res.output_tokens = d.output_tokens;
+      res.budget_cost = k ? budget_cost(*k, res.target_ptr, d.input_tokens, d.output_tokens) : 0;
+      res.budget_period_start = num(5);
+      res.lease = lease;
+      guard.live = res.charged();  // it ends with finish()
+      if ((k && k->limits.concurrency) || (res.target_ptr && res.target_ptr->limits.concurrency))
+        live_.emplace(lease, live_lease{k, res.target_ptr});
+    } else if (look == 0 && (v.kind == refusal::concurrency || v.kind == refusal::targets_full)) {
+      ++stats_.lease_rechecks;  // a refusal takes nothing: asking again is free of side effects
+      continue;
+    }
+    if (!queued_.empty()) flush_queued();
+    if (!pending_reconcile_.empty()) flush_reconcile();
+    co_return v;
   }
-  for (const auto& t : d.targets) {
-    for (auto part : {"conc", "rpm", "tpm"}) a.add_name(head_, opt_.cluster, "t", t.id, part);
-  }
-  // The connection's queued settlements ride along (applied first: they ended before this).
-  const settle_batch::carry carried = batch_->carry_keys(a);
-  const std::size_t nkeys = (k ? 6 : 0) + 3 * d.targets.size() + carried.keys;
-  a.add(clock_arg());
-  a.add_u(lease);
-  a.add(opt_.lease_ttl.count());
-  a.add(std::int64_t{0});  // period start: from TIME
-  a.add(std::int64_t{k ? 1 : 0});
-  a.add(static_cast<std::int64_t>(d.targets.size()));
-  a.add_u(est);
-  if (k) {
-    a.add_u(k->limits.rpm);
-    a.add_u(k->limits.rpd);
-    a.add_u(k->limits.burst);
-    a.add_u(k->limits.tpm);
-    a.add_u(k->limits.tpd);
-    a.add_u(k->limits.concurrency);
-    a.add_u(k->budget.unit == budget_unit::none ? 0 : k->budget.amount);
-    a.add(period_arg(k->budget.period));
-    a.add_u(budget_cost(*k, nullptr, d.input_tokens, d.output_tokens));
-  } else {
-    for (int i = 0; i < 9; ++i) a.add(std::int64_t{0});
-  }
-  for (const auto& t : d.targets) {
-    a.add_u(t.limits.rpm);
-    a.add_u(t.limits.tpm);
-    a.add_u(t.limits.concurrency);
-    a.add_u(k ? budget_cost(*k, &t, d.input_tokens, d.output_tokens) : 0);
-  }
-  // From here the carried settlements are the connection's: sent with this call, never again
-  // (a timeout does not undo them; see settle_batch.hpp).
-  batch_->carry_args(a, carried);
-  struct reply_came {  // however the wait ends (a destroyed frame included)
-    settle_batch* b;
-    bool live = false;
-    ~reply_came() { b->admitted(live); }
-  } guard{batch_.get()};
-  // If the reply comes after state.timeout, the request falls back to local limits but the
-  // script still runs: the late reply's handler gives back what it took.
-  const admission_wait wait{&d, &batch_, head_, opt_.cluster, clock_arg(), lease};
-  redis::result r = co_await client_->eval(
-      admit_script(), nkeys, a.views(), {&on_late_admission, const_cast<admission_wait*>(&wait)});
-  const redisReply* rep = r.reply.get();
-  if (r.error != redis::errc::ok || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 12) {
-    if (r.is_error_reply())
-      observe::log(observe::level::error,
-                   "redis: admit script failed: " + std::string(r.error_text()));
-    co_return fallback(d);
-  }
-  auto num = [&](std::size_t i) -> std::int64_t {
-    const redisReply* e = rep->element[i];
-    return e->type == REDIS_REPLY_INTEGER ? e->integer : 0;
-  };
-  ++stats_.redis_admissions;
-  verdict v;
-  v.kind = static_cast<refusal>(num(1));
-  v.retry_after_ms = num(2);
-  v.headers = {num(6), num(7), num(8), num(9), num(10), num(11)};
-  if (num(0) == 1) {
-    v.kind = refusal::none;
-    v.target = static_cast<int>(num(3));
-    if (v.target >= static_cast<int>(d.targets.size())) v.target = -1;
-    auto& res = v.res;
-    res.key = k;
-    res.target = v.target;
-    res.target_ptr = v.target >= 0 ? &d.targets[v.target] : nullptr;
-    res.tokens = est;
-    res.input_tokens = d.input_tokens;
-    res.output_tokens = d.output_tokens;
-    res.budget_cost = k ? budget_cost(*k, res.target_ptr, d.input_tokens, d.output_tokens) : 0;
-    res.budget_period_start = num(5);
-    res.lease = lease;
-    guard.live = res.charged();  // it ends with finish()
-    if ((k && k->limits.concurrency) || (res.target_ptr && res.target_ptr->limits.concurrency))
-      live_.emplace(lease, live_lease{k, res.target_ptr});
-  }
-  if (!queued_.empty()) flush_queued();
-  if (!pending_reconcile_.empty()) flush_reconcile();
-  co_return v;
 }
 
 verdict redis_backend::fallback(const demand& d) {

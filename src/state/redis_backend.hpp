@@ -91,6 +91,7 @@ class redis_backend final : public limits::backend,
   struct counters {
     std::uint64_t redis_admissions = 0;    // decided by admit.lua
     std::uint64_t local_admissions = 0;    // decided by the in-memory fallback
+    std::uint64_t lease_rechecks = 0;      // lease refusals asked again (redis_backend::admit)
     std::uint64_t unavailable = 0;         // refused as state_unavailable
     std::uint64_t queued_settlements = 0;  // settle/release held while Redis was down, sent later
     std::uint64_t lost_settlements = 0;    // beyond the queue's bound: leases expire by themselves

@@ -14,7 +14,7 @@ constexpr const char* providers =
     R"("providers":[{"group":"g1","name":"m","base":"http://127.0.0.1:1"},)"
     R"({"group":"g2","name":"m","base":"http://127.0.0.1:2","price":{"input":1.25,"output":10}}])";
 
-std::string doc(std::string_view rest) {
+std::string keys_doc(std::string_view rest) {
   return std::string("{") + providers + "," + std::string(rest) + "}";
 }
 
@@ -22,7 +22,7 @@ const std::string abc_sha =  // sha256("abc")
     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
 TEST(ConfigKeys, FullKeyReadsEveryField) {
-  auto r = parse_text(doc(R"("keys":[{"name":"search-team","token":"${TOK}","groups":["g2"],
+  auto r = parse_text(keys_doc(R"("keys":[{"name":"search-team","token":"${TOK}","groups":["g2"],
       "limits":{"rpm":600,"rpd":10000,"tpm":90000,"tpd":1000000,"concurrency":8,"burst":20,
                 "default_output_tokens":256},
       "budget":{"usd":12.5,"period":"week"},"expires":"2027-01-31T00:00:00Z","disabled":false,
@@ -56,7 +56,7 @@ TEST(ConfigKeys, FullKeyReadsEveryField) {
 }
 
 TEST(ConfigKeys, TokenSha256AndSecurityBecomeKeys) {
-  auto r = parse_text(doc(R"("security":["abc"],"keys":[{"name":"k","token_sha256":")" +
+  auto r = parse_text(keys_doc(R"("security":["abc"],"keys":[{"name":"k","token_sha256":")" +
                           abc_sha.substr(0, 63) + R"(0"}])"));
   ASSERT_TRUE(r.ok()) << dump(r);
   ASSERT_EQ(r.cfg->keys.size(), 2u);
@@ -68,14 +68,14 @@ TEST(ConfigKeys, TokenSha256AndSecurityBecomeKeys) {
 }
 
 TEST(ConfigKeys, KeysAloneNeedNoSecurity) {
-  auto r = parse_text(doc(R"("keys":[{"name":"k","token":"t"}])"));
+  auto r = parse_text(keys_doc(R"("keys":[{"name":"k","token":"t"}])"));
   ASSERT_TRUE(r.ok()) << dump(r);
   EXPECT_TRUE(r.cfg->security.empty());
   EXPECT_EQ(r.cfg->limits.default_output_tokens, 1024u);
 }
 
 TEST(ConfigKeys, MaxWait) {
-  auto r = parse_text(doc(R"("limits":{"max_wait":2.5,"max_waiting":7},
+  auto r = parse_text(keys_doc(R"("limits":{"max_wait":2.5,"max_waiting":7},
       "keys":[{"name":"a","token":"t","limits":{"max_wait":0}},{"name":"b","token":"u"}])"));
   ASSERT_TRUE(r.ok()) << dump(r);
   EXPECT_EQ(r.cfg->limits.max_wait.count(), 2500);
@@ -85,7 +85,7 @@ TEST(ConfigKeys, MaxWait) {
 }
 
 TEST(ConfigKeys, GlobalDefaultOutputTokensAndProviderLimits) {
-  auto r = parse_text(doc(R"("security":["t"],"limits":{"default_output_tokens":77})"));
+  auto r = parse_text(keys_doc(R"("security":["t"],"limits":{"default_output_tokens":77})"));
   ASSERT_TRUE(r.ok()) << dump(r);
   EXPECT_EQ(r.cfg->limits.default_output_tokens, 77u);
   auto p = parse_text(
@@ -107,67 +107,67 @@ struct error_case {
 
 TEST(ConfigKeys, ErrorTable) {
   const error_case cases[] = {
-      {"keys not an array", doc(R"("keys":{})"), "keys", "must be an array"},
-      {"entry not an object", doc(R"("keys":[1])"), "keys[0]", "must be an object"},
-      {"name missing", doc(R"("keys":[{"token":"t"}])"), "keys[0].name", "is required"},
-      {"name empty", doc(R"("keys":[{"name":"","token":"t"}])"), "keys[0].name",
+      {"keys not an array", keys_doc(R"("keys":{})"), "keys", "must be an array"},
+      {"entry not an object", keys_doc(R"("keys":[1])"), "keys[0]", "must be an object"},
+      {"name missing", keys_doc(R"("keys":[{"token":"t"}])"), "keys[0].name", "is required"},
+      {"name empty", keys_doc(R"("keys":[{"name":"","token":"t"}])"), "keys[0].name",
        "must not be empty"},
-      {"duplicate name", doc(R"("keys":[{"name":"a","token":"t1"},{"name":"b","token":"t2"},
+      {"duplicate name", keys_doc(R"("keys":[{"name":"a","token":"t1"},{"name":"b","token":"t2"},
           {"name":"c","token":"t3"},{"name":"a","token":"t4"}])"),
        "keys[3].name", "already the name of keys[0]"},
-      {"token missing", doc(R"("keys":[{"name":"a"}])"), "keys[0].token", "is required"},
+      {"token missing", keys_doc(R"("keys":[{"name":"a"}])"), "keys[0].token", "is required"},
       {"token and digest",
-       doc(R"("keys":[{"name":"a","token":"t","token_sha256":")" + abc_sha + R"("}])"), "keys[0]",
+       keys_doc(R"("keys":[{"name":"a","token":"t","token_sha256":")" + abc_sha + R"("}])"), "keys[0]",
        "not both"},
-      {"token empty", doc(R"("keys":[{"name":"a","token":""}])"), "keys[0].token",
+      {"token empty", keys_doc(R"("keys":[{"name":"a","token":""}])"), "keys[0].token",
        "must not be empty"},
-      {"token env unset", doc(R"("keys":[{"name":"a","token":"${NOPE}"}])"), "keys[0].token",
+      {"token env unset", keys_doc(R"("keys":[{"name":"a","token":"${NOPE}"}])"), "keys[0].token",
        "NOPE is not set"},
-      {"digest short", doc(R"("keys":[{"name":"a","token_sha256":"abcd"}])"),
+      {"digest short", keys_doc(R"("keys":[{"name":"a","token_sha256":"abcd"}])"),
        "keys[0].token_sha256", "64 hexadecimal"},
       {"digest not hex",
-       doc(R"("keys":[{"name":"a","token_sha256":")" + std::string(64, 'g') + R"("}])"),
+       keys_doc(R"("keys":[{"name":"a","token_sha256":")" + std::string(64, 'g') + R"("}])"),
        "keys[0].token_sha256", "64 hexadecimal"},
-      {"same token twice", doc(R"("keys":[{"name":"a","token":"t"},{"name":"b","token":"t"}])"),
+      {"same token twice", keys_doc(R"("keys":[{"name":"a","token":"t"},{"name":"b","token":"t"}])"),
        "keys", "same token"},
-      {"groups not array", doc(R"("keys":[{"name":"a","token":"t","groups":"g1"}])"),
+      {"groups not array", keys_doc(R"("keys":[{"name":"a","token":"t","groups":"g1"}])"),
        "keys[0].groups", "must be an array"},
-      {"unknown group", doc(R"("keys":[{"name":"a","token":"t","groups":["g1","nope"]}])"),
+      {"unknown group", keys_doc(R"("keys":[{"name":"a","token":"t","groups":["g1","nope"]}])"),
        "keys[0].groups[1]", "unknown group \"nope\""},
-      {"limit negative", doc(R"("keys":[{"name":"a","token":"t","limits":{"rpm":-1}}])"),
+      {"limit negative", keys_doc(R"("keys":[{"name":"a","token":"t","limits":{"rpm":-1}}])"),
        "keys[0].limits.rpm", "between"},
-      {"limit fraction", doc(R"("keys":[{"name":"a","token":"t","limits":{"tpm":1.5}}])"),
+      {"limit fraction", keys_doc(R"("keys":[{"name":"a","token":"t","limits":{"tpm":1.5}}])"),
        "keys[0].limits.tpm", "an integer"},
-      {"limits not object", doc(R"("keys":[{"name":"a","token":"t","limits":5}])"),
+      {"limits not object", keys_doc(R"("keys":[{"name":"a","token":"t","limits":5}])"),
        "keys[0].limits", "must be an object"},
       {"default output zero",
-       doc(R"("keys":[{"name":"a","token":"t","limits":{"default_output_tokens":0}}])"),
+       keys_doc(R"("keys":[{"name":"a","token":"t","limits":{"default_output_tokens":0}}])"),
        "keys[0].limits.default_output_tokens", "between"},
-      {"budget empty", doc(R"("keys":[{"name":"a","token":"t","budget":{}}])"), "keys[0].budget",
+      {"budget empty", keys_doc(R"("keys":[{"name":"a","token":"t","budget":{}}])"), "keys[0].budget",
        "needs \"tokens\" or \"usd\""},
-      {"budget both", doc(R"("keys":[{"name":"a","token":"t","budget":{"tokens":1,"usd":1}}])"),
+      {"budget both", keys_doc(R"("keys":[{"name":"a","token":"t","budget":{"tokens":1,"usd":1}}])"),
        "keys[0].budget", "not both"},
       {"budget period",
-       doc(R"("keys":[{"name":"a","token":"t","budget":{"tokens":1,"period":"year"}}])"),
+       keys_doc(R"("keys":[{"name":"a","token":"t","budget":{"tokens":1,"period":"year"}}])"),
        "keys[0].budget.period", "must be one of"},
-      {"budget tokens zero", doc(R"("keys":[{"name":"a","token":"t","budget":{"tokens":0}}])"),
+      {"budget tokens zero", keys_doc(R"("keys":[{"name":"a","token":"t","budget":{"tokens":0}}])"),
        "keys[0].budget.tokens", "between"},
       {"budget usd zero",
-       doc(R"("keys":[{"name":"a","token":"t","groups":["g2"],"budget":{"usd":0}}])"),
+       keys_doc(R"("keys":[{"name":"a","token":"t","groups":["g2"],"budget":{"usd":0}}])"),
        "keys[0].budget.usd", "must be > 0"},
       {"usd budget unpriced provider",
-       doc(R"("keys":[{"name":"a","token":"t","budget":{"usd":5}}])"), "keys[0].budget.usd",
+       keys_doc(R"("keys":[{"name":"a","token":"t","budget":{"usd":5}}])"), "keys[0].budget.usd",
        "providers[0].price is not set"},
-      {"expires bad", doc(R"("keys":[{"name":"a","token":"t","expires":"2027-02-30T00:00:00Z"}])"),
+      {"expires bad", keys_doc(R"("keys":[{"name":"a","token":"t","expires":"2027-02-30T00:00:00Z"}])"),
        "keys[0].expires", "RFC 3339"},
       {"expires local time",
-       doc(R"("keys":[{"name":"a","token":"t","expires":"2027-01-01T00:00:00+02:00"}])"),
+       keys_doc(R"("keys":[{"name":"a","token":"t","expires":"2027-01-01T00:00:00+02:00"}])"),
        "keys[0].expires", "RFC 3339"},
-      {"disabled not bool", doc(R"("keys":[{"name":"a","token":"t","disabled":"yes"}])"),
+      {"disabled not bool", keys_doc(R"("keys":[{"name":"a","token":"t","disabled":"yes"}])"),
        "keys[0].disabled", "a boolean"},
-      {"labels not object", doc(R"("keys":[{"name":"a","token":"t","labels":[]}])"),
+      {"labels not object", keys_doc(R"("keys":[{"name":"a","token":"t","labels":[]}])"),
        "keys[0].labels", "must be an object"},
-      {"label not string", doc(R"("keys":[{"name":"a","token":"t","labels":{"x":1}}])"),
+      {"label not string", keys_doc(R"("keys":[{"name":"a","token":"t","labels":{"x":1}}])"),
        "keys[0].labels.x", "a string"},
       {"provider limit",
        R"({"security":["t"],"providers":[{"group":"g","name":"m","base":"http://h","limits":{"rpm":"x"}}]})",
@@ -178,13 +178,13 @@ TEST(ConfigKeys, ErrorTable) {
       {"price negative",
        R"({"security":["t"],"providers":[{"group":"g","name":"m","base":"http://h","price":{"input":-1,"output":1}}]})",
        "providers[0].price.input", "between"},
-      {"max_wait too long", doc(R"("keys":[{"name":"a","token":"t","limits":{"max_wait":61}}])"),
+      {"max_wait too long", keys_doc(R"("keys":[{"name":"a","token":"t","limits":{"max_wait":61}}])"),
        "keys[0].limits.max_wait", "between 0 and 60"},
-      {"global max_wait negative", doc(R"("security":["t"],"limits":{"max_wait":-1})"),
+      {"global max_wait negative", keys_doc(R"("security":["t"],"limits":{"max_wait":-1})"),
        "limits.max_wait", "between 0 and 60"},
-      {"global max_waiting", doc(R"("security":["t"],"limits":{"max_waiting":1.5})"),
+      {"global max_waiting", keys_doc(R"("security":["t"],"limits":{"max_waiting":1.5})"),
        "limits.max_waiting", "an integer"},
-      {"global default output", doc(R"("security":["t"],"limits":{"default_output_tokens":-3})"),
+      {"global default output", keys_doc(R"("security":["t"],"limits":{"default_output_tokens":-3})"),
        "limits.default_output_tokens", "between"},
   };
   for (const auto& c : cases) {
@@ -196,7 +196,7 @@ TEST(ConfigKeys, ErrorTable) {
 
 TEST(ConfigKeys, SecretsNeverInDiagnostics) {
   auto r = parse_text(
-      doc(R"("keys":[{"name":"a","token":"sekrit-1 "},{"name":"a","token_sha256":"sekrit-2"}])"));
+      keys_doc(R"("keys":[{"name":"a","token":"sekrit-1 "},{"name":"a","token_sha256":"sekrit-2"}])"));
   EXPECT_FALSE(r.ok());
   for (const auto& d : r.diagnostics) {
     EXPECT_EQ(d.message.find("sekrit"), std::string::npos) << d.to_string();

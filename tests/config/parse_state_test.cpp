@@ -74,7 +74,7 @@ TEST(ConfigState, LeaseTtl) {
   }
 }
 
-struct refusal {
+struct state_refusal {
   const char* name;
   const char* state;
   const char* path;
@@ -82,7 +82,7 @@ struct refusal {
 };
 
 TEST(ConfigState, Refusals) {
-  const refusal rows[] = {
+  const state_refusal rows[] = {
       {"not an object", R"("redis://h")", "state", "an object"},
       {"bad scheme", R"({"redis":"http://h:1"})", "state.redis", "redis://"},
       {"bad port", R"({"redis":"redis://h:99999"})", "state.redis", "port"},
@@ -104,7 +104,7 @@ TEST(ConfigState, Refusals) {
       {"cluster type", R"({"cluster":"yes"})", "state.cluster", "boolean"},
       {"cluster db", R"({"redis":"redis://h:1/2","cluster":true})", "state.redis", "database 0"},
   };
-  for (const refusal& row : rows) {
+  for (const state_refusal& row : rows) {
     auto r = parse_text(doc(std::string(R"("state":)") + row.state));
     EXPECT_FALSE(r.ok()) << row.name;
     EXPECT_TRUE(has_error(r, row.path, row.message)) << row.name << "\n" << dump(r);

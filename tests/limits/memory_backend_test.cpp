@@ -8,7 +8,7 @@
 namespace ob::limits {
 namespace {
 
-constexpr epoch_ms t0 = 1'796'046'300'000;  // 2026-11-30 13:45 UTC
+constexpr epoch_ms start = 1'796'046'300'000;  // 2026-11-30 13:45 UTC
 
 struct fixture {
   state_registry reg;
@@ -34,7 +34,7 @@ struct fixture {
 TEST(MemoryBackend, NoLimitsAlwaysAdmitsWithNoHeaders) {
   fixture f;
   for (int i = 0; i < 100; ++i) {
-    auto v = f.be.decide(f.make(10, 10, t0));
+    auto v = f.be.decide(f.make(10, 10, start));
     ASSERT_TRUE(v.ok());
     EXPECT_EQ(v.headers.limit_requests, -1);
     EXPECT_EQ(v.headers.limit_tokens, -1);
@@ -45,13 +45,13 @@ TEST(MemoryBackend, RpmExactWithHeaders) {
   fixture f;
   f.key.limits.rpm = 5;
   for (int i = 0; i < 5; ++i) {
-    auto v = f.be.decide(f.make(1, 1, t0));
+    auto v = f.be.decide(f.make(1, 1, start));
     ASSERT_TRUE(v.ok()) << i;
     EXPECT_EQ(v.headers.limit_requests, 5);
     EXPECT_EQ(v.headers.remaining_requests, 4 - i);
-    f.be.settle_at(v.res, {1, 1}, t0);
+    f.be.settle_at(v.res, {1, 1}, start);
   }
-  auto v = f.be.decide(f.make(1, 1, t0));
+  auto v = f.be.decide(f.make(1, 1, start));
   EXPECT_EQ(v.kind, refusal::rpm);
   EXPECT_EQ(v.retry_after_ms, 12'000);
   EXPECT_EQ(v.headers.remaining_requests, 0);
@@ -62,14 +62,14 @@ TEST(MemoryBackend, OrderStopsAtFirstRefusalWithoutCharging) {
   fixture f;
   f.key.limits = {.rpm = 10, .rpd = 0, .tpm = 100, .tpd = 0, .concurrency = 0, .burst = 0};
   // tpm refuses (est 200 > 100 is clamped to 100; take 100 first)
-  auto first = f.be.decide(f.make(50, 50, t0));
+  auto first = f.be.decide(f.make(50, 50, start));
   ASSERT_TRUE(first.ok());
-  auto refused = f.be.decide(f.make(50, 50, t0));
+  auto refused = f.be.decide(f.make(50, 50, start));
   EXPECT_EQ(refused.kind, refusal::tpm);
   EXPECT_EQ(refused.retry_after_ms, 60'000);
   // The refusal charged no rpm: 9 requests are left after the first one.
   f.key.limits.tpm = 0;
-  auto next = f.be.decide(f.make(1, 1, t0));
+  auto next = f.be.decide(f.make(1, 1, start));
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(next.headers.remaining_requests, 8);
 }
@@ -79,35 +79,35 @@ TEST(MemoryBackend, BudgetBeforeConcurrencyBeforeRate) {
   f.key.budget = {budget_unit::tokens, budget_period::day, 100};
   f.key.limits.concurrency = 1;
   f.key.limits.rpm = 1;
-  auto a = f.be.decide(f.make(60, 60, t0));
+  auto a = f.be.decide(f.make(60, 60, start));
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a.res.budget_cost, 120u);
   // budget (120 reserved of 100) refuses first, though concurrency and rpm would too
-  auto b = f.be.decide(f.make(1, 1, t0));
+  auto b = f.be.decide(f.make(1, 1, start));
   EXPECT_EQ(b.kind, refusal::budget);
-  EXPECT_EQ(b.retry_after_ms, 1796083200000 - t0);  // to the next UTC midnight
-  f.be.release_at(a.res, t0);
-  auto c = f.be.decide(f.make(1, 1, t0));
+  EXPECT_EQ(b.retry_after_ms, 1796083200000 - start);  // to the next UTC midnight
+  f.be.release_at(a.res, start);
+  auto c = f.be.decide(f.make(1, 1, start));
   EXPECT_EQ(c.kind, refusal::rpm);  // concurrency was returned by the release
   f.key.limits.rpm = 0;
-  auto d = f.be.decide(f.make(1, 1, t0));
+  auto d = f.be.decide(f.make(1, 1, start));
   ASSERT_TRUE(d.ok());
-  auto e = f.be.decide(f.make(1, 1, t0));
+  auto e = f.be.decide(f.make(1, 1, start));
   EXPECT_EQ(e.kind, refusal::concurrency);
 }
 
 TEST(MemoryBackend, BudgetSettlesActualUsageAndUnknownKeepsReservation) {
   fixture f;
   f.key.budget = {budget_unit::tokens, budget_period::month, 1000};
-  auto a = f.be.decide(f.make(100, 100, t0));
+  auto a = f.be.decide(f.make(100, 100, start));
   ASSERT_TRUE(a.ok());
-  f.be.settle_at(a.res, {30, 20}, t0);
-  auto u = f.be.peek(f.key, t0);
+  f.be.settle_at(a.res, {30, 20}, start);
+  auto u = f.be.peek(f.key, start);
   EXPECT_EQ(u.budget_used, 50u);
   EXPECT_EQ(u.budget_reserved, 0u);
-  auto b = f.be.decide(f.make(100, 100, t0));
-  f.be.settle_at(b.res, {}, t0);  // no usage reported
-  u = f.be.peek(f.key, t0);
+  auto b = f.be.decide(f.make(100, 100, start));
+  f.be.settle_at(b.res, {}, start);  // no usage reported
+  u = f.be.peek(f.key, start);
   EXPECT_EQ(u.budget_used, 250u);
   EXPECT_EQ(u.budget_period_start, 1793491200000);
   EXPECT_EQ(u.budget_period_end, 1796083200000);
@@ -118,11 +118,11 @@ TEST(MemoryBackend, UsdBudgetUsesTheChosenTargetsPrice) {
   f.key.budget = {budget_unit::usd, budget_period::day, 1'000'000};  // 1 USD
   f.ta.price = {2'000'000, 8'000'000};
   target_demand ts[] = {f.ta};
-  auto a = f.be.decide(f.make(1000, 1000, t0, ts));
+  auto a = f.be.decide(f.make(1000, 1000, start, ts));
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a.res.budget_cost, 10'000u);  // 1000*2 + 1000*8 micro-dollars
-  f.be.settle_at(a.res, {500, 100}, t0);
-  EXPECT_EQ(f.be.peek(f.key, t0).budget_used, 1'800u);
+  f.be.settle_at(a.res, {500, 100}, start);
+  EXPECT_EQ(f.be.peek(f.key, start).budget_used, 1'800u);
 }
 
 TEST(MemoryBackend, UsdBudgetOfAKeyAdmittedWithoutTargetIsChargedTheServedCost) {
@@ -130,28 +130,28 @@ TEST(MemoryBackend, UsdBudgetOfAKeyAdmittedWithoutTargetIsChargedTheServedCost) 
   // settlement carries the cost at the provider that answered.
   fixture f;
   f.key.budget = {budget_unit::usd, budget_period::day, 1'000'000};  // 1 USD
-  auto a = f.be.decide(f.make(1000, 1000, t0));
+  auto a = f.be.decide(f.make(1000, 1000, start));
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a.res.budget_cost, 0u);
   usage u{500, 100};
   u.usd_micros = 1'800;
-  f.be.settle_at(a.res, u, t0);
-  EXPECT_EQ(f.be.peek(f.key, t0).budget_used, 1'800u);
+  f.be.settle_at(a.res, u, start);
+  EXPECT_EQ(f.be.peek(f.key, start).budget_used, 1'800u);
 }
 
 TEST(MemoryBackend, TpmSettlementReturnsUnusedTokens) {
   fixture f;
   f.key.limits.tpm = 1000;
-  auto a = f.be.decide(f.make(100, 900, t0));
+  auto a = f.be.decide(f.make(100, 900, start));
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a.headers.remaining_tokens, 0);
-  EXPECT_EQ(f.be.decide(f.make(1, 1, t0)).kind, refusal::tpm);
-  f.be.settle_at(a.res, {100, 50}, t0);
-  EXPECT_EQ(f.be.peek(f.key, t0).tpm_remaining, 850);
-  auto b = f.be.decide(f.make(1, 1, t0));
+  EXPECT_EQ(f.be.decide(f.make(1, 1, start)).kind, refusal::tpm);
+  f.be.settle_at(a.res, {100, 50}, start);
+  EXPECT_EQ(f.be.peek(f.key, start).tpm_remaining, 850);
+  auto b = f.be.decide(f.make(1, 1, start));
   ASSERT_TRUE(b.ok());
-  f.be.release_at(b.res, t0);
-  EXPECT_EQ(f.be.peek(f.key, t0).tpm_remaining, 850);
+  f.be.release_at(b.res, start);
+  EXPECT_EQ(f.be.peek(f.key, start).tpm_remaining, 850);
 }
 
 TEST(MemoryBackend, TargetsAtTheirLimitAreSkippedThenAllFull) {
@@ -159,17 +159,17 @@ TEST(MemoryBackend, TargetsAtTheirLimitAreSkippedThenAllFull) {
   f.ta.limits.concurrency = 1;
   f.tb.limits.rpm = 1;
   target_demand ts[] = {f.ta, f.tb};
-  auto a = f.be.decide(f.make(1, 1, t0, ts));
+  auto a = f.be.decide(f.make(1, 1, start, ts));
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a.target, 0);
-  auto b = f.be.decide(f.make(1, 1, t0, ts));
+  auto b = f.be.decide(f.make(1, 1, start, ts));
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(b.target, 1);  // a is at its concurrency
-  auto c = f.be.decide(f.make(1, 1, t0, ts));
+  auto c = f.be.decide(f.make(1, 1, start, ts));
   EXPECT_EQ(c.kind, refusal::targets_full);
   EXPECT_GT(c.retry_after_ms, 0);
-  f.be.settle_at(a.res, {1, 1}, t0);
-  auto d = f.be.decide(f.make(1, 1, t0, ts));
+  f.be.settle_at(a.res, {1, 1}, start);
+  auto d = f.be.decide(f.make(1, 1, start, ts));
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d.target, 0);
 }
@@ -179,29 +179,29 @@ TEST(MemoryBackend, KeyIsNotChargedWhenEveryTargetIsFull) {
   f.key.limits.rpm = 2;
   f.ta.limits.concurrency = 1;
   target_demand ts[] = {f.ta};
-  ASSERT_TRUE(f.be.decide(f.make(1, 1, t0, ts)).ok());
-  EXPECT_EQ(f.be.decide(f.make(1, 1, t0, ts)).kind, refusal::targets_full);
-  EXPECT_EQ(f.be.peek(f.key, t0).rpm_remaining, 1);
+  ASSERT_TRUE(f.be.decide(f.make(1, 1, start, ts)).ok());
+  EXPECT_EQ(f.be.decide(f.make(1, 1, start, ts)).kind, refusal::targets_full);
+  EXPECT_EQ(f.be.peek(f.key, start).rpm_remaining, 1);
 }
 
 TEST(MemoryBackend, StateSurvivesANewBackendForTheSameName) {
   fixture f;
   f.key.limits.rpm = 2;
-  ASSERT_TRUE(f.be.decide(f.make(1, 1, t0)).ok());
+  ASSERT_TRUE(f.be.decide(f.make(1, 1, start)).ok());
   // A reload builds a new backend from the same registry.
   memory_backend again({f.reg.key("k")}, {});
-  auto v = again.decide(f.make(1, 1, t0));
+  auto v = again.decide(f.make(1, 1, start));
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(v.headers.remaining_requests, 0);
-  EXPECT_EQ(again.decide(f.make(1, 1, t0)).kind, refusal::rpm);
+  EXPECT_EQ(again.decide(f.make(1, 1, start)).kind, refusal::rpm);
   // New limits apply to the next request; the requests counted so far stay counted.
   f.key.limits.rpm = 3;
-  auto w = again.decide(f.make(1, 1, t0));
+  auto w = again.decide(f.make(1, 1, start));
   ASSERT_TRUE(w.ok());
   EXPECT_EQ(w.headers.remaining_requests, 0);
-  EXPECT_EQ(again.decide(f.make(1, 1, t0)).kind, refusal::rpm);
+  EXPECT_EQ(again.decide(f.make(1, 1, start)).kind, refusal::rpm);
   f.key.limits.rpm = 2;
-  EXPECT_EQ(again.decide(f.make(1, 1, t0)).kind, refusal::rpm);
+  EXPECT_EQ(again.decide(f.make(1, 1, start)).kind, refusal::rpm);
 }
 
 TEST(MemoryBackend, ConcurrentAdmissionIsExact) {
@@ -210,7 +210,7 @@ TEST(MemoryBackend, ConcurrentAdmissionIsExact) {
   std::atomic<int> ok{0};
   auto run = [&] {
     for (int i = 0; i < 1000; ++i)
-      if (f.be.decide(f.make(1, 1, t0)).ok()) ++ok;
+      if (f.be.decide(f.make(1, 1, start)).ok()) ++ok;
   };
   std::thread a(run), b(run);
   a.join();

@@ -9,7 +9,7 @@
 namespace ob::observe {
 namespace {
 
-std::string format(const request_record& r) {
+std::string format_text(const request_record& r) {
   std::string line;
   format_access_line(line, r);
   return line;
@@ -39,7 +39,7 @@ TEST(AccessLine, AllFieldsInOrder) {
   r.completion_tokens = 16;
   r.total_tokens = 35;
   r.tried = "gpt-4o-mini:500";
-  EXPECT_EQ(fields(format(r)),
+  EXPECT_EQ(fields(format_text(r)),
             " method=POST path=/v1/chat/completions group=fast target=gpt-4o "
             "provider=https://api.openai.com/v1 status=200 duration_ms=12.346 bytes_in=1024 "
             "bytes_out=7400 stream=true attempts=2 prompt_tokens=19 completion_tokens=16 "
@@ -51,7 +51,7 @@ TEST(AccessLine, OptionalFieldsLeftOut) {
   r.method = "GET";
   r.path = "/v1/models";
   r.status = 200;
-  EXPECT_EQ(fields(format(r)),
+  EXPECT_EQ(fields(format_text(r)),
             " method=GET path=/v1/models status=200 duration_ms=0.000 bytes_in=0 bytes_out=0 "
             "outcome=ok\n");
 }
@@ -67,7 +67,7 @@ TEST(AccessLine, DurationDecimals) {
                           {-3.0, "0.000"},
                           {120000.25, "120000.250"}}) {
     r.duration_ms = ms;
-    EXPECT_NE(format(r).find(std::string(" duration_ms=") + text + " "), std::string::npos) << ms;
+    EXPECT_NE(format_text(r).find(std::string(" duration_ms=") + text + " "), std::string::npos) << ms;
   }
 }
 
@@ -79,7 +79,7 @@ TEST(AccessLine, ValuesThatWouldBreakTheLineAreQuoted) {
   r.status = 502;
   r.outcome = "upstream_error";
   r.detail = "provider said \"no\"\r\nx=1\tback\\slash";
-  const auto line = format(r);
+  const auto line = format_text(r);
   EXPECT_EQ(fields(line),
             " method=POST path=\"/v1/a b\" status=502 duration_ms=0.000 bytes_in=0 bytes_out=0 "
             "outcome=upstream_error detail=\"provider said \\\"no\\\"  x=1 back\\\\slash\"\n");
@@ -89,7 +89,7 @@ TEST(AccessLine, ValuesThatWouldBreakTheLineAreQuoted) {
 TEST(AccessLine, EmptyRequiredValueIsQuoted) {
   request_record r;
   r.status = 400;
-  EXPECT_NE(format(r).find(" method=\"\" path=\"\" status=400"), std::string::npos);
+  EXPECT_NE(format_text(r).find(" method=\"\" path=\"\" status=400"), std::string::npos);
 }
 
 TEST(AccessLine, AppendsToWhatIsThereAndHandlesLongValues) {
@@ -118,7 +118,7 @@ TEST(AccessLine, NewFieldsComeAfterTheOriginalOnes) {
   r.client_name = "team a";
   r.ttfb_ms = 85.25;
   r.upstream_ms = 310.5;
-  EXPECT_EQ(fields(format(r)),
+  EXPECT_EQ(fields(format_text(r)),
             " method=POST path=/v1/chat/completions status=200 duration_ms=0.000 bytes_in=0 "
             "bytes_out=0 outcome=ok tried=gpt-4o-mini:500 request_id=0af7651916cd43dd "
             "client=[::1]:53412 client_name=\"team a\" ttfb_ms=85.250 upstream_ms=310.500\n");
@@ -132,11 +132,11 @@ TEST(AccessLine, StructuredTriedListIsPreferredAndEscaped) {
   r.status = 200;
   r.tried = "ignored:when_list_is_set";
   r.tried_list = tried;
-  EXPECT_NE(format(r).find(" tried=\"llama3:8b:timeout,gpt 4:500\"\n"), std::string::npos)
-      << format(r);
+  EXPECT_NE(format_text(r).find(" tried=\"llama3:8b:timeout,gpt 4:500\"\n"), std::string::npos)
+      << format_text(r);
   const attempt plain[] = {{"a", "connect"}};
   r.tried_list = plain;
-  EXPECT_NE(format(r).find(" tried=a:connect\n"), std::string::npos) << format(r);
+  EXPECT_NE(format_text(r).find(" tried=a:connect\n"), std::string::npos) << format_text(r);
 }
 
 }  // namespace
@@ -150,9 +150,9 @@ TEST(AccessLine, ProtocolOnlyForHttp2) {
   r.method = "GET";
   r.path = "/healthz";
   r.status = 200;
-  EXPECT_EQ(format(r).find("protocol="), std::string::npos);
+  EXPECT_EQ(format_text(r).find("protocol="), std::string::npos);
   r.protocol = "h2";
-  auto line = format(r);
+  auto line = format_text(r);
   EXPECT_NE(line.find(" protocol=h2\n"), std::string::npos) << line;
 }
 

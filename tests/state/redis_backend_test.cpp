@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "state/backend_fixture.hpp"
 
 namespace ob::state {
@@ -132,6 +134,49 @@ TEST_F(RedisBackend, LeaseOfADeadHolderExpires) {
   EXPECT_EQ(admit(d).kind, refusal::concurrency);
   now += 1;
   EXPECT_TRUE(admit(d).ok());
+}
+
+// Two workers, two connections: Redis orders commands per connection only. Worker A gives a
+// lease back after worker B's admission was refused but before B read the refusal (the order a
+// busy Redis can process them in when A's settlement and B's admission were sent the other way
+// round: A's client was answered between the two). The refusal gets a second look, which sees
+// the lease gone. B runs on an event loop of its own, so the test decides when B reads.
+TEST_F(RedisBackend, ALeaseGivenBackOnAnotherConnectionIsSeenByTheNextAdmission) {
+  connect();
+  boost::asio::io_context io_b;
+  state::redis::client_options co;
+  co.address = *config::parse_redis_url(server.url(), nullptr);
+  co.timeout = 2s;
+  auto client_b = std::make_shared<state::redis::client>(io_b.get_executor(), co);
+  state::register_scripts(*client_b);
+  client_b->start();
+  ASSERT_TRUE(test::run_until(io_b, [&] { return client_b->connected(); }));
+  std::vector<std::string_view> ping{"PING"};
+  ASSERT_TRUE(test::await(io_b, client_b->call(ping)));  // B's scripts are loaded
+  redis_backend_options ob;
+  ob.test_clock = &now;
+  auto backend_b = std::make_shared<redis_backend>(client_b, nullptr, ob);
+  limits::key_demand k{0, "one", {.concurrency = 1}, {}};
+  auto d = demand_for(&k);
+  auto held = admit(d);  // worker A's request
+  ASSERT_TRUE(held.ok());
+  std::optional<limits::verdict> next;
+  boost::asio::co_spawn(io_b, backend_b->admit(d),
+                        [&](std::exception_ptr, limits::verdict v) { next = v; });
+  server.pause();  // so that B cannot read the answer while its admission is written
+  io_b.poll();
+  server.resume();
+  std::this_thread::sleep_for(50ms);  // the refusal waits unread in B's socket
+  ASSERT_FALSE(next.has_value());
+  backend->settle(held.res, limits::usage{5, 5});  // A gives its lease back
+  sync();                                          // ... and Redis has applied it
+  ASSERT_TRUE(test::run_until(io_b, [&] { return next.has_value(); }));
+  EXPECT_TRUE(next->ok()) << "refused: " << static_cast<int>(next->kind);
+  EXPECT_EQ(backend_b->stats().lease_rechecks, 1u);
+  if (next->ok()) backend_b->release(next->res);
+  backend_b->stop();
+  client_b->stop();
+  test::run_for(io_b, 20ms);
 }
 
 TEST_F(RedisBackend, RenewalKeepsALongStreamsLease) {

@@ -8,41 +8,41 @@
 namespace ob::dialect::anthropic {
 namespace {
 
-request_result tr(std::string_view body, std::int64_t default_max = 1024) {
+request_result tr_out(std::string_view body, std::int64_t default_max = 1024) {
   outbound_options o;
   o.target_model = "claude-sonnet-4-5";
   o.default_max_tokens = default_max;
   return openai_request_to_anthropic(body, o);
 }
 
-std::string ok(std::string_view body) {
-  auto r = tr(body);
+std::string ok_out(std::string_view body) {
+  auto r = tr_out(body);
   EXPECT_FALSE(r.failed()) << r.error_body;
   EXPECT_TRUE(test::valid_json(r.body)) << r.body;
   return r.body;
 }
 
 TEST(AnthropicRequestOut, MinimalChatGetsTargetModelAndDefaultMaxTokens) {
-  EXPECT_EQ(ok(R"({"model":"fast","messages":[{"role":"user","content":"Hello"}]})"),
+  EXPECT_EQ(ok_out(R"({"model":"fast","messages":[{"role":"user","content":"Hello"}]})"),
             R"({"model":"claude-sonnet-4-5","max_tokens":1024,)"
             R"("messages":[{"role":"user","content":"Hello"}]})");
 }
 
 TEST(AnthropicRequestOut, MaxCompletionTokensWinsOverMaxTokens) {
-  EXPECT_EQ(ok(R"({"model":"m","max_tokens":10,"max_completion_tokens":20,"messages":[]})"),
+  EXPECT_EQ(ok_out(R"({"model":"m","max_tokens":10,"max_completion_tokens":20,"messages":[]})"),
             R"({"model":"claude-sonnet-4-5","max_tokens":20,"messages":[]})");
-  EXPECT_EQ(ok(R"({"model":"m","max_tokens":10,"messages":[]})"),
+  EXPECT_EQ(ok_out(R"({"model":"m","max_tokens":10,"messages":[]})"),
             R"({"model":"claude-sonnet-4-5","max_tokens":10,"messages":[]})");
 }
 
 TEST(AnthropicRequestOut, SystemAndDeveloperMessagesAreHoisted) {
-  EXPECT_EQ(ok(R"({"model":"m","messages":[{"role":"system","content":"Be brief."},)"
+  EXPECT_EQ(ok_out(R"({"model":"m","messages":[{"role":"system","content":"Be brief."},)"
                R"({"role":"user","content":"Hi"},{"role":"developer","content":[{"type":"text",)"
                R"("text":"Use French."}]}]})"),
             R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":[{"type":"text",)"
             R"("text":"Be brief."},{"type":"text","text":"Use French."}],)"
             R"("messages":[{"role":"user","content":"Hi"}]})");
-  EXPECT_EQ(ok(R"({"model":"m","messages":[{"role":"system","content":"S"},)"
+  EXPECT_EQ(ok_out(R"({"model":"m","messages":[{"role":"system","content":"S"},)"
                R"({"role":"user","content":"Hi"}]})"),
             R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":"S",)"
             R"("messages":[{"role":"user","content":"Hi"}]})");
@@ -50,7 +50,7 @@ TEST(AnthropicRequestOut, SystemAndDeveloperMessagesAreHoisted) {
 
 TEST(AnthropicRequestOut, ContentPartsAndImages) {
   EXPECT_EQ(
-      ok(R"({"model":"m","messages":[{"role":"user","content":[)"
+      ok_out(R"({"model":"m","messages":[{"role":"user","content":[)"
          R"({"type":"text","text":"What is this?"},)"
          R"({"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0K","detail":"high"}},)"
          R"({"type":"image_url","image_url":{"url":"https://example.com/cat.jpg"}}]}]})"),
@@ -69,7 +69,7 @@ TEST(AnthropicRequestOut, ToolsAndToolChoice) {
       R"("tools":[{"name":"get_weather","description":"Weather","input_schema":{"type":"object",)"
       R"("properties":{"location":{"type":"string"}},"required":["location"]}}])";
   auto with = [&](std::string_view extra) {
-    return ok(R"({"model":"m","messages":[],)" + tools + std::string(extra) + "}");
+    return ok_out(R"({"model":"m","messages":[],)" + tools + std::string(extra) + "}");
   };
   std::string base = R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],)";
   EXPECT_EQ(with(""), base + want_tools + "}");
@@ -89,13 +89,13 @@ TEST(AnthropicRequestOut, ToolsAndToolChoice) {
       base + want_tools + R"(,"tool_choice":{"type":"any","disable_parallel_tool_use":true}})");
   // A tool without parameters gets an empty object schema.
   EXPECT_EQ(
-      ok(R"({"model":"m","messages":[],"tools":[{"type":"function","function":{"name":"now"}}]})"),
+      ok_out(R"({"model":"m","messages":[],"tools":[{"type":"function","function":{"name":"now"}}]})"),
       base + R"("tools":[{"name":"now","input_schema":{"type":"object","properties":{}}}]})");
 }
 
 TEST(AnthropicRequestOut, AssistantToolCallsAndMergedToolResults) {
   EXPECT_EQ(
-      ok(R"({"model":"m","messages":[{"role":"user","content":"Weather in Paris and Rome?"},)"
+      ok_out(R"({"model":"m","messages":[{"role":"user","content":"Weather in Paris and Rome?"},)"
          R"({"role":"assistant","content":"Checking.","tool_calls":[)"
          R"({"id":"call_1","type":"function","function":{"name":"w","arguments":"{\"city\":\"Paris\"}"}},)"
          R"({"id":"call_2","type":"function","function":{"name":"w","arguments":"{\"city\":\"Rome\"}"}}]},)"
@@ -113,7 +113,7 @@ TEST(AnthropicRequestOut, AssistantToolCallsAndMergedToolResults) {
 }
 
 TEST(AnthropicRequestOut, AssistantWithoutContentOrCallsIsLeftOutAndEmptyArgumentsAreAnObject) {
-  EXPECT_EQ(ok(R"({"model":"m","messages":[{"role":"assistant","content":null},)"
+  EXPECT_EQ(ok_out(R"({"model":"m","messages":[{"role":"assistant","content":null},)"
                R"({"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function",)"
                R"("function":{"name":"now","arguments":""}}]}]})"),
             R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"assistant",)"
@@ -121,23 +121,23 @@ TEST(AnthropicRequestOut, AssistantWithoutContentOrCallsIsLeftOutAndEmptyArgumen
 }
 
 TEST(AnthropicRequestOut, SamplingStopStreamAndUser) {
-  EXPECT_EQ(ok(R"({"model":"m","messages":[],"temperature":0.5,"top_p":0.9,"stop":"END",)"
+  EXPECT_EQ(ok_out(R"({"model":"m","messages":[],"temperature":0.5,"top_p":0.9,"stop":"END",)"
                R"("stream":true,"stream_options":{"include_usage":true},"user":"u-42"})"),
             R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"temperature":0.5,)"
             R"("top_p":0.9,"stop_sequences":["END"],"stream":true,"metadata":{"user_id":"u-42"}})");
   auto r =
-      tr(R"({"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}})");
+      tr_out(R"({"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}})");
   EXPECT_TRUE(r.stream);
   EXPECT_TRUE(r.include_usage);
   EXPECT_EQ(
-      ok(R"({"model":"m","messages":[],"stop":["a","b"]})"),
+      ok_out(R"({"model":"m","messages":[],"stop":["a","b"]})"),
       R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"stop_sequences":["a","b"]})");
-  EXPECT_EQ(ok(R"({"model":"m","messages":[],"temperature":1})"),
+  EXPECT_EQ(ok_out(R"({"model":"m","messages":[],"temperature":1})"),
             R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"temperature":1})");
 }
 
 TEST(AnthropicRequestOut, NeutralValuesAndNoEffectParametersAreDropped) {
-  EXPECT_EQ(ok(R"({"model":"m","messages":[],"n":1,"logprobs":false,"frequency_penalty":0,)"
+  EXPECT_EQ(ok_out(R"({"model":"m","messages":[],"n":1,"logprobs":false,"frequency_penalty":0,)"
                R"("presence_penalty":0,"response_format":{"type":"text"},"store":true,)"
                R"("metadata":{"a":"b"},"service_tier":"auto","seed":null,"modalities":["text"],)"
                R"("logit_bias":{},"top_logprobs":null,"prompt_cache_key":"k"})"),
@@ -146,7 +146,7 @@ TEST(AnthropicRequestOut, NeutralValuesAndNoEffectParametersAreDropped) {
 
 TEST(AnthropicRequestOut, StringsAreEscapedNotConcatenated) {
   std::string body =
-      ok(R"({"model":"m","messages":[{"role":"user","content":"a\"b\\c\n\u0001 é"}]})");
+      ok_out(R"({"model":"m","messages":[{"role":"user","content":"a\"b\\c\n\u0001 é"}]})");
   EXPECT_NE(body.find(R"("a\"b\\c\n\u0001 é")"), std::string::npos) << body;
 }
 
@@ -220,7 +220,7 @@ const refusal_case refusals[] = {
 TEST(AnthropicRequestOut, RefusedParametersTable) {
   for (const auto& c : refusals) {
     SCOPED_TRACE(c.name);
-    auto r = tr(c.body);
+    auto r = tr_out(c.body);
     ASSERT_TRUE(r.failed()) << r.body;
     EXPECT_EQ(r.error.status, 400);
     EXPECT_EQ(r.error.param, c.param);

@@ -15,7 +15,7 @@ using test::sse;
 
 // The streaming reference's tool-use example (text, then a tool_use block at index 1), with a
 // ping and a thinking block added.
-std::string tool_stream(int arg_pieces = 0) {
+std::string tool_events(int arg_pieces = 0) {
   std::string s;
   s += sse(
       "message_start",
@@ -173,7 +173,7 @@ TEST(AnthropicStreamOut, GoldenTextStream) {
 
 TEST(AnthropicStreamOut, ToolUseThinkingAndUsage) {
   anthropic_stream_to_openai t("fast", true, 1);
-  auto r = test::run_stream(t, tool_stream(), {});
+  auto r = test::run_stream(t, tool_events(), {});
   auto a = assemble(r.out);
   EXPECT_EQ(a.content, "Okay, let's check the weather:");
   EXPECT_EQ(a.reasoning, "Weather tool.");
@@ -192,7 +192,7 @@ TEST(AnthropicStreamOut, ToolUseThinkingAndUsage) {
 
 TEST(AnthropicStreamOut, NoUsageChunkUnlessAsked) {
   anthropic_stream_to_openai t("fast", false, 1);
-  auto r = test::run_stream(t, tool_stream(), {});
+  auto r = test::run_stream(t, tool_events(), {});
   auto a = assemble(r.out);
   EXPECT_FALSE(a.usage_chunk);
   EXPECT_TRUE(a.done);
@@ -200,7 +200,7 @@ TEST(AnthropicStreamOut, NoUsageChunkUnlessAsked) {
 }
 
 TEST(AnthropicStreamOut, EverySplitPointGivesTheSameOutput) {
-  const std::string in = tool_stream();
+  const std::string in = tool_events();
   anthropic_stream_to_openai whole("fast", true, 1);
   const std::string want = test::run_stream(whole, in, {}).out;
   for (std::size_t i = 0; i <= in.size(); ++i) {
@@ -212,7 +212,7 @@ TEST(AnthropicStreamOut, EverySplitPointGivesTheSameOutput) {
 }
 
 TEST(AnthropicStreamOut, RandomSplitsGiveTheSameOutput) {
-  const std::string in = tool_stream();
+  const std::string in = tool_events();
   anthropic_stream_to_openai whole("fast", true, 1);
   const std::string want = test::run_stream(whole, in, {}).out;
   std::mt19937 rng(42);

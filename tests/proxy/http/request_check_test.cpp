@@ -11,7 +11,7 @@ namespace {
 
 using header_vec = std::vector<std::pair<std::string, std::string>>;
 
-struct row {
+struct request_row {
   const char* name;
   int version;
   header_vec headers;
@@ -20,7 +20,7 @@ struct row {
   bool close;
 };
 
-request_verdict run(const row& r) {
+request_verdict run(const request_row& r) {
   header_list h;
   for (const auto& [n, v] : r.headers) h.add(n, v);
   return check_request(r.version, h, r.target);
@@ -28,7 +28,7 @@ request_verdict run(const row& r) {
 
 const std::string chat = "/v1/chat/completions";
 
-const std::vector<row> table = {
+const std::vector<request_row> requests = {
     {"plain HTTP/1.1", 11, {{"Host", "x"}, {"Content-Length", "5"}}, chat, 0, false},
     {"HTTP/1.1 without a body", 11, {{"host", "x"}}, chat, 0, false},
     {"HTTP/1.0 without Host", 10, {{"Content-Length", "5"}}, chat, 0, false},
@@ -114,7 +114,7 @@ const std::vector<row> table = {
 };
 
 TEST(RequestCheck, Table) {
-  for (const auto& r : table) {
+  for (const auto& r : requests) {
     auto v = run(r);
     if (r.status == 0) {
       EXPECT_TRUE(v.ok()) << r.name << ": " << v.message;

@@ -8,7 +8,7 @@
 namespace ob::proxy::json {
 namespace {
 
-std::string_view text_of(std::string_view doc, span s) {
+std::string_view model_text_of(std::string_view doc, span s) {
   return doc.substr(s.begin, s.end - s.begin);
 }
 
@@ -34,7 +34,7 @@ struct model_finder_test : ::testing::Test {
     request_model r = find(finder, doc);
     EXPECT_EQ(r.status, find_status::ok) << to_string(r.status) << " for " << doc;
     EXPECT_EQ(r.name, name);
-    return std::string(text_of(doc, r.value));
+    return std::string(model_text_of(doc, r.value));
   }
 };
 
