@@ -1,5 +1,7 @@
 // Outbound request, single pass: the common OpenAI chat completions body -> Anthropic Messages
 // body, read once with simdjson On-Demand and written straight into the caller's string.
+// Every value is read (never left to On-Demand's skipping, which does not validate), and the
+// document must end after the root object: so a body is taken only when it is valid JSON.
 // Everything it does not handle goes to the general translator (request_out.cpp), which stays
 // the reference: for every body this one accepts, the output is byte for byte the general one's
 // (tests/dialect and the anthropic_request fuzz target compare the two).
@@ -23,7 +25,8 @@ namespace od = simdjson::ondemand;
 using simdjson::SUCCESS;
 
 constexpr std::size_t max_body = 64 * 1024;  // larger bodies take the general path
-constexpr std::size_t max_system = 8;        // system/developer messages kept without allocating
+constexpr std::size_t max_system = 8;        // system/developer texts kept without allocating
+constexpr std::size_t max_parts = 8;         // text parts of one message
 
 // A string value as the general translator writes it (json_writer::string of the unescaped
 // text). `raw` is the token with its quotes when it holds no backslash: stage 1 validated its
@@ -56,6 +59,10 @@ bool get_text(od::value v, text& t) {
   std::string_view tok = trim_right(v.raw_json_token());
   if (tok.size() >= 2 && tok.front() == '"' && tok.back() == '"' &&
       std::memchr(tok.data() + 1, '\\', tok.size() - 2) == nullptr) {
+    // Consumed all the same: On-Demand skips an unread value without validating what follows
+    // it (a string followed by ':' is taken for a key), so every value is read.
+    od::raw_json_string consumed;
+    if (v.get_raw_json_string().get(consumed)) return false;
     t.s = tok;
     t.raw = true;
     return true;
@@ -64,9 +71,11 @@ bool get_text(od::value v, text& t) {
   return !v.get_string().get(t.s);
 }
 
-// A number token the general translator reads as a number of the same value: decimal, at most
-// 18 integer digits when it has neither fraction nor exponent (larger integers are parsed
-// differently by the DOM, or refused), and in range (get_double fails otherwise).
+// A number token the general translator reads as a number of the same value: at most 17
+// significant digits (18 for an integer: larger integers are parsed differently by the DOM, or
+// refused) and an exponent of at most 3 digits. Longer tokens go to the general path: the
+// portable On-Demand kernel misreads some of them (0.555...55000013499088 with 29 digits came
+// out as 6.4e-11), which the DOM's kernel does not.
 struct number {
   double d = 0;
   bool integer = false;  // the DOM holds it as an int64 (minify writes it as one)
@@ -77,19 +86,31 @@ bool get_number(od::value v, number& n) {
   od::json_type type;
   if (v.type().get(type) || type != od::json_type::number) return false;
   std::string_view tok = trim_right(v.raw_json_token());
+  auto digit = [&](std::size_t k) { return k < tok.size() && tok[k] >= '0' && tok[k] <= '9'; };
   std::size_t k = tok.starts_with('-') ? 1 : 0;
   std::size_t digits = 0;
-  while (k < tok.size() && tok[k] >= '0' && tok[k] <= '9') ++k, ++digits;
+  while (digit(k)) ++k, ++digits;
   if (digits == 0) return false;
   n.integer = k == tok.size();
   if (n.integer) {
     if (digits > 18) return false;
-    if (tok[tok[0] == '-' ? 1 : 0] == '0' && digits > 1) return false;  // leading zero
-    auto res = std::from_chars(tok.data(), tok.data() + tok.size(), n.i);
-    if (res.ec != std::errc() || res.ptr != tok.data() + tok.size()) return false;
+    if (v.get_int64().get(n.i)) return false;  // (read: see get_text)
     n.d = static_cast<double>(n.i);
     return true;
   }
+  if (k < tok.size() && tok[k] == '.') {
+    ++k;
+    while (digit(k)) ++k, ++digits;
+  }
+  if (digits > 17) return false;
+  if (k < tok.size() && (tok[k] == 'e' || tok[k] == 'E')) {
+    ++k;
+    if (k < tok.size() && (tok[k] == '+' || tok[k] == '-')) ++k;
+    std::size_t e = 0;
+    while (digit(k)) ++k, ++e;
+    if (e == 0 || e > 3) return false;
+  }
+  if (k != tok.size()) return false;
   return !v.get_double().get(n.d);
 }
 
@@ -176,11 +197,55 @@ struct pass {
   }
   bool has(key_id k) const { return have & (1u << k); }
 
+  // A message's content: a string, or text parts (an array of {"type":"text","text":...}).
+  struct content {
+    text s;
+    bool parts = false;
+    std::array<text, max_parts> part{};
+    std::size_t n = 0;
+  };
+
+  static bool get_content(od::value v, content& c) {
+    od::json_type type;
+    if (v.type().get(type)) return false;
+    if (type == od::json_type::string) return get_text(v, c.s);
+    od::array a;
+    if (type != od::json_type::array || v.get_array().get(a)) return false;
+    c.parts = true;
+    for (auto e : a) {
+      od::object o;
+      if (e.get_object().get(o) || c.n == max_parts) return false;
+      bool has_type = false, has_text = false;
+      for (auto f : o) {
+        std::string_view k;
+        if (f.error() || !key_of(f, k)) return false;
+        od::value pv;
+        if (f.value().get(pv)) return false;
+        if (k == "type" && !has_type) {
+          has_type = true;
+          od::json_type t;
+          std::string_view name;
+          if (pv.type().get(t) || t != od::json_type::string || pv.get_string().get(name) ||
+              name != "text")
+            return false;
+        } else if (k == "text" && !has_text) {
+          has_text = true;
+          if (!get_text(pv, c.part[c.n])) return false;
+        } else {
+          return false;
+        }
+      }
+      if (!has_type || !has_text) return false;
+      ++c.n;
+    }
+    return true;
+  }
+
   bool message(od::value m) {
     od::object o;
     if (m.get_object().get(o)) return false;
     std::string_view role;
-    text content;
+    content c;
     bool has_role = false, has_content = false;
     for (auto f : o) {
       std::string_view k;
@@ -194,30 +259,53 @@ struct pass {
           return false;
       } else if (k == "content" && !has_content) {
         has_content = true;
-        if (!get_text(v, content)) return false;
+        if (!get_content(v, c)) return false;
       } else {
         return false;
       }
     }
     if (!has_role || !has_content) return false;
-    if (role == "system" || role == "developer") {
-      if (systems == max_system) return false;
-      system[systems++] = content;
+    const text* texts = c.parts ? c.part.data() : &c.s;
+    const std::size_t n = c.parts ? c.n : 1;
+    if (role == "system" || role == "developer") {  // hoisted: each text in order
+      if (systems + n > max_system) return false;
+      for (std::size_t i = 0; i < n; ++i) system[systems++] = texts[i];
       return true;
     }
     if (role == "user") {
       if (!msgs.empty()) msgs += ',';
       msgs += R"({"role":"user","content":)";
-      append_text(msgs, content);
+      if (c.parts) {
+        msgs += '[';
+        for (std::size_t i = 0; i < n; ++i) {
+          if (i) msgs += ',';
+          msgs += R"({"type":"text","text":)";
+          append_text(msgs, texts[i]);
+          msgs += '}';
+        }
+        msgs += ']';
+      } else {
+        append_text(msgs, c.s);
+      }
       msgs += '}';
       return true;
     }
     if (role == "assistant") {
-      if (content.empty()) return true;  // nothing to say: the turn is left out
+      bool any = false;
+      for (std::size_t i = 0; i < n; ++i) any |= !texts[i].empty();
+      if (!any) return true;  // nothing to say: the turn is left out
       if (!msgs.empty()) msgs += ',';
-      msgs += R"({"role":"assistant","content":[{"type":"text","text":)";
-      append_text(msgs, content);
-      msgs += "}]}";
+      msgs += R"({"role":"assistant","content":[)";
+      bool first = true;
+      for (std::size_t i = 0; i < n; ++i) {
+        if (texts[i].empty()) continue;  // Anthropic refuses empty text blocks
+        if (!first) msgs += ',';
+        first = false;
+        msgs += R"({"type":"text","text":)";
+        append_text(msgs, texts[i]);
+        msgs += '}';
+      }
+      msgs += "]}";
       return true;
     }
     return false;
@@ -326,7 +414,7 @@ bool single_pass(std::string_view body, const outbound_options& opt, std::string
                                                        : nullptr;
   if (limit) {
     double d = limit->d;
-    if (d < 1 || d != static_cast<double>(static_cast<std::int64_t>(d)) || d > 1e9) return false;
+    if (d < 1 || d > 1e9 || d != static_cast<double>(static_cast<std::int64_t>(d))) return false;
     max_tokens = static_cast<std::int64_t>(d);
   }
 

@@ -191,7 +191,7 @@ class translator {
     std::int64_t n = opt_.default_max_tokens;
     if (s >= 0) {
       double d = is_number(slots_[s]) ? num(slots_[s]) : -1;
-      if (d < 1 || d != static_cast<double>(static_cast<std::int64_t>(d)) || d > 1e9)
+      if (d < 1 || d > 1e9 || d != static_cast<double>(static_cast<std::int64_t>(d)))
         return fail(s == s_max_tokens ? "max_tokens" : "max_completion_tokens",
                     "the token limit must be a positive integer", invalid);
       n = static_cast<std::int64_t>(d);

@@ -348,11 +348,59 @@ const path_case path_cases[] = {
      R"({"type":"text","text":"S"},{"type":"text","text":"S"},{"type":"text","text":"S"},)"
      R"({"type":"text","text":"S"},{"type":"text","text":"S"},{"type":"text","text":"S"},)"
      R"({"type":"text","text":"S"},{"type":"text","text":"S"}],"messages":[]})"},
+    {"text parts of user, system and assistant messages",
+     R"({"model":"g","messages":[{"content":[{"text":"S1","type":"text"},{"type":"text","text":""}],)"
+     R"("role":"system"},{"role":"user","content":[{"type":"text","text":"a"},)"
+     R"({"type":"t\u0065xt","text":"b\n"}]},{"role":"assistant","content":[{"type":"text","text":""},)"
+     R"({"type":"text","text":"c"}]},{"role":"assistant","content":[{"type":"text","text":""}]},)"
+     R"({"role":"user","content":[]},{"role":"developer","content":[{"type":"text","text":"S2"}]}]})",
+     true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":[{"type":"text","text":"S1"},)"
+     R"({"type":"text","text":"S2"}],"messages":[{"role":"user","content":[{"type":"text","text":"a"},)"
+     R"({"type":"text","text":"b\n"}]},{"role":"assistant","content":[{"type":"text","text":"c"}]},)"
+     R"({"role":"user","content":[]}]})"},
+    {"one system part is the system string",
+     R"({"model":"g","messages":[{"role":"system","content":[{"type":"text","text":"S"}]}]})", true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":"S","messages":[]})"},
+    {"an empty assistant parts array is left out",
+     R"({"model":"g","messages":[{"role":"assistant","content":[]}]})", true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})"},
     // Declined: the general translator answers.
-    {"content parts",
-     R"({"model":"g","messages":[{"role":"user","content":[{"type":"text","text":"x"}]}]})", false,
+    {"a part with another key",
+     R"({"model":"g","messages":[{"role":"user","content":[{"type":"text","text":"x","cache_control":{"type":"ephemeral"}}]}]})",
+     false,
      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user",)"
      R"("content":[{"type":"text","text":"x"}]}]})"},
+    {"an image part",
+     R"({"model":"g","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://e.com/a.png"}}]}]})",
+     false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":[)"
+     R"({"type":"image","source":{"type":"url","url":"https://e.com/a.png"}}]}]})"},
+    {"an assistant refusal part",
+     R"({"model":"g","messages":[{"role":"assistant","content":[{"type":"refusal","refusal":"no"}]}]})",
+     false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"assistant",)"
+     R"("content":[{"type":"text","text":"no"}]}]})"},
+    {"nine parts",
+     R"({"model":"g","messages":[{"role":"user","content":[)" +
+         [] {
+           std::string m;
+           for (int i = 0; i < 9; ++i)
+             m += std::string(i ? "," : "") + R"({"type":"text","text":"p"})";
+           return m;
+         }() +
+         "]}]}",
+     false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":[)"
+     R"({"type":"text","text":"p"},{"type":"text","text":"p"},{"type":"text","text":"p"},)"
+     R"({"type":"text","text":"p"},{"type":"text","text":"p"},{"type":"text","text":"p"},)"
+     R"({"type":"text","text":"p"},{"type":"text","text":"p"},{"type":"text","text":"p"}]}]})"},
+    {"a part without text",
+     R"({"model":"g","messages":[{"role":"user","content":[{"type":"text"}]}]})", false, nullptr,
+     "messages[0].content[0].text"},
+    {"a system part of another type",
+     R"({"model":"g","messages":[{"role":"system","content":[{"type":"image_url","image_url":"x"}]}]})",
+     false, nullptr, "messages[0].content[0].type"},
     {"a message with a name",
      R"({"model":"g","messages":[{"role":"user","content":"x","name":"n"}]})", false,
      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}]})"},
@@ -376,6 +424,15 @@ const path_case path_cases[] = {
      false, nullptr, "max_tokens"},
     {"an integer beyond 64 bits",
      R"({"model":"g","messages":[],"max_tokens":100000000000000000000})", false, nullptr, ""},
+    // Found by the fuzzer: the portable On-Demand kernel misreads some long numbers.
+    {"a number of 29 digits",
+     R"({"model":"g","messages":[],"top_p":0.55555555555555555000013499088})", false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"top_p":0.5555555555555556})"},
+    {"an exponent of 8 digits", R"({"model":"g","messages":[],"temperature":5e-71869901})", false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"temperature":0.0})"},
+    {"17 digits and an exponent of 3",
+     R"({"model":"g","messages":[],"top_p":1.2345678901234567e-100})", true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"top_p":1.2345678901234567e-100})"},
     {"a number out of range", R"({"model":"g","messages":[],"temperature":1e400})", false, nullptr,
      ""},
     {"a leading zero", R"({"model":"g","messages":[],"temperature":01})", false, nullptr, ""},
@@ -383,6 +440,13 @@ const path_case path_cases[] = {
     {"a second root", R"({"model":"g","messages":[]}{})", false, nullptr, ""},
     {"an unclosed array", R"({"model":"g","messages":[{"role":"user","content":"x"})", false,
      nullptr, ""},
+    // Found by the fuzzer: On-Demand skipping an unread string followed by ':' takes it for a
+    // key and reads on; the single pass reads every value, so it sees the missing comma.
+    {"a string value followed by a colon",
+     R"({"model":"","messages":[{"role":"system","content":"":[{""}}]}]})", false, nullptr, ""},
+    {"a model followed by a colon", R"({"model":"g":[{"x"}],"messages":[]})", false, nullptr, ""},
+    {"an integer followed by a colon", R"({"model":"g","messages":[],"max_tokens":5:[{"x"}]})",
+     false, nullptr, ""},
     {"a bad atom", R"({"model":"g","messages":[],"stream":tru})", false, nullptr, ""},
     {"a lone surrogate", R"({"model":"g","messages":[{"role":"user","content":"\ud800"}]})", false,
      nullptr, ""},
@@ -395,6 +459,13 @@ const path_case path_cases[] = {
      "temperature"},
     {"max_tokens fraction", R"({"model":"g","messages":[],"max_tokens":2.5})", false, nullptr,
      "max_tokens"},
+    // Beyond int64: refused before the integer test (whose cast would be undefined behaviour;
+    // found by the fuzzer under UBSan), on both paths.
+    {"max_tokens far beyond int64", R"({"model":"g","messages":[],"max_tokens":7.7e85})", false,
+     nullptr, "max_tokens"},
+    {"max_tokens far beyond int64, general path",
+     R"({"model":"g","messages":[{"role":"robot","content":"x"}],"max_tokens":7.7e85})", false,
+     nullptr, "max_tokens"},
     {"max_tokens above 1e9", R"({"model":"g","messages":[],"max_tokens":1000000001})", false,
      nullptr, "max_tokens"},
     {"duplicate messages", R"({"model":"g","messages":[],"messages":[]})", false, nullptr,
