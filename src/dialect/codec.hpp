@@ -67,6 +67,9 @@ struct request_in {
   std::string_view target;  // client request target, e.g. "/v1/chat/completions?x=1"
   std::string_view body;    // client body: OpenAI JSON (may be anything: validate it)
   std::string_view model;   // the target's real model name (providers[].name) to put upstream
+  // Bytes readable at body.data() (>= body.size()); with simdjson's padding to spare a codec may
+  // parse the body in place. 0: unknown (a codec copies what it parses).
+  std::size_t body_capacity = 0;
 };
 
 // What one translate_event() or finish() call wrote, for the exchange.
@@ -90,10 +93,14 @@ struct request_out {
   std::string headers;
   std::string body;     // the whole upstream body
   bool stream = false;  // the upstream answer is expected as text/event-stream
+  // The client asked for a usage chunk (stream_options.include_usage: true), as the codec read
+  // it while encoding (renew_translator uses it instead of reading the body again).
+  bool include_usage = false;
 };
 
-// Turns one exchange's upstream answer into the client's (OpenAI) dialect. Created per attempt
-// by codec::new_translator; never shared between threads.
+// Turns one exchange's upstream answer into the client's (OpenAI) dialect. Made for an attempt
+// by codec::new_translator or renew_translator (which may reuse the previous attempt's); never
+// shared between threads.
 class answer_translator {
  public:
   virtual ~answer_translator() = default;
@@ -139,6 +146,17 @@ class codec {
   virtual std::unique_ptr<answer_translator> new_translator(const request_in& in,
                                                             bool client_stream,
                                                             std::string_view group) const = 0;
+
+  // The same as `tr = new_translator(in, client_stream, group)` for a request that
+  // encode_request(in, out) encoded, but `tr`, when it holds a translator this codec made
+  // earlier (for an earlier attempt or request of the same exchange), is reset and reused: no
+  // allocation per attempt once warm.
+  virtual void renew_translator(std::unique_ptr<answer_translator>& tr, const request_in& in,
+                                const request_out& out, bool client_stream,
+                                std::string_view group) const {
+    (void)out;
+    tr = new_translator(in, client_stream, group);
+  }
 };
 
 // The codec of a dialect; nullptr for the pass-through dialects (openai, azure) and for a

@@ -392,10 +392,12 @@ class exchange {
 
   // Codec targets only (routing::target::codec set); untouched on the pass-through path.
   std::unique_ptr<dialect::answer_translator> tr_;  // this attempt's answer translator
-  dialect::request_out enc_;                        // this attempt's upstream request
-  std::string xlat_;                                // translated body
-  dialect::codec_result codec_refusal_;             // why the codec refused a request or an answer
-  bool codec_refused_ = false;  // this request: a codec target refused or skipped it
+  // The previous codec attempt's translator, which the next one resets and reuses.
+  std::unique_ptr<dialect::answer_translator> spare_tr_;
+  dialect::request_out enc_;             // this attempt's upstream request
+  std::string xlat_;                     // translated body
+  dialect::codec_result codec_refusal_;  // why the codec refused a request or an answer
+  bool codec_refused_ = false;           // this request: a codec target refused or skipped it
   // This attempt's upstream request when it is not the client's own body (a codec target, or
   // a client dialect's translation); nullptr: the client's body with the model splice.
   const dialect::request_out* up_req_ = nullptr;

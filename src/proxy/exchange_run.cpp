@@ -223,7 +223,7 @@ void exchange::reset_answer_state() {
   data_events_ = 0;
   first_event_error_ = false;
   relay_result_ = relay_result::ok;
-  tr_.reset();
+  if (tr_) spare_tr_ = std::move(tr_);  // kept for the next codec attempt to reuse
   up_req_ = nullptr;
   client_version_ = false;
   if (ctr_) ctr_.reset();  // (a client dialect's last attempt, maybe of an earlier request)
@@ -262,14 +262,17 @@ bool exchange::codec_ready(const exchange_request& r, const routing::target& t) 
 }
 
 dialect::codec_status exchange::prepare_codec(const exchange_request& r, const routing::target& t) {
-  dialect::request_in in{r.req.method, r.req.target, r.req.body.view(), t.provider->name};
+  dialect::request_in in{r.req.method, r.req.target, r.req.body.view(), t.provider->name,
+                         r.req.body.capacity()};
   enc_.target.clear();  // (cleared, not replaced: the buffers are reused by the next request)
   enc_.headers.clear();
   enc_.body.clear();
   enc_.stream = false;
+  enc_.include_usage = false;
   codec_refusal_ = t.codec->encode_request(in, enc_);
   if (codec_refusal_.ok()) {
-    tr_ = t.codec->new_translator(in, enc_.stream, r.group.name);
+    t.codec->renew_translator(spare_tr_, in, enc_, enc_.stream, r.group.name);
+    tr_ = std::move(spare_tr_);
     up_req_ = &enc_;
   }
   return codec_refusal_.status;

@@ -16,6 +16,7 @@ import OpenAI from 'openai';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
 import { waitFor } from './lib/http.mjs';
+import { rawConnection, rawRequest } from './lib/raw.mjs';
 import { CLIENT_TOKEN, chatBody, gwPost, accessLines, assertError } from './lib/common.mjs';
 
 const T = { timeout: 60000 };
@@ -225,6 +226,60 @@ describe('anthropic targets for OpenAI clients', () => {
     }
     assert.fail(`no request of ${group} started on ${firstPath}`);
   }
+
+  test('one connection, one request after another: each stream starts afresh (translator reused)', T, async () => {
+    // The exchange keeps its translator from one attempt and request to the next on a
+    // connection and resets it: nothing of a tool call, a usage ask or a pass-through attempt
+    // in between may show in the next stream.
+    const c = await rawConnection({ port: gw.port });
+    const ask = async (body) => {
+      const a = await c.ask(
+        rawRequest({
+          headers: { Authorization: `Bearer ${CLIENT_TOKEN}`, 'Content-Type': 'application/json' },
+          body: JSON.stringify(body),
+        }),
+        { timeout: 10000 },
+      );
+      assert.equal(a.status, 200, a.text);
+      const ev = dataEvents(a.text);
+      assert.equal(ev.at(-1), '[DONE]', a.text);
+      const chunks = ev.slice(0, -1).map((d) => JSON.parse(d));
+      return {
+        chunks,
+        models: new Set(chunks.map((x) => x.model)),
+        usage: chunks.filter((x) => x.usage).length,
+        toolDeltas: chunks.filter((x) => x.choices?.[0]?.delta?.tool_calls).length,
+        text: chunks.map((x) => x.choices?.[0]?.delta?.content ?? '').join(''),
+        finish: chunks.map((x) => x.choices?.[0]?.finish_reason).filter(Boolean),
+      };
+    };
+    try {
+      const usageAsk = { stream: true, stream_options: { include_usage: true } };
+      const tool = await ask({ model: 'claude-tool', messages, tools, ...usageAsk });
+      assert.ok(tool.toolDeltas > 0);
+      assert.equal(tool.usage, 1);
+      assert.deepEqual(tool.finish, ['tool_calls']);
+
+      const plain = await ask({ model: 'claude', messages, stream: true });
+      assert.deepEqual([...plain.models], ['claude']);
+      assert.equal(plain.usage, 0, 'no usage chunk: this request did not ask');
+      assert.equal(plain.toolDeltas, 0);
+      assert.ok(plain.text.length > 0);
+      assert.deepEqual(plain.finish, ['stop']);
+
+      // An Anthropic attempt (529) then an OpenAI one in the same request, then Anthropic again.
+      const mixed = await ask({ model: 'mixed-stream', messages, stream: true });
+      assert.deepEqual([...mixed.models], ['mixed-stream']);
+      const again = await ask({ model: 'claude', messages, ...usageAsk });
+      assert.deepEqual([...again.models], ['claude']);
+      assert.equal(again.usage, 1);
+      assert.equal(again.toolDeltas, 0);
+      assert.equal(again.text, plain.text);
+      assert.deepEqual(again.finish, ['stop']);
+    } finally {
+      c.close();
+    }
+  });
 
   test('529 before the answer fails over to the next target (anthropic -> openai)', T, async () => {
     const { r, h } = await failedOver('mixed', /\/v1\/messages$/, /\/v1\/chat\/completions$/, chatBody('mixed'));

@@ -3,6 +3,7 @@
 // Invariants: never crash; a translation either succeeds with a body that is a valid JSON object
 // and no error, or fails with status 400, an empty body and an error body that is a valid JSON
 // object in the client's dialect (OpenAI {"error":{...}} / Anthropic {"type":"error",...}).
+// Outbound, the single pass (request_fast.cpp) and the general translator give the same result.
 #include <boost/json.hpp>
 #include <string>
 
@@ -38,7 +39,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view body(reinterpret_cast<const char*>(data), size);
   outbound_options out;
   out.target_model = "claude \"target\"";
-  check(openai_request_to_anthropic(body, out), true);
+  request_result r = openai_request_to_anthropic(body, out);
+  check(r, true);
+  out.general_only = true;
+  request_result g = openai_request_to_anthropic(body, out);
+  OB_FUZZ_CHECK(r.body == g.body);
+  OB_FUZZ_CHECK(r.error_body == g.error_body);
+  OB_FUZZ_CHECK(r.stream == g.stream && r.include_usage == g.include_usage);
   inbound_options in;
   in.target_model = "gpt-4o";
   in.max_completion_tokens = size % 2;

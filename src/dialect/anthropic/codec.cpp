@@ -43,6 +43,16 @@ class translator final : public answer_translator {
              std::int64_t created)
       : model_(model), created_(created), stream_(group, include_usage, created) {}
 
+  // As a new translator, keeping the buffers.
+  void reset(std::string_view model, std::string_view group, bool include_usage,
+             std::int64_t created) {
+    model_.assign(model);
+    created_ = created;
+    stream_.reset(group, include_usage, created);
+    usage_ = {};
+    status_ = 0;
+  }
+
   codec_result translate_body(int status, std::string_view body, std::string& out) override {
     answer_result r = anthropic_answer_to_openai(status, body, model_, created_);
     out += r.body;
@@ -100,7 +110,9 @@ class anthropic_codec final : public codec {
     }
     outbound_options o;
     o.target_model = in.model;
-    request_result r = openai_request_to_anthropic(in.body, o);
+    o.body_capacity = in.body_capacity;
+    // The body is written straight into out.body (the exchange's buffer, reused).
+    request_result r = openai_request_to_anthropic(in.body, o, out.body);
     if (r.failed()) {
       c.status = codec_status::bad_request;
       c.message = std::move(r.error.message);
@@ -111,8 +123,8 @@ class anthropic_codec final : public codec {
     out.target = "/v1/messages";
     // anthropic-version is one of the target's fixed headers (dialect/headers.cpp): sent once,
     // unless the provider's configured headers set their own.
-    out.body = std::move(r.body);
     out.stream = r.stream;
+    out.include_usage = r.include_usage;
     return c;
   }
 
@@ -121,6 +133,18 @@ class anthropic_codec final : public codec {
     bool usage = client_stream && asks_usage(in.body);
     return std::make_unique<translator>(in.model, group, usage,
                                         static_cast<std::int64_t>(std::time(nullptr)));
+  }
+
+  void renew_translator(std::unique_ptr<answer_translator>& tr, const request_in& in,
+                        const request_out& out, bool client_stream,
+                        std::string_view group) const override {
+    const bool usage = client_stream && out.include_usage;
+    const auto created = static_cast<std::int64_t>(std::time(nullptr));
+    if (auto* t = dynamic_cast<translator*>(tr.get())) {
+      t->reset(in.model, group, usage, created);
+    } else {
+      tr = std::make_unique<translator>(in.model, group, usage, created);
+    }
   }
 };
 

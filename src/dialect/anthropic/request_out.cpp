@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "dialect/anthropic/dom.hpp"
+#include "dialect/anthropic/request_fast.hpp"
 
 namespace ob::dialect::anthropic {
 namespace {
@@ -99,7 +100,7 @@ class translator {
  public:
   explicit translator(const outbound_options& opt) : opt_(opt) {}
 
-  request_result run(std::string_view body) {
+  request_result run(std::string_view body, std::string& out) {
     request_result r;
     dom::element root;
     if (!parse(parser_, body, root)) {
@@ -109,8 +110,9 @@ class translator {
     } else if (collect(root.get_object().value_unsafe())) {
       r.stream = stream_;
       r.include_usage = include_usage_;
-      json_writer w(r.body);
-      if (!write(w)) r.body.clear();
+      const std::size_t start = out.size();
+      json_writer w(out);
+      if (!write(w)) out.resize(start);
     }
     if (err_.status) {
       r.error = std::move(err_);
@@ -189,7 +191,7 @@ class translator {
     std::int64_t n = opt_.default_max_tokens;
     if (s >= 0) {
       double d = is_number(slots_[s]) ? num(slots_[s]) : -1;
-      if (d < 1 || d != static_cast<double>(static_cast<std::int64_t>(d)) || d > 1e9)
+      if (d < 1 || d > 1e9 || d != static_cast<double>(static_cast<std::int64_t>(d)))
         return fail(s == s_max_tokens ? "max_tokens" : "max_completion_tokens",
                     "the token limit must be a positive integer", invalid);
       n = static_cast<std::int64_t>(d);
@@ -553,13 +555,22 @@ class translator {
 
 }  // namespace
 
-request_result openai_request_to_anthropic(std::string_view body, const outbound_options& opt) {
+request_result openai_request_to_anthropic(std::string_view body, const outbound_options& opt,
+                                           std::string& out) {
   request_result r;
+  if (!opt.general_only && single_pass(body, opt, out, r)) return r;
   {
     translator t(opt);
-    r = t.run(body);
+    r = t.run(body, out);
   }
   trim_thread_parser();
+  return r;
+}
+
+request_result openai_request_to_anthropic(std::string_view body, const outbound_options& opt) {
+  std::string out;
+  request_result r = openai_request_to_anthropic(body, opt, out);
+  r.body = std::move(out);
   return r;
 }
 

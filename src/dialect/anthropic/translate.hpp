@@ -65,12 +65,21 @@ struct event_result {
 struct outbound_options {
   std::string_view target_model;           // the target's real model name (goes into "model")
   std::int64_t default_max_tokens = 4096;  // when the client sets neither max_tokens field
+  // Bytes readable at body.data() (>= body.size()): with SIMDJSON_PADDING spare ones the body is
+  // parsed in place, else from a copy. 0: unknown.
+  std::size_t body_capacity = 0;
+  // Always take the general (DOM) path, never the single-pass one (tests compare the two).
+  bool general_only = false;
 };
 
 // POST /v1/chat/completions body -> POST /v1/messages body. A parameter that would change the
 // result and has no faithful Anthropic form is refused (400, OpenAI error shape, `param` naming
 // it); parameters with no effect on the result are dropped (docs/ANTHROPIC.md lists both).
 request_result openai_request_to_anthropic(std::string_view body, const outbound_options& opt);
+// The same, appending the translated body to `out` (left as it was when the result failed())
+// instead of to the result's `body`.
+request_result openai_request_to_anthropic(std::string_view body, const outbound_options& opt,
+                                           std::string& out);
 
 // An Anthropic answer (status + JSON body) -> what the OpenAI client gets: a chat.completion for
 // a 2xx message, an OpenAI error (status mapped: 529 overloaded -> 503) otherwise; a 2xx body

@@ -109,6 +109,81 @@ TEST(AnthropicCodec, TranslatesAnswersAndStreams) {
   EXPECT_EQ(b->translate_body(200, "<html>", body).status, codec_status::bad_answer);
 }
 
+// renew_translator resets the previous attempt's translator in place (no allocation) and it
+// then writes exactly what a new one writes: nothing of the earlier stream (its id, the block
+// list, usage, the end seen, a body's status) carries over; include_usage comes from the
+// encoded request.
+TEST(AnthropicCodec, RenewedTranslatorIsReusedAndStartsAfresh) {
+  const codec* c = codec_instance();
+  request_in in;
+  in.target = "/v1/chat/completions";
+  in.model = "claude";
+  auto encode = [&](std::string_view body) {
+    in.body = body;
+    request_out enc;
+    EXPECT_TRUE(c->encode_request(in, enc).ok());
+    return enc;
+  };
+  const std::string first =
+      test::sse("message_start",
+                R"({"type":"message_start","message":{"id":"m1","usage":{"input_tokens":3}}})") +
+      test::sse(
+          "content_block_start",
+          R"({"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":"t","name":"f","input":{}}})") +
+      test::sse(
+          "content_block_delta",
+          R"({"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":"{}"}})") +
+      test::sse(
+          "message_delta",
+          R"({"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":5}})") +
+      test::sse("message_stop", R"({"type":"message_stop"})");
+  const std::string second =
+      test::sse("message_start",
+                R"({"type":"message_start","message":{"id":"m2","usage":{"input_tokens":1}}})") +
+      test::sse(
+          "content_block_start",
+          R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})") +
+      test::sse(
+          "content_block_delta",
+          R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}})") +
+      test::sse("message_delta", R"({"type":"message_delta","delta":{"stop_reason":"end_turn"}})");
+  auto run = [](answer_translator& t, std::string_view up) {
+    std::string out;
+    ob::proxy::sse::framer f;
+    f.feed(up, [&](const ob::proxy::sse::event& ev) { t.translate_event(ev, out); });
+    t.finish(out);
+    return out;
+  };
+
+  request_out with_usage = encode(
+      R"({"model":"fast","messages":[],"stream":true,"stream_options":{"include_usage":true}})");
+  EXPECT_TRUE(with_usage.include_usage);
+  std::unique_ptr<answer_translator> t;
+  c->renew_translator(t, in, with_usage, true, "fast");
+  ASSERT_NE(t, nullptr);
+  std::string body;
+  t->translate_body(529, R"({"type":"error","error":{"type":"overloaded_error","message":"x"}})",
+                    body);
+  EXPECT_EQ(t->client_status(529), 503);
+  std::string a = run(*t, first);
+  EXPECT_EQ(a, run(*c->new_translator(in, true, "fast"), first));
+  EXPECT_NE(a.find(R"("usage":{)"), std::string::npos) << a;  // include_usage was asked
+
+  request_out plain = encode(R"({"model":"fast","messages":[],"stream":true})");
+  EXPECT_FALSE(plain.include_usage);
+  answer_translator* before = t.get();
+  c->renew_translator(t, in, plain, true, "other");
+  EXPECT_EQ(t.get(), before);  // reused
+  EXPECT_EQ(t->client_status(529), 529);
+  EXPECT_FALSE(t->usage().present());
+  std::string b = run(*t, second);
+  EXPECT_EQ(b, run(*c->new_translator(in, true, "other"), second));
+  EXPECT_EQ(b.find("m1"), std::string::npos) << b;
+  EXPECT_EQ(b.find(R"("usage":{)"), std::string::npos) << b;
+  EXPECT_EQ(b.find("[DONE]"), std::string::npos) << b;  // no message_stop in this one
+  EXPECT_EQ(t->usage().prompt_tokens, 1);
+}
+
 // An error event is reported as such, with the events before it in the same call (the
 // exchange fails over only when the first client event of the answer is an error).
 TEST(AnthropicCodec, StreamErrorsAreReportedWithTheEventsBeforeThem) {

@@ -2,17 +2,56 @@
 // (docs/ANTHROPIC.md, "Outbound request"), and the table of refused parameters.
 #include <gtest/gtest.h>
 
+#include "dialect/anthropic/request_fast.hpp"
 #include "dialect/anthropic/translate.hpp"
 #include "helpers.hpp"
 
 namespace ob::dialect::anthropic {
 namespace {
 
+// The general (DOM) translator's result for the same body.
+request_result general(std::string_view body, std::int64_t default_max = 1024) {
+  outbound_options o;
+  o.target_model = "claude-sonnet-4-5";
+  o.default_max_tokens = default_max;
+  o.general_only = true;
+  return openai_request_to_anthropic(body, o);
+}
+
+void expect_same(const request_result& a, const request_result& b) {
+  EXPECT_EQ(a.body, b.body);
+  EXPECT_EQ(a.stream, b.stream);
+  EXPECT_EQ(a.include_usage, b.include_usage);
+  EXPECT_EQ(a.error.status, b.error.status);
+  EXPECT_EQ(a.error.param, b.error.param);
+  EXPECT_EQ(a.error.message, b.error.message);
+  EXPECT_EQ(a.error.code, b.error.code);
+  EXPECT_EQ(a.error_body, b.error_body);
+}
+
+// The translation as the gateway runs it (the single pass when the body has the common shape),
+// checked against the general translator: every case of this file compares the two.
 request_result tr_out(std::string_view body, std::int64_t default_max = 1024) {
   outbound_options o;
   o.target_model = "claude-sonnet-4-5";
   o.default_max_tokens = default_max;
-  return openai_request_to_anthropic(body, o);
+  request_result r = openai_request_to_anthropic(body, o);
+  expect_same(r, general(body, default_max));
+  return r;
+}
+
+// Whether the single pass took the body (else the general translator did).
+bool single(std::string_view body) {
+  outbound_options o;
+  o.target_model = "claude-sonnet-4-5";
+  o.default_max_tokens = 1024;
+  std::string out = "kept";
+  request_result r;
+  bool took = detail::single_pass(body, o, out, r);
+  if (!took) {
+    EXPECT_EQ(out, "kept");  // untouched when it declines
+  }
+  return took;
 }
 
 std::string ok_out(std::string_view body) {
@@ -239,6 +278,246 @@ TEST(AnthropicRequestOut, RefusedParametersTable) {
       EXPECT_EQ(param, c.param);
     }
   }
+}
+
+// The single pass (request_fast.cpp) takes the common shape and declines everything else, which
+// the general translator then handles: each case says which path ran and what came out (a golden
+// body, or the refused param), and tr_out() checks both paths agree byte for byte.
+struct path_case {
+  const char* name;
+  std::string body;
+  bool single;             // the single pass took it
+  const char* expect;      // the translated body, or nullptr: refused
+  const char* param = "";  // the refused field
+};
+
+const path_case path_cases[] = {
+    {"the benchmark's shape",
+     R"({"model":"g","messages":[{"role":"system","content":"Be brief."},{"role":"user",)"
+     R"("content":"Hi"}],"temperature":0.2,"max_tokens":256,"stream":true})",
+     true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":256,"system":"Be brief.","messages":[)"
+     R"({"role":"user","content":"Hi"}],"temperature":0.2,"stream":true})"},
+    {"keys in another order, spaces and newlines",
+     "{ \"stream\" : false ,\n \"messages\" : [ { \"content\" : \"Hi\" , \"role\" : \"user\" } ] ,"
+     "\n\t\"model\":\"g\", \"max_completion_tokens\": 20 , \"max_tokens\": 5 }\n",
+     true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":20,"messages":[{"role":"user","content":"Hi"}]})"},
+    {"escapes are rewritten as the writer writes them",
+     R"({"model":"g","messages":[{"role":"user","content":"a\"b\\c\n\u0001 \u00e9 \/ é"}]})", true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user",)"
+     R"("content":"a\"b\\c\n\u0001 é / é"}]})"},
+    {"escaped keys and role",
+     R"({"mod\u0065l":"g","m\u0065ssages":[{"r\u006fle":"us\u0065r","content":"x"}]})", true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}]})"},
+    {"several system texts, an empty one left out, an empty assistant turn left out",
+     R"({"model":"g","messages":[{"role":"system","content":"A"},{"role":"developer","content":""},)"
+     R"({"role":"user","content":"Hi"},{"role":"assistant","content":""},)"
+     R"({"role":"assistant","content":"Yes"},{"role":"system","content":"B"}]})",
+     true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":[{"type":"text","text":"A"},)"
+     R"({"type":"text","text":"B"}],"messages":[{"role":"user","content":"Hi"},)"
+     R"({"role":"assistant","content":[{"type":"text","text":"Yes"}]}]})"},
+    {"one empty system text is kept",
+     R"({"model":"g","messages":[{"role":"system","content":""}]})", true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":"","messages":[]})"},
+    {"numbers as simdjson re-serializes them",
+     R"({"model":"g","messages":[],"temperature":1e-1,"top_p":-0,"max_tokens":3.0E2})", true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":300,"messages":[],"temperature":0.1,"top_p":0})"},
+    {"integral temperature, top_p with trailing zeros",
+     R"({"model":"g","messages":[],"temperature":1,"top_p":0.50})", true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"temperature":1,"top_p":0.5})"},
+    {"user and stream options",
+     R"({"model":"g","messages":[],"user":"u\"1","stream":true,"stream_options":{"include_usage":false}})",
+     true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"stream":true,)"
+     R"("metadata":{"user_id":"u\"1"}})"},
+    {"model repeated (dropped each time)", R"({"model":"g","model":"h","messages":[]})", true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})"},
+    {"nine system messages: general path",
+     R"({"model":"g","messages":[)" +
+         [] {
+           std::string m;
+           for (int i = 0; i < 9; ++i)
+             m += std::string(i ? "," : "") + R"({"role":"system","content":"S"})";
+           return m;
+         }() +
+         "]}",
+     false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":[{"type":"text","text":"S"},)"
+     R"({"type":"text","text":"S"},{"type":"text","text":"S"},{"type":"text","text":"S"},)"
+     R"({"type":"text","text":"S"},{"type":"text","text":"S"},{"type":"text","text":"S"},)"
+     R"({"type":"text","text":"S"},{"type":"text","text":"S"}],"messages":[]})"},
+    {"text parts of user, system and assistant messages",
+     R"({"model":"g","messages":[{"content":[{"text":"S1","type":"text"},{"type":"text","text":""}],)"
+     R"("role":"system"},{"role":"user","content":[{"type":"text","text":"a"},)"
+     R"({"type":"t\u0065xt","text":"b\n"}]},{"role":"assistant","content":[{"type":"text","text":""},)"
+     R"({"type":"text","text":"c"}]},{"role":"assistant","content":[{"type":"text","text":""}]},)"
+     R"({"role":"user","content":[]},{"role":"developer","content":[{"type":"text","text":"S2"}]}]})",
+     true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":[{"type":"text","text":"S1"},)"
+     R"({"type":"text","text":"S2"}],"messages":[{"role":"user","content":[{"type":"text","text":"a"},)"
+     R"({"type":"text","text":"b\n"}]},{"role":"assistant","content":[{"type":"text","text":"c"}]},)"
+     R"({"role":"user","content":[]}]})"},
+    {"one system part is the system string",
+     R"({"model":"g","messages":[{"role":"system","content":[{"type":"text","text":"S"}]}]})", true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":"S","messages":[]})"},
+    {"an empty assistant parts array is left out",
+     R"({"model":"g","messages":[{"role":"assistant","content":[]}]})", true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})"},
+    // Declined: the general translator answers.
+    {"a part with another key",
+     R"({"model":"g","messages":[{"role":"user","content":[{"type":"text","text":"x","cache_control":{"type":"ephemeral"}}]}]})",
+     false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user",)"
+     R"("content":[{"type":"text","text":"x"}]}]})"},
+    {"an image part",
+     R"({"model":"g","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://e.com/a.png"}}]}]})",
+     false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":[)"
+     R"({"type":"image","source":{"type":"url","url":"https://e.com/a.png"}}]}]})"},
+    {"an assistant refusal part",
+     R"({"model":"g","messages":[{"role":"assistant","content":[{"type":"refusal","refusal":"no"}]}]})",
+     false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"assistant",)"
+     R"("content":[{"type":"text","text":"no"}]}]})"},
+    {"nine parts",
+     R"({"model":"g","messages":[{"role":"user","content":[)" +
+         [] {
+           std::string m;
+           for (int i = 0; i < 9; ++i)
+             m += std::string(i ? "," : "") + R"({"type":"text","text":"p"})";
+           return m;
+         }() +
+         "]}]}",
+     false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":[)"
+     R"({"type":"text","text":"p"},{"type":"text","text":"p"},{"type":"text","text":"p"},)"
+     R"({"type":"text","text":"p"},{"type":"text","text":"p"},{"type":"text","text":"p"},)"
+     R"({"type":"text","text":"p"},{"type":"text","text":"p"},{"type":"text","text":"p"}]}]})"},
+    {"a part without text",
+     R"({"model":"g","messages":[{"role":"user","content":[{"type":"text"}]}]})", false, nullptr,
+     "messages[0].content[0].text"},
+    {"a system part of another type",
+     R"({"model":"g","messages":[{"role":"system","content":[{"type":"image_url","image_url":"x"}]}]})",
+     false, nullptr, "messages[0].content[0].type"},
+    {"a message with a name",
+     R"({"model":"g","messages":[{"role":"user","content":"x","name":"n"}]})", false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}]})"},
+    {"a null value", R"({"model":"g","messages":[],"temperature":null})", false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})"},
+    {"a neutral value", R"({"model":"g","messages":[],"n":1})", false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})"},
+    {"a dropped key", R"({"model":"g","messages":[],"store":false})", false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})"},
+    {"model not a string", R"({"model":7,"messages":[]})", false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})"},
+    {"stream_options not an object", R"({"model":"g","messages":[],"stream_options":1})", false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})"},
+    {"a stop sequence", R"({"model":"g","messages":[],"stop":"x"})", false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"stop_sequences":["x"]})"},
+    {"a tool message",
+     R"({"model":"g","messages":[{"role":"tool","tool_call_id":"c","content":"r"}]})", false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":[)"
+     R"({"type":"tool_result","tool_use_id":"c","content":"r"}]}]})"},
+    {"an integer of 19 digits", R"({"model":"g","messages":[],"max_tokens":1000000000000000000})",
+     false, nullptr, "max_tokens"},
+    {"an integer beyond 64 bits",
+     R"({"model":"g","messages":[],"max_tokens":100000000000000000000})", false, nullptr, ""},
+    // Found by the fuzzer: the portable On-Demand kernel misreads some long numbers.
+    {"a number of 29 digits",
+     R"({"model":"g","messages":[],"top_p":0.55555555555555555000013499088})", false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"top_p":0.5555555555555556})"},
+    {"an exponent of 8 digits", R"({"model":"g","messages":[],"temperature":5e-71869901})", false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"temperature":0.0})"},
+    {"17 digits and an exponent of 3",
+     R"({"model":"g","messages":[],"top_p":1.2345678901234567e-100})", true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"top_p":1.2345678901234567e-100})"},
+    {"a number out of range", R"({"model":"g","messages":[],"temperature":1e400})", false, nullptr,
+     ""},
+    {"a leading zero", R"({"model":"g","messages":[],"temperature":01})", false, nullptr, ""},
+    {"trailing content", R"({"model":"g","messages":[]} x)", false, nullptr, ""},
+    {"a second root", R"({"model":"g","messages":[]}{})", false, nullptr, ""},
+    {"an unclosed array", R"({"model":"g","messages":[{"role":"user","content":"x"})", false,
+     nullptr, ""},
+    // Found by the fuzzer: On-Demand skipping an unread string followed by ':' takes it for a
+    // key and reads on; the single pass reads every value, so it sees the missing comma.
+    {"a string value followed by a colon",
+     R"({"model":"","messages":[{"role":"system","content":"":[{""}}]}]})", false, nullptr, ""},
+    {"a model followed by a colon", R"({"model":"g":[{"x"}],"messages":[]})", false, nullptr, ""},
+    {"an integer followed by a colon", R"({"model":"g","messages":[],"max_tokens":5:[{"x"}]})",
+     false, nullptr, ""},
+    {"a bad atom", R"({"model":"g","messages":[],"stream":tru})", false, nullptr, ""},
+    {"a lone surrogate", R"({"model":"g","messages":[{"role":"user","content":"\ud800"}]})", false,
+     nullptr, ""},
+    {"a raw newline in a string",
+     "{\"model\":\"g\",\"messages\":[{\"role\":\"user\",\"content\":\"a\nb\"}]}", false, nullptr,
+     ""},
+    {"not an object", R"([1])", false, nullptr, ""},
+    {"empty", "", false, nullptr, ""},
+    {"temperature above 1", R"({"model":"g","messages":[],"temperature":1.5})", false, nullptr,
+     "temperature"},
+    {"max_tokens fraction", R"({"model":"g","messages":[],"max_tokens":2.5})", false, nullptr,
+     "max_tokens"},
+    // Beyond int64: refused before the integer test (whose cast would be undefined behaviour;
+    // found by the fuzzer under UBSan), on both paths.
+    {"max_tokens far beyond int64", R"({"model":"g","messages":[],"max_tokens":7.7e85})", false,
+     nullptr, "max_tokens"},
+    {"max_tokens far beyond int64, general path",
+     R"({"model":"g","messages":[{"role":"robot","content":"x"}],"max_tokens":7.7e85})", false,
+     nullptr, "max_tokens"},
+    {"max_tokens above 1e9", R"({"model":"g","messages":[],"max_tokens":1000000001})", false,
+     nullptr, "max_tokens"},
+    {"duplicate messages", R"({"model":"g","messages":[],"messages":[]})", false, nullptr,
+     "messages"},
+    {"duplicate role", R"({"model":"g","messages":[{"role":"user","role":"user","content":"x"}]})",
+     false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}]})"},
+    {"an unknown role", R"({"model":"g","messages":[{"role":"robot","content":"x"}]})", false,
+     nullptr, "messages[0].role"},
+    {"messages missing", R"({"model":"g"})", false, nullptr, "messages"},
+    {"user not a string", R"({"model":"g","messages":[],"user":1})", false, nullptr, "user"},
+    {"stream not a boolean", R"({"model":"g","messages":[],"stream":"yes"})", false, nullptr,
+     "stream"},
+};
+
+TEST(AnthropicRequestOut, SinglePassAndGeneralPathTable) {
+  for (const auto& c : path_cases) {
+    SCOPED_TRACE(c.name);
+    EXPECT_EQ(single(c.body), c.single);
+    auto r = tr_out(c.body);
+    if (c.expect) {
+      EXPECT_FALSE(r.failed()) << r.error_body;
+      EXPECT_EQ(r.body, c.expect);
+      EXPECT_TRUE(test::valid_json(r.body)) << r.body;
+    } else {
+      EXPECT_TRUE(r.failed()) << r.body;
+      EXPECT_EQ(r.error.param, c.param);
+    }
+  }
+}
+
+// In place (the exchange's buffer has simdjson's padding) or from a copy: the same result; the
+// output is appended to what the caller's string holds.
+TEST(AnthropicRequestOut, SinglePassInPlaceAppends) {
+  std::string body = R"({"model":"g","messages":[{"role":"user","content":"Hi"}],"stream":true})";
+  const std::size_t size = body.size();
+  body.append(simdjson::SIMDJSON_PADDING, '\0');
+  outbound_options o;
+  o.target_model = "m";
+  o.body_capacity = body.size();
+  std::string out = "x";
+  request_result r = openai_request_to_anthropic(std::string_view(body.data(), size), o, out);
+  EXPECT_FALSE(r.failed());
+  EXPECT_TRUE(r.stream);
+  EXPECT_TRUE(r.body.empty());
+  EXPECT_EQ(out, R"(x{"model":"m","max_tokens":4096,"messages":[{"role":"user","content":"Hi"}],)"
+                 R"("stream":true})");
+  // A refusal leaves the caller's string as it was.
+  out = "x";
+  r = openai_request_to_anthropic(R"({"messages":[],"max_tokens":0})", o, out);
+  EXPECT_TRUE(r.failed());
+  EXPECT_EQ(out, "x");
 }
 
 }  // namespace
