@@ -57,7 +57,7 @@ TEST(ConfigKeys, FullKeyReadsEveryField) {
 
 TEST(ConfigKeys, TokenSha256AndSecurityBecomeKeys) {
   auto r = parse_text(keys_doc(R"("security":["abc"],"keys":[{"name":"k","token_sha256":")" +
-                          abc_sha.substr(0, 63) + R"(0"}])"));
+                               abc_sha.substr(0, 63) + R"(0"}])"));
   ASSERT_TRUE(r.ok()) << dump(r);
   ASSERT_EQ(r.cfg->keys.size(), 2u);
   EXPECT_TRUE(r.cfg->keys[0].from_security);
@@ -117,8 +117,8 @@ TEST(ConfigKeys, ErrorTable) {
        "keys[3].name", "already the name of keys[0]"},
       {"token missing", keys_doc(R"("keys":[{"name":"a"}])"), "keys[0].token", "is required"},
       {"token and digest",
-       keys_doc(R"("keys":[{"name":"a","token":"t","token_sha256":")" + abc_sha + R"("}])"), "keys[0]",
-       "not both"},
+       keys_doc(R"("keys":[{"name":"a","token":"t","token_sha256":")" + abc_sha + R"("}])"),
+       "keys[0]", "not both"},
       {"token empty", keys_doc(R"("keys":[{"name":"a","token":""}])"), "keys[0].token",
        "must not be empty"},
       {"token env unset", keys_doc(R"("keys":[{"name":"a","token":"${NOPE}"}])"), "keys[0].token",
@@ -128,8 +128,9 @@ TEST(ConfigKeys, ErrorTable) {
       {"digest not hex",
        keys_doc(R"("keys":[{"name":"a","token_sha256":")" + std::string(64, 'g') + R"("}])"),
        "keys[0].token_sha256", "64 hexadecimal"},
-      {"same token twice", keys_doc(R"("keys":[{"name":"a","token":"t"},{"name":"b","token":"t"}])"),
-       "keys", "same token"},
+      {"same token twice",
+       keys_doc(R"("keys":[{"name":"a","token":"t"},{"name":"b","token":"t"}])"), "keys",
+       "same token"},
       {"groups not array", keys_doc(R"("keys":[{"name":"a","token":"t","groups":"g1"}])"),
        "keys[0].groups", "must be an array"},
       {"unknown group", keys_doc(R"("keys":[{"name":"a","token":"t","groups":["g1","nope"]}])"),
@@ -143,9 +144,10 @@ TEST(ConfigKeys, ErrorTable) {
       {"default output zero",
        keys_doc(R"("keys":[{"name":"a","token":"t","limits":{"default_output_tokens":0}}])"),
        "keys[0].limits.default_output_tokens", "between"},
-      {"budget empty", keys_doc(R"("keys":[{"name":"a","token":"t","budget":{}}])"), "keys[0].budget",
-       "needs \"tokens\" or \"usd\""},
-      {"budget both", keys_doc(R"("keys":[{"name":"a","token":"t","budget":{"tokens":1,"usd":1}}])"),
+      {"budget empty", keys_doc(R"("keys":[{"name":"a","token":"t","budget":{}}])"),
+       "keys[0].budget", "needs \"tokens\" or \"usd\""},
+      {"budget both",
+       keys_doc(R"("keys":[{"name":"a","token":"t","budget":{"tokens":1,"usd":1}}])"),
        "keys[0].budget", "not both"},
       {"budget period",
        keys_doc(R"("keys":[{"name":"a","token":"t","budget":{"tokens":1,"period":"year"}}])"),
@@ -158,7 +160,8 @@ TEST(ConfigKeys, ErrorTable) {
       {"usd budget unpriced provider",
        keys_doc(R"("keys":[{"name":"a","token":"t","budget":{"usd":5}}])"), "keys[0].budget.usd",
        "providers[0].price is not set"},
-      {"expires bad", keys_doc(R"("keys":[{"name":"a","token":"t","expires":"2027-02-30T00:00:00Z"}])"),
+      {"expires bad",
+       keys_doc(R"("keys":[{"name":"a","token":"t","expires":"2027-02-30T00:00:00Z"}])"),
        "keys[0].expires", "RFC 3339"},
       {"expires local time",
        keys_doc(R"("keys":[{"name":"a","token":"t","expires":"2027-01-01T00:00:00+02:00"}])"),
@@ -178,13 +181,15 @@ TEST(ConfigKeys, ErrorTable) {
       {"price negative",
        R"({"security":["t"],"providers":[{"group":"g","name":"m","base":"http://h","price":{"input":-1,"output":1}}]})",
        "providers[0].price.input", "between"},
-      {"max_wait too long", keys_doc(R"("keys":[{"name":"a","token":"t","limits":{"max_wait":61}}])"),
+      {"max_wait too long",
+       keys_doc(R"("keys":[{"name":"a","token":"t","limits":{"max_wait":61}}])"),
        "keys[0].limits.max_wait", "between 0 and 60"},
       {"global max_wait negative", keys_doc(R"("security":["t"],"limits":{"max_wait":-1})"),
        "limits.max_wait", "between 0 and 60"},
       {"global max_waiting", keys_doc(R"("security":["t"],"limits":{"max_waiting":1.5})"),
        "limits.max_waiting", "an integer"},
-      {"global default output", keys_doc(R"("security":["t"],"limits":{"default_output_tokens":-3})"),
+      {"global default output",
+       keys_doc(R"("security":["t"],"limits":{"default_output_tokens":-3})"),
        "limits.default_output_tokens", "between"},
   };
   for (const auto& c : cases) {
@@ -195,8 +200,8 @@ TEST(ConfigKeys, ErrorTable) {
 }
 
 TEST(ConfigKeys, SecretsNeverInDiagnostics) {
-  auto r = parse_text(
-      keys_doc(R"("keys":[{"name":"a","token":"sekrit-1 "},{"name":"a","token_sha256":"sekrit-2"}])"));
+  auto r = parse_text(keys_doc(
+      R"("keys":[{"name":"a","token":"sekrit-1 "},{"name":"a","token_sha256":"sekrit-2"}])"));
   EXPECT_FALSE(r.ok());
   for (const auto& d : r.diagnostics) {
     EXPECT_EQ(d.message.find("sekrit"), std::string::npos) << d.to_string();

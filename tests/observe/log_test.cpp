@@ -67,7 +67,8 @@ TEST(AccessLine, DurationDecimals) {
                           {-3.0, "0.000"},
                           {120000.25, "120000.250"}}) {
     r.duration_ms = ms;
-    EXPECT_NE(format_text(r).find(std::string(" duration_ms=") + text + " "), std::string::npos) << ms;
+    EXPECT_NE(format_text(r).find(std::string(" duration_ms=") + text + " "), std::string::npos)
+        << ms;
   }
 }
 

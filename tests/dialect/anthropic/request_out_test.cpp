@@ -75,24 +75,26 @@ TEST(AnthropicRequestOut, MaxCompletionTokensWinsOverMaxTokens) {
 }
 
 TEST(AnthropicRequestOut, SystemAndDeveloperMessagesAreHoisted) {
-  EXPECT_EQ(ok_out(R"({"model":"m","messages":[{"role":"system","content":"Be brief."},)"
-               R"({"role":"user","content":"Hi"},{"role":"developer","content":[{"type":"text",)"
-               R"("text":"Use French."}]}]})"),
-            R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":[{"type":"text",)"
-            R"("text":"Be brief."},{"type":"text","text":"Use French."}],)"
-            R"("messages":[{"role":"user","content":"Hi"}]})");
+  EXPECT_EQ(
+      ok_out(R"({"model":"m","messages":[{"role":"system","content":"Be brief."},)"
+             R"({"role":"user","content":"Hi"},{"role":"developer","content":[{"type":"text",)"
+             R"("text":"Use French."}]}]})"),
+      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":[{"type":"text",)"
+      R"("text":"Be brief."},{"type":"text","text":"Use French."}],)"
+      R"("messages":[{"role":"user","content":"Hi"}]})");
   EXPECT_EQ(ok_out(R"({"model":"m","messages":[{"role":"system","content":"S"},)"
-               R"({"role":"user","content":"Hi"}]})"),
+                   R"({"role":"user","content":"Hi"}]})"),
             R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":"S",)"
             R"("messages":[{"role":"user","content":"Hi"}]})");
 }
 
 TEST(AnthropicRequestOut, ContentPartsAndImages) {
   EXPECT_EQ(
-      ok_out(R"({"model":"m","messages":[{"role":"user","content":[)"
-         R"({"type":"text","text":"What is this?"},)"
-         R"({"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0K","detail":"high"}},)"
-         R"({"type":"image_url","image_url":{"url":"https://example.com/cat.jpg"}}]}]})"),
+      ok_out(
+          R"({"model":"m","messages":[{"role":"user","content":[)"
+          R"({"type":"text","text":"What is this?"},)"
+          R"({"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0K","detail":"high"}},)"
+          R"({"type":"image_url","image_url":{"url":"https://example.com/cat.jpg"}}]}]})"),
       R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user",)"
       R"("content":[{"type":"text","text":"What is this?"},{"type":"image","source":)"
       R"({"type":"base64","media_type":"image/png","data":"iVBORw0K"}},{"type":"image",)"
@@ -128,19 +130,21 @@ TEST(AnthropicRequestOut, ToolsAndToolChoice) {
       base + want_tools + R"(,"tool_choice":{"type":"any","disable_parallel_tool_use":true}})");
   // A tool without parameters gets an empty object schema.
   EXPECT_EQ(
-      ok_out(R"({"model":"m","messages":[],"tools":[{"type":"function","function":{"name":"now"}}]})"),
+      ok_out(
+          R"({"model":"m","messages":[],"tools":[{"type":"function","function":{"name":"now"}}]})"),
       base + R"("tools":[{"name":"now","input_schema":{"type":"object","properties":{}}}]})");
 }
 
 TEST(AnthropicRequestOut, AssistantToolCallsAndMergedToolResults) {
   EXPECT_EQ(
-      ok_out(R"({"model":"m","messages":[{"role":"user","content":"Weather in Paris and Rome?"},)"
-         R"({"role":"assistant","content":"Checking.","tool_calls":[)"
-         R"({"id":"call_1","type":"function","function":{"name":"w","arguments":"{\"city\":\"Paris\"}"}},)"
-         R"({"id":"call_2","type":"function","function":{"name":"w","arguments":"{\"city\":\"Rome\"}"}}]},)"
-         R"({"role":"tool","tool_call_id":"call_1","content":"18C"},)"
-         R"({"role":"tool","tool_call_id":"call_2","content":[{"type":"text","text":"21C"}]},)"
-         R"({"role":"user","content":"Thanks"}]})"),
+      ok_out(
+          R"({"model":"m","messages":[{"role":"user","content":"Weather in Paris and Rome?"},)"
+          R"({"role":"assistant","content":"Checking.","tool_calls":[)"
+          R"({"id":"call_1","type":"function","function":{"name":"w","arguments":"{\"city\":\"Paris\"}"}},)"
+          R"({"id":"call_2","type":"function","function":{"name":"w","arguments":"{\"city\":\"Rome\"}"}}]},)"
+          R"({"role":"tool","tool_call_id":"call_1","content":"18C"},)"
+          R"({"role":"tool","tool_call_id":"call_2","content":[{"type":"text","text":"21C"}]},)"
+          R"({"role":"user","content":"Thanks"}]})"),
       R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[)"
       R"({"role":"user","content":"Weather in Paris and Rome?"},)"
       R"({"role":"assistant","content":[{"type":"text","text":"Checking."},)"
@@ -152,20 +156,21 @@ TEST(AnthropicRequestOut, AssistantToolCallsAndMergedToolResults) {
 }
 
 TEST(AnthropicRequestOut, AssistantWithoutContentOrCallsIsLeftOutAndEmptyArgumentsAreAnObject) {
-  EXPECT_EQ(ok_out(R"({"model":"m","messages":[{"role":"assistant","content":null},)"
-               R"({"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function",)"
-               R"("function":{"name":"now","arguments":""}}]}]})"),
-            R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"assistant",)"
-            R"("content":[{"type":"tool_use","id":"c","name":"now","input":{}}]}]})");
+  EXPECT_EQ(
+      ok_out(R"({"model":"m","messages":[{"role":"assistant","content":null},)"
+             R"({"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function",)"
+             R"("function":{"name":"now","arguments":""}}]}]})"),
+      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"assistant",)"
+      R"("content":[{"type":"tool_use","id":"c","name":"now","input":{}}]}]})");
 }
 
 TEST(AnthropicRequestOut, SamplingStopStreamAndUser) {
   EXPECT_EQ(ok_out(R"({"model":"m","messages":[],"temperature":0.5,"top_p":0.9,"stop":"END",)"
-               R"("stream":true,"stream_options":{"include_usage":true},"user":"u-42"})"),
+                   R"("stream":true,"stream_options":{"include_usage":true},"user":"u-42"})"),
             R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"temperature":0.5,)"
             R"("top_p":0.9,"stop_sequences":["END"],"stream":true,"metadata":{"user_id":"u-42"}})");
-  auto r =
-      tr_out(R"({"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}})");
+  auto r = tr_out(
+      R"({"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}})");
   EXPECT_TRUE(r.stream);
   EXPECT_TRUE(r.include_usage);
   EXPECT_EQ(
@@ -176,11 +181,12 @@ TEST(AnthropicRequestOut, SamplingStopStreamAndUser) {
 }
 
 TEST(AnthropicRequestOut, NeutralValuesAndNoEffectParametersAreDropped) {
-  EXPECT_EQ(ok_out(R"({"model":"m","messages":[],"n":1,"logprobs":false,"frequency_penalty":0,)"
-               R"("presence_penalty":0,"response_format":{"type":"text"},"store":true,)"
-               R"("metadata":{"a":"b"},"service_tier":"auto","seed":null,"modalities":["text"],)"
-               R"("logit_bias":{},"top_logprobs":null,"prompt_cache_key":"k"})"),
-            R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})");
+  EXPECT_EQ(
+      ok_out(R"({"model":"m","messages":[],"n":1,"logprobs":false,"frequency_penalty":0,)"
+             R"("presence_penalty":0,"response_format":{"type":"text"},"store":true,)"
+             R"("metadata":{"a":"b"},"service_tier":"auto","seed":null,"modalities":["text"],)"
+             R"("logit_bias":{},"top_logprobs":null,"prompt_cache_key":"k"})"),
+      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})");
 }
 
 TEST(AnthropicRequestOut, StringsAreEscapedNotConcatenated) {
