@@ -76,6 +76,7 @@ struct h2_stream final : proxy::memory_pipe::near_end {
   // The body no longer goes to the pipe (the answer came first, the stream was refused or
   // reset): its DATA is given back to the client's windows at once and dropped.
   bool dropping = false;
+  bool request_ended = false;  // END_STREAM received: the client sends nothing more
   bool started = false;
   bool closed = false;  // nghttp2 closed the stream (answered, or reset by either side)
   std::shared_ptr<proxy::memory_pipe> pipe;  // to the client_connection serving the request
@@ -180,6 +181,7 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
   static int on_frame_recv(nghttp2_session*, const nghttp2_frame*, void*);
   static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd*, void*);
   static int on_stream_close(nghttp2_session*, int32_t, uint32_t, void*);
+  static int on_frame_send(nghttp2_session*, const nghttp2_frame*, void*);
   static ssize_t read_body(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*,
                            nghttp2_data_source*, void*);
 
@@ -299,6 +301,7 @@ int h2_connection::on_frame_recv(nghttp2_session* s, const nghttp2_frame* f, voi
   if (it == c->streams_.end()) return 0;
   auto& st = *it->second;
   bool ended = f->hd.flags & NGHTTP2_FLAG_END_STREAM;
+  st.request_ended = st.request_ended || ended;
   // Served once its request head is complete: the body follows through the pipe.
   if (!st.started) {
     if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
@@ -324,6 +327,19 @@ int h2_connection::on_stream_close(nghttp2_session*, int32_t id, uint32_t, void*
   c->streams_.erase(it);
   --c->ctx_.metrics.http2_streams;
   if (c->streams_.empty()) c->idle_since_ = clock_type::now();
+  return 0;
+}
+
+int h2_connection::on_frame_send(nghttp2_session* s, const nghttp2_frame* f, void* ud) {
+  if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+      (f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS))
+    return 0;
+  // The answer is complete before the request (a refusal before the body was read, say): the
+  // client is asked to stop sending it (RFC 9113 8.1), as an HTTP/1.1 client's connection is
+  // closed.
+  auto* st = static_cast<h2_connection*>(ud)->find(f->hd.stream_id);
+  if (st && !st->request_ended)
+    nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
   return 0;
 }
 
@@ -367,6 +383,7 @@ bool h2_connection::setup() {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
   nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   // HPACK: our encoder's dynamic table stays small; the client's is bounded by our

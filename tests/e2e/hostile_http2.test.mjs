@@ -213,6 +213,24 @@ const cases = [
     },
   },
   {
+    name: 'a request answered before its body ends (401) -> the answer, then RST_STREAM NO_ERROR (stop sending); the connection goes on',
+    async run({ gw, ca }) {
+      const c = await rawH2(gw, ca);
+      const block = hpack(requestFields(gw, { method: 'POST', path: '/v1/chat/completions', headers: [['content-type', 'application/json'], ['content-length', '100000']] }));
+      await c.write(Buffer.concat([PREFACE, settings(), frame(T.HEADERS, F.END_HEADERS, 1, block), frame(T.DATA, 0, 1, Buffer.alloc(1000, 0x20))]));
+      await waitFor(() => c.frames.some((f) => f.type === T.RST_STREAM && f.stream === 1), { what: 'the reset of stream 1', timeout: 5000 });
+      const ended = c.frames.findIndex((f) => f.type === T.DATA && f.stream === 1 && f.flags & F.END_STREAM);
+      const rst = c.frames.findIndex((f) => f.type === T.RST_STREAM && f.stream === 1);
+      assert.ok(ended >= 0 && ended < rst, 'the whole answer comes first');
+      assert.equal(JSON.parse(Buffer.concat(c.frames.filter((f) => f.type === T.DATA && f.stream === 1).map((f) => f.payload)).toString()).error.code, 'invalid_api_key');
+      assert.equal(c.frames[rst].payload.readUInt32BE(0), 0, 'NO_ERROR');
+      // More DATA in flight on the reset stream are ignored; the connection goes on.
+      await c.write(frame(T.DATA, 0, 1, Buffer.alloc(1000, 0x20)));
+      assert.equal(c.goaway(), undefined, 'the connection is not ended');
+      c.sock.destroy();
+    },
+  },
+  {
     name: 'a body past limits.max_body_bytes without content-length -> 413 JSON (the HTTP/1.1 side counts the chunked body), the connection goes on',
     async run({ ca, M }) {
       await withGateway({ ca, M, extra: { limits: { max_body_bytes: 65536 } } }, async (gw2) => {
