@@ -111,6 +111,17 @@ void memory_pipe::feed(std::string_view bytes) {
   wake_reader();
 }
 
+void memory_pipe::feed(std::string&& bytes) {
+  if (in_.empty() && !closed_ && !gone_) {
+    in_ = std::move(bytes);
+    off_ = 0;
+    raw_end_ = 0;
+    if (!in_.empty()) wake_reader();
+    return;
+  }
+  feed(std::string_view(bytes));
+}
+
 void memory_pipe::frame_chunks() {
   framed_ = true;
   raw_end_ = in_.size();

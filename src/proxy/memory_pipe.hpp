@@ -61,6 +61,9 @@ class memory_pipe {
   void attach(near_end* n) { near_ = n; }
   // More of the request (appended to what the far end has not read yet).
   void feed(std::string_view bytes);
+  // The same, taking the string's buffer when nothing is waiting to be read (the head).
+  void feed(std::string&& bytes);
+  void feed(const char* bytes) { feed(std::string_view(bytes)); }
   // From now on the bytes fed are a body of unknown length: reads carry them as chunks
   // (Transfer-Encoding: chunked), and the end of input as the last chunk. Once, after the head.
   void frame_chunks();

@@ -264,7 +264,7 @@ void h2_connection::on_body(h2_stream& st, const uint8_t* data, std::size_t len)
   st.body_held += len;
   body_held_ += len;
   st.in_pipe += len;
-  st.pipe->feed({reinterpret_cast<const char*>(data), len});
+  st.pipe->feed(std::string_view(reinterpret_cast<const char*>(data), len));
 }
 
 int h2_connection::on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* ud) {
@@ -586,7 +586,7 @@ void h2_connection::start_stream(const std::shared_ptr<h2_stream>& st, bool ende
   st->parser->skip(st->head.is_head());
   st->pipe = std::make_shared<proxy::memory_pipe>(stream_.get_executor());
   st->pipe->attach(st.get());
-  st->pipe->feed(request);
+  st->pipe->feed(std::move(request));
   if (!ended && !length) st->pipe->frame_chunks();
   if (ended || st->dropping) st->pipe->feed_end();
 

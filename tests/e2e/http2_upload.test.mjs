@@ -19,7 +19,8 @@ import { startMock } from '../../tools/mock-provider/server.js';
 import { makeTestCA } from './lib/tls.mjs';
 import { chatBody, sleep } from './lib/common.mjs';
 import { startH2Gateway, h2connect, rssKiB } from './lib/h2.mjs';
-import { CLIENT_TOKEN } from './lib/common.mjs';
+import { closedPort } from './lib/gateway.mjs';
+import { CLIENT_TOKEN, accessLines } from './lib/common.mjs';
 import { waitFor } from './lib/http.mjs';
 
 const T = { timeout: 120000 };
@@ -94,12 +95,15 @@ describe('HTTP/2 request bodies streamed', { timeout: 300000 }, () => {
   before(async () => {
     ca = makeTestCA();
     M = await startMock();
+    const dead = await closedPort();
     gw = await startH2Gateway({
       ca,
       workers: 1,
       providers: [
         { group: 'g', name: 'm', base: M.url, key: 'sk-up' },
         { group: 's', name: 'm', base: `${M.url}/mode/slow-read-5`, key: 'sk-up' },
+        { group: 'f', name: 'd', base: `http://127.0.0.1:${dead}`, key: 'sk-up' },
+        { group: 'f', name: 'u', base: M.url, key: 'sk-up' },
       ],
     });
   });
@@ -191,6 +195,30 @@ describe('HTTP/2 request bodies streamed', { timeout: 300000 }, () => {
       }
     });
   }
+
+  test('failover of a streamed upload while nothing of its rest was relayed (a target that cannot be reached), as over HTTP/1.1', T, async () => {
+    M.reset();
+    const file = crypto.randomBytes(2 * MB);
+    const body = form([['model', 'f'], ['file', file, 'a.mp3']]);
+    const s = await h2connect(gw, ca);
+    try {
+      // Round robin may start on either target: two uploads, both must reach 'u' whole.
+      for (let i = 0; i < 2; i++) {
+        const { req, answer } = open(s, { headers: { 'x-request-id': `fo-${i}` } });
+        await write(req, body);
+        req.end();
+        const a = await answer;
+        assert.equal(a.status, 200, a.text);
+        const rec = M.stats().requests.filter((r) => r.route === '/v1/audio/transcriptions').at(-1);
+        assert.equal(rec.model, 'u');
+        assert.equal(rec.body_sha256, sha256(form([['model', 'u'], ['file', file, 'a.mp3']])));
+      }
+      await waitFor(() => accessLines(gw).filter((l) => /^fo-/.test(l.request_id)).length === 2, { what: 'the access lines', timeout: 3000 });
+      assert.ok(accessLines(gw).some((l) => /^fo-/.test(l.request_id) && l.attempts === '2' && l.protocol === 'h2'), 'one met the unreachable target first and was sent again, whole');
+    } finally {
+      s.destroy();
+    }
+  });
 
   test('a client that resets its stream mid-upload: the upstream request is closed', T, async () => {
     M.reset();
