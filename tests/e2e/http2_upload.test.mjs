@@ -18,12 +18,12 @@ import http2 from 'node:http2';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { makeTestCA } from './lib/tls.mjs';
 import { chatBody, sleep } from './lib/common.mjs';
-import { startH2Gateway, h2connect, rssKiB } from './lib/h2.mjs';
+import { startH2Gateway, h2connect, rssKiB, rawH2, frame, settings, hpack, requestFields, PREFACE, T, F } from './lib/h2.mjs';
 import { closedPort } from './lib/gateway.mjs';
 import { CLIENT_TOKEN, accessLines } from './lib/common.mjs';
 import { waitFor } from './lib/http.mjs';
 
-const T = { timeout: 120000 };
+const TO = { timeout: 120000 };
 const MB = 1024 * 1024;
 const B = 'H2upLoad77';
 const CT = `multipart/form-data; boundary=${B}`;
@@ -116,7 +116,7 @@ describe('HTTP/2 request bodies streamed', { timeout: 300000 }, () => {
   });
 
   for (const withLength of [true, false]) {
-    test(`a multipart upload reaches the provider before its body's end (${withLength ? 'content-length' : 'no content-length'}), routed by its model field`, T, async () => {
+    test(`a multipart upload reaches the provider before its body's end (${withLength ? 'content-length' : 'no content-length'}), routed by its model field`, TO, async () => {
       M.reset();
       const file = crypto.randomBytes(512 * 1024);
       const body = form([['model', 'g'], ['file', file, 'a.mp3']]);
@@ -146,7 +146,7 @@ describe('HTTP/2 request bodies streamed', { timeout: 300000 }, () => {
     });
   }
 
-  test('a 16 MiB upload to a slow-reading provider: held by flow control (memory bounded), every byte intact', T, async () => {
+  test('a 16 MiB upload to a slow-reading provider: held by flow control (memory bounded), every byte intact', TO, async () => {
     M.reset();
     const file = crypto.randomBytes(16 * MB);
     const body = form([['model', 's'], ['file', file, 'big.mp3']]);
@@ -177,7 +177,7 @@ describe('HTTP/2 request bodies streamed', { timeout: 300000 }, () => {
   });
 
   for (const withLength of [true, false]) {
-    test(`a JSON chat request in many small DATA frames (${withLength ? 'content-length' : 'no content-length'})`, T, async () => {
+    test(`a JSON chat request in many small DATA frames (${withLength ? 'content-length' : 'no content-length'})`, TO, async () => {
       const body = Buffer.from(chatBody('g', { messages: [{ role: 'user', content: 'small pieces '.repeat(40) }] }));
       const s = await h2connect(gw, ca);
       try {
@@ -196,7 +196,7 @@ describe('HTTP/2 request bodies streamed', { timeout: 300000 }, () => {
     });
   }
 
-  test('failover of a streamed upload while nothing of its rest was relayed (a target that cannot be reached), as over HTTP/1.1', T, async () => {
+  test('failover of a streamed upload while nothing of its rest was relayed (a target that cannot be reached), as over HTTP/1.1', TO, async () => {
     M.reset();
     const file = crypto.randomBytes(2 * MB);
     const body = form([['model', 'f'], ['file', file, 'a.mp3']]);
@@ -220,7 +220,7 @@ describe('HTTP/2 request bodies streamed', { timeout: 300000 }, () => {
     }
   });
 
-  test('a client that resets its stream mid-upload: the upstream request is closed', T, async () => {
+  test('a client that resets its stream mid-upload: the upstream request is closed', TO, async () => {
     M.reset();
     const body = form([['model', 'g'], ['file', crypto.randomBytes(2 * MB), 'a.mp3']]);
     const s = await h2connect(gw, ca);
@@ -239,7 +239,57 @@ describe('HTTP/2 request bodies streamed', { timeout: 300000 }, () => {
     }
   });
 
-  test('DATA of streams answered before their end go back to the connection window: another stream uploads 3 MiB', T, async () => {
+  test('DATA dropped by the gateway are given back to the connection window (raw frames: the window filled by two streams answered 413)', TO, async () => {
+    const gw2 = await startH2Gateway({
+      ca,
+      workers: 1,
+      providers: [{ group: 'g', name: 'm', base: M.url, key: 'sk-up' }],
+      tlsExtra: { http2_connection_body_bytes: 2 * MB },
+      extra: { limits: { max_body_bytes: 4 * MB } },
+    });
+    try {
+      const c = await rawH2(gw2, ca);
+      // Our receive window 0: the 413s' bodies cannot be sent, so streams 1 and 3 stay open
+      // (answered, not ended) while their DATA arrive and are dropped.
+      await c.write(Buffer.concat([PREFACE, settings([[4, 0]])]));
+      // The connection window the gateway opens: 2 MiB here (the body budget).
+      const credit = () => c.frames.filter((f) => f.type === T.WINDOW_UPDATE && f.stream === 0).reduce((n, f) => n + f.payload.readUInt32BE(0), 0);
+      await waitFor(() => credit() > 0, { what: "the gateway's connection window", timeout: 5000 });
+      await c.write(frame(T.SETTINGS, F.ACK, 0));  // its 1 MiB stream windows apply from here
+      const window = 65535 + credit();
+      assert.equal(window, 2 * MB);
+      // Streams 1 and 3: content-length over limits.max_body_bytes (413 at once), then 1 MiB of
+      // DATA each: the whole connection window, all dropped by the gateway.
+      const headers = (len) => hpack(requestFields(gw2, { method: 'POST', path: '/v1/audio/transcriptions', headers: [['authorization', `Bearer ${CLIENT_TOKEN}`], ['content-type', CT], ['content-length', String(len)]] }));
+      const parts = [];
+      for (const id of [1, 3]) {
+        parts.push(frame(T.HEADERS, F.END_HEADERS, id, headers(8 * MB)));
+        for (let i = 0; i < MB / 16384; i++) parts.push(frame(T.DATA, 0, id, Buffer.alloc(16384, 0x61)));
+      }
+      await c.write(Buffer.concat(parts));
+      await waitFor(() => credit() + 65535 >= window + MB, { what: 'the dropped DATA given back to the connection window', timeout: 5000 });
+      const status = (id) => {
+        const h = c.frames.find((f) => f.type === T.HEADERS && f.stream === id);
+        return h ? h.payload.toString('latin1') : '';
+      };
+      assert.ok(status(1) && status(3), 'both answered');
+      // A request on the same connection still has window for its body.
+      const body = Buffer.from(chatBody('g'));
+      const win = Buffer.alloc(4);
+      win.writeUInt32BE(MB);
+      await c.write(Buffer.concat([frame(T.HEADERS, F.END_HEADERS, 5, hpack(requestFields(gw2, { method: 'POST', path: '/v1/chat/completions', headers: [['authorization', `Bearer ${CLIENT_TOKEN}`], ['content-type', 'application/json']] }))), frame(T.DATA, F.END_STREAM, 5, body), frame(T.WINDOW_UPDATE, 0, 5, win)]));
+      await waitFor(() => c.frames.some((f) => f.type === T.DATA && f.stream === 5 && f.flags & F.END_STREAM), { what: 'the answer to stream 5', timeout: 5000 });
+      const text = Buffer.concat(c.frames.filter((f) => f.type === T.DATA && f.stream === 5).map((f) => f.payload)).toString();
+      assert.equal(JSON.parse(text).model, 'g');
+      assert.equal(c.goaway(), undefined);
+      c.sock.destroy();
+    } finally {
+      await gw2.stop();
+      gw2.cleanup();
+    }
+  });
+
+  test('DATA of streams answered before their end go back to the connection window: another stream uploads 3 MiB', TO, async () => {
     // The connection window is the body budget here (2 MiB): two streams answered 413 at once
     // (content-length over limits.max_body_bytes) whose 1 MiB each were not given back would
     // stall every other stream of the connection.
