@@ -1,7 +1,12 @@
 // An in-process duplex byte pipe between an HTTP/2 stream (the near end,
 // server/h2_connection.cpp) and the client_connection serving it over client_stream (the far
-// end): no descriptor, no syscall, no epoll. The near end hands over the whole request at once
-// (its end follows it); the far end's writes are taken by the near end as they are made.
+// end): no descriptor, no syscall, no epoll. The near end feeds the request in pieces as they
+// arrive (feed, then feed_end); a far-end read takes what is there, or waits for more, and
+// tells the near end how many of the fed bytes it took (drained: the HTTP/2 stream's flow
+// control gives the client that much window back). A body of unknown length reaches the far
+// end in chunked framing made by the reads themselves (frame_chunks): one chunk per read of
+// what is there, so the near end counts exactly the body bytes read, framing aside. The far
+// end's writes are taken by the near end as they are made.
 //
 // Every far-end operation completes through the executor, never inside the call that starts
 // it. A write completes once the near end has taken its bytes and is not backlogged (its
@@ -38,8 +43,11 @@ class memory_pipe {
     virtual void take(std::string_view bytes) = 0;
     // Whether a write must wait for the near end to drain (then it calls writable()).
     virtual bool backlogged() const = 0;
-    // The far end closed: the answer ends here.
+    // The far end closed: the answer ends here. Bytes fed and not read are dropped.
     virtual void far_closed() = 0;
+    // The far end read `n` of the bytes fed (not counting chunk framing). Called within its
+    // read, or within feed()/feed_end() when a read was waiting.
+    virtual void drained(std::size_t n) = 0;
 
    protected:
     ~near_end() = default;
@@ -51,8 +59,18 @@ class memory_pipe {
 
   // ---- near end
   void attach(near_end* n) { near_ = n; }
-  // The request: all of it, then the end of input.
-  void feed(std::string request);
+  // More of the request (appended to what the far end has not read yet).
+  void feed(std::string_view bytes);
+  // The same, taking the string's buffer when nothing is waiting to be read (the head).
+  void feed(std::string&& bytes);
+  void feed(const char* bytes) { feed(std::string_view(bytes)); }
+  // From now on the bytes fed are a body of unknown length: reads carry them as chunks
+  // (Transfer-Encoding: chunked), and the end of input as the last chunk. Once, after the head.
+  void frame_chunks();
+  // No byte follows: once what was fed is read, reads end (eof).
+  void feed_end();
+  // Fed bytes the far end has not read yet.
+  std::size_t unread() const { return in_.size() - off_; }
   // The near end drained below its mark: a write waiting on it completes.
   void writable();
   // The stream was reset or its connection died: the far end's client is gone. Detaches the
@@ -72,7 +90,7 @@ class memory_pipe {
   auto async_read_some(const MutableBuffers& b, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
         [this](auto handler, const MutableBuffers& b) {
-          if (closed_ || gone_ || off_ < in_.size() || in_end_) {
+          if (closed_ || gone_ || off_ < in_.size() || frame_off_ < frame_len_ || in_end_) {
             std::size_t n = 0;
             auto ec = read_now(b, n);
             complete(io_handler(std::move(handler)), ec, n);
@@ -142,6 +160,10 @@ class memory_pipe {
     return read_into(first_buffer(b), n);
   }
   boost::system::error_code read_into(boost::asio::mutable_buffer b, std::size_t& n);
+  // A chunked body's read: the framing around what is there (see frame_chunks).
+  std::size_t read_framed(char* out, std::size_t room, std::size_t& body);
+  // Completes a waiting read with what is there now.
+  void wake_reader();
   boost::system::error_code write_error() const {
     if (closed_) return boost::asio::error::bad_descriptor;
     return boost::asio::error::broken_pipe;  // gone
@@ -151,9 +173,16 @@ class memory_pipe {
 
   boost::asio::any_io_executor ex_;
   near_end* near_ = nullptr;
-  std::string in_;  // the request
+  std::string in_;  // the request's bytes fed and not read yet (from off_)
   std::size_t off_ = 0;
   bool in_end_ = false;  // no byte follows in_
+  // Chunked framing (frame_chunks): in_ up to raw_end_ is the head, sent as it is; after it,
+  // body bytes in chunks. frame_ holds framing not read yet ("size\r\n", "\r\n" or the last
+  // chunk), chunk_left_ the body bytes the current chunk still carries.
+  bool framed_ = false, last_sent_ = false;
+  std::size_t raw_end_ = 0, chunk_left_ = 0;
+  char frame_[24] = {};
+  std::size_t frame_off_ = 0, frame_len_ = 0;
   bool closed_ = false;  // by the far end
   bool gone_ = false;    // reset by the near end
   std::optional<io_handler> read_, write_;

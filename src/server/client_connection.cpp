@@ -266,8 +266,7 @@ void client_connection::cut() {
   // client (a head, a body, a lingering close) is cancelled.
   if (exchange_.busy()) {
     exchange_.cut();
-    boost::system::error_code ec;
-    if (streaming_) stream_.lowest().cancel(ec);  // a read of an upload's rest
+    if (streaming_) stream_.cancel();  // a read of an upload's rest (socket or pipe)
     return;
   }
   stream_.cancel();

@@ -104,8 +104,9 @@ asio::awaitable<client_connection::head_result> client_connection::read_client(
     asio::mutable_buffer into, std::size_t& n) {
   // Each read within client_body, the whole body within client_body_total of the head's end.
   const auto& to = (*snap_ptr_)->cfg.timeouts;
-  deadline_.arm_until(std::min(observe::coarse_deadline(to.client_body), body_until_),
-                      &stream_.lowest(), proxy::deadline::on_expiry::cancel);
+  // The client stream, not its socket: an HTTP/2 stream's pipe is cancelled too.
+  deadline_.arm_until(std::min(observe::coarse_deadline(to.client_body), body_until_), &stream_,
+                      proxy::deadline::on_expiry::cancel);
   auto [ec, got] = co_await stream_.async_read_some(into, use_tuple);
   bool expired = deadline_.expired();
   deadline_.disarm();

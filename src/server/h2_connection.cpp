@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include <nghttp2/nghttp2.h>
 #include <boost/asio/co_spawn.hpp>
@@ -17,6 +18,7 @@
 
 #include "observe/log.hpp"
 #include "proxy/http/errors.hpp"
+#include "proxy/http/multipart.hpp"
 #include "proxy/memory_pipe.hpp"
 #include "proxy/parsers.hpp"
 #include "server/client_connection.hpp"
@@ -31,6 +33,9 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
+// A stream's receive window (SETTINGS_INITIAL_WINDOW_SIZE): request body bytes a client may
+// send ahead of what the HTTP/1.1 side has read.
+constexpr std::uint32_t stream_window = 1 << 20;
 // Answer bytes queued per stream before a write into its pipe waits (back-pressure).
 constexpr std::size_t stream_high_water = 64 * 1024;
 // Client RST_STREAM budget: a burst, then a steady rate (rapid reset, CVE-2023-44487).
@@ -56,14 +61,22 @@ struct h2_stream final : proxy::memory_pipe::near_end {
   void take(std::string_view bytes) override;
   bool backlogged() const override { return !closed && pending() >= stream_high_water; }
   void far_closed() override;
+  void drained(std::size_t n) override;
 
   h2_connection& conn;
   std::int32_t id;
   h2::request_head head;
-  std::string body;
-  bool body_too_large = false;
   bool over_budget = false;   // the connection's body budget was spent: answered 413
   std::size_t body_held = 0;  // bytes of this stream's body counted in the connection's budget
+  std::size_t head_left = 0;  // bytes of the HTTP/1.1 head in the pipe not read yet
+  std::size_t in_pipe = 0;    // body bytes in the pipe not read yet (not given back to the client)
+  // A multipart body is relayed as it is read: its bytes stop counting in the budget once
+  // read. Any other body is read whole by the HTTP/1.1 side and counts until the stream closes.
+  bool relayed = false;
+  // The body no longer goes to the pipe (the answer came first, the stream was refused or
+  // reset): its DATA is given back to the client's windows at once and dropped.
+  bool dropping = false;
+  bool request_ended = false;  // END_STREAM received: the client sends nothing more
   bool started = false;
   bool closed = false;  // nghttp2 closed the stream (answered, or reset by either side)
   std::shared_ptr<proxy::memory_pipe> pipe;  // to the client_connection serving the request
@@ -116,7 +129,22 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
   void end();
   void close_now();
   void on_tick();
-  void start_stream(const std::shared_ptr<h2_stream>& st);
+  void start_stream(const std::shared_ptr<h2_stream>& st, bool ended);
+  void on_body(h2_stream& st, const uint8_t* data, std::size_t len);
+  // Flow control (automatic WINDOW_UPDATE is off): `n` DATA bytes of stream `id` are done
+  // with, read by the HTTP/1.1 side or dropped; the stream's and the connection's windows get
+  // them back. A closed stream: the connection's only.
+  void consume(std::int32_t id, std::size_t n) {
+    if (dead_ || n == 0) return;
+    nghttp2_session_consume(session_, id, n);
+    schedule_flush();
+  }
+  // The body's bytes still in the pipe are given back, and later DATA dropped.
+  void drop_body(h2_stream& st) {
+    st.dropping = true;
+    consume(st.id, std::exchange(st.in_pipe, 0));
+    release_body(st);
+  }
   void answer_directly(h2_stream& st, proxy::http::error_kind kind, std::string_view message);
   void submit_head(h2_stream& st, int status, const proxy::http::header_list& headers);
   // For the pipe's near end: flushes once the caller's work is done (never inside it: a flush
@@ -153,6 +181,7 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
   static int on_frame_recv(nghttp2_session*, const nghttp2_frame*, void*);
   static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd*, void*);
   static int on_stream_close(nghttp2_session*, int32_t, uint32_t, void*);
+  static int on_frame_send(nghttp2_session*, const nghttp2_frame*, void*);
   static ssize_t read_body(nghttp2_session*, int32_t, uint8_t*, size_t, uint32_t*,
                            nghttp2_data_source*, void*);
 
@@ -172,8 +201,9 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
   clock_type::time_point ending_since_;
   std::size_t header_block_ = 0;  // bytes of the header block being received
   std::size_t header_limit_ = 0, body_limit_ = 0;
-  // Request body bytes of the open streams (tls.http2_connection_body_bytes bounds them):
-  // counted from their DATA frames until the stream closes.
+  // Request body bytes the gateway holds for the open streams (tls.http2_connection_body_bytes
+  // bounds them): counted from their DATA frames until read from the pipe (a relayed
+  // multipart body) or until the stream closes (any other body, read whole).
   std::size_t body_held_ = 0, body_budget_ = 0;
   void release_body(h2_stream& st) {
     body_held_ -= st.body_held;
@@ -208,20 +238,33 @@ int h2_connection::on_data_chunk(nghttp2_session*, uint8_t, int32_t id, const ui
                                  size_t len, void* ud) {
   auto* c = static_cast<h2_connection*>(ud);
   auto* st = c->find(id);
-  if (!st || st->started) return 0;
-  bool too_large = st->body.size() + len > c->body_limit_;
-  if (too_large || c->body_held_ + len > c->body_budget_) {
-    (too_large ? st->body_too_large : st->over_budget) = true;
-    c->release_body(*st);
-    st->body.clear();
-    st->body.shrink_to_fit();
-    c->start_stream(c->streams_[id]);  // answered 413 now; the rest of the body is dropped
+  if (!st || !st->pipe || st->dropping) {
+    c->consume(id, len);  // not for any pipe: or every other stream's window would stall
     return 0;
   }
-  st->body.append(reinterpret_cast<const char*>(data), len);
-  st->body_held += len;
-  c->body_held_ += len;
+  c->on_body(*st, data, len);
   return 0;
+}
+
+void h2_connection::on_body(h2_stream& st, const uint8_t* data, std::size_t len) {
+  if (body_held_ + len > body_budget_) {
+    consume(st.id, len);
+    drop_body(st);
+    if (st.head_sent || st.finished) return reset_later(st);  // its answer began: no 413
+    // The HTTP/1.1 side is told its client left (its request ends, its upstream closes); the
+    // client gets the 413 from here.
+    st.over_budget = true;
+    st.pipe->reset();
+    answer_directly(st, proxy::http::error_kind::body_too_large,
+                    "The request bodies in flight on this HTTP/2 connection are over its limit "
+                    "(tls.http2_connection_body_bytes); send this request once others have "
+                    "finished, or on another connection.");
+    return;
+  }
+  st.body_held += len;
+  body_held_ += len;
+  st.in_pipe += len;
+  st.pipe->feed(std::string_view(reinterpret_cast<const char*>(data), len));
 }
 
 int h2_connection::on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* ud) {
@@ -255,14 +298,18 @@ int h2_connection::on_frame_recv(nghttp2_session* s, const nghttp2_frame* f, voi
       return 0;
   }
   auto it = c->streams_.find(f->hd.stream_id);
-  if (it == c->streams_.end() || it->second->started) return 0;
+  if (it == c->streams_.end()) return 0;
   auto& st = *it->second;
-  if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST &&
-      (st.head.too_large() || st.head.bad())) {
-    c->start_stream(it->second);  // answered now, whatever body follows
+  bool ended = f->hd.flags & NGHTTP2_FLAG_END_STREAM;
+  st.request_ended = st.request_ended || ended;
+  // Served once its request head is complete: the body follows through the pipe.
+  if (!st.started) {
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST)
+      c->start_stream(it->second, ended);
     return 0;
   }
-  if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) c->start_stream(it->second);
+  // The body's end (its last DATA, or trailers, which are not passed on).
+  if (ended && st.pipe && !st.dropping) st.pipe->feed_end();
   return 0;
 }
 
@@ -274,11 +321,25 @@ int h2_connection::on_stream_close(nghttp2_session*, int32_t id, uint32_t, void*
   st.closed = true;
   c->release_body(st);
   // The HTTP/1.1 side sees its client leave (as on a client disconnect) and its exchange
-  // closes the upstream connection.
+  // closes the upstream connection. What it did not read goes back to the connection window.
   if (st.pipe) st.pipe->reset();
+  c->consume(id, std::exchange(st.in_pipe, 0));
   c->streams_.erase(it);
   --c->ctx_.metrics.http2_streams;
   if (c->streams_.empty()) c->idle_since_ = clock_type::now();
+  return 0;
+}
+
+int h2_connection::on_frame_send(nghttp2_session* s, const nghttp2_frame* f, void* ud) {
+  if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+      (f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS))
+    return 0;
+  // The answer is complete before the request (a refusal before the body was read, say): the
+  // client is asked to stop sending it (RFC 9113 8.1), as an HTTP/1.1 client's connection is
+  // closed.
+  auto* st = static_cast<h2_connection*>(ud)->find(f->hd.stream_id);
+  if (st && !st->request_ended)
+    nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
   return 0;
 }
 
@@ -322,6 +383,7 @@ bool h2_connection::setup() {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
   nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   // HPACK: our encoder's dynamic table stays small; the client's is bounded by our
@@ -329,6 +391,10 @@ bool h2_connection::setup() {
   nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
   nghttp2_option_set_max_continuations(opt, 8);
   nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+  // Request bodies are streamed: a stream's window is given back as the HTTP/1.1 side reads
+  // its body out of the pipe (consume), so a client that uploads faster than the upstream
+  // takes it is held by its windows, not by gateway memory.
+  nghttp2_option_set_no_auto_window_update(opt, 1);
   int rv = nghttp2_session_server_new2(&session_, cbs, this, opt);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
@@ -336,9 +402,19 @@ bool h2_connection::setup() {
   nghttp2_settings_entry settings[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg.tls.http2_max_concurrent_streams},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(header_limit_)},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, stream_window},
   };
-  return nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) == 0;
+  if (nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings)) != 0)
+    return false;
+  // The connection's window: room for every stream's whole window at once (a stream whose
+  // upstream reads slowly does not stall the others), but never more than the connection's
+  // body budget (what the client has sent and the gateway not read stays within it), and
+  // never under the protocol's initial 65,535.
+  std::uint64_t window = std::uint64_t(cfg.tls.http2_max_concurrent_streams) * stream_window;
+  window = std::clamp<std::uint64_t>(std::min<std::uint64_t>(window, body_budget_), 65535,
+                                     NGHTTP2_MAX_WINDOW_SIZE);
+  return nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
+                                               static_cast<std::int32_t>(window)) == 0;
 }
 
 asio::awaitable<void> h2_connection::run() {
@@ -479,7 +555,7 @@ void h2_connection::answer_directly(h2_stream& st, proxy::http::error_kind kind,
   nghttp2_submit_response(session_, st.id, head, std::size(head), &body);
 }
 
-void h2_connection::start_stream(const std::shared_ptr<h2_stream>& st) {
+void h2_connection::start_stream(const std::shared_ptr<h2_stream>& st, bool ended) {
   st->started = true;
   idle_since_ = clock_type::now();
   if (st->head.too_large())
@@ -488,18 +564,17 @@ void h2_connection::start_stream(const std::shared_ptr<h2_stream>& st) {
   if (st->head.bad())
     return answer_directly(*st, proxy::http::error_kind::bad_request,
                            "The request has a header field HTTP/1.1 cannot carry.");
-  if (st->over_budget)
-    return answer_directly(
-        *st, proxy::http::error_kind::body_too_large,
-        "The request bodies in flight on this HTTP/2 connection are over its limit "
-        "(tls.http2_connection_body_bytes); send this request once others have finished, or on "
-        "another connection.");
-  // The body went past limits.max_body_bytes: a head announcing more than the limit, no
-  // body, so the HTTP/1.1 side answers its 413 without reading.
-  std::string request = st->head.finish(st->body_too_large ? body_limit_ + 1 : st->body.size());
-  if (!st->body_too_large) request += st->body;
-  st->body.clear();
-  st->body.shrink_to_fit();
+  // The body follows the head through the pipe as its DATA arrive: with the client's
+  // content-length (nghttp2 holds the DATA to it), else chunked. A length over
+  // limits.max_body_bytes is answered 413 by the HTTP/1.1 side without reading: its DATA
+  // are dropped.
+  auto length = st->head.content_length();
+  std::string request = ended    ? st->head.finish(0)
+                        : length ? st->head.finish(*length)
+                                 : st->head.finish_chunked();
+  if (!ended && length && *length > body_limit_) st->dropping = true;
+  st->relayed = proxy::http::is_multipart(st->head.content_type());
+  st->head_left = request.size();
 
   st->parser.emplace(
       st->answer_headers,
@@ -512,6 +587,8 @@ void h2_connection::start_stream(const std::shared_ptr<h2_stream>& st) {
   st->pipe = std::make_shared<proxy::memory_pipe>(stream_.get_executor());
   st->pipe->attach(st.get());
   st->pipe->feed(std::move(request));
+  if (!ended && !length) st->pipe->frame_chunks();
+  if (ended || st->dropping) st->pipe->feed_end();
 
   auto conn = std::make_shared<client_connection>(
       ctx_, proxy::client_stream(st->pipe, stream_.get_executor()), registry_);
@@ -587,8 +664,24 @@ void h2_stream::take(std::string_view bytes) {
   if (head_sent) conn.resume_later(*this);
 }
 
+void h2_stream::drained(std::size_t n) {
+  auto head = std::min(n, head_left);
+  head_left -= head;
+  n -= head;
+  if (!n) return;
+  in_pipe -= n;
+  conn.consume(id, n);
+  if (relayed) {  // relayed upstream as it is read: no longer held here
+    auto k = std::min(n, body_held);
+    body_held -= k;
+    conn.body_held_ -= k;
+  }
+}
+
 void h2_stream::far_closed() {
-  // The client_connection closed its end: the answer ends here, complete or cut short.
+  // The client_connection closed its end: the answer ends here, complete or cut short. The
+  // body it did not read is dropped (given back to the client's windows).
+  conn.drop_body(*this);
   if (closed || finished) return;
   finished = true;
   broken = !parser || !parser->is_done();

@@ -1,6 +1,7 @@
 #include "server/h2_translate.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 namespace ob::server::h2 {
 
@@ -47,18 +48,34 @@ void request_head::add(std::string_view name, std::string_view value) {
     host_.assign(value);
     return;
   }
-  if (connection_specific(name) || name == "content-length" || name == "expect") return;
+  if (name == "content-length") {
+    std::uint64_t n = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec == std::errc() && end == value.data() + value.size() && !value.empty())
+      content_length_ = n;
+    return;
+  }
+  if (connection_specific(name) || name == "expect") return;
+  if (name == "content-type") content_type_.assign(value);
   fields_.append(name).append(": ").append(value).append("\r\n");
 }
 
 std::string request_head::finish(std::uint64_t content_length) const {
+  return finish_with("Content-Length: " + std::to_string(content_length) + "\r\n\r\n");
+}
+
+std::string request_head::finish_chunked() const {
+  return finish_with("Transfer-Encoding: chunked\r\n\r\n");
+}
+
+std::string request_head::finish_with(std::string_view framing) const {
   std::string out;
   const std::string& host = authority_.empty() ? host_ : authority_;
   out.reserve(method_.size() + path_.size() + host.size() + fields_.size() + 64);
   out.append(method_).append(" ").append(path_).append(" HTTP/1.1\r\n");
   if (!host.empty()) out.append("Host: ").append(host).append("\r\n");
   out.append(fields_);
-  out.append("Content-Length: ").append(std::to_string(content_length)).append("\r\n\r\n");
+  out.append(framing);
   return out;
 }
 

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -28,11 +29,16 @@ class request_head {
   bool is_head() const { return method_ == "HEAD"; }
   std::string_view method() const { return method_; }
   std::string_view path() const { return path_; }
+  // The client's content-length, when it sent one (nghttp2 checked that its DATA match it).
+  std::optional<std::uint64_t> content_length() const { return content_length_; }
+  std::string_view content_type() const { return content_type_; }
 
   // "METHOD path HTTP/1.1", Host (from :authority, else the host field), the other fields,
   // "Content-Length: n" and the blank line. Connection-specific fields and the client's own
-  // Content-Length / Expect are left out (the body is complete when the head is written).
+  // Content-Length / Expect are left out (the framing is the gateway's).
   std::string finish(std::uint64_t content_length) const;
+  // The same head for a body of unknown length: "Transfer-Encoding: chunked".
+  std::string finish_chunked() const;
 
  private:
   std::size_t limit_;
@@ -40,6 +46,9 @@ class request_head {
   bool too_large_ = false, bad_ = false;
   std::string method_, path_, authority_, host_;
   std::string fields_;  // "name: value\r\n"...
+  std::optional<std::uint64_t> content_length_;
+  std::string content_type_;
+  std::string finish_with(std::string_view framing) const;
 };
 
 // Whether an HTTP/1.1 answer's field is left out of the HTTP/2 answer (connection-specific,

@@ -16,6 +16,18 @@ import {
 
 const ENHANCE_YOUR_CALM = 0xb;
 const REFUSED_STREAM = 0x7;
+const PROTOCOL_ERROR = 0x1;
+
+// A gateway of its own for one case (config `extra`), stopped after `fn`.
+async function withGateway({ ca, M, extra = {}, tlsExtra = {} }, fn) {
+  const gw = await startH2Gateway({ ca, workers: 1, providers: [{ group: 'g', name: 'm', base: M.url, key: 'sk-up' }], tlsExtra, extra });
+  try {
+    await fn(gw);
+  } finally {
+    await gw.stop();
+    gw.cleanup();
+  }
+}
 
 // An upstream that streams SSE events of 64 KiB for as long as its client reads them, and
 // counts what it got written.
@@ -187,6 +199,77 @@ const cases = [
       }
     },
   },
+  {
+    name: 'DATA past the declared content-length -> RST_STREAM PROTOCOL_ERROR on that stream, the connection goes on',
+    async run({ gw, ca }) {
+      const c = await rawH2(gw, ca);
+      const body = Buffer.from(chatBody('g'));
+      const block = hpack(requestFields(gw, { method: 'POST', path: '/v1/chat/completions', headers: [['authorization', `Bearer ${CLIENT_TOKEN}`], ['content-type', 'application/json'], ['content-length', String(body.length)]] }));
+      await c.write(Buffer.concat([PREFACE, settings(), frame(T.HEADERS, F.END_HEADERS, 1, block), frame(T.DATA, 0, 1, body), frame(T.DATA, F.END_STREAM, 1, Buffer.from('{"more":1}'))]));
+      await waitFor(() => c.frames.some((f) => f.type === T.RST_STREAM && f.stream === 1), { what: 'the reset of stream 1', timeout: 5000 });
+      assert.equal(c.frames.find((f) => f.type === T.RST_STREAM && f.stream === 1).payload.readUInt32BE(0), PROTOCOL_ERROR);
+      assert.equal(c.goaway(), undefined, 'the connection is not ended');
+      c.sock.destroy();
+    },
+  },
+  {
+    name: 'a request answered before its body ends (401) -> the answer, then RST_STREAM NO_ERROR (stop sending); the connection goes on',
+    async run({ gw, ca }) {
+      const c = await rawH2(gw, ca);
+      const block = hpack(requestFields(gw, { method: 'POST', path: '/v1/chat/completions', headers: [['content-type', 'application/json'], ['content-length', '100000']] }));
+      await c.write(Buffer.concat([PREFACE, settings(), frame(T.HEADERS, F.END_HEADERS, 1, block), frame(T.DATA, 0, 1, Buffer.alloc(1000, 0x20))]));
+      await waitFor(() => c.frames.some((f) => f.type === T.RST_STREAM && f.stream === 1), { what: 'the reset of stream 1', timeout: 5000 });
+      const ended = c.frames.findIndex((f) => f.type === T.DATA && f.stream === 1 && f.flags & F.END_STREAM);
+      const rst = c.frames.findIndex((f) => f.type === T.RST_STREAM && f.stream === 1);
+      assert.ok(ended >= 0 && ended < rst, 'the whole answer comes first');
+      assert.equal(JSON.parse(Buffer.concat(c.frames.filter((f) => f.type === T.DATA && f.stream === 1).map((f) => f.payload)).toString()).error.code, 'invalid_api_key');
+      assert.equal(c.frames[rst].payload.readUInt32BE(0), 0, 'NO_ERROR');
+      // More DATA in flight on the reset stream are ignored; the connection goes on.
+      await c.write(frame(T.DATA, 0, 1, Buffer.alloc(1000, 0x20)));
+      assert.equal(c.goaway(), undefined, 'the connection is not ended');
+      c.sock.destroy();
+    },
+  },
+  {
+    name: 'a body past limits.max_body_bytes without content-length -> 413 JSON (the HTTP/1.1 side counts the chunked body), the connection goes on',
+    async run({ ca, M }) {
+      await withGateway({ ca, M, extra: { limits: { max_body_bytes: 65536 } } }, async (gw2) => {
+        const s = await h2connect(gw2, ca);
+        const r = await h2request(s, { body: chatBody('g', { messages: [{ role: 'user', content: 'x'.repeat(100000) }] }) });
+        assert.equal(r.status, 413, r.text);
+        assert.equal(r.json().error.code, 'request_too_large');
+        const ok = await h2request(s, { body: chatBody('g') });
+        assert.equal(ok.status, 200, 'the connection still serves');
+        s.close();
+      });
+    },
+  },
+  ...[
+    { what: 'a JSON body with content-length', path: '/v1/chat/completions', type: 'application/json', length: true, first: Buffer.from('{"model":"g","messages":') },
+    { what: 'a multipart body without content-length, its model part in', path: '/v1/audio/transcriptions', type: 'multipart/form-data; boundary=XyZ', length: false, first: Buffer.from('--XyZ\r\nContent-Disposition: form-data; name="model"\r\n\r\ng\r\n--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\n\r\n' + 'a'.repeat(1000)) },
+  ].map((k) => ({
+    name: `a client that never sends the rest of ${k.what} -> 408 after timeouts.client_body, as over HTTP/1.1`,
+    async run({ ca, M }) {
+      await withGateway({ ca, M, extra: { timeouts: { client_body: 1 } } }, async (gw2) => {
+        const s = await h2connect(gw2, ca);
+        const headers = { ':method': 'POST', ':path': k.path, authorization: `Bearer ${CLIENT_TOKEN}`, 'content-type': k.type };
+        if (k.length) headers['content-length'] = String(k.first.length + 1000);
+        const req = s.request(headers, { endStream: false });
+        req.on('error', () => {});
+        const chunks = [];
+        req.on('data', (d) => chunks.push(d));
+        const status = new Promise((resolve) => req.once('response', (h) => resolve(h[':status'])));
+        const t0 = performance.now();
+        req.write(k.first);
+        const got = await Promise.race([status, sleep(8000).then(() => 'no answer')]);
+        assert.equal(got, 408);
+        assert.ok(performance.now() - t0 >= 900, 'not before timeouts.client_body');
+        await Promise.race([new Promise((r) => req.once('end', r)), sleep(3000)]);
+        assert.equal(JSON.parse(Buffer.concat(chunks).toString()).error.code, 'request_timeout');
+        s.destroy();
+      });
+    },
+  })),
   {
     name: 'window-zero client on an SSE stream -> bounded memory, the upstream stops, and closes when the client goes',
     flood: true,

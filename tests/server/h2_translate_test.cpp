@@ -22,6 +22,20 @@ TEST(H2RequestHead, WritesAnHttp11HeadWithHostAndLength) {
             "Content-Length: 12\r\n\r\n");
 }
 
+TEST(H2RequestHead, KeepsTheClientsContentLengthForTheFraming) {
+  request_head h(1024);
+  h.add(":method", "POST");
+  h.add(":path", "/v1/x");
+  EXPECT_FALSE(h.content_length());
+  EXPECT_EQ(h.finish_chunked(), "POST /v1/x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+  h.add("content-length", "12345");
+  ASSERT_TRUE(h.content_length());
+  EXPECT_EQ(*h.content_length(), 12345u);
+  request_head bad(1024);
+  bad.add("content-length", "12x");
+  EXPECT_FALSE(bad.content_length());
+}
+
 TEST(H2RequestHead, HostFieldWhenNoAuthority) {
   request_head h(1024);
   h.add(":method", "GET");

@@ -69,6 +69,7 @@ export function parseModes(list) {
     else if (s === 'sse-content-length') m.sseContentLength = true;
     else if ((x = /^slow-stream-(\d+)$/.exec(s))) m.slowStream = Number(x[1]);
     else if ((x = /^delay-(\d+)$/.exec(s))) m.delay = Number(x[1]);
+    else if ((x = /^slow-read-(\d+)$/.exec(s))) m.slowRead = Number(x[1]);
     else if (s === 'crlf') m.crlf = true;
     else if (s === 'comments') m.comments = true;
     else if (s === 'stream-error-event') m.streamErrorEvent = true;
@@ -696,8 +697,10 @@ export async function startMock(opts = {}) {
       model: null,
       body_sha256: null,
       body_bytes: 0,
+      body_received: 0,
       body: null,
       t_start: nowMs(),
+      t_first_body: null,
       t_body: null,
       t_end: null,
       t_abort: null,
@@ -732,7 +735,13 @@ export async function startMock(opts = {}) {
     req.on('data', (c) => {
       hash.update(c);
       total += c.length;
+      rec.body_received = total;
+      if (rec.t_first_body === null) rec.t_first_body = nowMs();
       if (total <= MAX_KEEP) chunks.push(c);
+      if (modes.slowRead) {
+        req.pause();
+        setTimeout(() => req.resume(), modes.slowRead);
+      }
     });
     req.on('error', () => {});
     req.on('end', () => {

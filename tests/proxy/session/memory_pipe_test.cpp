@@ -7,6 +7,7 @@
 #include <array>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 
@@ -23,7 +24,9 @@ struct recorder final : memory_pipe::near_end {
   std::string got;
   bool backlog = false;
   int closes = 0;
+  std::size_t drained_bytes = 0;
   void take(std::string_view b) override { got.append(b); }
+  void drained(std::size_t n) override { drained_bytes += n; }
   bool backlogged() const override { return backlog; }
   void far_closed() override { ++closes; }
 };
@@ -51,6 +54,7 @@ class MemoryPipe : public ::testing::Test {
 
 TEST_F(MemoryPipe, ReadsTheRequestThenEndOfInputNeverInline) {
   pipe->feed("GET / HTTP/1.1\r\n\r\n");
+  pipe->feed_end();
   char buf[8];
   result r;
   pipe->async_read_some(asio::buffer(buf), r.handler());
@@ -161,6 +165,146 @@ TEST_F(MemoryPipe, ADeadlineOnAPipeClientStreamCancelsItsRead) {
   EXPECT_TRUE(dl.expired());
   EXPECT_TRUE(s.is_open()) << "cancel, not close: a 408 can still be written";
   dl.stop();
+}
+
+// Reads until eof (or `max` reads), each into a buffer of `size` bytes.
+std::string read_all(asio::io_context& io, memory_pipe& pipe, std::size_t size, int max = 10000) {
+  std::string all;
+  std::vector<char> buf(size);
+  for (int i = 0; i < max; ++i) {
+    result r;
+    pipe.async_read_some(asio::buffer(buf), r.handler());
+    io.run();
+    io.restart();
+    if (!r.done) {  // waits for more: withdrawn (it points at this frame's buffer)
+      pipe.cancel();
+      io.run();
+      io.restart();
+      break;
+    }
+    if (r.ec) break;
+    all.append(buf.data(), r.n);
+  }
+  return all;
+}
+
+TEST_F(MemoryPipe, PiecesFedAreReadAsTheyComeAndAReadWaitsForMore) {
+  pipe->feed("POST / HTTP/1.1\r\nContent-Length: 6\r\n\r\n");
+  EXPECT_EQ(read_all(io, *pipe, 64), "POST / HTTP/1.1\r\nContent-Length: 6\r\n\r\n");
+  char buf[64];
+  result r;
+  pipe->async_read_some(asio::buffer(buf), r.handler());
+  io.run();
+  io.restart();
+  EXPECT_FALSE(r.done) << "nothing fed yet: the read waits";
+  pipe->feed("abc");
+  io.run();
+  io.restart();
+  ASSERT_TRUE(r.done);
+  EXPECT_FALSE(r.ec);
+  EXPECT_EQ(std::string(buf, r.n), "abc");
+  pipe->feed("de");
+  pipe->feed("f");
+  pipe->feed_end();
+  result all;
+  pipe->async_read_some(asio::buffer(buf), all.handler());
+  io.run();
+  io.restart();
+  EXPECT_EQ(std::string(buf, all.n), "def");
+  result end;
+  pipe->async_read_some(asio::buffer(buf), end.handler());
+  io.run();
+  EXPECT_EQ(end.ec, asio::error::eof);
+  EXPECT_EQ(near.drained_bytes, 38u + 6u) << "every byte fed is reported read once";
+}
+
+TEST_F(MemoryPipe, TheNearEndIsToldOnlyWhatWasRead) {
+  pipe->feed(std::string(1000, 'x'));
+  char buf[100];
+  result r;
+  pipe->async_read_some(asio::buffer(buf), r.handler());
+  io.run();
+  io.restart();
+  EXPECT_EQ(r.n, 100u);
+  EXPECT_EQ(near.drained_bytes, 100u);
+  EXPECT_EQ(pipe->unread(), 900u);
+  // A far end that never catches up: what was read is dropped as more comes, not kept.
+  for (int i = 0; i < 100; ++i) {
+    pipe->feed(std::string(100, 'y'));
+    result more;
+    pipe->async_read_some(asio::buffer(buf), more.handler());
+    io.run();
+    io.restart();
+  }
+  EXPECT_EQ(pipe->unread(), 900u);
+  EXPECT_EQ(near.drained_bytes, 10100u);
+  pipe->close();
+  EXPECT_EQ(near.closes, 1);
+}
+
+TEST_F(MemoryPipe, ABodyOfUnknownLengthIsReadInChunkFraming) {
+  pipe->feed("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+  pipe->frame_chunks();
+  pipe->feed("hello");
+  EXPECT_EQ(read_all(io, *pipe, 4096),
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+  pipe->feed(std::string(300, 'z'));
+  pipe->feed_end();
+  EXPECT_EQ(read_all(io, *pipe, 4096), "12c\r\n" + std::string(300, 'z') + "\r\n0\r\n\r\n");
+  EXPECT_EQ(near.drained_bytes, 47u + 305u) << "the framing is not counted";
+}
+
+TEST_F(MemoryPipe, ChunkFramingSurvivesReadsOfAnySize) {
+  // The head and the framing split over reads of 1..7 bytes: the same bytes as one large read.
+  for (std::size_t size : {1, 2, 3, 7, 25, 64}) {
+    auto p = std::make_shared<memory_pipe>(io.get_executor());
+    recorder n;
+    p->attach(&n);
+    p->feed("H\r\n\r\n");
+    p->frame_chunks();
+    std::string body;
+    std::string framed;
+    for (int i = 0; i < 20; ++i) {
+      std::string piece(static_cast<std::size_t>(i * 7 + 1), static_cast<char>('a' + i));
+      body += piece;
+      p->feed(piece);
+      framed += read_all(io, *p, size);
+    }
+    p->feed_end();
+    framed += read_all(io, *p, size);
+    // De-chunk what was read.
+    ASSERT_EQ(framed.substr(0, 5), "H\r\n\r\n") << size;
+    std::string got;
+    std::size_t pos = 5;
+    for (int guard = 0; guard < 10000; ++guard) {
+      auto eol = framed.find("\r\n", pos);
+      ASSERT_NE(eol, std::string::npos) << size;
+      std::size_t len = std::stoul(framed.substr(pos, eol - pos), nullptr, 16);
+      pos = eol + 2;
+      if (len == 0) {
+        EXPECT_EQ(framed.substr(pos), "\r\n") << size;
+        break;
+      }
+      got += framed.substr(pos, len);
+      pos += len;
+      ASSERT_EQ(framed.substr(pos, 2), "\r\n") << size;
+      pos += 2;
+    }
+    EXPECT_EQ(got, body) << size;
+    EXPECT_EQ(n.drained_bytes, 5 + body.size()) << size;
+  }
+}
+
+TEST_F(MemoryPipe, AResetOrCloseDropsWhatWasNotRead) {
+  pipe->feed("abc");
+  pipe->reset();
+  char buf[8];
+  result r;
+  pipe->async_read_some(asio::buffer(buf), r.handler());
+  io.run();
+  EXPECT_EQ(r.ec, asio::error::connection_reset);
+  pipe->feed("more");  // after the reset: dropped, no call reaches the near end
+  EXPECT_EQ(near.drained_bytes, 0u);
 }
 
 }  // namespace
