@@ -6,11 +6,10 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import net from 'node:net';
-import tls from 'node:tls';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
 import { waitFor } from './lib/http.mjs';
+import { listenRaw } from './lib/raw.mjs';
 import { makeTestCA } from './lib/tls.mjs';
 import { CLIENT_TOKEN, chatBody, gwPost } from './lib/common.mjs';
 
@@ -70,17 +69,9 @@ const CASES = [
 // A raw HTTP/1.1 upstream: answers each request with a JSON answer echoing the request's
 // `marker`; a marker "poison" gets `row.answer` plus the stray answer.
 async function startHostile(row, ca) {
-  const sockets = new Set();
-  const state = { connections: 0, closed: 0, strays: 0 };
+  let strays = 0;
   const onSocket = (sock) => {
-    state.connections++;
-    sockets.add(sock);
     let buf = Buffer.alloc(0);
-    sock.on('error', () => {});
-    sock.on('close', () => {
-      state.closed++;
-      sockets.delete(sock);
-    });
     sock.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
       for (let i = 0; i < 100; i++) {
@@ -105,26 +96,17 @@ async function startHostile(row, ca) {
       // One write: one TCP segment (on TLS, records of at most 512 bytes: see the row).
       if (row.tls) sock.setMaxSendFragment(512);
       sock.write(first + STRAY);
-      state.strays++;
+      strays++;
       return;
     }
     sock.write(first);
     setTimeout(() => {
       if (!sock.destroyed) sock.write(STRAY);
-      state.strays++;
+      strays++;
     }, row.delay);
   };
-  const server = row.tls ? tls.createServer({ cert: ca.certPem, key: ca.keyPem }, onSocket) : net.createServer(onSocket);
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  const port = server.address().port;
-  return {
-    state,
-    base: `${row.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
+  const up = await listenRaw({ tls: row.tls, ca }, onSocket);
+  return { ...up, strays: () => strays };
 }
 
 const body = (marker, extra = {}) => JSON.stringify({ model: 'hostile', marker, messages: [{ role: 'user', content: 'Hi' }], ...extra });
@@ -140,7 +122,7 @@ describe('hostile upstream: stray bytes after a complete answer never reach anot
     test(row.name, T, async () => {
       const up = await startHostile(row, ca);
       const config = {
-        providers: [{ group: 'hostile', name: 'hostile-model', base: up.base, key: 'sk-hostile' }],
+        providers: [{ group: 'hostile', name: 'hostile-model', base: up.url, key: 'sk-hostile' }],
         security: [CLIENT_TOKEN],
         timeouts: { connect: 2, first_byte: 3, idle: 3, total: 10 },
       };
@@ -153,7 +135,7 @@ describe('hostile upstream: stray bytes after a complete answer never reach anot
         if (row.stream) assert.match(first.text, /data: \[DONE\]/);
         // Let the stray answer reach the gateway; a gateway that notices it closes the
         // connection, which ends the wait early (bounded either way).
-        await waitFor(() => up.state.strays > 0, { timeout: 2000, what: 'the stray answer was written' });
+        await waitFor(() => up.strays() > 0, { timeout: 2000, what: 'the stray answer was written' });
         await waitFor(() => up.state.closed > 0, { timeout: 300, what: 'close' }).catch(() => {});
 
         for (let i = 0; i < FOLLOW_UPS; i++) {

@@ -7,11 +7,10 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import tls from 'node:tls';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
 import { request, parseSSE, waitFor } from './lib/http.mjs';
-import { rawExchange, rawRequest } from './lib/raw.mjs';
+import { listenRaw, rawExchange, rawRequest } from './lib/raw.mjs';
 import { makeTestCA } from './lib/tls.mjs';
 import { CLIENT_TOKEN, chatBody, gwPost, sleep, accessLines } from './lib/common.mjs';
 
@@ -255,13 +254,9 @@ const slug = (i) => `c${i}`;
 // The hostile provider: reads the head (and the body unless the case says not to), then lets
 // the case answer. Case i answers for base path /h/c<i>; each case has its own server (its own
 // pooled upstream connections), so that one case's leftovers cannot reach another.
-function startHostile(c, ca) {
-  const sockets = new Set();
+async function startHostile(c, ca) {
   const seen = {};
   const onSocket = (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-    s.on('error', () => {});
     let buf = Buffer.alloc(0);
     let answered = false;
     s.on('data', (d) => {
@@ -284,19 +279,8 @@ function startHostile(c, ca) {
       c.answer(s, { model });
     });
   };
-  const server = c.tls ? tls.createServer({ cert: ca.certPem, key: ca.keyPem }, onSocket) : net.createServer(onSocket);
-  return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () =>
-      resolve({
-        port: server.address().port,
-        seen,
-        close: () => {
-          for (const s of sockets) s.destroy();
-          return new Promise((r) => server.close(r));
-        },
-      }),
-    ),
-  );
+  const up = await listenRaw({ tls: c.tls, ca }, onSocket);
+  return { ...up, seen };
 }
 
 describe('hostile upstream answers', { timeout: 180000 }, () => {
@@ -307,7 +291,7 @@ describe('hostile upstream answers', { timeout: 180000 }, () => {
     mock = await startMock();
     const providers = [];
     CASES.forEach((c, i) => {
-      const base = `${c.tls ? 'https' : 'http'}://127.0.0.1:${hostile[i].port}/h/${slug(i)}`;
+      const base = `${hostile[i].url}/h/${slug(i)}`;
       const timeouts = c.total ? { total: 2, idle: 10, first_byte: 5 } : { first_byte: 5, idle: 5 };
       providers.push({ group: `solo-${slug(i)}`, name: `real-hostile-${slug(i)}`, base, key: 'sk-up', timeouts });
       providers.push({ group: `pair-${slug(i)}`, name: `real-hostile-${slug(i)}`, base, key: 'sk-up', timeouts });

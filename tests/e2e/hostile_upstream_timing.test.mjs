@@ -8,9 +8,8 @@
 // must be the request's own, first time.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
-import tls from 'node:tls';
 import { startGateway } from './lib/gateway.mjs';
+import { listenRaw } from './lib/raw.mjs';
 import { makeTestCA } from './lib/tls.mjs';
 import { CLIENT_TOKEN, gwPost } from './lib/common.mjs';
 
@@ -50,13 +49,8 @@ const CASES = [
 ];
 
 async function startUpstream(row, ca) {
-  const sockets = new Set();
-  const state = { connections: 0, answered: 0 };
+  let answered = 0;
   const onSocket = (sock) => {
-    state.connections++;
-    sockets.add(sock);
-    sock.on('error', () => {});
-    sock.on('close', () => sockets.delete(sock));
     let buf = Buffer.alloc(0);
     sock.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
@@ -72,23 +66,15 @@ async function startUpstream(row, ca) {
         setTimeout(() => {
           if (sock.destroyed) return;
           const last = i === pieces.length - 1;
-          if (last) state.answered++;
+          if (last) answered++;
           if (last && row.close) sock.end(p);
           else sock.write(p);
         }, i * GAP_MS);
       });
     });
   };
-  const server = row.tls ? tls.createServer({ cert: ca.certPem, key: ca.keyPem }, onSocket) : net.createServer(onSocket);
-  await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    state,
-    base: `${row.tls ? 'https' : 'http'}://127.0.0.1:${server.address().port}`,
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise((r) => server.close(r));
-    },
-  };
+  const up = await listenRaw({ tls: row.tls, ca }, onSocket);
+  return { ...up, answered: () => answered };
 }
 
 const body = (marker) => JSON.stringify({ model: 'timing', marker, messages: [{ role: 'user', content: 'Hi' }] });
@@ -104,7 +90,7 @@ describe('hostile upstream timing: split answers and closes right after an answe
     test(row.name, T, async () => {
       const up = await startUpstream(row, ca);
       const config = {
-        providers: [{ group: 'timing', name: 'timing-model', base: up.base, key: 'sk-timing' }],
+        providers: [{ group: 'timing', name: 'timing-model', base: up.url, key: 'sk-timing' }],
         security: [CLIENT_TOKEN],
         timeouts: { connect: 2, first_byte: 3, idle: 3, total: 10 },
       };
@@ -119,7 +105,7 @@ describe('hostile upstream timing: split answers and closes right after an answe
           assert.equal(j.marker, marker, `request ${i} got another answer: ${r.text}`);
           assert.equal(j.model, 'timing');
         }
-        assert.equal(up.state.answered, REQUESTS);
+        assert.equal(up.answered(), REQUESTS);
         if (row.reused) assert.equal(up.state.connections, 1, 'every request on the one pooled connection');
         if (row.close) assert.equal(up.state.connections, REQUESTS, 'a fresh connection for each request');
       } finally {

@@ -2,6 +2,7 @@
 // exact bytes out, in pieces with pauses if asked, and every byte that comes back, parsed into
 // the sequence of answers the peer sent. Always bounded by a timeout; never retries.
 import net from 'node:net';
+import tls from 'node:tls';
 
 // rawExchange({port, host, pieces, pauseMs, timeout, halfClose, closeAfterAnswers})
 //   pieces: a string/Buffer, or an array of them sent one after another with `pauseMs` between
@@ -205,4 +206,36 @@ export function rawConnection({ port, host = '127.0.0.1', connectTimeout = 5000 
       });
     });
   });
+}
+
+// A one-off upstream for hostile-provider tests: a plain TCP server, or TLS with `ca`'s
+// certificate, on 127.0.0.1 and a free port; `onSocket(sock)` takes each connection (an
+// 'error' listener is added, so a reset never throws). close() destroys the open connections,
+// then stops listening.
+// -> {port, url: 'http[s]://127.0.0.1:PORT', state: {connections, closed}, close()}
+export async function listenRaw({ tls: useTls = false, ca } = {}, onSocket) {
+  const sockets = new Set();
+  const state = { connections: 0, closed: 0 };
+  const accept = (sock) => {
+    state.connections++;
+    sockets.add(sock);
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      state.closed++;
+      sockets.delete(sock);
+    });
+    onSocket(sock);
+  };
+  const server = useTls ? tls.createServer({ cert: ca.certPem, key: ca.keyPem }, accept) : net.createServer(accept);
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const port = server.address().port;
+  return {
+    port,
+    url: `${useTls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    state,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
 }
