@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
 import { waitFor } from './lib/http.mjs';
-import { listenRaw } from './lib/raw.mjs';
+import { listenRaw, startGatewayInFront } from './lib/raw.mjs';
 import { makeTestCA } from './lib/tls.mjs';
 import { CLIENT_TOKEN, chatBody, gwPost } from './lib/common.mjs';
 
@@ -121,13 +121,7 @@ describe('hostile upstream: stray bytes after a complete answer never reach anot
   for (const row of CASES) {
     test(row.name, T, async () => {
       const up = await startHostile(row, ca);
-      const config = {
-        providers: [{ group: 'hostile', name: 'hostile-model', base: up.url, key: 'sk-hostile' }],
-        security: [CLIENT_TOKEN],
-        timeouts: { connect: 2, first_byte: 3, idle: 3, total: 10 },
-      };
-      const env = row.tls ? { SSL_CERT_FILE: ca.caCert, SSL_CERT_DIR: undefined } : {};
-      const gw = await startGateway({ config, env, workers: 1 });
+      const gw = await startGatewayInFront(up, { group: 'hostile', name: 'hostile-model', ca });
       try {
         const first = await gwPost(gw, '/v1/chat/completions', body('poison', row.stream ? { stream: true } : {}));
         assert.equal(first.status, row.status, first.text);

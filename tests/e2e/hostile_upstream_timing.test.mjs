@@ -8,10 +8,9 @@
 // must be the request's own, first time.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startGateway } from './lib/gateway.mjs';
-import { listenRaw } from './lib/raw.mjs';
+import { listenRaw, startGatewayInFront } from './lib/raw.mjs';
 import { makeTestCA } from './lib/tls.mjs';
-import { CLIENT_TOKEN, gwPost } from './lib/common.mjs';
+import { gwPost } from './lib/common.mjs';
 
 const T = { timeout: 30000 };
 const REQUESTS = 4;
@@ -89,13 +88,7 @@ describe('hostile upstream timing: split answers and closes right after an answe
   for (const row of CASES) {
     test(row.name, T, async () => {
       const up = await startUpstream(row, ca);
-      const config = {
-        providers: [{ group: 'timing', name: 'timing-model', base: up.url, key: 'sk-timing' }],
-        security: [CLIENT_TOKEN],
-        timeouts: { connect: 2, first_byte: 3, idle: 3, total: 10 },
-      };
-      const env = row.tls ? { SSL_CERT_FILE: ca.caCert, SSL_CERT_DIR: undefined } : {};
-      const gw = await startGateway({ config, env, workers: 1 });
+      const gw = await startGatewayInFront(up, { group: 'timing', name: 'timing-model', ca });
       try {
         for (let i = 0; i < REQUESTS; i++) {
           const marker = `req-${i}`;

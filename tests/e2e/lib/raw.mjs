@@ -3,6 +3,8 @@
 // the sequence of answers the peer sent. Always bounded by a timeout; never retries.
 import net from 'node:net';
 import tls from 'node:tls';
+import { CLIENT_TOKEN } from './common.mjs';
+import { startGateway } from './gateway.mjs';
 
 // rawExchange({port, host, pieces, pauseMs, timeout, halfClose, closeAfterAnswers})
 //   pieces: a string/Buffer, or an array of them sent one after another with `pauseMs` between
@@ -238,4 +240,17 @@ export async function listenRaw({ tls: useTls = false, ca } = {}, onSocket) {
       await new Promise((r) => server.close(r));
     },
   };
+}
+
+// A gateway (one worker) whose one group `group` is the raw upstream `up` (a listenRaw result;
+// its certificate trusted through `ca` when it is TLS), with short timeouts: a request the
+// upstream never answers fails within seconds.
+export function startGatewayInFront(up, { group, name, ca }) {
+  const config = {
+    providers: [{ group, name, base: up.url, key: 'sk-up' }],
+    security: [CLIENT_TOKEN],
+    timeouts: { connect: 2, first_byte: 3, idle: 3, total: 10 },
+  };
+  const env = up.url.startsWith('https:') ? { SSL_CERT_FILE: ca.caCert, SSL_CERT_DIR: undefined } : {};
+  return startGateway({ config, env, workers: 1 });
 }
