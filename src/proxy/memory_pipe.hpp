@@ -191,8 +191,8 @@ class memory_pipe {
   std::size_t raw_end_ = 0, chunk_left_ = 0;
   char frame_[24] = {};
   std::size_t frame_off_ = 0, frame_len_ = 0;
-  bool closed_ = false;  // by the far end
-  bool gone_ = false;    // reset by the near end
+  bool closed_ = false;      // by the far end
+  bool gone_ = false;        // reset by the near end
   bool taken_over_ = false;  // and answered there (take_over)
   std::optional<io_handler> read_, write_;
   boost::asio::mutable_buffer read_buf_;
