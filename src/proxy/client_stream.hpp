@@ -41,6 +41,8 @@ class client_stream {
 
   bool is_tls() const { return tls_.has_value(); }
   memory_pipe* pipe() { return pipe_.get(); }
+  // An HTTP/2 stream whose request the HTTP/2 side answered itself (memory_pipe::take_over).
+  bool taken_over() const { return pipe_ && pipe_->taken_over(); }
   tls_stream* tls() { return tls_ ? &*tls_ : nullptr; }
   tcp::socket& lowest() { return tls_ ? tls_->socket() : plain_; }
   tcp::socket::executor_type get_executor() { return lowest().get_executor(); }

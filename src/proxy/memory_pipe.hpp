@@ -76,11 +76,19 @@ class memory_pipe {
   // The stream was reset or its connection died: the far end's client is gone. Detaches the
   // near end (no call reaches it afterwards).
   void reset();
+  // reset(), and the near end answers the request itself (refused before its answer began):
+  // the far end does not record it (no access line, no request metric), so one request makes
+  // one record.
+  void take_over() {
+    taken_over_ = true;
+    reset();
+  }
 
   // ---- far end (client_stream)
   const boost::asio::any_io_executor& get_executor() const { return ex_; }
   bool is_open() const { return !closed_; }
   bool gone() const { return gone_; }
+  bool taken_over() const { return taken_over_; }
   // Pending read and write fail with operation_aborted (a deadline's on_expiry::cancel).
   void cancel();
   // The far end is done: pending operations abort, later ones fail; the near end is told.
@@ -183,8 +191,9 @@ class memory_pipe {
   std::size_t raw_end_ = 0, chunk_left_ = 0;
   char frame_[24] = {};
   std::size_t frame_off_ = 0, frame_len_ = 0;
-  bool closed_ = false;  // by the far end
-  bool gone_ = false;    // reset by the near end
+  bool closed_ = false;      // by the far end
+  bool gone_ = false;        // reset by the near end
+  bool taken_over_ = false;  // and answered there (take_over)
   std::optional<io_handler> read_, write_;
   boost::asio::mutable_buffer read_buf_;
   std::size_t written_ = 0;  // the size of the write waiting in write_

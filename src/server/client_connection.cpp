@@ -237,8 +237,10 @@ asio::awaitable<void> client_connection::run() {
     rec.bytes_in = streaming_ ? bytes_read : req_.body.size();
     streaming_ = false;
     rec.bytes_out = exchange_.bytes_out();
-    observe::access_log(rec);
-    record_metrics(rec);
+    if (!stream_.taken_over()) [[likely]] {  // else the HTTP/2 side records its own answer
+      observe::access_log(rec);
+      record_metrics(rec);
+    }
     if (!keep || ctx_.draining) break;
     req_.body.shrink_if_above(1 << 20);
     req_.headers.shrink_if_above(64 * 1024);

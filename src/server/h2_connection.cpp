@@ -251,10 +251,10 @@ void h2_connection::on_body(h2_stream& st, const uint8_t* data, std::size_t len)
     consume(st.id, len);
     drop_body(st);
     if (st.head_sent || st.finished) return reset_later(st);  // its answer began: no 413
-    // The HTTP/1.1 side is told its client left (its request ends, its upstream closes); the
-    // client gets the 413 from here.
+    // The HTTP/1.1 side is told its client left (its request ends, its upstream closes) and
+    // records nothing; the client gets the 413 from here, with its access line.
     st.over_budget = true;
-    st.pipe->reset();
+    st.pipe->take_over();
     answer_directly(st, proxy::http::error_kind::body_too_large,
                     "The request bodies in flight on this HTTP/2 connection are over its limit "
                     "(tls.http2_connection_body_bytes); send this request once others have "

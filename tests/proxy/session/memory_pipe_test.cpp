@@ -136,6 +136,24 @@ TEST_F(MemoryPipe, ResetFailsPendingOperationsAndFiresTheWatch) {
   EXPECT_EQ(near.closes, 0);
 }
 
+TEST_F(MemoryPipe, TakeOverIsAResetThatTheClientStreamReports) {
+  client_stream stream(pipe, io.get_executor());
+  EXPECT_FALSE(stream.taken_over());
+  char buf[4];
+  result r;
+  pipe->async_read_some(asio::buffer(buf), r.handler());
+  pipe->take_over();
+  io.run();
+  EXPECT_EQ(r.ec, asio::error::connection_reset);  // the far end sees its client leave
+  EXPECT_TRUE(pipe->gone());
+  EXPECT_TRUE(stream.taken_over());
+  // A plain reset is a client that left: the far end records its request as usual.
+  auto other = std::make_shared<memory_pipe>(io.get_executor());
+  client_stream plain(other, io.get_executor());
+  other->reset();
+  EXPECT_FALSE(plain.taken_over());
+}
+
 TEST_F(MemoryPipe, CancelledWatchAndFarCloseTellTheNearEnd) {
   bool aborted = false;
   pipe->async_wait_gone([&](error_code ec) { aborted = ec == asio::error::operation_aborted; });
