@@ -252,14 +252,19 @@ describe('HTTP/2 request bodies streamed', { timeout: 300000 }, () => {
     }
   });
 
-  test('DATA dropped by the gateway are given back to the connection window (raw frames: the window filled by two streams answered 413)', TO, async () => {
-    const gw2 = await startH2Gateway({
+  // A gateway whose connection window is its body budget, 2 MiB, and whose limits.max_body_bytes
+  // (4 MiB) lets a content-length refuse a stream at once.
+  const budgetGateway = () =>
+    startH2Gateway({
       ca,
       workers: 1,
       providers: [{ group: 'g', name: 'm', base: M.url, key: 'sk-up' }],
       tlsExtra: { http2_connection_body_bytes: 2 * MB },
       extra: { limits: { max_body_bytes: 4 * MB } },
     });
+
+  test('DATA dropped by the gateway are given back to the connection window (raw frames: the window filled by two streams answered 413)', TO, async () => {
+    const gw2 = await budgetGateway();
     try {
       const c = await rawH2(gw2, ca);
       // Our receive window 0: the 413s' bodies cannot be sent, so streams 1 and 3 stay open
@@ -306,13 +311,7 @@ describe('HTTP/2 request bodies streamed', { timeout: 300000 }, () => {
     // The connection window is the body budget here (2 MiB): two streams answered 413 at once
     // (content-length over limits.max_body_bytes) whose 1 MiB each were not given back would
     // stall every other stream of the connection.
-    const gw2 = await startH2Gateway({
-      ca,
-      workers: 1,
-      providers: [{ group: 'g', name: 'm', base: M.url, key: 'sk-up' }],
-      tlsExtra: { http2_connection_body_bytes: 2 * MB },
-      extra: { limits: { max_body_bytes: 4 * MB } },
-    });
+    const gw2 = await budgetGateway();
     const s = await h2connect(gw2, ca);
     try {
       const early = [];
