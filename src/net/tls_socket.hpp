@@ -30,14 +30,17 @@
 #include <utility>
 
 #include <openssl/ssl.h>
-#include <boost/asio/append.hpp>
+#include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
-#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
+#include <boost/asio/execution/allocator.hpp>
+#include <boost/asio/execution/blocking.hpp>
+#include <boost/asio/execution/relationship.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/require.hpp>
 
 namespace ob::net {
 
@@ -167,13 +170,18 @@ class tls_socket {
             waiting_op<Op>{std::move(op), s}, handler, sock);
         return;
       }
-      // Posted, never run here: bound to the handler's executor (the socket's when it has
-      // none), which holds the posted completion as outstanding work.
+      // Posted, never run here: to the handler's executor (the socket's when it has none),
+      // which counts the posted completion as outstanding work, with the handler's allocator.
+      // What asio::post(executor, handler) does, without its binders and executor copies
+      // (~450 instructions per completion).
+      namespace execution = boost::asio::execution;
       auto ex = boost::asio::get_associated_executor(handler, sock.get_executor());
+      auto alloc = boost::asio::get_associated_allocator(handler);
       op.finish(
           [&](auto... args) {
-            boost::asio::post(boost::asio::bind_executor(
-                std::move(ex), boost::asio::append(std::move(handler), args...)));
+            boost::asio::prefer(boost::asio::require(ex, execution::blocking.never),
+                                execution::relationship.fork, execution::allocator(alloc))
+                .execute([h = std::move(handler), args...]() mutable { std::move(h)(args...); });
           },
           e);
     }
