@@ -30,10 +30,18 @@
 #include <utility>
 
 #include <openssl/ssl.h>
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
+#include <boost/asio/execution/allocator.hpp>
+#include <boost/asio/execution/blocking.hpp>
+#include <boost/asio/execution/relationship.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/require.hpp>
 
 namespace ob::net {
 
@@ -84,14 +92,13 @@ class tls_socket {
       first = boost::asio::mutable_buffer(*it);
       if (first.size() > 0) break;
     }
-    return boost::asio::async_compose<Token, void(error_code, std::size_t)>(
-        read_op{s_.get(), first}, token, s_->sock);
+    return start(read_op{s_.get(), first}, std::forward<Token>(token));
   }
   // Completion signature (error_code, std::size_t): writes all of `b`.
   template <class ConstBuffers, class Token>
   auto async_write(const ConstBuffers& b, Token&& token) {
-    return boost::asio::async_compose<Token, void(error_code, std::size_t)>(
-        write_op<ConstBuffers>{s_.get(), b, boost::asio::buffer_size(b)}, token, s_->sock);
+    return start(write_op<ConstBuffers>{s_.get(), b, boost::asio::buffer_size(b)},
+                 std::forward<Token>(token));
   }
 
   // Internals, public only so that the BIO functions in tls_socket.cpp reach the state.
@@ -139,70 +146,95 @@ class tls_socket {
     return false;
   }
 
-  struct handshake_op {
-    state* st;
-    int stage = 0;  // 0 initiating, 1 resumed by a wait, 2 resumed by the post of a result
-    error_code result{};
+  // Reads and writes are one attempt, repeated until OpenSSL finishes (done or failed):
+  //   step attempt(error_code& e)  one more try (SSL_read, SSL_write)
+  //   finish(f, e)                 calls f with the completion's arguments
+  // The initiation makes the first attempt. Usually (a request already received, a socket
+  // that takes the answer) OpenSSL finishes there, and the handler is posted with its result
+  // to its associated executor: no composed operation, no work guard. Otherwise the handler
+  // goes into a composed operation (waiting_op) that waits for the socket, keeps work on the
+  // socket's executor meanwhile, and completes on the handler's executor; closing the socket
+  // aborts the wait (operation_aborted).
+  template <class Op, class Token>
+  static auto start(Op op, Token&& token) {
+    return boost::asio::async_initiate<Token, typename Op::signature>(initiation{}, token,
+                                                                      std::move(op));
+  }
+
+  struct initiation {
+    template <class Handler, class Op>
+    void operator()(Handler handler, Op op) const {
+      auto& sock = op.st->sock;
+      error_code e;
+      auto s = op.attempt(e);
+      if (s == step::want_read || s == step::want_write) {
+        boost::asio::async_compose<Handler, typename Op::signature>(
+            waiting_op<Op>{std::move(op), s}, handler, sock);
+        return;
+      }
+      // Posted, never run here: to the handler's executor (the socket's when it has none),
+      // which counts the posted completion as outstanding work, with the handler's allocator.
+      // What asio::post(executor, handler) does, without its binders and executor copies
+      // (a few hundred instructions per completion).
+      namespace execution = boost::asio::execution;
+      auto ex = boost::asio::get_associated_executor(handler, sock.get_executor());
+      auto alloc = boost::asio::get_associated_allocator(handler);
+      op.finish(
+          [&](auto... args) {
+            boost::asio::prefer(boost::asio::require(ex, execution::blocking.never),
+                                execution::relationship.fork, execution::allocator(alloc))
+                .execute([h = std::move(handler), args...]() mutable { std::move(h)(args...); });
+          },
+          e);
+    }
+  };
+
+  // An operation that has to wait: first for what the initiation's attempt asked for, then
+  // for whatever each further attempt asks for.
+  template <class Op>
+  struct waiting_op {
+    Op op;
+    step next;  // the wait to start with; done once it started
     template <class Self>
     void operator()(Self& self, error_code ec, std::size_t filled) {
-      st->in_pos = 0;
-      st->in_len = ec ? 0 : filled;
+      op.st->in_pos = 0;
+      op.st->in_len = ec ? 0 : filled;
       (*this)(self, ec);
     }
     template <class Self>
     void operator()(Self& self, error_code ec = {}) {
-      if (stage == 2) return self.complete(result);
-      if (ec) return self.complete(ec);
-      bool initiating = stage == 0;
-      stage = 1;
-      error_code e;
-      auto s = st->handshake(e);
-      if (wait(st, s, self)) return;
-      if (!initiating) return self.complete(e);
-      stage = 2;
-      result = e;
-      boost::asio::post(st->sock.get_executor(), std::move(self));
+      if (!ec) {
+        auto s = std::exchange(next, step::done);
+        if (s == step::done) s = op.attempt(ec);
+        if (wait(op.st, s, self)) return;
+      }
+      op.finish([&](auto... args) { self.complete(args...); }, ec);
     }
   };
 
   struct read_op {
+    using signature = void(error_code, std::size_t);
     state* st;
     boost::asio::mutable_buffer b;
-    int stage = 0;
-    error_code result{};
-    std::size_t n = 0;
-    template <class Self>
-    void operator()(Self& self, error_code ec, std::size_t filled) {
-      st->in_pos = 0;
-      st->in_len = ec ? 0 : filled;
-      (*this)(self, ec);
+    std::size_t n = 0;  // set by the attempt that succeeds
+    step attempt(error_code& e) {
+      return b.size() == 0 ? step::done : st->read(b.data(), b.size(), n, e);
     }
-    template <class Self>
-    void operator()(Self& self, error_code ec = {}) {
-      if (stage == 2) return self.complete(result, n);
-      if (ec) return self.complete(ec, 0);
-      bool initiating = stage == 0;
-      stage = 1;
-      error_code e;
-      auto s = b.size() == 0 ? step::done : st->read(b.data(), b.size(), n, e);
-      if (wait(st, s, self)) return;
-      if (!initiating) return self.complete(e, n);
-      stage = 2;
-      result = e;
-      boost::asio::post(st->sock.get_executor(), std::move(self));
+    template <class F>
+    void finish(F&& f, error_code e) {
+      f(e, n);
     }
   };
 
   template <class ConstBuffers>
   struct write_op {
+    using signature = void(error_code, std::size_t);
     state* st;
     ConstBuffers b;
     std::size_t total;
     std::size_t done = 0;         // bytes of `b` OpenSSL took
     const char* chunk = nullptr;  // the record being written: into `b`, or st->gather
     std::size_t chunk_size = 0, chunk_done = 0;
-    int stage = 0;
-    error_code result{};
 
     // The next record's bytes from `done` on: a piece that is the last one or already a
     // record's size as it is, otherwise the pieces copied together up to a record's size.
@@ -234,6 +266,33 @@ class tls_socket {
       chunk_done = 0;
     }
 
+    // Writes records until all of `b` is out or OpenSSL stops (wait or failure).
+    step attempt(error_code& e) {
+      for (;;) {
+        if (chunk_done == chunk_size) {
+          done += chunk_size;
+          chunk_size = chunk_done = 0;
+          if (done >= total) return step::done;
+          next_chunk();
+        }
+        std::size_t put = 0;
+        auto s = st->write(chunk + chunk_done, chunk_size - chunk_done, put, e);
+        if (s != step::done) return s;
+        chunk_done += put;
+      }
+    }
+    template <class F>
+    void finish(F&& f, error_code e) {
+      f(e, done + chunk_done);
+    }
+  };
+
+  // The handshake always waits for the peer at least once, so it is a composed operation
+  // from the start; a result it has at once (a failure) is posted through it.
+  struct handshake_op {
+    state* st;
+    int stage = 0;  // 0 initiating, 1 resumed by a wait, 2 resumed by the post of a result
+    error_code result{};
     template <class Self>
     void operator()(Self& self, error_code ec, std::size_t filled) {
       st->in_pos = 0;
@@ -242,28 +301,14 @@ class tls_socket {
     }
     template <class Self>
     void operator()(Self& self, error_code ec = {}) {
-      if (stage == 2) return self.complete(result, done + chunk_done);
-      if (ec) return self.complete(ec, done + chunk_done);
+      if (stage == 2) return self.complete(result);
+      if (ec) return self.complete(ec);
       bool initiating = stage == 0;
       stage = 1;
       error_code e;
-      for (;;) {
-        if (chunk_done == chunk_size) {
-          done += chunk_size;
-          chunk_size = chunk_done = 0;
-          if (done >= total) break;
-          next_chunk();
-        }
-        std::size_t put = 0;
-        auto s = st->write(chunk + chunk_done, chunk_size - chunk_done, put, e);
-        if (s == step::done) {
-          chunk_done += put;
-          continue;
-        }
-        if (wait(st, s, self)) return;
-        break;  // failed
-      }
-      if (!initiating) return self.complete(e, done + chunk_done);
+      auto s = st->handshake(e);
+      if (wait(st, s, self)) return;
+      if (!initiating) return self.complete(e);
       stage = 2;
       result = e;
       boost::asio::post(st->sock.get_executor(), std::move(self));

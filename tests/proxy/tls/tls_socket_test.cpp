@@ -8,11 +8,14 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -231,6 +234,110 @@ TEST_F(TlsSocket, CompletionsAreNeverRunInsideTheInitiatingCall) {
   EXPECT_TRUE(handshaken);
   EXPECT_TRUE(written);
   EXPECT_FALSE(inline_call);
+}
+
+// An allocator that counts what it allocates: the operations use the handler's.
+template <class T>
+struct counting_allocator {
+  using value_type = T;
+  int* count;
+  explicit counting_allocator(int* c) : count(c) {}
+  template <class U>
+  counting_allocator(const counting_allocator<U>& o) : count(o.count) {}
+  T* allocate(std::size_t n) {
+    ++*count;
+    return std::allocator<T>().allocate(n);
+  }
+  void deallocate(T* p, std::size_t n) { std::allocator<T>().deallocate(p, n); }
+  template <class U>
+  bool operator==(const counting_allocator<U>& o) const {
+    return count == o.count;
+  }
+};
+
+// A read that finds its bytes already there and one that has to wait for them: both complete
+// on the handler's executor (another io_context here), never inside the initiating call, and
+// allocate with the handler's allocator.
+TEST_F(TlsSocket, CompletionsRunOnTheHandlersExecutorWithItsAllocator) {
+  std::string first = "ping", second = "pong!";
+  run([&]() -> asio::awaitable<void> { co_await server_->async_handshake(tuple); },
+      [&]() -> asio::awaitable<void> {
+        co_await client_->async_handshake(ssl::stream_base::client, tuple);
+        co_await asio::async_write(*client_, asio::buffer(first), tuple);
+      });
+  ioc_.restart();
+  asio::io_context other;
+  for (bool waits : {false, true}) {
+    SCOPED_TRACE(waits ? "waits for the bytes" : "bytes already there");
+    int allocations = 0;
+    bool called = false, on_other = false;
+    boost::system::error_code seen;
+    std::size_t got = 0;
+    char buf[64];
+    server_->async_read_some(
+        asio::buffer(buf),
+        asio::bind_allocator(
+            counting_allocator<void>(&allocations),
+            asio::bind_executor(other, [&](boost::system::error_code ec, std::size_t n) {
+              called = true;
+              on_other = other.get_executor().running_in_this_thread();
+              seen = ec;
+              got = n;
+            })));
+    EXPECT_FALSE(called);
+    if (waits)
+      asio::async_write(*client_, asio::buffer(second),
+                        [](boost::system::error_code ec, std::size_t) { EXPECT_FALSE(ec); });
+    for (int i = 0; i < 2000 && !called; ++i) {  // both loops in turn, each until it idles
+      ioc_.restart();
+      ioc_.run_one_for(std::chrono::milliseconds(5));
+      other.restart();
+      other.poll();
+    }
+    ASSERT_TRUE(called);
+    EXPECT_TRUE(on_other);
+    EXPECT_FALSE(seen) << seen.message();
+    EXPECT_EQ(std::string(buf, got), waits ? second : first);
+    EXPECT_GT(allocations, 0);
+  }
+}
+
+// Closing the socket completes a waiting read with operation_aborted (after a read that
+// completed at once, outside its initiating call).
+TEST_F(TlsSocket, ClosingTheSocketAbortsAWaitingRead) {
+  std::string data = "ping";
+  run([&]() -> asio::awaitable<void> { co_await server_->async_handshake(tuple); },
+      [&]() -> asio::awaitable<void> {
+        co_await client_->async_handshake(ssl::stream_base::client, tuple);
+        co_await asio::async_write(*client_, asio::buffer(data), tuple);
+      });
+  ioc_.restart();
+  char buf[64];
+  bool initiating = true, inline_call = false, first_done = false, second_done = false;
+  boost::system::error_code second;
+  server_->async_read_some(asio::buffer(buf), [&](boost::system::error_code ec, std::size_t n) {
+    if (initiating) inline_call = true;
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(std::string(buf, n), data);
+    first_done = true;
+    server_->async_read_some(asio::buffer(buf), [&](boost::system::error_code ec, std::size_t n) {
+      second = ec;
+      EXPECT_EQ(n, 0u);
+      second_done = true;
+    });
+    // Nothing more comes: the read waits until the socket closes.
+    asio::post(ioc_, [&] {
+      boost::system::error_code ignored;
+      server_->socket().close(ignored);
+    });
+  });
+  initiating = false;
+  ioc_.run_for(std::chrono::seconds(10));
+  EXPECT_TRUE(ioc_.stopped());
+  EXPECT_FALSE(inline_call);
+  EXPECT_TRUE(first_done);
+  EXPECT_TRUE(second_done);
+  EXPECT_EQ(second, asio::error::operation_aborted) << second.message();
 }
 
 // Client mode: reads through the input buffer. Bytes received and not handed out yet count as
