@@ -51,8 +51,13 @@ bool starts_with_ci(std::string_view s, std::string_view prefix) {
 }
 
 bool contains_ci(std::string_view s, std::string_view needle) {
+  if (needle.empty()) return true;
+  // Positions whose byte cannot start a match are skipped by one test: bytes equal
+  // case-insensitively are equal once the case bit is set (other pairs may pass too; the
+  // comparison then tells).
+  const char first = static_cast<char>(needle.front() | 0x20);
   for (std::size_t i = 0; i + needle.size() <= s.size(); ++i)
-    if (starts_with_ci(s.substr(i), needle)) return true;
+    if (static_cast<char>(s[i] | 0x20) == first && starts_with_ci(s.substr(i), needle)) return true;
   return false;
 }
 
