@@ -586,8 +586,14 @@ void exchange::start_parser() {
   parser_->body_limit(boost::none);  // answers are bounded by max_response_ (buffered) only
 }
 
+void exchange::arm_upstream(millis limit) {
+  // One clock read: total_deadline_ is a coarse deadline too, so the earlier of the two is
+  // never before either bound on the precise clock.
+  deadline_.arm_until(std::min(observe::coarse_deadline(limit), total_deadline_), &up_->lowest());
+}
+
 asio::mutable_buffer exchange::begin_read(millis limit) {
-  deadline_.arm(std::min(limit, remaining(total_deadline_)), &up_->lowest());
+  arm_upstream(limit);
   return up_->buffer.prepare(up_->big_reads ? big_read_chunk : first_read_chunk);
 }
 
@@ -671,7 +677,7 @@ asio::awaitable<boost::system::error_code> exchange::write_watched(
 
 asio::awaitable<exchange::attempt_outcome> exchange::end_watch(millis limit) {
   if (read_pending_) {
-    deadline_.arm(std::min(limit, remaining(total_deadline_)), &up_->lowest());
+    arm_upstream(limit);
     while (read_pending_) co_await wait_wake();
     bool expired = deadline_.expired();
     deadline_.disarm();
@@ -748,7 +754,7 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
   upload_cut_ = false;
   upload_time_ = {};
   watch_out_ = {};
-  deadline_.arm(std::min(to.first_byte, remaining(total_deadline_)), &up_->lowest());
+  arm_upstream(to.first_byte);
   auto [wec, wn] =
       co_await up_->write_some(std::span<const asio::const_buffer>(out.data(), pieces));
   // Most requests go out in that one write. The rest of a bigger one, and a streamed upload's
@@ -1120,7 +1126,7 @@ asio::awaitable<exchange::attempt_outcome> exchange::send_rest(const exchange_re
       bufs[n++] = asio::buffer(piece.bytes.data(), piece.bytes.size());
       bufs[n++] = asio::buffer("\r\n"sv);
     }
-    deadline_.arm(std::min(up_to_.idle, remaining(total_deadline_)), &up_->lowest());
+    arm_upstream(up_to_.idle);
     auto ec = co_await write_watched(std::span<const asio::const_buffer>(bufs.data(), n));
     bool expired = deadline_.expired();
     deadline_.disarm();

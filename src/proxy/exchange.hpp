@@ -157,7 +157,8 @@ class exchange {
   };
 
   // Failover across the group's targets (proxy/exchange_run.cpp).
-  void begin_request(const exchange_request& r);
+  // `now`: a coarse reading (observe::coarse_now) at the request's start.
+  void begin_request(const exchange_request& r, std::chrono::steady_clock::time_point now);
   // Provider limits (r.admit set): the first target from `sel` on with room, reserved.
   boost::asio::awaitable<std::optional<routing::selection>> admit_target(
       const exchange_request& r, std::optional<routing::selection> sel);
@@ -166,8 +167,9 @@ class exchange {
   void note_usage(observe::request_record& rec);
   // Before the answer's last write: the request's settle_hook, once.
   void settle_early(observe::request_record& rec);
+  // `now`: a coarse reading taken when `t` was picked (its deadlines count from it).
   void use_target(const routing::target& t, const config::timeouts& global,
-                  observe::request_record& rec);
+                  std::chrono::steady_clock::time_point now, observe::request_record& rec);
   void note_attempt(const routing::target& t, std::string_view what);
   // Counts an attempt's outcome for the metrics, and its wait on the provider.
   void end_attempt(const routing::group& g, const routing::target& t, std::string_view outcome);
@@ -260,6 +262,9 @@ class exchange {
   // handles the completion.
   auto read_upstream(std::chrono::milliseconds limit);
   boost::asio::mutable_buffer begin_read(std::chrono::milliseconds limit);
+  // Arms the deadline for the next upstream read or write: `limit` from now, and never past
+  // the attempt's total.
+  void arm_upstream(std::chrono::milliseconds limit);
   attempt_outcome end_read(boost::system::error_code ec, std::size_t n);
   // end_read without the deadline: `expired` says whether it ran out.
   attempt_outcome take_read(boost::system::error_code ec, std::size_t n, bool expired);
