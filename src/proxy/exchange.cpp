@@ -329,7 +329,7 @@ void exchange::release_upstream(bool reusable) {
   if (!up_) return;
   // A streamed upload cut short: the provider did not get the request whole.
   if (reusable && !client_gone_ && target_ && !upload_cut_) {
-    ctx_.pool.release(target_->pool_key, std::move(up_));
+    ctx_.pool.release({target_->pool_key, target_->pool_hash}, std::move(up_));
   } else {
     up_->close();
     up_.reset();
@@ -703,7 +703,7 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
                                                              const routing::target& t,
                                                              bool allow_pooled) {
   const auto& to = up_to_;
-  if (allow_pooled) up_ = ctx_.pool.lease(t.pool_key);
+  if (allow_pooled) up_ = ctx_.pool.lease({t.pool_key, t.pool_hash});
   bool reused = up_ != nullptr;
   if (!up_) {
     auto res = co_await ctx_.connector.connect(t.provider->url,
