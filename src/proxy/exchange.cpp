@@ -807,7 +807,8 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
     // before the request was leased: then the request went nowhere, and a fresh connection
     // may carry it.
     if (reused && up_ && up_->closed_by_watch && !received_any_ && !streamed) o.retryable = true;
-    if (upload_cut_) o.detail = "the provider stopped taking the upload: " + o.detail;
+    if (upload_cut_)
+      o.detail = "the provider stopped taking the upload: " + std::string(o.detail.view());
     release_upstream(false);
     co_return o;
   }
@@ -1005,14 +1006,14 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     release_upstream(false);
     framer_.reset();  // an incomplete event is dropped: the error event must start clean
     bool timeout = failure.failure == fail::timeout;
-    detail_ = failure.detail;
+    detail_ = failure.detail.view();
     rec.detail = detail_;
     rec.outcome = timeout ? "upstream_timeout" : "upstream_error";
     relay_result_ = relay_result::upstream_failed;
     if (sse)
       append_stream_error(timeout ? 504 : 502,
                           timeout ? "the provider stopped sending events (idle timeout)"
-                                  : "the provider's stream broke: " + failure.detail,
+                                  : "the provider's stream broke: " + detail_,
                           "upstream_error", timeout ? "upstream_timeout" : "upstream_broken");
   }
   // The whole relay was spent waiting on the provider's events.

@@ -150,10 +150,33 @@ class exchange {
   enum class relay_result { ok, upstream_failed, client_gone };
   static routing::failure_kind kind_of(fail f);
   static const char* fail_name(fail f);
+  // Why an attempt failed: a literal, or a composed message (an error's text appended). An
+  // outcome is moved several times per request (through each read's completion and each
+  // coroutine's return), so a move is two pointers, not a std::string's.
+  class fail_detail {
+   public:
+    fail_detail() = default;
+    fail_detail(const char* literal) : literal_(literal) {}
+    fail_detail(std::string text) : text_(std::make_unique<std::string>(std::move(text))) {}
+    fail_detail(const fail_detail& o)
+        : literal_(o.literal_),
+          text_(o.text_ ? std::make_unique<std::string>(*o.text_) : nullptr) {}
+    fail_detail(fail_detail&&) noexcept = default;
+    fail_detail& operator=(const fail_detail& o) { return *this = fail_detail(o); }
+    fail_detail& operator=(fail_detail&&) noexcept = default;
+    std::string_view view() const {
+      return text_ ? std::string_view(*text_) : std::string_view(literal_);
+    }
+    bool empty() const { return view().empty(); }
+
+   private:
+    const char* literal_ = "";
+    std::unique_ptr<std::string> text_;
+  };
   struct attempt_outcome {
     fail failure = fail::none;
     bool retryable = false;  // a reused connection failed before the request was fully sent
-    std::string detail;
+    fail_detail detail;
   };
 
   // Failover across the group's targets (proxy/exchange_run.cpp).

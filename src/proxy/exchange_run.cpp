@@ -536,7 +536,8 @@ asio::awaitable<bool> exchange::fail_before_answer(const attempt_outcome& o,
                                                    observe::request_record& rec) {
   if (o.failure == fail::client_body) co_return co_await write_body_error(r, rec);
   release_upstream(false);
-  detail_ = o.detail.empty() ? std::string("no provider of the group could be tried") : o.detail;
+  detail_ = o.detail.empty() ? std::string_view("no provider of the group could be tried")
+                             : o.detail.view();
   if (r.streamed && r.streamed->started)
     detail_ += " (the upload was relayed as it arrived, so it is not sent to another provider)";
   rec.detail = detail_;
