@@ -31,14 +31,12 @@ bool is_space(char ch) {
   return ch == ' ' || ch == '\t';
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
+// True when `s` starts with `lower`, a lower-case word (letters only), in any case: setting a
+// letter's case bit (0x20) gives its lower case, and no other byte gives that letter.
+bool starts_with_word_ci(std::string_view s, std::string_view lower) {
+  if (s.size() < lower.size()) return false;
+  for (std::size_t i = 0; i < lower.size(); ++i)
+    if (static_cast<char>(s[i] | 0x20) != lower[i]) return false;
   return true;
 }
 
@@ -114,8 +112,7 @@ std::optional<std::string_view> bearer_token(std::string_view value) {
   while (!value.empty() && is_space(value.front())) value.remove_prefix(1);
   while (!value.empty() && is_space(value.back())) value.remove_suffix(1);
   constexpr std::string_view scheme = "bearer";
-  if (value.size() <= scheme.size() || !iequals(value.substr(0, scheme.size()), scheme))
-    return std::nullopt;
+  if (value.size() <= scheme.size() || !starts_with_word_ci(value, scheme)) return std::nullopt;
   value.remove_prefix(scheme.size());
   if (!is_space(value.front())) return std::nullopt;  // "Bearerabc" is another scheme
   while (!value.empty() && is_space(value.front())) value.remove_prefix(1);

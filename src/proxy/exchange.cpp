@@ -51,8 +51,13 @@ bool starts_with_ci(std::string_view s, std::string_view prefix) {
 }
 
 bool contains_ci(std::string_view s, std::string_view needle) {
+  if (needle.empty()) return true;
+  // Positions whose byte cannot start a match are skipped by one test: bytes equal
+  // case-insensitively are equal once the case bit is set (other pairs may pass too; the
+  // comparison then tells).
+  const char first = static_cast<char>(needle.front() | 0x20);
   for (std::size_t i = 0; i + needle.size() <= s.size(); ++i)
-    if (starts_with_ci(s.substr(i), needle)) return true;
+    if (static_cast<char>(s[i] | 0x20) == first && starts_with_ci(s.substr(i), needle)) return true;
   return false;
 }
 
@@ -324,7 +329,7 @@ void exchange::release_upstream(bool reusable) {
   if (!up_) return;
   // A streamed upload cut short: the provider did not get the request whole.
   if (reusable && !client_gone_ && target_ && !upload_cut_) {
-    ctx_.pool.release(target_->pool_key, std::move(up_));
+    ctx_.pool.release({target_->pool_key, target_->pool_hash}, std::move(up_));
   } else {
     up_->close();
     up_.reset();
@@ -581,8 +586,14 @@ void exchange::start_parser() {
   parser_->body_limit(boost::none);  // answers are bounded by max_response_ (buffered) only
 }
 
+void exchange::arm_upstream(millis limit) {
+  // One clock read: total_deadline_ is a coarse deadline too, so the earlier of the two is
+  // never before either bound on the precise clock.
+  deadline_.arm_until(std::min(observe::coarse_deadline(limit), total_deadline_), &up_->lowest());
+}
+
 asio::mutable_buffer exchange::begin_read(millis limit) {
-  deadline_.arm(std::min(limit, remaining(total_deadline_)), &up_->lowest());
+  arm_upstream(limit);
   return up_->buffer.prepare(up_->big_reads ? big_read_chunk : first_read_chunk);
 }
 
@@ -666,7 +677,7 @@ asio::awaitable<boost::system::error_code> exchange::write_watched(
 
 asio::awaitable<exchange::attempt_outcome> exchange::end_watch(millis limit) {
   if (read_pending_) {
-    deadline_.arm(std::min(limit, remaining(total_deadline_)), &up_->lowest());
+    arm_upstream(limit);
     while (read_pending_) co_await wait_wake();
     bool expired = deadline_.expired();
     deadline_.disarm();
@@ -692,7 +703,7 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
                                                              const routing::target& t,
                                                              bool allow_pooled) {
   const auto& to = up_to_;
-  if (allow_pooled) up_ = ctx_.pool.lease(t.pool_key);
+  if (allow_pooled) up_ = ctx_.pool.lease({t.pool_key, t.pool_hash});
   bool reused = up_ != nullptr;
   if (!up_) {
     auto res = co_await ctx_.connector.connect(t.provider->url,
@@ -743,7 +754,7 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
   upload_cut_ = false;
   upload_time_ = {};
   watch_out_ = {};
-  deadline_.arm(std::min(to.first_byte, remaining(total_deadline_)), &up_->lowest());
+  arm_upstream(to.first_byte);
   auto [wec, wn] =
       co_await up_->write_some(std::span<const asio::const_buffer>(out.data(), pieces));
   // Most requests go out in that one write. The rest of a bigger one, and a streamed upload's
@@ -796,7 +807,8 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
     // before the request was leased: then the request went nowhere, and a fresh connection
     // may carry it.
     if (reused && up_ && up_->closed_by_watch && !received_any_ && !streamed) o.retryable = true;
-    if (upload_cut_) o.detail = "the provider stopped taking the upload: " + o.detail;
+    if (upload_cut_)
+      o.detail = "the provider stopped taking the upload: " + std::string(o.detail.view());
     release_upstream(false);
     co_return o;
   }
@@ -994,14 +1006,14 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     release_upstream(false);
     framer_.reset();  // an incomplete event is dropped: the error event must start clean
     bool timeout = failure.failure == fail::timeout;
-    detail_ = failure.detail;
+    detail_ = failure.detail.view();
     rec.detail = detail_;
     rec.outcome = timeout ? "upstream_timeout" : "upstream_error";
     relay_result_ = relay_result::upstream_failed;
     if (sse)
       append_stream_error(timeout ? 504 : 502,
                           timeout ? "the provider stopped sending events (idle timeout)"
-                                  : "the provider's stream broke: " + failure.detail,
+                                  : "the provider's stream broke: " + detail_,
                           "upstream_error", timeout ? "upstream_timeout" : "upstream_broken");
   }
   // The whole relay was spent waiting on the provider's events.
@@ -1115,7 +1127,7 @@ asio::awaitable<exchange::attempt_outcome> exchange::send_rest(const exchange_re
       bufs[n++] = asio::buffer(piece.bytes.data(), piece.bytes.size());
       bufs[n++] = asio::buffer("\r\n"sv);
     }
-    deadline_.arm(std::min(up_to_.idle, remaining(total_deadline_)), &up_->lowest());
+    arm_upstream(up_to_.idle);
     auto ec = co_await write_watched(std::span<const asio::const_buffer>(bufs.data(), n));
     bool expired = deadline_.expired();
     deadline_.disarm();

@@ -150,14 +150,38 @@ class exchange {
   enum class relay_result { ok, upstream_failed, client_gone };
   static routing::failure_kind kind_of(fail f);
   static const char* fail_name(fail f);
+  // Why an attempt failed: a literal, or a composed message (an error's text appended). An
+  // outcome is moved several times per request (through each read's completion and each
+  // coroutine's return), so a move is two pointers, not a std::string's.
+  class fail_detail {
+   public:
+    fail_detail() = default;
+    fail_detail(const char* literal) : literal_(literal) {}
+    fail_detail(std::string text) : text_(std::make_unique<std::string>(std::move(text))) {}
+    fail_detail(const fail_detail& o)
+        : literal_(o.literal_),
+          text_(o.text_ ? std::make_unique<std::string>(*o.text_) : nullptr) {}
+    fail_detail(fail_detail&&) noexcept = default;
+    fail_detail& operator=(const fail_detail& o) { return *this = fail_detail(o); }
+    fail_detail& operator=(fail_detail&&) noexcept = default;
+    std::string_view view() const {
+      return text_ ? std::string_view(*text_) : std::string_view(literal_);
+    }
+    bool empty() const { return view().empty(); }
+
+   private:
+    const char* literal_ = "";
+    std::unique_ptr<std::string> text_;
+  };
   struct attempt_outcome {
     fail failure = fail::none;
     bool retryable = false;  // a reused connection failed before the request was fully sent
-    std::string detail;
+    fail_detail detail;
   };
 
   // Failover across the group's targets (proxy/exchange_run.cpp).
-  void begin_request(const exchange_request& r);
+  // `now`: a coarse reading (observe::coarse_now) at the request's start.
+  void begin_request(const exchange_request& r, std::chrono::steady_clock::time_point now);
   // Provider limits (r.admit set): the first target from `sel` on with room, reserved.
   boost::asio::awaitable<std::optional<routing::selection>> admit_target(
       const exchange_request& r, std::optional<routing::selection> sel);
@@ -166,8 +190,9 @@ class exchange {
   void note_usage(observe::request_record& rec);
   // Before the answer's last write: the request's settle_hook, once.
   void settle_early(observe::request_record& rec);
+  // `now`: a coarse reading taken when `t` was picked (its deadlines count from it).
   void use_target(const routing::target& t, const config::timeouts& global,
-                  observe::request_record& rec);
+                  std::chrono::steady_clock::time_point now, observe::request_record& rec);
   void note_attempt(const routing::target& t, std::string_view what);
   // Counts an attempt's outcome for the metrics, and its wait on the provider.
   void end_attempt(const routing::group& g, const routing::target& t, std::string_view outcome);
@@ -260,6 +285,9 @@ class exchange {
   // handles the completion.
   auto read_upstream(std::chrono::milliseconds limit);
   boost::asio::mutable_buffer begin_read(std::chrono::milliseconds limit);
+  // Arms the deadline for the next upstream read or write: `limit` from now, and never past
+  // the attempt's total.
+  void arm_upstream(std::chrono::milliseconds limit);
   attempt_outcome end_read(boost::system::error_code ec, std::size_t n);
   // end_read without the deadline: `expired` says whether it ran out.
   attempt_outcome take_read(boost::system::error_code ec, std::size_t n, bool expired);

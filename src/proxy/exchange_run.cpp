@@ -163,10 +163,10 @@ const char* exchange::fail_name(fail f) {
   return "ok";
 }
 
-void exchange::begin_request(const exchange_request& r) {
+void exchange::begin_request(const exchange_request& r, std::chrono::steady_clock::time_point now) {
   attempts_ = 0;
   target_ = nullptr;
-  request_deadline_ = observe::coarse_deadline(r.snap.cfg.timeouts.total);
+  request_deadline_ = now + observe::coarse_resolution() + r.snap.cfg.timeouts.total;
   client_gone_ = false;
   bytes_out_ = 0;
   usage_ = {};
@@ -279,14 +279,14 @@ dialect::codec_status exchange::prepare_codec(const exchange_request& r, const r
 }
 
 void exchange::use_target(const routing::target& t, const config::timeouts& global,
-                          observe::request_record& rec) {
+                          std::chrono::steady_clock::time_point now, observe::request_record& rec) {
   target_ = &t;
   const auto& o = t.provider->timeouts;
   up_to_.connect = o.connect.value_or(global.connect);
   up_to_.first_byte = o.first_byte.value_or(global.first_byte);
   up_to_.idle = o.idle.value_or(global.idle);
   up_to_.total = o.total.value_or(global.total);
-  total_deadline_ = std::min(request_deadline_, observe::coarse_deadline(up_to_.total));
+  total_deadline_ = std::min(request_deadline_, now + observe::coarse_resolution() + up_to_.total);
   rec.target = t.provider->name;
   rec.provider = t.provider->base;
   rec.labels.target = t.metric_target;
@@ -334,12 +334,15 @@ asio::awaitable<std::optional<routing::selection>> exchange::admit_target(
 }
 
 asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record& rec) {
-  begin_request(r);
+  // One coarse reading for the request's start (deadlines, retry budget, the first pick);
+  // each later attempt reads the clock again.
+  auto now = observe::coarse_now();
+  begin_request(r, now);
   ++ctx_.metrics.inflight;
   active_ = true;  // sweep() starts the client watch if this takes a while
-  active_since_ = observe::coarse_now();
+  active_since_ = now;
   const auto& g = r.group;
-  g.state->retries.record_request(observe::coarse_now());
+  g.state->retries.record_request(now);
   std::size_t max_attempts =
       g.max_attempts ? std::min(g.max_attempts, g.targets.size()) : g.targets.size();
 
@@ -348,16 +351,18 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
   bool keep = false;
   bool targets_full = false;
   for (std::size_t n = 0; n < max_attempts && !client_gone_; ++n) {
-    auto sel = routing::select(g, observe::coarse_now(), tried_);
+    if (n > 0) now = observe::coarse_now();
+    auto sel = routing::select(g, now, tried_);
     if (sel && r.admit) {
       sel = co_await admit_target(r, sel);
       targets_full = !sel;
+      now = observe::coarse_now();  // admission may have waited
     }
     if (!sel) break;
     const auto& t = g.targets[sel->index];
     auto& health = *t.health;
     routing::in_flight_guard busy(health);
-    use_target(t, r.snap.cfg.timeouts, rec);
+    use_target(t, r.snap.cfg.timeouts, now, rec);
     rec.attempts = attempts_ = static_cast<int>(n + 1);
     reset_answer_state();
     // Whether another target may take over if this one fails now.
@@ -531,7 +536,8 @@ asio::awaitable<bool> exchange::fail_before_answer(const attempt_outcome& o,
                                                    observe::request_record& rec) {
   if (o.failure == fail::client_body) co_return co_await write_body_error(r, rec);
   release_upstream(false);
-  detail_ = o.detail.empty() ? std::string("no provider of the group could be tried") : o.detail;
+  detail_ = o.detail.empty() ? std::string_view("no provider of the group could be tried")
+                             : o.detail.view();
   if (r.streamed && r.streamed->started)
     detail_ += " (the upload was relayed as it arrived, so it is not sent to another provider)";
   rec.detail = detail_;

@@ -109,6 +109,7 @@ table::table(const config::config& cfg, state_registry& states) {
     t.codec = dialect::codec_for(p.api);
     t.pool_key =
         std::string(p.url.tls ? "https|" : "http|") + p.url.host + "|" + std::to_string(p.url.port);
+    t.pool_hash = std::hash<std::string_view>{}(t.pool_key);  // as upstream::pool::hash_of
     t.weight = std::max<std::uint32_t>(p.weight, 1);
     t.health = states.health().get(t.id, health_opts, p.name + "@" + p.url.host_header);
     t.wrr_slot = g.state->wrr_slot(t.id);

@@ -36,6 +36,7 @@ struct target {
   dialect::route route;                   // where the client's request target goes
   const dialect::codec* codec = nullptr;  // translating dialect; nullptr = pass-through
   std::string pool_key;        // "http|host|port" — connections to the same origin are shared
+  std::size_t pool_hash = 0;   // std::hash<std::string_view> of pool_key (upstream::pool::origin)
   std::uint32_t weight = 1;    // config weight (>= 1), for the weighted policies
   std::uint32_t wrr_slot = 0;  // its entry in group_state::wrr_current (group_state::wrr_slot)
   std::shared_ptr<target_health> health;  // shared with every snapshot that has this id

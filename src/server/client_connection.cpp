@@ -322,9 +322,10 @@ asio::awaitable<client_connection::head_result> client_connection::read_head() {
   parser_->body_limit(boost::none);
   // The whole head must arrive within client_header of its first byte: the deadline is fixed
   // then, not pushed back by each read, so a head trickled byte by byte is cut. The wait for
-  // that first byte is the keep-alive wait.
+  // that first byte is the keep-alive wait. The clock is read when a head needs a second read
+  // (most arrive whole in one), right after the first bytes were parsed.
   bool started = in_.size() > 0;
-  auto head_until = started ? observe::coarse_deadline(header_time) : clock_type::time_point{};
+  clock_type::time_point head_until{};
   // Head bytes the parser consumed so far (it takes the request line before the fields are
   // whole): the limit counts them too.
   std::size_t parsed = 0;
@@ -345,8 +346,11 @@ asio::awaitable<client_connection::head_result> client_connection::read_head() {
       deadline_.arm(keepalive, &stream_,
                     stream_.is_tls() ? proxy::deadline::on_expiry::cancel
                                      : proxy::deadline::on_expiry::close);
-    else
+    else {
+      if (head_until == clock_type::time_point{})
+        head_until = observe::coarse_deadline(header_time);
       deadline_.arm_until(head_until, &stream_, proxy::deadline::on_expiry::cancel);
+    }
     // Never past the limit: a head that fills it without ending is too large.
     auto want = std::min(client_read_chunk, limit - parsed - in_.size());
     auto [ec, n] = co_await stream_.async_read_some(in_.prepare(want), use_tuple);
@@ -360,10 +364,7 @@ asio::awaitable<client_connection::head_result> client_connection::read_head() {
       co_return was_idle ? head_result::closed : head_result::timeout;
     }
     if (ec) co_return ctx_.stopping && !was_idle ? head_result::shutdown : head_result::closed;
-    if (!started) {
-      started = true;
-      head_until = observe::coarse_deadline(header_time);
-    }
+    started = true;
   }
 }
 

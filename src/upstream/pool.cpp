@@ -50,8 +50,8 @@ void pool::on_readable(connection& c, bool closed_by_peer) {
   if (it != q->end()) q->erase(it);  // destroys c
 }
 
-std::unique_ptr<connection> pool::lease(std::string_view origin) {
-  auto it = idle_.find(origin);
+std::unique_ptr<connection> pool::lease(origin o) {
+  auto it = idle_.find(o);
   if (it == idle_.end() || it->second.empty()) return nullptr;
   auto& q = it->second;
   expire(q, observe::coarse_now());
@@ -64,13 +64,13 @@ std::unique_ptr<connection> pool::lease(std::string_view origin) {
   return c;
 }
 
-void pool::release(std::string_view origin, std::unique_ptr<connection> c) {
+void pool::release(origin o, std::unique_ptr<connection> c) {
   if (c->has_unread_input()) {
     c->close();
     return;
   }
-  auto it = idle_.find(origin);
-  if (it == idle_.end()) it = idle_.emplace(std::string(origin), queue{}).first;
+  auto it = idle_.find(o);
+  if (it == idle_.end()) it = idle_.emplace(std::string(o.name), queue{}).first;
   auto& q = it->second;
   auto now = observe::coarse_now();
   expire(q, now);

@@ -32,11 +32,25 @@ class pool {
   pool(const pool&) = delete;  // idle watches point at this object
   pool& operator=(const pool&) = delete;
 
+  // An origin with its hash, so that a caller who looks the same origin up on every request
+  // (routing::target keeps pool_key's) does not hash it each time.
+  struct origin {
+    std::string_view name;
+    std::size_t hash;  // hash_of(name)
+    friend bool operator==(const origin& a, std::string_view b) { return a.name == b; }
+  };
+  // std::hash<std::string_view>: routing::target::pool_hash is computed the same way.
+  static std::size_t hash_of(std::string_view name) { return std::hash<std::string_view>{}(name); }
+
   // An idle connection to `origin`, or nullptr.
-  std::unique_ptr<connection> lease(std::string_view origin);
+  std::unique_ptr<connection> lease(origin o);
+  std::unique_ptr<connection> lease(std::string_view o) { return lease(origin{o, hash_of(o)}); }
   // Keeps `c` for reuse: the caller saw a complete answer that allows keep-alive. A connection
   // holding unread input (bytes past the answer, in its buffer or inside TLS) is closed.
-  void release(std::string_view origin, std::unique_ptr<connection> c);
+  void release(origin o, std::unique_ptr<connection> c);
+  void release(std::string_view o, std::unique_ptr<connection> c) {
+    release(origin{o, hash_of(o)}, std::move(c));
+  }
   // Closes connections idle longer than max_idle, whether or not requests come for their
   // origin (lease and release expire only their own origin's).
   void sweep(std::chrono::steady_clock::time_point now);
@@ -55,7 +69,8 @@ class pool {
   using queue = std::deque<std::unique_ptr<connection>>;
   struct string_hash {
     using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    std::size_t operator()(std::string_view s) const { return hash_of(s); }
+    std::size_t operator()(const origin& o) const { return o.hash; }
   };
   void expire(queue& q, std::chrono::steady_clock::time_point now);
   void watch(connection& c);

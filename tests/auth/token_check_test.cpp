@@ -99,6 +99,10 @@ TEST(BearerToken, ParsingTable) {
       {"abc", std::nullopt},
       {"Bear abc", std::nullopt},
       {"Bearer-abc", std::nullopt},
+      // Bytes that are not letters never match one case-insensitively.
+      {"Be@rer abc", std::nullopt},     // '@' is 'A' less 1, '`' is 'a' less 1
+      {"Bea\x12er abc", std::nullopt},  // 'R' without its 0x40 bit
+      {"\xc2earer abc", std::nullopt},
   };
   for (const auto& [in, want] : table) EXPECT_EQ(bearer_token(in), want) << '"' << in << '"';
 }

@@ -45,6 +45,8 @@ TEST(Table, GroupsInConfigOrderWithTargets) {
   EXPECT_EQ(fast->targets[0].model_literal, "\"model-a\"");
   EXPECT_EQ(fast->targets[0].fixed_headers, "Authorization: Bearer ka\r\n");
   EXPECT_EQ(fast->targets[0].pool_key, "http|a.example|80");
+  // The pool's hash of the key (upstream::pool::hash_of), computed once here.
+  EXPECT_EQ(fast->targets[0].pool_hash, std::hash<std::string_view>{}("http|a.example|80"));
   const auto* smart = t.find("smart");
   ASSERT_NE(smart, nullptr);
   EXPECT_EQ(smart->targets[0].model_literal, "\"big \\\"q\\\"\"");

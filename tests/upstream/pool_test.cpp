@@ -42,6 +42,22 @@ class pool_test : public ::testing::Test {
   tcp::acceptor acceptor{ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)};
 };
 
+TEST_F(pool_test, OriginWithItsHashFindsTheSameConnections) {
+  pool p;
+  auto a = open();
+  auto* pa = a.client.get();
+  const std::string key = "http|x|1";
+  p.release(pool::origin{key, pool::hash_of(key)}, std::move(a.client));
+  EXPECT_EQ(p.lease(pool::origin{"http|x|2", pool::hash_of("http|x|2")}), nullptr);
+  EXPECT_EQ(p.lease("http|x|1").get(), pa);
+  auto b = open();
+  auto* pb = b.client.get();
+  p.release("http|x|1", std::move(b.client));
+  EXPECT_EQ(p.lease(pool::origin{key, pool::hash_of(key)}).get(), pb);
+  ioc.restart();
+  ioc.poll();
+}
+
 TEST_F(pool_test, ReleasedConnectionIsLeasedAgainLastInFirstOut) {
   pool p;
   auto a = open();
