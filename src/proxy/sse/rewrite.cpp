@@ -195,6 +195,7 @@ void remember(stream_shape& shape, std::string_view data, const json::answer_inf
   std::string_view prefix = data.substr(0, end);
   if (contains(prefix, "response") || contains(prefix, "\\u")) return;
   shape.prefix.assign(prefix);
+  shape.one_line = prefix.find('\n') == std::string_view::npos;
   shape.model_count = a.model_count;
   for (int i = 0; i < a.model_count; ++i) shape.models[i] = a.models[i];
 }
@@ -283,7 +284,57 @@ event_info rewrite_kept_or_dropped(const event& ev, json::model_finder& finder,
 
 }  // namespace
 
+namespace {
+
+bool fast_path_on = true;
+
+// The end of a data line whose value continues past the shape's prefix at `p`: the offset from
+// `p` of its LF, when the line has no CR and its rest is plain; npos otherwise (no LF in sight
+// counts as otherwise). Reading the plain test up to `end` instead of the LF gives the same
+// answer: no key it looks for contains an LF.
+std::size_t plain_line_end(const char* p, const char* end) {
+  const void* lf = std::memchr(p, '\n', static_cast<std::size_t>(end - p));
+  if (!lf) return std::string_view::npos;
+  const auto n = static_cast<std::size_t>(static_cast<const char*>(lf) - p);
+  if (std::memchr(p, '\r', n) || !plain_rest(std::string_view(p, n))) return std::string_view::npos;
+  return n;
+}
+
+}  // namespace
+
+std::size_t claim_plain_events(std::string_view bytes, const stream_shape& shape,
+                               const usage_strip* strip, std::string_view group_literal,
+                               std::string& out, int& events) {
+  if (!fast_path_on || shape.prefix.empty() || !shape.one_line || (strip && strip->lf_pending))
+    return 0;
+  constexpr std::string_view field = "data: ";
+  const std::size_t head = field.size() + shape.prefix.size();
+  json::span spans[json::answer_info::max_models];
+  for (int i = 0; i < shape.model_count; ++i)
+    spans[i] = {shape.models[i].begin + field.size(), shape.models[i].end + field.size()};
+  std::size_t taken = 0;
+  for (;;) {
+    const char* at = bytes.data() + taken;
+    const std::size_t avail = bytes.size() - taken;
+    if (avail < head + 2 || std::memcmp(at, field.data(), field.size()) != 0 ||
+        std::memcmp(at + field.size(), shape.prefix.data(), shape.prefix.size()) != 0)
+      break;
+    const std::size_t n = plain_line_end(at + head, at + avail);
+    if (n == std::string_view::npos) break;
+    const std::size_t size = head + n + 2;  // the line, its LF and the blank line
+    if (size > avail || at[size - 1] != '\n') break;
+    json::append_spliced(out, std::string_view(at, size), spans, shape.model_count, group_literal);
+    taken += size;
+    ++events;
+  }
+  return taken;
+}
+
 namespace detail {
+bool use_fast_path(bool on) {
+  return std::exchange(fast_path_on, on);
+}
+
 scan_isa use_scan(scan_isa isa) {
   const scan_isa before = scan_in_use;
   scan_in_use = isa == scan_isa::best ? best_scan() : isa;
