@@ -125,6 +125,10 @@ std::string fp_event(std::mt19937& rng, std::string_view eol) {
       return "data:" + fp_chunk("gpt-4o", content, "") + std::string(eol) + std::string(eol);
     case 11:
       return "data: " + fp_chunk("gpt-4o", content, "") + std::string(eol);  // no blank line yet
+    case 13:  // two top-level models (the last one wins in a parse)
+      return data(R"({"id":"chatcmpl-7","model":"gpt-4o","model":"x","choices":[{"delta":)" +
+                  content + "}]}") +
+             data(R"({"id":"chatcmpl-7","model":"gpt-4o","model":"x","choices":[]})");
     case 12:
       return "retry: 10" + std::string(eol) + data(fp_chunk("gpt-4o", content, ""));
     default:
