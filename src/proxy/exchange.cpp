@@ -552,7 +552,18 @@ asio::awaitable<bool> exchange::fail_codec_answer(const exchange_request& r,
 }
 
 void exchange::on_stream_bytes(std::string_view bytes) {
-  framer_.feed(bytes, [this](const sse::event& ev) { on_event(ev); });
+  if (tr_ || ctr_) {
+    framer_.feed(bytes, [this](const sse::event& ev) { on_event(ev); });
+    return;
+  }
+  // Pass-through: plain chunks shaped like the last one skip the per-event framing and
+  // rewrite; they report nothing but their number (data events after the first).
+  framer_.feed(
+      bytes, [this](const sse::event& ev) { relay_event(ev, &strip_); },
+      [this](std::string_view rest) {
+        return sse::claim_plain_events(rest, shape_, &strip_, group_literal_, payload_,
+                                       data_events_);
+      });
 }
 
 exchange::attempt_outcome exchange::parse_buffered() {

@@ -195,6 +195,7 @@ void remember(stream_shape& shape, std::string_view data, const json::answer_inf
   std::string_view prefix = data.substr(0, end);
   if (contains(prefix, "response") || contains(prefix, "\\u")) return;
   shape.prefix.assign(prefix);
+  shape.one_line = prefix.find('\n') == std::string_view::npos;
   shape.model_count = a.model_count;
   for (int i = 0; i < a.model_count; ++i) shape.models[i] = a.models[i];
 }
@@ -283,7 +284,105 @@ event_info rewrite_kept_or_dropped(const event& ev, json::model_finder& finder,
 
 }  // namespace
 
+namespace {
+
+bool fast_path_on = true;
+
+// The end of a data line whose value continues past the shape's prefix at `p`: the offset from
+// `p` of its LF, when the line has no CR and its rest is plain; npos otherwise (no LF in sight
+// counts as otherwise). Reading the plain test up to `end` instead of the LF gives the same
+// answer: no key it looks for contains an LF.
+std::size_t plain_line_end_generic(const char* p, const char* end) {
+  const void* lf = std::memchr(p, '\n', static_cast<std::size_t>(end - p));
+  if (!lf) return std::string_view::npos;
+  const auto n = static_cast<std::size_t>(static_cast<const char*>(lf) - p);
+  if (std::memchr(p, '\r', n) || !plain_rest(std::string_view(p, n))) return std::string_view::npos;
+  return n;
+}
+
+#if defined(__x86_64__)
+// The same in one pass: each block's candidates are checked only up to its first LF or CR.
+// Measured on a 21-chunk stream: ~100 instructions per event fewer than memchr twice and then
+// the plain scan.
+__attribute__((target("avx2"))) std::size_t plain_line_end_avx2(const char* p, const char* end) {
+  const char* const begin = p;
+  for (; end - p >= 33; p += 32) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    const auto stops = static_cast<std::uint32_t>(
+        _mm256_movemask_epi8(_mm256_or_si256(_mm256_cmpeq_epi8(v, _mm256_set1_epi8('\n')),
+                                             _mm256_cmpeq_epi8(v, _mm256_set1_epi8('\r')))));
+    std::uint64_t m = candidates_avx2(p);
+    if (stops) {
+      const int stop = __builtin_ctz(stops);
+      m &= (std::uint64_t{1} << stop) - 1;
+      if ((m && !plain_candidates(p, m, end)) || p[stop] != '\n') return std::string_view::npos;
+      return static_cast<std::size_t>(p + stop - begin);
+    }
+    if (m && !plain_candidates(p, m, end)) return std::string_view::npos;
+  }
+  const std::size_t n = plain_line_end_generic(p, end);  // the last few bytes
+  return n == std::string_view::npos ? n : static_cast<std::size_t>(p - begin) + n;
+}
+#endif
+
+std::size_t plain_line_end(const char* p, const char* end) {
+#if defined(__x86_64__)
+  if (scan_in_use == detail::scan_isa::avx2) return plain_line_end_avx2(p, end);
+#endif
+  return plain_line_end_generic(p, end);
+}
+
+}  // namespace
+
+std::size_t claim_plain_events(std::string_view bytes, const stream_shape& shape,
+                               const usage_strip* strip, std::string_view group_literal,
+                               std::string& out, int& events) {
+  if (!fast_path_on || shape.prefix.empty() || !shape.one_line || (strip && strip->lf_pending))
+    return 0;
+  constexpr std::string_view field = "data: ";
+  const std::size_t head = field.size() + shape.prefix.size();
+  // The model spans inside an event, as append_spliced would use them: all lie in the prefix,
+  // so only its order rule can skip one, the same for every event.
+  json::span spans[json::answer_info::max_models];
+  int count = 0;
+  std::size_t pos = 0;
+  for (int i = 0; i < shape.model_count; ++i) {
+    const json::span s{shape.models[i].begin + field.size(), shape.models[i].end + field.size()};
+    if (s.begin < pos || s.begin > s.end) continue;
+    spans[count++] = s;
+    pos = s.end;
+  }
+  // Consecutive events are consecutive bytes: the bytes between one event's last model and the
+  // next event's first are copied in one piece.
+  const char* copied = bytes.data();
+  std::size_t taken = 0;
+  for (;;) {
+    const char* at = bytes.data() + taken;
+    const std::size_t avail = bytes.size() - taken;
+    if (avail < head + 2 || std::memcmp(at, field.data(), field.size()) != 0 ||
+        std::memcmp(at + field.size(), shape.prefix.data(), shape.prefix.size()) != 0)
+      break;
+    const std::size_t n = plain_line_end(at + head, at + avail);
+    if (n == std::string_view::npos) break;
+    const std::size_t size = head + n + 2;  // the line, its LF and the blank line
+    if (size > avail || at[size - 1] != '\n') break;
+    for (int i = 0; i < count; ++i) {
+      out.append(copied, static_cast<std::size_t>(at + spans[i].begin - copied));
+      out.append(group_literal);
+      copied = at + spans[i].end;
+    }
+    taken += size;
+    ++events;
+  }
+  out.append(copied, static_cast<std::size_t>(bytes.data() + taken - copied));
+  return taken;
+}
+
 namespace detail {
+bool use_fast_path(bool on) {
+  return std::exchange(fast_path_on, on);
+}
+
 scan_isa use_scan(scan_isa isa) {
   const scan_isa before = scan_in_use;
   scan_in_use = isa == scan_isa::best ? best_scan() : isa;

@@ -279,5 +279,54 @@ TEST(append_error_event, Shape) {
             "\"upstream_timeout\"}}\n\n");
 }
 
+// The claim hook is offered the unread bytes only at boundaries whose framing depends on nothing
+// before them; what it takes is never delivered, and the rest is framed as without it.
+struct claim_log {
+  std::vector<std::string> offered, delivered;
+  std::string take;  // claimed when offered bytes start with it
+};
+
+void feed_claiming(framer& f, std::string_view piece, claim_log& log) {
+  f.feed(
+      piece, [&](const event& ev) { log.delivered.emplace_back(ev.raw); },
+      [&](std::string_view rest) -> std::size_t {
+        log.offered.emplace_back(rest);
+        std::size_t n = 0;  // takes every event it wants in a row, as claim_plain_events does
+        while (!log.take.empty() && rest.substr(n).starts_with(log.take)) n += log.take.size();
+        return n;
+      });
+}
+
+TEST(framer, ClaimIsNotOfferedTheFirstLine) {
+  framer f;
+  claim_log log;
+  feed_claiming(f,
+                "\xEF\xBB\xBF"
+                "data: a\n\ndata: b\n\n",
+                log);
+  EXPECT_EQ(log.offered, (std::vector<std::string>{"data: b\n\n"}));
+  EXPECT_EQ(log.delivered.size(), 2u);
+}
+
+TEST(framer, ClaimIsNotOfferedAfterAPendingEventOrACrAtTheEnd) {
+  framer f;
+  claim_log log;
+  feed_claiming(f, "data: a\n\nda", log);         // offered "da" after a
+  feed_claiming(f, "ta: b\n\ndata: c\r\r", log);  // pending b: offered after it only
+  feed_claiming(f, "\ndata: d\n\n", log);         // the CR may have its LF here
+  EXPECT_EQ(log.offered, (std::vector<std::string>{"da", "data: c\r\r"}));
+  EXPECT_EQ(log.delivered, (std::vector<std::string>{"data: a\n\n", "data: b\n\n", "data: c\r\r",
+                                                     "\ndata: d\n\n"}));
+}
+
+TEST(framer, ClaimedEventsAreNotDelivered) {
+  framer f;
+  claim_log log;
+  log.take = "data: x\n\n";
+  feed_claiming(f, "data: a\n\ndata: x\n\ndata: x\n\nid: 1\ndata: x\n\ndata: x\n\n", log);
+  f.finish([&](const event& ev) { log.delivered.emplace_back(ev.raw); });
+  EXPECT_EQ(log.delivered, (std::vector<std::string>{"data: a\n\n", "id: 1\ndata: x\n\n"}));
+}
+
 }  // namespace
 }  // namespace ob::proxy::sse
