@@ -6,6 +6,7 @@
 #include <random>
 
 #include "proxy/sse/rewrite.hpp"
+#include "scan_variants.hpp"
 #include "streams.hpp"
 
 namespace ob::proxy::sse {
@@ -169,37 +170,16 @@ void fp_expect_same(const fp_relayed& a, const fp_relayed& b, const std::string&
   }
 }
 
-class FastPath : public ::testing::TestWithParam<detail::scan_isa> {
+// Each test runs with each variant of the byte scan; the fast path is switched back on after.
+class FastPath : public test::scan_variants {
  protected:
-  void SetUp() override {
-#if defined(__x86_64__)
-    if (GetParam() == detail::scan_isa::avx2 && !__builtin_cpu_supports("avx2"))
-      GTEST_SKIP() << "no AVX2 on this CPU";
-#else
-    if (GetParam() != detail::scan_isa::scalar) GTEST_SKIP() << "x86-64 only";
-#endif
-    before_ = detail::use_scan(GetParam());
-  }
   void TearDown() override {
-    detail::use_scan(before_);
+    test::scan_variants::TearDown();
     detail::use_fast_path(true);
   }
-  detail::scan_isa before_ = detail::scan_isa::best;
 };
 
-INSTANTIATE_TEST_SUITE_P(Scans, FastPath,
-                         ::testing::Values(detail::scan_isa::avx2, detail::scan_isa::sse2,
-                                           detail::scan_isa::scalar),
-                         [](const auto& info) {
-                           switch (info.param) {
-                             case detail::scan_isa::avx2:
-                               return "avx2";
-                             case detail::scan_isa::sse2:
-                               return "sse2";
-                             default:
-                               return "scalar";
-                           }
-                         });
+INSTANTIATE_TEST_SUITE_P(Scans, FastPath, test::every_scan(), test::scan_name);
 
 void fp_check(std::string_view input, const std::vector<std::size_t>& cuts, bool strip,
               const std::string& what, int* claimed) {

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "proxy/sse/rewrite.hpp"
+#include "scan_variants.hpp"
 #include "streams.hpp"
 
 namespace ob::proxy::sse {
@@ -56,36 +57,9 @@ std::string chunk(std::string_view tail) {
 }
 
 // Every test runs with each variant of the byte scan behind the shape check.
-class RewriteShape : public ::testing::TestWithParam<detail::scan_isa> {
- protected:
-  void SetUp() override {
-#if defined(__x86_64__)
-    if (GetParam() == detail::scan_isa::avx2 && !__builtin_cpu_supports("avx2"))
-      GTEST_SKIP() << "no AVX2 on this CPU";
-#else
-    if (GetParam() != detail::scan_isa::scalar) GTEST_SKIP() << "x86-64 only";
-#endif
-    before_ = detail::use_scan(GetParam());
-  }
-  void TearDown() override {
-    detail::use_scan(before_);
-  }
-  detail::scan_isa before_ = detail::scan_isa::best;
-};
+class RewriteShape : public test::scan_variants {};
 
-INSTANTIATE_TEST_SUITE_P(Scans, RewriteShape,
-                         ::testing::Values(detail::scan_isa::avx2, detail::scan_isa::sse2,
-                                           detail::scan_isa::scalar),
-                         [](const auto& info) {
-                           switch (info.param) {
-                             case detail::scan_isa::avx2:
-                               return "avx2";
-                             case detail::scan_isa::sse2:
-                               return "sse2";
-                             default:
-                               return "scalar";
-                           }
-                         });
+INSTANTIATE_TEST_SUITE_P(Scans, RewriteShape, test::every_scan(), test::scan_name);
 
 TEST_P(RewriteShape, RecordedStreamsAreIdentical) {
   expect_same(test::chat_stream(), "chat");
