@@ -261,5 +261,54 @@ TEST_F(RedisFallback, ALateRefusalGivesNothingBack) {
   EXPECT_TRUE(admit(d).ok());
 }
 
+// An admission whose waiter timed out and whose late reply is NOSCRIPT (the server lost its
+// scripts meanwhile) did not run: the settlements it carried are sent again, once, as EVAL, so
+// the budget gets its usage and the lease is given back (before: both lost).
+TEST_F(RedisFallback, SettlementsCarriedByALateAdmissionAnsweredNoScriptAreSentAgainOnce) {
+  recording_backend local;
+  redis_backend_options o;
+  o.batching.delay = 10s;  // the settlement waits for the next admission to carry it
+  connect(o, &local, 50ms);
+  limits::key_demand k{0,
+                       "noscript",
+                       {.concurrency = 10},
+                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 10;
+  d.output_tokens = 10;
+  auto running = admit(d);  // keeps the worker busy: settlements wait for a carrier
+  auto ended = admit(d);
+  ASSERT_NE(running.res.lease, 0u);
+  ASSERT_NE(ended.res.lease, 0u);
+  backend->settle(ended.res, limits::usage{3, 4});
+  ASSERT_EQ(backend->batch().size(), 1u);
+  server.command({"SCRIPT", "FLUSH"});
+  // Redis busy past the timeout: the next admission (carrying the settlement) times out, then
+  // is answered NOSCRIPT.
+  std::array<std::string_view, 3> sleep{"DEBUG", "SLEEP", "0.15"};
+  ASSERT_TRUE(client->send_detached(sleep));
+  auto late = admit(d);
+  EXPECT_EQ(late.res.lease, 0u);  // the fallback decided
+  EXPECT_EQ(local.admits, 1);
+  EXPECT_EQ(backend->batch().size(), 0u);  // carried
+  ASSERT_TRUE(test::run_until(io, [&] { return client->late_replies() == 1; }));
+  sync();
+  test::run_for(io, 50ms);
+  sync();
+  const std::string budget =
+      backend->key_name("noscript", "budget") + ":" + std::to_string(ended.res.budget_period_start);
+  EXPECT_EQ(server.command({"HGET", budget, "used"}), "$1\r\n7\r\n");
+  EXPECT_EQ(server.command({"HGET", budget, "reserved"}), "$2\r\n20\r\n");  // `running`'s
+  EXPECT_EQ(server.command({"ZCARD", backend->key_name("noscript", "conc")}), ":1\r\n");
+  std::string stats = server.command({"INFO", "commandstats"});
+  EXPECT_NE(stats.find("cmdstat_eval:calls=1,"), std::string::npos) << stats;  // once
+  EXPECT_EQ(backend->batch().stats().resent, 1u);
+  backend->release(running.res);
+  sync();
+  EXPECT_EQ(server.command({"HGET", budget, "used"}), "$1\r\n7\r\n");
+  EXPECT_EQ(server.command({"HGET", budget, "reserved"}), "$1\r\n0\r\n");
+}
+
 }  // namespace
 }  // namespace ob::state

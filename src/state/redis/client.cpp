@@ -742,4 +742,12 @@ bool client::eval_detached(const script& s, std::size_t numkeys,
   return send_parts(pre, keys_and_args, nullptr, nullptr, true, &s);
 }
 
+bool client::eval_text_detached(const script& s, std::size_t numkeys,
+                                std::span<const std::string_view> keys_and_args) {
+  char nk[24];
+  auto [p, ec] = std::to_chars(nk, nk + sizeof nk, numkeys);
+  std::array<std::string_view, 3> pre{"EVAL", s.body, std::string_view(nk, p - nk)};
+  return send_parts(pre, keys_and_args, nullptr, nullptr, true);
+}
+
 }  // namespace ob::state::redis

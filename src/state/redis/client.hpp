@@ -186,6 +186,10 @@ class client : public std::enable_shared_from_this<client> {
   // Fire-and-forget EVALSHA (see send_detached).
   bool eval_detached(const script& s, std::size_t numkeys,
                      std::span<const std::string_view> keys_and_args);
+  // Fire-and-forget EVAL (the script's text, which caches it again): for a call known to have
+  // met a server without the script (a late NOSCRIPT reply).
+  bool eval_text_detached(const script& s, std::size_t numkeys,
+                          std::span<const std::string_view> keys_and_args);
 
   // Commands whose reply never came before the timeout (diagnostics and tests).
   std::uint64_t timeouts() const { return timeouts_; }
