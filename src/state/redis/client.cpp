@@ -199,13 +199,17 @@ void client::stop(std::function<void()> closed) {
     e.late = {};  // never engaged: its context is the waiter's
     fn(e.ctx, errc::stopped, nullptr);
   }
-  if (ready_ && socket_.is_open() && !inflight_.empty()) {
-    // Settlements queued or on their way: write them and read their replies (closing a socket
-    // with unread replies resets it), for at most `timeout`.
+  keep_detached(redirected_);
+  if ((socket_.is_open() && !inflight_.empty()) || !redirected_.empty()) {
+    // Settlements queued, on their way, or waiting to be re-sent to the node a MOVED/ASK named:
+    // write them (there, after the move) and read their replies (closing a socket with unread
+    // replies resets it), for at most `timeout`.
     closing_ = true;
     stop_timer_.expires_after(opt_.timeout);
     stop_timer_.async_wait([this, self = shared_from_this()](boost::system::error_code ec) {
-      if (!ec && closing_) drop_connection(errc::stopped);
+      if (ec || !closing_) return;
+      closing_ = false;
+      drop_connection(errc::stopped);
     });
     start_write();
     return;
@@ -213,18 +217,51 @@ void client::stop(std::function<void()> closed) {
   drop_connection(errc::stopped);
 }
 
+// At stop(): of the commands waiting to be sent again, only the fire-and-forget ones still go;
+// a waiter hears of the stop, a late handler ends (the command did not run).
+void client::keep_detached(std::vector<entry>& v) {
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    entry& e = v[i];
+    if (e.detached) {
+      if (kept != i) v[kept] = std::move(e);
+      ++kept;
+      continue;
+    }
+    if (e.fn) {
+      callback fn = e.fn;
+      e.fn = nullptr;
+      e.late = {};  // never engaged: its context is the waiter's
+      fn(e.ctx, errc::stopped, nullptr);
+    } else if (e.late.fn) {
+      end_late(e, errc::stopped, nullptr);
+    }
+  }
+  v.resize(kept);
+}
+
 void client::maybe_close() {
-  if (closing_ && inflight_.empty()) drop_connection(errc::stopped);
+  if (closing_ && inflight_.empty() && redirected_.empty() && !redirecting_ && !moving_) {
+    closing_ = false;
+    drop_connection(errc::stopped);
+  }
 }
 
 asio::awaitable<void> client::run() {
   millis backoff = opt_.backoff_min;
   std::array<char, 16 * 1024> buf;
-  while (!stopped_) {
+  // Stopped, the loop goes on while closing_: to deliver what waits for a redirection.
+  while (!stopped_ || closing_) {
     bool connected = co_await connect_once();
     if (!connected) {
       moving_ = false;  // commands fail (or fall back) until a connection is made
-      if (stopped_) break;
+      if (stopped_) {
+        if (closing_) {  // the node named cannot be reached: what waits for it is lost
+          closing_ = false;
+          drop_connection(errc::stopped);
+        }
+        break;
+      }
       // A node named by a redirection that cannot be reached: ask the configured one again.
       if (node_host_ != opt_.address.host || node_port_ != opt_.address.port) {
         observe::log(observe::level::warn,
@@ -258,8 +295,8 @@ asio::awaitable<void> client::run() {
       observe::log(observe::level::warn, "redis: connection to " + node() + " lost");
       drop_connection(errc::connection_lost);
     }
-    if (stopped_) break;
-    if (reconnect_now_) {  // moving to the node a MOVED/ASK reply named
+    if (stopped_ && !closing_) break;
+    if (reconnect_now_ || closing_) {  // moving to the node a MOVED/ASK reply named
       reconnect_now_ = false;
       continue;
     }
@@ -284,7 +321,7 @@ asio::awaitable<bool> client::connect_once() {
     if (rec) co_return false;
     for (auto& r : results) eps.push_back(r.endpoint());
   }
-  if (stopped_) co_return false;
+  if (stopped_ && !closing_) co_return false;
   socket_ = asio::ip::tcp::socket(ex_);
   // The flag outlives this frame: the timer's handler may already be queued when we cancel.
   auto timed_out = std::make_shared<bool>(false);
@@ -299,7 +336,7 @@ asio::awaitable<bool> client::connect_once() {
   backoff_.cancel();
   const bool late = *timed_out;
   *timed_out = true;  // a queued handler must not close the connection we keep
-  if (cec || late || stopped_) {
+  if (cec || late || (stopped_ && !closing_)) {
     socket_.close();
     co_return false;
   }
@@ -501,7 +538,9 @@ void client::on_reply(redisReply* raw) {
   if (r->type == REDIS_REPLY_ERROR && !scratch_.empty()) {
     const std::string_view text(r->str, r->len);
     std::optional<redirect> to;
-    if (opt_.cluster && !stopped_ && redirects < max_redirects) to = parse_redirect(text);
+    // Stopped: only a fire-and-forget command still goes (to be delivered before closing).
+    if (opt_.cluster && (!stopped_ || (closing_ && detached)) && redirects < max_redirects)
+      to = parse_redirect(text);
     if (to) {
       // It did not run: it goes again, once, to the node named (after what is on the wire
       // here has been answered: maybe_switch_node).
@@ -636,6 +675,7 @@ void client::end_late(entry& e, errc why, reply_ptr r) {
 void client::drop_connection(errc why) {
   ++generation_;
   ready_ = false;
+  const bool switching = redirecting_;
   if (redirecting_) {  // the next connection goes to the node named
     redirecting_ = false;
     node_host_ = redirect_host_;
@@ -664,7 +704,8 @@ void client::drop_connection(errc why) {
   old.count = 0;
   old.head = 0;
   if (inflight_.slots.empty()) std::swap(old.slots, inflight_.slots);  // keep the capacity
-  if (stopped_) {
+  // Closing after stop(), moving to the node a MOVED/ASK named: not the end yet.
+  if (stopped_ && !(closing_ && switching)) {
     closing_ = false;
     stop_timer_.cancel();
     timer_.cancel();

@@ -40,7 +40,8 @@
 // its scripts: SCRIPT FLUSH, failover) re-sends them once as EVAL, so none is lost.
 //
 // stop() does not drop what is queued: the commands not yet written are written and their
-// replies read, for at most `timeout`, then the connection closes.
+// replies read, for at most `timeout`, then the connection closes. Fire-and-forget commands
+// answered MOVED/ASK, waiting for the move to the node named, go there first (same bound).
 //
 // Cost per command: the formatted command is appended to a reused output buffer (hiredis
 // mallocs the formatted bytes once and we free them at once: one malloc/free); the reply
@@ -243,6 +244,7 @@ class client : public std::enable_shared_from_this<client> {
   void resend(entry& e);
   void maybe_switch_node();
   void maybe_close();
+  void keep_detached(std::vector<entry>& v);
   void reload_scripts();
   asio::awaitable<result> call_parts(std::span<const std::string_view> prefix,
                                      std::span<const std::string_view> rest, late_reply late = {});

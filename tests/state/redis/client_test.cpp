@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "state/redis/fake_node.hpp"
 #include "state/redis_server.hpp"
 #include "state/run_util.hpp"
 
@@ -31,6 +32,14 @@ class RedisClient : public ::testing::Test {
     o.timeout = timeout;
     auto c = std::make_shared<client>(io.get_executor(), o);
     return c;
+  }
+  std::shared_ptr<client> make_cluster(unsigned short port, millis timeout) {
+    client_options o;
+    o.address =
+        *config::parse_redis_url("redis://127.0.0.1:" + std::to_string(port) + "/0", nullptr);
+    o.timeout = timeout;
+    o.cluster = true;
+    return std::make_shared<client>(io.get_executor(), o);
   }
   bool wait_connected(client& c, millis bound = 5000ms) {
     return test::run_until(
@@ -460,6 +469,52 @@ TEST_F(RedisClient, ALateReplyAfterMovedGoesToTheLateHandlerOnce) {
   EXPECT_EQ(c->node(), "127.0.0.1:" + std::to_string(server.port()));
   c->stop();
   test::run_for(io, 20ms);
+}
+
+// Redis Cluster: settlements answered MOVED, waiting to be re-sent to the node named, when the
+// client stops (worker shutdown): they are written there before the connection closes, the one
+// answered MOVED after stop() too. Node A is a stand-in that answers MOVED to the real server,
+// the second reply late, so stop() comes while the first waits to be re-sent.
+TEST_F(RedisClient, StopDeliversWhatWaitsToBeRedirected) {
+  ASSERT_TRUE(server.start());
+  const std::string moved = "-MOVED 0 127.0.0.1:" + std::to_string(server.port()) + "\r\n";
+  test::fake_node a(io, [&](const std::vector<std::string>&, std::size_t n) {
+    return test::fake_node::answer_t{moved, n == 0 ? 0ms : 150ms};
+  });
+  auto c = make_cluster(a.port(), 1000ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  std::array<std::string_view, 2> incr{"INCR", "redirected"};
+  ASSERT_TRUE(c->send_detached(incr));
+  ASSERT_TRUE(c->send_detached(incr));
+  ASSERT_TRUE(test::run_until(io, [&] { return c->redirected() == 1; }));
+  bool closed = false;
+  c->stop([&] { closed = true; });
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return closed; }, 3000ms));
+  EXPECT_EQ(a.count("INCR"), 2u);
+  EXPECT_EQ(server.command({"GET", "redirected"}), "$1\r\n2\r\n");
+}
+
+// Stopped with a settlement waiting for the node a MOVED named and no connection there yet.
+TEST_F(RedisClient, StopDeliversARedirectedSettlementWhileMoving) {
+  ASSERT_TRUE(server.start());
+  const std::string moved = "-MOVED 0 127.0.0.1:" + std::to_string(server.port()) + "\r\n";
+  test::fake_node a(io, [&](const std::vector<std::string>&, std::size_t) {
+    return test::fake_node::answer_t{moved, 0ms};
+  });
+  auto c = make_cluster(a.port(), 1000ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  std::array<std::string_view, 2> incr{"INCR", "moving"};
+  ASSERT_TRUE(c->send_detached(incr));
+  // The MOVED reply read, the switch to the named node not yet made: stop() now.
+  ASSERT_TRUE(test::run_until(io, [&] { return c->redirected() == 1; }));
+  bool closed = false;
+  c->stop([&] { closed = true; });
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return closed; }, 3000ms));
+  EXPECT_EQ(server.command({"GET", "moving"}), "$1\r\n1\r\n");
 }
 
 }  // namespace
