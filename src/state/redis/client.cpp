@@ -159,6 +159,7 @@ client::client(asio::any_io_executor ex, client_options options)
       stuck_after_(std::max<millis>(millis{1000}, opt_.timeout * 20)),
       node_host_(opt_.address.host),
       node_port_(opt_.address.port),
+      retry_timer_(ex),
       stop_timer_(ex) {}
 
 client::~client() {
@@ -168,10 +169,9 @@ client::~client() {
     entry& e = inflight_.at(i);
     if (!e.fn && e.late.fn) end_late(e, errc::stopped, nullptr);
   }
-  for (std::size_t i = 0; i < redirected_.size(); ++i) {
-    entry& e = redirected_[i];
-    if (!e.fn && e.late.fn) end_late(e, errc::stopped, nullptr);
-  }
+  for (auto* v : {&redirected_, &retry_})
+    for (entry& e : *v)
+      if (!e.fn && e.late.fn) end_late(e, errc::stopped, nullptr);
   if (reader_) redisReaderFree(reader_);
 }
 
@@ -200,7 +200,8 @@ void client::stop(std::function<void()> closed) {
     fn(e.ctx, errc::stopped, nullptr);
   }
   keep_detached(redirected_);
-  if ((socket_.is_open() && !inflight_.empty()) || !redirected_.empty()) {
+  keep_detached(retry_);
+  if ((socket_.is_open() && !inflight_.empty()) || !redirected_.empty() || !retry_.empty()) {
     // Settlements queued, on their way, or waiting to be re-sent to the node a MOVED/ASK named:
     // write them (there, after the move) and read their replies (closing a socket with unread
     // replies resets it), for at most `timeout`.
@@ -241,7 +242,8 @@ void client::keep_detached(std::vector<entry>& v) {
 }
 
 void client::maybe_close() {
-  if (closing_ && inflight_.empty() && redirected_.empty() && !redirecting_ && !moving_) {
+  if (closing_ && inflight_.empty() && redirected_.empty() && retry_.empty() && !redirecting_ &&
+      !moving_) {
     closing_ = false;
     drop_connection(errc::stopped);
   }
@@ -396,6 +398,7 @@ client::entry& client::push_sent(std::size_t at, callback fn, void* ctx, bool de
   e.detached = detached;
   e.evalsha = evalsha;
   e.redirects = 0;
+  e.tryagains = 0;
   e.asking = false;
   // Kept to be sent again: every command in cluster mode (MOVED/ASK), a fire-and-forget
   // EVALSHA always (NOSCRIPT: sent again as EVAL, nobody else would).
@@ -418,7 +421,8 @@ void client::resend(entry& old) {
   e.detached = old.detached;
   e.evalsha = old.evalsha;
   e.redirects = old.redirects;
-  e.asking = false;
+  e.tryagains = old.tryagains;
+  e.asking = old.asking;  // sent after ASKING (a TRYAGAIN retry goes the same way)
   e.bytes.swap(old.bytes);
   e.late = old.late;
   old.late = {};
@@ -529,6 +533,8 @@ void client::on_reply(redisReply* raw) {
   const bool detached = f.detached;
   const script* const evalsha = f.evalsha;
   const unsigned redirects = f.redirects;
+  const unsigned tryagains = f.tryagains;
+  const bool asked = f.asking;
   const auto deadline = f.deadline;
   const late_reply late = f.late;  // engaged when fn is null (its waiter timed out)
   f.late = {};
@@ -541,6 +547,36 @@ void client::on_reply(redisReply* raw) {
     // Stopped: only a fire-and-forget command still goes (to be delivered before closing).
     if (opt_.cluster && (!stopped_ || (closing_ && detached)) && redirects < max_redirects)
       to = parse_redirect(text);
+    if (opt_.cluster && starts_with(r.get(), "TRYAGAIN")) {
+      // It did not run (its slot's keys are split by a migration): it goes again after a short
+      // wait, a waiter's command only while that ends before its deadline, a fire-and-forget
+      // one (a settlement) up to max_tryagain times; either way never past max_tryagain.
+      const auto at = clock::now() + tryagain_delay(tryagains);
+      const bool wanted = fn ? at < deadline : detached && (!stopped_ || closing_);
+      if (wanted && tryagains < max_tryagain) {
+        entry e;
+        e.fn = fn;
+        e.ctx = ctx;
+        e.deadline = deadline;
+        e.detached = detached;
+        e.evalsha = evalsha;
+        e.redirects = redirects;
+        e.tryagains = tryagains + 1;
+        e.asking = asked;
+        e.late = late;
+        e.retry_at = at;
+        e.bytes.swap(scratch_);
+        retry_.push_back(std::move(e));
+        ++tryagain_count_;
+        arm_retry();
+        maybe_switch_node();
+        return;
+      }
+      if (detached)
+        observe::log(observe::level::warn, "redis: a fire-and-forget command answered TRYAGAIN " +
+                                               std::to_string(tryagains + 1) +
+                                               " times is dropped: " + std::string(text));
+    }
     if (to) {
       // It did not run: it goes again, once, to the node named (after what is on the wire
       // here has been answered: maybe_switch_node).
@@ -616,8 +652,9 @@ void client::arm_timer() {
     next = inflight_.at(expired_).deadline;
   else if (expired_ > 0)
     next = inflight_.front().deadline + stuck_after_;
-  for (const entry& e : redirected_)
-    if (e.fn) next = std::min(next, e.deadline);
+  for (auto* v : {&redirected_, &retry_})
+    for (const entry& e : *v)
+      if (e.fn) next = std::min(next, e.deadline);
   if (next == clock::time_point::max() || next >= timer_at_) return;
   timer_at_ = next;
   timer_.expires_at(next);
@@ -632,10 +669,12 @@ void client::on_timer() {
   const auto now = clock::now();
   const auto gen = generation_;
   // Commands waiting to be re-sent to another node: their handlers time out all the same.
-  for (std::size_t i = 0; i < redirected_.size(); ++i) {
-    entry& e = redirected_[i];
-    if (!e.fn || e.deadline > now) continue;
-    time_out(e);
+  for (auto* v : {&redirected_, &retry_}) {
+    for (std::size_t i = 0; i < v->size(); ++i) {
+      entry& e = (*v)[i];
+      if (!e.fn || e.deadline > now) continue;
+      time_out(e);
+    }
   }
   while (gen == generation_ && expired_ < inflight_.count &&
          inflight_.at(expired_).deadline <= now) {
@@ -649,6 +688,54 @@ void client::on_timer() {
     drop_connection(errc::connection_lost);
   }
   if (!stopped_) arm_timer();
+}
+
+millis client::tryagain_delay(unsigned tryagains) {
+  return std::min<millis>(tryagain_max_delay, tryagain_min_delay * (1u << std::min(tryagains, 4u)));
+}
+
+void client::arm_retry() {
+  clock::time_point next = clock::time_point::max();
+  for (const entry& e : retry_) next = std::min(next, e.retry_at);
+  if (next == clock::time_point::max() || next >= retry_at_) return;
+  retry_at_ = next;
+  retry_timer_.expires_at(next);
+  retry_timer_.async_wait([this, self = shared_from_this()](boost::system::error_code ec) {
+    if (ec) return;  // re-armed earlier or stopped
+    retry_at_ = clock::time_point::max();
+    on_retry();
+  });
+}
+
+// Commands answered TRYAGAIN whose wait is over go again, in order: on the connection if it is
+// up, else with those waiting for the next one (a move to another node, or a reconnection).
+void client::on_retry() {
+  const auto now = clock::now();
+  std::vector<entry> due;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < retry_.size(); ++i) {
+    entry& e = retry_[i];
+    if (e.retry_at <= now) {
+      due.push_back(std::move(e));
+    } else {
+      if (kept != i) retry_[kept] = std::move(e);
+      ++kept;
+    }
+  }
+  retry_.resize(kept);
+  bool sent = false;
+  for (entry& e : due) {
+    if (!e.fn && !e.detached && !e.late.fn) continue;  // nobody wants its reply any more
+    if (ready_ && socket_.is_open()) {
+      resend(e);
+      sent = true;
+    } else {
+      redirected_.push_back(std::move(e));
+    }
+  }
+  if (sent) start_write();
+  arm_timer();
+  arm_retry();
 }
 
 // The waiter of `e` gets errc::timeout; first its late handler (if any) takes over the reply.
@@ -709,18 +796,21 @@ void client::drop_connection(errc why) {
     closing_ = false;
     stop_timer_.cancel();
     timer_.cancel();
-    for (std::size_t i = 0; i < redirected_.size(); ++i) {
-      entry& e = redirected_[i];
-      if (!e.fn) {
-        if (e.late.fn) end_late(e, errc::stopped, nullptr);
-        continue;
+    retry_timer_.cancel();
+    for (auto* v : {&redirected_, &retry_}) {
+      for (std::size_t i = 0; i < v->size(); ++i) {
+        entry& e = (*v)[i];
+        if (!e.fn) {
+          if (e.late.fn) end_late(e, errc::stopped, nullptr);
+          continue;
+        }
+        callback fn = e.fn;
+        e.fn = nullptr;
+        e.late = {};
+        fn(e.ctx, errc::stopped, nullptr);
       }
-      callback fn = e.fn;
-      e.fn = nullptr;
-      e.late = {};
-      fn(e.ctx, errc::stopped, nullptr);
+      v->clear();
     }
-    redirected_.clear();
     if (closed_) {
       asio::post(ex_, std::move(closed_));
       closed_ = nullptr;

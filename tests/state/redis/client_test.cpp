@@ -517,5 +517,99 @@ TEST_F(RedisClient, StopDeliversARedirectedSettlementWhileMoving) {
   EXPECT_EQ(server.command({"GET", "moving"}), "$1\r\n1\r\n");
 }
 
+// Redis Cluster TRYAGAIN (a multi-key command while its slot's keys are split between two nodes
+// during a migration) is transient: the command is sent again after a short wait, within the
+// waiter's timeout, and its waiter gets the answer that finally comes.
+TEST_F(RedisClient, TryAgainIsRetriedWithinTheTimeout) {
+  const std::string tryagain = "-TRYAGAIN Multiple keys request during rehashing of slot\r\n";
+  test::fake_node a(io, [&](const std::vector<std::string>& argv, std::size_t n) {
+    if (argv[0] == "ECHO") return test::fake_node::answer_t{n < 2 ? tryagain : "$2\r\nok\r\n"};
+    return test::fake_node::answer_t{"+OK\r\n"};
+  });
+  auto c = make_cluster(a.port(), 500ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = cmd(*c, {"ECHO", "ok"});
+  EXPECT_EQ(r.error, errc::ok);
+  EXPECT_FALSE(r.is_error_reply()) << r.error_text();
+  EXPECT_EQ(str(r), "ok");
+  EXPECT_EQ(a.count("ECHO"), 3u);
+  EXPECT_EQ(c->tryagain_retries(), 2u);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
+  c->stop();
+  test::run_for(io, 20ms);
+}
+
+// A waiter never waits past its timeout for a retry: a slot that keeps answering TRYAGAIN
+// gives it the error (or the timeout) within it, as before.
+TEST_F(RedisClient, TryAgainNeverKeepsAWaiterPastItsTimeout) {
+  const std::string tryagain = "-TRYAGAIN Multiple keys request during rehashing of slot\r\n";
+  test::fake_node a(io, [&](const std::vector<std::string>&, std::size_t) {
+    return test::fake_node::answer_t{tryagain};
+  });
+  auto c = make_cluster(a.port(), 50ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = cmd(*c, {"ECHO", "x"});
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_TRUE(r.error == errc::timeout || r.error_text().starts_with("TRYAGAIN")) << r.error_text();
+  EXPECT_LT(took, 60ms);
+  test::run_for(io, 1000ms);
+  EXPECT_LE(a.count("ECHO"), 1 + client::max_tryagain);  // bounded
+  c->stop();
+  test::run_for(io, 20ms);
+}
+
+// A settlement (fire and forget) answered TRYAGAIN is sent again the same way, never dropped
+// silently; a slot that never stops answering TRYAGAIN gets a bounded number of attempts.
+TEST_F(RedisClient, ADetachedCommandAnsweredTryAgainIsSentAgain) {
+  const std::string tryagain = "-TRYAGAIN Multiple keys request during rehashing of slot\r\n";
+  int seen = 0;
+  test::fake_node a(io, [&](const std::vector<std::string>& argv, std::size_t) {
+    if (argv[0] == "INCR" && argv[1] == "once") {
+      return test::fake_node::answer_t{++seen <= 2 ? tryagain : ":1\r\n"};
+    }
+    if (argv[0] == "INCR") return test::fake_node::answer_t{tryagain};
+    return test::fake_node::answer_t{"+OK\r\n"};
+  });
+  auto c = make_cluster(a.port(), 50ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  std::array<std::string_view, 2> once{"INCR", "once"};
+  ASSERT_TRUE(c->send_detached(once));
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return a.count("INCR") == 3; }, 2000ms));
+  test::run_for(io, 300ms);
+  EXPECT_EQ(a.count("INCR"), 3u);  // answered at the third: not sent again
+  std::array<std::string_view, 2> never{"INCR", "never"};
+  ASSERT_TRUE(c->send_detached(never));
+  test::run_for(io, 1500ms);
+  const auto n = a.count("INCR") - 3;
+  EXPECT_EQ(n, 1 + client::max_tryagain);
+  c->stop();
+  test::run_for(io, 20ms);
+}
+
+// A settlement waiting to be sent again after TRYAGAIN when the client stops still goes.
+TEST_F(RedisClient, StopDeliversASettlementWaitingAfterTryAgain) {
+  const std::string tryagain = "-TRYAGAIN Multiple keys request during rehashing of slot\r\n";
+  test::fake_node a(io, [&](const std::vector<std::string>&, std::size_t n) {
+    return test::fake_node::answer_t{n == 0 ? tryagain : ":1\r\n"};
+  });
+  auto c = make_cluster(a.port(), 500ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  std::array<std::string_view, 2> incr{"INCR", "n"};
+  ASSERT_TRUE(c->send_detached(incr));
+  ASSERT_TRUE(test::run_until(io, [&] { return a.count("INCR") == 1; }));
+  bool closed = false;
+  c->stop([&] { closed = true; });
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return closed; }, 2000ms));
+  EXPECT_EQ(a.count("INCR"), 2u);
+}
+
 }  // namespace
 }  // namespace ob::state::redis
