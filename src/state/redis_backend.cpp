@@ -84,7 +84,36 @@ struct late_admission {
   bool budget = false;
   std::uint64_t cost = 0;  // the budget reservation with no target chosen
   std::vector<target> targets;
+  // The settlements the admission carried, as one settle.lua call (null: none): sent again
+  // when the late reply says the script did not run.
+  struct carried_call {
+    std::size_t settlements = 0, keys = 0;
+    redis::arg_buffer args;
+  };
+  std::unique_ptr<carried_call> carried;
 };
+
+// Where an admission's arguments hold the settlements it carries: their keys from `keys_at`,
+// their count at `args_at`, then their arguments.
+struct carried_span {
+  settle_batch::carry c;
+  std::size_t keys_at = 0, args_at = 0;
+};
+
+// The carried settlements of an admission's arguments `a` as one settle.lua call's: their keys,
+// then their count and arguments.
+void copy_carried(const args& a, const carried_span& at, args& out) {
+  out.add_from(a, at.keys_at, at.c.keys);
+  out.add_from(a, at.args_at, 1 + at.c.settlements * settlement_args);
+}
+
+// An error reply that says the script did not run: the server had lost it (NOSCRIPT), or its
+// slot's keys were split by a migration (TRYAGAIN, after the client's retries).
+bool did_not_run(const redisReply* r) {
+  if (!r || r->type != REDIS_REPLY_ERROR) return false;
+  const std::string_view text(r->str, r->len);
+  return text.starts_with("NOSCRIPT") || text.starts_with("TRYAGAIN");
+}
 
 // What admit() gives the client's late_reply handler: valid while admit() waits for the reply.
 struct admission_wait {
@@ -94,6 +123,8 @@ struct admission_wait {
   bool one_slot;
   std::int64_t now;
   std::uint64_t lease;
+  const args* a;  // the admission's arguments
+  carried_span carried;
 };
 
 // The client's late_reply handler of an admission: on the timeout, copies what a release needs;
@@ -123,10 +154,23 @@ void* on_late_admission(void* ctx, redis::errc e, redis::reply_ptr r) {
     for (const auto& t : d.targets)
       a->targets.push_back({std::string(t.id), t.limits.tpm, t.limits.concurrency != 0,
                             d.key ? budget_cost(*d.key, &t, d.input_tokens, d.output_tokens) : 0});
+    if (w.carried.c.settlements > 0) {
+      a->carried = std::make_unique<late_admission::carried_call>();
+      a->carried->settlements = w.carried.c.settlements;
+      a->carried->keys = w.carried.c.keys;
+      copy_carried(*w.a, w.carried, a->carried->args);
+    }
     return a.release();
   }
   std::unique_ptr<late_admission> a(static_cast<late_admission*>(ctx));
   const redisReply* rep = r.get();
+  if (e == redis::errc::ok && a->carried && did_not_run(rep)) {
+    // Nothing ran, the carried settlements included: they go again, once (the admission
+    // itself does not: its request was decided by the fallback).
+    if (auto batch = a->batch.lock())
+      batch->resend(a->carried->settlements, a->carried->keys, a->carried->args.views());
+    return nullptr;
+  }
   if (e != redis::errc::ok || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 12)
     return nullptr;  // never came (the lease expires by its ttl), or the script failed
   auto num = [&](std::size_t i) -> std::int64_t {
@@ -324,7 +368,9 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
       a.add_u(k ? budget_cost(*k, &t, d.input_tokens, d.output_tokens) : 0);
     }
     // From here the carried settlements are the connection's: sent with this call, never again
-    // (a timeout does not undo them; see settle_batch.hpp).
+    // unless a reply says the script did not run (a timeout does not undo them; see
+    // settle_batch.hpp).
+    const carried_span carried_at{carried, nkeys - carried.keys, a.size()};
     batch_->carry_args(a, carried);
     struct reply_came {  // however the wait ends (a destroyed frame included)
       settle_batch* b;
@@ -333,10 +379,15 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
     } guard{batch_.get()};
     // If the reply comes after state.timeout, the request falls back to local limits but the
     // script still runs: the late reply's handler gives back what it took.
-    const admission_wait wait{&d, &batch_, head_, opt_.cluster, clock_arg(), lease};
+    const admission_wait wait{&d, &batch_, head_, opt_.cluster, clock_arg(), lease, &a, carried_at};
     redis::result r = co_await client_->eval(
         admit_script(), nkeys, a.views(), {&on_late_admission, const_cast<admission_wait*>(&wait)});
     const redisReply* rep = r.reply.get();
+    if (carried.settlements > 0 && did_not_run(rep)) {  // they go again, once
+      args again;
+      copy_carried(a, carried_at, again);
+      batch_->resend(carried.settlements, carried.keys, again.views());
+    }
     if (r.error != redis::errc::ok || !rep || rep->type != REDIS_REPLY_ARRAY ||
         rep->elements < 12) {
       if (r.is_error_reply())

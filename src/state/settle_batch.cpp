@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "observe/log.hpp"
 #include "state/redis_backend.hpp"
 
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"  // see redis/client.cpp
@@ -101,6 +102,17 @@ void settle_batch::flush() {
   }
   // Still queued: Redis is away; look again a little later (an admission may carry them first).
   if (size() > 0 && !stopped_) arm(clock::now() + std::chrono::milliseconds(100));
+}
+
+void settle_batch::resend(std::size_t n, std::size_t nkeys,
+                          std::span<const std::string_view> keys_and_args) {
+  if (client_->eval_text_detached(settle_script(), nkeys, keys_and_args)) {
+    stats_.resent += n;
+    return;
+  }
+  stats_.lost += n;
+  observe::log(observe::level::warn,
+               "redis: " + std::to_string(n) + " settlement(s) not sent again: no connection");
 }
 
 void settle_batch::stop() {

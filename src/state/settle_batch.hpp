@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -79,7 +80,9 @@ class settle_batch : public std::enable_shared_from_this<settle_batch> {
     std::uint64_t carried = 0;  // sent inside an admission
     std::uint64_t batched = 0;  // sent in settle.lua calls
     std::uint64_t calls = 0;    // settle.lua calls
-    std::uint64_t lost = 0;     // dropped beyond max_queued while Redis was away
+    std::uint64_t lost = 0;     // dropped beyond max_queued while Redis was away, or not
+                                // re-sent (below) for want of a connection
+    std::uint64_t resent = 0;   // sent again after their admission did not run (resend)
   };
 
   // `client` sends the batch calls; admissions are sent by the backends (carry_*).
@@ -111,6 +114,12 @@ class settle_batch : public std::enable_shared_from_this<settle_batch> {
   void ended() {
     if (live_ > 0) --live_;
   }
+
+  // Settlements an admission carried whose script did not run (answered NOSCRIPT after its
+  // waiter timed out, or TRYAGAIN): `n` of them, as one settle.lua call's keys and arguments
+  // (count first), sent again at once, once, as EVAL. Without a connection they are lost (and
+  // counted), as a settlement on a broken connection is.
+  void resend(std::size_t n, std::size_t nkeys, std::span<const std::string_view> keys_and_args);
 
   void flush();  // sends everything queued now (when connected)
   void stop();   // flushes, then sends nothing more

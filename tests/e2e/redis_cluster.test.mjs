@@ -144,6 +144,45 @@ describe('Redis Cluster', { timeout: 180000, skip: !(redisAvailable() && cliAvai
     }
   });
 
+  test('an admission while its slot is split by a migration (TRYAGAIN) is retried and admitted once the migration ends', T, async () => {
+    const { node: source, other: target } = await owner('ct:{ct}:k:ck:rpm');
+    const slot = String((await source.command('CLUSTER', 'KEYSLOT', 'ct:{ct}:k:ck:rpm')).match(/:(\d+)/)[1]);
+    const id = async (n) => (await n.command('CLUSTER', 'MYID')).split('\r\n')[1];
+    const cfg = config(source);
+    cfg.state.prefix = 'ct:';
+    cfg.state.timeout = '2s';
+    const gw = await startGateway({ config: cfg, workers: 1 });
+    const ask = () => gwPost(gw, '/v1/chat/completions', chatBody('g'), { token: TOKEN });
+    const tryagains = async () => Number((await source.command('INFO', 'errorstats')).match(/errorstat_TRYAGAIN:count=(\d+)/)?.[1] ?? 0);
+    try {
+      assert.deepEqual([(await ask()).status, (await ask()).status], [200, 200]);
+      // The migration begins: one of the slot's keys moves, the others stay: the slot's keys are
+      // split between the two nodes, and the source answers a script on them TRYAGAIN.
+      const [sid, tid] = [await id(source), await id(target)];
+      assert.match(await target.command('CLUSTER', 'SETSLOT', slot, 'IMPORTING', sid), /^\+OK/);
+      assert.match(await source.command('CLUSTER', 'SETSLOT', slot, 'MIGRATING', tid), /^\+OK/);
+      assert.match(await source.command('MIGRATE', '127.0.0.1', String(target.port), 'ct:{ct}:k:ck:rpm', '0', '5000'), /^\+OK/);
+      const before = await tryagains();
+      const pending = ask();
+      // The admission met the split (bounded: 1 s), then the migration ends.
+      for (let i = 0; (await tryagains()) === before; i++) {
+        assert.ok(i < 100, 'no TRYAGAIN answered');
+        await sleep(5);
+      }
+      const keys = (await source.command('CLUSTER', 'GETKEYSINSLOT', slot, '100')).split('\r\n').filter((l) => l.startsWith('ct:'));
+      if (keys.length) assert.match(await source.command('MIGRATE', '127.0.0.1', String(target.port), '', '0', '5000', 'KEYS', ...keys), /^\+OK/);
+      for (const n of [target, source, ...nodes.filter((x) => x !== source && x !== target)])
+        assert.match(await n.command('CLUSTER', 'SETSLOT', slot, 'NODE', tid), /^\+OK/);
+      // Retried after the TRYAGAIN (before: 503 state_unavailable at once, on_failure deny),
+      // followed to the new owner, counted there with the two before it.
+      const r = await pending;
+      assert.equal(r.status, 200, r.text);
+      assert.deepEqual([(await ask()).status, (await ask()).status, (await ask()).status], [200, 200, 429]);
+    } finally {
+      await gw.stop();
+    }
+  });
+
   test('a burst of concurrent requests through a non-owner node: exactly the limit admitted, none 503', T, async () => {
     const { other } = await owner('cb:{cb}:k:ck:rpm');
     const cfg = config(other);

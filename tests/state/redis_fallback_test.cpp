@@ -2,9 +2,11 @@
 // limits divided by `instances`, budgets reconciled later) and "deny" (503 state_unavailable).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 
 #include "state/backend_fixture.hpp"
+#include "state/redis/fake_node.hpp"
 #include "state/redis_backend.hpp"
 
 namespace ob::state {
@@ -259,6 +261,117 @@ TEST_F(RedisFallback, ALateRefusalGivesNothingBack) {
   sync();
   EXPECT_EQ(server.command({"HGET", budget, "reserved"}), "$1\r\n0\r\n");
   EXPECT_TRUE(admit(d).ok());
+}
+
+// An admission whose waiter timed out and whose late reply is NOSCRIPT (the server lost its
+// scripts meanwhile) did not run: the settlements it carried are sent again, once, as EVAL, so
+// the budget gets its usage and the lease is given back (before: both lost).
+TEST_F(RedisFallback, SettlementsCarriedByALateAdmissionAnsweredNoScriptAreSentAgainOnce) {
+  recording_backend local;
+  redis_backend_options o;
+  o.batching.delay = 10s;  // the settlement waits for the next admission to carry it
+  connect(o, &local, 50ms);
+  limits::key_demand k{0,
+                       "noscript",
+                       {.concurrency = 10},
+                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 10;
+  d.output_tokens = 10;
+  auto running = admit(d);  // keeps the worker busy: settlements wait for a carrier
+  auto ended = admit(d);
+  ASSERT_NE(running.res.lease, 0u);
+  ASSERT_NE(ended.res.lease, 0u);
+  backend->settle(ended.res, limits::usage{3, 4});
+  ASSERT_EQ(backend->batch().size(), 1u);
+  server.command({"SCRIPT", "FLUSH"});
+  // Redis busy past the timeout: the next admission (carrying the settlement) times out, then
+  // is answered NOSCRIPT.
+  std::array<std::string_view, 3> sleep{"DEBUG", "SLEEP", "0.15"};
+  ASSERT_TRUE(client->send_detached(sleep));
+  auto late = admit(d);
+  EXPECT_EQ(late.res.lease, 0u);  // the fallback decided
+  EXPECT_EQ(local.admits, 1);
+  EXPECT_EQ(backend->batch().size(), 0u);  // carried
+  ASSERT_TRUE(test::run_until(io, [&] { return client->late_replies() == 1; }));
+  sync();
+  test::run_for(io, 50ms);
+  sync();
+  const std::string budget =
+      backend->key_name("noscript", "budget") + ":" + std::to_string(ended.res.budget_period_start);
+  EXPECT_EQ(server.command({"HGET", budget, "used"}), "$1\r\n7\r\n");
+  EXPECT_EQ(server.command({"HGET", budget, "reserved"}), "$2\r\n20\r\n");  // `running`'s
+  EXPECT_EQ(server.command({"ZCARD", backend->key_name("noscript", "conc")}), ":1\r\n");
+  std::string stats = server.command({"INFO", "commandstats"});
+  EXPECT_NE(stats.find("cmdstat_eval:calls=1,"), std::string::npos) << stats;  // once
+  EXPECT_EQ(backend->batch().stats().resent, 1u);
+  backend->release(running.res);
+  sync();
+  EXPECT_EQ(server.command({"HGET", budget, "used"}), "$1\r\n7\r\n");
+  EXPECT_EQ(server.command({"HGET", budget, "reserved"}), "$1\r\n0\r\n");
+}
+
+// Redis Cluster: an admission still answered TRYAGAIN after its retries (its slot's keys split
+// by a migration for longer than its timeout) falls back, and the settlements it carried, which
+// did not run either, are sent again once (as EVAL of settle.lua), not lost. Node: a stand-in
+// that admits the first two admissions, then answers TRYAGAIN to every admission.
+TEST_F(RedisFallback, SettlementsCarriedByAnAdmissionAnsweredTryAgainAreSentAgain) {
+  const std::string admitted =
+      "*12\r\n:1\r\n:0\r\n:0\r\n:-1\r\n:0\r\n:1795996800000\r\n"
+      ":-1\r\n:-1\r\n:-1\r\n:-1\r\n:-1\r\n:-1\r\n";
+  const std::string tryagain = "-TRYAGAIN Multiple keys request during rehashing of slot\r\n";
+  int admissions = 0;
+  test::fake_node node(io, [&](const std::vector<std::string>& argv, std::size_t) {
+    if (argv[0] == "EVALSHA")
+      return test::fake_node::answer_t{++admissions <= 2 ? admitted : tryagain};
+    if (argv[0] == "EVAL") return test::fake_node::answer_t{":1\r\n"};
+    return test::fake_node::answer_t{"+OK\r\n"};
+  });
+  redis::client_options co;
+  co.address =
+      *config::parse_redis_url("redis://127.0.0.1:" + std::to_string(node.port()) + "/0", nullptr);
+  co.timeout = 50ms;
+  co.cluster = true;
+  client = std::make_shared<redis::client>(io.get_executor(), co);
+  register_scripts(*client);
+  client->start();
+  ASSERT_TRUE(test::run_until(io, [&] { return client->connected(); }));
+  recording_backend local;
+  redis_backend_options o;
+  o.cluster = true;
+  o.batching.delay = 10s;  // the settlement waits for the next admission to carry it
+  backend = std::make_shared<redis_backend>(client, &local, o);
+  backend->start();
+  limits::key_demand k{0,
+                       "split",
+                       {.concurrency = 10},
+                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 10;
+  d.output_tokens = 10;
+  auto running = admit(d);
+  auto ended = admit(d);
+  ASSERT_NE(ended.res.lease, 0u);
+  backend->settle(ended.res, limits::usage{3, 4});
+  ASSERT_EQ(backend->batch().size(), 1u);
+  auto split = admit(d);  // carries it; TRYAGAIN until it falls back
+  EXPECT_EQ(split.res.lease, 0u);
+  EXPECT_EQ(local.admits, 1);
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return node.count("EVAL") == 1; }, 1000ms));
+  test::run_for(io, 100ms);
+  EXPECT_EQ(node.count("EVAL"), 1u);  // once
+  const auto& eval = *std::find_if(node.received().begin(), node.received().end(),
+                                   [](const auto& c) { return c[0] == "EVAL"; });
+  ASSERT_EQ(eval.size(), 3u + 4u + 1u + 15u);  // EVAL body numkeys, keys, count, arguments
+  EXPECT_EQ(eval[1], settle_script().body);
+  EXPECT_EQ(eval[2], "4");  // the key's tpm, tpd, conc, budget
+  EXPECT_EQ(eval[3], backend->key_name("split", "tpm"));
+  EXPECT_EQ(eval[7], "1");                              // one settlement
+  EXPECT_EQ(eval[9], std::to_string(ended.res.lease));  // its lease
+  backend->release(running.res);
 }
 
 }  // namespace

@@ -159,6 +159,7 @@ client::client(asio::any_io_executor ex, client_options options)
       stuck_after_(std::max<millis>(millis{1000}, opt_.timeout * 20)),
       node_host_(opt_.address.host),
       node_port_(opt_.address.port),
+      retry_timer_(ex),
       stop_timer_(ex) {}
 
 client::~client() {
@@ -168,10 +169,9 @@ client::~client() {
     entry& e = inflight_.at(i);
     if (!e.fn && e.late.fn) end_late(e, errc::stopped, nullptr);
   }
-  for (std::size_t i = 0; i < redirected_.size(); ++i) {
-    entry& e = redirected_[i];
-    if (!e.fn && e.late.fn) end_late(e, errc::stopped, nullptr);
-  }
+  for (auto* v : {&redirected_, &retry_})
+    for (entry& e : *v)
+      if (!e.fn && e.late.fn) end_late(e, errc::stopped, nullptr);
   if (reader_) redisReaderFree(reader_);
 }
 
@@ -199,13 +199,18 @@ void client::stop(std::function<void()> closed) {
     e.late = {};  // never engaged: its context is the waiter's
     fn(e.ctx, errc::stopped, nullptr);
   }
-  if (ready_ && socket_.is_open() && !inflight_.empty()) {
-    // Settlements queued or on their way: write them and read their replies (closing a socket
-    // with unread replies resets it), for at most `timeout`.
+  keep_detached(redirected_);
+  keep_detached(retry_);
+  if ((socket_.is_open() && !inflight_.empty()) || !redirected_.empty() || !retry_.empty()) {
+    // Settlements queued, on their way, or waiting to be re-sent to the node a MOVED/ASK named:
+    // write them (there, after the move) and read their replies (closing a socket with unread
+    // replies resets it), for at most `timeout`.
     closing_ = true;
     stop_timer_.expires_after(opt_.timeout);
     stop_timer_.async_wait([this, self = shared_from_this()](boost::system::error_code ec) {
-      if (!ec && closing_) drop_connection(errc::stopped);
+      if (ec || !closing_) return;
+      closing_ = false;
+      drop_connection(errc::stopped);
     });
     start_write();
     return;
@@ -213,18 +218,52 @@ void client::stop(std::function<void()> closed) {
   drop_connection(errc::stopped);
 }
 
+// At stop(): of the commands waiting to be sent again, only the fire-and-forget ones still go;
+// a waiter hears of the stop, a late handler ends (the command did not run).
+void client::keep_detached(std::vector<entry>& v) {
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    entry& e = v[i];
+    if (e.detached) {
+      if (kept != i) v[kept] = std::move(e);
+      ++kept;
+      continue;
+    }
+    if (e.fn) {
+      callback fn = e.fn;
+      e.fn = nullptr;
+      e.late = {};  // never engaged: its context is the waiter's
+      fn(e.ctx, errc::stopped, nullptr);
+    } else if (e.late.fn) {
+      end_late(e, errc::stopped, nullptr);
+    }
+  }
+  v.resize(kept);
+}
+
 void client::maybe_close() {
-  if (closing_ && inflight_.empty()) drop_connection(errc::stopped);
+  if (closing_ && inflight_.empty() && redirected_.empty() && retry_.empty() && !redirecting_ &&
+      !moving_) {
+    closing_ = false;
+    drop_connection(errc::stopped);
+  }
 }
 
 asio::awaitable<void> client::run() {
   millis backoff = opt_.backoff_min;
   std::array<char, 16 * 1024> buf;
-  while (!stopped_) {
+  // Stopped, the loop goes on while closing_: to deliver what waits for a redirection.
+  while (!stopped_ || closing_) {
     bool connected = co_await connect_once();
     if (!connected) {
       moving_ = false;  // commands fail (or fall back) until a connection is made
-      if (stopped_) break;
+      if (stopped_) {
+        if (closing_) {  // the node named cannot be reached: what waits for it is lost
+          closing_ = false;
+          drop_connection(errc::stopped);
+        }
+        break;
+      }
       // A node named by a redirection that cannot be reached: ask the configured one again.
       if (node_host_ != opt_.address.host || node_port_ != opt_.address.port) {
         observe::log(observe::level::warn,
@@ -258,8 +297,8 @@ asio::awaitable<void> client::run() {
       observe::log(observe::level::warn, "redis: connection to " + node() + " lost");
       drop_connection(errc::connection_lost);
     }
-    if (stopped_) break;
-    if (reconnect_now_) {  // moving to the node a MOVED/ASK reply named
+    if (stopped_ && !closing_) break;
+    if (reconnect_now_ || closing_) {  // moving to the node a MOVED/ASK reply named
       reconnect_now_ = false;
       continue;
     }
@@ -284,7 +323,7 @@ asio::awaitable<bool> client::connect_once() {
     if (rec) co_return false;
     for (auto& r : results) eps.push_back(r.endpoint());
   }
-  if (stopped_) co_return false;
+  if (stopped_ && !closing_) co_return false;
   socket_ = asio::ip::tcp::socket(ex_);
   // The flag outlives this frame: the timer's handler may already be queued when we cancel.
   auto timed_out = std::make_shared<bool>(false);
@@ -299,7 +338,7 @@ asio::awaitable<bool> client::connect_once() {
   backoff_.cancel();
   const bool late = *timed_out;
   *timed_out = true;  // a queued handler must not close the connection we keep
-  if (cec || late || stopped_) {
+  if (cec || late || (stopped_ && !closing_)) {
     socket_.close();
     co_return false;
   }
@@ -359,6 +398,7 @@ client::entry& client::push_sent(std::size_t at, callback fn, void* ctx, bool de
   e.detached = detached;
   e.evalsha = evalsha;
   e.redirects = 0;
+  e.tryagains = 0;
   e.asking = false;
   // Kept to be sent again: every command in cluster mode (MOVED/ASK), a fire-and-forget
   // EVALSHA always (NOSCRIPT: sent again as EVAL, nobody else would).
@@ -381,7 +421,8 @@ void client::resend(entry& old) {
   e.detached = old.detached;
   e.evalsha = old.evalsha;
   e.redirects = old.redirects;
-  e.asking = false;
+  e.tryagains = old.tryagains;
+  e.asking = old.asking;  // sent after ASKING (a TRYAGAIN retry goes the same way)
   e.bytes.swap(old.bytes);
   e.late = old.late;
   old.late = {};
@@ -492,6 +533,8 @@ void client::on_reply(redisReply* raw) {
   const bool detached = f.detached;
   const script* const evalsha = f.evalsha;
   const unsigned redirects = f.redirects;
+  const unsigned tryagains = f.tryagains;
+  const bool asked = f.asking;
   const auto deadline = f.deadline;
   const late_reply late = f.late;  // engaged when fn is null (its waiter timed out)
   f.late = {};
@@ -501,7 +544,39 @@ void client::on_reply(redisReply* raw) {
   if (r->type == REDIS_REPLY_ERROR && !scratch_.empty()) {
     const std::string_view text(r->str, r->len);
     std::optional<redirect> to;
-    if (opt_.cluster && !stopped_ && redirects < max_redirects) to = parse_redirect(text);
+    // Stopped: only a fire-and-forget command still goes (to be delivered before closing).
+    if (opt_.cluster && (!stopped_ || (closing_ && detached)) && redirects < max_redirects)
+      to = parse_redirect(text);
+    if (opt_.cluster && starts_with(r.get(), "TRYAGAIN")) {
+      // It did not run (its slot's keys are split by a migration): it goes again after a short
+      // wait, a waiter's command only while that ends before its deadline, a fire-and-forget
+      // one (a settlement) up to max_tryagain times; either way never past max_tryagain.
+      const auto at = clock::now() + tryagain_delay(tryagains);
+      const bool wanted = fn ? at < deadline : detached && (!stopped_ || closing_);
+      if (wanted && tryagains < max_tryagain) {
+        entry e;
+        e.fn = fn;
+        e.ctx = ctx;
+        e.deadline = deadline;
+        e.detached = detached;
+        e.evalsha = evalsha;
+        e.redirects = redirects;
+        e.tryagains = tryagains + 1;
+        e.asking = asked;
+        e.late = late;
+        e.retry_at = at;
+        e.bytes.swap(scratch_);
+        retry_.push_back(std::move(e));
+        ++tryagain_count_;
+        arm_retry();
+        maybe_switch_node();
+        return;
+      }
+      if (detached)
+        observe::log(observe::level::warn, "redis: a fire-and-forget command answered TRYAGAIN " +
+                                               std::to_string(tryagains + 1) +
+                                               " times is dropped: " + std::string(text));
+    }
     if (to) {
       // It did not run: it goes again, once, to the node named (after what is on the wire
       // here has been answered: maybe_switch_node).
@@ -577,8 +652,9 @@ void client::arm_timer() {
     next = inflight_.at(expired_).deadline;
   else if (expired_ > 0)
     next = inflight_.front().deadline + stuck_after_;
-  for (const entry& e : redirected_)
-    if (e.fn) next = std::min(next, e.deadline);
+  for (auto* v : {&redirected_, &retry_})
+    for (const entry& e : *v)
+      if (e.fn) next = std::min(next, e.deadline);
   if (next == clock::time_point::max() || next >= timer_at_) return;
   timer_at_ = next;
   timer_.expires_at(next);
@@ -593,10 +669,12 @@ void client::on_timer() {
   const auto now = clock::now();
   const auto gen = generation_;
   // Commands waiting to be re-sent to another node: their handlers time out all the same.
-  for (std::size_t i = 0; i < redirected_.size(); ++i) {
-    entry& e = redirected_[i];
-    if (!e.fn || e.deadline > now) continue;
-    time_out(e);
+  for (auto* v : {&redirected_, &retry_}) {
+    for (std::size_t i = 0; i < v->size(); ++i) {
+      entry& e = (*v)[i];
+      if (!e.fn || e.deadline > now) continue;
+      time_out(e);
+    }
   }
   while (gen == generation_ && expired_ < inflight_.count &&
          inflight_.at(expired_).deadline <= now) {
@@ -610,6 +688,54 @@ void client::on_timer() {
     drop_connection(errc::connection_lost);
   }
   if (!stopped_) arm_timer();
+}
+
+millis client::tryagain_delay(unsigned tryagains) {
+  return std::min<millis>(tryagain_max_delay, tryagain_min_delay * (1u << std::min(tryagains, 4u)));
+}
+
+void client::arm_retry() {
+  clock::time_point next = clock::time_point::max();
+  for (const entry& e : retry_) next = std::min(next, e.retry_at);
+  if (next == clock::time_point::max() || next >= retry_at_) return;
+  retry_at_ = next;
+  retry_timer_.expires_at(next);
+  retry_timer_.async_wait([this, self = shared_from_this()](boost::system::error_code ec) {
+    if (ec) return;  // re-armed earlier or stopped
+    retry_at_ = clock::time_point::max();
+    on_retry();
+  });
+}
+
+// Commands answered TRYAGAIN whose wait is over go again, in order: on the connection if it is
+// up, else with those waiting for the next one (a move to another node, or a reconnection).
+void client::on_retry() {
+  const auto now = clock::now();
+  std::vector<entry> due;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < retry_.size(); ++i) {
+    entry& e = retry_[i];
+    if (e.retry_at <= now) {
+      due.push_back(std::move(e));
+    } else {
+      if (kept != i) retry_[kept] = std::move(e);
+      ++kept;
+    }
+  }
+  retry_.resize(kept);
+  bool sent = false;
+  for (entry& e : due) {
+    if (!e.fn && !e.detached && !e.late.fn) continue;  // nobody wants its reply any more
+    if (ready_ && socket_.is_open()) {
+      resend(e);
+      sent = true;
+    } else {
+      redirected_.push_back(std::move(e));
+    }
+  }
+  if (sent) start_write();
+  arm_timer();
+  arm_retry();
 }
 
 // The waiter of `e` gets errc::timeout; first its late handler (if any) takes over the reply.
@@ -636,6 +762,7 @@ void client::end_late(entry& e, errc why, reply_ptr r) {
 void client::drop_connection(errc why) {
   ++generation_;
   ready_ = false;
+  const bool switching = redirecting_;
   if (redirecting_) {  // the next connection goes to the node named
     redirecting_ = false;
     node_host_ = redirect_host_;
@@ -664,22 +791,26 @@ void client::drop_connection(errc why) {
   old.count = 0;
   old.head = 0;
   if (inflight_.slots.empty()) std::swap(old.slots, inflight_.slots);  // keep the capacity
-  if (stopped_) {
+  // Closing after stop(), moving to the node a MOVED/ASK named: not the end yet.
+  if (stopped_ && !(closing_ && switching)) {
     closing_ = false;
     stop_timer_.cancel();
     timer_.cancel();
-    for (std::size_t i = 0; i < redirected_.size(); ++i) {
-      entry& e = redirected_[i];
-      if (!e.fn) {
-        if (e.late.fn) end_late(e, errc::stopped, nullptr);
-        continue;
+    retry_timer_.cancel();
+    for (auto* v : {&redirected_, &retry_}) {
+      for (std::size_t i = 0; i < v->size(); ++i) {
+        entry& e = (*v)[i];
+        if (!e.fn) {
+          if (e.late.fn) end_late(e, errc::stopped, nullptr);
+          continue;
+        }
+        callback fn = e.fn;
+        e.fn = nullptr;
+        e.late = {};
+        fn(e.ctx, errc::stopped, nullptr);
       }
-      callback fn = e.fn;
-      e.fn = nullptr;
-      e.late = {};
-      fn(e.ctx, errc::stopped, nullptr);
+      v->clear();
     }
-    redirected_.clear();
     if (closed_) {
       asio::post(ex_, std::move(closed_));
       closed_ = nullptr;
@@ -740,6 +871,14 @@ bool client::eval_detached(const script& s, std::size_t numkeys,
   auto [p, ec] = std::to_chars(nk, nk + sizeof nk, numkeys);
   std::array<std::string_view, 3> pre{"EVALSHA", s.sha1, std::string_view(nk, p - nk)};
   return send_parts(pre, keys_and_args, nullptr, nullptr, true, &s);
+}
+
+bool client::eval_text_detached(const script& s, std::size_t numkeys,
+                                std::span<const std::string_view> keys_and_args) {
+  char nk[24];
+  auto [p, ec] = std::to_chars(nk, nk + sizeof nk, numkeys);
+  std::array<std::string_view, 3> pre{"EVAL", s.body, std::string_view(nk, p - nk)};
+  return send_parts(pre, keys_and_args, nullptr, nullptr, true);
 }
 
 }  // namespace ob::state::redis

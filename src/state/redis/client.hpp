@@ -36,11 +36,19 @@
 // made to the named node goes back to the configured one. To re-send, the client keeps the
 // bytes of every command in flight in cluster mode (a copy into a reused buffer per command).
 //
+// `-TRYAGAIN` (cluster: a multi-key command while its slot's keys are split by a migration; it
+// did not run) re-sends the command after a short wait (10 ms doubling to 100 ms, at most
+// `max_tryagain` times): a waiter's command only while the retry goes out before its deadline
+// (else the waiter gets the TRYAGAIN reply at once), a fire-and-forget one up to the cap (then
+// dropped with a warning). A timed-out waiter's command is not retried: its late handler gets
+// the TRYAGAIN reply. Costs nothing until such a reply comes.
+//
 // Fire-and-forget EVALSHA (settlements) keep their bytes too: a NOSCRIPT reply (the server lost
 // its scripts: SCRIPT FLUSH, failover) re-sends them once as EVAL, so none is lost.
 //
 // stop() does not drop what is queued: the commands not yet written are written and their
-// replies read, for at most `timeout`, then the connection closes.
+// replies read, for at most `timeout`, then the connection closes. Fire-and-forget commands
+// answered MOVED/ASK or TRYAGAIN, waiting to be re-sent, go first (same bound).
 //
 // Cost per command: the formatted command is appended to a reused output buffer (hiredis
 // mallocs the formatted bytes once and we free them at once: one malloc/free); the reply
@@ -186,6 +194,10 @@ class client : public std::enable_shared_from_this<client> {
   // Fire-and-forget EVALSHA (see send_detached).
   bool eval_detached(const script& s, std::size_t numkeys,
                      std::span<const std::string_view> keys_and_args);
+  // Fire-and-forget EVAL (the script's text, which caches it again): for a call known to have
+  // met a server without the script (a late NOSCRIPT reply).
+  bool eval_text_detached(const script& s, std::size_t numkeys,
+                          std::span<const std::string_view> keys_and_args);
 
   // Commands whose reply never came before the timeout (diagnostics and tests).
   std::uint64_t timeouts() const { return timeouts_; }
@@ -194,10 +206,17 @@ class client : public std::enable_shared_from_this<client> {
   // Commands re-sent after a MOVED/ASK reply, or as EVAL after NOSCRIPT (diagnostics and tests).
   std::uint64_t redirected() const { return redirected_count_; }
   std::uint64_t resent_as_eval() const { return resent_eval_; }
+  // Commands sent again after a TRYAGAIN reply (diagnostics and tests).
+  std::uint64_t tryagain_retries() const { return tryagain_count_; }
   // The node the client talks to now (the configured one until a MOVED reply names another).
   std::string node() const { return node_host_ + ":" + std::to_string(node_port_); }
 
   static constexpr unsigned max_redirects = 5;
+  // TRYAGAIN: at most this many retries of a command, the first 10 ms after the reply, each
+  // wait twice the last, at most 100 ms.
+  static constexpr unsigned max_tryagain = 5;
+  static constexpr millis tryagain_min_delay{10};
+  static constexpr millis tryagain_max_delay{100};
 
  private:
   struct entry {
@@ -207,9 +226,11 @@ class client : public std::enable_shared_from_this<client> {
     bool detached = false;
     const script* evalsha = nullptr;  // a detached EVALSHA of this script (NOSCRIPT: EVAL)
     unsigned redirects = 0;           // MOVED/ASK replies this command had
-    bool asking = false;              // to re-send after ASKING
-    std::string bytes;                // the formatted command, kept while it may have to be re-sent
-    late_reply late;                  // engaged (fn null, late.fn set) once the waiter timed out
+    unsigned tryagains = 0;           // TRYAGAIN replies this command had
+    bool asking = false;              // to re-send (sent, in flight) after ASKING
+    std::chrono::steady_clock::time_point retry_at;  // answered TRYAGAIN: when it goes again
+    std::string bytes;  // the formatted command, kept while it may have to be re-sent
+    late_reply late;    // engaged (fn null, late.fn set) once the waiter timed out
   };
   // Grow-only ring of in-flight commands, in send order (slots keep their buffers' capacity).
   struct ring {
@@ -239,6 +260,10 @@ class client : public std::enable_shared_from_this<client> {
   void resend(entry& e);
   void maybe_switch_node();
   void maybe_close();
+  void keep_detached(std::vector<entry>& v);
+  static millis tryagain_delay(unsigned tryagains);
+  void arm_retry();
+  void on_retry();
   void reload_scripts();
   asio::awaitable<result> call_parts(std::span<const std::string_view> prefix,
                                      std::span<const std::string_view> rest, late_reply late = {});
@@ -283,6 +308,11 @@ class client : public std::enable_shared_from_this<client> {
       std::chrono::steady_clock::time_point::max();
   std::uint64_t redirected_count_ = 0;
   std::uint64_t resent_eval_ = 0;
+  // Redis Cluster TRYAGAIN: commands waiting to go again, and the timer of the earliest.
+  std::vector<entry> retry_;
+  asio::steady_timer retry_timer_;
+  std::chrono::steady_clock::time_point retry_at_ = std::chrono::steady_clock::time_point::max();
+  std::uint64_t tryagain_count_ = 0;
   // stop(): closing once the queued commands are written and answered, or at the deadline.
   bool closing_ = false;
   asio::steady_timer stop_timer_;

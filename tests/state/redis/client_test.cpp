@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "state/redis/fake_node.hpp"
 #include "state/redis_server.hpp"
 #include "state/run_util.hpp"
 
@@ -31,6 +32,14 @@ class RedisClient : public ::testing::Test {
     o.timeout = timeout;
     auto c = std::make_shared<client>(io.get_executor(), o);
     return c;
+  }
+  std::shared_ptr<client> make_cluster(unsigned short port, millis timeout) {
+    client_options o;
+    o.address =
+        *config::parse_redis_url("redis://127.0.0.1:" + std::to_string(port) + "/0", nullptr);
+    o.timeout = timeout;
+    o.cluster = true;
+    return std::make_shared<client>(io.get_executor(), o);
   }
   bool wait_connected(client& c, millis bound = 5000ms) {
     return test::run_until(
@@ -460,6 +469,146 @@ TEST_F(RedisClient, ALateReplyAfterMovedGoesToTheLateHandlerOnce) {
   EXPECT_EQ(c->node(), "127.0.0.1:" + std::to_string(server.port()));
   c->stop();
   test::run_for(io, 20ms);
+}
+
+// Redis Cluster: settlements answered MOVED, waiting to be re-sent to the node named, when the
+// client stops (worker shutdown): they are written there before the connection closes, the one
+// answered MOVED after stop() too. Node A is a stand-in that answers MOVED to the real server,
+// the second reply late, so stop() comes while the first waits to be re-sent.
+TEST_F(RedisClient, StopDeliversWhatWaitsToBeRedirected) {
+  ASSERT_TRUE(server.start());
+  const std::string moved = "-MOVED 0 127.0.0.1:" + std::to_string(server.port()) + "\r\n";
+  test::fake_node a(io, [&](const std::vector<std::string>&, std::size_t n) {
+    return test::fake_node::answer_t{moved, n == 0 ? 0ms : 150ms};
+  });
+  auto c = make_cluster(a.port(), 1000ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  std::array<std::string_view, 2> incr{"INCR", "redirected"};
+  ASSERT_TRUE(c->send_detached(incr));
+  ASSERT_TRUE(c->send_detached(incr));
+  ASSERT_TRUE(test::run_until(io, [&] { return c->redirected() == 1; }));
+  bool closed = false;
+  c->stop([&] { closed = true; });
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return closed; }, 3000ms));
+  EXPECT_EQ(a.count("INCR"), 2u);
+  EXPECT_EQ(server.command({"GET", "redirected"}), "$1\r\n2\r\n");
+}
+
+// Stopped with a settlement waiting for the node a MOVED named and no connection there yet.
+TEST_F(RedisClient, StopDeliversARedirectedSettlementWhileMoving) {
+  ASSERT_TRUE(server.start());
+  const std::string moved = "-MOVED 0 127.0.0.1:" + std::to_string(server.port()) + "\r\n";
+  test::fake_node a(io, [&](const std::vector<std::string>&, std::size_t) {
+    return test::fake_node::answer_t{moved, 0ms};
+  });
+  auto c = make_cluster(a.port(), 1000ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  std::array<std::string_view, 2> incr{"INCR", "moving"};
+  ASSERT_TRUE(c->send_detached(incr));
+  // The MOVED reply read, the switch to the named node not yet made: stop() now.
+  ASSERT_TRUE(test::run_until(io, [&] { return c->redirected() == 1; }));
+  bool closed = false;
+  c->stop([&] { closed = true; });
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return closed; }, 3000ms));
+  EXPECT_EQ(server.command({"GET", "moving"}), "$1\r\n1\r\n");
+}
+
+// Redis Cluster TRYAGAIN (a multi-key command while its slot's keys are split between two nodes
+// during a migration) is transient: the command is sent again after a short wait, within the
+// waiter's timeout, and its waiter gets the answer that finally comes.
+TEST_F(RedisClient, TryAgainIsRetriedWithinTheTimeout) {
+  const std::string tryagain = "-TRYAGAIN Multiple keys request during rehashing of slot\r\n";
+  test::fake_node a(io, [&](const std::vector<std::string>& argv, std::size_t n) {
+    if (argv[0] == "ECHO") return test::fake_node::answer_t{n < 2 ? tryagain : "$2\r\nok\r\n"};
+    return test::fake_node::answer_t{"+OK\r\n"};
+  });
+  auto c = make_cluster(a.port(), 500ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = cmd(*c, {"ECHO", "ok"});
+  EXPECT_EQ(r.error, errc::ok);
+  EXPECT_FALSE(r.is_error_reply()) << r.error_text();
+  EXPECT_EQ(str(r), "ok");
+  EXPECT_EQ(a.count("ECHO"), 3u);
+  EXPECT_EQ(c->tryagain_retries(), 2u);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
+  c->stop();
+  test::run_for(io, 20ms);
+}
+
+// A waiter never waits past its timeout for a retry: a slot that keeps answering TRYAGAIN
+// gives it the error (or the timeout) within it, as before.
+TEST_F(RedisClient, TryAgainNeverKeepsAWaiterPastItsTimeout) {
+  const std::string tryagain = "-TRYAGAIN Multiple keys request during rehashing of slot\r\n";
+  test::fake_node a(io, [&](const std::vector<std::string>&, std::size_t) {
+    return test::fake_node::answer_t{tryagain};
+  });
+  auto c = make_cluster(a.port(), 50ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = cmd(*c, {"ECHO", "x"});
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_TRUE(r.error == errc::timeout || r.error_text().starts_with("TRYAGAIN")) << r.error_text();
+  EXPECT_LT(took, 100ms);  // 50 ms, give or take a loaded machine's timer
+  test::run_for(io, 1000ms);
+  EXPECT_LE(a.count("ECHO"), 1 + client::max_tryagain);  // bounded
+  c->stop();
+  test::run_for(io, 20ms);
+}
+
+// A settlement (fire and forget) answered TRYAGAIN is sent again the same way, never dropped
+// silently; a slot that never stops answering TRYAGAIN gets a bounded number of attempts.
+TEST_F(RedisClient, ADetachedCommandAnsweredTryAgainIsSentAgain) {
+  const std::string tryagain = "-TRYAGAIN Multiple keys request during rehashing of slot\r\n";
+  int seen = 0;
+  test::fake_node a(io, [&](const std::vector<std::string>& argv, std::size_t) {
+    if (argv[0] == "INCR" && argv[1] == "once") {
+      return test::fake_node::answer_t{++seen <= 2 ? tryagain : ":1\r\n"};
+    }
+    if (argv[0] == "INCR") return test::fake_node::answer_t{tryagain};
+    return test::fake_node::answer_t{"+OK\r\n"};
+  });
+  auto c = make_cluster(a.port(), 50ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  std::array<std::string_view, 2> once{"INCR", "once"};
+  ASSERT_TRUE(c->send_detached(once));
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return a.count("INCR") == 3; }, 2000ms));
+  test::run_for(io, 300ms);
+  EXPECT_EQ(a.count("INCR"), 3u);  // answered at the third: not sent again
+  std::array<std::string_view, 2> never{"INCR", "never"};
+  ASSERT_TRUE(c->send_detached(never));
+  test::run_for(io, 1500ms);
+  const auto n = a.count("INCR") - 3;
+  EXPECT_EQ(n, 1 + client::max_tryagain);
+  c->stop();
+  test::run_for(io, 20ms);
+}
+
+// A settlement waiting to be sent again after TRYAGAIN when the client stops still goes.
+TEST_F(RedisClient, StopDeliversASettlementWaitingAfterTryAgain) {
+  const std::string tryagain = "-TRYAGAIN Multiple keys request during rehashing of slot\r\n";
+  test::fake_node a(io, [&](const std::vector<std::string>&, std::size_t n) {
+    return test::fake_node::answer_t{n == 0 ? tryagain : ":1\r\n"};
+  });
+  auto c = make_cluster(a.port(), 500ms);
+  c->start();
+  ASSERT_TRUE(wait_connected(*c));
+  std::array<std::string_view, 2> incr{"INCR", "n"};
+  ASSERT_TRUE(c->send_detached(incr));
+  ASSERT_TRUE(test::run_until(io, [&] { return a.count("INCR") == 1; }));
+  bool closed = false;
+  c->stop([&] { closed = true; });
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return closed; }, 2000ms));
+  EXPECT_EQ(a.count("INCR"), 2u);
 }
 
 }  // namespace
