@@ -74,6 +74,9 @@ void worker_mailbox::run_queued() {
     running_.swap(queued_);
   }
   for (auto& t : running_) {
+    // A task closed the mailbox (the worker's stop): the rest stay unrun, for discard(). Read
+    // without the lock: only this thread writes closed_.
+    if (closed_) return;
     try {
       t();
     } catch (const std::exception& e) {  // the other tasks still run
@@ -81,6 +84,7 @@ void worker_mailbox::run_queued() {
     } catch (...) {
       observe::log(observe::level::error, "worker task failed");
     }
+    t = nullptr;  // what it owns goes now, as it would with a task run by asio
   }
   running_.clear();
 }

@@ -34,7 +34,8 @@ class worker_mailbox {
   bool post(task t);
   // Before the loop runs, or on its thread: watch for tasks (those queued earlier run first).
   void start();
-  // On the loop's thread: stop watching; later tasks are refused (post() returns false).
+  // On the loop's thread: stop watching; later tasks are refused (post() returns false), and
+  // those already queued, or after the closing task in its batch, never run.
   void close();
   // Once no thread runs the loop or posts any more: destroys the tasks that never ran.
   void discard();
