@@ -84,7 +84,7 @@ asio::awaitable<resolve_results> resolve(asio::any_io_executor ex, std::string h
         // destroys it with the rest of its loop.
         auto h = std::make_shared<decltype(handler)>(std::move(handler));
         service.resolve(std::move(host), std::move(port),
-                        [h](resolve_results r) { std::move (*h)(std::move(r)); });
+                        [h](resolve_results r) { (*h)(std::move(r)); });
       },
       asio::use_awaitable);
 }

@@ -60,7 +60,7 @@ class loop_resolver : public boost::asio::execution_context::service {
   std::condition_variable cv_;
   std::deque<job> jobs_;   // guarded by mu_
   bool stopping_ = false;  // guarded by mu_
-  std::thread thread_;     // started and joined under... started under mu_, joined by stop()
+  std::thread thread_;     // started under mu_ by the first resolve(), joined by stop()
 };
 
 // co_await resolve(ex, host, port) from a coroutine running on `ex`: through the loop's

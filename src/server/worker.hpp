@@ -58,7 +58,8 @@ class worker {
 
   // From a coroutine on another loop (the admin API's): runs f() on the worker's thread and
   // resumes the caller, on the caller's executor, with its result, or throws f's exception;
-  // std::runtime_error once the worker has stopped.
+  // std::runtime_error once the worker has stopped. One asked in the instant before the stop
+  // gets no answer: the caller's coroutine is destroyed with the worker.
   template <class F>
   boost::asio::awaitable<std::invoke_result_t<F&>> ask(F f);
 
@@ -124,12 +125,11 @@ boost::asio::awaitable<std::invoke_result_t<F&>> worker::ask(F f) {
           } catch (...) {
             e = std::current_exception();
           }
-          asio::post(caller,
-                     [h, e, v = std::move(v)]() mutable { std::move (*h)(e, std::move(v)); });
+          asio::post(caller, [h, e, v = std::move(v)]() mutable { (*h)(e, std::move(v)); });
         });
         if (!queued)  // the worker has stopped: the task stays unrun
           asio::post(caller, [h] {
-            std::move (*h)(std::make_exception_ptr(std::runtime_error("worker stopped")), T{});
+            (*h)(std::make_exception_ptr(std::runtime_error("worker stopped")), T{});
           });
       },
       asio::use_awaitable);
