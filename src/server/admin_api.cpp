@@ -42,9 +42,7 @@ asio::awaitable<gathered> gather(const std::vector<std::unique_ptr<worker>>& wor
   gathered g;
   for (const auto& w : workers) {
     worker* wp = w.get();
-    auto st = co_await asio::co_spawn(
-        wp->executor(), [wp]() -> asio::awaitable<worker::stats> { co_return wp->collect(); },
-        asio::use_awaitable);
+    auto st = co_await wp->ask([wp] { return wp->collect(); });
     // The copy is ours: the first one becomes the merge's base instead of being added to an
     // empty shard entry by entry.
     if (&w == &workers.front())
@@ -422,10 +420,7 @@ asio::awaitable<void> traffic_sampler::loop(std::shared_ptr<state> s, admin_cont
     metrics::traffic_totals sum;
     for (const auto& w : c.workers) {
       worker* wp = w.get();
-      auto t = co_await asio::co_spawn(
-          wp->executor(),
-          [wp]() -> asio::awaitable<metrics::traffic_totals> { co_return wp->traffic(); },
-          asio::use_awaitable);
+      auto t = co_await wp->ask([wp] { return wp->traffic(); });
       if (s->stopped) co_return;
       sum.add(t);
     }

@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "net/loop_resolver.hpp"
 #include "observe/log.hpp"
 #include "server/h2_connection.hpp"
 
@@ -18,17 +19,27 @@ using tcp = asio::ip::tcp;
 using upstream::use_tuple;
 
 worker::worker(proxy::snapshot_store& store, std::shared_ptr<asio::ssl::context> tls)
-    // One thread runs this context and does all of its socket I/O; other threads only post to it
-    // (start, stop). So per-socket locking is off (UNSAFE_IO); the scheduler's lock stays.
-    : ioc_(std::make_unique<asio::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO)),
+    // One thread runs this context and is the only one to touch it once it runs: no lock in
+    // the scheduler nor per socket. Other threads come in through the mailbox; host name
+    // lookups go to a thread of their own and come back the same way (loop_resolver).
+    : ioc_(std::make_unique<asio::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE)),
+      mailbox_(std::make_unique<worker_mailbox>(*ioc_)),
       acceptor_(std::in_place, *ioc_),
       tls_acceptor_(std::in_place, *ioc_),
       flush_timer_(std::in_place, *ioc_),
-      ctx_(ioc_->get_executor(), store, std::move(tls)) {}
+      ctx_(ioc_->get_executor(), store, std::move(tls)) {
+  asio::make_service<net::loop_resolver>(
+      *ioc_, [m = mailbox_.get()](worker_mailbox::task t) { m->post(std::move(t)); });
+}
 
 worker::~worker() {
   stop();
   join();
+  // No other thread reaches the loop from here on: the lookup in progress is waited for, and
+  // what never ran (it may own suspended connections) goes while the context still exists.
+  asio::use_service<net::loop_resolver>(*ioc_).stop();
+  mailbox_->discard();
+  mailbox_.reset();
   acceptor_.reset();
   tls_acceptor_.reset();
   flush_timer_.reset();
@@ -194,6 +205,9 @@ void worker::attach_state(const config::state_config& cfg, state::ledger* ledger
 }
 
 void worker::start() {
+  // Before the thread exists, so still from this one. The mailbox's tasks queued before (none
+  // today) run first, once the loop runs.
+  mailbox_->start();
   // On the worker's thread: its coroutines (Redis client) begin there like every other.
   if (state_) asio::post(*ioc_, [this] { state_->start(); });
   if (acceptor_->is_open())
@@ -226,7 +240,7 @@ observe::metrics::traffic_totals worker::traffic() const {
 }
 
 void worker::begin_drain() {
-  asio::post(*ioc_, [this] {
+  mailbox_->post([this] {
     ctx_.draining = true;
     boost::system::error_code ec;
     acceptor_->close(ec);
@@ -243,7 +257,7 @@ void worker::close_handshakes() {
 }
 
 void worker::cut() {
-  asio::post(*ioc_, [this] {
+  mailbox_->post([this] {
     ctx_.stopping = true;
     registry_.cut_all();
   });
@@ -251,7 +265,7 @@ void worker::cut() {
 
 void worker::stop() {
   if (!thread_.joinable()) return;
-  asio::post(*ioc_, [this] {
+  mailbox_->post([this] {
     boost::system::error_code ec;
     acceptor_->close(ec);
     tls_acceptor_->close(ec);
@@ -262,6 +276,7 @@ void worker::stop() {
     flush_timer_->cancel();
     auto finish = [this] {
       observe::flush_access_log();
+      mailbox_->close();
       ioc_->stop();
     };
     // The Redis connection first sends the settlements still queued (bounded by state.timeout).

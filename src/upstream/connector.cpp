@@ -3,6 +3,8 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "net/loop_resolver.hpp"
+
 namespace ob::upstream {
 namespace {
 
@@ -26,8 +28,7 @@ int on_new_session(SSL* ssl, SSL_SESSION* session) {
 
 // Shared between a connect attempt and its timeout handler, so whichever runs last is safe.
 struct attempt_state {
-  explicit attempt_state(const asio::any_io_executor& ex) : resolver(ex), timer(ex) {}
-  tcp::resolver resolver;
+  explicit attempt_state(const asio::any_io_executor& ex) : timer(ex) {}
   asio::steady_timer timer;
   connection* conn = nullptr;
   bool done = false;
@@ -80,9 +81,7 @@ connector::connector(asio::any_io_executor ex, std::shared_ptr<ssl::context> tls
     : ex_(std::move(ex)), tls_(std::move(tls)) {}
 
 asio::awaitable<std::vector<tcp::endpoint>> connector::resolve(const config::base_url& url,
-                                                               boost::system::error_code& ec,
-                                                               std::shared_ptr<void> guard) {
-  auto* st = static_cast<attempt_state*>(guard.get());
+                                                               boost::system::error_code& ec) {
   boost::system::error_code aec;
   auto addr = asio::ip::make_address(url.host, aec);
   if (!aec) co_return std::vector<tcp::endpoint>{tcp::endpoint(addr, url.port)};
@@ -92,12 +91,11 @@ asio::awaitable<std::vector<tcp::endpoint>> connector::resolve(const config::bas
   if (auto it = dns_.find(key); it != dns_.end() && it->second.expires > now)
     co_return it->second.endpoints;
 
-  auto [rec, results] =
-      co_await st->resolver.async_resolve(url.host, std::to_string(url.port), use_tuple);
+  // Not an asio resolver of ex_: a worker's loop runs without the scheduler's lock, which
+  // asio's resolver thread would need (net/loop_resolver.hpp).
+  auto [rec, eps] = co_await net::resolve(ex_, url.host, std::to_string(url.port));
   ec = rec;
-  std::vector<tcp::endpoint> eps;
-  if (rec) co_return eps;
-  for (const auto& r : results) eps.push_back(r.endpoint());
+  if (rec) co_return std::vector<tcp::endpoint>{};
   dns_[key] = dns_entry{eps, std::chrono::steady_clock::now() + dns_ttl};
   co_return eps;
 }
@@ -112,7 +110,6 @@ asio::awaitable<connect_result> connector::connect(const config::base_url& url,
   st->timer.async_wait([st](boost::system::error_code ec) {
     if (ec || st->done) return;
     st->timed_out = true;
-    st->resolver.cancel();
     st->conn->close();
   });
   auto finish = [&](connect_error e, std::string detail) {
@@ -128,7 +125,7 @@ asio::awaitable<connect_result> connector::connect(const config::base_url& url,
   };
 
   boost::system::error_code ec;
-  auto endpoints = co_await resolve(url, ec, st);
+  auto endpoints = co_await resolve(url, ec);
   if (ec || endpoints.empty()) {
     finish(connect_error::resolve, "cannot resolve " + url.host + ": " + ec.message());
     co_return res;

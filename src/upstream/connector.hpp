@@ -64,8 +64,7 @@ class connector {
     std::chrono::steady_clock::time_point expires;
   };
   asio::awaitable<std::vector<tcp::endpoint>> resolve(const config::base_url& url,
-                                                      boost::system::error_code& ec,
-                                                      std::shared_ptr<void> guard);
+                                                      boost::system::error_code& ec);
 
   asio::any_io_executor ex_;
   std::shared_ptr<ssl::context> tls_;

@@ -14,6 +14,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/write.hpp>
 
+#include "net/loop_resolver.hpp"
 #include "observe/log.hpp"
 
 // GCC 12 reports a mismatched new/delete on Asio's awaitable frames (its own operator
@@ -318,10 +319,11 @@ asio::awaitable<bool> client::connect_once() {
   if (!ec) {
     eps.emplace_back(addr, port);
   } else {
-    asio::ip::tcp::resolver resolver(ex_);
-    auto [rec, results] = co_await resolver.async_resolve(host, std::to_string(port), use_tuple);
+    // Not an asio resolver: a worker's loop runs without the scheduler's lock, which asio's
+    // resolver thread would need (net/loop_resolver.hpp).
+    auto [rec, found] = co_await net::resolve(ex_, host, std::to_string(port));
     if (rec) co_return false;
-    for (auto& r : results) eps.push_back(r.endpoint());
+    eps = std::move(found);
   }
   if (stopped_ && !closing_) co_return false;
   socket_ = asio::ip::tcp::socket(ex_);
