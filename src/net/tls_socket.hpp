@@ -1,20 +1,36 @@
-// A TLS connection driven directly on its TCP socket. The server side (the gateway's TLS
-// listener): OpenSSL reads and writes the socket itself (a BIO over the socket's descriptor,
-// read-ahead on), and the operations wait for readiness with async_wait only when OpenSSL asks
-// for it. The client side (upstream connections) writes the same way but reads through the
-// socket's async_read_some into a 17 KiB input buffer that the BIO hands to OpenSSL: an
-// upstream answer is never there yet when the read starts, and Asio's read (one speculative
-// recv, then the reactor) waits without the epoll_ctl that each async_wait costs (Asio
-// re-registers the descriptor for every non-speculative wait). The listener keeps async_wait:
-// under load its reads mostly find the request already there, and an idle keep-alive
-// connection holds no input buffer.
+// A TLS connection driven directly on its TCP socket. OpenSSL writes the socket itself (a
+// BIO over the socket's descriptor). Reads that find their bytes there are OpenSSL's own recv
+// too (read-ahead on). A read that has to wait waits with the socket's async_read_some into a
+// small input buffer that the BIO hands to OpenSSL first, not with async_wait: Asio
+// re-registers the descriptor (an epoll_ctl) for every non-speculative op such as async_wait,
+// while its read, with the descriptor already registered for input, is only queued (after a
+// read that emptied the socket it does not even try a recv first). So a request that arrives
+// on an idle keep-alive connection costs recv (EAGAIN) + recv, as on the plain listener, not
+// recv (EAGAIN) + epoll_ctl + recv.
+//
+// The server side (the gateway's TLS listener) has a 4 KiB input buffer (listener_input_size):
+// a connection waits for its next request with that buffer as the read's target, so it is
+// held by every idle keep-alive connection, beside OpenSSL's SSL object (a few KiB with
+// SSL_MODE_RELEASE_BUFFERS, tls_context.cpp). A request's first record is the request as the
+// client wrote it: ~1.25 KiB in the benchmark, 1-8 KiB for a chat request; 4 KiB takes the
+// usual ones whole, and a larger record costs one more recv (OpenSSL reads the rest from the
+// socket directly once the buffer is used up), still no epoll_ctl. Once the buffer is used up
+// the BIO reads the socket directly again. Only the read and the handshake fill the buffer: a
+// write that OpenSSL asks to read (a renegotiation; the listener refuses them) waits with
+// async_wait, since an HTTP/2 connection keeps a read waiting while it writes and two reads
+// into one buffer would race; while the buffer's read is outstanding the BIO reads nothing
+// from the socket (bytes received for it come first).
+//
+// The client side (upstream connections) reads only through its 17 KiB input buffer (a whole
+// record): an upstream answer is never there yet when the read starts. Only one of its
+// operations at a time may be reading (upstream exchanges write, then read).
 //
 // Why not asio::ssl::stream (+ beast::ssl_stream): that design puts a BIO pair between OpenSSL
 // and the socket, so every record is copied twice more (socket -> Asio's 17 KiB input vector
 // -> BIO pair -> OpenSSL, and the reverse on writes), every read and write runs two nested
 // composed operations plus flat_stream's, and each connection holds 2 x 17 KiB of Asio
 // vectors and 2 x 17 KiB of BIO pair buffers for its whole life, idle or not. Here an idle
-// connection holds OpenSSL's SSL object only (SSL_MODE_RELEASE_BUFFERS, tls_context.cpp).
+// listener connection holds OpenSSL's SSL object and the 4 KiB input buffer.
 //
 // Writes gather their buffers into records of up to 16 KiB (one SSL_write, one send each); a
 // piece that is alone or already that large goes out without a copy. Completions are never
@@ -24,6 +40,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <iterator>
 #include <memory>
 #include <string>
@@ -35,6 +52,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
+#include <boost/asio/error.hpp>
 #include <boost/asio/execution/allocator.hpp>
 #include <boost/asio/execution/blocking.hpp>
 #include <boost/asio/execution/relationship.hpp>
@@ -52,11 +70,11 @@ class tls_socket {
 
   // A server connection (accept state) on `s` with a new SSL object of `ctx`.
   tls_socket(tcp::socket s, SSL_CTX* ctx);
-  // A client connection (connect state): reads through the input buffer (see above), read-ahead
-  // on, OpenSSL's record buffers kept. Set SNI, verification and the session to offer on
-  // native_handle() before the handshake. Only one operation at a time may be reading: the
-  // input buffer is the target of a single async_read_some (a write needs to read only for a
-  // TLS 1.2 renegotiation; upstream exchanges write, then read).
+  // A client connection (connect state): reads only through the input buffer (see above),
+  // read-ahead on, OpenSSL's record buffers kept. Set SNI, verification and the session to
+  // offer on native_handle() before the handshake. Only one operation at a time may be reading:
+  // a write fills the input buffer too (it needs to read only for a TLS 1.2 renegotiation;
+  // upstream exchanges write, then read).
   struct client_t {};
   static constexpr client_t client{};
   tls_socket(tcp::socket s, SSL_CTX* ctx, client_t);
@@ -67,8 +85,8 @@ class tls_socket {
   tcp::socket& socket() { return s_->sock; }
   SSL* native_handle() { return s_->ssl.get(); }
 
-  // Whether bytes were received and not handed out yet: in the input buffer (client side), or
-  // records or plaintext held inside OpenSSL.
+  // Whether bytes were received and not handed out yet: in the input buffer, or records or
+  // plaintext held inside OpenSSL.
   bool has_buffered_input() const;
 
   // Sends close_notify once, without waiting: if the socket does not take the alert now it is
@@ -104,8 +122,12 @@ class tls_socket {
   // Internals, public only so that the BIO functions in tls_socket.cpp reach the state.
   enum class step { done, want_read, want_write, failed };
   static constexpr std::size_t record_size = 16 * 1024;
-  // A whole record of the usual ciphers (16 KiB + header + tag); a larger one takes two reads.
+  // Client side: a whole record of the usual ciphers (16 KiB + header + tag); a larger one
+  // takes two reads.
   static constexpr std::size_t input_size = 17 * 1024;
+  // Server side: a usual request's first record (see above); the rest of a larger one is read
+  // from the socket directly.
+  static constexpr std::size_t listener_input_size = 4 * 1024;
 
   struct ssl_free {
     void operator()(SSL* p) const { SSL_free(p); }
@@ -114,14 +136,36 @@ class tls_socket {
   struct state {
     tcp::socket sock;
     std::unique_ptr<SSL, ssl_free> ssl;
-    std::string gather;   // a write's small pieces joined into one record
-    bool broken = false;  // a fatal error: no more SSL calls that write (close_notify)
-    // Client side only: bytes the socket's async_read_some put in `in`, [in_pos, in_len) not
-    // yet taken by OpenSSL.
+    std::string gather;    // a write's small pieces joined into one record
+    bool broken = false;   // a fatal error: no more SSL calls that write (close_notify)
+    bool client;           // reads only through `in`, never the socket directly
+    bool filling = false;  // the socket's async_read_some into `in` is outstanding
+    // Bytes the socket's async_read_some put in `in`, [in_pos, in_len) not yet taken by
+    // OpenSSL.
     std::unique_ptr<char[]> in;
-    std::size_t in_pos = 0, in_len = 0;
+    std::size_t in_size, in_pos = 0, in_len = 0;
 
     state(tcp::socket s, SSL_CTX* ctx, bool client);
+    // Starts the read into `in` for an operation that waits (it completes with the ops'
+    // (error_code, bytes) overload, which calls filled).
+    template <class Self>
+    void fill(Self& self) {
+      if (in_pos > 0) {  // OpenSSL asks for more before taking all of it: keep the rest first
+        std::memmove(in.get(), in.get() + in_pos, in_len - in_pos);
+        in_len -= in_pos;
+        in_pos = 0;
+      }
+      filling = true;
+      sock.async_read_some(boost::asio::buffer(in.get() + in_len, in_size - in_len),
+                           std::move(self));
+    }
+    void filled(error_code ec, std::size_t n) {
+      filling = false;
+      in_len += n;
+      // The peer's end or a reset, as the socket read by OpenSSL would report it; not a
+      // close or cancel of ours.
+      if (ec && ec != boost::asio::error::operation_aborted) broken = true;
+    }
     step handshake(error_code& ec);
     step read(void* p, std::size_t n, std::size_t& got, error_code& ec);
     step write(const void* p, std::size_t n, std::size_t& put, error_code& ec);
@@ -129,12 +173,15 @@ class tls_socket {
     step failure(int ret, error_code& ec);
   };
 
-  // Waits for what OpenSSL asked for; false when `s` is the final answer.
+  // Waits for what OpenSSL asked for; false when `s` is the final answer. An operation that
+  // reads (a read, the handshake; on the client side any) waits by filling the input buffer;
+  // a server-side write waits for readiness only, and so does anything while the buffer's
+  // read is outstanding or the buffer is full.
   template <class Self>
-  static bool wait(state* st, step s, Self& self) {
+  static bool wait(state* st, step s, Self& self, bool reads) {
     if (s == step::want_read) {
-      if (st->in)  // completes with (error_code, bytes): the ops' filled() overload
-        st->sock.async_read_some(boost::asio::buffer(st->in.get(), input_size), std::move(self));
+      if ((reads || st->client) && !st->filling && st->in_len < st->in_size)
+        st->fill(self);
       else
         st->sock.async_wait(tcp::socket::wait_read, std::move(self));
       return true;
@@ -197,8 +244,7 @@ class tls_socket {
     step next;  // the wait to start with; done once it started
     template <class Self>
     void operator()(Self& self, error_code ec, std::size_t filled) {
-      op.st->in_pos = 0;
-      op.st->in_len = ec ? 0 : filled;
+      op.st->filled(ec, filled);
       (*this)(self, ec);
     }
     template <class Self>
@@ -206,7 +252,7 @@ class tls_socket {
       if (!ec) {
         auto s = std::exchange(next, step::done);
         if (s == step::done) s = op.attempt(ec);
-        if (wait(op.st, s, self)) return;
+        if (wait(op.st, s, self, Op::reads)) return;
       }
       op.finish([&](auto... args) { self.complete(args...); }, ec);
     }
@@ -214,6 +260,7 @@ class tls_socket {
 
   struct read_op {
     using signature = void(error_code, std::size_t);
+    static constexpr bool reads = true;
     state* st;
     boost::asio::mutable_buffer b;
     std::size_t n = 0;  // set by the attempt that succeeds
@@ -229,6 +276,7 @@ class tls_socket {
   template <class ConstBuffers>
   struct write_op {
     using signature = void(error_code, std::size_t);
+    static constexpr bool reads = false;
     state* st;
     ConstBuffers b;
     std::size_t total;
@@ -295,8 +343,7 @@ class tls_socket {
     error_code result{};
     template <class Self>
     void operator()(Self& self, error_code ec, std::size_t filled) {
-      st->in_pos = 0;
-      st->in_len = ec ? 0 : filled;
+      st->filled(ec, filled);
       (*this)(self, ec);
     }
     template <class Self>
@@ -307,7 +354,7 @@ class tls_socket {
       stage = 1;
       error_code e;
       auto s = st->handshake(e);
-      if (wait(st, s, self)) return;
+      if (wait(st, s, self, true)) return;
       if (!initiating) return self.complete(e);
       stage = 2;
       result = e;
