@@ -132,6 +132,13 @@ bool tls_socket::has_buffered_input() const {
   return s_->in_pos < s_->in_len || SSL_pending(ssl) > 0 || SSL_has_pending(ssl) == 1;
 }
 
+bool tls_socket::state::socket_first() const {
+  SSL* s = ssl.get();
+  return !client && !broken && !filling && in_pos == in_len && SSL_is_init_finished(s) &&
+         (SSL_get_shutdown(s) & SSL_RECEIVED_SHUTDOWN) == 0 && SSL_pending(s) == 0 &&
+         SSL_has_pending(s) == 0;
+}
+
 tls_socket::step tls_socket::state::failure(int ret, error_code& ec) {
   int e = SSL_get_error(ssl.get(), ret);
   switch (e) {

@@ -159,6 +159,9 @@ class tls_socket {
       sock.async_read_some(boost::asio::buffer(in.get() + in_len, in_size - in_len),
                            std::move(self));
     }
+    // Server side: whether a read has to start on the socket (no bytes held in `in` or
+    // OpenSSL, and OpenSSL would read, not report an end or an error).
+    bool socket_first() const;
     void filled(error_code ec, std::size_t n) {
       filling = false;
       in_len += n;
@@ -213,7 +216,7 @@ class tls_socket {
     void operator()(Handler handler, Op op) const {
       auto& sock = op.st->sock;
       error_code e;
-      auto s = op.attempt(e);
+      auto s = op.first_attempt(e);
       if (s == step::want_read || s == step::want_write) {
         boost::asio::async_compose<Handler, typename Op::signature>(
             waiting_op<Op>{std::move(op), s}, handler, sock);
@@ -267,6 +270,12 @@ class tls_socket {
     step attempt(error_code& e) {
       return b.size() == 0 ? step::done : st->read(b.data(), b.size(), n, e);
     }
+    // A server-side read for which OpenSSL holds nothing goes to the socket's read at once
+    // (its one speculative recv finds the bytes, or the read waits): OpenSSL's own recv would
+    // only add an EAGAIN before it when the request is not there yet.
+    step first_attempt(error_code& e) {
+      return b.size() > 0 && st->socket_first() ? step::want_read : attempt(e);
+    }
     template <class F>
     void finish(F&& f, error_code e) {
       f(e, n);
@@ -314,6 +323,7 @@ class tls_socket {
       chunk_done = 0;
     }
 
+    step first_attempt(error_code& e) { return attempt(e); }
     // Writes records until all of `b` is out or OpenSSL stops (wait or failure).
     step attempt(error_code& e) {
       for (;;) {

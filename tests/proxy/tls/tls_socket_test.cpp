@@ -625,7 +625,8 @@ TEST_F(TlsSocketWaits, APipelinedRequestIsBufferedInput) {
 
 // The peer ends while the read waits: its close_notify, or a close without it, reads as eof.
 // After close_notify the gateway's own close_notify goes out; after a bare close it does not
-// (as when OpenSSL itself reads the end: the connection is broken).
+// (as when OpenSSL itself reads the end: the connection is broken). A read after the end does
+// not wait for the socket (the client sent close_notify and keeps its socket open).
 TEST_F(TlsSocketWaits, PeerEndWhileWaitingReadsAsEof) {
   for (bool notify : {true, false}) {
     SCOPED_TRACE(notify ? "close_notify" : "no close_notify");
@@ -634,15 +635,40 @@ TEST_F(TlsSocketWaits, PeerEndWhileWaitingReadsAsEof) {
     start_read(r);
     settle();
     EXPECT_FALSE(r.done);
-    if (notify) raw_->send(raw_->close_notify_bytes());
-    raw_->socket().shutdown(tcp::socket::shutdown_send);
+    if (notify)
+      raw_->send(raw_->close_notify_bytes());
+    else
+      raw_->socket().shutdown(tcp::socket::shutdown_send);
     turn([&] { return r.done; });
     ASSERT_TRUE(r.done);
     EXPECT_EQ(r.ec, asio::error::eof) << r.ec.message();
+    start_read(r);
+    turn([&] { return r.done; });
+    ASSERT_TRUE(r.done);
+    EXPECT_TRUE(r.ec) << "a read after the end";
     server_->close_notify();
     bool sent = (SSL_get_shutdown(server_->native_handle()) & SSL_SENT_SHUTDOWN) != 0;
     EXPECT_EQ(sent, notify);
   }
+}
+
+// Bytes that are no TLS record while the read waits: a TLS error, and the next read fails at
+// once instead of waiting for the socket (the client keeps it open).
+TEST_F(TlsSocketWaits, GarbageWhileWaitingFailsAndStaysFailed) {
+  read_result r;
+  start_read(r);
+  settle();
+  raw_->send(std::string(64, 'x'));
+  turn([&] { return r.done; });
+  ASSERT_TRUE(r.done);
+  EXPECT_TRUE(r.ec);
+  EXPECT_NE(r.ec, asio::error::eof);
+  start_read(r);
+  turn([&] { return r.done; });
+  ASSERT_TRUE(r.done);
+  EXPECT_TRUE(r.ec);
+  server_->close_notify();
+  EXPECT_EQ(SSL_get_shutdown(server_->native_handle()) & SSL_SENT_SHUTDOWN, 0);
 }
 
 // As an HTTP/2 connection: a read always waiting while large writes wait for the client to
