@@ -1,21 +1,22 @@
 // A TLS connection driven directly on its TCP socket. OpenSSL writes the socket itself (a
-// BIO over the socket's descriptor). Reads that find their bytes there are OpenSSL's own recv
-// too (read-ahead on). A read that has to wait waits with the socket's async_read_some into a
-// small input buffer that the BIO hands to OpenSSL first, not with async_wait: Asio
-// re-registers the descriptor (an epoll_ctl) for every non-speculative op such as async_wait,
-// while its read, with the descriptor already registered for input, is only queued (after a
-// read that emptied the socket it does not even try a recv first). So a request that arrives
-// on an idle keep-alive connection costs recv (EAGAIN) + recv, as on the plain listener, not
-// recv (EAGAIN) + epoll_ctl + recv.
+// BIO over the socket's descriptor) and, on the server side (the gateway's TLS listener),
+// read-ahead on, reads it too once the bytes it was handed run out. A read for which OpenSSL holds
+// no byte starts with the socket's own async_read_some into a small input buffer that the BIO hands
+// to OpenSSL first: Asio's read makes one speculative recv, which takes the request when it is
+// there, and otherwise waits in the reactor with no syscall (the descriptor stays registered for
+// input). Waiting instead with async_wait cost an epoll_ctl per wait (Asio re-registers the
+// descriptor for every non-speculative op), and OpenSSL's own recv before it one more EAGAIN: a
+// request on an idle keep-alive connection now costs recv (EAGAIN) + recv, as on the plain
+// listener.
 //
 // The server side (the gateway's TLS listener) has a 4 KiB input buffer (listener_input_size):
 // a connection waits for its next request with that buffer as the read's target, so it is
 // held by every idle keep-alive connection, beside OpenSSL's SSL object (a few KiB with
 // SSL_MODE_RELEASE_BUFFERS, tls_context.cpp). A request's first record is the request as the
 // client wrote it: ~1.25 KiB in the benchmark, 1-8 KiB for a chat request; 4 KiB takes the
-// usual ones whole, and a larger record costs one more recv (OpenSSL reads the rest from the
-// socket directly once the buffer is used up), still no epoll_ctl. Once the buffer is used up
-// the BIO reads the socket directly again. Only the read and the handshake fill the buffer: a
+// usual ones whole (and the HTTP/1 reader asks for 4 KiB at a time), and a larger record costs
+// one more recv (OpenSSL reads the rest from the socket directly once the buffer is used up),
+// still no epoll_ctl. Only the read and the handshake fill the buffer: a
 // write that OpenSSL asks to read (a renegotiation; the listener refuses them) waits with
 // async_wait, since an HTTP/2 connection keeps a read waiting while it writes and two reads
 // into one buffer would race; while the buffer's read is outstanding the BIO reads nothing
