@@ -132,6 +132,24 @@ bool tls_socket::has_buffered_input() const {
   return s_->in_pos < s_->in_len || SSL_pending(ssl) > 0 || SSL_has_pending(ssl) == 1;
 }
 
+boost::asio::mutable_buffer tls_socket::state::fill_target() {
+  if (in_pos > 0) {  // OpenSSL asked for more before taking all of it: keep the rest first
+    std::memmove(in.get(), in.get() + in_pos, in_len - in_pos);
+    in_len -= in_pos;
+    in_pos = 0;
+  }
+  filling = true;
+  return boost::asio::buffer(in.get() + in_len, in_size - in_len);
+}
+
+void tls_socket::state::filled(error_code ec, std::size_t n) {
+  filling = false;
+  in_len += n;
+  // The peer's end or a reset, as the socket read by OpenSSL would report it; not a close or
+  // cancel of ours.
+  if (ec && ec != boost::asio::error::operation_aborted) broken = true;
+}
+
 bool tls_socket::state::socket_first() const {
   SSL* s = ssl.get();
   return !client && !broken && !filling && in_pos == in_len && SSL_is_init_finished(s) &&

@@ -41,7 +41,6 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <cstring>
 #include <iterator>
 #include <memory>
 #include <string>
@@ -53,7 +52,6 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/compose.hpp>
-#include <boost/asio/error.hpp>
 #include <boost/asio/execution/allocator.hpp>
 #include <boost/asio/execution/blocking.hpp>
 #include <boost/asio/execution/relationship.hpp>
@@ -147,29 +145,15 @@ class tls_socket {
     std::size_t in_size, in_pos = 0, in_len = 0;
 
     state(tcp::socket s, SSL_CTX* ctx, bool client);
-    // Starts the read into `in` for an operation that waits (it completes with the ops'
-    // (error_code, bytes) overload, which calls filled).
-    template <class Self>
-    void fill(Self& self) {
-      if (in_pos > 0) {  // OpenSSL asks for more before taking all of it: keep the rest first
-        std::memmove(in.get(), in.get() + in_pos, in_len - in_pos);
-        in_len -= in_pos;
-        in_pos = 0;
-      }
-      filling = true;
-      sock.async_read_some(boost::asio::buffer(in.get() + in_len, in_size - in_len),
-                           std::move(self));
-    }
+    // Whether an operation that waits for input fills `in` (see wait).
+    bool fills(bool reads) const { return (reads || client) && !filling && in_len < in_size; }
+    // The room the socket's read into `in` fills (the bytes OpenSSL did not take yet kept
+    // first); the read is outstanding until filled.
+    boost::asio::mutable_buffer fill_target();
+    void filled(error_code ec, std::size_t n);
     // Server side: whether a read has to start on the socket (no bytes held in `in` or
     // OpenSSL, and OpenSSL would read, not report an end or an error).
     bool socket_first() const;
-    void filled(error_code ec, std::size_t n) {
-      filling = false;
-      in_len += n;
-      // The peer's end or a reset, as the socket read by OpenSSL would report it; not a
-      // close or cancel of ours.
-      if (ec && ec != boost::asio::error::operation_aborted) broken = true;
-    }
     step handshake(error_code& ec);
     step read(void* p, std::size_t n, std::size_t& got, error_code& ec);
     step write(const void* p, std::size_t n, std::size_t& put, error_code& ec);
@@ -184,8 +168,8 @@ class tls_socket {
   template <class Self>
   static bool wait(state* st, step s, Self& self, bool reads) {
     if (s == step::want_read) {
-      if ((reads || st->client) && !st->filling && st->in_len < st->in_size)
-        st->fill(self);
+      if (st->fills(reads))  // completes with (error_code, bytes): the ops' filled() overload
+        st->sock.async_read_some(st->fill_target(), std::move(self));
       else
         st->sock.async_wait(tcp::socket::wait_read, std::move(self));
       return true;
