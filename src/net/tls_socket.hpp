@@ -184,9 +184,11 @@ class tls_socket {
   // Reads and writes are one attempt, repeated until OpenSSL finishes (done or failed):
   //   step attempt(error_code& e)  one more try (SSL_read, SSL_write)
   //   finish(f, e)                 calls f with the completion's arguments
-  // The initiation makes the first attempt. Usually (a request already received, a socket
-  // that takes the answer) OpenSSL finishes there, and the handler is posted with its result
-  // to its associated executor: no composed operation, no work guard. Otherwise the handler
+  //   first_attempt(e)             the initiation's: an attempt, or for a server-side read
+  //                                with no byte held yet, want_read (the socket's read first)
+  // When OpenSSL finishes in the initiation (the bytes of a read already held, a socket that
+  // takes the answer), the handler is posted with its result to its associated executor: no
+  // composed operation, no work guard. Otherwise the handler
   // goes into a composed operation (waiting_op) that waits for the socket, keeps work on the
   // socket's executor meanwhile, and completes on the handler's executor; closing the socket
   // aborts the wait (operation_aborted).
