@@ -45,29 +45,27 @@ int bio_write(BIO* b, const char* p, int n) {
   return static_cast<int>(r);
 }
 
+// The input buffer's bytes first. Then the socket directly (server side), unless the buffer's
+// read is outstanding: bytes it took from the socket come before any read now.
 int bio_read(BIO* b, char* p, int n) {
   BIO_clear_retry_flags(b);
-  if (auto* st = state_of(b); st->in) {  // client side: only what async_read_some brought
-    if (!st->sock.is_open()) {
-      errno = EBADF;
-      return -1;
-    }
-    std::size_t have = st->in_len - st->in_pos;
-    if (have == 0) {
-      BIO_set_retry_read(b);
-      return -1;
-    }
-    std::size_t k = std::min(have, static_cast<std::size_t>(n));
-    std::memcpy(p, st->in.get() + st->in_pos, k);
-    st->in_pos += k;
-    return static_cast<int>(k);
-  }
-  int fd = socket_fd(b);
-  if (fd < 0) {
+  auto* st = state_of(b);
+  if (!st->sock.is_open()) {
     errno = EBADF;
     return -1;
   }
-  auto r = ::recv(fd, p, static_cast<std::size_t>(n), MSG_DONTWAIT);
+  if (std::size_t have = st->in_len - st->in_pos; have > 0) {
+    std::size_t k = std::min(have, static_cast<std::size_t>(n));
+    std::memcpy(p, st->in.get() + st->in_pos, k);
+    st->in_pos += k;
+    if (st->in_pos == st->in_len) st->in_pos = st->in_len = 0;
+    return static_cast<int>(k);
+  }
+  if (st->client || st->filling) {
+    BIO_set_retry_read(b);
+    return -1;
+  }
+  auto r = ::recv(st->sock.native_handle(), p, static_cast<std::size_t>(n), MSG_DONTWAIT);
   if (r < 0 && retryable(errno)) BIO_set_retry_read(b);
   return static_cast<int>(r);
 }
@@ -105,8 +103,12 @@ tls_socket::tls_socket(tcp::socket s, SSL_CTX* ctx, client_t)
     : s_(std::make_unique<state>(std::move(s), ctx, true)) {}
 
 tls_socket::state::state(tcp::socket s, SSL_CTX* ctx, bool client)
-    : sock(std::move(s)), ssl(SSL_new(ctx)) {
+    : sock(std::move(s)),
+      ssl(SSL_new(ctx)),
+      client(client),
+      in_size(client ? input_size : listener_input_size) {
   if (!ssl) throw std::bad_alloc();
+  in.reset(new char[in_size]);
   BIO* bio = BIO_new(socket_method());
   if (!bio) throw std::bad_alloc();
   BIO_set_data(bio, this);
@@ -115,7 +117,6 @@ tls_socket::state::state(tcp::socket s, SSL_CTX* ctx, bool client)
     SSL_set_accept_state(ssl.get());
     return;
   }
-  in.reset(new char[input_size]);
   // As the listener's context (server/tls_context.cpp), here per connection (the client
   // context is Asio's, upstream/connector.cpp), but OpenSSL's record buffers are kept: an
   // upstream connection carries a request and its answer at once, and releasing them cost a
@@ -129,6 +130,31 @@ tls_socket::state::state(tcp::socket s, SSL_CTX* ctx, bool client)
 bool tls_socket::has_buffered_input() const {
   SSL* ssl = s_->ssl.get();
   return s_->in_pos < s_->in_len || SSL_pending(ssl) > 0 || SSL_has_pending(ssl) == 1;
+}
+
+boost::asio::mutable_buffer tls_socket::state::fill_target() {
+  if (in_pos > 0) {  // OpenSSL asked for more before taking all of it: keep the rest first
+    std::memmove(in.get(), in.get() + in_pos, in_len - in_pos);
+    in_len -= in_pos;
+    in_pos = 0;
+  }
+  filling = true;
+  return boost::asio::buffer(in.get() + in_len, in_size - in_len);
+}
+
+void tls_socket::state::filled(error_code ec, std::size_t n) {
+  filling = false;
+  in_len += n;
+  // The peer's end or a reset, as the socket read by OpenSSL would report it; not a close or
+  // cancel of ours.
+  if (ec && ec != boost::asio::error::operation_aborted) broken = true;
+}
+
+bool tls_socket::state::socket_first() const {
+  SSL* s = ssl.get();
+  return !client && !broken && !filling && in_pos == in_len && SSL_is_init_finished(s) &&
+         (SSL_get_shutdown(s) & SSL_RECEIVED_SHUTDOWN) == 0 && SSL_pending(s) == 0 &&
+         SSL_has_pending(s) == 0;
 }
 
 tls_socket::step tls_socket::state::failure(int ret, error_code& ec) {

@@ -1,20 +1,37 @@
-// A TLS connection driven directly on its TCP socket. The server side (the gateway's TLS
-// listener): OpenSSL reads and writes the socket itself (a BIO over the socket's descriptor,
-// read-ahead on), and the operations wait for readiness with async_wait only when OpenSSL asks
-// for it. The client side (upstream connections) writes the same way but reads through the
-// socket's async_read_some into a 17 KiB input buffer that the BIO hands to OpenSSL: an
-// upstream answer is never there yet when the read starts, and Asio's read (one speculative
-// recv, then the reactor) waits without the epoll_ctl that each async_wait costs (Asio
-// re-registers the descriptor for every non-speculative wait). The listener keeps async_wait:
-// under load its reads mostly find the request already there, and an idle keep-alive
-// connection holds no input buffer.
+// A TLS connection driven directly on its TCP socket. OpenSSL writes the socket itself (a
+// BIO over the socket's descriptor) and, on the server side (the gateway's TLS listener),
+// read-ahead on, reads it too once the bytes it was handed run out. A read for which OpenSSL holds
+// no byte starts with the socket's own async_read_some into a small input buffer that the BIO hands
+// to OpenSSL first: Asio's read makes one speculative recv, which takes the request when it is
+// there, and otherwise waits in the reactor with no syscall (the descriptor stays registered for
+// input). Waiting instead with async_wait cost an epoll_ctl per wait (Asio re-registers the
+// descriptor for every non-speculative op), and OpenSSL's own recv before it one more EAGAIN: a
+// request on an idle keep-alive connection now costs recv (EAGAIN) + recv, as on the plain
+// listener.
+//
+// The server side (the gateway's TLS listener) has a 4 KiB input buffer (listener_input_size):
+// a connection waits for its next request with that buffer as the read's target, so it is
+// held by every idle keep-alive connection, beside OpenSSL's SSL object (a few KiB with
+// SSL_MODE_RELEASE_BUFFERS, tls_context.cpp). A request's first record is the request as the
+// client wrote it: ~1.25 KiB in the benchmark, 1-8 KiB for a chat request; 4 KiB takes the
+// usual ones whole (and the HTTP/1 reader asks for 4 KiB at a time), and a larger record costs
+// one more recv (OpenSSL reads the rest from the socket directly once the buffer is used up),
+// still no epoll_ctl. Only the read and the handshake fill the buffer: a
+// write that OpenSSL asks to read (a renegotiation; the listener refuses them) waits with
+// async_wait, since an HTTP/2 connection keeps a read waiting while it writes and two reads
+// into one buffer would race; while the buffer's read is outstanding the BIO reads nothing
+// from the socket (bytes received for it come first).
+//
+// The client side (upstream connections) reads only through its 17 KiB input buffer (a whole
+// record): an upstream answer is never there yet when the read starts. Only one of its
+// operations at a time may be reading (upstream exchanges write, then read).
 //
 // Why not asio::ssl::stream (+ beast::ssl_stream): that design puts a BIO pair between OpenSSL
 // and the socket, so every record is copied twice more (socket -> Asio's 17 KiB input vector
 // -> BIO pair -> OpenSSL, and the reverse on writes), every read and write runs two nested
 // composed operations plus flat_stream's, and each connection holds 2 x 17 KiB of Asio
 // vectors and 2 x 17 KiB of BIO pair buffers for its whole life, idle or not. Here an idle
-// connection holds OpenSSL's SSL object only (SSL_MODE_RELEASE_BUFFERS, tls_context.cpp).
+// listener connection holds OpenSSL's SSL object and the 4 KiB input buffer.
 //
 // Writes gather their buffers into records of up to 16 KiB (one SSL_write, one send each); a
 // piece that is alone or already that large goes out without a copy. Completions are never
@@ -52,11 +69,11 @@ class tls_socket {
 
   // A server connection (accept state) on `s` with a new SSL object of `ctx`.
   tls_socket(tcp::socket s, SSL_CTX* ctx);
-  // A client connection (connect state): reads through the input buffer (see above), read-ahead
-  // on, OpenSSL's record buffers kept. Set SNI, verification and the session to offer on
-  // native_handle() before the handshake. Only one operation at a time may be reading: the
-  // input buffer is the target of a single async_read_some (a write needs to read only for a
-  // TLS 1.2 renegotiation; upstream exchanges write, then read).
+  // A client connection (connect state): reads only through the input buffer (see above),
+  // read-ahead on, OpenSSL's record buffers kept. Set SNI, verification and the session to
+  // offer on native_handle() before the handshake. Only one operation at a time may be reading:
+  // a write fills the input buffer too (it needs to read only for a TLS 1.2 renegotiation;
+  // upstream exchanges write, then read).
   struct client_t {};
   static constexpr client_t client{};
   tls_socket(tcp::socket s, SSL_CTX* ctx, client_t);
@@ -67,8 +84,8 @@ class tls_socket {
   tcp::socket& socket() { return s_->sock; }
   SSL* native_handle() { return s_->ssl.get(); }
 
-  // Whether bytes were received and not handed out yet: in the input buffer (client side), or
-  // records or plaintext held inside OpenSSL.
+  // Whether bytes were received and not handed out yet: in the input buffer, or records or
+  // plaintext held inside OpenSSL.
   bool has_buffered_input() const;
 
   // Sends close_notify once, without waiting: if the socket does not take the alert now it is
@@ -104,8 +121,12 @@ class tls_socket {
   // Internals, public only so that the BIO functions in tls_socket.cpp reach the state.
   enum class step { done, want_read, want_write, failed };
   static constexpr std::size_t record_size = 16 * 1024;
-  // A whole record of the usual ciphers (16 KiB + header + tag); a larger one takes two reads.
+  // Client side: a whole record of the usual ciphers (16 KiB + header + tag); a larger one
+  // takes two reads.
   static constexpr std::size_t input_size = 17 * 1024;
+  // Server side: a usual request's first record (see above); the rest of a larger one is read
+  // from the socket directly.
+  static constexpr std::size_t listener_input_size = 4 * 1024;
 
   struct ssl_free {
     void operator()(SSL* p) const { SSL_free(p); }
@@ -114,14 +135,25 @@ class tls_socket {
   struct state {
     tcp::socket sock;
     std::unique_ptr<SSL, ssl_free> ssl;
-    std::string gather;   // a write's small pieces joined into one record
-    bool broken = false;  // a fatal error: no more SSL calls that write (close_notify)
-    // Client side only: bytes the socket's async_read_some put in `in`, [in_pos, in_len) not
-    // yet taken by OpenSSL.
+    std::string gather;    // a write's small pieces joined into one record
+    bool broken = false;   // a fatal error: no more SSL calls that write (close_notify)
+    bool client;           // reads only through `in`, never the socket directly
+    bool filling = false;  // the socket's async_read_some into `in` is outstanding
+    // Bytes the socket's async_read_some put in `in`, [in_pos, in_len) not yet taken by
+    // OpenSSL.
     std::unique_ptr<char[]> in;
-    std::size_t in_pos = 0, in_len = 0;
+    std::size_t in_size, in_pos = 0, in_len = 0;
 
     state(tcp::socket s, SSL_CTX* ctx, bool client);
+    // Whether an operation that waits for input fills `in` (see wait).
+    bool fills(bool reads) const { return (reads || client) && !filling && in_len < in_size; }
+    // The room the socket's read into `in` fills (the bytes OpenSSL did not take yet kept
+    // first); the read is outstanding until filled.
+    boost::asio::mutable_buffer fill_target();
+    void filled(error_code ec, std::size_t n);
+    // Server side: whether a read has to start on the socket (no bytes held in `in` or
+    // OpenSSL, and OpenSSL would read, not report an end or an error).
+    bool socket_first() const;
     step handshake(error_code& ec);
     step read(void* p, std::size_t n, std::size_t& got, error_code& ec);
     step write(const void* p, std::size_t n, std::size_t& put, error_code& ec);
@@ -129,12 +161,15 @@ class tls_socket {
     step failure(int ret, error_code& ec);
   };
 
-  // Waits for what OpenSSL asked for; false when `s` is the final answer.
+  // Waits for what OpenSSL asked for; false when `s` is the final answer. An operation that
+  // reads (a read, the handshake; on the client side any) waits by filling the input buffer;
+  // a server-side write waits for readiness only, and so does anything while the buffer's
+  // read is outstanding or the buffer is full.
   template <class Self>
-  static bool wait(state* st, step s, Self& self) {
+  static bool wait(state* st, step s, Self& self, bool reads) {
     if (s == step::want_read) {
-      if (st->in)  // completes with (error_code, bytes): the ops' filled() overload
-        st->sock.async_read_some(boost::asio::buffer(st->in.get(), input_size), std::move(self));
+      if (st->fills(reads))  // completes with (error_code, bytes): the ops' filled() overload
+        st->sock.async_read_some(st->fill_target(), std::move(self));
       else
         st->sock.async_wait(tcp::socket::wait_read, std::move(self));
       return true;
@@ -149,9 +184,11 @@ class tls_socket {
   // Reads and writes are one attempt, repeated until OpenSSL finishes (done or failed):
   //   step attempt(error_code& e)  one more try (SSL_read, SSL_write)
   //   finish(f, e)                 calls f with the completion's arguments
-  // The initiation makes the first attempt. Usually (a request already received, a socket
-  // that takes the answer) OpenSSL finishes there, and the handler is posted with its result
-  // to its associated executor: no composed operation, no work guard. Otherwise the handler
+  //   first_attempt(e)             the initiation's: an attempt, or for a server-side read
+  //                                with no byte held yet, want_read (the socket's read first)
+  // When OpenSSL finishes in the initiation (the bytes of a read already held, a socket that
+  // takes the answer), the handler is posted with its result to its associated executor: no
+  // composed operation, no work guard. Otherwise the handler
   // goes into a composed operation (waiting_op) that waits for the socket, keeps work on the
   // socket's executor meanwhile, and completes on the handler's executor; closing the socket
   // aborts the wait (operation_aborted).
@@ -166,7 +203,7 @@ class tls_socket {
     void operator()(Handler handler, Op op) const {
       auto& sock = op.st->sock;
       error_code e;
-      auto s = op.attempt(e);
+      auto s = op.first_attempt(e);
       if (s == step::want_read || s == step::want_write) {
         boost::asio::async_compose<Handler, typename Op::signature>(
             waiting_op<Op>{std::move(op), s}, handler, sock);
@@ -197,8 +234,7 @@ class tls_socket {
     step next;  // the wait to start with; done once it started
     template <class Self>
     void operator()(Self& self, error_code ec, std::size_t filled) {
-      op.st->in_pos = 0;
-      op.st->in_len = ec ? 0 : filled;
+      op.st->filled(ec, filled);
       (*this)(self, ec);
     }
     template <class Self>
@@ -206,7 +242,7 @@ class tls_socket {
       if (!ec) {
         auto s = std::exchange(next, step::done);
         if (s == step::done) s = op.attempt(ec);
-        if (wait(op.st, s, self)) return;
+        if (wait(op.st, s, self, Op::reads)) return;
       }
       op.finish([&](auto... args) { self.complete(args...); }, ec);
     }
@@ -214,11 +250,18 @@ class tls_socket {
 
   struct read_op {
     using signature = void(error_code, std::size_t);
+    static constexpr bool reads = true;
     state* st;
     boost::asio::mutable_buffer b;
     std::size_t n = 0;  // set by the attempt that succeeds
     step attempt(error_code& e) {
       return b.size() == 0 ? step::done : st->read(b.data(), b.size(), n, e);
+    }
+    // A server-side read for which OpenSSL holds nothing goes to the socket's read at once
+    // (its one speculative recv finds the bytes, or the read waits): OpenSSL's own recv would
+    // only add an EAGAIN before it when the request is not there yet.
+    step first_attempt(error_code& e) {
+      return b.size() > 0 && st->socket_first() ? step::want_read : attempt(e);
     }
     template <class F>
     void finish(F&& f, error_code e) {
@@ -229,6 +272,7 @@ class tls_socket {
   template <class ConstBuffers>
   struct write_op {
     using signature = void(error_code, std::size_t);
+    static constexpr bool reads = false;
     state* st;
     ConstBuffers b;
     std::size_t total;
@@ -266,6 +310,7 @@ class tls_socket {
       chunk_done = 0;
     }
 
+    step first_attempt(error_code& e) { return attempt(e); }
     // Writes records until all of `b` is out or OpenSSL stops (wait or failure).
     step attempt(error_code& e) {
       for (;;) {
@@ -295,8 +340,7 @@ class tls_socket {
     error_code result{};
     template <class Self>
     void operator()(Self& self, error_code ec, std::size_t filled) {
-      st->in_pos = 0;
-      st->in_len = ec ? 0 : filled;
+      st->filled(ec, filled);
       (*this)(self, ec);
     }
     template <class Self>
@@ -307,7 +351,7 @@ class tls_socket {
       stage = 1;
       error_code e;
       auto s = st->handshake(e);
-      if (wait(st, s, self)) return;
+      if (wait(st, s, self, true)) return;
       if (!initiating) return self.complete(e);
       stage = 2;
       result = e;

@@ -1,13 +1,17 @@
 // proxy::tls_socket against a real TLS client (Asio's ssl::stream) over loopback: the
 // handshake, gathered writes of every shape arriving whole and in order, reads in small
 // pieces, close_notify seen by the client as an orderly end, completions never inline. And
-// its client mode (upstream connections) against its server mode.
+// its client mode (upstream connections) against its server mode. And the server side's reads
+// that wait (through its input buffer) against a client whose bytes the test sends as it
+// likes: records split, joined, larger than the buffer.
 #include "proxy/tls_socket.hpp"
 
 #include <gtest/gtest.h>
+#include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -400,6 +404,322 @@ TEST_F(TlsSocket, ClientModeReadsWholeAndReportsBufferedInput) {
     EXPECT_FALSE(buffered_end);
     EXPECT_EQ(last, asio::error::eof) << last.message();
   }
+}
+
+// A TLS client over memory BIOs on a blocking socket: the test seals records and sends their
+// bytes in the pieces it wants, and reads the server's records on its own turn.
+class raw_client {
+ public:
+  raw_client(SSL_CTX* ctx, tcp::socket s)
+      : sock_(std::move(s)),
+        ssl_(SSL_new(ctx)),
+        rbio_(BIO_new(BIO_s_mem())),
+        wbio_(BIO_new(BIO_s_mem())) {
+    SSL_set_bio(ssl_, rbio_, wbio_);
+    SSL_set_connect_state(ssl_);
+  }
+  ~raw_client() { SSL_free(ssl_); }
+  tcp::socket& socket() { return sock_; }
+  // One handshake step: what OpenSSL wrote goes out; true once done.
+  bool handshake_step() {
+    int r = SSL_do_handshake(ssl_);
+    send(take_output());
+    return r == 1;
+  }
+  // Moves what arrived on the socket (without blocking) into OpenSSL.
+  void receive_available() {
+    boost::system::error_code ec;
+    sock_.non_blocking(true);
+    char b[16384];
+    for (int i = 0; i < 1000; ++i) {
+      auto n = sock_.read_some(asio::buffer(b), ec);
+      if (ec) break;
+      BIO_write(rbio_, b, static_cast<int>(n));
+    }
+    sock_.non_blocking(false);
+  }
+  // The bytes of one record of `plain` (one SSL_write of at most 16 KiB makes one record).
+  std::string seal(const std::string& plain) {
+    EXPECT_EQ(SSL_write(ssl_, plain.data(), static_cast<int>(plain.size())),
+              static_cast<int>(plain.size()));
+    return take_output();
+  }
+  std::string close_notify_bytes() {
+    SSL_shutdown(ssl_);
+    return take_output();
+  }
+  // Plaintext of the records received so far.
+  std::string open_available() {
+    receive_available();
+    std::string out;
+    char b[16384];
+    for (int i = 0; i < 1000; ++i) {
+      int r = SSL_read(ssl_, b, sizeof b);
+      if (r <= 0) break;
+      out.append(b, static_cast<std::size_t>(r));
+    }
+    return out;
+  }
+  void send(const std::string& bytes) {
+    if (!bytes.empty()) asio::write(sock_, asio::buffer(bytes));
+  }
+
+ private:
+  std::string take_output() {
+    std::string out;
+    char b[16384];
+    for (int n; (n = BIO_read(wbio_, b, sizeof b)) > 0;) out.append(b, static_cast<std::size_t>(n));
+    return out;
+  }
+  tcp::socket sock_;
+  SSL* ssl_;
+  BIO* rbio_;
+  BIO* wbio_;
+};
+
+// The server side's reads that wait, against raw_client: a new pair, handshaken.
+class TlsSocketWaits : public TlsSocket {
+ protected:
+  void SetUp() override {
+    TlsSocket::SetUp();
+    tcp::acceptor acc(ioc_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+    tcp::socket cs(ioc_);
+    cs.connect(acc.local_endpoint());
+    tcp::socket ss(ioc_);
+    acc.accept(ss);
+    server_.emplace(std::move(ss), server_ctx_.native_handle());
+    raw_.emplace(client_ctx_.native_handle(), std::move(cs));
+    bool done = false;
+    server_->async_handshake([&](boost::system::error_code ec) {
+      EXPECT_FALSE(ec) << ec.message();
+      done = true;
+    });
+    bool client_done = false;
+    for (int i = 0; i < 200 && !(done && client_done); ++i) {
+      if (!client_done) client_done = raw_.value().handshake_step();
+      ioc_.restart();
+      ioc_.run_for(std::chrono::milliseconds(5));
+      raw_->receive_available();
+    }
+    ASSERT_TRUE(done && client_done);
+    raw_->open_available();  // the server's session tickets (TLS 1.3)
+  }
+  // Runs the event loop until `until` holds (at most ~2 s).
+  template <class F>
+  void turn(F until) {
+    for (int i = 0; i < 400 && !until(); ++i) {
+      ioc_.restart();
+      ioc_.run_for(std::chrono::milliseconds(5));
+    }
+  }
+  // Lets a waiting read see what was sent, without waiting for anything in particular.
+  void settle() {
+    ioc_.restart();
+    ioc_.run_for(std::chrono::milliseconds(20));
+  }
+  struct read_result {
+    bool done = false;
+    boost::system::error_code ec;
+    std::string data;
+  };
+  // A server read into a 16 KiB buffer; `r` holds its result.
+  void start_read(read_result& r) {
+    r = {};
+    r.data.resize(16 * 1024);
+    server_->async_read_some(asio::buffer(r.data),
+                             [&r](boost::system::error_code ec, std::size_t n) {
+                               r.ec = ec;
+                               r.data.resize(n);
+                               r.done = true;
+                             });
+  }
+  std::optional<raw_client> raw_;
+};
+
+// A read that waits and then gets a whole record larger than the input buffer (the rest is read
+// from the socket directly): the first completion is the whole record.
+TEST_F(TlsSocketWaits, ARecordLargerThanTheInputBufferReadsWhole) {
+  for (std::size_t size : {tls_socket::listener_input_size - 40, tls_socket::listener_input_size,
+                           std::size_t{12000}, std::size_t{16384}}) {
+    SCOPED_TRACE(size);
+    read_result r;
+    start_read(r);
+    settle();
+    EXPECT_FALSE(r.done);  // nothing sent yet: the read waits
+    std::string req = pattern(size, 'r');
+    raw_->send(raw_->seal(req));
+    turn([&] { return r.done; });
+    ASSERT_TRUE(r.done);
+    EXPECT_FALSE(r.ec) << r.ec.message();
+    EXPECT_TRUE(r.data == req) << r.data.size() << " of " << req.size() << " bytes";
+    EXPECT_FALSE(server_->has_buffered_input());
+  }
+}
+
+// One record in several TCP segments (in the header, after it, in the body), each seen by the
+// waiting read before the next is sent: the read completes once, with the whole record.
+TEST_F(TlsSocketWaits, ARecordSplitAcrossSegmentsReadsWhole) {
+  std::string req = pattern(6000, 's');
+  std::string bytes = raw_->seal(req);
+  read_result r;
+  start_read(r);
+  std::size_t at = 0;
+  for (std::size_t piece :
+       {std::size_t{1}, std::size_t{3}, std::size_t{1}, std::size_t{100}, std::size_t{5000}}) {
+    raw_->send(bytes.substr(at, piece));
+    at += piece;
+    settle();
+    EXPECT_FALSE(r.done) << "after " << at << " of " << bytes.size() << " bytes";
+  }
+  raw_->send(bytes.substr(at));
+  turn([&] { return r.done; });
+  ASSERT_TRUE(r.done);
+  EXPECT_FALSE(r.ec) << r.ec.message();
+  EXPECT_TRUE(r.data == req) << r.data.size() << " of " << req.size() << " bytes";
+}
+
+// Closing the socket while the read waits, before anything or after part of a record arrived:
+// operation_aborted, and the connection sends nothing more.
+TEST_F(TlsSocketWaits, ClosingWhileWaitingAborts) {
+  for (bool partial : {false, true}) {
+    SCOPED_TRACE(partial ? "part of a record received" : "nothing received");
+    if (partial) SetUp();
+    read_result r;
+    start_read(r);
+    if (partial) raw_->send(raw_->seal(pattern(3000, 'c')).substr(0, 1500));
+    settle();
+    EXPECT_FALSE(r.done);
+    boost::system::error_code ignored;
+    server_->socket().close(ignored);
+    turn([&] { return r.done; });
+    ASSERT_TRUE(r.done);
+    EXPECT_EQ(r.ec, asio::error::operation_aborted) << r.ec.message();
+    EXPECT_TRUE(r.data.empty());
+    server_->close_notify();  // a closed socket: nothing, no crash
+  }
+}
+
+// Two requests (two records) arriving together while the read waits: the first read gives the
+// first request, the second is buffered input and reads without waiting for the client.
+TEST_F(TlsSocketWaits, APipelinedRequestIsBufferedInput) {
+  std::string first = pattern(1200, 'p'), second = pattern(900, 'q');
+  read_result r;
+  start_read(r);
+  settle();
+  EXPECT_FALSE(server_->has_buffered_input());
+  std::string both = raw_->seal(first);
+  both += raw_->seal(second);  // sealed in order: each record has its sequence number
+  raw_->send(both);
+  turn([&] { return r.done; });
+  ASSERT_TRUE(r.done);
+  EXPECT_FALSE(r.ec) << r.ec.message();
+  EXPECT_TRUE(r.data == first) << r.data.size() << " bytes";
+  EXPECT_TRUE(server_->has_buffered_input());
+  start_read(r);
+  turn([&] { return r.done; });  // the client sends nothing more
+  ASSERT_TRUE(r.done);
+  EXPECT_FALSE(r.ec) << r.ec.message();
+  EXPECT_TRUE(r.data == second) << r.data.size() << " bytes";
+  EXPECT_FALSE(server_->has_buffered_input());
+}
+
+// The peer ends while the read waits: its close_notify, or a close without it, reads as eof.
+// After close_notify the gateway's own close_notify goes out; after a bare close it does not
+// (as when OpenSSL itself reads the end: the connection is broken). A read after the end does
+// not wait for the socket (the client sent close_notify and keeps its socket open).
+TEST_F(TlsSocketWaits, PeerEndWhileWaitingReadsAsEof) {
+  for (bool notify : {true, false}) {
+    SCOPED_TRACE(notify ? "close_notify" : "no close_notify");
+    if (!notify) SetUp();
+    read_result r;
+    start_read(r);
+    settle();
+    EXPECT_FALSE(r.done);
+    if (notify)
+      raw_->send(raw_->close_notify_bytes());
+    else
+      raw_->socket().shutdown(tcp::socket::shutdown_send);
+    turn([&] { return r.done; });
+    ASSERT_TRUE(r.done);
+    EXPECT_EQ(r.ec, asio::error::eof) << r.ec.message();
+    start_read(r);
+    turn([&] { return r.done; });
+    ASSERT_TRUE(r.done);
+    EXPECT_TRUE(r.ec) << "a read after the end";
+    server_->close_notify();
+    bool sent = (SSL_get_shutdown(server_->native_handle()) & SSL_SENT_SHUTDOWN) != 0;
+    EXPECT_EQ(sent, notify);
+  }
+}
+
+// Bytes that are no TLS record while the read waits: a TLS error, and the next read fails at
+// once instead of waiting for the socket (the client keeps it open).
+TEST_F(TlsSocketWaits, GarbageWhileWaitingFailsAndStaysFailed) {
+  read_result r;
+  start_read(r);
+  settle();
+  raw_->send(std::string(64, 'x'));
+  turn([&] { return r.done; });
+  ASSERT_TRUE(r.done);
+  EXPECT_TRUE(r.ec);
+  EXPECT_NE(r.ec, asio::error::eof);
+  start_read(r);
+  turn([&] { return r.done; });
+  ASSERT_TRUE(r.done);
+  EXPECT_TRUE(r.ec);
+  server_->close_notify();
+  EXPECT_EQ(SSL_get_shutdown(server_->native_handle()) & SSL_SENT_SHUTDOWN, 0);
+}
+
+// As an HTTP/2 connection: a read always waiting while large writes wait for the client to
+// take them, and the client sending its records in pieces meanwhile. Every byte arrives, in
+// order, both ways.
+TEST_F(TlsSocketWaits, ReadingAndWritingAtOnce) {
+  std::string down = pattern(2 * 1024 * 1024, 'd');
+  std::string up;
+  std::string wire;
+  for (int i = 0; i < 40; ++i) {
+    std::string req = pattern(100 + 97 * i, static_cast<char>('A' + i % 20));
+    up += req;
+    wire += raw_->seal(req);
+  }
+  std::string got_up, got_down;
+  bool wrote = false, read_failed = false;
+  std::function<void()> read_more;
+  char buf[4096];
+  read_more = [&] {
+    server_->async_read_some(asio::buffer(buf), [&](boost::system::error_code ec, std::size_t n) {
+      if (ec) {
+        read_failed = true;
+        return;
+      }
+      got_up.append(buf, n);
+      if (got_up.size() < up.size()) read_more();
+    });
+  };
+  read_more();
+  server_->async_write(asio::buffer(down), [&](boost::system::error_code ec, std::size_t n) {
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(n, down.size());
+    wrote = true;
+  });
+  // The client sends a piece, then takes what the server wrote, in turns.
+  std::size_t at = 0;
+  for (int i = 0;
+       i < 4000 && !(wrote && got_up.size() >= up.size() && got_down.size() >= down.size()); ++i) {
+    if (at < wire.size()) {
+      std::size_t piece = std::min<std::size_t>(wire.size() - at, 777);
+      raw_->send(wire.substr(at, piece));
+      at += piece;
+    }
+    ioc_.restart();
+    ioc_.run_for(std::chrono::milliseconds(2));
+    got_down += raw_->open_available();
+  }
+  EXPECT_FALSE(read_failed);
+  EXPECT_TRUE(wrote);
+  EXPECT_TRUE(got_up == up) << got_up.size() << " of " << up.size() << " bytes";
+  EXPECT_TRUE(got_down == down) << got_down.size() << " of " << down.size() << " bytes";
 }
 
 }  // namespace
