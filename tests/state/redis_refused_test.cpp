@@ -46,7 +46,7 @@ class RedisRefused : public test::BackendFixture {
           if (script && refuse > 0) {
             --refuse;
             ++refused;
-            return test::fake_node::answer_t{error};
+            return test::fake_node::answer_t{error, refuse_delay};
           }
           auto out = server.command(argv);
           return test::fake_node::answer_t{out};
@@ -76,6 +76,7 @@ class RedisRefused : public test::BackendFixture {
   local_backend local;
   std::string error;
   int refuse = 0;
+  std::chrono::milliseconds refuse_delay{0};  // past the client's timeout: a late refusal
   int refused = 0;
   int scripts = 0;
   std::string name;
@@ -192,6 +193,43 @@ TEST_F(RedisRefused, PastTheBoundTheyWaitForTheFirstAdmissionRedisAnswers) {
   EXPECT_EQ(budget_field(ended, "reserved"), "$2\r\n40\r\n");  // `running`'s and `back`'s
   backend->release(running.res);
   backend->release(back.res);
+  sync();
+  EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");  // once
+  EXPECT_EQ(budget_field(ended, "reserved"), "$1\r\n0\r\n");
+}
+
+// The admission's waiter times out (the fallback decides), then the refusal comes: the late
+// reply's handler keeps the carried settlement the same way.
+TEST_F(RedisRefused, ALateRefusalKeepsTheCarriedSettlementsToo) {
+  name = "refused-late";
+  error = refusals[1].reply;  // LOADING
+  connect_through_node({});
+  limits::key_demand k{0,
+                       name,
+                       {.concurrency = 10},
+                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 10;
+  d.output_tokens = 10;
+  auto running = admit(d);
+  auto ended = admit(d);
+  ASSERT_NE(ended.res.lease, 0u);
+  backend->settle(ended.res, limits::usage{3, 4});
+  ASSERT_EQ(backend->batch().size(), 1u);
+  refuse = 1;
+  refuse_delay = 300ms;  // the client's timeout is 200 ms
+  const int scripts_before = scripts;
+  auto late = admit(d);
+  EXPECT_EQ(late.res.lease, 0u);
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return client->late_replies() == 1; }, 2000ms));
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return scripts == scripts_before + 2; }, 3000ms));
+  sync();
+  EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");
+  EXPECT_EQ(budget_field(ended, "reserved"), "$2\r\n20\r\n");  // `running`'s
+  backend->release(running.res);
   sync();
   EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");  // once
   EXPECT_EQ(budget_field(ended, "reserved"), "$1\r\n0\r\n");
