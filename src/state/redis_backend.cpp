@@ -4,6 +4,9 @@
 
 #include <charconv>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+
 #include <hiredis/hiredis.h>
 
 #include "observe/log.hpp"
@@ -72,6 +75,7 @@ struct late_admission {
     std::uint64_t cost;  // its budget reservation
   };
   std::weak_ptr<settle_batch> batch;
+  std::weak_ptr<redis_backend> backend;
   std::string prefix;
   bool one_slot = false;
   std::int64_t now = 0;
@@ -115,10 +119,43 @@ bool did_not_run(const redisReply* r) {
   return text.starts_with("NOSCRIPT") || text.starts_with("TRYAGAIN");
 }
 
+// An error reply Redis gives instead of running a script, for as long as its cause lasts (so a
+// re-send at once would usually meet it again). Each is given before the script starts
+// (Redis 7 server.c processCommand, script.c scriptPrepareForRun; our scripts have no
+// shebang, so EVAL/EVALSHA run in compatibility mode with EVAL's own command flags), so
+// nothing of it ran, the carried settlements included:
+// - BUSY: another script runs past lua-time-limit; every command without the allow-busy flag
+//   (EVAL has none) is refused.
+// - LOADING: the dataset is loading; commands without the loading flag (EVAL has none) are
+//   refused.
+// - MASTERDOWN: a replica whose master link is down, with replica-serve-stale-data no: EVAL is
+//   a "stale" command, but scriptPrepareForRun refuses a no-shebang script on a stale replica
+//   before it runs.
+// - CLUSTERDOWN: the cluster cannot serve the slot; refused while routing, before the command.
+// - MOVED / ASK: the slot is elsewhere (the client follows it up to max_redirects; past that the
+//   reply comes here); refused while routing.
+// Not here:
+// - READONLY: Redis 7 does not refuse a no-shebang EVAL on a read-only replica up front (EVAL
+//   has no write flag); the script runs and fails at its first write call. Nothing is written
+//   then, but the carried settlements apply under pcall (settlements.lua), which swallows their
+//   write errors: a replica answers a re-sent settle.lua call with a count, not an error, and
+//   an admission it refuses with a normal reply, so a re-send cannot tell that it ran.
+// - OOM: not refused up front either (EVAL has no deny-oom flag); inside a script a deny-oom
+//   write fails only until the script has written once, and a settlement's ZREM and PEXPIRE
+//   are not deny-oom: part of a script can run.
+bool refused_for_now(const redisReply* r) {
+  if (!r || r->type != REDIS_REPLY_ERROR) return false;
+  std::string_view code(r->str, r->len);
+  code = code.substr(0, code.find(' '));
+  return code == "BUSY" || code == "LOADING" || code == "MASTERDOWN" || code == "CLUSTERDOWN" ||
+         code == "MOVED" || code == "ASK";
+}
+
 // What admit() gives the client's late_reply handler: valid while admit() waits for the reply.
 struct admission_wait {
   const demand* d;
   const std::shared_ptr<settle_batch>* batch;  // the backend's (copied only on a timeout)
+  redis_backend* backend;
   std::string_view prefix;
   bool one_slot;
   std::int64_t now;
@@ -136,6 +173,7 @@ void* on_late_admission(void* ctx, redis::errc e, redis::reply_ptr r) {
     const demand& d = *w.d;
     auto a = std::make_unique<late_admission>();
     a->batch = *w.batch;
+    a->backend = w.backend->weak_from_this();
     a->prefix = w.prefix;
     a->one_slot = w.one_slot;
     a->now = w.now;
@@ -169,6 +207,12 @@ void* on_late_admission(void* ctx, redis::errc e, redis::reply_ptr r) {
     // itself does not: its request was decided by the fallback).
     if (auto batch = a->batch.lock())
       batch->resend(a->carried->settlements, a->carried->keys, a->carried->args.views());
+    return nullptr;
+  }
+  if (e == redis::errc::ok && a->carried && refused_for_now(rep)) {
+    // Nothing ran, and would not if sent again at once: kept, re-sent after a backoff.
+    if (auto backend = a->backend.lock())
+      backend->keep_refused(a->carried->settlements, a->carried->keys, a->carried->args.views());
     return nullptr;
   }
   if (e != redis::errc::ok || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 12)
@@ -260,7 +304,8 @@ redis_backend::redis_backend(std::shared_ptr<redis::client> client, limits::back
       opt_(std::move(options)),
       head_(key_head(opt_.prefix, opt_.cluster)),
       batch_(opt_.batch),
-      renew_timer_(client_ ? client_->executor() : boost::asio::any_io_executor{}) {
+      renew_timer_(client_ ? client_->executor() : boost::asio::any_io_executor{}),
+      retry_timer_(client_ ? client_->executor() : boost::asio::any_io_executor{}) {
   if (!batch_ && client_) {
     batch_ = std::make_shared<settle_batch>(client_, opt_.batching);
     own_batch_ = true;
@@ -304,6 +349,7 @@ void redis_backend::start() {
 void redis_backend::stop() {
   stopped_ = true;
   renew_timer_.cancel();
+  retry_timer_.cancel();
   if (own_batch_) batch_->stop();
 }
 
@@ -379,7 +425,8 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
     } guard{batch_.get()};
     // If the reply comes after state.timeout, the request falls back to local limits but the
     // script still runs: the late reply's handler gives back what it took.
-    const admission_wait wait{&d, &batch_, head_, opt_.cluster, clock_arg(), lease, &a, carried_at};
+    const admission_wait wait{&d,          &batch_, this, head_,     opt_.cluster,
+                              clock_arg(), lease,   &a,   carried_at};
     redis::result r = co_await client_->eval(
         admit_script(), nkeys, a.views(), {&on_late_admission, const_cast<admission_wait*>(&wait)});
     const redisReply* rep = r.reply.get();
@@ -387,6 +434,14 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
       args again;
       copy_carried(a, carried_at, again);
       batch_->resend(carried.settlements, carried.keys, again.views());
+    }
+    if (refused_for_now(rep)) {  // they wait, and go again after a backoff
+      note_refusal();
+      if (carried.settlements > 0) {
+        args kept;
+        copy_carried(a, carried_at, kept);
+        keep_refused(carried.settlements, carried.keys, kept.views());
+      }
     }
     if (r.error != redis::errc::ok || !rep || rep->type != REDIS_REPLY_ARRAY ||
         rep->elements < 12) {
@@ -425,8 +480,7 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
       ++stats_.lease_rechecks;  // a refusal takes nothing: asking again is free of side effects
       continue;
     }
-    if (!queued_.empty()) flush_queued();
-    if (!pending_reconcile_.empty()) flush_reconcile();
+    answered();  // Redis runs scripts again: what waited for it goes now
     co_return v;
   }
 }
@@ -576,7 +630,14 @@ void redis_backend::hand_over(redis_backend& to) {
   queued_.clear();
   for (auto& [id, amount] : pending_reconcile_) to.pending_reconcile_[id] += amount;
   pending_reconcile_.clear();
-  if (client_->connected() && !to.stopped_) {  // Redis is there: no need to wait for traffic
+  if (refusing_ && !to.refusing_) {
+    to.refusing_ = true;
+    to.refused_tries_ = refused_tries_;
+    to.refused_since_ = refused_since_;
+  }
+  if (to.refusing_) {
+    to.arm_retry();
+  } else if (client_->connected() && !to.stopped_) {  // Redis is there: no need to wait for traffic
     to.flush_queued();
     to.flush_reconcile();
   }
@@ -624,8 +685,15 @@ void redis_backend::arm_renewal() {
 
 void redis_backend::renew_all() {
   if (!client_->connected()) return;
-  if (!queued_.empty()) flush_queued();  // Redis is back: without waiting for an admission
-  if (!pending_reconcile_.empty()) flush_reconcile();
+  if (refusing_) {
+    // Redis refused the last script: sending the queue blindly could meet the refusal and lose
+    // it; one re-send tells (past the retry bound too: at most one per renewal).
+    if (!queued_.empty() && !retry_armed_ && !retrying_)
+      boost::asio::co_spawn(client_->executor(), retry_refused(), boost::asio::detached);
+  } else {
+    if (!queued_.empty()) flush_queued();  // Redis is back: without waiting for an admission
+    if (!pending_reconcile_.empty()) flush_reconcile();
+  }
   for (const auto& [lease, l] : live_) {
     args a;
     std::size_t nkeys = 0;
@@ -638,6 +706,93 @@ void redis_backend::renew_all() {
     a.add(opt_.lease_ttl.count());
     client_->eval_detached(renew_script(), nkeys, a.views());
   }
+}
+
+void redis_backend::note_refusal() {
+  if (refusing_) return;
+  refusing_ = true;
+  refused_tries_ = 0;
+  refused_since_ = std::chrono::steady_clock::now();
+}
+
+void redis_backend::answered() {
+  refusing_ = false;
+  refused_tries_ = 0;
+  if (!queued_.empty()) flush_queued();
+  if (!pending_reconcile_.empty()) flush_reconcile();
+}
+
+void redis_backend::keep_refused(std::size_t n, std::size_t nkeys,
+                                 std::span<const std::string_view> keys_and_args) {
+  note_refusal();
+  stats_.refused_settlements += n;
+  if (queued_.size() >= max_queued) {
+    queued_.pop_front();
+    ++stats_.lost_settlements;
+  }
+  args a;
+  for (auto v : keys_and_args) a.add(v);
+  auto [bytes, spans] = a.take();
+  queued_.push_back({&settle_script(), nkeys, std::move(bytes), std::move(spans)});
+  arm_retry();
+}
+
+// Re-sends after 100 ms, 200, 400, 800, then every second, while within refused_retry_for of
+// the first refusal; past that the queue waits for an admission Redis answers (or the
+// renewal's one re-send).
+void redis_backend::arm_retry() {
+  if (retry_armed_ || retrying_ || stopped_ || queued_.empty()) return;
+  const auto since = std::chrono::steady_clock::now() - refused_since_;
+  if (since >= opt_.refused_retry_for) return;
+  const auto delay = std::chrono::milliseconds(100 << std::min(refused_tries_, 4u));
+  retry_armed_ = true;
+  retry_timer_.expires_after(std::min<std::chrono::milliseconds>(delay, std::chrono::seconds(1)));
+  retry_timer_.async_wait([w = weak_from_this()](boost::system::error_code ec) {
+    auto self = w.lock();
+    if (!self) return;
+    self->retry_armed_ = false;
+    if (ec || self->stopped_ || !self->refusing_) return;
+    boost::asio::co_spawn(self->client_->executor(), self->retry_refused(), boost::asio::detached);
+  });
+}
+
+// Sends the first queued call, with its reply read: refused again, it goes back to the front;
+// answered, Redis runs scripts again and the rest of the queue goes.
+boost::asio::awaitable<void> redis_backend::retry_refused() {
+  if (retrying_ || stopped_ || queued_.empty()) co_return;
+  auto self = shared_from_this();  // alive until the reply
+  retrying_ = true;
+  queued_call q = std::move(queued_.front());
+  queued_.pop_front();
+  std::vector<std::string_view> views;
+  views.reserve(q.spans.size());
+  for (auto [at, n] : q.spans) views.emplace_back(q.bytes.data() + at, n);
+  redis::result r = co_await client_->eval(*q.script, q.nkeys, views);
+  retrying_ = false;
+  const redisReply* rep = r.reply.get();
+  if (r.error == redis::errc::not_connected ||
+      (r.error == redis::errc::ok && refused_for_now(rep))) {
+    queued_.push_front(std::move(q));  // did not run
+    ++stats_.refused_retries;
+    ++refused_tries_;
+    if (std::chrono::steady_clock::now() - refused_since_ >= opt_.refused_retry_for) {
+      observe::log(observe::level::warn,
+                   "redis: still refusing scripts (" +
+                       std::string(r.ok() ? r.error_text() : to_string(r.error)) + "); " +
+                       std::to_string(queued_.size()) +
+                       " settlement call(s) wait for the next admission it runs");
+      co_return;
+    }
+    arm_retry();
+    co_return;
+  }
+  if (r.error == redis::errc::ok) {  // it ran (or failed as any settlement may)
+    answered();
+    co_return;
+  }
+  // A timeout: it still runs when Redis gets to it, as any settlement. The connection lost with
+  // it on the wire: lost, as any settlement (settle_batch.hpp).
+  if (r.error != redis::errc::timeout) ++stats_.lost_settlements;
 }
 
 }  // namespace ob::state

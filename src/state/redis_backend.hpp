@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -58,6 +59,10 @@ struct redis_backend_options {
   unsigned instances = 1;  // gateways sharing the Redis: local limits are divided by this
   std::chrono::milliseconds lease_ttl{30'000};
   std::chrono::milliseconds renew_every{10'000};
+  // Settlements an admission carried when Redis refused to run it for a while (BUSY, LOADING,
+  // MASTERDOWN, CLUSTERDOWN, MOVED/ASK past the redirect limit): re-sent after 100 ms doubling
+  // to 1 s for this long after the first refusal, then kept until Redis answers an admission.
+  std::chrono::milliseconds refused_retry_for{5'000};
   // Tests only: the clock the scripts use instead of Redis TIME (0 = TIME).
   const limits::epoch_ms* test_clock = nullptr;
   // The settlements' queue of the client's connection, shared by the backends using it; null:
@@ -89,13 +94,15 @@ class redis_backend final : public limits::backend,
   void release(const limits::reservation& r) override;
 
   struct counters {
-    std::uint64_t redis_admissions = 0;    // decided by admit.lua
-    std::uint64_t local_admissions = 0;    // decided by the in-memory fallback
-    std::uint64_t lease_rechecks = 0;      // lease refusals asked again (redis_backend::admit)
-    std::uint64_t unavailable = 0;         // refused as state_unavailable
-    std::uint64_t queued_settlements = 0;  // settle/release held while Redis was down, sent later
-    std::uint64_t lost_settlements = 0;    // beyond the queue's bound: leases expire by themselves
-    std::uint64_t reconciled = 0;          // local budget amounts added back to Redis
+    std::uint64_t redis_admissions = 0;     // decided by admit.lua
+    std::uint64_t local_admissions = 0;     // decided by the in-memory fallback
+    std::uint64_t lease_rechecks = 0;       // lease refusals asked again (redis_backend::admit)
+    std::uint64_t unavailable = 0;          // refused as state_unavailable
+    std::uint64_t queued_settlements = 0;   // settle/release held while Redis was down, sent later
+    std::uint64_t lost_settlements = 0;     // beyond the queue's bound: leases expire by themselves
+    std::uint64_t reconciled = 0;           // local budget amounts added back to Redis
+    std::uint64_t refused_settlements = 0;  // carried by an admission Redis refused to run
+    std::uint64_t refused_retries = 0;      // re-sends of those that Redis refused again
   };
   const counters& stats() const { return stats_; }
   std::size_t live_leases() const { return live_.size(); }
@@ -107,6 +114,12 @@ class redis_backend final : public limits::backend,
   settle_batch& batch() { return *batch_; }
   // At most this many settlements wait for Redis to come back; older ones are dropped.
   static constexpr std::size_t max_queued = 10'000;
+
+  // Settlements (one settle.lua call: keys, count, arguments) an admission carried whose
+  // script Redis refused to run (see refused_for_now() in redis_backend.cpp): kept with those
+  // held while Redis is unreachable, re-sent after a backoff within `refused_retry_for`.
+  void keep_refused(std::size_t n, std::size_t nkeys,
+                    std::span<const std::string_view> keys_and_args);
 
   // Key names (exposed for tests and docs).
   std::string key_name(std::string_view key, std::string_view part) const;
@@ -137,6 +150,10 @@ class redis_backend final : public limits::backend,
   void flush_queued();
   void renew_all();
   void arm_renewal();
+  void arm_retry();
+  void note_refusal();  // Redis refused a script
+  void answered();      // ...and ran one again
+  boost::asio::awaitable<void> retry_refused();
   limits::epoch_ms clock_arg() const;
   std::uint64_t next_lease() { return lease_base_ | (++lease_seq_ & ((1ull << 40) - 1)); }
 
@@ -156,6 +173,14 @@ class redis_backend final : public limits::backend,
   // Budget usage counted locally while Redis failed: (key, period start) -> amount.
   std::unordered_map<std::string, std::uint64_t> pending_reconcile_;
   std::deque<queued_call> queued_;  // settlements to send once Redis answers again
+  // Redis refused a script (BUSY, LOADING...): queued_ is not flushed blindly (by the renewal)
+  // until Redis answers again; a retry re-sends its first call after a backoff.
+  bool refusing_ = false;
+  unsigned refused_tries_ = 0;  // refused re-sends since the first refusal
+  std::chrono::steady_clock::time_point refused_since_{};
+  boost::asio::steady_timer retry_timer_;
+  bool retry_armed_ = false;
+  bool retrying_ = false;  // a re-send is in flight
   counters stats_;
 };
 

@@ -7,14 +7,11 @@
 
 #include <hiredis/hiredis.h>
 #include <openssl/sha.h>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/connect.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/write.hpp>
 
-#include "net/loop_resolver.hpp"
 #include "observe/log.hpp"
 
 // GCC 12 reports a mismatched new/delete on Asio's awaitable frames (its own operator
@@ -24,7 +21,6 @@
 namespace ob::state::redis {
 namespace {
 
-constexpr auto use_tuple = asio::as_tuple(asio::deferred);
 using clock = std::chrono::steady_clock;
 
 bool starts_with(const redisReply* r, std::string_view prefix) {
@@ -32,64 +28,7 @@ bool starts_with(const redisReply* r, std::string_view prefix) {
          std::string_view(r->str, r->len).substr(0, prefix.size()) == prefix;
 }
 
-constexpr std::string_view asking_command = "*1\r\n$6\r\nASKING\r\n";
-
 }  // namespace
-
-std::optional<redirect> parse_redirect(std::string_view text) {
-  redirect r;
-  if (text.starts_with("MOVED "))
-    text.remove_prefix(6);
-  else if (text.starts_with("ASK "))
-    r.ask = true, text.remove_prefix(4);
-  else
-    return std::nullopt;
-  const auto sp = text.find(' ');
-  if (sp == std::string_view::npos || sp == 0) return std::nullopt;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + sp, r.slot);
-  if (ec != std::errc{} || p != text.data() + sp || r.slot < 0 || r.slot > 16383)
-    return std::nullopt;
-  std::string_view addr = text.substr(sp + 1);
-  while (!addr.empty() && (addr.back() == ' ' || addr.back() == '\r' || addr.back() == '\n'))
-    addr.remove_suffix(1);
-  const auto colon = addr.rfind(':');
-  if (colon == std::string_view::npos) return std::nullopt;
-  std::string_view host = addr.substr(0, colon), port = addr.substr(colon + 1);
-  unsigned n = 0;
-  auto [q, ec2] = std::from_chars(port.data(), port.data() + port.size(), n);
-  if (ec2 != std::errc{} || q != port.data() + port.size() || n == 0 || n > 65535)
-    return std::nullopt;
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  if (host.find_first_of(" []") != std::string_view::npos) return std::nullopt;
-  r.host = std::string(host);
-  r.port = static_cast<std::uint16_t>(n);
-  return r;
-}
-
-std::string evalsha_to_eval(std::string_view cmd, std::string_view body) {
-  // "*<n>\r\n$7\r\nEVALSHA\r\n$40\r\n<sha>\r\n<the other arguments>"
-  if (!cmd.starts_with('*')) return {};
-  const auto eol = cmd.find("\r\n");
-  if (eol == std::string_view::npos) return {};
-  std::string_view head = cmd.substr(0, eol + 2), rest = cmd.substr(eol + 2);
-  constexpr std::string_view name = "$7\r\nEVALSHA\r\n";
-  if (!rest.starts_with(name)) return {};
-  rest.remove_prefix(name.size());
-  if (!rest.starts_with("$40\r\n") || rest.size() < 5 + 40 + 2 || rest.substr(45, 2) != "\r\n")
-    return {};
-  rest.remove_prefix(47);
-  std::string out;
-  out.reserve(head.size() + body.size() + rest.size() + 32);
-  out += head;
-  out += "$4\r\nEVAL\r\n$";
-  out += std::to_string(body.size());
-  out += "\r\n";
-  out += body;
-  out += "\r\n";
-  out += rest;
-  return out;
-}
 
 const char* to_string(errc e) {
   switch (e) {
@@ -219,174 +158,11 @@ void client::stop(std::function<void()> closed) {
   drop_connection(errc::stopped);
 }
 
-// At stop(): of the commands waiting to be sent again, only the fire-and-forget ones still go;
-// a waiter hears of the stop, a late handler ends (the command did not run).
-void client::keep_detached(std::vector<entry>& v) {
-  std::size_t kept = 0;
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    entry& e = v[i];
-    if (e.detached) {
-      if (kept != i) v[kept] = std::move(e);
-      ++kept;
-      continue;
-    }
-    if (e.fn) {
-      callback fn = e.fn;
-      e.fn = nullptr;
-      e.late = {};  // never engaged: its context is the waiter's
-      fn(e.ctx, errc::stopped, nullptr);
-    } else if (e.late.fn) {
-      end_late(e, errc::stopped, nullptr);
-    }
-  }
-  v.resize(kept);
-}
-
 void client::maybe_close() {
   if (closing_ && inflight_.empty() && redirected_.empty() && retry_.empty() && !redirecting_ &&
       !moving_) {
     closing_ = false;
     drop_connection(errc::stopped);
-  }
-}
-
-asio::awaitable<void> client::run() {
-  millis backoff = opt_.backoff_min;
-  std::array<char, 16 * 1024> buf;
-  // Stopped, the loop goes on while closing_: to deliver what waits for a redirection.
-  while (!stopped_ || closing_) {
-    bool connected = co_await connect_once();
-    if (!connected) {
-      moving_ = false;  // commands fail (or fall back) until a connection is made
-      if (stopped_) {
-        if (closing_) {  // the node named cannot be reached: what waits for it is lost
-          closing_ = false;
-          drop_connection(errc::stopped);
-        }
-        break;
-      }
-      // A node named by a redirection that cannot be reached: ask the configured one again.
-      if (node_host_ != opt_.address.host || node_port_ != opt_.address.port) {
-        observe::log(observe::level::warn,
-                     "redis: cannot connect to " + node() + ", back to the configured node");
-        node_host_ = opt_.address.host;
-        node_port_ = opt_.address.port;
-      }
-      backoff_.expires_after(backoff);
-      co_await backoff_.async_wait(use_tuple);
-      backoff = std::min(backoff * 2, opt_.backoff_max);
-      continue;
-    }
-    backoff = opt_.backoff_min;
-    const auto gen = generation_;
-    while (gen == generation_) {
-      auto [ec, n] = co_await socket_.async_read_some(asio::buffer(buf), use_tuple);
-      if (ec || gen != generation_) break;
-      if (redisReaderFeed(reader_, buf.data(), n) != REDIS_OK) break;
-      while (gen == generation_) {
-        void* r = nullptr;
-        if (redisReaderGetReply(reader_, &r) != REDIS_OK) {
-          observe::log(observe::level::warn, "redis: protocol error, reconnecting");
-          drop_connection(errc::connection_lost);
-          break;
-        }
-        if (!r) break;
-        on_reply(static_cast<redisReply*>(r));
-      }
-    }
-    if (gen == generation_) {
-      observe::log(observe::level::warn, "redis: connection to " + node() + " lost");
-      drop_connection(errc::connection_lost);
-    }
-    if (stopped_ && !closing_) break;
-    if (reconnect_now_ || closing_) {  // moving to the node a MOVED/ASK reply named
-      reconnect_now_ = false;
-      continue;
-    }
-    // A dropped connection waits the shortest backoff before the next attempt.
-    backoff_.expires_after(opt_.backoff_min);
-    co_await backoff_.async_wait(use_tuple);
-  }
-}
-
-asio::awaitable<bool> client::connect_once() {
-  ++attempts_;
-  boost::system::error_code ec;
-  std::vector<asio::ip::tcp::endpoint> eps;
-  const std::string host = node_host_;
-  const std::uint16_t port = node_port_;
-  auto addr = asio::ip::make_address(host, ec);
-  if (!ec) {
-    eps.emplace_back(addr, port);
-  } else {
-    // Not an asio resolver: a worker's loop runs without the scheduler's lock, which asio's
-    // resolver thread would need (net/loop_resolver.hpp).
-    auto [rec, found] = co_await net::resolve(ex_, host, std::to_string(port));
-    if (rec) co_return false;
-    eps = std::move(found);
-  }
-  if (stopped_ && !closing_) co_return false;
-  socket_ = asio::ip::tcp::socket(ex_);
-  // The flag outlives this frame: the timer's handler may already be queued when we cancel.
-  auto timed_out = std::make_shared<bool>(false);
-  backoff_.expires_after(opt_.connect_timeout);
-  backoff_.async_wait([this, timed_out, self = shared_from_this()](boost::system::error_code e) {
-    if (!e && !*timed_out) {
-      *timed_out = true;
-      if (!ready_) socket_.close();
-    }
-  });
-  auto [cec, ep] = co_await asio::async_connect(socket_, eps, use_tuple);
-  backoff_.cancel();
-  const bool late = *timed_out;
-  *timed_out = true;  // a queued handler must not close the connection we keep
-  if (cec || late || (stopped_ && !closing_)) {
-    socket_.close();
-    co_return false;
-  }
-  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
-  if (reader_) redisReaderFree(reader_);
-  reader_ = redisReaderCreate();
-  ++connections_;
-  ready_ = true;
-  moving_ = false;
-  // Commands answered MOVED/ASK go again, behind the setup commands; those get no later a
-  // deadline than the earliest waiting handler's, so its timeout still fires on time.
-  for (const entry& e : redirected_)
-    if (e.fn) deadline_cap_ = std::min(deadline_cap_, e.deadline);
-  queue_setup();
-  for (entry& e : redirected_) resend(e);
-  redirected_.clear();
-  deadline_cap_ = clock::time_point::max();
-  arm_timer();
-  start_write();
-  co_return true;
-}
-
-// AUTH, SELECT and SCRIPT LOAD go first on a new connection; user commands are pipelined
-// behind them. A refused AUTH or SELECT closes the connection (and the backoff retries).
-void client::queue_setup() {
-  if (!opt_.address.password.empty()) {
-    if (opt_.address.username.empty()) {
-      std::array<std::string_view, 2> a{"AUTH", opt_.address.password};
-      send_parts(a, {}, &client::on_setup_reply, this, false);
-    } else {
-      std::array<std::string_view, 3> a{"AUTH", opt_.address.username, opt_.address.password};
-      send_parts(a, {}, &client::on_setup_reply, this, false);
-    }
-  }
-  if (opt_.address.db != 0) {
-    std::string db = std::to_string(opt_.address.db);
-    std::array<std::string_view, 2> a{"SELECT", db};
-    send_parts(a, {}, &client::on_setup_reply, this, false);
-  }
-  reload_scripts();
-}
-
-void client::reload_scripts() {
-  for (const script* s : scripts_) {
-    std::array<std::string_view, 3> a{"SCRIPT", "LOAD", s->body};
-    send_parts(a, {}, &client::on_setup_reply, this, false);
   }
 }
 
@@ -406,39 +182,6 @@ client::entry& client::push_sent(std::size_t at, callback fn, void* ctx, bool de
   // EVALSHA always (NOSCRIPT: sent again as EVAL, nobody else would).
   if (opt_.cluster || (detached && evalsha)) e.bytes.assign(out_, at);
   return e;
-}
-
-// A command answered MOVED/ASK, on the connection to the node the reply named.
-void client::resend(entry& old) {
-  if (old.asking) {
-    const std::size_t at = out_.size();
-    out_ += asking_command;
-    push_sent(at, nullptr, nullptr, true, nullptr);
-  }
-  out_ += old.bytes;
-  entry& e = inflight_.push();
-  e.fn = old.fn;
-  e.ctx = old.ctx;
-  e.deadline = old.fn ? old.deadline : std::min(clock::now() + opt_.timeout, deadline_cap_);
-  e.detached = old.detached;
-  e.evalsha = old.evalsha;
-  e.redirects = old.redirects;
-  e.tryagains = old.tryagains;
-  e.asking = old.asking;  // sent after ASKING (a TRYAGAIN retry goes the same way)
-  e.bytes.swap(old.bytes);
-  e.late = old.late;
-  old.late = {};
-}
-
-void client::on_setup_reply(void* ctx, errc e, reply_ptr r) {
-  auto* self = static_cast<client*>(ctx);
-  if (e == errc::ok && r && r->type == REDIS_REPLY_ERROR) {
-    observe::log(observe::level::error,
-                 "redis: setup command refused: " + std::string(r->str, r->len));
-    asio::post(self->ex_, [s = self->shared_from_this(), gen = self->generation_] {
-      if (gen == s->generation_) s->drop_connection(errc::connection_lost);
-    });
-  }
 }
 
 void client::append_command(std::span<const std::string_view> prefix,
@@ -640,14 +383,6 @@ void client::on_reply(redisReply* raw) {
   maybe_close();
 }
 
-// Every command sent on the old connection has its reply: move to the node a MOVED/ASK named
-// (run() reconnects at once; connect_once re-sends the redirected commands).
-void client::maybe_switch_node() {
-  if (!redirecting_ || !inflight_.empty()) return;
-  drop_connection(errc::connection_lost);  // nothing in flight: fails nothing
-  reconnect_now_ = true;
-}
-
 void client::arm_timer() {
   clock::time_point next = clock::time_point::max();
   if (expired_ < inflight_.count)
@@ -690,54 +425,6 @@ void client::on_timer() {
     drop_connection(errc::connection_lost);
   }
   if (!stopped_) arm_timer();
-}
-
-millis client::tryagain_delay(unsigned tryagains) {
-  return std::min<millis>(tryagain_max_delay, tryagain_min_delay * (1u << std::min(tryagains, 4u)));
-}
-
-void client::arm_retry() {
-  clock::time_point next = clock::time_point::max();
-  for (const entry& e : retry_) next = std::min(next, e.retry_at);
-  if (next == clock::time_point::max() || next >= retry_at_) return;
-  retry_at_ = next;
-  retry_timer_.expires_at(next);
-  retry_timer_.async_wait([this, self = shared_from_this()](boost::system::error_code ec) {
-    if (ec) return;  // re-armed earlier or stopped
-    retry_at_ = clock::time_point::max();
-    on_retry();
-  });
-}
-
-// Commands answered TRYAGAIN whose wait is over go again, in order: on the connection if it is
-// up, else with those waiting for the next one (a move to another node, or a reconnection).
-void client::on_retry() {
-  const auto now = clock::now();
-  std::vector<entry> due;
-  std::size_t kept = 0;
-  for (std::size_t i = 0; i < retry_.size(); ++i) {
-    entry& e = retry_[i];
-    if (e.retry_at <= now) {
-      due.push_back(std::move(e));
-    } else {
-      if (kept != i) retry_[kept] = std::move(e);
-      ++kept;
-    }
-  }
-  retry_.resize(kept);
-  bool sent = false;
-  for (entry& e : due) {
-    if (!e.fn && !e.detached && !e.late.fn) continue;  // nobody wants its reply any more
-    if (ready_ && socket_.is_open()) {
-      resend(e);
-      sent = true;
-    } else {
-      redirected_.push_back(std::move(e));
-    }
-  }
-  if (sent) start_write();
-  arm_timer();
-  arm_retry();
 }
 
 // The waiter of `e` gets errc::timeout; first its late handler (if any) takes over the reply.

@@ -1,0 +1,239 @@
+// Error replies Redis gives instead of running an admission's script for a while (BUSY,
+// LOADING, MASTERDOWN, CLUSTERDOWN, MOVED/ASK past the redirect limit): the settlements the
+// admission carried did not run, and must reach Redis once, not be lost. A stand-in node
+// answers the error to the first script calls, then passes every command through to a real
+// redis-server.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "state/backend_fixture.hpp"
+#include "state/redis/fake_node.hpp"
+#include "state/redis_backend.hpp"
+
+namespace ob::state {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Admits everything locally (the fallback while Redis refuses).
+class local_backend final : public limits::backend {
+ public:
+  std::optional<limits::verdict> admit_now(const limits::demand& d) override {
+    ++admits;
+    limits::verdict v;
+    v.res.key = d.key;
+    return v;
+  }
+  boost::asio::awaitable<limits::verdict> admit(const limits::demand& d) override {
+    co_return *admit_now(d);
+  }
+  void settle(const limits::reservation&, const limits::usage&) override {}
+  void release(const limits::reservation&) override {}
+  int admits = 0;
+};
+
+class RedisRefused : public test::BackendFixture {
+ protected:
+  // The client talks to `node`, which refuses the next `refuse` script calls with `error` and
+  // passes everything else through to the redis-server.
+  void connect_through_node(redis_backend_options o) {
+    node = std::make_unique<test::fake_node>(
+        io, [this](const std::vector<std::string>& argv, std::size_t) {
+          const bool script = argv[0] == "EVALSHA" || argv[0] == "EVAL";
+          if (script) ++scripts;
+          if (script && refuse > 0) {
+            --refuse;
+            ++refused;
+            return test::fake_node::answer_t{error, refuse_delay};
+          }
+          auto out = server.command(argv);
+          return test::fake_node::answer_t{out};
+        });
+    redis::client_options co;
+    co.address = *config::parse_redis_url(
+        "redis://127.0.0.1:" + std::to_string(node->port()) + "/0", nullptr);
+    co.timeout = 200ms;
+    client = std::make_shared<redis::client>(io.get_executor(), co);
+    register_scripts(*client);
+    client->start();
+    ASSERT_TRUE(test::run_until(io, [&] { return client->connected(); }));
+    sync();
+    o.test_clock = &now;
+    o.batching.delay = 10s;  // a settlement waits for the next admission to carry it
+    backend = std::make_shared<redis_backend>(client, &local, o);
+    backend->start();
+  }
+  std::string budget_field(const limits::verdict& v, const char* field) {
+    return server.command(
+        {"HGET",
+         backend->key_name(name, "budget") + ":" + std::to_string(v.res.budget_period_start),
+         field});
+  }
+
+  std::unique_ptr<test::fake_node> node;
+  local_backend local;
+  std::string error;
+  int refuse = 0;
+  std::chrono::milliseconds refuse_delay{0};  // past the client's timeout: a late refusal
+  int refused = 0;
+  int scripts = 0;
+  std::string name;
+};
+
+struct refusal_case {
+  const char* name;
+  const char* reply;
+};
+
+const refusal_case refusals[] = {
+    {"busy",
+     "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN "
+     "NOSAVE.\r\n"},
+    {"loading", "-LOADING Redis is loading the dataset in memory\r\n"},
+    {"masterdown",
+     "-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.\r\n"},
+    {"clusterdown", "-CLUSTERDOWN The cluster is down\r\n"},
+    {"moved", "-MOVED 1234 127.0.0.1:1\r\n"},  // as a waiter gets it past the redirect limit
+};
+
+// The admission carrying a settlement is refused, and so is the first re-send; the second
+// re-send (after the backoff) runs: the budget's `used` has the settlement's usage once and
+// nothing of it stays reserved.
+TEST_F(RedisRefused, SettlementsCarriedByARefusedAdmissionReachRedisOnceAfterABackoff) {
+  for (const auto& c : refusals) {
+    SCOPED_TRACE(c.name);
+    TearDown();
+    backend.reset();
+    client.reset();
+    node.reset();
+    refuse = 0;
+    refused = 0;
+    name = std::string("refused-") + c.name;
+    error = c.reply;
+    connect_through_node({});
+    limits::key_demand k{0,
+                         name,
+                         {.concurrency = 10},
+                         {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+    limits::demand d;
+    d.key = &k;
+    d.input_tokens = 10;
+    d.output_tokens = 10;
+    auto running = admit(d);  // keeps the worker busy: the settlement waits for a carrier
+    auto ended = admit(d);
+    ASSERT_NE(running.res.lease, 0u);
+    ASSERT_NE(ended.res.lease, 0u);
+    backend->settle(ended.res, limits::usage{3, 4});
+    ASSERT_EQ(backend->batch().size(), 1u);
+    refuse = 2;  // the admission carrying it, then its first re-send
+    const int scripts_before = scripts;
+    const int admits_before = local.admits;
+    auto refused_admission = admit(d);
+    EXPECT_EQ(refused_admission.res.lease, 0u);  // the fallback decided
+    EXPECT_EQ(local.admits, admits_before + 1);
+    EXPECT_EQ(backend->batch().size(), 0u);  // carried
+    // The re-sends go by themselves (no admission comes to carry them): refused once more,
+    // then run (a command the node passes through has run in Redis when it is counted).
+    ASSERT_TRUE(test::run_until(
+        io, [&] { return scripts == scripts_before + 3; }, 3000ms));
+    EXPECT_EQ(refused, 2);
+    sync();
+    EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");
+    EXPECT_EQ(budget_field(ended, "reserved"), "$2\r\n20\r\n");  // `running`'s
+    EXPECT_EQ(server.command({"ZCARD", backend->key_name(name, "conc")}), ":1\r\n");
+    test::run_for(io, 300ms);  // nothing goes again
+    sync();
+    backend->release(running.res);
+    sync();
+    EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");  // once
+    EXPECT_EQ(budget_field(ended, "reserved"), "$1\r\n0\r\n");
+    EXPECT_EQ(server.command({"ZCARD", backend->key_name(name, "conc")}), ":0\r\n");
+  }
+}
+
+// Past the bound (Redis still refuses): the settlements wait with those kept while Redis is
+// unreachable, and reach Redis with the first admission it answers again, once.
+TEST_F(RedisRefused, PastTheBoundTheyWaitForTheFirstAdmissionRedisAnswers) {
+  name = "refused-long";
+  error = refusals[0].reply;  // BUSY
+  redis_backend_options o;
+  o.refused_retry_for = 300ms;
+  connect_through_node(o);
+  limits::key_demand k{0,
+                       name,
+                       {.concurrency = 10},
+                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 10;
+  d.output_tokens = 10;
+  auto running = admit(d);
+  auto ended = admit(d);
+  ASSERT_NE(ended.res.lease, 0u);
+  backend->settle(ended.res, limits::usage{3, 4});
+  ASSERT_EQ(backend->batch().size(), 1u);
+  refuse = 1'000'000;  // for as long as the test says
+  auto refused_admission = admit(d);
+  EXPECT_EQ(refused_admission.res.lease, 0u);
+  test::run_for(io, 800ms);  // re-sent, refused each time, then left waiting
+  EXPECT_GE(refused, 3);     // the admission and at least two re-sends
+  const int at_bound = refused;
+  test::run_for(io, 400ms);
+  EXPECT_EQ(refused, at_bound);  // no more re-sends past the bound
+  EXPECT_NE(budget_field(ended, "used"), "$1\r\n7\r\n");
+  refuse = 0;  // Redis answers again
+  auto back = admit(d);
+  ASSERT_NE(back.res.lease, 0u);
+  sync();
+  test::run_for(io, 100ms);
+  sync();
+  EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");
+  EXPECT_EQ(budget_field(ended, "reserved"), "$2\r\n40\r\n");  // `running`'s and `back`'s
+  backend->release(running.res);
+  backend->release(back.res);
+  sync();
+  EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");  // once
+  EXPECT_EQ(budget_field(ended, "reserved"), "$1\r\n0\r\n");
+}
+
+// The admission's waiter times out (the fallback decides), then the refusal comes: the late
+// reply's handler keeps the carried settlement the same way.
+TEST_F(RedisRefused, ALateRefusalKeepsTheCarriedSettlementsToo) {
+  name = "refused-late";
+  error = refusals[1].reply;  // LOADING
+  connect_through_node({});
+  limits::key_demand k{0,
+                       name,
+                       {.concurrency = 10},
+                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 10;
+  d.output_tokens = 10;
+  auto running = admit(d);
+  auto ended = admit(d);
+  ASSERT_NE(ended.res.lease, 0u);
+  backend->settle(ended.res, limits::usage{3, 4});
+  ASSERT_EQ(backend->batch().size(), 1u);
+  refuse = 1;
+  refuse_delay = 300ms;  // the client's timeout is 200 ms
+  const int scripts_before = scripts;
+  auto late = admit(d);
+  EXPECT_EQ(late.res.lease, 0u);
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return client->late_replies() == 1; }, 2000ms));
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return scripts == scripts_before + 2; }, 3000ms));
+  sync();
+  EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");
+  EXPECT_EQ(budget_field(ended, "reserved"), "$2\r\n20\r\n");  // `running`'s
+  backend->release(running.res);
+  sync();
+  EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");  // once
+  EXPECT_EQ(budget_field(ended, "reserved"), "$1\r\n0\r\n");
+}
+
+}  // namespace
+}  // namespace ob::state
