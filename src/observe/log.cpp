@@ -205,6 +205,8 @@ bool reopen_access_log(std::string* error) {
 namespace {
 thread_local std::string access_buffer;
 thread_local std::string event_scratch;  // the JSON form for the event ring, text format only
+thread_local void (*buffered_hook)(void*) = nullptr;  // on_access_buffered
+thread_local void* buffered_arg = nullptr;
 constexpr std::size_t access_buffer_limit = 32 * 1024;
 }  // namespace
 
@@ -227,7 +229,17 @@ void access_log(const request_record& r) {
     line.remove_suffix(1);  // the '\n'
     events().publish(line);
   }
+  if (start == 0 && buffered_hook) buffered_hook(buffered_arg);
   if (access_buffer.size() >= access_buffer_limit) flush_access_log();
+}
+
+bool access_log_pending() {
+  return !access_buffer.empty();
+}
+
+void on_access_buffered(void (*hook)(void*), void* arg) {
+  buffered_hook = hook;
+  buffered_arg = arg;
 }
 
 void flush_access_log() {

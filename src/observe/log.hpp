@@ -83,10 +83,16 @@ enum class access_format { text, json };
 
 // Appends the line to this thread's buffer in the configured format (text by default); it is
 // written when the buffer passes 32 KiB or on flush_access_log(), which each worker calls every
-// 20 ms (like nginx's `access_log buffer=`), so logging costs a write(2) per batch instead of
-// per request. When the event ring is enabled the record is also published there as JSON.
+// 20 ms while the buffer holds lines (like nginx's `access_log buffer=`), so logging costs a
+// write(2) per batch instead of per request. When the event ring is enabled the record is also
+// published there as JSON.
 void access_log(const request_record& r);
 void flush_access_log();
+// Whether this thread's buffer holds lines not yet written.
+bool access_log_pending();
+// Called on this thread when a line goes into its empty buffer (null: none): a worker's flush
+// loop sleeps while the buffer is empty and is woken this way.
+void on_access_buffered(void (*hook)(void*), void* arg);
 
 // Formats without writing (tests, benchmarks, and the writer above); both append one line
 // ending in '\n'.

@@ -56,10 +56,10 @@ struct worker_context {
   bool draining = false;         // shutting down: finish the current request, then close
   bool stopping = false;         // shutdown grace over: end requests in flight with an error
 
-  // Called by the worker every 20 ms. Once a second, and at once after a reload: closes idle
-  // pooled connections past max_idle and those to origins no current target uses (a request
-  // still running on an older snapshot may return one after the reload: the next pass
-  // closes it).
+  // Called on each tick of the worker's sweep loop (20 ms, or 1 s when idle). Once a second,
+  // and at the next tick after a reload: closes idle pooled connections past max_idle and
+  // those to origins no current target uses (a request still running on an older snapshot
+  // may return one after the reload: the next pass closes it).
   void sweep_pool(std::chrono::steady_clock::time_point now) {
     const auto& snap = current();
     bool reloaded = snap && snap->generation != pooled_gen_;

@@ -40,8 +40,9 @@ constexpr std::size_t max_answer_head = 64 * 1024;
 // room for them once instead of growing a string step by step (kept for the next request).
 constexpr std::size_t head_reserve = 1024;
 // A request still with the upstream after this long gets its client watched for a disconnect
-// (sweep(), called by the worker every 20 ms). Watching every request at once costs an
-// epoll_ctl per request (~5% of a small request's CPU); most answers are done sooner.
+// (sweep(), called by the worker every 20 ms while a request is in flight). Watching every request
+// at once costs an epoll_ctl per request (~5% of a small request's CPU); most answers are done
+// sooner.
 constexpr auto lazy_watch_after = std::chrono::milliseconds(20);
 // An SSE event larger than this (no blank line in sight) means a broken or hostile upstream.
 constexpr std::size_t max_pending_event = 8 * 1024 * 1024;
@@ -302,11 +303,12 @@ void exchange::watch_client() {
       });
 }
 
-void exchange::sweep(std::chrono::steady_clock::time_point now) {
+bool exchange::sweep(std::chrono::steady_clock::time_point now) {
   if (active_ && !watch_started_ && !reading_client_ && now - active_since_ >= lazy_watch_after) {
     watch_started_ = true;
     watch_client();
   }
+  return active_;
 }
 
 void exchange::cut() {

@@ -86,9 +86,37 @@ struct exchange_request {
   body_source* streamed = nullptr;
 };
 
+// The worker's sweep loop (server::worker::flush_loop) as requests see it: it ticks every
+// 20 ms while a request is in flight (exchange::sweep needs that resolution) or access log
+// lines wait in the buffer, and otherwise sleeps long. A request that starts while it sleeps
+// wakes it. Worker thread only.
+class sweep_waker {
+ public:
+  // A request needs the 20 ms tick: only a flag check while the loop ticks that fast; else the
+  // loop's long wait is cancelled, so it resumes at once and waits 20 ms from then on.
+  void need_fast() {
+    if (!fast_) [[unlikely]]
+      wake();
+  }
+  // The loop's side: the timer it waits on, and after each tick whether it waits 20 ms.
+  void attach(boost::asio::steady_timer* timer) { timer_ = timer; }
+  void set_fast(bool fast) { fast_ = fast; }
+  bool fast() const { return fast_; }
+
+ private:
+  void wake() {
+    fast_ = true;
+    if (timer_) timer_->cancel();
+  }
+  boost::asio::steady_timer* timer_ = nullptr;
+  bool fast_ = false;
+};
+
 class exchange {
  public:
   exchange(worker_context& ctx, client_stream& client, deadline& dl);
+  // The worker's sweep loop, woken when a request starts while it sleeps (see sweep()).
+  void set_waker(sweep_waker* w) { waker_ = w; }
   // The client connection's read buffer: released while a stream is relayed (an idle stream
   // then costs 4 KiB less; the next request allocates it again).
   void set_client_buffer(boost::beast::flat_buffer* b) { client_in_ = b; }
@@ -122,9 +150,11 @@ class exchange {
                                            bool keep_alive, observe::request_record& rec,
                                            std::string_view extra_headers = {});
 
-  // Called by the worker every 20 ms: a request with the upstream for a while gets its client
-  // watched, so a client that leaves closes the upstream connection (within ~40 ms).
-  void sweep(std::chrono::steady_clock::time_point now);
+  // Called by the worker every 20 ms while a request is in flight (run() wakes its loop when
+  // it sleeps): a request with the upstream for a while gets its client watched, so a client
+  // that leaves closes the upstream connection (within ~40 ms). Returns whether a request is
+  // in flight (the loop keeps its 20 ms tick).
+  bool sweep(std::chrono::steady_clock::time_point now);
 
   // Releases memory grown by an unusually large request/answer.
   void trim();
@@ -396,6 +426,7 @@ class exchange {
   // waiting on the client too): not the provider's latency.
   std::chrono::steady_clock::duration upload_time_{};
   std::uint64_t watch_gen_ = 0;
+  sweep_waker* waker_ = nullptr;
   bool active_ = false;         // inside run()
   bool watch_started_ = false;  // the client watch was armed for this request
   std::chrono::steady_clock::time_point active_since_{};

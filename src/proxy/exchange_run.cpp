@@ -341,6 +341,7 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
   ++ctx_.metrics.inflight;
   active_ = true;  // sweep() starts the client watch if this takes a while
   active_since_ = now;
+  if (waker_) waker_->need_fast();  // the sweep loop ticks every 20 ms until run() ends
   const auto& g = r.group;
   g.state->retries.record_request(now);
   std::size_t max_attempts =

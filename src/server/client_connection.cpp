@@ -88,6 +88,7 @@ client_connection::client_connection(proxy::worker_context& ctx, proxy::client_s
       deadline_(stream_.get_executor()),
       exchange_(ctx, stream_, deadline_) {
   exchange_.set_client_request(&req_);
+  exchange_.set_waker(&registry_.waker());
   admission_.use(ctx_.state);
   registry_.add(this);
   // An HTTP/2 stream is not a connection: its h2_connection counts once for all its streams.

@@ -48,7 +48,8 @@ class client_connection final : public std::enable_shared_from_this<client_conne
   // After an exception escaped run(): stops the timer (which keeps the connection alive) and
   // closes the socket.
   void abandon();
-  void sweep(std::chrono::steady_clock::time_point now) { exchange_.sweep(now); }
+  // Returns whether a request is with the upstream (exchange::sweep).
+  bool sweep(std::chrono::steady_clock::time_point now) { return exchange_.sweep(now); }
   // An HTTP/2 stream served over a memory pipe (server/h2_connection.cpp): the peer of the
   // HTTP/2 connection and the protocol for the access log ("h2", a string literal).
   void set_peer(std::string peer, std::string_view protocol) {
@@ -208,9 +209,14 @@ class connection_registry {
   void close_idle();
   void close_all();
   void cut_all();
-  void sweep(std::chrono::steady_clock::time_point now) {
-    for (auto* c : live_) c->sweep(now);
+  // Returns whether any connection has a request with the upstream.
+  bool sweep(std::chrono::steady_clock::time_point now) {
+    bool busy = false;
+    for (auto* c : live_) busy |= c->sweep(now);
+    return busy;
   }
+  // The worker's sweep loop, as the connections' requests wake it (proxy::sweep_waker).
+  proxy::sweep_waker& waker() { return waker_; }
 
   template <class F>
   void for_each(F&& f) const {
@@ -220,6 +226,7 @@ class connection_registry {
  private:
   std::vector<client_connection*> live_;
   std::atomic<std::size_t> count_{0};
+  proxy::sweep_waker waker_;
 };
 
 }  // namespace ob::server

@@ -183,19 +183,45 @@ asio::awaitable<void> worker::accept_loop(tcp::acceptor& acceptor, bool tls) {
   }
 }
 
+namespace {
+// The loop's tick while a request is in flight or access lines wait: the lazy client watch
+// starts 20-40 ms into a request (exchange.cpp, lazy_watch_after) and a line is written within
+// 20 ms of its request's end.
+constexpr auto fast_tick = std::chrono::milliseconds(20);
+// Otherwise. What is left to do then has deadlines in seconds: idle pooled connections past
+// max_idle (sweep_pool prunes at most once a second anyway, and a reload's unused origins wait
+// for the next pass, at most this long) and retired Redis backends (dropped once unused, a
+// second later at worst). An idle worker thus wakes once a second, not 50 times.
+constexpr auto slow_tick = std::chrono::seconds(1);
+}  // namespace
+
 asio::awaitable<void> worker::flush_loop() {
+  auto& waker = registry_.waker();
+  waker.attach(&*flush_timer_);
+  // A request that starts (exchange::run) or a line logged while the loop sleeps cancels the
+  // long wait: the loop runs at once and ticks every 20 ms from then on.
+  observe::on_access_buffered([](void* w) { static_cast<proxy::sweep_waker*>(w)->need_fast(); },
+                              &waker);
   while (!stopping_) {
-    flush_timer_->expires_after(std::chrono::milliseconds(20));
-    co_await flush_timer_->async_wait(use_tuple);
+    flush_timer_->expires_after(waker.fast() ? fast_tick : slow_tick);
+    co_await flush_timer_->async_wait(use_tuple);  // cancelled: woken (or stopping)
+    bool busy = true;
     try {
-      registry_.sweep(std::chrono::steady_clock::now());
-      ctx_.sweep_pool(std::chrono::steady_clock::now());
+      auto now = std::chrono::steady_clock::now();
+      busy = registry_.sweep(now);
+      ctx_.sweep_pool(now);
       if (state_) state_->sweep();
+      // Lines written now keep the fast tick once more: under steady traffic answered without
+      // an upstream request, the loop batches them every 20 ms instead of waking per line.
+      busy |= observe::access_log_pending();
       observe::flush_access_log();
     } catch (const std::exception& e) {  // keep sweeping and flushing on the next tick
       observe::log(observe::level::error, std::string("access log flush failed: ") + e.what());
     }
+    waker.set_fast(busy);
   }
+  observe::on_access_buffered(nullptr, nullptr);
+  waker.attach(nullptr);
 }
 
 void worker::attach_state(const config::state_config& cfg, state::ledger* ledger) {

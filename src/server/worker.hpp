@@ -87,7 +87,10 @@ class worker {
   // Drain and stop: handshakes in progress are closed (a stalled one would otherwise last
   // until timeouts.client_header).
   void close_handshakes();
-  // Every 20 ms: lazy client watches of slow requests, and the buffered access log.
+  // Lazy client watches of slow requests, the buffered access log, idle pooled connections and
+  // retired Redis backends: every 20 ms while a request is in flight or lines wait in the
+  // buffer, else once a second; a request or line that arrives meanwhile wakes it
+  // (proxy::sweep_waker).
   boost::asio::awaitable<void> flush_loop();
 
   // Destroyed explicitly first in ~worker: its pending coroutine frames reference the members
