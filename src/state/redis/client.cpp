@@ -286,6 +286,19 @@ void client::on_reply(redisReply* raw) {
   scratch_.swap(f.bytes);  // the slot gets the scratch buffer (cleared when reused)
   inflight_.pop();
   if (expired_ > 0) --expired_;  // its handler got errc::timeout already: discard
+  // The command again, to be re-sent (later, or to another node): its bytes (in scratch_),
+  // waiter and late-reply handler; a late reply is then the re-sent command's, handled once.
+  auto again = [&] {
+    entry e;
+    e.fn = fn;
+    e.ctx = ctx;
+    e.deadline = deadline;
+    e.detached = detached;
+    e.evalsha = evalsha;
+    e.late = late;
+    e.bytes.swap(scratch_);
+    return e;
+  };
   if (r->type == REDIS_REPLY_ERROR && !scratch_.empty()) {
     const std::string_view text(r->str, r->len);
     std::optional<redirect> to;
@@ -299,18 +312,11 @@ void client::on_reply(redisReply* raw) {
       const auto at = clock::now() + tryagain_delay(tryagains);
       const bool wanted = fn ? at < deadline : detached && (!stopped_ || closing_);
       if (wanted && tryagains < max_tryagain) {
-        entry e;
-        e.fn = fn;
-        e.ctx = ctx;
-        e.deadline = deadline;
-        e.detached = detached;
-        e.evalsha = evalsha;
+        entry e = again();
         e.redirects = redirects;
         e.tryagains = tryagains + 1;
         e.asking = asked;
-        e.late = late;
         e.retry_at = at;
-        e.bytes.swap(scratch_);
         retry_.push_back(std::move(e));
         ++tryagain_count_;
         arm_retry();
@@ -325,16 +331,9 @@ void client::on_reply(redisReply* raw) {
     if (to) {
       // It did not run: it goes again, once, to the node named (after what is on the wire
       // here has been answered: maybe_switch_node).
-      entry e;
-      e.fn = fn;
-      e.ctx = ctx;
-      e.deadline = deadline;
-      e.detached = detached;
-      e.evalsha = evalsha;
+      entry e = again();
       e.redirects = redirects + 1;
       e.asking = to->ask;
-      e.late = late;  // a late reply is the re-sent command's, handled once
-      e.bytes.swap(scratch_);
       redirected_.push_back(std::move(e));
       ++redirected_count_;
       if (!redirecting_) {
