@@ -490,7 +490,7 @@ void exchange::on_body(void* self, std::string_view bytes) {
   auto& x = *static_cast<exchange*>(self);
   if (x.mode_ == mode::undecided) x.decide_mode();
   if (x.mode_ == mode::stream) {
-    x.on_stream_bytes(bytes);
+    x.hold_stream_bytes(bytes);
     return;
   }
   if (x.mode_ == mode::raw) {  // goes out with the next client write
@@ -553,6 +553,28 @@ asio::awaitable<bool> exchange::fail_codec_answer(const exchange_request& r,
   co_return co_await fail_before_answer(o, r, rec);
 }
 
+void exchange::hold_stream_bytes(std::string_view bytes) {
+  if (bytes.empty()) return;
+  if (stream_held_.empty() && stream_joined_.empty()) {
+    stream_held_ = bytes;  // valid until the parsed bytes are consumed: fed before that
+    return;
+  }
+  if (!stream_held_.empty()) {
+    stream_joined_.assign(stream_held_);
+    stream_held_ = {};
+  }
+  stream_joined_.append(bytes);
+}
+
+void exchange::feed_held_stream_bytes() {
+  if (!stream_joined_.empty()) {
+    on_stream_bytes(stream_joined_);
+    stream_joined_.clear();  // kept for the stream's next reads (at most one read's size)
+  } else if (!stream_held_.empty()) {
+    on_stream_bytes(std::exchange(stream_held_, {}));
+  }
+}
+
 void exchange::on_stream_bytes(std::string_view bytes) {
   if (tr_ || ctr_) {
     framer_.feed(bytes, [this](const sse::event& ev) { on_event(ev); });
@@ -573,6 +595,7 @@ exchange::attempt_outcome exchange::parse_buffered() {
   beast::error_code ec;
   while (b.size() > 0 && !parser_->is_done() && ready_to_feed(*parser_, b.size())) {
     auto used = parser_->put(b.data(), ec);
+    feed_held_stream_bytes();  // before the bytes it may view are consumed
     b.consume(used);
     if (ec == beast::http::error::need_more) break;
     if (ec) return {fail::broken, false, "malformed answer from the provider: " + ec.message()};
@@ -944,8 +967,13 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
   ++ctx_.metrics.open_streams;
   struct stream_gauge {
     std::int64_t& n;
-    ~stream_gauge() { --n; }
-  } gauge{ctx_.metrics.open_streams};
+    std::string& joined;
+    ~stream_gauge() {
+      --n;
+      // An idle keep-alive connection does not keep a burst's worth of gathered chunks.
+      if (joined.capacity() > 4096) std::string().swap(joined);
+    }
+  } gauge{ctx_.metrics.open_streams, stream_joined_};
   if (client_in_ && client_in_->size() == 0) client_in_->shrink_to_fit();
   rec.status = answer_status_ = parser_->status();
   answer_reason_ = parser_->reason();
