@@ -555,21 +555,24 @@ asio::awaitable<bool> exchange::fail_codec_answer(const exchange_request& r,
 
 void exchange::hold_stream_bytes(std::string_view bytes) {
   if (bytes.empty()) return;
-  if (stream_held_.empty() && stream_joined_.empty()) {
-    stream_held_ = bytes;  // valid until the parsed bytes are consumed: fed before that
-    return;
-  }
-  if (!stream_held_.empty()) {
-    stream_joined_.assign(stream_held_);
+  auto& joined = ctx_.stream_gather;
+  if (!stream_joined_) {
+    if (stream_held_.empty()) {
+      stream_held_ = bytes;  // valid until the parsed bytes are consumed: fed before that
+      return;
+    }
+    joined.assign(stream_held_);
     stream_held_ = {};
+    stream_joined_ = true;
   }
-  stream_joined_.append(bytes);
+  joined.append(bytes);
 }
 
 void exchange::feed_held_stream_bytes() {
-  if (!stream_joined_.empty()) {
-    on_stream_bytes(stream_joined_);
-    stream_joined_.clear();  // kept for the stream's next reads (at most one read's size)
+  if (stream_joined_) {
+    stream_joined_ = false;
+    on_stream_bytes(ctx_.stream_gather);
+    ctx_.stream_gather.clear();
   } else if (!stream_held_.empty()) {
     on_stream_bytes(std::exchange(stream_held_, {}));
   }
@@ -967,13 +970,8 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
   ++ctx_.metrics.open_streams;
   struct stream_gauge {
     std::int64_t& n;
-    std::string& joined;
-    ~stream_gauge() {
-      --n;
-      // An idle keep-alive connection does not keep a burst's worth of gathered chunks.
-      if (joined.capacity() > 4096) std::string().swap(joined);
-    }
-  } gauge{ctx_.metrics.open_streams, stream_joined_};
+    ~stream_gauge() { --n; }
+  } gauge{ctx_.metrics.open_streams};
   if (client_in_ && client_in_->size() == 0) client_in_->shrink_to_fit();
   rec.status = answer_status_ = parser_->status();
   answer_reason_ = parser_->reason();

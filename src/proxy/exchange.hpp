@@ -378,10 +378,10 @@ class exchange {
   sse::framer framer_;
   sse::stream_shape shape_;  // skips the JSON parse of events shaped like the previous one
   std::string payload_;      // rewritten events waiting for the next client write
-  // hold_stream_bytes: the parse's only piece so far (a view of the upstream buffer), or the
-  // pieces joined once there is more than one.
+  // hold_stream_bytes: the parse's only piece so far (a view of the upstream buffer); once
+  // there is more than one, the pieces are joined in the worker's stream_gather.
   std::string_view stream_held_;
-  std::string stream_joined_;
+  bool stream_joined_ = false;
   std::string_view group_literal_;
   std::string_view rate_headers_;  // the request's x-ratelimit-* for the client ("" = none)
   bool terminal_seen_ = false;
