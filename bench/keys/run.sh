@@ -20,6 +20,8 @@ for c in wrk nginx redis-server redis-cli node; do
   command -v "$c" >/dev/null || [[ -x /usr/sbin/$c ]] || { echo "$c is needed" >&2; exit 1; }
 done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+ECHO_MODULE=/usr/lib/nginx/modules/ngx_http_echo_module.so   # the mock's chunked streams
+[[ -f $ECHO_MODULE ]] || { echo "nginx's echo module is needed (apt-get install libnginx-mod-http-echo)" >&2; exit 1; }
 ON_GW=() ON_LOAD=()
 if [[ ${BENCH_PIN:-on} == on ]] && command -v taskset >/dev/null && (( $(nproc) >= 2 )); then
   ON_GW=(taskset -c 0) ON_LOAD=(taskset -c 1)
@@ -51,8 +53,8 @@ redis_cpu() { redis-cli -p "$RP" INFO cpu | awk -F: '/^used_cpu_(sys|user):/ { s
 MOCK=$(free_port) RP=$(free_port) GW=$(free_port)
 node bench/macro/gen.js bodies "$dir" >/dev/null
 node bench/macro/gen.js render bench/macro/mock-nginx.conf "$dir/mock.conf" DIR="$dir" PORT="$MOCK" \
-  JSON_BODY="@return:$dir/mock-json.txt" SSE_BODY="@return:$dir/mock-sse.txt" \
-  ANTHROPIC_SSE_BODY="@return:$dir/mock-anthropic-sse.txt" TLS_LISTEN=
+  JSON_BODY="@return:$dir/mock-json.txt" SSE_BODY="@chunked:$dir/mock-sse.txt" \
+  ANTHROPIC_SSE_BODY="@chunked:$dir/mock-anthropic-sse.txt" ECHO_MODULE="$ECHO_MODULE" TLS_LISTEN=
 "${ON_LOAD[@]}" "$NGINX" -p "$dir/" -c "$dir/mock.conf" -e "$dir/mock-error.log" >/dev/null 2>&1 & pids+=($!)
 wait_port "$MOCK" "${pids[-1]}" || { echo "mock upstream did not start: $(cat "$dir/mock-error.log")" >&2; exit 1; }
 "${ON_LOAD[@]}" redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" >/dev/null 2>&1 & pids+=($!)

@@ -116,6 +116,19 @@ function nginxReturn(name, text) {
   return lines.join('\n            ');
 }
 
+// A streamed answer as providers send it: chunked, one chunk per SSE event (`echo -n` per event,
+// from nginx's echo module; each echo is one output call, which nginx's chunked filter frames as
+// one chunk; nginx still gathers small chunks into fewer writes, as a provider's server does
+// when events come faster than the network drains them).
+function nginxChunked(text) {
+  const events = text.split(/(?<=\n\n)/);
+  if (events.join('') !== text) throw new Error('stream does not split into events');
+  return events.map((e) => {
+    if (e.length > 3000) throw new Error('an event too long for one nginx config token');
+    return `echo -n '${nginxQuoted(e)}';`;
+  }).join('\n            ');
+}
+
 const [cmd, ...args] = process.argv.slice(2);
 if (cmd === 'bodies') {
   const dir = args[0];
@@ -138,6 +151,7 @@ if (cmd === 'bodies') {
     const key = pair.slice(0, i);
     let val = pair.slice(i + 1);
     if (val.startsWith('@return:')) val = nginxReturn(key.toLowerCase(), fs.readFileSync(val.slice(8), 'utf8'));
+    else if (val.startsWith('@chunked:')) val = nginxChunked(fs.readFileSync(val.slice(9), 'utf8'));
     text = text.split('@' + key + '@').join(val);
   }
   const left = text.match(/@[A-Z_]+@/);

@@ -168,7 +168,13 @@ void BM_answer_inspect_chunk(benchmark::State& state) {
 }
 BENCHMARK(BM_answer_inspect_chunk);
 
-enum class sse_mode { frame_only, rewrite, rewrite_with_shape, rewrite_with_shape_strip };
+enum class sse_mode {
+  frame_only,
+  rewrite,
+  rewrite_with_shape,
+  rewrite_with_shape_strip,
+  rewrite_with_claim
+};
 
 void BM_sse_frame(benchmark::State& state, sse_mode mode) {
   const bool rewrite = mode != sse_mode::frame_only;
@@ -185,7 +191,7 @@ void BM_sse_frame(benchmark::State& state, sse_mode mode) {
     strip.reset(mode == sse_mode::rewrite_with_shape_strip);
     for (const std::string& piece : pieces) {
       out.clear();  // one client write per upstream read
-      framer.feed(piece, [&](const sse::event& ev) {
+      auto on_event = [&](const sse::event& ev) {
         ++events;
         if (rewrite) {
           sse::rewrite_event(ev, finder, group, out, mode == sse_mode::rewrite ? nullptr : &shape,
@@ -193,7 +199,16 @@ void BM_sse_frame(benchmark::State& state, sse_mode mode) {
         } else {
           out.append(ev.raw);
         }
-      });
+      };
+      if (mode == sse_mode::rewrite_with_claim) {  // as the pass-through relay feeds it
+        int claimed = 0;
+        framer.feed(piece, on_event, [&](std::string_view rest) {
+          return sse::claim_plain_events(rest, shape, &strip, group, out, claimed);
+        });
+        events += claimed;
+      } else {
+        framer.feed(piece, on_event);
+      }
       benchmark::DoNotOptimize(out.data());
     }
     framer.finish([](const sse::event&) {});
@@ -206,6 +221,8 @@ void BM_sse_frame(benchmark::State& state, sse_mode mode) {
 BENCHMARK_CAPTURE(BM_sse_frame, frame_only, sse_mode::frame_only);
 BENCHMARK_CAPTURE(BM_sse_frame, frame_and_rewrite, sse_mode::rewrite);
 BENCHMARK_CAPTURE(BM_sse_frame, frame_and_rewrite_with_shape, sse_mode::rewrite_with_shape);
+// Plain chunks shaped like the last one taken whole by claim_plain_events, as the relay does.
+BENCHMARK_CAPTURE(BM_sse_frame, frame_and_rewrite_with_claim, sse_mode::rewrite_with_claim);
 // The same stream with the usage-only chunk removed (the client did not ask for usage).
 BENCHMARK_CAPTURE(BM_sse_frame, frame_and_rewrite_with_shape_strip,
                   sse_mode::rewrite_with_shape_strip);

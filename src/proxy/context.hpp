@@ -50,6 +50,10 @@ struct worker_context {
   upstream::pool pool;
   upstream::connector connector;
   json::model_finder finder;
+  // A stream's de-chunked bytes of one upstream read, gathered for the SSE framer when the read
+  // held more than one chunk (exchange::hold_stream_bytes). Used and emptied within one parse:
+  // one per worker, not one per connection.
+  std::string stream_gather;
   // This worker's metrics: written by this thread only, copied on it when /metrics is scraped.
   observe::metrics::shard metrics;
   state_hooks* state = nullptr;  // set before the worker starts; null: no "state" config

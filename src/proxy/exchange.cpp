@@ -490,7 +490,7 @@ void exchange::on_body(void* self, std::string_view bytes) {
   auto& x = *static_cast<exchange*>(self);
   if (x.mode_ == mode::undecided) x.decide_mode();
   if (x.mode_ == mode::stream) {
-    x.on_stream_bytes(bytes);
+    x.hold_stream_bytes(bytes);
     return;
   }
   if (x.mode_ == mode::raw) {  // goes out with the next client write
@@ -553,6 +553,31 @@ asio::awaitable<bool> exchange::fail_codec_answer(const exchange_request& r,
   co_return co_await fail_before_answer(o, r, rec);
 }
 
+void exchange::hold_stream_bytes(std::string_view bytes) {
+  if (bytes.empty()) return;
+  auto& joined = ctx_.stream_gather;
+  if (!stream_joined_) {
+    if (stream_held_.empty()) {
+      stream_held_ = bytes;  // valid until the parsed bytes are consumed: fed before that
+      return;
+    }
+    joined.assign(stream_held_);
+    stream_held_ = {};
+    stream_joined_ = true;
+  }
+  joined.append(bytes);
+}
+
+void exchange::feed_held_stream_bytes() {
+  if (stream_joined_) {
+    stream_joined_ = false;
+    on_stream_bytes(ctx_.stream_gather);
+    ctx_.stream_gather.clear();
+  } else if (!stream_held_.empty()) {
+    on_stream_bytes(std::exchange(stream_held_, {}));
+  }
+}
+
 void exchange::on_stream_bytes(std::string_view bytes) {
   if (tr_ || ctr_) {
     framer_.feed(bytes, [this](const sse::event& ev) { on_event(ev); });
@@ -573,6 +598,7 @@ exchange::attempt_outcome exchange::parse_buffered() {
   beast::error_code ec;
   while (b.size() > 0 && !parser_->is_done() && ready_to_feed(*parser_, b.size())) {
     auto used = parser_->put(b.data(), ec);
+    feed_held_stream_bytes();  // before the bytes it may view are consumed
     b.consume(used);
     if (ec == beast::http::error::need_more) break;
     if (ec) return {fail::broken, false, "malformed answer from the provider: " + ec.message()};

@@ -349,6 +349,11 @@ class exchange {
   void append_client_head(framing f, std::size_t content_length, bool keep_alive,
                           bool expose_routing);
   static void on_body(void* self, std::string_view bytes);
+  // A stream's body bytes, as one parse of the upstream buffer yields them (one piece per
+  // chunk of a chunked answer), are gathered and fed to the framer once per parse: providers
+  // send one chunk per event, and a read holds several.
+  void hold_stream_bytes(std::string_view bytes);
+  void feed_held_stream_bytes();
   void on_stream_bytes(std::string_view bytes);
   void watch_client();
   void release_upstream(bool reusable);
@@ -373,6 +378,10 @@ class exchange {
   sse::framer framer_;
   sse::stream_shape shape_;  // skips the JSON parse of events shaped like the previous one
   std::string payload_;      // rewritten events waiting for the next client write
+  // hold_stream_bytes: the parse's only piece so far (a view of the upstream buffer); once
+  // there is more than one, the pieces are joined in the worker's stream_gather.
+  std::string_view stream_held_;
+  bool stream_joined_ = false;
   std::string_view group_literal_;
   std::string_view rate_headers_;  // the request's x-ratelimit-* for the client ("" = none)
   bool terminal_seen_ = false;

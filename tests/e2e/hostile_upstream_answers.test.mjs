@@ -222,6 +222,30 @@ const CASES = [
     followUp: { status: 401, body: NO_KEY },
   },
   {
+    // Providers send one chunk per event, and one read holds several; a chunk may also end
+    // inside an event. The events relay whole and rewritten however the chunks cut them.
+    name: 'a stream in 7-byte chunks, all in one write',
+    stream: true,
+    answer: (s, r) => {
+      const text = chunk(r.model, 'a') + chunk(r.model, 'b') + chunk(r.model, 'c') + 'data: [DONE]\n\n';
+      const parts = [];
+      for (let i = 0; i < text.length; i += 7) parts.push(chunked(text.slice(i, i + 7)));
+      s.end(Buffer.concat([Buffer.from(SSE_HEAD), ...parts, Buffer.from('0\r\n\r\n')]));
+    },
+    expect: { stream: 'done', text: 'abc' },
+  },
+  {
+    name: 'a stream whose chunks hold an event and a half, across two writes',
+    stream: true,
+    answer: (s, r) => {
+      const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((t) => chunk(r.model, t));
+      const mid = (e) => e.length >> 1;
+      s.write(Buffer.concat([Buffer.from(SSE_HEAD), chunked(a + b.slice(0, mid(b))), chunked(b.slice(mid(b)) + c + d.slice(0, mid(d)))]));
+      setTimeout(() => s.end(Buffer.concat([chunked(d.slice(mid(d)) + 'data: [DONE]\n\n'), Buffer.from('0\r\n\r\n')])), 30);
+    },
+    expect: { stream: 'done', text: 'abcd' },
+  },
+  {
     name: 'an early answer as SSE, the body never read (32 MB body)',
     bodyFirst: false,
     bigBody: 32 * 1024 * 1024,
