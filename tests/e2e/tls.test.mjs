@@ -534,7 +534,7 @@ function within(p, ms, what) {
 // One request through the relay over TLS 1.2, then the client reads until the connection
 // ends: its text and its error, and the relay's record of the gateway's side once that is
 // closed too (within `ms` in all).
-async function exchangeThenEnd(gw, relay, ca, request, { ms = 8000, onData = () => {} } = {}) {
+async function exchangeThenEnd(relay, ca, request, { ms = 8000, onData = () => {} } = {}) {
   const t0 = performance.now();
   let s;
   const out = await within(
@@ -576,17 +576,18 @@ const closeCases = [
 ];
 
 // strace, attached to a running gateway, so that the test can stretch the moment between the
-// alert and the close: `args` are strace's own. Resolves once it has attached every thread,
-// or with the reason it cannot (not installed, not permitted here).
+// alert and the close: `args` are strace's own. Resolves with stop() once strace says it
+// attached, or with the reason it cannot (not installed, not permitted here).
 function attachStrace(pid, args) {
   return new Promise((resolve) => {
     const p = spawn('strace', ['-f', '-o', '/dev/null', ...args, '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
+    let timer = null;
     const give = (r) => {
       clearTimeout(timer);
       resolve(r);
     };
-    const timer = setTimeout(() => {
+    timer = setTimeout(() => {
       p.kill('SIGKILL');
       give({ error: `strace did not attach within 5 s: ${err}` });
     }, 5000);
@@ -625,7 +626,7 @@ describe('TLS listener: closing', { timeout: 120000 }, () => {
       const relay = await startRelay(gw.tlsPort);
       let stopped = null;
       try {
-        const out = await exchangeThenEnd(gw, relay, ca, c.request, {
+        const out = await exchangeThenEnd(relay, ca, c.request, {
           onData: (text) => {
             if (c.ends === 'drain' && !stopped && /\r\n\r\n\{"status":"ok"\}$/.test(text)) stopped = gw.stop();
           },
@@ -652,7 +653,7 @@ describe('TLS listener: closing', { timeout: 120000 }, () => {
     const strace = await attachStrace(gw.proc.pid, ['-e', 'trace=sendto', '-e', 'inject=sendto:delay_exit=500000']);
     try {
       if (strace.error) return t.skip(`cannot stretch the close with strace here (${strace.error})`);
-      assertOrderlyEnd(await exchangeThenEnd(gw, relay, ca, closeCases[0].request, { ms: 15000 }));
+      assertOrderlyEnd(await exchangeThenEnd(relay, ca, closeCases[0].request, { ms: 15000 }));
     } finally {
       await strace.stop?.();
       await relay.close();
