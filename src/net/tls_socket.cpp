@@ -227,13 +227,20 @@ tls_socket::step tls_socket::state::write(const void* p, std::size_t n, std::siz
   return failure(r, ec);
 }
 
-void tls_socket::state::close_notify() {
+bool tls_socket::state::close_notify() {
   if (broken || !sock.is_open() || !SSL_is_init_finished(ssl.get()) ||
       (SSL_get_shutdown(ssl.get()) & SSL_SENT_SHUTDOWN))
-    return;
+    return false;
   ERR_clear_error();
-  SSL_shutdown(ssl.get());  // the alert goes out now if the socket takes it; no waiting
+  int r = SSL_shutdown(ssl.get());  // the alert goes out now if the socket takes it; no waiting
   ERR_clear_error();
+  // The FIN right behind the alert. The peer answers the alert with its own close_notify; a
+  // close() that finds it unread (this thread lost the CPU between the two) would send a reset
+  // instead of the FIN, an abortive end for the peer or a proxy in front of us.
+  if (r < 0) return false;
+  error_code ec;
+  sock.shutdown(tcp::socket::shutdown_send, ec);
+  return !ec;
 }
 
 }  // namespace ob::net

@@ -91,7 +91,11 @@ class tls_socket {
   // Sends close_notify once, without waiting: if the socket does not take the alert now it is
   // not sent. Nothing after a failed handshake or a fatal error (OpenSSL forbids it), nothing
   // twice, nothing on a closed socket. Call it before closing a connection the gateway ends.
-  void close_notify() { s_->close_notify(); }
+  // A sent alert is followed at once by the FIN (the socket's sending side is shut down): the
+  // stream ends in order even if the peer's answering close_notify is in, unread, when the
+  // socket is closed (that close then resets a connection already ended, not one still open).
+  // Returns whether this call sent the alert and the FIN.
+  bool close_notify() { return s_->close_notify(); }
 
   // Completion signature (error_code).
   template <class Token>
@@ -157,7 +161,7 @@ class tls_socket {
     step handshake(error_code& ec);
     step read(void* p, std::size_t n, std::size_t& got, error_code& ec);
     step write(const void* p, std::size_t n, std::size_t& put, error_code& ec);
-    void close_notify();
+    bool close_notify();
     step failure(int ret, error_code& ec);
   };
 

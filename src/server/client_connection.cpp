@@ -249,7 +249,8 @@ asio::awaitable<void> client_connection::run() {
     exchange_.trim();
   }
   // Idle past timeouts.keepalive: nothing unread to wait for (TLS: the deadline only cancelled
-  // the read, so close() can still send close_notify).
+  // the read, so close() can still send close_notify; the FIN follows it at once, so a client
+  // answering with its own close_notify before the close sees an orderly end, not a reset).
   if (!idle_expired_) co_await linger();
   deadline_.stop();
   close();
@@ -291,9 +292,10 @@ asio::awaitable<void> client_connection::linger() {
   if (stream_.pipe()) co_return;
   auto& sock = stream_.lowest();
   if (!sock.is_open()) co_return;
-  stream_.close_notify();
   boost::system::error_code ec;
-  sock.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  // A close_notify sent is followed by the FIN already (tls_socket::close_notify).
+  auto* tls = stream_.tls();
+  if (!(tls && tls->close_notify())) sock.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
   if (ec || ctx_.stopping) co_return;
   auto until = clock_type::now() + std::chrono::seconds(5);
   // Not in the coroutine frame (that was a 16 KiB allocation per closed connection): the

@@ -3,7 +3,7 @@
 // openai SDK, openssl s_client, certificate reload under load, client certificates.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import net from 'node:net';
@@ -468,10 +468,11 @@ describe('upstream TLS session resumption', { timeout: 60000 }, () => {
   });
 });
 
-// How the gateway ends TLS connections it decides to close: with a close_notify alert before
-// the TCP FIN (a client then sees an orderly end, not a truncation). Checked on the wire: a
-// relay between client and gateway records the server's bytes; over TLS 1.2 an alert is a
-// record of content type 21 (TLS 1.3 hides record types).
+// How the gateway ends TLS connections it decides to close: with a close_notify alert, then
+// the TCP FIN (a client then sees an orderly end, not a truncation, and a proxy in front an
+// orderly end, not a reset). Checked on the wire: a relay between client and gateway records
+// the server's bytes and how its side of the relay ended; over TLS 1.2 an alert is a record of
+// content type 21 (TLS 1.3 hides record types).
 function tlsRecordTypes(bytes) {
   const types = [];
   for (let i = 0; i + 5 <= bytes.length; ) {
@@ -481,13 +482,21 @@ function tlsRecordTypes(bytes) {
   return types;
 }
 
-// A TCP relay to `port` that keeps what the server sent on each connection (relay.seen[i]).
+// A TCP relay to `port` that keeps, per connection (relay.seen[i]), what the server sent
+// (bytes), whether its FIN came (serverEnded) and any error before it (serverError: a reset),
+// and `gone`, a promise of the server side's close. The server side is watched until the
+// server ends it: the client's close does not cut it (the client closes as soon as it reads the
+// alert, and the FIN behind it may still be on its way). A server that never ends it is cut
+// by close().
 async function startRelay(port) {
   const seen = [];
+  const ups = new Set();
   const server = net.createServer((c) => {
-    const rec = { bytes: Buffer.alloc(0), serverEnded: false };
-    seen.push(rec);
+    const rec = { bytes: Buffer.alloc(0), serverEnded: false, serverError: null };
     const up = net.connect({ port, host: '127.0.0.1' });
+    ups.add(up);
+    rec.gone = new Promise((resolve) => up.on('close', resolve));
+    seen.push(rec);
     c.on('data', (d) => up.write(d));
     up.on('data', (d) => {
       rec.bytes = Buffer.concat([rec.bytes, d]);
@@ -498,12 +507,66 @@ async function startRelay(port) {
       c.end();
     });
     c.on('end', () => up.end());
-    for (const s of [c, up]) s.on('error', () => (c.destroy(), up.destroy()));
-    c.on('close', () => up.destroy());
-    up.on('close', () => c.destroy());
+    c.on('error', () => c.destroy());
+    up.on('error', (e) => {
+      if (!rec.serverEnded) rec.serverError = e.code ?? e.message;
+      c.destroy();
+    });
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: server.address().port, seen, close: () => new Promise((resolve) => server.close(resolve)) };
+  return {
+    port: server.address().port,
+    seen,
+    close: () => {
+      for (const up of ups) up.destroy();
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+// Resolves with what `p` resolves to, or rejects with `what` after `ms`.
+function within(p, ms, what) {
+  let timer;
+  const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(what())), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+// One request through the relay over TLS 1.2, then the client reads until the connection
+// ends: its text and its error, and the relay's record of the gateway's side once that is
+// closed too (within `ms` in all).
+async function exchangeThenEnd(relay, ca, request, { ms = 8000, onData = () => {} } = {}) {
+  const t0 = performance.now();
+  let s;
+  const out = await within(
+    new Promise((resolve) => {
+      s = tls.connect({ port: relay.port, host: '127.0.0.1', ca: ca.caCertPem, servername: 'localhost', maxVersion: 'TLSv1.2' }, () => s.write(request));
+      let text = '';
+      let errored = null;
+      s.setEncoding('latin1');
+      s.on('data', (d) => {
+        text += d;
+        onData(text);
+      });
+      s.on('error', (e) => (errored = e));
+      s.on('close', () => resolve({ text, errored }));
+    }),
+    ms,
+    () => `the client's connection still open after ${ms} ms`,
+  ).finally(() => s?.destroy());
+  const rec = relay.seen[0];
+  await within(rec.gone, Math.max(0, ms - (performance.now() - t0)), () => `the gateway's side of the relay still open after ${ms} ms`);
+  return { ...out, rec };
+}
+
+// The gateway ended the connection as it should: a 200, no client error, a FIN (not a reset)
+// behind an alert.
+function assertOrderlyEnd({ text, errored, rec }) {
+  assert.match(text, /^HTTP\/1\.1 200 /);
+  assert.equal(errored, null, `client error: ${errored?.code} ${errored?.message}`);
+  assert.equal(rec.serverError, null, 'the gateway reset the connection instead of ending it with a FIN');
+  assert.ok(rec.serverEnded, 'the gateway ended the connection');
+  const types = tlsRecordTypes(rec.bytes);
+  assert.equal(types.at(-1), 21, `the last record the gateway sent is not an alert: types ${types.join(',')}`);
 }
 
 const closeCases = [
@@ -511,6 +574,40 @@ const closeCases = [
   { name: 'the answer to a Connection: close request', request: 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', ends: 'by_itself' },
   { name: 'an idle keep-alive connection at shutdown (drain)', request: 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', ends: 'drain' },
 ];
+
+// strace, attached to a running gateway, so that the test can stretch the moment between the
+// alert and the close: `args` are strace's own. Resolves with stop() once strace says it
+// attached, or with the reason it cannot (not installed, not permitted here).
+function attachStrace(pid, args) {
+  return new Promise((resolve) => {
+    const p = spawn('strace', ['-f', '-o', '/dev/null', ...args, '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    let timer = null;
+    const give = (r) => {
+      clearTimeout(timer);
+      resolve(r);
+    };
+    timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      give({ error: `strace did not attach within 5 s: ${err}` });
+    }, 5000);
+    p.on('error', (e) => give({ error: `strace: ${e.code}` }));
+    p.on('exit', () => give({ error: `strace ended: ${err.trim()}` }));
+    p.stderr.setEncoding('utf8');
+    p.stderr.on('data', (d) => {
+      err += d;
+      if (/attached/.test(err))
+        give({
+          stop: () =>
+            new Promise((done) => {
+              if (p.exitCode !== null || p.signalCode !== null) return done();
+              p.once('exit', done);
+              p.kill('SIGTERM'); // detaches
+            }),
+        });
+    });
+  });
+}
 
 describe('TLS listener: closing', { timeout: 120000 }, () => {
   let ca, M;
@@ -529,28 +626,12 @@ describe('TLS listener: closing', { timeout: 120000 }, () => {
       const relay = await startRelay(gw.tlsPort);
       let stopped = null;
       try {
-        const out = await new Promise((resolve, reject) => {
-          const s = tls.connect({ port: relay.port, host: '127.0.0.1', ca: ca.caCertPem, servername: 'localhost', maxVersion: 'TLSv1.2' }, () => s.write(c.request));
-          let text = '';
-          let errored = null;
-          s.setEncoding('latin1');
-          s.on('data', (d) => {
-            text += d;
+        const out = await exchangeThenEnd(relay, ca, c.request, {
+          onData: (text) => {
             if (c.ends === 'drain' && !stopped && /\r\n\r\n\{"status":"ok"\}$/.test(text)) stopped = gw.stop();
-          });
-          s.on('error', (e) => (errored = e));
-          s.on('close', () => resolve({ text, errored }));
-          setTimeout(() => {
-            s.destroy();
-            reject(new Error(`still open after 8 s: ${text}`));
-          }, 8000);
+          },
         });
-        assert.match(out.text, /^HTTP\/1\.1 200 /);
-        assert.equal(out.errored, null, `client error: ${out.errored?.code} ${out.errored?.message}`);
-        const rec = relay.seen[0];
-        assert.ok(rec.serverEnded, 'the gateway ended the connection');
-        const types = tlsRecordTypes(rec.bytes);
-        assert.equal(types.at(-1), 21, `the last record the gateway sent is not an alert: types ${types.join(',')}`);
+        assertOrderlyEnd(out);
       } finally {
         await relay.close();
         if (stopped) {
@@ -560,6 +641,25 @@ describe('TLS listener: closing', { timeout: 120000 }, () => {
       }
     });
   }
+
+  // The client answers the alert with its own close_notify at once. When that answer is in
+  // before the gateway closes the socket (its thread lost the CPU in between: on a loaded
+  // machine, now and then), a close with unread bytes resets the connection instead of ending
+  // it with a FIN. strace makes that moment long every time: each send of a TLS record (the
+  // handshake's, the answer's, the alert's) returns only 500 ms after the bytes left.
+  test('idle past timeouts.keepalive, the gateway slow to close after the alert: still the FIN, not a reset', T, async (t) => {
+    const gw = await startTlsGateway({ ca, files: ca, upstream: M.url, timeouts: { keepalive: 1 }, workers: 1 });
+    const relay = await startRelay(gw.tlsPort);
+    const strace = await attachStrace(gw.proc.pid, ['-e', 'trace=sendto', '-e', 'inject=sendto:delay_exit=500000']);
+    try {
+      if (strace.error) return t.skip(`cannot stretch the close with strace here (${strace.error})`);
+      assertOrderlyEnd(await exchangeThenEnd(relay, ca, closeCases[0].request, { ms: 15000 }));
+    } finally {
+      await strace.stop?.();
+      await relay.close();
+      await stopGateway(gw);
+    }
+  });
 
   test('a drain closes a stalled handshake at once, while a busy request finishes', T, async () => {
     M.reset();

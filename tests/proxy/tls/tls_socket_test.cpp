@@ -10,6 +10,7 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <poll.h>
 
 #include <functional>
 #include <memory>
@@ -448,6 +449,9 @@ class raw_client {
     SSL_shutdown(ssl_);
     return take_output();
   }
+  bool received_close_notify() const {
+    return (SSL_get_shutdown(ssl_) & SSL_RECEIVED_SHUTDOWN) != 0;
+  }
   // Plaintext of the records received so far.
   std::string open_available() {
     receive_available();
@@ -650,6 +654,32 @@ TEST_F(TlsSocketWaits, PeerEndWhileWaitingReadsAsEof) {
     bool sent = (SSL_get_shutdown(server_->native_handle()) & SSL_SENT_SHUTDOWN) != 0;
     EXPECT_EQ(sent, notify);
   }
+}
+
+// Whether `s` has something to read (bytes, an end or a reset) within 2 s.
+bool readable(tcp::socket& s) {
+  pollfd p{s.native_handle(), POLLIN, 0};
+  return ::poll(&p, 1, 2000) == 1;
+}
+
+// The gateway ends a connection: close_notify, then a close. A client answers the alert with
+// its own close_notify, and if that is in before the close (the gateway's thread lost the CPU
+// between the two), a close with unread bytes sends a reset, not a FIN: a proxy in front then
+// sees an abortive end. The FIN goes right behind the alert, so the stream ends in order
+// whatever the close meets.
+TEST_F(TlsSocketWaits, CloseNotifyIsFollowedByTheFinEvenIfThePeersAnswerIsUnread) {
+  server_->close_notify();
+  ASSERT_TRUE(readable(raw_->socket()));
+  raw_->open_available();
+  ASSERT_TRUE(raw_->received_close_notify());
+  raw_->send(raw_->close_notify_bytes());
+  ASSERT_TRUE(readable(server_->socket()));  // the answer is in, unread
+  boost::system::error_code ec;
+  server_->socket().close(ec);
+  ASSERT_TRUE(readable(raw_->socket()));
+  char b[64];
+  raw_->socket().read_some(asio::buffer(b), ec);
+  EXPECT_EQ(ec, asio::error::eof) << "the stream ended with " << ec.message();
 }
 
 // Bytes that are no TLS record while the read waits: a TLS error, and the next read fails at
