@@ -475,9 +475,13 @@ void h2_connection::end() {
   // Closing with unread bytes from the client makes the kernel send a reset, which can destroy
   // our GOAWAY before the client reads it: stop sending, read and discard (run()) for up to a
   // second (on_tick), then close.
+  // Under TLS the close_notify alert goes first, the FIN right behind it
+  // (tls_socket::close_notify): the client sees an orderly end after the GOAWAY, not a
+  // truncated TLS stream.
   if (ending_ || dead_) return;
   ending_ = true;
   ending_since_ = clock_type::now();
+  if (auto* tls = stream_.tls(); tls && tls->close_notify()) return;
   boost::system::error_code ec;
   stream_.lowest().shutdown(asio::ip::tcp::socket::shutdown_send, ec);
   if (ec) close_now();

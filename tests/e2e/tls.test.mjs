@@ -5,6 +5,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
@@ -618,6 +619,47 @@ describe('TLS listener: closing', { timeout: 120000 }, () => {
   after(async () => {
     await M?.close();
     ca?.cleanup();
+  });
+
+  test('an idle HTTP/2 connection past timeouts.keepalive: GOAWAY, then close_notify before the FIN', T, async () => {
+    const gw = await startTlsGateway({ ca, files: ca, upstream: M.url, timeouts: { keepalive: 1 }, workers: 1 });
+    const relay = await startRelay(gw.tlsPort);
+    let session;
+    try {
+      const t0 = performance.now();
+      session = http2.connect(`https://localhost:${relay.port}`, {
+        createConnection: () => tls.connect({ port: relay.port, host: '127.0.0.1', ca: ca.caCertPem, servername: 'localhost', maxVersion: 'TLSv1.2', ALPNProtocols: ['h2'] }),
+      });
+      let errored = null;
+      session.on('error', (e) => (errored = e));
+      const goaway = new Promise((resolve) => session.once('goaway', (code) => resolve(code)));
+      const closed = new Promise((resolve) => session.once('close', resolve));
+      const status = await within(
+        new Promise((resolve, reject) => {
+          const req = session.request({ ':path': '/healthz' });
+          req.on('response', (h) => resolve(h[':status']));
+          req.on('error', reject);
+          req.resume();
+          req.end();
+        }),
+        5000,
+        () => 'no answer to GET /healthz over HTTP/2',
+      );
+      assert.equal(status, 200);
+      assert.equal(await within(goaway, 8000, () => 'no GOAWAY within 8 s'), http2.constants.NGHTTP2_NO_ERROR);
+      await within(closed, 8000, () => 'the HTTP/2 session still open 8 s after its GOAWAY');
+      const rec = relay.seen[0];
+      await within(rec.gone, Math.max(0, 16000 - (performance.now() - t0)), () => "the gateway's side of the relay still open");
+      assert.equal(errored, null, `client error: ${errored?.code} ${errored?.message}`);
+      assert.equal(rec.serverError, null, 'the gateway reset the connection instead of ending it with a FIN');
+      assert.ok(rec.serverEnded, 'the gateway ended the connection');
+      const types = tlsRecordTypes(rec.bytes);
+      assert.equal(types.at(-1), 21, `the last record the gateway sent is not an alert (close_notify): types ${types.join(',')}`);
+    } finally {
+      session?.destroy();
+      await relay.close();
+      await stopGateway(gw);
+    }
   });
 
   for (const c of closeCases) {
