@@ -143,6 +143,8 @@ bool did_not_run(const redisReply* r) {
 // - OOM: not refused up front either (EVAL has no deny-oom flag); inside a script a deny-oom
 //   write fails only until the script has written once, and a settlement's ZREM and PEXPIRE
 //   are not deny-oom: part of a script can run.
+}  // namespace
+
 bool refused_for_now(const redisReply* r) {
   if (!r || r->type != REDIS_REPLY_ERROR) return false;
   std::string_view code(r->str, r->len);
@@ -150,6 +152,8 @@ bool refused_for_now(const redisReply* r) {
   return code == "BUSY" || code == "LOADING" || code == "MASTERDOWN" || code == "CLUSTERDOWN" ||
          code == "MOVED" || code == "ASK";
 }
+
+namespace {
 
 // What admit() gives the client's late_reply handler: valid while admit() waits for the reply.
 struct admission_wait {
@@ -210,9 +214,12 @@ void* on_late_admission(void* ctx, redis::errc e, redis::reply_ptr r) {
     return nullptr;
   }
   if (e == redis::errc::ok && a->carried && refused_for_now(rep)) {
-    // Nothing ran, and would not if sent again at once: kept, re-sent after a backoff.
-    if (auto backend = a->backend.lock())
-      backend->keep_refused(a->carried->settlements, a->carried->keys, a->carried->args.views());
+    // Nothing ran, and would not if sent again at once: kept, re-sent after a backoff, by the
+    // backend in use on the connection (a reload may have replaced the one that sent it).
+    auto backend = a->backend.lock();
+    if (auto batch = a->batch.lock())
+      batch->keep_refused(backend.get(), settle_script(), a->carried->settlements, a->carried->keys,
+                          a->carried->args.views());
     return nullptr;
   }
   if (e != redis::errc::ok || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 12)
@@ -343,10 +350,12 @@ limits::epoch_ms redis_backend::clock_arg() const {
 }
 
 void redis_backend::start() {
+  if (batch_) batch_->refused_to(weak_from_this());  // the newest backend on the connection
   arm_renewal();
 }
 
 void redis_backend::stop() {
+  if (batch_ && batch_->refused_taker().get() == this) batch_->refused_to({});
   stopped_ = true;
   renew_timer_.cancel();
   retry_timer_.cancel();
@@ -440,7 +449,8 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
       if (carried.settlements > 0) {
         args kept;
         copy_carried(a, carried_at, kept);
-        keep_refused(carried.settlements, carried.keys, kept.views());
+        batch_->keep_refused(this, settle_script(), carried.settlements, carried.keys,
+                             kept.views());
       }
     }
     if (r.error != redis::errc::ok || !rep || rep->type != REDIS_REPLY_ARRAY ||
@@ -620,6 +630,9 @@ void redis_backend::finish(const limits::reservation& r, const limits::usage* ac
 
 void redis_backend::hand_over(redis_backend& to) {
   if (&to == this) return;
+  // What Redis refuses from now on goes to `to` too.
+  if (auto t = batch_->refused_taker(); !t || t.get() == this)
+    batch_->refused_to(to.weak_from_this());
   for (auto& q : queued_) {
     if (to.queued_.size() >= max_queued) {
       to.queued_.pop_front();
@@ -722,7 +735,7 @@ void redis_backend::answered() {
   if (!pending_reconcile_.empty()) flush_reconcile();
 }
 
-void redis_backend::keep_refused(std::size_t n, std::size_t nkeys,
+void redis_backend::keep_refused(const redis::script& s, std::size_t n, std::size_t nkeys,
                                  std::span<const std::string_view> keys_and_args) {
   note_refusal();
   stats_.refused_settlements += n;
@@ -733,7 +746,7 @@ void redis_backend::keep_refused(std::size_t n, std::size_t nkeys,
   args a;
   for (auto v : keys_and_args) a.add(v);
   auto [bytes, spans] = a.take();
-  queued_.push_back({&settle_script(), nkeys, std::move(bytes), std::move(spans)});
+  queued_.push_back({&s, nkeys, std::move(bytes), std::move(spans)});
   arm_retry();
 }
 
@@ -772,18 +785,28 @@ boost::asio::awaitable<void> redis_backend::retry_refused() {
   const redisReply* rep = r.reply.get();
   if (r.error == redis::errc::not_connected ||
       (r.error == redis::errc::ok && refused_for_now(rep))) {
-    queued_.push_front(std::move(q));  // did not run
     ++stats_.refused_retries;
-    ++refused_tries_;
-    if (std::chrono::steady_clock::now() - refused_since_ >= opt_.refused_retry_for) {
+    // It did not run: back to the front of the refused calls of the backend in use on the
+    // connection (a reload may have replaced this one while the re-send waited; this one may be
+    // gone before its queue is handed over).
+    const auto taker = batch_->refused_taker();
+    redis_backend& into = taker && !taker->stopped_ ? *taker : *this;
+    if (&into != this && !into.refusing_) {
+      into.refusing_ = true;
+      into.refused_tries_ = refused_tries_;
+      into.refused_since_ = refused_since_;
+    }
+    into.queued_.push_front(std::move(q));
+    ++into.refused_tries_;
+    if (std::chrono::steady_clock::now() - into.refused_since_ >= into.opt_.refused_retry_for) {
       observe::log(observe::level::warn,
                    "redis: still refusing scripts (" +
                        std::string(r.ok() ? r.error_text() : to_string(r.error)) + "); " +
-                       std::to_string(queued_.size()) +
+                       std::to_string(into.queued_.size()) +
                        " settlement call(s) wait for the next admission it runs");
       co_return;
     }
-    arm_retry();
+    into.arm_retry();
     co_return;
   }
   if (r.error == redis::errc::ok) {  // it ran (or failed as any settlement may)

@@ -115,10 +115,12 @@ class redis_backend final : public limits::backend,
   // At most this many settlements wait for Redis to come back; older ones are dropped.
   static constexpr std::size_t max_queued = 10'000;
 
-  // Settlements (one settle.lua call: keys, count, arguments) an admission carried whose
-  // script Redis refused to run (see refused_for_now() in redis_backend.cpp): kept with those
-  // held while Redis is unreachable, re-sent after a backoff within `refused_retry_for`.
-  void keep_refused(std::size_t n, std::size_t nkeys,
+  // A call Redis refused to run (refused_for_now): `n` settlements (one settle.lua call: keys,
+  // count, arguments) an admission carried or a batch call sent, or a reconcile.lua call (n 0):
+  // kept with those held while Redis is unreachable, re-sent after a backoff within
+  // `refused_retry_for`, then with the first admission Redis runs. The connection's
+  // settle_batch::keep_refused routes each to the backend in use.
+  void keep_refused(const redis::script& s, std::size_t n, std::size_t nkeys,
                     std::span<const std::string_view> keys_and_args);
 
   // Key names (exposed for tests and docs).
@@ -183,6 +185,11 @@ class redis_backend final : public limits::backend,
   bool retrying_ = false;  // a re-send is in flight
   counters stats_;
 };
+
+// An error reply Redis gives instead of running a script, for as long as its cause lasts:
+// BUSY, LOADING, MASTERDOWN, CLUSTERDOWN, MOVED/ASK (past the client's redirects). Nothing of
+// the script ran (redis_backend.cpp says why for each).
+bool refused_for_now(const redisReply* r);
 
 // The hash tag of state.cluster: the prefix without its trailing ':' ("ob:" -> "ob"; "" -> "ob").
 std::string cluster_tag(std::string_view prefix);

@@ -62,6 +62,11 @@ class RedisRefused : public test::BackendFixture {
     sync();
     o.test_clock = &now;
     o.batching.delay = 10s;  // a settlement waits for the next admission to carry it
+    if (share_batch) {  // as the gateway does: one queue per connection, shared by its backends
+      batch = std::make_shared<settle_batch>(client, o.batching);
+      o.batch = batch;
+    }
+    options = o;
     backend = std::make_shared<redis_backend>(client, &local, o);
     backend->start();
   }
@@ -73,6 +78,9 @@ class RedisRefused : public test::BackendFixture {
   }
 
   std::unique_ptr<test::fake_node> node;
+  bool share_batch = false;
+  std::shared_ptr<settle_batch> batch;
+  redis_backend_options options;  // the backend's
   local_backend local;
   std::string error;
   int refuse = 0;
@@ -233,6 +241,146 @@ TEST_F(RedisRefused, ALateRefusalKeepsTheCarriedSettlementsToo) {
   sync();
   EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");  // once
   EXPECT_EQ(budget_field(ended, "reserved"), "$1\r\n0\r\n");
+}
+
+// A batch of settlements sent on its own (no admission came to carry it: the worker went idle)
+// is refused: it is kept with the refused calls and re-sent after the backoff, so the usage
+// reaches Redis once and nothing stays reserved.
+TEST_F(RedisRefused, ASettlementBatchCallRefusedIsSentAgainAfterABackoff) {
+  for (const auto& c : {refusals[0], refusals[1]}) {  // BUSY, LOADING
+    SCOPED_TRACE(c.name);
+    TearDown();
+    backend.reset();
+    client.reset();
+    node.reset();
+    refuse = 0;
+    refused = 0;
+    name = std::string("refused-batch-") + c.name;
+    error = c.reply;
+    connect_through_node({});
+    limits::key_demand k{0,
+                         name,
+                         {.concurrency = 10},
+                         {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+    limits::demand d;
+    d.key = &k;
+    d.input_tokens = 10;
+    d.output_tokens = 10;
+    auto ended = admit(d);
+    ASSERT_NE(ended.res.lease, 0u);
+    sync();
+    EXPECT_EQ(budget_field(ended, "reserved"), "$2\r\n20\r\n");
+    refuse = 1;  // the batch call
+    const int scripts_before = scripts;
+    backend->settle(ended.res, limits::usage{3, 4});  // the worker is idle: sent at once
+    EXPECT_EQ(backend->batch().size(), 0u);
+    ASSERT_TRUE(test::run_until(
+        io, [&] { return scripts == scripts_before + 2; }, 3000ms));
+    EXPECT_EQ(refused, 1);
+    sync();
+    EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");
+    EXPECT_EQ(budget_field(ended, "reserved"), "$1\r\n0\r\n");
+    EXPECT_EQ(server.command({"ZCARD", backend->key_name(name, "conc")}), ":0\r\n");
+    EXPECT_EQ(backend->stats().refused_settlements, 1u);
+    test::run_for(io, 300ms);  // nothing goes again
+    sync();
+    EXPECT_EQ(scripts, scripts_before + 2);
+    EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");  // once
+  }
+}
+
+// Past the bound a refused batch call waits, like a refused admission's settlements, for the
+// first admission Redis runs.
+TEST_F(RedisRefused, ARefusedBatchCallPastTheBoundWaitsForTheFirstAdmissionRedisAnswers) {
+  name = "refused-batch-long";
+  error = refusals[0].reply;  // BUSY
+  redis_backend_options o;
+  o.refused_retry_for = 300ms;
+  connect_through_node(o);
+  limits::key_demand k{0,
+                       name,
+                       {.concurrency = 10},
+                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 10;
+  d.output_tokens = 10;
+  auto ended = admit(d);
+  ASSERT_NE(ended.res.lease, 0u);
+  refuse = 1'000'000;
+  backend->settle(ended.res, limits::usage{3, 4});  // sent at once, refused
+  test::run_for(io, 800ms);
+  EXPECT_GE(refused, 3);  // the batch call and at least two re-sends
+  const int at_bound = refused;
+  test::run_for(io, 400ms);
+  EXPECT_EQ(refused, at_bound);
+  EXPECT_EQ(backend->queued(), 1u);
+  refuse = 0;
+  auto back = admit(d);
+  ASSERT_NE(back.res.lease, 0u);
+  sync();
+  test::run_for(io, 100ms);
+  sync();
+  EXPECT_EQ(backend->queued(), 0u);
+  EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");
+  EXPECT_EQ(budget_field(ended, "reserved"), "$2\r\n20\r\n");  // `back`'s
+  backend->release(back.res);
+  sync();
+  EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");  // once
+  EXPECT_EQ(budget_field(ended, "reserved"), "$1\r\n0\r\n");
+}
+
+// A reload replaces the backend while an admission's refusal is late: the backend that sent it
+// is gone (retired, handed over, released) when the refusal comes; the settlements it carried
+// go to the backend in use, which re-sends them.
+TEST_F(RedisRefused, ALateRefusalReachesTheBackendThatReplacedTheOneThatSentIt) {
+  name = "refused-reload";
+  error = refusals[1].reply;  // LOADING
+  share_batch = true;
+  connect_through_node({});
+  limits::key_demand k{0,
+                       name,
+                       {.concurrency = 10},
+                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 10;
+  d.output_tokens = 10;
+  auto running = admit(d);
+  auto ended = admit(d);
+  ASSERT_NE(ended.res.lease, 0u);
+  backend->settle(ended.res, limits::usage{3, 4});
+  ASSERT_EQ(batch->size(), 1u);
+  refuse = 1;
+  refuse_delay = 300ms;  // the client's timeout is 200 ms
+  const int scripts_before = scripts;
+  auto late = admit(d);
+  EXPECT_EQ(late.res.lease, 0u);
+  EXPECT_EQ(client->late_replies(), 0u);
+  // The reload: a new backend on the same connection takes over; the old one ends its last
+  // request, hands over what it holds and goes (worker_state::sweep).
+  auto next = std::make_shared<redis_backend>(client, &local, options);
+  next->start();
+  std::shared_ptr<redis_backend> old = std::move(backend);
+  backend = next;
+  old->release(running.res);
+  EXPECT_EQ(old->live_leases(), 0u);
+  old->hand_over(*next);
+  old->stop();
+  std::weak_ptr<redis_backend> gone = old;
+  old.reset();
+  ASSERT_TRUE(gone.expired());
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return client->late_replies() == 1; }, 2000ms));
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return scripts == scripts_before + 3; }, 3000ms));  // + the release's batch
+  sync();
+  EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");
+  EXPECT_EQ(budget_field(ended, "reserved"), "$1\r\n0\r\n");
+  EXPECT_EQ(server.command({"ZCARD", backend->key_name(name, "conc")}), ":0\r\n");
+  test::run_for(io, 300ms);
+  sync();
+  EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");  // once
 }
 
 }  // namespace
