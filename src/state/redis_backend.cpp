@@ -134,12 +134,13 @@ bool did_not_run(const redisReply* r) {
 // - CLUSTERDOWN: the cluster cannot serve the slot; refused while routing, before the command.
 // - MOVED / ASK: the slot is elsewhere (the client follows it up to max_redirects; past that the
 //   reply comes here); refused while routing.
+// - READONLY: a read-only replica (the address reached one after a failover). Redis 7 does not
+//   refuse a no-shebang EVAL there up front (EVAL has no write flag): the script runs and its
+//   first write call fails, so nothing is written. The settlements' pcall (settlements.lua)
+//   does not swallow that error: settle.lua and admit.lua return it before anything else, so
+//   the reply is READONLY whenever a settlement met the replica. (An admission carrying none
+//   that the replica refuses for a limit writes nothing and answers normally.)
 // Not here:
-// - READONLY: Redis 7 does not refuse a no-shebang EVAL on a read-only replica up front (EVAL
-//   has no write flag); the script runs and fails at its first write call. Nothing is written
-//   then, but the carried settlements apply under pcall (settlements.lua), which swallows their
-//   write errors: a replica answers a re-sent settle.lua call with a count, not an error, and
-//   an admission it refuses with a normal reply, so a re-send cannot tell that it ran.
 // - OOM: not refused up front either (EVAL has no deny-oom flag); inside a script a deny-oom
 //   write fails only until the script has written once, and a settlement's ZREM and PEXPIRE
 //   are not deny-oom: part of a script can run.
@@ -150,7 +151,7 @@ bool refused_for_now(const redisReply* r) {
   std::string_view code(r->str, r->len);
   code = code.substr(0, code.find(' '));
   return code == "BUSY" || code == "LOADING" || code == "MASTERDOWN" || code == "CLUSTERDOWN" ||
-         code == "MOVED" || code == "ASK";
+         code == "MOVED" || code == "ASK" || code == "READONLY";
 }
 
 namespace {

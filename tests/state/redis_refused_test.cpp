@@ -383,5 +383,69 @@ TEST_F(RedisRefused, ALateRefusalReachesTheBackendThatReplacedTheOneThatSentIt) 
   EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");  // once
 }
 
+// A read-only replica (the configured address reached a replica after a failover): Redis runs
+// the script and fails its first write. The settlements' write errors must not be swallowed as
+// one bad settlement's would be: the script answers READONLY, nothing of it ran, and the
+// settlements are kept as for a refusal until the node takes writes again. Both ways a
+// settlement goes: in a batch call of its own, and carried by an admission.
+TEST_F(RedisRefused, SettlementsMeetingAReadOnlyReplicaAreKeptUntilItTakesWritesAgain) {
+  for (const bool carried : {false, true}) {
+    SCOPED_TRACE(carried ? "carried by an admission" : "batch call");
+    TearDown();
+    backend.reset();
+    client.reset();
+    node.reset();
+    server.command({"REPLICAOF", "NO", "ONE"});
+    name = std::string("readonly-") + (carried ? "carried" : "batch");
+    connect_through_node({});
+    limits::key_demand k{0,
+                         name,
+                         {.concurrency = 10},
+                         {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+    limits::demand d;
+    d.key = &k;
+    d.input_tokens = 10;
+    d.output_tokens = 10;
+    limits::verdict running;
+    if (carried) running = admit(d);  // keeps the worker busy: the settlement waits
+    auto ended = admit(d);
+    ASSERT_NE(ended.res.lease, 0u);
+    sync();
+    // A replica of a master that is not there: it keeps its data and serves reads (stale data
+    // allowed, the default), and refuses writes.
+    ASSERT_EQ(server.command({"REPLICAOF", "127.0.0.1", "1"}), "+OK\r\n");
+    const int scripts_before = scripts;
+    backend->settle(ended.res, limits::usage{3, 4});
+    if (carried) {
+      ASSERT_EQ(backend->batch().size(), 1u);
+      auto on_replica = admit(d);
+      EXPECT_EQ(on_replica.res.lease, 0u);  // the fallback decided
+    }
+    ASSERT_TRUE(test::run_until(
+        io, [&] { return backend->stats().refused_retries >= 1; }, 2000ms));  // refused again
+    EXPECT_GE(scripts, scripts_before + 2);
+    EXPECT_EQ(backend->queued(), 1u);
+    EXPECT_EQ(backend->stats().refused_settlements, 1u);
+    EXPECT_EQ(budget_field(ended, "used"), "$-1\r\n");
+    ASSERT_EQ(server.command({"REPLICAOF", "NO", "ONE"}), "+OK\r\n");
+    const int refused_retries = backend->stats().refused_retries;
+    ASSERT_TRUE(test::run_until(
+        io,
+        [&] { return backend->queued() == 0 && !budget_field(ended, "used").starts_with("$-1"); },
+        3000ms));
+    sync();
+    EXPECT_EQ(backend->stats().refused_retries, refused_retries);
+    EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");
+    EXPECT_EQ(budget_field(ended, "reserved"), carried ? "$2\r\n20\r\n" : "$1\r\n0\r\n");
+    if (carried) backend->release(running.res);
+    sync();
+    test::run_for(io, 200ms);
+    sync();
+    EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");  // once
+    EXPECT_EQ(budget_field(ended, "reserved"), "$1\r\n0\r\n");
+    EXPECT_EQ(server.command({"ZCARD", backend->key_name(name, "conc")}), ":0\r\n");
+  }
+}
+
 }  // namespace
 }  // namespace ob::state
