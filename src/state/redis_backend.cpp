@@ -708,6 +708,12 @@ void redis_backend::renew_all() {
     if (!queued_.empty()) flush_queued();  // Redis is back: without waiting for an admission
     if (!pending_reconcile_.empty()) flush_reconcile();
   }
+  // Renewals are fire-and-forget and a refused one (BUSY, LOADING...) is not kept: a lease
+  // expires lease_ttl after its last renewal, and renewals come every renew_every (lease_ttl / 3
+  // in the gateway), so the next one, still sent while Redis refuses, does its work with a
+  // renewal period to spare. A re-send would add nothing: each renewal sets the expiry from its
+  // own clock. Only a refusal lasting about two renewal periods (20 s by default) lets a lease
+  // lapse, as Redis unreachable that long does (docs/SCALING.md).
   for (const auto& [lease, l] : live_) {
     args a;
     std::size_t nkeys = 0;
