@@ -447,5 +447,50 @@ TEST_F(RedisRefused, SettlementsMeetingAReadOnlyReplicaAreKeptUntilItTakesWrites
   }
 }
 
+// A reload starts a new backend while a re-send waits for its reply: refused again, the call
+// goes to the new backend (the one in use, which the first admission Redis runs flushes), not
+// back to the retired one's queue.
+TEST_F(RedisRefused, AReSendRefusedAgainDuringAReloadGoesToTheNewBackend) {
+  name = "refused-resend-reload";
+  error = refusals[0].reply;  // BUSY
+  share_batch = true;
+  connect_through_node({});
+  limits::key_demand k{0,
+                       name,
+                       {.concurrency = 10},
+                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 10;
+  d.output_tokens = 10;
+  auto ended = admit(d);
+  ASSERT_NE(ended.res.lease, 0u);
+  sync();
+  refuse = 2;  // the batch call and its first re-send
+  refuse_delay = 100ms;
+  const int scripts_before = scripts;
+  backend->settle(ended.res, limits::usage{3, 4});
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return scripts == scripts_before + 2; }, 2000ms));  // the re-send is out
+  auto next = std::make_shared<redis_backend>(client, &local, options);
+  next->start();
+  std::shared_ptr<redis_backend> old = backend;
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return old->stats().refused_retries == 1; }, 2000ms));
+  EXPECT_EQ(old->queued(), 0u);
+  EXPECT_EQ(next->queued(), 1u);
+  backend = next;
+  old->stop();
+  old.reset();
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return next->queued() == 0 && scripts == scripts_before + 3; }, 3000ms));
+  sync();
+  EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");
+  EXPECT_EQ(budget_field(ended, "reserved"), "$1\r\n0\r\n");
+  test::run_for(io, 300ms);
+  sync();
+  EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");  // once
+}
+
 }  // namespace
 }  // namespace ob::state
