@@ -491,7 +491,11 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
       ++stats_.lease_rechecks;  // a refusal takes nothing: asking again is free of side effects
       continue;
     }
-    answered();  // Redis runs scripts again: what waited for it goes now
+    if (v.kind == refusal::none || !refusing_)
+      answered();  // Redis runs scripts (this one wrote): what waited for it goes now
+    else
+      retry_one();  // refused for a limit, nothing written (a read-only replica answers so too):
+                    // one re-send, its reply read, tells whether writes pass again
     co_return v;
   }
 }
@@ -700,10 +704,9 @@ void redis_backend::arm_renewal() {
 void redis_backend::renew_all() {
   if (!client_->connected()) return;
   if (refusing_) {
-    // Redis refused the last script: sending the queue blindly could meet the refusal and lose
-    // it; one re-send tells (past the retry bound too: at most one per renewal).
-    if (!queued_.empty() && !retry_armed_ && !retrying_)
-      boost::asio::co_spawn(client_->executor(), retry_refused(), boost::asio::detached);
+    // Redis refused the last script: sending the queue blindly would meet the refusal again; one
+    // re-send tells (past the retry bound too: at most one per renewal).
+    retry_one();
   } else {
     if (!queued_.empty()) flush_queued();  // Redis is back: without waiting for an admission
     if (!pending_reconcile_.empty()) flush_reconcile();
@@ -726,6 +729,11 @@ void redis_backend::renew_all() {
     a.add(opt_.lease_ttl.count());
     client_->eval_detached(renew_script(), nkeys, a.views());
   }
+}
+
+void redis_backend::retry_one() {
+  if (!queued_.empty() && !retry_armed_ && !retrying_ && !stopped_)
+    boost::asio::co_spawn(client_->executor(), retry_refused(), boost::asio::detached);
 }
 
 void redis_backend::note_refusal() {

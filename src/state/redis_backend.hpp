@@ -156,6 +156,7 @@ class redis_backend final : public limits::backend,
   void arm_retry();
   void note_refusal();  // Redis refused a script
   void answered();      // ...and ran one again
+  void retry_one();     // while refusing: one re-send now (none in flight or armed)
   boost::asio::awaitable<void> retry_refused();
   limits::epoch_ms clock_arg() const;
   std::uint64_t next_lease() { return lease_base_ | (++lease_seq_ & ((1ull << 40) - 1)); }
