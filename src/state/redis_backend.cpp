@@ -139,7 +139,9 @@ bool did_not_run(const redisReply* r) {
 //   first write call fails, so nothing is written. The settlements' pcall (settlements.lua)
 //   does not swallow that error: settle.lua and admit.lua return it before anything else, so
 //   the reply is READONLY whenever a settlement met the replica. (An admission carrying none
-//   that the replica refuses for a limit writes nothing and answers normally.)
+//   fails at its own first write, READONLY too, unless refused for a limit before writing:
+//   then it answers normally, which is why admit() does not take such an answer as proof that
+//   Redis takes writes again.)
 // Not here:
 // - OOM: not refused up front either (EVAL has no deny-oom flag); inside a script a deny-oom
 //   write fails only until the script has written once, and a settlement's ZREM and PEXPIRE
@@ -636,7 +638,7 @@ void redis_backend::finish(const limits::reservation& r, const limits::usage* ac
 void redis_backend::hand_over(redis_backend& to) {
   if (&to == this) return;
   // What Redis refuses from now on goes to `to` too.
-  if (auto t = batch_->refused_taker(); !t || t.get() == this)
+  if (auto t = batch_ ? batch_->refused_taker() : nullptr; batch_ && (!t || t.get() == this))
     batch_->refused_to(to.weak_from_this());
   for (auto& q : queued_) {
     if (to.queued_.size() >= max_queued) {

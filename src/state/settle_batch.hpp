@@ -13,7 +13,8 @@
 // (docs/SCALING.md "Settlements ride with admissions").
 //
 // Delivery is the connection's: a settlement handed to the connection (in an admission or a
-// batch call) is never sent again, so it is applied at most once. A reply that times out does
+// batch call) is never sent again unless a reply says its script did not run (NOSCRIPT,
+// TRYAGAIN, a refusal below), so it is applied at most once. A reply that times out does
 // not undo it (the command still runs when Redis gets to it); one on the wire when the
 // connection breaks is lost (its lease expires, its reservation stays charged: the errors of a
 // lost fire-and-forget settlement, docs/SCALING.md). Queued ones wait while Redis is away.
