@@ -447,13 +447,17 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
       copy_carried(a, carried_at, again);
       batch_->resend(carried.settlements, carried.keys, again.views());
     }
-    if (refused_for_now(rep)) {  // they wait, and go again after a backoff
-      note_refusal();
-      if (carried.settlements > 0) {
+    if (refused_for_now(rep)) {       // they wait, and go again after a backoff
+      if (carried.settlements > 0) {  // kept (and the refusal noted) by the backend in use
         args kept;
         copy_carried(a, carried_at, kept);
         batch_->keep_refused(this, settle_script(), carried.settlements, carried.keys,
                              kept.views());
+      } else {
+        // Nothing kept: the refusal is noted where the refused calls go, so the usage this
+        // request's fallback counts is not flushed blindly into the refusal.
+        const auto taker = batch_->refused_taker();
+        (taker && !taker->stopped_ ? *taker : *this).note_refusal();
       }
     }
     if (r.error != redis::errc::ok || !rep || rep->type != REDIS_REPLY_ARRAY ||
@@ -497,7 +501,8 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
       answered();  // Redis runs scripts (this one wrote): what waited for it goes now
     else
       retry_one();  // refused for a limit, nothing written (a read-only replica answers so too):
-                    // one re-send, its reply read, tells whether writes pass again
+                    // one re-send, its reply read, tells whether writes pass again (with
+                    // nothing kept, the refusal is over: retry_one)
     co_return v;
   }
 }
@@ -650,7 +655,7 @@ void redis_backend::hand_over(redis_backend& to) {
   queued_.clear();
   for (auto& [id, amount] : pending_reconcile_) to.pending_reconcile_[id] += amount;
   pending_reconcile_.clear();
-  if (refusing_ && !to.refusing_) {
+  if (refusing_ && !to.refusing_ && !to.queued_.empty()) {  // a flag alone tells nothing
     to.refusing_ = true;
     to.refused_tries_ = refused_tries_;
     to.refused_since_ = refused_since_;
@@ -734,8 +739,16 @@ void redis_backend::renew_all() {
 }
 
 void redis_backend::retry_one() {
-  if (!queued_.empty() && !retry_armed_ && !retrying_ && !stopped_)
-    boost::asio::co_spawn(client_->executor(), retry_refused(), boost::asio::detached);
+  if (stopped_ || retry_armed_ || retrying_) return;
+  if (queued_.empty()) {
+    // Nothing kept to tell by its reply whether Redis takes writes again: the refusal is over
+    // for this backend. What else waits goes now: the budget usage counted locally, whose
+    // reconcile calls, refused again, are kept like any refused call (settle_batch's
+    // detached_error handler), so nothing of it is lost or counted twice.
+    answered();
+    return;
+  }
+  boost::asio::co_spawn(client_->executor(), retry_refused(), boost::asio::detached);
 }
 
 void redis_backend::note_refusal() {

@@ -24,6 +24,7 @@ class local_backend final : public limits::backend {
     ++admits;
     limits::verdict v;
     v.res.key = d.key;
+    v.res.budget_period_start = period_start;
     return v;
   }
   boost::asio::awaitable<limits::verdict> admit(const limits::demand& d) override {
@@ -32,6 +33,7 @@ class local_backend final : public limits::backend {
   void settle(const limits::reservation&, const limits::usage&) override {}
   void release(const limits::reservation&) override {}
   int admits = 0;
+  limits::epoch_ms period_start = 0;  // of the budget reservations it makes
 };
 
 class RedisRefused : public test::BackendFixture {
@@ -445,6 +447,48 @@ TEST_F(RedisRefused, SettlementsMeetingAReadOnlyReplicaAreKeptUntilItTakesWrites
     EXPECT_EQ(budget_field(ended, "reserved"), "$1\r\n0\r\n");
     EXPECT_EQ(server.command({"ZCARD", backend->key_name(name, "conc")}), ":0\r\n");
   }
+}
+
+// Redis refused an admission that carried no settlements (nothing was kept), then recovered;
+// meanwhile the fallback counted budget usage locally. Every later admission is refused for a
+// limit (a hot key at its rpm): such a reply shows Redis runs scripts again, so the usage
+// counted locally reaches Redis, once, without waiting for an admission to be admitted.
+TEST_F(RedisRefused, UsageCountedLocallyReachesRedisWhileAdmissionsAreRefusedForALimit) {
+  name = "refused-then-limited";
+  error = refusals[0].reply;  // BUSY
+  connect_through_node({});
+  limits::key_demand k{
+      0, name, {.rpm = 1}, {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 10;
+  d.output_tokens = 10;
+  auto first = admit(d);  // takes the key's one request of the minute
+  ASSERT_EQ(first.kind, limits::refusal::none);
+  ASSERT_NE(first.res.lease, 0u);
+  backend->settle(first.res, limits::usage{1, 2});  // the worker is idle: sent at once
+  sync();
+  ASSERT_EQ(budget_field(first, "used"), "$1\r\n3\r\n");
+  ASSERT_EQ(backend->batch().size(), 0u);
+  refuse = 1;  // an admission carrying nothing
+  local.period_start = first.res.budget_period_start;
+  auto fell_back = admit(d);
+  ASSERT_EQ(refused, 1);
+  ASSERT_EQ(fell_back.kind, limits::refusal::none);
+  ASSERT_EQ(fell_back.res.lease, 0u);                   // the fallback decided
+  EXPECT_EQ(backend->queued(), 0u);                     // nothing to keep
+  backend->settle(fell_back.res, limits::usage{3, 4});  // counted locally: 7 to add to Redis
+  // Redis runs scripts again; the key stays at its limit.
+  for (int i = 0; i < 3; ++i) {
+    auto limited = admit(d);
+    EXPECT_EQ(limited.kind, limits::refusal::rpm);
+    sync();
+  }
+  test::run_for(io, 200ms);
+  sync();
+  EXPECT_EQ(budget_field(first, "used"), "$2\r\n10\r\n");  // 3 + 7, once
+  EXPECT_EQ(backend->stats().reconciled, 1u);
+  EXPECT_EQ(backend->queued(), 0u);
 }
 
 // A reload starts a new backend while a re-send waits for its reply: refused again, the call
