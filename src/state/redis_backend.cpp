@@ -352,8 +352,8 @@ limits::epoch_ms redis_backend::clock_arg() const {
   return opt_.test_clock ? *opt_.test_clock : 0;
 }
 
-void redis_backend::start() {
-  if (batch_) batch_->refused_to(weak_from_this());  // the newest backend on the connection
+void redis_backend::start(bool in_use) {
+  if (batch_ && in_use) batch_->refused_to(weak_from_this());  // the newest on the connection
   arm_renewal();
 }
 

@@ -86,7 +86,10 @@ class redis_backend final : public limits::backend,
   redis_backend(std::shared_ptr<redis::client> client, limits::backend* local,
                 redis_backend_options options);
 
-  void start();  // lease renewal timer
+  // Lease renewal timer. `in_use`: this backend is the one in use on its connection (the
+  // newest), so calls Redis refuses go to it (settle_batch::refused_to); false for a backend
+  // made for a request still on an older snapshot, retired at once.
+  void start(bool in_use = true);
   void stop();
 
   std::optional<limits::verdict> admit_now(const limits::demand& d) override;
