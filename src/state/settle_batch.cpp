@@ -59,7 +59,7 @@ void settle_batch::on_detached_error(void* ctx, const redis::script& s, std::str
   std::size_t nkeys = 0, n = 0;
   if (argv.size() < 3 ||
       std::from_chars(argv[2].data(), argv[2].data() + argv[2].size(), nkeys).ec != std::errc{} ||
-      argv.size() < 3 + nkeys) {
+      nkeys > argv.size() - 3) {
     observe::log(observe::level::warn, "redis: a refused script call could not be read back");
     return;
   }

@@ -58,11 +58,14 @@ std::vector<std::string_view> parse_command(std::string_view c) {
     return true;
   };
   std::size_t count = 0;
-  if (!number('*', count)) return {};
+  // Every argument takes at least 6 bytes ("$0\r\n\r\n"): a count the bytes cannot hold is
+  // refused before anything is reserved for it.
+  if (!number('*', count) || count > c.size() / 4) return {};
   argv.reserve(count);
   for (std::size_t i = 0; i < count; ++i) {
     std::size_t len = 0;
-    if (!number('$', len) || c.size() < len + 2 || c.substr(len, 2) != "\r\n") return {};
+    if (!number('$', len) || c.size() < 2 || len > c.size() - 2 || c.substr(len, 2) != "\r\n")
+      return {};
     argv.push_back(c.substr(0, len));
     c.remove_prefix(len + 2);
   }

@@ -326,6 +326,13 @@ TEST(RedisCommand, ParsedBackIntoItsArguments) {
       {"length past the end", "*1\r\n$9\r\nPING\r\n"},
       {"no terminator", "*1\r\n$4\r\nPINGxx"},
       {"bad count", "*x\r\n"},
+      // Lengths and counts that would wrap or ask for more than the bytes can hold.
+      {"length wraps", "*1\r\n$18446744073709551615\r\nPING\r\n"},
+      {"length one short of wrapping", "*1\r\n$18446744073709551614\r\nPING\r\n"},
+      {"length past 64 bits", "*1\r\n$18446744073709551616\r\nPING\r\n"},
+      {"huge count", "*18446744073709551615\r\n$4\r\nPING\r\n"},
+      {"count past the bytes", "*1000000000\r\n$4\r\nPING\r\n"},
+      {"negative length", "*1\r\n$-1\r\n"},
   };
   for (const auto& b : bad) EXPECT_TRUE(parse_command(b.input).empty()) << b.name;
 }
