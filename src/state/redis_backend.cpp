@@ -142,6 +142,12 @@ bool did_not_run(const redisReply* r) {
 //   fails at its own first write, READONLY too, unless refused for a limit before writing:
 //   then it answers normally, which is why admit() does not take such an answer as proof that
 //   Redis takes writes again.)
+// - MISCONF: a master that stopped taking writes after a failed background save
+//   (stop-writes-on-bgsave-error), and NOREPLICAS: fewer good replicas than
+//   min-replicas-to-write. As READONLY: not refused up front for a no-shebang EVAL (EVAL has
+//   no write flag; processCommand refuses only write commands, and PING for MISCONF), every
+//   write call inside the script fails (scriptVerifyWriteCommandAllow), and settle_all returns
+//   the error. Each cause holds for the whole script (it changes only in serverCron).
 // Not here:
 // - OOM: not refused up front either (EVAL has no deny-oom flag); inside a script a deny-oom
 //   write fails only until the script has written once, and a settlement's ZREM and PEXPIRE
@@ -153,7 +159,8 @@ bool refused_for_now(const redisReply* r) {
   std::string_view code(r->str, r->len);
   code = code.substr(0, code.find(' '));
   return code == "BUSY" || code == "LOADING" || code == "MASTERDOWN" || code == "CLUSTERDOWN" ||
-         code == "MOVED" || code == "ASK" || code == "READONLY";
+         code == "MOVED" || code == "ASK" || code == "READONLY" || code == "MISCONF" ||
+         code == "NOREPLICAS";
 }
 
 namespace {

@@ -60,9 +60,9 @@ struct redis_backend_options {
   std::chrono::milliseconds lease_ttl{30'000};
   std::chrono::milliseconds renew_every{10'000};
   // Settlement calls Redis refused to run for a while (refused_for_now: BUSY, LOADING,
-  // MASTERDOWN, CLUSTERDOWN, MOVED/ASK past the redirect limit, READONLY): re-sent after 100 ms
-  // doubling to 1 s for this long after the first refusal, then kept until Redis answers an
-  // admission.
+  // MASTERDOWN, CLUSTERDOWN, MOVED/ASK past the redirect limit, READONLY, MISCONF,
+  // NOREPLICAS): re-sent after 100 ms doubling to 1 s for this long after the first refusal,
+  // then kept until Redis answers an admission.
   std::chrono::milliseconds refused_retry_for{5'000};
   // Tests only: the clock the scripts use instead of Redis TIME (0 = TIME).
   const limits::epoch_ms* test_clock = nullptr;
@@ -192,8 +192,8 @@ class redis_backend final : public limits::backend,
 };
 
 // An error reply Redis gives instead of running a script, for as long as its cause lasts:
-// BUSY, LOADING, MASTERDOWN, CLUSTERDOWN, MOVED/ASK (past the client's redirects), READONLY.
-// Nothing of the script ran (redis_backend.cpp says why for each).
+// BUSY, LOADING, MASTERDOWN, CLUSTERDOWN, MOVED/ASK (past the client's redirects), READONLY,
+// MISCONF, NOREPLICAS. Nothing of the script ran (redis_backend.cpp says why for each).
 bool refused_for_now(const redisReply* r);
 
 // The hash tag of state.cluster: the prefix without its trailing ':' ("ob:" -> "ob"; "" -> "ob").

@@ -5,7 +5,10 @@
 // redis-server.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "state/backend_fixture.hpp"
@@ -51,6 +54,7 @@ class RedisRefused : public test::BackendFixture {
             return test::fake_node::answer_t{error, refuse_delay};
           }
           auto out = server.command(argv);
+          if (script && out.starts_with("-")) script_error = out;
           return test::fake_node::answer_t{out};
         });
     redis::client_options co;
@@ -89,6 +93,7 @@ class RedisRefused : public test::BackendFixture {
   std::chrono::milliseconds refuse_delay{0};  // past the client's timeout: a late refusal
   int refused = 0;
   int scripts = 0;
+  std::string script_error;  // the last error a script passed through answered
   std::string name;
 };
 
@@ -385,67 +390,120 @@ TEST_F(RedisRefused, ALateRefusalReachesTheBackendThatReplacedTheOneThatSentIt) 
   EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");  // once
 }
 
-// A read-only replica (the configured address reached a replica after a failover): Redis runs
-// the script and fails its first write. The settlements' write errors must not be swallowed as
-// one bad settlement's would be: the script answers READONLY, nothing of it ran, and the
+// A node where every write fails while the script still runs (not refused up front for a
+// no-shebang EVAL): a read-only replica (the configured address reached a replica after a
+// failover), writes stopped after a failed background save (MISCONF), fewer replicas than
+// min-replicas-to-write (NOREPLICAS). The settlements' write errors must not be swallowed as
+// one bad settlement's would be: the script answers the error, nothing of it ran, and the
 // settlements are kept as for a refusal until the node takes writes again. Both ways a
 // settlement goes: in a batch call of its own, and carried by an admission.
-TEST_F(RedisRefused, SettlementsMeetingAReadOnlyReplicaAreKeptUntilItTakesWritesAgain) {
-  for (const bool carried : {false, true}) {
-    SCOPED_TRACE(carried ? "carried by an admission" : "batch call");
-    TearDown();
-    backend.reset();
-    client.reset();
-    node.reset();
-    server.command({"REPLICAOF", "NO", "ONE"});
-    name = std::string("readonly-") + (carried ? "carried" : "batch");
-    connect_through_node({});
-    limits::key_demand k{0,
-                         name,
-                         {.concurrency = 10},
-                         {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
-    limits::demand d;
-    d.key = &k;
-    d.input_tokens = 10;
-    d.output_tokens = 10;
-    limits::verdict running;
-    if (carried) running = admit(d);  // keeps the worker busy: the settlement waits
-    auto ended = admit(d);
-    ASSERT_NE(ended.res.lease, 0u);
-    sync();
-    // A replica of a master that is not there: it keeps its data and serves reads (stale data
-    // allowed, the default), and refuses writes.
-    ASSERT_EQ(server.command({"REPLICAOF", "127.0.0.1", "1"}), "+OK\r\n");
-    const int scripts_before = scripts;
-    backend->settle(ended.res, limits::usage{3, 4});
-    if (carried) {
-      ASSERT_EQ(backend->batch().size(), 1u);
-      auto on_replica = admit(d);
-      EXPECT_EQ(on_replica.res.lease, 0u);  // the fallback decided
+struct writes_refused_case {
+  const char* name;
+  const char* error;  // what the script answers
+  std::function<void(test::redis_server&)> refuse, allow;
+};
+
+TEST_F(RedisRefused, SettlementsMeetingANodeRefusingWritesAreKeptUntilItTakesWritesAgain) {
+  const writes_refused_case causes[] = {
+      // A replica of a master that is not there: it keeps its data and serves reads (stale data
+      // allowed, the default), and refuses writes.
+      {"readonly", "-READONLY",
+       [](test::redis_server& s) {
+         ASSERT_EQ(s.command({"REPLICAOF", "127.0.0.1", "1"}), "+OK\r\n");
+       },
+       [](test::redis_server& s) {
+         ASSERT_EQ(s.command({"REPLICAOF", "NO", "ONE"}), "+OK\r\n");
+       }},
+      {"noreplicas", "-NOREPLICAS",
+       [](test::redis_server& s) {
+         ASSERT_EQ(s.command({"CONFIG", "SET", "min-replicas-to-write", "1"}), "+OK\r\n");
+       },
+       [](test::redis_server& s) {
+         ASSERT_EQ(s.command({"CONFIG", "SET", "min-replicas-to-write", "0"}), "+OK\r\n");
+       }},
+      // A background save that fails (its directory is gone) with saving configured and
+      // stop-writes-on-bgsave-error (the default); last, as the directory stays gone.
+      {"misconf", "-MISCONF",
+       [](test::redis_server& s) {
+         // *2 $3 dir $n <path>; once removed (an earlier case), Redis cannot name it.
+         const std::string dir = s.command({"CONFIG", "GET", "dir"});
+         const auto at = dir.rfind("\r\n", dir.size() - 3);
+         ASSERT_NE(at, std::string::npos);
+         const std::string path = dir.substr(at + 2, dir.size() - at - 4);
+         if (path.starts_with("/tmp/ob-redis-")) std::filesystem::remove_all(path);
+         ASSERT_EQ(s.command({"CONFIG", "SET", "save", "900 1"}), "+OK\r\n");
+         s.command({"BGSAVE"});
+         for (int i = 0; i < 200; ++i) {
+           if (s.command({"INFO", "persistence"}).find("rdb_last_bgsave_status:err") !=
+               std::string::npos)
+             return;
+           std::this_thread::sleep_for(10ms);
+         }
+         FAIL() << "the background save did not fail";
+       },
+       [](test::redis_server& s) {
+         ASSERT_EQ(s.command({"CONFIG", "SET", "save", ""}), "+OK\r\n");
+       }},
+  };
+  for (const auto& cause : causes) {
+    for (const bool carried : {false, true}) {
+      SCOPED_TRACE(std::string(cause.name) +
+                   (carried ? ", carried by an admission" : ", batch call"));
+      TearDown();
+      backend.reset();
+      client.reset();
+      node.reset();
+      name = std::string("refused-writes-") + cause.name + (carried ? "-carried" : "-batch");
+      connect_through_node({});
+      limits::key_demand k{0,
+                           name,
+                           {.concurrency = 10},
+                           {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+      limits::demand d;
+      d.key = &k;
+      d.input_tokens = 10;
+      d.output_tokens = 10;
+      limits::verdict running;
+      if (carried) running = admit(d);  // keeps the worker busy: the settlement waits
+      auto ended = admit(d);
+      ASSERT_NE(ended.res.lease, 0u);
+      sync();
+      cause.refuse(server);
+      if (HasFatalFailure()) return;
+      const int scripts_before = scripts;
+      backend->settle(ended.res, limits::usage{3, 4});
+      if (carried) {
+        ASSERT_EQ(backend->batch().size(), 1u);
+        auto on_replica = admit(d);
+        EXPECT_EQ(on_replica.res.lease, 0u);  // the fallback decided
+      }
+      ASSERT_TRUE(test::run_until(
+          io, [&] { return backend->stats().refused_retries >= 1; }, 2000ms));  // refused again
+      EXPECT_GE(scripts, scripts_before + 2);
+      EXPECT_EQ(backend->queued(), 1u);
+      EXPECT_EQ(backend->stats().refused_settlements, 1u);
+      EXPECT_EQ(budget_field(ended, "used"), "$-1\r\n");
+      EXPECT_TRUE(script_error.starts_with(std::string(cause.error) + " ")) << script_error;
+      EXPECT_EQ(backend->stats().lost_settlements, 0u);
+      cause.allow(server);
+      if (HasFatalFailure()) return;
+      const int refused_retries = backend->stats().refused_retries;
+      ASSERT_TRUE(test::run_until(
+          io,
+          [&] { return backend->queued() == 0 && !budget_field(ended, "used").starts_with("$-1"); },
+          3000ms));
+      sync();
+      EXPECT_EQ(backend->stats().refused_retries, refused_retries);
+      EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");
+      EXPECT_EQ(budget_field(ended, "reserved"), carried ? "$2\r\n20\r\n" : "$1\r\n0\r\n");
+      if (carried) backend->release(running.res);
+      sync();
+      test::run_for(io, 200ms);
+      sync();
+      EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");  // once
+      EXPECT_EQ(budget_field(ended, "reserved"), "$1\r\n0\r\n");
+      EXPECT_EQ(server.command({"ZCARD", backend->key_name(name, "conc")}), ":0\r\n");
     }
-    ASSERT_TRUE(test::run_until(
-        io, [&] { return backend->stats().refused_retries >= 1; }, 2000ms));  // refused again
-    EXPECT_GE(scripts, scripts_before + 2);
-    EXPECT_EQ(backend->queued(), 1u);
-    EXPECT_EQ(backend->stats().refused_settlements, 1u);
-    EXPECT_EQ(budget_field(ended, "used"), "$-1\r\n");
-    ASSERT_EQ(server.command({"REPLICAOF", "NO", "ONE"}), "+OK\r\n");
-    const int refused_retries = backend->stats().refused_retries;
-    ASSERT_TRUE(test::run_until(
-        io,
-        [&] { return backend->queued() == 0 && !budget_field(ended, "used").starts_with("$-1"); },
-        3000ms));
-    sync();
-    EXPECT_EQ(backend->stats().refused_retries, refused_retries);
-    EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");
-    EXPECT_EQ(budget_field(ended, "reserved"), carried ? "$2\r\n20\r\n" : "$1\r\n0\r\n");
-    if (carried) backend->release(running.res);
-    sync();
-    test::run_for(io, 200ms);
-    sync();
-    EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");  // once
-    EXPECT_EQ(budget_field(ended, "reserved"), "$1\r\n0\r\n");
-    EXPECT_EQ(server.command({"ZCARD", backend->key_name(name, "conc")}), ":0\r\n");
   }
 }
 

@@ -68,10 +68,13 @@ end
 
 -- Applies `n` settlements whose KEYS start after index k and whose ARGV start after index a.
 -- One that fails (a key of the wrong type, say) is logged by Redis and skipped: the others,
--- and the admission carrying them, still go through. Returns how many failed, and, on a
--- read-only replica (a failover), the READONLY error as an error reply for the caller to
--- return at once: there no write can succeed, so nothing of the call ran, and the gateway
--- keeps the settlements as for a refusal (redis_backend.cpp refused_for_now).
+-- and the admission carrying them, still go through. Returns how many failed, and, when a
+-- write meets an error every write of the call meets, that error as an error reply for the
+-- caller to return at once: nothing of the call was written, and the gateway keeps the
+-- settlements as for a refusal (redis_backend.cpp refused_for_now). Those errors: READONLY (a
+-- read-only replica, after a failover), MISCONF (writes stopped after a failed background
+-- save), NOREPLICAS (fewer replicas than min-replicas-to-write); each holds for the whole call.
+local writes_refused = {READONLY = true, MISCONF = true, NOREPLICAS = true}
 local function settle_all(clock, n, k, a)
   local failed = 0
   for _ = 1, n do
@@ -79,7 +82,7 @@ local function settle_all(clock, n, k, a)
     if not ok then
       if type(err) == 'table' then err = err.err end
       err = tostring(err)
-      if string.sub(err, 1, 8) == 'READONLY' then return failed, {err = err} end
+      if writes_refused[string.match(err, '^%u+') or ''] then return failed, {err = err} end
       failed = failed + 1
       redis.log(redis.LOG_WARNING, 'openbridge settlement failed: ' .. err)
     end
