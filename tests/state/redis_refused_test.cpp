@@ -549,6 +549,78 @@ TEST_F(RedisRefused, UsageCountedLocallyReachesRedisWhileAdmissionsAreRefusedFor
   EXPECT_EQ(backend->queued(), 0u);
 }
 
+// The same with no admission after Redis recovers: the next lease renewal ends the refusal
+// and sends the usage counted locally, once.
+TEST_F(RedisRefused, UsageCountedLocallyReachesRedisWithTheNextRenewalAfterARefusal) {
+  name = "refused-then-idle";
+  error = refusals[1].reply;  // LOADING
+  redis_backend_options o;
+  o.renew_every = 100ms;
+  connect_through_node(o);
+  limits::key_demand k{
+      0, name, {.rpm = 10}, {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 10;
+  d.output_tokens = 10;
+  auto first = admit(d);
+  ASSERT_EQ(first.kind, limits::refusal::none);
+  backend->settle(first.res, limits::usage{1, 2});
+  sync();
+  ASSERT_EQ(budget_field(first, "used"), "$1\r\n3\r\n");
+  refuse = 1;  // an admission carrying nothing
+  local.period_start = first.res.budget_period_start;
+  auto fell_back = admit(d);
+  ASSERT_EQ(refused, 1);
+  ASSERT_EQ(fell_back.res.lease, 0u);  // the fallback decided
+  backend->settle(fell_back.res, limits::usage{3, 4});
+  const int scripts_before = scripts;
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return scripts > scripts_before; }, 2000ms));  // the reconcile call
+  sync();
+  EXPECT_EQ(budget_field(first, "used"), "$2\r\n10\r\n");  // 3 + 7
+  test::run_for(io, 300ms);                                // more renewals
+  sync();
+  EXPECT_EQ(budget_field(first, "used"), "$2\r\n10\r\n");  // once
+  EXPECT_EQ(backend->stats().reconciled, 1u);
+}
+
+// A reload after such a refusal: the backend that replaces the refused one gets the usage
+// counted locally, and, Redis being back and nothing kept, sends it at once instead of taking
+// over a refusal that nothing held for it can end.
+TEST_F(RedisRefused, AReloadAfterARefusalWithNothingKeptSendsTheUsageCountedLocally) {
+  name = "refused-then-reload";
+  error = refusals[0].reply;  // BUSY
+  share_batch = true;
+  connect_through_node({});
+  limits::key_demand k{
+      0, name, {.rpm = 10}, {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 10;
+  d.output_tokens = 10;
+  auto first = admit(d);
+  ASSERT_EQ(first.kind, limits::refusal::none);
+  backend->settle(first.res, limits::usage{1, 2});
+  sync();
+  refuse = 1;  // an admission carrying nothing
+  local.period_start = first.res.budget_period_start;
+  auto fell_back = admit(d);
+  ASSERT_EQ(refused, 1);
+  ASSERT_EQ(fell_back.res.lease, 0u);
+  backend->settle(fell_back.res, limits::usage{3, 4});
+  auto next = std::make_shared<redis_backend>(client, &local, options);
+  next->start();
+  std::shared_ptr<redis_backend> old = std::move(backend);
+  backend = next;
+  old->hand_over(*next);
+  old->stop();
+  old.reset();
+  sync();
+  EXPECT_EQ(budget_field(first, "used"), "$2\r\n10\r\n");  // 3 + 7, sent by the hand-over
+  EXPECT_EQ(next->stats().reconciled, 1u);
+}
+
 // A reload starts a new backend while a re-send waits for its reply: refused again, the call
 // goes to the new backend (the one in use, which the first admission Redis runs flushes), not
 // back to the retired one's queue.
