@@ -63,8 +63,9 @@ limits::backend* worker_state::backend_for(const proxy::snapshot& snap,
     // A request still on an older snapshot than the current backend's: a backend of its own
     // (its fallback must be that snapshot's in-memory state, which the request keeps alive).
     auto b = std::make_shared<state::redis_backend>(client_, snap.keys.memory.get(), options_);
-    b->start();
-    if (current_ && snap.generation < current_gen_) {
+    const bool older = current_ && snap.generation < current_gen_;
+    b->start(!older);  // refused calls keep going to the current one
+    if (older) {
       retired_.push_back(b);
       hold = b;
       return b.get();

@@ -134,22 +134,36 @@ bool did_not_run(const redisReply* r) {
 // - CLUSTERDOWN: the cluster cannot serve the slot; refused while routing, before the command.
 // - MOVED / ASK: the slot is elsewhere (the client follows it up to max_redirects; past that the
 //   reply comes here); refused while routing.
+// - READONLY: a read-only replica (the address reached one after a failover). Redis 7 does not
+//   refuse a no-shebang EVAL there up front (EVAL has no write flag): the script runs and its
+//   first write call fails, so nothing is written. The settlements' pcall (settlements.lua)
+//   does not swallow that error: settle.lua and admit.lua return it before anything else, so
+//   the reply is READONLY whenever a settlement met the replica. (An admission carrying none
+//   fails at its own first write, READONLY too, unless refused for a limit before writing:
+//   then it answers normally, which is why admit() does not take such an answer as proof that
+//   Redis takes writes again.)
+// - MISCONF: a master that stopped taking writes after a failed background save
+//   (stop-writes-on-bgsave-error), and NOREPLICAS: fewer good replicas than
+//   min-replicas-to-write. As READONLY: not refused up front for a no-shebang EVAL (EVAL has
+//   no write flag; processCommand refuses only write commands, and PING for MISCONF), every
+//   write call inside the script fails (scriptVerifyWriteCommandAllow), and settle_all returns
+//   the error. Each cause holds for the whole script (it changes only in serverCron).
 // Not here:
-// - READONLY: Redis 7 does not refuse a no-shebang EVAL on a read-only replica up front (EVAL
-//   has no write flag); the script runs and fails at its first write call. Nothing is written
-//   then, but the carried settlements apply under pcall (settlements.lua), which swallows their
-//   write errors: a replica answers a re-sent settle.lua call with a count, not an error, and
-//   an admission it refuses with a normal reply, so a re-send cannot tell that it ran.
 // - OOM: not refused up front either (EVAL has no deny-oom flag); inside a script a deny-oom
 //   write fails only until the script has written once, and a settlement's ZREM and PEXPIRE
 //   are not deny-oom: part of a script can run.
+}  // namespace
+
 bool refused_for_now(const redisReply* r) {
   if (!r || r->type != REDIS_REPLY_ERROR) return false;
   std::string_view code(r->str, r->len);
   code = code.substr(0, code.find(' '));
   return code == "BUSY" || code == "LOADING" || code == "MASTERDOWN" || code == "CLUSTERDOWN" ||
-         code == "MOVED" || code == "ASK";
+         code == "MOVED" || code == "ASK" || code == "READONLY" || code == "MISCONF" ||
+         code == "NOREPLICAS";
 }
+
+namespace {
 
 // What admit() gives the client's late_reply handler: valid while admit() waits for the reply.
 struct admission_wait {
@@ -210,9 +224,12 @@ void* on_late_admission(void* ctx, redis::errc e, redis::reply_ptr r) {
     return nullptr;
   }
   if (e == redis::errc::ok && a->carried && refused_for_now(rep)) {
-    // Nothing ran, and would not if sent again at once: kept, re-sent after a backoff.
-    if (auto backend = a->backend.lock())
-      backend->keep_refused(a->carried->settlements, a->carried->keys, a->carried->args.views());
+    // Nothing ran, and would not if sent again at once: kept, re-sent after a backoff, by the
+    // backend in use on the connection (a reload may have replaced the one that sent it).
+    auto backend = a->backend.lock();
+    if (auto batch = a->batch.lock())
+      batch->keep_refused(backend.get(), settle_script(), a->carried->settlements, a->carried->keys,
+                          a->carried->args.views());
     return nullptr;
   }
   if (e != redis::errc::ok || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements < 12)
@@ -342,11 +359,13 @@ limits::epoch_ms redis_backend::clock_arg() const {
   return opt_.test_clock ? *opt_.test_clock : 0;
 }
 
-void redis_backend::start() {
+void redis_backend::start(bool in_use) {
+  if (batch_ && in_use) batch_->refused_to(weak_from_this());  // the newest on the connection
   arm_renewal();
 }
 
 void redis_backend::stop() {
+  if (batch_ && batch_->refused_taker().get() == this) batch_->refused_to({});
   stopped_ = true;
   renew_timer_.cancel();
   retry_timer_.cancel();
@@ -435,12 +454,17 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
       copy_carried(a, carried_at, again);
       batch_->resend(carried.settlements, carried.keys, again.views());
     }
-    if (refused_for_now(rep)) {  // they wait, and go again after a backoff
-      note_refusal();
-      if (carried.settlements > 0) {
+    if (refused_for_now(rep)) {       // they wait, and go again after a backoff
+      if (carried.settlements > 0) {  // kept (and the refusal noted) by the backend in use
         args kept;
         copy_carried(a, carried_at, kept);
-        keep_refused(carried.settlements, carried.keys, kept.views());
+        batch_->keep_refused(this, settle_script(), carried.settlements, carried.keys,
+                             kept.views());
+      } else {
+        // Nothing kept: the refusal is noted where the refused calls go, so the usage this
+        // request's fallback counts is not flushed blindly into the refusal.
+        const auto taker = batch_->refused_taker();
+        (taker && !taker->stopped_ ? *taker : *this).note_refusal();
       }
     }
     if (r.error != redis::errc::ok || !rep || rep->type != REDIS_REPLY_ARRAY ||
@@ -480,7 +504,12 @@ boost::asio::awaitable<verdict> redis_backend::admit(const demand& d) {
       ++stats_.lease_rechecks;  // a refusal takes nothing: asking again is free of side effects
       continue;
     }
-    answered();  // Redis runs scripts again: what waited for it goes now
+    if (v.kind == refusal::none || !refusing_)
+      answered();  // Redis runs scripts (this one wrote): what waited for it goes now
+    else
+      retry_one();  // refused for a limit, nothing written (a read-only replica answers so too):
+                    // one re-send, its reply read, tells whether writes pass again (with
+                    // nothing kept, the refusal is over: retry_one)
     co_return v;
   }
 }
@@ -620,6 +649,9 @@ void redis_backend::finish(const limits::reservation& r, const limits::usage* ac
 
 void redis_backend::hand_over(redis_backend& to) {
   if (&to == this) return;
+  // What Redis refuses from now on goes to `to` too.
+  if (auto t = batch_ ? batch_->refused_taker() : nullptr; batch_ && (!t || t.get() == this))
+    batch_->refused_to(to.weak_from_this());
   for (auto& q : queued_) {
     if (to.queued_.size() >= max_queued) {
       to.queued_.pop_front();
@@ -630,7 +662,7 @@ void redis_backend::hand_over(redis_backend& to) {
   queued_.clear();
   for (auto& [id, amount] : pending_reconcile_) to.pending_reconcile_[id] += amount;
   pending_reconcile_.clear();
-  if (refusing_ && !to.refusing_) {
+  if (refusing_ && !to.refusing_ && !to.queued_.empty()) {  // a flag alone tells nothing
     to.refusing_ = true;
     to.refused_tries_ = refused_tries_;
     to.refused_since_ = refused_since_;
@@ -686,14 +718,19 @@ void redis_backend::arm_renewal() {
 void redis_backend::renew_all() {
   if (!client_->connected()) return;
   if (refusing_) {
-    // Redis refused the last script: sending the queue blindly could meet the refusal and lose
-    // it; one re-send tells (past the retry bound too: at most one per renewal).
-    if (!queued_.empty() && !retry_armed_ && !retrying_)
-      boost::asio::co_spawn(client_->executor(), retry_refused(), boost::asio::detached);
+    // Redis refused the last script: sending the queue blindly would meet the refusal again; one
+    // re-send tells (past the retry bound too: at most one per renewal).
+    retry_one();
   } else {
     if (!queued_.empty()) flush_queued();  // Redis is back: without waiting for an admission
     if (!pending_reconcile_.empty()) flush_reconcile();
   }
+  // Renewals are fire-and-forget and a refused one (BUSY, LOADING...) is not kept: a lease
+  // expires lease_ttl after its last renewal, and renewals come every renew_every (lease_ttl / 3
+  // in the gateway), so the next one, still sent while Redis refuses, does its work with a
+  // renewal period to spare. A re-send would add nothing: each renewal sets the expiry from its
+  // own clock. Only a refusal lasting about two renewal periods (20 s by default) lets a lease
+  // lapse, as Redis unreachable that long does (docs/SCALING.md).
   for (const auto& [lease, l] : live_) {
     args a;
     std::size_t nkeys = 0;
@@ -706,6 +743,19 @@ void redis_backend::renew_all() {
     a.add(opt_.lease_ttl.count());
     client_->eval_detached(renew_script(), nkeys, a.views());
   }
+}
+
+void redis_backend::retry_one() {
+  if (stopped_ || retry_armed_ || retrying_) return;
+  if (queued_.empty()) {
+    // Nothing kept to tell by its reply whether Redis takes writes again: the refusal is over
+    // for this backend. What else waits goes now: the budget usage counted locally, whose
+    // reconcile calls, refused again, are kept like any refused call (settle_batch's
+    // detached_error handler), so nothing of it is lost or counted twice.
+    answered();
+    return;
+  }
+  boost::asio::co_spawn(client_->executor(), retry_refused(), boost::asio::detached);
 }
 
 void redis_backend::note_refusal() {
@@ -722,7 +772,7 @@ void redis_backend::answered() {
   if (!pending_reconcile_.empty()) flush_reconcile();
 }
 
-void redis_backend::keep_refused(std::size_t n, std::size_t nkeys,
+void redis_backend::keep_refused(const redis::script& s, std::size_t n, std::size_t nkeys,
                                  std::span<const std::string_view> keys_and_args) {
   note_refusal();
   stats_.refused_settlements += n;
@@ -733,7 +783,7 @@ void redis_backend::keep_refused(std::size_t n, std::size_t nkeys,
   args a;
   for (auto v : keys_and_args) a.add(v);
   auto [bytes, spans] = a.take();
-  queued_.push_back({&settle_script(), nkeys, std::move(bytes), std::move(spans)});
+  queued_.push_back({&s, nkeys, std::move(bytes), std::move(spans)});
   arm_retry();
 }
 
@@ -772,18 +822,28 @@ boost::asio::awaitable<void> redis_backend::retry_refused() {
   const redisReply* rep = r.reply.get();
   if (r.error == redis::errc::not_connected ||
       (r.error == redis::errc::ok && refused_for_now(rep))) {
-    queued_.push_front(std::move(q));  // did not run
     ++stats_.refused_retries;
-    ++refused_tries_;
-    if (std::chrono::steady_clock::now() - refused_since_ >= opt_.refused_retry_for) {
+    // It did not run: back to the front of the refused calls of the backend in use on the
+    // connection (a reload may have replaced this one while the re-send waited; this one may be
+    // gone before its queue is handed over).
+    const auto taker = batch_->refused_taker();
+    redis_backend& into = taker && !taker->stopped_ ? *taker : *this;
+    if (&into != this && !into.refusing_) {
+      into.refusing_ = true;
+      into.refused_tries_ = refused_tries_;
+      into.refused_since_ = refused_since_;
+    }
+    into.queued_.push_front(std::move(q));
+    ++into.refused_tries_;
+    if (std::chrono::steady_clock::now() - into.refused_since_ >= into.opt_.refused_retry_for) {
       observe::log(observe::level::warn,
                    "redis: still refusing scripts (" +
                        std::string(r.ok() ? r.error_text() : to_string(r.error)) + "); " +
-                       std::to_string(queued_.size()) +
+                       std::to_string(into.queued_.size()) +
                        " settlement call(s) wait for the next admission it runs");
       co_return;
     }
-    arm_retry();
+    into.arm_retry();
     co_return;
   }
   if (r.error == redis::errc::ok) {  // it ran (or failed as any settlement may)

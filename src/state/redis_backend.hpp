@@ -59,9 +59,10 @@ struct redis_backend_options {
   unsigned instances = 1;  // gateways sharing the Redis: local limits are divided by this
   std::chrono::milliseconds lease_ttl{30'000};
   std::chrono::milliseconds renew_every{10'000};
-  // Settlements an admission carried when Redis refused to run it for a while (BUSY, LOADING,
-  // MASTERDOWN, CLUSTERDOWN, MOVED/ASK past the redirect limit): re-sent after 100 ms doubling
-  // to 1 s for this long after the first refusal, then kept until Redis answers an admission.
+  // Settlement calls Redis refused to run for a while (refused_for_now: BUSY, LOADING,
+  // MASTERDOWN, CLUSTERDOWN, MOVED/ASK past the redirect limit, READONLY, MISCONF,
+  // NOREPLICAS): re-sent after 100 ms doubling to 1 s for this long after the first refusal,
+  // then kept until Redis answers an admission.
   std::chrono::milliseconds refused_retry_for{5'000};
   // Tests only: the clock the scripts use instead of Redis TIME (0 = TIME).
   const limits::epoch_ms* test_clock = nullptr;
@@ -85,7 +86,10 @@ class redis_backend final : public limits::backend,
   redis_backend(std::shared_ptr<redis::client> client, limits::backend* local,
                 redis_backend_options options);
 
-  void start();  // lease renewal timer
+  // Lease renewal timer. `in_use`: this backend is the one in use on its connection (the
+  // newest), so calls Redis refuses go to it (settle_batch::refused_to); false for a backend
+  // made for a request still on an older snapshot, retired at once.
+  void start(bool in_use = true);
   void stop();
 
   std::optional<limits::verdict> admit_now(const limits::demand& d) override;
@@ -115,10 +119,12 @@ class redis_backend final : public limits::backend,
   // At most this many settlements wait for Redis to come back; older ones are dropped.
   static constexpr std::size_t max_queued = 10'000;
 
-  // Settlements (one settle.lua call: keys, count, arguments) an admission carried whose
-  // script Redis refused to run (see refused_for_now() in redis_backend.cpp): kept with those
-  // held while Redis is unreachable, re-sent after a backoff within `refused_retry_for`.
-  void keep_refused(std::size_t n, std::size_t nkeys,
+  // A call Redis refused to run (refused_for_now): `n` settlements (one settle.lua call: keys,
+  // count, arguments) an admission carried or a batch call sent, or a reconcile.lua call (n 0):
+  // kept with those held while Redis is unreachable, re-sent after a backoff within
+  // `refused_retry_for`, then with the first admission Redis runs. The connection's
+  // settle_batch::keep_refused routes each to the backend in use.
+  void keep_refused(const redis::script& s, std::size_t n, std::size_t nkeys,
                     std::span<const std::string_view> keys_and_args);
 
   // Key names (exposed for tests and docs).
@@ -153,6 +159,7 @@ class redis_backend final : public limits::backend,
   void arm_retry();
   void note_refusal();  // Redis refused a script
   void answered();      // ...and ran one again
+  void retry_one();     // while refusing: one re-send now (none in flight or armed)
   boost::asio::awaitable<void> retry_refused();
   limits::epoch_ms clock_arg() const;
   std::uint64_t next_lease() { return lease_base_ | (++lease_seq_ & ((1ull << 40) - 1)); }
@@ -183,6 +190,11 @@ class redis_backend final : public limits::backend,
   bool retrying_ = false;  // a re-send is in flight
   counters stats_;
 };
+
+// An error reply Redis gives instead of running a script, for as long as its cause lasts:
+// BUSY, LOADING, MASTERDOWN, CLUSTERDOWN, MOVED/ASK (past the client's redirects), READONLY,
+// MISCONF, NOREPLICAS. Nothing of the script ran (redis_backend.cpp says why for each).
+bool refused_for_now(const redisReply* r);
 
 // The hash tag of state.cluster: the prefix without its trailing ':' ("ob:" -> "ob"; "" -> "ob").
 std::string cluster_tag(std::string_view prefix);

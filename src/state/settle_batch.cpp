@@ -1,6 +1,7 @@
 #include "state/settle_batch.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 #include "observe/log.hpp"
 #include "state/redis_backend.hpp"
@@ -39,7 +40,49 @@ std::size_t encode(const settlement& s, redis::arg_buffer& out) {
 }
 
 settle_batch::settle_batch(std::shared_ptr<redis::client> client, options o)
-    : client_(std::move(client)), opt_(o), timer_(client_->executor()) {}
+    : client_(std::move(client)), opt_(o), timer_(client_->executor()) {
+  client_->set_detached_error(&settle_batch::on_detached_error, this);
+}
+
+settle_batch::~settle_batch() {
+  client_->clear_detached_error(this);
+}
+
+// A fire-and-forget script call answered with an error. Refused (it did not run): a settle.lua
+// or reconcile.lua call goes to the refused calls; a lease renewal does not (the next renewal,
+// a third of the lease's ttl later, does its work: redis_backend::renew_all).
+void settle_batch::on_detached_error(void* ctx, const redis::script& s, std::string_view command,
+                                     const redisReply* reply) {
+  if (!refused_for_now(reply) || (&s != &settle_script() && &s != &reconcile_script())) return;
+  auto* self = static_cast<settle_batch*>(ctx);
+  const auto argv = redis::parse_command(command);  // EVALSHA|EVAL, sha|body, numkeys, ...
+  std::size_t nkeys = 0, n = 0;
+  if (argv.size() < 3 ||
+      std::from_chars(argv[2].data(), argv[2].data() + argv[2].size(), nkeys).ec != std::errc{} ||
+      nkeys > argv.size() - 3) {
+    observe::log(observe::level::warn, "redis: a refused script call could not be read back");
+    return;
+  }
+  const auto keys_and_args = std::span(argv).subspan(3);
+  if (&s == &settle_script() && keys_and_args.size() > nkeys)
+    std::from_chars(keys_and_args[nkeys].data(),
+                    keys_and_args[nkeys].data() + keys_and_args[nkeys].size(), n);
+  self->keep_refused(nullptr, s, n, nkeys, keys_and_args);
+}
+
+void settle_batch::keep_refused(redis_backend* fallback, const redis::script& s, std::size_t n,
+                                std::size_t nkeys,
+                                std::span<const std::string_view> keys_and_args) {
+  const auto taker = taker_.lock();
+  redis_backend* to = taker ? taker.get() : fallback;
+  if (to) {
+    to->keep_refused(s, n, nkeys, keys_and_args);
+    return;
+  }
+  stats_.lost += n;
+  observe::log(observe::level::warn, "redis: " + std::to_string(n) +
+                                         " refused settlement(s) lost: no backend to keep them");
+}
 
 void settle_batch::add(const settlement& s) {
   if (stopped_) return;

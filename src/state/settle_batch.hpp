@@ -13,10 +13,15 @@
 // (docs/SCALING.md "Settlements ride with admissions").
 //
 // Delivery is the connection's: a settlement handed to the connection (in an admission or a
-// batch call) is never sent again, so it is applied at most once. A reply that times out does
+// batch call) is never sent again unless a reply says its script did not run (NOSCRIPT,
+// TRYAGAIN, a refusal below), so it is applied at most once. A reply that times out does
 // not undo it (the command still runs when Redis gets to it); one on the wire when the
 // connection breaks is lost (its lease expires, its reservation stays charged: the errors of a
 // lost fire-and-forget settlement, docs/SCALING.md). Queued ones wait while Redis is away.
+// A batch call Redis refuses to run (BUSY, LOADING...: the client hands its error reply and
+// bytes to this queue, the connection's detached_error handler) goes, like the settlements of
+// a refused admission, to the refused calls of the backend in use on the connection
+// (keep_refused), which re-sends them after a backoff.
 //
 // Per settlement: its arguments appended to one reused buffer (no allocation in steady state)
 // and a clock read when the queue was empty; per admission a copy of the carried bytes.
@@ -35,6 +40,8 @@
 #include "state/redis/client.hpp"
 
 namespace ob::state {
+
+class redis_backend;
 
 // One settle (actual usage) or release (failed before any usage) of an admitted request, as
 // src/state/redis/settlements.lua applies it.
@@ -81,14 +88,19 @@ class settle_batch : public std::enable_shared_from_this<settle_batch> {
     std::uint64_t batched = 0;  // sent in settle.lua calls
     std::uint64_t calls = 0;    // settle.lua calls
     std::uint64_t lost = 0;     // dropped beyond max_queued while Redis was away, or not
-                                // re-sent (below) for want of a connection
+                                // re-sent (below) for want of a connection, or refused with
+                                // no backend left to keep them
     std::uint64_t resent = 0;   // sent again after their admission did not run (resend)
   };
 
   // `client` sends the batch calls; admissions are sent by the backends (carry_*).
+  // Takes the client's detached_error handler (one queue per connection; the last made wins).
   settle_batch(std::shared_ptr<redis::client> client, options o);
   explicit settle_batch(std::shared_ptr<redis::client> client)
       : settle_batch(std::move(client), options{}) {}
+  ~settle_batch();
+  settle_batch(const settle_batch&) = delete;
+  settle_batch& operator=(const settle_batch&) = delete;
 
   // Queues one settlement (sent at once when the worker is idle).
   void add(const settlement& s);
@@ -121,6 +133,16 @@ class settle_batch : public std::enable_shared_from_this<settle_batch> {
   // counted), as a settlement on a broken connection is.
   void resend(std::size_t n, std::size_t nkeys, std::span<const std::string_view> keys_and_args);
 
+  // Calls Redis refused to run (refused_for_now) go to the backend in use on this connection:
+  // the last one started on it, or the one a backend it replaced handed its queue to
+  // (redis_backend::start, hand_over, stop). keep_refused hands it one (`n` settlements, the
+  // script's keys and arguments); with no such backend, to `fallback`; with neither, it is lost
+  // (counted, logged).
+  void refused_to(std::weak_ptr<redis_backend> b) { taker_ = std::move(b); }
+  std::shared_ptr<redis_backend> refused_taker() const { return taker_.lock(); }
+  void keep_refused(redis_backend* fallback, const redis::script& s, std::size_t n,
+                    std::size_t nkeys, std::span<const std::string_view> keys_and_args);
+
   void flush();  // sends everything queued now (when connected)
   void stop();   // flushes, then sends nothing more
 
@@ -137,6 +159,8 @@ class settle_batch : public std::enable_shared_from_this<settle_batch> {
   void arm(clock::time_point at);
   void on_timer();
   void pop(std::size_t n);
+  static void on_detached_error(void* ctx, const redis::script& s, std::string_view command,
+                                const redisReply* reply);
 
   std::shared_ptr<redis::client> client_;
   options opt_;
@@ -151,6 +175,7 @@ class settle_batch : public std::enable_shared_from_this<settle_batch> {
   std::size_t admitting_ = 0;     // admissions sent whose reply has not come
   std::size_t live_ = 0;          // requests admitted in Redis that have not ended
   counters stats_;
+  std::weak_ptr<redis_backend> taker_;  // keeps the calls Redis refused (refused_to)
 };
 
 }  // namespace ob::state

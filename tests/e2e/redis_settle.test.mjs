@@ -143,6 +143,62 @@ describe('settlements sent on their own', { timeout: 120000, skip: !redisAvailab
     }
   });
 
+  test('a settlement that meets a read-only replica is kept and applied once it takes writes again', T, async () => {
+    // The request is admitted on the master; while its upstream answers (delay-600), Redis
+    // becomes a replica (of a master that is not there: it keeps its data, serves reads and
+    // refuses writes). The settlement, sent on its own when the answer ends, meets READONLY
+    // (before: swallowed by the settlement's pcall, the usage lost and the reservation kept).
+    const token = 'sk-readonly-secret';
+    const other = 'sk-readonly-warm-secret';
+    const gw = await startGateway({
+      config: {
+        providers: [
+          { group: 'g', name: 'm', base: mock.url, key: 'sk-up' },
+          { group: 'slow', name: 's', base: `${mock.url}/mode/delay-600`, key: 'sk-up' },
+        ],
+        keys: [
+          { name: 'ro', token, budget: { tokens: 100000, period: 'day' } },
+          { name: 'warm', token: other, limits: { concurrency: 5 } },
+        ],
+        state: { path: '', redis: redis.url, timeout: '500ms', prefix: 'ro:' },
+      },
+      workers: 1,
+    });
+    let replica = false;
+    try {
+      const w = await gwPost(gw, '/v1/chat/completions', chatBody('g'), { token: other });
+      assert.equal(w.status, 200, w.text);
+      const pending = gwPost(gw, '/v1/chat/completions', chatBody('slow'), { token });
+      let b = null;
+      for (let i = 0; i < 100 && !(b && b.reserved > 0); i++) {
+        await sleep(10);
+        b = await budget('ro:', 'ro');
+      }
+      assert.ok(b && b.reserved > 0, `admitted in Redis: ${JSON.stringify(b)}`);
+      assert.match(await redis.command('REPLICAOF', '127.0.0.1', '1'), /^\+OK/);
+      replica = true;
+      const r = await pending;
+      assert.equal(r.status, 200, r.text);
+      const per = r.json().usage.total_tokens;
+      for (let i = 0; i < 200 && accessLines(gw).length < 2; i++) await sleep(10);
+      await sleep(300); // the settlement and a re-send or two met the replica
+      assert.deepEqual(await budget('ro:', 'ro'), { reserved: b.reserved }, 'nothing applied on the replica');
+      assert.match(await redis.command('REPLICAOF', 'NO', 'ONE'), /^\+OK/);
+      replica = false;
+      for (let i = 0; i < 150; i++) {
+        b = await budget('ro:', 'ro');
+        if (b && b.reserved === 0) break;
+        await sleep(20);
+      }
+      assert.deepEqual(b, { used: per, reserved: 0 }, 'settled once Redis takes writes again');
+      await sleep(300);
+      assert.deepEqual(await budget('ro:', 'ro'), { used: per, reserved: 0 }, 'and only once');
+    } finally {
+      if (replica) await redis.command('REPLICAOF', 'NO', 'ONE');
+      await gw.stop();
+    }
+  });
+
   // Not deterministic against the loss it guards (commands not yet written when the worker's
   // connection stopped were dropped): here the settlements have usually been written before the
   // stop. RedisClient.StopSendsWhatIsQueuedBeforeClosing (tests/state/redis/client_test.cpp)

@@ -21,7 +21,10 @@
 -- Returns {admitted (1/0), refusal (0 none, 1 budget, 2 concurrency, 3 rpm, 4 rpd, 5 tpm,
 --   6 tpd, 7 every target full), retry_after ms, chosen target (0-based, -1 none), now,
 --   budget period start, then the x-ratelimit numbers (-1 = absent): limit, remaining, reset
---   of requests (rpm, else rpd), the same of tokens (tpm, else tpd)}.
+--   of requests (rpm, else rpd), the same of tokens (tpm, else tpd)}. Where no write can pass
+--   (READONLY: a read-only replica after a failover; MISCONF; NOREPLICAS), the error of its
+--   first write: nothing ran, the carried settlements included (settle_all does not swallow
+--   it).
 
 local floor, ceil = math.floor, math.ceil
 local now = tonumber(ARGV[1])
@@ -41,7 +44,8 @@ do
   local carried_at = 17 + 4 * ntargets
   local carried = tonumber(ARGV[carried_at]) or 0
   if carried > 0 then
-    settle_all(now, carried, (has_key and 6 or 0) + 3 * ntargets, carried_at)
+    local _, refused = settle_all(now, carried, (has_key and 6 or 0) + 3 * ntargets, carried_at)
+    if refused then return refused end  -- no write can pass: nothing ran
   end
 end
 

@@ -46,6 +46,33 @@ const char* to_string(errc e) {
   return "?";
 }
 
+std::vector<std::string_view> parse_command(std::string_view c) {
+  std::vector<std::string_view> argv;
+  auto number = [&](char kind, std::size_t& n) {
+    if (c.empty() || c[0] != kind) return false;
+    const auto eol = c.find("\r\n");
+    if (eol == std::string_view::npos) return false;
+    auto [p, ec] = std::from_chars(c.data() + 1, c.data() + eol, n);
+    if (ec != std::errc{} || p != c.data() + eol) return false;
+    c.remove_prefix(eol + 2);
+    return true;
+  };
+  std::size_t count = 0;
+  // Every argument takes at least 6 bytes ("$0\r\n\r\n"): a count the bytes cannot hold is
+  // refused before anything is reserved for it.
+  if (!number('*', count) || count > c.size() / 4) return {};
+  argv.reserve(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    std::size_t len = 0;
+    if (!number('$', len) || c.size() < 2 || len > c.size() - 2 || c.substr(len, 2) != "\r\n")
+      return {};
+    argv.push_back(c.substr(0, len));
+    c.remove_prefix(len + 2);
+  }
+  if (!c.empty()) return {};
+  return argv;
+}
+
 void reply_deleter::operator()(redisReply* r) const {
   freeReplyObject(r);
 }
@@ -359,7 +386,7 @@ void client::on_reply(redisReply* raw) {
       if (!again.empty() && socket_.is_open()) {
         const std::size_t at = out_.size();
         out_ += again;
-        push_sent(at, nullptr, nullptr, true, nullptr);
+        push_sent(at, nullptr, nullptr, true, evalsha);  // kept: it may be refused too
         ++resent_eval_;
         arm_timer();
         start_write();
@@ -369,6 +396,9 @@ void client::on_reply(redisReply* raw) {
     } else if (late.fn) {
       ++late_replies_;
       late.fn(late.ctx, errc::ok, std::move(r));
+    } else if (detached && evalsha && detached_error_) {
+      // A fire-and-forget script call that did not run, or failed: its owner decides.
+      detached_error_(detached_error_ctx_, *evalsha, scratch_, r.get());
     }
   } else if (fn) {
     fn(ctx, errc::ok, std::move(r));
@@ -566,7 +596,7 @@ bool client::eval_text_detached(const script& s, std::size_t numkeys,
   char nk[24];
   auto [p, ec] = std::to_chars(nk, nk + sizeof nk, numkeys);
   std::array<std::string_view, 3> pre{"EVAL", s.body, std::string_view(nk, p - nk)};
-  return send_parts(pre, keys_and_args, nullptr, nullptr, true);
+  return send_parts(pre, keys_and_args, nullptr, nullptr, true, &s);  // bytes kept (rare)
 }
 
 }  // namespace ob::state::redis

@@ -44,7 +44,11 @@
 // the TRYAGAIN reply. Costs nothing until such a reply comes.
 //
 // Fire-and-forget EVALSHA (settlements) keep their bytes too: a NOSCRIPT reply (the server lost
-// its scripts: SCRIPT FLUSH, failover) re-sends them once as EVAL, so none is lost.
+// its scripts: SCRIPT FLUSH, failover) re-sends them once as EVAL, so none is lost. Any other
+// error reply to a fire-and-forget script call (BUSY, LOADING...: the script did not run) goes,
+// with the command's bytes, to the `detached_error` handler if one is set (set_detached_error):
+// the owner of what the call carried decides whether it goes again. Costs nothing until such a
+// reply comes.
 //
 // stop() does not drop what is queued: the commands not yet written are written and their
 // replies read, for at most `timeout`, then the connection closes. Fire-and-forget commands
@@ -140,6 +144,10 @@ std::optional<redirect> parse_redirect(std::string_view error_text);
 // when `evalsha` is not a formatted EVALSHA command.
 std::string evalsha_to_eval(std::string_view evalsha, std::string_view body);
 
+// The arguments of a command as the client writes it (a RESP array of bulk strings), as views
+// into `command`; empty when it is not one.
+std::vector<std::string_view> parse_command(std::string_view command);
+
 // A command's handler for its reply after its waiter timed out (see "Late replies" above):
 // fn(ctx, errc::timeout, null) returns the context of the second call,
 // fn(that, errc::ok / connection_lost / stopped, reply), whose return value is ignored.
@@ -152,6 +160,10 @@ class client : public std::enable_shared_from_this<client> {
  public:
   // fn(ctx, error, reply): reply is null unless error == ok; fn owns it.
   using callback = void (*)(void* ctx, errc error, reply_ptr reply);
+  // fn(ctx, s, command, reply): a fire-and-forget call of script `s` (EVALSHA or EVAL; its bytes
+  // in `command`, valid during the call) was answered with an error reply other than NOSCRIPT.
+  using detached_error = void (*)(void* ctx, const script& s, std::string_view command,
+                                  const redisReply* reply);
 
   client(asio::any_io_executor ex, client_options options);
   ~client();
@@ -199,6 +211,16 @@ class client : public std::enable_shared_from_this<client> {
   bool eval_text_detached(const script& s, std::size_t numkeys,
                           std::span<const std::string_view> keys_and_args);
 
+  // One handler per client (a later call replaces it); clear_detached_error(ctx) removes it if
+  // it is still ctx's.
+  void set_detached_error(detached_error fn, void* ctx) {
+    detached_error_ = fn;
+    detached_error_ctx_ = ctx;
+  }
+  void clear_detached_error(void* ctx) {
+    if (detached_error_ctx_ == ctx) detached_error_ = nullptr, detached_error_ctx_ = nullptr;
+  }
+
   // Commands whose reply never came before the timeout (diagnostics and tests).
   std::uint64_t timeouts() const { return timeouts_; }
   // Late replies handed to a late_reply handler (diagnostics and tests).
@@ -224,7 +246,7 @@ class client : public std::enable_shared_from_this<client> {
     void* ctx = nullptr;
     std::chrono::steady_clock::time_point deadline;
     bool detached = false;
-    const script* evalsha = nullptr;  // a detached EVALSHA of this script (NOSCRIPT: EVAL)
+    const script* evalsha = nullptr;  // a detached call of this script (EVALSHA: NOSCRIPT, EVAL)
     unsigned redirects = 0;           // MOVED/ASK replies this command had
     unsigned tryagains = 0;           // TRYAGAIN replies this command had
     bool asking = false;              // to re-send (sent, in flight) after ASKING
@@ -317,6 +339,8 @@ class client : public std::enable_shared_from_this<client> {
   bool closing_ = false;
   asio::steady_timer stop_timer_;
   std::function<void()> closed_;
+  detached_error detached_error_ = nullptr;
+  void* detached_error_ctx_ = nullptr;
 };
 
 }  // namespace ob::state::redis

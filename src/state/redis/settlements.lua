@@ -68,15 +68,23 @@ end
 
 -- Applies `n` settlements whose KEYS start after index k and whose ARGV start after index a.
 -- One that fails (a key of the wrong type, say) is logged by Redis and skipped: the others,
--- and the admission carrying them, still go through. Returns how many failed.
+-- and the admission carrying them, still go through. Returns how many failed, and, when a
+-- write meets an error every write of the call meets, that error as an error reply for the
+-- caller to return at once: nothing of the call was written, and the gateway keeps the
+-- settlements as for a refusal (redis_backend.cpp refused_for_now). Those errors: READONLY (a
+-- read-only replica, after a failover), MISCONF (writes stopped after a failed background
+-- save), NOREPLICAS (fewer replicas than min-replicas-to-write); each holds for the whole call.
+local writes_refused = {READONLY = true, MISCONF = true, NOREPLICAS = true}
 local function settle_all(clock, n, k, a)
   local failed = 0
   for _ = 1, n do
     local ok, err = pcall(settle_one, clock, k, a)
     if not ok then
-      failed = failed + 1
       if type(err) == 'table' then err = err.err end
-      redis.log(redis.LOG_WARNING, 'openbridge settlement failed: ' .. tostring(err))
+      err = tostring(err)
+      if writes_refused[string.match(err, '^%u+') or ''] then return failed, {err = err} end
+      failed = failed + 1
+      redis.log(redis.LOG_WARNING, 'openbridge settlement failed: ' .. err)
     end
     k = k + (tonumber(ARGV[a + 7]) == 1 and 4 or 0) + (tonumber(ARGV[a + 13]) == 1 and 2 or 0)
     a = a + 15

@@ -301,6 +301,42 @@ TEST(RedisRedirect, EvalShaBytesRewrittenAsEval) {
   EXPECT_EQ(evalsha_to_eval("", "x"), "");
 }
 
+// The bytes the client wrote, read back into arguments (a refused fire-and-forget call is kept
+// from them); anything else reads as nothing.
+TEST(RedisCommand, ParsedBackIntoItsArguments) {
+  char* cmd = nullptr;
+  const char* argv[] = {"EVALSHA", "0123456789abcdef0123456789abcdef01234567", "1", "k", "a\r\nb",
+                        ""};
+  std::size_t len[] = {7, 40, 1, 1, 4, 0};
+  int n = redisFormatCommandArgv(&cmd, 6, argv, len);
+  ASSERT_GT(n, 0);
+  std::string bytes(cmd, static_cast<std::size_t>(n));
+  redisFreeCommand(cmd);
+  auto got = parse_command(bytes);
+  ASSERT_EQ(got.size(), 6u);
+  for (std::size_t i = 0; i < 6; ++i) EXPECT_EQ(got[i], std::string_view(argv[i], len[i]));
+  const struct {
+    const char* name;
+    std::string input;
+  } bad[] = {
+      {"empty", ""},
+      {"cut", bytes.substr(0, bytes.size() - 1)},
+      {"trailing", bytes + "x"},
+      {"not an array", "+OK\r\n"},
+      {"length past the end", "*1\r\n$9\r\nPING\r\n"},
+      {"no terminator", "*1\r\n$4\r\nPINGxx"},
+      {"bad count", "*x\r\n"},
+      // Lengths and counts that would wrap or ask for more than the bytes can hold.
+      {"length wraps", "*1\r\n$18446744073709551615\r\nPING\r\n"},
+      {"length one short of wrapping", "*1\r\n$18446744073709551614\r\nPING\r\n"},
+      {"length past 64 bits", "*1\r\n$18446744073709551616\r\nPING\r\n"},
+      {"huge count", "*18446744073709551615\r\n$4\r\nPING\r\n"},
+      {"count past the bytes", "*1000000000\r\n$4\r\nPING\r\n"},
+      {"negative length", "*1\r\n$-1\r\n"},
+  };
+  for (const auto& b : bad) EXPECT_TRUE(parse_command(b.input).empty()) << b.name;
+}
+
 // A fire-and-forget EVALSHA answered NOSCRIPT (the server lost its scripts) is sent again as
 // EVAL: applied once, not lost.
 TEST_F(RedisClient, ADetachedEvalShaAnsweredNoScriptIsSentAgainAsEval) {
