@@ -163,6 +163,12 @@ bool refused_for_now(const redisReply* r) {
          code == "NOREPLICAS";
 }
 
+bool kept_when_refused(const redisReply* r) {
+  if (refused_for_now(r)) return true;
+  if (!r || r->type != REDIS_REPLY_ERROR) return false;
+  return std::string_view(r->str, r->len).starts_with("TRYAGAIN");
+}
+
 namespace {
 
 // What admit() gives the client's late_reply handler: valid while admit() waits for the reply.
@@ -821,7 +827,7 @@ boost::asio::awaitable<void> redis_backend::retry_refused() {
   retrying_ = false;
   const redisReply* rep = r.reply.get();
   if (r.error == redis::errc::not_connected ||
-      (r.error == redis::errc::ok && refused_for_now(rep))) {
+      (r.error == redis::errc::ok && kept_when_refused(rep))) {
     ++stats_.refused_retries;
     // It did not run: back to the front of the refused calls of the backend in use on the
     // connection (a reload may have replaced this one while the re-send waited; this one may be

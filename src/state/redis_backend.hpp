@@ -195,6 +195,12 @@ class redis_backend final : public limits::backend,
 // BUSY, LOADING, MASTERDOWN, CLUSTERDOWN, MOVED/ASK (past the client's redirects), READONLY,
 // MISCONF, NOREPLICAS. Nothing of the script ran (redis_backend.cpp says why for each).
 bool refused_for_now(const redisReply* r);
+// refused_for_now, or Redis Cluster's TRYAGAIN (a multi-key script while its slot's keys are
+// split by a migration: it did not run). For calls nothing else sends again: a fire-and-forget
+// batch call still answered TRYAGAIN after the client's own retries, a re-send from the refused
+// calls. Not for admissions: the settlements one carried that meets TRYAGAIN are sent again
+// once on their own (did_not_run), and keeping them too would apply them twice.
+bool kept_when_refused(const redisReply* r);
 
 // The hash tag of state.cluster: the prefix without its trailing ':' ("ob:" -> "ob"; "" -> "ob").
 std::string cluster_tag(std::string_view prefix);

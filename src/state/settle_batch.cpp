@@ -48,12 +48,13 @@ settle_batch::~settle_batch() {
   client_->clear_detached_error(this);
 }
 
-// A fire-and-forget script call answered with an error. Refused (it did not run): a settle.lua
-// or reconcile.lua call goes to the refused calls; a lease renewal does not (the next renewal,
-// a third of the lease's ttl later, does its work: redis_backend::renew_all).
+// A fire-and-forget script call answered with an error. Refused (it did not run; TRYAGAIN too,
+// after the client's own retries): a settle.lua or reconcile.lua call goes to the refused calls;
+// a lease renewal does not (the next renewal, a third of the lease's ttl later, does its work:
+// redis_backend::renew_all).
 void settle_batch::on_detached_error(void* ctx, const redis::script& s, std::string_view command,
                                      const redisReply* reply) {
-  if (!refused_for_now(reply) || (&s != &settle_script() && &s != &reconcile_script())) return;
+  if (!kept_when_refused(reply) || (&s != &settle_script() && &s != &reconcile_script())) return;
   auto* self = static_cast<settle_batch*>(ctx);
   const auto argv = redis::parse_command(command);  // EVALSHA|EVAL, sha|body, numkeys, ...
   std::size_t nkeys = 0, n = 0;

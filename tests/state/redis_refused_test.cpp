@@ -61,6 +61,7 @@ class RedisRefused : public test::BackendFixture {
     co.address = *config::parse_redis_url(
         "redis://127.0.0.1:" + std::to_string(node->port()) + "/0", nullptr);
     co.timeout = 200ms;
+    co.cluster = cluster_client;
     client = std::make_shared<redis::client>(io.get_executor(), co);
     register_scripts(*client);
     client->start();
@@ -84,6 +85,7 @@ class RedisRefused : public test::BackendFixture {
   }
 
   std::unique_ptr<test::fake_node> node;
+  bool cluster_client = false;  // the client follows MOVED/ASK and retries TRYAGAIN
   bool share_batch = false;
   std::shared_ptr<settle_batch> batch;
   redis_backend_options options;  // the backend's
@@ -294,6 +296,41 @@ TEST_F(RedisRefused, ASettlementBatchCallRefusedIsSentAgainAfterABackoff) {
     EXPECT_EQ(scripts, scripts_before + 2);
     EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");  // once
   }
+}
+
+// Redis Cluster: a settlement batch call still answered TRYAGAIN after the client's own retries
+// (its slot's keys split by a migration for longer than they last, ~250 ms) did not run: it is
+// kept with the refused calls and re-sent after a backoff, not dropped.
+TEST_F(RedisRefused, ABatchCallStillAnsweredTryAgainAfterItsRetriesIsSentAgainLater) {
+  name = "tryagain-batch";
+  error = "-TRYAGAIN Multiple keys request during rehashing of slot\r\n";
+  cluster_client = true;
+  connect_through_node({});
+  limits::key_demand k{0,
+                       name,
+                       {.concurrency = 10},
+                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+  limits::demand d;
+  d.key = &k;
+  d.input_tokens = 10;
+  d.output_tokens = 10;
+  auto ended = admit(d);
+  ASSERT_NE(ended.res.lease, 0u);
+  sync();
+  refuse = 6;  // the batch call and the client's 5 retries of it
+  const int scripts_before = scripts;
+  backend->settle(ended.res, limits::usage{3, 4});  // the worker is idle: sent at once
+  ASSERT_TRUE(test::run_until(
+      io, [&] { return scripts == scripts_before + 7; }, 3000ms));
+  EXPECT_EQ(refused, 6);
+  sync();
+  EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");
+  EXPECT_EQ(budget_field(ended, "reserved"), "$1\r\n0\r\n");
+  EXPECT_EQ(server.command({"ZCARD", backend->key_name(name, "conc")}), ":0\r\n");
+  test::run_for(io, 300ms);  // nothing goes again
+  sync();
+  EXPECT_EQ(scripts, scripts_before + 7);
+  EXPECT_EQ(budget_field(ended, "used"), "$1\r\n7\r\n");  // once
 }
 
 // Past the bound a refused batch call waits, like a refused admission's settlements, for the

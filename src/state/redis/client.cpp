@@ -350,10 +350,10 @@ void client::on_reply(redisReply* raw) {
         maybe_switch_node();
         return;
       }
-      if (detached)
+      if (detached)  // its owner's error handler may keep it (a settlement: settle_batch)
         observe::log(observe::level::warn, "redis: a fire-and-forget command answered TRYAGAIN " +
                                                std::to_string(tryagains + 1) +
-                                               " times is dropped: " + std::string(text));
+                                               " times is not retried here: " + std::string(text));
     }
     if (to) {
       // It did not run: it goes again, once, to the node named (after what is on the wire
