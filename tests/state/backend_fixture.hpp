@@ -12,6 +12,15 @@
 
 namespace ob::test {
 
+// The tests' clock starts on a Monday, 03:00 UTC, 2037-11-30: the last day of a month, the
+// first of a week. Far ahead of the real clock on purpose: the scripts expire a budget's hash
+// at an absolute time a day after its period ends (by this clock), and Redis removes a key
+// whose time has passed by its own clock, so a test clock in the past would see its budgets
+// vanish (tests set at 2026-11-30 began failing once the real date passed 2026-12-01).
+inline constexpr limits::epoch_ms test_monday = 2'143'162'800'000;         // 2037-11-30T03:00Z
+inline constexpr limits::epoch_ms test_day = test_monday - 3 * 3'600'000;  // its 00:00Z
+inline constexpr limits::epoch_ms test_next_day = test_day + 86'400'000;   // 2037-12-01T00:00Z
+
 class BackendFixture : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -58,7 +67,7 @@ class BackendFixture : public ::testing::Test {
   redis_server server;
   std::shared_ptr<state::redis::client> client;
   std::shared_ptr<state::redis_backend> backend;
-  limits::epoch_ms now = 1796007600000;  // 2026-11-30T03:00:00Z, a Monday
+  limits::epoch_ms now = test_monday;
 };
 
 }  // namespace ob::test

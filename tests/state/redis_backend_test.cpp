@@ -204,7 +204,7 @@ TEST_F(RedisBackend, BudgetReservesSettlesAndRollsOverAtTheNextPeriod) {
   auto d = demand_for(&k, 100, 200);
   auto a = admit(d);
   ASSERT_TRUE(a.ok());
-  EXPECT_EQ(a.res.budget_period_start, 1795996800000);  // 2026-11-30T00:00Z
+  EXPECT_EQ(a.res.budget_period_start, test::test_day);
   EXPECT_EQ(a.res.budget_cost, 300u);
   backend->settle(a.res, limits::usage{500, 400});  // used 900
   sync();
@@ -212,14 +212,14 @@ TEST_F(RedisBackend, BudgetReservesSettlesAndRollsOverAtTheNextPeriod) {
   ASSERT_TRUE(b.ok());
   auto no = admit(d);  // 900 + 300 >= 1000
   EXPECT_EQ(no.kind, refusal::budget);
-  EXPECT_EQ(no.retry_after_ms, 75'600'000);  // 21 h to 2026-12-01T00:00Z
+  EXPECT_EQ(no.retry_after_ms, 75'600'000);  // 21 h to the next day, 00:00Z
   backend->release(b.res);
   sync();
   EXPECT_TRUE(admit(d).ok());
   now += 75'600'000;  // the next day starts at zero
   auto c = admit(d);
   ASSERT_TRUE(c.ok());
-  EXPECT_EQ(c.res.budget_period_start, 1796083200000);
+  EXPECT_EQ(c.res.budget_period_start, test::test_next_day);
 }
 
 TEST_F(RedisBackend, BudgetPeriodsAreCalendarWeeksAndMonthsInUtc) {
@@ -229,15 +229,18 @@ TEST_F(RedisBackend, BudgetPeriodsAreCalendarWeeksAndMonthsInUtc) {
     limits::epoch_ms now, start, retry;
   };
   const row rows[] = {
-      // Sunday 23:00 -> the week began Monday 2026-11-23; the next Monday is 1 h away.
-      {limits::budget_period::week, 1795993200000, 1795993200000 - 6 * 86'400'000 - 82'800'000,
-       3'600'000},
-      {limits::budget_period::week, 1796007600000, 1795996800000, 594'000'000},
-      // 2028-02-29 12:00 (leap year) -> 2028-02-01, next 2028-03-01. (Dates in the future:
-      // budget hashes expire at an absolute time a day after their period, by Redis's clock.)
-      {limits::budget_period::month, 1835438400000, 1832976000000, 43'200'000},
-      // The last millisecond of 2026 -> 2026-12-01, next 2027-01-01.
-      {limits::budget_period::month, 1798761599999, 1796083200000, 1},
+      // (Dates far in the future: budget hashes expire at an absolute time a day after their
+      // period, by Redis's clock; backend_fixture.hpp.)
+      // Sunday 23:00 -> the week began the Monday 6 days 23 h before; the next Monday is 1 h
+      // away.
+      {limits::budget_period::week, test::test_day - 3'600'000,
+       test::test_day - 3'600'000 - 6 * 86'400'000 - 82'800'000, 3'600'000},
+      {limits::budget_period::week, test::test_monday, test::test_day, 594'000'000},
+      // 2040-02-29 12:00 (leap year) -> 2040-02-01, next 2040-03-01.
+      {limits::budget_period::month, 2'214'129'600'000, 2'211'667'200'000, 43'200'000},
+      // The last millisecond of 2037 -> 2037-12-01, next 2038-01-01.
+      {limits::budget_period::month, test::test_next_day + 31 * 86'400'000LL - 1, test::test_next_day,
+       1},
   };
   int n = 0;
   for (const row& r : rows) {
@@ -321,7 +324,7 @@ TEST_F(RedisBackend, ARefusalChargesNothing) {
   auto big = demand_for(&k, 100, 50);  // est 150 > 100: clamped to 100, passes when full
   ASSERT_TRUE(admit(big).ok());
   std::string before_rpm = get("ob:{k:aon}:rpm");
-  std::string budget_key = "ob:{k:aon}:budget:1795996800000";
+  std::string budget_key = "ob:{k:aon}:budget:" + std::to_string(test::test_day);
   std::string before_budget = server.command({"HGET", budget_key, "reserved"});
   auto no = admit(big);
   ASSERT_EQ(no.kind, refusal::tpm);

@@ -29,7 +29,7 @@ class recording_backend final : public limits::backend {
     v.res.target_ptr = d.targets.empty() ? nullptr : &d.targets[0];
     v.res.tokens = d.input_tokens + d.output_tokens;
     v.res.budget_cost = v.res.tokens;
-    v.res.budget_period_start = 1795996800000;
+    v.res.budget_period_start = test::test_day;
     return v;
   }
   boost::asio::awaitable<limits::verdict> admit(const limits::demand& d) override {
@@ -104,7 +104,8 @@ TEST_F(RedisFallback, LocalDividesTheLimitsAndReconcilesBudgetsWhenRedisIsBack) 
   EXPECT_NE(r.res.lease, 0u);
   sync();
   EXPECT_EQ(backend->stats().reconciled, 1u);
-  EXPECT_EQ(server.command({"HGET", "ob:{k:rec}:budget:1795996800000", "used"}), "$3\r\n100\r\n");
+  EXPECT_EQ(server.command({"HGET", "ob:{k:rec}:budget:" + std::to_string(test::test_day), "used"}),
+            "$3\r\n100\r\n");
 }
 
 TEST_F(RedisFallback, ASettlementWhileRedisIsDownIsSentWhenItIsBack) {
@@ -221,7 +222,8 @@ TEST_F(RedisFallback, ALateAdmissionGivesBackWhatItTookInRedis) {
   sync();
   EXPECT_EQ(server.command({"ZCARD", backend->key_name("late-in", "conc")}), ":0\r\n");
   EXPECT_EQ(server.command({"ZCARD", backend->target_name("g/t@h", "conc")}), ":0\r\n");
-  const std::string budget = backend->key_name("late-in", "budget") + ":1795996800000";
+  const std::string budget =
+      backend->key_name("late-in", "budget") + ":" + std::to_string(test::test_day);
   EXPECT_EQ(server.command({"HGET", budget, "reserved"}), "$1\r\n0\r\n");
   // The whole of each limit is there for the next request: 700 of 1000 tokens, the only slot.
   auto next = admit(d);
@@ -254,7 +256,8 @@ TEST_F(RedisFallback, ALateRefusalGivesNothingBack) {
   sync();
   // The late run was refused (the slot is held): the holder's lease and reservation stay.
   EXPECT_EQ(server.command({"ZCARD", backend->key_name("late-no", "conc")}), ":1\r\n");
-  const std::string budget = backend->key_name("late-no", "budget") + ":1795996800000";
+  const std::string budget =
+      backend->key_name("late-no", "budget") + ":" + std::to_string(test::test_day);
   EXPECT_EQ(server.command({"HGET", budget, "reserved"}), "$3\r\n200\r\n");
   EXPECT_EQ(admit(d).kind, refusal::concurrency);
   backend->release(held.res);
@@ -318,7 +321,8 @@ TEST_F(RedisFallback, SettlementsCarriedByALateAdmissionAnsweredNoScriptAreSentA
 // that admits the first two admissions, then answers TRYAGAIN to every admission.
 TEST_F(RedisFallback, SettlementsCarriedByAnAdmissionAnsweredTryAgainAreSentAgain) {
   const std::string admitted =
-      "*12\r\n:1\r\n:0\r\n:0\r\n:-1\r\n:0\r\n:1795996800000\r\n"
+      "*12\r\n:1\r\n:0\r\n:0\r\n:-1\r\n:0\r\n:" + std::to_string(test::test_day) +
+      "\r\n"
       ":-1\r\n:-1\r\n:-1\r\n:-1\r\n:-1\r\n:-1\r\n";
   const std::string tryagain = "-TRYAGAIN Multiple keys request during rehashing of slot\r\n";
   int admissions = 0;

@@ -84,6 +84,22 @@ class RedisRefused : public test::BackendFixture {
          field});
   }
 
+  // The key most tests use: concurrency 10, a daily budget of 1,000 tokens, named `name`.
+  limits::key_demand budget_key() const {
+    return {0,
+            name,
+            {.concurrency = 10},
+            {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
+  }
+  // A request on `k` that reserves 20 tokens.
+  static limits::demand demand_of(const limits::key_demand& k) {
+    limits::demand d;
+    d.key = &k;
+    d.input_tokens = 10;
+    d.output_tokens = 10;
+    return d;
+  }
+
   std::unique_ptr<test::fake_node> node;
   bool cluster_client = false;  // the client follows MOVED/ASK and retries TRYAGAIN
   bool share_batch = false;
@@ -130,14 +146,8 @@ TEST_F(RedisRefused, SettlementsCarriedByARefusedAdmissionReachRedisOnceAfterABa
     name = std::string("refused-") + c.name;
     error = c.reply;
     connect_through_node({});
-    limits::key_demand k{0,
-                         name,
-                         {.concurrency = 10},
-                         {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
-    limits::demand d;
-    d.key = &k;
-    d.input_tokens = 10;
-    d.output_tokens = 10;
+    const limits::key_demand k = budget_key();
+    const limits::demand d = demand_of(k);
     auto running = admit(d);  // keeps the worker busy: the settlement waits for a carrier
     auto ended = admit(d);
     ASSERT_NE(running.res.lease, 0u);
@@ -178,14 +188,8 @@ TEST_F(RedisRefused, PastTheBoundTheyWaitForTheFirstAdmissionRedisAnswers) {
   redis_backend_options o;
   o.refused_retry_for = 300ms;
   connect_through_node(o);
-  limits::key_demand k{0,
-                       name,
-                       {.concurrency = 10},
-                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
-  limits::demand d;
-  d.key = &k;
-  d.input_tokens = 10;
-  d.output_tokens = 10;
+  const limits::key_demand k = budget_key();
+  const limits::demand d = demand_of(k);
   auto running = admit(d);
   auto ended = admit(d);
   ASSERT_NE(ended.res.lease, 0u);
@@ -221,14 +225,8 @@ TEST_F(RedisRefused, ALateRefusalKeepsTheCarriedSettlementsToo) {
   name = "refused-late";
   error = refusals[1].reply;  // LOADING
   connect_through_node({});
-  limits::key_demand k{0,
-                       name,
-                       {.concurrency = 10},
-                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
-  limits::demand d;
-  d.key = &k;
-  d.input_tokens = 10;
-  d.output_tokens = 10;
+  const limits::key_demand k = budget_key();
+  const limits::demand d = demand_of(k);
   auto running = admit(d);
   auto ended = admit(d);
   ASSERT_NE(ended.res.lease, 0u);
@@ -267,14 +265,8 @@ TEST_F(RedisRefused, ASettlementBatchCallRefusedIsSentAgainAfterABackoff) {
     name = std::string("refused-batch-") + c.name;
     error = c.reply;
     connect_through_node({});
-    limits::key_demand k{0,
-                         name,
-                         {.concurrency = 10},
-                         {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
-    limits::demand d;
-    d.key = &k;
-    d.input_tokens = 10;
-    d.output_tokens = 10;
+    const limits::key_demand k = budget_key();
+    const limits::demand d = demand_of(k);
     auto ended = admit(d);
     ASSERT_NE(ended.res.lease, 0u);
     sync();
@@ -306,14 +298,8 @@ TEST_F(RedisRefused, ABatchCallStillAnsweredTryAgainAfterItsRetriesIsSentAgainLa
   error = "-TRYAGAIN Multiple keys request during rehashing of slot\r\n";
   cluster_client = true;
   connect_through_node({});
-  limits::key_demand k{0,
-                       name,
-                       {.concurrency = 10},
-                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
-  limits::demand d;
-  d.key = &k;
-  d.input_tokens = 10;
-  d.output_tokens = 10;
+  const limits::key_demand k = budget_key();
+  const limits::demand d = demand_of(k);
   auto ended = admit(d);
   ASSERT_NE(ended.res.lease, 0u);
   sync();
@@ -341,14 +327,8 @@ TEST_F(RedisRefused, ARefusedBatchCallPastTheBoundWaitsForTheFirstAdmissionRedis
   redis_backend_options o;
   o.refused_retry_for = 300ms;
   connect_through_node(o);
-  limits::key_demand k{0,
-                       name,
-                       {.concurrency = 10},
-                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
-  limits::demand d;
-  d.key = &k;
-  d.input_tokens = 10;
-  d.output_tokens = 10;
+  const limits::key_demand k = budget_key();
+  const limits::demand d = demand_of(k);
   auto ended = admit(d);
   ASSERT_NE(ended.res.lease, 0u);
   refuse = 1'000'000;
@@ -382,14 +362,8 @@ TEST_F(RedisRefused, ALateRefusalReachesTheBackendThatReplacedTheOneThatSentIt) 
   error = refusals[1].reply;  // LOADING
   share_batch = true;
   connect_through_node({});
-  limits::key_demand k{0,
-                       name,
-                       {.concurrency = 10},
-                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
-  limits::demand d;
-  d.key = &k;
-  d.input_tokens = 10;
-  d.output_tokens = 10;
+  const limits::key_demand k = budget_key();
+  const limits::demand d = demand_of(k);
   auto running = admit(d);
   auto ended = admit(d);
   ASSERT_NE(ended.res.lease, 0u);
@@ -492,14 +466,8 @@ TEST_F(RedisRefused, SettlementsMeetingANodeRefusingWritesAreKeptUntilItTakesWri
       node.reset();
       name = std::string("refused-writes-") + cause.name + (carried ? "-carried" : "-batch");
       connect_through_node({});
-      limits::key_demand k{0,
-                           name,
-                           {.concurrency = 10},
-                           {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
-      limits::demand d;
-      d.key = &k;
-      d.input_tokens = 10;
-      d.output_tokens = 10;
+      const limits::key_demand k = budget_key();
+      const limits::demand d = demand_of(k);
       limits::verdict running;
       if (carried) running = admit(d);  // keeps the worker busy: the settlement waits
       auto ended = admit(d);
@@ -554,10 +522,7 @@ TEST_F(RedisRefused, UsageCountedLocallyReachesRedisWhileAdmissionsAreRefusedFor
   connect_through_node({});
   limits::key_demand k{
       0, name, {.rpm = 1}, {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
-  limits::demand d;
-  d.key = &k;
-  d.input_tokens = 10;
-  d.output_tokens = 10;
+  const limits::demand d = demand_of(k);
   auto first = admit(d);  // takes the key's one request of the minute
   ASSERT_EQ(first.kind, limits::refusal::none);
   ASSERT_NE(first.res.lease, 0u);
@@ -596,10 +561,7 @@ TEST_F(RedisRefused, UsageCountedLocallyReachesRedisWithTheNextRenewalAfterARefu
   connect_through_node(o);
   limits::key_demand k{
       0, name, {.rpm = 10}, {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
-  limits::demand d;
-  d.key = &k;
-  d.input_tokens = 10;
-  d.output_tokens = 10;
+  const limits::demand d = demand_of(k);
   auto first = admit(d);
   ASSERT_EQ(first.kind, limits::refusal::none);
   backend->settle(first.res, limits::usage{1, 2});
@@ -632,10 +594,7 @@ TEST_F(RedisRefused, AReloadAfterARefusalWithNothingKeptSendsTheUsageCountedLoca
   connect_through_node({});
   limits::key_demand k{
       0, name, {.rpm = 10}, {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
-  limits::demand d;
-  d.key = &k;
-  d.input_tokens = 10;
-  d.output_tokens = 10;
+  const limits::demand d = demand_of(k);
   auto first = admit(d);
   ASSERT_EQ(first.kind, limits::refusal::none);
   backend->settle(first.res, limits::usage{1, 2});
@@ -666,14 +625,8 @@ TEST_F(RedisRefused, AReSendRefusedAgainDuringAReloadGoesToTheNewBackend) {
   error = refusals[0].reply;  // BUSY
   share_batch = true;
   connect_through_node({});
-  limits::key_demand k{0,
-                       name,
-                       {.concurrency = 10},
-                       {limits::budget_unit::tokens, limits::budget_period::day, 1000}};
-  limits::demand d;
-  d.key = &k;
-  d.input_tokens = 10;
-  d.output_tokens = 10;
+  const limits::key_demand k = budget_key();
+  const limits::demand d = demand_of(k);
   auto ended = admit(d);
   ASSERT_NE(ended.res.lease, 0u);
   sync();

@@ -31,7 +31,7 @@ settlement sample(std::string_view key, std::uint64_t lease) {
   s.has_target = true;
   s.target = "g/a@h";
   s.lease = lease;
-  s.period_start = 1795996800000;
+  s.period_start = test::test_day;
   s.settle = true;
   s.reserved_tokens = 300;
   s.actual_tokens = 50;
@@ -54,10 +54,10 @@ TEST(SettleEncoding, KeysThenTheFifteenArgumentsSettlementsLuaReads) {
                                 "ob:{k:alice}:budget",
                                 "ob:{t:g/a@h}:conc",
                                 "ob:{t:g/a@h}:tpm",
-                                "0",              // now: the carrying script's clock
-                                "7",              // lease
-                                "1795996800000",  // budget period start
-                                "1",              // settle (not release)
+                                "0",                             // now: the carrying script's clock
+                                "7",                             // lease
+                                std::to_string(test::test_day),  // budget period start
+                                "1",                             // settle (not release)
                                 "300",
                                 "50",  // reserved, actual tokens
                                 "1",
@@ -251,7 +251,7 @@ TEST_F(SettleBatch, ManyInterleavedAdmitsAndSettlesAreExactInAboutOneCallEach) {
   EXPECT_EQ(server.command({"ZCARD", "ob:{k:many}:conc"}), ":0\r\n");
   EXPECT_EQ(server.command({"ZCARD", "ob:{t:g/m@h}:conc"}), ":0\r\n");
   const int settled = n - released;
-  std::string budget = "ob:{k:many}:budget:1795996800000";
+  std::string budget = "ob:{k:many}:budget:" + std::to_string(test::test_day);
   EXPECT_EQ(server.command({"HGET", budget, "reserved"}), "$1\r\n0\r\n");
   EXPECT_EQ(server.command({"HGET", budget, "used"}),
             "$5\r\n" + std::to_string(settled * 50) + "\r\n");
