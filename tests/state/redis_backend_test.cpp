@@ -239,8 +239,8 @@ TEST_F(RedisBackend, BudgetPeriodsAreCalendarWeeksAndMonthsInUtc) {
       // 2040-02-29 12:00 (leap year) -> 2040-02-01, next 2040-03-01.
       {limits::budget_period::month, 2'214'129'600'000, 2'211'667'200'000, 43'200'000},
       // The last millisecond of 2037 -> 2037-12-01, next 2038-01-01.
-      {limits::budget_period::month, test::test_next_day + 31 * 86'400'000LL - 1, test::test_next_day,
-       1},
+      {limits::budget_period::month, test::test_next_day + 31 * 86'400'000LL - 1,
+       test::test_next_day, 1},
   };
   int n = 0;
   for (const row& r : rows) {
