@@ -6,6 +6,10 @@
 #include <cstring>
 #include <utility>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace ob::proxy::json {
 namespace {
 
@@ -13,15 +17,32 @@ namespace od = simdjson::ondemand;
 using simdjson::error_code;
 using simdjson::SUCCESS;
 
+// The first '"' or '\\' at or after `p`. There is one before the document's end (stage 1
+// guaranteed the key's closing quote), and the document is followed by SIMDJSON_PADDING
+// readable bytes (find_*'s contract), so 16-byte loads from any key stay in bounds.
+const char* quote_or_backslash(const char* p) {
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+  for (;; p += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    const int hits =
+        _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)));
+    if (hits) return p + __builtin_ctz(static_cast<unsigned>(hits));
+  }
+#else
+  while (*p != '"' && *p != '\\') ++p;
+  return p;
+#endif
+}
+
 // Key of a field as text. The common unescaped key is a view of the document itself (no copy);
 // only a key with a backslash is unescaped (into the parser's string buffer).
 error_code key_of(simdjson::simdjson_result<od::field>& f, std::string_view& out) {
   od::raw_json_string raw;
   if (auto e = f.key().get(raw)) return e;
   const char* begin = raw.raw();
-  // Stage 1 guaranteed a closing quote; the first '"' is it unless a backslash came first.
-  const char* p = begin;
-  while (*p != '"' && *p != '\\') ++p;
+  // The first '"' is the closing quote unless a backslash came first.
+  const char* p = quote_or_backslash(begin);
   if (*p == '"') {
     out = std::string_view(begin, static_cast<std::size_t>(p - begin));
     return SUCCESS;
