@@ -2,12 +2,12 @@
 // BIO over the socket's descriptor) and, on the server side (the gateway's TLS listener),
 // read-ahead on, reads it too once the bytes it was handed run out. A read for which OpenSSL holds
 // no byte starts with the socket's own async_read_some into a small input buffer that the BIO hands
-// to OpenSSL first: Asio's read makes one speculative recv, which takes the request when it is
-// there, and otherwise waits in the reactor with no syscall (the descriptor stays registered for
-// input). Waiting instead with async_wait cost an epoll_ctl per wait (Asio re-registers the
-// descriptor for every non-speculative op), and OpenSSL's own recv before it one more EAGAIN: a
-// request on an idle keep-alive connection now costs recv (EAGAIN) + recv, as on the plain
-// listener.
+// to OpenSSL first: a recv_buffer read (recv_buffer.hpp), which waits in the reactor with no
+// syscall when the last read drained the socket, and otherwise makes one speculative recv that
+// takes the request when it is there (the descriptor stays registered for input). Waiting
+// instead with async_wait cost an epoll_ctl per wait (Asio re-registers the descriptor for every
+// non-speculative op), and OpenSSL's own recv before it one more EAGAIN: a request on an idle
+// keep-alive connection now costs one recv, as on the plain listener.
 //
 // The server side (the gateway's TLS listener) has a 4 KiB input buffer (listener_input_size):
 // a connection waits for its next request with that buffer as the read's target, so it is
@@ -59,6 +59,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/require.hpp>
+
+#include "net/recv_buffer.hpp"
 
 namespace ob::net {
 
@@ -173,7 +175,7 @@ class tls_socket {
   static bool wait(state* st, step s, Self& self, bool reads) {
     if (s == step::want_read) {
       if (st->fills(reads))  // completes with (error_code, bytes): the ops' filled() overload
-        st->sock.async_read_some(st->fill_target(), std::move(self));
+        st->sock.async_read_some(recv_buffer(st->fill_target()), std::move(self));
       else
         st->sock.async_wait(tcp::socket::wait_read, std::move(self));
       return true;

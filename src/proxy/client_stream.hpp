@@ -15,6 +15,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/write.hpp>
 
+#include "net/recv_buffer.hpp"
 #include "proxy/memory_pipe.hpp"
 #include "proxy/tls_socket.hpp"
 
@@ -87,7 +88,7 @@ class client_stream {
           else if (tls_)
             tls_->async_read_some(b, std::move(handler));
           else
-            plain_.async_read_some(b, std::move(handler));
+            plain_.async_read_some(net::recv_into(b), std::move(handler));
         },
         token, b);
   }

@@ -8,6 +8,7 @@
 
 #include "auth/token_check.hpp"
 #include "dialect/client.hpp"
+#include "net/recv_buffer.hpp"
 #include "observe/clock.hpp"
 #include "proxy/http/endpoints.hpp"
 #include "proxy/http/errors.hpp"
@@ -193,6 +194,7 @@ asio::awaitable<void> client_connection::run() {
   in_.reserve(client_read_chunk);
   boost::system::error_code ec;
   stream_.lowest().set_option(asio::ip::tcp::no_delay(true), ec);
+  if (!stream_.pipe()) net::enable_drain_hint(stream_.lowest());
 
   for (;;) {
     auto head = co_await read_head();

@@ -3,7 +3,7 @@
 // openai SDK, openssl s_client, certificate reload under load, client certificates.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import http2 from 'node:http2';
 import https from 'node:https';
@@ -16,6 +16,7 @@ import { startMock, answerText } from '../../tools/mock-provider/server.js';
 import { startGateway, freePort, runBin } from './lib/gateway.mjs';
 import { request, waitFor, parseSSE } from './lib/http.mjs';
 import { makeTestCA } from './lib/tls.mjs';
+import { attachStrace } from './lib/strace.mjs';
 import { CLIENT_TOKEN, chatBody, gwPost, assertError, accessLines } from './lib/common.mjs';
 
 const T = { timeout: 30000 };
@@ -575,40 +576,6 @@ const closeCases = [
   { name: 'the answer to a Connection: close request', request: 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', ends: 'by_itself' },
   { name: 'an idle keep-alive connection at shutdown (drain)', request: 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n', ends: 'drain' },
 ];
-
-// strace, attached to a running gateway, so that the test can stretch the moment between the
-// alert and the close: `args` are strace's own. Resolves with stop() once strace says it
-// attached, or with the reason it cannot (not installed, not permitted here).
-function attachStrace(pid, args) {
-  return new Promise((resolve) => {
-    const p = spawn('strace', ['-f', '-o', '/dev/null', ...args, '-p', String(pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    let timer = null;
-    const give = (r) => {
-      clearTimeout(timer);
-      resolve(r);
-    };
-    timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      give({ error: `strace did not attach within 5 s: ${err}` });
-    }, 5000);
-    p.on('error', (e) => give({ error: `strace: ${e.code}` }));
-    p.on('exit', () => give({ error: `strace ended: ${err.trim()}` }));
-    p.stderr.setEncoding('utf8');
-    p.stderr.on('data', (d) => {
-      err += d;
-      if (/attached/.test(err))
-        give({
-          stop: () =>
-            new Promise((done) => {
-              if (p.exitCode !== null || p.signalCode !== null) return done();
-              p.once('exit', done);
-              p.kill('SIGTERM'); // detaches
-            }),
-        });
-    });
-  });
-}
 
 describe('TLS listener: closing', { timeout: 120000 }, () => {
   let ca, M;

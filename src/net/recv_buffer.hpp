@@ -1,0 +1,88 @@
+// A socket read that tells Asio's reactor when it drained the socket, so that the next read
+// waits for the next epoll edge instead of trying a recv that finds nothing.
+//
+// Asio (1.81, epoll) starts every socket read with a speculative recv unless the descriptor's
+// last read returned 0 bytes, and the descriptor stays registered edge-triggered for input. On
+// a request/answer connection that recv almost always fails with EAGAIN: the gateway reads
+// the client's next request right after answering, and the provider's answer right after
+// sending the request; a streamed answer is read to empty between events. That was one to
+// three syscalls per request that found nothing (docs/BENCHMARKS.md).
+//
+// A short read alone does not prove the socket drained: a FIN that arrived before or with the
+// last bytes leaves the socket readable (recv returns 0 next) while its epoll edge is already
+// spent, and a read queued without trying would wait for an edge that never comes (a client
+// that half-closes after its request, a provider that closes right after its answer). So the
+// read asks the kernel: with TCP_INQ set on the socket (enable_drain_hint), recvmsg returns
+// the bytes still queued after it, and 1 when a FIN is queued (Linux tcp_inq_hint). Only 0
+// marks the socket drained ("done_and_exhausted", as Asio marks a short write); any byte or FIN
+// that arrives later raises a new edge, whose event makes Asio try reads again. Without the
+// hint (the option refused, a socket that is not TCP) a read never marks the socket drained:
+// Asio's behaviour.
+//
+// Use: socket.async_read_some(net::recv_buffer(b), handler) on a socket for which
+// enable_drain_hint ran. Other reads on the same socket stay correct (a read queued while the
+// socket is marked drained completes on the next edge, and nothing is drained while bytes or a
+// FIN wait).
+#pragma once
+
+#include <cstddef>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+// After the socket headers, which it assumes.
+#include <boost/asio/detail/reactive_socket_recv_op.hpp>
+
+namespace ob::net {
+
+// One contiguous read target (a MutableBufferSequence of one buffer).
+struct recv_buffer : boost::asio::mutable_buffer {
+  explicit recv_buffer(boost::asio::mutable_buffer b) : boost::asio::mutable_buffer(b) {}
+};
+
+// The read target of a single-buffer read (`b` converts to one mutable_buffer).
+template <class MutableBuffer>
+recv_buffer recv_into(const MutableBuffer& b) {
+  return recv_buffer(boost::asio::mutable_buffer(b));
+}
+
+// Asks the kernel for the queued-bytes hint on `s`'s reads (TCP_INQ); false when refused.
+// One setsockopt per connection.
+bool enable_drain_hint(boost::asio::ip::tcp::socket& s);
+
+// The read itself, non-blocking: recvmsg into `b`. Returns false when nothing was there
+// (EAGAIN: the caller waits); true otherwise, with `n` bytes or `ec` (asio::error::eof for an
+// orderly end). `drained` is true when the read left nothing behind it: the hint said no byte
+// and no FIN is queued (false whenever the socket gives no hint), or the end was read.
+// `flags` are recv's (MSG_PEEK: nothing is consumed, so nothing is drained).
+bool recv_some(int fd, boost::asio::mutable_buffer b, int flags, std::size_t& n,
+               boost::system::error_code& ec, bool& drained);
+
+}  // namespace ob::net
+
+namespace boost::asio::detail {
+
+// Asio's recv operation, for net::recv_buffer: the same, except that a read which drained the
+// socket reports done_and_exhausted, so the reactor skips the next read's speculative recv.
+// (Asio's own reports it only for a read of 0 bytes.)
+template <>
+class reactive_socket_recv_op_base<ob::net::recv_buffer> : public reactor_op {
+ public:
+  reactive_socket_recv_op_base(const boost::system::error_code& success_ec, socket_type socket,
+                               socket_ops::state_type state, const ob::net::recv_buffer& buffer,
+                               socket_base::message_flags flags, func_type complete_func)
+      : reactor_op(success_ec, &reactive_socket_recv_op_base::do_perform, complete_func),
+        socket_(socket),
+        stream_((state & socket_ops::stream_oriented) != 0),
+        flags_(flags),
+        buffer_(buffer) {}
+
+  static status do_perform(reactor_op* base);
+
+ private:
+  socket_type socket_;
+  bool stream_;
+  socket_base::message_flags flags_;
+  ob::net::recv_buffer buffer_;
+};
+
+}  // namespace boost::asio::detail
