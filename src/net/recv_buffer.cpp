@@ -54,6 +54,7 @@ bool recv_some(int fd, boost::asio::mutable_buffer b, int flags, std::size_t& n,
 
 }  // namespace ob::net
 
+#if OB_NET_DRAINING_READS
 namespace boost::asio::detail {
 
 reactor_op::status reactive_socket_recv_op_base<ob::net::recv_buffer>::do_perform(
@@ -73,3 +74,4 @@ reactor_op::status reactive_socket_recv_op_base<ob::net::recv_buffer>::do_perfor
 }
 
 }  // namespace boost::asio::detail
+#endif

@@ -1,25 +1,35 @@
 // A socket read that tells Asio's reactor when it drained the socket, so that the next read
-// waits for the next epoll edge instead of trying a recv that finds nothing.
+// waits for the next epoll edge instead of trying a recv that finds nothing. Used for the
+// reads of clients (the plain listener, the TLS listener's input buffer), not of providers.
 //
 // Asio (1.81, epoll) starts every socket read with a speculative recv unless the descriptor's
 // last read returned 0 bytes, and the descriptor stays registered edge-triggered for input. On
-// a request/answer connection that recv almost always fails with EAGAIN: the gateway reads
-// the client's next request right after answering, and the provider's answer right after
-// sending the request; a streamed answer is read to empty between events. That was one to
-// three syscalls per request that found nothing (docs/BENCHMARKS.md).
+// a keep-alive client connection that recv almost always fails with EAGAIN: the gateway reads
+// the client's next request right after answering. That was one syscall per request that
+// found nothing (docs/BENCHMARKS.md).
 //
 // A short read alone does not prove the socket drained: a FIN that arrived before or with the
 // last bytes leaves the socket readable (recv returns 0 next) while its epoll edge is already
 // spent, and a read queued without trying would wait for an edge that never comes (a client
-// that half-closes after its request, a provider that closes right after its answer). So the
-// read asks the kernel: with TCP_INQ set on the socket (enable_drain_hint), recvmsg returns
-// the bytes still queued after it, and 1 when a FIN is queued (Linux tcp_inq_hint). Only 0
-// marks the socket drained ("done_and_exhausted", as Asio marks a short write); any byte or FIN
-// that arrives later raises a new edge, whose event makes Asio try reads again. Without the
-// hint (the option refused, a socket that is not TCP) a read never marks the socket drained:
-// Asio's behaviour.
+// that half-closes after its request). So the read asks the kernel: with TCP_INQ set on the
+// socket (enable_drain_hint), recvmsg returns the bytes still queued after it, and 1 when a FIN
+// is queued (Linux tcp_inq_hint). Only 0 marks the socket drained ("done_and_exhausted", as
+// Asio marks a short write); any byte or FIN that arrives later raises a new edge, whose event
+// makes Asio try reads again. Without the hint (the option refused, a socket that is not TCP)
+// a read never marks the socket drained: Asio's behaviour.
 //
-// Use: socket.async_read_some(net::recv_buffer(b), handler) on a socket for which
+// What the hint does not count: a RST that came with the last bytes (the kernel records it as
+// the socket's error, not as a FIN). A read queued after such a drained read waits for its
+// deadline. On a client connection that is bounded and harmless: the client is gone; while a
+// request is with its provider the client watch (async_wait, which re-arms the descriptor)
+// sees the reset, and the answer's write fails. On a provider connection it would stall a
+// stream until timeouts.idle, so provider reads stay Asio's own (one speculative recv each).
+//
+// Also: a drained read ends the reactor's pass over the descriptor's queued reads, so another
+// read-side operation queued behind it (a TLS write that waits for readiness to read, which
+// only a renegotiation asks for, and the listener refuses those) completes on the next edge.
+//
+// Use: socket.async_read_some(net::recv_into(b), handler) on a socket for which
 // enable_drain_hint ran. Other reads on the same socket stay correct (a read queued while the
 // socket is marked drained completes on the next edge, and nothing is drained while bytes or a
 // FIN wait).
@@ -29,8 +39,17 @@
 
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/version.hpp>
 // After the socket headers, which it assumes.
 #include <boost/asio/detail/reactive_socket_recv_op.hpp>
+
+// The specialisation below mirrors the receive operation of Asio 1.26 (Boost 1.81, Debian 12's)
+// on Linux. With another Asio, recv_into gives a plain buffer and the reads are Asio's own.
+#if BOOST_ASIO_VERSION == 102600 && defined(__linux__)
+#define OB_NET_DRAINING_READS 1
+#else
+#define OB_NET_DRAINING_READS 0
+#endif
 
 namespace ob::net {
 
@@ -41,8 +60,12 @@ struct recv_buffer : boost::asio::mutable_buffer {
 
 // The read target of a single-buffer read (`b` converts to one mutable_buffer).
 template <class MutableBuffer>
-recv_buffer recv_into(const MutableBuffer& b) {
+auto recv_into(const MutableBuffer& b) {
+#if OB_NET_DRAINING_READS
   return recv_buffer(boost::asio::mutable_buffer(b));
+#else
+  return boost::asio::mutable_buffer(b);
+#endif
 }
 
 // Asks the kernel for the queued-bytes hint on `s`'s reads (TCP_INQ); false when refused.
@@ -59,6 +82,7 @@ bool recv_some(int fd, boost::asio::mutable_buffer b, int flags, std::size_t& n,
 
 }  // namespace ob::net
 
+#if OB_NET_DRAINING_READS
 namespace boost::asio::detail {
 
 // Asio's recv operation, for net::recv_buffer: the same, except that a read which drained the
@@ -86,3 +110,4 @@ class reactive_socket_recv_op_base<ob::net::recv_buffer> : public reactor_op {
 };
 
 }  // namespace boost::asio::detail
+#endif

@@ -23,7 +23,8 @@
 // from the socket (bytes received for it come first).
 //
 // The client side (upstream connections) reads only through its 17 KiB input buffer (a whole
-// record): an upstream answer is never there yet when the read starts. Only one of its
+// record), with Asio's own read (not recv_buffer: a provider's RST behind its last bytes must
+// be seen): an upstream answer is never there yet when the read starts. Only one of its
 // operations at a time may be reading (upstream exchanges write, then read).
 //
 // Why not asio::ssl::stream (+ beast::ssl_stream): that design puts a BIO pair between OpenSSL
@@ -174,9 +175,12 @@ class tls_socket {
   template <class Self>
   static bool wait(state* st, step s, Self& self, bool reads) {
     if (s == step::want_read) {
-      if (st->fills(reads))  // completes with (error_code, bytes): the ops' filled() overload
-        st->sock.async_read_some(recv_buffer(st->fill_target()), std::move(self));
-      else
+      if (st->fills(reads)) {  // completes with (error_code, bytes): the ops' filled() overload
+        if (st->client)  // a provider: Asio's own read (recv_buffer.hpp: why not on this side)
+          st->sock.async_read_some(st->fill_target(), std::move(self));
+        else
+          st->sock.async_read_some(recv_into(st->fill_target()), std::move(self));
+      } else
         st->sock.async_wait(tcp::socket::wait_read, std::move(self));
       return true;
     }

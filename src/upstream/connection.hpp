@@ -18,7 +18,6 @@
 #include <boost/beast/core/buffers_prefix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
-#include "net/recv_buffer.hpp"
 #include "net/tls_socket.hpp"
 
 namespace ob::upstream {
@@ -50,7 +49,7 @@ class connection {
           if (tls_)
             tls_->async_read_some(b, std::move(handler));
           else
-            plain_.async_read_some(net::recv_into(b), std::move(handler));
+            plain_.async_read_some(b, std::move(handler));
         },
         token, b);
   }

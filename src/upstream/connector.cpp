@@ -4,7 +4,6 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "net/loop_resolver.hpp"
-#include "net/recv_buffer.hpp"
 
 namespace ob::upstream {
 namespace {
@@ -137,7 +136,6 @@ asio::awaitable<connect_result> connector::connect(const config::base_url& url,
     co_return res;
   }
   conn->lowest().set_option(tcp::no_delay(true), ec);
-  net::enable_drain_hint(conn->lowest());
 
   if (auto* tls = conn->tls()) {
     boost::system::error_code addr_ec;

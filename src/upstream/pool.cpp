@@ -18,13 +18,15 @@ void pool::expire(queue& q, std::chrono::steady_clock::time_point now) {
 
 // A one-byte read on the socket itself (under TLS too: an idle TLS connection that receives
 // anything, even a session ticket or close_notify, is closed rather than decoded). A read, not
-// async_wait: async_wait always costs an epoll_ctl (EPOLL_CTL_MOD). When the answer's last read
-// drained the socket (net::recv_buffer: no byte and no FIN left behind it), Asio queues the
-// watch without a syscall and the next edge (the provider's FIN, a stray byte) completes it.
-// When it did not, Asio tries the read first, and that try is what sees a provider that closed
-// right after its answer: the answer's last read can return the answer's bytes with the FIN
-// already behind them (same segment, or arrived before the read), whose epoll edge is then
-// spent. The handler touches the connection only if it still exists.
+// async_wait: async_wait always costs an epoll_ctl (EPOLL_CTL_MOD), the read one recv that
+// usually finds nothing (EAGAIN) before Asio queues it. That recv is the ~1 EAGAIN per request
+// of the pass-through path (docs/BENCHMARKS.md), and it is needed: Asio (1.81) tries a read
+// first unless the socket's last read returned 0 bytes, and that try is what sees a provider
+// that closed right after its answer. The answer's last read can return the answer's bytes
+// with the FIN already behind them (same segment, or arrived before the read); the FIN's epoll
+// edge is then spent, and a watch queued without trying would wait for an edge that never
+// comes (so a provider's reads are not net::recv_buffer reads: a RST behind the answer's bytes
+// is not in the kernel's hint). The handler touches the connection only if it still exists.
 void pool::watch(connection& c) {
   c.lowest().async_read_some(asio::buffer(&c.probe, 1),
                              [alive = c.alive()](boost::system::error_code ec, std::size_t n) {

@@ -2,6 +2,8 @@
 // queued byte marks the socket drained, one that leaves bytes or a queued FIN behind does not,
 // a socket without the kernel's hint never is; and through Asio, reads after a draining read
 // still see the bytes and the end that come later, and an end that came with the last bytes.
+// (What the hint does not count, a RST behind the last bytes, is why provider reads do not use
+// it: tests/e2e/socket_reads.test.mjs has the provider that resets right after an event.)
 #include "net/recv_buffer.hpp"
 
 #include <gtest/gtest.h>
@@ -193,9 +195,9 @@ TEST(RecvBuffer, AReadAfterADrainingRead_GetsTheEndThatComesLater) {
   EXPECT_EQ(second.done->ec, asio::error::eof);
 }
 
-// The pooled connection's case: a read that waits, then the answer's last bytes and the FIN in
-// one epoll edge, which the read's completion spends. The next read (the pool's one-byte watch,
-// a plain Asio read) must see the end: nothing else will ever wake it.
+// A client that half-closes after its request: a read that waits, then the last bytes and the
+// FIN in one epoll edge, which the read's completion spends. The next read (here a plain Asio
+// read, as any other read on the socket may be) must see the end: nothing else will wake it.
 TEST(RecvBuffer, AnEndThatCameWithTheLastBytes_IsSeenByTheNextRead) {
   socket_pair s;
   async_read first, watch;
