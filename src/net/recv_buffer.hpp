@@ -1,6 +1,7 @@
 // A socket read that tells Asio's reactor when it drained the socket, so that the next read
 // waits for the next epoll edge instead of trying a recv that finds nothing. Used for the
-// reads of clients (the plain listener, the TLS listener's input buffer), not of providers.
+// reads of HTTP/1 clients (the plain listener, the TLS listener's input buffer), not of
+// providers nor of HTTP/2 connections.
 //
 // Asio (1.81, epoll) starts every socket read with a speculative recv unless the descriptor's
 // last read returned 0 bytes, and the descriptor stays registered edge-triggered for input. On
@@ -19,11 +20,15 @@
 // a read never marks the socket drained: Asio's behaviour.
 //
 // What the hint does not count: a RST that came with the last bytes (the kernel records it as
-// the socket's error, not as a FIN). A read queued after such a drained read waits for its
-// deadline. On a client connection that is bounded and harmless: the client is gone; while a
-// request is with its provider the client watch (async_wait, which re-arms the descriptor)
-// sees the reset, and the answer's write fails. On a provider connection it would stall a
-// stream until timeouts.idle, so provider reads stay Asio's own (one speculative recv each).
+// the socket's error, not as a FIN). A read queued after such a drained read waits for an edge
+// that does not come, or for its deadline. On an HTTP/1 client connection every read has one
+// (client_header, client_body, keepalive, the lingering close's second), and the client is
+// gone anyway; while a request is with its provider, the client watch (async_wait, which
+// re-arms the descriptor; armed after 20 ms) sees the reset, and the answer's write fails. A
+// provider connection would stall a stream until timeouts.idle, and an HTTP/2 connection's read
+// has no deadline while its streams live (a stream waiting on its provider, or on a shut flow
+// control window, writes nothing that would fail), so those reads stay Asio's own: one
+// speculative recv each (enable_drain_hint is not set there, so nothing is ever drained).
 //
 // Also: a drained read ends the reactor's pass over the descriptor's queued reads, so another
 // read-side operation queued behind it (a TLS write that waits for readiness to read, which

@@ -16,7 +16,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
-#include "net/recv_buffer.hpp"
 #include "observe/log.hpp"
 #include "proxy/http/errors.hpp"
 #include "proxy/http/multipart.hpp"
@@ -113,7 +112,6 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
       peer_ += std::to_string(peer.port());
     }
     stream_.lowest().set_option(asio::ip::tcp::no_delay(true), ec);
-    net::enable_drain_hint(stream_.lowest());
     ++ctx_.metrics.client_connections;
   }
   ~h2_connection() {
