@@ -90,6 +90,11 @@ struct h2_stream final : proxy::memory_pipe::near_end {
   std::size_t off = 0;
   bool finished = false;  // the whole answer is queued
   bool broken = false;    // the answer ended early: the stream is reset once `queued` drains
+  // Answer bytes nghttp2 has taken (sent), and what the connection's tick last saw of them:
+  // a stream with bytes pending and no progress since `progress_at` waits on a client that does
+  // not open its window (h2_connection::reset_stalled).
+  std::size_t sent = 0, sent_at_tick = 0;
+  clock_type::time_point progress_at = clock_type::now();
 
   std::size_t pending() const { return queued.size() - off; }
 };
@@ -129,6 +134,7 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
   void end();
   void close_now();
   void on_tick();
+  void reset_stalled(clock_type::time_point now);
   void start_stream(const std::shared_ptr<h2_stream>& st, bool ended);
   void on_body(h2_stream& st, const uint8_t* data, std::size_t len);
   // Flow control (automatic WINDOW_UPDATE is off): `n` DATA bytes of stream `id` are done
@@ -211,6 +217,11 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
   }
   clock_type::time_point idle_since_ = clock_type::now();
   std::chrono::milliseconds keepalive_{};
+  // A client write that makes no progress for this long ends (timeouts.idle, as an HTTP/1.1
+  // client's write): a stream's answer the client's window holds back is reset, a socket write
+  // the client does not take closes the connection.
+  std::chrono::milliseconds send_limit_{};
+  clock_type::time_point write_since_{};  // when the write in flight began
 };
 
 int h2_connection::on_begin_headers(nghttp2_session* s, const nghttp2_frame* f, void* ud) {
@@ -350,6 +361,7 @@ ssize_t h2_connection::read_body(nghttp2_session*, int32_t, uint8_t* buf, size_t
   if (n) {
     std::memcpy(buf, st.queued.data() + st.off, n);
     st.off += n;
+    st.sent += n;
     if (st.off == st.queued.size()) {
       st.queued.clear();
       st.off = 0;
@@ -374,6 +386,7 @@ bool h2_connection::setup() {
   body_limit_ = cfg.limits.max_body_bytes;
   body_budget_ = cfg.tls.http2_connection_body_bytes;
   keepalive_ = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeouts.keepalive);
+  send_limit_ = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeouts.idle);
 
   nghttp2_session_callbacks* cbs = nullptr;
   if (nghttp2_session_callbacks_new(&cbs) != 0) return false;
@@ -463,6 +476,7 @@ void h2_connection::flush() {
     return;
   }
   writing_ = true;
+  write_since_ = clock_type::now();
   stream_.async_write(asio::buffer(out_),
                       [self = shared_from_this()](boost::system::error_code ec, std::size_t) {
                         self->writing_ = false;
@@ -507,6 +521,13 @@ void h2_connection::on_tick() {
   if (ctx_.stopping) return close_now();
   auto now = clock_type::now();
   if (ending_ && now - ending_since_ >= std::chrono::seconds(1)) return close_now();
+  // A client that does not read its socket: the write in flight has not finished.
+  if (writing_ && now - write_since_ >= send_limit_) {
+    log_debug("HTTP/2: a write made no progress for timeouts.idle, closing the connection");
+    return close_now();
+  }
+  reset_stalled(now);
+  if (dead_) return;
   if (!goaway_ && !ending_ &&
       (ctx_.draining || (streams_.empty() && now - idle_since_ >= keepalive_))) {
     // Graceful: streams already begun are answered; the connection closes after them.
@@ -521,6 +542,28 @@ void h2_connection::on_tick() {
   ticker_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (!ec) self->on_tick();
   });
+}
+
+void h2_connection::reset_stalled(clock_type::time_point now) {
+  bool reset = false;
+  for (auto& [id, st] : streams_) {
+    if (st->closed) continue;
+    if (st->pending() == 0 || st->sent != st->sent_at_tick) {
+      st->sent_at_tick = st->sent;
+      st->progress_at = now;
+    } else if (now - st->progress_at >= send_limit_) {
+      // Its answer has waited on the client's flow-control window for timeouts.idle: the
+      // stream is given up, as an HTTP/1.1 write that long is (its HTTP/1.1 side, blocked on
+      // the full pipe, has met the same limit). Once, whatever nghttp2 does with the reset.
+      st->progress_at = clock_type::time_point::max();
+      nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+      reset = true;
+    }
+  }
+  if (reset) {
+    log_debug("HTTP/2: a stream's answer waited on the client's window for timeouts.idle, reset");
+    flush();
+  }
 }
 
 void h2_connection::answer_directly(h2_stream& st, proxy::http::error_kind kind,

@@ -17,6 +17,7 @@ import {
 const ENHANCE_YOUR_CALM = 0xb;
 const REFUSED_STREAM = 0x7;
 const PROTOCOL_ERROR = 0x1;
+const CANCEL = 0x8;
 
 // A gateway of its own for one case (config `extra`), stopped after `fn`.
 async function withGateway({ ca, M, extra = {}, tlsExtra = {} }, fn) {
@@ -275,6 +276,60 @@ const cases = [
       });
     },
   })),
+  ...[
+    { what: 'a JSON answer', body: { model: 'g', messages: [{ role: 'user', content: 'hi' }] } },
+    { what: 'an SSE stream', body: { model: 'g', stream: true, messages: [{ role: 'user', content: 'hi' }] } },
+  ].map((k) => ({
+    name: `a client that never opens its window for ${k.what} -> the stream is reset after timeouts.idle, then the idle connection gets its GOAWAY`,
+    async run({ ca, M }) {
+      // idle 1 s bounds a client write that makes no progress (as over HTTP/1.1); keepalive 1 s
+      // ends the connection once it holds no stream.
+      await withGateway({ ca, M, extra: { timeouts: { idle: 1, keepalive: 1 } } }, async (gw2) => {
+        const c = await rawH2(gw2, ca);
+        const block = hpack(requestFields(gw2, { method: 'POST', path: '/v1/chat/completions', headers: [['authorization', `Bearer ${CLIENT_TOKEN}`], ['content-type', 'application/json']] }));
+        const t0 = performance.now();
+        // INITIAL_WINDOW_SIZE 0, and never a WINDOW_UPDATE: no DATA can ever be sent.
+        await c.write(Buffer.concat([PREFACE, settings([[4, 0]]), frame(T.HEADERS, F.END_HEADERS, 1, block), frame(T.DATA, F.END_STREAM, 1, Buffer.from(JSON.stringify(k.body)))]));
+        await waitFor(() => c.frames.some((f) => f.type === T.HEADERS && f.stream === 1), { what: 'the answer head', timeout: 5000 });
+        await waitFor(() => c.frames.some((f) => f.type === T.RST_STREAM && f.stream === 1), { what: 'RST_STREAM on the stalled stream', timeout: 6000 });
+        const rstAt = performance.now() - t0;
+        assert.ok(rstAt >= 900, `reset after ${rstAt} ms: not before timeouts.idle`);
+        const rst = c.frames.find((f) => f.type === T.RST_STREAM && f.stream === 1);
+        assert.equal(rst.payload.readUInt32BE(0), CANCEL);
+        assert.ok(!c.frames.some((f) => f.type === T.DATA && f.stream === 1 && f.payload.length > 0), 'no DATA past a zero window');
+        // No stream left: the keep-alive limit ends the connection.
+        await waitFor(() => c.goaway(), { what: 'GOAWAY on the idle connection', timeout: 4000 });
+        assert.equal(goawayCode(c.goaway()), 0);
+        await Promise.race([c.closed, sleep(4000).then(() => assert.fail('the connection was not closed'))]);
+      });
+    },
+  })),
+  {
+    name: 'a client that stops reading its socket -> the connection is closed once a write has waited timeouts.idle',
+    async run({ ca, M }) {
+      await withGateway({ ca, M, extra: { timeouts: { idle: 1 } } }, async (gw2) => {
+        const metric = async () => {
+          const text = await (await fetch(`${gw2.adminUrl}/metrics`)).text();
+          return Number(/^openbridge_client_connections (\S+)$/m.exec(text)[1]);
+        };
+        const c = await rawH2(gw2, ca);
+        const block = hpack(requestFields(gw2, { method: 'POST', path: '/v1/chat/completions', headers: [['authorization', `Bearer ${CLIENT_TOKEN}`], ['content-type', 'application/json'], ['x-mock-mode', 'big-48000000']] }));
+        // Windows wide open, so that only the socket holds the answer back.
+        const maxWindow = 0x7fffffff;
+        const update = Buffer.alloc(4);
+        update.writeUInt32BE(maxWindow - 65535);
+        await c.write(Buffer.concat([PREFACE, settings([[4, maxWindow]]), frame(T.WINDOW_UPDATE, 0, 0, update), frame(T.HEADERS, F.END_HEADERS, 1, block), frame(T.DATA, F.END_STREAM, 1, Buffer.from(chatBody('g')))]));
+        await waitFor(() => c.frames.some((f) => f.type === T.DATA && f.stream === 1), { what: 'the answer flowing', timeout: 10000 });
+        c.sock.pause();
+        assert.equal(await metric(), 1);
+        // The socket buffers fill, the gateway's write waits, and timeouts.idle after that write
+        // began the connection is closed. (No lower bound here: the write that stalls may have
+        // begun before the pause.)
+        await waitFor(async () => (await metric()) === 0, { what: 'the connection closed', timeout: 8000, every: 100 });
+        c.sock.destroy();
+      });
+    },
+  },
   {
     name: 'window-zero client on an SSE stream -> bounded memory, the upstream stops, and closes when the client goes',
     flood: true,
