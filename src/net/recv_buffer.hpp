@@ -1,13 +1,15 @@
 // A socket read that tells Asio's reactor when it drained the socket, so that the next read
 // waits for the next epoll edge instead of trying a recv that finds nothing. Used for the
-// reads of HTTP/1 clients (the plain listener, the TLS listener's input buffer), not of
-// providers nor of HTTP/2 connections.
+// reads of HTTP/1 clients (the plain listener, the TLS listener's input buffer) and of plain
+// provider connections (upstream::connection::read_some), not of TLS provider connections nor
+// of HTTP/2 connections.
 //
 // Asio (1.81, epoll) starts every socket read with a speculative recv unless the descriptor's
 // last read returned 0 bytes, and the descriptor stays registered edge-triggered for input. On
 // a keep-alive client connection that recv almost always fails with EAGAIN: the gateway reads
-// the client's next request right after answering. That was one syscall per request that
-// found nothing (docs/BENCHMARKS.md).
+// the client's next request right after answering. On a provider connection it is the pool's
+// idle watch, an answer's first read and a stream's read between events. That was one to two
+// syscalls per request that found nothing (docs/BENCHMARKS.md).
 //
 // A short read alone does not prove the socket drained: a FIN that arrived before or with the
 // last bytes leaves the socket readable (recv returns 0 next) while its epoll edge is already
@@ -24,11 +26,14 @@
 // that does not come, or for its deadline. On an HTTP/1 client connection every read has one
 // (client_header, client_body, keepalive, the lingering close's second), and the client is
 // gone anyway; while a request is with its provider, the client watch (async_wait, which
-// re-arms the descriptor; armed after 20 ms) sees the reset, and the answer's write fails. A
-// provider connection would stall a stream until timeouts.idle, and an HTTP/2 connection's read
+// re-arms the descriptor; armed after 20 ms) sees the reset, and the answer's write fails. On
+// a plain provider connection a write fails at once on such a socket (a pooled connection's
+// request is then sent again on a fresh one), and a read that waits over a second is looked at
+// with a MSG_PEEK recv once a second (proxy::exchange::check_stalled_read): a stream cut by
+// such a reset ends within about a second, not at timeouts.idle. An HTTP/2 connection's read
 // has no deadline while its streams live (a stream waiting on its provider, or on a shut flow
-// control window, writes nothing that would fail), so those reads stay Asio's own: one
-// speculative recv each (enable_drain_hint is not set there, so nothing is ever drained).
+// control window, writes nothing that would fail), so those reads stay Asio's own, as do a
+// TLS provider's (enable_drain_hint is not set there, so nothing is ever drained).
 //
 // Also: a drained read ends the reactor's pass over the descriptor's queued reads, so another
 // read-side operation queued behind it (a TLS write that waits for readiness to read, which

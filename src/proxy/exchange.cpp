@@ -46,6 +46,9 @@ constexpr std::size_t head_reserve = 1024;
 constexpr auto lazy_watch_after = std::chrono::milliseconds(20);
 // An SSE event larger than this (no blank line in sight) means a broken or hostile upstream.
 constexpr std::size_t max_pending_event = 8 * 1024 * 1024;
+// How long a provider read waits before sweep() looks at its socket, and how often after that
+// (check_stalled_read).
+constexpr auto stalled_read_check = std::chrono::seconds(1);
 
 bool starts_with_ci(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && http::iequals(s.substr(0, prefix.size()), prefix);
@@ -308,7 +311,50 @@ bool exchange::sweep(std::chrono::steady_clock::time_point now) {
     watch_started_ = true;
     watch_client();
   }
+  if (up_read_since_ != clock_type::time_point::max()) [[unlikely]]
+    check_stalled_read(now);
   return active_;
+}
+
+void exchange::check_stalled_read(std::chrono::steady_clock::time_point now) {
+  if (!up_ || up_->is_tls() || up_read_kicked_ || now - up_read_since_ < stalled_read_check ||
+      now - up_read_checked_ < stalled_read_check)
+    return;
+  up_read_checked_ = now;
+  char b;
+  auto got = ::recv(up_->lowest().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  // An end, an error (a RST that came with the last bytes read) or bytes that no edge
+  // announced: the read waits for nothing. Its completion (operation_aborted) takes the
+  // result. The peek consumed the socket's error (the kernel reports it once), so that is
+  // kept here: read again, the socket would only say "end", and an answer that ends with its
+  // connection would pass as complete.
+  up_read_kicked_ = true;
+  up_read_kick_ec_ =
+      got < 0   ? boost::system::error_code(errno, boost::system::system_category())
+      : got == 0 ? boost::system::error_code(asio::error::eof)
+                 : boost::system::error_code();
+  boost::system::error_code ec;
+  up_->lowest().cancel(ec);
+}
+
+void exchange::redo_read(boost::system::error_code& ec, std::size_t& n) {
+  n = 0;
+  if (up_read_kick_ec_) {  // the end or the error the peek found
+    ec = up_read_kick_ec_;
+    return;
+  }
+  if (!up_->lowest().is_open()) return;  // closed meanwhile (shutdown): stays aborted
+  auto buf = up_->buffer.prepare(up_->big_reads ? big_read_chunk : first_read_chunk);
+  auto got = ::recv(up_->lowest().native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
+  if (got > 0) {
+    ec = {};
+    n = static_cast<std::size_t>(got);
+  } else if (got == 0) {
+    ec = asio::error::eof;
+  } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+    ec = boost::system::error_code(errno, boost::system::system_category());
+  }  // else nothing after all: the read stays cancelled (a broken exchange)
 }
 
 void exchange::cut() {
@@ -328,6 +374,8 @@ void exchange::stop_watching_client() {
 // `reusable`: the answer was read whole and its framing allows keep-alive (Content-Length or
 // chunked, no Connection: close). The pool refuses a connection with bytes past the answer.
 void exchange::release_upstream(bool reusable) {
+  up_read_since_ = clock_type::time_point::max();
+  up_read_kicked_ = false;
   if (!up_) return;
   // A streamed upload cut short: the provider did not get the request whole.
   if (reusable && !client_gone_ && target_ && !upload_cut_) {
@@ -633,12 +681,20 @@ void exchange::arm_upstream(millis limit) {
 
 asio::mutable_buffer exchange::begin_read(millis limit) {
   arm_upstream(limit);
+  up_read_since_ = observe::coarse_now();
+  up_read_checked_ = {};
   return up_->buffer.prepare(up_->big_reads ? big_read_chunk : first_read_chunk);
 }
 
 exchange::attempt_outcome exchange::end_read(boost::system::error_code ec, std::size_t n) {
   bool expired = deadline_.expired();
   deadline_.disarm();
+  up_read_since_ = clock_type::time_point::max();
+  if (up_read_kicked_) [[unlikely]] {
+    up_read_kicked_ = false;
+    if (ec == asio::error::operation_aborted && up_ && !expired && !client_gone_)
+      redo_read(ec, n);
+  }
   return take_read(ec, n, expired);
 }
 
@@ -665,13 +721,16 @@ void exchange::arm_watch() {
   read_pending_ = true;
   read_done_ = false;
   auto buf = up_->buffer.prepare(up_->big_reads ? big_read_chunk : first_read_chunk);
+  // Never a draining read (connection::read_some): while a write runs beside it, a RST behind
+  // the bytes it takes (a partial answer head, say) must complete the next watch read at once
+  // (a draining read would leave it waiting on an edge the reset already spent).
   up_->read_some(buf, [this](boost::system::error_code ec, std::size_t n) {
     read_pending_ = false;
     read_done_ = true;
     read_ec_ = ec;
     read_n_ = n;
     wake_.cancel();
-  });
+  }, upstream::connection::may_drain::no);
 }
 
 void exchange::poll_watch() {

@@ -321,6 +321,13 @@ class exchange {
   attempt_outcome end_read(boost::system::error_code ec, std::size_t n);
   // end_read without the deadline: `expired` says whether it ran out.
   attempt_outcome take_read(boost::system::error_code ec, std::size_t n, bool expired);
+  // A plain provider read that waits after a read that drained the socket
+  // (upstream::connection::read_some) is not woken by a RST that came with the last bytes.
+  // sweep() looks at a read waiting longer than a second, once a second, with a MSG_PEEK
+  // recv; when that finds an end, an error or bytes, the read is cancelled and end_read
+  // reads the socket itself (redo_read).
+  void check_stalled_read(std::chrono::steady_clock::time_point now);
+  void redo_read(boost::system::error_code& ec, std::size_t& n);
 
   // A request body that does not go out in one write is written while the upstream is read
   // (the watch), so an answer that comes before the body's end (an early 413 or 401, a proxy
@@ -428,6 +435,13 @@ class exchange {
   // the attempt waits on for either (cancelled by their completions).
   boost::asio::steady_timer wake_;
   bool read_pending_ = false, read_done_ = false, write_done_ = false;
+  // read_upstream's read: when it began (max: none waits), when sweep() last looked at it,
+  // whether sweep() cancelled it (check_stalled_read).
+  std::chrono::steady_clock::time_point up_read_since_ =
+      std::chrono::steady_clock::time_point::max();
+  std::chrono::steady_clock::time_point up_read_checked_{};
+  bool up_read_kicked_ = false;
+  boost::system::error_code up_read_kick_ec_;  // what the check's peek found (none: bytes)
   boost::system::error_code read_ec_, write_ec_;
   std::size_t read_n_ = 0;
   attempt_outcome watch_out_;

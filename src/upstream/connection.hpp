@@ -18,6 +18,7 @@
 #include <boost/beast/core/buffers_prefix.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include "net/recv_buffer.hpp"
 #include "net/tls_socket.hpp"
 
 namespace ob::upstream {
@@ -42,14 +43,28 @@ class connection {
 
   // co_await read_some(b) / write(b) / write_some(b): tuple of error_code and bytes transferred.
   // read_some takes another token for the completion (error_code, std::size_t) too.
+  // A plain connection's read into one buffer is a net::recv_buffer read: when it takes every
+  // byte the kernel holds (no FIN behind), the socket's next read waits for its epoll edge
+  // without a recv that would find nothing: the pool's idle watch, the next answer's first
+  // read, a stream's next event. A RST behind the last bytes is not in that hint: a write on
+  // the connection then fails at once (a pooled one is retried on a fresh connection), and
+  // a read that waits is checked by exchange::sweep (check_stalled_read).
+  // may_drain::no keeps Asio's own read (a read beside a write, the health checker's).
+  enum class may_drain : bool { no, yes };
   template <class MutableBuffers, class Token = std::decay_t<decltype(use_tuple)>>
-  auto read_some(const MutableBuffers& b, Token token = use_tuple) {
+  auto read_some(const MutableBuffers& b, Token token = use_tuple, may_drain drain = may_drain::yes) {
     return asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
-        [this](auto handler, const MutableBuffers& b) {
-          if (tls_)
+        [this, drain](auto handler, const MutableBuffers& b) {
+          if (tls_) {
             tls_->async_read_some(b, std::move(handler));
-          else
+          } else if constexpr (std::is_convertible_v<MutableBuffers, asio::mutable_buffer>) {
+            if (drain == may_drain::yes)
+              plain_.async_read_some(net::recv_into(b), std::move(handler));
+            else
+              plain_.async_read_some(asio::mutable_buffer(b), std::move(handler));
+          } else {
             plain_.async_read_some(b, std::move(handler));
+          }
         },
         token, b);
   }

@@ -4,6 +4,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "net/loop_resolver.hpp"
+#include "net/recv_buffer.hpp"
 
 namespace ob::upstream {
 namespace {
@@ -136,6 +137,8 @@ asio::awaitable<connect_result> connector::connect(const config::base_url& url,
     co_return res;
   }
   conn->lowest().set_option(tcp::no_delay(true), ec);
+  // The kernel's hint for a plain connection's reads (connection::read_some).
+  if (!conn->is_tls()) net::enable_drain_hint(conn->lowest());
 
   if (auto* tls = conn->tls()) {
     boost::system::error_code addr_ec;

@@ -18,15 +18,16 @@ void pool::expire(queue& q, std::chrono::steady_clock::time_point now) {
 
 // A one-byte read on the socket itself (under TLS too: an idle TLS connection that receives
 // anything, even a session ticket or close_notify, is closed rather than decoded). A read, not
-// async_wait: async_wait always costs an epoll_ctl (EPOLL_CTL_MOD), the read one recv that
-// usually finds nothing (EAGAIN) before Asio queues it. That recv is the ~1 EAGAIN per request
-// of the pass-through path (docs/BENCHMARKS.md), and it is needed: Asio (1.81) tries a read
-// first unless the socket's last read returned 0 bytes, and that try is what sees a provider
-// that closed right after its answer. The answer's last read can return the answer's bytes
-// with the FIN already behind them (same segment, or arrived before the read); the FIN's epoll
-// edge is then spent, and a watch queued without trying would wait for an edge that never
-// comes (so a provider's reads are not net::recv_buffer reads: a RST behind the answer's bytes
-// is not in the kernel's hint). The handler touches the connection only if it still exists.
+// async_wait: async_wait always costs an epoll_ctl (EPOLL_CTL_MOD). On a plain connection whose
+// answer's last read drained the socket (connection::read_some: no byte and no FIN behind it,
+// the kernel said), Asio queues the read without trying it: no syscall, and a later FIN, RST or
+// stray byte raises the edge that completes it. Otherwise (a TLS connection, a FIN that came
+// with the answer) Asio tries it first: one recv, which sees a FIN already there, or finds
+// nothing (EAGAIN) and waits. What neither sees: a RST that came with the answer's last bytes
+// on a drained plain connection. The request written on it when it is leased then fails at
+// once (the socket holds the reset), before any byte goes out, and is sent again on a fresh
+// connection (exchange::attempt: a reused connection's failed write is retryable). The
+// handler touches the connection only if it still exists.
 void pool::watch(connection& c) {
   c.lowest().async_read_some(asio::buffer(&c.probe, 1),
                              [alive = c.alive()](boost::system::error_code ec, std::size_t n) {

@@ -1,12 +1,13 @@
-// End-to-end: waiting for a client's next request costs no read that finds nothing. A read of
-// a client that took every byte the kernel held, with no FIN behind them (the kernel's TCP_INQ
-// hint, src/net/recv_buffer.hpp), marks its socket drained, so the next read waits for the next
-// epoll edge instead of trying a recv first. Counted with strace: recvfrom/recvmsg calls on the
-// client's socket that failed with EAGAIN (before, one per request on a keep-alive
-// connection). Provider reads stay Asio's own: the hint does not count a RST that came with the
-// last bytes, and a provider that resets right after an event must still end the stream at
-// once (the last case here). The ends a client's drained read must not miss: a client that
-// half-closes after its request (here, and hostile_slow_clients.test.mjs).
+// End-to-end: waiting for a client's next request, or for a kept-alive provider's next
+// answer, costs no read that finds nothing. A read that took every byte the kernel held, with
+// no FIN behind them (the kernel's TCP_INQ hint, src/net/recv_buffer.hpp), marks its socket
+// drained, so the next read waits for the next epoll edge instead of trying a recv first.
+// Counted with strace: recvfrom/recvmsg calls that failed with EAGAIN (before, one per request
+// on a keep-alive client connection, two on a kept-alive provider connection). What a drained
+// read must not miss: a client that half-closes after its request (here, and
+// hostile_slow_clients.test.mjs); a provider that resets right behind its bytes, which the
+// hint does not count (a reset behind a whole answer, behind a partial answer ended by close,
+// behind a stream's event: the last cases here).
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -38,8 +39,20 @@ function recvCounts(file) {
   return { all: client.length, empty: empty.length, providerFds: provider.size, sample: (empty.length ? empty : client).slice(0, 12).join('\n') };
 }
 
+// The recv calls on the provider's socket (the one whose reads begin with an HTTP status
+// line) that found nothing, and all of them.
+function providerRecvCounts(file) {
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  const recv = lines.filter((l) => /\b(recvfrom|recvmsg)\(\d+/.test(l) && /\) += /.test(l));
+  const fdOf = (l) => Number(/\b(?:recvfrom|recvmsg)\((\d+)/.exec(l)[1]);
+  const provider = new Set(recv.filter((l) => /"HTTP\/1\.1 /.test(l)).map(fdOf));
+  const mine = recv.filter((l) => provider.has(fdOf(l)));
+  const empty = mine.filter((l) => /= -1 EAGAIN/.test(l));
+  return { all: mine.length, empty: empty.length, providerFds: provider.size, sample: (empty.length ? empty : mine).slice(0, 12).join('\n') };
+}
+
 // Runs `work` with strace counting the gateway's recv calls; skips when strace cannot attach.
-async function countedRecvs(t, gw, work) {
+async function countedRecvs(t, gw, work, count = recvCounts) {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ob-strace-')), 'trace');
   const strace = await attachStrace(gw.proc.pid, ['-s', '16', '-e', 'trace=recvfrom,recvmsg'], { output: file });
   if (strace.error) {
@@ -51,7 +64,7 @@ async function countedRecvs(t, gw, work) {
   } finally {
     await strace.stop();
   }
-  const counts = recvCounts(file);
+  const counts = count(file);
   fs.rmSync(path.dirname(file), { recursive: true, force: true });
   return counts;
 }
@@ -93,10 +106,119 @@ describe('socket reads: no recv that finds nothing', { timeout: 180000 }, () => 
     }
   });
 
+  // The provider's side: the pooled connection's idle watch and each answer's first read wait
+  // for the provider's bytes without a recv that finds nothing, when the answer's last read
+  // took everything the kernel held.
+  test('keep-alive requests to a kept-alive provider: no recv on the provider\'s socket finds nothing', T, async (t) => {
+    const gw = await startGateway({
+      workers: 1,
+      config: { providers: [{ group: 'g', name: 'm', base: M.url, key: 'sk-up' }], security: [CLIENT_TOKEN] },
+    });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const warm = await request({ url: `${gw.url}/v1/chat/completions`, method: 'POST', headers: AUTH, body: chatBody('g'), agent });
+      assert.equal(warm.status, 200, warm.text);
+      const N = 15;
+      const counts = await countedRecvs(t, gw, async () => {
+        for (let i = 0; i < N; i++) {
+          const r = await request({ url: `${gw.url}/v1/chat/completions`, method: 'POST', headers: AUTH, body: chatBody('g', { stream: i % 2 === 1 }), agent });
+          assert.equal(r.status, 200, r.text);
+          assert.match(r.text, /"model":"g"/);
+          await sleep(30);
+        }
+      }, providerRecvCounts);
+      if (!counts) return;
+      assert.equal(counts.providerFds, 1, 'one pooled provider connection');
+      assert.ok(counts.all >= N, `too few recv calls on the provider's socket (${counts.all}): ${counts.sample}`);
+      // Before: the idle watch's recv and most answers' first recv found nothing (2 per request).
+      assert.ok(counts.empty <= 2, `${counts.empty} recv calls on the provider's socket found nothing over ${N} requests:\n${counts.sample}`);
+    } finally {
+      agent.destroy();
+      await gw.stop();
+    }
+  });
+
+  // A provider whose answer ends with its connection (no Content-Length, not chunked) and that
+  // resets it behind the first bytes: the gateway must not take the reset for the answer's end.
+  test('an answer ended by close and cut by a reset behind its bytes: a 502, never a truncated 200', T, async () => {
+    const prov = net.createServer((s) => {
+      let got = '';
+      s.on('data', (d) => {
+        got += d;
+        if (!got.includes('\r\n\r\n')) return;
+        // The head first, then (the gateway waiting for the rest) the bytes and the reset
+        // together: one epoll edge, which the bytes' read spends.
+        s.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n');
+        setTimeout(() => {
+          s.write('{"id":"x","object":"chat.completion","model":"m","choices":[');
+          s.resetAndDestroy();
+        }, 30);
+      });
+      s.on('error', () => {});
+    });
+    await new Promise((r) => prov.listen(0, '127.0.0.1', r));
+    const gw = await startGateway({
+      workers: 1,
+      config: { providers: [{ group: 'g', name: 'm', base: `http://127.0.0.1:${prov.address().port}`, key: 'sk-up' }], security: [CLIENT_TOKEN] },
+    });
+    try {
+      for (let i = 0; i < 4; i++) {
+        const t0 = Date.now();
+        const r = await request({ url: `${gw.url}/v1/chat/completions`, method: 'POST', headers: AUTH, body: chatBody('g'), timeout: 5000, allowError: true });
+        assert.equal(r.status, 502, `round ${i}: ${r.status} ${r.text}`);
+        assert.ok(Date.now() - t0 < 3000, `round ${i}: answered after ${Date.now() - t0} ms`);
+      }
+    } finally {
+      await gw.stop();
+      prov.close();
+    }
+  });
+
+  // A provider that resets a kept-alive connection right behind a whole answer: the answer is
+  // the client's, and the next request, which finds that connection in the pool, goes out on
+  // a fresh one (the reset fails its write before any byte goes out).
+  test('a provider that resets right behind a whole answer: the next request is served on a fresh connection', T, async () => {
+    let conns = 0;
+    const prov = net.createServer((s) => {
+      const first = conns++ % 2 === 0;
+      let got = '';
+      s.on('data', (d) => {
+        got += d;
+        const end = got.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const len = Number(/content-length: *(\d+)/i.exec(got.slice(0, end))?.[1] ?? 0);
+        if (got.length < end + 4 + len) return;
+        got = got.slice(end + 4 + len);
+        const body = JSON.stringify({ id: 'x', object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] });
+        s.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+        if (first) s.resetAndDestroy();
+      });
+      s.on('error', () => {});
+    });
+    await new Promise((r) => prov.listen(0, '127.0.0.1', r));
+    const gw = await startGateway({
+      workers: 1,
+      config: { providers: [{ group: 'g', name: 'm', base: `http://127.0.0.1:${prov.address().port}`, key: 'sk-up' }], security: [CLIENT_TOKEN] },
+    });
+    try {
+      for (let i = 0; i < 6; i++) {
+        const r = await request({ url: `${gw.url}/v1/chat/completions`, method: 'POST', headers: AUTH, body: chatBody('g'), timeout: 5000, allowError: true });
+        assert.equal(r.status, 200, `request ${i}: ${r.status} ${r.text}`);
+        assert.equal(r.json().model, 'g');
+        await sleep(20);
+      }
+    } finally {
+      await gw.stop();
+      prov.close();
+    }
+  });
+
   // A provider that resets the connection right behind an event (a crash with unread bytes, a
   // balancer's reset): the RST and the event's bytes arrive together, one epoll edge. The
-  // gateway must see the reset at once and end the stream, not wait for timeouts.idle.
-  test('a provider that resets right after an event: the stream ends at once, every time', T, async () => {
+  // gateway must see the reset and end the stream, not wait for timeouts.idle: the kernel's
+  // hint does not count such a reset, so a drained read waits, and the sweep's check of a read
+  // that waits over a second finds it (exchange::check_stalled_read).
+  test('a provider that resets right after an event: the stream ends within seconds, every time', T, async () => {
     const prov = net.createServer((s) => {
       let got = '';
       s.on('data', (d) => {
