@@ -330,10 +330,9 @@ void exchange::check_stalled_read(std::chrono::steady_clock::time_point now) {
   // kept here: read again, the socket would only say "end", and an answer that ends with its
   // connection would pass as complete.
   up_read_kicked_ = true;
-  up_read_kick_ec_ =
-      got < 0   ? boost::system::error_code(errno, boost::system::system_category())
-      : got == 0 ? boost::system::error_code(asio::error::eof)
-                 : boost::system::error_code();
+  up_read_kick_ec_ = got < 0    ? boost::system::error_code(errno, boost::system::system_category())
+                     : got == 0 ? boost::system::error_code(asio::error::eof)
+                                : boost::system::error_code();
   boost::system::error_code ec;
   up_->lowest().cancel(ec);
 }
@@ -692,8 +691,7 @@ exchange::attempt_outcome exchange::end_read(boost::system::error_code ec, std::
   up_read_since_ = clock_type::time_point::max();
   if (up_read_kicked_) [[unlikely]] {
     up_read_kicked_ = false;
-    if (ec == asio::error::operation_aborted && up_ && !expired && !client_gone_)
-      redo_read(ec, n);
+    if (ec == asio::error::operation_aborted && up_ && !expired && !client_gone_) redo_read(ec, n);
   }
   return take_read(ec, n, expired);
 }
@@ -724,13 +722,16 @@ void exchange::arm_watch() {
   // Never a draining read (connection::read_some): while a write runs beside it, a RST behind
   // the bytes it takes (a partial answer head, say) must complete the next watch read at once
   // (a draining read would leave it waiting on an edge the reset already spent).
-  up_->read_some(buf, [this](boost::system::error_code ec, std::size_t n) {
-    read_pending_ = false;
-    read_done_ = true;
-    read_ec_ = ec;
-    read_n_ = n;
-    wake_.cancel();
-  }, upstream::connection::may_drain::no);
+  up_->read_some(
+      buf,
+      [this](boost::system::error_code ec, std::size_t n) {
+        read_pending_ = false;
+        read_done_ = true;
+        read_ec_ = ec;
+        read_n_ = n;
+        wake_.cancel();
+      },
+      upstream::connection::may_drain::no);
 }
 
 void exchange::poll_watch() {

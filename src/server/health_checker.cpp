@@ -131,7 +131,7 @@ asio::awaitable<void> health_checker::check(std::shared_ptr<const proxy::snapsho
     parser.header_limit(64 * 1024);
     while (!wec && !parser.is_header_done()) {
       auto [rec, n] = co_await conn.read_some(conn.buffer.prepare(16 * 1024), upstream::use_tuple,
-                                            upstream::connection::may_drain::no);
+                                              upstream::connection::may_drain::no);
       conn.buffer.commit(n);
       if (rec) {
         why = guard->timed_out ? "timed out" : rec.message();

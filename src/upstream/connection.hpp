@@ -52,7 +52,8 @@ class connection {
   // may_drain::no keeps Asio's own read (a read beside a write, the health checker's).
   enum class may_drain : bool { no, yes };
   template <class MutableBuffers, class Token = std::decay_t<decltype(use_tuple)>>
-  auto read_some(const MutableBuffers& b, Token token = use_tuple, may_drain drain = may_drain::yes) {
+  auto read_some(const MutableBuffers& b, Token token = use_tuple,
+                 may_drain drain = may_drain::yes) {
     return asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
         [this, drain](auto handler, const MutableBuffers& b) {
           if (tls_) {

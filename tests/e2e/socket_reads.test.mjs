@@ -26,33 +26,63 @@ import { CLIENT_TOKEN, chatBody, sleep } from './lib/common.mjs';
 const T = { timeout: 60000 };
 const AUTH = { 'content-type': 'application/json', authorization: `Bearer ${CLIENT_TOKEN}` };
 
-// The recv calls in strace's trace of the gateway's threads that found nothing, on the
-// clients' sockets: every socket but the provider's (whose reads begin with an HTTP status
-// line). Also all recv calls on the clients' sockets.
-function recvCounts(file) {
+// The recv calls in strace's trace of the gateway's threads that found nothing, and all recv
+// calls: on the clients' sockets (every socket but the provider's, whose reads begin with an
+// HTTP status line), or with `side` 'provider' on the provider's.
+function recvCounts(file, side = 'client') {
   const lines = fs.readFileSync(file, 'utf8').split('\n');
   const recv = lines.filter((l) => /\b(recvfrom|recvmsg)\(\d+/.test(l) && /\) += /.test(l));
   const fdOf = (l) => Number(/\b(?:recvfrom|recvmsg)\((\d+)/.exec(l)[1]);
   const provider = new Set(recv.filter((l) => /"HTTP\/1\.1 /.test(l)).map(fdOf));
-  const client = recv.filter((l) => !provider.has(fdOf(l)));
-  const empty = client.filter((l) => /= -1 EAGAIN/.test(l));
-  return { all: client.length, empty: empty.length, providerFds: provider.size, sample: (empty.length ? empty : client).slice(0, 12).join('\n') };
-}
-
-// The recv calls on the provider's socket (the one whose reads begin with an HTTP status
-// line) that found nothing, and all of them.
-function providerRecvCounts(file) {
-  const lines = fs.readFileSync(file, 'utf8').split('\n');
-  const recv = lines.filter((l) => /\b(recvfrom|recvmsg)\(\d+/.test(l) && /\) += /.test(l));
-  const fdOf = (l) => Number(/\b(?:recvfrom|recvmsg)\((\d+)/.exec(l)[1]);
-  const provider = new Set(recv.filter((l) => /"HTTP\/1\.1 /.test(l)).map(fdOf));
-  const mine = recv.filter((l) => provider.has(fdOf(l)));
+  const mine = recv.filter((l) => provider.has(fdOf(l)) === (side === 'provider'));
   const empty = mine.filter((l) => /= -1 EAGAIN/.test(l));
   return { all: mine.length, empty: empty.length, providerFds: provider.size, sample: (empty.length ? empty : mine).slice(0, 12).join('\n') };
 }
 
+// A raw provider: for each request on a connection (the whole head and Content-Length body
+// read), `answer(socket, index)` writes what it likes; `index` counts the connections. Then a
+// one-worker gateway routing group "g" to it; `fn(gw)`; both stopped after.
+async function withRawProvider(answer, fn) {
+  let conns = 0;
+  const prov = net.createServer((s) => {
+    const index = conns++;
+    let got = '';
+    s.on('data', (d) => {
+      got += d;
+      const end = got.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const len = Number(/content-length: *(\d+)/i.exec(got.slice(0, end))?.[1] ?? 0);
+      if (got.length < end + 4 + len) return;
+      got = got.slice(end + 4 + len);
+      answer(s, index);
+    });
+    s.on('error', () => {});
+  });
+  await new Promise((r) => prov.listen(0, '127.0.0.1', r));
+  const gw = await startGateway({
+    workers: 1,
+    config: { providers: [{ group: 'g', name: 'm', base: `http://127.0.0.1:${prov.address().port}`, key: 'sk-up' }], security: [CLIENT_TOKEN] },
+  });
+  try {
+    await fn(gw);
+  } finally {
+    await gw.stop();
+    prov.close();
+  }
+}
+
+// The head first, then (the gateway waiting for the rest) `rest` and a reset together: one
+// epoll edge, which the read of `rest` spends.
+function headThenReset(s, head, rest) {
+  s.write(head);
+  setTimeout(() => {
+    s.write(rest);
+    s.resetAndDestroy();
+  }, 30);
+}
+
 // Runs `work` with strace counting the gateway's recv calls; skips when strace cannot attach.
-async function countedRecvs(t, gw, work, count = recvCounts) {
+async function countedRecvs(t, gw, work, side = 'client') {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ob-strace-')), 'trace');
   const strace = await attachStrace(gw.proc.pid, ['-s', '16', '-e', 'trace=recvfrom,recvmsg'], { output: file });
   if (strace.error) {
@@ -64,7 +94,7 @@ async function countedRecvs(t, gw, work, count = recvCounts) {
   } finally {
     await strace.stop();
   }
-  const counts = count(file);
+  const counts = recvCounts(file, side);
   fs.rmSync(path.dirname(file), { recursive: true, force: true });
   return counts;
 }
@@ -126,7 +156,7 @@ describe('socket reads: no recv that finds nothing', { timeout: 180000 }, () => 
           assert.match(r.text, /"model":"g"/);
           await sleep(30);
         }
-      }, providerRecvCounts);
+      }, 'provider');
       if (!counts) return;
       assert.equal(counts.providerFds, 1, 'one pooled provider connection');
       assert.ok(counts.all >= N, `too few recv calls on the provider's socket (${counts.all}): ${counts.sample}`);
@@ -141,76 +171,34 @@ describe('socket reads: no recv that finds nothing', { timeout: 180000 }, () => 
   // A provider whose answer ends with its connection (no Content-Length, not chunked) and that
   // resets it behind the first bytes: the gateway must not take the reset for the answer's end.
   test('an answer ended by close and cut by a reset behind its bytes: a 502, never a truncated 200', T, async () => {
-    const prov = net.createServer((s) => {
-      let got = '';
-      s.on('data', (d) => {
-        got += d;
-        if (!got.includes('\r\n\r\n')) return;
-        // The head first, then (the gateway waiting for the rest) the bytes and the reset
-        // together: one epoll edge, which the bytes' read spends.
-        s.write('HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n');
-        setTimeout(() => {
-          s.write('{"id":"x","object":"chat.completion","model":"m","choices":[');
-          s.resetAndDestroy();
-        }, 30);
-      });
-      s.on('error', () => {});
-    });
-    await new Promise((r) => prov.listen(0, '127.0.0.1', r));
-    const gw = await startGateway({
-      workers: 1,
-      config: { providers: [{ group: 'g', name: 'm', base: `http://127.0.0.1:${prov.address().port}`, key: 'sk-up' }], security: [CLIENT_TOKEN] },
-    });
-    try {
+    const head = 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n';
+    await withRawProvider((s) => headThenReset(s, head, '{"id":"x","object":"chat.completion","model":"m","choices":['), async (gw) => {
       for (let i = 0; i < 4; i++) {
         const t0 = Date.now();
         const r = await request({ url: `${gw.url}/v1/chat/completions`, method: 'POST', headers: AUTH, body: chatBody('g'), timeout: 5000, allowError: true });
         assert.equal(r.status, 502, `round ${i}: ${r.status} ${r.text}`);
         assert.ok(Date.now() - t0 < 3000, `round ${i}: answered after ${Date.now() - t0} ms`);
       }
-    } finally {
-      await gw.stop();
-      prov.close();
-    }
+    });
   });
 
   // A provider that resets a kept-alive connection right behind a whole answer: the answer is
   // the client's, and the next request, which finds that connection in the pool, goes out on
   // a fresh one (the reset fails its write before any byte goes out).
   test('a provider that resets right behind a whole answer: the next request is served on a fresh connection', T, async () => {
-    let conns = 0;
-    const prov = net.createServer((s) => {
-      const first = conns++ % 2 === 0;
-      let got = '';
-      s.on('data', (d) => {
-        got += d;
-        const end = got.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const len = Number(/content-length: *(\d+)/i.exec(got.slice(0, end))?.[1] ?? 0);
-        if (got.length < end + 4 + len) return;
-        got = got.slice(end + 4 + len);
-        const body = JSON.stringify({ id: 'x', object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] });
-        s.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
-        if (first) s.resetAndDestroy();
-      });
-      s.on('error', () => {});
-    });
-    await new Promise((r) => prov.listen(0, '127.0.0.1', r));
-    const gw = await startGateway({
-      workers: 1,
-      config: { providers: [{ group: 'g', name: 'm', base: `http://127.0.0.1:${prov.address().port}`, key: 'sk-up' }], security: [CLIENT_TOKEN] },
-    });
-    try {
+    const body = JSON.stringify({ id: 'x', object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] });
+    const answer = (s, index) => {
+      s.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      if (index % 2 === 0) s.resetAndDestroy();
+    };
+    await withRawProvider(answer, async (gw) => {
       for (let i = 0; i < 6; i++) {
         const r = await request({ url: `${gw.url}/v1/chat/completions`, method: 'POST', headers: AUTH, body: chatBody('g'), timeout: 5000, allowError: true });
         assert.equal(r.status, 200, `request ${i}: ${r.status} ${r.text}`);
         assert.equal(r.json().model, 'g');
         await sleep(20);
       }
-    } finally {
-      await gw.stop();
-      prov.close();
-    }
+    });
   });
 
   // A provider that resets the connection right behind an event (a crash with unread bytes, a
@@ -219,25 +207,8 @@ describe('socket reads: no recv that finds nothing', { timeout: 180000 }, () => 
   // hint does not count such a reset, so a drained read waits, and the sweep's check of a read
   // that waits over a second finds it (exchange::check_stalled_read).
   test('a provider that resets right after an event: the stream ends within seconds, every time', T, async () => {
-    const prov = net.createServer((s) => {
-      let got = '';
-      s.on('data', (d) => {
-        got += d;
-        if (!got.includes('\r\n\r\n')) return;
-        s.write('HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n');
-        setTimeout(() => {
-          s.write('data: {"id":"x","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n');
-          s.resetAndDestroy();
-        }, 30);
-      });
-      s.on('error', () => {});
-    });
-    await new Promise((r) => prov.listen(0, '127.0.0.1', r));
-    const gw = await startGateway({
-      workers: 1,
-      config: { providers: [{ group: 'g', name: 'm', base: `http://127.0.0.1:${prov.address().port}`, key: 'sk-up' }], security: [CLIENT_TOKEN] },
-    });
-    try {
+    const event = 'data: {"id":"x","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n';
+    await withRawProvider((s) => headThenReset(s, 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n', event), async (gw) => {
       for (let i = 0; i < 6; i++) {
         const t0 = Date.now();
         const r = await request({ url: `${gw.url}/v1/chat/completions`, method: 'POST', headers: AUTH, body: chatBody('g', { stream: true }), timeout: 5000, allowError: true });
@@ -247,10 +218,7 @@ describe('socket reads: no recv that finds nothing', { timeout: 180000 }, () => 
         assert.ok(ms < 3000, `round ${i}: the stream ended after ${ms} ms`);
         assert.match(r.text, /"error"/, `round ${i}: no error event after the reset: ${r.text}`);
       }
-    } finally {
-      await gw.stop();
-      prov.close();
-    }
+    });
   });
 
   test('keep-alive requests over the TLS listener: no recv on the client\'s socket finds nothing', T, async (t) => {
