@@ -29,7 +29,7 @@
 // re-arms the descriptor; armed after 20 ms) sees the reset, and the answer's write fails. On
 // a plain provider connection a write fails at once on such a socket (a pooled connection's
 // request is then sent again on a fresh one), and a read that waits over a second is looked at
-// with a MSG_PEEK recv once a second (proxy::exchange::check_stalled_read): a stream cut by
+// with a poll once a second (proxy::exchange::check_stalled_read): a stream cut by
 // such a reset ends within about a second, not at timeouts.idle. An HTTP/2 connection's read
 // has no deadline while its streams live (a stream waiting on its provider, or on a shut flow
 // control window, writes nothing that would fail), so those reads stay Asio's own, as do a

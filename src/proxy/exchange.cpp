@@ -2,6 +2,7 @@
 
 #include "observe/clock.hpp"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -321,28 +322,21 @@ void exchange::check_stalled_read(std::chrono::steady_clock::time_point now) {
       now - up_read_checked_ < stalled_read_check)
     return;
   up_read_checked_ = now;
-  char b;
-  auto got = ::recv(up_->lowest().native_handle(), &b, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+  // poll, not a recv: a recv (even MSG_PEEK) would consume the socket's error, which the
+  // kernel reports once; read again, the socket would then only say "end", and an answer
+  // that ends with its connection would pass as complete.
+  pollfd p{up_->lowest().native_handle(), POLLIN | POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) <= 0 || p.revents == 0) return;
   // An end, an error (a RST that came with the last bytes read) or bytes that no edge
-  // announced: the read waits for nothing. Its completion (operation_aborted) takes the
-  // result. The peek consumed the socket's error (the kernel reports it once), so that is
-  // kept here: read again, the socket would only say "end", and an answer that ends with its
-  // connection would pass as complete.
+  // announced: the read waits for nothing. Its completion (operation_aborted) reads them
+  // (redo_read).
   up_read_kicked_ = true;
-  up_read_kick_ec_ = got < 0    ? boost::system::error_code(errno, boost::system::system_category())
-                     : got == 0 ? boost::system::error_code(asio::error::eof)
-                                : boost::system::error_code();
   boost::system::error_code ec;
   up_->lowest().cancel(ec);
 }
 
 void exchange::redo_read(boost::system::error_code& ec, std::size_t& n) {
   n = 0;
-  if (up_read_kick_ec_) {  // the end or the error the peek found
-    ec = up_read_kick_ec_;
-    return;
-  }
   if (!up_->lowest().is_open()) return;  // closed meanwhile (shutdown): stays aborted
   auto buf = up_->buffer.prepare(up_->big_reads ? big_read_chunk : first_read_chunk);
   auto got = ::recv(up_->lowest().native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);

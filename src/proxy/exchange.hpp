@@ -323,9 +323,9 @@ class exchange {
   attempt_outcome take_read(boost::system::error_code ec, std::size_t n, bool expired);
   // A plain provider read that waits after a read that drained the socket
   // (upstream::connection::read_some) is not woken by a RST that came with the last bytes.
-  // sweep() looks at a read waiting longer than a second, once a second, with a MSG_PEEK
-  // recv; when that finds an end, an error or bytes, the read is cancelled and end_read
-  // reads the socket itself (redo_read).
+  // sweep() looks at a read waiting longer than a second, once a second, with a poll; when
+  // that finds the socket readable (an end, an error or bytes), the read is cancelled and
+  // end_read reads the socket itself (redo_read).
   void check_stalled_read(std::chrono::steady_clock::time_point now);
   void redo_read(boost::system::error_code& ec, std::size_t& n);
 
@@ -441,7 +441,6 @@ class exchange {
       std::chrono::steady_clock::time_point::max();
   std::chrono::steady_clock::time_point up_read_checked_{};
   bool up_read_kicked_ = false;
-  boost::system::error_code up_read_kick_ec_;  // what the check's peek found (none: bytes)
   boost::system::error_code read_ec_, write_ec_;
   std::size_t read_n_ = 0;
   attempt_outcome watch_out_;

@@ -548,7 +548,15 @@ void h2_connection::reset_stalled(clock_type::time_point now) {
   bool reset = false;
   for (auto& [id, st] : streams_) {
     if (st->closed) continue;
-    if (st->pending() == 0 || st->sent != st->sent_at_tick) {
+    // Waiting only counts while the client's window holds the answer back: bytes or the end
+    // to send (a finished answer's END_STREAM waits on the window too), nothing taken since the
+    // last tick, and the stream's or the connection's window shut. A stream that waits its turn
+    // behind the others, or behind a write in flight, is not stalled (the write's own limit
+    // covers a client that stops reading its socket).
+    const bool waiting = st->pending() > 0 || st->finished;
+    if (!waiting || st->sent != st->sent_at_tick ||
+        (nghttp2_session_get_stream_remote_window_size(session_, id) > 0 &&
+         nghttp2_session_get_remote_window_size(session_) > 0)) {
       st->sent_at_tick = st->sent;
       st->progress_at = now;
     } else if (now - st->progress_at >= send_limit_) {

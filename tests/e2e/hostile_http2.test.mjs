@@ -305,6 +305,43 @@ const cases = [
     },
   })),
   {
+    name: 'a client whose window takes a stream\'s last byte but not its end -> the stream is reset after timeouts.idle',
+    async run({ ca }) {
+      // The provider sends every event at once and ends its answer 400 ms later: the stream's
+      // bytes go out, and its end (END_STREAM) comes once the window they filled is shut.
+      const events = ['hello', ' world'].map((c) => `data: ${JSON.stringify({ id: 'c', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: { content: c } }] })}\n\n`);
+      events.push('data: [DONE]\n\n');
+      const up = http.createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          res.writeHead(200, { 'content-type': 'text/event-stream' });
+          res.write(events.join(''));
+          setTimeout(() => res.end(), 400);
+        });
+      });
+      await new Promise((r) => up.listen(0, '127.0.0.1', r));
+      // "model":"m" comes back as "model":"g": the same length.
+      const length = Buffer.byteLength(events.join(''));
+      const gw2 = await startH2Gateway({ ca, workers: 1, providers: [{ group: 'g', name: 'm', base: `http://127.0.0.1:${up.address().port}`, key: 'sk-up' }], extra: { timeouts: { idle: 1, keepalive: 1 } } });
+      try {
+        const c = await rawH2(gw2, ca);
+        const block = hpack(requestFields(gw2, { method: 'POST', path: '/v1/chat/completions', headers: [['authorization', `Bearer ${CLIENT_TOKEN}`], ['content-type', 'application/json']] }));
+        await c.write(Buffer.concat([PREFACE, settings([[4, length]]), frame(T.HEADERS, F.END_HEADERS, 1, block), frame(T.DATA, F.END_STREAM, 1, Buffer.from(chatBody('g', { stream: true })))]));
+        const data = () => Buffer.concat(c.frames.filter((f) => f.type === T.DATA && f.stream === 1).map((f) => f.payload)).toString();
+        await waitFor(() => data().includes('data: [DONE]'), { what: 'the whole stream', timeout: 5000 });
+        assert.equal(data(), events.join('').replaceAll('"model":"m"', '"model":"g"'));
+        await waitFor(() => c.frames.some((f) => f.type === T.RST_STREAM && f.stream === 1), { what: 'RST_STREAM on the stream whose end waits', timeout: 6000 });
+        assert.ok(!c.frames.some((f) => f.stream === 1 && f.flags & F.END_STREAM && f.type !== T.HEADERS), 'no END_STREAM past a shut window');
+        await waitFor(() => c.goaway(), { what: 'GOAWAY on the idle connection', timeout: 4000 });
+        c.sock.destroy();
+      } finally {
+        await gw2.stop();
+        gw2.cleanup();
+        await new Promise((r) => up.close(r));
+      }
+    },
+  },
+  {
     name: 'a client that stops reading its socket -> the connection is closed once a write has waited timeouts.idle',
     async run({ ca, M }) {
       await withGateway({ ca, M, extra: { timeouts: { idle: 1 } } }, async (gw2) => {
@@ -320,8 +357,8 @@ const cases = [
         update.writeUInt32BE(maxWindow - 65535);
         await c.write(Buffer.concat([PREFACE, settings([[4, maxWindow]]), frame(T.WINDOW_UPDATE, 0, 0, update), frame(T.HEADERS, F.END_HEADERS, 1, block), frame(T.DATA, F.END_STREAM, 1, Buffer.from(chatBody('g')))]));
         await waitFor(() => c.frames.some((f) => f.type === T.DATA && f.stream === 1), { what: 'the answer flowing', timeout: 10000 });
-        c.sock.pause();
         assert.equal(await metric(), 1);
+        c.sock.pause();
         // The socket buffers fill, the gateway's write waits, and timeouts.idle after that write
         // began the connection is closed. (No lower bound here: the write that stalls may have
         // begun before the pause.)

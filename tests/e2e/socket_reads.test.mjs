@@ -182,14 +182,14 @@ describe('socket reads: no recv that finds nothing', { timeout: 180000 }, () => 
     });
   });
 
-  // A provider that resets a kept-alive connection right behind a whole answer: the answer is
-  // the client's, and the next request, which finds that connection in the pool, goes out on
-  // a fresh one (the reset fails its write before any byte goes out).
+  // A provider that resets every connection right behind its first whole answer: the answer
+  // is the client's, and the next request, which finds that connection in the pool, goes out
+  // on a fresh one (the reset fails its write before any byte goes out).
   test('a provider that resets right behind a whole answer: the next request is served on a fresh connection', T, async () => {
     const body = JSON.stringify({ id: 'x', object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] });
-    const answer = (s, index) => {
+    const answer = (s) => {
       s.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
-      if (index % 2 === 0) s.resetAndDestroy();
+      s.resetAndDestroy();
     };
     await withRawProvider(answer, async (gw) => {
       for (let i = 0; i < 6; i++) {
