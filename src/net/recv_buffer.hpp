@@ -23,10 +23,12 @@
 //
 // What the hint does not count: a RST that came with the last bytes (the kernel records it as
 // the socket's error, not as a FIN). A read queued after such a drained read waits for an edge
-// that does not come, or for its deadline. On an HTTP/1 client connection every read has one
-// (client_header, client_body, keepalive, the lingering close's second), and the client is
-// gone anyway; while a request is with its provider, the client watch (async_wait, which
-// re-arms the descriptor; armed after 20 ms) sees the reset, and the answer's write fails. On
+// that does not come, or for its deadline. On an HTTP/1 client connection only the wait for a
+// request's first byte is queued that way: every read in the middle of a request (the rest of
+// a head, a body) tries the socket first (proxy::client_stream::async_read_more), so a client
+// that resets mid-request is let go at once, not at client_header / client_body; while a
+// request is with its provider, the client watch (async_wait, which re-arms the descriptor;
+// armed after 20 ms) sees the reset, and the answer's write fails. On
 // a plain provider connection a write fails at once on such a socket (a pooled connection's
 // request is then sent again on a fresh one), and a read that waits over a second is looked at
 // with a poll once a second (proxy::exchange::check_stalled_read): a stream cut by

@@ -118,6 +118,14 @@ class tls_socket {
     }
     return start(read_op{s_.get(), first}, std::forward<Token>(token));
   }
+  // The same, for a read in the middle of a message (a server connection's): OpenSSL reads
+  // first, its BIO trying the socket, even when it holds nothing: a reset that came with the
+  // bytes an earlier read took raises no edge (proxy::client_stream::async_read_more).
+  template <class MutableBuffer, class Token>
+  auto async_read_more(const MutableBuffer& b, Token&& token) {
+    return start(read_op{s_.get(), boost::asio::mutable_buffer(b), 0, true},
+                 std::forward<Token>(token));
+  }
   // Completion signature (error_code, std::size_t): writes all of `b`.
   template <class ConstBuffers, class Token>
   auto async_write(const ConstBuffers& b, Token&& token) {
@@ -264,6 +272,7 @@ class tls_socket {
     state* st;
     boost::asio::mutable_buffer b;
     std::size_t n = 0;  // set by the attempt that succeeds
+    bool tried = false;  // async_read_more: OpenSSL reads first, whatever it holds
     step attempt(error_code& e) {
       return b.size() == 0 ? step::done : st->read(b.data(), b.size(), n, e);
     }
@@ -271,7 +280,7 @@ class tls_socket {
     // (its one speculative recv finds the bytes, or the read waits): OpenSSL's own recv would
     // only add an EAGAIN before it when the request is not there yet.
     step first_attempt(error_code& e) {
-      return b.size() > 0 && st->socket_first() ? step::want_read : attempt(e);
+      return b.size() > 0 && !tried && st->socket_first() ? step::want_read : attempt(e);
     }
     template <class F>
     void finish(F&& f, error_code e) {

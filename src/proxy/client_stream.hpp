@@ -10,8 +10,12 @@
 #include <memory>
 #include <optional>
 
+#include <sys/socket.h>
+
+#include <boost/asio/append.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/write.hpp>
 
@@ -89,6 +93,35 @@ class client_stream {
             tls_->async_read_some(b, std::move(handler));
           else
             plain_.async_read_some(net::recv_into(b), std::move(handler));
+        },
+        token, b);
+  }
+  // A read in the middle of a message (the rest of a head or of a body): tried on the socket
+  // at once, not left to wait for an epoll edge. The read that took the socket's last bytes
+  // may have marked it drained (net/recv_buffer.hpp), and a reset that came with those bytes is
+  // in no hint and raises no edge: only a read finds it, so without this try the read would
+  // wait for its deadline (then a 408 for nobody). The wait for a connection's next request
+  // is the one read that waits without a try (async_read_some). `b`: one buffer, not empty.
+  template <class MutableBuffer, class Token>
+  auto async_read_more(const MutableBuffer& b, Token&& token) {
+    return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
+        [this](auto handler, const MutableBuffer& b) {
+          if (pipe_) [[unlikely]] {
+            pipe_->async_read_some(b, std::move(handler));
+          } else if (tls_) {
+            tls_->async_read_more(b, std::move(handler));
+          } else {
+            std::size_t n = 0;
+            boost::system::error_code ec;
+            bool drained = false;
+            if (net::recv_some(plain_.native_handle(), boost::asio::mutable_buffer(b),
+                               MSG_DONTWAIT, n, ec, drained)) {
+              auto ex = plain_.get_executor();
+              boost::asio::post(ex, boost::asio::append(std::move(handler), ec, n));
+            } else {
+              plain_.async_read_some(net::recv_into(b), std::move(handler));
+            }
+          }
         },
         token, b);
   }

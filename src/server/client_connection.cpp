@@ -358,7 +358,10 @@ asio::awaitable<client_connection::head_result> client_connection::read_head() {
     }
     // Never past the limit: a head that fills it without ending is too large.
     auto want = std::min(client_read_chunk, limit - parsed - in_.size());
-    auto [ec, n] = co_await stream_.async_read_some(in_.prepare(want), use_tuple);
+    // The wait for a request's first byte may end without a syscall's try; the rest of a head
+    // is tried at once (client_stream::async_read_more: a reset behind bytes read).
+    auto [ec, n] = started ? co_await stream_.async_read_more(in_.prepare(want), use_tuple)
+                           : co_await stream_.async_read_some(in_.prepare(want), use_tuple);
     bool expired = deadline_.expired();
     deadline_.disarm();
     bool was_idle = idle_;
@@ -412,7 +415,7 @@ asio::awaitable<client_connection::head_result> client_connection::read_body(
       arm();
       auto want = std::min(req_.body.spare_size(), len - req_.body.size());
       auto [ec, n] =
-          co_await stream_.async_read_some(asio::buffer(req_.body.spare(), want), use_tuple);
+          co_await stream_.async_read_more(asio::buffer(req_.body.spare(), want), use_tuple);
       bool expired = deadline_.expired();
       deadline_.disarm();
       req_.body.commit(n);
@@ -434,7 +437,7 @@ asio::awaitable<client_connection::head_result> client_connection::read_body(
         co_return head_result::bad;  // an endless chunk line, or a bare LF: 400 now
     }
     arm();
-    auto [ec, n] = co_await stream_.async_read_some(in_.prepare(client_read_chunk), use_tuple);
+    auto [ec, n] = co_await stream_.async_read_more(in_.prepare(client_read_chunk), use_tuple);
     bool expired = deadline_.expired();
     deadline_.disarm();
     in_.commit(n);

@@ -107,7 +107,7 @@ asio::awaitable<client_connection::head_result> client_connection::read_client(
   // The client stream, not its socket: an HTTP/2 stream's pipe is cancelled too.
   deadline_.arm_until(std::min(observe::coarse_deadline(to.client_body), body_until_), &stream_,
                       proxy::deadline::on_expiry::cancel);
-  auto [ec, got] = co_await stream_.async_read_some(into, use_tuple);
+  auto [ec, got] = co_await stream_.async_read_more(into, use_tuple);
   bool expired = deadline_.expired();
   deadline_.disarm();
   n = got;

@@ -16,12 +16,13 @@ import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway, freePort } from './lib/gateway.mjs';
 import { request, waitFor } from './lib/http.mjs';
 import { makeTestCA } from './lib/tls.mjs';
 import { attachStrace } from './lib/strace.mjs';
-import { CLIENT_TOKEN, chatBody, sleep } from './lib/common.mjs';
+import { CLIENT_TOKEN, accessLines, chatBody, sleep } from './lib/common.mjs';
 
 const T = { timeout: 60000 };
 const AUTH = { 'content-type': 'application/json', authorization: `Bearer ${CLIENT_TOKEN}` };
@@ -240,6 +241,67 @@ describe('socket reads: no recv that finds nothing', { timeout: 180000 }, () => 
       ca.cleanup();
     }
   });
+
+  // A client that resets in the middle of its request, right behind bytes the gateway reads:
+  // the kernel's hint does not count the reset, so a read that took those bytes as the socket's
+  // last would leave the next read waiting for an edge that never comes, until
+  // timeouts.client_header or client_body (then a 408 for nobody, the connection held
+  // meanwhile). Over the TLS listener too (its input buffer is filled the same way).
+  for (const overTls of [false, true]) {
+    for (const where of ['head', 'body']) {
+      test(`a client that resets in the middle of its request's ${where}${overTls ? ' (TLS)' : ''}: let go at once, not at the ${where} deadline`, T, async () => {
+        const ca = overTls ? makeTestCA() : null;
+        const tlsPort = overTls ? await freePort() : null;
+        const gw = await startGateway({
+          workers: 1,
+          config: {
+            providers: [{ group: 'g', name: 'm', base: M.url, key: 'sk-up' }],
+            security: [CLIENT_TOKEN],
+            timeouts: { client_header: 4, client_body: 4 },
+            ...(overTls ? { tls: { listen: `127.0.0.1:${tlsPort}`, cert: ca.cert, key: ca.key } } : {}),
+          },
+        });
+        const connections = async () => {
+          const text = await (await fetch(`${gw.adminUrl}/metrics`)).text();
+          return Number(/^openbridge_client_connections (\S+)$/m.exec(text)[1]);
+        };
+        try {
+          if (overTls) await waitFor(() => /listening with TLS on/.test(gw.stderr()), { what: 'the TLS listener', timeout: 5000 });
+          const body = chatBody('g');
+          const head = `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer ${CLIENT_TOKEN}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
+          // The gateway has read the first part and waits for more; the second part and the
+          // reset then arrive together.
+          const [first, second] = where === 'head' ? [head.slice(0, 40), head.slice(40, 80)] : [head + body.slice(0, 10), body.slice(10, 20)];
+          for (let round = 0; round < 5; round++) {
+            const raw = net.connect({ port: overTls ? tlsPort : gw.port, host: '127.0.0.1' });
+            raw.on('error', () => {});
+            await new Promise((r, j) => raw.once('connect', r).once('error', j));
+            let s = raw;
+            if (overTls) {
+              s = tls.connect({ socket: raw, ca: ca.caCertPem, servername: 'localhost' });
+              s.on('error', () => {});
+              await new Promise((r, j) => s.once('secureConnect', r).once('error', j));
+            }
+            s.write(first);
+            await waitFor(connections, { what: 'the connection counted', timeout: 3000 });
+            await sleep(50);
+            const t0 = Date.now();
+            s.write(second);  // handed to the kernel at once (TLS: encrypted and written through)
+            raw.resetAndDestroy();
+            await waitFor(async () => (await connections()) === 0, { what: `round ${round}: the reset connection let go`, timeout: 2500, every: 50 });
+            assert.ok(Date.now() - t0 < 2500, `round ${round}: let go after ${Date.now() - t0} ms`);
+          }
+          const lines = accessLines(gw);
+          assert.ok(!lines.some((l) => l.status === '408'), `a 408 was logged for a client that reset:\n${lines.map((l) => l._line).join('\n')}`);
+          // A body cut by its client is logged as such (a cut head leaves no request to log).
+          if (where === 'body') assert.equal(lines.filter((l) => l.status === '499').length, 5, lines.map((l) => l._line).join('\n'));
+        } finally {
+          await gw.stop();
+          ca?.cleanup();
+        }
+      });
+    }
+  }
 
   // The end that comes with the last bytes: a client that sends its request and its FIN at
   // once still gets the answer, then the close at once (not at timeouts.keepalive).
