@@ -70,6 +70,7 @@ reactor_op::status reactive_socket_recv_op_base<ob::net::recv_buffer>::do_perfor
   if (!ob::net::recv_some(o->socket_, o->buffer_, o->flags_, o->bytes_transferred_, o->ec_,
                           drained))
     return not_done;
+  if (o->buffer_.drained) *o->buffer_.drained = drained;
   return drained ? done_and_exhausted : done;
 }
 

@@ -65,17 +65,25 @@
 
 namespace ob::net {
 
-// One contiguous read target (a MutableBufferSequence of one buffer).
+// One contiguous read target (a MutableBufferSequence of one buffer). `drained`, when set, is
+// where a read that takes bytes, an end or an error records whether it drained the socket (so
+// that the next read in the middle of a message knows it must try the socket itself:
+// proxy::client_stream::async_read_more); it must outlive the read (a member of the socket's
+// owner: a closed socket's reads are aborted without reading).
 struct recv_buffer : boost::asio::mutable_buffer {
-  explicit recv_buffer(boost::asio::mutable_buffer b) : boost::asio::mutable_buffer(b) {}
+  explicit recv_buffer(boost::asio::mutable_buffer b, bool* drained = nullptr)
+      : boost::asio::mutable_buffer(b), drained(drained) {}
+  bool* drained;
 };
 
 // The read target of a single-buffer read (`b` converts to one mutable_buffer).
 template <class MutableBuffer>
-auto recv_into(const MutableBuffer& b) {
+auto recv_into(const MutableBuffer& b, bool* drained = nullptr) {
 #if OB_NET_DRAINING_READS
-  return recv_buffer(boost::asio::mutable_buffer(b));
+  return recv_buffer(boost::asio::mutable_buffer(b), drained);
 #else
+  // Asio's own read never marks the socket drained.
+  if (drained) *drained = false;
   return boost::asio::mutable_buffer(b);
 #endif
 }

@@ -67,6 +67,7 @@ int bio_read(BIO* b, char* p, int n) {
   }
   auto r = ::recv(st->sock.native_handle(), p, static_cast<std::size_t>(n), MSG_DONTWAIT);
   if (r < 0 && retryable(errno)) BIO_set_retry_read(b);
+  if (r > 0) st->maybe_drained = true;  // no hint here: perhaps the socket's last bytes
   return static_cast<int>(r);
 }
 

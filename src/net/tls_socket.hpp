@@ -118,12 +118,13 @@ class tls_socket {
     }
     return start(read_op{s_.get(), first}, std::forward<Token>(token));
   }
-  // The same, for a read in the middle of a message (a server connection's): OpenSSL reads
-  // first, its BIO trying the socket, even when it holds nothing: a reset that came with the
-  // bytes an earlier read took raises no edge (proxy::client_stream::async_read_more).
+  // The same, for a read in the middle of a message (a server connection's): after a read of
+  // the socket that may have drained it, OpenSSL reads first, its BIO trying the socket, even
+  // when it holds nothing: a reset that came with the bytes taken raises no edge
+  // (proxy::client_stream::async_read_more).
   template <class MutableBuffer, class Token>
   auto async_read_more(const MutableBuffer& b, Token&& token) {
-    return start(read_op{s_.get(), boost::asio::mutable_buffer(b), 0, true},
+    return start(read_op{s_.get(), boost::asio::mutable_buffer(b), 0, s_->maybe_drained},
                  std::forward<Token>(token));
   }
   // Completion signature (error_code, std::size_t): writes all of `b`.
@@ -154,6 +155,9 @@ class tls_socket {
     bool broken = false;   // a fatal error: no more SSL calls that write (close_notify)
     bool client;           // reads only through `in`, never the socket directly
     bool filling = false;  // the socket's async_read_some into `in` is outstanding
+    // The socket's last read may have drained it: a fill read that did (recv_buffer.hpp), or
+    // the BIO's own recv, which has no hint (read_op::tried).
+    bool maybe_drained = false;
     // Bytes the socket's async_read_some put in `in`, [in_pos, in_len) not yet taken by
     // OpenSSL.
     std::unique_ptr<char[]> in;
@@ -187,7 +191,8 @@ class tls_socket {
         if (st->client)  // a provider: Asio's own read (recv_buffer.hpp: why not on this side)
           st->sock.async_read_some(st->fill_target(), std::move(self));
         else
-          st->sock.async_read_some(recv_into(st->fill_target()), std::move(self));
+          st->sock.async_read_some(recv_into(st->fill_target(), &st->maybe_drained),
+                                   std::move(self));
       } else
         st->sock.async_wait(tcp::socket::wait_read, std::move(self));
       return true;
@@ -272,7 +277,7 @@ class tls_socket {
     state* st;
     boost::asio::mutable_buffer b;
     std::size_t n = 0;  // set by the attempt that succeeds
-    bool tried = false;  // async_read_more: OpenSSL reads first, whatever it holds
+    bool tried = false;  // OpenSSL reads first, whatever it holds (async_read_more)
     step attempt(error_code& e) {
       return b.size() == 0 ? step::done : st->read(b.data(), b.size(), n, e);
     }

@@ -92,7 +92,7 @@ class client_stream {
           else if (tls_)
             tls_->async_read_some(b, std::move(handler));
           else
-            plain_.async_read_some(net::recv_into(b), std::move(handler));
+            plain_.async_read_some(net::recv_into(b, &drained_), std::move(handler));
         },
         token, b);
   }
@@ -101,7 +101,9 @@ class client_stream {
   // may have marked it drained (net/recv_buffer.hpp), and a reset that came with those bytes is
   // in no hint and raises no edge: only a read finds it, so without this try the read would
   // wait for its deadline (then a 408 for nobody). The wait for a connection's next request
-  // is the one read that waits without a try (async_read_some). `b`: one buffer, not empty.
+  // is the one read that waits without a try (async_read_some). Only a read after one that
+  // drained the socket tries it itself; after any other, Asio's read starts with its own
+  // speculative recv. `b`: one buffer, not empty.
   template <class MutableBuffer, class Token>
   auto async_read_more(const MutableBuffer& b, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
@@ -113,13 +115,12 @@ class client_stream {
           } else {
             std::size_t n = 0;
             boost::system::error_code ec;
-            bool drained = false;
-            if (net::recv_some(plain_.native_handle(), boost::asio::mutable_buffer(b),
-                               MSG_DONTWAIT, n, ec, drained)) {
+            if (drained_ && net::recv_some(plain_.native_handle(), boost::asio::mutable_buffer(b),
+                                           MSG_DONTWAIT, n, ec, drained_)) {
               auto ex = plain_.get_executor();
               boost::asio::post(ex, boost::asio::append(std::move(handler), ec, n));
             } else {
-              plain_.async_read_some(net::recv_into(b), std::move(handler));
+              plain_.async_read_some(net::recv_into(b, &drained_), std::move(handler));
             }
           }
         },
@@ -145,6 +146,7 @@ class client_stream {
   std::shared_ptr<boost::asio::ssl::context> ctx_;
   std::optional<tls_stream> tls_;
   std::shared_ptr<memory_pipe> pipe_;  // HTTP/2 streams only
+  bool drained_ = false;  // the plain socket's last read drained it (recv_buffer.hpp)
 };
 
 }  // namespace ob::proxy

@@ -288,13 +288,15 @@ describe('socket reads: no recv that finds nothing', { timeout: 180000 }, () => 
             const t0 = Date.now();
             s.write(second);  // handed to the kernel at once (TLS: encrypted and written through)
             raw.resetAndDestroy();
-            await waitFor(async () => (await connections()) === 0, { what: `round ${round}: the reset connection let go`, timeout: 2500, every: 50 });
-            assert.ok(Date.now() - t0 < 2500, `round ${round}: let go after ${Date.now() - t0} ms`);
+            // Before: held until the 4 s deadline.
+            await waitFor(async () => (await connections()) === 0, { what: `round ${round}: the reset connection let go (${Date.now() - t0} ms)`, timeout: 2500, every: 50 });
           }
+          // A body cut by its client is logged as such (a cut head leaves no request to log);
+          // access lines are flushed every 20 ms.
+          if (where === 'body') await waitFor(() => accessLines(gw).filter((l) => l.status === '499').length === 5, { what: 'five 499 access lines', timeout: 2000 });
           const lines = accessLines(gw);
           assert.ok(!lines.some((l) => l.status === '408'), `a 408 was logged for a client that reset:\n${lines.map((l) => l._line).join('\n')}`);
-          // A body cut by its client is logged as such (a cut head leaves no request to log).
-          if (where === 'body') assert.equal(lines.filter((l) => l.status === '499').length, 5, lines.map((l) => l._line).join('\n'));
+          if (where === 'head') assert.equal(lines.length, 0, lines.map((l) => l._line).join('\n'));
         } finally {
           await gw.stop();
           ca?.cleanup();
