@@ -104,7 +104,9 @@ answer_result openai_answer_to_anthropic(int status, std::string_view body,
   }
   w.end_array();
   std::string_view fr = get_str(choice, "finish_reason");
-  w.kv("stop_reason", any_tool && fr.empty() ? "tool_use" : stop_reason(fr));
+  // A turn that called tools ends in tool_use, also when the provider said "stop" (some
+  // OpenAI-compatible ones do; Anthropic's clients loop on stop_reason).
+  w.kv("stop_reason", any_tool && (fr.empty() || fr == "stop") ? "tool_use" : stop_reason(fr));
   w.key("stop_sequence").null();
   member u = get(root, "usage");
   std::int64_t cached = -1;

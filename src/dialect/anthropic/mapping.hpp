@@ -18,6 +18,23 @@ void write_openai_usage(json_writer& w, const token_usage& u, std::int64_t cache
 // An Anthropic error (its "error" object, or none) -> OpenAI status and body.
 answer_result openai_error_of_anthropic(int status, dom::element* err, std::string_view fallback);
 
+// Which of an OpenAI request's temperature and top_p go to an Anthropic target. Newer Claude
+// models refuse the two together (400 "temperature and top_p cannot both be specified"), and
+// many OpenAI clients send top_p 1 by default. Beside the other, a top_p of 1 (no truncation)
+// or a temperature of 1 (Anthropic's default) is the neutral value and is left out; both away
+// from neutral, both go and the model decides.
+struct sampling_kept {
+  bool temperature, top_p;
+};
+inline sampling_kept keep_sampling(bool has_temperature, double temperature, bool has_top_p,
+                                   double top_p) {
+  if (has_temperature && has_top_p) {
+    if (top_p == 1) return {true, false};
+    if (temperature == 1) return {false, true};
+  }
+  return {has_temperature, has_top_p};
+}
+
 }  // namespace ob::dialect::anthropic::detail
 
 namespace ob::dialect::anthropic::detail {

@@ -16,6 +16,7 @@
 
 #include <simdjson.h>
 
+#include "dialect/anthropic/mapping.hpp"
 #include "proxy/json/model.hpp"  // append_json_string
 
 namespace ob::dialect::anthropic::detail {
@@ -444,11 +445,13 @@ bool single_pass(std::string_view body, const outbound_options& opt, std::string
   out += R"(,"messages":[)";
   out += msgs;
   out += ']';
-  if (p.has(k_temperature)) {
+  const sampling_kept kept =
+      keep_sampling(p.has(k_temperature), p.temperature.d, p.has(k_top_p), p.top_p.d);
+  if (kept.temperature) {
     out += R"(,"temperature":)";
     append_number(out, p.temperature);
   }
-  if (p.has(k_top_p)) {
+  if (kept.top_p) {
     out += R"(,"top_p":)";
     append_number(out, p.top_p);
   }

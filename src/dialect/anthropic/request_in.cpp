@@ -338,6 +338,11 @@ class translator {
     if (have_[s_tool_choice]) {
       dom::element v = slots_[s_tool_choice];
       std::string_view type = get_str(v, "type");
+      const bool known = type == "auto" || type == "any" || type == "none" ||
+                         (type == "tool" && !get_str(v, "name").empty());
+      if (!known) return fail("tool_choice.type", "must be auto, any, tool (with a name) or none");
+      // Without tools it says nothing, and OpenAI refuses a tool_choice without tools (400).
+      if (!any) return true;
       w.key("tool_choice");
       if (type == "auto") {
         w.string("auto");

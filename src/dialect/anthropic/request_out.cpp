@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "dialect/anthropic/dom.hpp"
+#include "dialect/anthropic/mapping.hpp"
 #include "dialect/anthropic/request_fast.hpp"
 
 namespace ob::dialect::anthropic {
@@ -434,27 +435,38 @@ class translator {
   }
 
   bool write_sampling(json_writer& w) {
+    double t = 0, p = 0;
     if (have_[s_temperature]) {
       dom::element v = slots_[s_temperature];
       if (!is_number(v)) return fail("temperature", "'temperature' must be a number", invalid);
-      double t = num(v);
+      t = num(v);
       if (t < 0 || t > 1)
         return fail("temperature",
                     "temperature " + std::string(simdjson::minify(v)) +
                         " is outside 0..1, the range of the Anthropic target (OpenAI's 0..2 "
                         "scale is not converted)",
                     invalid);
-      w.key("temperature").raw(simdjson::minify(v));
     }
     if (have_[s_top_p]) {
       dom::element v = slots_[s_top_p];
       if (!is_number(v) || num(v) < 0 || num(v) > 1)
         return fail("top_p", "'top_p' must be a number in 0..1", invalid);
-      w.key("top_p").raw(simdjson::minify(v));
+      p = num(v);
     }
+    const sampling_kept kept = keep_sampling(have_[s_temperature], t, have_[s_top_p], p);
+    if (kept.temperature) w.key("temperature").raw(simdjson::minify(slots_[s_temperature]));
+    if (kept.top_p) w.key("top_p").raw(simdjson::minify(slots_[s_top_p]));
     if (have_[s_stop]) {
       dom::element v = slots_[s_stop];
+      // Anthropic refuses a stop sequence with nothing but whitespace in it (400); said here,
+      // with the parameter's name, rather than as the provider's error.
+      auto blank = [](std::string_view s) {
+        return s.find_first_not_of(" \t\n\r\f\v") == std::string_view::npos;
+      };
+      constexpr std::string_view blank_refused =
+          "a stop sequence of whitespace only (e.g. \"\\n\") is refused by Anthropic models";
       if (is_string(v)) {
+        if (blank(str(v))) return fail("stop", std::string(blank_refused), invalid);
         w.key("stop_sequences").begin_array().string(str(v)).end_array();
       } else if (is_array(v)) {
         dom::array a = v.get_array().value_unsafe();
@@ -462,6 +474,7 @@ class translator {
           w.key("stop_sequences").begin_array();
           for (dom::element s : a) {
             if (!is_string(s)) return fail("stop", "'stop' must be a string or strings", invalid);
+            if (blank(str(s))) return fail("stop", std::string(blank_refused), invalid);
             w.string(str(s));
           }
           w.end_array();

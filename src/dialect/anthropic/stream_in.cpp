@@ -4,6 +4,7 @@
 // tool call opens a block and the next one closes it. message_start is sent on the first chunk
 // with input_tokens 0 (OpenAI reports usage only at the end); message_delta carries the final
 // usage, input tokens included.
+#include <algorithm>
 #include <vector>
 
 #include "dialect/anthropic/mapping.hpp"
@@ -25,6 +26,7 @@ struct openai_stream_to_anthropic::state {
   std::int64_t block = -1;      // index of the open block
   std::int64_t next_block = 0;  // index of the next block
   int open_tool = -1;           // OpenAI index of the open tool call
+  std::string open_tool_id;     // its id, when the provider gave one
   std::vector<int> tool_seen;   // OpenAI tool indexes that had a block
   std::string_view stop = {};   // Anthropic stop_reason once a finish_reason arrived
   token_usage usage;
@@ -37,6 +39,7 @@ struct openai_stream_to_anthropic::state {
     block = -1;
     next_block = 0;
     open_tool = -1;
+    open_tool_id.clear();
     tool_seen.clear();
     stop = {};
     usage = {};
@@ -112,13 +115,26 @@ struct openai_stream_to_anthropic::state {
     return r;
   }
 
+  // The OpenAI index a tool call delta belongs to. Some OpenAI-compatible providers (Gemini's,
+  // some vLLM and Ollama parsers) send no `index`, each call whole or its first delta with an
+  // `id`: there a delta with an id other than the open call's starts the next call, and one
+  // with no id continues the open call.
+  int tool_index(std::int64_t idx, std::string_view id) const {
+    if (idx >= 0) return static_cast<int>(idx);
+    const bool continues = open == kind::tool && (id.empty() || id == open_tool_id);
+    if (continues) return open_tool;
+    int next = 0;
+    for (int s : tool_seen) next = std::max(next, s + 1);
+    return next;
+  }
+
   event_result tool(std::string& out, dom::element call) {
     event_result r;
     std::int64_t idx = get_count(call, "index");
-    if (idx < 0) idx = 0;
     if (idx > static_cast<std::int64_t>(max_tools))
       return fail(out, "api_error", "the provider sent a tool call index out of range");
-    int k = static_cast<int>(idx);
+    std::string_view id = get_str(call, "id");
+    int k = tool_index(idx, id);
     member fn = get(call, "function");
     std::string_view args = fn.found ? get_str(fn.value, "arguments") : std::string_view{};
     if (open != kind::tool || open_tool != k) {
@@ -130,7 +146,6 @@ struct openai_stream_to_anthropic::state {
         return fail(out, "api_error", "the provider sent too many tool calls");
       tool_seen.push_back(k);
       start_block(out);
-      std::string_view id = get_str(call, "id");
       std::string synth = "toolu_" + std::to_string(k);
       json_writer w(out);
       w.begin_object().kv("type", "content_block_start").kv_int("index", block);
@@ -141,6 +156,7 @@ struct openai_stream_to_anthropic::state {
       out += "\n\n";
       open = kind::tool;
       open_tool = k;
+      open_tool_id.assign(id);
     }
     if (!args.empty()) {
       json_writer w(out);
@@ -211,7 +227,9 @@ struct openai_stream_to_anthropic::state {
     }
     std::string_view fr = get_str(choice, "finish_reason");
     if (!fr.empty()) {
-      stop = stop_reason(fr);
+      // A turn that called tools ends in tool_use, whatever the provider called it: some
+      // OpenAI-compatible ones say "stop" (Anthropic's clients loop on stop_reason).
+      stop = !tool_seen.empty() && fr == "stop" ? std::string_view("tool_use") : stop_reason(fr);
       close_block(out);
     }
     return r;

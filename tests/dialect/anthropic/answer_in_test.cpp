@@ -57,6 +57,16 @@ TEST(AnthropicAnswerIn, ToolCallsAndFinishReasons) {
   }
 }
 
+// Some OpenAI-compatible providers end a turn that called tools with "stop": still tool_use
+// (Anthropic's clients loop while stop_reason is tool_use).
+TEST(AnthropicAnswerIn, ToolCallsEndedWithStopAreToolUse) {
+  auto r = openai_answer_to_anthropic(
+      200,
+      R"({"id":"c","choices":[{"message":{"tool_calls":[{"id":"k","function":{"name":"now","arguments":"{}"}}]},"finish_reason":"stop"}]})",
+      "g");
+  EXPECT_NE(r.body.find(R"("stop_reason":"tool_use")"), std::string::npos) << r.body;
+}
+
 // A tool call without "arguments" (an empty view with a null data pointer reached simdjson's
 // memcpy: undefined behaviour found by the fuzzer; the sanitizer build of this test catches it).
 TEST(AnthropicAnswerIn, ToolCallWithoutArgumentsGetsEmptyInput) {

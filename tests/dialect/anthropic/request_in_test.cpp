@@ -84,9 +84,21 @@ TEST(AnthropicRequestIn, ToolChoices) {
   }
 }
 
+// OpenAI refuses a tool_choice without tools (400): with no tools it is left out (it says
+// nothing then), and a bad one is still refused.
+TEST(AnthropicRequestIn, ToolChoiceWithoutToolsIsLeftOut) {
+  for (const char* tools : {"", R"("tools":[],)"}) {
+    std::string body = ok(std::string(R"({"max_tokens":1,"messages":[],)") + tools +
+                          R"("tool_choice":{"type":"auto"}})");
+    EXPECT_EQ(body.find("tool_choice"), std::string::npos) << body;
+    EXPECT_EQ(body.find("parallel_tool_calls"), std::string::npos) << body;
+  }
+}
+
 TEST(AnthropicRequestIn, RefusalsInAnthropicShape) {
   const std::pair<const char*, const char*> table[] = {
       {R"({"max_tokens":1,"messages":[],"top_k":5})", "top_k"},
+      {R"({"max_tokens":1,"messages":[],"tool_choice":{"type":"sometimes"}})", "tool_choice.type"},
       {R"({"max_tokens":1,"messages":[],"mcp_servers":[{}]})", "mcp_servers"},
       {R"({"max_tokens":1,"messages":[],"unknown_thing":1})", "unknown_thing"},
       {R"({"max_tokens":1,"messages":[],"tools":[{"type":"web_search_20250305","name":"web_search"}]})",

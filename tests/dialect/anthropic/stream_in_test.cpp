@@ -238,6 +238,45 @@ TEST(AnthropicStreamIn, InterleavedParallelArgumentsAreAnError) {
   EXPECT_EQ(r.out.find("message_stop"), std::string::npos);
 }
 
+// Providers that send tool calls without "index" (Gemini's OpenAI-compatible API, some vLLM
+// and Ollama parsers): a call with another id is the next call, one without an id continues.
+TEST(AnthropicStreamIn, ToolCallsWithoutIndexAreToldApartByTheirIds) {
+  const std::string together =
+      chunk(R"({"role":"assistant","tool_calls":[{"id":"a","type":"function","function":)"
+            R"({"name":"f","arguments":"{\"x\":1}"}},{"id":"b","type":"function","function":)"
+            R"({"name":"g","arguments":"{\"y\":2}"}}]})") +
+      chunk("{}", R"("stop")") + "data: [DONE]\n\n";
+  const std::string apart =
+      chunk(R"({"tool_calls":[{"id":"a","function":{"name":"f","arguments":"{\"x\""}}]})") +
+      chunk(R"({"tool_calls":[{"function":{"arguments":":1}"}}]})") +
+      chunk(R"({"tool_calls":[{"id":"b","function":{"name":"g","arguments":"{\"y\":2}"}}]})") +
+      chunk("{}", R"("tool_calls")") + "data: [DONE]\n\n";
+  for (const auto& in : {together, apart}) {
+    openai_stream_to_anthropic t("fast");
+    auto r = test::run_stream(t, in, {});
+    EXPECT_FALSE(r.error) << r.out;
+    auto m = read_message(r.out);
+    ASSERT_EQ(m.tool_ids.size(), 2u) << r.out;
+    EXPECT_EQ(m.tool_ids[0], "a");
+    EXPECT_EQ(m.tool_names[0], "f");
+    EXPECT_EQ(m.tool_inputs[0], R"({"x":1})");
+    EXPECT_EQ(m.tool_ids[1], "b");
+    EXPECT_EQ(m.tool_names[1], "g");
+    EXPECT_EQ(m.tool_inputs[1], R"({"y":2})");
+    // Anthropic's clients loop while stop_reason is tool_use: a provider's "stop" after tool
+    // calls must not end the loop.
+    EXPECT_EQ(m.stop, "tool_use");
+  }
+}
+
+TEST(AnthropicStreamIn, StopWithoutToolCallsStaysEndTurn) {
+  openai_stream_to_anthropic t("fast");
+  auto m = read_message(
+      test::run_stream(t, chunk(R"({"content":"hi"})") + chunk("{}", R"("stop")") + "data: [DONE]\n\n", {})
+          .out);
+  EXPECT_EQ(m.stop, "end_turn");
+}
+
 TEST(AnthropicStreamIn, FinishWithoutDone) {
   openai_stream_to_anthropic t("fast");
   std::string out;
