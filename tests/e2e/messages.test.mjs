@@ -19,7 +19,7 @@ import assert from 'node:assert/strict';
 import Anthropic from '@anthropic-ai/sdk';
 import { createAnthropic } from '@ai-sdk/anthropic';
 import { generateText, streamText } from 'ai';
-import { startMock } from '../../tools/mock-provider/server.js';
+import { startMock, NO_INDEX_CALLS } from '../../tools/mock-provider/server.js';
 import { ANTHROPIC_USAGE, COUNT_TOKENS, toolInput } from '../../tools/mock-provider/anthropic.js';
 import { startGateway } from './lib/gateway.mjs';
 import { waitFor } from './lib/http.mjs';
@@ -78,6 +78,8 @@ describe('Anthropic Messages API clients', () => {
           { group: 'mixed', name: 'gpt-4o', base: u, key: 'oa-key' },
           { group: 'mixed-back', name: 'gpt-4o', base: `${u}/mode/status-503`, key: 'oa-key' },
           { group: 'mixed-back', name: 'claude-sonnet-4', base: u, key: 'ant-key', api: 'anthropic' },
+          // An OpenAI-compatible provider that sends parallel tool calls as Gemini's does.
+          { group: 'gemini-like', name: 'gemini-2.5-flash', base: `${u}/mode/tools-no-index`, key: 'oa-key' },
         ],
         security: [CLIENT_TOKEN],
       },
@@ -248,6 +250,25 @@ describe('Anthropic Messages API clients', () => {
       assert.equal(use.name, 'get_weather');
       assert.deepEqual(use.input, toolInput(target));
       assert.equal(r.model, group);
+    });
+  }
+
+  // Parallel tool calls without `index`, whole in one chunk, the turn ended with "stop"
+  // (Gemini's OpenAI-compatible API): two tool_use blocks with their own inputs, and
+  // stop_reason tool_use, which keeps the SDK's tool loop going.
+  for (const streamed of [true, false]) {
+    test(`parallel tool calls without index from an OpenAI-compatible provider (${streamed ? 'stream' : 'non-stream'}): two tool_use blocks, stop_reason tool_use`, T, async () => {
+      const req = {
+        model: 'gemini-like',
+        max_tokens: 64,
+        messages: [{ role: 'user', content: 'Weather and time in Paris?' }],
+        tools: [weatherTool, { name: 'get_time', input_schema: { type: 'object', properties: { zone: { type: 'string' } } } }],
+      };
+      const final = streamed ? await sdk.messages.stream(req).finalMessage() : await sdk.messages.create(req);
+      assert.equal(final.stop_reason, 'tool_use');
+      const uses = final.content.filter((b) => b.type === 'tool_use');
+      assert.deepEqual(uses.map((b) => ({ id: b.id, name: b.name, input: b.input })), NO_INDEX_CALLS);
+      assert.equal(final.model, 'gemini-like');
     });
   }
 

@@ -78,6 +78,7 @@ export function parseModes(list) {
     else if (s === 'chunked') m.chunked = true;
     else if (s === 'error-model') m.errorModel = true;
     else if (s === 'tool') m.tool = true;
+    else if (s === 'tools-no-index') m.toolsNoIndex = true;
     else if (s === 'thinking') m.thinking = true;
     else if (s === 'overloaded-mid-stream') m.overloadedMidStream = true;
     else m.unknown = (m.unknown || []).concat(s);
@@ -214,6 +215,32 @@ function chatToolChunks(id, model, json, includeUsage) {
     ev.push(choice({ tool_calls: [{ index: 0, function: { arguments: piece } }] }));
   }
   ev.push(choice({}, 'tool_calls'));
+  if (includeUsage) ev.push({ ...base, choices: [], usage: usageChat() });
+  return ev.map((o) => ({ data: JSON.stringify(o) }));
+}
+
+// Mode `tools-no-index`: two parallel tool calls as Gemini's OpenAI-compatible API sends them:
+// whole, in one chunk, without `index`, and the turn ended with finish_reason "stop".
+export const NO_INDEX_CALLS = [
+  { id: 'call_g1', name: 'get_weather', input: { location: 'Paris' } },
+  { id: 'call_g2', name: 'get_time', input: { zone: 'CET' } },
+];
+
+function noIndexToolCalls() {
+  return NO_INDEX_CALLS.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: JSON.stringify(c.input) } }));
+}
+
+function noIndexToolCompletion(id, model) {
+  const c = chatCompletion(id, model, null);
+  c.choices[0].message.tool_calls = noIndexToolCalls();
+  c.choices[0].finish_reason = 'stop';
+  return c;
+}
+
+function noIndexToolChunks(id, model, includeUsage) {
+  const base = { id, object: 'chat.completion.chunk', created: CREATED, model, system_fingerprint: 'fp_mock' };
+  const choice = (delta, finish = null) => ({ ...base, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] });
+  const ev = [choice({ role: 'assistant', tool_calls: noIndexToolCalls() }), choice({}, 'stop')];
   if (includeUsage) ev.push({ ...base, choices: [], usage: usageChat() });
   return ev.map((o) => ({ data: JSON.stringify(o) }));
 }
@@ -606,6 +633,10 @@ export async function startMock(opts = {}) {
 
     switch (route) {
       case '/v1/chat/completions':
+        if (modes.toolsNoIndex) {
+          if (stream) return sendStream(ctx, noIndexToolChunks(`chatcmpl-mock${id}`, model, includeUsage), true);
+          return sendJson(ctx, 200, noIndexToolCompletion(`chatcmpl-mock${id}`, model));
+        }
         if (wantsChatTool(json, modes)) {
           if (stream) return sendStream(ctx, chatToolChunks(`chatcmpl-mock${id}`, model, json, includeUsage), true);
           return sendJson(ctx, 200, chatToolCompletion(`chatcmpl-mock${id}`, model, json));
