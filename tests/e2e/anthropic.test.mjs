@@ -79,6 +79,9 @@ describe('anthropic targets for OpenAI clients', () => {
           { group: 'mixed-back', name: 'gpt-4o', base: `${u}/mode/status-503`, key: 'oa-key' },
           { group: 'mixed-back', name: 'claude-sonnet-4', base: u, key: 'ant-key', api: 'anthropic' },
           { group: 'over', name: 'claude-sonnet-4', base: `${u}/mode/status-529`, key: 'ant-key', api: 'anthropic' },
+          // Overloaded after accepting the stream (message_start, ping, error), then an OpenAI target.
+          { group: 'starts-overloaded', name: 'claude-sonnet-4', base: `${u}/mode/overloaded-at-start`, key: 'ant-key', api: 'anthropic' },
+          { group: 'starts-overloaded', name: 'gpt-4o', base: u, key: 'oa-key' },
         ],
         security: [CLIENT_TOKEN],
       },
@@ -298,6 +301,24 @@ describe('anthropic targets for OpenAI clients', () => {
     assert.equal(s.r.status, 200);
     assert.equal(s.h[0].response_status, 529);
     assert.equal(dataEvents(s.r.text).at(-1), '[DONE]');
+  });
+
+  // Anthropic may accept a stream and then report overloaded_error right after message_start:
+  // nothing has reached the client yet (the role chunk waits for the first event after
+  // message_start), so the exchange fails over as for a first error event.
+  test('a stream that opens with message_start then overloaded_error fails over (the official SDK sees one whole stream)', T, async () => {
+    mock.reset();
+    const stream = await sdk.chat.completions.create({ model: 'starts-overloaded', messages, max_tokens: 64, stream: true });
+    const chunks = [];
+    for await (const c of stream) chunks.push(c);
+    assert.ok(chunks.length > 1, JSON.stringify(chunks));
+    assert.ok(chunks.every((c) => c.model === 'starts-overloaded'), JSON.stringify(chunks[0]));
+    assert.equal(chunks.filter((c) => c.choices[0]?.delta?.role === 'assistant').length, 1, 'one role chunk');
+    assert.ok(chunks.some((c) => c.choices[0]?.finish_reason === 'stop'), 'the OpenAI target\'s stream, whole');
+    const h = hits(mock);
+    assert.equal(h.length, 2);
+    assert.match(h[0].path, /\/v1\/messages$/);
+    assert.match(h[1].path, /\/v1\/chat\/completions$/);
   });
 
   test('openai -> anthropic failover in one group', T, async () => {

@@ -106,14 +106,27 @@ const CASES = [
     expect: { done: true, text: 'Hello', tried: /\/t0\// },
   },
   {
-    // Not the first client event (message_start's role chunk went first): no failover.
-    name: 'stream broken after message_start, then a good target',
+    // message_start writes nothing to the client (the role chunk waits for the next event), so
+    // a broken event after it is still the first client event: failover.
+    name: 'stream broken right after message_start, then a good target',
     stream: true,
     targets: 2,
     requests: 4,
     answer: (res, req) =>
       req.url.includes('/t0/')
         ? res.writeHead(200, SSE_HEAD).end(START + 'event: content_block_start\ndata: {nope\n\n')
+        : res.writeHead(200, SSE_HEAD).end(START + TEXT + END),
+    expect: { done: true, text: 'Hello', tried: /\/t0\// },
+  },
+  {
+    // Not the first client event (the role chunk and a text delta went first): no failover.
+    name: 'stream broken after its first text, then a good target',
+    stream: true,
+    targets: 2,
+    requests: 4,
+    answer: (res, req) =>
+      req.url.includes('/t0/')
+        ? res.writeHead(200, SSE_HEAD).end(START + TEXT + 'event: content_block_delta\ndata: {nope\n\n')
         : res.writeHead(200, SSE_HEAD).end(START + TEXT + END),
     expect: { tried: /\/t0\// },
   },

@@ -113,6 +113,13 @@ export function anthropicEvents(id, model, textPieces, json, modes) {
       },
     }),
   );
+  if (modes.overloadedAtStart) {
+    // What Anthropic sends when it is overloaded after accepting the stream: message_start,
+    // a ping, then the error.
+    list.push(ev('ping', {}));
+    list.push(ev('error', { error: { type: 'overloaded_error', message: 'Overloaded' } }));
+    return list;
+  }
   let index = 0;
   if (modes.thinking) {
     list.push(ev('content_block_start', { index, content_block: { type: 'thinking', thinking: '' } }));

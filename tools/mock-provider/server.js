@@ -81,6 +81,7 @@ export function parseModes(list) {
     else if (s === 'tools-no-index') m.toolsNoIndex = true;
     else if (s === 'thinking') m.thinking = true;
     else if (s === 'overloaded-mid-stream') m.overloadedMidStream = true;
+    else if (s === 'overloaded-at-start') m.overloadedAtStart = true;
     else m.unknown = (m.unknown || []).concat(s);
   }
   return m;

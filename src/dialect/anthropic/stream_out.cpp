@@ -376,7 +376,9 @@ event_result anthropic_stream_to_openai::state::on_event(std::string_view name,
       member u = get(m.value, "usage");
       if (u.found && is_object(u.value)) take_usage(u.value);
     }
-    if (!started) role_chunk(out);
+    // The role chunk waits for the first event after message_start (and its pings): an
+    // error there (Anthropic's overloaded_error after accepting a stream) is then the
+    // answer's first client event, and the exchange fails over.
     return r;
   }
   // Before the role chunk: an error that opens the stream is the answer's first client event,

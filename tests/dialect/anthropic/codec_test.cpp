@@ -70,7 +70,9 @@ TEST(AnthropicCodec, TranslatesAnswersAndStreams) {
   f.feed(up,
          [&](const ob::proxy::sse::event& ev) { infos.push_back(t->translate_event(ev, out)); });
   ASSERT_EQ(infos.size(), 5u);
-  const int want_events[] = {1, 0, 1, 1, 2};  // role; -; content; finish; usage chunk + [DONE]
+  // -; role (the role chunk waits for the first event after message_start); content; finish;
+  // usage chunk + [DONE]
+  const int want_events[] = {0, 1, 1, 1, 2};
   int events = 0;
   for (std::size_t i = 0; i < infos.size(); ++i) {
     EXPECT_EQ(infos[i].events, want_events[i]) << i;
@@ -211,8 +213,19 @@ TEST(AnthropicCodec, StreamErrorsAreReportedWithTheEventsBeforeThem) {
                  R"({"type":"error","error":{"type":"overloaded_error","message":"busy"}})"),
        1, R"(data: {"error")"},
       {"malformed first", test::sse("message_start", "{nope"), 1, R"(data: {"error")"},
-      {"error after start",
+      // Anthropic's overloaded_error after accepting the stream: still the first client event
+      // (the exchange fails over), the role chunk not written yet.
+      {"error after start and a ping",
        test::sse("message_start", R"({"type":"message_start","message":{"id":"m"}})") +
+           test::sse("ping", R"({"type":"ping"})") +
+           test::sse("error",
+                     R"({"type":"error","error":{"type":"overloaded_error","message":"busy"}})"),
+       1, R"(data: {"error")"},
+      {"error after the first block",
+       test::sse("message_start", R"({"type":"message_start","message":{"id":"m"}})") +
+           test::sse(
+               "content_block_start",
+               R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})") +
            test::sse("error",
                      R"({"type":"error","error":{"type":"overloaded_error","message":"busy"}})"),
        1, R"(data: {"id")"},
