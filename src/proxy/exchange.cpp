@@ -1151,7 +1151,7 @@ void exchange::append_stream_error(int status, const std::string& message, std::
 
 void exchange::client_event(const sse::event& ev) {
   auto info = ctr_->translate_event(ev, payload_);
-  if (ev.has_data && data_events_++ == 0) first_event_error_ = info.error;
+  if (ev.has_data && !info.held && data_events_++ == 0) first_event_error_ = info.error;
   terminal_seen_ = terminal_seen_ || info.terminal;
   if (info.usage.present()) usage_ = info.usage;
 }

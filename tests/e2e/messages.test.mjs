@@ -80,6 +80,9 @@ describe('Anthropic Messages API clients', () => {
           { group: 'mixed-back', name: 'claude-sonnet-4', base: u, key: 'ant-key', api: 'anthropic' },
           // An OpenAI-compatible provider that sends parallel tool calls as Gemini's does.
           { group: 'gemini-like', name: 'gemini-2.5-flash', base: `${u}/mode/tools-no-index`, key: 'oa-key' },
+          // Two Anthropic accounts; the first accepts streams and then reports overloaded_error.
+          { group: 'ant-accounts', name: 'claude-sonnet-4', base: `${u}/mode/overloaded-at-start`, key: 'ant-key', api: 'anthropic' },
+          { group: 'ant-accounts', name: 'claude-sonnet-4', base: u, key: 'ant-key', api: 'anthropic' },
         ],
         security: [CLIENT_TOKEN],
       },
@@ -271,6 +274,27 @@ describe('Anthropic Messages API clients', () => {
       assert.equal(final.model, 'gemini-like');
     });
   }
+
+  // Anthropic accepts a stream, sends message_start (and a ping), then overloaded_error: the
+  // gateway holds message_start back until the next event, so nothing has reached the client
+  // and the request goes to the group's next account; the SDK sees one whole stream.
+  test('Anthropic target that reports overloaded_error right after message_start: failover to the next account', T, async () => {
+    mock.reset();
+    const seen = [];
+    for (let i = 0; i < 2; i++) {  // round robin: one of the two starts on the overloaded account
+      const stream = sdk.messages.stream({ model: 'ant-accounts', max_tokens: 64, messages });
+      const events = [];
+      stream.on('streamEvent', (e) => events.push(e.type));
+      const final = await stream.finalMessage();
+      assert.equal(final.model, 'ant-accounts');
+      assert.equal(final.stop_reason, 'end_turn');
+      assert.ok(final.content.some((b) => b.type === 'text' && b.text.length > 0), JSON.stringify(final));
+      assert.equal(events.filter((e) => e === 'message_start').length, 1, events.join(','));
+      seen.push(hits(mock).map((h) => h.path));
+      mock.reset();
+    }
+    assert.ok(seen.some((paths) => paths.length === 2 && /overloaded-at-start/.test(paths[0])), JSON.stringify(seen));
+  });
 
   test('count_tokens: passed through to an Anthropic target (model spliced)', T, async () => {
     mock.reset();

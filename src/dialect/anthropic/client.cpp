@@ -69,10 +69,21 @@ class passthrough_translator final : public client_translator {
   event_info translate_event(const proxy::sse::event& ev, std::string& out) override {
     event_info info;
     if (done_) return info;  // nothing after the final or an error event
+    // message_start, and the pings after it, wait for the next event: an error there
+    // (overloaded_error after the stream was accepted) is then the stream's first, and the
+    // exchange fails over to the group's next target.
     if (ev.type == "message_start" && ev.has_data) {
-      if (!rewrite_start(ev.data, out)) out += ev.raw;
+      held_.clear();
+      if (!rewrite_start(ev.data, held_)) held_ += ev.raw;
+      holding_ = info.held = true;
       return info;
     }
+    if (holding_ && ev.type == "ping") {
+      held_ += ev.raw;
+      info.held = true;
+      return info;
+    }
+    release_held(out);
     out += ev.raw;
     if (ev.type == "message_delta" && ev.has_data) {
       simdjson::dom::element root, u;
@@ -89,10 +100,20 @@ class passthrough_translator final : public client_translator {
     return info;
   }
 
-  event_info finish(std::string&) override { return {}; }
+  event_info finish(std::string& out) override {
+    release_held(out);  // a stream that ended right after message_start: what came, as it came
+    return {};
+  }
   token_usage usage() const override { return usage_; }
 
  private:
+  void release_held(std::string& out) {
+    if (!holding_) return;
+    holding_ = false;
+    out += held_;
+    held_.clear();
+  }
+
   // message_start re-written with message.model = the group (the event is small and comes once).
   bool rewrite_start(std::string_view data, std::string& out) {
     simdjson::dom::element root;
@@ -132,6 +153,8 @@ class passthrough_translator final : public client_translator {
   simdjson::dom::parser parser_;
   token_usage usage_;
   bool done_ = false;
+  std::string held_;  // message_start (rewritten) and pings, until the next event
+  bool holding_ = false;
 };
 
 // An OpenAI-dialect target: its chat completion answer or chunks become a Messages answer.

@@ -145,6 +145,50 @@ TEST(MessagesClient, PassthroughErrorEventIsTerminal) {
   EXPECT_NE(out.find("overloaded_error"), std::string::npos);
 }
 
+// message_start and the pings after it are held back (reported as held, nothing written)
+// until the next event: an error there is then the stream's first counted event (the exchange
+// fails over), and the held bytes go out in front of whatever comes next.
+TEST(MessagesClient, PassthroughHoldsMessageStartUntilTheNextEvent) {
+  const auto* c = messages_codec_instance();
+  const std::string start = test::sse(
+      "message_start",
+      R"({"type":"message_start","message":{"id":"msg_1","model":"claude-sonnet-4","usage":{"input_tokens":9}}})");
+  const std::string ping = test::sse("ping", R"({"type": "ping"})");
+  const std::string error = test::sse(
+      "error", R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})");
+  for (bool then_error : {true, false}) {
+    auto t = c->new_translator(input("/v1/messages"), api::anthropic, "claude");
+    std::vector<event_info> infos;
+    std::string out;
+    ob::proxy::sse::framer f;
+    auto on = [&](const ob::proxy::sse::event& ev) { infos.push_back(t->translate_event(ev, out)); };
+    f.feed(start + ping, on);
+    ASSERT_EQ(infos.size(), 2u);
+    EXPECT_TRUE(infos[0].held);
+    EXPECT_TRUE(infos[1].held);
+    EXPECT_EQ(out, "");
+    f.feed(then_error ? error
+                      : test::sse("content_block_start",
+                                  R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"),
+           on);
+    ASSERT_EQ(infos.size(), 3u);
+    EXPECT_FALSE(infos[2].held);
+    EXPECT_EQ(infos[2].error, then_error);
+    auto ev = test::read_sse(out);
+    ASSERT_EQ(ev.size(), 3u) << out;
+    EXPECT_EQ(ev[0].name, "message_start");
+    EXPECT_NE(ev[0].data.find(R"("model":"claude")"), std::string::npos) << ev[0].data;
+    EXPECT_EQ(ev[1].name, "ping");
+    EXPECT_EQ(ev[2].name, then_error ? "error" : "content_block_start");
+  }
+  // A stream that ends right after message_start: finish() lets the held bytes out.
+  auto t = c->new_translator(input("/v1/messages"), api::anthropic, "claude");
+  std::string out = feed(*t, start);
+  EXPECT_EQ(out, "");
+  t->finish(out);
+  EXPECT_EQ(test::read_sse(out).size(), 1u) << out;
+}
+
 TEST(MessagesClient, PassthroughBufferedReadsUsageKeepsBytes) {
   const auto* c = messages_codec_instance();
   auto t = c->new_translator(input("/v1/messages"), api::anthropic, "claude");
