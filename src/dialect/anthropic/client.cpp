@@ -110,6 +110,12 @@ class passthrough_translator final : public client_translator {
   void release_held(std::string& out) {
     if (!holding_) return;
     holding_ = false;
+    // The last one held may have been the stream's last event, without its blank line: ended
+    // here, as the exchange ends an event it relays (an error event may follow).
+    if (!held_.empty() && held_.back() != '\n')
+      held_ += "\n\n";
+    else if (held_.size() >= 2 && held_[held_.size() - 2] != '\n')
+      held_ += '\n';
     out += held_;
     held_.clear();
   }

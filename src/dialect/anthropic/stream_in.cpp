@@ -4,7 +4,7 @@
 // tool call opens a block and the next one closes it. message_start is sent on the first chunk
 // with input_tokens 0 (OpenAI reports usage only at the end); message_delta carries the final
 // usage, input tokens included.
-#include <algorithm>
+#include <string>
 #include <vector>
 
 #include "dialect/anthropic/mapping.hpp"
@@ -25,9 +25,12 @@ struct openai_stream_to_anthropic::state {
   kind open = kind::none;
   std::int64_t block = -1;      // index of the open block
   std::int64_t next_block = 0;  // index of the next block
-  int open_tool = -1;           // OpenAI index of the open tool call
-  std::string open_tool_id;     // its id, when the provider gave one
-  std::vector<int> tool_seen;   // OpenAI tool indexes that had a block
+  int open_tool = -1;  // the open tool call (its position in `calls`)
+  struct call_ref {
+    std::int64_t index;  // the provider's, -1 when it sent none
+    std::string id;      // the provider's, empty when it sent none
+  };
+  std::vector<call_ref> calls;  // tool calls that had a block, in order
   std::string_view stop = {};   // Anthropic stop_reason once a finish_reason arrived
   token_usage usage;
   std::int64_t cached = -1;
@@ -39,8 +42,7 @@ struct openai_stream_to_anthropic::state {
     block = -1;
     next_block = 0;
     open_tool = -1;
-    open_tool_id.clear();
-    tool_seen.clear();
+    calls.clear();
     stop = {};
     usage = {};
     cached = -1;
@@ -115,17 +117,26 @@ struct openai_stream_to_anthropic::state {
     return r;
   }
 
-  // The OpenAI index a tool call delta belongs to. Some OpenAI-compatible providers (Gemini's,
-  // some vLLM and Ollama parsers) send no `index`, each call whole or its first delta with an
-  // `id`: there a delta with an id other than the open call's starts the next call, and one
-  // with no id continues the open call.
-  int tool_index(std::int64_t idx, std::string_view id) const {
-    if (idx >= 0) return static_cast<int>(idx);
-    const bool continues = open == kind::tool && (id.empty() || id == open_tool_id);
-    if (continues) return open_tool;
-    int next = 0;
-    for (int s : tool_seen) next = std::max(next, s + 1);
-    return next;
+  // The call a tool call delta belongs to (its position in `calls`), -1 for a new one. By
+  // `index`, as OpenAI sends it, except that a delta naming another id than the call of its
+  // index is another call (providers that send index 0 for every parallel call). Without
+  // `index` (Gemini's OpenAI-compatible API, some vLLM and Ollama parsers: each call whole, or
+  // its first delta with an id) by id; a delta with neither continues the last call.
+  int find_call(std::int64_t idx, std::string_view id) const {
+    auto by_id = [&]() -> int {
+      for (std::size_t i = 0; i < calls.size(); ++i)
+        if (calls[i].id == id) return static_cast<int>(i);
+      return -1;
+    };
+    if (idx >= 0) {
+      for (std::size_t i = calls.size(); i-- > 0;)
+        if (calls[i].index == idx)
+          return id.empty() || calls[i].id.empty() || calls[i].id == id ? static_cast<int>(i)
+                                                                        : by_id();
+      return -1;
+    }
+    if (!id.empty()) return by_id();
+    return calls.empty() ? -1 : static_cast<int>(calls.size()) - 1;
   }
 
   event_result tool(std::string& out, dom::element call) {
@@ -134,17 +145,17 @@ struct openai_stream_to_anthropic::state {
     if (idx > static_cast<std::int64_t>(max_tools))
       return fail(out, "api_error", "the provider sent a tool call index out of range");
     std::string_view id = get_str(call, "id");
-    int k = tool_index(idx, id);
+    int k = find_call(idx, id);
     member fn = get(call, "function");
     std::string_view args = fn.found ? get_str(fn.value, "arguments") : std::string_view{};
-    if (open != kind::tool || open_tool != k) {
-      for (int s : tool_seen)
-        if (s == k)
-          return fail(out, "api_error",
-                      "the provider interleaved the arguments of parallel tool calls");
-      if (tool_seen.size() >= max_tools)
+    if (k < 0 || open != kind::tool || open_tool != k) {
+      if (k >= 0)  // a call whose block another one closed
+        return fail(out, "api_error",
+                    "the provider interleaved the arguments of parallel tool calls");
+      if (calls.size() >= max_tools)
         return fail(out, "api_error", "the provider sent too many tool calls");
-      tool_seen.push_back(k);
+      k = static_cast<int>(calls.size());
+      calls.push_back({idx, std::string(id)});
       start_block(out);
       std::string synth = "toolu_" + std::to_string(k);
       json_writer w(out);
@@ -156,7 +167,6 @@ struct openai_stream_to_anthropic::state {
       out += "\n\n";
       open = kind::tool;
       open_tool = k;
-      open_tool_id.assign(id);
     }
     if (!args.empty()) {
       json_writer w(out);
@@ -229,7 +239,7 @@ struct openai_stream_to_anthropic::state {
     if (!fr.empty()) {
       // A turn that called tools ends in tool_use, whatever the provider called it: some
       // OpenAI-compatible ones say "stop" (Anthropic's clients loop on stop_reason).
-      stop = !tool_seen.empty() && fr == "stop" ? std::string_view("tool_use") : stop_reason(fr);
+      stop = !calls.empty() && fr == "stop" ? std::string_view("tool_use") : stop_reason(fr);
       close_block(out);
     }
     return r;

@@ -187,6 +187,17 @@ TEST(MessagesClient, PassthroughHoldsMessageStartUntilTheNextEvent) {
   EXPECT_EQ(out, "");
   t->finish(out);
   EXPECT_EQ(test::read_sse(out).size(), 1u) << out;
+  // ... also when its last event lacked its blank line: ended, so that an error event the
+  // exchange appends stays an event of its own.
+  t = c->new_translator(input("/v1/messages"), api::anthropic, "claude");
+  out = feed(*t, start + R"(event: ping
+data: {"type": "ping"})");
+  t->finish(out);
+  out += "event: error\ndata: {}\n\n";
+  auto ev = test::read_sse(out);
+  ASSERT_EQ(ev.size(), 3u) << out;
+  EXPECT_EQ(ev[1].data, R"({"type": "ping"})");
+  EXPECT_EQ(ev[2].name, "error");
 }
 
 TEST(MessagesClient, PassthroughBufferedReadsUsageKeepsBytes) {

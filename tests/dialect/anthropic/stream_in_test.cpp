@@ -269,6 +269,40 @@ TEST(AnthropicStreamIn, ToolCallsWithoutIndexAreToldApartByTheirIds) {
   }
 }
 
+// Providers that send index 0 for every parallel call: a delta naming another id is another
+// call; deltas without an id continue the call of their index.
+TEST(AnthropicStreamIn, ToolCallsSharingAnIndexAreToldApartByTheirIds) {
+  const std::string in =
+      chunk(R"({"tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":"{\"x\""}}]})") +
+      chunk(R"({"tool_calls":[{"index":0,"function":{"arguments":":1}"}}]})") +
+      chunk(R"({"tool_calls":[{"index":0,"id":"b","function":{"name":"g","arguments":"{}"}}]})") +
+      chunk("{}", R"("tool_calls")") + "data: [DONE]\n\n";
+  openai_stream_to_anthropic t("fast");
+  auto r = test::run_stream(t, in, {});
+  EXPECT_FALSE(r.error) << r.out;
+  auto m = read_message(r.out);
+  ASSERT_EQ(m.tool_ids.size(), 2u) << r.out;
+  EXPECT_EQ(m.tool_ids[0], "a");
+  EXPECT_EQ(m.tool_inputs[0], R"({"x":1})");
+  EXPECT_EQ(m.tool_ids[1], "b");
+  EXPECT_EQ(m.tool_inputs[1], "{}");
+}
+
+// A call's deltas after another block closed it cannot be told as Anthropic's sequential
+// blocks: an error, as for interleaved indexes (never a second block with the same id).
+TEST(AnthropicStreamIn, ToolCallResumedAfterTextIsAnError) {
+  for (const char* resume : {R"({"tool_calls":[{"id":"a","function":{"arguments":"}"}}]})",
+                             R"({"tool_calls":[{"function":{"arguments":"}"}}]})"}) {
+    const std::string in =
+        chunk(R"({"tool_calls":[{"id":"a","function":{"name":"f","arguments":"{"}}]})") +
+        chunk(R"({"content":"x"})") + chunk(resume) + "data: [DONE]\n\n";
+    openai_stream_to_anthropic t("fast");
+    auto r = test::run_stream(t, in, {});
+    EXPECT_TRUE(r.error) << resume << "\n" << r.out;
+    EXPECT_EQ(r.out.find("message_stop"), std::string::npos) << r.out;
+  }
+}
+
 TEST(AnthropicStreamIn, StopWithoutToolCallsStaysEndTurn) {
   openai_stream_to_anthropic t("fast");
   auto m = read_message(
