@@ -46,6 +46,8 @@ http::header_id header_id_of(beast::http::field f, std::string_view name) {
       return id::content_type;
     case field::retry_after:
       return id::retry_after;
+    case field::set_cookie:
+      return id::set_cookie;
     default:
       return id::other;
   }

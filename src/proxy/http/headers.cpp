@@ -41,6 +41,9 @@ constexpr std::array<std::string_view, header_id_count> names = {
     "x-forwarded-host",
     "x-forwarded-proto",
     "x-real-ip",
+    "openai-organization",
+    "openai-project",
+    "set-cookie",
     "content-type",
     "retry-after",
     "retry-after-ms",
@@ -70,6 +73,9 @@ constexpr std::array<std::uint8_t, header_id_count> drops = [] {
                   header_id::forwarded, header_id::x_forwarded_for, header_id::x_forwarded_host,
                   header_id::x_forwarded_proto, header_id::x_real_ip})
     d[static_cast<int>(id)] = drop_up;
+  d[static_cast<int>(header_id::openai_organization)] = drop_both;
+  d[static_cast<int>(header_id::openai_project)] = drop_both;
+  d[static_cast<int>(header_id::set_cookie)] = drop_client;
   d[static_cast<int>(header_id::content_length)] = drop_both;
   d[static_cast<int>(header_id::x_request_id)] = drop_both;
   return d;

@@ -59,6 +59,13 @@ enum class header_id : std::uint8_t {
   x_forwarded_host,
   x_forwarded_proto,
   x_real_ip,
+  // Account selectors of OpenAI's API: the client's would apply to the gateway's key (OpenAI
+  // refuses a pairing that does not match, 401), and the provider's name the operator's
+  // account. Never forwarded either way; a target's configured `headers` may set them.
+  openai_organization,
+  openai_project,
+  // The provider's cookies (its CDN's): for its own domain, never the client's business.
+  set_cookie,
   // Read by the gateway, forwarded as they came.
   content_type,
   retry_after,

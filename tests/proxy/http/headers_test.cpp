@@ -150,6 +150,29 @@ TEST(Headers, ToClientKeepsEndToEndHeaders) {
             "openai-processing-ms: 12\r\n");
 }
 
+// OpenAI's account selectors never cross the gateway: the client's would apply to the
+// gateway's key (OpenAI answers 401 to a pairing that does not match), the provider's name the
+// operator's account. The provider's cookies (its CDN's) do not reach the client either.
+TEST(Headers, AccountSelectorsAndProviderCookiesAreNotForwarded) {
+  header_list req;
+  req.add("OpenAI-Organization", "org-client");
+  req.add("OpenAI-Project", "proj_client");
+  req.add("OpenAI-Beta", "assistants=v2");
+  std::string up;
+  append_forwarded(up, req, direction::to_upstream);
+  EXPECT_EQ(up, "OpenAI-Beta: assistants=v2\r\n");
+
+  header_list answer;
+  answer.add("openai-organization", "operator-org");
+  answer.add("openai-project", "proj_operator");
+  answer.add("openai-version", "2020-10-01");
+  answer.add("set-cookie", "__cf_bm=x; path=/; domain=.api.openai.com; HttpOnly; Secure");
+  answer.add("Set-Cookie", "_cfuvid=y; path=/; domain=.api.openai.com");
+  std::string client;
+  append_forwarded(client, answer, direction::to_client);
+  EXPECT_EQ(client, "openai-version: 2020-10-01\r\n");
+}
+
 TEST(Headers, IequalsOnlyFoldsLetters) {
   EXPECT_TRUE(iequals("X-API-KEY", "x-api-key"));
   EXPECT_TRUE(iequals("", ""));
