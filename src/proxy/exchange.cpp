@@ -37,6 +37,11 @@ namespace {
 constexpr std::size_t first_read_chunk = 2 * 1024;
 constexpr std::size_t big_read_chunk = 16 * 1024;
 constexpr std::size_t max_answer_head = 64 * 1024;
+// Answer bytes the parser may leave unconsumed once the head is in: only a chunk's size line
+// or the trailer section can be left (bodies are taken as they come), and Beast bounds
+// neither. A few bytes in practice; past this the answer is broken, not the read buffer's
+// limit reached (its growth throws).
+constexpr std::size_t max_answer_pending = 64 * 1024;
 // Heads this gateway writes are usually a few hundred bytes: a new connection allocates
 // room for them once instead of growing a string step by step (kept for the next request).
 constexpr std::size_t head_reserve = 1024;
@@ -507,9 +512,12 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
     w.text("\r\n"sv);
   }
   if (f == framing::length) {
-    w.text("Content-Length: "sv);
-    w.number(content_length);
-    w.text("\r\n"sv);
+    // Not on a 204 or 304 (RFC 9110 sections 8.6, 15.3.5, 15.4.5): they have no content.
+    if (status != 204 && status != 304) {
+      w.text("Content-Length: "sv);
+      w.number(content_length);
+      w.text("\r\n"sv);
+    }
   } else if (f == framing::chunked) {
     w.text("Transfer-Encoding: chunked\r\n"sv);
   }
@@ -519,7 +527,10 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
 }
 
 void exchange::decide_mode() {
-  bool ok = parser_->status() >= 200 && parser_->status() < 300;
+  // 204 and 205 have no content whatever their Content-Type (RFC 9110 sections 15.3.5-6): a
+  // stream or raw relay would put a chunked body after them.
+  const int status = parser_->status();
+  bool ok = status >= 200 && status < 300 && status != 204 && status != 205;
   auto type = resp_headers_.get(http::header_id::content_type);
   mode_ = !ok                     ? mode::buffered
           : is_event_stream(type) ? mode::stream
@@ -641,12 +652,20 @@ exchange::attempt_outcome exchange::parse_buffered() {
     auto used = parser_->put(b.data(), ec);
     feed_held_stream_bytes();  // before the bytes it may view are consumed
     b.consume(used);
-    if (ec == beast::http::error::need_more) break;
+    if (ec == beast::http::error::need_more) {
+      if (parser_->is_header_done() && b.size() > max_answer_pending)
+        return {fail::broken, false,
+                "malformed answer from the provider: a chunk line or trailer section too long"};
+      break;
+    }
     if (ec) return {fail::broken, false, "malformed answer from the provider: " + ec.message()};
     if (body_too_large_) return {fail::too_large, false, "the provider's answer is too large"};
     if (framer_.pending_bytes() > max_pending_event)
       return {fail::broken, false, "the provider sent an oversized stream event"};
     if (parser_->is_header_done() && parser_->status() < 200 && parser_->is_done()) {
+      // The gateway never asks for an upgrade: a 101 is a broken answer, not an interim one.
+      if (parser_->status() == 101)
+        return {fail::broken, false, "malformed answer from the provider: an unasked 101"};
       start_parser();  // an interim 1xx answer: the real one follows
       continue;
     }
@@ -911,6 +930,16 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
     release_upstream(false);
     co_return attempt_outcome{fail::broken, false,
                               "malformed answer from the provider: status " + std::to_string(s)};
+  }
+  // A Transfer-Encoding other than a final chunked (the gateway asks for identity), or any
+  // in an HTTP/1.0 answer, leaves the answer's framing in doubt (RFC 9112 sections 6.1, 6.3):
+  // a body read by Content-Length instead could leave bytes on a connection the pool reuses.
+  if (!resp_headers_.get(http::header_id::transfer_encoding).empty() &&
+      (!parser_->chunked() || parser_->version() < 11)) {
+    release_upstream(false);
+    co_return attempt_outcome{
+        fail::broken, false,
+        "malformed answer from the provider: a Transfer-Encoding the gateway cannot read"};
   }
   if (mode_ == mode::undecided) decide_mode();
   co_return attempt_outcome{};

@@ -118,6 +118,58 @@ const CASES = [
     failover: true,
   },
   {
+    name: '101 Switching Protocols, then an answer',
+    // Never asked for: not an interim answer to skip, but a broken one.
+    answer: (s, r) => {
+      const b = json(r.model);
+      s.end(head('101 Switching Protocols', []) + head('200 OK', ['Content-Type: application/json', `Content-Length: ${b.length}`]) + b);
+    },
+    expect: { status: 502, code: 'upstream_bad_response' },
+    failover: true,
+  },
+  {
+    name: '204 No Content with an event-stream type: no body, and the next request on the connection is answered',
+    // A 204 has no content: before, the gateway relayed it as a stream and wrote a chunked
+    // body (an error event, the last chunk) after it on the client's kept-alive connection,
+    // which the client then read as the start of its next answer.
+    answer: (s) => s.end(head('204 No Content', ['Content-Type: text/event-stream'])),
+    expect: { status: 204, body: '', headers: { 'content-length': undefined, 'transfer-encoding': undefined } },
+    followUp: { status: 204, body: '' },
+  },
+  {
+    name: '204 No Content with a binary type',
+    answer: (s) => s.end(head('204 No Content', ['Content-Type: audio/mpeg'])),
+    expect: { status: 204, body: '', headers: { 'content-length': undefined, 'transfer-encoding': undefined } },
+    followUp: { status: 204, body: '' },
+  },
+  {
+    name: 'a chunk size line that never ends (2 MB)',
+    answer: (s) => s.end(head('200 OK', ['Content-Type: application/json', 'Transfer-Encoding: chunked']) + '5;x=' + 'a'.repeat(2 * 1024 * 1024)),
+    expect: { status: 502, code: 'upstream_bad_response' },
+  },
+  {
+    name: 'a trailer section that never ends (2 MB)',
+    answer: (s, r) => s.end(head('200 OK', ['Content-Type: application/json', 'Transfer-Encoding: chunked']) + chunked(json(r.model)).toString() + '0\r\nX-Trailer: ' + 'a'.repeat(2 * 1024 * 1024)),
+    expect: { status: 502, code: 'upstream_bad_response' },
+  },
+  {
+    name: 'Transfer-Encoding gzip before a Content-Length',
+    // The framing is in doubt (RFC 9112 section 6.3: the body would run to the close): refused,
+    // never read by its Content-Length on a connection the pool would reuse.
+    answer: (s, r) => {
+      const b = json(r.model);
+      s.end(head('200 OK', ['Content-Type: application/json', 'Transfer-Encoding: gzip', `Content-Length: ${b.length}`]) + b);
+    },
+    expect: { status: 502, code: 'upstream_bad_response' },
+    failover: true,
+  },
+  {
+    name: 'an HTTP/1.0 answer with Transfer-Encoding: chunked',
+    answer: (s, r) => s.end(`HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n${chunked(json(r.model)).toString()}0\r\n\r\n`),
+    expect: { status: 502, code: 'upstream_bad_response' },
+    failover: true,
+  },
+  {
     name: 'a status line with a 3-digit status out of range (999)',
     answer: (s) => s.end(head('999 Whatever', ['Content-Length: 2']) + '{}'),
     expect: { status: 502, code: 'upstream_bad_response' },
@@ -376,6 +428,7 @@ describe('hostile upstream answers', { timeout: 180000 }, () => {
           assert.equal(r.json().model, `solo-${slug(i)}`, what);
         }
       }
+      for (const [k, v] of Object.entries(c.expect.headers ?? {})) assert.equal(r.headers[k], v, `${k}: ${what}`);
       if (c.followUp) {
         await sleep(250); // let the stray bytes arrive first: ordering, not an assertion
         const f = await send(`solo-${slug(i)}`);
