@@ -571,7 +571,10 @@ asio::awaitable<bool> client_connection::handle_proxy(const proxy::snapshot& sna
   auto len = parser_->content_length();
   if (len && *len > snap.cfg.limits.max_body_bytes)
     return refuse_body(head_result::too_large, snap, rec);
+  // Not to an HTTP/1.0 client, which may take a 1xx for the answer (RFC 9110 section 10.1.1:
+  // a server ignores 100-continue in an HTTP/1.0 request).
   bool send_continue =
+      req_.version >= 11 &&
       proxy::http::iequals(req_.headers.get(proxy::http::header_id::expect), "100-continue") &&
       in_.size() < len.value_or(1);
   if (send_continue || !body_buffered()) {

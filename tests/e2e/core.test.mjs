@@ -493,6 +493,29 @@ describe('core (non-streaming)', { timeout: 300000 }, () => {
     assert.equal(rec.headers.expect, undefined, 'Expect is not forwarded');
   });
 
+  // RFC 9110 section 10.1.1: a server ignores 100-continue in an HTTP/1.0 request (such a
+  // client may take the 1xx for its answer): it waits for the body, and the first bytes the
+  // client gets are the answer.
+  test('Expect: 100-continue from an HTTP/1.0 client: no 100 Continue, the answer first', T, async () => {
+    reset();
+    const net = await import('node:net');
+    const body = chatBody('solo');
+    const head = `POST /v1/chat/completions HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer ${CLIENT_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\n\r\n`;
+    const text = await new Promise((resolve, reject) => {
+      const s = net.connect({ port: gw.port, host: '127.0.0.1' }, () => {
+        s.write(head);
+        setTimeout(() => s.write(body), 300);  // the body after a pause, as a client that waits
+      });
+      const parts = [];
+      s.on('data', (d) => parts.push(d));
+      s.on('end', () => resolve(Buffer.concat(parts).toString()));
+      s.on('error', reject);
+      setTimeout(() => s.destroy(new Error('no answer within 10 s')), 10000);
+    });
+    assert.match(text, /^HTTP\/1\.1 200 /, text.slice(0, 200));
+    assert.doesNotMatch(text, /100 Continue/);
+  });
+
   test('pooled upstream connections closed by the provider while idle are not a client error', T, async () => {
     const C = await startMock({ keepAliveTimeout: 150 });
     const cfg2 = {

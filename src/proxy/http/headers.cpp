@@ -204,10 +204,17 @@ void append_forwarded(std::string& out, const header_list& in, direction dir,
   const bool drop_rate_limits = filter.rate_limit_headers == forward_filter::rate_limits::drop;
   const std::vector<std::string>* replaced = filter.replaced;
   const std::uint8_t drop = drop_bit(dir);
-  // Names listed in Connection are hop-by-hop too; most messages have none, or only
-  // "keep-alive"/"close", so names are compared only when a token has their length.
-  auto connection = in.get(header_id::connection);
-  const std::uint64_t listed = connection.empty() ? 0 : token_lengths(connection);
+  // Names listed in Connection are hop-by-hop too (every Connection line of the message: RFC
+  // 9110 section 5.3 combines them); most messages have none, or only "keep-alive"/"close", so
+  // names are compared only when a token has their length.
+  std::uint64_t listed = 0;
+  for (std::size_t i = 0; i < in.size(); ++i)
+    if (in.id(i) == header_id::connection) listed |= token_lengths(in.value(i));
+  auto listed_in_connection = [&](std::string_view n) {
+    for (std::size_t i = 0; i < in.size(); ++i)
+      if (in.id(i) == header_id::connection && has_token(in.value(i), n)) return true;
+    return false;
+  };
   // Kept headers next to each other in `in` are copied with one append.
   const char* run = nullptr;
   std::size_t run_len = 0;
@@ -215,7 +222,7 @@ void append_forwarded(std::string& out, const header_list& in, direction dir,
     if (drops[static_cast<int>(in.id(i))] & drop) continue;
     if (listed) {
       auto n = in.name(i);
-      if ((listed & length_bit(n.size())) && has_token(connection, n)) continue;
+      if ((listed & length_bit(n.size())) && listed_in_connection(n)) continue;
     }
     // One search per kept header, only when a token is known (requests to a provider).
     if (!secret.empty() && in.value(i).find(secret) != std::string_view::npos) continue;
