@@ -1124,6 +1124,15 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     if (sse)
       append_stream_error(503, "the gateway is shutting down; the stream was ended early",
                           "server_error", "shutting_down");
+  } else if (sse && terminal_seen_) {
+    // The stream was whole ([DONE], response.completed, message_stop, ...): the provider's
+    // failure after its final event (a reset, an answer never ended) is no news for the
+    // client, and no error event follows a complete stream. The connection is not reused.
+    release_upstream(false);
+    framer_.reset();
+    detail_ = failure.detail.view();
+    detail_.insert(0, "after the stream's final event: ");
+    rec.detail = detail_;
   } else {
     release_upstream(false);
     framer_.reset();  // an incomplete event is dropped: the error event must start clean

@@ -170,6 +170,14 @@ const CASES = [
     failover: true,
   },
   {
+    name: 'a stream closed after its [DONE] without its last chunk: whole, no error event after it',
+    // The provider's answer is incomplete as HTTP, not as a stream: the client already has
+    // every event and [DONE]; an error event after them would make SDKs raise.
+    stream: true,
+    answer: (s, r) => s.end(SSE_HEAD + chunked(chunk(r.model, 'a')).toString() + chunked(chunk(r.model, 'b')).toString() + chunked('data: [DONE]\n\n').toString()),
+    expect: { stream: 'done', text: 'ab' },
+  },
+  {
     name: 'a status line with a 3-digit status out of range (999)',
     answer: (s) => s.end(head('999 Whatever', ['Content-Length: 2']) + '{}'),
     expect: { status: 502, code: 'upstream_bad_response' },

@@ -30,9 +30,12 @@ bool worth_parsing(std::string_view data) {
          contains(data, "type") || contains(data, "\\");
 }
 
+// The events that end a stream which has no [DONE]: the Responses API's, and the last event
+// of the other OpenAI streams (a transcription's, an image generation's or edit's, speech's).
 bool is_terminal_type(std::string_view t) {
   return t == "response.completed" || t == "response.failed" || t == "response.incomplete" ||
-         t == "error";
+         t == "error" || t == "transcript.text.done" || t == "image_generation.completed" ||
+         t == "image_edit.completed" || t == "speech.audio.done";
 }
 
 bool is_error_type(std::string_view t) {

@@ -177,6 +177,18 @@ TEST(rewrite_event, TerminalAndErrorDetection) {
       {"event: response.completed\ndata: not json\n\n", true, false},
       {"event: error\n\n", true, true},
       {"data: {\"type\":\"response.output_text.done\"}\n\n", false, false},
+      // The last events of streams without [DONE]: transcriptions, images, speech.
+      {"data: {\"type\":\"transcript.text.done\",\"text\":\"hi\",\"usage\":{\"type\":"
+       "\"tokens\",\"input_tokens\":14,\"output_tokens\":4,\"total_tokens\":18}}\n\n",
+       true, false},
+      {"data: {\"type\":\"transcript.text.delta\",\"delta\":\"hi\"}\n\n", false, false},
+      {"event: image_generation.completed\ndata: {\"type\":\"image_generation.completed\","
+       "\"b64_json\":\"AA==\"}\n\n",
+       true, false},
+      {"data: {\"type\":\"image_generation.partial_image\",\"b64_json\":\"AA==\"}\n\n", false,
+       false},
+      {"data: {\"type\":\"image_edit.completed\",\"b64_json\":\"AA==\"}\n\n", true, false},
+      {"data: {\"type\":\"speech.audio.done\",\"usage\":{\"input_tokens\":5}}\n\n", true, false},
   };
   for (const row& r : rows) {
     const rewritten got = rewrite_text(r.input);
