@@ -27,7 +27,12 @@ std::string_view unroutable_family(std::string_view path) {
     case 'b':
       return one("batches");
     case 'c':
-      if (rest.size() < 3 || rest[1] != 'o' || rest[2] != 'n') return {};  // chat, completions
+      if (rest.size() < 3 || rest[1] != 'o' || rest[2] != 'n') {  // chat, completions
+        // A stored chat completion (GET, POST or DELETE /v1/chat/completions/<id>[/messages]).
+        constexpr std::string_view stored = "chat/completions/";
+        return rest.size() > stored.size() && rest.starts_with(stored) ? "stored chat completions"
+                                                                        : std::string_view();
+      }
       return is_family(rest, "conversations") ? "conversations" : one("containers");
     case 'e':
       return one("evals");
@@ -36,6 +41,11 @@ std::string_view unroutable_family(std::string_view path) {
     case 'o':
       return one("organization");
     case 'r':
+      // A stored response (GET or DELETE /v1/responses/<id>, its input_items, its cancel);
+      // /v1/responses itself is routed.
+      if (constexpr std::string_view stored = "responses/";
+          rest.size() > stored.size() && rest.starts_with(stored))
+        return "stored responses";
       return one("realtime");
     case 't':
       return one("threads");
