@@ -305,6 +305,9 @@ describe('endpoints that cannot be routed by model', () => {
   const table = [
     { name: 'file upload', method: 'POST', path: '/v1/files', type: 'multipart/form-data; boundary=b', body: '--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n--b--\r\n', status: 404, code: 'unsupported_endpoint', message: /files are stored per provider account/ },
     { name: 'file list', method: 'GET', path: '/v1/files', status: 404, code: 'unsupported_endpoint', message: /\/v1\/files is not supported/ },
+    { name: 'a stored response', method: 'GET', path: '/v1/responses/resp_1', status: 404, code: 'unsupported_endpoint', message: /resp_1 is not supported by this gateway: responses are stored per provider account/ },
+    { name: 'a stored response cancelled', method: 'POST', path: '/v1/responses/resp_1/cancel', status: 404, code: 'unsupported_endpoint', message: /responses are stored/ },
+    { name: 'a stored chat completion deleted', method: 'DELETE', path: '/v1/chat/completions/chatcmpl-1', status: 404, code: 'unsupported_endpoint', message: /chat completions are stored/ },
     { name: 'batch create', method: 'POST', path: '/v1/batches', body: '{"input_file_id":"file-1","endpoint":"/v1/chat/completions","completion_window":"24h"}', status: 404, code: 'unsupported_endpoint', message: /batches/ },
     { name: 'fine-tuning with a model', method: 'POST', path: '/v1/fine_tuning/jobs', body: '{"model":"g","training_file":"file-1"}', status: 404, code: 'unsupported_endpoint', message: /fine_tuning/ },
     { name: 'assistant with a model', method: 'POST', path: '/v1/assistants', body: '{"model":"g"}', status: 404, code: 'unsupported_endpoint', message: /assistants/ },

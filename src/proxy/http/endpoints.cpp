@@ -30,7 +30,7 @@ std::string_view unroutable_family(std::string_view path) {
       if (rest.size() < 3 || rest[1] != 'o' || rest[2] != 'n') {  // chat, completions
         // A stored chat completion (GET, POST or DELETE /v1/chat/completions/<id>[/messages]).
         constexpr std::string_view stored = "chat/completions/";
-        return rest.size() > stored.size() && rest.starts_with(stored) ? "stored chat completions"
+        return rest.size() > stored.size() && rest.starts_with(stored) ? "chat completions"
                                                                         : std::string_view();
       }
       return is_family(rest, "conversations") ? "conversations" : one("containers");
@@ -45,7 +45,7 @@ std::string_view unroutable_family(std::string_view path) {
       // /v1/responses itself is routed.
       if (constexpr std::string_view stored = "responses/";
           rest.size() > stored.size() && rest.starts_with(stored))
-        return "stored responses";
+        return "responses";
       return one("realtime");
     case 't':
       return one("threads");
