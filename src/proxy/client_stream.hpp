@@ -146,7 +146,7 @@ class client_stream {
   std::shared_ptr<boost::asio::ssl::context> ctx_;
   std::optional<tls_stream> tls_;
   std::shared_ptr<memory_pipe> pipe_;  // HTTP/2 streams only
-  bool drained_ = false;  // the plain socket's last read drained it (recv_buffer.hpp)
+  bool drained_ = false;               // the plain socket's last read drained it (recv_buffer.hpp)
 };
 
 }  // namespace ob::proxy

@@ -25,7 +25,7 @@ struct openai_stream_to_anthropic::state {
   kind open = kind::none;
   std::int64_t block = -1;      // index of the open block
   std::int64_t next_block = 0;  // index of the next block
-  int open_tool = -1;  // the open tool call (its position in `calls`)
+  int open_tool = -1;           // the open tool call (its position in `calls`)
   struct call_ref {
     std::int64_t index;  // the provider's, -1 when it sent none
     std::string id;      // the provider's, empty when it sent none

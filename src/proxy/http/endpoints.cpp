@@ -31,7 +31,7 @@ std::string_view unroutable_family(std::string_view path) {
         // A stored chat completion (GET, POST or DELETE /v1/chat/completions/<id>[/messages]).
         constexpr std::string_view stored = "chat/completions/";
         return rest.size() > stored.size() && rest.starts_with(stored) ? "chat completions"
-                                                                        : std::string_view();
+                                                                       : std::string_view();
       }
       return is_family(rest, "conversations") ? "conversations" : one("containers");
     case 'e':

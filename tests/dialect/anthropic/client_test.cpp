@@ -161,16 +161,21 @@ TEST(MessagesClient, PassthroughHoldsMessageStartUntilTheNextEvent) {
     std::vector<event_info> infos;
     std::string out;
     ob::proxy::sse::framer f;
-    auto on = [&](const ob::proxy::sse::event& ev) { infos.push_back(t->translate_event(ev, out)); };
+    auto on = [&](const ob::proxy::sse::event& ev) {
+      infos.push_back(t->translate_event(ev, out));
+    };
     f.feed(start + ping, on);
     ASSERT_EQ(infos.size(), 2u);
     EXPECT_TRUE(infos[0].held);
     EXPECT_TRUE(infos[1].held);
     EXPECT_EQ(out, "");
-    f.feed(then_error ? error
-                      : test::sse("content_block_start",
-                                  R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"),
-           on);
+    f.feed(
+        then_error
+            ? error
+            : test::sse(
+                  "content_block_start",
+                  R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"),
+        on);
     ASSERT_EQ(infos.size(), 3u);
     EXPECT_FALSE(infos[2].held);
     EXPECT_EQ(infos[2].error, then_error);

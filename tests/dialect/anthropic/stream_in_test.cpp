@@ -273,7 +273,8 @@ TEST(AnthropicStreamIn, ToolCallsWithoutIndexAreToldApartByTheirIds) {
 // call; deltas without an id continue the call of their index.
 TEST(AnthropicStreamIn, ToolCallsSharingAnIndexAreToldApartByTheirIds) {
   const std::string in =
-      chunk(R"({"tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":"{\"x\""}}]})") +
+      chunk(
+          R"({"tool_calls":[{"index":0,"id":"a","function":{"name":"f","arguments":"{\"x\""}}]})") +
       chunk(R"({"tool_calls":[{"index":0,"function":{"arguments":":1}"}}]})") +
       chunk(R"({"tool_calls":[{"index":0,"id":"b","function":{"name":"g","arguments":"{}"}}]})") +
       chunk("{}", R"("tool_calls")") + "data: [DONE]\n\n";
@@ -306,7 +307,8 @@ TEST(AnthropicStreamIn, ToolCallResumedAfterTextIsAnError) {
 TEST(AnthropicStreamIn, StopWithoutToolCallsStaysEndTurn) {
   openai_stream_to_anthropic t("fast");
   auto m = read_message(
-      test::run_stream(t, chunk(R"({"content":"hi"})") + chunk("{}", R"("stop")") + "data: [DONE]\n\n", {})
+      test::run_stream(
+          t, chunk(R"({"content":"hi"})") + chunk("{}", R"("stop")") + "data: [DONE]\n\n", {})
           .out);
   EXPECT_EQ(m.stop, "end_turn");
 }
