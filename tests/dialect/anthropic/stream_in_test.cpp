@@ -238,6 +238,25 @@ TEST(AnthropicStreamIn, InterleavedParallelArgumentsAreAnError) {
   EXPECT_EQ(r.out.find("message_stop"), std::string::npos);
 }
 
+// Runs `in` through the translator: a whole message whose tool_use blocks are `want`
+// (id, name, input), in order, and whose stop_reason is tool_use.
+struct tool_want {
+  const char *id, *name, *input;
+};
+void expect_tool_calls(const std::string& in, const std::vector<tool_want>& want) {
+  openai_stream_to_anthropic t("fast");
+  auto r = test::run_stream(t, in, {});
+  EXPECT_FALSE(r.error) << r.out;
+  auto m = read_message(r.out);
+  ASSERT_EQ(m.tool_ids.size(), want.size()) << r.out;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(m.tool_ids[i], want[i].id) << i;
+    EXPECT_EQ(m.tool_names[i], want[i].name) << i;
+    EXPECT_EQ(m.tool_inputs[i], want[i].input) << i;
+  }
+  EXPECT_EQ(m.stop, "tool_use");
+}
+
 // Providers that send tool calls without "index" (Gemini's OpenAI-compatible API, some vLLM
 // and Ollama parsers): a call with another id is the next call, one without an id continues.
 TEST(AnthropicStreamIn, ToolCallsWithoutIndexAreToldApartByTheirIds) {
@@ -251,22 +270,10 @@ TEST(AnthropicStreamIn, ToolCallsWithoutIndexAreToldApartByTheirIds) {
       chunk(R"({"tool_calls":[{"function":{"arguments":":1}"}}]})") +
       chunk(R"({"tool_calls":[{"id":"b","function":{"name":"g","arguments":"{\"y\":2}"}}]})") +
       chunk("{}", R"("tool_calls")") + "data: [DONE]\n\n";
-  for (const auto& in : {together, apart}) {
-    openai_stream_to_anthropic t("fast");
-    auto r = test::run_stream(t, in, {});
-    EXPECT_FALSE(r.error) << r.out;
-    auto m = read_message(r.out);
-    ASSERT_EQ(m.tool_ids.size(), 2u) << r.out;
-    EXPECT_EQ(m.tool_ids[0], "a");
-    EXPECT_EQ(m.tool_names[0], "f");
-    EXPECT_EQ(m.tool_inputs[0], R"({"x":1})");
-    EXPECT_EQ(m.tool_ids[1], "b");
-    EXPECT_EQ(m.tool_names[1], "g");
-    EXPECT_EQ(m.tool_inputs[1], R"({"y":2})");
-    // Anthropic's clients loop while stop_reason is tool_use: a provider's "stop" after tool
-    // calls must not end the loop.
-    EXPECT_EQ(m.stop, "tool_use");
-  }
+  // Anthropic's clients loop while stop_reason is tool_use: a provider's "stop" after tool
+  // calls must not end the loop.
+  for (const auto& in : {together, apart})
+    expect_tool_calls(in, {{"a", "f", R"({"x":1})"}, {"b", "g", R"({"y":2})"}});
 }
 
 // Providers that send index 0 for every parallel call: a delta naming another id is another
@@ -278,15 +285,7 @@ TEST(AnthropicStreamIn, ToolCallsSharingAnIndexAreToldApartByTheirIds) {
       chunk(R"({"tool_calls":[{"index":0,"function":{"arguments":":1}"}}]})") +
       chunk(R"({"tool_calls":[{"index":0,"id":"b","function":{"name":"g","arguments":"{}"}}]})") +
       chunk("{}", R"("tool_calls")") + "data: [DONE]\n\n";
-  openai_stream_to_anthropic t("fast");
-  auto r = test::run_stream(t, in, {});
-  EXPECT_FALSE(r.error) << r.out;
-  auto m = read_message(r.out);
-  ASSERT_EQ(m.tool_ids.size(), 2u) << r.out;
-  EXPECT_EQ(m.tool_ids[0], "a");
-  EXPECT_EQ(m.tool_inputs[0], R"({"x":1})");
-  EXPECT_EQ(m.tool_ids[1], "b");
-  EXPECT_EQ(m.tool_inputs[1], "{}");
+  expect_tool_calls(in, {{"a", "f", R"({"x":1})"}, {"b", "g", "{}"}});
 }
 
 // A call's deltas after another block closed it cannot be told as Anthropic's sequential
