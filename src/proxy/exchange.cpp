@@ -526,6 +526,25 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
   client_head_.resize(w.size_from(client_head_.data()));
 }
 
+// Every Transfer-Encoding line of `h` names only "chunked" (a coding such as gzip before it
+// would reach the client as if it were the identity: the gateway drops the header).
+bool exchange::only_chunked(const http::header_list& h) {
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    if (h.id(i) != http::header_id::transfer_encoding) continue;
+    std::string_view list = h.value(i);
+    while (!list.empty()) {
+      auto comma = list.find(',');
+      auto item = list.substr(0, comma);
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      if (!item.empty() && !http::iequals(item, "chunked")) return false;
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  return true;
+}
+
 void exchange::decide_mode() {
   // 204 and 205 have no content whatever their Content-Type (RFC 9110 sections 15.3.5-6): a
   // stream or raw relay would put a chunked body after them.
@@ -934,8 +953,8 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
   // A Transfer-Encoding other than a final chunked (the gateway asks for identity), or any
   // in an HTTP/1.0 answer, leaves the answer's framing in doubt (RFC 9112 sections 6.1, 6.3):
   // a body read by Content-Length instead could leave bytes on a connection the pool reuses.
-  if (!resp_headers_.get(http::header_id::transfer_encoding).empty() &&
-      (!parser_->chunked() || parser_->version() < 11)) {
+  if (resp_headers_.contains(http::header_id::transfer_encoding) &&
+      (!parser_->chunked() || parser_->version() < 11 || !only_chunked(resp_headers_))) {
     release_upstream(false);
     co_return attempt_outcome{
         fail::broken, false,

@@ -258,6 +258,7 @@ class exchange {
   attempt_outcome parse_buffered();
   void start_parser();
   void decide_mode();
+  static bool only_chunked(const http::header_list& h);
   void on_event(const sse::event& ev);
   // An OpenAI event for the client: model rewrite, usage, final and error event detection.
   void relay_event(const sse::event& ev, sse::usage_strip* strip);

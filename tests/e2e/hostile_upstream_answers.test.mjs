@@ -164,6 +164,13 @@ const CASES = [
     failover: true,
   },
   {
+    name: 'Transfer-Encoding: gzip, chunked',
+    // Chunked last, so the framing holds, but a gzip body would reach the client as plain.
+    answer: (s, r) => s.end(head('200 OK', ['Content-Type: application/json', 'Transfer-Encoding: gzip, chunked']) + chunked(json(r.model)).toString() + '0\r\n\r\n'),
+    expect: { status: 502, code: 'upstream_bad_response' },
+    failover: true,
+  },
+  {
     name: 'an HTTP/1.0 answer with Transfer-Encoding: chunked',
     answer: (s, r) => s.end(`HTTP/1.0 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n${chunked(json(r.model)).toString()}0\r\n\r\n`),
     expect: { status: 502, code: 'upstream_bad_response' },

@@ -42,10 +42,14 @@ std::string_view unroutable_family(std::string_view path) {
       return one("organization");
     case 'r':
       // A stored response (GET or DELETE /v1/responses/<id>, its input_items, its cancel);
-      // /v1/responses itself is routed.
+      // /v1/responses itself is routed, and so are the requests under it that carry a model
+      // and store nothing (compact, input_tokens).
       if (constexpr std::string_view stored = "responses/";
-          rest.size() > stored.size() && rest.starts_with(stored))
-        return "responses";
+          rest.size() > stored.size() && rest.starts_with(stored)) {
+        auto sub = rest.substr(stored.size());
+        return is_family(sub, "compact") || is_family(sub, "input_tokens") ? std::string_view()
+                                                                           : "responses";
+      }
       return one("realtime");
     case 't':
       return one("threads");

@@ -207,14 +207,24 @@ void append_forwarded(std::string& out, const header_list& in, direction dir,
   // Names listed in Connection are hop-by-hop too (every Connection line of the message: RFC
   // 9110 section 5.3 combines them); most messages have none, or only "keep-alive"/"close", so
   // names are compared only when a token has their length.
+  // One Connection line is read where it is; several are joined once (rare), so a candidate
+  // name costs one token scan whatever the message holds.
   std::uint64_t listed = 0;
-  for (std::size_t i = 0; i < in.size(); ++i)
-    if (in.id(i) == header_id::connection) listed |= token_lengths(in.value(i));
-  auto listed_in_connection = [&](std::string_view n) {
-    for (std::size_t i = 0; i < in.size(); ++i)
-      if (in.id(i) == header_id::connection && has_token(in.value(i), n)) return true;
-    return false;
-  };
+  std::string_view connection;
+  std::string joined;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    if (in.id(i) != header_id::connection) continue;
+    listed |= token_lengths(in.value(i));
+    if (connection.empty() && joined.empty()) {
+      connection = in.value(i);
+    } else {
+      if (joined.empty()) joined.assign(connection);
+      joined += ',';
+      joined += in.value(i);
+      connection = joined;
+    }
+  }
+  auto listed_in_connection = [&](std::string_view n) { return has_token(connection, n); };
   // Kept headers next to each other in `in` are copied with one append.
   const char* run = nullptr;
   std::size_t run_len = 0;

@@ -29,6 +29,9 @@ TEST(Endpoints, UnroutableFamilies) {
       {"/v1/responses/resp_1", "responses"},
       {"/v1/responses/resp_1/input_items", "responses"},
       {"/v1/responses/resp_1/cancel", "responses"},
+      {"/v1/responses/compact", ""},  // carry a model, store nothing: routed
+      {"/v1/responses/input_tokens", ""},
+      {"/v1/responses/compactx", "responses"},
       {"/v1/chat/completions/", ""},
       {"/v1/chat/completions/chatcmpl-1", "chat completions"},
       {"/v1/chat/completions/chatcmpl-1/messages", "chat completions"},
