@@ -56,7 +56,15 @@ http::header_id header_id_of(beast::http::field f, std::string_view name) {
 void request_parser::on_request_impl(beast::http::verb, beast::string_view method,
                                      beast::string_view target, int version, beast::error_code&) {
   out_.method.assign(method);
-  out_.target.assign(target);
+  // An absolute-form target ("http://host/v1/...") is served as its path and query; one with a
+  // bad authority is kept whole, and the request check refuses it as not origin-form.
+  if (auto a = http::split_absolute(target); a.valid) {
+    out_.target.clear();
+    if (a.origin.empty() || a.origin.front() != '/') out_.target.push_back('/');
+    out_.target.append(a.origin);
+  } else {
+    out_.target.assign(target);
+  }
   out_.version = version;
 }
 

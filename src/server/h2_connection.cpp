@@ -619,6 +619,9 @@ void h2_connection::start_stream(const std::shared_ptr<h2_stream>& st, bool ende
   if (st->head.bad())
     return answer_directly(*st, proxy::http::error_kind::bad_request,
                            "The request has a header field HTTP/1.1 cannot carry.");
+  if (st->head.host_conflict())
+    return answer_directly(*st, proxy::http::error_kind::bad_request,
+                           "The request's host header differs from its :authority.");
   // The body follows the head through the pipe as its DATA arrive: with the client's
   // content-length (nghttp2 holds the DATA to it), else chunked. A length over
   // limits.max_body_bytes is answered 413 by the HTTP/1.1 side without reading: its DATA

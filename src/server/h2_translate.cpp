@@ -60,6 +60,10 @@ void request_head::add(std::string_view name, std::string_view value) {
   fields_.append(name).append(": ").append(value).append("\r\n");
 }
 
+bool request_head::host_conflict() const {
+  return !authority_.empty() && !host_.empty() && !iequals(authority_, host_);
+}
+
 std::string request_head::finish(std::uint64_t content_length) const {
   return finish_with("Content-Length: " + std::to_string(content_length) + "\r\n\r\n");
 }

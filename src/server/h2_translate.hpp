@@ -26,6 +26,9 @@ class request_head {
   // A field that cannot be carried (CR, LF or NUL, a space in the method or path, a missing
   // :method or :path): the stream is answered 400.
   bool bad() const { return bad_ || method_.empty() || path_.empty(); }
+  // Both :authority and a host field, naming different hosts (RFC 9113 section 8.3.1: the
+  // request is malformed); compared case-insensitively. The stream is answered 400.
+  bool host_conflict() const;
   bool is_head() const { return method_ == "HEAD"; }
   std::string_view method() const { return method_; }
   std::string_view path() const { return path_; }

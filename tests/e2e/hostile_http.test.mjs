@@ -169,6 +169,60 @@ describe('hostile HTTP from clients', { timeout: 300000 }, () => {
     assert.equal(recs()[0]?.path, '/openai/v1/chat/completions...x/.y/..z', r.text);
   });
 
+  // Absolute-form targets (RFC 9112 section 3.2.2: a server must accept them) are served as
+  // their path and query; the authority is ignored for routing, as Host is.
+  const absolute = [
+    { target: 'http://gw.example:9/v1/chat/completions?x=1', path: '/openai/v1/chat/completions?x=1' },
+    { target: 'HTTPS://[::1]/v1/chat/completions', path: '/openai/v1/chat/completions' },
+  ];
+  for (const c of absolute) {
+    test(`absolute-form ${c.target} is served as its path`, T, async () => {
+      A.reset();
+      const bytes = rawRequest({ path: c.target, headers: [['Authorization', AUTH], ['Content-Type', 'application/json']], body: BODY });
+      const r = await rawExchange({ port: gw.port, pieces: bytes, timeout: 5000, closeAfterAnswers: 1 });
+      assert.equal(r.answers[0]?.status, 200, r.raw.toString('latin1'));
+      assert.equal(recs().length, 1);
+      assert.equal(recs()[0].path, c.path);
+      assert.equal(recs()[0].headers.host, `127.0.0.1:${A.port}`, 'the provider gets its own host');
+    });
+  }
+
+  test('absolute-form without a path is the route "/"; with userinfo or a bad port it is refused', T, async () => {
+    A.reset();
+    const ask = (target) => `GET ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: ${AUTH}\r\n\r\n`;
+    const next = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n';
+    const r = await rawExchange({
+      port: gw.port,
+      pieces: ask('http://gw.example') + ask('http://user:pw@gw.example/v1/models') + ask('http://gw.example:x/v1/models') + next,
+      timeout: 5000,
+      closeAfterAnswers: 4,
+    });
+    assertJsonError(r.answers[0], 404, undefined, 'no path');
+    assert.match(r.answers[0].text, /Unknown route \//);
+    assertJsonError(r.answers[1], 400, undefined, 'userinfo');
+    assertJsonError(r.answers[2], 400, undefined, 'bad port');
+    assert.equal(r.answers[3]?.status, 200, 'the connection stays usable');
+    assert.equal(recs().length, 0);
+  });
+
+  // A Host value that is not a host[:port] (RFC 9112 section 3.2: 400).
+  for (const host of ['a b', 'evil.example/admin', 'user@gw.example', 'gw:80:81', 'gw:8o', '[::1']) {
+    test(`Host ${JSON.stringify(host)} -> 400, never forwarded`, T, async () => {
+      A.reset();
+      // A request with a body the gateway has not read: the answer closes the connection.
+      const bytes = rawRequest({ host, headers: [['Authorization', AUTH], ['Content-Type', 'application/json']], body: BODY });
+      const r = await rawExchange({ port: gw.port, pieces: bytes, timeout: 5000, closeAfterAnswers: 1 });
+      assertJsonError(r.answers[0], 400, undefined, host);
+      assert.match(r.answers[0].text, /Host header is not a valid/);
+      // Without a body, the connection stays open for the next request.
+      const next = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n';
+      const g = await rawExchange({ port: gw.port, pieces: `GET /v1/models HTTP/1.1\r\nHost: ${host}\r\nAuthorization: ${AUTH}\r\n\r\n${next}`, timeout: 5000, closeAfterAnswers: 2 });
+      assertJsonError(g.answers[0], 400, undefined, host);
+      assert.equal(g.answers[1]?.status, 200, g.raw.toString('latin1'));
+      assert.equal(recs().length, 0, `forwarded as ${recs()[0]?.path}`);
+    });
+  }
+
   // HEAD error answers: headers only, then a second request on the same connection must parse.
   const headCases = [
     { name: 'unknown route', req: 'HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n', status: 404 },

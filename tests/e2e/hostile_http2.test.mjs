@@ -122,6 +122,33 @@ const cases = [
     },
   },
   {
+    name: 'a host field that differs from :authority, or an :authority that is not a host -> 400 JSON on that stream, the connection goes on',
+    async run({ gw, ca }) {
+      // Node's client does not send a host field beside :authority: raw frames.
+      const c = await rawH2(gw, ca);
+      await c.write(Buffer.concat([PREFACE, settings()]));
+      const ask = (id, fields) => c.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, id, hpack(fields)));
+      await ask(1, requestFields(gw, { headers: [['host', 'other.example']] }));
+      await ask(3, [[':method', 'GET'], [':scheme', 'https'], [':authority', 'user@gw.example'], [':path', '/healthz']]);
+      await ask(5, requestFields(gw, { headers: [['host', `127.0.0.1:${gw.tlsPort}`]] }));
+      const answer = (id) => ({
+        head: c.frames.find((f) => f.type === T.HEADERS && f.stream === id),
+        body: Buffer.concat(c.frames.filter((f) => f.type === T.DATA && f.stream === id).map((f) => f.payload)).toString(),
+      });
+      await waitFor(() => [1, 3, 5].every((id) => c.frames.some((f) => f.type === T.DATA && f.stream === id && (f.flags & F.END_STREAM))), { what: 'three answers', timeout: 5000 });
+      // nghttp2 sends :status from HPACK's static table: 0x8c is 400, 0x88 is 200.
+      const [conflict, bad, same] = [1, 3, 5].map(answer);
+      assert.equal(conflict.head.payload[0], 0x8c, conflict.body);
+      assert.match(JSON.parse(conflict.body).error.message, /differs from its :authority/);
+      assert.equal(bad.head.payload[0], 0x8c, bad.body);
+      assert.match(JSON.parse(bad.body).error.message, /Host header is not a valid/);
+      assert.equal(same.head.payload[0], 0x88, same.body);
+      assert.equal(same.body, '{"status":"ok"}');
+      assert.equal(c.goaway(), undefined, 'the connection goes on');
+      c.sock.destroy();
+    },
+  },
+  {
     name: 'HPACK bomb (one 4 KB dynamic-table entry referenced 2000 times) -> 431 on that stream, no decoding blow-up',
     async run({ gw, ca }) {
       const c = await rawH2(gw, ca);

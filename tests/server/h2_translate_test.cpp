@@ -86,6 +86,23 @@ TEST(H2RequestHead, CountsTheHeaderListAsHttp2Does) {
   EXPECT_TRUE(h.too_large());
 }
 
+TEST(H2RequestHead, HostMustNameTheAuthority) {
+  auto conflict = [](std::string_view authority, std::string_view host) {
+    request_head h(1024);
+    h.add(":method", "GET");
+    h.add(":path", "/v1/models");
+    if (!authority.empty()) h.add(":authority", authority);
+    if (!host.empty()) h.add("host", host);
+    return h.host_conflict();
+  };
+  EXPECT_FALSE(conflict("gw.example:8443", ""));
+  EXPECT_FALSE(conflict("", "gw.example"));
+  EXPECT_FALSE(conflict("gw.example:8443", "gw.example:8443"));
+  EXPECT_FALSE(conflict("GW.example:8443", "gw.EXAMPLE:8443"));
+  EXPECT_TRUE(conflict("gw.example:8443", "other.example:8443"));
+  EXPECT_TRUE(conflict("gw.example:8443", "gw.example"));
+}
+
 TEST(H2ConnectionSpecific, AnyCase) {
   EXPECT_TRUE(connection_specific("Transfer-Encoding"));
   EXPECT_TRUE(connection_specific("connection"));

@@ -62,6 +62,22 @@ void add_codings(std::string_view list, codings& c) {
   }
 }
 
+bool is_hex(unsigned char c) {
+  return (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+// RFC 3986 unreserved and sub-delims: the bytes a reg-name may hold besides pct-encodings.
+bool is_name_char(unsigned char c) {
+  if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')) return true;
+  return std::string_view("-._~!$&'()*+,;=").find(static_cast<char>(c)) != std::string_view::npos;
+}
+
+bool all_digits(std::string_view s) {
+  for (unsigned char c : s)
+    if (c < '0' || c > '9') return false;
+  return true;
+}
+
 request_verdict refuse(std::string_view message, bool close = true,
                        error_kind kind = error_kind::bad_request) {
   return {kind, message, close};
@@ -91,6 +107,8 @@ request_verdict check_request(int version, const header_list& headers, std::stri
   }
   if (hosts > 1) return refuse("The request has more than one Host header.");
   if (hosts == 0 && version >= 11) return refuse("An HTTP/1.1 request must have a Host header.");
+  if (hosts == 1 && !valid_host(headers.get(header_id::host)))
+    return refuse("The request's Host header is not a valid host name, address or port.", false);
   if (te) {
     if (version < 11) return refuse("Transfer-Encoding is not allowed in an HTTP/1.0 request.");
     if (cl) return refuse("The request has both Transfer-Encoding and Content-Length.");
@@ -104,6 +122,51 @@ request_verdict check_request(int version, const header_list& headers, std::stri
   if (auto p = check_target(target); p != path_problem::none)
     return refuse(describe(p), false, error_kind::bad_path);
   return {};
+}
+
+bool valid_host(std::string_view host) {
+  std::string_view port;
+  if (!host.empty() && host.front() == '[') {
+    auto close = host.find(']');
+    if (close == std::string_view::npos || close == 1) return false;
+    for (unsigned char c : host.substr(1, close - 1))
+      if (!is_name_char(c) && c != ':') return false;
+    auto rest = host.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return false;
+    port = rest.empty() ? rest : rest.substr(1);
+  } else {
+    auto colon = host.find(':');
+    auto name = host.substr(0, colon);
+    for (std::size_t i = 0; i < name.size(); ++i) {
+      auto c = static_cast<unsigned char>(name[i]);
+      if (c == '%') {
+        if (i + 2 >= name.size() || !is_hex(name[i + 1]) || !is_hex(name[i + 2])) return false;
+        i += 2;
+      } else if (!is_name_char(c)) {
+        return false;
+      }
+    }
+    port = colon == std::string_view::npos ? std::string_view() : host.substr(colon + 1);
+  }
+  return all_digits(port);
+}
+
+absolute_target split_absolute(std::string_view target) {
+  absolute_target a;
+  std::size_t skip = 0;
+  if (target.size() >= 7 && iequals(target.substr(0, 7), "http://"))
+    skip = 7;
+  else if (target.size() >= 8 && iequals(target.substr(0, 8), "https://"))
+    skip = 8;
+  else
+    return a;
+  a.absolute = true;
+  auto rest = target.substr(skip);
+  auto end = rest.find_first_of("/?#");
+  auto authority = rest.substr(0, end);
+  a.valid = !authority.empty() && valid_host(authority);
+  a.origin = end == std::string_view::npos ? std::string_view() : rest.substr(end);
+  return a;
 }
 
 bool chunk_pending_ok(std::string_view pending) {

@@ -22,6 +22,7 @@ struct request_verdict {
 // `version` as Beast gives it (10 for HTTP/1.0, 11 for HTTP/1.1); `headers` as received.
 // Refused, in this order (the first problem found is reported):
 //   - more than one Host header (any version), or none in HTTP/1.1 or later: 400;
+//   - a Host value valid_host refuses: 400 (RFC 9112 section 3.2);
 //   - Transfer-Encoding in an HTTP/1.0 request: 400;
 //   - Transfer-Encoding together with Content-Length (request smuggling): 400;
 //   - Transfer-Encoding whose codings (all its headers, comma-separated, empty elements
@@ -31,6 +32,25 @@ struct request_verdict {
 //   - a request-target check_target refuses: 400 bad_path.
 // Several Content-Length values that differ are refused by Beast's parser before this runs.
 request_verdict check_request(int version, const header_list& headers, std::string_view target);
+
+// Whether `host` is a valid Host value or request-target authority without userinfo (RFC 3986
+// section 3.2.2 and 3.2.3): empty; or a reg-name (unreserved, sub-delims, "%" HEXDIG HEXDIG) or
+// IPv4 address; or "[" an IP literal (hex digits, ':', '.', or an IPvFuture's unreserved and
+// sub-delims) "]"; then optionally ":" and a port of digits (possibly none). So no space, '/',
+// '@', '?', '#', second ':' outside brackets, or byte >= 0x80 (RFC 3986 has no raw UTF-8: an
+// internationalised name is sent as its xn-- form).
+bool valid_host(std::string_view host);
+
+// A request-target in absolute-form (RFC 9112 section 3.2.2), which a server must accept:
+// "http://" or "https://" (scheme in any case), an authority, then the path and query.
+struct absolute_target {
+  bool absolute = false;      // target starts with an http or https scheme
+  bool valid = false;         // ... and its authority passes valid_host, and is not empty
+  std::string_view origin;    // the path and query after the authority (may be empty or "?q")
+};
+// The gateway serves an absolute-form request as the origin-form one ("/" + origin when origin
+// does not start with '/'), and ignores the authority for routing, as it does the Host header.
+absolute_target split_absolute(std::string_view target);
 
 // A chunked request body's chunk line (size, extensions, CRLF) and its trailer section may each
 // be at most this long; chunk extensions are ignored, so this only bounds what is buffered.

@@ -103,7 +103,18 @@ const std::vector<request_row> requests = {
      true},
     {"dot segment", 11, {{"Host", "x"}}, "/v1/../admin", 400, false},
     {"encoded dot segment", 11, {{"Host", "x"}}, "/v1/%2e%2e/admin", 400, false},
+    // (request_parser turns a valid absolute-form target into its origin form first)
     {"absolute-form", 11, {{"Host", "x"}}, "http://x/v1/chat", 400, false},
+    {"Host with a port", 11, {{"Host", "127.0.0.1:8080"}}, chat, 0, false},
+    {"Host an IPv6 literal", 11, {{"Host", "[::1]:8080"}}, chat, 0, false},
+    {"empty Host", 11, {{"Host", ""}}, chat, 0, false},
+    {"Host with a space", 11, {{"Host", "a b"}}, chat, 400, false},
+    {"Host with a path", 11, {{"Host", "evil.example/x"}}, chat, 400, false},
+    {"Host with userinfo", 11, {{"Host", "user@gw.example"}}, chat, 400, false},
+    {"Host with two ports", 11, {{"Host", "gw:80:81"}}, chat, 400, false},
+    {"bad Host in HTTP/1.0", 10, {{"Host", "a,b c"}}, chat, 400, false},
+    {"bad Host before framing", 11, {{"Host", "a b"}, {"Transfer-Encoding", "gzip"}}, chat, 400,
+     false},
     // framing problems are reported before path problems (they decide whether to close)
     {"framing before path",
      11,
@@ -132,6 +143,43 @@ TEST(RequestCheck, PathProblemsUseTheirOwnKindAndMessage) {
   auto v = check_request(11, h, "/v1/..%2fadmin");
   EXPECT_EQ(v.kind, error_kind::bad_path);
   EXPECT_NE(v.message.find("encoded '/'"), std::string_view::npos) << v.message;
+}
+
+TEST(RequestCheck, ValidHost) {
+  for (std::string_view h : {"", "x", "gw.example", "GW.Example.", "127.0.0.1", "gw.example:8443",
+                             "gw:", "[::1]", "[::1]:80", "[2001:db8::a]", "[v1.fe]",
+                             "xn--bcher-kva.example", "a%2Db", "a_b~c!$&'()*+,;=d"})
+    EXPECT_TRUE(valid_host(h)) << h;
+  for (std::string_view h :
+       {" x", "x ", "a b", "a\tb", "gw/x", "gw?x", "gw#x", "u@gw", "u:p@gw", "gw:80:81", "gw:8o",
+        "gw:-1", "[::1", "[]", "[::1]x", "[::1]:8o", "::1", "[::1/x]", "a%zz", "a%2", "a%",
+        "b\xc3\xbc" "cher.example", "\"gw\"", "<gw>"})
+    EXPECT_FALSE(valid_host(h)) << h;
+}
+
+TEST(RequestCheck, SplitAbsolute) {
+  auto a = split_absolute("http://gw.example:8080/v1/chat/completions?x=1");
+  EXPECT_TRUE(a.absolute);
+  EXPECT_TRUE(a.valid);
+  EXPECT_EQ(a.origin, "/v1/chat/completions?x=1");
+  a = split_absolute("HTTPS://[::1]/v1/models");
+  EXPECT_TRUE(a.valid);
+  EXPECT_EQ(a.origin, "/v1/models");
+  a = split_absolute("http://gw.example");
+  EXPECT_TRUE(a.valid);
+  EXPECT_EQ(a.origin, "");
+  a = split_absolute("http://gw.example?x");
+  EXPECT_TRUE(a.valid);
+  EXPECT_EQ(a.origin, "?x");
+  for (std::string_view bad : {"http:///v1/models", "http://user@gw/v1/models",
+                               "https://gw:x/v1", "http://a b/v1"}) {
+    a = split_absolute(bad);
+    EXPECT_TRUE(a.absolute) << bad;
+    EXPECT_FALSE(a.valid) << bad;
+  }
+  for (std::string_view other : {"/v1/models", "*", "", "ftp://gw/v1", "http:/gw/v1", "http:gw",
+                                 "/http://gw/v1"})
+    EXPECT_FALSE(split_absolute(other).absolute) << other;
 }
 
 TEST(RequestCheck, ChunkPending) {
