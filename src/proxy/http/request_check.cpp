@@ -107,8 +107,6 @@ request_verdict check_request(int version, const header_list& headers, std::stri
   }
   if (hosts > 1) return refuse("The request has more than one Host header.");
   if (hosts == 0 && version >= 11) return refuse("An HTTP/1.1 request must have a Host header.");
-  if (hosts == 1 && !valid_host(headers.get(header_id::host)))
-    return refuse("The request's Host header is not a valid host name, address or port.", false);
   if (te) {
     if (version < 11) return refuse("Transfer-Encoding is not allowed in an HTTP/1.0 request.");
     if (cl) return refuse("The request has both Transfer-Encoding and Content-Length.");
@@ -119,6 +117,9 @@ request_verdict check_request(int version, const header_list& headers, std::stri
       return refuse("Only the \"chunked\" transfer coding is supported.", true,
                     error_kind::not_implemented);
   }
+  // After the framing checks, which decide whether the connection can go on.
+  if (hosts == 1 && !valid_host(headers.get(header_id::host)))
+    return refuse("The request's Host header is not a valid host name, address or port.", false);
   if (auto p = check_target(target); p != path_problem::none)
     return refuse(describe(p), false, error_kind::bad_path);
   return {};

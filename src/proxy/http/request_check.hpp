@@ -22,13 +22,13 @@ struct request_verdict {
 // `version` as Beast gives it (10 for HTTP/1.0, 11 for HTTP/1.1); `headers` as received.
 // Refused, in this order (the first problem found is reported):
 //   - more than one Host header (any version), or none in HTTP/1.1 or later: 400;
-//   - a Host value valid_host refuses: 400 (RFC 9112 section 3.2);
 //   - Transfer-Encoding in an HTTP/1.0 request: 400;
 //   - Transfer-Encoding together with Content-Length (request smuggling): 400;
 //   - Transfer-Encoding whose codings (all its headers, comma-separated, empty elements
 //     ignored) are not exactly one "chunked" (case-insensitive): 400 when the list is empty,
 //     holds something that is not a token, or does not end in exactly one chunked (RFC 9112
 //     6.3); 501 (not_implemented) for another coding before a final chunked ("gzip, chunked");
+//   - a Host value valid_host refuses: 400 (RFC 9112 section 3.2);
 //   - a request-target check_target refuses: 400 bad_path.
 // Several Content-Length values that differ are refused by Beast's parser before this runs.
 request_verdict check_request(int version, const header_list& headers, std::string_view target);
@@ -44,9 +44,9 @@ bool valid_host(std::string_view host);
 // A request-target in absolute-form (RFC 9112 section 3.2.2), which a server must accept:
 // "http://" or "https://" (scheme in any case), an authority, then the path and query.
 struct absolute_target {
-  bool absolute = false;      // target starts with an http or https scheme
-  bool valid = false;         // ... and its authority passes valid_host, and is not empty
-  std::string_view origin;    // the path and query after the authority (may be empty or "?q")
+  bool absolute = false;    // target starts with an http or https scheme
+  bool valid = false;       // ... and its authority passes valid_host, and is not empty
+  std::string_view origin;  // the path and query after the authority (may be empty or "?q")
 };
 // The gateway serves an absolute-form request as the origin-form one ("/" + origin when origin
 // does not start with '/'), and ignores the authority for routing, as it does the Host header.

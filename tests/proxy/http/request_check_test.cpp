@@ -113,8 +113,13 @@ const std::vector<request_row> requests = {
     {"Host with userinfo", 11, {{"Host", "user@gw.example"}}, chat, 400, false},
     {"Host with two ports", 11, {{"Host", "gw:80:81"}}, chat, 400, false},
     {"bad Host in HTTP/1.0", 10, {{"Host", "a,b c"}}, chat, 400, false},
-    {"bad Host before framing", 11, {{"Host", "a b"}, {"Transfer-Encoding", "gzip"}}, chat, 400,
-     false},
+    // framing problems are reported first (they decide whether to close)
+    {"framing before bad Host",
+     11,
+     {{"Host", "a b"}, {"Transfer-Encoding", "gzip"}},
+     chat,
+     400,
+     true},
     // framing problems are reported before path problems (they decide whether to close)
     {"framing before path",
      11,
@@ -150,10 +155,31 @@ TEST(RequestCheck, ValidHost) {
                              "gw:", "[::1]", "[::1]:80", "[2001:db8::a]", "[v1.fe]",
                              "xn--bcher-kva.example", "a%2Db", "a_b~c!$&'()*+,;=d"})
     EXPECT_TRUE(valid_host(h)) << h;
-  for (std::string_view h :
-       {" x", "x ", "a b", "a\tb", "gw/x", "gw?x", "gw#x", "u@gw", "u:p@gw", "gw:80:81", "gw:8o",
-        "gw:-1", "[::1", "[]", "[::1]x", "[::1]:8o", "::1", "[::1/x]", "a%zz", "a%2", "a%",
-        "b\xc3\xbc" "cher.example", "\"gw\"", "<gw>"})
+  for (std::string_view h : {" x",
+                             "x ",
+                             "a b",
+                             "a\tb",
+                             "gw/x",
+                             "gw?x",
+                             "gw#x",
+                             "u@gw",
+                             "u:p@gw",
+                             "gw:80:81",
+                             "gw:8o",
+                             "gw:-1",
+                             "[::1",
+                             "[]",
+                             "[::1]x",
+                             "[::1]:8o",
+                             "::1",
+                             "[::1/x]",
+                             "a%zz",
+                             "a%2",
+                             "a%",
+                             "b\xc3\xbc"
+                             "cher.example",
+                             "\"gw\"",
+                             "<gw>"})
     EXPECT_FALSE(valid_host(h)) << h;
 }
 
@@ -171,14 +197,14 @@ TEST(RequestCheck, SplitAbsolute) {
   a = split_absolute("http://gw.example?x");
   EXPECT_TRUE(a.valid);
   EXPECT_EQ(a.origin, "?x");
-  for (std::string_view bad : {"http:///v1/models", "http://user@gw/v1/models",
-                               "https://gw:x/v1", "http://a b/v1"}) {
+  for (std::string_view bad :
+       {"http:///v1/models", "http://user@gw/v1/models", "https://gw:x/v1", "http://a b/v1"}) {
     a = split_absolute(bad);
     EXPECT_TRUE(a.absolute) << bad;
     EXPECT_FALSE(a.valid) << bad;
   }
-  for (std::string_view other : {"/v1/models", "*", "", "ftp://gw/v1", "http:/gw/v1", "http:gw",
-                                 "/http://gw/v1"})
+  for (std::string_view other :
+       {"/v1/models", "*", "", "ftp://gw/v1", "http:/gw/v1", "http:gw", "/http://gw/v1"})
     EXPECT_FALSE(split_absolute(other).absolute) << other;
 }
 
