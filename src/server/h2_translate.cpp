@@ -37,7 +37,9 @@ void request_head::add(std::string_view name, std::string_view value) {
       path_.assign(value);
     else if (name == ":authority")
       authority_.assign(value);
-    else if (name != ":scheme")
+    else if (name == ":scheme")
+      https_ = iequals(value, "https");
+    else
       bad_ = true;  // :protocol (extended CONNECT) and unknown pseudo-headers
     if ((name == ":method" || name == ":path") &&
         (value.empty() || value.find(' ') != std::string_view::npos))
@@ -60,8 +62,18 @@ void request_head::add(std::string_view name, std::string_view value) {
   fields_.append(name).append(": ").append(value).append("\r\n");
 }
 
+// `authority` without an empty port, or the scheme's default one ("gw:" and "gw:443" over
+// https name "gw").
+std::string_view request_head::normal_authority(std::string_view a) const {
+  auto colon = a.rfind(':');
+  if (colon == std::string_view::npos || a.find(']', colon) != std::string_view::npos) return a;
+  auto port = a.substr(colon + 1);
+  return port.empty() || port == (https_ ? "443" : "80") ? a.substr(0, colon) : a;
+}
+
 bool request_head::host_conflict() const {
-  return !authority_.empty() && !host_.empty() && !iequals(authority_, host_);
+  return !authority_.empty() && !host_.empty() &&
+         !iequals(normal_authority(authority_), normal_authority(host_));
 }
 
 std::string request_head::finish(std::uint64_t content_length) const {

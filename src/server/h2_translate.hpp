@@ -27,7 +27,9 @@ class request_head {
   // :method or :path): the stream is answered 400.
   bool bad() const { return bad_ || method_.empty() || path_.empty(); }
   // Both :authority and a host field, naming different hosts (RFC 9113 section 8.3.1: the
-  // request is malformed); compared case-insensitively. The stream is answered 400.
+  // request is malformed); compared case-insensitively, an empty port or the :scheme's default
+  // one left out. The stream is answered 400. (nghttp2 itself drops a host field holding a
+  // byte no host can: space, '/', '?', '#', '\', '"' or one >= 0x80; the :authority is used.)
   bool host_conflict() const;
   bool is_head() const { return method_ == "HEAD"; }
   std::string_view method() const { return method_; }
@@ -46,7 +48,10 @@ class request_head {
  private:
   std::size_t limit_;
   std::size_t bytes_ = 0;
+  std::string_view normal_authority(std::string_view a) const;
+
   bool too_large_ = false, bad_ = false;
+  bool https_ = true;  // :scheme (https when missing: the listener is TLS)
   std::string method_, path_, authority_, host_;
   std::string fields_;  // "name: value\r\n"...
   std::optional<std::uint64_t> content_length_;

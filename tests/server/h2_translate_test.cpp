@@ -101,6 +101,19 @@ TEST(H2RequestHead, HostMustNameTheAuthority) {
   EXPECT_FALSE(conflict("GW.example:8443", "gw.EXAMPLE:8443"));
   EXPECT_TRUE(conflict("gw.example:8443", "other.example:8443"));
   EXPECT_TRUE(conflict("gw.example:8443", "gw.example"));
+  // an empty port, or :scheme's default one, names the same host
+  EXPECT_FALSE(conflict("gw.example", "gw.example:443"));
+  EXPECT_FALSE(conflict("gw.example:", "gw.example"));
+  EXPECT_FALSE(conflict("[::1]:443", "[::1]"));
+  EXPECT_TRUE(conflict("gw.example", "gw.example:80"));
+  EXPECT_TRUE(conflict("[::1]", "[::2]"));
+  request_head plain(1024);
+  plain.add(":method", "GET");
+  plain.add(":scheme", "http");
+  plain.add(":path", "/");
+  plain.add(":authority", "gw.example:80");
+  plain.add("host", "gw.example");
+  EXPECT_FALSE(plain.host_conflict());
 }
 
 TEST(H2ConnectionSpecific, AnyCase) {

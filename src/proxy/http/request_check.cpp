@@ -120,6 +120,12 @@ request_verdict check_request(int version, const header_list& headers, std::stri
   // After the framing checks, which decide whether the connection can go on.
   if (hosts == 1 && !valid_host(headers.get(header_id::host)))
     return refuse("The request's Host header is not a valid host name, address or port.", false);
+  // A valid absolute-form target was turned into its origin form by the parser: one still here
+  // has an authority that is not a host and port.
+  if (split_absolute(target).absolute)
+    return refuse(
+        "The request target's authority must be a host and optional port, without userinfo.", false,
+        error_kind::bad_path);
   if (auto p = check_target(target); p != path_problem::none)
     return refuse(describe(p), false, error_kind::bad_path);
   return {};
@@ -130,8 +136,22 @@ bool valid_host(std::string_view host) {
   if (!host.empty() && host.front() == '[') {
     auto close = host.find(']');
     if (close == std::string_view::npos || close == 1) return false;
-    for (unsigned char c : host.substr(1, close - 1))
-      if (!is_name_char(c) && c != ':') return false;
+    auto literal = host.substr(1, close - 1);
+    if ((literal.front() | 0x20) == 'v') {
+      // IPvFuture: "v" 1*HEXDIG "." 1*( unreserved / sub-delims / ":" )
+      auto dot = literal.find('.');
+      if (dot == std::string_view::npos || dot < 2 || dot + 1 == literal.size()) return false;
+      for (unsigned char c : literal.substr(1, dot - 1))
+        if (!is_hex(c)) return false;
+      for (unsigned char c : literal.substr(dot + 1))
+        if (!is_name_char(c) && c != ':') return false;
+    } else {
+      // IPv6address, held to its alphabet (hex digits, ':' and '.' for an embedded IPv4) and
+      // at least one ':'; the gateway never connects to it, so its exact shape is not checked.
+      if (literal.find(':') == std::string_view::npos) return false;
+      for (unsigned char c : literal)
+        if (!is_hex(c) && c != ':' && c != '.') return false;
+    }
     auto rest = host.substr(close + 1);
     if (!rest.empty() && rest.front() != ':') return false;
     port = rest.empty() ? rest : rest.substr(1);

@@ -29,14 +29,18 @@ struct request_verdict {
 //     holds something that is not a token, or does not end in exactly one chunked (RFC 9112
 //     6.3); 501 (not_implemented) for another coding before a final chunked ("gzip, chunked");
 //   - a Host value valid_host refuses: 400 (RFC 9112 section 3.2);
+//   - an absolute-form target (one the parser left whole: its authority is not valid): 400
+//     bad_path;
 //   - a request-target check_target refuses: 400 bad_path.
 // Several Content-Length values that differ are refused by Beast's parser before this runs.
 request_verdict check_request(int version, const header_list& headers, std::string_view target);
 
 // Whether `host` is a valid Host value or request-target authority without userinfo (RFC 3986
 // section 3.2.2 and 3.2.3): empty; or a reg-name (unreserved, sub-delims, "%" HEXDIG HEXDIG) or
-// IPv4 address; or "[" an IP literal (hex digits, ':', '.', or an IPvFuture's unreserved and
-// sub-delims) "]"; then optionally ":" and a port of digits (possibly none). So no space, '/',
+// IPv4 address; or "[" an IP literal "]": an IPv6 address (hex digits, '.' and at least one
+// ':'; zone ids are not allowed, RFC 9110 does not take RFC 6874's) or an IPvFuture ("v" hex
+// digits "." then unreserved, sub-delims or ':'); then optionally ":" and a port of digits
+// (possibly none). So no space, '/',
 // '@', '?', '#', second ':' outside brackets, or byte >= 0x80 (RFC 3986 has no raw UTF-8: an
 // internationalised name is sent as its xn-- form).
 bool valid_host(std::string_view host);

@@ -151,9 +151,10 @@ TEST(RequestCheck, PathProblemsUseTheirOwnKindAndMessage) {
 }
 
 TEST(RequestCheck, ValidHost) {
-  for (std::string_view h : {"", "x", "gw.example", "GW.Example.", "127.0.0.1", "gw.example:8443",
-                             "gw:", "[::1]", "[::1]:80", "[2001:db8::a]", "[v1.fe]",
-                             "xn--bcher-kva.example", "a%2Db", "a_b~c!$&'()*+,;=d"})
+  for (std::string_view h :
+       {"", "x", "gw.example", "GW.Example.", "127.0.0.1", "gw.example:8443", "gw:", "[::1]",
+        "[::1]:80", "[2001:db8::a]", "[v1.fe]", "[::ffff:127.0.0.1]:8443", "[V1F.x:y]",
+        "xn--bcher-kva.example", "a%2Db", "a_b~c!$&'()*+,;=d"})
     EXPECT_TRUE(valid_host(h)) << h;
   for (std::string_view h : {" x",
                              "x ",
@@ -169,6 +170,12 @@ TEST(RequestCheck, ValidHost) {
                              "gw:-1",
                              "[::1",
                              "[]",
+                             "[zz]",
+                             "[1.2.3.4]",
+                             "[v]",
+                             "[v1.]",
+                             "[vx.y]",
+                             "[fe80::1%25eth0]",
                              "[::1]x",
                              "[::1]:8o",
                              "::1",

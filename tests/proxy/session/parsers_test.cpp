@@ -87,6 +87,41 @@ TEST(Parsers, RequestHeadersKeepNamesOrderAndIds) {
             "Retry-After-MS: 20\r\n");
 }
 
+// An absolute-form target is kept as its origin form, which the request check then holds to
+// the path rules; one with a bad authority is kept whole and refused with its own message.
+TEST(Parsers, AbsoluteFormBecomesItsOriginForm) {
+  struct row {
+    std::string target, stored;
+    bool ok;
+  };
+  for (const auto& r : std::initializer_list<row>{
+           {"http://h/v1/models", "/v1/models", true},
+           {"HTTPS://h:8443/v1/chat/completions?x=/..", "/v1/chat/completions?x=/..", true},
+           {"http://h", "/", true},
+           {"http://h?x", "/?x", true},
+           {"http://h/../admin", "/../admin", false},
+           {"http://h/v1/%2e%2e/admin", "/v1/%2e%2e/admin", false},
+           {"http://h/v1%2Fx", "/v1%2Fx", false},
+           {"http://h#x", "/#x", false},
+           {"http://user@h/v1/models", "http://user@h/v1/models", false},
+           {"http://h:x/v1/models", "http://h:x/v1/models", false},
+           {"http:///v1/models", "http:///v1/models", false},
+       }) {
+    request_data req;
+    request_parser p(req);
+    std::string head = "GET " + r.target + " HTTP/1.1\r\nHost: gw\r\n\r\n";
+    beast::error_code ec;
+    p.put(boost::asio::buffer(head), ec);
+    ASSERT_FALSE(ec) << r.target << ": " << ec.message();
+    EXPECT_EQ(req.target, r.stored) << r.target;
+    auto v = http::check_request(req.version, req.headers, req.target);
+    EXPECT_EQ(v.ok(), r.ok) << r.target << ": " << v.message;
+    if (r.stored.starts_with("http")) {
+      EXPECT_NE(v.message.find("authority"), std::string_view::npos) << v.message;
+    }
+  }
+}
+
 TEST(Parsers, ResponseHeadersKeepIds) {
   http::header_list headers;
   std::string body;
