@@ -394,6 +394,7 @@ constexpr field<timeouts> timeout_fields[] = {
     {"first_byte", read_seconds<&timeouts::first_byte>},
     {"idle", read_seconds<&timeouts::idle>},
     {"total", read_seconds<&timeouts::total>},
+    {"stream_hold", read_seconds<&timeouts::stream_hold>},
     {"client_header", read_seconds<&timeouts::client_header>},
     {"client_body", read_seconds<&timeouts::client_body>},
     {"client_body_total", read_seconds<&timeouts::client_body_total>},

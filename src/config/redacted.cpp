@@ -108,8 +108,10 @@ std::string redacted_json(const config& cfg) {
                       {"first_byte", seconds(to.first_byte)},
                       {"idle", seconds(to.idle)},
                       {"total", seconds(to.total)},
+                      {"stream_hold", seconds(to.stream_hold)},
                       {"client_header", seconds(to.client_header)},
                       {"client_body", seconds(to.client_body)},
+                      {"client_body_total", seconds(to.client_body_total)},
                       {"keepalive", seconds(to.keepalive)},
                       {"shutdown_grace", seconds(to.shutdown_grace)}};
   json::object groups;

@@ -146,6 +146,10 @@ struct timeouts {
   millis first_byte{300'000};         // request sent -> upstream response head
   millis idle{120'000};               // between two reads of an upstream answer (stream events)
   millis total{900'000};              // whole upstream exchange
+  // A stream's answer head waits for its first data event (an opening error event fails
+  // over); from this long after the head, provider bytes before that event (keep-alive
+  // comments, an Anthropic message_start and pings) release it to the client.
+  millis stream_hold{2'000};
   millis client_header{30'000};       // client: the whole request head, from its first byte
   millis client_body{120'000};        // client: request body, between two reads
   millis client_body_total{300'000};  // client: the whole request body, from the end of the head

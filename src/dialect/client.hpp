@@ -37,6 +37,9 @@ class client_translator {
   virtual event_info translate_event(const proxy::sse::event& ev, std::string& out) = 0;
   // The upstream stream ended cleanly: whatever closes the client's stream, if complete.
   virtual event_info finish(std::string& out) = 0;
+  // Appends the upstream events translate_event held back (reported `held`), if any, and
+  // stops holding: the exchange gives up waiting for the next event (timeouts.stream_hold).
+  virtual void release_held(std::string& /*out*/) {}
   virtual proxy::json::token_usage usage() const = 0;
 };
 

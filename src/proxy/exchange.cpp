@@ -1091,6 +1091,9 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
                      sized ? static_cast<std::size_t>(*parser_->content_length()) : 0, keep,
                      r.snap.cfg.headers.expose_routing);
 
+  // A stream released before its first data event (release_held_stream) waits for it as the
+  // hold did: each read within first_byte, not idle (a long prefill with sparse keep-alives).
+  bool before_first = sse && data_events_ == 0;
   attempt_outcome failure;
   for (;;) {
     // An answer already complete goes out in the final write (head, events, terminator).
@@ -1098,12 +1101,17 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     if (!client_head_.empty() || !payload_.empty()) {
       // The final event ([DONE], response.completed) is about to go: the usage came before it.
       if (terminal_seen_) settle_early(rec);
+      if (before_first && data_events_ > 0) [[unlikely]] {
+        before_first = false;
+        first_data_ = std::chrono::steady_clock::now();
+      }
       bool flushed = co_await flush_stream(chunked, false, to.idle);
       if (!flushed) break;
     }
-    failure = co_await read_upstream(up_to_.idle);
+    failure = co_await read_upstream(before_first ? up_to_.first_byte : up_to_.idle);
     if (failure.failure != fail::none) break;
   }
+  if (before_first && data_events_ > 0) first_data_ = std::chrono::steady_clock::now();
 
   if (client_gone_) {
     release_upstream(false);

@@ -228,6 +228,9 @@ class exchange {
   void end_attempt(const routing::group& g, const routing::target& t, std::string_view outcome);
   // The answer is about to go to the client: its time is set for Server-Timing and metrics.
   void answer_ready();
+  // The stream's head, held for its first data event, goes out now with what came before that
+  // event: hold_until has passed and the provider sent something for the client.
+  bool release_held_stream(std::chrono::steady_clock::time_point hold_until);
   // Notes the provider's x-ratelimit-remaining-* answer headers for the metrics.
   void note_rate_limits(const routing::target& t);
   std::optional<std::chrono::milliseconds> retry_after() const;
@@ -402,6 +405,9 @@ class exchange {
   // moment the answer was ready to go to the client (buffered: read whole; stream: its first
   // event); upstream_wait_ sums the time spent waiting on providers.
   std::chrono::steady_clock::time_point arrived_{}, attempt_start_{}, ready_{};
+  // A stream whose head went out before its first data event (release_held_stream): when that
+  // event was written (the time to the first token), else unset.
+  std::chrono::steady_clock::time_point first_data_{};
   std::chrono::steady_clock::duration upstream_wait_{};
   bool attempt_open_ = false;  // attempt_start_'s wait is not in upstream_wait_ yet
   std::string_view request_id_;

@@ -112,6 +112,12 @@ void exchange::answer_ready() {
   }
 }
 
+bool exchange::release_held_stream(std::chrono::steady_clock::time_point hold_until) {
+  if (observe::coarse_now() < hold_until) return false;
+  if (ctr_) ctr_->release_held(payload_);
+  return !payload_.empty();
+}
+
 void exchange::note_rate_limits(const routing::target& t) {
   auto requests = resp_headers_.get(http::header_id::x_ratelimit_remaining_requests);
   auto tokens = resp_headers_.get(http::header_id::x_ratelimit_remaining_tokens);
@@ -181,6 +187,7 @@ void exchange::begin_request(const exchange_request& r, std::chrono::steady_cloc
   settle_ = r.settle;
   upload_cut_ = false;
   ready_ = {};
+  first_data_ = {};
   upstream_wait_ = {};
   attempt_open_ = false;
   reset_answer_state();
@@ -433,9 +440,16 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
     if (mode_ == mode::stream) {
       // Holding the stream's head back until its first data event costs nothing a client can
       // see (SDKs wait for the first event anyway) and lets an opening error event fail over.
+      // Not for ever: a provider that sends keep-alive comments through a long prefill means
+      // them for the client (an intermediary with an idle limit would cut a silent one), so
+      // from timeouts.stream_hold after the head, what it sends releases the head.
       attempt_outcome first;
-      while (first.failure == fail::none && data_events_ == 0 && !parser_->is_done())
+      const auto hold_until = observe::coarse_now() + r.snap.cfg.timeouts.stream_hold;
+      while (first.failure == fail::none && data_events_ == 0 && !parser_->is_done()) {
         first = co_await read_upstream(up_to_.first_byte);
+        if (first.failure == fail::none && data_events_ == 0 && release_held_stream(hold_until))
+          break;
+      }
       if (first.failure != fail::none) {
         last = first;
         auto kind = kind_of(first.failure);
@@ -501,8 +515,11 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
   }
   stop_watching_client();
   --ctx_.metrics.inflight;
-  if (ready_ != std::chrono::steady_clock::time_point{})
-    rec.first_write_ms = std::chrono::duration<double, std::milli>(ready_ - arrived_).count();
+  // Time to the first token: a stream whose head went out before its first data event
+  // (stream_hold) counts that event's write, not the head's.
+  using time_point = std::chrono::steady_clock::time_point;
+  if (auto first = first_data_ != time_point{} ? first_data_ : ready_; first != time_point{})
+    rec.first_write_ms = std::chrono::duration<double, std::milli>(first - arrived_).count();
   if (upstream_wait_.count() > 0 || attempts_ > 0)
     rec.upstream_ms = std::chrono::duration<double, std::milli>(upstream_wait_).count();
   rec.tried = trace_;

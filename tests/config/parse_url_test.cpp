@@ -1,7 +1,10 @@
 // Provider base URLs and the extension keys (listen, workers, limits, timeouts).
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
+
 #include "config/parse_helpers.hpp"
+#include "config/redacted.hpp"
 
 namespace ob::config {
 namespace {
@@ -165,7 +168,7 @@ TEST(Limits, ValuesAndBounds) {
 TEST(Timeouts, SecondsToMillis) {
   auto r = parse_text(doc(R"("timeouts":{"connect":1.5,"first_byte":60,"idle":0.0001,)"
                           R"("total":3600,"client_header":2,"client_body":3,"keepalive":4,)"
-                          R"("shutdown_grace":0.25,"client_body_total":5})"));
+                          R"("shutdown_grace":0.25,"client_body_total":5,"stream_hold":0.5})"));
   ASSERT_TRUE(r.ok()) << dump(r);
   const auto& t = r.cfg->timeouts;
   EXPECT_EQ(t.connect, millis(1500));
@@ -177,6 +180,13 @@ TEST(Timeouts, SecondsToMillis) {
   EXPECT_EQ(t.client_body_total, millis(5000));
   EXPECT_EQ(t.keepalive, millis(4000));
   EXPECT_EQ(t.shutdown_grace, millis(250));
+  EXPECT_EQ(t.stream_hold, millis(500));
+  EXPECT_EQ(config{}.timeouts.stream_hold, millis(2000));
+  // The admin API's view of the running config shows every one of them.
+  auto shown = boost::json::parse(redacted_json(*r.cfg)).at("timeouts").as_object();
+  EXPECT_EQ(shown.at("client_body_total").to_number<double>(), 5.0);
+  EXPECT_EQ(shown.at("stream_hold").to_number<double>(), 0.5);
+  EXPECT_EQ(shown.at("shutdown_grace").to_number<double>(), 0.25);
 }
 
 TEST(Timeouts, Invalid) {

@@ -72,6 +72,10 @@ export function parseModes(list) {
     else if ((x = /^slow-read-(\d+)$/.exec(s))) m.slowRead = Number(x[1]);
     else if (s === 'crlf') m.crlf = true;
     else if (s === 'comments') m.comments = true;
+    else if ((x = /^prefill-(\d+)(?:-(\d+))?$/.exec(s))) {
+      m.prefill = Number(x[1]);
+      m.prefillEvery = Math.max(1, Number(x[2] ?? 500));
+    }
     else if (s === 'stream-error-event') m.streamErrorEvent = true;
     else if ((x = /^big-(\d+)$/.exec(s))) m.big = Number(x[1]);
     else if (s === 'close') m.close = true;
@@ -543,6 +547,28 @@ export async function startMock(opts = {}) {
     if (modes.hangAfterHead) return;
     let sent = 0;
     let written = '';
+    if (modes.prefill) {
+      // A long prefill: keep-alive comments every prefillEvery ms (as OpenRouter sends them)
+      // for `prefill` ms before the first event; an Anthropic stream sends its message_start,
+      // then pings (as Anthropic does).
+      const anthropic = list[0]?.event === 'message_start';
+      if (anthropic) {
+        const f = frames.shift();
+        if (!(await write(ctx, f))) return;
+        sent++;
+        written += f;
+      }
+      const keepAlive = anthropic ? { event: 'ping', data: '{"type": "ping"}' } : { comment: 'PROCESSING' };
+      const n = Math.ceil(modes.prefill / modes.prefillEvery);
+      for (let i = 0; i < n; i++) {
+        const f = sseFrame(keepAlive, modes.crlf);
+        if (!(await write(ctx, f))) return;
+        written += f;
+        ctx.rec.response_body = written;
+        await sleep(Math.min(modes.prefillEvery, modes.prefill - i * modes.prefillEvery));
+        if (res.destroyed || ctx.gone) return;
+      }
+    }
     for (const f of frames) {
       if (modes.dropMidStream && sent === 3) {
         await sleep(5);

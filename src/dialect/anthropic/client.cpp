@@ -106,8 +106,7 @@ class passthrough_translator final : public client_translator {
   }
   token_usage usage() const override { return usage_; }
 
- private:
-  void release_held(std::string& out) {
+  void release_held(std::string& out) override {
     if (!holding_) return;
     holding_ = false;
     // The last one held may have been the stream's last event, without its blank line: ended
@@ -120,6 +119,7 @@ class passthrough_translator final : public client_translator {
     held_.clear();
   }
 
+ private:
   // message_start re-written with message.model = the group (the event is small and comes once).
   bool rewrite_start(std::string_view data, std::string& out) {
     simdjson::dom::element root;

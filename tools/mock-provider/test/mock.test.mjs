@@ -209,6 +209,16 @@ test('modes crlf and comments', T, async () => {
   assert.equal(assembleChat(p.events), answerText('m'));
 });
 
+test('mode prefill-<ms>-<every>: keep-alive comments before the first event, then the stream', T, async () => {
+  const t0 = performance.now();
+  const r = await post('/mode/prefill-300-100/v1/chat/completions', chatBody('m', { stream: true }));
+  assert.ok(performance.now() - t0 >= 290);
+  assert.ok(r.text.startsWith(': PROCESSING\n\n: PROCESSING\n\n: PROCESSING\n\ndata: '), r.text.slice(0, 80));
+  const p = parseSSE(r.text);
+  assert.equal(p.comments.length, 3);
+  assert.equal(assembleChat(p.events), answerText('m'));
+});
+
 test('mode stream-error-event: error event first', T, async () => {
   const r = await post('/mode/stream-error-event/v1/chat/completions', chatBody('m', { stream: true }));
   const { events } = parseSSE(r.text);

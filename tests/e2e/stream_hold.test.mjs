@@ -1,0 +1,157 @@
+// End-to-end: a stream's head is held for its first data event (an opening error event fails
+// over), but not through a long prefill: keep-alive comments (an Anthropic stream's
+// message_start and pings) the provider sends from timeouts.stream_hold on reach the client.
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startMock } from '../../tools/mock-provider/server.js';
+import { request, parseSSE } from './lib/http.mjs';
+import { CLIENT_TOKEN, chatBody } from './lib/common.mjs';
+import { makeTestCA } from './lib/tls.mjs';
+import { startH2Gateway, h2connect, h2request } from './lib/h2.mjs';
+
+const T = { timeout: 30000 };
+const HOLD_S = 0.6;
+// Keep-alives 1.5 s apart for 3 s: the one at 0 s is inside the hold, the one at 1.5 s releases
+// the head; the gap after it is longer than timeouts.idle (1 s), so until the first data event
+// the reads must keep first_byte's limit.
+const PREFILL = 'prefill-3000-1500';
+
+const rewriteAll = (text, from, to) => text.split(`"model":"${from}"`).join(`"model":"${to}"`);
+// Without the usage-only chunk the gateway asked for on behalf of a client that did not.
+const withoutUsageChunk = (text) =>
+  text
+    .split('\n\n')
+    .filter((ev) => !/^data: \{.*"choices":\[\],"usage":\{/.test(ev))
+    .join('\n\n');
+
+// POST with the arrival time of the answer head and of each body piece, in ms from the send.
+async function timedPost(gw, path, body, headers = {}) {
+  let headAt = -1;
+  const t0 = performance.now();
+  const r = await request({
+    url: `${gw.url}${path}`,
+    method: 'POST',
+    headers: { authorization: `Bearer ${CLIENT_TOKEN}`, 'content-type': 'application/json', ...headers },
+    body,
+    timeout: 20000,
+    onResponse: () => (headAt = performance.now() - t0),
+  });
+  return { ...r, headAt };
+}
+
+// The value of a Prometheus sample `name{labels} value` whose labels include every `want` pair.
+function sample(text, name, want) {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    const labels = line.slice(name.length + 1, line.lastIndexOf('}'));
+    if (Object.entries(want).every(([k, v]) => labels.includes(`${k}="${v}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return undefined;
+}
+
+describe('stream hold', { timeout: 120000 }, () => {
+  let A, gw, ca;
+
+  before(async () => {
+    A = await startMock({ anthropicKey: 'ant-key' });
+    ca = makeTestCA();
+    const P = (group, name, mode, extra = {}) => ({ group, name, base: `${A.url}/mode/${mode}`, key: 'sk-provider-a', ...extra });
+    // The plain listener, and the TLS one for HTTP/2.
+    gw = await startH2Gateway({
+      ca,
+      providers: [
+        P('prefill', 'prefill-model', PREFILL),
+        P('holdfail', 'bad-model', 'comments,stream-error-event'),
+        P('holdfail', 'good-model', 'comments'),
+        P('antprefill', 'claude-prefill', PREFILL, { key: 'ant-key', api: 'anthropic' }),
+      ],
+      extra: {
+        groups: { holdfail: { policy: 'round_robin', attempts: 2 } },
+        timeouts: { connect: 2, first_byte: 5, idle: 1, total: 60, stream_hold: HOLD_S },
+      },
+    });
+  });
+
+  after(async () => {
+    if (gw && !gw.exited()) await gw.stop();
+    gw?.cleanup();
+    await A?.close();
+    ca?.cleanup();
+  });
+
+  test('keep-alive comments through a long prefill release the head after stream_hold; the stream stays whole', T, async () => {
+    A.reset();
+    const r = await timedPost(gw, '/v1/chat/completions', chatBody('prefill', { stream: true }));
+    assert.equal(r.status, 200, r.text);
+    // Released by the comment at ~1.5 s, not at the first data event (~3 s); the comment at
+    // 0 s was inside the hold.
+    assert.ok(r.headAt >= 1000 && r.headAt < 2600, `head after ${Math.round(r.headAt)} ms`);
+    const first = r.chunks[0];
+    assert.ok(first.t < 2600, `first body bytes after ${Math.round(first.t)} ms`);
+    assert.match(first.bytes.toString(), /^: PROCESSING\n\n: PROCESSING\n\n/);
+    const sent = A.stats().requests.at(-1).response_body;
+    assert.equal(r.text, rewriteAll(withoutUsageChunk(sent), 'prefill-model', 'prefill'));
+    const { events, comments } = parseSSE(r.text);
+    assert.equal(comments.length, 2);
+    assert.equal(events.at(-1).data, '[DONE]');
+    for (const e of events.slice(0, -1)) assert.equal(JSON.parse(e.data).model, 'prefill');
+    // The time to the first token is the first data event's, not the head's.
+    const m = await request({ url: `${gw.adminUrl}/metrics` });
+    const labels = { gen_ai_request_model: 'prefill' };
+    assert.equal(sample(m.text, 'gen_ai_server_time_to_first_token_seconds_count', labels), 1);
+    assert.equal(sample(m.text, 'gen_ai_server_time_to_first_token_seconds_bucket', { ...labels, le: '2.5' }), 0);
+  });
+
+  test('an error event behind a comment inside the hold still fails over', T, async () => {
+    A.reset();
+    for (let i = 0; i < 2; i++) {
+      const r = await timedPost(gw, '/v1/chat/completions', chatBody('holdfail', { stream: true }));
+      assert.equal(r.status, 200, r.text);
+      const { events } = parseSSE(r.text);
+      assert.ok(events.every((e) => !e.data.includes('"error"')), r.text);
+      assert.equal(events.at(-1).data, '[DONE]');
+    }
+    const models = A.stats().requests.map((q) => q.model);
+    assert.deepEqual(models.filter((m) => m === 'good-model').length, 2, models.join());
+    assert.ok(models.includes('bad-model'), models.join());
+  });
+
+  test('Anthropic pass-through: message_start and pings through a long prefill go out after stream_hold', T, async () => {
+    A.reset();
+    const r = await timedPost(
+      gw,
+      '/v1/messages',
+      { model: 'antprefill', max_tokens: 64, stream: true, messages: [{ role: 'user', content: 'Hi' }] },
+      { 'anthropic-version': '2023-06-01' },
+    );
+    assert.equal(r.status, 200, r.text);
+    assert.ok(r.headAt >= 1000 && r.headAt < 2600, `head after ${Math.round(r.headAt)} ms`);
+    const first = r.chunks[0].bytes.toString();
+    assert.ok(r.chunks[0].t < 2600, `first body bytes after ${Math.round(r.chunks[0].t)} ms`);
+    assert.match(first, /^event: message_start\n/);
+    assert.match(first, /"model":"antprefill"/);
+    assert.match(first, /event: ping\n/);
+    const types = parseSSE(r.text).events.map((e) => e.event);
+    assert.equal(types[0], 'message_start');
+    assert.equal(types.filter((t) => t === 'ping').length, 3);
+    assert.equal(types.at(-1), 'message_stop');
+  });
+
+  test('HTTP/2: the released head and comments reach the stream before its first data event', T, async () => {
+    A.reset();
+    const session = await h2connect(gw, ca);
+    try {
+      let headAt = -1;
+      const t0 = performance.now();
+      const r = await h2request(session, { body: chatBody('prefill', { stream: true }), onResponse: () => (headAt = performance.now() - t0) });
+      assert.equal(r.status, 200, r.text);
+      assert.ok(headAt >= 1000 && headAt < 2600, `head after ${Math.round(headAt)} ms`);
+      assert.ok(r.chunks[0].t < 2600, `first DATA after ${Math.round(r.chunks[0].t)} ms`);
+      assert.match(r.chunks[0].bytes.toString(), /^: PROCESSING\n\n/);
+      const sent = A.stats().requests.at(-1).response_body;
+      assert.equal(r.text, rewriteAll(withoutUsageChunk(sent), 'prefill-model', 'prefill'));
+    } finally {
+      session.close();
+    }
+  });
+});
