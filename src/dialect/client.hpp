@@ -37,9 +37,12 @@ class client_translator {
   virtual event_info translate_event(const proxy::sse::event& ev, std::string& out) = 0;
   // The upstream stream ended cleanly: whatever closes the client's stream, if complete.
   virtual event_info finish(std::string& out) = 0;
-  // Appends the upstream events translate_event held back (reported `held`), if any, and
-  // stops holding: the exchange gives up waiting for the next event (timeouts.stream_hold).
+  // Appends the upstream events translate_event held back, if any, and stops holding: the
+  // exchange gives up waiting for the stream's first event (timeouts.stream_hold). Events
+  // after it that do not count as that first one are written as they come, still `held`.
   virtual void release_held(std::string& /*out*/) {}
+  // The bytes held back now (release_held would append them).
+  virtual std::size_t held_size() const { return 0; }
   virtual proxy::json::token_usage usage() const = 0;
 };
 

@@ -81,9 +81,10 @@ struct event_info {
   // back until the first one and fails over when that first one is an error event. Client
   // translators (client.hpp) leave it 0: the exchange counts their upstream events instead.
   int events = 0;
-  // Client translators: the upstream event was held back, nothing written (an Anthropic
-  // pass-through's message_start and pings, until the next event); the exchange does not count
-  // it, so an error event right after it is still the stream's first.
+  // Client translators: the upstream event does not count as the stream's first (an Anthropic
+  // pass-through's message_start and pings, until the next event): held back, nothing written,
+  // or, after client_translator::release_held, written. An error event right after it is
+  // still the stream's first.
   bool held = false;
 };
 

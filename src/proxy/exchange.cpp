@@ -1094,6 +1094,7 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
   // A stream released before its first data event (release_held_stream) waits for it as the
   // hold did: each read within first_byte, not idle (a long prefill with sparse keep-alives).
   bool before_first = sse && data_events_ == 0;
+  no_head_ttft_ = before_first;
   attempt_outcome failure;
   for (;;) {
     // An answer already complete goes out in the final write (head, events, terminator).
@@ -1111,7 +1112,6 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     failure = co_await read_upstream(before_first ? up_to_.first_byte : up_to_.idle);
     if (failure.failure != fail::none) break;
   }
-  if (before_first && data_events_ > 0) first_data_ = std::chrono::steady_clock::now();
 
   if (client_gone_) {
     release_upstream(false);
@@ -1170,12 +1170,14 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     relay_result_ = relay_result::upstream_failed;
     if (sse)
       append_stream_error(timeout ? 504 : 502,
-                          timeout ? "the provider stopped sending events (idle timeout)"
-                                  : "the provider's stream broke: " + detail_,
+                          !timeout       ? "the provider's stream broke: " + detail_
+                          : before_first ? "the provider sent no event in time (first_byte timeout)"
+                                         : "the provider stopped sending events (idle timeout)",
                           "upstream_error", timeout ? "upstream_timeout" : "upstream_broken");
   }
   // The whole relay was spent waiting on the provider's events.
   upstream_wait_ += clock_type::now() - ready_;
+  if (before_first && data_events_ > 0) first_data_ = clock_type::now();  // in the last write
   // Binary bytes cannot carry an error: a broken one ends without its last chunk (or before
   // its Content-Length), and the connection closes, so the client sees the body cut short.
   // (An HTTP/1.0 client of a chunked provider answer gets it ended by close: nothing can say.)

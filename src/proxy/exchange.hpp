@@ -229,8 +229,11 @@ class exchange {
   // The answer is about to go to the client: its time is set for Server-Timing and metrics.
   void answer_ready();
   // The stream's head, held for its first data event, goes out now with what came before that
-  // event: hold_until has passed and the provider sent something for the client.
-  bool release_held_stream(std::chrono::steady_clock::time_point hold_until);
+  // event: hold_until has passed and the last read brought whole bytes for the client (the
+  // held bytes were held_before before it).
+  bool release_held_stream(std::chrono::steady_clock::time_point hold_until,
+                           std::size_t held_before);
+  std::size_t held_stream_size() const;  // client bytes held for the stream's first event
   // Notes the provider's x-ratelimit-remaining-* answer headers for the metrics.
   void note_rate_limits(const routing::target& t);
   std::optional<std::chrono::milliseconds> retry_after() const;
@@ -406,8 +409,10 @@ class exchange {
   // event); upstream_wait_ sums the time spent waiting on providers.
   std::chrono::steady_clock::time_point arrived_{}, attempt_start_{}, ready_{};
   // A stream whose head went out before its first data event (release_held_stream): when that
-  // event was written (the time to the first token), else unset.
+  // event was written (the time to the first token), else unset; no_head_ttft_: the time to
+  // first token is first_data_'s, not the head's (none when no data event came).
   std::chrono::steady_clock::time_point first_data_{};
+  bool no_head_ttft_ = false;
   std::chrono::steady_clock::duration upstream_wait_{};
   bool attempt_open_ = false;  // attempt_start_'s wait is not in upstream_wait_ yet
   std::string_view request_id_;

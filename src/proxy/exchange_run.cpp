@@ -112,10 +112,19 @@ void exchange::answer_ready() {
   }
 }
 
-bool exchange::release_held_stream(std::chrono::steady_clock::time_point hold_until) {
-  if (observe::coarse_now() < hold_until) return false;
+std::size_t exchange::held_stream_size() const {
+  return payload_.size() + (ctr_ ? ctr_->held_size() : 0);
+}
+
+bool exchange::release_held_stream(std::chrono::steady_clock::time_point hold_until,
+                                   std::size_t held_before) {
+  // Only on what the last read brought for the client, whole: an opening error event split
+  // across reads (its first part now, behind a comment that came earlier) still fails over.
+  if (held_stream_size() == held_before || framer_.pending_bytes() > 0 ||
+      observe::coarse_now() < hold_until)
+    return false;
   if (ctr_) ctr_->release_held(payload_);
-  return !payload_.empty();
+  return true;
 }
 
 void exchange::note_rate_limits(const routing::target& t) {
@@ -188,6 +197,7 @@ void exchange::begin_request(const exchange_request& r, std::chrono::steady_cloc
   upload_cut_ = false;
   ready_ = {};
   first_data_ = {};
+  no_head_ttft_ = false;
   upstream_wait_ = {};
   attempt_open_ = false;
   reset_answer_state();
@@ -446,8 +456,10 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
       attempt_outcome first;
       const auto hold_until = observe::coarse_now() + r.snap.cfg.timeouts.stream_hold;
       while (first.failure == fail::none && data_events_ == 0 && !parser_->is_done()) {
+        auto held = held_stream_size();
         first = co_await read_upstream(up_to_.first_byte);
-        if (first.failure == fail::none && data_events_ == 0 && release_held_stream(hold_until))
+        if (first.failure == fail::none && data_events_ == 0 &&
+            release_held_stream(hold_until, held))
           break;
       }
       if (first.failure != fail::none) {
@@ -516,9 +528,9 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
   stop_watching_client();
   --ctx_.metrics.inflight;
   // Time to the first token: a stream whose head went out before its first data event
-  // (stream_hold) counts that event's write, not the head's.
-  using time_point = std::chrono::steady_clock::time_point;
-  if (auto first = first_data_ != time_point{} ? first_data_ : ready_; first != time_point{})
+  // (stream_hold) counts that event's write, not the head's, and has none without one.
+  if (auto first = no_head_ttft_ ? first_data_ : ready_;
+      first != std::chrono::steady_clock::time_point{})
     rec.first_write_ms = std::chrono::duration<double, std::milli>(first - arrived_).count();
   if (upstream_wait_.count() > 0 || attempts_ > 0)
     rec.upstream_ms = std::chrono::duration<double, std::milli>(upstream_wait_).count();

@@ -15,6 +15,9 @@ const HOLD_S = 0.6;
 // the head; the gap after it is longer than timeouts.idle (1 s), so until the first data event
 // the reads must keep first_byte's limit.
 const PREFILL = 'prefill-3000-1500';
+// Anthropic: message_start, pings at 0, 1.5 (the release) and 3 s, content at 4.5 s: the ping
+// after the release must not count as the first event (reads would then get idle's 1 s).
+const ANT_PREFILL = 'prefill-4500-1500';
 
 const rewriteAll = (text, from, to) => text.split(`"model":"${from}"`).join(`"model":"${to}"`);
 // Without the usage-only chunk the gateway asked for on behalf of a client that did not.
@@ -63,10 +66,17 @@ describe('stream hold', { timeout: 120000 }, () => {
         P('prefill', 'prefill-model', PREFILL),
         P('holdfail', 'bad-model', 'comments,stream-error-event'),
         P('holdfail', 'good-model', 'comments'),
-        P('antprefill', 'claude-prefill', PREFILL, { key: 'ant-key', api: 'anthropic' }),
+        P('antprefill', 'claude-prefill', ANT_PREFILL, { key: 'ant-key', api: 'anthropic' }),
+        // An error event after the release: relayed, never failed over (both would fail).
+        P('holdlate', 'late-a', `${PREFILL},stream-error-event`),
+        P('holdlate', 'late-b', `${PREFILL},stream-error-event`),
+        // An error event trickling in (1-3 bytes a write) after a comment that came inside the
+        // hold: its first bytes are nothing for the client, so they release nothing.
+        P('splitfail', 'split-a', 'tiny,prefill-1500-1500,stream-error-event'),
+        P('splitfail', 'split-b', 'tiny,prefill-1500-1500,stream-error-event'),
       ],
       extra: {
-        groups: { holdfail: { policy: 'round_robin', attempts: 2 } },
+        groups: { holdfail: { attempts: 2 }, holdlate: { attempts: 2 }, splitfail: { attempts: 2 } },
         timeouts: { connect: 2, first_byte: 5, idle: 1, total: 60, stream_hold: HOLD_S },
       },
     });
@@ -133,8 +143,33 @@ describe('stream hold', { timeout: 120000 }, () => {
     assert.match(first, /event: ping\n/);
     const types = parseSSE(r.text).events.map((e) => e.event);
     assert.equal(types[0], 'message_start');
-    assert.equal(types.filter((t) => t === 'ping').length, 3);
+    assert.equal(types.filter((t) => t === 'ping').length, 4);
     assert.equal(types.at(-1), 'message_stop');
+    assert.ok(!types.includes('error'), r.text);
+    const m = await request({ url: `${gw.adminUrl}/metrics` });
+    const labels = { gen_ai_request_model: 'antprefill' };
+    assert.equal(sample(m.text, 'gen_ai_server_time_to_first_token_seconds_count', labels), 1);
+    assert.equal(sample(m.text, 'gen_ai_server_time_to_first_token_seconds_bucket', { ...labels, le: '2.5' }), 0);
+  });
+
+  test('an error event after the release is relayed to the client, not failed over', T, async () => {
+    A.reset();
+    const r = await timedPost(gw, '/v1/chat/completions', chatBody('holdlate', { stream: true }));
+    assert.equal(r.status, 200, r.text);
+    assert.ok(r.headAt < 2600, `head after ${Math.round(r.headAt)} ms`);
+    const { events, comments } = parseSSE(r.text);
+    assert.equal(comments.length, 2);
+    assert.equal(JSON.parse(events[0].data).error.message, 'mock stream error event');
+    assert.equal(A.stats().requests.length, 1, 'one attempt');
+    assert.equal(r.headers['x-openbridge-attempts'], '1');
+  });
+
+  test('an opening error event arriving in pieces after the hold still fails over', T, async () => {
+    A.reset();
+    const r = await timedPost(gw, '/v1/chat/completions', chatBody('splitfail', { stream: true }));
+    assert.equal(A.stats().requests.length, 2, 'the second target was tried');
+    assert.equal(r.headers['x-openbridge-attempts'], '2');
+    assert.ok(r.headAt >= 2800, `head after ${Math.round(r.headAt)} ms: held through the first attempt`);
   });
 
   test('HTTP/2: the released head and comments reach the stream before its first data event', T, async () => {

@@ -72,18 +72,23 @@ class passthrough_translator final : public client_translator {
     // message_start, and the pings after it, wait for the next event: an error there
     // (overloaded_error after the stream was accepted) is then the stream's first, and the
     // exchange fails over to the group's next target.
+    // Once the exchange stopped waiting (release_held: a long prefill), they go out as they
+    // come, and still do not count as the stream's first event.
     if (ev.type == "message_start" && ev.has_data) {
       held_.clear();
-      if (!rewrite_start(ev.data, held_)) held_ += ev.raw;
-      holding_ = info.held = true;
+      auto& to = released_ ? out : held_;
+      if (!rewrite_start(ev.data, to)) to += ev.raw;
+      holding_ = !released_;
+      opening_ = info.held = true;
       return info;
     }
-    if (holding_ && ev.type == "ping") {
-      held_ += ev.raw;
+    if (opening_ && ev.type == "ping") {
+      (holding_ ? held_ : out) += ev.raw;
       info.held = true;
       return info;
     }
-    release_held(out);
+    opening_ = false;
+    flush_held(out);
     out += ev.raw;
     if (ev.type == "message_delta" && ev.has_data) {
       simdjson::dom::element root, u;
@@ -101,12 +106,18 @@ class passthrough_translator final : public client_translator {
   }
 
   event_info finish(std::string& out) override {
-    release_held(out);  // a stream that ended right after message_start: what came, as it came
+    flush_held(out);  // a stream that ended right after message_start: what came, as it came
     return {};
   }
   token_usage usage() const override { return usage_; }
-
+  std::size_t held_size() const override { return holding_ ? held_.size() : 0; }
   void release_held(std::string& out) override {
+    released_ = true;
+    flush_held(out);
+  }
+
+ private:
+  void flush_held(std::string& out) {
     if (!holding_) return;
     holding_ = false;
     // The last one held may have been the stream's last event, without its blank line: ended
@@ -119,7 +130,6 @@ class passthrough_translator final : public client_translator {
     held_.clear();
   }
 
- private:
   // message_start re-written with message.model = the group (the event is small and comes once).
   bool rewrite_start(std::string_view data, std::string& out) {
     simdjson::dom::element root;
@@ -160,7 +170,9 @@ class passthrough_translator final : public client_translator {
   token_usage usage_;
   bool done_ = false;
   std::string held_;  // message_start (rewritten) and pings, until the next event
-  bool holding_ = false;
+  bool holding_ = false;   // held_ waits for the next event
+  bool opening_ = false;   // message_start came, no event but pings after it yet
+  bool released_ = false;  // the exchange stopped waiting: nothing is held any more
 };
 
 // An OpenAI-dialect target: its chat completion answer or chunks become a Messages answer.

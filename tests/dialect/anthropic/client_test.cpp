@@ -205,6 +205,61 @@ data: {"type": "ping"})");
   EXPECT_EQ(ev[2].name, "error");
 }
 
+// The exchange stops waiting (timeouts.stream_hold: a long prefill): release_held lets the held
+// bytes out; pings after it go out as they come and still do not count (held), until the next
+// event; a message_start after the release is not held either.
+TEST(MessagesClient, PassthroughReleaseLetsHeldBytesOutAndPingsThrough) {
+  const auto* c = messages_codec_instance();
+  const std::string start = test::sse(
+      "message_start",
+      R"({"type":"message_start","message":{"id":"msg_1","model":"claude-sonnet-4","usage":{"input_tokens":9}}})");
+  const std::string ping = test::sse("ping", R"({"type": "ping"})");
+  auto t = c->new_translator(input("/v1/messages"), api::anthropic, "claude");
+  std::vector<event_info> infos;
+  std::string out;
+  ob::proxy::sse::framer f;
+  auto on = [&](const ob::proxy::sse::event& ev) { infos.push_back(t->translate_event(ev, out)); };
+  f.feed(start + ping, on);
+  EXPECT_EQ(out, "");
+  const auto held = t->held_size();
+  EXPECT_GT(held, ping.size());
+  t->release_held(out);
+  EXPECT_EQ(out.size(), held);
+  EXPECT_EQ(t->held_size(), 0u);
+  auto ev = test::read_sse(out);
+  ASSERT_EQ(ev.size(), 2u) << out;
+  EXPECT_EQ(ev[0].name, "message_start");
+  EXPECT_NE(ev[0].data.find(R"("model":"claude")"), std::string::npos) << ev[0].data;
+  f.feed(ping, on);
+  ASSERT_EQ(infos.size(), 3u);
+  EXPECT_TRUE(infos[2].held);  // written, not counted
+  EXPECT_EQ(test::read_sse(out).size(), 3u) << out;
+  EXPECT_EQ(t->held_size(), 0u);
+  f.feed(
+      test::sse(
+          "content_block_start",
+          R"({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})"),
+      on);
+  ASSERT_EQ(infos.size(), 4u);
+  EXPECT_FALSE(infos[3].held);  // the stream's first counted event
+  EXPECT_EQ(test::read_sse(out).size(), 4u) << out;
+
+  // Released before message_start (comments came first): it goes out at once, uncounted.
+  t = c->new_translator(input("/v1/messages"), api::anthropic, "claude");
+  infos.clear();
+  out.clear();
+  t->release_held(out);
+  EXPECT_EQ(out, "");
+  f.feed(start + ping, on);
+  ASSERT_EQ(infos.size(), 2u);
+  EXPECT_TRUE(infos[0].held);
+  EXPECT_TRUE(infos[1].held);
+  EXPECT_EQ(t->held_size(), 0u);
+  ev = test::read_sse(out);
+  ASSERT_EQ(ev.size(), 2u) << out;
+  EXPECT_NE(ev[0].data.find(R"("model":"claude")"), std::string::npos) << ev[0].data;
+}
+
 TEST(MessagesClient, PassthroughBufferedReadsUsageKeepsBytes) {
   const auto* c = messages_codec_instance();
   auto t = c->new_translator(input("/v1/messages"), api::anthropic, "claude");
