@@ -71,7 +71,7 @@ struct request_record {
   std::span<const attempt> tried_list;
   // Metrics only (not logged): label ids of observe::metrics::labels(), 0 = none, and the time
   // from the request's arrival to the first answer byte written to the client (a stream's:
-  // to its first data event, -1 without one when keep-alives released its head before).
+  // to its first data event, -1 without one).
   struct metric_labels {
     std::uint32_t group = 0, target = 0, provider = 0, model = 0, client = 0;
   } labels;

@@ -1099,13 +1099,13 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
   for (;;) {
     // An answer already complete goes out in the final write (head, events, terminator).
     if (parser_->is_done()) break;
+    if (before_first && data_events_ > 0) [[unlikely]] {
+      before_first = false;
+      first_data_ = std::chrono::steady_clock::now();
+    }
     if (!client_head_.empty() || !payload_.empty()) {
       // The final event ([DONE], response.completed) is about to go: the usage came before it.
       if (terminal_seen_) settle_early(rec);
-      if (before_first && data_events_ > 0) [[unlikely]] {
-        before_first = false;
-        first_data_ = std::chrono::steady_clock::now();
-      }
       bool flushed = co_await flush_stream(chunked, false, to.idle);
       if (!flushed) break;
     }
@@ -1171,7 +1171,7 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     if (sse)
       append_stream_error(timeout ? 504 : 502,
                           !timeout       ? "the provider's stream broke: " + detail_
-                          : before_first ? "the provider sent no event in time (first_byte timeout)"
+                          : before_first ? "the provider sent no data event in time"
                                          : "the provider stopped sending events (idle timeout)",
                           "upstream_error", timeout ? "upstream_timeout" : "upstream_broken");
   }

@@ -11,13 +11,15 @@ import { startH2Gateway, h2connect, h2request } from './lib/h2.mjs';
 
 const T = { timeout: 30000 };
 const HOLD_S = 0.6;
-// Keep-alives 1.5 s apart for 3 s: the one at 0 s is inside the hold, the one at 1.5 s releases
+// Keep-alives 2 s apart for 4 s: the one at 0 s is inside the hold, the one at 2 s releases
 // the head; the gap after it is longer than timeouts.idle (1 s), so until the first data event
 // the reads must keep first_byte's limit.
-const PREFILL = 'prefill-3000-1500';
-// Anthropic: message_start, pings at 0, 1.5 (the release) and 3 s, content at 4.5 s: the ping
+const PREFILL = 'prefill-4000-2000';
+// Anthropic: message_start, pings at 0, 2 (the release) and 4 s, content at 6 s: the ping
 // after the release must not count as the first event (reads would then get idle's 1 s).
-const ANT_PREFILL = 'prefill-4500-1500';
+const ANT_PREFILL = 'prefill-6000-2000';
+// The head is released at ~2 s; before the change it came with the first data event.
+const released = (ms) => ms >= 1000 && ms < 3600;
 
 const rewriteAll = (text, from, to) => text.split(`"model":"${from}"`).join(`"model":"${to}"`);
 // Without the usage-only chunk the gateway asked for on behalf of a client that did not.
@@ -74,9 +76,16 @@ describe('stream hold', { timeout: 120000 }, () => {
         // hold: its first bytes are nothing for the client, so they release nothing.
         P('splitfail', 'split-a', 'tiny,prefill-1500-1500,stream-error-event'),
         P('splitfail', 'split-b', 'tiny,prefill-1500-1500,stream-error-event'),
+        // ... and one whose first part comes in one read with a comment (client bytes, but not
+        // whole: the event is still incomplete).
+        P('splitlead', 'lead-a', 'prefill-1500-1500,split-first-300,stream-error-event'),
+        P('splitlead', 'lead-b', 'prefill-1500-1500,split-first-300,stream-error-event'),
+        // Anthropic: comments between message_start, its pings and an opening error.
+        P('antcomm', 'claude-a', 'comments,overloaded-at-start', { key: 'ant-key', api: 'anthropic' }),
+        P('antcomm', 'claude-b', 'comments,overloaded-at-start', { key: 'ant-key', api: 'anthropic' }),
       ],
       extra: {
-        groups: { holdfail: { attempts: 2 }, holdlate: { attempts: 2 }, splitfail: { attempts: 2 } },
+        groups: Object.fromEntries(['holdfail', 'holdlate', 'splitfail', 'splitlead', 'antcomm'].map((g) => [g, { attempts: 2 }])),
         timeouts: { connect: 2, first_byte: 5, idle: 1, total: 60, stream_hold: HOLD_S },
       },
     });
@@ -93,11 +102,11 @@ describe('stream hold', { timeout: 120000 }, () => {
     A.reset();
     const r = await timedPost(gw, '/v1/chat/completions', chatBody('prefill', { stream: true }));
     assert.equal(r.status, 200, r.text);
-    // Released by the comment at ~1.5 s, not at the first data event (~3 s); the comment at
-    // 0 s was inside the hold.
-    assert.ok(r.headAt >= 1000 && r.headAt < 2600, `head after ${Math.round(r.headAt)} ms`);
+    // Released by the comment at ~2 s, not at the first data event (~4 s); the comment at 0 s
+    // was inside the hold.
+    assert.ok(released(r.headAt), `head after ${Math.round(r.headAt)} ms`);
     const first = r.chunks[0];
-    assert.ok(first.t < 2600, `first body bytes after ${Math.round(first.t)} ms`);
+    assert.ok(released(first.t), `first body bytes after ${Math.round(first.t)} ms`);
     assert.match(first.bytes.toString(), /^: PROCESSING\n\n: PROCESSING\n\n/);
     const sent = A.stats().requests.at(-1).response_body;
     assert.equal(r.text, rewriteAll(withoutUsageChunk(sent), 'prefill-model', 'prefill'));
@@ -112,7 +121,7 @@ describe('stream hold', { timeout: 120000 }, () => {
     assert.equal(sample(m.text, 'gen_ai_server_time_to_first_token_seconds_bucket', { ...labels, le: '2.5' }), 0);
   });
 
-  test('an error event behind a comment inside the hold still fails over', T, async () => {
+  test('a comment inside the hold releases nothing: an opening error event behind it fails over', T, async () => {
     A.reset();
     for (let i = 0; i < 2; i++) {
       const r = await timedPost(gw, '/v1/chat/completions', chatBody('holdfail', { stream: true }));
@@ -135,9 +144,9 @@ describe('stream hold', { timeout: 120000 }, () => {
       { 'anthropic-version': '2023-06-01' },
     );
     assert.equal(r.status, 200, r.text);
-    assert.ok(r.headAt >= 1000 && r.headAt < 2600, `head after ${Math.round(r.headAt)} ms`);
+    assert.ok(released(r.headAt), `head after ${Math.round(r.headAt)} ms`);
     const first = r.chunks[0].bytes.toString();
-    assert.ok(r.chunks[0].t < 2600, `first body bytes after ${Math.round(r.chunks[0].t)} ms`);
+    assert.ok(released(r.chunks[0].t), `first body bytes after ${Math.round(r.chunks[0].t)} ms`);
     assert.match(first, /^event: message_start\n/);
     assert.match(first, /"model":"antprefill"/);
     assert.match(first, /event: ping\n/);
@@ -156,7 +165,7 @@ describe('stream hold', { timeout: 120000 }, () => {
     A.reset();
     const r = await timedPost(gw, '/v1/chat/completions', chatBody('holdlate', { stream: true }));
     assert.equal(r.status, 200, r.text);
-    assert.ok(r.headAt < 2600, `head after ${Math.round(r.headAt)} ms`);
+    assert.ok(released(r.headAt), `head after ${Math.round(r.headAt)} ms`);
     const { events, comments } = parseSSE(r.text);
     assert.equal(comments.length, 2);
     assert.equal(JSON.parse(events[0].data).error.message, 'mock stream error event');
@@ -172,6 +181,25 @@ describe('stream hold', { timeout: 120000 }, () => {
     assert.ok(r.headAt >= 2800, `head after ${Math.round(r.headAt)} ms: held through the first attempt`);
   });
 
+  test('an opening error event whose first part comes with a comment after the hold still fails over', T, async () => {
+    A.reset();
+    const r = await timedPost(gw, '/v1/chat/completions', chatBody('splitlead', { stream: true }));
+    assert.equal(A.stats().requests.length, 2, 'the second target was tried');
+    assert.equal(r.headers['x-openbridge-attempts'], '2');
+  });
+
+  test('Anthropic pass-through: comments after message_start do not make its pings count; an opening error fails over', T, async () => {
+    A.reset();
+    const r = await timedPost(
+      gw,
+      '/v1/messages',
+      { model: 'antcomm', max_tokens: 64, stream: true, messages: [{ role: 'user', content: 'Hi' }] },
+      { 'anthropic-version': '2023-06-01' },
+    );
+    assert.equal(A.stats().requests.length, 2, `the second target was tried: ${r.text}`);
+    assert.equal(r.headers['x-openbridge-attempts'], '2');
+  });
+
   test('HTTP/2: the released head and comments reach the stream before its first data event', T, async () => {
     A.reset();
     const session = await h2connect(gw, ca);
@@ -180,8 +208,8 @@ describe('stream hold', { timeout: 120000 }, () => {
       const t0 = performance.now();
       const r = await h2request(session, { body: chatBody('prefill', { stream: true }), onResponse: () => (headAt = performance.now() - t0) });
       assert.equal(r.status, 200, r.text);
-      assert.ok(headAt >= 1000 && headAt < 2600, `head after ${Math.round(headAt)} ms`);
-      assert.ok(r.chunks[0].t < 2600, `first DATA after ${Math.round(r.chunks[0].t)} ms`);
+      assert.ok(released(headAt), `head after ${Math.round(headAt)} ms`);
+      assert.ok(released(r.chunks[0].t), `first DATA after ${Math.round(r.chunks[0].t)} ms`);
       assert.match(r.chunks[0].bytes.toString(), /^: PROCESSING\n\n/);
       const sent = A.stats().requests.at(-1).response_body;
       assert.equal(r.text, rewriteAll(withoutUsageChunk(sent), 'prefill-model', 'prefill'));

@@ -75,7 +75,8 @@ export function parseModes(list) {
     else if ((x = /^prefill-(\d+)(?:-(\d+))?$/.exec(s))) {
       m.prefill = Number(x[1]);
       m.prefillEvery = Math.max(1, Number(x[2] ?? 500));
-    }
+    } else if ((x = /^split-first-(\d+)$/.exec(s)))
+      m.splitFirst = Number(x[1]);
     else if (s === 'stream-error-event') m.streamErrorEvent = true;
     else if ((x = /^big-(\d+)$/.exec(s))) m.big = Number(x[1]);
     else if (s === 'close') m.close = true;
@@ -534,40 +535,58 @@ export async function startMock(opts = {}) {
       list = withComments;
     }
     const frames = list.map((e) => sseFrame(e, modes.crlf));
+    // A long prefill (prefill-<ms>-<every>): keep-alives every `prefillEvery` ms for `prefill` ms
+    // before the first event: comments (as OpenRouter sends them), or, on /v1/messages, pings
+    // after the message_start, which goes first (as Anthropic sends them).
+    const anthropic = ctx.route === '/v1/messages';
+    const keepAlive = sseFrame(
+        anthropic ? {event: 'ping', data: '{"type": "ping"}'} : {comment: 'PROCESSING'},
+        modes.crlf);
+    const keepAlives = modes.prefill ? Math.ceil(modes.prefill / modes.prefillEvery) : 0;
+    const lead = anthropic && keepAlives > 0 && list[0]?.event === 'message_start' ? 1 : 0;
+    // split-first-<ms>: the first event after the lead goes out in two writes <ms> apart, the
+    // first led by a comment (a keep-alive and part of an event in one read).
+    const splitLead = sseFrame({comment: 'PROCESSING'}, modes.crlf);
     const gap = modes.slowStream ?? 1;
     ctx.rec.response_status = 200;
     ctx.rec.response_events = list.length;
     const headers = baseHeaders(ctx, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
     if (modes.sseContentLength) {
-      const all = Buffer.from(frames.join(''));
-      headers['content-length'] = String(all.length);
+      let n = Buffer.byteLength(frames.join('')) + keepAlives * Buffer.byteLength(keepAlive);
+      if (modes.splitFirst !== undefined) n += Buffer.byteLength(splitLead);
+      headers['content-length'] = String(n);
     }
     res.writeHead(200, headers);
     res.flushHeaders();
     if (modes.hangAfterHead) return;
     let sent = 0;
     let written = '';
-    if (modes.prefill) {
-      // A long prefill: keep-alive comments every prefillEvery ms (as OpenRouter sends them)
-      // for `prefill` ms before the first event; an Anthropic stream sends its message_start,
-      // then pings (as Anthropic does).
-      const anthropic = list[0]?.event === 'message_start';
-      if (anthropic) {
-        const f = frames.shift();
-        if (!(await write(ctx, f))) return;
-        sent++;
-        written += f;
-      }
-      const keepAlive = anthropic ? { event: 'ping', data: '{"type": "ping"}' } : { comment: 'PROCESSING' };
-      const n = Math.ceil(modes.prefill / modes.prefillEvery);
-      for (let i = 0; i < n; i++) {
-        const f = sseFrame(keepAlive, modes.crlf);
-        if (!(await write(ctx, f))) return;
-        written += f;
-        ctx.rec.response_body = written;
-        await sleep(Math.min(modes.prefillEvery, modes.prefill - i * modes.prefillEvery));
-        if (res.destroyed || ctx.gone) return;
-      }
+    const record = (f) => {
+      written += f;
+      ctx.rec.response_body = written.length <= 65536 ? written : null;
+    };
+    for (let i = 0; i < lead; i++) {
+      const f = frames.shift();
+      if (!(await write(ctx, f))) return;
+      record(f);
+      ctx.rec.response_events_sent = ++sent;
+    }
+    for (let i = 0; i < keepAlives; i++) {
+      if (!(await write(ctx, keepAlive))) return;
+      record(keepAlive);
+      await sleep(Math.min(modes.prefillEvery, modes.prefill - i * modes.prefillEvery));
+      if (res.destroyed || ctx.gone) return;
+    }
+    if (modes.splitFirst !== undefined && frames.length > 0) {
+      const f = frames.shift();
+      const half = Math.floor(f.length / 2);
+      if (!(await write(ctx, splitLead + f.slice(0, half)))) return;
+      record(splitLead + f.slice(0, half));
+      await sleep(modes.splitFirst);
+      if (!(await write(ctx, f.slice(half)))) return;
+      record(f.slice(half));
+      ctx.rec.response_events_sent = ++sent;
+      if (gap > 0) await sleep(gap);
     }
     for (const f of frames) {
       if (modes.dropMidStream && sent === 3) {

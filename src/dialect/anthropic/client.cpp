@@ -69,7 +69,7 @@ class passthrough_translator final : public client_translator {
   event_info translate_event(const proxy::sse::event& ev, std::string& out) override {
     event_info info;
     if (done_) return info;  // nothing after the final or an error event
-    // message_start, and the pings after it, wait for the next event: an error there
+    // message_start, and the pings (and comments) after it, wait for the next event: an error there
     // (overloaded_error after the stream was accepted) is then the stream's first, and the
     // exchange fails over to the group's next target.
     // Once the exchange stopped waiting (release_held: a long prefill), they go out as they
@@ -82,7 +82,7 @@ class passthrough_translator final : public client_translator {
       opening_ = info.held = true;
       return info;
     }
-    if (opening_ && ev.type == "ping") {
+    if (opening_ && (ev.type == "ping" || !ev.has_data)) {  // a comment is no event either
       (holding_ ? held_ : out) += ev.raw;
       info.held = true;
       return info;

@@ -260,6 +260,31 @@ TEST(MessagesClient, PassthroughReleaseLetsHeldBytesOutAndPingsThrough) {
   EXPECT_NE(ev[0].data.find(R"("model":"claude")"), std::string::npos) << ev[0].data;
 }
 
+// A comment between message_start and its pings (a proxy's keep-alive) is no event either: the
+// ping after it is still held, so an error after them is the stream's first counted event.
+TEST(MessagesClient, PassthroughCommentAfterMessageStartKeepsHolding) {
+  const auto* c = messages_codec_instance();
+  auto t = c->new_translator(input("/v1/messages"), api::anthropic, "claude");
+  std::vector<event_info> infos;
+  std::string out;
+  ob::proxy::sse::framer f;
+  auto on = [&](const ob::proxy::sse::event& ev) { infos.push_back(t->translate_event(ev, out)); };
+  f.feed(test::sse("message_start",
+                   R"({"type":"message_start","message":{"id":"m","model":"claude-sonnet-4"}})") +
+             ": keep-alive\n\n" + test::sse("ping", R"({"type": "ping"})"),
+         on);
+  ASSERT_EQ(infos.size(), 3u);
+  for (const auto& i : infos) EXPECT_TRUE(i.held);
+  EXPECT_EQ(out, "");
+  f.feed(
+      test::sse("error", R"({"type":"error","error":{"type":"overloaded_error","message":"x"}})"),
+      on);
+  ASSERT_EQ(infos.size(), 4u);
+  EXPECT_FALSE(infos[3].held);
+  EXPECT_TRUE(infos[3].error);
+  EXPECT_NE(out.find(": keep-alive"), std::string::npos) << out;
+}
+
 TEST(MessagesClient, PassthroughBufferedReadsUsageKeepsBytes) {
   const auto* c = messages_codec_instance();
   auto t = c->new_translator(input("/v1/messages"), api::anthropic, "claude");

@@ -219,6 +219,19 @@ test('mode prefill-<ms>-<every>: keep-alive comments before the first event, the
   assert.equal(assembleChat(p.events), answerText('m'));
 });
 
+test('mode split-first-<ms>: the first event in two writes, the first led by a comment', T, async () => {
+  const r = await post('/mode/split-first-200/v1/chat/completions', chatBody('m', { stream: true }));
+  assert.ok(r.chunks.length >= 2);
+  const first = r.chunks[0].bytes.toString();
+  assert.ok(first.startsWith(': PROCESSING\n\ndata: {'), first);
+  assert.ok(!first.includes('\n\ndata: {', 14) && !first.endsWith('\n\n'), first);
+  const second = r.chunks.find((c) => c.t - r.chunks[0].t >= 150);
+  assert.ok(second, 'the rest came ~200 ms later');
+  const p = parseSSE(r.text);
+  assert.equal(p.comments.length, 1);
+  assert.equal(assembleChat(p.events), answerText('m'));
+});
+
 test('mode stream-error-event: error event first', T, async () => {
   const r = await post('/mode/stream-error-event/v1/chat/completions', chatBody('m', { stream: true }));
   const { events } = parseSSE(r.text);
