@@ -5,7 +5,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { request, parseSSE } from './lib/http.mjs';
-import { CLIENT_TOKEN, chatBody } from './lib/common.mjs';
+import { CLIENT_TOKEN, chatBody, rewriteAll, withoutUsageChunk } from './lib/common.mjs';
 import { makeTestCA } from './lib/tls.mjs';
 import { startH2Gateway, h2connect, h2request } from './lib/h2.mjs';
 
@@ -18,16 +18,8 @@ const PREFILL = 'prefill-4000-2000';
 // Anthropic: message_start, pings at 0, 2 (the release) and 4 s, content at 6 s: the ping
 // after the release must not count as the first event (reads would then get idle's 1 s).
 const ANT_PREFILL = 'prefill-6000-2000';
-// The head is released at ~2 s; before the change it came with the first data event.
+// The head is released at ~2 s (held for the first data event, it would come at ~4 s).
 const released = (ms) => ms >= 1000 && ms < 3600;
-
-const rewriteAll = (text, from, to) => text.split(`"model":"${from}"`).join(`"model":"${to}"`);
-// Without the usage-only chunk the gateway asked for on behalf of a client that did not.
-const withoutUsageChunk = (text) =>
-  text
-    .split('\n\n')
-    .filter((ev) => !/^data: \{.*"choices":\[\],"usage":\{/.test(ev))
-    .join('\n\n');
 
 // POST with the arrival time of the answer head and of each body piece, in ms from the send.
 async function timedPost(gw, path, body, headers = {}) {

@@ -8,22 +8,13 @@ import { createOpenAI } from '@ai-sdk/openai';
 import { startMock, answerText } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
 import { parseSSE, waitFor } from './lib/http.mjs';
-import { CLIENT_TOKEN, chatBody, gwPost, sleep } from './lib/common.mjs';
+import { CLIENT_TOKEN, chatBody, gwPost, sleep, rewriteAll, withoutUsageChunk } from './lib/common.mjs';
 
 const T = { timeout: 30000 };
 const IDLE_S = 3;
 const streamBody = (model, extra = {}) => chatBody(model, { stream: true, ...extra });
 const withUsage = (model) => streamBody(model, { stream_options: { include_usage: true } });
 
-// Replace every `"model":"<from>"` of an SSE text by the group name (what the gateway must do).
-const rewriteAll = (text, from, to) => text.split(`"model":"${from}"`).join(`"model":"${to}"`);
-// The provider's stream without the usage-only chunk the gateway asked for on behalf of a client
-// that did not (docs/OPERATIONS.md): what that client must receive.
-const withoutUsageChunk = (text) =>
-  text
-    .split('\n\n')
-    .filter((ev) => !/^data: \{.*"choices":\[\],"usage":\{/.test(ev))
-    .join('\n\n');
 
 function chatText(events) {
   let text = '';

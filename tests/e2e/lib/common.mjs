@@ -61,3 +61,13 @@ export function parseKV(line) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Replace every `"model":"<from>"` of an SSE text by the group name (what the gateway must do).
+export const rewriteAll = (text, from, to) => text.split(`"model":"${from}"`).join(`"model":"${to}"`);
+// The provider's stream without the usage-only chunk the gateway asked for on behalf of a client
+// that did not (docs/OPERATIONS.md): what that client must receive.
+export const withoutUsageChunk = (text) =>
+  text
+    .split('\n\n')
+    .filter((ev) => !/^data: \{.*"choices":\[\],"usage":\{/.test(ev))
+    .join('\n\n');
