@@ -142,10 +142,10 @@ struct client_key {
 };
 
 struct timeouts {
-  millis connect{10'000};             // TCP + TLS handshake to a provider
-  millis first_byte{300'000};         // request sent -> upstream response head
-  millis idle{120'000};               // between two reads of an upstream answer (stream events)
-  millis total{900'000};              // whole upstream exchange
+  millis connect{10'000};      // TCP + TLS handshake to a provider
+  millis first_byte{300'000};  // request sent -> upstream response head
+  millis idle{120'000};        // between two reads of an upstream answer (stream events)
+  millis total{900'000};       // whole upstream exchange
   // A stream's answer head waits for its first data event (an opening error event fails
   // over); from this long after the head, provider bytes before that event (keep-alive
   // comments, an Anthropic message_start and pings) release it to the client.

@@ -169,7 +169,7 @@ class passthrough_translator final : public client_translator {
   simdjson::dom::parser parser_;
   token_usage usage_;
   bool done_ = false;
-  std::string held_;  // message_start (rewritten) and pings, until the next event
+  std::string held_;       // message_start (rewritten) and pings, until the next event
   bool holding_ = false;   // held_ waits for the next event
   bool opening_ = false;   // message_start came, no event but pings after it yet
   bool released_ = false;  // the exchange stopped waiting: nothing is held any more
