@@ -14,7 +14,7 @@ export function binExists() {
 }
 
 // A TCP port that was free a moment ago (listen on 0, read it, close).
-export function freePort(host = '127.0.0.1') {
+function osFreePort(host) {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);
@@ -23,6 +23,20 @@ export function freePort(host = '127.0.0.1') {
       s.close(() => resolve(port));
     });
   });
+}
+
+// A port free now that this process has not handed out before: the kernel may give the same
+// free port to two calls in a row (a test's TLS port, then its gateway's plain one), and a port
+// handed out is not bound until the gateway starts.
+const handedOut = new Set();
+export async function freePort(host = '127.0.0.1') {
+  for (let i = 0; ; i++) {
+    const port = await osFreePort(host);
+    if (!handedOut.has(port) || i >= 50) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 // Resolves true once host:port accepts a TCP connection.
