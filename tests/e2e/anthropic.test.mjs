@@ -384,6 +384,30 @@ describe('anthropic targets for OpenAI clients', () => {
     assert.equal(hits(mock).length, 0);
   });
 
+  test('a system prompt alone: 400 naming messages from the gateway (Anthropic needs a turn); a mixed group answers it', T, async () => {
+    for (const [what, msgs] of [
+      ['a system prompt alone', [{ role: 'system', content: 'Write a haiku about the sea.' }]],
+      ['no message', []],
+      ['system and an empty assistant turn', [{ role: 'developer', content: 'Be brief.' }, { role: 'assistant', content: '' }]],
+    ]) {
+      mock.reset();
+      const r = await gwPost(gw, '/v1/chat/completions', JSON.stringify({ model: 'claude', messages: msgs }));
+      const j = assertError(r, 400, { type: 'invalid_request_error' }, what);
+      assert.equal(j.error.param, 'messages', what);
+      assert.match(j.error.message, /user, assistant or tool message/, what);
+      assert.equal(hits(mock).length, 0, `${what}: nothing sent upstream`);
+    }
+    for (let i = 0; i < 2; i++) {
+      mock.reset();
+      const body = JSON.stringify({ model: 'mixed', messages: [{ role: 'system', content: 'Write a haiku.' }] });
+      const r = await gwPost(gw, '/v1/chat/completions', body);
+      assert.equal(r.status, 200, r.text);
+      const h = hits(mock);
+      assert.equal(h.length, 1);
+      assert.match(h[0].path, /\/v1\/chat\/completions$/);
+    }
+  });
+
   test('in a mixed group, a parameter the Anthropic target refuses goes to the OpenAI target', T, async () => {
     for (let i = 0; i < 2; i++) {
       // Round robin: one of two requests starts on each target; both must be served.

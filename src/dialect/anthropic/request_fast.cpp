@@ -406,7 +406,8 @@ bool single_pass(std::string_view body, const outbound_options& opt, std::string
     const char* loc = nullptr;
     if (doc.current_location().get(loc) != simdjson::OUT_OF_BOUNDS) return false;  // trailing
   }
-  if (!p.has(k_messages)) return false;
+  // No turn besides the system prompt: the general path refuses it.
+  if (!p.has(k_messages) || p.msgs.empty()) return false;
 
   // The token limit, as the general path checks it (a refusal is its to write).
   std::int64_t max_tokens = opt.default_max_tokens;

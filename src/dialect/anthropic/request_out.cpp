@@ -181,6 +181,13 @@ class translator {
       w.key("metadata").begin_object().kv("user_id", str(slots_[s_user])).end_object();
     }
     if (!write_tools(w)) return false;
+    // Anthropic refuses a request without a turn (a system prompt alone, or only empty
+    // assistant turns), which OpenAI answers: said here, so another target can take it.
+    if (turns_ == 0)
+      return fail("messages",
+                  "an Anthropic model needs at least one user, assistant or tool message "
+                  "besides the system prompt",
+                  invalid);
     w.end_object();
     return true;
   }
@@ -337,6 +344,7 @@ class translator {
       return true;
     }
     w.begin_object().kv("role", "assistant").key("content").begin_array();
+    ++turns_;
     for (auto t : texts_)
       if (!t.empty()) w.begin_object().kv("type", "text").kv("text", t).end_object();
     texts_.clear();
@@ -407,6 +415,7 @@ class translator {
         if (!tool_turn) {
           w.begin_object().kv("role", "user").key("content").begin_array();
           tool_turn = true;
+          ++turns_;
         }
         if (!write_tool_result(w, m, param)) return false;
         continue;
@@ -421,6 +430,7 @@ class translator {
         w.begin_object().kv("role", "user").key("content");
         if (!write_user_content(w, c.value, param + ".content")) return false;
         w.end_object();
+        ++turns_;
       } else if (role == "assistant") {
         if (!write_assistant(w, m, param)) return false;
       } else {
@@ -558,6 +568,7 @@ class translator {
   const outbound_options& opt_;
   dom::parser& parser_ = thread_parser();  // the request's DOM, read until run() returns
   dom::parser args_parser_;  // tool call arguments (the request's DOM must stay valid)
+  std::size_t turns_ = 0;    // messages written (system ones are hoisted, not counted)
   std::array<dom::element, s_count> slots_{};
   std::array<bool, s_count> have_{};
   std::vector<std::string_view> texts_;

@@ -68,10 +68,13 @@ TEST(AnthropicRequestOut, MinimalChatGetsTargetModelAndDefaultMaxTokens) {
 }
 
 TEST(AnthropicRequestOut, MaxCompletionTokensWinsOverMaxTokens) {
-  EXPECT_EQ(ok_out(R"({"model":"m","max_tokens":10,"max_completion_tokens":20,"messages":[]})"),
-            R"({"model":"claude-sonnet-4-5","max_tokens":20,"messages":[]})");
-  EXPECT_EQ(ok_out(R"({"model":"m","max_tokens":10,"messages":[]})"),
-            R"({"model":"claude-sonnet-4-5","max_tokens":10,"messages":[]})");
+  EXPECT_EQ(
+      ok_out(
+          R"({"model":"m","max_tokens":10,"max_completion_tokens":20,"messages":[{"role":"user","content":"x"}]})"),
+      R"({"model":"claude-sonnet-4-5","max_tokens":20,"messages":[{"role":"user","content":"x"}]})");
+  EXPECT_EQ(
+      ok_out(R"({"model":"m","max_tokens":10,"messages":[{"role":"user","content":"x"}]})"),
+      R"({"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"x"}]})");
 }
 
 TEST(AnthropicRequestOut, SystemAndDeveloperMessagesAreHoisted) {
@@ -110,9 +113,11 @@ TEST(AnthropicRequestOut, ToolsAndToolChoice) {
       R"("tools":[{"name":"get_weather","description":"Weather","input_schema":{"type":"object",)"
       R"("properties":{"location":{"type":"string"}},"required":["location"]}}])";
   auto with = [&](std::string_view extra) {
-    return ok_out(R"({"model":"m","messages":[],)" + tools + std::string(extra) + "}");
+    return ok_out(R"({"model":"m","messages":[{"role":"user","content":"x"}],)" + tools +
+                  std::string(extra) + "}");
   };
-  std::string base = R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],)";
+  std::string base =
+      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}],)";
   EXPECT_EQ(with(""), base + want_tools + "}");
   EXPECT_EQ(with(R"(,"tool_choice":"auto")"),
             base + want_tools + R"(,"tool_choice":{"type":"auto"}})");
@@ -131,7 +136,7 @@ TEST(AnthropicRequestOut, ToolsAndToolChoice) {
   // A tool without parameters gets an empty object schema.
   EXPECT_EQ(
       ok_out(
-          R"({"model":"m","messages":[],"tools":[{"type":"function","function":{"name":"now"}}]})"),
+          R"({"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"now"}}]})"),
       base + R"("tools":[{"name":"now","input_schema":{"type":"object","properties":{}}}]})");
 }
 
@@ -165,28 +170,32 @@ TEST(AnthropicRequestOut, AssistantWithoutContentOrCallsIsLeftOutAndEmptyArgumen
 }
 
 TEST(AnthropicRequestOut, SamplingStopStreamAndUser) {
-  EXPECT_EQ(ok_out(R"({"model":"m","messages":[],"temperature":0.5,"top_p":0.9,"stop":"END",)"
-                   R"("stream":true,"stream_options":{"include_usage":true},"user":"u-42"})"),
-            R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"temperature":0.5,)"
-            R"("top_p":0.9,"stop_sequences":["END"],"stream":true,"metadata":{"user_id":"u-42"}})");
+  EXPECT_EQ(
+      ok_out(
+          R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":0.5,"top_p":0.9,"stop":"END",)"
+          R"("stream":true,"stream_options":{"include_usage":true},"user":"u-42"})"),
+      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"temperature":0.5,)"
+      R"("top_p":0.9,"stop_sequences":["END"],"stream":true,"metadata":{"user_id":"u-42"}})");
   auto r = tr_out(
-      R"({"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}})");
+      R"({"model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}})");
   EXPECT_TRUE(r.stream);
   EXPECT_TRUE(r.include_usage);
   EXPECT_EQ(
-      ok_out(R"({"model":"m","messages":[],"stop":["a","b"]})"),
-      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"stop_sequences":["a","b"]})");
-  EXPECT_EQ(ok_out(R"({"model":"m","messages":[],"temperature":1})"),
-            R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"temperature":1})");
+      ok_out(R"({"model":"m","messages":[{"role":"user","content":"x"}],"stop":["a","b"]})"),
+      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"stop_sequences":["a","b"]})");
+  EXPECT_EQ(
+      ok_out(R"({"model":"m","messages":[{"role":"user","content":"x"}],"temperature":1})"),
+      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"temperature":1})");
 }
 
 TEST(AnthropicRequestOut, NeutralValuesAndNoEffectParametersAreDropped) {
   EXPECT_EQ(
-      ok_out(R"({"model":"m","messages":[],"n":1,"logprobs":false,"frequency_penalty":0,)"
-             R"("presence_penalty":0,"response_format":{"type":"text"},"store":true,)"
-             R"("metadata":{"a":"b"},"service_tier":"auto","seed":null,"modalities":["text"],)"
-             R"("logit_bias":{},"top_logprobs":null,"prompt_cache_key":"k"})"),
-      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})");
+      ok_out(
+          R"({"model":"m","messages":[{"role":"user","content":"x"}],"n":1,"logprobs":false,"frequency_penalty":0,)"
+          R"("presence_penalty":0,"response_format":{"type":"text"},"store":true,)"
+          R"("metadata":{"a":"b"},"service_tier":"auto","seed":null,"modalities":["text"],)"
+          R"("logit_bias":{},"top_logprobs":null,"prompt_cache_key":"k"})"),
+      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}]})");
 }
 
 TEST(AnthropicRequestOut, StringsAreEscapedNotConcatenated) {
@@ -203,34 +212,53 @@ struct refusal_case {
 };
 
 const refusal_case refusals[] = {
-    {"n above one", R"({"messages":[],"n":2})", "n"},
-    {"logprobs", R"({"messages":[],"logprobs":true})", "logprobs"},
-    {"top_logprobs", R"({"messages":[],"top_logprobs":3})", "top_logprobs"},
+    {"n above one", R"({"messages":[{"role":"user","content":"x"}],"n":2})", "n"},
+    {"logprobs", R"({"messages":[{"role":"user","content":"x"}],"logprobs":true})", "logprobs"},
+    {"top_logprobs", R"({"messages":[{"role":"user","content":"x"}],"top_logprobs":3})",
+     "top_logprobs"},
     {"json_schema",
-     R"({"messages":[],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{}}}})",
+     R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{}}}})",
      "response_format"},
-    {"json_object", R"({"messages":[],"response_format":{"type":"json_object"}})",
+    {"json_object",
+     R"({"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}})",
      "response_format"},
-    {"audio", R"({"messages":[],"audio":{"voice":"alloy","format":"wav"}})", "audio"},
-    {"modalities audio", R"({"messages":[],"modalities":["text","audio"]})", "modalities"},
-    {"frequency_penalty", R"({"messages":[],"frequency_penalty":0.5})", "frequency_penalty"},
-    {"presence_penalty", R"({"messages":[],"presence_penalty":-1})", "presence_penalty"},
-    {"logit_bias", R"({"messages":[],"logit_bias":{"50256":-100}})", "logit_bias"},
-    {"seed", R"({"messages":[],"seed":7})", "seed"},
-    {"reasoning_effort", R"({"messages":[],"reasoning_effort":"high"})", "reasoning_effort"},
-    {"web_search_options", R"({"messages":[],"web_search_options":{}})", "web_search_options"},
-    {"functions", R"({"messages":[],"functions":[{"name":"f"}]})", "functions"},
-    {"unknown key", R"({"messages":[],"frobnicate":1})", "frobnicate"},
-    {"temperature above 1", R"({"messages":[],"temperature":1.5})", "temperature"},
-    {"temperature negative", R"({"messages":[],"temperature":-0.1})", "temperature"},
-    {"top_p above 1", R"({"messages":[],"top_p":2})", "top_p"},
-    {"max_tokens zero", R"({"messages":[],"max_tokens":0})", "max_tokens"},
-    {"max_completion_tokens fraction", R"({"messages":[],"max_completion_tokens":1.5})",
+    {"audio",
+     R"({"messages":[{"role":"user","content":"x"}],"audio":{"voice":"alloy","format":"wav"}})",
+     "audio"},
+    {"modalities audio",
+     R"({"messages":[{"role":"user","content":"x"}],"modalities":["text","audio"]})", "modalities"},
+    {"frequency_penalty", R"({"messages":[{"role":"user","content":"x"}],"frequency_penalty":0.5})",
+     "frequency_penalty"},
+    {"presence_penalty", R"({"messages":[{"role":"user","content":"x"}],"presence_penalty":-1})",
+     "presence_penalty"},
+    {"logit_bias", R"({"messages":[{"role":"user","content":"x"}],"logit_bias":{"50256":-100}})",
+     "logit_bias"},
+    {"seed", R"({"messages":[{"role":"user","content":"x"}],"seed":7})", "seed"},
+    {"reasoning_effort",
+     R"({"messages":[{"role":"user","content":"x"}],"reasoning_effort":"high"})",
+     "reasoning_effort"},
+    {"web_search_options",
+     R"({"messages":[{"role":"user","content":"x"}],"web_search_options":{}})",
+     "web_search_options"},
+    {"functions", R"({"messages":[{"role":"user","content":"x"}],"functions":[{"name":"f"}]})",
+     "functions"},
+    {"unknown key", R"({"messages":[{"role":"user","content":"x"}],"frobnicate":1})", "frobnicate"},
+    {"temperature above 1", R"({"messages":[{"role":"user","content":"x"}],"temperature":1.5})",
+     "temperature"},
+    {"temperature negative", R"({"messages":[{"role":"user","content":"x"}],"temperature":-0.1})",
+     "temperature"},
+    {"top_p above 1", R"({"messages":[{"role":"user","content":"x"}],"top_p":2})", "top_p"},
+    {"max_tokens zero", R"({"messages":[{"role":"user","content":"x"}],"max_tokens":0})",
+     "max_tokens"},
+    {"max_completion_tokens fraction",
+     R"({"messages":[{"role":"user","content":"x"}],"max_completion_tokens":1.5})",
      "max_completion_tokens"},
     {"messages missing", R"({"model":"m"})", "messages"},
-    {"stop number", R"({"messages":[],"stop":5})", "stop"},
-    {"stop of whitespace only", R"({"messages":[],"stop":"\n"})", "stop"},
-    {"a stop sequence of whitespace only", R"({"messages":[],"stop":["END"," \t"]})", "stop"},
+    {"stop number", R"({"messages":[{"role":"user","content":"x"}],"stop":5})", "stop"},
+    {"stop of whitespace only", R"({"messages":[{"role":"user","content":"x"}],"stop":"\n"})",
+     "stop"},
+    {"a stop sequence of whitespace only",
+     R"({"messages":[{"role":"user","content":"x"}],"stop":["END"," \t"]})", "stop"},
     {"bad arguments",
      R"({"messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{not json"}}]}]})",
      "messages[0].tool_calls[0].function.arguments"},
@@ -254,13 +282,17 @@ const refusal_case refusals[] = {
      "messages[0].content[0].image_url.url"},
     {"function role", R"({"messages":[{"role":"function","name":"f","content":"x"}]})",
      "messages[0].role"},
-    {"non-function tool", R"({"messages":[],"tools":[{"type":"code_interpreter"}]})",
+    {"non-function tool",
+     R"({"messages":[{"role":"user","content":"x"}],"tools":[{"type":"code_interpreter"}]})",
      "tools[0].type"},
-    {"bad tool_choice", R"({"messages":[],"tool_choice":"sometimes"})", "tool_choice"},
+    {"bad tool_choice", R"({"messages":[{"role":"user","content":"x"}],"tool_choice":"sometimes"})",
+     "tool_choice"},
     {"legacy function_call",
      R"({"messages":[{"role":"assistant","content":"x","function_call":{"name":"f","arguments":"{}"}}]})",
      "messages[0].function_call"},
-    {"duplicate key", R"({"messages":[],"temperature":0.1,"temperature":0.2})", "temperature"},
+    {"duplicate key",
+     R"({"messages":[{"role":"user","content":"x"}],"temperature":0.1,"temperature":0.2})",
+     "temperature"},
     {"invalid json", R"({"messages":[)", ""},
 };
 
@@ -327,52 +359,61 @@ const path_case path_cases[] = {
      R"({"type":"text","text":"B"}],"messages":[{"role":"user","content":"Hi"},)"
      R"({"role":"assistant","content":[{"type":"text","text":"Yes"}]}]})"},
     {"one empty system text is kept",
-     R"({"model":"g","messages":[{"role":"system","content":""}]})", true,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":"","messages":[]})"},
+     R"({"model":"g","messages":[{"role":"system","content":""},{"role":"user","content":"x"}]})",
+     true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":"","messages":[{"role":"user","content":"x"}]})"},
     {"numbers as simdjson re-serializes them",
-     R"({"model":"g","messages":[],"temperature":1e-1,"top_p":-0,"max_tokens":3.0E2})", true,
-     R"({"model":"claude-sonnet-4-5","max_tokens":300,"messages":[],"temperature":0.1,"top_p":0})"},
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"temperature":1e-1,"top_p":-0,"max_tokens":3.0E2})",
+     true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":300,"messages":[{"role":"user","content":"x"}],"temperature":0.1,"top_p":0})"},
     {"integral temperature, top_p with trailing zeros",
-     R"({"model":"g","messages":[],"temperature":0,"top_p":0.50})", true,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"temperature":0,"top_p":0.5})"},
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"temperature":0,"top_p":0.50})",
+     true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"temperature":0,"top_p":0.5})"},
     // Newer Claude models refuse temperature and top_p together: beside the other, the neutral
     // one (top_p 1, temperature 1) is left out, on both paths.
     {"top_p 1 beside a temperature is left out",
-     R"({"model":"g","messages":[],"temperature":0.7,"top_p":1})", true,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"temperature":0.7})"},
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"temperature":0.7,"top_p":1})",
+     true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"temperature":0.7})"},
     {"top_p 1.0 beside temperature 1: the temperature stays",
-     R"({"model":"g","messages":[],"top_p":1.0,"temperature":1})", true,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"temperature":1})"},
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"top_p":1.0,"temperature":1})",
+     true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"temperature":1})"},
     {"temperature 1 beside a top_p below 1 is left out",
-     R"({"model":"g","messages":[],"temperature":1,"top_p":0.9})", true,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"top_p":0.9})"},
-    {"top_p 1 alone stays", R"({"model":"g","messages":[],"top_p":1})", true,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"top_p":1})"},
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"temperature":1,"top_p":0.9})",
+     true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"top_p":0.9})"},
+    {"top_p 1 alone stays", R"({"model":"g","messages":[{"role":"user","content":"x"}],"top_p":1})",
+     true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"top_p":1})"},
     {"the general path leaves out the same",
-     R"({"model":"g","messages":[],"stop":"END","temperature":0.2,"top_p":1})", false,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"temperature":0.2,)"
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"stop":"END","temperature":0.2,"top_p":1})",
+     false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"temperature":0.2,)"
      R"("stop_sequences":["END"]})"},
     {"user and stream options",
-     R"({"model":"g","messages":[],"user":"u\"1","stream":true,"stream_options":{"include_usage":false}})",
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"user":"u\"1","stream":true,"stream_options":{"include_usage":false}})",
      true,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"stream":true,)"
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"stream":true,)"
      R"("metadata":{"user_id":"u\"1"}})"},
-    {"model repeated (dropped each time)", R"({"model":"g","model":"h","messages":[]})", true,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})"},
+    {"model repeated (dropped each time)",
+     R"({"model":"g","model":"h","messages":[{"role":"user","content":"x"}]})", true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}]})"},
     {"nine system messages: general path",
      R"({"model":"g","messages":[)" +
          [] {
            std::string m;
            for (int i = 0; i < 9; ++i)
              m += std::string(i ? "," : "") + R"({"role":"system","content":"S"})";
-           return m;
+           return m + R"(,{"role":"user","content":"x"})";
          }() +
          "]}",
      false,
      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":[{"type":"text","text":"S"},)"
      R"({"type":"text","text":"S"},{"type":"text","text":"S"},{"type":"text","text":"S"},)"
      R"({"type":"text","text":"S"},{"type":"text","text":"S"},{"type":"text","text":"S"},)"
-     R"({"type":"text","text":"S"},{"type":"text","text":"S"}],"messages":[]})"},
+     R"({"type":"text","text":"S"},{"type":"text","text":"S"}],"messages":[{"role":"user","content":"x"}]})"},
     {"text parts of user, system and assistant messages",
      R"({"model":"g","messages":[{"content":[{"text":"S1","type":"text"},{"type":"text","text":""}],)"
      R"("role":"system"},{"role":"user","content":[{"type":"text","text":"a"},)"
@@ -385,11 +426,13 @@ const path_case path_cases[] = {
      R"({"type":"text","text":"b\n"}]},{"role":"assistant","content":[{"type":"text","text":"c"}]},)"
      R"({"role":"user","content":[]}]})"},
     {"one system part is the system string",
-     R"({"model":"g","messages":[{"role":"system","content":[{"type":"text","text":"S"}]}]})", true,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":"S","messages":[]})"},
+     R"({"model":"g","messages":[{"role":"system","content":[{"type":"text","text":"S"}]},{"role":"user","content":"x"}]})",
+     true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"system":"S","messages":[{"role":"user","content":"x"}]})"},
     {"an empty assistant parts array is left out",
-     R"({"model":"g","messages":[{"role":"assistant","content":[]}]})", true,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})"},
+     R"({"model":"g","messages":[{"role":"assistant","content":[]},{"role":"user","content":"x"}]})",
+     true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}]})"},
     // Declined: the general translator answers.
     {"a part with another key",
      R"({"model":"g","messages":[{"role":"user","content":[{"type":"text","text":"x","cache_control":{"type":"ephemeral"}}]}]})",
@@ -429,80 +472,118 @@ const path_case path_cases[] = {
     {"a message with a name",
      R"({"model":"g","messages":[{"role":"user","content":"x","name":"n"}]})", false,
      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}]})"},
-    {"a null value", R"({"model":"g","messages":[],"temperature":null})", false,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})"},
-    {"a neutral value", R"({"model":"g","messages":[],"n":1})", false,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})"},
-    {"a dropped key", R"({"model":"g","messages":[],"store":false})", false,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})"},
-    {"model not a string", R"({"model":7,"messages":[]})", false,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})"},
-    {"stream_options not an object", R"({"model":"g","messages":[],"stream_options":1})", false,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[]})"},
-    {"a stop sequence", R"({"model":"g","messages":[],"stop":"x"})", false,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"stop_sequences":["x"]})"},
+    {"a null value",
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"temperature":null})", false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}]})"},
+    {"a neutral value", R"({"model":"g","messages":[{"role":"user","content":"x"}],"n":1})", false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}]})"},
+    {"a dropped key", R"({"model":"g","messages":[{"role":"user","content":"x"}],"store":false})",
+     false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}]})"},
+    {"model not a string", R"({"model":7,"messages":[{"role":"user","content":"x"}]})", false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}]})"},
+    {"stream_options not an object",
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"stream_options":1})", false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}]})"},
+    {"a stop sequence", R"({"model":"g","messages":[{"role":"user","content":"x"}],"stop":"x"})",
+     false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"stop_sequences":["x"]})"},
     {"a tool message",
      R"({"model":"g","messages":[{"role":"tool","tool_call_id":"c","content":"r"}]})", false,
      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":[)"
      R"({"type":"tool_result","tool_use_id":"c","content":"r"}]}]})"},
-    {"an integer of 19 digits", R"({"model":"g","messages":[],"max_tokens":1000000000000000000})",
+    {"an integer of 19 digits",
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"max_tokens":1000000000000000000})",
      false, nullptr, "max_tokens"},
     {"an integer beyond 64 bits",
-     R"({"model":"g","messages":[],"max_tokens":100000000000000000000})", false, nullptr, ""},
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"max_tokens":100000000000000000000})",
+     false, nullptr, ""},
     // Found by the fuzzer: the portable On-Demand kernel misreads some long numbers.
     {"a number of 29 digits",
-     R"({"model":"g","messages":[],"top_p":0.55555555555555555000013499088})", false,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"top_p":0.5555555555555556})"},
-    {"an exponent of 8 digits", R"({"model":"g","messages":[],"temperature":5e-71869901})", false,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"temperature":0.0})"},
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"top_p":0.55555555555555555000013499088})",
+     false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"top_p":0.5555555555555556})"},
+    {"an exponent of 8 digits",
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"temperature":5e-71869901})", false,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"temperature":0.0})"},
     {"17 digits and an exponent of 3",
-     R"({"model":"g","messages":[],"top_p":1.2345678901234567e-100})", true,
-     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[],"top_p":1.2345678901234567e-100})"},
-    {"a number out of range", R"({"model":"g","messages":[],"temperature":1e400})", false, nullptr,
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"top_p":1.2345678901234567e-100})",
+     true,
+     R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}],"top_p":1.2345678901234567e-100})"},
+    {"a number out of range",
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"temperature":1e400})", false,
+     nullptr, ""},
+    {"a leading zero",
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"temperature":01})", false, nullptr,
      ""},
-    {"a leading zero", R"({"model":"g","messages":[],"temperature":01})", false, nullptr, ""},
-    {"trailing content", R"({"model":"g","messages":[]} x)", false, nullptr, ""},
-    {"a second root", R"({"model":"g","messages":[]}{})", false, nullptr, ""},
+    {"trailing content", R"({"model":"g","messages":[{"role":"user","content":"x"}]} x)", false,
+     nullptr, ""},
+    {"a second root", R"({"model":"g","messages":[{"role":"user","content":"x"}]}{})", false,
+     nullptr, ""},
     {"an unclosed array", R"({"model":"g","messages":[{"role":"user","content":"x"})", false,
      nullptr, ""},
     // Found by the fuzzer: On-Demand skipping an unread string followed by ':' takes it for a
     // key and reads on; the single pass reads every value, so it sees the missing comma.
     {"a string value followed by a colon",
      R"({"model":"","messages":[{"role":"system","content":"":[{""}}]}]})", false, nullptr, ""},
-    {"a model followed by a colon", R"({"model":"g":[{"x"}],"messages":[]})", false, nullptr, ""},
-    {"an integer followed by a colon", R"({"model":"g","messages":[],"max_tokens":5:[{"x"}]})",
+    {"a model followed by a colon",
+     R"({"model":"g":[{"x"}],"messages":[{"role":"user","content":"x"}]})", false, nullptr, ""},
+    {"an integer followed by a colon",
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"max_tokens":5:[{"x"}]})", false,
+     nullptr, ""},
+    {"a bad atom", R"({"model":"g","messages":[{"role":"user","content":"x"}],"stream":tru})",
      false, nullptr, ""},
-    {"a bad atom", R"({"model":"g","messages":[],"stream":tru})", false, nullptr, ""},
     {"a lone surrogate", R"({"model":"g","messages":[{"role":"user","content":"\ud800"}]})", false,
      nullptr, ""},
     {"a raw newline in a string",
      "{\"model\":\"g\",\"messages\":[{\"role\":\"user\",\"content\":\"a\nb\"}]}", false, nullptr,
      ""},
+    // Anthropic needs a turn besides the system prompt (OpenAI answers a system prompt alone).
+    {"no message", R"({"model":"g","messages":[]})", false, nullptr, "messages"},
+    {"a system prompt alone",
+     R"({"model":"g","messages":[{"role":"system","content":"Write a haiku."}]})", false, nullptr,
+     "messages"},
+    {"system and developer texts alone, general path",
+     R"({"model":"g","messages":[{"role":"system","content":[{"type":"text","text":"A"}]},)"
+     R"({"role":"developer","content":"B"}],"tools":[{"type":"function","function":{"name":"f"}}]})",
+     false, nullptr, "messages"},
+    {"only an empty assistant turn",
+     R"({"model":"g","messages":[{"role":"system","content":"S"},{"role":"assistant","content":""}]})",
+     false, nullptr, "messages"},
+    {"an earlier refusal is the one reported", R"({"model":"g","messages":[],"temperature":1.5})",
+     false, nullptr, "temperature"},
     {"not an object", R"([1])", false, nullptr, ""},
     {"empty", "", false, nullptr, ""},
-    {"temperature above 1", R"({"model":"g","messages":[],"temperature":1.5})", false, nullptr,
-     "temperature"},
-    {"max_tokens fraction", R"({"model":"g","messages":[],"max_tokens":2.5})", false, nullptr,
+    {"temperature above 1",
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"temperature":1.5})", false,
+     nullptr, "temperature"},
+    {"max_tokens fraction",
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"max_tokens":2.5})", false, nullptr,
      "max_tokens"},
     // Beyond int64: refused before the integer test (whose cast would be undefined behaviour;
     // found by the fuzzer under UBSan), on both paths.
-    {"max_tokens far beyond int64", R"({"model":"g","messages":[],"max_tokens":7.7e85})", false,
+    {"max_tokens far beyond int64",
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"max_tokens":7.7e85})", false,
      nullptr, "max_tokens"},
     {"max_tokens far beyond int64, general path",
      R"({"model":"g","messages":[{"role":"robot","content":"x"}],"max_tokens":7.7e85})", false,
      nullptr, "max_tokens"},
-    {"max_tokens above 1e9", R"({"model":"g","messages":[],"max_tokens":1000000001})", false,
+    {"max_tokens above 1e9",
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"max_tokens":1000000001})", false,
      nullptr, "max_tokens"},
-    {"duplicate messages", R"({"model":"g","messages":[],"messages":[]})", false, nullptr,
-     "messages"},
+    {"duplicate messages",
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"messages":[{"role":"user","content":"x"}]})",
+     false, nullptr, "messages"},
     {"duplicate role", R"({"model":"g","messages":[{"role":"user","role":"user","content":"x"}]})",
      false,
      R"({"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"x"}]})"},
     {"an unknown role", R"({"model":"g","messages":[{"role":"robot","content":"x"}]})", false,
      nullptr, "messages[0].role"},
     {"messages missing", R"({"model":"g"})", false, nullptr, "messages"},
-    {"user not a string", R"({"model":"g","messages":[],"user":1})", false, nullptr, "user"},
-    {"stream not a boolean", R"({"model":"g","messages":[],"stream":"yes"})", false, nullptr,
+    {"user not a string", R"({"model":"g","messages":[{"role":"user","content":"x"}],"user":1})",
+     false, nullptr, "user"},
+    {"stream not a boolean",
+     R"({"model":"g","messages":[{"role":"user","content":"x"}],"stream":"yes"})", false, nullptr,
      "stream"},
 };
 
@@ -540,7 +621,8 @@ TEST(AnthropicRequestOut, SinglePassInPlaceAppends) {
                  R"("stream":true})");
   // A refusal leaves the caller's string as it was.
   out = "x";
-  r = openai_request_to_anthropic(R"({"messages":[],"max_tokens":0})", o, out);
+  r = openai_request_to_anthropic(R"({"messages":[{"role":"user","content":"x"}],"max_tokens":0})",
+                                  o, out);
   EXPECT_TRUE(r.failed());
   EXPECT_EQ(out, "x");
 }
