@@ -707,7 +707,9 @@ void exchange::start_parser() {
 void exchange::arm_upstream(millis limit) {
   // One clock read: total_deadline_ is a coarse deadline too, so the earlier of the two is
   // never before either bound on the precise clock.
-  deadline_.arm_until(std::min(observe::coarse_deadline(limit), total_deadline_), &up_->lowest());
+  auto own = observe::coarse_deadline(limit);
+  total_bound_ = total_deadline_ <= own;
+  deadline_.arm_until(total_bound_ ? total_deadline_ : own, &up_->lowest());
 }
 
 asio::mutable_buffer exchange::begin_read(millis limit) {
@@ -1171,6 +1173,7 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
     if (sse)
       append_stream_error(timeout ? 504 : 502,
                           !timeout       ? "the provider's stream broke: " + detail_
+                          : total_bound_ ? "the stream ran past its time limit (timeouts.total)"
                           : before_first ? "the provider sent no data event in time"
                                          : "the provider stopped sending events (idle timeout)",
                           "upstream_error", timeout ? "upstream_timeout" : "upstream_broken");

@@ -433,6 +433,7 @@ class exchange {
   std::array<boost::asio::const_buffer, 2 + 2 * json::answer_info::max_models> client_out_;
   std::chrono::steady_clock::time_point request_deadline_;  // timeouts.total of the request
   std::chrono::steady_clock::time_point total_deadline_;    // ... and of the current attempt
+  bool total_bound_ = false;  // the read armed last ends at total_deadline_, not its own limit
   struct upstream_timeouts {
     std::chrono::milliseconds connect, first_byte, idle, total;
   } up_to_{};  // the current target's (provider overrides or global)

@@ -3,7 +3,9 @@
 // message_start and pings) the provider sends from timeouts.stream_hold on reach the client.
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startMock } from '../../tools/mock-provider/server.js';
+import OpenAI from 'openai';
+import Anthropic from '@anthropic-ai/sdk';
+import { startMock, answerText } from '../../tools/mock-provider/server.js';
 import { request, parseSSE } from './lib/http.mjs';
 import { CLIENT_TOKEN, chatBody, rewriteAll, withoutUsageChunk } from './lib/common.mjs';
 import { makeTestCA } from './lib/tls.mjs';
@@ -75,6 +77,10 @@ describe('stream hold', { timeout: 120000 }, () => {
         // Anthropic: comments between message_start, its pings and an opening error.
         P('antcomm', 'claude-a', 'comments,overloaded-at-start', { key: 'ant-key', api: 'anthropic' }),
         P('antcomm', 'claude-b', 'comments,overloaded-at-start', { key: 'ant-key', api: 'anthropic' }),
+        // A reasoning model's thinking (40 deltas 50 ms apart) before its text.
+        P('reasoning', 'r-model', 'reasoning-40,slow-stream-50'),
+        // Events every 300 ms for ~4 s, under this provider's total of 1 s.
+        P('totalcap', 'tc-model', 'slow-stream-300', { timeouts: { total: 1 } }),
       ],
       extra: {
         groups: Object.fromEntries(['holdfail', 'holdlate', 'splitfail', 'splitlead', 'antcomm'].map((g) => [g, { attempts: 2 }])),
@@ -190,6 +196,86 @@ describe('stream hold', { timeout: 120000 }, () => {
     );
     assert.equal(A.stats().requests.length, 2, `the second target was tried: ${r.text}`);
     assert.equal(r.headers['x-openbridge-attempts'], '2');
+  });
+
+  test('an OpenAI client on an Anthropic target: pings through a long prefill become comments and release the head', T, async () => {
+    A.reset();
+    const r = await timedPost(gw, '/v1/chat/completions', chatBody('antprefill', { stream: true }));
+    assert.equal(r.status, 200, r.text);
+    assert.ok(released(r.headAt), `head after ${Math.round(r.headAt)} ms`);
+    assert.ok(released(r.chunks[0].t), `first body bytes after ${Math.round(r.chunks[0].t)} ms`);
+    // The pings at 0 and 2 s; the one at 4 s comes on its own; the text at 6 s.
+    assert.match(r.chunks[0].bytes.toString(), /^: ping\n\n: ping\n\n/);
+    const { events, comments } = parseSSE(r.text);
+    assert.ok(r.text.startsWith(': ping\n\n: ping\n\n: ping\n\ndata: '), r.text.slice(0, 300));
+    assert.equal(comments.length, 4, 'and the ping inside the text block');
+    assert.equal(events.at(-1).data, '[DONE]');
+    const text = events.slice(0, -1).map((e) => JSON.parse(e.data)).map((c) => c.choices[0]?.delta?.content ?? '').join('');
+    assert.equal(text, answerText('claude-prefill'));
+    // The SDK reads the same stream (comments skipped).
+    A.reset();
+    const client = new OpenAI({ baseURL: `${gw.url}/v1`, apiKey: CLIENT_TOKEN, maxRetries: 0, timeout: 20000 });
+    const stream = await client.chat.completions.create({ model: 'antprefill', stream: true, messages: [{ role: 'user', content: 'Hi' }] });
+    let sdkText = '';
+    for await (const ch of stream) {
+      assert.equal(ch.model, 'antprefill');
+      sdkText += ch.choices[0]?.delta?.content ?? '';
+    }
+    assert.equal(sdkText, answerText('claude-prefill'));
+  });
+
+  test('an Anthropic client on an OpenAI target: the provider\'s keep-alive comments release the head', T, async () => {
+    A.reset();
+    const r = await timedPost(
+      gw,
+      '/v1/messages',
+      { model: 'prefill', max_tokens: 64, stream: true, messages: [{ role: 'user', content: 'Hi' }] },
+      { 'anthropic-version': '2023-06-01' },
+    );
+    assert.equal(r.status, 200, r.text);
+    assert.ok(released(r.headAt), `head after ${Math.round(r.headAt)} ms`);
+    assert.ok(released(r.chunks[0].t), `first body bytes after ${Math.round(r.chunks[0].t)} ms`);
+    // Before message_start a comment is all an Anthropic stream may carry.
+    assert.match(r.chunks[0].bytes.toString(), /^: ping\n\n: ping\n\n/);
+    const types = parseSSE(r.text).events.map((e) => e.event);
+    assert.equal(types[0], 'message_start');
+    assert.equal(types.at(-1), 'message_stop');
+    assert.ok(!types.includes('error'), r.text);
+  });
+
+  test('an Anthropic client on a reasoning model: pings while it thinks, then the text (Anthropic SDK)', T, async () => {
+    A.reset();
+    const r = await timedPost(
+      gw,
+      '/v1/messages',
+      { model: 'reasoning', max_tokens: 64, stream: true, messages: [{ role: 'user', content: 'Hi' }] },
+      { 'anthropic-version': '2023-06-01' },
+    );
+    assert.equal(r.status, 200, r.text);
+    const { events } = parseSSE(r.text);
+    const types = events.map((e) => e.event);
+    // Reasoning deltas 1, 17 and 33 (of 40, 50 ms apart) each send a ping.
+    assert.equal(types.filter((t) => t === 'ping').length, 3, types.join());
+    assert.ok(types.indexOf('ping') < types.indexOf('content_block_start'), types.join());
+    assert.ok(!r.text.includes('step '), 'no reasoning text');
+    const at = (needle) => r.chunks.find((c) => c.bytes.toString().includes(needle))?.t;
+    assert.ok(at('event: ping') < at('content_block_start') - 1000, `first ping at ${at('event: ping')} ms, text at ${at('content_block_start')} ms`);
+    A.reset();
+    const client = new Anthropic({ baseURL: gw.url, apiKey: CLIENT_TOKEN, maxRetries: 0, timeout: 20000 });
+    const stream = client.messages.stream({ model: 'reasoning', max_tokens: 64, messages: [{ role: 'user', content: 'Hi' }] });
+    const msg = await stream.finalMessage();
+    assert.equal(msg.model, 'reasoning');
+    assert.equal(msg.content.map((b) => b.text).join(''), answerText('r-model'));
+  });
+
+  test('a stream cut by timeouts.total says so', T, async () => {
+    A.reset();
+    const r = await timedPost(gw, '/v1/chat/completions', chatBody('totalcap', { stream: true }));
+    assert.equal(r.status, 200, r.text);
+    const { events } = parseSSE(r.text);
+    const last = JSON.parse(events.at(-1).data);
+    assert.equal(last.error?.code, 'upstream_timeout', r.text.slice(-300));
+    assert.match(last.error.message, /timeouts\.total/);
   });
 
   test('HTTP/2: the released head and comments reach the stream before its first data event', T, async () => {

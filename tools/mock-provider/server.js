@@ -85,6 +85,7 @@ export function parseModes(list) {
     else if (s === 'tool') m.tool = true;
     else if (s === 'tools-no-index') m.toolsNoIndex = true;
     else if (s === 'thinking') m.thinking = true;
+    else if ((x = /^reasoning-(\d+)$/.exec(s))) m.reasoning = Number(x[1]);
     else if (s === 'overloaded-mid-stream') m.overloadedMidStream = true;
     else if (s === 'overloaded-at-start') m.overloadedAtStart = true;
     else m.unknown = (m.unknown || []).concat(s);
@@ -169,11 +170,15 @@ function chatCompletion(id, model, text) {
   };
 }
 
-function chatChunks(id, model, text, includeUsage) {
+function chatChunks(id, model, text, includeUsage, reasoning = 0) {
   const base = { id, object: 'chat.completion.chunk', created: CREATED, model, system_fingerprint: 'fp_mock' };
   const u = includeUsage ? { usage: null } : {};
   const ev = [];
   ev.push({ ...base, choices: [{ index: 0, delta: { role: 'assistant', content: '', refusal: null }, logprobs: null, finish_reason: null }], ...u });
+  // reasoning-<n>: a reasoning model's thinking first (DeepSeek's and OpenRouter's field).
+  for (let i = 0; i < reasoning; i++) {
+    ev.push({ ...base, choices: [{ index: 0, delta: { content: null, reasoning_content: `step ${i}. ` }, logprobs: null, finish_reason: null }], ...u });
+  }
   for (const piece of splitText(text)) {
     ev.push({ ...base, choices: [{ index: 0, delta: { content: piece }, logprobs: null, finish_reason: null }], ...u });
   }
@@ -687,7 +692,7 @@ export async function startMock(opts = {}) {
           if (stream) return sendStream(ctx, chatToolChunks(`chatcmpl-mock${id}`, model, json, includeUsage), true);
           return sendJson(ctx, 200, chatToolCompletion(`chatcmpl-mock${id}`, model, json));
         }
-        if (stream) return sendStream(ctx, chatChunks(`chatcmpl-mock${id}`, model, text, includeUsage), true);
+        if (stream) return sendStream(ctx, chatChunks(`chatcmpl-mock${id}`, model, text, includeUsage, modes.reasoning ?? 0), true);
         return sendJson(ctx, 200, chatCompletion(`chatcmpl-mock${id}`, model, text));
       case '/v1/completions':
         if (stream) return sendStream(ctx, completionChunks(`cmpl-mock${id}`, model, text, includeUsage), true);

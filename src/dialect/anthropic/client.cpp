@@ -198,7 +198,10 @@ class openai_translator final : public client_translator {
   }
 
   event_info translate_event(const proxy::sse::event& ev, std::string& out) override {
-    if (!ev.has_data) return {};
+    if (!ev.has_data) {
+      if (proxy::sse::is_comment(ev)) stream_.keep_alive(out);  // a keep-alive, not an event
+      return {};
+    }
     return convert(stream_.on_event(ev.type, ev.data, out));
   }
 

@@ -68,7 +68,10 @@ class translator final : public answer_translator {
 
   event_info translate_event(const proxy::sse::event& ev, std::string& out) override {
     event_info info;
-    if (!ev.has_data && ev.type.empty()) return info;          // a comment or a blank event
+    if (!ev.has_data && ev.type.empty()) {  // a comment or a blank event
+      if (proxy::sse::is_comment(ev)) stream_.keep_alive(out);
+      return info;
+    }
     event_result r = stream_.on_event(ev.type, ev.data, out);  // broken: an error event
     info.terminal = r.terminal;
     info.error = r.error;

@@ -15,6 +15,7 @@ using namespace detail;
 
 namespace {
 constexpr std::size_t max_tools = 4096;
+constexpr unsigned reasoning_ping_every = 16;
 enum class kind { none, text, tool };
 }  // namespace
 
@@ -34,10 +35,12 @@ struct openai_stream_to_anthropic::state {
   std::string_view stop = {};   // Anthropic stop_reason once a finish_reason arrived
   token_usage usage;
   std::int64_t cached = -1;
+  unsigned reasoning = 0;  // reasoning deltas since the last client output
 
   void reset(std::string_view g) {
     group.assign(g);
     started = over = false;
+    reasoning = 0;
     open = kind::none;
     block = -1;
     next_block = 0;
@@ -67,6 +70,16 @@ struct openai_stream_to_anthropic::state {
     w.key("usage").begin_object().kv_int("input_tokens", 0).kv_int("output_tokens", 0);
     w.end_object().end_object().end_object();
     out += "\n\n";
+  }
+
+  // Keep-alives: a comment before message_start (the only thing an Anthropic stream may say
+  // before it), Anthropic's own ping event after it.
+  void keep_alive(std::string& out) {
+    if (over) return;
+    if (started)
+      out += "event: ping\ndata: {\"type\": \"ping\"}\n\n";
+    else
+      out += ": ping\n\n";
   }
 
   void close_block(std::string& out) {
@@ -213,6 +226,7 @@ struct openai_stream_to_anthropic::state {
                   msg.empty() ? std::string_view("the provider reported an error") : msg);
     }
     if (!started) message_start(out, get_str(root, "id"));
+    const std::size_t before = out.size();
     member u = get(root, "usage");
     if (u.found && is_object(u.value)) usage = usage_of_openai(u.value, cached);
     member choices = get(root, "choices");
@@ -233,7 +247,16 @@ struct openai_stream_to_anthropic::state {
           if (r.terminal) return r;
         }
       }
-      // reasoning_content: dropped (Anthropic thinking blocks need a signature we cannot make)
+      // Reasoning (reasoning_content, or OpenRouter's reasoning) is dropped: an Anthropic
+      // thinking block needs a signature the gateway cannot make. A long reasoning phase
+      // would then leave the client without a byte for minutes (an intermediary's idle limit
+      // cuts that): a ping on its first delta and every 16th after, while nothing else goes
+      // out.
+      if (out.size() != before)
+        reasoning = 0;
+      else if (!get_str(delta.value, "reasoning_content").empty() ||
+               !get_str(delta.value, "reasoning").empty())
+        if (reasoning++ % reasoning_ping_every == 0) keep_alive(out);
     }
     std::string_view fr = get_str(choice, "finish_reason");
     if (!fr.empty()) {
@@ -264,6 +287,10 @@ event_result openai_stream_to_anthropic::on_event(std::string_view name, std::st
 event_result openai_stream_to_anthropic::finish(std::string& out) {
   if (s_->over || s_->stop.empty()) return {};
   return s_->end(out);
+}
+
+void openai_stream_to_anthropic::keep_alive(std::string& out) {
+  s_->keep_alive(out);
 }
 
 token_usage openai_stream_to_anthropic::usage() const {

@@ -274,6 +274,7 @@ struct anthropic_stream_to_openai::state {
   }
 
   event_result on_event(std::string_view name, std::string_view data, std::string& out);
+  event_result keep_alive(std::string& out);
   event_result on_block_start(dom::element root, std::string& out);
   event_result on_block_delta(dom::element root, std::string& out);
   event_result on_stop(std::string& out);
@@ -327,11 +328,19 @@ struct anthropic_stream_to_openai::state {
   }
 };
 
+// A provider keep-alive (a ping, an SSE comment) through a long prefill: an OpenAI client has
+// no ping event, so it gets a comment, which SSE parsers skip. It is no client event (events
+// stays 0): the exchange may let it out before the first one (timeouts.stream_hold).
+event_result anthropic_stream_to_openai::state::keep_alive(std::string& out) {
+  if (!over) out += ": ping\n\n";
+  return {};
+}
+
 event_result anthropic_stream_to_openai::state::on_event(std::string_view name,
                                                          std::string_view data, std::string& out) {
   event_result r;
   if (over) return r;
-  if (name == "ping") return r;
+  if (name == "ping") return keep_alive(out);
   std::int64_t index;
   if (std::string_view t; compact_delta(data, text_delta, index, t)) {
     if (!started) role_chunk(out);
@@ -368,7 +377,7 @@ event_result anthropic_stream_to_openai::state::on_event(std::string_view name,
   }
   std::string_view type = get_str(root, "type");
   if (type.empty()) type = name;
-  if (type == "ping") return r;
+  if (type == "ping") return keep_alive(out);
   if (type == "message_start") {
     member m = get(root, "message");
     if (m.found) {
@@ -516,6 +525,10 @@ event_result anthropic_stream_to_openai::on_event(std::string_view name, std::st
   r.events = s_->written - before;
   trim_thread_parser();
   return r;
+}
+
+void anthropic_stream_to_openai::keep_alive(std::string& out) {
+  s_->keep_alive(out);
 }
 
 token_usage anthropic_stream_to_openai::usage() const {

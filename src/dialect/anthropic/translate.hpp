@@ -98,6 +98,9 @@ class anthropic_stream_to_openai {
   anthropic_stream_to_openai& operator=(anthropic_stream_to_openai&&) noexcept;
 
   event_result on_event(std::string_view name, std::string_view data, std::string& out);
+  // An SSE comment from the provider (a keep-alive): one comment for the client (pings, which
+  // on_event takes, become the same), unless the stream is over. Never a client event.
+  void keep_alive(std::string& out);
   token_usage usage() const;  // seen so far (-1: not seen)
   void reset(std::string_view group, bool include_usage, std::int64_t created);
 
@@ -130,6 +133,9 @@ class openai_stream_to_anthropic {
   openai_stream_to_anthropic& operator=(openai_stream_to_anthropic&&) noexcept;
 
   event_result on_event(std::string_view name, std::string_view data, std::string& out);
+  // An SSE comment from the provider (a keep-alive): a comment for the client before
+  // message_start, a ping event after it, nothing once the stream is over.
+  void keep_alive(std::string& out);
   // The upstream ended cleanly without [DONE]: when a finish_reason was seen the message is
   // closed (terminal); otherwise nothing is written and the caller reports an incomplete stream.
   event_result finish(std::string& out);

@@ -54,6 +54,18 @@ struct event {
   std::size_t raw_offset_slow(std::size_t data_offset) const;
 };
 
+// An event that is only a comment: no data, no event name, a line starting with ':' (a
+// provider's keep-alive, ": OPENROUTER PROCESSING"). A field-less blank event is none.
+inline bool is_comment(const event& ev) {
+  if (ev.has_data || !ev.type.empty()) return false;
+  std::string_view r = ev.raw;
+  for (std::size_t i = 0; i < r.size(); ++i) {
+    bool line_start = i == 0 || r[i - 1] == '\n' || r[i - 1] == '\r';
+    if (line_start && r[i] == ':') return true;
+  }
+  return false;
+}
+
 class framer {
  public:
   // Parses `bytes` and calls on_event(const event&) for every event completed by them. An event

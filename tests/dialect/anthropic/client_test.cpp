@@ -285,6 +285,28 @@ TEST(MessagesClient, PassthroughCommentAfterMessageStartKeepsHolding) {
   EXPECT_NE(out.find(": keep-alive"), std::string::npos) << out;
 }
 
+// An OpenAI-dialect target's keep-alive comments (OpenRouter's through a long prefill) reach
+// the client, in the exchange's payload, as client bytes the stream hold may release; they
+// are no data event, so the first chunk still decides failover.
+TEST(MessagesClient, TranslatedCommentsAreKeepAlivesNotEvents) {
+  const auto* c = messages_codec_instance();
+  auto t = c->new_translator(input("/v1/messages"), api::openai, "fast");
+  std::vector<event_info> infos;
+  std::string out;
+  ob::proxy::sse::framer f;
+  auto on = [&](const ob::proxy::sse::event& ev) { infos.push_back(t->translate_event(ev, out)); };
+  f.feed(": OPENROUTER PROCESSING\n\n\n", on);  // and a blank event
+  EXPECT_EQ(out, ": ping\n\n");
+  ASSERT_EQ(infos.size(), 2u);
+  for (const auto& i : infos) EXPECT_FALSE(i.terminal || i.error || i.held || i.usage.present());
+  EXPECT_EQ(t->held_size(), 0u);
+  f.feed(R"(data: {"id":"c","choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})"
+         "\n\n: OPENROUTER PROCESSING\n\n",
+         on);
+  EXPECT_NE(out.find("event: message_start\n"), std::string::npos) << out;
+  EXPECT_TRUE(out.ends_with("event: ping\ndata: {\"type\": \"ping\"}\n\n")) << out;
+}
+
 TEST(MessagesClient, PassthroughBufferedReadsUsageKeepsBytes) {
   const auto* c = messages_codec_instance();
   auto t = c->new_translator(input("/v1/messages"), api::anthropic, "claude");

@@ -32,7 +32,7 @@ TEST(AnthropicCodec, EncodesChatRequestsAndRefusesOtherPaths) {
       out.body,
       R"({"model":"claude-sonnet-4-5","max_tokens":4096,"messages":[{"role":"user","content":"Hi"}],"stream":true})");
 
-  in.body = R"({"model":"fast","messages":[],"temperature":1.7})";
+  in.body = R"({"model":"fast","messages":[{"role":"user","content":"x"}],"temperature":1.7})";
   auto bad = c->encode_request(in, out);
   EXPECT_EQ(bad.status, codec_status::bad_request);
   EXPECT_EQ(bad.param, "temperature");
@@ -46,7 +46,7 @@ TEST(AnthropicCodec, TranslatesAnswersAndStreams) {
   request_in in;
   in.target = "/v1/chat/completions";
   in.body =
-      R"({"model":"fast","messages":[],"stream":true,"stream_options":{"include_usage":true}})";
+      R"({"model":"fast","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}})";
   in.model = "claude";
   auto t = c->new_translator(in, true, "fast");
   std::string out;
@@ -158,7 +158,7 @@ TEST(AnthropicCodec, RenewedTranslatorIsReusedAndStartsAfresh) {
   };
 
   request_out with_usage = encode(
-      R"({"model":"fast","messages":[],"stream":true,"stream_options":{"include_usage":true}})");
+      R"({"model":"fast","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true}})");
   EXPECT_TRUE(with_usage.include_usage);
   std::unique_ptr<answer_translator> t;
   c->renew_translator(t, in, with_usage, true, "fast");
@@ -171,7 +171,8 @@ TEST(AnthropicCodec, RenewedTranslatorIsReusedAndStartsAfresh) {
   EXPECT_EQ(a, run(*c->new_translator(in, true, "fast"), first));
   EXPECT_NE(a.find(R"("usage":{)"), std::string::npos) << a;  // include_usage was asked
 
-  request_out plain = encode(R"({"model":"fast","messages":[],"stream":true})");
+  request_out plain =
+      encode(R"({"model":"fast","messages":[{"role":"user","content":"x"}],"stream":true})");
   EXPECT_FALSE(plain.include_usage);
   answer_translator* before = t.get();
   c->renew_translator(t, in, plain, true, "other");
@@ -192,7 +193,7 @@ TEST(AnthropicCodec, StreamErrorsAreReportedWithTheEventsBeforeThem) {
   const codec* c = codec_instance();
   request_in in;
   in.target = "/v1/chat/completions";
-  in.body = R"({"model":"fast","messages":[],"stream":true})";
+  in.body = R"({"model":"fast","messages":[{"role":"user","content":"x"}],"stream":true})";
   in.model = "claude";
   auto feed = [](answer_translator& t, const std::string& up, std::string& out) {
     std::vector<event_info> infos;
@@ -220,7 +221,9 @@ TEST(AnthropicCodec, StreamErrorsAreReportedWithTheEventsBeforeThem) {
            test::sse("ping", R"({"type":"ping"})") +
            test::sse("error",
                      R"({"type":"error","error":{"type":"overloaded_error","message":"busy"}})"),
-       1, R"(data: {"error")"},
+       1,
+       ": ping\n\n"
+       R"(data: {"error")"},  // the ping a comment, no client event
       {"error after the first block",
        test::sse("message_start", R"({"type":"message_start","message":{"id":"m"}})") +
            test::sse(

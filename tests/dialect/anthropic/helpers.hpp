@@ -50,7 +50,10 @@ run_result run_stream(Translator& t, std::string_view bytes, const std::vector<s
   run_result r;
   ob::proxy::sse::framer f;
   auto on = [&](const ob::proxy::sse::event& ev) {
-    if (!ev.has_data && ev.type.empty()) return;
+    if (!ev.has_data && ev.type.empty()) {  // as the codecs do: a comment is a keep-alive
+      if (ob::proxy::sse::is_comment(ev)) t.keep_alive(r.out);
+      return;
+    }
     event_result e = t.on_event(ev.type, ev.data, r.out);
     if (e.terminal) ++r.terminal;
     r.error |= e.error;

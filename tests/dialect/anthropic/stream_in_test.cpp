@@ -52,6 +52,7 @@ struct message {
   std::int64_t input = -1, output = -1, cache_read = -1;
   bool stopped = false, error = false;
   std::string error_type;
+  int pings = 0;
 };
 
 // Reads the events like a strict Anthropic SDK would, checking the sequence.
@@ -81,7 +82,9 @@ message read_message(const std::string& out) {
       continue;
     }
     EXPECT_TRUE(started) << "message_start first";
-    if (type == "content_block_start") {
+    if (type == "ping") {
+      ++m.pings;
+    } else if (type == "content_block_start") {
       EXPECT_EQ(open, -1) << "previous block closed";
       open = int64_t(e["index"]);
       EXPECT_EQ(open, next++);
@@ -322,6 +325,45 @@ TEST(AnthropicStreamIn, FinishWithoutDone) {
   auto m = read_message(out);
   EXPECT_EQ(m.stop, "max_tokens");
   EXPECT_TRUE(m.stopped);
+}
+
+// Keep-alives: the provider's comments become a comment before message_start (all an
+// Anthropic stream may carry before it) and Anthropic's ping after it; none is a data event.
+TEST(AnthropicStreamIn, CommentsBecomeACommentThenPings) {
+  openai_stream_to_anthropic t("fast");
+  std::string in = ": OPENROUTER PROCESSING\n\n: OPENROUTER PROCESSING\n\n" +
+                   chunk(R"({"role":"assistant","content":""})") + ": x\n\n" +
+                   chunk(R"({"content":"Hi"})") + chunk("{}", R"("stop")") + "data: [DONE]\n\n" +
+                   ": after the end\n\n";
+  auto r = test::run_stream(t, in, {});
+  EXPECT_EQ(r.out.rfind(": ping\n\n: ping\n\nevent: message_start\n", 0), 0u) << r.out;
+  auto m = read_message(r.out);
+  EXPECT_EQ(m.pings, 1);
+  EXPECT_EQ(m.text, "Hi");
+  EXPECT_TRUE(m.stopped);
+  EXPECT_EQ(r.out.find("ping", r.out.find("message_stop")), std::string::npos)
+      << "nothing after the end";
+}
+
+// A reasoning phase sends nothing an Anthropic client can show (no signature for a thinking
+// block): a ping on its first delta and every 16th after keeps the connection busy.
+TEST(AnthropicStreamIn, ReasoningDeltasSendPings) {
+  openai_stream_to_anthropic t("fast");
+  std::string in = chunk(R"({"role":"assistant","content":""})");
+  for (int i = 0; i < 40; ++i)
+    in += chunk(i % 2 ? R"({"content":null,"reasoning_content":"step"})"
+                      : R"({"reasoning":"step"})");  // OpenRouter's field
+  in += chunk(R"({"content":"Answer"})");
+  for (int i = 0; i < 3; ++i) in += chunk(R"({"reasoning_content":"more"})");
+  in += chunk("{}", R"("stop")") + "data: [DONE]\n\n";
+  auto r = test::run_stream(t, in, {});
+  auto m = read_message(r.out);
+  EXPECT_EQ(m.pings, 3 + 1);  // deltas 1, 17 and 33; then 1 after the text
+  EXPECT_EQ(m.text, "Answer");
+  EXPECT_EQ(r.out.find("step"), std::string::npos);
+  // The pings come before the text block.
+  EXPECT_LT(r.out.rfind("event: ping", r.out.find("content_block_start")),
+            r.out.find("content_block_start"));
 }
 
 TEST(AnthropicStreamIn, DoneAloneStillMakesAWholeMessage) {

@@ -153,7 +153,8 @@ TEST(AnthropicStreamOut, GoldenTextStream) {
       r.out,
       head +
           R"("choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]})"
-          "\n\n" +
+          "\n\n"
+          ": ping\n\n" +  // Anthropic's ping: a comment (an OpenAI stream has no ping event)
           head +
           R"("choices":[{"index":0,"delta":{"content":"Hello"},"logprobs":null,"finish_reason":null}]})"
           "\n\n" +
@@ -330,6 +331,38 @@ TEST(AnthropicStreamOut, MalformedEventsBecomeAnErrorEvent) {
     EXPECT_EQ(r.terminal, 1) << b;
     EXPECT_EQ(r.out.find("[DONE]"), std::string::npos);
   }
+}
+
+// Keep-alives through a long prefill: pings (before the role chunk too) and comments become
+// comments, which are no client event (the exchange may release them before the first one);
+// nothing follows the stream's end.
+TEST(AnthropicStreamOut, PingsAndCommentsBecomeCommentsAndNoEvents) {
+  anthropic_stream_to_openai t("fast", false, 1);
+  std::string out;
+  auto r = t.on_event("message_start",
+                      R"({"type":"message_start","message":{"id":"m","usage":{"input_tokens":3}}})",
+                      out);
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(r.events, 0);
+  r = t.on_event("ping", R"({"type": "ping"})", out);
+  EXPECT_EQ(out, ": ping\n\n");
+  EXPECT_EQ(r.events, 0);
+  r = t.on_event("", R"({"type":"ping"})", out);  // the type read from the data
+  EXPECT_EQ(out, ": ping\n\n: ping\n\n");
+  EXPECT_EQ(r.events, 0);
+  t.keep_alive(out);  // a provider's comment
+  EXPECT_EQ(out, ": ping\n\n: ping\n\n: ping\n\n");
+  out.clear();
+  r = t.on_event(
+      "content_block_delta",
+      R"({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}})", out);
+  EXPECT_EQ(r.events, 2);  // the role chunk, the text
+  r = t.on_event("message_stop", R"({"type":"message_stop"})", out);
+  EXPECT_EQ(r.terminal, true);
+  out.clear();
+  t.on_event("ping", R"({"type": "ping"})", out);
+  t.keep_alive(out);
+  EXPECT_EQ(out, "");
 }
 
 TEST(AnthropicStreamOut, UnknownEventsAndCommentsAreIgnored) {

@@ -232,6 +232,17 @@ test('mode split-first-<ms>: the first event in two writes, the first led by a c
   assert.equal(assembleChat(p.events), answerText('m'));
 });
 
+test('mode reasoning-<n>: reasoning-only deltas after the role chunk, then the text', T, async () => {
+  const r = await post('/mode/reasoning-3/v1/chat/completions', chatBody('m', { stream: true }));
+  const { events } = parseSSE(r.text);
+  const deltas = events.slice(0, -1).map((e) => JSON.parse(e.data).choices[0].delta);
+  assert.equal(deltas[0].role, 'assistant');
+  assert.deepEqual(deltas.slice(1, 4).map((d) => d.reasoning_content), ['step 0. ', 'step 1. ', 'step 2. ']);
+  assert.ok(deltas.slice(1, 4).every((d) => d.content === null));
+  assert.ok(deltas.slice(4).every((d) => d.reasoning_content === undefined));
+  assert.equal(assembleChat(events), answerText('m'));
+});
+
 test('mode stream-error-event: error event first', T, async () => {
   const r = await post('/mode/stream-error-event/v1/chat/completions', chatBody('m', { stream: true }));
   const { events } = parseSSE(r.text);
