@@ -244,7 +244,7 @@ asio::awaitable<void> client_connection::run() {
       observe::access_log(rec);
       record_metrics(rec);
     }
-    if (!keep || ctx_.draining) break;
+    if (!keep || ctx_.draining || stream_.pipe()) break;  // an HTTP/2 stream: one request
     req_.body.shrink_if_above(1 << 20);
     req_.headers.shrink_if_above(64 * 1024);
     if (in_.capacity() > max_kept_read_buffer) in_.shrink_to_fit();  // after a very large head
@@ -329,7 +329,10 @@ asio::awaitable<client_connection::head_result> client_connection::read_head() {
   // then, not pushed back by each read, so a head trickled byte by byte is cut. The wait for
   // that first byte is the keep-alive wait. The clock is read when a head needs a second read
   // (most arrive whole in one), right after the first bytes were parsed.
-  bool started = in_.size() > 0;
+  // An HTTP/2 stream's one request is in its pipe already (its HEADERS came whole): never an
+  // idle keep-alive wait, which a drain would close (the stream, accepted before the GOAWAY,
+  // would be reset unanswered).
+  bool started = in_.size() > 0 || stream_.pipe();
   clock_type::time_point head_until{};
   // Head bytes the parser consumed so far (it takes the request line before the fields are
   // whole): the limit counts them too.

@@ -78,6 +78,9 @@ struct h2_stream final : proxy::memory_pipe::near_end {
   bool dropping = false;
   bool request_ended = false;  // END_STREAM received: the client sends nothing more
   bool started = false;
+  // When its HEADERS began: a header block that does not end within timeouts.client_header
+  // closes the connection (h2_connection::on_tick).
+  clock_type::time_point begun = clock_type::now();
   bool closed = false;  // nghttp2 closed the stream (answered, or reset by either side)
   std::shared_ptr<proxy::memory_pipe> pipe;  // to the client_connection serving the request
   // The HTTP/1.1 answer: its parser, the bytes it has not consumed yet.
@@ -216,7 +219,7 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
     st.body_held = 0;
   }
   clock_type::time_point idle_since_ = clock_type::now();
-  std::chrono::milliseconds keepalive_{};
+  std::chrono::milliseconds keepalive_{}, header_time_{};
   // A client write that makes no progress for this long ends (timeouts.idle, as an HTTP/1.1
   // client's write): a stream's answer the client's window holds back is reset, a socket write
   // the client does not take closes the connection.
@@ -342,13 +345,28 @@ int h2_connection::on_stream_close(nghttp2_session*, int32_t id, uint32_t, void*
 }
 
 int h2_connection::on_frame_send(nghttp2_session* s, const nghttp2_frame* f, void* ud) {
+  auto* c = static_cast<h2_connection*>(ud);
+  if (f->hd.type == NGHTTP2_RST_STREAM) {
+    // A reset nghttp2 sends for the client's protocol error on a stream (DATA past its
+    // content-length, say) ends the stream, and its upstream request, as the client's own reset
+    // would: it spends the same budget, or a client provokes resets to get around it
+    // ("MadeYouReset", CVE-2025-8671). The gateway's own resets (a broken upstream answer:
+    // INTERNAL_ERROR; a shut window: CANCEL; stop sending: NO_ERROR) do not.
+    auto code = f->rst_stream.error_code;
+    if (code != NGHTTP2_NO_ERROR && code != NGHTTP2_INTERNAL_ERROR && code != NGHTTP2_CANCEL &&
+        !c->resets_.spend(clock_type::now())) {
+      log_debug("HTTP/2: reset budget spent on the client's stream errors, GOAWAY");
+      nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);
+    }
+    return 0;
+  }
   if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
       (f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS))
     return 0;
   // The answer is complete before the request (a refusal before the body was read, say): the
   // client is asked to stop sending it (RFC 9113 8.1), as an HTTP/1.1 client's connection is
   // closed.
-  auto* st = static_cast<h2_connection*>(ud)->find(f->hd.stream_id);
+  auto* st = c->find(f->hd.stream_id);
   if (st && !st->request_ended)
     nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
   return 0;
@@ -386,6 +404,7 @@ bool h2_connection::setup() {
   body_limit_ = cfg.limits.max_body_bytes;
   body_budget_ = cfg.tls.http2_connection_body_bytes;
   keepalive_ = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeouts.keepalive);
+  header_time_ = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeouts.client_header);
   send_limit_ = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.timeouts.idle);
 
   nghttp2_session_callbacks* cbs = nullptr;
@@ -403,7 +422,9 @@ bool h2_connection::setup() {
   // SETTINGS_HEADER_TABLE_SIZE (the default 4096).
   nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
   nghttp2_option_set_max_continuations(opt, 8);
-  nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+  // nghttp2's own bound on received resets, looser than the gateway's (reset_burst,
+  // reset_rate): ours decides, with the code the docs give (ENHANCE_YOUR_CALM).
+  nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 2 * static_cast<std::uint64_t>(reset_rate));
   // Request bodies are streamed: a stream's window is given back as the HTTP/1.1 side reads
   // its body out of the pipe (consume), so a client that uploads faster than the upstream
   // takes it is held by its windows, not by gateway memory.
@@ -526,6 +547,14 @@ void h2_connection::on_tick() {
     log_debug("HTTP/2: a write made no progress for timeouts.idle, closing the connection");
     return close_now();
   }
+  // A header block begun and never ended (no END_HEADERS): its stream keeps the connection
+  // out of keepalive's reach, and nothing else may come until it ends. Cut after
+  // timeouts.client_header, as an HTTP/1.1 head is.
+  for (const auto& [id, st] : streams_)
+    if (!st->started && !st->closed && now - st->begun >= header_time_) {
+      log_debug("HTTP/2: a header block did not end within timeouts.client_header, closing");
+      return close_now();
+    }
   reset_stalled(now);
   if (dead_) return;
   if (!goaway_ && !ending_ &&

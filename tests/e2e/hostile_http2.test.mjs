@@ -233,6 +233,43 @@ const cases = [
     },
   },
   {
+    name: 'a header block that never ends -> the connection is closed after timeouts.client_header',
+    async run({ ca, M }) {
+      await withGateway({ ca, M, extra: { timeouts: { client_header: 1, keepalive: 1 } } }, async (gw2) => {
+        const c = await rawH2(gw2, ca);
+        const t0 = performance.now();
+        await c.write(Buffer.concat([PREFACE, settings(), frame(T.HEADERS, 0, 1, hpack(requestFields(gw2)))]));
+        await Promise.race([c.closed, sleep(6000)]);
+        const ms = performance.now() - t0;
+        assert.ok(c.sock.destroyed || c.sock.readableEnded, 'closed');
+        assert.ok(ms >= 900 && ms < 5000, `closed after ${Math.round(ms)} ms`);
+      });
+    },
+  },
+  {
+    name: 'streams the gateway resets for the client\'s errors, provoked fast (MadeYouReset) -> GOAWAY ENHANCE_YOUR_CALM',
+    async run({ gw, ca }) {
+      const c = await rawH2(gw, ca);
+      await c.write(Buffer.concat([PREFACE, settings()]));
+      const block = hpack(requestFields(gw, { method: 'POST', path: '/v1/chat/completions', headers: [['content-type', 'application/json'], ['content-length', '2']] }));
+      let id = 1;
+      for (let round = 0; round < 20 && !c.goaway() && !c.sock.destroyed; round++) {
+        const burst = [];
+        // Three bytes of DATA against a content-length of 2: nghttp2 resets the stream.
+        for (let i = 0; i < 50; i++, id += 2) burst.push(frame(T.HEADERS, F.END_HEADERS, id, block), frame(T.DATA, 0, id, Buffer.from('{}x')));
+        await c.write(Buffer.concat(burst));
+      }
+      await waitFor(() => c.goaway() || c.sock.destroyed, { what: 'a GOAWAY', timeout: 5000 }).catch(() => {});
+      // PROTOCOL_ERROR, and REFUSED_STREAM for the streams past this gateway's 2 at once.
+      const codes = c.frames.filter((f) => f.type === T.RST_STREAM).map((f) => f.payload.readUInt32BE(0));
+      assert.ok(codes.every((k) => k === PROTOCOL_ERROR || k === REFUSED_STREAM), [...new Set(codes)].join());
+      const resets = codes.length;
+      assert.equal(goawayCode(c.goaway()), ENHANCE_YOUR_CALM, `${resets} streams reset, ${(id - 1) / 2} opened`);
+      assert.ok(resets >= 150 && resets <= 400, `${resets} resets before the GOAWAY`);
+      c.sock.destroy();
+    },
+  },
+  {
     name: 'DATA past the declared content-length -> RST_STREAM PROTOCOL_ERROR on that stream, the connection goes on',
     async run({ gw, ca }) {
       const c = await rawH2(gw, ca);

@@ -7,7 +7,7 @@ import http2 from 'node:http2';
 import { startMock, answerText } from '../../tools/mock-provider/server.js';
 import { waitFor, parseSSE } from './lib/http.mjs';
 import { makeTestCA } from './lib/tls.mjs';
-import { CLIENT_TOKEN, chatBody, accessLines } from './lib/common.mjs';
+import { CLIENT_TOKEN, chatBody, accessLines, sleep } from './lib/common.mjs';
 import { startH2Gateway, h2connect, h2request, run, tempFile } from './lib/h2.mjs';
 import { freePort } from './lib/gateway.mjs';
 
@@ -231,6 +231,51 @@ describe('HTTP/2 drain', { timeout: 60000 }, () => {
       assert.equal(r.status, 200);
       const { events } = parseSSE(r.text);
       assert.equal(events.at(-1).data, '[DONE]', 'the stream in flight finished');
+      assert.deepEqual(await stopping, { code: 0, signal: null });
+      s.destroy();
+    } finally {
+      if (!gw.exited()) await gw.stop();
+      gw.cleanup();
+      await M.close();
+      ca.cleanup();
+    }
+  });
+});
+
+describe('HTTP/2 drain: streams opened before the GOAWAY arrives', { timeout: 60000 }, () => {
+  test('SIGTERM: every stream a client opens until it reads the GOAWAY is answered, none reset', T, async () => {
+    const ca = makeTestCA();
+    const M = await startMock();
+    const gw = await startH2Gateway({ ca, providers: [{ group: 'g', name: 'm', base: M.url, key: 'sk-up' }] });
+    try {
+      const s = await h2connect(gw, ca);
+      let goaway = false;
+      s.on('goaway', () => (goaway = true));
+      s.on('error', () => {});
+      // A stream in flight keeps the gateway draining (not exited) while new streams come.
+      let head;
+      const started = new Promise((r) => (head = r));
+      const slow = h2request(s, { body: chatBody('g', { stream: true }), headers: { 'x-mock-mode': 'slow-stream-150' }, onResponse: () => head() });
+      await started;
+      const stopping = gw.stop();
+      const opened = [];
+      for (let i = 0; i < 200 && !goaway && !s.destroyed; i++) {
+        try {
+          opened.push(h2request(s, { method: 'GET', path: '/healthz', timeout: 10000 }));
+        } catch {
+          break;  // the session took the GOAWAY meanwhile
+        }
+        await sleep(5);
+      }
+      const results = await Promise.all(opened);
+      assert.ok(goaway, 'a GOAWAY came');
+      assert.ok(opened.length >= 3, `${opened.length} streams opened before the GOAWAY`);
+      const reset = results.filter((r) => r.status === 0 && r.rst === http2.constants.NGHTTP2_INTERNAL_ERROR);
+      assert.equal(reset.length, 0, `${reset.length} of ${results.length} streams reset with INTERNAL_ERROR`);
+      const answered = results.filter((r) => r.status > 0);
+      assert.ok(answered.length >= 1, `${answered.length} of ${results.length} answered`);
+      const r = await slow;
+      assert.equal(parseSSE(r.text).events.at(-1).data, '[DONE]', 'the stream in flight finished');
       assert.deepEqual(await stopping, { code: 0, signal: null });
       s.destroy();
     } finally {
