@@ -211,23 +211,22 @@ void memory_backend::release(const reservation& r) {
 }
 
 void memory_backend::settle_at(const reservation& r, const usage& u, epoch_ms now) {
-  std::uint64_t actual = r.tokens;
-  if (u.known())
-    actual = static_cast<std::uint64_t>(std::max<std::int64_t>(0, u.input_tokens) +
-                                        std::max<std::int64_t>(0, u.output_tokens));
+  // What a bucket of `capacity` is charged: the usage when known, else what it reserved (an
+  // estimate above the capacity took only the capacity, as the Redis scripts charge it).
+  const bool known = u.known();
+  const auto actual = static_cast<std::uint64_t>(std::max<std::int64_t>(0, u.input_tokens) +
+                                                 std::max<std::int64_t>(0, u.output_tokens));
+  auto settle_tokens = [&](std::uint64_t capacity, std::int64_t window_ms, token_bucket& b) {
+    const std::uint64_t reserved = std::min<std::uint64_t>(r.tokens, capacity);
+    bucket_settle(make_bucket(capacity, window_ms), b, reserved, known ? actual : reserved, now);
+  };
   if (r.key && r.key->index < keys_.size()) {
     auto& s = *keys_[r.key->index];
     const auto& l = r.key->limits;
     std::lock_guard lock(s.mu);
     if (l.concurrency && s.inflight) --s.inflight;
-    if (l.tpm) {
-      auto p = make_bucket(l.tpm, minute_ms);
-      bucket_settle(p, s.tpm, std::min<std::uint64_t>(r.tokens, l.tpm), actual, now);
-    }
-    if (l.tpd) {
-      auto p = make_bucket(l.tpd, day_ms);
-      bucket_settle(p, s.tpd, std::min<std::uint64_t>(r.tokens, l.tpd), actual, now);
-    }
+    if (l.tpm) settle_tokens(l.tpm, minute_ms, s.tpm);
+    if (l.tpd) settle_tokens(l.tpd, day_ms, s.tpd);
     if (r.key->budget.unit != budget_unit::none)
       budget_settle(s.budget, r.budget_period_start, r.budget_cost,
                     budget_actual(r.key->budget, r, u));
@@ -237,9 +236,7 @@ void memory_backend::settle_at(const reservation& r, const usage& u, epoch_ms no
     const auto& l = r.target_ptr->limits;
     std::lock_guard lock(s.mu);
     if (l.concurrency && s.inflight) --s.inflight;
-    if (l.tpm)
-      bucket_settle(make_bucket(l.tpm, minute_ms), s.tpm, std::min<std::uint64_t>(r.tokens, l.tpm),
-                    actual, now);
+    if (l.tpm) settle_tokens(l.tpm, minute_ms, s.tpm);
   }
 }
 

@@ -18,6 +18,27 @@ budget_spec budget_of(const config::key_budget& b) {
   return s;
 }
 
+// 12 hex digits of FNV-1a (64-bit) over a provider entry's base URL and account key: stable
+// across gateways and builds, so every instance names the same Redis counters, and two
+// accounts (or two deployments under one host) never share them. It reveals nothing usable
+// of the key.
+std::string account_tag(std::string_view base, std::string_view key) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  auto mix = [&h](std::string_view s) {
+    for (unsigned char c : s) {
+      h ^= c;
+      h *= 0x100000001b3ull;
+    }
+  };
+  mix(base);
+  mix(std::string_view("\n", 1));
+  mix(key);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string tag(12, '0');
+  for (int i = 11; i >= 0; --i, h >>= 4) tag[static_cast<std::size_t>(i)] = hex[h & 0xf];
+  return tag;
+}
+
 }  // namespace
 
 key_table::key_table(const config::config& cfg, state_registry& states) {
@@ -47,7 +68,8 @@ key_table::key_table(const config::config& cfg, state_registry& states) {
   target_ids.reserve(cfg.providers.size());
   for (std::size_t i = 0; i < cfg.providers.size(); ++i) {
     const auto& p = cfg.providers[i];
-    target_ids.push_back(p.group + "/" + p.name + "@" + p.url.host_header);
+    target_ids.push_back(p.group + "/" + p.name + "@" + p.url.host_header + "#" +
+                         account_tag(p.base, p.key));
   }
   for (std::size_t i = 0; i < cfg.providers.size(); ++i) {
     const auto& p = cfg.providers[i];

@@ -71,9 +71,11 @@ class key_table {
   // `cfg` must outlive the table (both live in one snapshot).
   key_table(const config::config& cfg, state_registry& states);
 
-  std::vector<key_entry> keys;          // index = the key's index in cfg.keys and the token set
-  std::vector<target_demand> targets;   // index = the provider's index in cfg.providers
-  std::vector<std::string> target_ids;  // "<group>/<name>@<host>", for target_demand::id
+  std::vector<key_entry> keys;         // index = the key's index in cfg.keys and the token set
+  std::vector<target_demand> targets;  // index = the provider's index in cfg.providers
+  // "<group>/<name>@<host>#<account tag>", for target_demand::id: the tag (12 hex digits of a
+  // hash of the base URL and the provider key) tells two accounts of one model apart.
+  std::vector<std::string> target_ids;
   std::shared_ptr<memory_backend> memory;
   backend* active = nullptr;  // the backend admission uses (memory)
   // Requests waiting for capacity now (all keys), bounded by limits.max_waiting.

@@ -103,8 +103,14 @@ key_state check_key(const limits::key_entry& k) {
 
 void admission::estimate(std::size_t body_bytes, std::int64_t output_cap,
                          std::uint64_t default_output_tokens) {
+  // No model writes a billion tokens: a larger max_tokens (int64's largest, say) reserves that
+  // much, which keeps every sum and cost the backends compute far from overflowing (Redis
+  // refuses an integer out of range halfway through its admission script).
+  constexpr std::uint64_t max_output_estimate = 1'000'000'000;
   input_est_ = limits::input_estimate(body_bytes);
-  output_est_ = output_cap >= 0 ? static_cast<std::uint64_t>(output_cap) : default_output_tokens;
+  output_est_ =
+      std::min(output_cap >= 0 ? static_cast<std::uint64_t>(output_cap) : default_output_tokens,
+               max_output_estimate);
 }
 
 admission::result admission::admit_key(const std::shared_ptr<const snapshot>& snap,
@@ -176,6 +182,7 @@ admission::result admission::admit_target(const std::shared_ptr<const snapshot>&
 bool admission::apply_target(const limits::verdict& v) {
   pending_target_ = false;
   if (!v.ok()) {
+    targets_unavailable_ = targets_unavailable_ || v.kind == limits::refusal::unavailable;
     auto after = v.retry_after_ms > 0 ? v.retry_after_ms : 1000;
     target_retry_ms_ = target_retry_ms_ == 0 ? after : std::min(target_retry_ms_, after);
     return false;
@@ -191,12 +198,20 @@ boost::asio::awaitable<bool> admission::wait() {
 }
 
 void admission::refuse_targets_full(std::string_view group) {
+  refusal_headers_.clear();
+  if (std::exchange(targets_unavailable_, false)) {
+    // The state backend could not be asked (on_failure "deny"): not a limit reached.
+    target_retry_ms_ = 0;
+    refusal_kind_ = http::error_kind::state_unavailable;
+    refused_limit_ = text_of(limits::refusal::unavailable).name;
+    message_ = "The limits state is unavailable; try again later.";
+    return;
+  }
   refusal_kind_ = http::error_kind::rate_limit_requests;
   refused_limit_ = "provider";
   message_ = "Every provider of model '";
   message_ += group;
   message_ += "' is at its rate or concurrency limit; try again later.";
-  refusal_headers_.clear();
   append_retry_after(refusal_headers_, target_retry_ms_ > 0 ? target_retry_ms_ : 1000);
   target_retry_ms_ = 0;
 }

@@ -105,6 +105,7 @@ class admission {
   bool key_held_ = false, target_held_ = false;
   std::uint64_t input_est_ = 0, output_est_ = 0;
   std::int64_t target_retry_ms_ = 0;
+  bool targets_unavailable_ = false;  // a target was refused for want of the state backend
   http::error_kind refusal_kind_ = http::error_kind::internal;
   std::string_view refused_limit_;
   bool waitable_ = false;

@@ -78,6 +78,7 @@ describe('gateways sharing one Redis', { timeout: 300000, skip: !redisAvailable(
     { name: 'rt-key', token: 'sk-scale-rt-secret', limits: { rpm: 100000, tpm: 10000000 } },
     { name: 'load-key', token: 'sk-scale-load-secret', limits: { rpm: 1000000, tpm: 100000000, concurrency: 1000 } },
     { name: 'burst-key', token: 'sk-scale-burst-secret', limits: { tpm: 6000, concurrency: 100 } },
+    { name: 'huge-key', token: 'sk-scale-huge-secret', limits: { concurrency: 1 }, budget: { tokens: 1000000000000, period: 'day' } },
   ];
   const config = (state, extra = {}) => ({
     providers: [
@@ -195,6 +196,41 @@ describe('gateways sharing one Redis', { timeout: 300000, skip: !redisAvailable(
     assert.equal(first.status, 429, 'the first answer after the restart');
     assert.equal(first.code, 'insufficient_quota');
     await stop(g);
+  });
+
+  test('two accounts of one model (same group, name and base, other keys) keep their own provider limits in Redis', T, async () => {
+    const account = (key) => ({ group: 'acct', name: 'm', base: `${mock.url}/mode/delay-1500`, key, limits: { concurrency: 1 } });
+    const providers = [{ group: 'g', name: 'm', base: mock.url, key: 'sk-up' }, account('sk-acct-one'), account('sk-acct-two')];
+    const a = await start({ prefix: 'acct:' }, { providers });
+    assert.equal((await ask(a, TOK.plain)).status, 200);  // warm
+    const both = await Promise.all([ask(a, TOK.plain, { model: 'acct' }), ask(a, TOK.plain, { model: 'acct' })]);
+    assert.deepEqual(both.map((r) => r.status), [200, 200], JSON.stringify(both.map((r) => r.code)));
+    const names = (await redis.command('KEYS', 'acct:*')).split('\r\n').filter((l) => l.startsWith('acct:'));
+    const conc = names.filter((n) => n.endsWith(':conc'));
+    assert.equal(new Set(conc).size, 2, names.join(' '));
+    for (const n of names) assert.ok(!n.includes('sk-acct'), `no provider key in ${n}`);
+    await stop(a);
+  });
+
+  test('max_tokens of int64\'s largest: admitted and settled in Redis, nothing left behind', T, async () => {
+    const a = await start({ prefix: 'huge:' });
+    const tok = 'sk-scale-huge-secret';
+    const big = await ask(a, tok, { max_tokens: Number.MAX_SAFE_INTEGER });
+    // The raw JSON integer, beyond what a JS number holds.
+    const raw = await request({
+      url: `${a.url}/v1/chat/completions`,
+      method: 'POST',
+      headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' },
+      body: '{"model":"g","messages":[{"role":"user","content":"hi"}],"max_tokens":9223372036854775807}',
+    });
+    assert.equal(big.status, 200);
+    assert.equal(raw.status, 200, raw.text);
+    // The concurrency lease was settled: the next request is admitted (it got 429 when the
+    // admission script failed halfway and left its lease behind).
+    const next = await ask(a, tok);
+    assert.equal(next.status, 200, next.code);
+    assert.equal(await redis.command('ZCARD', 'huge:{k:huge-key}:conc'), ':0\r\n');
+    await stop(a);
   });
 
   test('round trips: one admission script call per limited request, none for a key without limits', T, async () => {
@@ -469,8 +505,13 @@ describe('gateways sharing one Redis', { timeout: 300000, skip: !redisAvailable(
 
   test('Redis down: local limits (limit / instances) or 503, bounded latency; then shared again', T, async () => {
     const local = await start({ prefix: 'out:', timeout: '100ms', on_failure: 'local' });
-    const deny = await start({ prefix: 'out:', timeout: '100ms', on_failure: 'deny' });
+    // ... and a group whose provider has limits of its own.
+    const deny = await start(
+      { prefix: 'out:', timeout: '100ms', on_failure: 'deny' },
+      { providers: [...config({}).providers, { group: 'lim', name: 'm', base: mock.url, key: 'sk-up', limits: { rpm: 1000 } }] },
+    );
     for (const g of [local, deny]) assert.equal((await ask(g, TOK.rt ?? 'sk-scale-rt-secret')).status, 200);
+    assert.equal((await ask(deny, TOK.plain, { model: 'lim' })).status, 200);
     redis.pause(); // SIGSTOP: connected, but no answer
     try {
       const answers = [];
@@ -483,6 +524,9 @@ describe('gateways sharing one Redis', { timeout: 300000, skip: !redisAvailable(
       // rpm 10 over 2 instances: 5 here.
       assert.equal(statuses.filter((s) => s === 200).length, 5);
       assert.equal(statuses.filter((s) => s === 429).length, 5);
+      // A key without limits on the provider-limited group: the provider's limits cannot be
+      // asked either (503, not a 429 saying the provider is at its limit).
+      denied.push(await ask(deny, TOK.plain, { model: 'lim' }));
       for (const r of denied) {
         assert.equal(r.status, 503);
         assert.equal(r.code, 'state_unavailable');

@@ -154,6 +154,23 @@ TEST(MemoryBackend, TpmSettlementReturnsUnusedTokens) {
   EXPECT_EQ(f.be.peek(f.key, start).tpm_remaining, 850);
 }
 
+// An estimate above the bucket's capacity reserved only the capacity; an answer without usage
+// (a client abort, a cut stream) is charged that, as the Redis scripts do, not the estimate
+// (which left the level thousands of tokens below zero: minutes of refusals).
+TEST(MemoryBackend, UnknownUsageChargesWhatWasReservedNotTheEstimate) {
+  fixture f;
+  f.key.limits.tpm = 1000;
+  f.ta.limits.tpm = 1000;
+  target_demand ts[] = {f.ta};
+  auto a = f.be.decide(f.make(10, 5000, start, ts));
+  ASSERT_TRUE(a.ok());
+  f.be.settle_at(a.res, {}, start);
+  EXPECT_EQ(f.be.peek(f.key, start).tpm_remaining, 0);
+  // A second later 1000/60 tokens came back: a small request fits again, on the target too.
+  auto b = f.be.decide(f.make(5, 5, start + 1000, ts));
+  EXPECT_TRUE(b.ok()) << static_cast<int>(b.kind);
+}
+
 TEST(MemoryBackend, TargetsAtTheirLimitAreSkippedThenAllFull) {
   fixture f;
   f.ta.limits.concurrency = 1;
