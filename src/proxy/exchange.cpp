@@ -1241,6 +1241,7 @@ asio::awaitable<bool> exchange::write_local(const exchange_request& r,
   client_head_ += keep ? "\r\n"sv : "Connection: close\r\n\r\n"sv;
   client_head_ += cenc_.req.body;
   rec.status = 200;
+  settle_early(rec);  // as every answer: settled before the client can have it
   bool ok = co_await write_client(asio::buffer(client_head_), r.snap.cfg.timeouts.idle);
   if (!ok) rec.outcome = "client_cancelled";
   co_return ok&& keep;

@@ -203,12 +203,18 @@ describe('gateways sharing one Redis', { timeout: 300000, skip: !redisAvailable(
     const providers = [{ group: 'g', name: 'm', base: mock.url, key: 'sk-up' }, account('sk-acct-one'), account('sk-acct-two')];
     const a = await start({ prefix: 'acct:' }, { providers });
     assert.equal((await ask(a, TOK.plain)).status, 200);  // warm
-    const both = await Promise.all([ask(a, TOK.plain, { model: 'acct' }), ask(a, TOK.plain, { model: 'acct' })]);
+    const inFlight = Promise.all([ask(a, TOK.plain, { model: 'acct' }), ask(a, TOK.plain, { model: 'acct' })]);
+    // While both run (the provider answers after 1.5 s), each account holds its own lease.
+    let conc = [];
+    for (let i = 0; i < 50 && conc.length < 2; i++) {
+      await sleep(20);
+      const names = (await redis.command('KEYS', 'acct:*')).split('\r\n').filter((l) => l.startsWith('acct:'));
+      for (const n of names) assert.ok(!n.includes('sk-acct'), `no provider key in ${n}`);
+      conc = names.filter((n) => n.endsWith(':conc'));
+    }
+    assert.equal(new Set(conc).size, 2, conc.join(' '));
+    const both = await inFlight;
     assert.deepEqual(both.map((r) => r.status), [200, 200], JSON.stringify(both.map((r) => r.code)));
-    const names = (await redis.command('KEYS', 'acct:*')).split('\r\n').filter((l) => l.startsWith('acct:'));
-    const conc = names.filter((n) => n.endsWith(':conc'));
-    assert.equal(new Set(conc).size, 2, names.join(' '));
-    for (const n of names) assert.ok(!n.includes('sk-acct'), `no provider key in ${n}`);
     await stop(a);
   });
 
@@ -424,10 +430,11 @@ describe('gateways sharing one Redis', { timeout: 300000, skip: !redisAvailable(
     });
     gws.push(g);
     try {
-      for (const stream of [false, true]) {
-        const all = await backToBack(g.url, token, 50, { stream });
+      // ... and counts the gateway answers itself (Anthropic count_tokens on an OpenAI target).
+      for (const [what, opts] of [['JSON answers', {}], ['streams', { stream: true }], ['local counts', { path: '/v1/messages/count_tokens' }]]) {
+        const all = await backToBack(g.url, token, 50, opts);
         const refused = all.flatMap((r, i) => (r.status === 200 ? [] : [`#${i}: ${r.status} ${r.text}`]));
-        assert.deepEqual(refused, [], stream ? 'streams' : 'JSON answers');
+        assert.deepEqual(refused, [], what);
       }
     } finally {
       await stop(g);

@@ -60,11 +60,8 @@ TEST_F(RedisMemoryParity, ScriptedSequenceGivesTheInMemoryVerdicts) {
       backend->release(h.redis);
       memory.release_at(h.mem, now);
     } else {
-      limits::usage u;  // unknown usage when how == 1
-      // (Unknown usage of a request larger than a bucket: memory charges the whole estimate,
-      // Redis the clamped reservation; kept out, see the report.)
-      if (how != 1 || h.redis.tokens > 2000)
-        u = {static_cast<std::int64_t>(rnd(900)), static_cast<std::int64_t>(rnd(2000))};
+      limits::usage u;  // unknown usage when how == 1 (both charge what each bucket reserved)
+      if (how != 1) u = {static_cast<std::int64_t>(rnd(900)), static_cast<std::int64_t>(rnd(2000))};
       backend->settle(h.redis, u);
       memory.settle_at(h.mem, u, now);
     }

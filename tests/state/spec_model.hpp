@@ -262,7 +262,7 @@ class spec_model {
       c.ok = false;
       epoch_ms first = l.begin()->second;
       for (auto& e : l) first = std::min(first, e.second);
-      c.retry = std::max<epoch_ms>(1, first - now);
+      c.retry = std::min<epoch_ms>(1000, std::max<epoch_ms>(1, first - now));
     }
     return c;
   }

@@ -138,12 +138,14 @@ local function bucket(key, cap, period)
   return {false, level, math.max(1, ceil((want - level) / rate)), cap, rem, reset}
 end
 
--- Concurrency: expired leases go first. {ok, nil, retry_after}.
+-- Concurrency: expired leases go first. {ok, nil, retry_after}. A slot frees when any request
+-- in flight ends, which nothing here can tell: at most 1 s (as in memory), or sooner when the
+-- oldest lease expires (its holder is gone), never the lease's whole ttl.
 local function leases(key, limit)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
   if redis.call('ZCARD', key) < limit then return {true} end
   local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  return {false, nil, math.max(1, tonumber(first[2]) - now)}
+  return {false, nil, math.min(1000, math.max(1, tonumber(first[2]) - now))}
 end
 
 local writes = {}

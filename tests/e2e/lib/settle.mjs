@@ -56,7 +56,8 @@ export async function startHoldingUpstream({ hold = 300 } = {}) {
 // One chat request on a new connection. Resolves once the answer is complete for a client: a
 // JSON body whole, a stream as soon as its `data: [DONE]` arrived (the rest of the stream is
 // left to end by itself: `ended`). -> {status, text, ended: Promise}
-export function askOnce(url, token, { model = 'g', stream = false, timeout = 10000 } = {}) {
+// `path` /v1/messages/count_tokens: an Anthropic count the gateway answers itself (OpenAI target).
+export function askOnce(url, token, { model = 'g', stream = false, timeout = 10000, path = '/v1/chat/completions' } = {}) {
   const body = JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }], max_tokens: 10, stream });
   return new Promise((resolve, reject) => {
     let ended;
@@ -70,7 +71,7 @@ export function askOnce(url, token, { model = 'g', stream = false, timeout = 100
         method: 'POST',
         host: '127.0.0.1',
         port: new URL(url).port,
-        path: '/v1/chat/completions',
+        path,
         agent: false,
         headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
       },
