@@ -1,6 +1,7 @@
 #include "admin/admin_server.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <set>
 
@@ -30,6 +31,41 @@ using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
 namespace {
+
+bool iends_with(std::string_view s, std::string_view suffix) {
+  if (s.size() < suffix.size()) return false;
+  s.remove_prefix(s.size() - suffix.size());
+  return std::equal(s.begin(), s.end(), suffix.begin(), [](char a, char b) {
+    return std::tolower(static_cast<unsigned char>(a)) == b;
+  });
+}
+
+// A Host or an Origin's authority that names this machine: localhost (or a name under it),
+// 127.0.0.0/8 or [::1], any port.
+bool loopback_authority(std::string_view a) {
+  if (a.starts_with('[')) return a.substr(0, a.find(']') + 1) == "[::1]";
+  a = a.substr(0, a.rfind(':'));
+  if (iends_with(a, "localhost") && (a.size() == 9 || a[a.size() - 10] == '.')) return true;
+  boost::system::error_code ec;
+  auto v4 = asio::ip::make_address_v4(std::string(a), ec);
+  return !ec && v4.is_loopback();
+}
+
+// Without an admin token the API is open on loopback, so a web page the operator visits must
+// not reach it: by DNS rebinding (its Host names the attacker's domain) or by a cross-site
+// request (its Origin is another site's, or "null"). Clients that are not browsers send
+// neither a foreign Host nor an Origin.
+bool from_this_machine(const http::request<http::string_body>& req) {
+  auto host = req[http::field::host];
+  if (!host.empty() && !loopback_authority(std::string_view(host.data(), host.size())))
+    return false;
+  auto origin = std::string_view(req[http::field::origin].data(), req[http::field::origin].size());
+  if (origin.empty()) return true;
+  auto scheme = origin.find("://");
+  if (scheme == std::string_view::npos) return false;  // "null", or not an origin
+  origin.remove_prefix(scheme + 3);
+  return loopback_authority(origin.substr(0, origin.find('/')));
+}
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
@@ -203,6 +239,12 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
       co_return error(req, http::status::not_found,
                       "Unknown admin route " + std::string(path) + ".", "invalid_request_error",
                       "not_found");
+    if (handlers.token_ok && handlers.token_ok(std::string_view()) && !from_this_machine(req))
+      co_return error(req, http::status::forbidden,
+                      "Without an admin token the admin API answers only requests addressed to "
+                      "this machine (Host localhost, 127.0.0.1 or [::1]) and not sent from another "
+                      "site's page; set admin.token to reach it by another name.",
+                      "invalid_request_error", "forbidden");
     if (!authorized(req)) {
       auto r = error(req, http::status::unauthorized,
                      "This admin route needs Authorization: Bearer <admin token>.",
@@ -288,7 +330,7 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
         auto q = t.find('?');
         auto tail = query_int(q == std::string_view::npos ? std::string_view() : t.substr(q + 1),
                               "tail", 0);
-        co_await stream_events(*stream, req.method() == http::verb::head,
+        co_await stream_events(*stream, req, req.method() == http::verb::head,
                                static_cast<std::size_t>(std::clamp<std::int64_t>(tail, 0, 1000)));
         co_return;
       }
@@ -300,8 +342,12 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
 
   // Server-Sent Events: records as they are published, polled from the ring every 200 ms.
   // A client that does not read is dropped when a write stalls for 5 s; it never holds up
-  // anyone else, since the ring is bounded and readers only copy out of it.
-  asio::awaitable<void> stream_events(beast::tcp_stream& stream, bool head_only, std::size_t tail) {
+  // anyone else, since the ring is bounded and readers only copy out of it. The request's
+  // token is checked again at each poll: a reload that changes or removes admin.token ends
+  // the streams opened with the old one.
+  asio::awaitable<void> stream_events(beast::tcp_stream& stream,
+                                      const http::request<http::string_body>& req, bool head_only,
+                                      std::size_t tail) {
     std::string out =
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n"
         "X-Accel-Buffering: no\r\nConnection: close\r\n\r\n";
@@ -312,7 +358,7 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
     asio::steady_timer tick(ioc);
     auto last_write = std::chrono::steady_clock::now();
     // Start with what is kept, so a new viewer sees the recent past at once.
-    while (!stopped) {
+    while (!stopped && authorized(req)) {
       out.clear();
       auto page = handlers.events ? handlers.events(cursor, tail) : events_page{};
       if (page.missed > 0)

@@ -236,9 +236,16 @@ bool valid_path(std::string_view path) {
 }  // namespace
 
 std::optional<base_url> parse_base_url(std::string_view base, std::string* error) {
-  std::string quoted = boost::json::serialize(boost::json::string_view(base.data(), base.size()));
   auto fail = [&](std::string_view why) {
-    *error = quoted + " " + std::string(why);
+    // The URL as the error shows it (logs, the admin API's reload answers and history): any
+    // user info, a credential put where it does not belong, masked.
+    std::string shown(base);
+    auto start = shown.find("://");
+    start = start == std::string::npos ? 0 : start + 3;
+    auto end = std::min(shown.find_first_of("/?#", start), shown.size());
+    if (auto at = shown.rfind('@', end); at != std::string::npos && at >= start && at < end)
+      shown.replace(start, at - start, "***");
+    *error = boost::json::serialize(boost::json::string_view(shown)) + " " + std::string(why);
     return std::nullopt;
   };
   base_url url;

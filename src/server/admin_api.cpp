@@ -488,7 +488,8 @@ admin::admin_handlers make_admin_handlers(admin_context& c) {
       return usage_answer(*c.ledger, query, now);
     };
   h.token_ok = [&c](std::string_view token) {
-    const auto& want = c.store.load()->cfg.admin.token;
+    auto snap = c.store.load();  // kept: a reload on another thread may drop it meanwhile
+    const auto& want = snap->cfg.admin.token;
     // No token configured: open on loopback only. A listener bound elsewhere (with a token at
     // start) stays closed when a reload drops the token; a restart applies the new address.
     if (want.empty()) return c.loopback;

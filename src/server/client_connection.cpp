@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <map>
 
+#include <openssl/crypto.h>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -168,8 +169,12 @@ void client_connection::close_if_idle() {
 bool client_connection::authorized(std::string_view token, const proxy::snapshot& snap) {
   // A keep-alive client sends the same token on every request: hash it (SHA-256, constant
   // time) once per connection and config generation, not per request.
+  // Compared in constant time too: requests of several clients may share one connection (a
+  // proxy's pool in front), and an early-exit compare would tell how much of a guess matches
+  // the cached token.
   if (!authorized_token_.empty() && authorized_generation_ == snap.generation &&
-      token == authorized_token_)
+      token.size() == authorized_token_.size() &&
+      CRYPTO_memcmp(token.data(), authorized_token_.data(), token.size()) == 0)
     return true;
   int index = snap.tokens.find(token);
   if (index < 0) return false;

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include <boost/asio/connect.hpp>
@@ -35,6 +36,9 @@ struct fixture : ::testing::Test {
   std::atomic<std::int64_t> asked_after = -1;
   std::atomic<std::size_t> asked_tail = 99;
 
+  std::string token = "adm1n";    // the admin token (read and changed on the server's thread)
+  bool open_on_loopback = false;  // no token configured: open to loopback, as the gateway's
+
   void start(bool with_token) {
     admin_handlers h;
     h.metrics = []() -> asio::awaitable<std::string> { co_return "# metrics\nx 1\n"; };
@@ -59,7 +63,8 @@ struct fixture : ::testing::Test {
       return std::string(R"({"points":{}})");
     };
     h.reloads = [] { return std::string(R"({"reloads":[]})"); };
-    if (with_token) h.token_ok = [](std::string_view t) { return t == "adm1n"; };
+    if (with_token) h.token_ok = [this](std::string_view t) { return t == token; };
+    if (open_on_loopback) h.token_ok = [](std::string_view) { return true; };
     server = std::make_unique<admin_server>(
         ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0), std::move(h));
     port = server->local_endpoint().port();
@@ -73,13 +78,15 @@ struct fixture : ::testing::Test {
   }
 
   http::response<http::string_body> call(http::verb method, std::string target,
-                                         std::string token = "") {
+                                         std::string bearer = "", std::string host = "127.0.0.1",
+                                         std::string origin = "") {
     asio::io_context c;
     tcp::socket s(c);
     s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
     http::request<http::string_body> req{method, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    if (!token.empty()) req.set(http::field::authorization, "Bearer " + token);
+    req.set(http::field::host, host);
+    if (!origin.empty()) req.set(http::field::origin, origin);
+    if (!bearer.empty()) req.set(http::field::authorization, "Bearer " + bearer);
     req.prepare_payload();
     http::write(s, req);
     boost::beast::flat_buffer buf;
@@ -123,6 +130,40 @@ TEST_F(fixture, WithoutTokenConfiguredEverythingIsOpen) {
   EXPECT_EQ(call(http::verb::get, "/metrics").result_int(), 200);
   EXPECT_EQ(call(http::verb::get, "/admin/v1/targets").body(), R"({"targets":[]})");
   EXPECT_EQ(call(http::verb::get, "/admin/v1/config").body(), R"({"providers":[]})");
+}
+
+// Open on loopback (no token): a browser page must not reach it by DNS rebinding (a Host that
+// names another domain) or by a cross-site request (another site's Origin, or "null").
+TEST_F(fixture, WithoutTokenOnlyRequestsAddressedToThisMachineFromNoOtherSite) {
+  open_on_loopback = true;
+  start(false);
+  for (auto host : {"127.0.0.1", "127.0.0.1:9901", "localhost", "LocalHost:1", "app.localhost",
+                    "[::1]:9901", "127.9.9.9", ""})
+    EXPECT_EQ(call(http::verb::get, "/admin/v1/config", "", host).result_int(), 200) << host;
+  for (auto host : {"attacker.example:9901", "evillocalhost", "localhost.attacker.example",
+                    "10.0.0.1", "[::2]", "[::1"}) {
+    auto r = call(http::verb::get, "/admin/v1/config", "", host);
+    EXPECT_EQ(r.result_int(), 403) << host;
+    EXPECT_NE(r.body().find(R"("code":"forbidden")"), std::string::npos) << r.body();
+  }
+  for (auto origin : {"https://attacker.example", "null", "http://127.0.0.1.attacker.example"})
+    EXPECT_EQ(call(http::verb::post, "/admin/v1/reload", "", "127.0.0.1:9901", origin).result_int(),
+              403)
+        << origin;
+  EXPECT_EQ(reloads, 0);
+  EXPECT_EQ(
+      call(http::verb::post, "/admin/v1/reload", "", "127.0.0.1:9901", "http://127.0.0.1:9901")
+          .result_int(),
+      422);  // the dashboard's own page: reached (the fixture's reload is refused)
+  EXPECT_EQ(reloads, 1);
+  // Health checks keep answering whatever the Host (a Kubernetes probe names the pod's IP).
+  EXPECT_EQ(call(http::verb::get, "/healthz", "", "10.0.0.1").result_int(), 200);
+}
+
+TEST_F(fixture, WithATokenAnyHostWithTheToken) {
+  start(true);
+  EXPECT_EQ(call(http::verb::get, "/admin/v1/config", "adm1n", "admin.example").result_int(), 200);
+  EXPECT_EQ(call(http::verb::get, "/admin/v1/config", "", "127.0.0.1").result_int(), 401);
 }
 
 TEST_F(fixture, MethodsHeadAndUnknownRoutes) {
@@ -175,6 +216,35 @@ TEST_F(fixture, EventStreamSendsKeptAndNewRecords) {
   EXPECT_NE(second, std::string::npos) << got;
   EXPECT_LT(first, second);
   EXPECT_EQ(asked_tail, 0u);
+}
+
+// A token rotated (or removed) by a reload ends the event streams opened with the old one.
+TEST_F(fixture, EventStreamEndsWhenItsTokenIsNoLongerTheToken) {
+  start(true);
+  asio::io_context c;
+  tcp::socket s(c);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
+  std::string req =
+      "GET /admin/v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer adm1n\r\n\r\n";
+  asio::write(s, asio::buffer(req));
+  char buf[4096];
+  boost::system::error_code ec;
+  auto n = s.read_some(asio::buffer(buf), ec);
+  ASSERT_FALSE(ec);
+  EXPECT_TRUE(std::string_view(buf, n).starts_with("HTTP/1.1 200 OK")) << std::string(buf, n);
+  asio::post(ioc, [this] { token = "n3w"; });
+  // Read until the server closes, for at most 3 s (a stream that goes on fails, not hangs).
+  auto t0 = std::chrono::steady_clock::now();
+  std::function<void()> next = [&] {
+    s.async_read_some(asio::buffer(buf), [&](boost::system::error_code e, std::size_t) {
+      ec = e;
+      if (!e) next();
+    });
+  };
+  next();
+  c.run_for(std::chrono::seconds(3));
+  EXPECT_EQ(ec, asio::error::eof) << ec.message();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
 }
 
 TEST_F(fixture, EventStreamPassesTheTailLimit) {

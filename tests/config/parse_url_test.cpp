@@ -90,6 +90,22 @@ TEST(BaseUrl, InvalidTable) {
   }
 }
 
+// A credential put in the URL is the reason for the refusal: the error, which goes to the log
+// and the admin API's reload answers, must not repeat it.
+TEST(BaseUrl, UserInfoIsMaskedInEveryError) {
+  for (const char* in :
+       {"https://user:sk-live-XXX@api.example", "https://sk-live-XXX@api.example/v1",
+        "htps://user:sk-live-XXX@api.example", "https://a@b:sk-live-XXX@h:99999"}) {
+    std::string err;
+    EXPECT_FALSE(parse_base_url(in, &err)) << in;
+    EXPECT_EQ(err.find("sk-live-XXX"), std::string::npos) << err;
+    EXPECT_NE(err.find("***@"), std::string::npos) << err;
+  }
+  std::string err;
+  EXPECT_FALSE(parse_base_url("https://user:pw@h/v1", &err));
+  EXPECT_EQ(err, R"("https://***@h/v1" must not contain user info (put the credential in "key"))");
+}
+
 TEST(BaseUrl, ErrorNamesTheProviderPath) {
   auto r = parse_text(R"({"providers":[
       {"group":"g","name":"m","base":"https://ok","key":"k"},

@@ -211,12 +211,24 @@ describe('tls.http2: false', { timeout: 60000 }, () => {
   });
 });
 
+// A gateway of its own (the test stops it), with its mock and CA, all cleaned up after `fn`.
+async function withOwnGateway(fn) {
+  const ca = makeTestCA();
+  const M = await startMock();
+  const gw = await startH2Gateway({ ca, providers: [{ group: 'g', name: 'm', base: M.url, key: 'sk-up' }] });
+  try {
+    await fn({ ca, gw });
+  } finally {
+    if (!gw.exited()) await gw.stop();
+    gw.cleanup();
+    await M.close();
+    ca.cleanup();
+  }
+}
+
 describe('HTTP/2 drain', { timeout: 60000 }, () => {
-  test('SIGTERM: GOAWAY (NO_ERROR) to an HTTP/2 client, its open stream still finishes', T, async () => {
-    const ca = makeTestCA();
-    const M = await startMock();
-    const gw = await startH2Gateway({ ca, providers: [{ group: 'g', name: 'm', base: M.url, key: 'sk-up' }] });
-    try {
+  test('SIGTERM: GOAWAY (NO_ERROR) to an HTTP/2 client, its open stream still finishes', T, () =>
+    withOwnGateway(async ({ ca, gw }) => {
       const s = await h2connect(gw, ca);
       const goaway = new Promise((resolve) => s.once('goaway', (code) => resolve(code)));
       let stopping = null;
@@ -233,21 +245,10 @@ describe('HTTP/2 drain', { timeout: 60000 }, () => {
       assert.equal(events.at(-1).data, '[DONE]', 'the stream in flight finished');
       assert.deepEqual(await stopping, { code: 0, signal: null });
       s.destroy();
-    } finally {
-      if (!gw.exited()) await gw.stop();
-      gw.cleanup();
-      await M.close();
-      ca.cleanup();
-    }
-  });
-});
+    }));
 
-describe('HTTP/2 drain: streams opened before the GOAWAY arrives', { timeout: 60000 }, () => {
-  test('SIGTERM: every stream a client opens until it reads the GOAWAY is answered, none reset', T, async () => {
-    const ca = makeTestCA();
-    const M = await startMock();
-    const gw = await startH2Gateway({ ca, providers: [{ group: 'g', name: 'm', base: M.url, key: 'sk-up' }] });
-    try {
+  test('SIGTERM: every stream a client opens until it reads the GOAWAY is answered, none reset', T, () =>
+    withOwnGateway(async ({ ca, gw }) => {
       const s = await h2connect(gw, ca);
       let goaway = false;
       s.on('goaway', () => (goaway = true));
@@ -278,13 +279,7 @@ describe('HTTP/2 drain: streams opened before the GOAWAY arrives', { timeout: 60
       assert.equal(parseSSE(r.text).events.at(-1).data, '[DONE]', 'the stream in flight finished');
       assert.deepEqual(await stopping, { code: 0, signal: null });
       s.destroy();
-    } finally {
-      if (!gw.exited()) await gw.stop();
-      gw.cleanup();
-      await M.close();
-      ca.cleanup();
-    }
-  });
+    }));
 });
 
 describe('HTTP/2 in the metrics', { timeout: 120000 }, () => {

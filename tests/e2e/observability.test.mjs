@@ -342,6 +342,47 @@ describe('observability: process', { timeout: 120000 }, () => {
     }
   });
 
+  test('admin without a token: a foreign Host or Origin gets 403 (DNS rebinding, cross-site); a rotated token ends its event stream', async () => {
+    const A = await startMock();
+    const config = { providers: [{ group: 'g', name: 'm', base: A.url, key: 'k' }], security: [CLIENT] };
+    const gw = await startGateway({ config });
+    try {
+      const get = (headers) => request({ url: `${gw.adminUrl}/admin/v1/config`, headers, allowError: true });
+      assert.equal((await get({})).status, 200);
+      assert.equal((await get({ host: `localhost:${gw.adminPort}` })).status, 200);
+      const rebound = await get({ host: `attacker.example:${gw.adminPort}` });
+      assert.equal(rebound.status, 403, rebound.text);
+      assert.equal(rebound.json().error.code, 'forbidden');
+      const post = await request({ url: `${gw.adminUrl}/admin/v1/reload`, method: 'POST', headers: { origin: 'https://attacker.example' }, allowError: true });
+      assert.equal(post.status, 403, post.text);
+      assert.equal((await request({ url: `${gw.adminUrl}/healthz`, headers: { host: '10.1.2.3' } })).status, 200);
+
+      // With a token: an events stream opened with it ends once a reload changes it.
+      gw.writeConfig({ ...config, admin: { listen: `127.0.0.1:${gw.adminPort}`, token: 'adm-old' } });
+      let applied = await request({ url: `${gw.adminUrl}/admin/v1/reload`, method: 'POST', allowError: true });
+      assert.equal(applied.status, 200, applied.text);
+      let ended = null;
+      const t0 = performance.now();
+      const stream = request({ url: `${gw.adminUrl}/admin/v1/events`, headers: { authorization: 'Bearer adm-old' }, allowError: true, timeout: 8000 })
+        .then((r) => (ended = { status: r.status, ms: performance.now() - t0 }))
+        .catch((e) => (ended = { error: e.message }));
+      await sleep(300);
+      assert.equal(ended, null, 'the stream is open');
+      gw.writeConfig({ ...config, admin: { listen: `127.0.0.1:${gw.adminPort}`, token: 'adm-new' } });
+      applied = await request({ url: `${gw.adminUrl}/admin/v1/reload`, method: 'POST', headers: { authorization: 'Bearer adm-old' }, allowError: true });
+      assert.equal(applied.status, 200, applied.text);
+      const reloadedAt = performance.now() - t0;
+      await stream;
+      assert.equal(ended.status, 200, JSON.stringify(ended));
+      assert.ok(ended.ms - reloadedAt < 1500, `the stream ended ${Math.round(ended.ms - reloadedAt)} ms after the reload`);
+      assert.equal((await request({ url: `${gw.adminUrl}/admin/v1/config`, headers: { authorization: 'Bearer adm-old' }, allowError: true })).status, 401);
+    } finally {
+      await gw.stop();
+      gw.cleanup();
+      await A.close();
+    }
+  });
+
   test('a second instance with the same admin port stops with an error naming --admin-listen', async () => {
     const A = await startMock();
     const gw = await startGateway({ config: { providers: [{ group: 'g', name: 'm', base: A.url, key: 'k' }], security: [CLIENT] } });
