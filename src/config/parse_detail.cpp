@@ -240,10 +240,10 @@ std::optional<base_url> parse_base_url(std::string_view base, std::string* error
     // The URL as the error shows it (logs, the admin API's reload answers and history): any
     // user info, a credential put where it does not belong, masked.
     std::string shown(base);
+    // A password may hold '/', '?' or '#' unescaped, so everything up to the last '@' goes.
     auto start = shown.find("://");
     start = start == std::string::npos ? 0 : start + 3;
-    auto end = std::min(shown.find_first_of("/?#", start), shown.size());
-    if (auto at = shown.rfind('@', end); at != std::string::npos && at >= start && at < end)
+    if (auto at = shown.rfind('@'); at != std::string::npos && at >= start)
       shown.replace(start, at - start, "***");
     *error = boost::json::serialize(boost::json::string_view(shown)) + " " + std::string(why);
     return std::nullopt;
@@ -255,13 +255,15 @@ std::optional<base_url> parse_base_url(std::string_view base, std::string* error
   if (scheme != "http" && scheme != "https") return fail("is not an http(s) URL");
   url.tls = scheme == "https";
   auto rest = base.substr(scheme_end + 3);
+  // Checked on the whole rest, not the authority alone: "bob:pa/ss@host" is a password with a
+  // slash, and parsing "bob:pa" as host and port would echo part of it in the error.
+  if (rest.find('@') != std::string_view::npos)
+    return fail("must not contain user info (put the credential in \"key\")");
   if (rest.find_first_of("?#") != std::string_view::npos)
     return fail("must not contain a query or fragment");
   auto slash = rest.find('/');
   auto authority = rest.substr(0, slash);
   auto path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
-  if (authority.find('@') != std::string_view::npos)
-    return fail("must not contain user info (put the credential in \"key\")");
   std::string_view host, port;
   bool ipv6 = false;
   std::string why;

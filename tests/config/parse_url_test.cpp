@@ -95,10 +95,17 @@ TEST(BaseUrl, InvalidTable) {
 TEST(BaseUrl, UserInfoIsMaskedInEveryError) {
   for (const char* in :
        {"https://user:sk-live-XXX@api.example", "https://sk-live-XXX@api.example/v1",
-        "htps://user:sk-live-XXX@api.example", "https://a@b:sk-live-XXX@h:99999"}) {
+        "htps://user:sk-live-XXX@api.example", "https://a@b:sk-live-XXX@h:99999",
+        // Unescaped '/', '?', '#' in a password: not a path, query or fragment to show.
+        "https://bob:sk-live-XXX/ss@h", "https://bob:12/sk-live-XXX@h/v1",
+        "https://bob:sk-live-XXX?x@h", "https://bob:sk-live#XXX@h",
+        "https://bob:sk/live-XXX"
+        "@h:99999"}) {
     std::string err;
     EXPECT_FALSE(parse_base_url(in, &err)) << in;
-    EXPECT_EQ(err.find("sk-live-XXX"), std::string::npos) << err;
+    EXPECT_EQ(err.find("sk-live"), std::string::npos) << err;
+    EXPECT_EQ(err.find("XXX"), std::string::npos) << err;
+    EXPECT_EQ(err.find("bob"), std::string::npos) << err;
     EXPECT_NE(err.find("***@"), std::string::npos) << err;
   }
   std::string err;
