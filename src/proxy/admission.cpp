@@ -265,6 +265,10 @@ const config::provider* served_provider(const config::config& cfg,
 void admission::finish(const observe::request_record& rec) {
   pending_key_ = nullptr;
   pending_target_ = false;
+  // What the refused targets of this request said must not colour the next one's answer (the
+  // admission serves every request of its connection).
+  targets_unavailable_ = false;
+  target_retry_ms_ = 0;
   if (!key_held_ && !target_held_) {
     snap_.reset();
     backend_hold_.reset();
@@ -290,7 +294,6 @@ void admission::finish(const observe::request_record& rec) {
   if (key_held_) settle ? backend_->settle(key_res_, u) : backend_->release(key_res_);
   if (target_held_) settle ? backend_->settle(target_res_, u) : backend_->release(target_res_);
   key_held_ = target_held_ = false;
-  target_retry_ms_ = 0;
   snap_.reset();
   backend_hold_.reset();
 }
@@ -299,6 +302,9 @@ void admission::finish_release() {
   if (key_held_) backend_->release(key_res_);
   if (target_held_) backend_->release(target_res_);
   key_held_ = target_held_ = false;
+  pending_key_ = nullptr;
+  pending_target_ = false;
+  targets_unavailable_ = false;
   target_retry_ms_ = 0;
   snap_.reset();
   backend_hold_.reset();

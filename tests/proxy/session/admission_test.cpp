@@ -139,5 +139,73 @@ TEST(Admission, PendingDecisionIsAwaited) {
   EXPECT_EQ(a.kind(), http::error_kind::rate_limit_requests);
 }
 
+// A backend whose decisions are given in advance (admitted with no charge when none is left).
+class scripted_backend final : public limits::backend {
+ public:
+  std::optional<limits::verdict> admit_now(const limits::demand&) override {
+    if (next.empty()) return limits::verdict{};
+    auto v = next.front();
+    next.erase(next.begin());
+    return v;
+  }
+  boost::asio::awaitable<limits::verdict> admit(const limits::demand& d) override {
+    co_return *admit_now(d);
+  }
+  void settle(const limits::reservation&, const limits::usage&) override {}
+  void release(const limits::reservation&) override {}
+  std::vector<limits::verdict> next;
+};
+
+limits::verdict refused(limits::refusal kind, std::int64_t retry_ms) {
+  limits::verdict v;
+  v.kind = kind;
+  v.retry_after_ms = retry_ms;
+  return v;
+}
+
+// One connection, two requests: the first is served by its second target after the state
+// backend could not be asked for the first; the second finds both targets at their rate limit.
+// That is a 429 with the second request's own wait, not the first request's 503.
+TEST(Admission, ARefusedTargetDoesNotColourTheNextRequestsAnswer) {
+  snapshot_store store;
+  auto snap = make_snapshot(store, R"([{"name":"free","token":"t"}])");
+  scripted_backend scripted;
+  const_cast<limits::key_table&>(snap->keys).active = &scripted;
+  const auto& t = snap->keys.targets[0];
+  admission a;
+  scripted.next = {refused(limits::refusal::unavailable, 0), refused(limits::refusal::rpm, 250)};
+  EXPECT_EQ(a.admit_target(snap, t), admission::result::refused);
+  EXPECT_EQ(a.admit_target(snap, t), admission::result::refused);
+  ASSERT_EQ(a.admit_target(snap, t), admission::result::admitted);
+  a.finish(answered(1, 1));
+
+  scripted.next = {refused(limits::refusal::rpm, 7000), refused(limits::refusal::tpm, 9000)};
+  EXPECT_EQ(a.admit_target(snap, t), admission::result::refused);
+  EXPECT_EQ(a.admit_target(snap, t), admission::result::refused);
+  a.refuse_targets_full("g");
+  EXPECT_EQ(a.kind(), http::error_kind::rate_limit_requests);
+  EXPECT_EQ(a.refused_limit(), "provider");
+  EXPECT_NE(a.headers().find("Retry-After: 7\r\n"), std::string_view::npos) << a.headers();
+
+  // The same after a request that ended without a record (finish_release).
+  scripted.next = {refused(limits::refusal::unavailable, 0)};
+  EXPECT_EQ(a.admit_target(snap, t), admission::result::refused);
+  ASSERT_EQ(a.admit_target(snap, t), admission::result::admitted);
+  a.finish_release();
+  scripted.next = {refused(limits::refusal::concurrency, 3000)};
+  EXPECT_EQ(a.admit_target(snap, t), admission::result::refused);
+  a.refuse_targets_full("g");
+  EXPECT_EQ(a.kind(), http::error_kind::rate_limit_requests);
+  EXPECT_NE(a.headers().find("Retry-After: 3\r\n"), std::string_view::npos) << a.headers();
+
+  // Within one request, a target the backend could not be asked about: 503 (it might have had
+  // room), as before.
+  scripted.next = {refused(limits::refusal::unavailable, 0), refused(limits::refusal::rpm, 1000)};
+  EXPECT_EQ(a.admit_target(snap, t), admission::result::refused);
+  EXPECT_EQ(a.admit_target(snap, t), admission::result::refused);
+  a.refuse_targets_full("g");
+  EXPECT_EQ(a.kind(), http::error_kind::state_unavailable);
+}
+
 }  // namespace
 }  // namespace ob::proxy
