@@ -130,6 +130,10 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
     return handlers.token_ok(token ? *token : std::string_view());
   }
 
+  // Open without a token (a loopback listener with no admin.token): then only to requests
+  // addressed to this machine and not sent from another site's page.
+  bool open_without_token() const { return handlers.token_ok && handlers.token_ok({}); }
+
   static http::response<http::string_body> answer(const http::request<http::string_body>& req,
                                                   http::status status, std::string body,
                                                   std::string_view content_type) {
@@ -239,7 +243,7 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
       co_return error(req, http::status::not_found,
                       "Unknown admin route " + std::string(path) + ".", "invalid_request_error",
                       "not_found");
-    if (handlers.token_ok && handlers.token_ok(std::string_view()) && !from_this_machine(req))
+    if (open_without_token() && !from_this_machine(req))
       co_return error(req, http::status::forbidden,
                       "Without an admin token the admin API answers only requests addressed to "
                       "this machine (Host localhost, 127.0.0.1 or [::1]) and not sent from another "
@@ -342,9 +346,10 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
 
   // Server-Sent Events: records as they are published, polled from the ring every 200 ms.
   // A client that does not read is dropped when a write stalls for 5 s; it never holds up
-  // anyone else, since the ring is bounded and readers only copy out of it. The request's
-  // token is checked again at each poll: a reload that changes or removes admin.token ends
-  // the streams opened with the old one.
+  // anyone else, since the ring is bounded and readers only copy out of it. The rule that let
+  // the stream open is checked again at each poll: a reload that sets, changes or removes
+  // admin.token ends the streams opened under the old rule (removing it opens the listener
+  // to loopback without a token, which a stream opened with the old token must not ride on).
   asio::awaitable<void> stream_events(beast::tcp_stream& stream,
                                       const http::request<http::string_body>& req, bool head_only,
                                       std::size_t tail) {
@@ -357,8 +362,14 @@ struct admin_server::impl : std::enable_shared_from_this<impl> {
     std::uint64_t cursor = 0;
     asio::steady_timer tick(ioc);
     auto last_write = std::chrono::steady_clock::now();
+    const bool opened_open = open_without_token();
+    auto still_allowed = [&] {
+      bool open = open_without_token();
+      if (open != opened_open) return false;
+      return open ? from_this_machine(req) : authorized(req);
+    };
     // Start with what is kept, so a new viewer sees the recent past at once.
-    while (!stopped && authorized(req)) {
+    while (!stopped && still_allowed()) {
       out.clear();
       auto page = handlers.events ? handlers.events(cursor, tail) : events_page{};
       if (page.missed > 0)
