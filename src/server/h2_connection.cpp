@@ -351,10 +351,12 @@ int h2_connection::on_frame_send(nghttp2_session* s, const nghttp2_frame* f, voi
     // content-length, say) ends the stream, and its upstream request, as the client's own reset
     // would: it spends the same budget, or a client provokes resets to get around it
     // ("MadeYouReset", CVE-2025-8671). The gateway's own resets (a broken upstream answer:
-    // INTERNAL_ERROR; a shut window: CANCEL; stop sending: NO_ERROR) do not.
+    // INTERNAL_ERROR; a shut window: CANCEL; stop sending: NO_ERROR) do not, nor do streams
+    // refused over the concurrency limit (REFUSED_STREAM: never started, so nothing upstream
+    // to spare; a client may open them before it has our SETTINGS).
     auto code = f->rst_stream.error_code;
     if (code != NGHTTP2_NO_ERROR && code != NGHTTP2_INTERNAL_ERROR && code != NGHTTP2_CANCEL &&
-        !c->resets_.spend(clock_type::now())) {
+        code != NGHTTP2_REFUSED_STREAM && !c->resets_.spend(clock_type::now())) {
       log_debug("HTTP/2: reset budget spent on the client's stream errors, GOAWAY");
       nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);
     }

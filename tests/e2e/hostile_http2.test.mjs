@@ -183,12 +183,20 @@ const cases = [
       const body = Buffer.from(chatBody('g'));
       const parts = [PREFACE, settings()];
       for (const id of [1, 3, 5]) parts.push(frame(T.HEADERS, F.END_HEADERS, id, block), frame(T.DATA, F.END_STREAM, id, body));
+      // 300 more while the first two are in flight: all refused, and a refused stream (never
+      // started) does not spend the reset budget (200 at once), so the connection goes on.
+      const get = hpack(requestFields(gw, { method: 'GET', path: '/healthz' }));
+      for (let id = 7; id < 7 + 2 * 300; id += 2) parts.push(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, id, get));
       await c.write(Buffer.concat(parts));
       await waitFor(() => c.frames.filter((f) => f.type === T.HEADERS).length >= 2, { what: 'two answers', timeout: 5000 });
       const rst = c.frames.find((f) => f.type === T.RST_STREAM && f.stream === 5);
       assert.ok(rst, 'stream 5 reset');
       assert.equal(rst.payload.readUInt32BE(0), REFUSED_STREAM);
       assert.deepEqual(c.frames.filter((f) => f.type === T.HEADERS).map((f) => f.stream).sort(), [1, 3]);
+      const refused = () => c.frames.filter((f) => f.type === T.RST_STREAM && f.payload.readUInt32BE(0) === REFUSED_STREAM).length;
+      await waitFor(() => refused() >= 301 || c.goaway(), { what: '301 refused streams', timeout: 5000 }).catch(() => {});
+      assert.equal(goawayCode(c.goaway()), null, "the connection is not ended");
+      assert.equal(refused(), 301);
       c.sock.destroy();
     },
   },
@@ -248,25 +256,28 @@ const cases = [
   },
   {
     name: 'streams the gateway resets for the client\'s errors, provoked fast (MadeYouReset) -> GOAWAY ENHANCE_YOUR_CALM',
-    async run({ gw, ca }) {
-      const c = await rawH2(gw, ca);
-      await c.write(Buffer.concat([PREFACE, settings()]));
-      const block = hpack(requestFields(gw, { method: 'POST', path: '/v1/chat/completions', headers: [['content-type', 'application/json'], ['content-length', '2']] }));
-      let id = 1;
-      for (let round = 0; round < 20 && !c.goaway() && !c.sock.destroyed; round++) {
-        const burst = [];
-        // Three bytes of DATA against a content-length of 2: nghttp2 resets the stream.
-        for (let i = 0; i < 50; i++, id += 2) burst.push(frame(T.HEADERS, F.END_HEADERS, id, block), frame(T.DATA, 0, id, Buffer.from('{}x')));
-        await c.write(Buffer.concat(burst));
-      }
-      await waitFor(() => c.goaway() || c.sock.destroyed, { what: 'a GOAWAY', timeout: 5000 }).catch(() => {});
-      // PROTOCOL_ERROR, and REFUSED_STREAM for the streams past this gateway's 2 at once.
-      const codes = c.frames.filter((f) => f.type === T.RST_STREAM).map((f) => f.payload.readUInt32BE(0));
-      assert.ok(codes.every((k) => k === PROTOCOL_ERROR || k === REFUSED_STREAM), [...new Set(codes)].join());
-      const resets = codes.length;
-      assert.equal(goawayCode(c.goaway()), ENHANCE_YOUR_CALM, `${resets} streams reset, ${(id - 1) / 2} opened`);
-      assert.ok(resets >= 150 && resets <= 400, `${resets} resets before the GOAWAY`);
-      c.sock.destroy();
+    async run({ ca, M }) {
+      // A gateway with the default concurrency: with 2, most streams would be refused (not
+      // charged) rather than reset for their error.
+      await withGateway({ ca, M }, async (gw) => {
+        const c = await rawH2(gw, ca);
+        await c.write(Buffer.concat([PREFACE, settings()]));
+        const block = hpack(requestFields(gw, { method: 'POST', path: '/v1/chat/completions', headers: [['content-type', 'application/json'], ['content-length', '2']] }));
+        let id = 1;
+        for (let round = 0; round < 20 && !c.goaway() && !c.sock.destroyed; round++) {
+          const burst = [];
+          // Three bytes of DATA against a content-length of 2: nghttp2 resets the stream.
+          for (let i = 0; i < 50; i++, id += 2) burst.push(frame(T.HEADERS, F.END_HEADERS, id, block), frame(T.DATA, 0, id, Buffer.from('{}x')));
+          await c.write(Buffer.concat(burst));
+        }
+        await waitFor(() => c.goaway() || c.sock.destroyed, { what: 'a GOAWAY', timeout: 5000 }).catch(() => {});
+        const codes = c.frames.filter((f) => f.type === T.RST_STREAM).map((f) => f.payload.readUInt32BE(0));
+        assert.ok(codes.every((k) => k === PROTOCOL_ERROR), [...new Set(codes)].join());
+        const resets = codes.length;
+        assert.equal(goawayCode(c.goaway()), ENHANCE_YOUR_CALM, `${resets} streams reset, ${(id - 1) / 2} opened`);
+        assert.ok(resets >= 150 && resets <= 400, `${resets} resets before the GOAWAY`);
+        c.sock.destroy();
+      });
     },
   },
   {
