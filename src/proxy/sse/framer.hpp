@@ -59,6 +59,7 @@ struct event {
 inline bool is_comment(const event& ev) {
   if (ev.has_data || !ev.type.empty()) return false;
   std::string_view r = ev.raw;
+  if (r.starts_with("\xEF\xBB\xBF")) r.remove_prefix(3);  // the stream's BOM, kept in raw
   for (std::size_t i = 0; i < r.size(); ++i) {
     bool line_start = i == 0 || r[i - 1] == '\n' || r[i - 1] == '\r';
     if (line_start && r[i] == ':') return true;

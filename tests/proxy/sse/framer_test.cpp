@@ -189,6 +189,16 @@ TEST(framer, UnterminatedFinalEventDeliveredByFinish) {
   EXPECT_EQ(after, 0);
 }
 
+// is_comment: what a translated stream turns into its client's keep-alive.
+TEST(framer, IsCommentOnCommentOnlyEvents) {
+  std::vector<bool> got;
+  framer f;
+  auto note = [&](const event& ev) { got.push_back(is_comment(ev)); };
+  // The first comment follows the stream's BOM (kept in raw, skipped for the fields).
+  f.feed("\xEF\xBB\xBF: ping\n\n: a\nretry: 5\n\ndata: x\n\n: c\ndata: y\n\nevent: e\n\n", note);
+  EXPECT_EQ(got, (std::vector<bool>{true, true, false, false, false}));
+}
+
 TEST(framer, MixedEndingsBomAndNul) {
   const auto ev = test::meaningful(whole(test::mixed_endings_stream()));
   ASSERT_EQ(ev.size(), 5u);
