@@ -1,7 +1,8 @@
 // Anthropic stream translation in both directions (src/dialect/anthropic: stream_out.cpp,
 // stream_in.cpp) behind the SSE framer, fed in fuzzer-chosen splits, as the gateway would run them.
 // Invariants: never crash; a split run writes exactly what a one-shot run writes; the output is
-// whole SSE events whose data is valid JSON (or [DONE], last, outbound only); outbound events have
+// whole SSE events whose data is valid JSON (or [DONE], last, outbound only) or keep-alive comments
+// (": ping"); outbound events have
 // no event name, inbound events are named after their data's "type"; nothing is written after a
 // terminal event and at most one event is terminal.
 #include <boost/json.hpp>
@@ -23,6 +24,13 @@ std::string run(T& t, const ob::fuzz::split_input& in, bool split, bool inbound)
   bool over = false;
   auto on = [&](const sse::event& ev) {
     std::size_t before = out.size();
+    // As the gateway's codecs (codec.cpp outbound, client.cpp inbound): an event without data
+    // (inbound), or without data and name (outbound), is no event; a comment is a keep-alive.
+    if (!ev.has_data && (inbound || ev.type.empty())) {
+      if (sse::is_comment(ev)) t.keep_alive(out);
+      if (over) OB_FUZZ_CHECK(out.size() == before);
+      return;
+    }
     event_result r = t.on_event(ev.type, ev.data, out);
     if (over) OB_FUZZ_CHECK(out.size() == before && !r.terminal);
     if (r.terminal) over = true;
@@ -39,7 +47,6 @@ std::string run(T& t, const ob::fuzz::split_input& in, bool split, bool inbound)
     event_result r = t.finish(out);
     if (over) OB_FUZZ_CHECK(out.size() == before && !r.terminal);
   }
-  (void)inbound;
   return out;
 }
 
@@ -49,6 +56,12 @@ void check_output(const std::string& out, bool inbound) {
   bool done = false;
   auto on = [&](const sse::event& ev) {
     OB_FUZZ_CHECK(!done);
+    // A provider's keep-alive, relayed as a comment (a ping event, inbound after
+    // message_start, is checked as data below).
+    if (sse::is_comment(ev)) {
+      OB_FUZZ_CHECK(ev.raw == ": ping\n\n");
+      return;
+    }
     OB_FUZZ_CHECK(ev.has_data);
     if (!inbound && ev.data == "[DONE]") {
       done = true;
