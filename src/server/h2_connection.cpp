@@ -351,12 +351,14 @@ int h2_connection::on_frame_send(nghttp2_session* s, const nghttp2_frame* f, voi
     // content-length, say) ends the stream, and its upstream request, as the client's own reset
     // would: it spends the same budget, or a client provokes resets to get around it
     // ("MadeYouReset", CVE-2025-8671). The gateway's own resets (a broken upstream answer:
-    // INTERNAL_ERROR; a shut window: CANCEL; stop sending: NO_ERROR) do not, nor do streams
-    // refused over the concurrency limit (REFUSED_STREAM: never started, so nothing upstream
-    // to spare; a client may open them before it has our SETTINGS).
+    // INTERNAL_ERROR; a shut window: CANCEL; stop sending: NO_ERROR) do not. Streams refused
+    // over the concurrency limit (REFUSED_STREAM) do: they cost no upstream work, but nghttp2
+    // refuses them only until the client acknowledges our SETTINGS, which nothing makes it
+    // do, and each queues a reset; a client keeping within the limit it was told is never
+    // refused, and the budget (200) is above the default limit (100).
     auto code = f->rst_stream.error_code;
     if (code != NGHTTP2_NO_ERROR && code != NGHTTP2_INTERNAL_ERROR && code != NGHTTP2_CANCEL &&
-        code != NGHTTP2_REFUSED_STREAM && !c->resets_.spend(clock_type::now())) {
+        !c->resets_.spend(clock_type::now())) {
       log_debug("HTTP/2: reset budget spent on the client's stream errors, GOAWAY");
       nghttp2_session_terminate_session(s, NGHTTP2_ENHANCE_YOUR_CALM);
     }
