@@ -258,7 +258,9 @@ std::optional<base_url> parse_base_url(std::string_view base, std::string* error
   // Checked on the whole rest, not the authority alone: "bob:pa/ss@host" is a password with a
   // slash, and parsing "bob:pa" as host and port would echo part of it in the error.
   if (rest.find('@') != std::string_view::npos)
-    return fail("must not contain user info (put the credential in \"key\")");
+    return fail(
+        "must not contain user info (put the credential in \"key\"; an @ in the path is "
+        "written %40)");
   if (rest.find_first_of("?#") != std::string_view::npos)
     return fail("must not contain a query or fragment");
   auto slash = rest.find('/');

@@ -110,7 +110,13 @@ TEST(BaseUrl, UserInfoIsMaskedInEveryError) {
   }
   std::string err;
   EXPECT_FALSE(parse_base_url("https://user:pw@h/v1", &err));
-  EXPECT_EQ(err, R"("https://***@h/v1" must not contain user info (put the credential in "key"))");
+  EXPECT_EQ(
+      err,
+      R"("https://***@h/v1" must not contain user info (put the credential in "key"; an @ in the path is written %40))");
+  // An @ in a path cannot be told from a password with a slash: it is written %40.
+  auto url = parse_base_url("https://h:8080/models/m%40v1", &err);
+  ASSERT_TRUE(url);
+  EXPECT_EQ(url->path_prefix, "/models/m%40v1");
 }
 
 TEST(BaseUrl, ErrorNamesTheProviderPath) {
