@@ -150,6 +150,11 @@ void worker::serve(proxy::client_stream stream) {
 }
 
 asio::awaitable<void> worker::accept_loop(tcp::acceptor& acceptor, bool tls) {
+  // Clients wait in the backlog until this worker's first Redis connection is made (or its
+  // attempt has failed): accepted before, a request would find Redis "unreachable" (503 with
+  // on_failure "deny", counted apart from the other instances with "local") only because
+  // the gateway had just started.
+  if (state_) co_await state_->first_attempt();
   asio::steady_timer backoff(*ioc_);
   std::uint64_t failures = 0;  // in a row; logged when they start and when they end
   for (;;) {

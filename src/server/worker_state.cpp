@@ -34,6 +34,10 @@ void worker_state::start() {
   if (client_) client_->start();
 }
 
+boost::asio::awaitable<void> worker_state::first_attempt() {
+  if (auto c = client_) co_await c->first_attempt();  // (c keeps the client while it waits)
+}
+
 void worker_state::stop(std::function<void()> done) {
   if (current_) current_->stop();
   for (auto& b : retired_) b->stop();

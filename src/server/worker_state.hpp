@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 
 #include "config/schema.hpp"
 #include "proxy/context.hpp"
@@ -28,6 +29,9 @@ class worker_state final : public proxy::state_hooks {
   worker_state(boost::asio::any_io_executor ex, const config::state_config& cfg,
                state::ledger* ledger);
   void start();  // on the worker's thread: connects to Redis
+  // Completes once the first Redis connection is made or its attempt failed (at most the
+  // client's connect timeout after start()); at once without Redis.
+  boost::asio::awaitable<void> first_attempt();
   // On the worker's thread: stops every backend and the client; `done` runs once the Redis
   // connection has sent what was queued and closed (at most state.timeout later).
   void stop(std::function<void()> done = {});

@@ -123,6 +123,7 @@ client::client(asio::any_io_executor ex, client_options options)
       socket_(ex),
       timer_(ex),
       backoff_(ex),
+      first_attempt_(ex),
       stuck_after_(std::max<millis>(millis{1000}, opt_.timeout * 20)),
       node_host_(opt_.address.host),
       node_port_(opt_.address.port),
@@ -145,6 +146,7 @@ client::~client() {
 void client::start() {
   if (started_) return;
   started_ = true;
+  first_attempt_.expires_after(opt_.connect_timeout);
   asio::co_spawn(
       ex_, [self = shared_from_this()] { return self->run(); }, asio::detached);
 }
@@ -157,6 +159,7 @@ void client::stop(std::function<void()> closed) {
   stopped_ = true;
   closed_ = std::move(closed);
   backoff_.cancel();
+  first_attempt_.expires_at({});  // nobody waits for a connection any more
   // Whoever waits for a reply gets errc::stopped now; the commands themselves still go out.
   for (std::size_t i = expired_; i < inflight_.count; ++i) {
     entry& e = inflight_.at(i);

@@ -175,6 +175,11 @@ class client : public std::enable_shared_from_this<client> {
   void add_script(const script* s) { scripts_.push_back(s); }
 
   void start();  // begins connecting (in the background, with backoff)
+  // Completes once the first connection attempt after start() has ended, made or failed, or
+  // connect_timeout after start() if it has not by then (a slow name lookup); at once after
+  // that, after stop(), or before start(). What a worker awaits before it accepts clients:
+  // a request must not find Redis unreachable only because the gateway has just started.
+  asio::awaitable<void> first_attempt();
   // Closes for good: takes no more commands; in-flight handlers get errc::stopped at once, but
   // the commands already queued are still written and their replies read (at most `timeout`)
   // before the connection closes; then `closed` is called (posted on the executor).
@@ -299,6 +304,8 @@ class client : public std::enable_shared_from_this<client> {
   asio::ip::tcp::socket socket_;
   asio::steady_timer timer_;    // command timeouts
   asio::steady_timer backoff_;  // reconnect waits
+  asio::steady_timer first_attempt_;  // first_attempt()'s waiters; expired once it is over
+  bool attempted_ = false;            // the first connection attempt has ended
   redisReader* reader_ = nullptr;
   std::vector<const script*> scripts_;
   std::string out_;      // commands not yet handed to the socket

@@ -29,6 +29,10 @@ asio::awaitable<void> client::run() {
   // Stopped, the loop goes on while closing_: to deliver what waits for a redirection.
   while (!stopped_ || closing_) {
     bool connected = co_await connect_once();
+    if (!attempted_) {  // first_attempt()'s waiters go on (a time in the past: later ones too)
+      attempted_ = true;
+      first_attempt_.expires_at({});
+    }
     if (!connected) {
       moving_ = false;  // commands fail (or fall back) until a connection is made
       if (stopped_) {
@@ -80,6 +84,11 @@ asio::awaitable<void> client::run() {
     backoff_.expires_after(opt_.backoff_min);
     co_await backoff_.async_wait(use_tuple);
   }
+}
+
+asio::awaitable<void> client::first_attempt() {
+  if (!started_ || attempted_ || stopped_) co_return;
+  co_await first_attempt_.async_wait(use_tuple);  // ended by the attempt, stop() or the bound
 }
 
 asio::awaitable<bool> client::connect_once() {

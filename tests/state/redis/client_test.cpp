@@ -95,6 +95,56 @@ TEST_F(RedisClient, PipelinedRepliesComeBackInOrder) {
   c->stop();
 }
 
+// What a worker awaits before it accepts clients (server/worker.cpp): once it completes, a
+// reachable server is connected (commands go out), an unreachable one has been tried.
+asio::awaitable<bool> connected_after_first_attempt(std::shared_ptr<client> c) {
+  co_await c->first_attempt();
+  co_return c->connected();
+}
+
+TEST_F(RedisClient, FirstAttemptEndsWithTheConnectionMade) {
+  ASSERT_TRUE(server.start());
+  auto c = make(server.url());
+  c->start();
+  EXPECT_FALSE(c->connected());  // nothing has run yet
+  auto seen = test::await(io, connected_after_first_attempt(c));
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_TRUE(*seen);
+  EXPECT_EQ(c->connections_made(), 1u);
+  EXPECT_EQ(str(cmd(*c, {"ECHO", "first"})), "first");
+  c->stop();
+}
+
+TEST_F(RedisClient, FirstAttemptEndsWhenTheServerRefuses) {
+  // A port nobody listens on (the server is never started): refused at once.
+  auto c = make(server.url());
+  c->start();
+  auto seen = test::await(io, connected_after_first_attempt(c));
+  ASSERT_TRUE(seen.has_value());
+  EXPECT_FALSE(*seen);
+  EXPECT_EQ(c->connect_attempts(), 1u);  // resumed by the attempt, not by the backoff's retry
+  EXPECT_EQ(cmd(*c, {"PING"}).error, errc::not_connected);
+  // Later waiters do not wait for the retries.
+  auto again = test::await(io, connected_after_first_attempt(c));
+  ASSERT_TRUE(again.has_value());
+  EXPECT_EQ(c->connect_attempts(), 1u);
+  c->stop();
+}
+
+TEST_F(RedisClient, FirstAttemptIsNothingToWaitForBeforeStartOrAfterStop) {
+  auto idle = make(server.url());
+  auto before = test::await(io, connected_after_first_attempt(idle));
+  ASSERT_TRUE(before.has_value());
+  EXPECT_FALSE(*before);
+  ASSERT_TRUE(server.start());
+  auto c = make(server.url());
+  c->start();
+  c->stop();  // before its first attempt has even begun
+  auto after = test::await(io, connected_after_first_attempt(c));
+  ASSERT_TRUE(after.has_value());
+  EXPECT_FALSE(*after);
+}
+
 TEST_F(RedisClient, TimeoutFailsAtOnceAndTheNextCommandGetsItsOwnReply) {
   ASSERT_TRUE(server.start());
   auto c = make(server.url(), 50ms);
