@@ -758,7 +758,9 @@ void h2_stream::take(std::string_view bytes) {
 void h2_stream::drained(std::size_t n) {
   auto head = std::min(n, head_left);
   head_left -= head;
-  n -= head;
+  // Never more than the pipe holds: drop_body gives back (and zeroes) what is in the pipe, so
+  // a drain after it has nothing left to give back.
+  n = std::min(n - head, in_pipe);
   if (!n) return;
   in_pipe -= n;
   conn.consume(id, n);
