@@ -9,18 +9,29 @@ namespace ob::limits {
 
 using civil::floor_div;
 
+namespace {
+// Rounded up, for a positive wait in us shown in ms.
+std::int64_t us_to_ms_up(std::int64_t us) {
+  return us <= 0 ? 0 : (us + us_per_ms - 1) / us_per_ms;
+}
+// Far beyond any period (about 70,000 years), so that tat + tolerance cannot overflow.
+constexpr std::int64_t max_tolerance = std::int64_t{1} << 61;
+}  // namespace
+
 gcra_params make_gcra(std::uint64_t limit, std::int64_t period_ms, std::uint64_t burst) {
   gcra_params p;
   p.limit = limit;
   auto l = static_cast<std::int64_t>(std::max<std::uint64_t>(limit, 1));
-  p.interval = std::max<std::int64_t>(1, (period_ms + l - 1) / l);
+  const std::int64_t period = period_ms * us_per_ms;
+  p.interval = std::max<std::int64_t>(1, (period + l - 1) / l);
   auto b = static_cast<std::int64_t>(burst ? burst : std::max<std::uint64_t>(limit, 1));
-  p.tolerance = (b - 1) * p.interval;
+  p.tolerance = b - 1 > max_tolerance / p.interval ? max_tolerance : (b - 1) * p.interval;
   return p;
 }
 
-gcra_result gcra_check(const gcra_params& p, std::int64_t tat, epoch_ms now) {
+gcra_result gcra_check(const gcra_params& p, std::int64_t tat, epoch_ms now_ms) {
   gcra_result r;
+  const std::int64_t now = now_ms * us_per_ms;
   std::int64_t t = std::max(tat, now);
   std::int64_t new_tat = t + p.interval;
   std::int64_t window = p.tolerance + p.interval;
@@ -28,15 +39,28 @@ gcra_result gcra_check(const gcra_params& p, std::int64_t tat, epoch_ms now) {
     r.allowed = true;
     r.tat = new_tat;
     r.remaining = std::max<std::int64_t>(0, (window - (new_tat - now)) / p.interval);
-    r.reset = std::max<std::int64_t>(0, new_tat - now);
+    r.reset = us_to_ms_up(new_tat - now);
     return r;
   }
-  r.retry_after = std::max<std::int64_t>(1, (new_tat - window) - now);
+  r.retry_after = std::max<std::int64_t>(1, us_to_ms_up((new_tat - window) - now));
   r.tat = tat;
-  std::int64_t cur = std::max(tat, now);
   r.remaining = 0;
-  r.reset = std::max<std::int64_t>(0, cur - now);
+  r.reset = us_to_ms_up(t - now);
   return r;
+}
+
+std::int64_t gcra_remaining(const gcra_params& p, std::int64_t tat, epoch_ms now_ms) {
+  const std::int64_t now = now_ms * us_per_ms;
+  return std::max<std::int64_t>(
+      0, (p.tolerance + p.interval - (std::max(tat, now) - now)) / p.interval);
+}
+
+std::int64_t gcra_rescale(const gcra_params& p, std::int64_t tat, std::int64_t was,
+                          epoch_ms now_ms) {
+  const std::int64_t now = now_ms * us_per_ms;
+  if (was == 0 || was == p.interval || tat <= now) return tat;
+  // (tat - now) * interval can pass int64 (a day's burst of a limit of one a day, in us).
+  return now + static_cast<std::int64_t>(static_cast<__int128>(tat - now) * p.interval / was);
 }
 
 void bucket_refill(const bucket_params& p, token_bucket& b, epoch_ms now) {

@@ -16,10 +16,16 @@ inline constexpr std::int64_t minute_ms = 60'000;
 inline constexpr std::int64_t day_ms = 86'400'000;
 
 // ---- GCRA (rpm, rpd) --------------------------------------------------------------------------
+// Its times (the interval, the tolerance, the theoretical arrival time `tat`) are microseconds:
+// in whole milliseconds the interval of a limit that does not divide its period rounded up,
+// and the sustained rate fell short of the limit (rpm 7,000: 6,666 a minute; rpm 40,000:
+// 30,000; every rpm above 60,000: 60,000). Waits and resets are given in milliseconds.
+
+inline constexpr std::int64_t us_per_ms = 1000;
 
 struct gcra_params {
-  std::int64_t interval = 1;   // I = ceil(period / limit), >= 1
-  std::int64_t tolerance = 0;  // tau = (burst - 1) * I
+  std::int64_t interval = 1;   // I = ceil(period / limit) in us, >= 1
+  std::int64_t tolerance = 0;  // tau = (burst - 1) * I (capped far beyond any period)
   std::uint64_t limit = 0;
 };
 
@@ -27,14 +33,19 @@ gcra_params make_gcra(std::uint64_t limit, std::int64_t period_ms, std::uint64_t
 
 struct gcra_result {
   bool allowed = false;
-  std::int64_t tat = 0;          // the state to store when allowed
+  std::int64_t tat = 0;          // the state to store when allowed (epoch us)
   std::int64_t retry_after = 0;  // refused: ms until this request would pass (> 0)
   std::int64_t remaining = 0;    // requests left after this one (>= 0)
   std::int64_t reset = 0;        // ms until the limit is back to its initial state
 };
 
-// `tat` 0 = no state (absent).
+// `tat` (epoch us) 0 = no state (absent).
 gcra_result gcra_check(const gcra_params& p, std::int64_t tat, epoch_ms now);
+// The requests a burst could take at `now` (what gcra_check would leave after one, plus one).
+std::int64_t gcra_remaining(const gcra_params& p, std::int64_t tat, epoch_ms now);
+// A state `tat` kept with interval `was` under a limit whose interval is now p.interval: the
+// number of requests counted is kept, not the time they stand for.
+std::int64_t gcra_rescale(const gcra_params& p, std::int64_t tat, std::int64_t was, epoch_ms now);
 
 // ---- token bucket (tpm, tpd) ------------------------------------------------------------------
 

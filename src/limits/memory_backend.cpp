@@ -282,13 +282,11 @@ key_usage memory_backend::peek(const key_demand& k, epoch_ms now) const {
   std::lock_guard lock(s.mu);
   if (l.rpm) {
     auto p = make_gcra(l.rpm, minute_ms, l.burst);
-    u.rpm_remaining = std::max<std::int64_t>(
-        0, (p.tolerance + p.interval - (std::max(s.rpm.at(p, now), now) - now)) / p.interval);
+    u.rpm_remaining = gcra_remaining(p, s.rpm.at(p, now), now);
   }
   if (l.rpd) {
     auto p = make_gcra(l.rpd, day_ms, l.burst);
-    u.rpd_remaining = std::max<std::int64_t>(
-        0, (p.tolerance + p.interval - (std::max(s.rpd.at(p, now), now) - now)) / p.interval);
+    u.rpd_remaining = gcra_remaining(p, s.rpd.at(p, now), now);
   }
   if (l.tpm) {
     auto b = s.tpm;

@@ -18,10 +18,9 @@ namespace ob::limits {
 // A GCRA state with the interval it was computed with: a reload that changes the limit keeps
 // the number of requests already counted, not the time they stand for.
 struct gcra_state {
-  std::int64_t tat = 0, interval = 0;
+  std::int64_t tat = 0, interval = 0;  // us
   std::int64_t at(const gcra_params& p, epoch_ms now) const {
-    if (interval == 0 || interval == p.interval || tat <= now) return tat;
-    return now + (tat - now) * p.interval / interval;
+    return gcra_rescale(p, tat, interval, now);
   }
   void store(const gcra_params& p, std::int64_t new_tat) {
     tat = new_tat;

@@ -15,16 +15,49 @@ constexpr epoch_ms ms(std::int64_t s) {
   return s * 1000;
 }
 
-TEST(Gcra, ParamsFollowTheSpec) {
+TEST(Gcra, ParamsFollowTheSpec) {  // in microseconds
   auto p = make_gcra(5, minute_ms, 0);
-  EXPECT_EQ(p.interval, 12'000);
-  EXPECT_EQ(p.tolerance, 4 * 12'000);
-  auto q = make_gcra(7, minute_ms, 0);  // 60000/7 = 8571.43 -> rounded up
-  EXPECT_EQ(q.interval, 8572);
-  auto r = make_gcra(1'000'000, minute_ms, 0);  // interval never below 1 ms
-  EXPECT_EQ(r.interval, 1);
+  EXPECT_EQ(p.interval, 12'000'000);
+  EXPECT_EQ(p.tolerance, 4 * 12'000'000);
+  auto q = make_gcra(7, minute_ms, 0);  // 60,000,000 / 7 = 8,571,428.57 us -> rounded up
+  EXPECT_EQ(q.interval, 8'571'429);
+  auto r = make_gcra(1'000'000, minute_ms, 0);
+  EXPECT_EQ(r.interval, 60);
+  auto tiny = make_gcra(1'000'000'000'000, minute_ms, 0);  // never below 1 us
+  EXPECT_EQ(tiny.interval, 1);
   auto b = make_gcra(60, minute_ms, 10);
-  EXPECT_EQ(b.tolerance, 9 * 1000);
+  EXPECT_EQ(b.tolerance, 9 * 1'000'000);
+  // A burst far beyond the limit cannot overflow the window.
+  auto huge = make_gcra(1, day_ms, 1'000'000'000'000);
+  EXPECT_GT(huge.tolerance, 0);
+  auto h = gcra_check(huge, 0, t0);
+  EXPECT_TRUE(h.allowed);
+  EXPECT_GT(h.remaining, 0);
+}
+
+// The sustained rate is the limit, also where the period is not a whole number of
+// milliseconds per request (with a millisecond interval, rpm 40,000 gave 30,000 a minute and
+// every rpm above 60,000 gave 60,000).
+TEST(Gcra, SustainedRateIsTheLimitWhateverTheInterval) {
+  constexpr std::uint64_t burst = 1000;
+  for (std::uint64_t rpm : {7'000ull, 40'000ull, 100'000ull, 250'000ull}) {
+    auto p = make_gcra(rpm, minute_ms, burst);
+    std::int64_t tat = 0;
+    std::uint64_t admitted = 0;
+    // Every ms of one minute (both ends), as many requests as pass.
+    for (epoch_ms now = t0; now <= t0 + minute_ms; ++now) {
+      for (;;) {
+        auto r = gcra_check(p, tat, now);
+        if (!r.allowed) break;
+        tat = r.tat;
+        ++admitted;
+      }
+    }
+    // The burst at once, then the limit over the minute (less one where the interval was
+    // rounded up to the next microsecond).
+    EXPECT_GE(admitted, rpm + burst - 1) << rpm;
+    EXPECT_LE(admitted, rpm + burst) << rpm;
+  }
 }
 
 TEST(Gcra, FiveThenRefusedWithRetryAfterAndHeaders) {
@@ -66,7 +99,7 @@ TEST(Gcra, BurstSmallerThanLimitSpacesRequests) {
 
 TEST(Gcra, IdleStateIsLikeNew) {
   auto p = make_gcra(5, minute_ms, 0);
-  std::int64_t tat = t0 + 60'000;  // full at t0
+  std::int64_t tat = (t0 + 60'000) * us_per_ms;  // full at t0
   auto r = gcra_check(p, tat, t0 + 10 * 60'000);
   EXPECT_TRUE(r.allowed);
   EXPECT_EQ(r.remaining, 4);

@@ -464,6 +464,32 @@ TEST_F(RedisBackend, AReloadThatChangesRpmKeepsTheRequestsCountedNotTheirTime) {
   limits::key_demand old{0, "old", {.rpm = 2}, {}};
   d.key = &old;
   EXPECT_EQ(admit(d).kind, refusal::rpm);
+  // "<tat>:<interval>" in milliseconds, as an older gateway writes it: read as such.
+  server.command({"SET", "ob:{k:ms}:rpm", std::to_string(now + 60'000) + ":30000"});
+  limits::key_demand ms{0, "ms", {.rpm = 2}, {}};
+  d.key = &ms;
+  auto legacy = admit(d);
+  EXPECT_EQ(legacy.kind, refusal::rpm);
+  EXPECT_EQ(legacy.retry_after_ms, 30'000);
+}
+
+TEST_F(RedisBackend, GcraStateIsMicrosecondsAndTheSustainedRateIsTheLimit) {
+  connect();
+  // rpm 40,000: one request every 1.5 ms. In whole milliseconds the interval was 2 ms (30,000
+  // a minute). With a burst of 10, 300 ms of the test clock (as many requests as pass each
+  // ms) admit (300 ms + 9 intervals) / 1.5 ms + 1 = 210; with the 2 ms interval, 160.
+  limits::key_demand k{0, "fast", {.rpm = 40'000, .burst = 10}, {}};
+  auto d = demand_for(&k);
+  const auto start = now;
+  ASSERT_TRUE(admit(d).ok());
+  const std::string state = std::to_string(start * 1000 + 1500) + ":1500:u";
+  EXPECT_EQ(get("ob:{k:fast}:rpm"), "$" + std::to_string(state.size()) + "\r\n" + state + "\r\n");
+  int admitted = 1;
+  for (int ms = 1; ms <= 300; ++ms) {
+    now = start + ms;
+    while (admit(d).ok()) ++admitted;
+  }
+  EXPECT_EQ(admitted, 210);
 }
 
 }  // namespace

@@ -32,6 +32,7 @@ if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
 end
+local now_us = now * 1000  -- GCRA times are microseconds (limits/algorithms.hpp)
 local lease = ARGV[2]
 local lease_ttl = tonumber(ARGV[3])
 local period_override = tonumber(ARGV[4])
@@ -84,34 +85,49 @@ local function period_bounds(kind, t)
   return days_from_civil(y, m, 1) * DAY, days_from_civil(ny, nm, 1) * DAY
 end
 
--- The GCRA state "<tat>:<interval>" (a bare "<tat>" from an older gateway: no interval). A
--- reload that changed the limit keeps the number of requests counted, not the time they stand
--- for: the time still ahead is rescaled to the new interval (the in-memory gcra_state::at).
+-- The GCRA state "<tat>:<interval>:u", in microseconds; "<tat>:<interval>" is milliseconds (an
+-- older gateway, read as such), a bare "<tat>" older still (no interval). An older gateway
+-- reads this one's state as absent. A reload that changed the limit keeps the number of
+-- requests counted, not the time they stand for: the time still ahead is rescaled to the new
+-- interval (limits::gcra_rescale).
 local function gcra_tat(key, I)
   local v = redis.call('GET', key)
   if not v then return 0 end
-  local tat, was = string.match(v, '^(%-?%d+):(%d+)$')
-  if not tat then return tonumber(v) or 0 end
-  tat, was = tonumber(tat), tonumber(was)
-  if was > 0 and was ~= I and tat > now then tat = now + floor((tat - now) * I / was) end
+  local tat, was = string.match(v, '^(%-?%d+):(%d+):u$')
+  if tat then
+    tat, was = tonumber(tat), tonumber(was)
+  else
+    tat, was = string.match(v, '^(%-?%d+):(%d+)$')
+    if not tat then return (tonumber(v) or 0) * 1000 end
+    tat, was = tonumber(tat) * 1000, tonumber(was) * 1000
+  end
+  if was > 0 and was ~= I and tat > now_us then tat = now_us + floor((tat - now_us) * I / was) end
   return tat
 end
 
--- GCRA: {ok, tat to store, retry_after, limit, remaining, reset, interval}.
+-- A wait in microseconds, in milliseconds rounded up.
+local function ms_up(us)
+  if us <= 0 then return 0 end
+  return ceil(us / 1000)
+end
+
+-- GCRA, times in microseconds (period in ms): {ok, tat to store, retry_after ms, limit,
+-- remaining, reset ms, interval}.
 local function gcra(key, limit, burst, period)
-  local I = ceil(period / limit)
+  local I = ceil(period * 1000 / limit)
   if I < 1 then I = 1 end
   local b = burst > 0 and burst or limit
-  local window = (b - 1) * I + I
+  -- (b - 1) * I capped at 2^61 us (about 70,000 years), as limits::make_gcra does.
+  local window = math.min((b - 1) * I, 2305843009213693952) + I
   local tat = gcra_tat(key, I)
-  local t = tat > now and tat or now
+  local t = tat > now_us and tat or now_us
   local new_tat = t + I
-  if new_tat - now <= window then
-    return {true, new_tat, 0, limit, math.max(0, floor((window - (new_tat - now)) / I)),
-            new_tat - now, I}
+  if new_tat - now_us <= window then
+    return {true, new_tat, 0, limit, math.max(0, floor((window - (new_tat - now_us)) / I)),
+            ms_up(new_tat - now_us), I}
   end
-  return {false, tat, math.max(1, new_tat - window - now), limit,
-          math.max(0, floor((window - (t - now)) / I)), t - now}
+  return {false, tat, math.max(1, ms_up(new_tat - window - now_us)), limit,
+          math.max(0, floor((window - (t - now_us)) / I)), ms_up(t - now_us)}
 end
 
 -- Token bucket: {ok, level to store, retry_after, limit, remaining, reset}.
@@ -244,7 +260,7 @@ end
 for _, w in ipairs(writes) do
   local kind, key = w[1], w[2]
   if kind == 'tat' then
-    redis.call('SET', key, string.format('%d:%d', w[3], w[4]), 'PX', math.max(1, w[3] - now))
+    redis.call('SET', key, string.format('%d:%d:u', w[3], w[4]), 'PX', math.max(1, ms_up(w[3] - now_us)))
   elseif kind == 'bucket' then
     redis.call('HSET', key, 'level', w[3], 'ts', now)
     redis.call('PEXPIRE', key, w[4] + 1000)

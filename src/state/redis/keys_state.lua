@@ -15,6 +15,7 @@ if now == 0 then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
 end
+local now_us = now * 1000  -- GCRA times are microseconds (admit.lua)
 local MINUTE, DAY = 60000, 86400000
 
 -- Howard Hinnant's civil calendar algorithms, as in admit.lua.
@@ -51,26 +52,32 @@ local function period_bounds(kind, t)
   return days_from_civil(y, m, 1) * DAY, days_from_civil(ny, nm, 1) * DAY
 end
 
--- GCRA: the requests a burst could take now (admit.lua's gcra_tat and window).
+-- GCRA: the requests a burst could take now (admit.lua's gcra_tat and window, in us).
 local function gcra_remaining(key, limit, burst, period)
   if limit <= 0 then return -1 end
-  local I = ceil(period / limit)
+  local I = ceil(period * 1000 / limit)
   if I < 1 then I = 1 end
   local b = burst > 0 and burst or limit
-  local window = b * I
+  -- (b - 1) * I capped at 2^61 us (about 70,000 years), as limits::make_gcra does.
+  local window = math.min((b - 1) * I, 2305843009213693952) + I
   local tat = 0
   local v = redis.call('GET', key)
   if v then
-    local t, was = string.match(v, '^(%-?%d+):(%d+)$')
-    if not t then
-      tat = tonumber(v) or 0
-    else
+    local t, was = string.match(v, '^(%-?%d+):(%d+):u$')
+    if t then
       tat, was = tonumber(t), tonumber(was)
-      if was > 0 and was ~= I and tat > now then tat = now + floor((tat - now) * I / was) end
+    else
+      t, was = string.match(v, '^(%-?%d+):(%d+)$')
+      if t then
+        tat, was = tonumber(t) * 1000, tonumber(was) * 1000
+      else
+        tat, was = (tonumber(v) or 0) * 1000, 0
+      end
     end
+    if was > 0 and was ~= I and tat > now_us then tat = now_us + floor((tat - now_us) * I / was) end
   end
-  local t = tat > now and tat or now
-  return math.max(0, floor((window - (t - now)) / I))
+  local t = tat > now_us and tat or now_us
+  return math.max(0, floor((window - (t - now_us)) / I))
 end
 
 -- Token bucket refilled to now: whole tokens left.
