@@ -302,8 +302,8 @@ class client : public std::enable_shared_from_this<client> {
   asio::any_io_executor ex_;
   client_options opt_;
   asio::ip::tcp::socket socket_;
-  asio::steady_timer timer_;    // command timeouts
-  asio::steady_timer backoff_;  // reconnect waits
+  asio::steady_timer timer_;          // command timeouts
+  asio::steady_timer backoff_;        // reconnect waits
   asio::steady_timer first_attempt_;  // first_attempt()'s waiters; expired once it is over
   bool attempted_ = false;            // the first connection attempt has ended
   redisReader* reader_ = nullptr;
