@@ -29,9 +29,9 @@ gcra_params make_gcra(std::uint64_t limit, std::int64_t period_ms, std::uint64_t
   return p;
 }
 
-gcra_result gcra_check(const gcra_params& p, std::int64_t tat, epoch_ms now_ms) {
+gcra_result gcra_check(const gcra_params& p, std::int64_t tat, epoch_us now_us) {
   gcra_result r;
-  const std::int64_t now = now_ms * us_per_ms;
+  const std::int64_t now = now_us.us;
   std::int64_t t = std::max(tat, now);
   std::int64_t new_tat = t + p.interval;
   std::int64_t window = p.tolerance + p.interval;
@@ -49,15 +49,15 @@ gcra_result gcra_check(const gcra_params& p, std::int64_t tat, epoch_ms now_ms) 
   return r;
 }
 
-std::int64_t gcra_remaining(const gcra_params& p, std::int64_t tat, epoch_ms now_ms) {
-  const std::int64_t now = now_ms * us_per_ms;
+std::int64_t gcra_remaining(const gcra_params& p, std::int64_t tat, epoch_us now_us) {
+  const std::int64_t now = now_us.us;
   return std::max<std::int64_t>(
       0, (p.tolerance + p.interval - (std::max(tat, now) - now)) / p.interval);
 }
 
 std::int64_t gcra_rescale(const gcra_params& p, std::int64_t tat, std::int64_t was,
-                          epoch_ms now_ms) {
-  const std::int64_t now = now_ms * us_per_ms;
+                          epoch_us now_us) {
+  const std::int64_t now = now_us.us;
   if (was == 0 || was == p.interval || tat <= now) return tat;
   // (tat - now) * interval can pass int64 (a day's burst of a limit of one a day, in us).
   return now + static_cast<std::int64_t>(static_cast<__int128>(tat - now) * p.interval / was);

@@ -39,13 +39,30 @@ struct gcra_result {
   std::int64_t reset = 0;        // ms until the limit is back to its initial state
 };
 
+// An instant in epoch microseconds: the clock of the checks below. With a clock in whole
+// milliseconds, requests could only be spaced in whole milliseconds: with a small burst, a
+// limit whose interval is not a whole number of ms admitted less than itself (rpm 40,000 with
+// burst 1: one per 2 ms when they come back to back, 30,000 a minute). A distinct type, so
+// that epoch milliseconds cannot be passed for it unconverted.
+struct epoch_us {
+  std::int64_t us = 0;
+  static constexpr epoch_us of_ms(epoch_ms ms) { return {ms * us_per_ms}; }
+};
+
 // `tat` (epoch us) 0 = no state (absent).
-gcra_result gcra_check(const gcra_params& p, std::int64_t tat, epoch_ms now);
+gcra_result gcra_check(const gcra_params& p, std::int64_t tat, epoch_us now);
 // The requests a burst could take at `now` (what gcra_check would leave after one, plus one).
-std::int64_t gcra_remaining(const gcra_params& p, std::int64_t tat, epoch_ms now);
+std::int64_t gcra_remaining(const gcra_params& p, std::int64_t tat, epoch_us now);
 // A state `tat` kept with interval `was` under a limit whose interval is now p.interval: the
 // number of requests counted is kept, not the time they stand for.
-std::int64_t gcra_rescale(const gcra_params& p, std::int64_t tat, std::int64_t was, epoch_ms now);
+std::int64_t gcra_rescale(const gcra_params& p, std::int64_t tat, std::int64_t was, epoch_us now);
+// The same at a whole millisecond.
+inline gcra_result gcra_check(const gcra_params& p, std::int64_t tat, epoch_ms now) {
+  return gcra_check(p, tat, epoch_us::of_ms(now));
+}
+inline std::int64_t gcra_remaining(const gcra_params& p, std::int64_t tat, epoch_ms now) {
+  return gcra_remaining(p, tat, epoch_us::of_ms(now));
+}
 
 // ---- token bucket (tpm, tpd) ------------------------------------------------------------------
 

@@ -79,6 +79,7 @@ struct demand {
   std::uint64_t input_tokens = 0;          // ceil(body bytes / 4)
   std::uint64_t output_tokens = 0;         // max_*tokens of the request, else default_output_tokens
   epoch_ms now = 0;                        // Redis uses its own TIME instead
+  std::int64_t now_us = 0;  // the same instant in epoch us, for rpm/rpd (0: now * 1000)
 };
 
 enum class refusal : std::uint8_t {

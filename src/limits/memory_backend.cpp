@@ -25,13 +25,13 @@ std::uint64_t budget_actual(const budget_spec& b, const reservation& r, const us
 
 // The checks of one target; commits into `s` only when `commit`.
 refusal check_target(const target_demand& t, target_state& s, std::uint64_t tokens, epoch_ms now,
-                     std::int64_t& retry_after, bool commit) {
+                     epoch_us now_us, std::int64_t& retry_after, bool commit) {
   const auto& l = t.limits;
   if (l.concurrency && s.inflight >= l.concurrency) return refusal::concurrency;
   gcra_result g;
   const auto gp = make_gcra(l.rpm, minute_ms, 0);
   if (l.rpm) {
-    g = gcra_check(gp, s.rpm.at(gp, now), now);
+    g = gcra_check(gp, s.rpm.at(gp, now_us), now_us);
     if (!g.allowed) {
       retry_after = g.retry_after;
       return refusal::rpm;
@@ -61,6 +61,12 @@ epoch_ms wall_now() {
       .count();
 }
 
+std::int64_t wall_now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::shared_ptr<key_state> state_registry::key(const std::string& name) {
   std::lock_guard lock(mu_);
   auto& w = keys_[name];
@@ -85,6 +91,7 @@ verdict memory_backend::decide(const demand& d) {
   verdict v;
   const std::uint64_t tokens = d.input_tokens + d.output_tokens;
   const epoch_ms now = d.now;
+  const epoch_us now_us{d.now_us ? d.now_us : now * us_per_ms};
   key_state* ks = d.key && d.key->index < keys_.size() ? keys_[d.key->index].get() : nullptr;
   std::unique_lock<std::mutex> key_lock;
   gcra_result rpm, rpd;
@@ -117,14 +124,14 @@ verdict memory_backend::decide(const demand& d) {
       v.retry_after_ms = after;
     };
     if (kl->rpm) {
-      rpm = gcra_check(rpm_p, ks->rpm.at(rpm_p, now), now);
+      rpm = gcra_check(rpm_p, ks->rpm.at(rpm_p, now_us), now_us);
       v.headers.limit_requests = static_cast<std::int64_t>(kl->rpm);
       v.headers.remaining_requests = rpm.remaining;
       v.headers.reset_requests_ms = rpm.reset;
       if (!rpm.allowed) refuse(refusal::rpm, rpm.retry_after);
     }
     if (v.ok() && kl->rpd) {
-      rpd = gcra_check(rpd_p, ks->rpd.at(rpd_p, now), now);
+      rpd = gcra_check(rpd_p, ks->rpd.at(rpd_p, now_us), now_us);
       if (!kl->rpm) {
         v.headers.limit_requests = static_cast<std::int64_t>(kl->rpd);
         v.headers.remaining_requests = rpd.remaining;
@@ -167,7 +174,7 @@ verdict memory_backend::decide(const demand& d) {
     }
     std::lock_guard tl(ts->mu);
     std::int64_t after = 1000;
-    if (check_target(t, *ts, tokens, now, after, true) == refusal::none) {
+    if (check_target(t, *ts, tokens, now, now_us, after, true) == refusal::none) {
       chosen = &t;
       v.target = static_cast<int>(i);
       break;
@@ -282,11 +289,11 @@ key_usage memory_backend::peek(const key_demand& k, epoch_ms now) const {
   std::lock_guard lock(s.mu);
   if (l.rpm) {
     auto p = make_gcra(l.rpm, minute_ms, l.burst);
-    u.rpm_remaining = gcra_remaining(p, s.rpm.at(p, now), now);
+    u.rpm_remaining = gcra_remaining(p, s.rpm.at(p, epoch_us::of_ms(now)), now);
   }
   if (l.rpd) {
     auto p = make_gcra(l.rpd, day_ms, l.burst);
-    u.rpd_remaining = gcra_remaining(p, s.rpd.at(p, now), now);
+    u.rpd_remaining = gcra_remaining(p, s.rpd.at(p, epoch_us::of_ms(now)), now);
   }
   if (l.tpm) {
     auto b = s.tpm;

@@ -19,7 +19,7 @@ namespace ob::limits {
 // the number of requests already counted, not the time they stand for.
 struct gcra_state {
   std::int64_t tat = 0, interval = 0;  // us
-  std::int64_t at(const gcra_params& p, epoch_ms now) const {
+  std::int64_t at(const gcra_params& p, epoch_us now) const {
     return gcra_rescale(p, tat, interval, now);
   }
   void store(const gcra_params& p, std::int64_t new_tat) {
@@ -92,5 +92,7 @@ class memory_backend final : public backend {
 
 // Wall clock, epoch milliseconds.
 epoch_ms wall_now();
+// The wall clock in epoch microseconds (demand::now_us).
+std::int64_t wall_now_us();
 
 }  // namespace ob::limits

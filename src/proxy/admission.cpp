@@ -10,6 +10,12 @@ namespace ob::proxy {
 
 namespace {
 
+// One clock read for both of a demand's clocks.
+void stamp(limits::demand& d) {
+  d.now_us = limits::wall_now_us();
+  d.now = d.now_us / limits::us_per_ms;
+}
+
 void append_number(std::string& out, std::int64_t v) {
   char buf[24];
   auto n = std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(v));
@@ -122,7 +128,7 @@ admission::result admission::admit_key(const std::shared_ptr<const snapshot>& sn
   demand_.key = &key.demand;
   demand_.input_tokens = input_est_;
   demand_.output_tokens = output_est_;
-  demand_.now = limits::wall_now();
+  stamp(demand_);
   snap_ = snap;
   pending_key_ = &key;
   auto v = backend_->admit_now(demand_);
@@ -171,7 +177,7 @@ admission::result admission::admit_target(const std::shared_ptr<const snapshot>&
   demand_.targets = {&t, 1};
   demand_.input_tokens = input_est_;
   demand_.output_tokens = output_est_;
-  demand_.now = limits::wall_now();
+  stamp(demand_);
   if (!snap_) snap_ = snap;
   pending_target_ = true;
   auto v = backend_->admit_now(demand_);

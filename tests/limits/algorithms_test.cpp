@@ -97,6 +97,28 @@ TEST(Gcra, BurstSmallerThanLimitSpacesRequests) {
   EXPECT_TRUE(gcra_check(p, a.tat, t0 + 1000).allowed);
 }
 
+// Requests spaced by the interval pass on a microsecond clock, also where the interval is not
+// a whole number of milliseconds (rpm 40,000: 1.5 ms) and there is no burst; a microsecond
+// early is refused. On a millisecond clock they could only be spaced in whole ms.
+TEST(Gcra, NoBurstSpacesRequestsInMicroseconds) {
+  auto p = make_gcra(40'000, minute_ms, 1);
+  ASSERT_EQ(p.interval, 1500);
+  const epoch_us start = epoch_us::of_ms(t0);
+  std::int64_t tat = 0;
+  int admitted = 0;
+  for (std::int64_t i = 0; i < 40'000; ++i) {  // one minute at the limit
+    auto r = gcra_check(p, tat, epoch_us{start.us + i * 1500});
+    if (!r.allowed) continue;
+    tat = r.tat;
+    ++admitted;
+  }
+  EXPECT_EQ(admitted, 40'000);
+  EXPECT_FALSE(gcra_check(p, tat, epoch_us{tat - 1}).allowed);
+  EXPECT_TRUE(gcra_check(p, tat, epoch_us{tat}).allowed);
+  EXPECT_EQ(gcra_remaining(p, tat, epoch_us{tat}), 1);
+  EXPECT_EQ(gcra_remaining(p, tat, epoch_us{tat - 1}), 0);
+}
+
 TEST(Gcra, IdleStateIsLikeNew) {
   auto p = make_gcra(5, minute_ms, 0);
   std::int64_t tat = (t0 + 60'000) * us_per_ms;  // full at t0

@@ -58,6 +58,29 @@ TEST(MemoryBackend, RpmExactWithHeaders) {
   EXPECT_FALSE(v.res.charged());
 }
 
+// A key's and a target's rpm run on the demand's microseconds: with no burst, requests 1.5 ms
+// apart all pass rpm 40,000, and one 1 us early is refused.
+TEST(MemoryBackend, RpmWithoutBurstOnTheMicrosecondClock) {
+  fixture f;
+  f.key.limits.rpm = 40'000;
+  f.key.limits.burst = 1;
+  f.ta.limits.rpm = 40'000;
+  const target_demand ts[] = {f.ta};
+  const std::int64_t us0 = start * us_per_ms;
+  for (std::int64_t i = 0; i < 100; ++i) {
+    auto d = f.make(1, 1, start + i * 1500 / 1000, ts);
+    d.now_us = us0 + i * 1500;
+    auto v = f.be.decide(d);
+    ASSERT_TRUE(v.ok()) << i;
+    f.be.settle_at(v.res, {1, 1}, d.now);
+  }
+  auto d = f.make(1, 1, start + 99 * 1500 / 1000 + 1, ts);
+  d.now_us = us0 + 100 * 1500 - 1;
+  EXPECT_EQ(f.be.decide(d).kind, refusal::rpm);
+  d.now_us += 1;
+  EXPECT_TRUE(f.be.decide(d).ok());
+}
+
 TEST(MemoryBackend, OrderStopsAtFirstRefusalWithoutCharging) {
   fixture f;
   f.key.limits = {.rpm = 10, .rpd = 0, .tpm = 100, .tpd = 0, .concurrency = 0, .burst = 0};

@@ -492,5 +492,20 @@ TEST_F(RedisBackend, GcraStateIsMicrosecondsAndTheSustainedRateIsTheLimit) {
   EXPECT_EQ(admitted, 210);
 }
 
+// On Redis's own clock (TIME) the GCRA keeps its microseconds: requests one after another,
+// each a round trip after the last, all pass a limit of one per microsecond with no burst. With
+// TIME cut to whole milliseconds every request after the first of its millisecond was refused.
+TEST_F(RedisBackend, GcraOnRedisTimeKeepsItsMicroseconds) {
+  state::redis_backend_options o;
+  const limits::epoch_ms redis_time = 0;  // the scripts' clock: TIME
+  o.test_clock = &redis_time;
+  connect(o);
+  limits::key_demand k{0, "paced", {.rpm = 60'000'000, .burst = 1}, {}};  // I = 1 us
+  auto d = demand_for(&k);
+  int refused = 0;
+  for (int i = 0; i < 50; ++i) refused += admit(d).kind == refusal::rpm ? 1 : 0;
+  EXPECT_EQ(refused, 0);
+}
+
 }  // namespace
 }  // namespace ob::state

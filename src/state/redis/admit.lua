@@ -28,11 +28,14 @@
 
 local floor, ceil = math.floor, math.ceil
 local now = tonumber(ARGV[1])
-if now == 0 then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
-end
 local now_us = now * 1000  -- GCRA times are microseconds (limits/algorithms.hpp)
+if now == 0 then
+  -- TIME's microseconds stay in now_us: a clock in whole ms spaced requests in whole ms
+  -- (rpm 40,000 with burst 1 admitted one per 2 ms when they came back to back).
+  local t = redis.call('TIME')
+  now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  now = floor(now_us / 1000)
+end
 local lease = ARGV[2]
 local lease_ttl = tonumber(ARGV[3])
 local period_override = tonumber(ARGV[4])
