@@ -167,11 +167,13 @@ bool admission::apply_key(const limits::verdict& v) {
 
 admission::result admission::admit_target(const std::shared_ptr<const snapshot>& snap,
                                           const limits::target_demand& t) {
-  if (!t.limits.any()) return result::admitted;
+  // The previous attempt's target is given back first, also when this one has no limits:
+  // held, it stayed full while another target served the request, and was charged its usage.
   if (target_held_) {
     backend_->release(target_res_);
     target_held_ = false;
   }
+  if (!t.limits.any()) return result::admitted;
   if (!key_held_) pick_backend(snap);
   demand_ = {};
   demand_.targets = {&t, 1};

@@ -95,6 +95,40 @@ TEST(Admission, TargetAtItsLimitIsRefusedThenFreedBySettlement) {
   b.finish(answered(1, 1));
 }
 
+// A failover from a limited target to one without limits gives the first one's reservation
+// back at once: it was held (and then charged the other target's usage) until the request
+// ended, so the target stayed "full" while another one served the request.
+TEST(Admission, FailoverToAnUnlimitedTargetReleasesThePreviousOne) {
+  snapshot_store store;
+  auto r = config::parse(
+      R"({"providers":[
+            {"group":"g","name":"a","base":"http://127.0.0.1:1","limits":{"concurrency":1,"tpm":100}},
+            {"group":"g","name":"b","base":"http://127.0.0.1:2"}],
+          "keys":[{"name":"free","token":"t"}]})");
+  ASSERT_TRUE(r.ok());
+  store.install(std::move(*r.cfg));
+  auto snap = store.load();
+  ASSERT_EQ(snap->keys.targets.size(), 2u);
+  const auto& limited = snap->keys.targets[0];
+  const auto& unlimited = snap->keys.targets[1];
+  ASSERT_TRUE(limited.limits.any());
+  ASSERT_FALSE(unlimited.limits.any());
+  admission a, b;
+  a.estimate(40, 40, 0);
+  ASSERT_EQ(a.admit_target(snap, limited), admission::result::admitted);
+  ASSERT_EQ(a.admit_target(snap, unlimited), admission::result::admitted);  // failover
+  // The limited target is free while `a` is served by the other one...
+  b.estimate(10, 10, 0);
+  ASSERT_EQ(b.admit_target(snap, limited), admission::result::admitted);
+  b.finish_release();
+  // ...and is not charged what the other one served: its 100 tokens are all there.
+  a.finish(answered(60, 40));
+  admission c;
+  c.estimate(200, 100, 0);  // 50 + 100 tokens: more than the bucket, passes only when it is full
+  EXPECT_EQ(c.admit_target(snap, limited), admission::result::admitted);
+  c.finish_release();
+}
+
 // A backend that always needs a round trip, deciding with the in-memory one.
 class remote_backend final : public limits::backend {
  public:
