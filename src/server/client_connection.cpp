@@ -341,8 +341,21 @@ asio::awaitable<client_connection::head_result> client_connection::read_head() {
   clock_type::time_point head_until{};
   // Head bytes the parser consumed so far (it takes the request line before the fields are
   // whole): the limit counts them too.
-  std::size_t parsed = 0;
+  std::size_t parsed = 0, empty_lines = 0;
   for (;;) {
+    if (in_.size() > 0 && parsed == empty_lines && !stream_.pipe()) {
+      // Empty lines before a request line are ignored (RFC 9112 section 2.2): a client may
+      // end a body with an extra CRLF. Beast would take them for a bad request line. They
+      // count towards the head's limit; until a request's first byte the wait is keep-alive.
+      std::string_view bytes(static_cast<const char*>(in_.data().data()), in_.size());
+      auto n = bytes.find_first_not_of("\r\n");
+      if (n == std::string_view::npos) n = bytes.size();
+      in_.consume(n);
+      parsed += n;
+      empty_lines += n;
+      if (parsed >= limit) co_return head_result::too_large;
+      if (in_.size() == 0) started = false;
+    }
     if (in_.size() > 0) {
       beast::error_code ec;
       auto used = parser_->put(in_.data(), ec);

@@ -146,6 +146,16 @@ describe('hostile HTTP from clients', { timeout: 300000 }, () => {
     });
   }
 
+  // RFC 9112 section 2.2: empty lines before a request line are ignored (a client may end a
+  // body with an extra CRLF); they were answered 400 and the connection closed.
+  test('empty lines before a request are ignored', T, async () => {
+    A.reset();
+    const req = rawRequest({ headers: [['Authorization', AUTH], ['Content-Type', 'application/json']], body: BODY });
+    const r = await rawExchange({ port: gw.port, pieces: '\r\n' + req + '\r\n' + req + '\r\n\n', timeout: 5000, closeAfterAnswers: 2 });
+    assert.deepEqual(r.answers.map((a) => a.status), [200, 200], r.raw.toString('latin1'));
+    assert.equal(recs().length, 2);
+  });
+
   for (const p of badPaths) {
     test(`path ${JSON.stringify(p)} -> 400, never forwarded`, T, async () => {
       A.reset();
