@@ -11,14 +11,15 @@
 namespace ob::proxy {
 
 enum class body_status {
-  more,         // bytes: the next piece
-  end,          // the body is complete (and, for a form, ends with its close delimiter)
-  timeout,      // timeouts.client_body or client_body_total ran out: 408
-  gone,         // the client closed or reset the connection: 499, nothing answered
-  too_large,    // a chunked body grew past limits.max_body_bytes: 413
-  bad_framing,  // broken chunked framing: 400
-  malformed,    // the form ended without its close delimiter: 400
-  shutdown,     // the shutdown grace ended while reading: 503
+  more,             // bytes: the next piece
+  end,              // the body is complete (and, for a form, ends with its close delimiter)
+  timeout,          // timeouts.client_body or client_body_total ran out: 408
+  gone,             // the client closed or reset the connection: 499, nothing answered
+  too_large,        // a chunked body grew past limits.max_body_bytes: 413
+  bad_framing,      // broken chunked framing: 400
+  malformed,        // the form ended without its close delimiter, or a part is broken: 400
+  duplicate_field,  // the form has a second routing field ("model"): 400 invalid_model
+  shutdown,         // the shutdown grace ended while reading: 503
 };
 
 struct body_piece {

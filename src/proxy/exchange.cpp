@@ -1342,7 +1342,14 @@ asio::awaitable<bool> exchange::write_body_error(const exchange_request& r,
       break;
     case body_status::malformed:
       rec.outcome = "bad_request";
-      detail_ = "The multipart/form-data body is malformed: it ends without its close delimiter.";
+      detail_ =
+          "The multipart/form-data body is malformed: a part is broken or it ends without its "
+          "close delimiter.";
+      break;
+    case body_status::duplicate_field:
+      rec.outcome = "bad_request";
+      kind = http::error_kind::bad_model;
+      detail_ = "The form has more than one \"model\" field.";
       break;
     default:
       rec.outcome = "bad_request";

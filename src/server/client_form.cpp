@@ -80,8 +80,11 @@ asio::awaitable<bool> client_connection::receive_form(const proxy::snapshot& sna
   rest = chunked ? 0 : form_length_ - req_.body.size();
   started = finished = false;
   bytes_read = req_.body.size();
-  if (f.status == form_status::ok)
-    form_end_.start(scan.delimiter(), req_.body.view().substr(f.end));
+  if (f.status == form_status::ok) {
+    form_end_.start(scan.delimiter(), req_.body.view().substr(f.end), "model");
+    // What came after the model part may already show a second one (or a broken part).
+    if (auto problem = form_end_.problem(); problem != form_status::ok) f = {problem};
+  }
   co_return co_await route_form(snap, rec, false, f);
 }
 
@@ -194,6 +197,15 @@ asio::awaitable<proxy::body_piece> client_connection::next() {
     finished = true;
     return proxy::body_piece{form_end_.seen() ? body_status::end : body_status::malformed, {}};
   };
+  // A piece that shows a second model part (or a broken part) is not sent: the provider gets
+  // a cut form, never one whose last model field the gateway did not route.
+  auto refused = [this] {
+    finished = true;
+    return proxy::body_piece{form_end_.problem() == form_status::duplicate
+                                 ? body_status::duplicate_field
+                                 : body_status::malformed,
+                             {}};
+  };
   if (!chunked) {
     if (bytes_read >= form_length_) {
       finished = true;
@@ -208,6 +220,7 @@ asio::awaitable<proxy::body_piece> client_connection::next() {
     bytes_read += n;
     std::string_view piece(relay_buf_.get(), n);
     form_end_.feed(piece);
+    if (form_end_.problem() != form_status::ok) co_return refused();
     if (bytes_read == form_length_ && !form_end_.seen()) co_return ended();
     co_return proxy::body_piece{body_status::more, piece};
   }
@@ -218,6 +231,7 @@ asio::awaitable<proxy::body_piece> client_connection::next() {
     if (!req_.body.empty()) {
       bytes_read += req_.body.size();
       form_end_.feed(req_.body.view());
+      if (form_end_.problem() != form_status::ok) co_return refused();
       co_return proxy::body_piece{body_status::more, req_.body.view()};
     }
     if (parser_->is_done()) co_return ended();

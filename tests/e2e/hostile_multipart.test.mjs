@@ -124,6 +124,29 @@ const CASES = [
     body: () => Buffer.concat([part('model', 'nope'), file(2 * MB), close]),
     status: 404, code: 'model_not_found', message: /'nope' does not exist/, upstream: 'none',
   },
+  // A second model part after the routed one: a provider reading the last field would serve a
+  // model the gateway neither routed nor checked against the key. The piece that shows it is
+  // not sent (the first piece of the body when the second part is in the first read).
+  {
+    name: 'a second model part after a large file',
+    body: () => Buffer.concat([part('model', 'whisper'), file(2 * MB), part('model', 'gpt-4o-transcribe'), close]),
+    status: 400, code: 'invalid_model', message: /more than one "model" field/, upstream: 'cut',
+  },
+  {
+    name: 'a second model part after a large file, chunked',
+    body: () => Buffer.concat([part('model', 'whisper'), file(2 * MB), part('model', 'gpt-4o-transcribe'), close]), chunked: true,
+    status: 400, code: 'invalid_model', message: /more than one "model" field/, upstream: 'cut',
+  },
+  {
+    name: 'a second model part in the first read, before a large file',
+    body: () => Buffer.concat([part('model', 'whisper'), part('model', 'gpt-4o-transcribe'), file(2 * MB), close]),
+    status: 400, code: 'invalid_model', message: /more than one "model" field/, upstream: 'none',
+  },
+  {
+    name: 'a part without its blank line after a large file',
+    body: () => Buffer.concat([part('model', 'whisper'), file(2 * MB), Buffer.from(`--${B}\r\nContent-Disposition: form-data; name="x"\r\n`), crypto.randomBytes(64 * 1024), Buffer.from('\r\n'), close]),
+    status: 400, code: 'bad_request', message: /malformed/, upstream: 'cut',
+  },
   {
     name: 'multipart without a boundary parameter',
     body: () => Buffer.concat([part('model', 'whisper'), file(2 * MB), close]), type: 'multipart/form-data',

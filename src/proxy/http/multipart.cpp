@@ -226,27 +226,67 @@ form_field form_scanner::scan(std::string_view body) {
   }
 }
 
-void form_end_watch::start(std::string_view delimiter, std::string_view tail) {
-  close_.assign(delimiter);
-  close_ += "--";
+void form_end_watch::start(std::string_view delimiter, std::string_view tail,
+                           std::string_view field) {
+  delim_.assign(delimiter);
+  field_.assign(field);
   carry_.clear();
-  seen_ = false;
+  head_.clear();
+  state_ = delim_.empty() ? state::failed : state::search;
+  problem_ = delim_.empty() ? form_status::malformed : form_status::ok;
   feed(tail);
 }
 
 void form_end_watch::feed(std::string_view piece) {
-  if (seen_ || close_.empty()) return;
-  const std::size_t keep = close_.size() - 1;
-  // A match that straddles the carry and the piece, then one inside the piece.
-  carry_.append(piece.substr(0, keep));
-  if (carry_.find(close_) != std::string::npos || piece.find(close_) != std::string_view::npos) {
-    seen_ = true;
-    return;
-  }
-  if (piece.size() >= keep) {
-    carry_.assign(piece.substr(piece.size() - keep));
-  } else if (carry_.size() > keep) {
-    carry_.erase(0, carry_.size() - keep);
+  for (;;) {
+    if (state_ == state::search) {
+      const std::size_t keep = delim_.size() - 1;
+      // A delimiter that straddles the carry and the piece, then one inside the piece.
+      const std::size_t had = carry_.size();
+      carry_.append(piece.substr(0, keep));
+      std::size_t after = std::string_view::npos;  // in the piece, just past the delimiter
+      if (auto at = carry_.find(delim_); at != std::string::npos)
+        after = at + delim_.size() - had;
+      else if (auto in = piece.find(delim_); in != std::string_view::npos)
+        after = in + delim_.size();
+      if (after == std::string_view::npos) {
+        if (piece.size() >= keep) {
+          carry_.assign(piece.substr(piece.size() - keep));
+        } else if (carry_.size() > keep) {
+          carry_.erase(0, carry_.size() - keep);
+        }
+        return;
+      }
+      piece.remove_prefix(after);
+      carry_.clear();
+      head_.clear();
+      state_ = state::after_delimiter;
+      continue;
+    }
+    if (state_ != state::after_delimiter) return;
+    // After a delimiter: "--" ends the form; else optional whitespace, CRLF, and the part's
+    // head up to its blank line (as find_form_field reads a whole body).
+    const std::size_t had = head_.size();
+    head_.append(piece.substr(0, max_part_head - had));
+    const std::string_view h = head_;
+    if (h.size() < 2) return;
+    if (h.substr(0, 2) == "--") {
+      state_ = state::closed;
+      return;
+    }
+    auto p = h.find_first_not_of(" \t");
+    if (p != std::string_view::npos && h.size() >= p + 2 && h.substr(p, 2) != "\r\n")
+      return fail(form_status::malformed);
+    auto blank = p == std::string_view::npos ? p : h.find("\r\n\r\n", p);
+    if (blank == std::string_view::npos) {
+      if (h.size() >= max_part_head) fail(form_status::malformed);
+      return;
+    }
+    auto info = part_of(h.substr(p + 2, blank + 2 - (p + 2)));
+    if (info.has_name && info.field == field_) return fail(form_status::duplicate);
+    piece.remove_prefix(blank + 4 - had);  // the part's value: search it for the next delimiter
+    head_.clear();
+    state_ = state::search;
   }
 }
 

@@ -64,19 +64,36 @@ class form_scanner {
   std::size_t text_bytes_ = 0;
 };
 
-// Watches the rest of a streamed body for its close delimiter ("\r\n--boundary--"), across
-// the pieces it arrives in. A body that ends without one is not a whole form.
+// Watches the rest of a streamed body, across the pieces it arrives in: each part's head and
+// the close delimiter ("\r\n--boundary--"). A body that ends without one is not a whole form.
+// Another part named like the routing field makes the form ambiguous: a provider that reads
+// the last one would serve a model the gateway neither routed nor checked against the key.
 class form_end_watch {
  public:
-  // `delimiter`: form_scanner::delimiter(); `tail`: the body's bytes before the first piece.
-  void start(std::string_view delimiter, std::string_view tail);
+  // `delimiter`: form_scanner::delimiter(); `tail`: the body's bytes before the first piece;
+  // `field`: the routing field's name.
+  void start(std::string_view delimiter, std::string_view tail, std::string_view field);
   void feed(std::string_view piece);
-  bool seen() const { return seen_; }
+  bool seen() const { return state_ == state::closed; }
+  // ok, or why the form is refused: duplicate (another `field` part), malformed (what follows
+  // a delimiter is neither "--" nor a part's head ending in a blank line within
+  // max_part_head bytes). Set by the feed() whose piece showed it: that piece must not go.
+  form_status problem() const { return problem_; }
+
+  static constexpr std::size_t max_part_head = 8 * 1024;
 
  private:
-  std::string close_;  // delimiter + "--"
-  std::string carry_;  // the last close_.size() - 1 bytes fed
-  bool seen_ = false;
+  enum class state { search, after_delimiter, closed, failed };
+  void fail(form_status why) {
+    problem_ = why;
+    state_ = state::failed;
+  }
+  std::string delim_;
+  std::string field_;
+  std::string carry_;  // state::search: the last delim_.size() - 1 bytes fed
+  std::string head_;   // state::after_delimiter: the bytes since the delimiter
+  state state_ = state::search;
+  form_status problem_ = form_status::ok;
 };
 
 }  // namespace ob::proxy::http

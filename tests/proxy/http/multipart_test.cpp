@@ -162,25 +162,87 @@ TEST(MultipartEndWatch, SeesTheCloseDelimiterAcrossPieces) {
   const std::string rest = std::string(5000, 'z') + "\r\n--XyZ--";  // the end: its last byte
   for (std::size_t piece : {std::size_t{1}, std::size_t{3}, std::size_t{9}, rest.size()}) {
     form_end_watch w;
-    w.start("\r\n--XyZ", "tail");
+    w.start("\r\n--XyZ", "tail", "model");
     for (std::size_t i = 0; i < rest.size(); i += piece) {
       EXPECT_FALSE(w.seen()) << piece;
       w.feed(std::string_view(rest).substr(i, piece));
     }
     EXPECT_TRUE(w.seen()) << piece;
+    EXPECT_EQ(w.problem(), form_status::ok);
   }
   // A part delimiter is not the end; neither is a body cut inside the close delimiter.
   form_end_watch w;
-  w.start("\r\n--XyZ", "");
-  w.feed("abc\r\n--XyZ\r\nmore\r\n--XyZ-");
+  w.start("\r\n--XyZ", "", "model");
+  w.feed("abc\r\n--XyZ\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\nmore\r\n--XyZ-");
   EXPECT_FALSE(w.seen());
   w.feed("-");
   EXPECT_TRUE(w.seen());
+  EXPECT_EQ(w.problem(), form_status::ok);
   // The tail before the first piece counts (the close delimiter cut at the prefix's end).
   form_end_watch t;
-  t.start("\r\n--XyZ", "x\r\n--Xy");
+  t.start("\r\n--XyZ", "x\r\n--Xy", "model");
   t.feed("Z--");
   EXPECT_TRUE(t.seen());
+}
+
+// Another part named like the routing field, wherever the pieces cut its head: the piece that
+// completes the head reports it (and is not sent); other parts, files included, pass.
+TEST(MultipartEndWatch, FindsASecondRoutingFieldAcrossPieces) {
+  const std::string file =
+      "\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; "
+      "filename=\"a.mp3\"\r\nContent-Type: audio/mpeg\r\n\r\n" +
+      std::string(3000, 'a') + "\r\n--XyZ\r\n";
+  const std::string second = "Content-Disposition: form-data; name=\"model\"\r\n\r\ngpt-4o";
+  const std::string rest = file + second + "\r\n--XyZ--\r\n";
+  const std::size_t shown = file.size() + second.size() - std::string("gpt-4o").size();
+  for (std::size_t piece :
+       {std::size_t{1}, std::size_t{2}, std::size_t{7}, std::size_t{500}, rest.size()}) {
+    form_end_watch w;
+    w.start("\r\n--XyZ", "", "model");
+    std::size_t fed = 0;
+    while (fed < rest.size() && w.problem() == form_status::ok) {
+      auto n = std::min(piece, rest.size() - fed);
+      w.feed(std::string_view(rest).substr(fed, n));
+      fed += n;
+    }
+    EXPECT_EQ(w.problem(), form_status::duplicate) << piece;
+    EXPECT_FALSE(w.seen());
+    // Reported by the piece holding the head's blank line, not later.
+    EXPECT_GE(fed, shown) << piece;
+    EXPECT_LT(fed, shown + piece) << piece;
+  }
+  // A name that only starts like it, or the same word as a file's name: not the field.
+  form_end_watch other;
+  other.start("\r\n--XyZ", "", "model");
+  other.feed(
+      "\r\n--XyZ\r\nContent-Disposition: form-data; name=\"models\"\r\n\r\nx"
+      "\r\n--XyZ\r\ncontent-disposition: form-data; name=\"file\"; filename=\"model\""
+      "\r\n\r\ny\r\n--XyZ--");
+  EXPECT_EQ(other.problem(), form_status::ok);
+  EXPECT_TRUE(other.seen());
+  // In the tail already (the prefix read held the second part).
+  form_end_watch tail;
+  tail.start("\r\n--XyZ", "\r\n--XyZ\r\nContent-Disposition: form-data; name=model\r\n\r\n",
+             "model");
+  EXPECT_EQ(tail.problem(), form_status::duplicate);
+}
+
+TEST(MultipartEndWatch, RefusesWhatIsNotAPartAfterADelimiter) {
+  form_end_watch junk;  // neither "--" nor CRLF after the delimiter
+  junk.start("\r\n--XyZ", "", "model");
+  junk.feed("\r\n--XyZ  x\r\n");
+  EXPECT_EQ(junk.problem(), form_status::malformed);
+  form_end_watch ws;  // whitespace before the CRLF is allowed (transport padding)
+  ws.start("\r\n--XyZ", "", "model");
+  ws.feed("\r\n--XyZ \t\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nv\r\n--XyZ--");
+  EXPECT_EQ(ws.problem(), form_status::ok);
+  EXPECT_TRUE(ws.seen());
+  form_end_watch endless;  // a head without its blank line within max_part_head
+  endless.start("\r\n--XyZ", "", "model");
+  endless.feed("\r\n--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n");
+  EXPECT_EQ(endless.problem(), form_status::ok);
+  endless.feed(std::string(form_end_watch::max_part_head, 'h'));
+  EXPECT_EQ(endless.problem(), form_status::malformed);
 }
 
 }  // namespace
