@@ -16,8 +16,22 @@ using tcp = asio::ip::tcp;
 
 asio::execution_context::id loop_resolver::id;
 
-loop_resolver::loop_resolver(asio::execution_context& ctx, std::function<void(task)> post_back)
-    : asio::execution_context::service(ctx), post_back_(std::move(post_back)) {}
+loop_resolver::loop_resolver(asio::execution_context& ctx, std::function<void(task)> post_back,
+                             lookup_fn lookup)
+    : asio::execution_context::service(ctx),
+      post_back_(std::move(post_back)),
+      lookup_(std::move(lookup)) {
+  if (!lookup_)
+    lookup_ = [](const std::string& host, const std::string& port) {
+      asio::io_context own;  // synchronous lookups only: never run
+      tcp::resolver resolver(own);
+      resolve_results r;
+      auto found = resolver.resolve(host, port, r.first);
+      if (!r.first)
+        for (const auto& e : found) r.second.push_back(e.endpoint());
+      return r;
+    };
+}
 
 loop_resolver::~loop_resolver() {
   stop();
@@ -28,26 +42,23 @@ void loop_resolver::resolve(std::string host, std::string port,
   std::lock_guard lock(mu_);
   if (stopping_) return;  // `done` goes with this frame: only after the loop ended
   jobs_.push_back({std::move(host), std::move(port), std::move(done)});
-  if (!thread_.joinable())
-    thread_ = std::thread([this] { run(); });
+  if (idle_ < jobs_.size() && threads_.size() < max_threads)
+    threads_.emplace_back([this] { run(); });
   else
     cv_.notify_one();
 }
 
 void loop_resolver::run() {
-  asio::io_context own;  // synchronous lookups only: never run
-  tcp::resolver resolver(own);
   std::unique_lock lock(mu_);
   for (;;) {
+    ++idle_;
     cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+    --idle_;
     if (stopping_) return;
     job j = std::move(jobs_.front());
     jobs_.pop_front();
     lock.unlock();
-    resolve_results r;
-    auto found = resolver.resolve(j.host, j.port, r.first);
-    if (!r.first)
-      for (const auto& e : found) r.second.push_back(e.endpoint());
+    auto r = lookup_(j.host, j.port);
     post_back_([done = std::move(j.done), r = std::move(r)] { done(r); });
     lock.lock();
   }
@@ -55,13 +66,15 @@ void loop_resolver::run() {
 
 void loop_resolver::stop() {
   std::deque<job> dropped;
+  std::vector<std::thread> threads;
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
     dropped.swap(jobs_);
+    threads.swap(threads_);
   }
-  cv_.notify_one();
-  if (thread_.joinable()) thread_.join();
+  cv_.notify_all();
+  for (auto& t : threads) t.join();
 }
 
 asio::awaitable<resolve_results> resolve(asio::any_io_executor ex, std::string host,

@@ -31,20 +31,29 @@ class loop_resolver : public boost::asio::execution_context::service {
   using key_type = loop_resolver;
   static boost::asio::execution_context::id id;
   using task = std::function<void()>;
+  // A blocking lookup (the system's getaddrinfo by default; tests give their own).
+  using lookup_fn =
+      std::function<resolve_results(const std::string& host, const std::string& port)>;
+
+  // Lookups at once, at most: each on its own thread, so that a name whose DNS server does not
+  // answer (a resolver timeout is 5 s per try, or what resolv.conf says) does not hold up the
+  // lookups of other names behind it.
+  static constexpr std::size_t max_threads = 4;
 
   // `post_back` runs a task on the loop's thread; callable from any thread.
-  loop_resolver(boost::asio::execution_context& ctx, std::function<void(task)> post_back);
+  loop_resolver(boost::asio::execution_context& ctx, std::function<void(task)> post_back,
+                lookup_fn lookup = {});
   // Only for asio::use_service's sake; resolve() must not be called on one made this way.
   explicit loop_resolver(boost::asio::execution_context& ctx) : loop_resolver(ctx, nullptr) {}
   ~loop_resolver() override;
 
-  // Any thread: looks host:port up on the service's thread (started on first use), then hands
-  // `done` to post_back. Lookups run one at a time, in order.
+  // Any thread: looks host:port up on one of the service's threads (started as needed, up to
+  // max_threads), then hands `done` to post_back. Lookups start in order.
   void resolve(std::string host, std::string port, std::function<void(resolve_results)> done);
-  // Waits for the lookup in progress (its `done` is handed to post_back), then ends the
-  // thread; the lookups still queued are dropped, their `done` destroyed unrun on the caller's
-  // thread. Call once the loop no longer runs (their `done` may own its suspended coroutines).
-  // Idempotent.
+  // Waits for the lookups in progress (their `done` is handed to post_back), then ends the
+  // threads; the lookups still queued are dropped, their `done` destroyed unrun on the
+  // caller's thread. Call once the loop no longer runs (their `done` may own its suspended
+  // coroutines). Idempotent.
   void stop();
 
  private:
@@ -56,11 +65,13 @@ class loop_resolver : public boost::asio::execution_context::service {
   void run();
 
   std::function<void(task)> post_back_;
+  lookup_fn lookup_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<job> jobs_;   // guarded by mu_
-  bool stopping_ = false;  // guarded by mu_
-  std::thread thread_;     // started under mu_ by the first resolve(), joined by stop()
+  std::deque<job> jobs_;              // guarded by mu_
+  bool stopping_ = false;             // guarded by mu_
+  std::size_t idle_ = 0;              // threads waiting for a job; guarded by mu_
+  std::vector<std::thread> threads_;  // started under mu_ by resolve(), joined by stop()
 };
 
 // co_await resolve(ex, host, port) from a coroutine running on `ex`: through the loop's

@@ -1,6 +1,8 @@
 #include "upstream/connector.hpp"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "net/loop_resolver.hpp"
@@ -81,8 +83,9 @@ void connector::session_slot::set(SSL_SESSION* s) {
 connector::connector(asio::any_io_executor ex, std::shared_ptr<ssl::context> tls)
     : ex_(std::move(ex)), tls_(std::move(tls)) {}
 
-asio::awaitable<std::vector<tcp::endpoint>> connector::resolve(const config::base_url& url,
-                                                               boost::system::error_code& ec) {
+asio::awaitable<std::vector<tcp::endpoint>> connector::resolve(
+    const config::base_url& url, std::chrono::steady_clock::time_point deadline,
+    boost::system::error_code& ec, bool& timed_out) {
   boost::system::error_code aec;
   auto addr = asio::ip::make_address(url.host, aec);
   if (!aec) co_return std::vector<tcp::endpoint>{tcp::endpoint(addr, url.port)};
@@ -92,13 +95,41 @@ asio::awaitable<std::vector<tcp::endpoint>> connector::resolve(const config::bas
   if (auto it = dns_.find(key); it != dns_.end() && it->second.expires > now)
     co_return it->second.endpoints;
 
+  // One lookup per name at a time, whatever the number of requests that need it.
+  auto& slot = lookups_[key];
+  if (!slot) {
+    slot = std::make_shared<lookup>();
+    asio::co_spawn(ex_, run_lookup(key, url.host, std::to_string(url.port), slot), asio::detached);
+  }
+  auto l = slot;
+  if (!l->done) {
+    asio::steady_timer wait(ex_, deadline);
+    l->waiters.push_back(&wait);
+    co_await wait.async_wait(use_tuple);  // cancelled by the lookup's end, or the deadline
+    if (!l->done) {
+      std::erase(l->waiters, &wait);
+      timed_out = true;
+      co_return std::vector<tcp::endpoint>{};
+    }
+  }
+  ec = l->ec;
+  co_return l->endpoints;
+}
+
+asio::awaitable<void> connector::run_lookup(std::string key, std::string host, std::string port,
+                                            std::shared_ptr<lookup> l) {
   // Not an asio resolver of ex_: a worker's loop runs without the scheduler's lock, which
   // asio's resolver thread would need (net/loop_resolver.hpp).
-  auto [rec, eps] = co_await net::resolve(ex_, url.host, std::to_string(url.port));
-  ec = rec;
-  if (rec) co_return std::vector<tcp::endpoint>{};
-  dns_[key] = dns_entry{eps, std::chrono::steady_clock::now() + dns_ttl};
-  co_return eps;
+  auto [ec, eps] = co_await net::resolve(ex_, std::move(host), std::move(port));
+  l->done = true;
+  l->ec = ec;
+  if (!ec) {
+    dns_[key] = dns_entry{eps, std::chrono::steady_clock::now() + dns_ttl};
+    l->endpoints = std::move(eps);
+  }
+  if (auto it = lookups_.find(key); it != lookups_.end() && it->second == l) lookups_.erase(it);
+  for (auto* w : l->waiters) w->cancel();
+  l->waiters.clear();
 }
 
 asio::awaitable<connect_result> connector::connect(const config::base_url& url,
@@ -116,7 +147,7 @@ asio::awaitable<connect_result> connector::connect(const config::base_url& url,
   auto finish = [&](connect_error e, std::string detail) {
     st->done = true;
     st->timer.cancel();
-    if (st->timed_out) {
+    if (st->timed_out && e != connect_error::timeout) {
       e = connect_error::timeout;
       detail = "no connection within " + std::to_string(timeout.count()) + " ms";
     }
@@ -126,7 +157,13 @@ asio::awaitable<connect_result> connector::connect(const config::base_url& url,
   };
 
   boost::system::error_code ec;
-  auto endpoints = co_await resolve(url, ec);
+  bool dns_late = false;
+  auto endpoints = co_await resolve(url, std::chrono::steady_clock::now() + timeout, ec, dns_late);
+  if (dns_late) {
+    finish(connect_error::timeout, "no address for " + url.host + " within " +
+                                       std::to_string(timeout.count()) + " ms (DNS)");
+    co_return res;
+  }
   if (ec || endpoints.empty()) {
     finish(connect_error::resolve, "cannot resolve " + url.host + ": " + ec.message());
     co_return res;

@@ -10,6 +10,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "config/schema.hpp"
 #include "upstream/connection.hpp"
@@ -63,12 +64,26 @@ class connector {
     std::vector<tcp::endpoint> endpoints;
     std::chrono::steady_clock::time_point expires;
   };
-  asio::awaitable<std::vector<tcp::endpoint>> resolve(const config::base_url& url,
-                                                      boost::system::error_code& ec);
+  // A lookup in progress, shared by every connection attempt to its host:port meanwhile.
+  struct lookup {
+    std::vector<asio::steady_timer*> waiters;  // each attempt's deadline, cancelled when done
+    bool done = false;
+    boost::system::error_code ec;
+    std::vector<tcp::endpoint> endpoints;
+  };
+  // The addresses of url's host (cached for dns_ttl), or `timed_out` when the lookup has not
+  // answered by `deadline`: a lookup cannot be cancelled, but an attempt stops waiting for it
+  // (it goes on for the attempts that come later).
+  asio::awaitable<std::vector<tcp::endpoint>> resolve(
+      const config::base_url& url, std::chrono::steady_clock::time_point deadline,
+      boost::system::error_code& ec, bool& timed_out);
+  asio::awaitable<void> run_lookup(std::string key, std::string host, std::string port,
+                                   std::shared_ptr<lookup> l);
 
   asio::any_io_executor ex_;
   std::shared_ptr<ssl::context> tls_;
   std::unordered_map<std::string, dns_entry> dns_;
+  std::unordered_map<std::string, std::shared_ptr<lookup>> lookups_;  // by "host:port"
   // Per origin ("host:port"), stable addresses (each slot is its own allocation).
   std::unordered_map<std::string, std::unique_ptr<session_slot>> sessions_;
   tls_counts tls_counts_;
