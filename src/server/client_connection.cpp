@@ -58,23 +58,39 @@ std::string_view model_error(proxy::json::find_status s) {
 
 }  // namespace
 
-void connection_registry::remove(client_connection* c) {
-  auto it = std::find(live_.begin(), live_.end(), c);
-  if (it != live_.end()) {
-    *it = live_.back();
-    live_.pop_back();
+namespace {
+template <class T>
+void remove_from(std::vector<T*>& v, T* c) {
+  auto it = std::find(v.begin(), v.end(), c);
+  if (it != v.end()) {
+    *it = v.back();
+    v.pop_back();
   }
-  count_.store(live_.size(), std::memory_order_relaxed);
+}
+}  // namespace
+
+void connection_registry::remove(client_connection* c) {
+  remove_from(live_, c);
+  recount();
+}
+
+void connection_registry::remove(multiplexed_connection* c) {
+  remove_from(multiplexed_, c);
+  recount();
 }
 
 void connection_registry::close_idle() {
   auto copy = live_;
   for (auto* c : copy) c->close_if_idle();
+  auto multiplexed = multiplexed_;
+  for (auto* c : multiplexed) c->drain();
 }
 
 void connection_registry::close_all() {
   auto copy = live_;
   for (auto* c : copy) c->close();
+  auto multiplexed = multiplexed_;
+  for (auto* c : multiplexed) c->close();
 }
 
 void connection_registry::cut_all() {

@@ -196,16 +196,36 @@ class client_connection final : public std::enable_shared_from_this<client_conne
   std::unique_ptr<char[]> relay_buf_;  // a Content-Length upload's pieces (allocated once)
 };
 
+// A connection that carries several requests at once (an HTTP/2 connection; its streams are
+// client_connections of their own). Registered while it lives, so that a graceful shutdown
+// waits for what it still has to send (answers its streams finished, held back by the
+// client's flow-control window) and tells its client first.
+class multiplexed_connection {
+ public:
+  // Takes no new request (HTTP/2: GOAWAY now) and closes once the answers in flight are out.
+  virtual void drain() = 0;
+  virtual void close() = 0;
+
+ protected:
+  ~multiplexed_connection() = default;
+};
+
 // The live connections of one worker, for graceful shutdown.
 class connection_registry {
  public:
   void add(client_connection* c) {
     live_.push_back(c);
-    count_.store(live_.size(), std::memory_order_relaxed);
+    recount();
   }
   void remove(client_connection* c);
-  // Readable from any thread (shutdown waits for it to reach zero).
+  void add(multiplexed_connection* c) {
+    multiplexed_.push_back(c);
+    recount();
+  }
+  void remove(multiplexed_connection* c);
+  // Readable from any thread (shutdown waits for it to reach zero). Both kinds.
   std::size_t size() const { return count_.load(std::memory_order_relaxed); }
+  // Closes the connections that wait for a request; drains the multiplexed ones.
   void close_idle();
   void close_all();
   void cut_all();
@@ -224,7 +244,9 @@ class connection_registry {
   }
 
  private:
+  void recount() { count_.store(live_.size() + multiplexed_.size(), std::memory_order_relaxed); }
   std::vector<client_connection*> live_;
+  std::vector<multiplexed_connection*> multiplexed_;
   std::atomic<std::size_t> count_{0};
   proxy::sweep_waker waker_;
 };

@@ -10,6 +10,9 @@
 #include <string>
 #include <utility>
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+
 #include <nghttp2/nghttp2.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
@@ -41,6 +44,8 @@ constexpr std::size_t stream_high_water = 64 * 1024;
 // Client RST_STREAM budget: a burst, then a steady rate (rapid reset, CVE-2023-44487).
 constexpr double reset_burst = 200, reset_rate = 100;
 constexpr auto h2_tick = std::chrono::milliseconds(200);
+// How long a drained connection with nothing left to send waits for its client to close it.
+constexpr auto drain_linger = std::chrono::seconds(2);
 
 void log_debug(const std::string& what) {
   if (observe::log_enabled(observe::level::debug)) observe::log(observe::level::debug, what);
@@ -102,7 +107,8 @@ struct h2_stream final : proxy::memory_pipe::near_end {
   std::size_t pending() const { return queued.size() - off; }
 };
 
-class h2_connection : public std::enable_shared_from_this<h2_connection> {
+class h2_connection : public std::enable_shared_from_this<h2_connection>,
+                      public multiplexed_connection {
  public:
   h2_connection(proxy::worker_context& ctx, proxy::client_stream stream,
                 connection_registry& registry)
@@ -121,8 +127,10 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
     }
     stream_.lowest().set_option(asio::ip::tcp::no_delay(true), ec);
     ++ctx_.metrics.client_connections;
+    registry_.add(static_cast<multiplexed_connection*>(this));
   }
   ~h2_connection() {
+    registry_.remove(static_cast<multiplexed_connection*>(this));
     ctx_.metrics.http2_streams -= static_cast<std::int64_t>(streams_.size());
     streams_.clear();
     if (session_) nghttp2_session_del(session_);
@@ -130,14 +138,29 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
   }
 
   asio::awaitable<void> run();
+  // A graceful shutdown: GOAWAY now (not at the next tick), the streams begun are answered,
+  // and the connection stays registered (the process waits for it) until their bytes are out.
+  void drain() override {
+    if (session_ && !dead_ && !ending_) send_goaway();
+  }
+  void close() override { close_now(); }
 
  private:
+  void send_goaway() {
+    if (goaway_) return;
+    goaway_ = true;
+    nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
+                          nullptr, 0);
+    flush();
+  }
   bool setup();
   void flush();
   void end();
   void close_now();
   void on_tick();
   void reset_stalled(clock_type::time_point now);
+  bool unacked_output(clock_type::time_point now);
   void start_stream(const std::shared_ptr<h2_stream>& st, bool ended);
   void on_body(h2_stream& st, const uint8_t* data, std::size_t len);
   // Flow control (automatic WINDOW_UPDATE is off): `n` DATA bytes of stream `id` are done
@@ -208,7 +231,8 @@ class h2_connection : public std::enable_shared_from_this<h2_connection> {
   bool closing_ = false;  // close once what nghttp2 has to send is written
   bool ending_ = false;   // our side is shut down; closing within a second
   clock_type::time_point ending_since_;
-  std::size_t header_block_ = 0;  // bytes of the header block being received
+  clock_type::time_point settled_since_{};  // a drained connection with nothing left to send
+  std::size_t header_block_ = 0;            // bytes of the header block being received
   std::size_t header_limit_ = 0, body_limit_ = 0;
   // Request body bytes the gateway holds for the open streams (tls.http2_connection_body_bytes
   // bounds them): counted from their DATA frames until read from the pipe (a relayed
@@ -496,8 +520,17 @@ void h2_connection::flush() {
     out_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
   }
   if (out_.empty()) {
-    if (closing_ || (!nghttp2_session_want_read(session_) && !nghttp2_session_want_write(session_)))
-      end();
+    if (closing_) return end();
+    if (nghttp2_session_want_read(session_) || nghttp2_session_want_write(session_)) return;
+    // Everything is out after a drain's GOAWAY: the client closes first, if it does within
+    // drain_linger (on_tick ends it then). A client still reading its last answer (a paused
+    // stream, the bytes in its buffers) may throw them away when the connection ends under
+    // it: Node's http2 does.
+    if (ctx_.draining && !ctx_.stopping) {
+      if (settled_since_ == clock_type::time_point{}) settled_since_ = clock_type::now();
+      return;
+    }
+    end();
     return;
   }
   writing_ = true;
@@ -529,6 +562,7 @@ void h2_connection::end() {
 void h2_connection::close_now() {
   if (dead_) return;
   dead_ = true;
+  registry_.remove(static_cast<multiplexed_connection*>(this));
   boost::system::error_code ec;
   ticker_.cancel();
   for (auto& [id, st] : streams_) {
@@ -545,7 +579,11 @@ void h2_connection::on_tick() {
   if (dead_) return;
   if (ctx_.stopping) return close_now();
   auto now = clock_type::now();
-  if (ending_ && now - ending_since_ >= std::chrono::seconds(1)) return close_now();
+  if (ending_ && now - ending_since_ >= std::chrono::seconds(1) && !unacked_output(now))
+    return close_now();
+  if (!ending_ && settled_since_ != clock_type::time_point{} &&
+      now - settled_since_ >= drain_linger)
+    end();
   // A client that does not read its socket: the write in flight has not finished.
   if (writing_ && now - write_since_ >= send_limit_) {
     log_debug("HTTP/2: a write made no progress for timeouts.idle, closing the connection");
@@ -564,17 +602,23 @@ void h2_connection::on_tick() {
   if (!goaway_ && !ending_ &&
       (ctx_.draining || (streams_.empty() && now - idle_since_ >= keepalive_))) {
     // Graceful: streams already begun are answered; the connection closes after them.
-    goaway_ = true;
-    nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
-                          nghttp2_session_get_last_proc_stream_id(session_), NGHTTP2_NO_ERROR,
-                          nullptr, 0);
-    flush();
+    send_goaway();
     if (dead_) return;
   }
   ticker_.expires_after(h2_tick);
   ticker_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (!ec) self->on_tick();
   });
+}
+
+bool h2_connection::unacked_output(clock_type::time_point now) {
+  // Bytes written but not yet taken by the client (a slow reader's shut TCP window) would be
+  // lost if the socket closed now: the client's next frame (a WINDOW_UPDATE as it reads)
+  // reaching a closed socket gets a reset, which drops them. So the close waits for them, as
+  // long as a write may (timeouts.idle).
+  int queued = 0;
+  if (ioctl(stream_.lowest().native_handle(), SIOCOUTQ, &queued) != 0 || queued <= 0) return false;
+  return now - ending_since_ < send_limit_;
 }
 
 void h2_connection::reset_stalled(clock_type::time_point now) {

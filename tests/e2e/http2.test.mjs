@@ -247,7 +247,7 @@ describe('HTTP/2 drain', { timeout: 60000 }, () => {
       s.destroy();
     }));
 
-  test('SIGTERM: every stream a client opens until it reads the GOAWAY is answered, none reset', T, () =>
+  test('SIGTERM: every stream a client opens until it reads the GOAWAY is answered or refused, none reset', T, () =>
     withOwnGateway(async ({ ca, gw }) => {
       const s = await h2connect(gw, ca);
       let goaway = false;
@@ -270,15 +270,68 @@ describe('HTTP/2 drain', { timeout: 60000 }, () => {
       }
       const results = await Promise.all(opened);
       assert.ok(goaway, 'a GOAWAY came');
-      assert.ok(opened.length >= 3, `${opened.length} streams opened before the GOAWAY`);
+      // (The GOAWAY goes at once: how many get in before it depends on the loopback's timing.)
+      assert.ok(opened.length >= 1, `${opened.length} streams opened before the GOAWAY`);
       const reset = results.filter((r) => r.status === 0 && r.rst === http2.constants.NGHTTP2_INTERNAL_ERROR);
       assert.equal(reset.length, 0, `${reset.length} of ${results.length} streams reset with INTERNAL_ERROR`);
-      const answered = results.filter((r) => r.status > 0);
-      assert.ok(answered.length >= 1, `${answered.length} of ${results.length} answered`);
+      // Each is answered, or was opened past the GOAWAY's last stream id: refused, never
+      // processed (the client may send it again elsewhere), as RFC 9113 section 6.8 allows.
+      for (const r of results) assert.ok(r.status > 0 || r.rst === http2.constants.NGHTTP2_REFUSED_STREAM, JSON.stringify({ status: r.status, rst: r.rst }));
       const r = await slow;
       assert.equal(parseSSE(r.text).events.at(-1).data, '[DONE]', 'the stream in flight finished');
       assert.deepEqual(await stopping, { code: 0, signal: null });
       s.destroy();
+    }));
+});
+
+describe('HTTP/2 drain: idle connections and answers still queued', { timeout: 60000 }, () => {
+  test('SIGTERM: an idle HTTP/2 connection gets its GOAWAY (NO_ERROR) before it is closed', T, () =>
+    withOwnGateway(async ({ ca, gw }) => {
+      const s = await h2connect(gw, ca);
+      s.on('error', () => {});
+      const r = await h2request(s, { method: 'GET', path: '/healthz' });
+      assert.equal(r.status, 200);
+      let goaway = null;
+      s.on('goaway', (code) => (goaway = code));
+      const closed = new Promise((resolve) => s.once('close', resolve));
+      assert.deepEqual(await gw.stop(), { code: 0, signal: null });
+      await Promise.race([closed, sleep(5000)]);
+      assert.equal(goaway, http2.constants.NGHTTP2_NO_ERROR, 'closed without a GOAWAY');
+    }));
+
+  // A drained connection with nothing left to send waits (a little) for its client to close
+  // it: a client still reading its answer may throw away what it holds when the connection
+  // ends under it (Node's http2 does), and the process waits for the connection.
+  test('SIGTERM: an answer still queued for a paused reader arrives whole', T, () =>
+    withOwnGateway(async ({ ca, gw }) => {
+      const BIG = 2000000;
+      const s = await h2connect(gw, ca);
+      s.on('error', () => {});
+      const req = s.request({
+        ':method': 'POST', ':path': '/v1/chat/completions', authorization: `Bearer ${CLIENT_TOKEN}`,
+        'content-type': 'application/json', 'x-mock-mode': `big-${BIG}`,
+      });
+      let bytes = 0, paused = false, stopping = null;
+      const done = new Promise((resolve) => {
+        req.on('data', (d) => {
+          bytes += d.length;
+          // Near the end (less left than the stream's window: the gateway sends it all while
+          // the client pauses): SIGTERM, then a pause.
+          if (!paused && bytes >= BIG - 30000) {
+            paused = true;
+            req.pause();
+            stopping = gw.stop();
+            setTimeout(() => req.resume(), 800);
+          }
+        });
+        req.on('end', () => resolve('end'));
+        req.on('close', () => resolve('close'));
+      });
+      req.end(chatBody('g'));
+      assert.equal(await done, 'end', `${bytes} bytes, then the stream closed`);
+      assert.ok(bytes >= BIG, `${bytes} bytes`);
+      s.destroy();
+      assert.deepEqual(await stopping, { code: 0, signal: null });
     }));
 });
 
