@@ -1,13 +1,17 @@
 #include "server/tls_context.hpp"
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 namespace ob::server {
 
@@ -21,9 +25,6 @@ constexpr const char* tls12_ciphers =
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
     "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
 constexpr const char* groups = "X25519:prime256v1:secp384r1";
-// Session ids from a cache are only resumed by contexts with this id (needed with client
-// certificates on); the same for every load, so a reload keeps sessions resumable.
-constexpr unsigned char session_id_context[] = "openbridge";
 
 std::string openssl_error() {
   std::string out;
@@ -68,6 +69,40 @@ std::string serial_of(X509* cert) {
   std::string out = hex ? hex : "?";
   OPENSSL_free(hex);
   return out;
+}
+
+// The session id context: a session (a ticket, or an id from the cache) is resumed only by a
+// context with the same one, and a resumption skips the client certificate check (OpenSSL does
+// not verify the stored peer certificate again). So it names the client certificate policy:
+// whether one is required and the CA certificates loaded from tls.client_ca. A reload that
+// keeps them (a server certificate renewal) keeps sessions resumable; one that changes them (a
+// CA revoked) makes every client do a full handshake against the CAs now in force. Taken from
+// the certificates loaded (not the file, which may change meanwhile), in any order. False:
+// a certificate could not be digested.
+bool session_context(SSL_CTX* h, bool verify, std::string* out) {
+  std::string material = verify ? "openbridge client_ca" : "openbridge";
+  if (verify) {
+    std::vector<std::string> digests;
+    STACK_OF(X509)* certs = X509_STORE_get1_all_certs(SSL_CTX_get_cert_store(h));
+    bool ok = certs != nullptr;
+    for (int i = 0; ok && i < sk_X509_num(certs); ++i) {
+      unsigned char md[EVP_MAX_MD_SIZE];
+      unsigned int len = 0;
+      ok = X509_digest(sk_X509_value(certs, i), EVP_sha256(), md, &len) == 1;
+      digests.emplace_back(reinterpret_cast<const char*>(md), len);
+    }
+    if (certs) sk_X509_pop_free(certs, X509_free);
+    if (!ok) return false;
+    std::sort(digests.begin(), digests.end());
+    for (const auto& d : digests) material += d;
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (EVP_Digest(material.data(), material.size(), md, &len, EVP_sha256(), nullptr) != 1)
+    return false;
+  static_assert(SSL_MAX_SID_CTX_LENGTH >= 32);  // a SHA-256 digest fits
+  out->assign(reinterpret_cast<const char*>(md), len);
+  return true;
 }
 
 bool readable(const std::string& path, std::string* error, std::string_view key) {
@@ -142,11 +177,18 @@ bool tls_context::load(std::string* error) {
     SSL_CTX_set_client_CA_list(h, names);
     SSL_CTX_set_verify(h, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   }
-  SSL_CTX_set_session_id_context(h, session_id_context, sizeof session_id_context - 1);
+  std::string sid_ctx;
+  if (!session_context(h, !files_.client_ca.empty(), &sid_ctx) ||
+      SSL_CTX_set_session_id_context(h, reinterpret_cast<const unsigned char*>(sid_ctx.data()),
+                                     static_cast<unsigned int>(sid_ctx.size())) != 1) {
+    *error = "tls: cannot set the session id context: " + openssl_error();
+    return false;
+  }
   SSL_CTX_set_session_cache_mode(h, SSL_SESS_CACHE_SERVER);
   SSL_CTX_sess_set_cache_size(h, 20000);
   SSL_CTX_set_alpn_select_cb(h, select_alpn, files_.http2 ? h : nullptr);
   // Tickets issued before a reload stay valid after it: the new context takes the old keys.
+  // They are resumed only while the client certificate policy is the same (session_context).
   if (auto old = current()) {
     unsigned char keys[80];
     if (SSL_CTX_get_tlsext_ticket_keys(old->native_handle(), keys, sizeof keys) == 1)

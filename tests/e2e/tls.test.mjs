@@ -412,6 +412,60 @@ describe('TLS listener', { timeout: 180000 }, () => {
       await stopGateway(g2);
     }
   });
+
+  test('client_ca: a session resumes across a reload that keeps the client CA, not across one that replaces it (TLS 1.2 and 1.3)', { timeout: 60000 }, async () => {
+    // A resumption does not ask for the client certificate again: a session made under the old
+    // client CA must not be resumed once another one is in force, or revoking a CA would leave
+    // every client holding a ticket in. Files of its own: the server certificate is renewed.
+    const other = makeTestCA();
+    const client = ca.issue('resumer', { client: true });
+    const own = { cert: path.join(ca.dir, 'resume-cert.pem'), key: path.join(ca.dir, 'resume-key.pem') };
+    fs.writeFileSync(own.cert, ca.certPem);
+    fs.writeFileSync(own.key, ca.keyPem);
+    const clientCa = path.join(ca.dir, 'resume-client-ca.pem');
+    fs.writeFileSync(clientCa, ca.caCertPem);
+    const g2 = await startTlsGateway({ ca, files: own, upstream: M.url, extraTls: { client_ca: clientCa }, workers: 1 });
+    const head = `GET /v1/models HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${CLIENT_TOKEN}\r\nConnection: close\r\n\r\n`;
+    const sclient = async (version, args) => {
+      const r = await run('openssl', ['s_client', '-connect', `127.0.0.1:${g2.tlsPort}`, '-CAfile', ca.caCert, '-servername', 'localhost', '-alpn', 'http/1.1', `-tls${version}`, '-ign_eof', ...args], { input: head });
+      const out = r.stdout + r.stderr;
+      // Not anchored: s_client's session print-out and the answer share stdout, interleaved.
+      return { reused: /Reused, TLSv/.test(out), status: /HTTP\/1\.1 (\d{3}) /.exec(out)?.[1] ?? 'none', out };
+    };
+    const reloaded = async (serial) => {
+      const mark = g2.stderrLines.length;
+      g2.sighup();
+      await waitFor(() => g2.stderrLines.slice(mark).some((l) => new RegExp(`TLS certificate reloaded \\(SIGHUP\\): serial ${serial}`).test(l)), { what: 'the reload line', timeout: 10000 });
+    };
+    const versions = ['1_2', '1_3'];
+    const sess = Object.fromEntries(versions.map((v) => [v, path.join(ca.dir, `resume-${v}.sess`)]));
+    try {
+      for (const v of versions) {
+        const first = await sclient(v, ['-cert', client.cert, '-key', client.key, '-sess_out', sess[v]]);
+        assert.deepEqual([first.reused, first.status], [false, '200'], `TLS ${v}, with the client certificate: ${first.out}`);
+      }
+      // A server certificate renewal, the client CA unchanged: the sessions still resume.
+      const renewed = ca.issue('renewed');
+      replaceFile(own.key, renewed.keyPem);
+      replaceFile(own.cert, renewed.certPem);
+      await reloaded(renewed.serial);
+      for (const v of versions) {
+        const again = await sclient(v, ['-sess_in', sess[v]]);
+        assert.deepEqual([again.reused, again.status], [true, '200'], `TLS ${v}, resumed after a renewal: ${again.out}`);
+      }
+      // The client CA replaced by another (the first revoked): no session from before resumes,
+      // and a client without a certificate from the new CA is not served.
+      replaceFile(clientCa, other.caCertPem);
+      await reloaded(renewed.serial);
+      for (const v of versions) {
+        const revoked = await sclient(v, ['-sess_in', sess[v]]);
+        assert.deepEqual([revoked.reused, revoked.status], [false, 'none'], `TLS ${v}, old session after the client CA changed: ${revoked.out}`);
+      }
+    } finally {
+      await stopGateway(g2);
+      other.cleanup();
+    }
+  });
 });
 
 describe('TLS listener start-up refusals', { timeout: 60000 }, () => {
