@@ -653,7 +653,13 @@ void h2_connection::reset_stalled(clock_type::time_point now) {
 
 void h2_connection::answer_directly(h2_stream& st, proxy::http::error_kind kind,
                                     std::string_view message) {
-  proxy::http::append_error_body(st.queued, kind, message);
+  // A HEAD answer is the same head (content-length is the would-be body's) without content
+  // (RFC 9110 9.3.2): its HEADERS end the stream. DATA after them would make the answer
+  // malformed (RFC 9113 8.1.1), and nghttp2 clients reset the stream over it.
+  const bool head_request = st.head.is_head();
+  std::string json;
+  proxy::http::append_error_body(json, kind, message);
+  if (!head_request) st.queued.append(json);
   st.finished = true;
   // Not seen by a client_connection: its access line is written here.
   observe::request_record rec;
@@ -661,7 +667,7 @@ void h2_connection::answer_directly(h2_stream& st, proxy::http::error_kind kind,
   rec.path = st.head.path().substr(0, st.head.path().find('?'));
   if (rec.path.empty()) rec.path = "-";
   rec.status = proxy::http::status_of(kind);
-  rec.bytes_out = st.queued.size();
+  rec.bytes_out = head_request ? 0 : json.size();
   rec.outcome = kind == proxy::http::error_kind::body_too_large ? "body_too_large" : "bad_request";
   rec.detail = message;
   rec.client = peer_;
@@ -673,7 +679,7 @@ void h2_connection::answer_directly(h2_stream& st, proxy::http::error_kind kind,
   sample.status = rec.status;
   ctx_.metrics.record(sample);
   auto status = std::to_string(proxy::http::status_of(kind));
-  auto length = std::to_string(st.queued.size());
+  auto length = std::to_string(json.size());
   auto nv = [](std::string_view n, std::string_view v) {
     return nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
                       reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
@@ -684,7 +690,7 @@ void h2_connection::answer_directly(h2_stream& st, proxy::http::error_kind kind,
   nghttp2_data_provider body{};
   body.source.ptr = &st;
   body.read_callback = read_body;
-  nghttp2_submit_response(session_, st.id, head, std::size(head), &body);
+  nghttp2_submit_response(session_, st.id, head, std::size(head), head_request ? nullptr : &body);
 }
 
 void h2_connection::start_stream(const std::shared_ptr<h2_stream>& st, bool ended) {

@@ -149,6 +149,37 @@ const cases = [
     },
   },
   {
+    name: 'HEAD answered by the HTTP/2 layer itself (400 host conflict, 431 header list) -> its head only, no DATA',
+    async run({ gw, ca }) {
+      // A HEAD answer has no content (RFC 9110 9.3.2); DATA on it is malformed (RFC 9113 8.1.1)
+      // and nghttp2 clients reset the stream with PROTOCOL_ERROR. The host conflict needs raw
+      // frames (Node's client sends no host field beside :authority).
+      const c = await rawH2(gw, ca);
+      await c.write(Buffer.concat([PREFACE, settings()]));
+      await c.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, hpack(requestFields(gw, { method: 'HEAD', headers: [['host', 'other.example']] }))));
+      // Its answer ends with the HEADERS' END_STREAM, or (wrongly) with a DATA frame's.
+      await waitFor(() => c.frames.some((f) => f.stream === 1 && (f.type === T.HEADERS || f.type === T.DATA) && f.flags & F.END_STREAM), { what: 'the answer', timeout: 5000 });
+      const head = c.frames.find((f) => f.type === T.HEADERS && f.stream === 1);
+      assert.equal(head.payload[0], 0x8c, 'HPACK :status 400');
+      const data = c.frames.filter((f) => f.type === T.DATA && f.stream === 1);
+      assert.deepEqual(data.map((f) => f.payload.toString()), [], 'no DATA after a HEAD answer');
+      assert.ok(head.flags & F.END_STREAM, 'the HEADERS end the stream');
+      assert.equal(c.goaway(), undefined, 'the connection goes on');
+      c.sock.destroy();
+      // Node's client (nghttp2): the 431 with the would-be body's content-length, and no reset.
+      const s = await h2connect(gw, ca);
+      const headers = {};
+      for (let i = 0; i < 5; i++) headers[`x-big-${i}`] = 'b'.repeat(6000);
+      const r = await h2request(s, { method: 'HEAD', path: '/v1/models', headers });
+      assert.equal(r.status, 431);
+      assert.ok(Number(r.headers['content-length']) > 0, `content-length ${r.headers['content-length']}`);
+      assert.equal(r.body.length, 0);
+      assert.equal(r.rst, 0, `stream reset with code ${r.rst}`);
+      await waitFor(() => accessLines(gw).some((l) => l.status === '431' && l.method === 'HEAD' && l.protocol === 'h2'), { what: 'the access line of the HEAD 431', timeout: 3000 });
+      s.close();
+    },
+  },
+  {
     name: 'HPACK bomb (one 4 KB dynamic-table entry referenced 2000 times) -> 431 on that stream, no decoding blow-up',
     async run({ gw, ca }) {
       const c = await rawH2(gw, ca);
