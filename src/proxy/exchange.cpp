@@ -289,8 +289,7 @@ void exchange::watch_client() {
   if (auto* pipe = client_.pipe()) {  // an HTTP/2 stream: gone when reset or its connection died
     pipe->async_wait_gone([this, gen, owner = std::move(owner)](boost::system::error_code ec) {
       if (ec || gen != watch_gen_) return;
-      client_gone_ = true;
-      if (up_) up_->close();
+      client_left();
     });
     return;
   }
@@ -307,9 +306,26 @@ void exchange::watch_client() {
           watch_client();
           return;
         }
-        client_gone_ = true;  // orderly close or reset
-        if (up_) up_->close();
+        client_left();  // orderly close or reset
       });
+}
+
+void exchange::client_left() {
+  client_gone_ = true;
+  if (up_) up_->close();
+  if (wait_wake_) wait_wake_->cancel();
+}
+
+void exchange::watch_wait(asio::steady_timer& wake) {
+  client_gone_ = false;
+  wait_wake_ = &wake;
+  watch_started_ = true;
+  watch_client();
+}
+
+void exchange::end_wait() {
+  wait_wake_ = nullptr;
+  stop_watching_client();
 }
 
 bool exchange::sweep(std::chrono::steady_clock::time_point now) {

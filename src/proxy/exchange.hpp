@@ -156,6 +156,16 @@ class exchange {
   // in flight (the loop keeps its 20 ms tick).
   bool sweep(std::chrono::steady_clock::time_point now);
 
+  // A request that waits for its key's capacity before run() (limits.max_wait): its client is
+  // watched meanwhile as one with the upstream is (armed at once: the wait is long), and
+  // `wake`, the timer the wait sleeps on, is cancelled when the client leaves (client_gone()),
+  // so the wait ends then rather than at its turn. end_wait() stops the watch when the wait
+  // ends (run() arms its own).
+  void watch_wait(boost::asio::steady_timer& wake);
+  void end_wait();
+  // The client watch saw the client leave, or a write to it failed.
+  bool client_gone() const { return client_gone_; }
+
   // Releases memory grown by an unusually large request/answer.
   void trim();
 
@@ -370,6 +380,8 @@ class exchange {
   void feed_held_stream_bytes();
   void on_stream_bytes(std::string_view bytes);
   void watch_client();
+  // What the watch does when the client left: the upstream closed, a wait woken.
+  void client_left();
   void release_upstream(bool reusable);
 
   worker_context& ctx_;
@@ -462,8 +474,9 @@ class exchange {
   std::chrono::steady_clock::duration upload_time_{};
   std::uint64_t watch_gen_ = 0;
   sweep_waker* waker_ = nullptr;
-  bool active_ = false;         // inside run()
-  bool watch_started_ = false;  // the client watch was armed for this request
+  bool active_ = false;                             // inside run()
+  bool watch_started_ = false;                      // the client watch was armed for this request
+  boost::asio::steady_timer* wait_wake_ = nullptr;  // watch_wait's timer, until end_wait
   std::chrono::steady_clock::time_point active_since_{};
   bool received_any_ = false;
   int attempts_ = 0;

@@ -716,11 +716,14 @@ asio::awaitable<bool> client_connection::wait_then_forward(const proxy::snapshot
   const auto id = queue.join();
   const auto until = clock_type::now() + std::chrono::milliseconds(key.max_wait_ms);
   asio::steady_timer timer(stream_.get_executor());
+  // A client that leaves while it waits gives up its place at once (the watch cancels the
+  // timer): it is neither admitted nor sent on later, in the turn of the request behind it.
+  exchange_.watch_wait(timer);
   bool admitted = false;
   bool tried = true;  // the refusal that got us here was the first try
   for (;;) {
     auto now = clock_type::now();
-    if (now >= until || ctx_.stopping) break;
+    if (now >= until || ctx_.stopping || exchange_.client_gone()) break;
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now);
     auto pause = std::chrono::milliseconds(10);  // not our turn yet
     if (queue.is_head(id)) {
@@ -729,6 +732,7 @@ asio::awaitable<bool> client_connection::wait_then_forward(const proxy::snapshot
         if (a == proxy::admission::result::pending) {
           bool ok = co_await admission_.wait();  // (not inside ?:, see admit_then_forward)
           a = ok ? proxy::admission::result::admitted : proxy::admission::result::refused;
+          if (exchange_.client_gone()) break;  // left during the round trip
         }
         if (a == proxy::admission::result::admitted) {
           admitted = true;
@@ -747,8 +751,17 @@ asio::awaitable<bool> client_connection::wait_then_forward(const proxy::snapshot
     timer.expires_after(std::min(pause, left));
     co_await timer.async_wait(use_tuple);
   }
+  exchange_.end_wait();
   queue.leave(id);
   waiting.fetch_sub(1, std::memory_order_relaxed);
+  if (exchange_.client_gone()) {
+    // Nothing to answer. Admitted during a backend's round trip: the request's end releases
+    // the reservation (settle_now, no answer).
+    rec.outcome = "client_cancelled";
+    rec.status = 499;
+    rec.detail = "client went away while waiting for capacity";
+    co_return false;
+  }
   if (!admitted) {
     bool keep = co_await refuse_limited(rec, keep_alive);
     co_return keep;

@@ -5,7 +5,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { startMock, answerText } from '../../tools/mock-provider/server.js';
-import { waitFor, parseSSE } from './lib/http.mjs';
+import { request, waitFor, parseSSE } from './lib/http.mjs';
 import { makeTestCA } from './lib/tls.mjs';
 import { CLIENT_TOKEN, chatBody, accessLines, sleep } from './lib/common.mjs';
 import { startH2Gateway, h2connect, h2request, run, tempFile } from './lib/h2.mjs';
@@ -32,7 +32,14 @@ describe('HTTP/2 listener', { timeout: 300000 }, () => {
         { group: 'f', name: 'broken', base: `${M.url}/mode/status-500`, key: 'sk-up' },
         { group: 'f', name: 'good', base: M.url, key: 'sk-up' },
       ],
-      extra: { keys: [{ name: 'rpm-three', token: 'sk-h2-rpm-3-secret', limits: { rpm: 3 } }] },
+      extra: {
+        keys: [
+          { name: 'rpm-three', token: 'sk-h2-rpm-3-secret', limits: { rpm: 3 } },
+          // one request every 2 s, a refused one waits up to 6 s
+          { name: 'h2-leaves', token: 'sk-h2-leaves-secret', limits: { rpm: 30, burst: 1, max_wait: 6 } },
+          { name: 'tls-leaves', token: 'sk-tls-leaves-secret', limits: { rpm: 30, burst: 1, max_wait: 6 } },
+        ],
+      },
     });
   });
   after(async () => {
@@ -182,6 +189,61 @@ describe('HTTP/2 listener', { timeout: 300000 }, () => {
     } finally {
       s.close();
     }
+  });
+
+  // A request waiting for its key's room (limits.max_wait) whose client leaves: `send(content,
+  // leaveAfterMs)` sends one and, given a delay, leaves then (resolving without an answer).
+  const leaveWhileWaiting = async (key, prefix, send) => {
+    const upstream = () =>
+      M.stats()
+        .requests.map((q) => (q.body ? JSON.parse(q.body).messages[0].content : '(no body)'))
+        .filter((c) => c.startsWith(prefix));
+    const t0 = performance.now();
+    assert.equal((await send(`${prefix}0`)).status, 200); // the key's next room: in 2 s
+    await send(`${prefix}1`, 300);
+    await sleep(200);
+    const next = await send(`${prefix}2`);
+    const took = performance.now() - t0;
+    assert.equal(next.status, 200, next.text);
+    assert.ok(took < 3200, `the next client got the first free slot (~2 s, not ~4 s): ${Math.round(took)} ms`);
+    await sleep(300);
+    assert.deepEqual(upstream(), [`${prefix}0`, `${prefix}2`], 'the provider never saw the request that left');
+    const line = await waitFor(() => accessLines(gw).find((l) => l.client_name === key && l.outcome !== 'ok'), {
+      timeout: 3000,
+      what: 'the access line of the request that left',
+    });
+    assert.equal(line.outcome, 'client_cancelled', line._line);
+  };
+  const chat = (content) => chatBody('g', { messages: [{ role: 'user', content }] });
+
+  test('a stream reset while it waits for its key (max_wait) leaves the queue, never sent', T, async () => {
+    const s = await h2connect(gw, ca);
+    try {
+      await leaveWhileWaiting('h2-leaves', 'h2-leaves-', (content, leaveAfter) =>
+        h2request(s, {
+          body: chat(content),
+          token: 'sk-h2-leaves-secret',
+          ...(leaveAfter ? { timeout: leaveAfter } : {}), // then reset (NGHTTP2_CANCEL)
+        }).catch((e) => ({ status: 0, text: String(e) })),
+      );
+    } finally {
+      s.close();
+    }
+  });
+
+  test('an HTTP/1.1 client over TLS that leaves while it waits for its key leaves the queue', T, async () => {
+    await leaveWhileWaiting('tls-leaves', 'tls-leaves-', (content, leaveAfter) => {
+      const gone = new AbortController();
+      if (leaveAfter) setTimeout(() => gone.abort(), leaveAfter);
+      return request({
+        url: `${gw.tlsUrl}/v1/chat/completions`,
+        method: 'POST',
+        ca: ca.caCertPem,
+        headers: { authorization: 'Bearer sk-tls-leaves-secret', 'content-type': 'application/json' },
+        body: chat(content),
+        signal: gone.signal,
+      }).catch((e) => ({ status: 0, text: String(e) }));
+    });
   });
 
   test('h2load -n 2000 -c 4 -m 50: all 2xx', T, async () => {

@@ -7,7 +7,7 @@ import OpenAI, { toFile } from 'openai';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
 import { request, waitFor } from './lib/http.mjs';
-import { assertError, chatBody, gwPost, gwGet, sleep } from './lib/common.mjs';
+import { accessLines, assertError, chatBody, gwPost, gwGet, sleep } from './lib/common.mjs';
 import { backToBack, startHoldingUpstream } from './lib/settle.mjs';
 
 const T = { timeout: 30000 };
@@ -475,6 +475,8 @@ describe('limits.max_wait', { timeout: 60000 }, () => {
           { name: 'waits-too', token: 'sk-wait-b', limits: { rpm: 60, burst: 1 } },
           { name: 'short-wait', token: 'sk-wait-c', limits: { rpm: 60, burst: 1, max_wait: 0.3 } },
           { name: 'no-wait', token: 'sk-wait-d', limits: { rpm: 60, burst: 1, max_wait: 0 } },
+          // one request every 2 s
+          { name: 'leaves', token: 'sk-wait-e', limits: { rpm: 30, burst: 1, max_wait: 6 } },
         ],
       },
       workers: 2,
@@ -528,5 +530,42 @@ describe('limits.max_wait', { timeout: 60000 }, () => {
     assert.ok(all[3].end - t0 < 1900, `b second: ${all[3].end - t0}`);
     assert.ok(all[2].end - t0 < 1900, `a second: ${all[2].end - t0}`);
     assert.ok(all[4].end - t0 >= 1900, `a third after a second: ${all[4].end - t0}`);
+  });
+
+  test('a waiting request whose client leaves gives up its turn, unsent and uncharged', T, async () => {
+    const send = (content, signal) =>
+      gwPost(gw, '/v1/chat/completions', chatBody('g', { messages: [{ role: 'user', content }] }), {
+        token: 'sk-wait-e',
+        signal,
+      });
+    const upstream = () =>
+      mock
+        .stats()
+        .requests.map((q) => (q.body ? JSON.parse(q.body).messages[0].content : '(no body)'))
+        .filter((c) => c.startsWith('leaves-'));
+    const t0 = performance.now();
+    assert.equal((await send('leaves-0')).status, 200); // the key's next room: in 2 s
+    const gone = new AbortController();
+    const waiting = send('leaves-1', gone.signal).then(
+      (r) => assert.fail(`the waiting request was answered: ${r.status}`),
+      (e) => e,
+    );
+    await sleep(300);
+    gone.abort(); // waits for the slot at ~2 s; its client leaves long before
+    await waiting;
+    await sleep(200);
+    const next = await send('leaves-2');
+    const took = performance.now() - t0;
+    assert.equal(next.status, 200, next.text);
+    // Served when the key has room again (~2 s), not after the request that left (~4 s).
+    assert.ok(took < 3200, `the next client got the first free slot: ${Math.round(took)} ms`);
+    await sleep(300);
+    assert.deepEqual(upstream(), ['leaves-0', 'leaves-2'], 'the provider never saw the request that left');
+    const line = await waitFor(
+      () => accessLines(gw).find((l) => l.client_name === 'leaves' && l.outcome !== 'ok'),
+      { timeout: 3000, what: 'the access line of the request that left' },
+    );
+    assert.equal(line.outcome, 'client_cancelled', line._line);
+    assert.equal(line.status, '499', line._line);
   });
 });
