@@ -115,6 +115,9 @@ class connection {
 
   boost::beast::flat_buffer buffer{1 << 20};  // upstream answer bytes not yet parsed
   std::chrono::steady_clock::time_point idle_since{};
+  // How long the pool may keep this connection idle, from the provider's last answer
+  // (keep_alive_limit below); the pool's own max_idle bounds it too.
+  std::chrono::milliseconds keep_limit = std::chrono::milliseconds::max();
   std::uint64_t uses = 0;  // requests sent on this connection
   bool big_reads = false;  // a read filled its buffer: read 16 KiB at a time from now on
 

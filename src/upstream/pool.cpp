@@ -8,9 +8,40 @@
 
 namespace ob::upstream {
 
+std::chrono::milliseconds keep_alive_limit(std::string_view value) {
+  using std::chrono::milliseconds;
+  // Parameters "name=value" separated by commas (RFC 2068 section 19.7.1.1): "timeout=5, max=100".
+  while (!value.empty()) {
+    auto comma = value.find(',');
+    auto param = value.substr(0, comma);
+    value = comma == std::string_view::npos ? std::string_view() : value.substr(comma + 1);
+    while (!param.empty() && (param.front() == ' ' || param.front() == '\t'))
+      param.remove_prefix(1);
+    constexpr std::string_view name = "timeout=";
+    if (param.size() <= name.size() ||
+        !std::equal(name.begin(), name.end(), param.begin(),
+                    [](char a, char b) { return a == b || (a >= 'a' && a == (b | 0x20)); }))
+      continue;
+    param.remove_prefix(name.size());
+    if (param.size() >= 2 && param.front() == '"' && param.back() == '"')
+      param = param.substr(1, param.size() - 2);
+    while (!param.empty() && (param.back() == ' ' || param.back() == '\t')) param.remove_suffix(1);
+    std::int64_t seconds = 0;
+    if (param.empty()) return milliseconds::max();
+    for (char ch : param) {
+      if (ch < '0' || ch > '9') return milliseconds::max();
+      if (seconds < 1'000'000) seconds = seconds * 10 + (ch - '0');  // past 11 days: the same
+    }
+    auto full = milliseconds(seconds * 1000);
+    return full >= milliseconds(2000) ? full - milliseconds(1000) : full / 2;
+  }
+  return milliseconds::max();
+}
+
 void pool::expire(queue& q, std::chrono::steady_clock::time_point now) {
-  // Oldest first: front holds the connections released longest ago.
-  while (!q.empty() && now - q.front()->idle_since > opts_.max_idle) {
+  // Oldest first: front holds the connections released longest ago. (A newer one that the
+  // provider allows less time can expire first: lease() checks the one it takes.)
+  while (!q.empty() && expired(*q.front(), now)) {
     q.front()->close();
     q.pop_front();
   }
@@ -56,7 +87,12 @@ std::unique_ptr<connection> pool::lease(origin o) {
   auto it = idle_.find(o);
   if (it == idle_.end() || it->second.empty()) return nullptr;
   auto& q = it->second;
-  expire(q, observe::coarse_now());
+  auto now = observe::coarse_now();
+  expire(q, now);
+  while (!q.empty() && expired(*q.back(), now)) {
+    q.back()->close();
+    q.pop_back();
+  }
   if (q.empty()) return nullptr;
   auto c = std::move(q.back());
   q.pop_back();
@@ -67,7 +103,7 @@ std::unique_ptr<connection> pool::lease(origin o) {
 }
 
 void pool::release(origin o, std::unique_ptr<connection> c) {
-  if (c->has_unread_input()) {
+  if (c->has_unread_input() || c->keep_limit <= std::chrono::milliseconds::zero()) {
     c->close();
     return;
   }

@@ -9,6 +9,7 @@
 // readability and closed the moment it becomes readable; lease() cancels the watch.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -20,6 +21,15 @@
 #include "upstream/connection.hpp"
 
 namespace ob::upstream {
+
+// How long an idle connection may be kept after an answer that said "Keep-Alive: timeout=N"
+// (`value`: that header's value; the seconds the provider keeps an idle connection open, sent
+// by Node.js, Apache and others): N seconds less a margin. The provider's timer starts when it
+// has sent its answer, before the gateway has read it, and a request written as the provider
+// closes the connection is lost after it was sent (a POST is not sent twice): the connection is
+// dropped 1 s before the provider would drop it, or at half of N when N is under 2 s. Zero for
+// timeout=0 (not kept); milliseconds::max() when `value` gives no timeout.
+std::chrono::milliseconds keep_alive_limit(std::string_view value);
 
 class pool {
  public:
@@ -51,8 +61,8 @@ class pool {
   void release(std::string_view o, std::unique_ptr<connection> c) {
     release(origin{o, hash_of(o)}, std::move(c));
   }
-  // Closes connections idle longer than max_idle, whether or not requests come for their
-  // origin (lease and release expire only their own origin's).
+  // Closes connections idle longer than max_idle (or their keep_limit), whether or not requests
+  // come for their origin (lease and release expire only their own origin's).
   void sweep(std::chrono::steady_clock::time_point now);
   // Closes the connections of every origin for which keep(origin) is false (after a reload).
   void retain(const std::function<bool(std::string_view origin)>& keep);
@@ -73,6 +83,9 @@ class pool {
     std::size_t operator()(const origin& o) const { return o.hash; }
   };
   void expire(queue& q, std::chrono::steady_clock::time_point now);
+  bool expired(const connection& c, std::chrono::steady_clock::time_point now) const {
+    return now - c.idle_since > std::min(opts_.max_idle, c.keep_limit);
+  }
   void watch(connection& c);
   // `closed_by_peer`: EOF or an error rather than stray bytes.
   static void on_readable(connection& c, bool closed_by_peer);

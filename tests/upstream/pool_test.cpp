@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <thread>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/read.hpp>
@@ -173,6 +174,71 @@ TEST_F(pool_test, SurplusConnectionsAreClosedOldestFirst) {
   ioc.poll();
   EXPECT_EQ(p.idle_count(), 1u);
   EXPECT_EQ(p.lease("o").get(), pb);
+}
+
+TEST(keep_alive_limit, TheProvidersTimeoutLessAMargin) {
+  EXPECT_EQ(keep_alive_limit("timeout=5"), 4000ms);  // Node.js's default
+  EXPECT_EQ(keep_alive_limit("timeout=5, max=100"), 4000ms);
+  EXPECT_EQ(keep_alive_limit("max=100,timeout=10"), 9000ms);
+  EXPECT_EQ(keep_alive_limit("Timeout=3"), 2000ms);
+  EXPECT_EQ(keep_alive_limit("timeout=\"2\""), 1000ms);
+  EXPECT_EQ(keep_alive_limit("timeout=2 "), 1000ms);
+  EXPECT_EQ(keep_alive_limit("timeout=1"), 500ms);                   // under 2 s: half of it
+  EXPECT_EQ(keep_alive_limit("timeout=0"), 0ms);                     // not kept at all
+  EXPECT_GT(keep_alive_limit("timeout=99999999999999999999"), 24h);  // no overflow
+}
+
+TEST(keep_alive_limit, NoTimeoutGivenLeavesThePoolsOwn) {
+  for (std::string_view v : {"", "max=100", "timeout=", "timeout=5s", "timeout=-1", "timeouts=5",
+                             "xtimeout=5", "time=5", "timeout\x1d5"})
+    EXPECT_EQ(keep_alive_limit(v), std::chrono::milliseconds::max()) << v;
+}
+
+TEST_F(pool_test, AConnectionIsDroppedWhenTheProvidersKeepAliveEnds) {
+  pool p(pool::options{.max_idle = 50s, .max_idle_per_origin = 4});
+  auto a = open();
+  auto* pa = a.client.get();
+  auto b = open();
+  b.client->keep_limit = 20ms;  // released last: the one lease() would take first
+  p.release("o", std::move(a.client));
+  p.release("o", std::move(b.client));
+  EXPECT_EQ(p.idle_count(), 2u);
+  std::this_thread::sleep_for(100ms);  // well past 20 ms and the coarse clock's tick
+  EXPECT_EQ(p.lease("o").get(), pa);   // b is closed, a is still within 50 s
+  EXPECT_EQ(p.idle_count(), 0u);
+  char x;
+  boost::system::error_code ec;
+  b.server.read_some(asio::buffer(&x, 1), ec);
+  EXPECT_EQ(ec, asio::error::eof) << "the provider sees the expired connection closed";
+  ioc.restart();
+  ioc.poll();
+}
+
+TEST_F(pool_test, SweepExpiresByTheProvidersKeepAlive) {
+  pool p(pool::options{.max_idle = 50s, .max_idle_per_origin = 4});
+  auto a = open();
+  auto b = open();
+  auto* pb = b.client.get();
+  a.client->keep_limit = 1s;
+  p.release("o", std::move(a.client));
+  p.release("o", std::move(b.client));
+  p.sweep(std::chrono::steady_clock::now() + 2s);
+  EXPECT_EQ(p.idle_count(), 1u);
+  EXPECT_EQ(p.lease("o").get(), pb);
+  ioc.restart();
+  ioc.poll();
+}
+
+TEST_F(pool_test, TimeoutZeroIsNotKept) {
+  pool p;
+  auto a = open();
+  a.client->keep_limit = 0ms;
+  p.release("o", std::move(a.client));
+  EXPECT_EQ(p.idle_count(), 0u);
+  char x;
+  boost::system::error_code ec;
+  a.server.read_some(asio::buffer(&x, 1), ec);
+  EXPECT_EQ(ec, asio::error::eof);
 }
 
 }  // namespace
