@@ -82,9 +82,9 @@ asio::awaitable<void> health_checker::loop() {
         if (!hc.enabled) continue;
         auto& st = states_[t.id];
         st.seen = pass_;
-        if (st.running || now < st.next) continue;
+        if (st.running || (st.last && now < *st.last + hc.interval)) continue;
         st.running = true;
-        st.next = now + hc.interval;
+        st.last = now;
         // Whatever a check throws, it ends: logged, and the target is checked again later.
         asio::co_spawn(ioc_, check(snap, &t), [this, id = t.id](std::exception_ptr e) {
           if (e) log_exception("health check of " + id, e);

@@ -30,7 +30,9 @@ class health_checker {
 
  private:
   struct target_state {
-    std::chrono::steady_clock::time_point next{};
+    // When the last check started: the next is due `interval` after it, under the interval of
+    // the config in force then (a reload that shortens it applies from the last check).
+    std::optional<std::chrono::steady_clock::time_point> last;
     bool running = false;
     std::uint64_t seen = 0;  // last pass of loop() that found the target in the config
   };

@@ -272,4 +272,29 @@ describe('active health checks after reloads', () => {
       await up.close();
     }
   });
+
+  test('an interval shortened by a reload applies from the last check, not after the old interval', { timeout: 30000 }, async () => {
+    const up = await startSwitchable();
+    let gw;
+    try {
+      const target = (interval) => ({ group: 'g', name: 'slow', base: up.base('slow'), key: 'k', health_check: { interval, timeout: 0.5 } });
+      gw = await startGateway({ config: { providers: [target(60)], security: [CLIENT_TOKEN] } });
+      await waitFor(() => up.requests({ name: 'slow', kind: 'check' }).length === 1, { timeout: 5000, what: 'the first check' });
+      const first = up.requests({ name: 'slow', kind: 'check' })[0].t;
+      const n = gw.stderrLines.filter((l) => /config reloaded/.test(l)).length;
+      gw.writeConfig({ providers: [target(2)], security: [CLIENT_TOKEN] }, { mode: 'rename' });
+      await waitFor(() => gw.stderrLines.filter((l) => /config reloaded/.test(l)).length > n, { timeout: 5000, what: 'the reload' });
+      // Due 2 s after the first check (or at once if that is past): well within 5 s.
+      await waitFor(() => up.requests({ name: 'slow', kind: 'check' }).length >= 2, {
+        timeout: 5000,
+        what: 'a second check under the new 2 s interval (the old one was 60 s)',
+      });
+      const gap = up.requests({ name: 'slow', kind: 'check' })[1].t - first;
+      assert.ok(gap >= 1900, `not before the new interval: ${Math.round(gap)} ms after the first check`);
+    } finally {
+      await gw?.stop();
+      gw?.cleanup();
+      await up.close();
+    }
+  });
 });
