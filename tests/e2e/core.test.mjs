@@ -517,7 +517,7 @@ describe('core (non-streaming)', { timeout: 300000 }, () => {
   });
 
   test('pooled upstream connections closed by the provider while idle are not a client error', T, async () => {
-    const C = await startMock({ keepAliveTimeout: 150 });
+    const C = await startMock({ keepAliveTimeout: 150, keepAliveHint: false });
     const cfg2 = {
       providers: [{ group: 'shortka', name: 'short-model', base: C.url, key: 'sk-c' }],
       security: [CLIENT_TOKEN],

@@ -182,7 +182,7 @@ function connectionsTo(pid, port) {
 
 describe('idle pooled connections are closed when the provider closes them or leaves the config', { timeout: 120000 }, () => {
   test('the provider closes an idle keep-alive connection: the gateway closes its side at once', T, async () => {
-    const M = await startMock({ keepAliveTimeout: 200 });
+    const M = await startMock({ keepAliveTimeout: 200, keepAliveHint: false });
     const config = { providers: [{ group: 'ka', name: 'ka-model', base: M.url, key: 'sk-ka' }], security: [CLIENT_TOKEN] };
     const gw = await startGateway({ config, workers: 1 });
     try {

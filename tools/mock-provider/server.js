@@ -461,6 +461,9 @@ export async function startMock(opts = {}) {
   function baseHeaders(ctx, extra = {}) {
     const h = { 'x-mock-request-id': String(ctx.rec.id), ...extra };
     if (ctx.modes.close) h.connection = 'close';
+    // Node.js says "Keep-Alive: timeout=N" unless the answer has its own Connection header:
+    // keepAliveHint false makes a provider that closes idle connections without saying when.
+    else if (opts.keepAliveHint === false) h.connection = 'keep-alive';
     return h;
   }
 
