@@ -1041,14 +1041,7 @@ asio::awaitable<bool> exchange::write_kept_answer(const exchange_request& r,
 
 asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
                                                observe::request_record& rec) {
-  while (!parser_->is_done()) {
-    auto o = co_await read_upstream(up_to_.idle);
-    if (o.failure != fail::none) {
-      relay_result_ = client_gone_ ? relay_result::client_gone : relay_result::upstream_failed;
-      bool keep = co_await fail_before_answer(o, r, rec);
-      co_return keep;
-    }
-  }
+  // run() has read the answer whole (one that broke before its end failed over).
   release_upstream(parser_->keep_alive());
   // (No temporary lives across this co_await: GCC 12 destroys such temporaries twice.)
   if ((tr_ || ctr_) && translate_buffered() == dialect::codec_status::bad_answer) {

@@ -447,7 +447,31 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
       tried_.push_back(sel->index);
       continue;
     }
-    if (mode_ == mode::stream) {
+    // An answer that failed after its head, before any of it went to the client: like one
+    // that failed before it. True when the next target is to be tried.
+    auto next_after_failure = [&](attempt_outcome o) {
+      auto kind = kind_of(o.failure);
+      report(health, *sel, routing::health_outcome(kind));
+      note_attempt(t, fail_name(o.failure));
+      end_attempt(g, t, fail_name(o.failure));
+      release_upstream(false);
+      last = std::move(o);
+      if (client_gone_ || !routing::retryable(kind) || !may_retry()) return false;
+      tried_.push_back(sel->index);
+      return true;
+    };
+    if (mode_ == mode::buffered) {
+      // A buffered answer is read whole before any of it goes to the client: one that breaks
+      // before its end (a reset, timeouts.idle) has reached no client yet and fails over like
+      // one that broke before its head (a body past max_response does not: kind_of).
+      attempt_outcome rest;
+      while (rest.failure == fail::none && !parser_->is_done())
+        rest = co_await read_upstream(up_to_.idle);
+      if (rest.failure != fail::none) {
+        if (!next_after_failure(std::move(rest))) break;
+        continue;
+      }
+    } else if (mode_ == mode::stream) {
       // Holding the stream's head back until its first data event costs nothing a client can
       // see (SDKs wait for the first event anyway) and lets an opening error event fail over.
       // Not for ever: a provider that sends keep-alive comments through a long prefill means
@@ -463,14 +487,7 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
           break;
       }
       if (first.failure != fail::none) {
-        last = first;
-        auto kind = kind_of(first.failure);
-        report(health, *sel, routing::health_outcome(kind));
-        note_attempt(t, fail_name(first.failure));
-        end_attempt(g, t, fail_name(first.failure));
-        release_upstream(false);
-        if (client_gone_ || !routing::retryable(kind) || !may_retry()) break;
-        tried_.push_back(sel->index);
+        if (!next_after_failure(std::move(first))) break;
         continue;
       }
       if (first_event_error_ && may_retry()) {

@@ -387,6 +387,31 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
   });
 
   // -------------------------------------------------------------------------------------------
+  test('3b. a JSON answer cut before its end fails over: nothing of it had reached the client', T, async () => {
+    M.reset();
+    const gw = await gateway({
+      providers: [P('jc', 'jc-cut', `${M.url}/mode/drop-mid-stream`), P('jc', 'jc-good', M.url)],
+    });
+    let viaCut = 0;
+    for (let i = 0; i < 4; i++) {
+      const r = await gwPost(gw, '/v1/chat/completions', chatBody('jc'));
+      assert.equal(r.status, 200, `request ${i}: ${r.text}`);
+      assert.equal(r.headers['x-openbridge-model'], 'jc-good');
+      assert.equal(r.json().choices[0].message.content, answerText('jc-good'));
+      if (r.headers['x-openbridge-attempts'] === '2') viaCut++;
+      else assert.equal(r.headers['x-openbridge-attempts'], '1');
+    }
+    assert.ok(viaCut >= 1, 'the cutting target was tried first at least once');
+    await sleep(300);
+    assert.equal(countModel('jc-cut'), viaCut, 'one request to the cutting target per failover');
+    assert.equal(countModel('jc-good'), 4);
+    const lines = await groupLines(gw, 'jc', 4);
+    const failedOver = lines.filter((l) => l.attempts === '2');
+    assert.equal(failedOver.length, viaCut);
+    for (const l of failedOver) assert.equal(l.tried, 'jc-cut:reset', l._line);
+  });
+
+  // -------------------------------------------------------------------------------------------
   test('4. 400/401/403/404/413/422 from a provider are passed through and never retried', T, async () => {
     M.reset();
     const codes = [400, 401, 403, 404, 413, 422];
