@@ -184,6 +184,17 @@ void read_api_version(context& c, const json::value& v, const std::string& path,
   p.api_version = std::string(*s);
 }
 
+void read_max_tokens_field(context& c, const json::value& v, const std::string& path, provider& p) {
+  const auto* s = as_string(c, v, path);
+  if (!s) return;
+  if (*s == "max_completion_tokens")
+    p.max_completion_tokens = true;
+  else if (*s == "max_tokens")
+    p.max_completion_tokens = false;
+  else
+    c.error(path, json::serialize(*s) + " is not \"max_tokens\" or \"max_completion_tokens\"");
+}
+
 bool is_tchar(char ch) {
   return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
          std::strchr("!#$%&'*+-.^_`|~", ch) != nullptr;
@@ -258,6 +269,13 @@ void check_dialect(context& c, const json::object& o, const std::string& path, p
             "wired in); use the provider's OpenAI-compatible endpoint with api \"openai\"");
   if (o.contains("api_version") && p.api != provider_api::azure)
     c.error(join(path, "api_version"), "only applies to api \"azure\"");
+  if (o.contains("max_tokens_field") && p.api == provider_api::anthropic)
+    c.error(join(path, "max_tokens_field"),
+            "only applies to OpenAI-API targets (Anthropic's API has max_tokens only)");
+  // OpenAI's own API takes max_completion_tokens for every chat model (max_tokens is deprecated
+  // there and refused by its reasoning models); OpenAI-compatible servers read max_tokens.
+  if (!o.contains("max_tokens_field") && p.api == provider_api::openai)
+    p.max_completion_tokens = lower_ascii(p.url.host) == "api.openai.com";
   if (p.api == provider_api::azure) {
     // The deployment name goes into the request path as is.
     bool ok = !p.name.empty();
@@ -302,6 +320,7 @@ constexpr field<provider> provider_fields[] = {
     {"auth", read_auth},
     {"api_version", read_api_version},
     {"headers", read_headers},
+    {"max_tokens_field", read_max_tokens_field},
 };
 
 std::optional<provider> read_provider(context& c, const json::value& v, const std::string& path) {

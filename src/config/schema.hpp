@@ -78,6 +78,11 @@ struct provider {
   std::string api_version;
   // extension: "headers": extra request headers, in file order, values ${ENV}-expanded
   std::vector<std::pair<std::string, std::string>> headers;
+  // extension: "max_tokens_field": the name of the output limit in a request the gateway writes
+  // for an OpenAI-API target (an Anthropic client's max_tokens): true for
+  // "max_completion_tokens" (OpenAI's; its reasoning models refuse "max_tokens"), false for
+  // "max_tokens". Default: true for api.openai.com, false elsewhere.
+  bool max_completion_tokens = false;
 };
 
 // Extension "groups": {"<group>": {...}} — per-group balancing and failover.

@@ -70,6 +70,9 @@ struct request_in {
   // Bytes readable at body.data() (>= body.size()); with simdjson's padding to spare a codec may
   // parse the body in place. 0: unknown (a codec copies what it parses).
   std::size_t body_capacity = 0;
+  // The target's providers[].max_tokens_field is "max_completion_tokens" (a request the gateway
+  // writes in OpenAI's API names its output limit so).
+  bool max_completion_tokens = false;
 };
 
 // What one translate_event() or finish() call wrote, for the exchange.

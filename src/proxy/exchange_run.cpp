@@ -248,6 +248,7 @@ void exchange::reset_answer_state() {
 
 bool exchange::client_ready(const exchange_request& r, const routing::target& t) {
   dialect::request_in in{r.req.method, r.req.target, r.req.body.view(), t.provider->name};
+  in.max_completion_tokens = t.provider->max_completion_tokens;
   auto& out = cenc_;
   out.req.target.clear();  // (cleared, not replaced: the buffers are reused by the next request)
   out.req.headers.clear();

@@ -68,6 +68,38 @@ TEST(ConfigDialect, AuthModes) {
   EXPECT_TRUE(has_warning(none, "providers[0].key", "not sent"));
 }
 
+TEST(ConfigDialect, MaxTokensField) {
+  // Default: OpenAI's own API (any case of its host) names it max_completion_tokens; an
+  // OpenAI-compatible server or Azure, max_tokens.
+  EXPECT_TRUE(parse_text(provider_doc("", "https://api.openai.com/v1"))
+                  .cfg->providers[0]
+                  .max_completion_tokens);
+  EXPECT_TRUE(parse_text(provider_doc("", "https://API.OpenAI.com"))
+                  .cfg->providers[0]
+                  .max_completion_tokens);
+  EXPECT_FALSE(parse_text(provider_doc("", "http://127.0.0.1:8000/v1"))
+                   .cfg->providers[0]
+                   .max_completion_tokens);
+  EXPECT_FALSE(parse_text(provider_doc(R"("api":"azure")", "https://r.openai.azure.com"))
+                   .cfg->providers[0]
+                   .max_completion_tokens);
+  struct {
+    const char* members;
+    const char* base;
+    bool want;
+  } cases[] = {
+      {R"("max_tokens_field":"max_completion_tokens")", "http://127.0.0.1:8000/v1", true},
+      {R"("api":"azure","max_tokens_field":"max_completion_tokens")", "https://r.openai.azure.com",
+       true},
+      {R"("max_tokens_field":"max_tokens")", "https://api.openai.com", false},
+  };
+  for (const auto& c : cases) {
+    auto r = parse_text(provider_doc(c.members, c.base));
+    ASSERT_TRUE(r.ok()) << dump(r);
+    EXPECT_EQ(r.cfg->providers[0].max_completion_tokens, c.want) << c.members;
+  }
+}
+
 // Every refused value or combination, and the path its error names.
 struct refused_case {
   const char* name;
@@ -87,6 +119,12 @@ const refused_case refused[] = {
      "not a known auth mode"},
     {"api_version_not_azure", R"("api_version":"2024-10-21")", "https://api.example.com", "m",
      "providers[0].api_version", "only applies to api \"azure\""},
+    {"max_tokens_field_unknown", R"("max_tokens_field":"max_output_tokens")",
+     "https://api.example.com", "m", "providers[0].max_tokens_field",
+     "not \"max_tokens\" or \"max_completion_tokens\""},
+    {"max_tokens_field_anthropic", R"("api":"anthropic","max_tokens_field":"max_tokens")",
+     "https://api.anthropic.com", "m", "providers[0].max_tokens_field",
+     "only applies to OpenAI-API targets"},
     {"api_version_bad", R"("api":"azure","api_version":"2024 10")", "https://r.openai.azure.com",
      "m", "providers[0].api_version", "not an API version"},
     {"api_version_empty", R"("api":"azure","api_version":"")", "https://r.openai.azure.com", "m",

@@ -64,6 +64,8 @@ describe('Anthropic Messages API clients', () => {
       config: {
         providers: [
           { group: 'oa', name: 'gpt-4o', base: u, key: 'oa-key' },
+          // A reasoning model: OpenAI refuses max_tokens for it, max_completion_tokens only.
+          { group: 'oa-reasoning', name: 'o3', base: u, key: 'oa-key', max_tokens_field: 'max_completion_tokens' },
           { group: 'ant', name: 'claude-sonnet-4', base: u, key: 'ant-key', api: 'anthropic' },
           {
             group: 'ant-own-version',
@@ -94,6 +96,22 @@ describe('Anthropic Messages API clients', () => {
   after(async () => {
     await gw?.stop();
     await mock?.close();
+  });
+
+  test('OpenAI target with max_tokens_field "max_completion_tokens": the limit goes by that name', T, async () => {
+    mock.reset();
+    const r = await sdk.messages.create({ model: 'oa-reasoning', max_tokens: 64, messages });
+    assert.equal(r.model, 'oa-reasoning');
+    const s = sdk.messages.stream({ model: 'oa-reasoning', max_tokens: 32, messages });
+    for await (const _ of s);
+    const h = hits(mock);
+    assert.equal(h.length, 2);
+    for (const [i, want] of [[0, 64], [1, 32]]) {
+      const sent = JSON.parse(h[i].body);
+      assert.equal(sent.model, 'o3');
+      assert.equal(sent.max_completion_tokens, want, h[i].body);
+      assert.equal('max_tokens' in sent, false, `no max_tokens beside it: ${h[i].body}`);
+    }
   });
 
   test('OpenAI target: plain message, system prompt, usage, model = group (x-api-key)', T, async () => {

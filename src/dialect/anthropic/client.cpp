@@ -264,6 +264,7 @@ class messages_codec final : public client_codec {
     }
     inbound_options o;
     o.target_model = in.model;
+    o.max_completion_tokens = in.max_completion_tokens;
     request_result r = anthropic_request_to_openai(in.body, o);
     if (r.failed()) {
       c.status = codec_status::bad_request;
