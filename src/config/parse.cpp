@@ -57,6 +57,7 @@ constexpr field<provider_timeouts> provider_timeout_fields[] = {
     {"first_byte", read_seconds<&provider_timeouts::first_byte>},
     {"idle", read_seconds<&provider_timeouts::idle>},
     {"total", read_seconds<&provider_timeouts::total>},
+    {"pool_idle", read_seconds<&provider_timeouts::pool_idle>},
 };
 
 void read_provider_timeouts(context& c, const json::value& v, const std::string& path,
@@ -413,6 +414,7 @@ constexpr field<timeouts> timeout_fields[] = {
     {"first_byte", read_seconds<&timeouts::first_byte>},
     {"idle", read_seconds<&timeouts::idle>},
     {"total", read_seconds<&timeouts::total>},
+    {"pool_idle", read_seconds<&timeouts::pool_idle>},
     {"stream_hold", read_seconds<&timeouts::stream_hold>},
     {"client_header", read_seconds<&timeouts::client_header>},
     {"client_body", read_seconds<&timeouts::client_body>},

@@ -33,6 +33,7 @@ std::string redacted_json(const config& cfg) {
     if (p.timeouts.first_byte) t["first_byte"] = seconds(*p.timeouts.first_byte);
     if (p.timeouts.idle) t["idle"] = seconds(*p.timeouts.idle);
     if (p.timeouts.total) t["total"] = seconds(*p.timeouts.total);
+    if (p.timeouts.pool_idle) t["pool_idle"] = seconds(*p.timeouts.pool_idle);
     if (!t.empty()) o["timeouts"] = std::move(t);
     if (p.health_check.enabled)
       o["health_check"] = {{"interval", seconds(p.health_check.interval)},
@@ -108,6 +109,7 @@ std::string redacted_json(const config& cfg) {
                       {"first_byte", seconds(to.first_byte)},
                       {"idle", seconds(to.idle)},
                       {"total", seconds(to.total)},
+                      {"pool_idle", seconds(to.pool_idle)},
                       {"stream_hold", seconds(to.stream_hold)},
                       {"client_header", seconds(to.client_header)},
                       {"client_body", seconds(to.client_body)},

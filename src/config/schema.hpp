@@ -30,7 +30,7 @@ struct base_url {
 
 // Per-provider overrides of the global upstream timeouts (unset = the global value).
 struct provider_timeouts {
-  std::optional<millis> connect, first_byte, idle, total;
+  std::optional<millis> connect, first_byte, idle, total, pool_idle;
 };
 
 // Optional active health check of one provider: a cheap periodic request that marks the
@@ -151,6 +151,9 @@ struct timeouts {
   millis first_byte{300'000};  // request sent -> upstream response head
   millis idle{120'000};        // between two reads of an upstream answer (stream events)
   millis total{900'000};       // whole upstream exchange
+  // An idle pooled provider connection is closed after this (or 1 s before the provider's own
+  // Keep-Alive timeout): below the usual 60 s of servers that close without saying when.
+  millis pool_idle{50'000};
   // A stream's answer head waits for its first data event (an opening error event fails
   // over); from this long after the head, provider bytes before that event (keep-alive
   // comments, an Anthropic message_start and pings) release it to the client.

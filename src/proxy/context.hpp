@@ -47,7 +47,9 @@ struct worker_context {
 
   boost::asio::any_io_executor executor;
   snapshot_store& store;
-  upstream::pool pool;
+  // Each connection carries its own limit (timeouts.pool_idle, the provider's Keep-Alive: set
+  // when released); the pool's own is the longest a configured one can be (7 days).
+  upstream::pool pool{upstream::pool::options{.max_idle = std::chrono::hours(24 * 7)}};
   upstream::connector connector;
   json::model_finder finder;
   // A stream's de-chunked bytes of one upstream read, gathered for the SSE framer when the read

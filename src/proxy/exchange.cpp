@@ -394,8 +394,8 @@ void exchange::release_upstream(bool reusable) {
   // A streamed upload cut short: the provider did not get the request whole.
   if (reusable && !client_gone_ && target_ && !upload_cut_) {
     auto hint = resp_headers_.get(http::header_id::keep_alive);
-    up_->keep_limit =
-        hint.empty() ? std::chrono::milliseconds::max() : upstream::keep_alive_limit(hint);
+    up_->keep_limit = hint.empty() ? up_to_.pool_idle
+                                   : std::min(up_to_.pool_idle, upstream::keep_alive_limit(hint));
     ctx_.pool.release({target_->pool_key, target_->pool_hash}, std::move(up_));
   } else {
     up_->close();

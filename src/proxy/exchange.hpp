@@ -447,7 +447,7 @@ class exchange {
   std::chrono::steady_clock::time_point total_deadline_;    // ... and of the current attempt
   bool total_bound_ = false;  // the read armed last ends at total_deadline_, not its own limit
   struct upstream_timeouts {
-    std::chrono::milliseconds connect, first_byte, idle, total;
+    std::chrono::milliseconds connect, first_byte, idle, total, pool_idle;
   } up_to_{};  // the current target's (provider overrides or global)
   bool client_gone_ = false;
   // A streamed upload: the client's socket is read for the body (no client watch meanwhile);

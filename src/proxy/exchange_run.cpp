@@ -304,6 +304,7 @@ void exchange::use_target(const routing::target& t, const config::timeouts& glob
   up_to_.first_byte = o.first_byte.value_or(global.first_byte);
   up_to_.idle = o.idle.value_or(global.idle);
   up_to_.total = o.total.value_or(global.total);
+  up_to_.pool_idle = o.pool_idle.value_or(global.pool_idle);
   total_deadline_ = std::min(request_deadline_, now + observe::coarse_resolution() + up_to_.total);
   rec.target = t.provider->name;
   rec.provider = t.provider->base;

@@ -34,7 +34,8 @@ std::chrono::milliseconds keep_alive_limit(std::string_view value);
 class pool {
  public:
   struct options {
-    std::chrono::milliseconds max_idle{50'000};  // below the usual 60 s upstream keep-alive
+    // At most this idle (each connection's keep_limit may say less): below the usual 60 s.
+    std::chrono::milliseconds max_idle{50'000};
     std::size_t max_idle_per_origin = 256;
   };
   pool() = default;

@@ -24,7 +24,7 @@ std::string with_provider(std::string_view members, std::string_view extra = "")
 constexpr std::string_view full_file = R"({
   "providers": [
     {"group": "fast", "name": "m", "base": "https://x", "key": "k", "weight": 3,
-     "timeouts": {"connect": 2, "first_byte": 30, "idle": 60, "total": 600},
+     "timeouts": {"connect": 2, "first_byte": 30, "idle": 60, "total": 600, "pool_idle": 4},
      "health_check": {"interval": 10, "timeout": 5, "path": "/v1/models"}},
     {"group": "fast", "name": "n", "base": "http://127.0.0.1:11434", "key": ""},
     {"group": "smart", "name": "o", "base": "https://y", "key": "k2"}
@@ -49,6 +49,7 @@ TEST(ConfigFailover, DefaultsWhenAbsent) {
   EXPECT_FALSE(p.timeouts.first_byte);
   EXPECT_FALSE(p.timeouts.idle);
   EXPECT_FALSE(p.timeouts.total);
+  EXPECT_FALSE(p.timeouts.pool_idle);
   EXPECT_FALSE(p.health_check.enabled);
   EXPECT_EQ(p.health_check.interval, 10s);
   EXPECT_EQ(p.health_check.timeout, 5s);
@@ -111,6 +112,7 @@ TEST(ConfigFailover, FullFileReadsEveryKey) {
   EXPECT_EQ(p.timeouts.first_byte, 30s);
   EXPECT_EQ(p.timeouts.idle, 60s);
   EXPECT_EQ(p.timeouts.total, 600s);
+  EXPECT_EQ(p.timeouts.pool_idle, 4s);
   EXPECT_TRUE(p.health_check.enabled);
   EXPECT_EQ(p.health_check.interval, 10s);
   EXPECT_EQ(p.health_check.timeout, 5s);

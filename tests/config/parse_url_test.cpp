@@ -197,7 +197,8 @@ TEST(Limits, ValuesAndBounds) {
 TEST(Timeouts, SecondsToMillis) {
   auto r = parse_text(doc(R"("timeouts":{"connect":1.5,"first_byte":60,"idle":0.0001,)"
                           R"("total":3600,"client_header":2,"client_body":3,"keepalive":4,)"
-                          R"("shutdown_grace":0.25,"client_body_total":5,"stream_hold":0.5})"));
+                          R"("shutdown_grace":0.25,"client_body_total":5,"stream_hold":0.5,)"
+                          R"("pool_idle":4.5})"));
   ASSERT_TRUE(r.ok()) << dump(r);
   const auto& t = r.cfg->timeouts;
   EXPECT_EQ(t.connect, millis(1500));
@@ -211,11 +212,14 @@ TEST(Timeouts, SecondsToMillis) {
   EXPECT_EQ(t.shutdown_grace, millis(250));
   EXPECT_EQ(t.stream_hold, millis(500));
   EXPECT_EQ(config{}.timeouts.stream_hold, millis(2000));
+  EXPECT_EQ(t.pool_idle, millis(4500));
+  EXPECT_EQ(config{}.timeouts.pool_idle, millis(50'000));
   // The admin API's view of the running config shows every one of them.
   auto shown = boost::json::parse(redacted_json(*r.cfg)).at("timeouts").as_object();
   EXPECT_EQ(shown.at("client_body_total").to_number<double>(), 5.0);
   EXPECT_EQ(shown.at("stream_hold").to_number<double>(), 0.5);
   EXPECT_EQ(shown.at("shutdown_grace").to_number<double>(), 0.25);
+  EXPECT_EQ(shown.at("pool_idle").to_number<double>(), 4.5);
 }
 
 TEST(Timeouts, Invalid) {

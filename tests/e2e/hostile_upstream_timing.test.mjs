@@ -10,7 +10,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { listenRaw, startGatewayInFront } from './lib/raw.mjs';
 import { makeTestCA } from './lib/tls.mjs';
-import { gwPost, sleep } from './lib/common.mjs';
+import { gwPost, sleep, CLIENT_TOKEN } from './lib/common.mjs';
+import { startGateway } from './lib/gateway.mjs';
 
 const T = { timeout: 30000 };
 const REQUESTS = 4;
@@ -110,52 +111,82 @@ describe('hostile upstream timing: split answers and closes right after an answe
   }
 });
 
-// A provider that says how long it keeps an idle connection ("Keep-Alive: timeout=2", as
-// Node.js servers do with their 5 s default) and resets a request that comes later: its timer
-// has closed the connection as the request arrived, the worst case of that race, which a
-// gateway that keeps the connection past the provider's timeout loses now and then (a POST
-// sent is not sent twice: the client would get a 502).
-describe("a provider's Keep-Alive timeout", { timeout: 60000 }, () => {
-  test('timeout=2: the connection is reused within it, and not after (a fresh one, no 502)', T, async () => {
-    const TIMEOUT_S = 2;
-    const resets = { count: 0 };
-    const up = await listenRaw({}, (sock) => {
-      let buf = Buffer.alloc(0);
-      let idleSince = null;
-      sock.on('data', (d) => {
-        buf = Buffer.concat([buf, d]);
-        const end = buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const head = buf.subarray(0, end).toString('latin1');
-        const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
-        if (buf.length < end + 4 + len) return;
-        if (idleSince !== null && performance.now() - idleSince > TIMEOUT_S * 1000) {
-          resets.count++;
-          sock.resetAndDestroy();
-          return;
-        }
-        const marker = JSON.parse(buf.subarray(end + 4, end + 4 + len).toString('utf8')).marker;
-        buf = buf.subarray(end + 4 + len);
-        const a = answerParts(marker);
-        sock.write(a.head.replace('\r\n\r\n', `\r\nConnection: keep-alive\r\nKeep-Alive: timeout=${TIMEOUT_S}\r\n\r\n`) + a.body);
-        idleSince = performance.now();
-      });
+// A provider that closes idle connections after `timeoutS` seconds, saying so or not
+// ("Keep-Alive: timeout=N", as Node.js servers do with their 5 s default; uvicorn, and so vLLM,
+// closes after 5 s and says nothing), and resets a request that comes later: its timer has
+// closed the connection as the request arrived, the worst case of that race, which a gateway
+// that keeps the connection past the provider's timeout loses now and then (a POST sent is not
+// sent twice: the client would get a 502).
+async function forgetfulUpstream({ timeoutS, hint }) {
+  const resets = { count: 0 };
+  const up = await listenRaw({}, (sock) => {
+    let buf = Buffer.alloc(0);
+    let idleSince = null;
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const head = buf.subarray(0, end).toString('latin1');
+      const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+      if (buf.length < end + 4 + len) return;
+      if (idleSince !== null && performance.now() - idleSince > timeoutS * 1000) {
+        resets.count++;
+        sock.resetAndDestroy();
+        return;
+      }
+      const marker = JSON.parse(buf.subarray(end + 4, end + 4 + len).toString('utf8')).marker;
+      buf = buf.subarray(end + 4 + len);
+      const a = answerParts(marker);
+      const extra = hint ? `\r\nConnection: keep-alive\r\nKeep-Alive: timeout=${timeoutS}` : '';
+      sock.write(a.head.replace('\r\n\r\n', `${extra}\r\n\r\n`) + a.body);
+      idleSince = performance.now();
     });
+  });
+  return { up, resets };
+}
+
+// Two requests 300 ms apart share a connection; one after `pauseMs` goes on a fresh one.
+async function reusedWithinNotAfter(gw, up, resets, pauseMs) {
+  const send = async (marker) => {
+    const r = await gwPost(gw, '/v1/chat/completions', body(marker));
+    assert.equal(r.status, 200, `${marker}: ${r.text}`);
+    assert.equal(r.json().marker, marker);
+  };
+  await send('first');
+  await sleep(300);
+  await send('within-the-timeout');
+  assert.equal(up.state.connections, 1, 'reused 300 ms later');
+  await sleep(pauseMs);
+  await send('after-the-timeout');
+  assert.equal(resets.count, 0, 'no request was sent on a connection the provider had given up');
+  assert.equal(up.state.connections, 2, "a fresh connection after the provider's timeout");
+}
+
+describe("a provider's keep-alive timeout", { timeout: 60000 }, () => {
+  test('Keep-Alive: timeout=2: the connection is reused within it, and not after (a fresh one, no 502)', T, async () => {
+    const { up, resets } = await forgetfulUpstream({ timeoutS: 2, hint: true });
     const gw = await startGatewayInFront(up, { group: 'timing', name: 'timing-model' });
     try {
-      const send = async (marker) => {
-        const r = await gwPost(gw, '/v1/chat/completions', body(marker));
-        assert.equal(r.status, 200, `${marker}: ${r.text}`);
-        assert.equal(r.json().marker, marker);
-      };
-      await send('first');
-      await sleep(300);
-      await send('within-the-timeout');
-      assert.equal(up.state.connections, 1, 'reused 300 ms later');
-      await sleep(TIMEOUT_S * 1000 + 300);
-      await send('after-the-timeout');
-      assert.equal(resets.count, 0, 'no request was sent on a connection the provider had given up');
-      assert.equal(up.state.connections, 2, 'a fresh connection after the provider\'s timeout');
+      await reusedWithinNotAfter(gw, up, resets, 2300);
+    } finally {
+      await gw.stop();
+      gw.cleanup();
+      await up.close();
+    }
+  });
+
+  test('a provider that closes after 1.5 s without saying so, timeouts.pool_idle 1 for it: no 502', T, async () => {
+    const { up, resets } = await forgetfulUpstream({ timeoutS: 1.5, hint: false });
+    const gw = await startGateway({
+      config: {
+        providers: [{ group: 'timing', name: 'timing-model', base: up.url, key: 'sk-up', timeouts: { pool_idle: 1 } }],
+        security: [CLIENT_TOKEN],
+      },
+      workers: 1,
+    });
+    try {
+      assert.doesNotMatch(gw.stderr(), /unknown key/);
+      await reusedWithinNotAfter(gw, up, resets, 1800);
     } finally {
       await gw.stop();
       gw.cleanup();
