@@ -272,23 +272,34 @@ void finish_keys(context& c, config& cfg) {
   // The old `security` entries become unlimited keys named after their digest, first.
   std::vector<client_key> all;
   all.reserve(cfg.security.size() + cfg.keys.size());
-  for (const auto& token : cfg.security) {
+  // Names are the keys' identity in logs, metrics and /admin/v1/keys: a keys[] entry named
+  // like a security entry's automatic name would merge two keys there. By name: a keys[] index,
+  // or `automatic` + a security index.
+  std::map<std::string, std::size_t, std::less<>> seen;
+  const std::size_t automatic = cfg.keys.size();
+  for (std::size_t s = 0; s < cfg.security.size(); ++s) {
+    const auto& token = cfg.security[s];
     if (token.empty()) continue;
     client_key k;
     k.digest = auth::sha256_digest(token);
     k.name = auth::digest_name(k.digest);
     k.from_security = true;
+    seen.emplace(k.name, automatic + s);
     all.push_back(std::move(k));
   }
   std::set<std::string, std::less<>> group_names;
   for (const auto& p : cfg.providers) group_names.insert(p.group);
-  std::map<std::string, std::size_t, std::less<>> seen;
   for (std::size_t i = 0; i < cfg.keys.size(); ++i) {
     auto& k = cfg.keys[i];
     std::string path = index_path("keys", i);
     if (k.name.empty()) continue;  // already an error
     auto [it, added] = seen.emplace(k.name, i);
-    if (!added)
+    if (!added && it->second >= automatic)
+      c.error(join(path, "name"), json::serialize(json::string(k.name)) +
+                                      " is the name the security entry [" +
+                                      std::to_string(it->second - automatic) +
+                                      "] gets (\"key-\" and its digest); choose another");
+    else if (!added)
       c.error(join(path, "name"), json::serialize(json::string(k.name)) +
                                       " is already the name of keys[" + std::to_string(it->second) +
                                       "]");

@@ -115,6 +115,10 @@ TEST(ConfigKeys, ErrorTable) {
       {"duplicate name", keys_doc(R"("keys":[{"name":"a","token":"t1"},{"name":"b","token":"t2"},
           {"name":"c","token":"t3"},{"name":"a","token":"t4"}])"),
        "keys[3].name", "already the name of keys[0]"},
+      // sha256("abc") = ba7816bf...: the name the security entry "abc" gets in logs and metrics.
+      {"name of a security entry",
+       keys_doc(R"("security":["abc"],"keys":[{"name":"key-ba7816bf","token":"t"}])"),
+       "keys[0].name", "the name the security entry [0] gets"},
       {"token missing", keys_doc(R"("keys":[{"name":"a"}])"), "keys[0].token", "is required"},
       {"token and digest",
        keys_doc(R"("keys":[{"name":"a","token":"t","token_sha256":")" + abc_sha + R"("}])"),
