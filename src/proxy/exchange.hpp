@@ -494,6 +494,7 @@ class exchange {
   int data_events_ = 0;             // SSE events with data seen in this answer
   bool first_event_error_ = false;  // the first of them reported an error
   std::vector<std::size_t> tried_;  // target indices tried by this request
+  routing::request_picks picks_;    // its picks' state: failovers continue its round-robin turn
   std::string trace_;               // "name:what,..." per failed attempt, for the log
   std::uint64_t bytes_out_ = 0;
 

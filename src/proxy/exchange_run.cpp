@@ -189,6 +189,7 @@ void exchange::begin_request(const exchange_request& r, std::chrono::steady_cloc
   group_literal_ = r.group.name_literal;
   rate_headers_ = r.rate_headers;
   tried_.clear();
+  picks_ = {};
   trace_.clear();
   kept_.valid = false;
   codec_refused_ = false;
@@ -346,7 +347,7 @@ asio::awaitable<std::optional<routing::selection>> exchange::admit_target(
     if (sel->probe) t.health->release_probe();
     tried_.push_back(sel->index);
     ++skipped;
-    sel = routing::select(g, observe::coarse_now(), tried_);
+    sel = routing::select(g, observe::coarse_now(), tried_, picks_);
   }
   tried_.resize(tried_.size() - skipped);
   co_return sel;
@@ -372,7 +373,7 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
   bool targets_full = false;
   for (std::size_t n = 0; n < max_attempts && !client_gone_; ++n) {
     if (n > 0) now = observe::coarse_now();
-    auto sel = routing::select(g, now, tried_);
+    auto sel = routing::select(g, now, tried_, picks_);
     if (sel && r.admit) {
       sel = co_await admit_target(r, sel);
       targets_full = !sel;

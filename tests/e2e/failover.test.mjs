@@ -12,7 +12,8 @@
 //     target; Retry-After ejects for exactly that long; after the cooldown one probe; success
 //     restores; health survives a reload that keeps the target (base + model + key);
 //   - x-openbridge-model / -provider / -attempts on every answer; attempts= and tried= in the
-//     access log; weighted balancing by weight.
+//     access log; weighted balancing by weight; round robin moves once per request, so the
+//     targets that answer share a failing target's requests evenly.
 //
 // Each test starts its own gateway, so health state and retry budgets never leak between tests.
 // Every request, loop and wait is bounded.
@@ -999,5 +1000,35 @@ describe('failover and health (real binary)', { timeout: 900000 }, () => {
     const lif = { slow: countModel('lif-slow'), fast: countModel('lif-fast') };
     t.diagnostic(`least_inflight: ${JSON.stringify(lif)}`);
     assert.ok(lif.slow <= 12, `least_inflight: the 500 ms target got ${lif.slow} of 40 (round robin would give 20)`);
+  });
+
+  test('12. round robin with a failing target kept in rotation: the healthy ones split its requests evenly, the cursor moves once per request', T, async (t) => {
+    M.reset();
+    const gw = await gateway({
+      providers: [P('even', 'ev-1', M.url), P('even', 'ev-500', `${M.url}/mode/status-500`), P('even', 'ev-3', M.url)],
+      groups: { even: { policy: 'round_robin' } },
+      // Never ejected (no 1000 failures in a row; a share of failures can't exceed 1): every
+      // request's first pick is the group's turn, so the counts below are exact.
+      health: { consecutive_failures: 1000, error_ratio: 1 },
+      retry: { budget_ratio: 1 },
+    });
+    // Each request takes one turn of the cursor (60 consecutive values c): its first target is
+    // c % 3, so ev-500 comes first for 20 requests, which fail over to the two others in turn
+    // ((c / 3) % 2 over the two left): 10 each, 20 + 10 = 30 each in all. One request at a
+    // time, then four at once: the turns are the same whatever the interleaving.
+    const models = ['ev-1', 'ev-500', 'ev-3'];
+    for (const conc of [1, 4]) {
+      const before = models.map(countModel);
+      const rs = await pool(60, conc, () => gwPost(gw, '/v1/chat/completions', chatBody('even')));
+      for (const r of rs) assert.equal(r.status, 200, r.text);
+      const counts = Object.fromEntries(models.map((m, i) => [m, countModel(m) - before[i]]));
+      t.diagnostic(`${conc} at a time, upstream requests: ${JSON.stringify(counts)}`);
+      assert.deepEqual(counts, { 'ev-1': 30, 'ev-500': 20, 'ev-3': 30 }, `${conc} at a time: the healthy targets share the failing one's requests evenly`);
+      const attempts = rs.map((r) => r.headers['x-openbridge-attempts']);
+      assert.equal(attempts.filter((a) => a === '2').length, 20, `${conc} at a time, attempts: ${tally(attempts)}`);
+      const served = rs.map((r) => r.headers['x-openbridge-model']);
+      assert.equal(served.filter((m) => m === 'ev-1').length, 30, `${conc} at a time, served by: ${tally(served)}`);
+      assert.equal(served.filter((m) => m === 'ev-3').length, 30, `${conc} at a time, served by: ${tally(served)}`);
+    }
   });
 });

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <map>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -85,6 +86,74 @@ TEST(RoundRobinPolicy, EvenAndSharesTheCursorWithTheOldPick) {
   EXPECT_EQ(hits[2], 100);
   EXPECT_EQ(pick_round_robin(tg.g), 0u);  // cursor is at 300
   EXPECT_EQ(tg.pick()->index, 1u);
+}
+
+// One client request as the exchange drives it: one request_picks for all its attempts, each
+// target tried at most once, until one that is not in `failing` answers (no health report:
+// the failing targets stay in rotation). Returns the targets sent to, in order.
+std::vector<std::size_t> run_request(test_group& tg, const std::set<std::size_t>& failing) {
+  request_picks picks;
+  std::vector<std::size_t> tried;
+  while (auto s = select(tg.g, tg.now, tried, picks, tg.r)) {
+    tried.push_back(s->index);
+    if (!failing.contains(s->index)) break;
+  }
+  return tried;
+}
+
+// Each request draws one cursor value c (0..59): its first pick is c % 3, so the failing
+// target comes first for 20 of them; those continue over the two left at (c / 3) % 2, which
+// alternates: 10 each. Every healthy target serves 20 + 10.
+TEST(RoundRobinPolicy, FailoverSplitsAFailingTargetsShareEvenlyAndMovesTheCursorOnce) {
+  for (std::size_t bad = 0; bad < 3; ++bad) {
+    test_group tg({1, 1, 1});
+    std::array<int, 3> sent{}, served{};
+    for (int i = 0; i < 60; ++i) {
+      auto path = run_request(tg, {bad});
+      for (auto t : path) ++sent[t];
+      ++served[path.back()];
+    }
+    std::array<int, 3> want{30, 30, 30};
+    want[bad] = 0;
+    EXPECT_EQ(served, want) << "failing target " << bad;
+    EXPECT_EQ(sent[bad], 20) << "failing target " << bad << ": first in one request of three";
+    EXPECT_EQ(tg.g.state->next.load(), 60u) << "the cursor moves once per request, not per attempt";
+  }
+}
+
+// The drawn value read digit by digit (mixed radix 4, 3, 2) runs through all 24 orders of the
+// targets in 24 requests, so whichever targets fail, the others serve equal shares.
+TEST(RoundRobinPolicy, FailoverOverSeveralFailingTargetsStaysEven) {
+  const std::set<std::size_t> failing_sets[] = {{0, 1}, {1, 2}, {2, 3}, {0, 3}, {1, 3}, {0, 1, 2}};
+  for (const auto& failing : failing_sets) {
+    test_group tg({1, 1, 1, 1});
+    std::array<int, 4> served{};
+    std::array<int, 4> sent{};
+    for (int i = 0; i < 24 * 5; ++i) {
+      auto path = run_request(tg, failing);
+      for (auto t : path) ++sent[t];
+      ++served[path.back()];
+    }
+    const int healthy = 4 - static_cast<int>(failing.size());
+    for (std::size_t k = 0; k < 4; ++k) {
+      if (failing.contains(k))
+        EXPECT_EQ(served[k], 0) << k;
+      else
+        EXPECT_EQ(served[k], 120 / healthy) << "target " << k << " of " << healthy << " healthy";
+    }
+    EXPECT_EQ(tg.g.state->next.load(), 120u);
+  }
+}
+
+TEST(RoundRobinPolicy, FailoverNeverRepeatsATargetAndEndsWhenAllWereTried) {
+  test_group tg({1, 1, 1});
+  for (int i = 0; i < 12; ++i) {
+    auto path = run_request(tg, {0, 1, 2});
+    std::set<std::size_t> seen(path.begin(), path.end());
+    EXPECT_EQ(path.size(), 3u);
+    EXPECT_EQ(seen.size(), 3u);
+  }
+  EXPECT_EQ(tg.g.state->next.load(), 12u);
 }
 
 TEST(WeightedPolicy, SmoothSequence) {
@@ -217,7 +286,8 @@ TEST(Policies, SingleCandidateIsPickedByEveryPolicy) {
   for (auto k : all_policies) {
     test_group tg({4});
     auto c = candidates(tg);
-    EXPECT_EQ(policy_for(k)(c, *tg.g.state, tg.r), 0u);
+    request_picks picks;
+    EXPECT_EQ(policy_for(k)(c, *tg.g.state, picks, tg.r), 0u);
   }
 }
 

@@ -16,7 +16,8 @@ inline double latency_score(const target_health& h) {
   return h.ewma_ms() * (static_cast<double>(h.in_flight()) + 1.0);
 }
 
-inline std::size_t pick_latency(std::span<const candidate> eligible, group_state&, rng& r) {
+inline std::size_t pick_latency(std::span<const candidate> eligible, group_state&, request_picks&,
+                                rng& r) {
   if (eligible.size() == 1) return 0;
   auto [a, b] = two_choices(eligible.size(), r);
   return latency_score(*eligible[a].health) <= latency_score(*eligible[b].health) ? a : b;

@@ -10,7 +10,8 @@
 
 namespace ob::routing {
 
-inline std::size_t pick_least_inflight(std::span<const candidate> eligible, group_state&, rng& r) {
+inline std::size_t pick_least_inflight(std::span<const candidate> eligible, group_state&,
+                                       request_picks&, rng& r) {
   if (eligible.size() == 1) return 0;
   auto [a, b] = two_choices(eligible.size(), r);
   // in_flight_a / weight_a <= in_flight_b / weight_b, without division.

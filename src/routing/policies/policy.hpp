@@ -1,7 +1,8 @@
 // The one interface every balancing policy implements: given the targets of a group that may
 // take this request (healthy, not yet tried by it), return the position of the one to use.
-// Policies are pure functions of that list, the group's shared state and a random source;
-// health, probing and failover are select()'s business (select.hpp), not theirs.
+// Policies are pure functions of that list, the group's shared state, the request's own pick
+// state and a random source; health, probing and failover are select()'s business
+// (select.hpp), not theirs.
 //
 // Header-only: the routing library is built from src/routing/*.cpp, and each policy is a few
 // lines that the select() loop inlines.
@@ -31,6 +32,15 @@ struct candidate {
   std::uint32_t slot;     // target::wrr_slot: the weighted policy's state is kept by identity
 };
 
+// What the picks of one client request share: select() runs once per attempt, and a failover
+// must not count as a new request. Round robin keeps here the value it drew from the group's
+// cursor (policies/round_robin.hpp); the other policies ignore it. The caller owns one per
+// request, starts it empty ({}) and passes the same one to every pick of that request.
+struct request_picks {
+  std::uint64_t cursor = 0;  // round robin: what is left of the drawn value
+  bool drawn = false;        // round robin: the group's cursor moved for this request
+};
+
 // Small, fast, not cryptographic: picks two candidates per request. One per thread in
 // production (no sharing), seeded by the caller; tests seed it for repeatable runs.
 class rng {
@@ -50,7 +60,8 @@ class rng {
 };
 
 // Returns a position in `eligible` (not a target index). `eligible` is never empty.
-using pick_fn = std::size_t (*)(std::span<const candidate> eligible, group_state& state, rng& r);
+using pick_fn = std::size_t (*)(std::span<const candidate> eligible, group_state& state,
+                                request_picks& request, rng& r);
 
 // Two distinct random positions out of n >= 2, for the power-of-two-choices policies.
 inline std::pair<std::size_t, std::size_t> two_choices(std::size_t n, rng& r) {

@@ -10,8 +10,9 @@
 //
 // One request, as the proxy drives it (all times from one steady clock, passed in):
 //   g.state->retries.record_request(now);                once per client request
+//   request_picks picks;                                 once per client request
 //   loop:
-//     sel = select(g, now, tried);                       nullopt: answer with the last error
+//     sel = select(g, now, tried, picks);                nullopt: answer with the last error
 //     auto& h = *g.targets[sel->index].health;
 //     in_flight_guard busy(h);                           the whole attempt, stream included
 //     h.record_latency(ttfb);                            when the answer head arrives
@@ -88,9 +89,11 @@ inline std::optional<selection> fallback(const group& g, std::span<const std::si
 
 }  // namespace detail
 
-// `tried`: indexes this request already used (usually 0-2 entries).
+// `tried`: indexes this request already used (usually 0-2 entries). `picks`: the request's
+// own pick state, the same object for each of its attempts (a failover is not a new request).
 inline std::optional<selection> select(const group& g, time_point now,
-                                       std::span<const std::size_t> tried, rng& r) {
+                                       std::span<const std::size_t> tried, request_picks& picks,
+                                       rng& r) {
   auto& eligible = detail::scratch();
   for (std::size_t i = 0; i < g.targets.size(); ++i) {
     const auto& t = g.targets[i];
@@ -101,7 +104,7 @@ inline std::optional<selection> select(const group& g, time_point now,
       return selection{i, true, false};
   }
   if (eligible.empty()) return detail::fallback(g, tried);
-  auto pos = policy_for(g.policy)(eligible, *g.state, r);
+  auto pos = policy_for(g.policy)(eligible, *g.state, picks, r);
   return selection{eligible[pos].index, false, false};
 }
 
@@ -109,6 +112,18 @@ inline rng& thread_rng() {
   thread_local rng r{std::random_device{}() ^
                      (std::hash<std::thread::id>{}(std::this_thread::get_id()) << 1)};
   return r;
+}
+
+inline std::optional<selection> select(const group& g, time_point now,
+                                       std::span<const std::size_t> tried, request_picks& picks) {
+  return select(g, now, tried, picks, thread_rng());
+}
+
+// The first pick of a request of its own: each call counts as one more request.
+inline std::optional<selection> select(const group& g, time_point now,
+                                       std::span<const std::size_t> tried, rng& r) {
+  request_picks picks;
+  return select(g, now, tried, picks, r);
 }
 
 inline std::optional<selection> select(const group& g, time_point now,

@@ -15,7 +15,8 @@
 
 namespace ob::routing {
 
-inline std::size_t pick_weighted(std::span<const candidate> eligible, group_state& s, rng&) {
+inline std::size_t pick_weighted(std::span<const candidate> eligible, group_state& s,
+                                 request_picks&, rng&) {
   if (eligible.size() == 1) return 0;
   std::lock_guard lock(s.wrr_mu);
   auto& current = s.wrr_current;
