@@ -27,6 +27,65 @@ std::string sha256_prefix(std::string_view s) {
   return hex;
 }
 
+// Everything that decides where a request to a target goes and how: base URL (with its path),
+// model, key, API, auth header, API version, configured headers. Each field length-prefixed,
+// so two different entries never read alike.
+std::string entry_identity(const config::provider& p) {
+  std::string out;
+  auto field = [&](std::string_view v) {
+    out += std::to_string(v.size());
+    out += ':';
+    out += v;
+  };
+  field(p.base);
+  field(p.name);
+  field(p.key);
+  out += static_cast<char>('0' + static_cast<int>(p.api));
+  out += static_cast<char>('0' + static_cast<int>(p.auth));
+  field(p.api_version);
+  for (const auto& [name, value] : p.headers) {
+    field(name);
+    field(value);
+  }
+  return out;
+}
+
+// Metric label values of one group's targets, in its order: "<model>@<host>" names a target
+// for people. Targets of the group with the same one get "#" and a suffix: 6 hex digits of
+// their key's hash when that tells them apart (two accounts), else 8 of a hash of the whole
+// entry (two deployments under one host and key, told apart by path, headers or API). Entries
+// the same in every respect are one target and share the label.
+std::vector<std::string> metric_labels(const std::vector<target>& targets) {
+  const auto n = targets.size();
+  std::vector<std::string> base(n), key_tag(n), identity(n), out(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto& p = *targets[i].provider;
+    base[i] = p.name + "@" + p.url.host_header;
+    key_tag[i] = targets[i].id.substr(targets[i].id.rfind('|') + 1, 6);
+    identity[i] = entry_identity(p);
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    bool same_base = false, same_key = false;
+    for (std::size_t j = 0; j < n; ++j) {
+      if (j == i || base[j] != base[i]) continue;
+      same_base = true;
+      same_key = same_key || key_tag[j] == key_tag[i];
+    }
+    out[i] = base[i];
+    if (same_key)
+      out[i] += "#" + sha256_prefix(identity[i]).substr(0, 8);
+    else if (same_base)
+      out[i] += "#" + key_tag[i];
+    // Different entries whose hashes still meet: the position tells them apart.
+    for (std::size_t j = 0; j < i; ++j)
+      if (out[j] == out[i] && identity[j] != identity[i]) {
+        out[i] += "." + std::to_string(i);
+        break;
+      }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string target_id(const config::provider& p) {
@@ -118,18 +177,13 @@ table::table(const config::config& cfg, state_registry& states) {
       g.policy = policy_kind::weighted;
     g.targets.push_back(std::move(t));
   }
-  // Metric labels: "<model>@<host>" names a target for people; two targets of one group that
-  // differ only by key (two accounts) get their key hash's start appended.
   auto& labels = observe::metrics::labels();
   for (auto& [name, g] : groups_) {
-    for (auto& t : g.targets) {
+    auto target_labels = metric_labels(g.targets);
+    for (std::size_t i = 0; i < g.targets.size(); ++i) {
+      auto& t = g.targets[i];
       const auto& p = *t.provider;
-      std::string label = p.name + "@" + p.url.host_header;
-      auto same = std::count_if(g.targets.begin(), g.targets.end(), [&](const target& o) {
-        return o.provider->name == p.name && o.provider->url.host_header == p.url.host_header;
-      });
-      if (same > 1) label += "#" + t.id.substr(t.id.rfind('|') + 1, 6);
-      t.metric_target = labels.intern(label);
+      t.metric_target = labels.intern(target_labels[i]);
       // An Azure resource may sit behind a host of its own (an API gateway): its api says more.
       t.metric_provider = labels.intern(p.api == config::provider_api::azure
                                             ? std::string("azure.ai.openai")

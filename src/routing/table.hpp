@@ -41,7 +41,8 @@ struct target {
   std::uint32_t wrr_slot = 0;  // its entry in group_state::wrr_current (group_state::wrr_slot)
   std::shared_ptr<target_health> health;  // shared with every snapshot that has this id
   // Metric label values (observe::metrics::labels() ids): the target as "<model>@<host>"
-  // ("#<key hash>" appended when a group has two of those), gen_ai_provider_name, the model.
+  // ("#" + a hash of its key, or of its whole entry, appended when a group has two of those:
+  // table.cpp metric_labels), gen_ai_provider_name, the model.
   std::uint32_t metric_target = 0, metric_provider = 0, metric_model = 0;
 };
 

@@ -85,6 +85,15 @@ void append_number(std::string& out, double v) {
   metrics::append_number(out, v);
 }
 
+// Whether target i is the first of its group with its label: entries the same in every respect
+// (a duplicated provider entry) share one label and one health (routing/table.cpp), so their
+// per-target series are written once.
+bool first_with_label(const routing::group& g, std::size_t i) {
+  for (std::size_t j = 0; j < i; ++j)
+    if (g.targets[j].metric_target == g.targets[i].metric_target) return false;
+  return true;
+}
+
 using ratelimit_map =
     std::unordered_map<metrics::series_key, metrics::shard::gauge_at, metrics::series_key_hash>;
 
@@ -237,7 +246,9 @@ asio::awaitable<std::string> render_metrics(admin_context& c) {
   w.family("openbridge_target_up", "gauge",
            "1 while a target takes traffic, 0 while it is ejected or being probed.");
   for (const auto* grp : snap->routes.groups())
-    for (const auto& t : grp->targets) {
+    for (std::size_t i = 0; i < grp->targets.size(); ++i) {
+      const auto& t = grp->targets[i];
+      if (!first_with_label(*grp, i)) continue;
       metrics::label l[] = {{"group", grp->name},
                             {"target", metrics::labels().value(t.metric_target)}};
       w.sample("openbridge_target_up", l,
@@ -246,7 +257,9 @@ asio::awaitable<std::string> render_metrics(admin_context& c) {
   w.family("openbridge_target_ejections_total", "counter",
            "Ejections of a target by passive health or active checks, by reason.");
   for (const auto* grp : snap->routes.groups())
-    for (const auto& t : grp->targets) {
+    for (std::size_t i = 0; i < grp->targets.size(); ++i) {
+      const auto& t = grp->targets[i];
+      if (!first_with_label(*grp, i)) continue;
       auto v = t.health->view(now);
       for (std::size_t r = 0; r < v.by_reason.size(); ++r) {
         metrics::label l[] = {

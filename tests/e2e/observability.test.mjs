@@ -292,6 +292,45 @@ describe('observability', { timeout: 300000 }, () => {
     assert.equal((await adminGet(gw, '/readyz', null)).status, 200);
   });
 
+  test('targets with the same model, host and key, told apart by their base path, and an entry listed twice: no series repeats in /metrics', async () => {
+    const adminPort = await freePort();
+    const twin = (p) => ({ group: 'twin', name: 'twin-model', base: `${A.url}${p}`, key: PROVIDER_KEY });
+    const g2 = await startGateway({
+      config: {
+        providers: [twin('/east'), twin('/west'), twin('/east')],
+        security: [CLIENT],
+        admin: { listen: `127.0.0.1:${adminPort}`, token: ADMIN_TOKEN },
+      },
+    });
+    g2.adminUrl = `http://127.0.0.1:${adminPort}`;
+    try {
+      // Round robin over the three entries: /east (listed twice) serves 4, /west 2.
+      for (let i = 0; i < 6; i++) assert.equal((await post(g2, '/v1/chat/completions', chatBody('twin'))).status, 200);
+      const m = await adminGet(g2, '/metrics');
+      outputs.push(m.text);
+      // A scrape with a series twice is refused by Prometheus (promtool does not check it).
+      const seen = new Set();
+      const repeated = [];
+      for (const line of m.text.split('\n')) {
+        if (!line || line.startsWith('#')) continue;
+        const series = line.slice(0, line.lastIndexOf(' '));
+        if (seen.has(series)) repeated.push(series);
+        seen.add(series);
+      }
+      assert.deepEqual(repeated, [], 'every series once');
+      const up = samples(m.text, 'openbridge_target_up').filter((x) => x.labels.group === 'twin');
+      assert.equal(up.length, 2, `one series per target (the entry listed twice is one): ${JSON.stringify(up)}`);
+      assert.ok(up.every((x) => x.labels.target.startsWith('twin-model@127.0.0.1:')), JSON.stringify(up));
+      const served = samples(m.text, 'openbridge_requests_total').filter((x) => x.labels.group === 'twin');
+      assert.deepEqual(served.map((x) => x.value).sort(), [2, 4], `requests by target: ${JSON.stringify(served)}`);
+      assert.equal(new Set(served.map((x) => x.labels.target)).size, 2);
+      assert.ok(promtoolCheck(m.text).ok, promtoolCheck(m.text).output);
+    } finally {
+      await g2.stop();
+      g2.cleanup();
+    }
+  });
+
   test('the live event stream shows access and reload records as they happen', async () => {
     const got = [];
     const ac = new AbortController();

@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <set>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "observe/gateway_metrics.hpp"
 #include "routing/policies/round_robin.hpp"
 
 namespace ob::routing {
@@ -63,6 +67,114 @@ TEST(Table, TargetIdsAreStableAndDoNotContainTheKey) {
   auto q = p;
   q.key = "sk-other";
   EXPECT_NE(id, target_id(q));
+}
+
+// The target label values of group `g`, in config order.
+std::vector<std::string> target_labels(const table& t, std::string_view g) {
+  std::vector<std::string> out;
+  for (const auto& x : t.find(g)->targets)
+    out.emplace_back(observe::metrics::labels().value(x.metric_target));
+  return out;
+}
+
+std::string key_tag(std::string_view key) {  // what two accounts' labels end with
+  config::provider p;
+  p.key = std::string(key);
+  auto id = target_id(p);
+  return "#" + id.substr(id.rfind('|') + 1, 6);
+}
+
+TEST(MetricLabels, ModelAtHostWithoutASuffixWhenNothingCollides) {
+  state_registry states;
+  auto cfg = two_groups();
+  // The same model and host in another group: each group names its own targets.
+  cfg.providers.push_back(make("smart", "model-a", "a.example", "kz"));
+  table t(cfg, states);
+  EXPECT_EQ(target_labels(t, "fast"),
+            (std::vector<std::string>{"model-a@a.example", "model-b@b.example"}));
+  EXPECT_EQ(target_labels(t, "smart"),
+            (std::vector<std::string>{"big \"q\"@c.example", "model-a@a.example"}));
+}
+
+TEST(MetricLabels, TwoAccountsOfOneModelAreToldApartByTheirKeys) {
+  state_registry states;
+  config::config cfg;
+  cfg.providers = {make("g", "m", "h.example", "k1"), make("g", "m", "h.example", "k2")};
+  table t(cfg, states);
+  EXPECT_EQ(target_labels(t, "g"), (std::vector<std::string>{"m@h.example" + key_tag("k1"),
+                                                             "m@h.example" + key_tag("k2")}));
+}
+
+// Same model, host and key, but two different targets: the labels must differ, or /metrics
+// repeats a series (openbridge_target_up once per target) and Prometheus refuses the scrape.
+TEST(MetricLabels, TargetsWithTheSameModelHostAndKeyGetDistinctLabels) {
+  auto variant = [](int k) {
+    auto p = make("g", "m", "h.example", "same-key");
+    switch (k) {
+      case 0:
+        p.base = "http://h.example/a";
+        break;
+      case 1:
+        p.base = "http://h.example/b";
+        break;
+      case 2:
+        p.base = "http://h.example:80";
+        break;
+      case 3:
+        p.headers = {{"OpenAI-Project", "proj_1"}};
+        break;
+      case 4:
+        p.headers = {{"OpenAI-Project", "proj_2"}};
+        break;
+      case 5:
+        p.api = config::provider_api::azure;
+        p.auth = config::auth_mode::api_key;
+        break;
+      case 6:
+        p.api = config::provider_api::azure;
+        p.auth = config::auth_mode::api_key;
+        p.api_version = "v1";
+        break;
+      case 7:
+        p.auth = config::auth_mode::x_api_key;
+        break;
+    }
+    return p;
+  };
+  state_registry states;
+  config::config cfg;
+  for (int k = 0; k < 8; ++k) cfg.providers.push_back(variant(k));
+  cfg.providers.push_back(make("g", "m", "h.example", "other-key"));
+  cfg.providers.push_back(make("g", "other", "h.example", "same-key"));
+  table t(cfg, states);
+  auto labels = target_labels(t, "g");
+  std::set<std::string> distinct(labels.begin(), labels.end());
+  EXPECT_EQ(distinct.size(), labels.size()) << ::testing::PrintToString(labels);
+  for (int k = 0; k < 8; ++k) EXPECT_TRUE(labels[k].starts_with("m@h.example#")) << labels[k];
+  // A key of its own still names the target by its key hash, as before.
+  EXPECT_EQ(labels[8], "m@h.example" + key_tag("other-key"));
+  EXPECT_EQ(labels[9], "other@h.example");
+
+  // Stable: the same config built again (a reload) names its targets the same way.
+  state_registry states2;
+  table again(cfg, states2);
+  EXPECT_EQ(target_labels(again, "g"), labels);
+}
+
+// An entry listed twice is one target (one health, see TargetIdsAreStable...): one label.
+TEST(MetricLabels, AnEntryListedTwiceIsOneTarget) {
+  state_registry states;
+  config::config cfg;
+  auto p = make("g", "m", "h.example", "k");
+  p.base = "http://h.example/a";
+  auto q = p;
+  q.base = "http://h.example/b";
+  cfg.providers = {p, p, q};
+  table t(cfg, states);
+  auto labels = target_labels(t, "g");
+  EXPECT_EQ(labels[0], labels[1]);
+  EXPECT_NE(labels[0], labels[2]);
+  EXPECT_EQ(t.find("g")->targets[0].health, t.find("g")->targets[1].health);
 }
 
 TEST(RoundRobin, EvenSpreadInOneThread) {
