@@ -30,7 +30,30 @@ bool iequals_ascii(std::string_view a, std::string_view b) {
   return true;
 }
 
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
 }  // namespace
+
+bool names_param(std::string_view param, std::string_view name) {
+  std::size_t j = 0;
+  for (std::size_t i = 0; i < param.size() && param[i] != '=';) {
+    char c = param[i++];
+    if (c == '%' && i + 1 < param.size() && hex_value(param[i]) >= 0 &&
+        hex_value(param[i + 1]) >= 0) {
+      c = static_cast<char>(hex_value(param[i]) * 16 + hex_value(param[i + 1]));
+      i += 2;
+    }
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+    if (j == name.size() || c != name[j]) return false;
+    ++j;
+  }
+  return j == name.size();
+}
 
 bool is_version_segment(std::string_view s) {
   if (s.size() < 2 || (s[0] != 'v' && s[0] != 'V') || s[1] < '0' || s[1] > '9') return false;
@@ -65,21 +88,16 @@ std::optional<route> make_route(const config::provider& p, std::string* error) {
     return r;
   }
   r.prefix = base_path + "/openai/deployments/" + p.name;
-  r.query = "api-version=";
+  r.query_name = "api-version";
+  r.query = r.query_name + "=";
   r.query += p.api_version.empty() ? config::default_azure_api_version : p.api_version;
   return r;
 }
 
 std::string map_path(const route& r, std::string_view target) {
-  auto rest = r.rest(target);
   std::string out;
   out.reserve(r.max_size(target));
-  out += r.prefix;
-  out += rest;
-  if (!r.query.empty()) {
-    out += rest.find('?') == std::string_view::npos ? '?' : '&';
-    out += r.query;
-  }
+  r.write(target, [&](std::string_view piece) { out += piece; });
   return out;
 }
 

@@ -12,7 +12,9 @@
 //       "/openai/v1/chat/completions" (no doubled "/v1").
 //   api azure (base = the resource endpoint, no /openai in it)
 //     - deployments API (default): "/openai/deployments/{name}" + target without "/v1", then
-//       "api-version={api_version}" added to the query ('?' or '&');
+//       "api-version={api_version}" added to the query ('?' or '&'). The operator chose the
+//       version the deployment supports: a client's own api-version is dropped (the client's
+//       other query parameters are kept, in their order), so exactly one reaches Azure;
 //     - v1 API (api_version "v1"): "/openai/v1" + target without "/v1", query unchanged.
 // A target not starting with "/v1" (a health check path such as "/health") is appended as is.
 #pragma once
@@ -26,10 +28,15 @@
 
 namespace ob::dialect {
 
+// Whether query parameter `param` ("name=value" or "name") is named `name` (lower case): its
+// name compared without case, %XX escapes decoded ("API-Version", "api%2Dversion").
+bool names_param(std::string_view param, std::string_view name);
+
 struct route {
-  std::string prefix;     // written first
-  bool strip_v1 = false;  // drop the target's leading "/v1"
-  std::string query;      // "api-version=..." appended to the query; "" = none
+  std::string prefix;      // written first
+  bool strip_v1 = false;   // drop the target's leading "/v1"
+  std::string query;       // "api-version=..." appended to the query; "" = none
+  std::string query_name;  // its name, "api-version": the client's own is dropped
 
   // The target's part that follows `prefix`.
   std::string_view rest(std::string_view target) const {
@@ -41,6 +48,38 @@ struct route {
   // Upper bound of the mapped target's size.
   std::size_t max_size(std::string_view target) const {
     return prefix.size() + target.size() + 1 + query.size();
+  }
+  // The mapped target as pieces, out(std::string_view) for each in order (the exchange writes
+  // them straight into its head buffer; map_path joins them). No allocation; without `query`
+  // (every target but an Azure deployment) two pieces and no search.
+  template <class Out>
+  void write(std::string_view target, Out&& out) const {
+    auto r = rest(target);
+    out(std::string_view(prefix));
+    if (query.empty()) {
+      out(r);
+      return;
+    }
+    auto q = r.find('?');
+    out(r.substr(0, q));
+    std::string_view sep = "?";
+    if (q != std::string_view::npos) {
+      // The client's parameters but its own `query_name`, each after '?' or '&' as before.
+      auto params = r.substr(q + 1);
+      for (;;) {
+        auto amp = params.find('&');
+        auto param = params.substr(0, amp);
+        if (!names_param(param, query_name)) {
+          out(sep);
+          out(param);
+          sep = "&";
+        }
+        if (amp == std::string_view::npos) break;
+        params.remove_prefix(amp + 1);
+      }
+    }
+    out(sep);
+    out(std::string_view(query));
   }
 };
 

@@ -417,7 +417,6 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
     client_version = r.req.headers.get("anthropic-version");
     if (!client_version.empty()) fixed.remove_suffix(t.default_version);
   }
-  std::string_view rest = route.rest(target);
   up_head_.clear();
   up_head_.reserve(head_reserve);
   // Every literal below and one number (<= 20 bytes), then plain stores.
@@ -426,12 +425,9 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
   head_writer w{up_head_.data()};
   w.text(r.req.method);
   w.text(" "sv);
-  w.text(route.prefix);
-  w.text(rest);
-  if (!route.query.empty()) {  // azure's api-version
-    w.text(rest.find('?') == std::string_view::npos ? "?"sv : "&"sv);
-    w.text(route.query);
-  }
+  // Prefix, the client target's rest and, for Azure, the configured api-version instead of any
+  // of the client's.
+  route.write(target, [&w](std::string_view piece) { w.text(piece); });
   w.text(" HTTP/1.1\r\nHost: "sv);
   w.text(url.host_header);
   w.text("\r\n"sv);

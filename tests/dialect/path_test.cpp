@@ -56,6 +56,10 @@ const path_case cases[] = {
      "/v1/chat/completions?a=1&b=2", "/openai/v1/chat/completions?a=1&b=2"},
     {"query_no_path", "https://api.openai.com", openai, "m", "", "/v1/models?x=y",
      "/v1/models?x=y"},
+    // Only an Azure deployment target sets api-version: elsewhere the client's passes as sent.
+    {"openai_client_api_version_kept", "https://api.openai.com", openai, "m", "",
+     "/v1/chat/completions?api-version=2024-01-01&x=1",
+     "/v1/chat/completions?api-version=2024-01-01&x=1"},
     {"non_v1_target_appended", "http://127.0.0.1:11434/v1", openai, "m", "", "/health",
      "/v1/health"},
     {"v1x_not_stripped", "http://127.0.0.1:11434/v1", openai, "m", "", "/v1x/a", "/v1/v1x/a"},
@@ -67,8 +71,41 @@ const path_case cases[] = {
     {"azure_client_query", "https://res.openai.azure.com", azure, "d", "",
      "/v1/chat/completions?x=1",
      "/openai/deployments/d/chat/completions?x=1&api-version=2024-10-21"},
+    // The configured api_version is the one the deployment supports: a client's own api-version
+    // (any case, percent-encoded or not, with or without a value, once or more) is dropped, the
+    // client's other parameters kept in their order.
+    {"azure_client_api_version_dropped", "https://res.openai.azure.com", azure, "d", "",
+     "/v1/chat/completions?api-version=2023-05-15",
+     "/openai/deployments/d/chat/completions?api-version=2024-10-21"},
+    {"azure_client_api_version_between_others", "https://res.openai.azure.com", azure, "d",
+     "2025-01-01-preview", "/v1/chat/completions?x=1&api-version=2023-05-15&y=2",
+     "/openai/deployments/d/chat/completions?x=1&y=2&api-version=2025-01-01-preview"},
+    {"azure_client_api_version_first", "https://res.openai.azure.com", azure, "d", "",
+     "/v1/embeddings?api-version=2023-05-15&x=1",
+     "/openai/deployments/d/embeddings?x=1&api-version=2024-10-21"},
+    {"azure_client_api_version_last", "https://res.openai.azure.com", azure, "d", "",
+     "/v1/embeddings?x=1&api-version=2023-05-15",
+     "/openai/deployments/d/embeddings?x=1&api-version=2024-10-21"},
+    {"azure_client_api_version_twice", "https://res.openai.azure.com", azure, "d", "",
+     "/v1/chat/completions?api-version=a&x=1&api-version=b",
+     "/openai/deployments/d/chat/completions?x=1&api-version=2024-10-21"},
+    {"azure_client_api_version_any_spelling", "https://res.openai.azure.com", azure, "d", "",
+     "/v1/chat/completions?API-Version=a&api%2Dversion=b&Api%2dVERSION&api-version=",
+     "/openai/deployments/d/chat/completions?api-version=2024-10-21"},
+    {"azure_client_look_alikes_kept", "https://res.openai.azure.com", azure, "d", "",
+     "/v1/chat/completions?api-versions=1&xapi-version=2&api=3&version=4&api-version2",
+     "/openai/deployments/d/chat/completions?api-versions=1&xapi-version=2&api=3&version=4&"
+     "api-version2&api-version=2024-10-21"},
+    {"azure_client_empty_params_kept", "https://res.openai.azure.com", azure, "d", "",
+     "/v1/chat/completions?x=1&&api-version=a&&y=2",
+     "/openai/deployments/d/chat/completions?x=1&&&y=2&api-version=2024-10-21"},
+    {"azure_client_empty_query", "https://res.openai.azure.com", azure, "d", "",
+     "/v1/chat/completions?", "/openai/deployments/d/chat/completions?&api-version=2024-10-21"},
     {"azure_v1_api", "https://res.openai.azure.com", azure, "d", "v1", "/v1/chat/completions",
      "/openai/v1/chat/completions"},
+    // Azure's v1 API gets no configured api-version: the client's passes, once.
+    {"azure_v1_api_client_api_version_kept", "https://res.openai.azure.com", azure, "d", "v1",
+     "/v1/responses?api-version=preview", "/openai/v1/responses?api-version=preview"},
     {"azure_v1_api_query", "https://res.openai.azure.com", azure, "d", "v1", "/v1/responses?x=1",
      "/openai/v1/responses?x=1"},
     {"azure_behind_gateway_path", "https://apim.example/team-a", azure, "d", "",
@@ -109,6 +146,16 @@ TEST(PathMapping, VersionSegments) {
     EXPECT_TRUE(is_version_segment(s)) << s;
   for (auto s : {"v", "version", "api", "openai", "1", "v1-beta", "vx1", ""})
     EXPECT_FALSE(is_version_segment(s)) << s;
+}
+
+TEST(PathMapping, NamesParam) {
+  for (auto p : {"api-version=1", "api-version", "api-version=", "API-VERSION=x", "Api-Version=a=b",
+                 "api%2Dversion=1", "api%2dversion", "%61pi-version=1", "%41%50%49%2d%56ERSION"})
+    EXPECT_TRUE(names_param(p, "api-version")) << p;
+  for (auto p :
+       {"", "=api-version", "api-versions=1", "xapi-version=1", "api-versio", "api_version=1",
+        "api%2version=1", "api%2Xversion", "api-version%3D1", "api%2", "api+version=1"})
+    EXPECT_FALSE(names_param(p, "api-version")) << p;
 }
 
 TEST(PathMapping, AzureHealthCheckAsksTheResourceModelList) {

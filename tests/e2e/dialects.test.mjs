@@ -121,6 +121,33 @@ describe('provider dialects', () => {
     assert.equal(preview.path, '/openai/deployments/dep-3/chat/completions?trace=1&api-version=2025-01-01-preview');
   });
 
+  test('azure: a client api-version is replaced by the configured one, exactly one reaches the provider', T, async () => {
+    mock.reset();
+    // An OpenAI SDK set up for Azure puts its own api-version on every request.
+    const azureSdk = new OpenAI({
+      baseURL: `${gw.url}/v1`,
+      apiKey: CLIENT_TOKEN,
+      defaultQuery: { 'api-version': '2023-05-15' },
+      maxRetries: 0,
+      timeout: 10000,
+    });
+    const c = await azureSdk.chat.completions.create({ model: 'azure-preview', messages });
+    assert.equal(c.model, 'azure-preview');
+    const r = await gwPost(gw, '/v1/embeddings?trace=1&API-Version=2022-12-01&api-version=2023-05-15&x=a%20b', JSON.stringify({ model: 'azure', input: 'hi' }));
+    assert.equal(r.status, 200, r.text);
+    // The v1 API gets no configured version: the client's passes, once.
+    const v1 = await gwPost(gw, '/v1/chat/completions?api-version=preview', chatBody('azure-v1'));
+    assert.equal(v1.status, 200, v1.text);
+    const [chat, emb, v1Hit] = hits(mock);
+    const versions = (h) => [...new URLSearchParams(h.query).entries()].filter(([k]) => k.toLowerCase() === 'api-version').map(([, v]) => v);
+    assert.deepEqual(versions(chat), ['2025-01-01-preview'], chat.path);
+    assert.equal(chat.path, '/openai/deployments/dep-3/chat/completions?api-version=2025-01-01-preview');
+    assert.deepEqual(versions(emb), ['2024-10-21'], emb.path);
+    assert.equal(emb.path, '/openai/deployments/dep-1/embeddings?trace=1&x=a%20b&api-version=2024-10-21');
+    assert.deepEqual(versions(v1Hit), ['preview'], v1Hit.path);
+    assert.equal(v1Hit.path, '/openai/v1/chat/completions?api-version=preview');
+  });
+
   test('Gemini and Groq style bases: the API root in the base, no doubled /v1', T, async () => {
     mock.reset();
     const g = await sdk.chat.completions.create({ model: 'gemini', messages });
