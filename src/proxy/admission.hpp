@@ -53,6 +53,10 @@ class admission {
   // The request's token estimate (limits/algorithms.hpp), before admit_key / admit_target.
   void estimate(std::size_t body_bytes, std::int64_t output_cap,
                 std::uint64_t default_output_tokens);
+  // A request that generates nothing (a token count, http::counts_tokens_only): it reserves no
+  // tokens, so its answer (which has no usage) settles none. It still counts as a request (rpm,
+  // rpd, concurrency), and a key with no budget left or a token bucket in debt still refuses it.
+  void estimate_no_tokens() { input_est_ = output_est_ = 0; }
   // Phase 2 for the key. `snap` is the request's snapshot (kept until settled). admitted (or
   // nothing to check); refused: kind(), message() and headers() hold the answer, nothing was
   // charged; pending: the backend needs a round trip, co_await wait() for the outcome.

@@ -673,8 +673,12 @@ asio::awaitable<bool> client_connection::forward(const proxy::snapshot& snap,
                   keep_alive, rec);
   }
   auto usage = usage_plan(snap, rec, found);
-  if (key.limited || group->limited)
-    admission_.estimate(req_.body.size(), found.output_cap(), key.default_output_tokens);
+  if (key.limited || group->limited) {
+    if (proxy::http::counts_tokens_only(rec.path)) [[unlikely]]
+      admission_.estimate_no_tokens();
+    else
+      admission_.estimate(req_.body.size(), found.output_cap(), key.default_output_tokens);
+  }
   return admit(snap, rec, keep_alive, found.value, usage, *group, false);
 }
 

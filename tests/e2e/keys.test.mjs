@@ -4,7 +4,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI, { toFile } from 'openai';
-import { startMock } from '../../tools/mock-provider/server.js';
+import { startMock, INPUT_TOKENS } from '../../tools/mock-provider/server.js';
 import { startGateway } from './lib/gateway.mjs';
 import { request, waitFor } from './lib/http.mjs';
 import { accessLines, assertError, chatBody, gwPost, gwGet, sleep } from './lib/common.mjs';
@@ -28,6 +28,7 @@ const TOK = {
   formConc: 'sk-key-form-conc-secret',
   formTpm: 'sk-key-form-tpm-secret',
   formBudget: 'sk-key-form-budget-secret',
+  count: 'sk-key-count-secret',
 };
 
 const sdk = (gw, token) =>
@@ -60,6 +61,8 @@ describe('keys and limits', { timeout: 120000 }, () => {
     { name: 'form-conc', token: TOK.formConc, limits: { concurrency: 1 } },
     { name: 'form-tpm', token: TOK.formTpm, limits: { tpm: 1000, default_output_tokens: 100 } },
     { name: 'form-budget', token: TOK.formBudget, budget: { tokens: 50, period: 'day' } },
+    // tpd refills slowly (1,000 tokens take ~90 s): any token charged stays visible.
+    { name: 'count-key', token: TOK.count, limits: { rpm: 100, tpd: 1000000 }, budget: { tokens: 1000000, period: 'day' } },
   ];
   const makeConfig = (over) => ({
     providers: [
@@ -280,6 +283,22 @@ describe('keys and limits', { timeout: 120000 }, () => {
     assert.equal(err.code, 'insufficient_quota');
     assert.match(err.message, /form-budget/);
     assert.equal((await keyOf()).budget.used, 76);
+  });
+
+  test('a token count (/v1/responses/input_tokens) is a request for rpm and charges no tokens', T, async () => {
+    const keyOf = async () =>
+      (await (await fetch(`${gw.adminUrl}/admin/v1/keys`)).json()).keys.find((k) => k.name === 'count-key');
+    // Its estimate as a generation would be ceil(bytes / 4) + default_output_tokens: over 1,000.
+    const body = JSON.stringify({ model: 'g', input: 'Count these tokens. '.repeat(200) });
+    const r = await gwPost(gw, '/v1/responses/input_tokens', body, { token: TOK.count });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json(), { object: 'response.input_tokens', input_tokens: INPUT_TOKENS });
+    const k = await keyOf();
+    assert.deepEqual([k.budget.used, k.budget.reserved], [0, 0], JSON.stringify(k.budget));
+    assert.equal(k.usage.rpm.remaining, 99, JSON.stringify(k.usage));
+    assert.equal(k.usage.tpd.remaining, 1000000, JSON.stringify(k.usage));
+    assert.equal(r.headers['x-ratelimit-remaining-requests'], '99');
+    assert.equal(r.headers['x-ratelimit-remaining-tokens'], '1000000');
   });
 
   test('concurrency 2 with slow answers: the third at once is 429, later ones pass', T, async () => {

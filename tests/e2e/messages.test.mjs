@@ -34,6 +34,7 @@ const weatherTool = {
 };
 // The chat completion usage the mock sends (tools/mock-provider/server.js usageChat).
 const CHAT_USAGE = { prompt_tokens: 9, completion_tokens: 12 };
+const COUNTED_TOKEN = 'sk-counted-key-secret';
 
 function hits(m) {
   return m.stats().requests.filter((r) => r.method === 'POST');
@@ -87,6 +88,9 @@ describe('Anthropic Messages API clients', () => {
           { group: 'ant-accounts', name: 'claude-sonnet-4', base: u, key: 'ant-key', api: 'anthropic' },
         ],
         security: [CLIENT_TOKEN],
+        // A key whose token limits and budget would show any token charged (tpd refills
+        // slowly: 1,000 tokens take ~90 s to come back).
+        keys: [{ name: 'counted', token: COUNTED_TOKEN, limits: { rpm: 100, tpd: 1000000 }, budget: { tokens: 1000000, period: 'day' } }],
       },
     });
     sdk = new Anthropic({ baseURL: gw.url, apiKey: CLIENT_TOKEN, maxRetries: 0, timeout: 10000 });
@@ -337,6 +341,36 @@ describe('Anthropic Messages API clients', () => {
     const viaSdk = await sdkBearer.messages.countTokens({ model: 'oa', messages });
     assert.ok(Number.isInteger(viaSdk.input_tokens) && viaSdk.input_tokens > 0, JSON.stringify(viaSdk));
     assert.equal(hits(mock).length, 0);
+  });
+
+  test('count_tokens settles no tokens: a request for rpm, nothing for tpd or the budget', T, async () => {
+    mock.reset();
+    const counted = new Anthropic({ baseURL: gw.url, apiKey: COUNTED_TOKEN, maxRetries: 0, timeout: 10000 });
+    const key = async () => (await (await fetch(`${gw.adminUrl}/admin/v1/keys`)).json()).keys.find((k) => k.name === 'counted');
+    // A long conversation: its estimate (body bytes / 4 + default_output_tokens) is well over 1,000.
+    const long = [{ role: 'user', content: 'Count these tokens. '.repeat(200) }];
+    // Passed through to an Anthropic target, and answered by the gateway for an OpenAI target.
+    const { data: ant, response } = await counted.messages.countTokens({ model: 'ant', messages: long }).withResponse();
+    assert.deepEqual(ant, { input_tokens: COUNT_TOKENS });
+    let k = await key();
+    assert.deepEqual([k.budget.used, k.budget.reserved], [0, 0], JSON.stringify(k.budget));
+    assert.equal(response.headers.get('x-ratelimit-remaining-tokens'), '1000000');
+    const oa = await counted.messages.countTokens({ model: 'oa', messages: long });
+    assert.ok(oa.input_tokens > 1000, JSON.stringify(oa));
+    assert.equal(hits(mock).length, 1);
+    k = await key();
+    assert.equal(k.usage.rpm.remaining, 98, JSON.stringify(k.usage));
+    assert.equal(k.usage.tpd.remaining, 1000000, JSON.stringify(k.usage));
+    assert.deepEqual([k.budget.used, k.budget.reserved], [0, 0], JSON.stringify(k.budget));
+    const countLines = () => accessLines(gw).filter((l) => l.path === '/v1/messages/count_tokens' && l.client_name === 'counted');
+    await waitFor(() => countLines().length === 2, { timeout: 5000 });
+    assert.deepEqual(countLines().map((l) => l.status), ['200', '200']);
+    // A generation of the same key is charged its usage as before.
+    await counted.messages.create({ model: 'ant', max_tokens: 64, messages });
+    k = await key();
+    const used = ANTHROPIC_USAGE.input_tokens + ANTHROPIC_USAGE.cache_read_input_tokens + ANTHROPIC_USAGE.output_tokens;
+    assert.equal(k.budget.used, used, JSON.stringify(k.budget));
+    assert.equal(k.usage.rpm.remaining, 97);
   });
 
   test('a mixed group fails over across dialects (Anthropic 529 -> OpenAI, OpenAI 503 -> Anthropic)', T, async () => {

@@ -194,6 +194,35 @@ TEST(MemoryBackend, UnknownUsageChargesWhatWasReservedNotTheEstimate) {
   EXPECT_TRUE(b.ok()) << static_cast<int>(b.kind);
 }
 
+// A token count (/v1/messages/count_tokens, /v1/responses/input_tokens) demands no tokens: it
+// is one request for rpm and leaves the token bucket and the budget as they were, also when its
+// answer (which has no usage) keeps the reservation as the charge. A key with nothing left is
+// still refused: its budget used up, or its bucket in debt after a settlement over the estimate.
+TEST(MemoryBackend, ZeroTokenDemandCountsOnlyAsARequest) {
+  fixture f;
+  f.key.limits.rpm = 10;
+  f.key.limits.tpm = 1000;
+  f.key.budget = {budget_unit::tokens, budget_period::day, 1000};
+  auto a = f.be.decide(f.make(0, 0, start));
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a.headers.remaining_tokens, 1000);
+  EXPECT_EQ(a.headers.remaining_requests, 9);
+  f.be.settle_at(a.res, {}, start);  // no usage reported
+  auto u = f.be.peek(f.key, start);
+  EXPECT_EQ(u.tpm_remaining, 1000);
+  EXPECT_EQ(u.budget_used, 0u);
+  EXPECT_EQ(u.budget_reserved, 0u);
+  EXPECT_EQ(u.rpm_remaining, 9);
+  // A generation that used more than its estimate: the bucket and the budget are past empty.
+  auto g = f.be.decide(f.make(10, 10, start));
+  ASSERT_TRUE(g.ok());
+  f.be.settle_at(g.res, {1500, 0}, start);
+  auto refused = f.be.decide(f.make(0, 0, start));
+  EXPECT_EQ(refused.kind, refusal::budget);
+  f.key.budget = {};
+  EXPECT_EQ(f.be.decide(f.make(0, 0, start)).kind, refusal::tpm);
+}
+
 TEST(MemoryBackend, TargetsAtTheirLimitAreSkippedThenAllFull) {
   fixture f;
   f.ta.limits.concurrency = 1;

@@ -21,6 +21,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { anthropicError, anthropicEvents, anthropicMessage, checkAnthropicRequest, toolInput, COUNT_TOKENS } from './anthropic.js';
 
 const CREATED = 1700000000;
+// What POST /v1/responses/input_tokens answers as the request's input token count.
+export const INPUT_TOKENS = 17;
 const MAX_KEEP = 64 * 1024 * 1024; // request bodies up to this size are parsed (for `model`)
 
 // Wall-clock milliseconds with sub-millisecond precision (comparable across processes on one machine,
@@ -667,7 +669,7 @@ export async function startMock(opts = {}) {
         data: [{ id: 'mock-model', object: 'model', created: CREATED, owned_by: 'mock' }],
       });
     }
-    const known = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses', '/v1/audio/speech', '/v1/audio/transcriptions', '/v1/audio/translations'];
+    const known = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses', '/v1/responses/input_tokens', '/v1/audio/speech', '/v1/audio/transcriptions', '/v1/audio/translations'];
     if (!known.includes(route)) {
       return sendJson(ctx, 404, { error: { message: `mock: unknown route ${req.method} ${route}`, type: 'invalid_request_error', param: null, code: 'unknown_url' } });
     }
@@ -710,6 +712,8 @@ export async function startMock(opts = {}) {
         return sendJson(ctx, 200, { text });
       case '/v1/audio/speech':
         return sendBinary(ctx, speechBytes(model, String(json.input ?? '')), 'audio/mpeg');
+      case '/v1/responses/input_tokens':
+        return sendJson(ctx, 200, { object: 'response.input_tokens', input_tokens: INPUT_TOKENS });
       case '/v1/responses': {
         const rid = `resp_mock${id}`;
         // The Responses API ends its stream without a [DONE] line.

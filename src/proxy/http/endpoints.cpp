@@ -61,4 +61,12 @@ std::string_view unroutable_family(std::string_view path) {
   return {};
 }
 
+bool counts_tokens_only(std::string_view path) {
+  constexpr std::string_view openai = "/v1/responses/input_tokens";
+  constexpr std::string_view anthropic = "/v1/messages/count_tokens";
+  // Both 26 and 25 bytes long: the length decides for nearly every path.
+  return (path.size() == openai.size() && path == openai) ||
+         (path.size() == anthropic.size() && path == anthropic);
+}
+
 }  // namespace ob::proxy::http

@@ -44,5 +44,15 @@ TEST(Endpoints, UnroutableFamilies) {
   for (const auto& c : cases) EXPECT_EQ(unroutable_family(c.path), c.family) << c.path;
 }
 
+TEST(Endpoints, TokenCountsGenerateNothing) {
+  for (auto p : {"/v1/responses/input_tokens", "/v1/messages/count_tokens"})
+    EXPECT_TRUE(counts_tokens_only(p)) << p;
+  for (auto p :
+       {"/v1/responses", "/v1/messages", "/v1/chat/completions", "/v1/embeddings",
+        "/v1/responses/input_tokens/", "/v1/messages/count_tokens/x", "/v1/responses/compact",
+        "/v2/messages/count_tokens", "/v1/Messages/count_tokens", "/v1/responses/input_tokenz", ""})
+    EXPECT_FALSE(counts_tokens_only(p)) << p;
+}
+
 }  // namespace
 }  // namespace ob::proxy::http
