@@ -234,6 +234,11 @@ class exchange {
   void use_target(const routing::target& t, const config::timeouts& global,
                   std::chrono::steady_clock::time_point now, observe::request_record& rec);
   void note_attempt(const routing::target& t, std::string_view what);
+  // An answer that failed (`f`) after its head, before any of it went to the client, counted
+  // like one that failed before it: the target's health, the attempt's trace and metrics, the
+  // connection closed. True when another target may take the request (may_retry aside).
+  bool failed_after_head(const routing::group& g, const routing::target& t,
+                         const routing::selection& sel, fail f);
   // Counts an attempt's outcome for the metrics, and its wait on the provider.
   void end_attempt(const routing::group& g, const routing::target& t, std::string_view outcome);
   // The answer is about to go to the client: its time is set for Server-Timing and metrics.

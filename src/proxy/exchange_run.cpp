@@ -353,6 +353,16 @@ asio::awaitable<std::optional<routing::selection>> exchange::admit_target(
   co_return sel;
 }
 
+bool exchange::failed_after_head(const routing::group& g, const routing::target& t,
+                                 const routing::selection& sel, fail f) {
+  auto kind = kind_of(f);
+  report(*t.health, sel, routing::health_outcome(kind));
+  note_attempt(t, fail_name(f));
+  end_attempt(g, t, fail_name(f));
+  release_upstream(false);
+  return !client_gone_ && routing::retryable(kind);
+}
+
 asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record& rec) {
   // One coarse reading for the request's start (deadlines, retry budget, the first pick);
   // each later attempt reads the clock again.
@@ -450,28 +460,16 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
       tried_.push_back(sel->index);
       continue;
     }
-    // An answer that failed after its head, before any of it went to the client: like one
-    // that failed before it. True when the next target is to be tried.
-    auto next_after_failure = [&](attempt_outcome o) {
-      auto kind = kind_of(o.failure);
-      report(health, *sel, routing::health_outcome(kind));
-      note_attempt(t, fail_name(o.failure));
-      end_attempt(g, t, fail_name(o.failure));
-      release_upstream(false);
-      last = std::move(o);
-      if (client_gone_ || !routing::retryable(kind) || !may_retry()) return false;
-      tried_.push_back(sel->index);
-      return true;
-    };
+    // `last` (no failure here) takes the reads below: no other outcome in this frame.
     if (mode_ == mode::buffered) {
       // A buffered answer is read whole before any of it goes to the client: one that breaks
       // before its end (a reset, timeouts.idle) has reached no client yet and fails over like
       // one that broke before its head (a body past max_response does not: kind_of).
-      attempt_outcome rest;
-      while (rest.failure == fail::none && !parser_->is_done())
-        rest = co_await read_upstream(up_to_.idle);
-      if (rest.failure != fail::none) {
-        if (!next_after_failure(std::move(rest))) break;
+      while (last.failure == fail::none && !parser_->is_done())
+        last = co_await read_upstream(up_to_.idle);
+      if (last.failure != fail::none) {
+        if (!failed_after_head(g, t, *sel, last.failure) || !may_retry()) break;
+        tried_.push_back(sel->index);
         continue;
       }
     } else if (mode_ == mode::stream) {
@@ -480,17 +478,17 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
       // Not for ever: a provider that sends keep-alive comments through a long prefill means
       // them for the client (an intermediary with an idle limit would cut a silent one), so
       // from timeouts.stream_hold after the head, what it sends releases the head.
-      attempt_outcome first;
       const auto hold_until = observe::coarse_now() + r.snap.cfg.timeouts.stream_hold;
-      while (first.failure == fail::none && data_events_ == 0 && !parser_->is_done()) {
+      while (last.failure == fail::none && data_events_ == 0 && !parser_->is_done()) {
         auto held = held_stream_size();
-        first = co_await read_upstream(up_to_.first_byte);
-        if (first.failure == fail::none && data_events_ == 0 &&
+        last = co_await read_upstream(up_to_.first_byte);
+        if (last.failure == fail::none && data_events_ == 0 &&
             release_held_stream(hold_until, held))
           break;
       }
-      if (first.failure != fail::none) {
-        if (!next_after_failure(std::move(first))) break;
+      if (last.failure != fail::none) {
+        if (!failed_after_head(g, t, *sel, last.failure) || !may_retry()) break;
+        tried_.push_back(sel->index);
         continue;
       }
       if (first_event_error_ && may_retry()) {
