@@ -851,7 +851,7 @@ asio::awaitable<exchange::attempt_outcome> exchange::attempt(const exchange_requ
                                                              const routing::target& t,
                                                              bool allow_pooled) {
   const auto& to = up_to_;
-  if (allow_pooled) up_ = ctx_.pool.lease({t.pool_key, t.pool_hash});
+  if (allow_pooled) up_ = ctx_.pool.lease({t.pool_key, t.pool_hash}, to.pool_idle);
   bool reused = up_ != nullptr;
   if (!up_) {
     auto res = co_await ctx_.connector.connect(t.provider->url,

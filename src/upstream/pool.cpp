@@ -83,13 +83,13 @@ void pool::on_readable(connection& c, bool closed_by_peer) {
   if (it != q->end()) q->erase(it);  // destroys c
 }
 
-std::unique_ptr<connection> pool::lease(origin o) {
+std::unique_ptr<connection> pool::lease(origin o, std::chrono::milliseconds limit) {
   auto it = idle_.find(o);
   if (it == idle_.end() || it->second.empty()) return nullptr;
   auto& q = it->second;
   auto now = observe::coarse_now();
   expire(q, now);
-  while (!q.empty() && expired(*q.back(), now)) {
+  while (!q.empty() && expired(*q.back(), now, limit)) {
     q.back()->close();
     q.pop_back();
   }

@@ -54,8 +54,15 @@ class pool {
   static std::size_t hash_of(std::string_view name) { return std::hash<std::string_view>{}(name); }
 
   // An idle connection to `origin`, or nullptr.
-  std::unique_ptr<connection> lease(origin o);
-  std::unique_ptr<connection> lease(std::string_view o) { return lease(origin{o, hash_of(o)}); }
+  // `limit`: the longest idle time the caller accepts (its provider's timeouts.pool_idle: the
+  // connection may have been released by another provider of the same origin, or before a
+  // reload lowered it); an idle connection past it is closed rather than leased.
+  std::unique_ptr<connection> lease(
+      origin o, std::chrono::milliseconds limit = std::chrono::milliseconds::max());
+  std::unique_ptr<connection> lease(
+      std::string_view o, std::chrono::milliseconds limit = std::chrono::milliseconds::max()) {
+    return lease(origin{o, hash_of(o)}, limit);
+  }
   // Keeps `c` for reuse: the caller saw a complete answer that allows keep-alive. A connection
   // holding unread input (bytes past the answer, in its buffer or inside TLS) is closed.
   void release(origin o, std::unique_ptr<connection> c);
@@ -84,8 +91,9 @@ class pool {
     std::size_t operator()(const origin& o) const { return o.hash; }
   };
   void expire(queue& q, std::chrono::steady_clock::time_point now);
-  bool expired(const connection& c, std::chrono::steady_clock::time_point now) const {
-    return now - c.idle_since > std::min(opts_.max_idle, c.keep_limit);
+  bool expired(const connection& c, std::chrono::steady_clock::time_point now,
+               std::chrono::milliseconds limit = std::chrono::milliseconds::max()) const {
+    return now - c.idle_since > std::min({opts_.max_idle, c.keep_limit, limit});
   }
   void watch(connection& c);
   // `closed_by_peer`: EOF or an error rather than stray bytes.

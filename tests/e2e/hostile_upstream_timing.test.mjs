@@ -193,4 +193,33 @@ describe("a provider's keep-alive timeout", { timeout: 60000 }, () => {
       await up.close();
     }
   });
+
+  test('two providers on one host, pool_idle 1 for one: it never gets a connection the other left idle longer', T, async () => {
+    const { up, resets } = await forgetfulUpstream({ timeoutS: 1.5, hint: false });
+    const gw = await startGateway({
+      config: {
+        providers: [
+          { group: 'patient', name: 'timing-model', base: up.url, key: 'sk-up' },
+          { group: 'careful', name: 'timing-model', base: up.url, key: 'sk-up', timeouts: { pool_idle: 1 } },
+        ],
+        security: [CLIENT_TOKEN],
+      },
+      workers: 1,
+    });
+    try {
+      const send = async (group, marker) => {
+        const r = await gwPost(gw, '/v1/chat/completions', JSON.stringify({ model: group, marker, messages: [{ role: 'user', content: 'Hi' }] }));
+        assert.equal(r.status, 200, `${group} ${marker}: ${r.text}`);
+      };
+      await send('patient', 'first');
+      await sleep(1800);
+      await send('careful', 'after-1.8-s');
+      assert.equal(resets.count, 0, 'the connection patient left idle 1.8 s was not leased by careful');
+      assert.equal(up.state.connections, 2);
+    } finally {
+      await gw.stop();
+      gw.cleanup();
+      await up.close();
+    }
+  });
 });

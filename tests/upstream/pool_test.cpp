@@ -214,6 +214,26 @@ TEST_F(pool_test, AConnectionIsDroppedWhenTheProvidersKeepAliveEnds) {
   ioc.poll();
 }
 
+TEST_F(pool_test, LeaseTakesNoConnectionIdleLongerThanItsCallerAccepts) {
+  // Released under a long limit (another provider of the origin, or before a reload lowered
+  // it): a caller that accepts 20 ms does not get it 100 ms later; one that accepts more would.
+  pool p(pool::options{.max_idle = 50s, .max_idle_per_origin = 4});
+  auto a = open();
+  auto b = open();
+  p.release("o", std::move(a.client));
+  p.release("o", std::move(b.client));
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(p.lease("o", 20ms), nullptr);  // both past 20 ms: closed
+  EXPECT_EQ(p.idle_count(), 0u);
+  auto c = open();
+  auto* pc = c.client.get();
+  p.release("o", std::move(c.client));
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(p.lease("o", 10s).get(), pc);
+  ioc.restart();
+  ioc.poll();
+}
+
 TEST_F(pool_test, SweepExpiresByTheProvidersKeepAlive) {
   pool p(pool::options{.max_idle = 50s, .max_idle_per_origin = 4});
   auto a = open();
