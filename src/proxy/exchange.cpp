@@ -632,13 +632,6 @@ void exchange::note_translated(const dialect::event_info& info) {
   return codec_refusal_.status;
 }
 
-asio::awaitable<bool> exchange::fail_codec_answer(const exchange_request& r,
-                                                  observe::request_record& rec) {
-  relay_result_ = relay_result::upstream_failed;
-  attempt_outcome o{fail::broken, false, codec_refusal_.message};
-  co_return co_await fail_before_answer(o, r, rec);
-}
-
 void exchange::hold_stream_bytes(std::string_view bytes) {
   if (bytes.empty()) return;
   auto& joined = ctx_.stream_gather;
@@ -1037,13 +1030,9 @@ asio::awaitable<bool> exchange::write_kept_answer(const exchange_request& r,
 
 asio::awaitable<bool> exchange::relay_buffered(const exchange_request& r,
                                                observe::request_record& rec) {
-  // run() has read the answer whole (one that broke before its end failed over).
+  // run() has read the answer whole and translated it (one that broke before its end, or that
+  // its codec could not read, failed over).
   release_upstream(parser_->keep_alive());
-  // (No temporary lives across this co_await: GCC 12 destroys such temporaries twice.)
-  if ((tr_ || ctr_) && translate_buffered() == dialect::codec_status::bad_answer) {
-    bool keep = co_await fail_codec_answer(r, rec);
-    co_return keep;
-  }
   answer_status_ = parser_->status();
   answer_reason_ = parser_->reason();
   if (tr_) set_client_status(tr_->client_status(answer_status_));

@@ -304,9 +304,6 @@ class exchange {
   // Codec target: the buffered answer in resp_body_ replaced by its OpenAI translation (a
   // failure's message in codec_refusal_).
   dialect::codec_status translate_buffered();
-  // Codec target: the provider's answer could not be translated: 502 like a broken answer.
-  boost::asio::awaitable<bool> fail_codec_answer(const exchange_request& r,
-                                                 observe::request_record& rec);
   // A status the codec maps (e.g. 529 -> 503): its own reason phrase then.
   void set_client_status(int status) {
     if (status == answer_status_) return;

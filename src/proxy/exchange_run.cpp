@@ -467,6 +467,11 @@ asio::awaitable<bool> exchange::run(exchange_request r, observe::request_record&
       // one that broke before its head (a body past max_response does not: kind_of).
       while (last.failure == fail::none && !parser_->is_done())
         last = co_await read_upstream(up_to_.idle);
+      // A translated answer the codec cannot read is a broken answer too (its translation
+      // stays in resp_body_ for relay_buffered).
+      if (last.failure == fail::none && (tr_ || ctr_) &&
+          translate_buffered() == dialect::codec_status::bad_answer)
+        last = attempt_outcome{fail::broken, false, codec_refusal_.message};
       if (last.failure != fail::none) {
         if (!failed_after_head(g, t, *sel, last.failure) || !may_retry()) break;
         tried_.push_back(sel->index);

@@ -17,6 +17,10 @@ const TEXT = sse('content_block_start', { index: 0, content_block: { type: 'text
 
 const END = sse('content_block_stop', { index: 0 }) + sse('message_delta', { delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 2 } }) + sse('message_stop', {});
 const SSE_HEAD = { 'content-type': 'text/event-stream' };
+const MESSAGE = {
+  id: 'msg_2', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'Hello' }],
+  stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 2 },
+};
 const hitsOf = new Map(); // case name -> base paths of the requests it got
 
 const CASES = [
@@ -119,6 +123,18 @@ const CASES = [
     expect: { done: true, text: 'Hello', tried: /\/t0\// },
   },
   {
+    // Nothing of a JSON answer reaches the client before it is read and translated whole.
+    name: '200 JSON that is not an Anthropic message, then a good target',
+    json: true,
+    targets: 2,
+    requests: 4,
+    answer: (res, req) =>
+      req.url.includes('/t0/')
+        ? res.writeHead(200, { 'content-type': 'application/json' }).end('{"hello":"world"}')
+        : res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(MESSAGE)),
+    expect: { tried: /\/t0\//, done: true },
+  },
+  {
     // Not the first client event (the role chunk and a text delta went first): no failover.
     name: 'stream broken after its first text, then a good target',
     stream: true,
@@ -174,10 +190,16 @@ describe('hostile anthropic answers', () => {
         let tried = false;
         for (let k = 0; k < c.requests && !tried; k++) {
           const before = (hitsOf.get(c.name) ?? []).length;
-          const r = await gwPost(gw, '/v1/chat/completions', chatBody(`g${i}`, { stream: true }));
+          const r = await gwPost(gw, '/v1/chat/completions', chatBody(`g${i}`, { stream: !c.json }));
           const hits = (hitsOf.get(c.name) ?? []).slice(before);
           tried = c.expect.tried.test(hits[0] ?? '');
           assert.equal(r.status, 200, r.text);
+          if (c.json) {
+            assert.equal(r.json().choices[0].message.content, 'Hello', r.text);
+            assert.equal(r.json().model, `g${i}`, r.text);
+            assert.equal(hits.length, tried ? 2 : 1, JSON.stringify(hits)); // failed over once
+            continue;
+          }
           const ev = r.text.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6));
           if (c.expect.done || !tried) {
             assert.equal(ev.at(-1), '[DONE]', r.text);
