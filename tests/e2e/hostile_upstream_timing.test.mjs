@@ -162,64 +162,51 @@ async function reusedWithinNotAfter(gw, up, resets, pauseMs) {
   assert.equal(up.state.connections, 2, "a fresh connection after the provider's timeout");
 }
 
+// A forgetful upstream and a gateway (one worker) in front of it, given to `fn`; `providers`:
+// the gateway's providers for the upstream's URL, or none for startGatewayInFront's one group.
+async function withForgetful(upstream, providers, fn) {
+  const { up, resets } = await forgetfulUpstream(upstream);
+  const gw = providers
+    ? await startGateway({ config: { providers: providers(up.url), security: [CLIENT_TOKEN] }, workers: 1 })
+    : await startGatewayInFront(up, { group: 'timing', name: 'timing-model' });
+  try {
+    assert.doesNotMatch(gw.stderr(), /unknown key/);
+    await fn({ gw, up, resets });
+  } finally {
+    await gw.stop();
+    gw.cleanup();
+    await up.close();
+  }
+}
+
 describe("a provider's keep-alive timeout", { timeout: 60000 }, () => {
-  test('Keep-Alive: timeout=2: the connection is reused within it, and not after (a fresh one, no 502)', T, async () => {
-    const { up, resets } = await forgetfulUpstream({ timeoutS: 2, hint: true });
-    const gw = await startGatewayInFront(up, { group: 'timing', name: 'timing-model' });
-    try {
-      await reusedWithinNotAfter(gw, up, resets, 2300);
-    } finally {
-      await gw.stop();
-      gw.cleanup();
-      await up.close();
-    }
-  });
+  test('Keep-Alive: timeout=2: the connection is reused within it, and not after (a fresh one, no 502)', T, () =>
+    withForgetful({ timeoutS: 2, hint: true }, null, ({ gw, up, resets }) => reusedWithinNotAfter(gw, up, resets, 2300)));
 
-  test('a provider that closes after 1.5 s without saying so, timeouts.pool_idle 1 for it: no 502', T, async () => {
-    const { up, resets } = await forgetfulUpstream({ timeoutS: 1.5, hint: false });
-    const gw = await startGateway({
-      config: {
-        providers: [{ group: 'timing', name: 'timing-model', base: up.url, key: 'sk-up', timeouts: { pool_idle: 1 } }],
-        security: [CLIENT_TOKEN],
-      },
-      workers: 1,
-    });
-    try {
-      assert.doesNotMatch(gw.stderr(), /unknown key/);
-      await reusedWithinNotAfter(gw, up, resets, 1800);
-    } finally {
-      await gw.stop();
-      gw.cleanup();
-      await up.close();
-    }
-  });
+  test('a provider that closes after 1.5 s without saying so, timeouts.pool_idle 1 for it: no 502', T, () =>
+    withForgetful(
+      { timeoutS: 1.5, hint: false },
+      (base) => [{ group: 'timing', name: 'timing-model', base, key: 'sk-up', timeouts: { pool_idle: 1 } }],
+      ({ gw, up, resets }) => reusedWithinNotAfter(gw, up, resets, 1800),
+    ));
 
-  test('two providers on one host, pool_idle 1 for one: it never gets a connection the other left idle longer', T, async () => {
-    const { up, resets } = await forgetfulUpstream({ timeoutS: 1.5, hint: false });
-    const gw = await startGateway({
-      config: {
-        providers: [
-          { group: 'patient', name: 'timing-model', base: up.url, key: 'sk-up' },
-          { group: 'careful', name: 'timing-model', base: up.url, key: 'sk-up', timeouts: { pool_idle: 1 } },
-        ],
-        security: [CLIENT_TOKEN],
+  test('two providers on one host, pool_idle 1 for one: it never gets a connection the other left idle longer', T, () =>
+    withForgetful(
+      { timeoutS: 1.5, hint: false },
+      (base) => [
+        { group: 'patient', name: 'timing-model', base, key: 'sk-up' },
+        { group: 'careful', name: 'timing-model', base, key: 'sk-up', timeouts: { pool_idle: 1 } },
+      ],
+      async ({ gw, up, resets }) => {
+        const send = async (group, marker) => {
+          const r = await gwPost(gw, '/v1/chat/completions', JSON.stringify({ model: group, marker, messages: [{ role: 'user', content: 'Hi' }] }));
+          assert.equal(r.status, 200, `${group} ${marker}: ${r.text}`);
+        };
+        await send('patient', 'first');
+        await sleep(1800);
+        await send('careful', 'after-1.8-s');
+        assert.equal(resets.count, 0, 'the connection patient left idle 1.8 s was not leased by careful');
+        assert.equal(up.state.connections, 2);
       },
-      workers: 1,
-    });
-    try {
-      const send = async (group, marker) => {
-        const r = await gwPost(gw, '/v1/chat/completions', JSON.stringify({ model: group, marker, messages: [{ role: 'user', content: 'Hi' }] }));
-        assert.equal(r.status, 200, `${group} ${marker}: ${r.text}`);
-      };
-      await send('patient', 'first');
-      await sleep(1800);
-      await send('careful', 'after-1.8-s');
-      assert.equal(resets.count, 0, 'the connection patient left idle 1.8 s was not leased by careful');
-      assert.equal(up.state.connections, 2);
-    } finally {
-      await gw.stop();
-      gw.cleanup();
-      await up.close();
-    }
-  });
+    ));
 });
