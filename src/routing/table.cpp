@@ -50,24 +50,26 @@ std::string entry_identity(const config::provider& p) {
   return out;
 }
 
-// Metric label values of one group's targets, in its order: "<model>@<host>" names a target
-// for people. Targets of the group with the same one get "#" and a suffix: 6 hex digits of
+// Metric label values of the targets of every group, in the order given: "<model>@<host>"
+// names a target for people. Targets with the same one (in any group: the rate-limit gauges
+// and the dashboard's series are keyed by this label alone) get "#" and a suffix: 6 hex digits of
 // their key's hash when that tells them apart (two accounts), else 8 of a hash of the whole
 // entry (two deployments under one host and key, told apart by path, headers or API). Entries
 // the same in every respect are one target and share the label.
-std::vector<std::string> metric_labels(const std::vector<target>& targets) {
+std::vector<std::string> metric_labels(const std::vector<const target*>& targets) {
   const auto n = targets.size();
   std::vector<std::string> base(n), key_tag(n), identity(n), out(n);
   for (std::size_t i = 0; i < n; ++i) {
-    const auto& p = *targets[i].provider;
+    const auto& p = *targets[i]->provider;
     base[i] = p.name + "@" + p.url.host_header;
-    key_tag[i] = targets[i].id.substr(targets[i].id.rfind('|') + 1, 6);
+    key_tag[i] = targets[i]->id.substr(targets[i]->id.rfind('|') + 1, 6);
     identity[i] = entry_identity(p);
   }
   for (std::size_t i = 0; i < n; ++i) {
     bool same_base = false, same_key = false;
     for (std::size_t j = 0; j < n; ++j) {
-      if (j == i || base[j] != base[i]) continue;
+      // (The same entry in another group is the same target: one label for it.)
+      if (j == i || base[j] != base[i] || identity[j] == identity[i]) continue;
       same_base = true;
       same_key = same_key || key_tag[j] == key_tag[i];
     }
@@ -178,18 +180,19 @@ table::table(const config::config& cfg, state_registry& states) {
     g.targets.push_back(std::move(t));
   }
   auto& labels = observe::metrics::labels();
-  for (auto& [name, g] : groups_) {
-    auto target_labels = metric_labels(g.targets);
-    for (std::size_t i = 0; i < g.targets.size(); ++i) {
-      auto& t = g.targets[i];
-      const auto& p = *t.provider;
-      t.metric_target = labels.intern(target_labels[i]);
-      // An Azure resource may sit behind a host of its own (an API gateway): its api says more.
-      t.metric_provider = labels.intern(p.api == config::provider_api::azure
-                                            ? std::string("azure.ai.openai")
-                                            : observe::metrics::provider_name_for_host(p.url.host));
-      t.metric_model = labels.intern(p.name);
-    }
+  std::vector<target*> all;
+  for (const auto& name : order)
+    for (auto& t : groups_.find(name)->second.targets) all.push_back(&t);
+  auto target_labels = metric_labels(std::vector<const target*>(all.begin(), all.end()));
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    auto& t = *all[i];
+    const auto& p = *t.provider;
+    t.metric_target = labels.intern(target_labels[i]);
+    // An Azure resource may sit behind a host of its own (an API gateway): its api says more.
+    t.metric_provider = labels.intern(p.api == config::provider_api::azure
+                                          ? std::string("azure.ai.openai")
+                                          : observe::metrics::provider_name_for_host(p.url.host));
+    t.metric_model = labels.intern(p.name);
   }
   for (const auto& [name, opts] : cfg.groups) {
     auto it = groups_.find(name);

@@ -87,13 +87,27 @@ std::string key_tag(std::string_view key) {  // what two accounts' labels end wi
 TEST(MetricLabels, ModelAtHostWithoutASuffixWhenNothingCollides) {
   state_registry states;
   auto cfg = two_groups();
-  // The same model and host in another group: each group names its own targets.
-  cfg.providers.push_back(make("smart", "model-a", "a.example", "kz"));
+  // The same entry in another group is the same target: the same label, no suffix.
+  cfg.providers.push_back(make("smart", "model-a", "a.example", "ka"));
   table t(cfg, states);
   EXPECT_EQ(target_labels(t, "fast"),
             (std::vector<std::string>{"model-a@a.example", "model-b@b.example"}));
   EXPECT_EQ(target_labels(t, "smart"),
             (std::vector<std::string>{"big \"q\"@c.example", "model-a@a.example"}));
+}
+
+// Labels name targets across groups: the rate-limit gauges and the dashboard's series are
+// keyed by the target label alone, so one model and host in two groups with two keys (two
+// accounts) must not merge into one series.
+TEST(MetricLabels, TwoAccountsInTwoGroupsAreToldApart) {
+  state_registry states;
+  auto cfg = two_groups();
+  cfg.providers.push_back(make("smart", "model-a", "a.example", "kz"));
+  table t(cfg, states);
+  EXPECT_EQ(target_labels(t, "fast"),
+            (std::vector<std::string>{"model-a@a.example" + key_tag("ka"), "model-b@b.example"}));
+  EXPECT_EQ(target_labels(t, "smart"),
+            (std::vector<std::string>{"big \"q\"@c.example", "model-a@a.example" + key_tag("kz")}));
 }
 
 TEST(MetricLabels, TwoAccountsOfOneModelAreToldApartByTheirKeys) {
