@@ -48,19 +48,27 @@ const CASES = [
   { name: 'TLS: one write, then close_notify and the close at once', pieces: (m) => [Object.values(answerParts(m)).join('')], close: true, tls: true },
 ];
 
+// Calls onRequest(marker) for each whole request (head and Content-Length body) on `sock`,
+// with the `marker` of its JSON body.
+function onRequests(sock, onRequest) {
+  let buf = Buffer.alloc(0);
+  sock.on('data', (d) => {
+    buf = Buffer.concat([buf, d]);
+    const end = buf.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    const head = buf.subarray(0, end).toString('latin1');
+    const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
+    if (buf.length < end + 4 + len) return;
+    const marker = JSON.parse(buf.subarray(end + 4, end + 4 + len).toString('utf8')).marker;
+    buf = buf.subarray(end + 4 + len);
+    onRequest(marker);
+  });
+}
+
 async function startUpstream(row, ca) {
   let answered = 0;
   const onSocket = (sock) => {
-    let buf = Buffer.alloc(0);
-    sock.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      const head = buf.subarray(0, end).toString('latin1');
-      const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
-      if (buf.length < end + 4 + len) return;
-      const marker = JSON.parse(buf.subarray(end + 4, end + 4 + len).toString('utf8')).marker;
-      buf = buf.subarray(end + 4 + len);
+    onRequests(sock, (marker) => {
       const pieces = row.pieces(marker);
       pieces.forEach((p, i) => {
         setTimeout(() => {
@@ -120,22 +128,13 @@ describe('hostile upstream timing: split answers and closes right after an answe
 async function forgetfulUpstream({ timeoutS, hint }) {
   const resets = { count: 0 };
   const up = await listenRaw({}, (sock) => {
-    let buf = Buffer.alloc(0);
     let idleSince = null;
-    sock.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      const end = buf.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      const head = buf.subarray(0, end).toString('latin1');
-      const len = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1] ?? 0);
-      if (buf.length < end + 4 + len) return;
+    onRequests(sock, (marker) => {
       if (idleSince !== null && performance.now() - idleSince > timeoutS * 1000) {
         resets.count++;
         sock.resetAndDestroy();
         return;
       }
-      const marker = JSON.parse(buf.subarray(end + 4, end + 4 + len).toString('utf8')).marker;
-      buf = buf.subarray(end + 4 + len);
       const a = answerParts(marker);
       const extra = hint ? `\r\nConnection: keep-alive\r\nKeep-Alive: timeout=${timeoutS}` : '';
       sock.write(a.head.replace('\r\n\r\n', `${extra}\r\n\r\n`) + a.body);
