@@ -114,6 +114,10 @@ tls_socket::state::state(tcp::socket s, SSL_CTX* ctx, bool client)
   if (!bio) throw std::bad_alloc();
   BIO_set_data(bio, this);
   SSL_set_bio(ssl.get(), bio, bio);  // the SSL object owns the BIO
+  // write_op needs both, whatever the context says: a record's retry may come from another
+  // buffer (a gathered record kept while it waits), and each SSL_write returns once a record
+  // is out.
+  SSL_set_mode(ssl.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   if (!client) {
     SSL_set_accept_state(ssl.get());
     return;
@@ -123,7 +127,6 @@ tls_socket::state::state(tcp::socket s, SSL_CTX* ctx, bool client)
   // upstream connection carries a request and its answer at once, and releasing them cost a
   // malloc and a free of ~17 KiB each per record; pooled connections are few.
   SSL_clear_mode(ssl.get(), SSL_MODE_RELEASE_BUFFERS);
-  SSL_set_mode(ssl.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_set_read_ahead(ssl.get(), 1);
   SSL_set_connect_state(ssl.get());
 }

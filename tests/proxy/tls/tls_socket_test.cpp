@@ -486,27 +486,31 @@ class TlsSocketWaits : public TlsSocket {
  protected:
   void SetUp() override {
     TlsSocket::SetUp();
+    handshaken_pair(server_, raw_);
+  }
+  // A new server tls_socket and its raw_client, handshaken.
+  void handshaken_pair(std::optional<tls_socket>& server, std::optional<raw_client>& raw) {
     tcp::acceptor acc(ioc_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     tcp::socket cs(ioc_);
     cs.connect(acc.local_endpoint());
     tcp::socket ss(ioc_);
     acc.accept(ss);
-    server_.emplace(std::move(ss), server_ctx_.native_handle());
-    raw_.emplace(client_ctx_.native_handle(), std::move(cs));
+    server.emplace(std::move(ss), server_ctx_.native_handle());
+    raw.emplace(client_ctx_.native_handle(), std::move(cs));
     bool done = false;
-    server_->async_handshake([&](boost::system::error_code ec) {
+    server->async_handshake([&](boost::system::error_code ec) {
       EXPECT_FALSE(ec) << ec.message();
       done = true;
     });
     bool client_done = false;
     for (int i = 0; i < 200 && !(done && client_done); ++i) {
-      if (!client_done) client_done = raw_.value().handshake_step();
+      if (!client_done) client_done = raw.value().handshake_step();
       ioc_.restart();
       ioc_.run_for(std::chrono::milliseconds(5));
-      raw_->receive_available();
+      raw->receive_available();
     }
     ASSERT_TRUE(done && client_done);
-    raw_->open_available();  // the server's session tickets (TLS 1.3)
+    raw->open_available();  // the server's session tickets (TLS 1.3)
   }
   // Runs the event loop until `until` holds (at most ~2 s).
   template <class F>
@@ -750,6 +754,68 @@ TEST_F(TlsSocketWaits, ReadingAndWritingAtOnce) {
   EXPECT_TRUE(wrote);
   EXPECT_TRUE(got_up == up) << got_up.size() << " of " << up.size() << " bytes";
   EXPECT_TRUE(got_down == down) << got_down.size() << " of " << down.size() << " bytes";
+}
+
+// Records are gathered in one buffer per thread: a write that waits in the middle of a
+// gathered record (its client not reading) keeps that record's bytes while another connection
+// of the thread gathers its own. With small records (a client's max_fragment_length), OpenSSL
+// reads the rest of the record's bytes again on the retry, so they must still be there.
+TEST_F(TlsSocketWaits, AWriteWaitingInAGatheredRecordKeepsItsBytes) {
+  SSL_set_max_send_fragment(server_->native_handle(), 512);
+  server_->socket().set_option(asio::socket_base::send_buffer_size(8192));
+  raw_->socket().set_option(asio::socket_base::receive_buffer_size(8192));
+  // 256 KB in 1000-byte pieces: gathered into 16 KiB records; the client reads nothing at
+  // first, so the write stops inside one of them once the (small) socket buffers are full.
+  std::vector<std::string> pieces;
+  std::vector<asio::const_buffer> bufs;
+  std::string want;
+  for (int i = 0; i < 256; ++i) pieces.push_back(pattern(1000, static_cast<char>('a' + i % 7)));
+  for (auto& p : pieces) {
+    want += p;
+    bufs.push_back(asio::buffer(p));
+  }
+  bool wrote = false;
+  server_->async_write(bufs, [&](boost::system::error_code ec, std::size_t n) {
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_EQ(n, want.size());
+    wrote = true;
+  });
+  settle();
+  ASSERT_FALSE(wrote) << "the write did not have to wait: the test proves nothing";
+
+  // Another connection of the same thread writes gathered records of other bytes, whole.
+  std::optional<tls_socket> other;
+  std::optional<raw_client> other_raw;
+  handshaken_pair(other, other_raw);
+  std::vector<std::string> other_pieces(40, std::string(1000, 'Z'));
+  std::vector<asio::const_buffer> other_bufs;
+  for (auto& p : other_pieces) other_bufs.push_back(asio::buffer(p));
+  bool other_wrote = false;
+  other->async_write(other_bufs, [&](boost::system::error_code ec, std::size_t) {
+    EXPECT_FALSE(ec) << ec.message();
+    other_wrote = true;
+  });
+  std::string other_got;
+  for (int i = 0; i < 400 && !(other_wrote && other_got.size() >= 40000); ++i) {
+    ioc_.restart();
+    ioc_.run_for(std::chrono::milliseconds(2));
+    other_got += other_raw->open_available();
+  }
+  EXPECT_TRUE(other_wrote);
+  EXPECT_EQ(other_got, std::string(40000, 'Z'));
+  ASSERT_FALSE(wrote) << "the first write finished before the other one ran";
+
+  // Now the first client reads (with room to read fast): every byte as written.
+  raw_->socket().set_option(asio::socket_base::receive_buffer_size(1 << 20));
+  std::string got;
+  for (int i = 0; i < 4000 && !(wrote && got.size() >= want.size()); ++i) {
+    ioc_.restart();
+    ioc_.run_for(std::chrono::milliseconds(1));
+    got += raw_->open_available();
+  }
+  EXPECT_TRUE(wrote);
+  ASSERT_EQ(got.size(), want.size());
+  EXPECT_TRUE(got == want) << "the bytes differ from " << got.find_first_of('Z');
 }
 
 }  // namespace
