@@ -1,5 +1,7 @@
 #include "limits/table.hpp"
 
+#include "config/identity.hpp"
+
 namespace ob::limits {
 
 namespace {
@@ -68,8 +70,11 @@ key_table::key_table(const config::config& cfg, state_registry& states) {
   target_ids.reserve(cfg.providers.size());
   for (std::size_t i = 0; i < cfg.providers.size(); ++i) {
     const auto& p = cfg.providers[i];
+    // An entry set apart by its API, auth, version or headers (config/identity.hpp): its own
+    // counters.
+    auto variant = config::variant_tag(p);
     target_ids.push_back(p.group + "/" + p.name + "@" + p.url.host_header + "#" +
-                         account_tag(p.base, p.key));
+                         account_tag(p.base, p.key) + (variant.empty() ? "" : "." + variant));
   }
   for (std::size_t i = 0; i < cfg.providers.size(); ++i) {
     const auto& p = cfg.providers[i];
@@ -81,7 +86,8 @@ key_table::key_table(const config::config& cfg, state_registry& states) {
     targets.push_back(t);
     // State by what the provider entry is (base, model, account, group): a reload keeps it.
     target_states.push_back(t.limits.any()
-                                ? states.target(p.base + "|" + p.name + "|" + p.key + "|" + p.group)
+                                ? states.target(p.base + "|" + p.name + "|" + p.key + "|" +
+                                                p.group + "|" + config::variant_tag(p))
                                 : nullptr);
   }
   max_waiting = cfg.limits.max_waiting;

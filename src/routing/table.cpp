@@ -1,5 +1,6 @@
 #include "routing/table.hpp"
 
+#include "config/identity.hpp"
 #include "dialect/headers.hpp"
 #include "observe/gateway_metrics.hpp"
 #include "proxy/json/model.hpp"
@@ -91,7 +92,9 @@ std::vector<std::string> metric_labels(const std::vector<const target*>& targets
 }  // namespace
 
 std::string target_id(const config::provider& p) {
-  return p.base + "|" + p.name + "|" + sha256_prefix(p.key);
+  auto variant = config::variant_tag(p);
+  return p.base + "|" + p.name + "|" + (variant.empty() ? "" : variant + "|") +
+         sha256_prefix(p.key);
 }
 
 std::shared_ptr<group_state> state_registry::get(const std::string& name,

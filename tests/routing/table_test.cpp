@@ -69,6 +69,41 @@ TEST(Table, TargetIdsAreStableAndDoNotContainTheKey) {
   EXPECT_NE(id, target_id(q));
 }
 
+// Entries with one base, model and key that differ in API, auth, API version or headers are
+// different targets (two projects of one account, two dialects of one endpoint): their own
+// health, round-robin slot and active check. An entry with none of these keeps its old id.
+TEST(Table, EntriesSetApartByApiAuthVersionOrHeadersAreDifferentTargets) {
+  auto p = make("g", "m", "h.example", "k");
+  const auto plain = target_id(p);
+  EXPECT_EQ(plain.substr(0, plain.rfind('|') + 1), "http://h.example|m|");
+  EXPECT_EQ(plain.size() - plain.rfind('|') - 1, 16u);
+  std::vector<config::provider> variants(5, p);
+  variants[0].headers = {{"OpenAI-Project", "proj_a"}};
+  variants[1].headers = {{"OpenAI-Project", "proj_b"}};
+  variants[2].api = config::provider_api::anthropic;
+  variants[2].auth = config::auth_mode::x_api_key;
+  variants[3].auth = config::auth_mode::api_key;
+  variants[4].api_version = "2024-10-21";
+  std::set<std::string> ids{plain};
+  for (const auto& v : variants) {
+    auto id = target_id(v);
+    EXPECT_EQ(id, target_id(v));
+    // The key's hash stays last: the metric labels' account suffix is read from there.
+    EXPECT_EQ(id.substr(id.rfind('|')), plain.substr(plain.rfind('|')));
+    ids.insert(id);
+  }
+  EXPECT_EQ(ids.size(), 6u);
+
+  state_registry states;
+  config::config cfg;
+  cfg.providers = {variants[0], variants[1]};
+  table t(cfg, states);
+  const auto& targets = t.find("g")->targets;
+  ASSERT_EQ(targets.size(), 2u);
+  EXPECT_NE(targets[0].health, targets[1].health);
+  EXPECT_NE(targets[0].id, targets[1].id);
+}
+
 // The target label values of group `g`, in config order.
 std::vector<std::string> target_labels(const table& t, std::string_view g) {
   std::vector<std::string> out;

@@ -95,6 +95,37 @@ TEST(Admission, TargetAtItsLimitIsRefusedThenFreedBySettlement) {
   b.finish(answered(1, 1));
 }
 
+// Two entries with one base, model and key, set apart by a header (two projects of one account):
+// two targets with their own limits and counters, in memory and in Redis' key names.
+TEST(Admission, EntriesSetApartByHeadersHaveTheirOwnLimits) {
+  snapshot_store store;
+  auto r = config::parse(
+      R"({"providers":[
+            {"group":"g","name":"m","base":"http://127.0.0.1:1","key":"k",
+             "headers":{"OpenAI-Project":"proj_a"},"limits":{"concurrency":1}},
+            {"group":"g","name":"m","base":"http://127.0.0.1:1","key":"k",
+             "headers":{"OpenAI-Project":"proj_b"},"limits":{"concurrency":1}},
+            {"group":"g","name":"m","base":"http://127.0.0.1:1","key":"k","limits":{"concurrency":1}}],
+          "keys":[{"name":"free","token":"t"}]})");
+  ASSERT_TRUE(r.ok()) << (r.diagnostics.empty() ? "" : r.diagnostics[0].to_string());
+  store.install(std::move(*r.cfg));
+  auto snap = store.load();
+  const auto& ts = snap->keys.targets;
+  ASSERT_EQ(ts.size(), 3u);
+  EXPECT_NE(ts[0].id, ts[1].id);
+  EXPECT_NE(ts[0].id, ts[2].id);
+  // An entry with nothing set apart keeps the id it always had.
+  EXPECT_EQ(ts[2].id.substr(ts[2].id.rfind('#')).size(), 13u) << ts[2].id;
+  EXPECT_EQ(ts[0].id.substr(0, ts[0].id.rfind('.')), ts[2].id) << ts[0].id;
+  admission a, b, c;
+  ASSERT_EQ(a.admit_target(snap, ts[0]), admission::result::admitted);
+  EXPECT_EQ(b.admit_target(snap, ts[1]), admission::result::admitted);
+  EXPECT_EQ(c.admit_target(snap, ts[2]), admission::result::admitted);
+  a.finish(answered(1, 1));
+  b.finish(answered(1, 1));
+  c.finish(answered(1, 1));
+}
+
 // A failover from a limited target to one without limits gives the first one's reservation
 // back at once: it was held (and then charged the other target's usage) until the request
 // ended, so the target stayed "full" while another one served the request.
