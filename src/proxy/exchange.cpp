@@ -657,7 +657,25 @@ void exchange::feed_held_stream_bytes() {
   }
 }
 
+void exchange::take_payload() {
+  auto& spare = ctx_.spare_payloads;
+  if (spare.empty()) return;
+  payload_.swap(spare.back());  // payload_ is empty and has no memory of its own (caller)
+  spare.pop_back();
+}
+
+void exchange::give_back_payload() {
+  payload_.clear();
+  if (payload_.capacity() <= std::string().capacity()) return;
+  auto& spare = ctx_.spare_payloads;
+  if (spare.size() < worker_context::spare_payload_count &&
+      payload_.capacity() <= worker_context::spare_payload_max)
+    spare.push_back(std::move(payload_));
+  std::string().swap(payload_);
+}
+
 void exchange::on_stream_bytes(std::string_view bytes) {
+  if (payload_.empty() && payload_.capacity() <= std::string().capacity()) take_payload();
   if (tr_ || ctr_) {
     framer_.feed(bytes, [this](const sse::event& ev) { on_event(ev); });
     return;
@@ -1057,7 +1075,7 @@ auto exchange::flush_stream(bool chunked, bool last, millis limit) {
   std::span<const asio::const_buffer> pieces(out.data(), n);
   return write_client(pieces, limit)(asio::deferred([this](bool ok) {
     client_head_.clear();
-    payload_.clear();
+    give_back_payload();
     return asio::deferred.values(ok);
   }));
 }

@@ -381,6 +381,11 @@ class exchange {
   void hold_stream_bytes(std::string_view bytes);
   void feed_held_stream_bytes();
   void on_stream_bytes(std::string_view bytes);
+  // payload_'s memory from and back to the worker's spare buffers (worker_context): taken when
+  // events are about to be written into an empty payload_ without memory, given back (emptied)
+  // when its client write completes.
+  void take_payload();
+  void give_back_payload();
   void watch_client();
   // What the watch does when the client left: the upstream closed, a wait woken.
   void client_left();
