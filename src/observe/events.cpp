@@ -1,5 +1,7 @@
 #include "observe/events.hpp"
 
+#include "observe/clock.hpp"
+
 #include <algorithm>
 
 namespace ob::observe {
@@ -49,7 +51,26 @@ void event_ring::publish(std::string_view json_line) {
   r.next = r.next + 1 == r.slots.size() ? 0 : r.next + 1;
 }
 
+bool event_ring::keeps_access(std::chrono::steady_clock::time_point now) {
+  const auto last = std::chrono::steady_clock::time_point(
+      std::chrono::nanoseconds(last_read_.load(std::memory_order_relaxed)));
+  if (now - last < reader_window) return true;
+  auto& r = local();
+  if (now != r.tick) {
+    r.tick = now;
+    r.taken = 0;
+  }
+  return r.taken++ < idle_per_tick;
+}
+
+void event_ring::note_read() const {
+  last_read_.store(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(coarse_now().time_since_epoch()).count(),
+      std::memory_order_relaxed);
+}
+
 event_batch event_ring::read_after(std::uint64_t after, std::size_t max) const {
+  note_read();
   event_batch b;
   // Every seq <= hi was taken inside its ring's lock, so once we hold that lock the slot is
   // complete; later seqs are left for the next read, which keeps batches gap-free.
@@ -89,6 +110,7 @@ bool has_type(std::string_view line, std::string_view type) {
 
 event_batch event_ring::read_recent(std::uint64_t after, std::size_t newest,
                                     std::string_view thinned) const {
+  note_read();
   event_batch b;
   const std::uint64_t hi = seq_.load(std::memory_order_acquire);
   b.next = std::max(after, hi);

@@ -217,7 +217,7 @@ void access_log(const request_record& r) {
     format_access_json(access_buffer, r);
   else
     format_access_line(access_buffer, r);
-  if (events().enabled()) [[unlikely]] {
+  if (events().enabled() && events().keeps_access(coarse_now())) [[unlikely]] {
     std::string_view line;
     if (json) {
       line = std::string_view(access_buffer).substr(start);

@@ -4,11 +4,13 @@
 
 #include <atomic>
 #include <boost/json.hpp>
+#include <chrono>
 #include <map>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "observe/clock.hpp"
 #include "observe/events.hpp"
 #include "observe/health.hpp"
 #include "observe/log.hpp"
@@ -151,6 +153,58 @@ struct global_ring_on {
   global_ring_on() { events().set_enabled(true); }
   ~global_ring_on() { events().set_enabled(false); }
 };
+
+// Nobody reading: a thread keeps at most idle_per_tick access records per tick of the coarse
+// clock. Once the ring has been read, every one for reader_window.
+TEST(EventRing, AccessRecordsAreSampledPerTickUntilTheRingIsRead) {
+  event_ring ring(100);
+  ring.set_enabled(true);
+  using tp = std::chrono::steady_clock::time_point;
+  const tp t0{std::chrono::hours(1)};
+  auto kept = [&](tp now, int n) {
+    int k = 0;
+    for (int i = 0; i < n; ++i) k += ring.keeps_access(now) ? 1 : 0;
+    return k;
+  };
+  EXPECT_EQ(kept(t0, 20), event_ring::idle_per_tick);
+  EXPECT_EQ(kept(t0, 5), 0);
+  EXPECT_EQ(kept(t0 + std::chrono::milliseconds(4), 20), event_ring::idle_per_tick);  // next tick
+  // Each thread has its own count.
+  int other = 0;
+  std::thread([&] { other = kept(t0 + std::chrono::milliseconds(4), 20); }).join();
+  EXPECT_EQ(other, event_ring::idle_per_tick);
+  // A read (a viewer's poll): every record while it is recent, sampled again after.
+  ring.read_after(0);
+  const tp now = coarse_now();
+  EXPECT_EQ(kept(now, 50), 50);
+  EXPECT_EQ(kept(now + event_ring::reader_window - std::chrono::milliseconds(100), 50), 50);
+  EXPECT_EQ(kept(now + event_ring::reader_window + std::chrono::milliseconds(100), 50),
+            event_ring::idle_per_tick);
+  ring.read_recent(0, 5, "access");  // the live view's read counts too
+  EXPECT_EQ(kept(coarse_now(), 50), 50);
+}
+
+// What access_log puts in the global ring: sampled before anyone reads, every one after.
+TEST(EventRing, AccessLogAsksBeforeCopyingItsLineIntoTheRing) {
+  global_ring_on on;
+  flush_access_log();
+  // Long after any read of the ring by an earlier test.
+  std::this_thread::sleep_for(event_ring::reader_window + std::chrono::milliseconds(300));
+  const auto start = events().last_sequence();
+  request_record r;
+  r.method = "POST";
+  r.path = "/v1/chat/completions";
+  for (int i = 0; i < 40; ++i) access_log(r);
+  flush_access_log();
+  const auto sampled = events().last_sequence() - start;
+  EXPECT_GE(sampled, static_cast<std::uint64_t>(event_ring::idle_per_tick));
+  EXPECT_LT(sampled, 40u);
+  events().read_after(events().last_sequence());  // a viewer arrives
+  const auto before = events().last_sequence();
+  for (int i = 0; i < 40; ++i) access_log(r);
+  flush_access_log();
+  EXPECT_EQ(events().last_sequence() - before, 40u);
+}
 
 TEST(EventRing, AccessHealthAndReloadEventsCarryTheirType) {
   global_ring_on on;
