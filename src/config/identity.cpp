@@ -1,25 +1,24 @@
 #include "config/identity.hpp"
 
-#include <cstdint>
-#include <string_view>
-
 namespace ob::config {
+
+std::string fnv1a_tag::hex12() const {
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string tag(12, '0');
+  auto h = h_;
+  for (int i = 11; i >= 0; --i, h >>= 4) tag[static_cast<std::size_t>(i)] = hex[h & 0xf];
+  return tag;
+}
 
 std::string variant_tag(const provider& p) {
   if (p.api == provider_api::openai && p.auth == auth_mode::bearer && p.api_version.empty() &&
       p.headers.empty())
     return {};
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  auto mix = [&h](std::string_view s) {
-    for (unsigned char c : s) {
-      h ^= c;
-      h *= 0x100000001b3ull;
-    }
-  };
+  fnv1a_tag h;
   auto field = [&](std::string_view v) {
-    mix(std::to_string(v.size()));
-    mix(":");
-    mix(v);
+    h.mix(std::to_string(v.size()));
+    h.mix(":");
+    h.mix(v);
   };
   field(std::to_string(static_cast<int>(p.api)));
   field(std::to_string(static_cast<int>(p.auth)));
@@ -28,10 +27,7 @@ std::string variant_tag(const provider& p) {
     field(name);
     field(value);
   }
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string tag(12, '0');
-  for (int i = 11; i >= 0; --i, h >>= 4) tag[static_cast<std::size_t>(i)] = hex[h & 0xf];
-  return tag;
+  return h.hex12();
 }
 
 }  // namespace ob::config

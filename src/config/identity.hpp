@@ -3,11 +3,29 @@
 // in Redis).
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "config/schema.hpp"
 
 namespace ob::config {
+
+// 64-bit FNV-1a over the bytes mixed in, as 12 hex digits (its low 48 bits): stable across
+// gateways and builds, so ids made of it name the same shared (Redis) state everywhere.
+class fnv1a_tag {
+ public:
+  void mix(std::string_view s) {
+    for (unsigned char c : s) {
+      h_ ^= c;
+      h_ *= 0x100000001b3ull;
+    }
+  }
+  std::string hex12() const;
+
+ private:
+  std::uint64_t h_ = 0xcbf29ce484222325ull;
+};
 
 // The entry's API dialect, auth header, API version and configured headers: empty for an
 // entry with none of them set apart (OpenAI API, Bearer auth, no API version, no headers), so

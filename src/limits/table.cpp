@@ -25,20 +25,11 @@ budget_spec budget_of(const config::key_budget& b) {
 // accounts (or two deployments under one host) never share them. It reveals nothing usable
 // of the key.
 std::string account_tag(std::string_view base, std::string_view key) {
-  std::uint64_t h = 0xcbf29ce484222325ull;
-  auto mix = [&h](std::string_view s) {
-    for (unsigned char c : s) {
-      h ^= c;
-      h *= 0x100000001b3ull;
-    }
-  };
-  mix(base);
-  mix(std::string_view("\n", 1));
-  mix(key);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string tag(12, '0');
-  for (int i = 11; i >= 0; --i, h >>= 4) tag[static_cast<std::size_t>(i)] = hex[h & 0xf];
-  return tag;
+  config::fnv1a_tag h;
+  h.mix(base);
+  h.mix(std::string_view("\n", 1));
+  h.mix(key);
+  return h.hex12();
 }
 
 }  // namespace

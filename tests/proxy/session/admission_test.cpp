@@ -114,7 +114,9 @@ TEST(Admission, EntriesSetApartByHeadersHaveTheirOwnLimits) {
   ASSERT_EQ(ts.size(), 3u);
   EXPECT_NE(ts[0].id, ts[1].id);
   EXPECT_NE(ts[0].id, ts[2].id);
-  // An entry with nothing set apart keeps the id it always had.
+  // An entry with nothing set apart keeps the id it always had (the Redis key names of
+  // running deployments: base and key hashed as before).
+  EXPECT_EQ(ts[2].id, "g/m@127.0.0.1:1#dbc018cb9f46");
   EXPECT_EQ(ts[2].id.substr(ts[2].id.rfind('#')).size(), 13u) << ts[2].id;
   EXPECT_EQ(ts[0].id.substr(0, ts[0].id.rfind('.')), ts[2].id) << ts[0].id;
   admission a, b, c;
