@@ -51,10 +51,14 @@ void event_ring::publish(std::string_view json_line) {
   r.next = r.next + 1 == r.slots.size() ? 0 : r.next + 1;
 }
 
-bool event_ring::keeps_access(std::chrono::steady_clock::time_point now) {
+bool event_ring::read_recently(std::chrono::steady_clock::time_point now) const {
   const auto last = std::chrono::steady_clock::time_point(
       std::chrono::nanoseconds(last_read_.load(std::memory_order_relaxed)));
-  if (now - last < reader_window) return true;
+  return now - last < reader_window;
+}
+
+bool event_ring::keeps_access(std::chrono::steady_clock::time_point now) {
+  if (read_recently(now)) return true;
   auto& r = local();
   if (now != r.tick) {
     r.tick = now;
