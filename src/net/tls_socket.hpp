@@ -38,7 +38,7 @@
 // piece that is alone or already that large goes out without a copy. The gathering is done in
 // one buffer per thread, shared by all its connections, so the bytes of the record being written
 // are in cache whichever connection writes (a buffer per connection, 64 connections each
-// answering 7 KiB streams, cost ~4% more CPU per request in the benchmark's scenario v: every
+// answering 7 KiB streams, cost ~3% more CPU per request in the benchmark's scenario v: every
 // write touched a cold buffer). A write that has to wait in the middle of such a record (the
 // peer not reading; with small records, OpenSSL reads the rest of the bytes on its retry) first
 // copies the record into the connection's own buffer, which another connection's write cannot

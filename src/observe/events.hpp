@@ -54,12 +54,12 @@ class event_ring {
   // formatted for it; `now` on the coarse clock). Every one does while the ring was read in
   // the last reader_window: a viewer polls every 200 ms, and one whose write stalls 5 s is
   // dropped (admin_server.cpp), so a viewer still connected has always read within it.
-  // Otherwise a thread keeps at most
-  // idle_per_tick of them per tick of the coarse clock (1-4 ms): the ring still holds the
-  // recent past for a new viewer, and a busy gateway that nobody watches does not copy every
-  // request's line into memory nobody reads, which pushed other data out of the cache at each
-  // request (half of a 1 KB JSON request's misses over TLS in callgrind's cache model; 1-4%
-  // of its CPU, timed). Health and reload records do not ask: all are kept.
+  // Otherwise a thread keeps at most idle_per_tick of them per tick of the coarse clock (1-4
+  // ms): the ring still holds the recent past for a new viewer, and a busy gateway that nobody
+  // watches does not copy every request's line into memory nobody reads, which pushed other
+  // data out of the cache at each request (half of a 1 KB JSON request's misses over TLS in
+  // callgrind's cache model; 1-4% of its CPU, timed). Health and reload records do not ask:
+  // all are kept.
   bool keeps_access(std::chrono::steady_clock::time_point now);
   static constexpr std::chrono::seconds reader_window{6};
   // Whether the ring was read within reader_window of `now`.
