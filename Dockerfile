@@ -21,7 +21,7 @@ COPY docs docs
 COPY scripts/package scripts/package
 # Without profile-guided optimisation (OPENBRIDGE_PGO=0): its training run needs Node.js and the
 # mock provider, which this stage does not have. The .deb that `scripts/package` builds on a
-# Debian 12 host is profile-guided (5-9% fewer instructions per request; docs/DEPLOYMENT.md).
+# Debian 12 host is profile-guided (6-10% fewer instructions per request; docs/DEPLOYMENT.md).
 RUN OPENBRIDGE_PGO=0 BUILD_DIR=build scripts/package Release && mkdir /out && cp build/openbridge_*.deb /out/
 
 # ---- runtime: the .deb and its shared libraries only; curl for the health check
