@@ -1,8 +1,8 @@
 // A socket read that tells Asio's reactor when it drained the socket, so that the next read
 // waits for the next epoll edge instead of trying a recv that finds nothing. Used for the
-// reads of HTTP/1 clients (the plain listener, the TLS listener's input buffer) and of plain
-// provider connections (upstream::connection::read_some), not of TLS provider connections nor
-// of HTTP/2 connections.
+// reads of HTTP/1 clients (the plain listener, the TLS listener's input buffer) and of
+// provider connections (upstream::connection::read_some: a plain one's reads, a TLS one's
+// reads into its input buffer), not of HTTP/2 connections.
 //
 // Asio (1.81, epoll) starts every socket read with a speculative recv unless the descriptor's
 // last read returned 0 bytes, and the descriptor stays registered edge-triggered for input. On
@@ -28,14 +28,13 @@
 // a head, a body) tries the socket first (proxy::client_stream::async_read_more), so a client
 // that resets mid-request is let go at once, not at client_header / client_body; while a
 // request is with its provider, the client watch (async_wait, which re-arms the descriptor;
-// armed after 20 ms) sees the reset, and the answer's write fails. On
-// a plain provider connection a write fails at once on such a socket (a pooled connection's
-// request is then sent again on a fresh one), and a read that waits over a second is looked at
-// with a poll once a second (proxy::exchange::check_stalled_read): a stream cut by
-// such a reset ends within about a second, not at timeouts.idle. An HTTP/2 connection's read
-// has no deadline while its streams live (a stream waiting on its provider, or on a shut flow
-// control window, writes nothing that would fail), so those reads stay Asio's own, as do a
-// TLS provider's (enable_drain_hint is not set there, so nothing is ever drained).
+// armed after 20 ms) sees the reset, and the answer's write fails. On a provider connection
+// (plain or TLS) a write fails at once on such a socket (a pooled connection's request is then
+// sent again on a fresh one), and a read that waits over a second is looked at with a poll
+// once a second (proxy::exchange::check_stalled_read): a stream cut by such a reset ends
+// within about a second, not at timeouts.idle. An HTTP/2 connection's read has no deadline
+// while its streams live (a stream waiting on its provider, or on a shut flow control window,
+// writes nothing that would fail), so those reads stay Asio's own.
 //
 // Also: a drained read ends the reactor's pass over the descriptor's queued reads, so another
 // read-side operation queued behind it (a TLS write that waits for readiness to read, which

@@ -131,6 +131,32 @@ tls_socket::state::state(tcp::socket s, SSL_CTX* ctx, bool client)
   SSL_set_connect_state(ssl.get());
 }
 
+std::size_t tls_socket::fill_now(error_code& ec) {
+  ec = {};
+  auto* st = s_.get();
+  if (st->filling || !st->sock.is_open()) return 0;
+  if (st->in_pos > 0) {  // OpenSSL's leftovers first, as fill_target keeps them
+    std::memmove(st->in.get(), st->in.get() + st->in_pos, st->in_len - st->in_pos);
+    st->in_len -= st->in_pos;
+    st->in_pos = 0;
+  }
+  if (st->in_len == st->in_size) return 0;
+  auto got = ::recv(st->sock.native_handle(), st->in.get() + st->in_len, st->in_size - st->in_len,
+                    MSG_DONTWAIT);
+  if (got > 0) {
+    st->in_len += static_cast<std::size_t>(got);
+    return static_cast<std::size_t>(got);
+  }
+  if (got == 0) {
+    ec = boost::asio::error::eof;
+    st->broken = true;
+  } else if (!retryable(errno)) {
+    ec = error_code(errno, boost::system::system_category());
+    st->broken = true;
+  }
+  return 0;
+}
+
 bool tls_socket::has_buffered_input() const {
   SSL* ssl = s_->ssl.get();
   return s_->in_pos < s_->in_len || SSL_pending(ssl) > 0 || SSL_has_pending(ssl) == 1;

@@ -23,9 +23,15 @@
 // from the socket (bytes received for it come first).
 //
 // The client side (upstream connections) reads only through its 17 KiB input buffer (a whole
-// record), with Asio's own read (not recv_buffer: a provider's RST behind its last bytes must
-// be seen): an upstream answer is never there yet when the read starts. Only one of its
-// operations at a time may be reading (upstream exchanges write, then read).
+// record). A read its owner allows to drain the socket (set_draining: an answer's read, not one
+// beside a write) fills it with a recv_buffer read, as a plain provider connection reads: the
+// answer is never there yet when its first read starts, and the pool's idle watch starts right
+// after the answer's last read, so both wait in the reactor with no recv when that last read
+// took everything. A RST that came with the last bytes taken is not in the kernel's hint: the
+// owner finds such a read by a poll and reads the socket itself (fill_now;
+// proxy::exchange::check_stalled_read). Other fills (the handshake, a read beside a write)
+// are Asio's own reads. Only one of its operations at a time may be reading (upstream
+// exchanges write, then read).
 //
 // Why not asio::ssl::stream (+ beast::ssl_stream): that design puts a BIO pair between OpenSSL
 // and the socket, so every record is copied twice more (socket -> Asio's 17 KiB input vector
@@ -98,6 +104,15 @@ class tls_socket {
   // plaintext held inside OpenSSL.
   bool has_buffered_input() const;
 
+  // Client side: whether the reads started from now on may leave the socket marked drained
+  // (see above); off at first.
+  void set_draining(bool on) { s_->draining = on; }
+  // Client side, no read outstanding: one recv now, without waiting, into the input buffer
+  // (for a read that waited on a socket that had something after all: an end, an error, bytes;
+  // the next read hands them to OpenSSL). Returns the bytes taken; 0 with `ec` the end or the
+  // socket's error (the connection is broken then), 0 without: nothing there, or no room.
+  std::size_t fill_now(error_code& ec);
+
   // Sends close_notify once, without waiting: if the socket does not take the alert now it is
   // not sent. Nothing after a failed handshake or a fatal error (OpenSSL forbids it), nothing
   // twice, nothing on a closed socket. Call it before closing a connection the gateway ends.
@@ -158,10 +173,11 @@ class tls_socket {
   struct state {
     tcp::socket sock;
     std::unique_ptr<SSL, ssl_free> ssl;
-    std::string gather;    // a gathered record kept while its write waits (see write_op)
-    bool broken = false;   // a fatal error: no more SSL calls that write (close_notify)
-    bool client;           // reads only through `in`, never the socket directly
-    bool filling = false;  // the socket's async_read_some into `in` is outstanding
+    std::string gather;     // a gathered record kept while its write waits (see write_op)
+    bool broken = false;    // a fatal error: no more SSL calls that write (close_notify)
+    bool client;            // reads only through `in`, never the socket directly
+    bool filling = false;   // the socket's async_read_some into `in` is outstanding
+    bool draining = false;  // client side: reads may fill `in` with a draining read
     // The socket's last read may have drained it: a fill read that did (recv_buffer.hpp), or
     // the BIO's own recv, which has no hint (read_op::tried).
     bool maybe_drained = false;
@@ -195,7 +211,7 @@ class tls_socket {
   static bool wait(state* st, step s, Self& self, bool reads) {
     if (s == step::want_read) {
       if (st->fills(reads)) {  // completes with (error_code, bytes): the ops' filled() overload
-        if (st->client)  // a provider: Asio's own read (recv_buffer.hpp: why not on this side)
+        if (st->client && !(reads && st->draining))  // Asio's own read (see above)
           st->sock.async_read_some(st->fill_target(), std::move(self));
         else
           st->sock.async_read_some(recv_into(st->fill_target(), &st->maybe_drained),

@@ -339,7 +339,7 @@ bool exchange::sweep(std::chrono::steady_clock::time_point now) {
 }
 
 void exchange::check_stalled_read(std::chrono::steady_clock::time_point now) {
-  if (!up_ || up_->is_tls() || up_read_kicked_ || now - up_read_since_ < stalled_read_check ||
+  if (!up_ || up_read_kicked_ || now - up_read_since_ < stalled_read_check ||
       now - up_read_checked_ < stalled_read_check)
     return;
   up_read_checked_ = now;
@@ -359,6 +359,13 @@ void exchange::check_stalled_read(std::chrono::steady_clock::time_point now) {
 void exchange::redo_read(boost::system::error_code& ec, std::size_t& n) {
   n = 0;
   if (!up_->lowest().is_open()) return;  // closed meanwhile (shutdown): stays aborted
+  if (auto* tls = up_->tls()) {
+    // Into the TLS input buffer: the bytes go to OpenSSL with the next read (no error and no
+    // byte here: the caller reads again), an end or an error is this read's.
+    boost::system::error_code fec;
+    if (tls->fill_now(fec) > 0 || fec) ec = fec;
+    return;
+  }
   auto buf = up_->buffer.prepare(up_->big_reads ? big_read_chunk : first_read_chunk);
   auto got = ::recv(up_->lowest().native_handle(), buf.data(), buf.size(), MSG_DONTWAIT);
   if (got > 0) {

@@ -340,8 +340,9 @@ class exchange {
   attempt_outcome end_read(boost::system::error_code ec, std::size_t n);
   // end_read without the deadline: `expired` says whether it ran out.
   attempt_outcome take_read(boost::system::error_code ec, std::size_t n, bool expired);
-  // A plain provider read that waits after a read that drained the socket
-  // (upstream::connection::read_some) is not woken by a RST that came with the last bytes.
+  // A provider read that waits after a read that drained the socket
+  // (upstream::connection::read_some; plain or TLS) is not woken by a RST that came with the
+  // last bytes.
   // sweep() looks at a read waiting longer than a second, once a second, with a poll; when
   // that finds the socket readable (an end, an error or bytes), the read is cancelled and
   // end_read reads the socket itself (redo_read).

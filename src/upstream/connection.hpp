@@ -43,12 +43,13 @@ class connection {
 
   // co_await read_some(b) / write(b) / write_some(b): tuple of error_code and bytes transferred.
   // read_some takes another token for the completion (error_code, std::size_t) too.
-  // A plain connection's read into one buffer is a net::recv_buffer read: when it takes every
-  // byte the kernel holds (no FIN behind), the socket's next read waits for its epoll edge
-  // without a recv that would find nothing: the pool's idle watch, the next answer's first
-  // read, a stream's next event. A RST behind the last bytes is not in that hint: a write on
-  // the connection then fails at once (a pooled one is retried on a fresh connection), and
-  // a read that waits is checked by exchange::sweep (check_stalled_read).
+  // A plain connection's read into one buffer is a net::recv_buffer read, and so is a TLS
+  // connection's read of the socket into its input buffer (net::tls_socket::set_draining):
+  // when it takes every byte the kernel holds (no FIN behind), the socket's next read waits
+  // for its epoll edge without a recv that would find nothing: the pool's idle watch, the next
+  // answer's first read, a stream's next event. A RST behind the last bytes is not in that
+  // hint: a write on the connection then fails at once (a pooled one is retried on a fresh
+  // connection), and a read that waits is checked by exchange::sweep (check_stalled_read).
   // may_drain::no keeps Asio's own read (a read beside a write, the health checker's).
   enum class may_drain : bool { no, yes };
   template <class MutableBuffers, class Token = std::decay_t<decltype(use_tuple)>>
@@ -57,6 +58,7 @@ class connection {
     return asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
         [this, drain](auto handler, const MutableBuffers& b) {
           if (tls_) {
+            tls_->set_draining(drain == may_drain::yes);
             tls_->async_read_some(b, std::move(handler));
           } else if constexpr (std::is_convertible_v<MutableBuffers, asio::mutable_buffer>) {
             if (drain == may_drain::yes)

@@ -174,8 +174,8 @@ asio::awaitable<connect_result> connector::connect(const config::base_url& url,
     co_return res;
   }
   conn->lowest().set_option(tcp::no_delay(true), ec);
-  // The kernel's hint for a plain connection's reads (connection::read_some).
-  if (!conn->is_tls()) net::enable_drain_hint(conn->lowest());
+  // The kernel's hint for the connection's reads of the socket (connection::read_some).
+  net::enable_drain_hint(conn->lowest());
 
   if (auto* tls = conn->tls()) {
     boost::system::error_code addr_ec;

@@ -16,6 +16,7 @@ import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { startMock } from '../../tools/mock-provider/server.js';
 import { startGateway, freePort } from './lib/gateway.mjs';
@@ -29,24 +30,64 @@ const AUTH = { 'content-type': 'application/json', authorization: `Bearer ${CLIE
 
 // The recv calls in strace's trace of the gateway's threads that found nothing, and all recv
 // calls: on the clients' sockets (every socket but the provider's, whose reads begin with an
-// HTTP status line), or with `side` 'provider' on the provider's.
-function recvCounts(file, side = 'client') {
+// HTTP status line), or with `side` 'provider' on the provider's. `tlsProvider`: the
+// provider's reads begin with a TLS record's header instead (the clients' are plain then).
+function recvCounts(file, side = 'client', tlsProvider = false) {
   const lines = fs.readFileSync(file, 'utf8').split('\n');
   const recv = lines.filter((l) => /\b(recvfrom|recvmsg)\(\d+/.test(l) && /\) += /.test(l));
   const fdOf = (l) => Number(/\b(?:recvfrom|recvmsg)\((\d+)/.exec(l)[1]);
-  const provider = new Set(recv.filter((l) => /"HTTP\/1\.1 /.test(l)).map(fdOf));
+  const answers = tlsProvider ? /"\\27\\3\\3/ : /"HTTP\/1\.1 /;
+  const provider = new Set(recv.filter((l) => answers.test(l)).map(fdOf));
   const mine = recv.filter((l) => provider.has(fdOf(l)) === (side === 'provider'));
   const empty = mine.filter((l) => /= -1 EAGAIN/.test(l));
   return { all: mine.length, empty: empty.length, providerFds: provider.size, sample: (empty.length ? empty : mine).slice(0, 12).join('\n') };
 }
 
+// TLS on the provider's side of `raw`, through a stream of our own, so that the raw socket can
+// be reset right behind the bytes TLS hands it (resetAndDestroy is refused on a TLS socket):
+// the returned socket's writeThenReset(data) writes data's record and resets the socket in
+// the same tick, as a plain socket's write() then resetAndDestroy() do.
+function tlsOver(raw, ca) {
+  let resetNext = false;
+  // Else Nagle holds a record written while the last one is unacknowledged (the gateway's ACK
+  // delayed), and the reset discards it.
+  raw.setNoDelay(true);
+  const bridge = new Duplex({
+    write(chunk, _enc, cb) {
+      raw.write(chunk);
+      if (resetNext) raw.resetAndDestroy();
+      resetNext = false;
+      cb();
+    },
+    read() {},
+  });
+  raw.on('data', (d) => bridge.push(d));
+  raw.on('end', () => bridge.push(null));
+  raw.on('error', () => {});
+  const s = new tls.TLSSocket(bridge, { isServer: true, secureContext: tls.createSecureContext({ cert: ca.certPem, key: ca.keyPem }) });
+  s.writeThenReset = (data) => {
+    resetNext = true;
+    s.write(data);
+  };
+  return s;
+}
+
+// `data`, then a reset of the connection right behind it.
+function writeThenReset(s, data) {
+  if (s.writeThenReset) return s.writeThenReset(data);
+  s.write(data);
+  s.resetAndDestroy();
+}
+
 // A raw provider: for each request on a connection (the whole head and Content-Length body
 // read), `answer(socket, index)` writes what it likes; `index` counts the connections. Then a
-// one-worker gateway routing group "g" to it; `fn(gw)`; both stopped after.
-async function withRawProvider(answer, fn) {
+// one-worker gateway routing group "g" to it; `fn(gw)`; both stopped after. With `ca` (a
+// makeTestCA()), the provider speaks TLS with its certificate.
+async function withRawProvider(answer, fn, ca) {
   let conns = 0;
-  const prov = net.createServer((s) => {
+  const prov = net.createServer((raw) => {
     const index = conns++;
+    const s = ca ? tlsOver(raw, ca) : raw;
     let got = '';
     s.on('data', (d) => {
       got += d;
@@ -62,7 +103,8 @@ async function withRawProvider(answer, fn) {
   await new Promise((r) => prov.listen(0, '127.0.0.1', r));
   const gw = await startGateway({
     workers: 1,
-    config: { providers: [{ group: 'g', name: 'm', base: `http://127.0.0.1:${prov.address().port}`, key: 'sk-up' }], security: [CLIENT_TOKEN] },
+    config: { providers: [{ group: 'g', name: 'm', base: `${ca ? 'https' : 'http'}://127.0.0.1:${prov.address().port}`, key: 'sk-up' }], security: [CLIENT_TOKEN] },
+    env: ca ? { SSL_CERT_FILE: ca.caCert, SSL_CERT_DIR: undefined } : {},
   });
   try {
     await fn(gw);
@@ -76,14 +118,11 @@ async function withRawProvider(answer, fn) {
 // epoll edge, which the read of `rest` spends.
 function headThenReset(s, head, rest) {
   s.write(head);
-  setTimeout(() => {
-    s.write(rest);
-    s.resetAndDestroy();
-  }, 30);
+  setTimeout(() => writeThenReset(s, rest), 30);
 }
 
 // Runs `work` with strace counting the gateway's recv calls; skips when strace cannot attach.
-async function countedRecvs(t, gw, work, side = 'client') {
+async function countedRecvs(t, gw, work, side = 'client', tlsProvider = false) {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ob-strace-')), 'trace');
   const strace = await attachStrace(gw.proc.pid, ['-s', '16', '-e', 'trace=recvfrom,recvmsg'], { output: file });
   if (strace.error) {
@@ -95,7 +134,7 @@ async function countedRecvs(t, gw, work, side = 'client') {
   } finally {
     await strace.stop();
   }
-  const counts = recvCounts(file, side);
+  const counts = recvCounts(file, side, tlsProvider);
   fs.rmSync(path.dirname(file), { recursive: true, force: true });
   return counts;
 }
@@ -111,11 +150,14 @@ describe('socket reads: no recv that finds nothing', { timeout: 180000 }, () => 
 
   // 15 keep-alive requests 30 ms apart (the gateway waits for the next one meanwhile) through
   // one pooled provider connection, counting the recv calls on `side`'s socket that found
-  // nothing; `stream(i)`: whether request i streams.
-  async function keepAliveRecvs(t, side, stream) {
+  // nothing; `stream(i)`: whether request i streams. With `ca`, the provider is a mock of its
+  // own over TLS with that CA's certificate.
+  async function keepAliveRecvs(t, side, stream, ca) {
+    const P = ca ? await startMock({ tls: { cert: ca.certPem, key: ca.keyPem } }) : M;
     const gw = await startGateway({
       workers: 1,
-      config: { providers: [{ group: 'g', name: 'm', base: M.url, key: 'sk-up' }], security: [CLIENT_TOKEN] },
+      config: { providers: [{ group: 'g', name: 'm', base: P.url, key: 'sk-up' }], security: [CLIENT_TOKEN] },
+      env: ca ? { SSL_CERT_FILE: ca.caCert, SSL_CERT_DIR: undefined } : {},
     });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
@@ -129,7 +171,7 @@ describe('socket reads: no recv that finds nothing', { timeout: 180000 }, () => 
           assert.match(r.text, /"model":"g"/);
           await sleep(30);
         }
-      }, side);
+      }, side, !!ca);
       if (!counts) return null;
       assert.equal(counts.providerFds, 1, 'one pooled provider connection, told apart by its reads');
       assert.ok(counts.all >= N, `too few recv calls on the ${side}'s socket (${counts.all}): ${counts.sample}`);
@@ -137,6 +179,7 @@ describe('socket reads: no recv that finds nothing', { timeout: 180000 }, () => 
     } finally {
       agent.destroy();
       await gw.stop();
+      if (P !== M) await P.close();
     }
   }
 
@@ -148,64 +191,88 @@ describe('socket reads: no recv that finds nothing', { timeout: 180000 }, () => 
   // The provider's side: the pooled connection's idle watch and each answer's first read wait
   // for the provider's bytes without a recv that finds nothing, when the answer's last read
   // took everything the kernel held.
-  test('keep-alive requests to a kept-alive provider: no recv on the provider\'s socket finds nothing', T, async (t) => {
-    const c = await keepAliveRecvs(t, 'provider', (i) => i % 2 === 1);
-    // Before: the idle watch's recv and most answers' first recv found nothing (2 per request).
-    if (c) assert.ok(c.empty <= 2, `${c.empty} recv calls on the provider's socket found nothing over ${c.N} requests:\n${c.sample}`);
-  });
-
-  // A provider whose answer ends with its connection (no Content-Length, not chunked) and that
-  // resets it behind the first bytes: the gateway must not take the reset for the answer's end.
-  test('an answer ended by close and cut by a reset behind its bytes: a 502, never a truncated 200', T, async () => {
-    const head = 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n';
-    await withRawProvider((s) => headThenReset(s, head, '{"id":"x","object":"chat.completion","model":"m","choices":['), async (gw) => {
-      for (let i = 0; i < 4; i++) {
-        const t0 = Date.now();
-        const r = await request({ url: `${gw.url}/v1/chat/completions`, method: 'POST', headers: AUTH, body: chatBody('g'), timeout: 5000, allowError: true });
-        assert.equal(r.status, 502, `round ${i}: ${r.status} ${r.text}`);
-        assert.ok(Date.now() - t0 < 3000, `round ${i}: answered after ${Date.now() - t0} ms`);
+  //
+  // Some empty recvs are not a fault, most likely stale edges: a streamed answer comes in
+  // several segments, and one that arrives after epoll_wait reported the socket but before
+  // the recv that then takes it too raises a new edge for bytes already read. The next
+  // epoll_wait reports it, Asio tries the queued read (the next event's, or the idle watch's
+  // 1-byte read once the answer is done) and that recv finds nothing. The slower the gateway
+  // runs, the wider that window: 3 over 15 requests were seen once on a 2-core host busy with
+  // sanitizer builds, 0 otherwise (also beside two busy loops). Without the drain hint it is
+  // 2 per request (30 here): a bound of a third of the requests still fails that by far.
+  for (const overTls of [false, true]) {
+    test(`keep-alive requests to a kept-alive provider${overTls ? ' over TLS' : ''}: no recv on the provider's socket finds nothing`, T, async (t) => {
+      const ca = overTls ? makeTestCA() : null;
+      try {
+        const c = await keepAliveRecvs(t, 'provider', (i) => i % 2 === 1, ca);
+        if (c) assert.ok(c.empty <= c.N / 3, `${c.empty} recv calls on the provider's socket found nothing over ${c.N} requests:\n${c.sample}`);
+      } finally {
+        ca?.cleanup();
       }
     });
-  });
+  }
 
-  // A provider that resets every connection right behind its first whole answer: the answer
-  // is the client's, and the next request, which finds that connection in the pool, goes out
-  // on a fresh one (the reset fails its write before any byte goes out).
-  test('a provider that resets right behind a whole answer: the next request is served on a fresh connection', T, async () => {
-    const body = JSON.stringify({ id: 'x', object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] });
-    const answer = (s) => {
-      s.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
-      s.resetAndDestroy();
-    };
-    await withRawProvider(answer, async (gw) => {
-      for (let i = 0; i < 6; i++) {
-        const r = await request({ url: `${gw.url}/v1/chat/completions`, method: 'POST', headers: AUTH, body: chatBody('g'), timeout: 5000, allowError: true });
-        assert.equal(r.status, 200, `request ${i}: ${r.status} ${r.text}`);
-        assert.equal(r.json().model, 'g');
-        await sleep(20);
-      }
+  // Each over plain TCP and over TLS: a TLS provider's reads of the socket drain it too
+  // (net::tls_socket::set_draining), so the same resets must be seen the same way; `ca`, when
+  // set, is the TLS provider's CA (withRawProvider).
+  for (const overTls of [false, true]) {
+    const sfx = overTls ? ' (TLS)' : '';
+    let ca;
+    before(() => {
+      ca = overTls ? makeTestCA() : undefined;
     });
-  });
+    after(() => ca?.cleanup());
 
-  // A provider that resets the connection right behind an event (a crash with unread bytes, a
-  // balancer's reset): the RST and the event's bytes arrive together, one epoll edge. The
-  // gateway must see the reset and end the stream, not wait for timeouts.idle: the kernel's
-  // hint does not count such a reset, so a drained read waits, and the sweep's check of a read
-  // that waits over a second finds it (exchange::check_stalled_read).
-  test('a provider that resets right after an event: the stream ends within seconds, every time', T, async () => {
-    const event = 'data: {"id":"x","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n';
-    await withRawProvider((s) => headThenReset(s, 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n', event), async (gw) => {
-      for (let i = 0; i < 6; i++) {
-        const t0 = Date.now();
-        const r = await request({ url: `${gw.url}/v1/chat/completions`, method: 'POST', headers: AUTH, body: chatBody('g', { stream: true }), timeout: 5000, allowError: true });
-        const ms = Date.now() - t0;
-        assert.equal(r.status, 200, r.text);
-        assert.match(r.text, /"model":"g"/, `round ${i}: the event before the reset is missing: ${r.text}`);
-        assert.ok(ms < 3000, `round ${i}: the stream ended after ${ms} ms`);
-        assert.match(r.text, /"error"/, `round ${i}: no error event after the reset: ${r.text}`);
-      }
+    // A provider whose answer ends with its connection (no Content-Length, not chunked) and that
+    // resets it behind the first bytes: the gateway must not take the reset for the answer's end.
+    test(`an answer ended by close and cut by a reset behind its bytes${sfx}: a 502, never a truncated 200`, T, async () => {
+      const head = 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n';
+      await withRawProvider((s) => headThenReset(s, head, '{"id":"x","object":"chat.completion","model":"m","choices":['), async (gw) => {
+        for (let i = 0; i < 4; i++) {
+          const t0 = Date.now();
+          const r = await request({ url: `${gw.url}/v1/chat/completions`, method: 'POST', headers: AUTH, body: chatBody('g'), timeout: 5000, allowError: true });
+          assert.equal(r.status, 502, `round ${i}: ${r.status} ${r.text}`);
+          assert.ok(Date.now() - t0 < 3000, `round ${i}: answered after ${Date.now() - t0} ms`);
+        }
+      }, ca);
     });
-  });
+
+    // A provider that resets every connection right behind its first whole answer: the answer
+    // is the client's, and the next request, which finds that connection in the pool, goes out
+    // on a fresh one (the reset fails its write before any byte goes out).
+    test(`a provider that resets right behind a whole answer${sfx}: the next request is served on a fresh connection`, T, async () => {
+      const body = JSON.stringify({ id: 'x', object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] });
+      const answer = (s) => writeThenReset(s, `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      await withRawProvider(answer, async (gw) => {
+        for (let i = 0; i < 6; i++) {
+          const r = await request({ url: `${gw.url}/v1/chat/completions`, method: 'POST', headers: AUTH, body: chatBody('g'), timeout: 5000, allowError: true });
+          assert.equal(r.status, 200, `request ${i}: ${r.status} ${r.text}`);
+          assert.equal(r.json().model, 'g');
+          await sleep(20);
+        }
+      }, ca);
+    });
+
+    // A provider that resets the connection right behind an event (a crash with unread bytes, a
+    // balancer's reset): the RST and the event's bytes arrive together, one epoll edge. The
+    // gateway must see the reset and end the stream, not wait for timeouts.idle: the kernel's
+    // hint does not count such a reset, so a drained read waits, and the sweep's check of a read
+    // that waits over a second finds it (exchange::check_stalled_read).
+    test(`a provider that resets right after an event${sfx}: the stream ends within seconds, every time`, T, async () => {
+      const event = 'data: {"id":"x","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n';
+      await withRawProvider((s) => headThenReset(s, 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n', event), async (gw) => {
+        for (let i = 0; i < 6; i++) {
+          const t0 = Date.now();
+          const r = await request({ url: `${gw.url}/v1/chat/completions`, method: 'POST', headers: AUTH, body: chatBody('g', { stream: true }), timeout: 5000, allowError: true });
+          const ms = Date.now() - t0;
+          assert.equal(r.status, 200, r.text);
+          assert.match(r.text, /"model":"g"/, `round ${i}: the event before the reset is missing: ${r.text}`);
+          assert.ok(ms < 3000, `round ${i}: the stream ended after ${ms} ms`);
+          assert.match(r.text, /"error"/, `round ${i}: no error event after the reset: ${r.text}`);
+        }
+      }, ca);
+    });
+  }
 
   test('keep-alive requests over the TLS listener: no recv on the client\'s socket finds nothing', T, async (t) => {
     const ca = makeTestCA();

@@ -32,6 +32,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "net/recv_buffer.hpp"
+
 namespace ob::proxy {
 namespace {
 
@@ -816,6 +818,76 @@ TEST_F(TlsSocketWaits, AWriteWaitingInAGatheredRecordKeepsItsBytes) {
   EXPECT_TRUE(wrote);
   ASSERT_EQ(got.size(), want.size());
   EXPECT_TRUE(got == want) << "the bytes differ from " << got.find_first_of('Z');
+}
+
+// Client mode's draining reads (set_draining) and fill_now, the read of the socket a provider
+// read falls back on when its wait found the socket readable after all
+// (proxy::exchange::check_stalled_read): bytes go to the input buffer and the next read hands
+// them out without waiting; nothing there is no error; the peer's end is eof and sticks.
+TEST_F(TlsSocket, ClientModeFillNowTakesBytesAndTheEnd) {
+  tcp::acceptor acc(ioc_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  tcp::socket cs(ioc_);
+  cs.connect(acc.local_endpoint());
+  tcp::socket ss(ioc_);
+  acc.accept(ss);
+  ASSERT_TRUE(net::enable_drain_hint(cs));
+  tls_socket client(std::move(cs), client_ctx_.native_handle(), tls_socket::client);
+  tls_socket server(std::move(ss), server_ctx_.native_handle());
+  ioc_.restart();
+  run(
+      [&]() -> asio::awaitable<void> {
+        auto [hs] = co_await server.async_handshake(tuple);
+        EXPECT_FALSE(hs) << hs.message();
+      },
+      [&]() -> asio::awaitable<void> {
+        auto [hs] = co_await client.async_handshake(tuple);
+        EXPECT_FALSE(hs) << hs.message();
+      });
+  std::string got;
+  boost::system::error_code read_ec, fill_ec, nothing_ec, end_ec;
+  std::size_t filled = 0, nothing = 1, at_end = 1;
+  bool served = false;
+  ioc_.restart();
+  run(
+      [&]() -> asio::awaitable<void> {
+        auto [ec, n] = co_await server.async_write(asio::buffer("hello", 5), tuple);
+        EXPECT_FALSE(ec) << ec.message();
+        served = true;
+      },
+      [&]() -> asio::awaitable<void> {
+        client.set_draining(true);
+        asio::steady_timer t(ioc_);
+        while (!served) {  // the write is out once its completion ran
+          t.expires_after(std::chrono::milliseconds(1));
+          co_await t.async_wait(tuple);
+        }
+        EXPECT_TRUE(readable(client.socket()));
+        filled = client.fill_now(fill_ec);
+        EXPECT_TRUE(client.has_buffered_input());
+        char buf[64];
+        // The session tickets and the record are all in the input buffer: no wait.
+        while (got.size() < 5) {
+          auto [ec, n] = co_await client.async_read_some(asio::buffer(buf), tuple);
+          if (ec) {
+            read_ec = ec;
+            break;
+          }
+          got.append(buf, n);
+        }
+        nothing = client.fill_now(nothing_ec);
+        boost::system::error_code cec;
+        server.socket().close(cec);  // a FIN without close_notify
+        EXPECT_TRUE(readable(client.socket()));
+        at_end = client.fill_now(end_ec);
+      });
+  EXPECT_GT(filled, 5u);
+  EXPECT_FALSE(fill_ec) << fill_ec.message();
+  EXPECT_FALSE(read_ec) << read_ec.message();
+  EXPECT_EQ(got, "hello");
+  EXPECT_EQ(nothing, 0u);
+  EXPECT_FALSE(nothing_ec) << nothing_ec.message();
+  EXPECT_EQ(at_end, 0u);
+  EXPECT_EQ(end_ec, asio::error::eof) << end_ec.message();
 }
 
 }  // namespace
