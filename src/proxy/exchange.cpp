@@ -339,7 +339,9 @@ bool exchange::sweep(std::chrono::steady_clock::time_point now) {
 }
 
 void exchange::check_stalled_read(std::chrono::steady_clock::time_point now) {
-  if (!up_ || up_read_kicked_ || now - up_read_since_ < stalled_read_check ||
+  // A kick may find nothing to cancel (a TLS read between two reads of its socket, the first
+  // one's completion already queued): looked at again a second later, kicked again if need be.
+  if (!up_ || now - up_read_since_ < stalled_read_check ||
       now - up_read_checked_ < stalled_read_check)
     return;
   up_read_checked_ = now;
