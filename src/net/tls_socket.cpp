@@ -135,14 +135,9 @@ std::size_t tls_socket::fill_now(error_code& ec) {
   ec = {};
   auto* st = s_.get();
   if (st->filling || !st->sock.is_open()) return 0;
-  if (st->in_pos > 0) {  // OpenSSL's leftovers first, as fill_target keeps them
-    std::memmove(st->in.get(), st->in.get() + st->in_pos, st->in_len - st->in_pos);
-    st->in_len -= st->in_pos;
-    st->in_pos = 0;
-  }
-  if (st->in_len == st->in_size) return 0;
-  auto got = ::recv(st->sock.native_handle(), st->in.get() + st->in_len, st->in_size - st->in_len,
-                    MSG_DONTWAIT);
+  auto room = st->input_room();
+  if (room.size() == 0) return 0;
+  auto got = ::recv(st->sock.native_handle(), room.data(), room.size(), MSG_DONTWAIT);
   if (got > 0) {
     st->in_len += static_cast<std::size_t>(got);
     return static_cast<std::size_t>(got);
@@ -162,14 +157,19 @@ bool tls_socket::has_buffered_input() const {
   return s_->in_pos < s_->in_len || SSL_pending(ssl) > 0 || SSL_has_pending(ssl) == 1;
 }
 
-boost::asio::mutable_buffer tls_socket::state::fill_target() {
+boost::asio::mutable_buffer tls_socket::state::input_room() {
   if (in_pos > 0) {  // OpenSSL asked for more before taking all of it: keep the rest first
     std::memmove(in.get(), in.get() + in_pos, in_len - in_pos);
     in_len -= in_pos;
     in_pos = 0;
   }
-  filling = true;
   return boost::asio::buffer(in.get() + in_len, in_size - in_len);
+}
+
+boost::asio::mutable_buffer tls_socket::state::fill_target() {
+  auto room = input_room();
+  filling = true;
+  return room;
 }
 
 void tls_socket::state::filled(error_code ec, std::size_t n) {

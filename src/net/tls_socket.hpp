@@ -189,8 +189,9 @@ class tls_socket {
     state(tcp::socket s, SSL_CTX* ctx, bool client);
     // Whether an operation that waits for input fills `in` (see wait).
     bool fills(bool reads) const { return (reads || client) && !filling && in_len < in_size; }
-    // The room the socket's read into `in` fills (the bytes OpenSSL did not take yet kept
-    // first); the read is outstanding until filled.
+    // The free end of `in`, the bytes OpenSSL did not take yet moved to its start first.
+    boost::asio::mutable_buffer input_room();
+    // input_room() as the target of the socket's read into `in`, outstanding until filled.
     boost::asio::mutable_buffer fill_target();
     void filled(error_code ec, std::size_t n);
     // Server side: whether a read has to start on the socket (no bytes held in `in` or
