@@ -78,13 +78,8 @@ struct health_check_draft {
 constexpr double max_check_interval = 24 * 3600;
 
 constexpr field<health_check_draft> health_check_fields[] = {
-    {"enabled",
-     [](context& c, const json::value& v, const std::string& path, health_check_draft& d) {
-       if (const bool* b = v.if_bool())
-         d.hc.enabled = *b;
-       else
-         type_error(c, path, "a boolean", v);
-     }},
+    {"enabled", [](context& c, const json::value& v, const std::string& path,
+                   health_check_draft& d) { read_bool(c, v, path, d.hc.enabled); }},
     {"interval",
      [](context& c, const json::value& v, const std::string& path, health_check_draft& d) {
        auto s = as_number_in(c, v, path, 1, max_check_interval, ">= 1 and <= 86400 seconds");
@@ -559,12 +554,15 @@ void read_choice(context& c, const json::value& v, const std::string& path,
 
 constexpr std::string_view log_format_names[] = {"text", "json"};
 constexpr std::string_view log_level_names[] = {"debug", "info", "warn", "error"};
+constexpr std::string_view log_access_names[] = {"all", "errors", "off"};
 
 constexpr field<log_config> log_fields[] = {
     {"format", [](context& c, const json::value& v, const std::string& path,
                   log_config& l) { read_choice(c, v, path, log_format_names, l.format); }},
     {"level", [](context& c, const json::value& v, const std::string& path,
                  log_config& l) { read_choice(c, v, path, log_level_names, l.level); }},
+    {"access", [](context& c, const json::value& v, const std::string& path,
+                  log_config& l) { read_choice(c, v, path, log_access_names, l.access); }},
     {"file",
      [](context& c, const json::value& v, const std::string& path, log_config& l) {
        const auto* s = as_string(c, v, path);
@@ -585,13 +583,10 @@ void read_log(context& c, const json::value& v, const std::string& path, config&
 // ---- answer headers ---------------------------------------------------------------------------
 
 constexpr field<header_options> header_fields[] = {
-    {"expose_routing",
-     [](context& c, const json::value& v, const std::string& path, header_options& h) {
-       if (const bool* b = v.if_bool())
-         h.expose_routing = *b;
-       else
-         type_error(c, path, "a boolean", v);
-     }},
+    {"expose_routing", [](context& c, const json::value& v, const std::string& path,
+                          header_options& h) { read_bool(c, v, path, h.expose_routing); }},
+    {"server_timing", [](context& c, const json::value& v, const std::string& path,
+                         header_options& h) { read_bool(c, v, path, h.server_timing); }},
 };
 
 void read_headers(context& c, const json::value& v, const std::string& path, config& cfg) {

@@ -43,6 +43,14 @@ inline void type_error(context& c, const std::string& path, const char* want,
   c.error(path, std::string("must be ") + want + ", got " + kind_name(v));
 }
 
+// Sets `out` from a boolean; anything else is an error and leaves `out` as it was.
+inline void read_bool(context& c, const json::value& v, const std::string& path, bool& out) {
+  if (const bool* b = v.if_bool())
+    out = *b;
+  else
+    type_error(c, path, "a boolean", v);
+}
+
 inline const json::string* as_string(context& c, const json::value& v, const std::string& path) {
   if (const auto* s = v.if_string()) return s;
   type_error(c, path, "a string", v);

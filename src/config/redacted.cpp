@@ -139,6 +139,15 @@ std::string redacted_json(const config& cfg) {
     root["admin"] = false;
   root["metrics"] = {{"max_clients", cfg.metrics.max_clients},
                      {"stream_usage", cfg.metrics.stream_usage}};
+  constexpr const char* log_levels[] = {"debug", "info", "warn", "error"};
+  constexpr const char* log_access[] = {"all", "errors", "off"};
+  json::object log{{"format", cfg.log.format == log_config::format_kind::json ? "json" : "text"},
+                   {"level", log_levels[static_cast<int>(cfg.log.level)]},
+                   {"access", log_access[static_cast<int>(cfg.log.access)]}};
+  if (!cfg.log.file.empty()) log["file"] = cfg.log.file;
+  root["log"] = std::move(log);
+  root["headers"] = {{"expose_routing", cfg.headers.expose_routing},
+                     {"server_timing", cfg.headers.server_timing}};
   if (cfg.tls.enabled) {
     json::object t{{"listen", cfg.tls.listen}, {"cert", cfg.tls.cert}, {"key", cfg.tls.key}};
     if (!cfg.tls.client_ca.empty()) t["client_ca"] = cfg.tls.client_ca;

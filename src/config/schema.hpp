@@ -169,9 +169,13 @@ struct timeouts {
 struct log_config {
   enum class format_kind { text, json };
   enum class level_kind { debug, info, warn, error };  // same order as observe::level
-  format_kind format = format_kind::text;              // access (and process) lines: logfmt or JSON
-  std::string file;                                    // access log file; "" = stderr
-  level_kind level = level_kind::info;                 // process log lines below this are dropped
+  // Which requests get an access line: every one, only those that failed (a status of 400 or
+  // more, or an outcome other than ok), or none (the live event feed still sees them all).
+  enum class access_kind { all, errors, off };  // same order as observe::access_mode
+  format_kind format = format_kind::text;       // access (and process) lines: logfmt or JSON
+  std::string file;                             // access log file; "" = stderr
+  level_kind level = level_kind::info;          // process log lines below this are dropped
+  access_kind access = access_kind::all;
 };
 
 // Extension "headers": what the gateway tells clients in answer headers.
@@ -179,6 +183,8 @@ struct header_options {
   // x-openbridge-model, x-openbridge-provider (the provider's host) and x-openbridge-attempts
   // on proxied answers; false leaves them out.
   bool expose_routing = true;
+  // Server-Timing (time in the gateway, time waiting on providers) on proxied answers.
+  bool server_timing = true;
 };
 
 // Extension "admin": the admin listener (metrics, health, targets, reload, events). On by

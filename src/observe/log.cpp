@@ -95,6 +95,7 @@ access_sink& sink() {
   return s;
 }
 std::atomic<int> format_now{static_cast<int>(access_format::text)};
+std::atomic<int> mode_now{static_cast<int>(access_mode::all)};
 
 int open_log_file(const std::string& path, std::string* error) {
   int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
@@ -185,6 +186,7 @@ bool configure_access_log(const access_log_options& o, std::string* error) {
     }
   }
   format_now.store(static_cast<int>(o.format), std::memory_order_relaxed);
+  mode_now.store(static_cast<int>(o.mode), std::memory_order_relaxed);
   return true;
 }
 
@@ -210,7 +212,23 @@ thread_local void* buffered_arg = nullptr;
 constexpr std::size_t access_buffer_limit = 32 * 1024;
 }  // namespace
 
+bool is_failed_request(const request_record& r) {
+  return r.status >= 400 || r.outcome != "ok";
+}
+
 void access_log(const request_record& r) {
+  const auto mode = static_cast<access_mode>(mode_now.load(std::memory_order_relaxed));
+  if (mode != access_mode::all && (mode == access_mode::off || !is_failed_request(r)))
+      [[unlikely]] {
+    // No line; the live feed still sees the request.
+    if (events().enabled() && events().keeps_access(coarse_now())) {
+      event_scratch.clear();
+      format_access_json(event_scratch, r);
+      event_scratch.pop_back();  // the '\n'
+      events().publish(event_scratch);
+    }
+    return;
+  }
   const bool json = current_access_format() == access_format::json;
   const std::size_t start = access_buffer.size();
   if (json)

@@ -81,12 +81,18 @@ struct request_record {
 // ---- access log output -------------------------------------------------------------------
 
 enum class access_format { text, json };
+// Which requests get a line: all, only failed ones (status >= 400 or an outcome other than
+// "ok"), or none. The event ring (live dashboards) is fed every request whatever this says.
+enum class access_mode { all, errors, off };
+// True when `r` is logged under access_mode::errors.
+bool is_failed_request(const request_record& r);
 
-// Appends the line to this thread's buffer in the configured format (text by default); it is
-// written when the buffer passes 32 KiB or on flush_access_log(), which each worker calls every
-// 20 ms while the buffer holds lines (like nginx's `access_log buffer=`), so logging costs a
-// write(2) per batch instead of per request. When the event ring is enabled the record is also
-// published there as JSON.
+// Appends the line to this thread's buffer in the configured format (text by default) when the
+// configured access_mode keeps it; it is written when the buffer passes 32 KiB or on
+// flush_access_log(), which each worker calls every 20 ms while the buffer holds lines (like
+// nginx's `access_log buffer=`), so logging costs a write(2) per batch instead of per request.
+// When the event ring is enabled the record is also published there as JSON (whatever the
+// mode: a dashboard's live feed does not depend on what the file keeps).
 void access_log(const request_record& r);
 void flush_access_log();
 // Whether this thread's buffer holds lines not yet written.
@@ -103,6 +109,7 @@ void format_access_json(std::string& out, const request_record& r);  // one JSON
 struct access_log_options {
   access_format format = access_format::text;
   std::string file;  // "" = stderr; else opened O_APPEND, created 0640
+  access_mode mode = access_mode::all;
 };
 // Applies the format and opens `file` when it differs from the current one (the old file is
 // closed once no worker is writing to it). On an open error nothing changes, false + *error.

@@ -471,7 +471,8 @@ void exchange::build_upstream_head(const exchange_request& r, const routing::tar
 }
 
 void exchange::append_client_head(framing f, std::size_t content_length, bool keep_alive,
-                                  bool expose_routing) {
+                                  const config::header_options& opts) {
+  const bool expose_routing = opts.expose_routing;
   // On every answer: sized for the worst case, then plain stores (no capacity check per piece).
   int status = answer_status_;
   std::string_view reason =
@@ -528,7 +529,7 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
   }
   // Time in the gateway and time waiting on providers up to this answer, so clients can check
   // the overhead themselves.
-  if (ready_ != clock_type::time_point{}) {
+  if (opts.server_timing && ready_ != clock_type::time_point{}) {
     w.text("Server-Timing: gateway;dur="sv);
     w.p = put_ms(w.p, (ready_ - arrived_) - upstream_wait_);
     w.text(", upstream;dur="sv);
@@ -1014,7 +1015,7 @@ auto exchange::write_buffered(const exchange_request& r, observe::request_record
 
   bool keep = r.client_keep_alive && !ctx_.draining;
   client_head_.clear();
-  append_client_head(framing::length, len, keep, r.snap.cfg.headers.expose_routing);
+  append_client_head(framing::length, len, keep, r.snap.cfg.headers);
   rec.status = answer_status_;
   settle_early(rec);  // the usage is known: settled before the client can have the answer
 
@@ -1115,7 +1116,7 @@ asio::awaitable<bool> exchange::relay_stream(const exchange_request& r,
                      : chunked ? framing::chunked
                                : framing::close_delimited,
                      sized ? static_cast<std::size_t>(*parser_->content_length()) : 0, keep,
-                     r.snap.cfg.headers.expose_routing);
+                     r.snap.cfg.headers);
 
   // A stream released before its first data event (release_held_stream) waits for it as the
   // hold did: each read within first_byte, not idle (a long prefill with sparse keep-alives).

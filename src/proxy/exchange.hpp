@@ -372,9 +372,9 @@ class exchange {
   static constexpr std::size_t chunked_body = static_cast<std::size_t>(-1);
   void build_upstream_head(const exchange_request& r, const routing::target& t,
                            std::size_t body_len);
-  // `expose_routing`: config headers.expose_routing (the x-openbridge-* headers).
+  // `opts`: config "headers" (the x-openbridge-* headers, Server-Timing).
   void append_client_head(framing f, std::size_t content_length, bool keep_alive,
-                          bool expose_routing);
+                          const config::header_options& opts);
   static void on_body(void* self, std::string_view bytes);
   // A stream's body bytes, as one parse of the upstream buffer yields them (one piece per
   // chunk of a chunked answer), are gathered and fed to the framer once per parse: providers

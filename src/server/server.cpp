@@ -54,6 +54,11 @@ double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+static_assert(static_cast<int>(config::log_config::access_kind::errors) ==
+              static_cast<int>(observe::access_mode::errors));
+static_assert(static_cast<int>(config::log_config::access_kind::off) ==
+              static_cast<int>(observe::access_mode::off));
+
 // Logging as the config (and the command line) says: process log level, access log format
 // and file. Returns false with *error when the file cannot be opened.
 bool apply_logging(const config::config& cfg, const options& opts, std::string* error) {
@@ -62,7 +67,7 @@ bool apply_logging(const config::config& cfg, const options& opts, std::string* 
   return observe::configure_access_log(
       {cfg.log.format == config::log_config::format_kind::json ? observe::access_format::json
                                                                : observe::access_format::text,
-       cfg.log.file},
+       cfg.log.file, static_cast<observe::access_mode>(cfg.log.access)},
       error);
 }
 

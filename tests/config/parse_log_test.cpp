@@ -1,4 +1,4 @@
-// The "log" extension: format, file, level; every refusal names its path.
+// The "log" extension: format, file, level, access; every refusal names its path.
 #include <gtest/gtest.h>
 
 #include "config/parse_helpers.hpp"
@@ -14,16 +14,25 @@ TEST(ConfigLog, DefaultsWhenAbsent) {
   EXPECT_EQ(r.cfg->log.format, log_config::format_kind::text);
   EXPECT_EQ(r.cfg->log.file, "");
   EXPECT_EQ(r.cfg->log.level, log_config::level_kind::info);
+  EXPECT_EQ(r.cfg->log.access, log_config::access_kind::all);
 }
 
 TEST(ConfigLog, EveryKey) {
   auto r = parse_text(
-      doc(R"("log":{"format":"json","file":"/var/log/openbridge/access.log","level":"debug"})"));
+      doc(R"("log":{"format":"json","file":"/var/log/openbridge/access.log","level":"debug",)"
+          R"("access":"errors"})"));
   ASSERT_TRUE(r.ok()) << dump(r);
   EXPECT_TRUE(r.diagnostics.empty()) << dump(r);
   EXPECT_EQ(r.cfg->log.format, log_config::format_kind::json);
   EXPECT_EQ(r.cfg->log.file, "/var/log/openbridge/access.log");
   EXPECT_EQ(r.cfg->log.level, log_config::level_kind::debug);
+  EXPECT_EQ(r.cfg->log.access, log_config::access_kind::errors);
+  for (auto [name, a] :
+       {std::pair{"all", log_config::access_kind::all}, {"off", log_config::access_kind::off}}) {
+    auto x = parse_text(doc(std::string(R"("log":{"access":")") + name + "\"}"));
+    ASSERT_TRUE(x.ok()) << dump(x);
+    EXPECT_EQ(x.cfg->log.access, a) << name;
+  }
   for (auto [name, lv] : {std::pair{"info", log_config::level_kind::info},
                           {"warn", log_config::level_kind::warn},
                           {"error", log_config::level_kind::error}}) {
@@ -49,6 +58,9 @@ const refusal refusals[] = {
     {"unknown level", R"({"level":"warning"})", "log.level",
      R"(must be one of "debug", "info", "warn", "error", got "warning")"},
     {"level type", R"({"level":null})", "log.level", "must be a string, got null"},
+    {"unknown access", R"({"access":"none"})", "log.access",
+     R"(must be one of "all", "errors", "off", got "none")"},
+    {"access type", R"({"access":false})", "log.access", "must be a string, got a boolean"},
     {"empty file", R"({"file":""})", "log.file", "must not be empty"},
     {"relative file", R"({"file":"logs/access.log"})", "log.file", "must be an absolute path"},
     {"directory", R"({"file":"/var/log/"})", "log.file", "names a directory"},

@@ -397,6 +397,20 @@ TEST(ConfigParseHeaders, ExposeRoutingReadsABoolean) {
   }
 }
 
+TEST(ConfigParseHeaders, ServerTimingDefaultsToTrueAndReadsABoolean) {
+  auto r = parse_text(doc(R"("headers":{"expose_routing":false})"));
+  ASSERT_TRUE(r.ok()) << dump(r);
+  EXPECT_TRUE(r.cfg->headers.server_timing);
+  r = parse_text(doc(R"("headers":{"server_timing":false})"));
+  ASSERT_TRUE(r.ok()) << dump(r);
+  EXPECT_TRUE(r.diagnostics.empty()) << dump(r);
+  EXPECT_FALSE(r.cfg->headers.server_timing);
+  EXPECT_TRUE(r.cfg->headers.expose_routing);
+  r = parse_text(doc(R"("headers":{"server_timing":"off"})"));
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(has_error(r, "headers.server_timing", "must be a boolean, got a string")) << dump(r);
+}
+
 TEST(ConfigParseHeaders, WrongTypesAndUnknownKeys) {
   auto r = parse_text(doc(R"("headers":{"expose_routing":"no"})"));
   EXPECT_FALSE(r.ok());

@@ -18,7 +18,9 @@ TEST(RedactedConfig, ShowsSettingsButNoSecret) {
           {"group":"fast","name":"m2","base":"http://127.0.0.1:9","key":""}],
           "security":["client-secret-1","${TOK}"],
           "admin":{"listen":"127.0.0.1:9999","token":"admin-secret-1"},
-          "groups":{"fast":{"policy":"least_inflight"}}})",
+          "groups":{"fast":{"policy":"least_inflight"}},
+          "log":{"format":"json","level":"warn","access":"errors"},
+          "headers":{"server_timing":false}})",
       fake_env({{"TOK", "client-secret-from-env"}}));
   ASSERT_TRUE(r.ok()) << dump(r);
   auto text = redacted_json(*r.cfg);
@@ -38,6 +40,12 @@ TEST(RedactedConfig, ShowsSettingsButNoSecret) {
   EXPECT_EQ(v["admin"].at("listen"), "127.0.0.1:9999");
   EXPECT_EQ(v["groups"].at("fast").at("policy"), "least_inflight");
   EXPECT_EQ(v["timeouts"].at("keepalive"), 75.0);  // defaults are shown too
+  EXPECT_EQ(v["log"].at("format"), "json");
+  EXPECT_EQ(v["log"].at("level"), "warn");
+  EXPECT_EQ(v["log"].at("access"), "errors");
+  EXPECT_FALSE(v["log"].as_object().contains("file"));  // stderr
+  EXPECT_EQ(v["headers"].at("expose_routing"), true);
+  EXPECT_EQ(v["headers"].at("server_timing"), false);
 }
 
 }  // namespace

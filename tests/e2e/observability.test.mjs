@@ -490,6 +490,57 @@ describe('observability: process', { timeout: 120000 }, () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  // log.access "errors" and "off", headers.server_timing false, each applied by a reload.
+  test('access lines of failed requests only, then none, then all again; Server-Timing off and on', async () => {
+    const A = await startMock();
+    const dirLog = fs.mkdtempSync(path.join((await import('node:os')).tmpdir(), 'ob-log-'));
+    const file = path.join(dirLog, 'access.log');
+    const cfg = (access, serverTiming) => ({
+      providers: [{ group: 'g', name: 'm', base: A.url, key: PROVIDER_KEY }],
+      security: [CLIENT],
+      log: { format: 'json', file, access },
+      headers: { server_timing: serverTiming },
+    });
+    const gw = await startGateway({ config: cfg('errors', false) });
+    const ask = (id, { group = 'g', ...opts } = {}) => post(gw, '/v1/chat/completions', chatBody(group), { headers: { 'x-request-id': id }, ...opts });
+    const logged = () => fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
+      .filter((o) => o.type === 'access').map((o) => o.request_id);
+    // Waits until the answer's Server-Timing says the reload is in (a request the old config answered may be logged).
+    const until = (want) => waitFor(async () => ('server-timing' in (await ask('probe')).headers) === want, { timeout: 5000, every: 50, what: `server-timing ${want}` });
+    try {
+      const ok = await ask('ok-1');
+      assert.equal(ok.status, 200);
+      assert.equal(ok.headers['x-request-id'], 'ok-1');
+      assert.ok(!('server-timing' in ok.headers), 'server_timing false: no Server-Timing');
+      assert.equal((await ask('bad-1', { token: 'sk-wrong' })).status, 401);
+      assert.equal((await ask('nf-1', { group: 'nope' })).status, 404);
+      await sleep(200);  // lines are written within 20 ms
+      assert.deepEqual(logged(), ['bad-1', 'nf-1'], 'errors: only the failed requests');
+
+      gw.writeConfig(cfg('off', true), { mode: 'rename' });
+      await until(true);
+      const before = logged().length;
+      assert.equal((await ask('ok-2')).status, 200);
+      assert.equal((await ask('bad-2', { token: 'sk-wrong' })).status, 401);
+      await sleep(200);
+      assert.equal(logged().length, before, 'off: no line');
+      assert.ok(!logged().includes('bad-2'));
+
+      gw.writeConfig(cfg('all', false), { mode: 'rename' });
+      await until(false);
+      assert.equal((await ask('ok-3')).status, 200);
+      await sleep(200);
+      const ids = logged();
+      assert.equal(ids.at(-1), 'ok-3', 'all: every request again');
+      assert.ok(!ids.includes('ok-1') && !ids.includes('ok-2') && !ids.includes('bad-2'));
+    } finally {
+      await gw.stop();
+      gw.cleanup();
+      fs.rmSync(dirLog, { recursive: true, force: true });
+      await A.close();
+    }
+  });
+
   test('JSON access lines go to the log file, SIGUSR1 reopens it and no line is lost', async () => {
     const A = await startMock();
     const dirLog = fs.mkdtempSync(path.join((await import('node:os')).tmpdir(), 'ob-log-'));

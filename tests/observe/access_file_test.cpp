@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "observe/events.hpp"
 #include "observe/log.hpp"
 
 namespace ob::observe {
@@ -147,6 +148,56 @@ TEST(AccessLogFile, ReopenWhileWorkersLogLosesAndSplitsNothing) {
   }
   EXPECT_EQ(lines, written.load());
   EXPECT_EQ(seen.size(), written.load());
+}
+
+// "access": "errors" keeps the lines of failed requests (status >= 400, or an outcome other
+// than ok, such as a client that went away during a 200 stream); "off" keeps none. The live
+// event feed gets every request either way.
+TEST(AccessLogFile, ModesKeepAllFailedOrNoLines) {
+  temp_dir dir;
+  events().set_enabled(true);
+  events().read_after(events().last_sequence());  // a viewer: the ring keeps every record
+  struct case_ {
+    const char* id;
+    int status;
+    const char* outcome;
+  };
+  const case_ cases[] = {{"ok200", 200, "ok"},
+                         {"ok201", 201, "ok"},
+                         {"cancelled200", 200, "client_cancelled"},
+                         {"refused401", 401, "unauthorized"},
+                         {"failed502", 502, "upstream_error"},
+                         {"status429", 429, "ok"}};
+  auto run = [&](access_mode mode) {
+    const auto file = dir.path / ("access." + std::to_string(static_cast<int>(mode)) + ".log");
+    std::string error;
+    EXPECT_TRUE(configure_access_log({access_format::json, file.string(), mode}, &error)) << error;
+    const auto start = events().last_sequence();
+    for (const auto& c : cases) {
+      request_record r;
+      r.method = "POST";
+      r.path = "/v1/chat/completions";
+      r.request_id = c.id;
+      r.status = c.status;
+      r.outcome = c.outcome;
+      access_log(r);
+    }
+    flush_access_log();
+    EXPECT_EQ(events().last_sequence() - start, std::size(cases)) << static_cast<int>(mode);
+    std::string ids;
+    for (const auto& line : read_lines(file)) {
+      const auto at = line.find("\"request_id\":\"");
+      EXPECT_NE(at, std::string::npos) << line;
+      if (at == std::string::npos) continue;
+      const auto from = at + 14;
+      ids += line.substr(from, line.find('"', from) - from) + " ";
+    }
+    return ids;
+  };
+  EXPECT_EQ(run(access_mode::all), "ok200 ok201 cancelled200 refused401 failed502 status429 ");
+  EXPECT_EQ(run(access_mode::errors), "cancelled200 refused401 failed502 status429 ");
+  EXPECT_EQ(run(access_mode::off), "");
+  events().set_enabled(false);
 }
 
 TEST(AccessLogFile, ReopenOnStderrIsANoOp) {
