@@ -587,6 +587,8 @@ constexpr field<header_options> header_fields[] = {
                           header_options& h) { read_bool(c, v, path, h.expose_routing); }},
     {"server_timing", [](context& c, const json::value& v, const std::string& path,
                          header_options& h) { read_bool(c, v, path, h.server_timing); }},
+    {"request_id", [](context& c, const json::value& v, const std::string& path,
+                      header_options& h) { read_bool(c, v, path, h.request_id); }},
 };
 
 void read_headers(context& c, const json::value& v, const std::string& path, config& cfg) {

@@ -147,7 +147,8 @@ std::string redacted_json(const config& cfg) {
   if (!cfg.log.file.empty()) log["file"] = cfg.log.file;
   root["log"] = std::move(log);
   root["headers"] = {{"expose_routing", cfg.headers.expose_routing},
-                     {"server_timing", cfg.headers.server_timing}};
+                     {"server_timing", cfg.headers.server_timing},
+                     {"request_id", cfg.headers.request_id}};
   if (cfg.tls.enabled) {
     json::object t{{"listen", cfg.tls.listen}, {"cert", cfg.tls.cert}, {"key", cfg.tls.key}};
     if (!cfg.tls.client_ca.empty()) t["client_ca"] = cfg.tls.client_ca;

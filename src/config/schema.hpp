@@ -185,6 +185,8 @@ struct header_options {
   bool expose_routing = true;
   // Server-Timing (time in the gateway, time waiting on providers) on proxied answers.
   bool server_timing = true;
+  // x-request-id on every answer (the id still goes upstream and into the access line).
+  bool request_id = true;
 };
 
 // Extension "admin": the admin listener (metrics, health, targets, reload, events). On by

@@ -214,9 +214,9 @@ asio::awaitable<bool> exchange::write_error(http::error_kind k, std::string_view
   client_head_.clear();
   bool head = client_req_ && client_req_->method == "HEAD";
   extra_headers_.clear();
-  if (!request_id_.empty()) {
+  if (!answer_id_.empty()) {
     extra_headers_ += "x-request-id: "sv;
-    extra_headers_ += request_id_;
+    extra_headers_ += answer_id_;
     extra_headers_ += "\r\n"sv;
   }
   extra_headers_ += extra_headers;
@@ -260,9 +260,9 @@ asio::awaitable<bool> exchange::write_refusal(const exchange_request& r,
   client_head_ = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ";
   client_head_ += std::to_string(xlat_.size());
   client_head_ += "\r\n";
-  if (!request_id_.empty()) {
+  if (!answer_id_.empty()) {
     client_head_ += "x-request-id: ";
-    client_head_ += request_id_;
+    client_head_ += answer_id_;
     client_head_ += "\r\n";
   }
   client_head_ += keep ? "\r\n" : "Connection: close\r\n\r\n";
@@ -500,7 +500,7 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
   }
   // Every literal below, three numbers (<= 20 bytes each) and two durations (<= 24 each).
   old = client_head_.size();
-  client_head_.resize(old + 320 + model.size() + provider.size() + request_id_.size() +
+  client_head_.resize(old + 320 + model.size() + provider.size() + answer_id_.size() +
                       up_id.size() + rate_headers_.size());
   w = head_writer{client_head_.data() + old};
   // The body rewrite hides the real model; these keep it visible to operators and clients.
@@ -515,9 +515,9 @@ void exchange::append_client_head(framing f, std::size_t content_length, bool ke
     w.number(attempts_);
     w.text("\r\n"sv);
   }
-  if (!request_id_.empty()) {
+  if (!answer_id_.empty()) {
     w.text("x-request-id: "sv);
-    w.text(request_id_);
+    w.text(answer_id_);
     w.text("\r\n"sv);
   }
   if (!rate_headers_.empty()) w.text(rate_headers_);
@@ -1258,9 +1258,9 @@ asio::awaitable<bool> exchange::write_local(const exchange_request& r,
   client_head_ += "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "sv;
   append_decimal(client_head_, cenc_.req.body.size());
   client_head_ += "\r\n"sv;
-  if (!request_id_.empty()) {
+  if (!answer_id_.empty()) {
     client_head_ += "x-request-id: "sv;
-    client_head_ += request_id_;
+    client_head_ += answer_id_;
     client_head_ += "\r\n"sv;
   }
   client_head_ += keep ? "\r\n"sv : "Connection: close\r\n\r\n"sv;

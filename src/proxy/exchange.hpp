@@ -123,11 +123,14 @@ class exchange {
   // The client connection's current request: write_error answers a HEAD without a body.
   void set_client_request(const request_data* r) { client_req_ = r; }
   // Per request, before anything is answered: when the request arrived (precise clock, for
-  // Server-Timing and the latency metrics) and its id (sent upstream and on every answer; the
-  // view must stay valid until the request ends).
-  void begin(std::chrono::steady_clock::time_point arrived, std::string_view request_id) {
+  // Server-Timing and the latency metrics) and its id (sent upstream, and on every answer
+  // unless `on_answers` is false: config headers.request_id; the view must stay valid until
+  // the request ends).
+  void begin(std::chrono::steady_clock::time_point arrived, std::string_view request_id,
+             bool on_answers = true) {
     arrived_ = arrived;
     request_id_ = request_id;
+    answer_id_ = on_answers ? request_id : std::string_view{};
   }
   // Per request, before anything is answered: the client's dialect (dialect/client.hpp,
   // chosen by the request path; nullptr = OpenAI). Error answers and stream error events take
@@ -436,7 +439,8 @@ class exchange {
   std::chrono::steady_clock::duration upstream_wait_{};
   bool attempt_open_ = false;  // attempt_start_'s wait is not in upstream_wait_ yet
   std::string_view request_id_;
-  std::string extra_headers_;  // error answers: the request id and the caller's headers
+  std::string_view answer_id_;  // request_id_, or empty when answers do not carry it
+  std::string extra_headers_;   // error answers: the request id and the caller's headers
 
   std::string up_head_;  // upstream request head
   // The upstream request's pieces (attempt): head, the body around its edits, a chunked

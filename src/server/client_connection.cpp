@@ -228,7 +228,8 @@ asio::awaitable<void> client_connection::run() {
     auto start = clock_type::now();
     request_id_ =
         proxy::http::request_id::choose(req_.headers.get(proxy::http::header_id::x_request_id));
-    exchange_.begin(start, request_id_.view());
+    answer_id_ = snap->cfg.headers.request_id;
+    exchange_.begin(start, request_id_.view(), answer_id_);
     rec.request_id = request_id_.view();
     rec.client = peer_;
     rec.protocol = protocol_;
@@ -489,9 +490,13 @@ asio::awaitable<bool> client_connection::reply_json(int status, std::string_view
   out_ += std::to_string(status);
   out_ += ' ';
   out_ += proxy::http::reason_of(status);
-  out_ += "\r\nContent-Type: application/json\r\nx-request-id: ";
-  out_ += request_id_.view();
-  out_ += "\r\nContent-Length: ";
+  out_ += "\r\nContent-Type: application/json\r\n";
+  if (answer_id_) {
+    out_ += "x-request-id: ";
+    out_ += request_id_.view();
+    out_ += "\r\n";
+  }
+  out_ += "Content-Length: ";
   out_ += std::to_string(body.size());
   keep_alive = keep_alive && !ctx_.draining;
   out_ += keep_alive ? "\r\n\r\n" : "\r\nConnection: close\r\n\r\n";

@@ -182,6 +182,7 @@ class client_connection final : public std::enable_shared_from_this<client_conne
   std::string peer_;                         // "address:port" of the client, for the log
   std::string_view protocol_;                // for the log: empty (HTTP/1.x) or "h2"
   proxy::http::request_id request_id_;       // the current request's id
+  bool answer_id_ = true;                    // answers carry it (config headers.request_id)
   // The current request's snapshot (run()'s local), and its key's admission (keys and limits).
   const std::shared_ptr<const proxy::snapshot>* snap_ptr_ = nullptr;
   proxy::admission admission_;

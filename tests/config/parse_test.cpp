@@ -411,6 +411,20 @@ TEST(ConfigParseHeaders, ServerTimingDefaultsToTrueAndReadsABoolean) {
   EXPECT_TRUE(has_error(r, "headers.server_timing", "must be a boolean, got a string")) << dump(r);
 }
 
+TEST(ConfigParseHeaders, RequestIdDefaultsToTrueAndReadsABoolean) {
+  auto r = parse_text(doc(R"("headers":{})"));
+  ASSERT_TRUE(r.ok()) << dump(r);
+  EXPECT_TRUE(r.cfg->headers.request_id);
+  r = parse_text(doc(R"("headers":{"request_id":false})"));
+  ASSERT_TRUE(r.ok()) << dump(r);
+  EXPECT_TRUE(r.diagnostics.empty()) << dump(r);
+  EXPECT_FALSE(r.cfg->headers.request_id);
+  EXPECT_TRUE(r.cfg->headers.server_timing);
+  r = parse_text(doc(R"("headers":{"request_id":null})"));
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(has_error(r, "headers.request_id", "must be a boolean, got null")) << dump(r);
+}
+
 TEST(ConfigParseHeaders, WrongTypesAndUnknownKeys) {
   auto r = parse_text(doc(R"("headers":{"expose_routing":"no"})"));
   EXPECT_FALSE(r.ok());

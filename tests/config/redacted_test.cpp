@@ -20,7 +20,7 @@ TEST(RedactedConfig, ShowsSettingsButNoSecret) {
           "admin":{"listen":"127.0.0.1:9999","token":"admin-secret-1"},
           "groups":{"fast":{"policy":"least_inflight"}},
           "log":{"format":"json","level":"warn","access":"errors"},
-          "headers":{"server_timing":false}})",
+          "headers":{"server_timing":false,"request_id":false}})",
       fake_env({{"TOK", "client-secret-from-env"}}));
   ASSERT_TRUE(r.ok()) << dump(r);
   auto text = redacted_json(*r.cfg);
@@ -46,6 +46,7 @@ TEST(RedactedConfig, ShowsSettingsButNoSecret) {
   EXPECT_FALSE(v["log"].as_object().contains("file"));  // stderr
   EXPECT_EQ(v["headers"].at("expose_routing"), true);
   EXPECT_EQ(v["headers"].at("server_timing"), false);
+  EXPECT_EQ(v["headers"].at("request_id"), false);
 }
 
 }  // namespace

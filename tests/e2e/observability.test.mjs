@@ -495,13 +495,13 @@ describe('observability: process', { timeout: 120000 }, () => {
     const A = await startMock();
     const dirLog = fs.mkdtempSync(path.join((await import('node:os')).tmpdir(), 'ob-log-'));
     const file = path.join(dirLog, 'access.log');
-    const cfg = (access, serverTiming) => ({
+    const cfg = (access, serverTiming, requestId = true) => ({
       providers: [{ group: 'g', name: 'm', base: A.url, key: PROVIDER_KEY }],
       security: [CLIENT],
       log: { format: 'json', file, access },
-      headers: { server_timing: serverTiming },
+      headers: { server_timing: serverTiming, request_id: requestId },
     });
-    const gw = await startGateway({ config: cfg('errors', false) });
+    const gw = await startGateway({ config: cfg('errors', false, false) });
     const ask = (id, { group = 'g', ...opts } = {}) => post(gw, '/v1/chat/completions', chatBody(group), { headers: { 'x-request-id': id }, ...opts });
     const logged = () => fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
       .filter((o) => o.type === 'access').map((o) => o.request_id);
@@ -510,17 +510,24 @@ describe('observability: process', { timeout: 120000 }, () => {
     try {
       const ok = await ask('ok-1');
       assert.equal(ok.status, 200);
-      assert.equal(ok.headers['x-request-id'], 'ok-1');
       assert.ok(!('server-timing' in ok.headers), 'server_timing false: no Server-Timing');
-      assert.equal((await ask('bad-1', { token: 'sk-wrong' })).status, 401);
-      assert.equal((await ask('nf-1', { group: 'nope' })).status, 404);
+      const bad = await ask('bad-1', { token: 'sk-wrong' });
+      assert.equal(bad.status, 401);
+      const nf = await ask('nf-1', { group: 'nope' });
+      assert.equal(nf.status, 404);
+      const health = await gwGet(gw, '/healthz');
+      assert.equal(health.status, 200);
+      for (const r of [ok, bad, nf, health]) assert.ok(!('x-request-id' in r.headers), `request_id false: no x-request-id (${r.status})`);
+      assert.equal(A.stats().requests.at(-1).headers['x-request-id'], 'ok-1', 'the provider still gets the id');
       await sleep(200);  // lines are written within 20 ms
-      assert.deepEqual(logged(), ['bad-1', 'nf-1'], 'errors: only the failed requests');
+      assert.deepEqual(logged(), ['bad-1', 'nf-1'], 'errors: only the failed requests (with their ids)');
 
       gw.writeConfig(cfg('off', true), { mode: 'rename' });
       await until(true);
       const before = logged().length;
-      assert.equal((await ask('ok-2')).status, 200);
+      const ok2 = await ask('ok-2');
+      assert.equal(ok2.status, 200);
+      assert.equal(ok2.headers['x-request-id'], 'ok-2');
       assert.equal((await ask('bad-2', { token: 'sk-wrong' })).status, 401);
       await sleep(200);
       assert.equal(logged().length, before, 'off: no line');
