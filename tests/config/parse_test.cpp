@@ -397,32 +397,26 @@ TEST(ConfigParseHeaders, ExposeRoutingReadsABoolean) {
   }
 }
 
-TEST(ConfigParseHeaders, ServerTimingDefaultsToTrueAndReadsABoolean) {
+// server_timing and request_id: true unless set; each is read alone, and only a boolean.
+TEST(ConfigParseHeaders, ServerTimingAndRequestIdDefaultToTrueAndReadBooleans) {
   auto r = parse_text(doc(R"("headers":{"expose_routing":false})"));
   ASSERT_TRUE(r.ok()) << dump(r);
   EXPECT_TRUE(r.cfg->headers.server_timing);
-  r = parse_text(doc(R"("headers":{"server_timing":false})"));
-  ASSERT_TRUE(r.ok()) << dump(r);
-  EXPECT_TRUE(r.diagnostics.empty()) << dump(r);
-  EXPECT_FALSE(r.cfg->headers.server_timing);
-  EXPECT_TRUE(r.cfg->headers.expose_routing);
-  r = parse_text(doc(R"("headers":{"server_timing":"off"})"));
-  EXPECT_FALSE(r.ok());
-  EXPECT_TRUE(has_error(r, "headers.server_timing", "must be a boolean, got a string")) << dump(r);
-}
-
-TEST(ConfigParseHeaders, RequestIdDefaultsToTrueAndReadsABoolean) {
-  auto r = parse_text(doc(R"("headers":{})"));
-  ASSERT_TRUE(r.ok()) << dump(r);
   EXPECT_TRUE(r.cfg->headers.request_id);
-  r = parse_text(doc(R"("headers":{"request_id":false})"));
-  ASSERT_TRUE(r.ok()) << dump(r);
-  EXPECT_TRUE(r.diagnostics.empty()) << dump(r);
-  EXPECT_FALSE(r.cfg->headers.request_id);
-  EXPECT_TRUE(r.cfg->headers.server_timing);
-  r = parse_text(doc(R"("headers":{"request_id":null})"));
-  EXPECT_FALSE(r.ok());
-  EXPECT_TRUE(has_error(r, "headers.request_id", "must be a boolean, got null")) << dump(r);
+  const std::pair<const char*, bool header_options::*> keys[] = {
+      {"server_timing", &header_options::server_timing},
+      {"request_id", &header_options::request_id}};
+  for (auto [name, member] : keys) {
+    r = parse_text(doc(std::string(R"("headers":{")") + name + R"(":false})"));
+    ASSERT_TRUE(r.ok()) << dump(r);
+    EXPECT_TRUE(r.diagnostics.empty()) << dump(r);
+    for (auto [other, m] : keys) EXPECT_EQ(r.cfg->headers.*m, m != member) << name << " " << other;
+    EXPECT_TRUE(r.cfg->headers.expose_routing);
+    r = parse_text(doc(std::string(R"("headers":{")") + name + R"(":"off"})"));
+    EXPECT_FALSE(r.ok());
+    EXPECT_TRUE(has_error(r, std::string("headers.") + name, "must be a boolean, got a string"))
+        << dump(r);
+  }
 }
 
 TEST(ConfigParseHeaders, WrongTypesAndUnknownKeys) {
