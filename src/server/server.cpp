@@ -118,7 +118,8 @@ proxy::snapshot_store::reload_outcome reload_or_throw(reload_target& t, bool for
   log(level::info, "config reloaded: " + describe(*snap));
   std::string err;
   if (!apply_logging(snap->cfg, t.opts, &err))
-    log(level::error, "log: " + err + ": keeping the previous access log");
+    log(level::error,
+        "log: " + err + ": keeping the previous access log (file, format and access)");
   const auto& was = t.started_with;
   if (snap->cfg.tls.enabled != was.tls.enabled || snap->cfg.tls.listen != was.tls.listen ||
       snap->cfg.tls.cert != was.tls.cert || snap->cfg.tls.key != was.tls.key ||
