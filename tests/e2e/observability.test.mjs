@@ -520,10 +520,12 @@ describe('observability: process', { timeout: 120000 }, () => {
       for (const r of [ok, bad, nf, health]) assert.ok(!('x-request-id' in r.headers), `request_id false: no x-request-id (${r.status})`);
       assert.equal(A.stats().requests.at(-1).headers['x-request-id'], 'ok-1', 'the provider still gets the id');
       await sleep(200);  // lines are written within 20 ms
-      assert.deepEqual(logged(), ['bad-1', 'nf-1'], 'errors: only the failed requests (with their ids)');
+      // Sorted: each worker thread writes its own batches, so lines of two connections may come in either order.
+      assert.deepEqual(logged().sort(), ['bad-1', 'nf-1'], 'errors: only the failed requests (with their ids)');
 
       gw.writeConfig(cfg('off', true), { mode: 'rename' });
       await until(true);
+      await sleep(100);  // the log settings are applied just after the new config is in place
       const before = logged().length;
       const ok2 = await ask('ok-2');
       assert.equal(ok2.status, 200);
@@ -535,10 +537,11 @@ describe('observability: process', { timeout: 120000 }, () => {
 
       gw.writeConfig(cfg('all', false), { mode: 'rename' });
       await until(false);
+      await sleep(100);
       assert.equal((await ask('ok-3')).status, 200);
       await sleep(200);
       const ids = logged();
-      assert.equal(ids.at(-1), 'ok-3', 'all: every request again');
+      assert.ok(ids.includes('ok-3'), 'all: every request again');
       assert.ok(!ids.includes('ok-1') && !ids.includes('ok-2') && !ids.includes('bad-2'));
     } finally {
       await gw.stop();
